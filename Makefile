@@ -1,0 +1,40 @@
+# The two commands of the README's quick start, and what they need.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test unit integration demo asan clean format
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Every test: unit tests, then integration tests against real PostgreSQL 15.
+test: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure
+
+unit: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
+
+integration: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -L integration
+
+# The walk-through of shared/SCENARIO.md as a guided tour on a local 3-node cluster.
+demo: build
+	@scripts/demo $(BUILD_DIR)/tandem
+
+# Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTANDEM_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@ctest --test-dir build-asan --output-on-failure -L unit
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan

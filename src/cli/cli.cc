@@ -1,0 +1,36 @@
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "common/log.h"
+
+namespace tandem {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"tandem: PostgreSQL streaming replication made effortless and safe"};
+  app.require_subcommand(1);
+  CliState state;
+  app.add_option("-c,--config", state.options.config_path,
+                 "Cluster config (default: $TANDEM_CONFIG, ./tandem.yaml, "
+                 "./tandem-local/tandem.yaml)");
+  app.add_flag("-v,--verbose", state.options.verbose, "Log every program tandem runs");
+  app.parse_complete_callback([&state] { init_logging(state.options.verbose); });
+  add_init_command(app, state);
+  add_clone_command(app, state);
+  add_status_command(app, state);
+  add_promote_command(app, state);
+  add_rejoin_command(app, state);
+  add_slot_command(app, state);
+  add_local_command(app, state);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error) == 0 ? 0 : 2;
+  }
+  if (!state.result) {
+    fmt::print(stderr, "tandem: error: {}\n", state.result.error().message);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace tandem

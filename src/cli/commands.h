@@ -1,0 +1,28 @@
+// The subcommands of `tandem`, one file each. Every add_* registers its subcommand; when it
+// runs, its outcome lands in CliState::result, which main turns into an exit status.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "cli/session.h"
+
+namespace tandem {
+
+struct CliState {
+  GlobalOptions options;
+  Status result;
+};
+
+void add_init_command(CLI::App& app, CliState& state);
+void add_clone_command(CLI::App& app, CliState& state);
+void add_status_command(CLI::App& app, CliState& state);
+void add_promote_command(CLI::App& app, CliState& state);
+void add_rejoin_command(CLI::App& app, CliState& state);
+void add_slot_command(CLI::App& app, CliState& state);
+void add_local_command(CLI::App& app, CliState& state);
+
+// Parses argv and runs the command. Returns the process exit status: 0 success, 1 the
+// operation failed (one line on stderr says why), 2 bad usage.
+int run_cli(int argc, char** argv);
+
+}  // namespace tandem

@@ -1,0 +1,98 @@
+// tandem init | clone | promote | rejoin: one node at a time.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "ops/node_ops.h"
+#include "ops/role_ops.h"
+
+namespace tandem {
+namespace {
+
+// Opens the session, finds the node, runs `action` on it.
+template <typename Action>
+Status with_node(CliState& state, const std::string& node_name, Action action) {
+  auto session = Session::open(state.options);
+  if (!session) return std::unexpected(session.error());
+  auto node = (*session)->config().node(node_name);
+  if (!node) return std::unexpected(node.error());
+  return action((*session)->context(), **node);
+}
+
+std::string_view result_name(RejoinResult result) {
+  switch (result) {
+    case RejoinResult::kAlreadyStandby:
+      return "already a standby";
+    case RejoinResult::kFollowed:
+      return "followed without rewind";
+    case RejoinResult::kRewound:
+      return "rewound with pg_rewind";
+    case RejoinResult::kRecloned:
+      return "recloned";
+  }
+  return "";
+}
+
+}  // namespace
+
+void add_init_command(CLI::App& app, CliState& state) {
+  auto* command = app.add_subcommand("init", "Create and start the primary NODE of the config");
+  auto node = std::make_shared<std::string>();
+  command->add_option("node", *node, "Node name from tandem.yaml")->required();
+  command->callback([&state, node] {
+    state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
+      fmt::print("init {}\n", target.name);
+      return init_primary(context, target);
+    });
+  });
+}
+
+void add_clone_command(CLI::App& app, CliState& state) {
+  auto* command = app.add_subcommand("clone", "Make NODE a streaming standby of the primary");
+  auto node = std::make_shared<std::string>();
+  auto from = std::make_shared<std::string>();
+  command->add_option("node", *node, "Node name from tandem.yaml")->required();
+  command->add_option("--from", *from, "Copy from this node (default: the running primary)");
+  command->callback([&state, node, from] {
+    state.result = with_node(state, *node, [&](Context& context, const NodeConfig& target) {
+      fmt::print("clone {}\n", target.name);
+      return clone_standby(context, target,
+                           from->empty() ? std::nullopt : std::optional<std::string>(*from));
+    });
+  });
+}
+
+void add_promote_command(CLI::App& app, CliState& state) {
+  auto* command = app.add_subcommand("promote", "Promote the standby NODE to primary");
+  auto node = std::make_shared<std::string>();
+  command->add_option("node", *node, "Node name from tandem.yaml")->required();
+  command->callback([&state, node] {
+    state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
+      fmt::print("promote {}\n", target.name);
+      return promote_standby(context, target);
+    });
+  });
+}
+
+void add_rejoin_command(CLI::App& app, CliState& state) {
+  auto* command =
+      app.add_subcommand("rejoin", "Make NODE (a former primary) a standby of the primary");
+  auto node = std::make_shared<std::string>();
+  command->add_option("node", *node, "Node name from tandem.yaml")->required();
+  command->callback([&state, node] {
+    state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
+      fmt::print("rejoin {}\n", target.name);
+      auto outcome = rejoin_node(context, target);
+      if (!outcome) return Status(std::unexpected(outcome.error()));
+      fmt::print("{}: {}\n", target.name, result_name(outcome->result));
+      if (outcome->diverged_from && outcome->diverged_to) {
+        fmt::print("WAL written by {} after the failover, not on the primary: {} .. {}{}\n",
+                   target.name, outcome->diverged_from->str(), outcome->diverged_to->str(),
+                   outcome->moved_aside.empty() ? " (undone by pg_rewind)"
+                                                : " (kept in " + outcome->moved_aside + ")");
+      }
+      return Status();
+    });
+  });
+}
+
+}  // namespace tandem

@@ -1,0 +1,72 @@
+#include "cli/session.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "pg/pg_binaries.h"
+#include "proc/os_user.h"
+
+namespace tandem {
+
+Result<std::string> resolve_config_path(const std::string& option) {
+  if (!option.empty()) return option;
+  if (const char* env = std::getenv("TANDEM_CONFIG"); env != nullptr && *env != '\0') return env;
+  for (const char* candidate : {"tandem.yaml", "tandem-local/tandem.yaml"}) {
+    if (std::filesystem::exists(candidate)) return std::string(candidate);
+  }
+  return fail(ErrorCode::kNotFound,
+              "no tandem.yaml here: pass --config FILE, set TANDEM_CONFIG, or create a local "
+              "cluster with `tandem local up`");
+}
+
+Result<ClusterConfig> load_config_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return std::unexpected(text.error());
+  std::error_code error;
+  std::string base_dir =
+      std::filesystem::absolute(std::filesystem::path(path), error).parent_path().string();
+  auto config = parse_config(*text, base_dir);
+  if (!config) return fail_with_context(config.error(), path);
+  return config;
+}
+
+Result<std::unique_ptr<Session>> Session::open(const GlobalOptions& options) {
+  auto path = resolve_config_path(options.config_path);
+  if (!path) return std::unexpected(path.error());
+  auto config = load_config_file(*path);
+  if (!config) return std::unexpected(config.error());
+  return open(std::move(*config));
+}
+
+Result<std::unique_ptr<Session>> Session::open(ClusterConfig config) {
+  auto os_user = lookup_os_user(config.os_user);
+  if (!os_user) return std::unexpected(os_user.error());
+  if (!running_as_root() && getuid() != os_user->uid) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("tandem must run as root or as {}, the OS user that owns PostgreSQL",
+                            os_user->name));
+  }
+  std::unique_ptr<Session> session(new Session(std::move(config)));
+  auto binaries = find_pg_binaries(session->config_.pg_bin, session->runner_);
+  if (!binaries) return std::unexpected(binaries.error());
+  session->controller_ =
+      std::make_unique<PgNodeController>(session->config_, *binaries, session->runner_);
+  session->context_ = std::make_unique<Context>(Context{
+      .config = session->config_,
+      .os_user = *os_user,
+      .controller = *session->controller_,
+      .clock = session->clock_,
+      .report = print_step,
+  });
+  return session;
+}
+
+void print_step(const std::string& line) {
+  fmt::print("  - {}\n", line);
+  std::fflush(stdout);
+}
+
+}  // namespace tandem

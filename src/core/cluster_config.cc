@@ -1,0 +1,154 @@
+#include "core/cluster_config.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <regex>
+#include <set>
+
+namespace tandem {
+namespace {
+
+Status invalid(std::string message) { return fail(ErrorCode::kInvalidArgument, std::move(message)); }
+
+// Slot names allow [a-z0-9_], at most 63 characters; a node's name becomes its slot's name.
+bool is_slot_name(std::string_view name) {
+  static const std::regex pattern("[a-z0-9_]{1,63}");
+  return std::regex_match(name.begin(), name.end(), pattern);
+}
+
+// Role and database names tandem creates: plain identifiers need no quoting anywhere.
+bool is_identifier(std::string_view name) {
+  static const std::regex pattern("[a-z_][a-z0-9_]{0,62}");
+  return std::regex_match(name.begin(), name.end(), pattern);
+}
+
+bool is_cidr(std::string_view text) {
+  static const std::regex v4(R"((\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2}))");
+  static const std::regex v6(R"([0-9a-fA-F:]+/\d{1,3})");
+  std::match_results<std::string_view::const_iterator> match;
+  if (std::regex_match(text.begin(), text.end(), match, v4)) {
+    for (int i = 1; i <= 4; ++i) {
+      if (std::stoi(match[i].str()) > 255) return false;
+    }
+    return std::stoi(match[5].str()) <= 32;
+  }
+  return std::regex_match(text.begin(), text.end(), v6);
+}
+
+Status validate_node(const NodeConfig& node) {
+  if (!is_slot_name(node.name)) {
+    return invalid(fmt::format(
+        "node name '{}' must be 1-63 characters of a-z, 0-9 and _ (it names a replication slot)",
+        node.name));
+  }
+  if (node.port < 1 || node.port > 65535) {
+    return invalid(fmt::format("node {}: port {} is not between 1 and 65535", node.name, node.port));
+  }
+  if (node.data_dir.empty() || node.data_dir.front() != '/') {
+    return invalid(fmt::format("node {}: data_dir must be an absolute path", node.name));
+  }
+  if (node.host.empty()) return invalid(fmt::format("node {}: host is empty", node.name));
+  return {};
+}
+
+Status validate_nodes(const std::vector<NodeConfig>& nodes) {
+  if (nodes.empty()) return invalid("nodes: the cluster needs at least one node");
+  std::set<std::string> names, endpoints, data_dirs;
+  for (const NodeConfig& node : nodes) {
+    if (auto ok = validate_node(node); !ok) return ok;
+    if (!names.insert(node.name).second) {
+      return invalid(fmt::format("nodes: the name '{}' is used twice", node.name));
+    }
+    if (!endpoints.insert(fmt::format("{}:{}", node.host, node.port)).second) {
+      return invalid(fmt::format("nodes: {}:{} is used by two nodes", node.host, node.port));
+    }
+    if (!data_dirs.insert(node.data_dir).second) {
+      return invalid(fmt::format("nodes: data_dir {} is used by two nodes", node.data_dir));
+    }
+  }
+  return {};
+}
+
+Status validate_replication(const ReplicationConfig& replication) {
+  if (!is_identifier(replication.user)) {
+    return invalid(fmt::format("replication.user '{}' must be a lower-case identifier",
+                               replication.user));
+  }
+  if (replication.networks.empty()) {
+    return invalid("replication.networks: list at least one network (e.g. 127.0.0.1/32)");
+  }
+  for (const std::string& network : replication.networks) {
+    if (!is_cidr(network)) {
+      return invalid(fmt::format("replication.networks: '{}' is not a network such as 10.0.0.0/24",
+                                 network));
+    }
+  }
+  if (replication.max_wal_senders < 1 || replication.max_replication_slots < 1) {
+    return invalid("replication.max_wal_senders and max_replication_slots must be at least 1");
+  }
+  if (replication.wal_retrieve_retry_interval.count() < 1) {
+    return invalid("replication.wal_retrieve_retry_interval must be at least 1ms");
+  }
+  if (replication.max_slot_wal_keep_size < (16LL << 20)) {
+    return invalid(
+        "replication.max_slot_wal_keep_size must be at least 16MB: without a cap an abandoned "
+        "slot fills the disk");
+  }
+  return {};
+}
+
+}  // namespace
+
+const NodeConfig* ClusterConfig::find_node(std::string_view node_name) const {
+  auto it = std::find_if(nodes.begin(), nodes.end(),
+                         [&](const NodeConfig& node) { return node.name == node_name; });
+  return it == nodes.end() ? nullptr : &*it;
+}
+
+Result<const NodeConfig*> ClusterConfig::node(std::string_view node_name) const {
+  if (const NodeConfig* found = find_node(node_name)) return found;
+  std::string known;
+  for (const NodeConfig& each : nodes) known += (known.empty() ? "" : ", ") + each.name;
+  return fail(ErrorCode::kNotFound,
+              fmt::format("unknown node '{}': this cluster has {}", node_name, known));
+}
+
+Status validate(const ClusterConfig& config) {
+  if (!is_identifier(config.name)) {
+    return invalid(fmt::format("cluster '{}' must be a lower-case identifier", config.name));
+  }
+  if (config.os_user.empty() || config.os_user == "root") {
+    return invalid("os_user must name a non-root OS user: PostgreSQL refuses to run as root");
+  }
+  if (!is_identifier(config.superuser)) {
+    return invalid(fmt::format("superuser '{}' must be a lower-case identifier", config.superuser));
+  }
+  for (const auto& [key, path] : {std::pair{"socket_dir", &config.socket_dir},
+                                  {"log_dir", &config.log_dir},
+                                  {"password_file", &config.password_file},
+                                  {"state_file", &config.state_file}}) {
+    if (path->empty() || path->front() != '/') {
+      return invalid(fmt::format("paths.{} must be an absolute path", key));
+    }
+  }
+  // A Unix socket path is at most 107 bytes; "/.s.PGSQL.65535" takes 15 of them.
+  if (config.socket_dir.size() > 90) {
+    return invalid(fmt::format("paths.socket_dir {} is too long for a Unix socket (90 bytes max)",
+                               config.socket_dir));
+  }
+  if (auto ok = validate_replication(config.replication); !ok) return ok;
+  if (config.app) {
+    if (!is_identifier(config.app->user) || !is_identifier(config.app->database)) {
+      return invalid("app.user and app.database must be lower-case identifiers");
+    }
+    if (config.app->user == config.replication.user || config.app->user == config.superuser) {
+      return invalid("app.user must differ from the replication user and the superuser");
+    }
+  }
+  if (config.status.slot_retained_warning <= 0 || config.status.standby_gone_warning.count() <= 0) {
+    return invalid("status thresholds must be positive");
+  }
+  return validate_nodes(config.nodes);
+}
+
+}  // namespace tandem

@@ -1,0 +1,74 @@
+// ClusterConfig: what tandem knows about a cluster before it looks at any server — its nodes,
+// where their files live, and the replication settings every node shares.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tandem {
+
+struct NodeConfig {
+  std::string name;  // also its replication slot's and application_name's name
+  std::string host = "127.0.0.1";  // address it listens on and replicas connect to
+  int port = 5432;
+  std::string data_dir;  // absolute
+};
+
+struct ReplicationConfig {
+  std::string user = "replicator";
+  // Networks (CIDR) from which replication connections are allowed.
+  std::vector<std::string> networks = {"127.0.0.1/32"};
+  int max_wal_senders = 10;
+  int max_replication_slots = 10;
+  // How soon a standby retries fetching WAL; PostgreSQL's default of 5 s delays promotions.
+  std::chrono::milliseconds wal_retrieve_retry_interval{200};
+  // The most WAL a slot may hold back. An abandoned slot is invalidated past it, not the disk.
+  std::int64_t max_slot_wal_keep_size = 1LL << 30;
+};
+
+// An application role and database to create at init (the walk-through's test_app).
+struct AppConfig {
+  std::string user;
+  std::string database;
+};
+
+struct StatusThresholds {
+  std::int64_t slot_retained_warning = 512LL << 20;
+  std::chrono::milliseconds standby_gone_warning{10 * 60 * 1000};
+};
+
+struct ClusterConfig {
+  std::string name = "tandem";
+  std::string os_user = "postgres";  // runs every PostgreSQL process and owns every data dir
+  std::string pg_bin;                // empty: discover with pg_config or /usr/lib/postgresql
+  std::string superuser = "postgres";
+  std::string socket_dir;     // Unix-domain socket directory shared by the nodes
+  std::string log_dir;        // server logs, one file per node
+  std::string password_file;  // libpq passfile with the roles' passwords, mode 0600
+  std::string state_file;     // what tandem remembers between commands (slot inactivity)
+  ReplicationConfig replication;
+  std::optional<AppConfig> app;
+  StatusThresholds status;
+  std::vector<NodeConfig> nodes;
+
+  // REQUIRES: validate() succeeded. Returns nullptr for an unknown name.
+  const NodeConfig* find_node(std::string_view node_name) const;
+  // Like find_node, with the error a person sees for a name that is not in the config.
+  Result<const NodeConfig*> node(std::string_view node_name) const;
+};
+
+// Checks everything that can be checked without touching the machine. The error names the
+// offending key and what would be accepted.
+Status validate(const ClusterConfig& config);
+
+// Parses tandem.yaml. Relative paths are resolved against base_dir. Unknown keys are errors:
+// a misspelt setting must not be silently ignored.
+Result<ClusterConfig> parse_config(std::string_view yaml_text, const std::string& base_dir);
+std::string render_config(const ClusterConfig& config);
+
+}  // namespace tandem

@@ -1,0 +1,205 @@
+// tandem.yaml <-> ClusterConfig. yaml-cpp reports errors by exceptions; they stop here.
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <set>
+
+#include "common/units.h"
+#include "core/cluster_config.h"
+
+namespace tandem {
+namespace {
+
+// Thrown inside this file only, to unwind out of nested sections with a message.
+struct ConfigError {
+  std::string message;
+};
+
+[[noreturn]] void reject(std::string message) { throw ConfigError{std::move(message)}; }
+
+void check_keys(const YAML::Node& map, std::string_view section,
+                std::initializer_list<std::string_view> allowed) {
+  if (!map.IsMap()) reject(fmt::format("{} must be a mapping", section));
+  for (const auto& entry : map) {
+    std::string key = entry.first.as<std::string>();
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      reject(fmt::format("unknown key '{}{}'", section.empty() ? "" : std::string(section) + ".",
+                         key));
+    }
+  }
+}
+
+template <typename T>
+void read(const YAML::Node& map, const char* key, T& target) {
+  if (!map[key]) return;
+  try {
+    target = map[key].as<T>();
+  } catch (const YAML::Exception&) {
+    reject(fmt::format("'{}' has a value of the wrong type", key));
+  }
+}
+
+void read_size(const YAML::Node& map, const char* key, std::int64_t& target) {
+  if (!map[key]) return;
+  auto size = parse_size(map[key].as<std::string>());
+  if (!size) reject(fmt::format("{}: {}", key, size.error().message));
+  target = *size;
+}
+
+void read_duration(const YAML::Node& map, const char* key, std::chrono::milliseconds& target) {
+  if (!map[key]) return;
+  auto duration = parse_duration(map[key].as<std::string>());
+  if (!duration) reject(fmt::format("{}: {}", key, duration.error().message));
+  target = *duration;
+}
+
+std::string absolute(const std::string& path, const std::string& base_dir) {
+  if (path.empty() || path.front() == '/') return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+void read_paths(const YAML::Node& root, ClusterConfig& config) {
+  // Defaults live beside the config file, so a directory holds a whole local cluster.
+  config.socket_dir = "run";
+  config.log_dir = "log";
+  config.password_file = "tandem.pgpass";
+  config.state_file = "state.json";
+  if (const YAML::Node paths = root["paths"]) {
+    check_keys(paths, "paths", {"socket_dir", "log_dir", "password_file", "state_file"});
+    read(paths, "socket_dir", config.socket_dir);
+    read(paths, "log_dir", config.log_dir);
+    read(paths, "password_file", config.password_file);
+    read(paths, "state_file", config.state_file);
+  }
+}
+
+void read_replication(const YAML::Node& root, ReplicationConfig& replication) {
+  const YAML::Node section = root["replication"];
+  if (!section) return;
+  check_keys(section, "replication",
+             {"user", "networks", "max_wal_senders", "max_replication_slots",
+              "wal_retrieve_retry_interval", "max_slot_wal_keep_size"});
+  read(section, "user", replication.user);
+  read(section, "networks", replication.networks);
+  read(section, "max_wal_senders", replication.max_wal_senders);
+  read(section, "max_replication_slots", replication.max_replication_slots);
+  read_duration(section, "wal_retrieve_retry_interval", replication.wal_retrieve_retry_interval);
+  read_size(section, "max_slot_wal_keep_size", replication.max_slot_wal_keep_size);
+}
+
+void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConfig& config) {
+  const YAML::Node nodes = root["nodes"];
+  if (!nodes) return;
+  if (!nodes.IsSequence()) reject("nodes must be a list");
+  for (const YAML::Node& entry : nodes) {
+    check_keys(entry, "nodes[]", {"name", "host", "port", "data_dir"});
+    NodeConfig node;
+    read(entry, "name", node.name);
+    read(entry, "host", node.host);
+    read(entry, "port", node.port);
+    read(entry, "data_dir", node.data_dir);
+    if (node.data_dir.empty()) node.data_dir = node.name;
+    node.data_dir = absolute(node.data_dir, base_dir);
+    config.nodes.push_back(std::move(node));
+  }
+}
+
+ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
+  check_keys(root, "", {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication",
+                        "app", "status", "nodes"});
+  ClusterConfig config;
+  read(root, "cluster", config.name);
+  read(root, "os_user", config.os_user);
+  read(root, "pg_bin", config.pg_bin);
+  read(root, "superuser", config.superuser);
+  read_paths(root, config);
+  for (std::string* path : {&config.socket_dir, &config.log_dir, &config.password_file,
+                            &config.state_file}) {
+    *path = absolute(*path, base_dir);
+  }
+  read_replication(root, config.replication);
+  if (const YAML::Node app = root["app"]) {
+    check_keys(app, "app", {"user", "database"});
+    AppConfig app_config;
+    read(app, "user", app_config.user);
+    read(app, "database", app_config.database);
+    if (app_config.database.empty()) app_config.database = app_config.user;
+    config.app = app_config;
+  }
+  if (const YAML::Node status = root["status"]) {
+    check_keys(status, "status", {"slot_retained_warning", "standby_gone_warning"});
+    read_size(status, "slot_retained_warning", config.status.slot_retained_warning);
+    read_duration(status, "standby_gone_warning", config.status.standby_gone_warning);
+  }
+  read_nodes(root, base_dir, config);
+  return config;
+}
+
+}  // namespace
+
+Result<ClusterConfig> parse_config(std::string_view yaml_text, const std::string& base_dir) {
+  ClusterConfig config;
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+    config = read_config(root, base_dir);
+  } catch (const ConfigError& error) {
+    return fail(ErrorCode::kInvalidArgument, error.message);
+  } catch (const YAML::Exception& error) {
+    return fail(ErrorCode::kInvalidArgument, fmt::format("not valid YAML: {}", error.msg));
+  }
+  if (auto ok = validate(config); !ok) return std::unexpected(ok.error());
+  return config;
+}
+
+std::string render_config(const ClusterConfig& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "cluster" << YAML::Value << config.name;
+  out << YAML::Key << "os_user" << YAML::Value << config.os_user;
+  if (!config.pg_bin.empty()) out << YAML::Key << "pg_bin" << YAML::Value << config.pg_bin;
+  out << YAML::Key << "superuser" << YAML::Value << config.superuser;
+  out << YAML::Key << "paths" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "socket_dir" << YAML::Value << config.socket_dir;
+  out << YAML::Key << "log_dir" << YAML::Value << config.log_dir;
+  out << YAML::Key << "password_file" << YAML::Value << config.password_file;
+  out << YAML::Key << "state_file" << YAML::Value << config.state_file;
+  out << YAML::EndMap;
+  const ReplicationConfig& replication = config.replication;
+  out << YAML::Key << "replication" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "user" << YAML::Value << replication.user;
+  out << YAML::Key << "networks" << YAML::Value << YAML::Flow << replication.networks;
+  out << YAML::Key << "max_wal_senders" << YAML::Value << replication.max_wal_senders;
+  out << YAML::Key << "max_replication_slots" << YAML::Value << replication.max_replication_slots;
+  out << YAML::Key << "wal_retrieve_retry_interval" << YAML::Value
+      << format_duration(replication.wal_retrieve_retry_interval);
+  out << YAML::Key << "max_slot_wal_keep_size" << YAML::Value
+      << format_size_exact(replication.max_slot_wal_keep_size);
+  out << YAML::EndMap;
+  if (config.app) {
+    out << YAML::Key << "app" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "user" << YAML::Value << config.app->user;
+    out << YAML::Key << "database" << YAML::Value << config.app->database;
+    out << YAML::EndMap;
+  }
+  out << YAML::Key << "status" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "slot_retained_warning" << YAML::Value
+      << format_size_exact(config.status.slot_retained_warning);
+  out << YAML::Key << "standby_gone_warning" << YAML::Value
+      << format_duration(config.status.standby_gone_warning);
+  out << YAML::EndMap;
+  out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
+  for (const NodeConfig& node : config.nodes) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << node.name;
+    out << YAML::Key << "host" << YAML::Value << node.host;
+    out << YAML::Key << "port" << YAML::Value << node.port;
+    out << YAML::Key << "data_dir" << YAML::Value << node.data_dir;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace tandem

@@ -1,0 +1,102 @@
+#include "core/status_report.h"
+
+#include <fmt/format.h>
+
+#include "common/units.h"
+
+namespace tandem {
+
+std::string_view role_name(NodeRole role) {
+  switch (role) {
+    case NodeRole::kPrimary:
+      return "primary";
+    case NodeRole::kStandby:
+      return "standby";
+    case NodeRole::kStopped:
+      return "stopped";
+    case NodeRole::kUnreachable:
+      return "unreachable";
+  }
+  return "unknown";
+}
+
+std::map<std::string, WallTime> track_inactive_slots(
+    const std::map<std::string, WallTime>& previous, const std::vector<SlotRow>& slots,
+    WallTime now) {
+  std::map<std::string, WallTime> inactive;
+  for (const SlotRow& slot : slots) {
+    if (slot.active) continue;
+    auto known = previous.find(slot.name);
+    inactive[slot.name] = known == previous.end() ? now : known->second;
+  }
+  return inactive;
+}
+
+namespace {
+
+void assess_nodes(const ClusterReport& report, std::vector<std::string>& warnings) {
+  int primaries = 0;
+  for (const NodeReport& node : report.nodes) {
+    if (node.role == NodeRole::kPrimary) ++primaries;
+  }
+  if (primaries == 0) warnings.push_back("no primary is running: writes are impossible");
+  if (primaries > 1) {
+    warnings.push_back(fmt::format("{} nodes accept writes: split brain, stop all but one",
+                                   primaries));
+  }
+  if (primaries != 1) return;
+  for (const NodeReport& node : report.nodes) {
+    if (node.role != NodeRole::kStandby) continue;
+    if (!node.replication || node.replication->state != "streaming") {
+      warnings.push_back(fmt::format("standby {} is not streaming from the primary {}", node.name,
+                                     *report.primary));
+    }
+  }
+}
+
+void assess_slot(const SlotRow& slot, const ClusterConfig& config, WallTime now,
+                 std::vector<std::string>& warnings) {
+  if (slot.wal_status == "lost") {
+    warnings.push_back(fmt::format(
+        "slot {} was invalidated: it held more than max_slot_wal_keep_size ({}) and the WAL is "
+        "gone; its standby must be cloned again",
+        slot.name, format_size_exact(config.replication.max_slot_wal_keep_size)));
+    return;
+  }
+  if (slot.wal_status == "unreserved") {
+    warnings.push_back(fmt::format(
+        "slot {} holds more than max_slot_wal_keep_size: it will be invalidated at the next "
+        "checkpoint",
+        slot.name));
+  }
+  if (slot.retained_bytes && *slot.retained_bytes > config.status.slot_retained_warning) {
+    warnings.push_back(fmt::format("slot {} retains {} of WAL (warning above {})", slot.name,
+                                   format_size_human(*slot.retained_bytes),
+                                   format_size_human(config.status.slot_retained_warning)));
+  }
+  if (!slot.active && slot.inactive_since) {
+    auto gone = std::chrono::duration_cast<std::chrono::milliseconds>(now - *slot.inactive_since);
+    if (gone > config.status.standby_gone_warning) {
+      warnings.push_back(fmt::format(
+          "slot {} has had no standby for {} (warning after {}): drop it with `tandem slot drop "
+          "{}` if it is not coming back",
+          slot.name, format_duration(std::chrono::duration_cast<std::chrono::seconds>(gone)),
+          format_duration(config.status.standby_gone_warning), slot.name));
+    }
+  }
+  if (config.find_node(slot.name) == nullptr) {
+    warnings.push_back(fmt::format("slot {} belongs to no node of this cluster", slot.name));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> assess(const ClusterReport& report, const ClusterConfig& config,
+                                WallTime now) {
+  std::vector<std::string> warnings;
+  assess_nodes(report, warnings);
+  for (const SlotRow& slot : report.slots) assess_slot(slot, config, now, warnings);
+  return warnings;
+}
+
+}  // namespace tandem

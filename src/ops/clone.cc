@@ -1,0 +1,81 @@
+#include <fmt/format.h>
+
+#include "ops/node_ops.h"
+#include "ops/servers.h"
+#include "pg/server_files.h"
+
+namespace tandem {
+
+Status check_replication_login(const ClusterConfig& config, const NodeConfig& primary) {
+  std::string conninfo = make_conninfo({{"host", primary.host},
+                                        {"port", std::to_string(primary.port)},
+                                        {"user", config.replication.user},
+                                        {"passfile", config.password_file},
+                                        {"replication", "true"},
+                                        {"connect_timeout", "5"}});
+  auto connection = Connection::open(conninfo);
+  if (connection) return {};
+  const Error& error = connection.error();
+  if (error.message.find("password authentication failed") != std::string::npos) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("{} refused the password of {} from {}: fix the password file",
+                            primary.name, config.replication.user, config.password_file));
+  }
+  if (error.code == ErrorCode::kPermissionDenied) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("{} refused replication for {}: {}", primary.name,
+                            config.replication.user, error.message));
+  }
+  return fail(ErrorCode::kUnavailable,
+              fmt::format("cannot reach the primary {} at {}:{}: {}", primary.name, primary.host,
+                          primary.port, error.message));
+}
+
+Status clone_standby(Context& context, const NodeConfig& node,
+                     std::optional<std::string> source_name) {
+  const ClusterConfig& config = context.config;
+  if (auto ok = check_new_node(node); !ok) return ok;
+  const NodeConfig* source = nullptr;
+  if (source_name) {
+    auto named = config.node(*source_name);
+    if (!named) return std::unexpected(named.error());
+    source = *named;
+  } else {
+    auto primary = find_primary(context, node.name);
+    if (!primary) return fail_with_context(primary.error(), "nothing to clone from");
+    source = *primary;
+  }
+  if (source->name == node.name) {
+    return fail(ErrorCode::kInvalidArgument, fmt::format("{} cannot clone itself", node.name));
+  }
+  if (auto ok = check_replication_login(config, *source); !ok) return ok;
+  auto admin = connect_admin(config, *source);
+  if (!admin) return std::unexpected(admin.error());
+  auto slot = admin->query("SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                           {node.name});
+  if (!slot) return std::unexpected(slot.error());
+  if (!slot->empty() && slot->text(0, "active") == "t") {
+    return fail(ErrorCode::kConflict,
+                fmt::format("slot {} on {} is in use by a running standby: is {} already cloned "
+                            "elsewhere?",
+                            node.name, source->name, node.name));
+  }
+  bool create_slot = slot->empty();
+
+  if (auto ok = prepare_dirs(context, node); !ok) return ok;
+  std::string source_conninfo = upstream_conninfo(config, *source, node.name);
+  context.report(fmt::format("copying {} into {} (pg_basebackup, fast checkpoint, slot {})",
+                             source->name, node.data_dir, node.name));
+  if (auto ok = context.controller.base_backup(node, source_conninfo, node.name, create_slot);
+      !ok) {
+    return ok;
+  }
+  if (auto ok = write_node_files(context, node, source); !ok) return ok;
+  if (auto ok = context.controller.start(node); !ok) return ok;
+  if (auto ok = wait_streaming(context, *source, node.name); !ok) return ok;
+  context.report(fmt::format("{} streams from {} on {}:{}", node.name, source->name, node.host,
+                             node.port));
+  return {};
+}
+
+}  // namespace tandem

@@ -1,0 +1,25 @@
+// What every cluster operation works with: the config, the OS user that owns PostgreSQL, the
+// node controller, the clock, and a sink for the steps it reports to the person.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/clock.h"
+#include "core/cluster_config.h"
+#include "pg/node_controller.h"
+#include "proc/os_user.h"
+
+namespace tandem {
+
+struct Context {
+  const ClusterConfig& config;
+  OsUser os_user;
+  NodeController& controller;
+  Clock& clock;
+  // Called with one line per step taken ("started node2 as a standby of node1").
+  std::function<void(const std::string&)> report = [](const std::string&) {};
+  std::chrono::milliseconds streaming_timeout{std::chrono::seconds(60)};
+};
+
+}  // namespace tandem

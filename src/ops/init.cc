@@ -1,0 +1,148 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ops/node_ops.h"
+#include "ops/servers.h"
+#include "pg/server_files.h"
+
+namespace tandem {
+namespace {
+
+// 32 characters from [A-Za-z0-9]: about 190 bits, and nothing to escape anywhere.
+Result<std::string> random_password() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char bytes[32];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  bool read_all = fd >= 0 && read(fd, bytes, sizeof(bytes)) == sizeof(bytes);
+  if (fd >= 0) close(fd);
+  if (!read_all) return fail(ErrorCode::kFailed, "cannot read /dev/urandom");
+  std::string password;
+  for (unsigned char byte : bytes) password += kAlphabet[byte % (sizeof(kAlphabet) - 1)];
+  return password;
+}
+
+// The password of each role tandem creates: kept from an existing password file, otherwise
+// new. The file is written only when something was added.
+Result<std::vector<Credential>> ensure_passwords(Context& context) {
+  const ClusterConfig& config = context.config;
+  std::vector<std::string> roles = {config.replication.user};
+  if (config.app) roles.push_back(config.app->user);
+  std::string existing = read_file(config.password_file).value_or("");
+  std::vector<Credential> credentials;
+  bool added = false;
+  for (const std::string& role : roles) {
+    if (auto password = find_password(existing, role)) {
+      credentials.push_back({role, *password});
+      continue;
+    }
+    auto password = random_password();
+    if (!password) return std::unexpected(password.error());
+    credentials.push_back({role, *password});
+    added = true;
+  }
+  if (added) {
+    if (auto ok = write_owned_file(config.password_file, render_passfile(credentials),
+                                   context.os_user, 0600);
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    context.report(fmt::format("passwords for {} kept in {} (mode 0600)", fmt::join(roles, ", "),
+                               config.password_file));
+  }
+  return credentials;
+}
+
+Status write_server_files(Context& context, const NodeConfig& node) {
+  const ClusterConfig& config = context.config;
+  std::vector<std::string> ident_users = {config.os_user, "root"};
+  for (const auto& [name, content] :
+       {std::pair{"pg_hba.conf", render_pg_hba(config)},
+        {"pg_ident.conf", render_pg_ident(config, ident_users)}}) {
+    if (auto ok = write_owned_file(node.data_dir + "/" + name, content, context.os_user, 0600);
+        !ok) {
+      return ok;
+    }
+  }
+  std::ofstream postgresql_conf(node.data_dir + "/postgresql.conf", std::ios::app);
+  postgresql_conf << "\n# tandem's settings (" << kTandemConfName << ") come last.\n"
+                  << kIncludeLine << "\n";
+  if (!postgresql_conf) {
+    return fail(ErrorCode::kFailed, "cannot append to " + node.data_dir + "/postgresql.conf");
+  }
+  return write_node_files(context, node, nullptr);
+}
+
+Status create_roles(Context& context, const NodeConfig& node,
+                    const std::vector<Credential>& credentials) {
+  const ClusterConfig& config = context.config;
+  auto connection = connect_admin(config, node);
+  if (!connection) return std::unexpected(connection.error());
+  for (const Credential& credential : credentials) {
+    // Only the SCRAM verifier travels; the password itself never reaches the server or a log.
+    auto verifier = connection->encrypt_password(credential.password, credential.role);
+    if (!verifier) return std::unexpected(verifier.error());
+    bool replication = credential.role == config.replication.user;
+    std::string sql = fmt::format("CREATE ROLE {} LOGIN {} PASSWORD '{}'", credential.role,
+                                  replication ? "REPLICATION" : "", *verifier);
+    if (auto ok = connection->execute(sql); !ok) {
+      return fail_with_context(ok.error(), "creating role " + credential.role);
+    }
+    context.report(fmt::format("created role {}{}", credential.role,
+                               replication ? " (REPLICATION)" : ""));
+  }
+  if (config.app) {
+    if (auto ok = connection->execute(fmt::format("CREATE DATABASE {} OWNER {}",
+                                                  config.app->database, config.app->user));
+        !ok) {
+      return fail_with_context(ok.error(), "creating database " + config.app->database);
+    }
+    context.report(fmt::format("created database {} owned by {}", config.app->database,
+                               config.app->user));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status prepare_dirs(Context& context, const NodeConfig& node) {
+  std::string parent = std::filesystem::path(node.data_dir).parent_path().string();
+  std::vector<std::string> dirs = {parent, context.config.socket_dir, context.config.log_dir};
+  for (const std::string& dir : dirs) {
+    if (!user_can_use_dir(dir, context.os_user)) {
+      return fail(ErrorCode::kPermissionDenied,
+                  fmt::format("OS user {} cannot use {}: a directory on its path is closed to it",
+                              context.os_user.name, dir));
+    }
+  }
+  for (const std::string& dir : dirs) {
+    if (auto ok = ensure_owned_dir(dir, context.os_user, 0755); !ok) return ok;
+  }
+  return ensure_owned_dir(node.data_dir, context.os_user, 0700, /*take_existing=*/true);
+}
+
+Status init_primary(Context& context, const NodeConfig& node) {
+  if (auto ok = check_new_node(node); !ok) return ok;
+  auto other_primary = find_primary(context, node.name);
+  if (other_primary) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} already runs as this cluster's primary: clone {} from it instead "
+                            "(tandem clone {})",
+                            (*other_primary)->name, node.name, node.name));
+  }
+  if (auto ok = prepare_dirs(context, node); !ok) return ok;
+  auto credentials = ensure_passwords(context);
+  if (!credentials) return std::unexpected(credentials.error());
+  if (auto ok = context.controller.initdb(node); !ok) return ok;
+  context.report(fmt::format("initdb {} (data checksums, UTF-8, no locale)", node.data_dir));
+  if (auto ok = write_server_files(context, node); !ok) return ok;
+  if (auto ok = context.controller.start(node); !ok) return ok;
+  context.report(fmt::format("started {} as primary on {}:{}", node.name, node.host, node.port));
+  return create_roles(context, node, *credentials);
+}
+
+}  // namespace tandem

@@ -1,0 +1,34 @@
+// `tandem local`: the walk-through's topology on one machine, in one directory — a primary and
+// N standbys on consecutive ports, config, passwords, sockets and logs beside them.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/cluster_config.h"
+#include "ops/context.h"
+
+namespace tandem {
+
+struct LocalLayout {
+  std::string dir;  // absolute
+  int standbys = 2;
+  int base_port = 5432;
+  std::string os_user = "postgres";
+  std::string pg_bin;
+  bool app = true;  // create the walk-through's test_app role and database
+};
+
+// node1 on base_port (the primary), node2.. on the following ports, all under `dir`.
+ClusterConfig local_config(const LocalLayout& layout);
+
+// Brings every node up: a missing primary is initialised, missing standbys are cloned,
+// stopped nodes are started (primary first).
+Status local_up(Context& context);
+
+// Starts the named node, or every stopped node (primary first).
+Status local_start(Context& context, const std::optional<std::string>& node);
+// Stops the named node, or every running node; kImmediate is a crash.
+Status local_stop(Context& context, const std::optional<std::string>& node, StopMode mode);
+
+}  // namespace tandem

@@ -1,0 +1,107 @@
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "ops/role_ops.h"
+#include "ops/servers.h"
+
+namespace tandem {
+namespace {
+
+// Writes only succeed once the server has left recovery and can assign transaction ids;
+// pg_ctl promote returning is not proof of that.
+Status wait_writable(Context& context, const NodeConfig& node) {
+  std::string last_error;
+  bool writable = poll_until(context.clock, std::chrono::seconds(60),
+                             std::chrono::milliseconds(20), [&] {
+    auto connection = connect_admin(context.config, node);
+    if (!connection) {
+      last_error = connection.error().message;
+      return false;
+    }
+    auto xid = connection->query("SELECT pg_current_xact_id()");
+    if (!xid) last_error = xid.error().message;
+    return xid.has_value();
+  });
+  if (!writable) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("{} was promoted but does not accept writes: {}", node.name,
+                            last_error));
+  }
+  return {};
+}
+
+// Slots do not follow a promotion: the new primary needs one per other node, at once, so a
+// returning node finds its WAL kept.
+Status create_member_slots(Context& context, const NodeConfig& primary) {
+  auto connection = connect_admin(context.config, primary);
+  if (!connection) return std::unexpected(connection.error());
+  for (const NodeConfig& member : context.config.nodes) {
+    if (member.name == primary.name) continue;
+    auto created = ensure_slot(*connection, member.name);
+    if (!created) return std::unexpected(created.error());
+    if (*created) context.report(fmt::format("created slot {} on {}", member.name, primary.name));
+  }
+  return {};
+}
+
+// Standbys (a data directory with standby.signal) are pointed at the new primary; running ones
+// re-read their configuration, which restarts their WAL receiver without a server restart.
+Status repoint_standbys(Context& context, const NodeConfig& primary) {
+  for (const NodeConfig& member : context.config.nodes) {
+    if (member.name == primary.name) continue;
+    if (!std::filesystem::exists(member.data_dir + "/standby.signal")) continue;
+    if (auto ok = write_node_files(context, member, &primary); !ok) return ok;
+    if (probe_node(context, member).state == NodeRunState::kStandby) {
+      if (auto ok = context.controller.reload(member); !ok) return ok;
+      if (auto ok = wait_streaming(context, primary, member.name); !ok) {
+        context.report(fmt::format("warning: {}", ok.error().message));
+        continue;
+      }
+      context.report(fmt::format("{} now streams from {}", member.name, primary.name));
+    } else {
+      context.report(fmt::format("{} will stream from {} when it starts", member.name,
+                                 primary.name));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Status promote_standby(Context& context, const NodeConfig& node) {
+  NodeProbe probe = probe_node(context, node);
+  switch (probe.state) {
+    case NodeRunState::kPrimary:
+      return fail(ErrorCode::kConflict, fmt::format("{} is already the primary", node.name));
+    case NodeRunState::kStopped:
+      return fail(ErrorCode::kConflict,
+                  fmt::format("{} is not running: start it first (tandem local start {})",
+                              node.name, node.name));
+    case NodeRunState::kUnreachable:
+      return fail(ErrorCode::kUnavailable,
+                  fmt::format("{} does not answer: {}", node.name, probe.error));
+    case NodeRunState::kStandby:
+      break;
+  }
+  auto other = find_primary(context, node.name);
+  if (other) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} still runs as the primary: promoting {} would leave two writable "
+                            "primaries; stop {} first",
+                            (*other)->name, node.name, (*other)->name));
+  }
+  if (other.error().code == ErrorCode::kConflict) return std::unexpected(other.error());
+
+  auto started = context.clock.steady_now();
+  if (auto ok = context.controller.promote(node); !ok) return ok;
+  if (auto ok = wait_writable(context, node); !ok) return ok;
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() -
+                                                                    started);
+  context.report(fmt::format("{} promoted; it accepts writes ({} ms)", node.name, took.count()));
+  if (auto ok = write_node_files(context, node, nullptr); !ok) return ok;
+  if (auto ok = create_member_slots(context, node); !ok) return ok;
+  return repoint_standbys(context, node);
+}
+
+}  // namespace tandem

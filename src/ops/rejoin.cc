@@ -1,0 +1,157 @@
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "ops/node_ops.h"
+#include "ops/role_ops.h"
+#include "ops/servers.h"
+
+namespace tandem {
+namespace {
+
+struct PrimaryWal {
+  TimelineHistory history;
+  Lsn end;
+};
+
+// The primary's timeline history and WAL end. A CHECKPOINT first: until the checkpoint after
+// a promotion completes, pg_control still names the old timeline and pg_rewind would conclude
+// that nothing needs rewinding.
+Result<PrimaryWal> read_primary_wal(Context& context, const NodeConfig& primary) {
+  auto admin = connect_admin(context.config, primary);
+  if (!admin) return std::unexpected(admin.error());
+  if (auto ok = admin->execute("CHECKPOINT"); !ok) return std::unexpected(ok.error());
+  auto rows = admin->query(
+      "SELECT timeline_id, pg_current_wal_lsn() AS wal_end FROM pg_control_checkpoint()");
+  if (!rows) return std::unexpected(rows.error());
+  auto timeline = static_cast<TimelineId>(std::stoul(rows->text(0, "timeline_id")));
+  auto end = Lsn::parse(rows->text(0, "wal_end"));
+  if (!end) return std::unexpected(end.error());
+  if (timeline == 1) return PrimaryWal{TimelineHistory(), *end};
+  auto file = admin->query("SELECT pg_read_file('pg_wal/' || $1) AS content",
+                           {history_file_name(timeline)});
+  if (!file) return std::unexpected(file.error());
+  auto history = TimelineHistory::parse(timeline, file->text(0, "content"));
+  if (!history) return std::unexpected(history.error());
+  return PrimaryWal{*history, *end};
+}
+
+// Where the node's WAL ends, from pg_control of a cleanly stopped node: its shutdown
+// checkpoint, or for a standby the point recovery must reach if that is later.
+WalPosition wal_position(const ControlData& control) {
+  if (control.min_recovery_end > control.checkpoint) {
+    return {control.min_recovery_timeline, control.min_recovery_end};
+  }
+  return {control.checkpoint_timeline, control.checkpoint};
+}
+
+// Brings the node to a clean shutdown, finishing crash recovery if it crashed.
+Result<ControlData> stopped_cleanly(Context& context, const NodeConfig& node) {
+  auto control = context.controller.control_data(node);
+  if (!control) return control;
+  if (control->cleanly_shut_down()) return control;
+  context.report(fmt::format("{} stopped uncleanly ({}); finishing its crash recovery", node.name,
+                             control->cluster_state));
+  if (auto ok = context.controller.finish_crash_recovery(node); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return context.controller.control_data(node);
+}
+
+// The last resort: the old directory is kept, renamed, and a fresh copy made.
+Result<std::string> reclone(Context& context, const NodeConfig& node, const NodeConfig& primary) {
+  std::string aside = fmt::format("{}.diverged-{:%Y%m%dT%H%M%S}", node.data_dir,
+                                  std::chrono::floor<std::chrono::seconds>(context.clock.wall_now()));
+  if (std::rename(node.data_dir.c_str(), aside.c_str()) != 0) {
+    return fail(ErrorCode::kFailed, fmt::format("cannot move {} aside to {}", node.data_dir, aside));
+  }
+  context.report(fmt::format("moved {} aside to {} (nothing deleted)", node.data_dir, aside));
+  if (auto ok = clone_standby(context, node, primary.name); !ok) return std::unexpected(ok.error());
+  return aside;
+}
+
+Status start_following(Context& context, const NodeConfig& node, const NodeConfig& primary) {
+  if (auto ok = write_node_files(context, node, &primary); !ok) return ok;
+  if (auto ok = context.controller.start(node); !ok) return ok;
+  return wait_streaming(context, primary, node.name);
+}
+
+bool streams_from(Context& context, const NodeConfig& primary, const NodeConfig& node) {
+  auto admin = connect_admin(context.config, primary);
+  if (!admin) return false;
+  auto rows = admin->query(
+      "SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
+      {node.name});
+  return rows && !rows->empty();
+}
+
+}  // namespace
+
+Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
+  auto found = find_primary(context, node.name);
+  if (!found) return fail_with_context(found.error(), fmt::format("cannot rejoin {}", node.name));
+  const NodeConfig& primary = **found;
+  NodeProbe probe = probe_node(context, node);
+  if (probe.state == NodeRunState::kPrimary) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} runs as a primary while {} is the primary: two writable "
+                            "primaries. Stop {} yourself (its writes since the failover will be "
+                            "reported), then rejoin it",
+                            node.name, primary.name, node.name));
+  }
+  if (probe.state == NodeRunState::kUnreachable) {
+    return fail(ErrorCode::kUnavailable, fmt::format("{} does not answer: {}", node.name,
+                                                     probe.error));
+  }
+  if (probe.state == NodeRunState::kStandby) {
+    if (streams_from(context, primary, node)) {
+      return RejoinOutcome{RejoinResult::kAlreadyStandby,
+                           fmt::format("{} already streams from {}", node.name, primary.name)};
+    }
+    if (auto ok = context.controller.stop(node, StopMode::kFast); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+
+  auto control = stopped_cleanly(context, node);
+  if (!control) return std::unexpected(control.error());
+  auto primary_wal = read_primary_wal(context, primary);
+  if (!primary_wal) return std::unexpected(primary_wal.error());
+  WalPosition position = wal_position(*control);
+  RejoinPlan plan = plan_rejoin(position, primary_wal->history, primary_wal->end);
+  context.report(fmt::format("{}: {}", node.name, plan.reason));
+  if (plan.method == RejoinMethod::kRefuse) {
+    return fail(ErrorCode::kConflict, fmt::format("not rejoining {}: {}", node.name, plan.reason));
+  }
+  {
+    auto admin = connect_admin(context.config, primary);
+    if (!admin) return std::unexpected(admin.error());
+    if (auto created = ensure_slot(*admin, node.name); !created) {
+      return std::unexpected(created.error());
+    }
+  }
+
+  RejoinOutcome outcome{RejoinResult::kFollowed, plan.reason};
+  if (plan.method == RejoinMethod::kRewind) {
+    outcome.diverged_from = plan.diverged_at;
+    outcome.diverged_to = position.last_record;
+    auto rewound = context.controller.rewind(node, admin_conninfo(context.config, primary));
+    if (rewound) {
+      outcome.result = RejoinResult::kRewound;
+      context.report(fmt::format("pg_rewind {} from {}: done", node.name, primary.name));
+    } else {
+      context.report(fmt::format("pg_rewind is impossible: {}", rewound.error().message));
+      auto aside = reclone(context, node, primary);
+      if (!aside) return std::unexpected(aside.error());
+      outcome.result = RejoinResult::kRecloned;
+      outcome.moved_aside = *aside;
+      return outcome;
+    }
+  }
+  if (auto ok = start_following(context, node, primary); !ok) return std::unexpected(ok.error());
+  context.report(fmt::format("{} streams from {}", node.name, primary.name));
+  return outcome;
+}
+
+}  // namespace tandem

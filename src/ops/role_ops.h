@@ -1,0 +1,31 @@
+// Changing roles: promoting a standby, and bringing a former primary back as a standby.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/rejoin_plan.h"
+#include "ops/context.h"
+
+namespace tandem {
+
+// Promotes a running standby once no other primary runs; returns when it accepts writes, has
+// a slot for every other node, and the other standbys stream from it (or will, when started).
+Status promote_standby(Context& context, const NodeConfig& node);
+
+enum class RejoinResult { kAlreadyStandby, kFollowed, kRewound, kRecloned };
+
+struct RejoinOutcome {
+  RejoinResult result;
+  std::string reason;
+  std::optional<Lsn> diverged_from;    // WAL the node had that the primary does not:
+  std::optional<Lsn> diverged_to;      // [from, to], kept in moved_aside when recloned
+  std::string moved_aside;             // where the old data directory went (kRecloned)
+};
+
+// Makes `node` a standby of the running primary: follow when its WAL is a prefix of the
+// primary's, pg_rewind when it diverged, a fresh clone only when rewinding fails (the old data
+// directory is moved aside, never deleted). Refuses a node running as a primary.
+Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node);
+
+}  // namespace tandem

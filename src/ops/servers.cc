@@ -1,0 +1,140 @@
+#include "ops/servers.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "pg/server_files.h"
+#include "proc/ports.h"
+
+namespace tandem {
+
+std::string admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
+                           const std::string& database) {
+  return make_conninfo({{"host", config.socket_dir},
+                        {"port", std::to_string(node.port)},
+                        {"user", config.superuser},
+                        {"dbname", database},
+                        {"connect_timeout", "3"},
+                        {"application_name", "tandem"}});
+}
+
+Result<Connection> connect_admin(const ClusterConfig& config, const NodeConfig& node,
+                                 const std::string& database) {
+  auto connection = Connection::open(admin_conninfo(config, node, database));
+  if (!connection) return fail_with_context(connection.error(), node.name);
+  return connection;
+}
+
+NodeProbe probe_node(Context& context, const NodeConfig& node) {
+  auto connection = connect_admin(context.config, node);
+  if (!connection) {
+    auto running = context.controller.is_running(node);
+    if (running && !*running) return {NodeRunState::kStopped, ""};
+    return {NodeRunState::kUnreachable, connection.error().message};
+  }
+  auto rows = connection->query("SELECT pg_is_in_recovery() AS in_recovery");
+  if (!rows) return {NodeRunState::kUnreachable, rows.error().message};
+  return {rows->text(0, "in_recovery") == "t" ? NodeRunState::kStandby : NodeRunState::kPrimary,
+          ""};
+}
+
+Result<const NodeConfig*> find_primary(Context& context, std::string_view except) {
+  std::vector<const NodeConfig*> primaries;
+  for (const NodeConfig& node : context.config.nodes) {
+    if (node.name == except) continue;
+    if (probe_node(context, node).state == NodeRunState::kPrimary) primaries.push_back(&node);
+  }
+  if (primaries.empty()) {
+    return fail(ErrorCode::kUnavailable,
+                except.empty() ? "no primary is running"
+                               : fmt::format("no primary is running besides {}", except));
+  }
+  if (primaries.size() > 1) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} and {} both accept writes: resolve that before anything else",
+                            primaries[0]->name, primaries[1]->name));
+  }
+  return primaries.front();
+}
+
+bool is_absent_or_empty(const std::string& dir) {
+  std::error_code error;
+  if (!std::filesystem::exists(dir, error)) return true;
+  return std::filesystem::is_directory(dir, error) && std::filesystem::is_empty(dir, error);
+}
+
+Status check_new_node(const NodeConfig& node) {
+  if (!is_absent_or_empty(node.data_dir)) {
+    return fail(ErrorCode::kAlreadyExists,
+                fmt::format("data directory {} of {} already exists and is not empty: tandem never "
+                            "overwrites one; move it away or choose another data_dir",
+                            node.data_dir, node.name));
+  }
+  if (port_in_use(node.host, node.port)) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("port {}:{} of {} is already in use: stop what listens there or "
+                            "choose another port",
+                            node.host, node.port, node.name));
+  }
+  return {};
+}
+
+Status wait_streaming(Context& context, const NodeConfig& primary,
+                      const std::string& standby_name) {
+  std::string last_state = "not connected";
+  bool streaming = poll_until(context.clock, context.streaming_timeout,
+                              std::chrono::milliseconds(100), [&] {
+    auto connection = connect_admin(context.config, primary);
+    if (!connection) return false;
+    auto rows = connection->query(
+        "SELECT state FROM pg_stat_replication WHERE application_name = $1", {standby_name});
+    if (!rows || rows->empty()) return false;
+    last_state = rows->text(0, "state");
+    return last_state == "streaming";
+  });
+  if (!streaming) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("{} is not streaming from {} after {} s (state: {})", standby_name,
+                            primary.name,
+                            std::chrono::duration_cast<std::chrono::seconds>(
+                                context.streaming_timeout).count(),
+                            last_state));
+  }
+  return {};
+}
+
+Result<bool> ensure_slot(Connection& primary, const std::string& slot) {
+  auto existing =
+      primary.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", {slot});
+  if (!existing) return std::unexpected(existing.error());
+  if (!existing->empty()) return false;
+  // immediately_reserve: the slot holds WAL from now on, before its standby first connects.
+  auto created = primary.query("SELECT pg_create_physical_replication_slot($1, true)", {slot});
+  if (!created) return fail_with_context(created.error(), "creating slot " + slot);
+  return true;
+}
+
+Status write_node_files(Context& context, const NodeConfig& node,
+                        const NodeConfig* upstream_primary) {
+  std::optional<Upstream> upstream;
+  if (upstream_primary != nullptr) {
+    upstream = Upstream{upstream_conninfo(context.config, *upstream_primary, node.name),
+                        node.name};
+  }
+  if (auto ok = write_owned_file(node.data_dir + "/" + kTandemConfName,
+                                 render_tandem_conf(context.config, node, upstream),
+                                 context.os_user, 0600);
+      !ok) {
+    return ok;
+  }
+  std::string signal = node.data_dir + "/standby.signal";
+  if (upstream_primary == nullptr) {
+    std::error_code error;
+    std::filesystem::remove(signal, error);
+    return {};
+  }
+  return write_owned_file(signal, "", context.os_user, 0600);
+}
+
+}  // namespace tandem

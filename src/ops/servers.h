@@ -1,0 +1,53 @@
+// Reaching the nodes of a cluster: admin connections, what each node is right now, and which
+// one is the primary.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/timeline.h"
+#include "ops/context.h"
+#include "pg/connection.h"
+
+namespace tandem {
+
+// The superuser over the node's Unix socket (peer authentication through the ident map).
+std::string admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
+                           const std::string& database = "postgres");
+Result<Connection> connect_admin(const ClusterConfig& config, const NodeConfig& node,
+                                 const std::string& database = "postgres");
+
+enum class NodeRunState { kStopped, kPrimary, kStandby, kUnreachable };
+
+struct NodeProbe {
+  NodeRunState state = NodeRunState::kStopped;
+  std::string error;  // why it is unreachable
+};
+
+// What the node is: stopped (no postmaster), primary or standby (asked over SQL), or running
+// but not answering.
+NodeProbe probe_node(Context& context, const NodeConfig& node);
+
+// The one running primary other than `except`; errors when none or several run.
+Result<const NodeConfig*> find_primary(Context& context, std::string_view except = {});
+
+// True when the directory does not exist or is empty.
+bool is_absent_or_empty(const std::string& dir);
+
+// Checks before creating a data directory: it must be absent or empty and its port free.
+Status check_new_node(const NodeConfig& node);
+
+// Waits until `primary` reports `standby_name` streaming in pg_stat_replication.
+Status wait_streaming(Context& context, const NodeConfig& primary,
+                      const std::string& standby_name);
+
+// Creates the physical slot on `primary` unless it exists; returns whether it created it.
+Result<bool> ensure_slot(Connection& primary, const std::string& slot);
+
+// Writes tandem.conf for the node (with the upstream when it is to be a standby) and, for a
+// standby, standby.signal.
+Status write_node_files(Context& context, const NodeConfig& node,
+                        const NodeConfig* upstream_primary);
+
+}  // namespace tandem

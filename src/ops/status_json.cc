@@ -1,0 +1,71 @@
+// The --json form of `tandem status`: every field of the report, nulls where unknown.
+#include <nlohmann/json.hpp>
+
+#include "ops/status.h"
+
+namespace tandem {
+namespace {
+
+template <typename T, typename F>
+nlohmann::json optional_json(const std::optional<T>& value, F convert) {
+  return value ? nlohmann::json(convert(*value)) : nlohmann::json(nullptr);
+}
+
+nlohmann::json lsn_json(const std::optional<Lsn>& lsn) {
+  return optional_json(lsn, [](Lsn value) { return value.str(); });
+}
+
+nlohmann::json time_json(const std::optional<WallTime>& time) {
+  return optional_json(time, [](WallTime value) {
+    return std::chrono::duration<double>(value.time_since_epoch()).count();
+  });
+}
+
+nlohmann::json replication_json(const ReplicationRow& row) {
+  auto identity = [](double value) { return value; };
+  return {{"state", row.state},
+          {"sent_lsn", lsn_json(row.sent)},
+          {"write_lsn", lsn_json(row.write)},
+          {"flush_lsn", lsn_json(row.flush)},
+          {"replay_lsn", lsn_json(row.replay)},
+          {"write_lag_seconds", optional_json(row.write_lag_s, identity)},
+          {"flush_lag_seconds", optional_json(row.flush_lag_s, identity)},
+          {"replay_lag_seconds", optional_json(row.replay_lag_s, identity)},
+          {"sync_state", row.sync_state}};
+}
+
+}  // namespace
+
+nlohmann::json report_to_json(const ClusterReport& report) {
+  auto identity = [](auto value) { return value; };
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const NodeReport& node : report.nodes) {
+    nodes.push_back({{"name", node.name},
+                     {"endpoint", node.endpoint},
+                     {"role", role_name(node.role)},
+                     {"detail", node.detail},
+                     {"timeline", optional_json(node.timeline, identity)},
+                     {"wal_lsn", lsn_json(node.wal_lsn)},
+                     {"replay_lsn", lsn_json(node.replay_lsn)},
+                     {"last_replay_at", time_json(node.last_replay_at)},
+                     {"lag_bytes", optional_json(node.lag_bytes, identity)},
+                     {"replication", node.replication ? replication_json(*node.replication)
+                                                      : nlohmann::json(nullptr)}});
+  }
+  nlohmann::json slots = nlohmann::json::array();
+  for (const SlotRow& slot : report.slots) {
+    slots.push_back({{"name", slot.name},
+                     {"active", slot.active},
+                     {"restart_lsn", lsn_json(slot.restart_lsn)},
+                     {"wal_status", slot.wal_status},
+                     {"retained_bytes", optional_json(slot.retained_bytes, identity)},
+                     {"safe_wal_size", optional_json(slot.safe_wal_size, identity)},
+                     {"inactive_since", time_json(slot.inactive_since)}});
+  }
+  return {{"primary", optional_json(report.primary, identity)},
+          {"nodes", nodes},
+          {"slots", slots},
+          {"warnings", report.warnings}};
+}
+
+}  // namespace tandem

@@ -1,0 +1,32 @@
+// pg_controldata's report of a stopped (or running) data directory, read into typed fields.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "core/lsn.h"
+#include "core/timeline.h"
+
+namespace tandem {
+
+struct ControlData {
+  std::string cluster_state;  // "shut down", "shut down in recovery", "in production", ...
+  std::string system_identifier;
+  Lsn checkpoint;                 // "Latest checkpoint location"
+  TimelineId checkpoint_timeline = 0;
+  Lsn min_recovery_end;           // "Minimum recovery ending location" (0/0 on a primary)
+  TimelineId min_recovery_timeline = 0;
+  bool data_checksums = false;
+
+  // True when the server stopped cleanly; pg_rewind needs that of its target.
+  bool cleanly_shut_down() const {
+    return cluster_state == "shut down" || cluster_state == "shut down in recovery";
+  }
+};
+
+// Parses the "Name:   value" lines pg_controldata prints with LANG=C.
+Result<ControlData> parse_control_data(std::string_view output);
+
+}  // namespace tandem

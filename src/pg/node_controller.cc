@@ -1,0 +1,132 @@
+#include "pg/node_controller.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+namespace tandem {
+namespace {
+
+std::string seconds(std::chrono::milliseconds timeout) {
+  return std::to_string(std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+}
+
+}  // namespace
+
+std::string PgNodeController::log_file(const NodeConfig& node) const {
+  return config_.log_dir + "/" + node.name + ".log";
+}
+
+Result<std::string> PgNodeController::run(std::string_view program, std::vector<std::string> args,
+                                          std::chrono::milliseconds timeout,
+                                          bool progress_to_terminal) {
+  ProcessSpec spec{.program = binaries_.path(program),
+                   .args = std::move(args),
+                   .env = {{"PGPASSFILE", config_.password_file}, {"PGCONNECT_TIMEOUT", "5"}},
+                   .run_as = config_.os_user,
+                   .timeout = timeout + std::chrono::seconds(5),
+                   .stderr_to_terminal = progress_to_terminal};
+  auto result = runner_.run(spec);
+  if (!result) return std::unexpected(result.error());
+  if (result->exit_code != 0) {
+    std::string reason = last_line(result->output);
+    return fail(ErrorCode::kFailed,
+                fmt::format("{} failed: {}", program, reason.empty() ? "no output" : reason));
+  }
+  return result->output;
+}
+
+Status PgNodeController::initdb(const NodeConfig& node) {
+  auto output = run("initdb",
+                    {"--pgdata=" + node.data_dir, "--data-checksums", "--encoding=UTF8",
+                     "--no-locale", "--username=" + config_.superuser, "--auth-local=peer",
+                     "--auth-host=scram-sha-256"},
+                    timeouts_.start);
+  if (!output) return std::unexpected(output.error());
+  return {};
+}
+
+Status PgNodeController::start(const NodeConfig& node) {
+  auto output = run("pg_ctl",
+                    {"start", "--wait", "--timeout=" + seconds(timeouts_.start),
+                     "--pgdata=" + node.data_dir, "--log=" + log_file(node), "--silent"},
+                    timeouts_.start);
+  if (!output) {
+    return fail(output.error().code,
+                fmt::format("{} did not start: {} (see {})", node.name, output.error().message,
+                            log_file(node)));
+  }
+  return {};
+}
+
+Status PgNodeController::stop(const NodeConfig& node, StopMode mode) {
+  auto output = run("pg_ctl",
+                    {"stop", "--wait", "--timeout=" + seconds(timeouts_.stop),
+                     "--pgdata=" + node.data_dir,
+                     mode == StopMode::kFast ? "--mode=fast" : "--mode=immediate", "--silent"},
+                    timeouts_.stop);
+  if (!output) return std::unexpected(output.error());
+  return {};
+}
+
+Status PgNodeController::promote(const NodeConfig& node) {
+  auto output = run("pg_ctl",
+                    {"promote", "--wait", "--timeout=" + seconds(timeouts_.start),
+                     "--pgdata=" + node.data_dir, "--silent"},
+                    timeouts_.start);
+  if (!output) return std::unexpected(output.error());
+  return {};
+}
+
+Status PgNodeController::reload(const NodeConfig& node) {
+  auto output = run("pg_ctl", {"reload", "--pgdata=" + node.data_dir, "--silent"}, timeouts_.stop);
+  if (!output) return std::unexpected(output.error());
+  return {};
+}
+
+Result<bool> PgNodeController::is_running(const NodeConfig& node) {
+  auto result = runner_.run({.program = binaries_.path("pg_ctl"),
+                             .args = {"status", "--pgdata=" + node.data_dir},
+                             .run_as = config_.os_user,
+                             .timeout = std::chrono::seconds(10)});
+  if (!result) return std::unexpected(result.error());
+  // pg_ctl status: 0 running, 3 not running, 4 no data directory.
+  return result->exit_code == 0;
+}
+
+Status PgNodeController::base_backup(const NodeConfig& node, const std::string& source_conninfo,
+                                     const std::string& slot, bool create_slot) {
+  bool progress = isatty(STDERR_FILENO) != 0;
+  std::vector<std::string> args = {"--pgdata=" + node.data_dir, "--dbname=" + source_conninfo,
+                                   "--wal-method=stream", "--checkpoint=fast",
+                                   "--slot=" + slot, "--no-password"};
+  if (create_slot) args.push_back("--create-slot");
+  if (progress) args.push_back("--progress");
+  auto output = run("pg_basebackup", std::move(args), timeouts_.copy, progress);
+  if (progress) fmt::print(stderr, "\n");
+  if (!output) return std::unexpected(output.error());
+  return {};
+}
+
+Result<std::string> PgNodeController::rewind(const NodeConfig& node,
+                                             const std::string& source_conninfo) {
+  return run("pg_rewind",
+             {"--target-pgdata=" + node.data_dir, "--source-server=" + source_conninfo,
+              "--progress"},
+             timeouts_.copy);
+}
+
+Result<ControlData> PgNodeController::control_data(const NodeConfig& node) {
+  auto output = run("pg_controldata", {node.data_dir}, std::chrono::seconds(30));
+  if (!output) return std::unexpected(output.error());
+  return parse_control_data(*output);
+}
+
+Status PgNodeController::finish_crash_recovery(const NodeConfig& node) {
+  // As pg_rewind does it: single-user mode, fsync off, input from /dev/null, then it exits.
+  auto output = run("postgres", {"--single", "-F", "-D", node.data_dir, "template1"},
+                    timeouts_.start);
+  if (!output) return std::unexpected(output.error());
+  return {};
+}
+
+}  // namespace tandem

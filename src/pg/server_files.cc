@@ -1,0 +1,138 @@
+#include "pg/server_files.h"
+
+#include <fmt/format.h>
+
+#include "common/units.h"
+#include "pg/connection.h"
+
+namespace tandem {
+namespace {
+
+// A postgresql.conf string literal: single quotes, embedded quotes doubled.
+std::string quoted(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string escape_passfile_field(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ':' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Splits a passfile line into its five fields, honouring backslash escapes.
+std::vector<std::string> passfile_fields(std::string_view line) {
+  std::vector<std::string> fields(1);
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\\' && i + 1 < line.size()) {
+      fields.back() += line[++i];
+    } else if (line[i] == ':') {
+      fields.emplace_back();
+    } else {
+      fields.back() += line[i];
+    }
+  }
+  return fields;
+}
+
+}  // namespace
+
+std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
+                               const std::optional<Upstream>& upstream) {
+  const ReplicationConfig& replication = config.replication;
+  std::string conf = fmt::format(
+      "# Managed by tandem for node {}: rewritten by init, clone, promote and rejoin.\n"
+      "# Put your own settings in postgresql.conf, above the line that includes this file.\n"
+      "cluster_name = {}\n"
+      "listen_addresses = {}\n"
+      "port = {}\n"
+      "unix_socket_directories = {}\n"
+      "password_encryption = 'scram-sha-256'\n"
+      "wal_level = replica\n"
+      "max_wal_senders = {}\n"
+      "max_replication_slots = {}\n"
+      "hot_standby = on\n"
+      "wal_retrieve_retry_interval = {}\n"
+      "max_slot_wal_keep_size = {}\n"
+      "recovery_target_timeline = 'latest'\n"
+      "log_line_prefix = '%m [%p] %q%a '\n",
+      node.name, quoted(node.name), quoted(node.host), node.port, quoted(config.socket_dir),
+      replication.max_wal_senders, replication.max_replication_slots,
+      quoted(format_duration(replication.wal_retrieve_retry_interval)),
+      quoted(format_size_exact(replication.max_slot_wal_keep_size)));
+  if (upstream) {
+    conf += fmt::format("primary_conninfo = {}\nprimary_slot_name = {}\n",
+                        quoted(upstream->conninfo), quoted(upstream->slot));
+  }
+  return conf;
+}
+
+std::string render_pg_hba(const ClusterConfig& config) {
+  std::string hba =
+      "# Managed by tandem. TYPE, DATABASE, USER, ADDRESS, METHOD.\n"
+      "# The superuser only over the Unix socket, as the OS users of the pg_ident map.\n";
+  hba += fmt::format("local all {} peer map={}\n", config.superuser, kIdentMap);
+  if (config.app) {
+    hba += fmt::format("local {} {} scram-sha-256\n", config.app->database, config.app->user);
+  }
+  hba += "# Replication only for the replication role, from the configured networks.\n";
+  for (const std::string& network : config.replication.networks) {
+    hba += fmt::format("host replication {} {} scram-sha-256\n", config.replication.user, network);
+  }
+  if (config.app) {
+    for (const std::string& network : config.replication.networks) {
+      hba += fmt::format("host {} {} {} scram-sha-256\n", config.app->database, config.app->user,
+                         network);
+    }
+  }
+  return hba;
+}
+
+std::string render_pg_ident(const ClusterConfig& config,
+                            const std::vector<std::string>& os_users) {
+  std::string ident = "# Managed by tandem. MAPNAME, SYSTEM-USERNAME, PG-USERNAME.\n";
+  for (const std::string& os_user : os_users) {
+    ident += fmt::format("{} {} {}\n", kIdentMap, os_user, config.superuser);
+  }
+  return ident;
+}
+
+std::string render_passfile(const std::vector<Credential>& credentials) {
+  std::string passfile = "# hostname:port:database:username:password, written by tandem\n";
+  for (const Credential& credential : credentials) {
+    passfile += fmt::format("*:*:*:{}:{}\n", escape_passfile_field(credential.role),
+                            escape_passfile_field(credential.password));
+  }
+  return passfile;
+}
+
+std::optional<std::string> find_password(std::string_view passfile, std::string_view role) {
+  while (!passfile.empty()) {
+    std::size_t newline = passfile.find('\n');
+    std::string_view line = passfile.substr(0, newline);
+    passfile.remove_prefix(newline == std::string_view::npos ? passfile.size() : newline + 1);
+    if (line.empty() || line.front() == '#') continue;
+    std::vector<std::string> fields = passfile_fields(line);
+    if (fields.size() == 5 && fields[3] == role) return fields[4];
+  }
+  return std::nullopt;
+}
+
+std::string upstream_conninfo(const ClusterConfig& config, const NodeConfig& primary,
+                              const std::string& application_name) {
+  return make_conninfo({{"host", primary.host},
+                        {"port", std::to_string(primary.port)},
+                        {"user", config.replication.user},
+                        {"passfile", config.password_file},
+                        {"application_name", application_name},
+                        {"connect_timeout", "2"}});
+}
+
+}  // namespace tandem

@@ -1,0 +1,48 @@
+// The files tandem writes into a data directory: tandem.conf (included by postgresql.conf),
+// pg_hba.conf and pg_ident.conf, and the libpq password file. Pure text rendering.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/cluster_config.h"
+
+namespace tandem {
+
+inline constexpr char kTandemConfName[] = "tandem.conf";
+// Appended to postgresql.conf at init: settings after it would override tandem's.
+inline constexpr char kIncludeLine[] = "include_if_exists = 'tandem.conf'";
+// pg_ident map that lets the listed OS users log in as the superuser over the Unix socket.
+inline constexpr char kIdentMap[] = "tandem";
+
+// Where a standby streams from.
+struct Upstream {
+  std::string conninfo;  // primary_conninfo, without a password (it uses the passfile)
+  std::string slot;      // primary_slot_name
+};
+
+// The node's own settings plus the replication settings every node shares. A standby gets
+// primary_conninfo and primary_slot_name; the primary gets none.
+std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
+                               const std::optional<Upstream>& upstream);
+
+// Replication only for the replication role, from the configured networks, with SCRAM; the
+// app role only to its database; the superuser only over the Unix socket through the ident map.
+std::string render_pg_hba(const ClusterConfig& config);
+std::string render_pg_ident(const ClusterConfig& config, const std::vector<std::string>& os_users);
+
+struct Credential {
+  std::string role;
+  std::string password;
+};
+// libpq password file lines ("*:*:*:role:password"), escaping ':' and '\'.
+std::string render_passfile(const std::vector<Credential>& credentials);
+// The password of `role` in a password file, if present.
+std::optional<std::string> find_password(std::string_view passfile, std::string_view role);
+
+// primary_conninfo for a standby of `primary`, as `application_name` (the standby's name).
+std::string upstream_conninfo(const ClusterConfig& config, const NodeConfig& primary,
+                              const std::string& application_name);
+
+}  // namespace tandem

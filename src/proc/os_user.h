@@ -1,0 +1,40 @@
+// The non-root OS user that runs PostgreSQL, and files and directories owned by it.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+#include "common/result.h"
+
+namespace tandem {
+
+struct OsUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string home;
+};
+
+// Fails with advice when the user does not exist or is root.
+Result<OsUser> lookup_os_user(const std::string& name);
+
+// True when tandem runs as root (and so must hand PostgreSQL work to another user).
+bool running_as_root();
+
+// Creates the directory (and missing parents) owned by `owner` with `mode`. An existing
+// directory is left as it is, unless `take_existing` (an empty data directory to fill).
+Status ensure_owned_dir(const std::string& path, const OsUser& owner, mode_t mode,
+                        bool take_existing = false);
+
+// Writes the file atomically (temporary file, then rename) owned by `owner` with `mode`.
+Status write_owned_file(const std::string& path, std::string_view content, const OsUser& owner,
+                        mode_t mode);
+
+Result<std::string> read_file(const std::string& path);
+
+// True when `owner` will be able to use the directory once ensure_owned_dir made it: an
+// existing one it can write and search; for a missing one, its nearest existing ancestor must
+// be searchable by it.
+bool user_can_use_dir(const std::string& dir, const OsUser& owner);
+
+}  // namespace tandem

@@ -1,0 +1,156 @@
+#include "proc/process_runner.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "proc/os_user.h"
+
+namespace tandem {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::string> child_environment(const ProcessSpec& spec, const OsUser* user) {
+  std::map<std::string, std::string> env = {
+      {"PATH", "/usr/local/bin:/usr/bin:/bin"},
+      {"LANG", "C.UTF-8"},
+  };
+  if (user != nullptr) {
+    env["HOME"] = user->home;
+    env["USER"] = user->name;
+    env["LOGNAME"] = user->name;
+  }
+  if (const char* tz = getenv("TZ")) env["TZ"] = tz;
+  for (const auto& [key, value] : spec.env) env[key] = value;
+  std::vector<std::string> entries;
+  for (const auto& [key, value] : env) entries.push_back(key + "=" + value);
+  return entries;
+}
+
+// Runs in the child between fork and exec: only async-signal-safe calls, then _exit on failure.
+[[noreturn]] void exec_child(const ProcessSpec& spec, const OsUser* user, int output_fd,
+                             char* const* argv, char* const* envp) {
+  setpgid(0, 0);  // its own process group, so a timeout kills its children too
+  int input = open(spec.stdin_path.c_str(), O_RDONLY);
+  if (input < 0) _exit(126);
+  dup2(input, STDIN_FILENO);
+  dup2(output_fd, STDOUT_FILENO);
+  if (!spec.stderr_to_terminal) dup2(output_fd, STDERR_FILENO);
+  close_range(3, ~0U, 0);
+  if (user != nullptr) {
+    if (initgroups(user->name.c_str(), user->gid) != 0 || setgid(user->gid) != 0 ||
+        setuid(user->uid) != 0) {
+      _exit(126);
+    }
+  }
+  if (chdir(spec.working_dir.c_str()) != 0) _exit(126);
+  execve(spec.program.c_str(), argv, envp);
+  _exit(127);
+}
+
+// Reads the child's output until it closes its end; kills the group when the deadline passes.
+bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output) {
+  char buffer[4096];
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      kill(-pid, SIGKILL);
+      return false;
+    }
+    pollfd entry{fd, POLLIN, 0};
+    int ready = poll(&entry, 1, static_cast<int>(std::min<long>(left.count(), 1000)));
+    if (ready < 0 && errno != EINTR) return true;
+    if (ready <= 0) continue;
+    ssize_t count = read(fd, buffer, sizeof(buffer));
+    if (count < 0 && errno == EINTR) continue;
+    if (count <= 0) return true;
+    output.append(buffer, static_cast<std::size_t>(count));
+  }
+}
+
+}  // namespace
+
+Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
+  std::optional<OsUser> user;
+  if (spec.run_as) {
+    auto found = lookup_os_user(*spec.run_as);
+    if (!found) return std::unexpected(found.error());
+    if (running_as_root()) {
+      user = *found;
+    } else if (getuid() != found->uid) {
+      return fail(ErrorCode::kPermissionDenied,
+                  fmt::format("{} must run as OS user {}: start tandem as root or as {}",
+                              spec.program, found->name, found->name));
+    }
+  }
+  std::vector<std::string> args = {spec.program};
+  args.insert(args.end(), spec.args.begin(), spec.args.end());
+  std::vector<std::string> env = child_environment(spec, user ? &*user : nullptr);
+  std::vector<char*> argv, envp;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  for (std::string& entry : env) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+
+  spdlog::debug("running {}{}", fmt::join(args, " "),
+                spec.run_as ? fmt::format(" as {}", *spec.run_as) : "");
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return fail(ErrorCode::kFailed, fmt::format("pipe: {}", std::strerror(errno)));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return fail(ErrorCode::kFailed, fmt::format("fork: {}", std::strerror(errno)));
+  }
+  if (pid == 0) exec_child(spec, user ? &*user : nullptr, pipe_fds[1], argv.data(), envp.data());
+  close(pipe_fds[1]);
+
+  ProcessResult result;
+  bool in_time = drain(pipe_fds[0], pid, Clock::now() + spec.timeout, result.output);
+  close(pipe_fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!in_time) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("{} did not finish within {} s and was killed", spec.program,
+                            std::chrono::duration_cast<std::chrono::seconds>(spec.timeout).count()));
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
+  if (result.exit_code == 127) {
+    return fail(ErrorCode::kNotFound, fmt::format("cannot execute {}", spec.program));
+  }
+  if (result.exit_code == 126 && result.output.empty()) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("cannot start {} (as user {}, in {})", spec.program,
+                            spec.run_as.value_or("tandem's"), spec.working_dir));
+  }
+  return result;
+}
+
+std::string last_line(std::string_view output) {
+  while (!output.empty() && (output.back() == '\n' || output.back() == '\r' ||
+                             output.back() == ' ')) {
+    output.remove_suffix(1);
+  }
+  std::size_t newline = output.find_last_of("\r\n");
+  return std::string(newline == std::string_view::npos ? output : output.substr(newline + 1));
+}
+
+}  // namespace tandem

@@ -1,0 +1,51 @@
+// Running child processes (initdb, pg_ctl, pg_basebackup, pg_rewind) with a deadline, as the
+// OS user that owns PostgreSQL, capturing what they print.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tandem {
+
+struct ProcessSpec {
+  std::string program;  // absolute path
+  std::vector<std::string> args;
+  // Added to a minimal environment (PATH, LANG=C, HOME/USER of the user it runs as).
+  std::map<std::string, std::string> env;
+  // Run as this OS user; requires tandem to be root or that user.
+  std::optional<std::string> run_as;
+  std::string working_dir = "/";
+  std::string stdin_path = "/dev/null";
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // Let the child write its stderr to ours (a progress bar on a terminal) instead of capturing.
+  bool stderr_to_terminal = false;
+};
+
+struct ProcessResult {
+  int exit_code = 0;   // 128 + signal number when killed by a signal
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// The seam for tests: everything that starts a process goes through a ProcessRunner.
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  // Fails only when the process could not be started or missed its deadline (it is then
+  // killed with its process group); a non-zero exit is a result, not an error.
+  virtual Result<ProcessResult> run(const ProcessSpec& spec) = 0;
+};
+
+class SystemProcessRunner final : public ProcessRunner {
+ public:
+  Result<ProcessResult> run(const ProcessSpec& spec) override;
+};
+
+// The last non-empty line of a tool's output, which is where PostgreSQL's tools put the reason.
+std::string last_line(std::string_view output);
+
+}  // namespace tandem

@@ -1,0 +1,86 @@
+#include <gtest/gtest.h>
+
+#include "core/cluster_config.h"
+
+namespace tandem {
+namespace {
+
+constexpr char kMinimal[] = R"(
+nodes:
+  - name: node1
+    port: 5432
+  - name: node2
+    port: 5433
+    data_dir: /srv/pg/node2
+)";
+
+TEST(ParseConfig, DefaultsAndRelativePaths) {
+  auto config = parse_config(kMinimal, "/etc/tandem");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->os_user, "postgres");
+  EXPECT_EQ(config->socket_dir, "/etc/tandem/run");
+  EXPECT_EQ(config->password_file, "/etc/tandem/tandem.pgpass");
+  EXPECT_EQ(config->nodes[0].data_dir, "/etc/tandem/node1");
+  EXPECT_EQ(config->nodes[1].data_dir, "/srv/pg/node2");
+  EXPECT_EQ(config->nodes[1].host, "127.0.0.1");
+  EXPECT_EQ(config->replication.max_slot_wal_keep_size, 1LL << 30);
+  EXPECT_EQ(config->replication.wal_retrieve_retry_interval, std::chrono::milliseconds(200));
+  EXPECT_FALSE(config->app);
+}
+
+TEST(ParseConfig, RoundTripsThroughRender) {
+  auto config = parse_config(kMinimal, "/etc/tandem");
+  ASSERT_TRUE(config);
+  config->app = AppConfig{"test_app", "test_app"};
+  config->replication.max_slot_wal_keep_size = 64LL << 20;
+  auto again = parse_config(render_config(*config), "/elsewhere");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(render_config(*again), render_config(*config));
+}
+
+TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
+  struct Case {
+    const char* yaml;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"nodes: []", "at least one node"},
+      {"replicaton: {}\nnodes: [{name: a, port: 1}]", "unknown key 'replicaton'"},
+      {"nodes: [{name: a, port: 1, colour: red}]", "unknown key 'nodes[].colour'"},
+      {"nodes: [{name: A-1, port: 1}]", "node name 'A-1'"},
+      {"nodes: [{name: a, port: 70000}]", "port 70000"},
+      {"nodes: [{name: a, port: x}]", "wrong type"},
+      {"nodes: [{name: a, port: 1}, {name: a, port: 2}]", "used twice"},
+      {"nodes: [{name: a, port: 1}, {name: b, port: 1}]", "used by two nodes"},
+      {"os_user: root\nnodes: [{name: a, port: 1}]", "PostgreSQL refuses to run as root"},
+      {"replication: {networks: [10.0.0.0/33]}\nnodes: [{name: a, port: 1}]", "10.0.0.0/33"},
+      {"replication: {networks: [300.0.0.1/32]}\nnodes: [{name: a, port: 1}]", "300.0.0.1/32"},
+      {"replication: {max_slot_wal_keep_size: 1MB}\nnodes: [{name: a, port: 1}]",
+       "at least 16MB"},
+      {"replication: {max_slot_wal_keep_size: lots}\nnodes: [{name: a, port: 1}]", "not a size"},
+      {"replication: {wal_retrieve_retry_interval: 5}\nnodes: [{name: a, port: 1}]",
+       "not a duration"},
+      {"app: {user: replicator}\nnodes: [{name: a, port: 1}]", "must differ"},
+      {"nodes: [{name: a, port: 1", "not valid YAML"},
+  };
+  for (const Case& c : cases) {
+    auto config = parse_config(c.yaml, "/base");
+    ASSERT_FALSE(config) << c.yaml;
+    EXPECT_NE(config.error().message.find(c.says), std::string::npos)
+        << c.yaml << " -> " << config.error().message;
+    EXPECT_EQ(config.error().message.find('\n'), std::string::npos) << "one line: " << c.yaml;
+  }
+}
+
+TEST(ClusterConfig, UnknownNodeListsTheKnownOnes) {
+  auto config = parse_config(kMinimal, "/etc/tandem");
+  ASSERT_TRUE(config);
+  auto node = config->node("node9");
+  ASSERT_FALSE(node);
+  EXPECT_EQ(node.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(node.error().message, "unknown node 'node9': this cluster has node1, node2");
+  EXPECT_EQ(config->node("node2").value()->port, 5433);
+}
+
+}  // namespace
+}  // namespace tandem
