@@ -20,7 +20,7 @@ Result<ClusterConfig> local_up_config(const LocalLayout& layout, bool& created) 
   if (auto ok = validate(config); !ok) return std::unexpected(ok.error());
   auto os_user = lookup_os_user(config.os_user);
   if (!os_user) return std::unexpected(os_user.error());
-  if (!user_can_use_dir(layout.dir, *os_user)) {
+  if (!user_can_use_dir(layout.dir, *os_user, /*write=*/false)) {
     return fail(ErrorCode::kPermissionDenied,
                 fmt::format("OS user {} cannot use {}: a directory on its path is closed to it",
                             os_user->name, layout.dir));

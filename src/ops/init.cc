@@ -111,15 +111,17 @@ Status create_roles(Context& context, const NodeConfig& node,
 
 Status prepare_dirs(Context& context, const NodeConfig& node) {
   std::string parent = std::filesystem::path(node.data_dir).parent_path().string();
-  std::vector<std::string> dirs = {parent, context.config.socket_dir, context.config.log_dir};
-  for (const std::string& dir : dirs) {
-    if (!user_can_use_dir(dir, context.os_user)) {
+  // tandem makes the data directory itself; PostgreSQL writes sockets and logs.
+  std::vector<std::pair<std::string, bool>> needs = {
+      {parent, false}, {context.config.socket_dir, true}, {context.config.log_dir, true}};
+  for (const auto& [dir, write] : needs) {
+    if (!user_can_use_dir(dir, context.os_user, write)) {
       return fail(ErrorCode::kPermissionDenied,
                   fmt::format("OS user {} cannot use {}: a directory on its path is closed to it",
                               context.os_user.name, dir));
     }
   }
-  for (const std::string& dir : dirs) {
+  for (const auto& [dir, write] : needs) {
     if (auto ok = ensure_owned_dir(dir, context.os_user, 0755); !ok) return ok;
   }
   return ensure_owned_dir(node.data_dir, context.os_user, 0700, /*take_existing=*/true);

@@ -91,10 +91,10 @@ Result<std::string> read_file(const std::string& path) {
   return content.str();
 }
 
-bool user_can_use_dir(const std::string& dir, const OsUser& owner) {
+bool user_can_use_dir(const std::string& dir, const OsUser& owner, bool write) {
   std::filesystem::path path(dir);
   std::error_code error;
-  int mode = W_OK | X_OK;
+  int mode = write ? W_OK | X_OK : X_OK;
   while (!std::filesystem::exists(path, error) && path.has_parent_path() &&
          path != path.parent_path()) {
     path = path.parent_path();

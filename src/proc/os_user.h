@@ -33,8 +33,8 @@ Status write_owned_file(const std::string& path, std::string_view content, const
 Result<std::string> read_file(const std::string& path);
 
 // True when `owner` will be able to use the directory once ensure_owned_dir made it: an
-// existing one it can write and search; for a missing one, its nearest existing ancestor must
-// be searchable by it.
-bool user_can_use_dir(const std::string& dir, const OsUser& owner);
+// existing one it can search (and write, with `write`); for a missing one, which will be made
+// its own, its nearest existing ancestor must be searchable by it.
+bool user_can_use_dir(const std::string& dir, const OsUser& owner, bool write);
 
 }  // namespace tandem

@@ -1,0 +1,143 @@
+#include "local_cluster_fixture.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "ops/local_cluster.h"
+#include "proc/ports.h"
+#include "proc/process_runner.h"
+
+namespace tandem::testing {
+
+int find_free_ports(int count) {
+  std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<int> pick(20000, 60000);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int base = pick(random);
+    bool all_free = true;
+    for (int port = base; port < base + count && all_free; ++port) {
+      all_free = !port_in_use("127.0.0.1", port);
+    }
+    if (all_free) return base;
+  }
+  ADD_FAILURE() << "no free ports";
+  return 0;
+}
+
+void LocalClusterTest::SetUp() {
+  char pattern[] = "/tmp/tandem-test-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  dir_ = pattern;
+  ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);  // the postgres user must reach inside
+  config_path_ = dir_ + "/tandem.yaml";
+}
+
+void LocalClusterTest::TearDown() {
+  if (std::filesystem::exists(config_path_)) tandem({"local", "down"});
+  // Whatever a failed test left running is killed, so nothing outlives the test.
+  for (const NodeConfig& each : config_.nodes) {
+    std::ifstream pid_file(each.data_dir + "/postmaster.pid");
+    pid_t pid = 0;
+    if (pid_file >> pid && pid > 0) {
+      ADD_FAILURE() << each.name << " was still running after `tandem local down`";
+      kill(pid, SIGKILL);
+    }
+  }
+  if (!HasFailure()) {
+    std::error_code error;
+    std::filesystem::remove_all(dir_, error);
+  } else {
+    std::cerr << "kept " << dir_ << " for inspection\n";
+  }
+}
+
+void LocalClusterTest::write_config(int standbys,
+                                    const std::function<void(ClusterConfig&)>& adjust) {
+  base_port_ = find_free_ports(standbys + 1);
+  config_ = local_config({.dir = dir_, .standbys = standbys, .base_port = base_port_});
+  if (adjust) adjust(config_);
+  std::ofstream(config_path_) << render_config(config_);
+}
+
+CommandOutput LocalClusterTest::tandem(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {"-c", config_path_};
+  full.insert(full.end(), args.begin(), args.end());
+  SystemProcessRunner runner;
+  auto result = runner.run({.program = TANDEM_BINARY,
+                            .args = full,
+                            .working_dir = dir_,
+                            .timeout = std::chrono::minutes(3)});
+  if (!result) {
+    ADD_FAILURE() << "tandem did not run: " << result.error().message;
+    return {};
+  }
+  return {result->exit_code, result->output};
+}
+
+std::string LocalClusterTest::tandem_ok(const std::vector<std::string>& args) {
+  CommandOutput result = tandem(args);
+  std::string command;
+  for (const std::string& arg : args) command += " " + arg;
+  EXPECT_EQ(result.exit_code, 0) << "tandem" << command << ":\n" << result.output;
+  return result.output;
+}
+
+Result<Connection> LocalClusterTest::try_sql(const std::string& name,
+                                             const std::string& database) {
+  return Connection::open(make_conninfo({{"host", config_.socket_dir},
+                                         {"port", std::to_string(node(name).port)},
+                                         {"user", config_.superuser},
+                                         {"dbname", database},
+                                         {"connect_timeout", "3"}}));
+}
+
+Connection LocalClusterTest::sql(const std::string& name, const std::string& database) {
+  auto connection = try_sql(name, database);
+  if (!connection) {
+    ADD_FAILURE() << "cannot connect to " << name << ": " << connection.error().message;
+    std::abort();
+  }
+  return std::move(*connection);
+}
+
+std::string LocalClusterTest::value(const std::string& name, const std::string& query) {
+  auto connection = try_sql(name);
+  if (!connection) return "ERROR: " + connection.error().message;
+  auto rows = connection->query(query);
+  if (!rows) return "ERROR: " + rows.error().message;
+  if (rows->empty()) return "";
+  return rows->text(0, "v");
+}
+
+void LocalClusterTest::exec(const std::string& name, const std::string& statements) {
+  auto connection = try_sql(name);
+  ASSERT_TRUE(connection) << name << ": " << connection.error().message;
+  auto ok = connection->execute(statements);
+  EXPECT_TRUE(ok) << name << ": " << statements << ": " << (ok ? "" : ok.error().message);
+}
+
+bool LocalClusterTest::eventually(const std::function<bool()>& done,
+                                  std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+const NodeConfig& LocalClusterTest::node(const std::string& name) const {
+  const NodeConfig* found = config_.find_node(name);
+  if (found == nullptr) {
+    ADD_FAILURE() << "no node " << name;
+    std::abort();
+  }
+  return *found;
+}
+
+}  // namespace tandem::testing

@@ -1,0 +1,59 @@
+// A real local cluster for integration tests: a fresh directory, free ports, the tandem binary
+// run as a person would run it, SQL through libpq. Everything it starts it stops.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/cluster_config.h"
+#include "pg/connection.h"
+
+namespace tandem::testing {
+
+struct CommandOutput {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+class LocalClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Writes tandem.yaml for `standbys` standbys under dir_, with `adjust` applied, without
+  // starting anything.
+  void write_config(int standbys, const std::function<void(ClusterConfig&)>& adjust = {});
+  // tandem -c <config> args...
+  CommandOutput tandem(const std::vector<std::string>& args);
+  // Like tandem(), failing the test unless it exits 0.
+  std::string tandem_ok(const std::vector<std::string>& args);
+
+  // A superuser connection to a node, over its Unix socket; fails the test when impossible.
+  Connection sql(const std::string& node, const std::string& database = "test_app");
+  Result<Connection> try_sql(const std::string& node, const std::string& database = "test_app");
+  // The single value a query returns, or the error message prefixed with "ERROR: ".
+  std::string value(const std::string& node, const std::string& query);
+
+  // Runs statements (several allowed) and fails the test if they fail.
+  void exec(const std::string& node, const std::string& statements);
+
+  // Polls `done` every 50 ms for up to `timeout`.
+  bool eventually(const std::function<bool()>& done,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+  const NodeConfig& node(const std::string& name) const;
+
+  std::string dir_;          // the cluster directory (tandem.yaml, data dirs, run/, log/)
+  std::string config_path_;  // dir_/tandem.yaml
+  ClusterConfig config_;
+  int base_port_ = 0;
+};
+
+// Ports [base, base + count) that nothing listens on.
+int find_free_ports(int count);
+
+}  // namespace tandem::testing
