@@ -1,0 +1,79 @@
+// The three ways back for a former primary: follow (it stopped cleanly before the promotion),
+// pg_rewind (it diverged), and a fresh clone when rewinding is impossible.
+#include <filesystem>
+
+#include "local_cluster_fixture.h"
+#include "proc/process_runner.h"
+
+namespace tandem::testing {
+namespace {
+
+class RejoinTest : public LocalClusterTest {
+ protected:
+  void SetUp() override {
+    LocalClusterTest::SetUp();
+    write_config(1);
+    tandem_ok({"local", "up", "--dir", dir_});
+    exec("node1", "CREATE TABLE t (i int); INSERT INTO t VALUES (1)");
+    ASSERT_TRUE(eventually([&] { return count("node2") == "1"; }));
+  }
+
+  std::string count(const std::string& name) {
+    return value(name, "SELECT count(*)::text AS v FROM t");
+  }
+
+  void run_as_postgres(const std::string& program, const std::vector<std::string>& args) {
+    SystemProcessRunner runner;
+    auto result = runner.run({.program = "/usr/lib/postgresql/15/bin/" + program,
+                              .args = args,
+                              .run_as = "postgres"});
+    ASSERT_TRUE(result) << result.error().message;
+    ASSERT_EQ(result->exit_code, 0) << program << ": " << result->output;
+  }
+
+  std::vector<std::string> diverged_dirs() {
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      if (entry.path().filename().string().starts_with("node1.diverged-")) {
+        found.push_back(entry.path().string());
+      }
+    }
+    return found;
+  }
+};
+
+TEST_F(RejoinTest, CleanlyStoppedPrimaryFollowsWithoutRewind) {
+  tandem_ok({"local", "stop", "node1"});
+  tandem_ok({"promote", "node2"});
+  exec("node2", "INSERT INTO t VALUES (2)");
+  std::string output = tandem_ok({"rejoin", "node1"});
+  EXPECT_NE(output.find("node1: followed without rewind"), std::string::npos) << output;
+  EXPECT_TRUE(eventually([&] { return count("node1") == "2"; }));
+  EXPECT_TRUE(diverged_dirs().empty());
+}
+
+TEST_F(RejoinTest, RewindImpossibleFallsBackToACloneAndKeepsTheOldDirectory) {
+  // The walk-through's own failure: an old primary without data checksums cannot be rewound.
+  exec("node1", "INSERT INTO t VALUES (2)");
+  tandem_ok({"local", "crash", "node1"});
+  tandem_ok({"promote", "node2"});
+  exec("node2", "INSERT INTO t VALUES (3)");
+  run_as_postgres("postgres", {"--single", "-D", node("node1").data_dir, "template1"});
+  run_as_postgres("pg_checksums", {"--disable", "-D", node("node1").data_dir});
+
+  std::string output = tandem_ok({"rejoin", "node1"});
+  EXPECT_NE(output.find("pg_rewind is impossible"), std::string::npos) << output;
+  EXPECT_NE(output.find("node1: recloned"), std::string::npos) << output;
+  EXPECT_NE(output.find("WAL written by node1 after the failover, not on the primary: "),
+            std::string::npos)
+      << output;
+  auto aside = diverged_dirs();
+  ASSERT_EQ(aside.size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(aside.front() + "/PG_VERSION"));
+  EXPECT_NE(output.find("kept in " + aside.front()), std::string::npos) << output;
+  EXPECT_TRUE(eventually([&] { return count("node1") == "3"; }));
+  EXPECT_EQ(value("node1", "SELECT current_setting('data_checksums') AS v"), "on");
+}
+
+}  // namespace
+}  // namespace tandem::testing
