@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "common/units.h"
 #include "ops/local_cluster.h"
 #include "ops/status.h"
 #include "proc/os_user.h"
@@ -82,8 +83,18 @@ void add_local_command(CLI::App& app, CliState& state) {
   up->add_option("--pg-bin", layout->pg_bin, "PostgreSQL bin directory (default: discover)");
   auto no_app = std::make_shared<bool>(false);
   up->add_flag("--no-app", *no_app, "Do not create the test_app role and database");
-  up->callback([&state, layout, no_app] {
+  auto wal_cap = std::make_shared<std::string>("1GB");
+  up->add_option("--max-slot-wal-keep-size", *wal_cap,
+                 "Most WAL a slot may hold back before it is invalidated")
+      ->capture_default_str();
+  up->callback([&state, layout, no_app, wal_cap] {
     layout->app = !*no_app;
+    auto cap = parse_size(*wal_cap);
+    if (!cap) {
+      state.result = fail_with_context(cap.error(), "--max-slot-wal-keep-size");
+      return;
+    }
+    layout->max_slot_wal_keep_size = *cap;
     state.result = local_up_command(*layout);
   });
 

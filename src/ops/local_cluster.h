@@ -17,6 +17,7 @@ struct LocalLayout {
   std::string os_user = "postgres";
   std::string pg_bin;
   bool app = true;  // create the walk-through's test_app role and database
+  std::int64_t max_slot_wal_keep_size = ReplicationConfig{}.max_slot_wal_keep_size;
 };
 
 // node1 on base_port (the primary), node2.. on the following ports, all under `dir`.
