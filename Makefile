@@ -27,11 +27,11 @@ integration: build
 demo: build
 	@scripts/demo $(BUILD_DIR)/tandem
 
-# Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Every test, with tandem built under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTANDEM_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
-	@ctest --test-dir build-asan --output-on-failure -L unit
+	@ctest --test-dir build-asan --output-on-failure
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
