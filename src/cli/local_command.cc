@@ -26,7 +26,8 @@ Result<ClusterConfig> local_up_config(const LocalLayout& layout, bool& created) 
                 fmt::format("OS user {} cannot use {}: a directory on its path is closed to it",
                             os_user->name, layout.dir));
   }
-  if (auto ok = ensure_owned_dir(layout.dir, *os_user, 0755); !ok) return std::unexpected(ok.error());
+  if (auto ok = ensure_owned_dir(layout.dir, *os_user, 0755); !ok)
+    return std::unexpected(ok.error());
   if (auto ok = write_owned_file(path, render_config(config), *os_user, 0644); !ok) {
     return std::unexpected(ok.error());
   }
@@ -100,9 +101,8 @@ void add_local_command(CLI::App& app, CliState& state) {
 
   auto* down = local->add_subcommand("down", "Stop every node (data is kept)");
   down->callback([&state] {
-    state.result = with_session(state, [](Context& context) {
-      return local_stop(context, std::nullopt, StopMode::kFast);
-    });
+    state.result = with_session(
+        state, [](Context& context) { return local_stop(context, std::nullopt, StopMode::kFast); });
   });
 
   auto node = std::make_shared<std::string>();

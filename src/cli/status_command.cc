@@ -19,8 +19,7 @@ std::string seconds_text(const std::optional<double>& seconds) {
 
 std::string time_text(const std::optional<WallTime>& time) {
   if (!time) return "-";
-  return fmt::format("{:%Y-%m-%d %H:%M:%S}",
-                     std::chrono::floor<std::chrono::seconds>(*time));
+  return fmt::format("{:%Y-%m-%d %H:%M:%S}", std::chrono::floor<std::chrono::seconds>(*time));
 }
 
 std::vector<std::string> node_row(const NodeReport& node) {
@@ -31,7 +30,9 @@ std::vector<std::string> node_row(const NodeReport& node) {
           std::string(role_name(node.role)),
           node.detail,
           node.timeline ? std::to_string(*node.timeline) : "-",
-          primary ? lsn_text(node.wal_lsn) : replication ? lsn_text(replication->sent) : "-",
+          primary       ? lsn_text(node.wal_lsn)
+          : replication ? lsn_text(replication->sent)
+                        : "-",
           replication ? lsn_text(replication->write) : "-",
           replication ? lsn_text(replication->flush) : "-",
           replication ? lsn_text(replication->replay) : lsn_text(node.replay_lsn),

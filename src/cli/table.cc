@@ -15,7 +15,8 @@ std::string render_table(const std::vector<std::string>& headers,
     std::string text;
     for (std::size_t column = 0; column < cells.size(); ++column) {
       text += cells[column];
-      if (column + 1 < cells.size()) text += std::string(widths[column] - cells[column].size() + 2, ' ');
+      if (column + 1 < cells.size())
+        text += std::string(widths[column] - cells[column].size() + 2, ' ');
     }
     return text + "\n";
   };

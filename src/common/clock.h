@@ -32,8 +32,8 @@ class SystemClock final : public Clock {
 // Asks `done` every `interval` until it says true or `timeout` has passed; returns its last
 // answer. Polling with a deadline, never a fixed sleep, is how tandem waits for a server.
 template <typename Predicate>
-bool poll_until(Clock& clock, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds interval, Predicate done) {
+bool poll_until(Clock& clock, std::chrono::milliseconds timeout, std::chrono::milliseconds interval,
+                Predicate done) {
   auto deadline = clock.steady_now() + timeout;
   while (true) {
     if (done()) return true;

@@ -15,8 +15,8 @@ enum class ErrorCode {
   kUnavailable,      // a server or store could not be reached; retrying may help
   kConflict,         // the world is not in the state the operation requires
   kPermissionDenied,
-  kTimeout,          // a deadline passed before the expected state was reached
-  kFailed,           // a step ran and failed; the message says which and why
+  kTimeout,  // a deadline passed before the expected state was reached
+  kFailed,   // a step ran and failed; the message says which and why
 };
 
 struct Error {

@@ -1,9 +1,10 @@
 #include "common/units.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <fmt/format.h>
 
 namespace tandem {
 namespace {
@@ -15,11 +16,9 @@ struct Unit {
 
 // Longest suffixes first so that "ms" is not read as "s".
 constexpr std::array kSizeUnits = {Unit{"TB", 1LL << 40}, Unit{"GB", 1LL << 30},
-                                   Unit{"MB", 1LL << 20}, Unit{"kB", 1LL << 10},
-                                   Unit{"B", 1}};
-constexpr std::array kDurationUnits = {Unit{"min", 60'000}, Unit{"ms", 1},
-                                       Unit{"d", 86'400'000}, Unit{"h", 3'600'000},
-                                       Unit{"s", 1'000}};
+                                   Unit{"MB", 1LL << 20}, Unit{"kB", 1LL << 10}, Unit{"B", 1}};
+constexpr std::array kDurationUnits = {Unit{"min", 60'000}, Unit{"ms", 1}, Unit{"d", 86'400'000},
+                                       Unit{"h", 3'600'000}, Unit{"s", 1'000}};
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {

@@ -1,14 +1,17 @@
 #include "core/cluster_config.h"
 
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <regex>
 #include <set>
 
 namespace tandem {
 namespace {
 
-Status invalid(std::string message) { return fail(ErrorCode::kInvalidArgument, std::move(message)); }
+Status invalid(std::string message) {
+  return fail(ErrorCode::kInvalidArgument, std::move(message));
+}
 
 // Slot names allow [a-z0-9_], at most 63 characters; a node's name becomes its slot's name.
 bool is_slot_name(std::string_view name) {
@@ -42,7 +45,8 @@ Status validate_node(const NodeConfig& node) {
         node.name));
   }
   if (node.port < 1 || node.port > 65535) {
-    return invalid(fmt::format("node {}: port {} is not between 1 and 65535", node.name, node.port));
+    return invalid(
+        fmt::format("node {}: port {} is not between 1 and 65535", node.name, node.port));
   }
   if (node.data_dir.empty() || node.data_dir.front() != '/') {
     return invalid(fmt::format("node {}: data_dir must be an absolute path", node.name));
@@ -71,16 +75,16 @@ Status validate_nodes(const std::vector<NodeConfig>& nodes) {
 
 Status validate_replication(const ReplicationConfig& replication) {
   if (!is_identifier(replication.user)) {
-    return invalid(fmt::format("replication.user '{}' must be a lower-case identifier",
-                               replication.user));
+    return invalid(
+        fmt::format("replication.user '{}' must be a lower-case identifier", replication.user));
   }
   if (replication.networks.empty()) {
     return invalid("replication.networks: list at least one network (e.g. 127.0.0.1/32)");
   }
   for (const std::string& network : replication.networks) {
     if (!is_cidr(network)) {
-      return invalid(fmt::format("replication.networks: '{}' is not a network such as 10.0.0.0/24",
-                                 network));
+      return invalid(
+          fmt::format("replication.networks: '{}' is not a network such as 10.0.0.0/24", network));
     }
   }
   if (replication.max_wal_senders < 1 || replication.max_replication_slots < 1) {

@@ -13,7 +13,7 @@
 namespace tandem {
 
 struct NodeConfig {
-  std::string name;  // also its replication slot's and application_name's name
+  std::string name;                // also its replication slot's and application_name's name
   std::string host = "127.0.0.1";  // address it listens on and replicas connect to
   int port = 5432;
   std::string data_dir;  // absolute

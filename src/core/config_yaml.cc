@@ -106,16 +106,17 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
 }
 
 ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
-  check_keys(root, "", {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication",
-                        "app", "status", "nodes"});
+  check_keys(root, "",
+             {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
+              "nodes"});
   ClusterConfig config;
   read(root, "cluster", config.name);
   read(root, "os_user", config.os_user);
   read(root, "pg_bin", config.pg_bin);
   read(root, "superuser", config.superuser);
   read_paths(root, config);
-  for (std::string* path : {&config.socket_dir, &config.log_dir, &config.password_file,
-                            &config.state_file}) {
+  for (std::string* path :
+       {&config.socket_dir, &config.log_dir, &config.password_file, &config.state_file}) {
     *path = absolute(*path, base_dir);
   }
   read_replication(root, config.replication);

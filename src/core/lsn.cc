@@ -1,7 +1,8 @@
 #include "core/lsn.h"
 
-#include <charconv>
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace tandem {
 namespace {

@@ -41,8 +41,8 @@ void assess_nodes(const ClusterReport& report, std::vector<std::string>& warning
   }
   if (primaries == 0) warnings.push_back("no primary is running: writes are impossible");
   if (primaries > 1) {
-    warnings.push_back(fmt::format("{} nodes accept writes: split brain, stop all but one",
-                                   primaries));
+    warnings.push_back(
+        fmt::format("{} nodes accept writes: split brain, stop all but one", primaries));
   }
   if (primaries != 1) return;
   for (const NodeReport& node : report.nodes) {

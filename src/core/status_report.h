@@ -47,7 +47,7 @@ struct NodeReport {
   std::optional<TimelineId> timeline;
   std::optional<Lsn> wal_lsn;     // primary: current write position; standby: last received
   std::optional<Lsn> replay_lsn;  // standby only
-  std::optional<WallTime> last_replay_at;  // standby: commit time of the last replayed xact
+  std::optional<WallTime> last_replay_at;     // standby: commit time of the last replayed xact
   std::optional<ReplicationRow> replication;  // the primary's view of this standby
   std::optional<std::int64_t> lag_bytes;      // primary's position minus this node's replay
 };

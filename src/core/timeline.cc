@@ -1,7 +1,8 @@
 #include "core/timeline.h"
 
-#include <charconv>
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace tandem {
 namespace {
@@ -45,8 +46,8 @@ Result<TimelineHistory> TimelineHistory::parse(TimelineId current, std::string_v
     auto lsn = Lsn::parse(next_field(rest));
     if (!lsn) return bad(lsn.error().message);
     if (timeline >= current) return bad(fmt::format("timeline is not below {}", current));
-    if (!switches.empty() && (timeline <= switches.back().timeline ||
-                              *lsn < switches.back().switch_point)) {
+    if (!switches.empty() &&
+        (timeline <= switches.back().timeline || *lsn < switches.back().switch_point)) {
       return bad("entries are out of order");
     }
     std::size_t reason_start = rest.find_first_not_of(" \t");

@@ -51,8 +51,8 @@ Status clone_standby(Context& context, const NodeConfig& node,
   if (auto ok = check_replication_login(config, *source); !ok) return ok;
   auto admin = connect_admin(config, *source);
   if (!admin) return std::unexpected(admin.error());
-  auto slot = admin->query("SELECT active FROM pg_replication_slots WHERE slot_name = $1",
-                           {node.name});
+  auto slot =
+      admin->query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", {node.name});
   if (!slot) return std::unexpected(slot.error());
   if (!slot->empty() && slot->text(0, "active") == "t") {
     return fail(ErrorCode::kConflict,
@@ -72,9 +72,10 @@ Status clone_standby(Context& context, const NodeConfig& node,
   }
   if (auto ok = write_node_files(context, node, source); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
-  if (auto ok = wait_streaming(context, *source, node.name); !ok) return ok;
-  context.report(fmt::format("{} streams from {} on {}:{}", node.name, source->name, node.host,
-                             node.port));
+  if (auto ok = wait_streaming(context, *source, node.name, context.streaming_timeout); !ok)
+    return ok;
+  context.report(
+      fmt::format("{} streams from {} on {}:{}", node.name, source->name, node.host, node.port));
   return {};
 }
 

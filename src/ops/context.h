@@ -19,7 +19,11 @@ struct Context {
   Clock& clock;
   // Called with one line per step taken ("started node2 as a standby of node1").
   std::function<void(const std::string&)> report = [](const std::string&) {};
+  // How long a new standby may take to stream after it started.
   std::chrono::milliseconds streaming_timeout{std::chrono::seconds(60)};
+  // How long a running standby pointed at a new primary may take to stream from it; one that
+  // cannot (it replayed past the new primary's fork) needs a rejoin.
+  std::chrono::milliseconds follow_timeout{std::chrono::seconds(15)};
 };
 
 }  // namespace tandem

@@ -60,9 +60,8 @@ Result<std::vector<Credential>> ensure_passwords(Context& context) {
 Status write_server_files(Context& context, const NodeConfig& node) {
   const ClusterConfig& config = context.config;
   std::vector<std::string> ident_users = {config.os_user, "root"};
-  for (const auto& [name, content] :
-       {std::pair{"pg_hba.conf", render_pg_hba(config)},
-        {"pg_ident.conf", render_pg_ident(config, ident_users)}}) {
+  for (const auto& [name, content] : {std::pair{"pg_hba.conf", render_pg_hba(config)},
+                                      {"pg_ident.conf", render_pg_ident(config, ident_users)}}) {
     if (auto ok = write_owned_file(node.data_dir + "/" + name, content, context.os_user, 0600);
         !ok) {
       return ok;
@@ -92,17 +91,17 @@ Status create_roles(Context& context, const NodeConfig& node,
     if (auto ok = connection->execute(sql); !ok) {
       return fail_with_context(ok.error(), "creating role " + credential.role);
     }
-    context.report(fmt::format("created role {}{}", credential.role,
-                               replication ? " (REPLICATION)" : ""));
+    context.report(
+        fmt::format("created role {}{}", credential.role, replication ? " (REPLICATION)" : ""));
   }
   if (config.app) {
-    if (auto ok = connection->execute(fmt::format("CREATE DATABASE {} OWNER {}",
-                                                  config.app->database, config.app->user));
+    if (auto ok = connection->execute(
+            fmt::format("CREATE DATABASE {} OWNER {}", config.app->database, config.app->user));
         !ok) {
       return fail_with_context(ok.error(), "creating database " + config.app->database);
     }
-    context.report(fmt::format("created database {} owned by {}", config.app->database,
-                               config.app->user));
+    context.report(
+        fmt::format("created database {} owned by {}", config.app->database, config.app->user));
   }
   return {};
 }

@@ -39,9 +39,8 @@ Status start_node(Context& context, const NodeConfig& node) {
   }
   if (probe_node(context, node).state != NodeRunState::kStopped) return {};
   if (port_in_use(node.host, node.port)) {
-    return fail(ErrorCode::kConflict,
-                fmt::format("cannot start {}: port {}:{} is already in use", node.name, node.host,
-                            node.port));
+    return fail(ErrorCode::kConflict, fmt::format("cannot start {}: port {}:{} is already in use",
+                                                  node.name, node.host, node.port));
   }
   if (auto ok = context.controller.start(node); !ok) return ok;
   context.report(fmt::format("started {} ({}) on {}:{}", node.name,
@@ -121,8 +120,8 @@ Status local_stop(Context& context, const std::optional<std::string>& node_name,
       continue;
     }
     if (auto ok = context.controller.stop(*node, mode); !ok) return ok;
-    context.report(fmt::format("{} {}", mode == StopMode::kImmediate ? "crashed" : "stopped",
-                               node->name));
+    context.report(
+        fmt::format("{} {}", mode == StopMode::kImmediate ? "crashed" : "stopped", node->name));
   }
   return {};
 }

@@ -12,21 +12,20 @@ namespace {
 // pg_ctl promote returning is not proof of that.
 Status wait_writable(Context& context, const NodeConfig& node) {
   std::string last_error;
-  bool writable = poll_until(context.clock, std::chrono::seconds(60),
-                             std::chrono::milliseconds(20), [&] {
-    auto connection = connect_admin(context.config, node);
-    if (!connection) {
-      last_error = connection.error().message;
-      return false;
-    }
-    auto xid = connection->query("SELECT pg_current_xact_id()");
-    if (!xid) last_error = xid.error().message;
-    return xid.has_value();
-  });
+  bool writable =
+      poll_until(context.clock, std::chrono::seconds(60), std::chrono::milliseconds(20), [&] {
+        auto connection = connect_admin(context.config, node);
+        if (!connection) {
+          last_error = connection.error().message;
+          return false;
+        }
+        auto xid = connection->query("SELECT pg_current_xact_id()");
+        if (!xid) last_error = xid.error().message;
+        return xid.has_value();
+      });
   if (!writable) {
-    return fail(ErrorCode::kTimeout,
-                fmt::format("{} was promoted but does not accept writes: {}", node.name,
-                            last_error));
+    return fail(ErrorCode::kTimeout, fmt::format("{} was promoted but does not accept writes: {}",
+                                                 node.name, last_error));
   }
   return {};
 }
@@ -54,14 +53,15 @@ Status repoint_standbys(Context& context, const NodeConfig& primary) {
     if (auto ok = write_node_files(context, member, &primary); !ok) return ok;
     if (probe_node(context, member).state == NodeRunState::kStandby) {
       if (auto ok = context.controller.reload(member); !ok) return ok;
-      if (auto ok = wait_streaming(context, primary, member.name); !ok) {
-        context.report(fmt::format("warning: {}", ok.error().message));
+      if (auto ok = wait_streaming(context, primary, member.name, context.follow_timeout); !ok) {
+        context.report(fmt::format("warning: {}; if it stays so, run `tandem rejoin {}`",
+                                   ok.error().message, member.name));
         continue;
       }
       context.report(fmt::format("{} now streams from {}", member.name, primary.name));
     } else {
-      context.report(fmt::format("{} will stream from {} when it starts", member.name,
-                                 primary.name));
+      context.report(
+          fmt::format("{} will stream from {} when it starts", member.name, primary.name));
     }
   }
   return {};
@@ -96,8 +96,8 @@ Status promote_standby(Context& context, const NodeConfig& node) {
   auto started = context.clock.steady_now();
   if (auto ok = context.controller.promote(node); !ok) return ok;
   if (auto ok = wait_writable(context, node); !ok) return ok;
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() -
-                                                                    started);
+  auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() - started);
   context.report(fmt::format("{} promoted; it accepts writes ({} ms)", node.name, took.count()));
   if (auto ok = write_node_files(context, node, nullptr); !ok) return ok;
   if (auto ok = create_member_slots(context, node); !ok) return ok;

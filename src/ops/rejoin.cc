@@ -61,20 +61,40 @@ Result<ControlData> stopped_cleanly(Context& context, const NodeConfig& node) {
 
 // The last resort: the old directory is kept, renamed, and a fresh copy made.
 Result<std::string> reclone(Context& context, const NodeConfig& node, const NodeConfig& primary) {
-  std::string aside = fmt::format("{}.diverged-{:%Y%m%dT%H%M%S}", node.data_dir,
-                                  std::chrono::floor<std::chrono::seconds>(context.clock.wall_now()));
+  std::string aside =
+      fmt::format("{}.diverged-{:%Y%m%dT%H%M%S}", node.data_dir,
+                  std::chrono::floor<std::chrono::seconds>(context.clock.wall_now()));
   if (std::rename(node.data_dir.c_str(), aside.c_str()) != 0) {
-    return fail(ErrorCode::kFailed, fmt::format("cannot move {} aside to {}", node.data_dir, aside));
+    return fail(ErrorCode::kFailed,
+                fmt::format("cannot move {} aside to {}", node.data_dir, aside));
   }
   context.report(fmt::format("moved {} aside to {} (nothing deleted)", node.data_dir, aside));
   if (auto ok = clone_standby(context, node, primary.name); !ok) return std::unexpected(ok.error());
   return aside;
 }
 
-Status start_following(Context& context, const NodeConfig& node, const NodeConfig& primary) {
+Status start_following(Context& context, const NodeConfig& node, const NodeConfig& primary,
+                       std::chrono::milliseconds timeout) {
   if (auto ok = write_node_files(context, node, &primary); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
-  return wait_streaming(context, primary, node.name);
+  return wait_streaming(context, primary, node.name, timeout);
+}
+
+// pg_rewind, or when that is impossible a fresh clone with the old directory kept aside.
+Status rewind_or_reclone(Context& context, const NodeConfig& node, const NodeConfig& primary,
+                         RejoinOutcome& outcome) {
+  auto rewound = context.controller.rewind(node, admin_conninfo(context.config, primary));
+  if (rewound) {
+    outcome.result = RejoinResult::kRewound;
+    context.report(fmt::format("pg_rewind {} from {}: done", node.name, primary.name));
+    return start_following(context, node, primary, context.streaming_timeout);
+  }
+  context.report(fmt::format("pg_rewind is impossible: {}", rewound.error().message));
+  auto aside = reclone(context, node, primary);
+  if (!aside) return std::unexpected(aside.error());
+  outcome.result = RejoinResult::kRecloned;
+  outcome.moved_aside = *aside;
+  return {};
 }
 
 bool streams_from(Context& context, const NodeConfig& primary, const NodeConfig& node) {
@@ -101,8 +121,8 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
                             node.name, primary.name, node.name));
   }
   if (probe.state == NodeRunState::kUnreachable) {
-    return fail(ErrorCode::kUnavailable, fmt::format("{} does not answer: {}", node.name,
-                                                     probe.error));
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("{} does not answer: {}", node.name, probe.error));
   }
   if (probe.state == NodeRunState::kStandby) {
     if (streams_from(context, primary, node)) {
@@ -133,23 +153,25 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
   }
 
   RejoinOutcome outcome{RejoinResult::kFollowed, plan.reason};
-  if (plan.method == RejoinMethod::kRewind) {
-    outcome.diverged_from = plan.diverged_at;
-    outcome.diverged_to = position.last_record;
-    auto rewound = context.controller.rewind(node, admin_conninfo(context.config, primary));
-    if (rewound) {
-      outcome.result = RejoinResult::kRewound;
-      context.report(fmt::format("pg_rewind {} from {}: done", node.name, primary.name));
-    } else {
-      context.report(fmt::format("pg_rewind is impossible: {}", rewound.error().message));
-      auto aside = reclone(context, node, primary);
-      if (!aside) return std::unexpected(aside.error());
-      outcome.result = RejoinResult::kRecloned;
-      outcome.moved_aside = *aside;
+  if (plan.method == RejoinMethod::kFollow) {
+    auto followed = start_following(context, node, primary, context.follow_timeout);
+    if (followed) {
+      context.report(fmt::format("{} streams from {}", node.name, primary.name));
       return outcome;
     }
+    // pg_control can understate how far a standby replayed; PostgreSQL knows better.
+    context.report(fmt::format("{} cannot follow after all ({}); rewinding", node.name,
+                               followed.error().message));
+    if (auto ok = context.controller.stop(node, StopMode::kFast); !ok) {
+      return std::unexpected(ok.error());
+    }
+  } else {
+    outcome.diverged_from = plan.diverged_at;
+    outcome.diverged_to = position.last_record;
   }
-  if (auto ok = start_following(context, node, primary); !ok) return std::unexpected(ok.error());
+  if (auto ok = rewind_or_reclone(context, node, primary, outcome); !ok) {
+    return std::unexpected(ok.error());
+  }
   context.report(fmt::format("{} streams from {}", node.name, primary.name));
   return outcome;
 }

@@ -18,9 +18,9 @@ enum class RejoinResult { kAlreadyStandby, kFollowed, kRewound, kRecloned };
 struct RejoinOutcome {
   RejoinResult result;
   std::string reason;
-  std::optional<Lsn> diverged_from;    // WAL the node had that the primary does not:
-  std::optional<Lsn> diverged_to;      // [from, to], kept in moved_aside when recloned
-  std::string moved_aside;             // where the old data directory went (kRecloned)
+  std::optional<Lsn> diverged_from;  // WAL the node had that the primary does not:
+  std::optional<Lsn> diverged_to;    // [from, to], kept in moved_aside when recloned
+  std::string moved_aside;           // where the old data directory went (kRecloned)
 };
 
 // Makes `node` a standby of the running primary: follow when its WAL is a prefix of the

@@ -80,11 +80,10 @@ Status check_new_node(const NodeConfig& node) {
   return {};
 }
 
-Status wait_streaming(Context& context, const NodeConfig& primary,
-                      const std::string& standby_name) {
+Status wait_streaming(Context& context, const NodeConfig& primary, const std::string& standby_name,
+                      std::chrono::milliseconds timeout) {
   std::string last_state = "not connected";
-  bool streaming = poll_until(context.clock, context.streaming_timeout,
-                              std::chrono::milliseconds(100), [&] {
+  bool streaming = poll_until(context.clock, timeout, std::chrono::milliseconds(100), [&] {
     auto connection = connect_admin(context.config, primary);
     if (!connection) return false;
     auto rows = connection->query(
@@ -94,19 +93,17 @@ Status wait_streaming(Context& context, const NodeConfig& primary,
     return last_state == "streaming";
   });
   if (!streaming) {
-    return fail(ErrorCode::kTimeout,
-                fmt::format("{} is not streaming from {} after {} s (state: {})", standby_name,
-                            primary.name,
-                            std::chrono::duration_cast<std::chrono::seconds>(
-                                context.streaming_timeout).count(),
-                            last_state));
+    return fail(
+        ErrorCode::kTimeout,
+        fmt::format("{} is not streaming from {} after {} s (state: {})", standby_name,
+                    primary.name, std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
+                    last_state));
   }
   return {};
 }
 
 Result<bool> ensure_slot(Connection& primary, const std::string& slot) {
-  auto existing =
-      primary.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", {slot});
+  auto existing = primary.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", {slot});
   if (!existing) return std::unexpected(existing.error());
   if (!existing->empty()) return false;
   // immediately_reserve: the slot holds WAL from now on, before its standby first connects.
@@ -119,8 +116,7 @@ Status write_node_files(Context& context, const NodeConfig& node,
                         const NodeConfig* upstream_primary) {
   std::optional<Upstream> upstream;
   if (upstream_primary != nullptr) {
-    upstream = Upstream{upstream_conninfo(context.config, *upstream_primary, node.name),
-                        node.name};
+    upstream = Upstream{upstream_conninfo(context.config, *upstream_primary, node.name), node.name};
   }
   if (auto ok = write_owned_file(node.data_dir + "/" + kTandemConfName,
                                  render_tandem_conf(context.config, node, upstream),

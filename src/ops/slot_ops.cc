@@ -19,9 +19,9 @@ Status drop_slot(Context& context, const std::string& slot) {
                 fmt::format("no slot named '{}' on the primary {}", slot, (*primary)->name));
   }
   if (rows->text(0, "active") == "t") {
-    return fail(ErrorCode::kConflict,
-                fmt::format("slot {} is in use by a streaming standby: stop that standby first",
-                            slot));
+    return fail(
+        ErrorCode::kConflict,
+        fmt::format("slot {} is in use by a streaming standby: stop that standby first", slot));
   }
   if (auto dropped = admin->query("SELECT pg_drop_replication_slot($1)", {slot}); !dropped) {
     return std::unexpected(dropped.error());

@@ -15,15 +15,13 @@ std::optional<Lsn> lsn_of(const QueryResult& rows, std::size_t row, std::string_
   return lsn ? std::optional(*lsn) : std::nullopt;
 }
 
-std::optional<double> number_of(const QueryResult& rows, std::size_t row,
-                                std::string_view column) {
+std::optional<double> number_of(const QueryResult& rows, std::size_t row, std::string_view column) {
   const auto& value = rows.get(row, column);
   if (!value) return std::nullopt;
   return std::stod(*value);
 }
 
-std::optional<WallTime> time_of(const QueryResult& rows, std::size_t row,
-                                std::string_view column) {
+std::optional<WallTime> time_of(const QueryResult& rows, std::size_t row, std::string_view column) {
   auto seconds = number_of(rows, row, column);
   if (!seconds) return std::nullopt;
   return WallTime(std::chrono::microseconds(static_cast<std::int64_t>(*seconds * 1e6)));
@@ -156,10 +154,11 @@ ClusterReport collect_status(Context& context) {
   }
   WallTime now = context.clock.wall_now();
   if (report.primary) {
-    auto inactive = track_inactive_slots(load_inactive_slots(context.config.state_file),
-                                         report.slots, now);
+    auto inactive =
+        track_inactive_slots(load_inactive_slots(context.config.state_file), report.slots, now);
     for (SlotRow& slot : report.slots) {
-      if (auto it = inactive.find(slot.name); it != inactive.end()) slot.inactive_since = it->second;
+      if (auto it = inactive.find(slot.name); it != inactive.end())
+        slot.inactive_since = it->second;
     }
     if (auto ok = save_inactive_slots(context.config.state_file, inactive, context.os_user); !ok) {
       report.warnings.push_back(ok.error().message);

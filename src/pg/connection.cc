@@ -31,8 +31,7 @@ std::string make_conninfo(const std::map<std::string, std::string>& parameters) 
   return conninfo;
 }
 
-const std::optional<std::string>& QueryResult::get(std::size_t row,
-                                                   std::string_view column) const {
+const std::optional<std::string>& QueryResult::get(std::size_t row, std::string_view column) const {
   auto it = std::find(columns_.begin(), columns_.end(), column);
   return rows_.at(row).at(static_cast<std::size_t>(it - columns_.begin()));
 }
@@ -66,8 +65,8 @@ Result<QueryResult> Connection::query(const std::string& sql,
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     std::string message = one_line(PQresultErrorMessage(result.get()));
     if (message.empty()) message = one_line(PQerrorMessage(conn_.get()));
-    ErrorCode code = PQstatus(conn_.get()) == CONNECTION_OK ? ErrorCode::kFailed
-                                                            : ErrorCode::kUnavailable;
+    ErrorCode code =
+        PQstatus(conn_.get()) == CONNECTION_OK ? ErrorCode::kFailed : ErrorCode::kUnavailable;
     return fail(code, message);
   }
   std::vector<std::string> columns;
@@ -90,15 +89,14 @@ Result<QueryResult> Connection::query(const std::string& sql,
 }
 
 Status Connection::execute(const std::string& sql) {
-  std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn_.get(), sql.c_str()),
-                                                       &PQclear);
+  std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn_.get(), sql.c_str()), &PQclear);
   ExecStatusType status = PQresultStatus(result.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
     std::string message = one_line(PQresultErrorMessage(result.get()));
     if (message.empty()) message = one_line(PQerrorMessage(conn_.get()));
-    return fail(PQstatus(conn_.get()) == CONNECTION_OK ? ErrorCode::kFailed
-                                                       : ErrorCode::kUnavailable,
-                message);
+    return fail(
+        PQstatus(conn_.get()) == CONNECTION_OK ? ErrorCode::kFailed : ErrorCode::kUnavailable,
+        message);
   }
   return {};
 }
@@ -108,8 +106,8 @@ Result<std::string> Connection::encrypt_password(const std::string& password,
   char* verifier =
       PQencryptPasswordConn(conn_.get(), password.c_str(), role.c_str(), "scram-sha-256");
   if (verifier == nullptr) {
-    return fail(ErrorCode::kFailed,
-                fmt::format("cannot encrypt the password: {}", one_line(PQerrorMessage(conn_.get()))));
+    return fail(ErrorCode::kFailed, fmt::format("cannot encrypt the password: {}",
+                                                one_line(PQerrorMessage(conn_.get()))));
   }
   std::string result(verifier);
   PQfreemem(verifier);

@@ -1,7 +1,8 @@
 #include "pg/control_data.h"
 
-#include <charconv>
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace tandem {
 namespace {
@@ -61,8 +62,7 @@ Result<ControlData> parse_control_data(std::string_view output) {
        {state ? nullptr : &state.error(), identifier ? nullptr : &identifier.error(),
         checkpoint ? nullptr : &checkpoint.error(), timeline ? nullptr : &timeline.error(),
         min_recovery ? nullptr : &min_recovery.error(),
-        min_timeline ? nullptr : &min_timeline.error(),
-        checksums ? nullptr : &checksums.error()}) {
+        min_timeline ? nullptr : &min_timeline.error(), checksums ? nullptr : &checksums.error()}) {
     if (error != nullptr) return std::unexpected(*error);
   }
   data.cluster_state = *state;

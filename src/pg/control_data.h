@@ -14,9 +14,9 @@ namespace tandem {
 struct ControlData {
   std::string cluster_state;  // "shut down", "shut down in recovery", "in production", ...
   std::string system_identifier;
-  Lsn checkpoint;                 // "Latest checkpoint location"
+  Lsn checkpoint;  // "Latest checkpoint location"
   TimelineId checkpoint_timeline = 0;
-  Lsn min_recovery_end;           // "Minimum recovery ending location" (0/0 on a primary)
+  Lsn min_recovery_end;  // "Minimum recovery ending location" (0/0 on a primary)
   TimelineId min_recovery_timeline = 0;
   bool data_checksums = false;
 

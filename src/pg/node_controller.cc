@@ -7,7 +7,8 @@ namespace tandem {
 namespace {
 
 std::string seconds(std::chrono::milliseconds timeout) {
-  return std::to_string(std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+  return std::to_string(
+      std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
 }
 
 }  // namespace
@@ -36,11 +37,11 @@ Result<std::string> PgNodeController::run(std::string_view program, std::vector<
 }
 
 Status PgNodeController::initdb(const NodeConfig& node) {
-  auto output = run("initdb",
-                    {"--pgdata=" + node.data_dir, "--data-checksums", "--encoding=UTF8",
-                     "--no-locale", "--username=" + config_.superuser, "--auth-local=peer",
-                     "--auth-host=scram-sha-256"},
-                    timeouts_.start);
+  auto output =
+      run("initdb",
+          {"--pgdata=" + node.data_dir, "--data-checksums", "--encoding=UTF8", "--no-locale",
+           "--username=" + config_.superuser, "--auth-local=peer", "--auth-host=scram-sha-256"},
+          timeouts_.start);
   if (!output) return std::unexpected(output.error());
   return {};
 }
@@ -51,19 +52,18 @@ Status PgNodeController::start(const NodeConfig& node) {
                      "--pgdata=" + node.data_dir, "--log=" + log_file(node), "--silent"},
                     timeouts_.start);
   if (!output) {
-    return fail(output.error().code,
-                fmt::format("{} did not start: {} (see {})", node.name, output.error().message,
-                            log_file(node)));
+    return fail(output.error().code, fmt::format("{} did not start: {} (see {})", node.name,
+                                                 output.error().message, log_file(node)));
   }
   return {};
 }
 
 Status PgNodeController::stop(const NodeConfig& node, StopMode mode) {
-  auto output = run("pg_ctl",
-                    {"stop", "--wait", "--timeout=" + seconds(timeouts_.stop),
-                     "--pgdata=" + node.data_dir,
-                     mode == StopMode::kFast ? "--mode=fast" : "--mode=immediate", "--silent"},
-                    timeouts_.stop);
+  auto output =
+      run("pg_ctl",
+          {"stop", "--wait", "--timeout=" + seconds(timeouts_.stop), "--pgdata=" + node.data_dir,
+           mode == StopMode::kFast ? "--mode=fast" : "--mode=immediate", "--silent"},
+          timeouts_.stop);
   if (!output) return std::unexpected(output.error());
   return {};
 }
@@ -96,9 +96,12 @@ Result<bool> PgNodeController::is_running(const NodeConfig& node) {
 Status PgNodeController::base_backup(const NodeConfig& node, const std::string& source_conninfo,
                                      const std::string& slot, bool create_slot) {
   bool progress = isatty(STDERR_FILENO) != 0;
-  std::vector<std::string> args = {"--pgdata=" + node.data_dir, "--dbname=" + source_conninfo,
-                                   "--wal-method=stream", "--checkpoint=fast",
-                                   "--slot=" + slot, "--no-password"};
+  std::vector<std::string> args = {"--pgdata=" + node.data_dir,
+                                   "--dbname=" + source_conninfo,
+                                   "--wal-method=stream",
+                                   "--checkpoint=fast",
+                                   "--slot=" + slot,
+                                   "--no-password"};
   if (create_slot) args.push_back("--create-slot");
   if (progress) args.push_back("--progress");
   auto output = run("pg_basebackup", std::move(args), timeouts_.copy, progress);
@@ -109,10 +112,10 @@ Status PgNodeController::base_backup(const NodeConfig& node, const std::string& 
 
 Result<std::string> PgNodeController::rewind(const NodeConfig& node,
                                              const std::string& source_conninfo) {
-  return run("pg_rewind",
-             {"--target-pgdata=" + node.data_dir, "--source-server=" + source_conninfo,
-              "--progress"},
-             timeouts_.copy);
+  return run(
+      "pg_rewind",
+      {"--target-pgdata=" + node.data_dir, "--source-server=" + source_conninfo, "--progress"},
+      timeouts_.copy);
 }
 
 Result<ControlData> PgNodeController::control_data(const NodeConfig& node) {
@@ -123,8 +126,8 @@ Result<ControlData> PgNodeController::control_data(const NodeConfig& node) {
 
 Status PgNodeController::finish_crash_recovery(const NodeConfig& node) {
   // As pg_rewind does it: single-user mode, fsync off, input from /dev/null, then it exits.
-  auto output = run("postgres", {"--single", "-F", "-D", node.data_dir, "template1"},
-                    timeouts_.start);
+  auto output =
+      run("postgres", {"--single", "-F", "-D", node.data_dir, "template1"}, timeouts_.start);
   if (!output) return std::unexpected(output.error());
   return {};
 }

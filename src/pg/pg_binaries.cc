@@ -10,7 +10,7 @@
 namespace tandem {
 namespace {
 
-constexpr std::array kPrograms = {"postgres", "initdb",        "pg_ctl",
+constexpr std::array kPrograms = {"postgres",      "initdb",    "pg_ctl",
                                   "pg_basebackup", "pg_rewind", "pg_controldata"};
 
 std::string missing_program(const std::string& dir) {
@@ -23,8 +23,8 @@ std::string missing_program(const std::string& dir) {
 std::string from_pg_config(ProcessRunner& runner) {
   for (const char* pg_config : {"/usr/bin/pg_config", "/usr/local/bin/pg_config"}) {
     if (access(pg_config, X_OK) != 0) continue;
-    auto result = runner.run({.program = pg_config, .args = {"--bindir"},
-                              .timeout = std::chrono::seconds(10)});
+    auto result = runner.run(
+        {.program = pg_config, .args = {"--bindir"}, .timeout = std::chrono::seconds(10)});
     if (result && result->exit_code == 0) return last_line(result->output);
   }
   return "";

@@ -95,8 +95,7 @@ std::string render_pg_hba(const ClusterConfig& config) {
   return hba;
 }
 
-std::string render_pg_ident(const ClusterConfig& config,
-                            const std::vector<std::string>& os_users) {
+std::string render_pg_ident(const ClusterConfig& config, const std::vector<std::string>& os_users) {
   std::string ident = "# Managed by tandem. MAPNAME, SYSTEM-USERNAME, PG-USERNAME.\n";
   for (const std::string& os_user : os_users) {
     ident += fmt::format("{} {} {}\n", kIdentMap, os_user, config.superuser);

@@ -1,11 +1,11 @@
-#include <sys/wait.h>
 #include "proc/os_user.h"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <fmt/format.h>
+#include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -66,8 +66,8 @@ Status write_owned_file(const std::string& path, std::string_view content, const
   std::string temporary = path + ".tmp";
   int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return os_error("cannot write", temporary);
-  bool written = ::write(fd, content.data(), content.size()) ==
-                 static_cast<ssize_t>(content.size());
+  bool written =
+      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   bool owned = !running_as_root() || fchown(fd, owner.uid, owner.gid) == 0;
   bool moded = fchmod(fd, mode) == 0;
   bool synced = fsync(fd) == 0;

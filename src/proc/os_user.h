@@ -1,8 +1,9 @@
 // The non-root OS user that runs PostgreSQL, and files and directories owned by it.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 
 #include "common/result.h"
 

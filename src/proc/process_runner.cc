@@ -124,9 +124,10 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!in_time) {
-    return fail(ErrorCode::kTimeout,
-                fmt::format("{} did not finish within {} s and was killed", spec.program,
-                            std::chrono::duration_cast<std::chrono::seconds>(spec.timeout).count()));
+    return fail(
+        ErrorCode::kTimeout,
+        fmt::format("{} did not finish within {} s and was killed", spec.program,
+                    std::chrono::duration_cast<std::chrono::seconds>(spec.timeout).count()));
   }
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
@@ -145,8 +146,8 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
 }
 
 std::string last_line(std::string_view output) {
-  while (!output.empty() && (output.back() == '\n' || output.back() == '\r' ||
-                             output.back() == ' ')) {
+  while (!output.empty() &&
+         (output.back() == '\n' || output.back() == '\r' || output.back() == ' ')) {
     output.remove_suffix(1);
   }
   std::size_t newline = output.find_last_of("\r\n");

@@ -73,7 +73,8 @@ class BadInputTest : public LocalClusterTest {
       start = end == std::string::npos ? result->output.size() : end + 1;
     }
     EXPECT_NE(error_line.find(says), std::string::npos)
-        << command << ": expected '" << says << "' in:\n" << result->output;
+        << command << ": expected '" << says << "' in:\n"
+        << result->output;
     EXPECT_EQ(snapshot(), before) << command << " changed something";
   }
 
@@ -109,15 +110,14 @@ TEST_F(BadInputTest, EachIsRefusedAndChangesNothing) {
     inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
     ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
     ASSERT_EQ(listen(listener, 1), 0);
-    expect_refused({"clone", "node3"},
-                   "port 127.0.0.1:" + std::to_string(node("node3").port) +
-                       " of node3 is already in use");
+    expect_refused({"clone", "node3"}, "port 127.0.0.1:" + std::to_string(node("node3").port) +
+                                           " of node3 is already in use");
     close(listener);
   }
   {
     SCOPED_TRACE("PostgreSQL binaries not found");
-    std::string config = config_variant("nobin", "os_user: postgres", 
-                                        "os_user: postgres\npg_bin: /nonexistent/bin");
+    std::string config =
+        config_variant("nobin", "os_user: postgres", "os_user: postgres\npg_bin: /nonexistent/bin");
     expect_refused({"status"}, "PostgreSQL server programs not found", config);
     expect_refused({"status"}, "apt-get install postgresql-15", config);
   }
@@ -143,8 +143,7 @@ TEST_F(BadInputTest, EachIsRefusedAndChangesNothing) {
     int closed_port = find_free_ports(1);
     std::string config = config_variant("unreachable", "port: " + std::to_string(base_port_),
                                         "port: " + std::to_string(closed_port));
-    expect_refused({"clone", "node3", "--from", "node1"}, "cannot reach the primary node1",
-                   config);
+    expect_refused({"clone", "node3", "--from", "node1"}, "cannot reach the primary node1", config);
     expect_refused({"clone", "node3"}, "nothing to clone from: no primary is running", config);
   }
   {

@@ -87,8 +87,7 @@ std::string LocalClusterTest::tandem_ok(const std::vector<std::string>& args) {
   return result.output;
 }
 
-Result<Connection> LocalClusterTest::try_sql(const std::string& name,
-                                             const std::string& database) {
+Result<Connection> LocalClusterTest::try_sql(const std::string& name, const std::string& database) {
   return Connection::open(make_conninfo({{"host", config_.socket_dir},
                                          {"port", std::to_string(node(name).port)},
                                          {"user", config_.superuser},

@@ -12,11 +12,13 @@ class RejoinTest : public LocalClusterTest {
  protected:
   void SetUp() override {
     LocalClusterTest::SetUp();
-    write_config(1);
+    write_config(standbys());
     tandem_ok({"local", "up", "--dir", dir_});
     exec("node1", "CREATE TABLE t (i int); INSERT INTO t VALUES (1)");
     ASSERT_TRUE(eventually([&] { return count("node2") == "1"; }));
   }
+
+  virtual int standbys() const { return 1; }
 
   std::string count(const std::string& name) {
     return value(name, "SELECT count(*)::text AS v FROM t");
@@ -24,9 +26,8 @@ class RejoinTest : public LocalClusterTest {
 
   void run_as_postgres(const std::string& program, const std::vector<std::string>& args) {
     SystemProcessRunner runner;
-    auto result = runner.run({.program = "/usr/lib/postgresql/15/bin/" + program,
-                              .args = args,
-                              .run_as = "postgres"});
+    auto result = runner.run(
+        {.program = "/usr/lib/postgresql/15/bin/" + program, .args = args, .run_as = "postgres"});
     ASSERT_TRUE(result) << result.error().message;
     ASSERT_EQ(result->exit_code, 0) << program << ": " << result->output;
   }
@@ -73,6 +74,32 @@ TEST_F(RejoinTest, RewindImpossibleFallsBackToACloneAndKeepsTheOldDirectory) {
   EXPECT_NE(output.find("kept in " + aside.front()), std::string::npos) << output;
   EXPECT_TRUE(eventually([&] { return count("node1") == "3"; }));
   EXPECT_EQ(value("node1", "SELECT current_setting('data_checksums') AS v"), "on");
+}
+
+class ThreeNodeRejoinTest : public RejoinTest {
+ protected:
+  int standbys() const override { return 2; }
+};
+
+TEST_F(ThreeNodeRejoinTest, StandbyAheadOfTheNewPrimaryIsRewoundToFollowIt) {
+  // node2 misses row 2, node3 has it; node2 is then promoted: node3 replayed past the fork.
+  tandem_ok({"local", "stop", "node2"});
+  exec("node1", "INSERT INTO t VALUES (2)");
+  ASSERT_TRUE(eventually([&] { return count("node3") == "2"; }));
+  tandem_ok({"local", "crash", "node1"});
+  tandem_ok({"local", "start", "node2"});
+  std::string promoted = tandem_ok({"promote", "node2"});
+  EXPECT_NE(promoted.find("run `tandem rejoin node3`"), std::string::npos) << promoted;
+  exec("node2", "INSERT INTO t VALUES (3)");
+
+  std::string output = tandem_ok({"rejoin", "node3"});
+  EXPECT_NE(output.find("node3: rewound with pg_rewind"), std::string::npos) << output;
+  EXPECT_TRUE(eventually([&] { return count("node3") == "2"; }));
+  EXPECT_EQ(value("node3", "SELECT string_agg(i::text, ',' ORDER BY i) AS v FROM t"), "1,3");
+  EXPECT_EQ(value("node2",
+                  "SELECT state AS v FROM pg_stat_replication "
+                  "WHERE application_name = 'node3'"),
+            "streaming");
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // Every row of shared/SCENARIO.md, replayed with tandem commands against real PostgreSQL 15.
-#include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sys/stat.h>
+#include <nlohmann/json.hpp>
 
 #include "core/lsn.h"
 #include "local_cluster_fixture.h"
@@ -15,9 +15,7 @@ namespace {
 
 class WalkthroughTest : public LocalClusterTest {
  protected:
-  nlohmann::json status_json() {
-    return nlohmann::json::parse(tandem_ok({"status", "--json"}));
-  }
+  nlohmann::json status_json() { return nlohmann::json::parse(tandem_ok({"status", "--json"})); }
   nlohmann::json node_status(const nlohmann::json& status, const std::string& name) {
     for (const auto& each : status["nodes"]) {
       if (each["name"] == name) return each;
@@ -43,9 +41,8 @@ class WalkthroughTest : public LocalClusterTest {
 
 TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
   // A small WAL cap so that row 15 can overrun it in seconds.
-  write_config(2, [](ClusterConfig& config) {
-    config.replication.max_slot_wal_keep_size = 32LL << 20;
-  });
+  write_config(
+      2, [](ClusterConfig& config) { config.replication.max_slot_wal_keep_size = 32LL << 20; });
   std::string up = tandem_ok({"local", "up", "--dir", dir_});
   ASSERT_NE(up.find("node3 streams from node1"), std::string::npos) << up;
 
@@ -58,16 +55,19 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
   }
   {
     SCOPED_TRACE("row 2: replication role, app role and database");
-    EXPECT_EQ(value("node1", "SELECT rolreplication::text AS v FROM pg_roles "
-                             "WHERE rolname = 'replicator'"),
+    EXPECT_EQ(value("node1",
+                    "SELECT rolreplication::text AS v FROM pg_roles "
+                    "WHERE rolname = 'replicator'"),
               "true");
     EXPECT_EQ(value("node1", "SELECT rolname AS v FROM pg_roles WHERE rolname = 'test_app'"),
               "test_app");
-    EXPECT_EQ(value("node1", "SELECT pg_get_userbyid(datdba) AS v FROM pg_database "
-                             "WHERE datname = 'test_app'"),
+    EXPECT_EQ(value("node1",
+                    "SELECT pg_get_userbyid(datdba) AS v FROM pg_database "
+                    "WHERE datname = 'test_app'"),
               "test_app");
-    EXPECT_EQ(value("node1", "SELECT left(rolpassword, 14) AS v FROM pg_authid "
-                             "WHERE rolname = 'replicator'"),
+    EXPECT_EQ(value("node1",
+                    "SELECT left(rolpassword, 14) AS v FROM pg_authid "
+                    "WHERE rolname = 'replicator'"),
               "SCRAM-SHA-256$");
   }
   {
@@ -100,8 +100,9 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
   }
   {
     SCOPED_TRACE("row 4: table foo with two rows");
-    exec("node1", "CREATE TABLE foo (i int, v varchar(100)); "
-                  "INSERT INTO foo VALUES (1, 'hoge'), (2, 'fuga')");
+    exec("node1",
+         "CREATE TABLE foo (i int, v varchar(100)); "
+         "INSERT INTO foo VALUES (1, 'hoge'), (2, 'fuga')");
     EXPECT_EQ(rows("node1"), "1:hoge,2:fuga");
   }
   {
@@ -125,8 +126,9 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
     EXPECT_NE(read_all(config_.log_dir + "/node2.log")
                   .find("database system is ready to accept read-only connections"),
               std::string::npos);
-    EXPECT_EQ(value("node1", "SELECT string_agg(slot_name, ',' ORDER BY slot_name) AS v "
-                             "FROM pg_replication_slots"),
+    EXPECT_EQ(value("node1",
+                    "SELECT string_agg(slot_name, ',' ORDER BY slot_name) AS v "
+                    "FROM pg_replication_slots"),
               "node2,node3");
   }
   {
@@ -137,10 +139,11 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
   }
   {
     SCOPED_TRACE("row 8: pg_stat_replication and tandem status agree: streaming, with LSNs");
-    EXPECT_EQ(value("node1", "SELECT count(*) AS v FROM pg_stat_replication "
-                             "WHERE state = 'streaming' AND sent_lsn IS NOT NULL AND "
-                             "write_lsn IS NOT NULL AND flush_lsn IS NOT NULL AND "
-                             "replay_lsn IS NOT NULL AND sync_state = 'async'"),
+    EXPECT_EQ(value("node1",
+                    "SELECT count(*) AS v FROM pg_stat_replication "
+                    "WHERE state = 'streaming' AND sent_lsn IS NOT NULL AND "
+                    "write_lsn IS NOT NULL AND flush_lsn IS NOT NULL AND "
+                    "replay_lsn IS NOT NULL AND sync_state = 'async'"),
               "2");
     auto status = status_json();
     EXPECT_EQ(status["primary"], "node1");
@@ -179,8 +182,9 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
     std::string promoted = tandem_ok({"promote", "node2"});
     EXPECT_NE(promoted.find("accepts writes"), std::string::npos) << promoted;
     EXPECT_EQ(value("node2", "INSERT INTO foo VALUES (4, 'standby') RETURNING 1 AS v"), "1");
-    EXPECT_EQ(value("node2", "SELECT string_agg(slot_name, ',' ORDER BY slot_name) AS v "
-                             "FROM pg_replication_slots"),
+    EXPECT_EQ(value("node2",
+                    "SELECT string_agg(slot_name, ',' ORDER BY slot_name) AS v "
+                    "FROM pg_replication_slots"),
               "node1,node3");
     EXPECT_TRUE(eventually([&] { return streams("node2", "node3"); }));
   }
@@ -211,9 +215,8 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
               Lsn::parse(before).value());
     EXPECT_GT(slot["retained_bytes"].get<std::int64_t>(), 0);
     tandem_ok({"local", "start", "node1"});
-    EXPECT_TRUE(eventually([&] {
-      return rows("node1") == "1:hoge,2:fuga,3:puipui,4:standby,5:standby is offline";
-    }));
+    EXPECT_TRUE(eventually(
+        [&] { return rows("node1") == "1:hoge,2:fuga,3:puipui,4:standby,5:standby is offline"; }));
     EXPECT_TRUE(eventually([&] { return streams("node2", "node1"); }));
   }
   {
@@ -225,15 +228,15 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
     }
     exec("node2", "CHECKPOINT");
     EXPECT_TRUE(eventually([&] {
-      return value("node2", "SELECT wal_status AS v FROM pg_replication_slots "
-                            "WHERE slot_name = 'node3'") == "lost";
+      return value("node2",
+                   "SELECT wal_status AS v FROM pg_replication_slots "
+                   "WHERE slot_name = 'node3'") == "lost";
     }));
     auto status = status_json();
     EXPECT_EQ(slot_status(status, "node3")["wal_status"], "lost");
     bool flagged = false;
     for (const auto& warning : status["warnings"]) {
-      flagged |= warning.get<std::string>().find("slot node3 was invalidated") !=
-                 std::string::npos;
+      flagged |= warning.get<std::string>().find("slot node3 was invalidated") != std::string::npos;
     }
     EXPECT_TRUE(flagged) << status.dump(2);
     // The slot of the live standby is untouched.

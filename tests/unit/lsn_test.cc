@@ -10,10 +10,9 @@ TEST(Lsn, ParsesWhatPostgresPrints) {
     const char* text;
     std::uint64_t value;
   };
-  for (const Case& c : {Case{"0/0", 0}, Case{"0/3000148", 0x3000148},
-                        Case{"16/B374D848", 0x16B374D848ULL},
-                        Case{"FFFFFFFF/FFFFFFFF", 0xFFFFFFFFFFFFFFFFULL},
-                        Case{"a/b", 0xA0000000BULL}}) {
+  for (const Case& c :
+       {Case{"0/0", 0}, Case{"0/3000148", 0x3000148}, Case{"16/B374D848", 0x16B374D848ULL},
+        Case{"FFFFFFFF/FFFFFFFF", 0xFFFFFFFFFFFFFFFFULL}, Case{"a/b", 0xA0000000BULL}}) {
     auto lsn = Lsn::parse(c.text);
     ASSERT_TRUE(lsn) << c.text;
     EXPECT_EQ(lsn->value(), c.value) << c.text;
@@ -21,8 +20,8 @@ TEST(Lsn, ParsesWhatPostgresPrints) {
 }
 
 TEST(Lsn, RefusesMalformed) {
-  for (const char* text : {"", "/", "0/", "/1", "12", "0/123456789", "G/1", "0/1/2", " 0/1",
-                           "0/1 ", "-1/0"}) {
+  for (const char* text :
+       {"", "/", "0/", "/1", "12", "0/123456789", "G/1", "0/1/2", " 0/1", "0/1 ", "-1/0"}) {
     EXPECT_FALSE(Lsn::parse(text)) << text;
   }
 }

@@ -19,17 +19,16 @@ ClusterConfig config_with_app() {
 TEST(RenderTandemConf, PrimaryAndStandby) {
   ClusterConfig config = config_with_app();
   std::string primary = render_tandem_conf(config, config.nodes[0], std::nullopt);
-  for (const char* line : {"port = 5432\n", "wal_level = replica\n", "hot_standby = on\n",
-                           "max_wal_senders = 10\n", "max_replication_slots = 10\n",
-                           "wal_retrieve_retry_interval = '200ms'\n",
-                           "max_slot_wal_keep_size = '1GB'\n",
-                           "unix_socket_directories = '/c/run'\n"}) {
+  for (const char* line :
+       {"port = 5432\n", "wal_level = replica\n", "hot_standby = on\n", "max_wal_senders = 10\n",
+        "max_replication_slots = 10\n", "wal_retrieve_retry_interval = '200ms'\n",
+        "max_slot_wal_keep_size = '1GB'\n", "unix_socket_directories = '/c/run'\n"}) {
     EXPECT_NE(primary.find(line), std::string::npos) << line;
   }
   EXPECT_EQ(primary.find("primary_conninfo"), std::string::npos);
-  std::string standby = render_tandem_conf(
-      config, config.nodes[1], Upstream{upstream_conninfo(config, config.nodes[0], "node2"),
-                                        "node2"});
+  std::string standby =
+      render_tandem_conf(config, config.nodes[1],
+                         Upstream{upstream_conninfo(config, config.nodes[0], "node2"), "node2"});
   EXPECT_NE(standby.find("primary_slot_name = 'node2'"), std::string::npos);
   EXPECT_NE(standby.find("passfile=''/c/tandem.pgpass''"), std::string::npos) << standby;
   EXPECT_EQ(standby.find("password="), std::string::npos);
@@ -46,8 +45,7 @@ TEST(RenderPgHba, ReplicationOnlyForTheRoleFromTheNetworks) {
 }
 
 TEST(Passfile, RoundTripsWithEscapes) {
-  std::string passfile =
-      render_passfile({{"replicator", "pa:ss\\word"}, {"test_app", "plain"}});
+  std::string passfile = render_passfile({{"replicator", "pa:ss\\word"}, {"test_app", "plain"}});
   EXPECT_EQ(find_password(passfile, "replicator"), "pa:ss\\word");
   EXPECT_EQ(find_password(passfile, "test_app"), "plain");
   EXPECT_EQ(find_password(passfile, "nobody"), std::nullopt);

@@ -56,23 +56,28 @@ TEST(Assess, WarnsOfWhatMatters) {
     return report;
   };
   std::vector<Case> cases = {
-      {"healthy", primary_with({{.name = "node2", .active = true, .wal_status = "reserved",
-                                 .retained_bytes = 1000}}),
+      {"healthy",
+       primary_with(
+           {{.name = "node2", .active = true, .wal_status = "reserved", .retained_bytes = 1000}}),
        nullptr},
       {"too much WAL retained",
-       primary_with({{.name = "node3", .wal_status = "extended", .retained_bytes = 200 << 20,
+       primary_with({{.name = "node3",
+                      .wal_status = "extended",
+                      .retained_bytes = 200 << 20,
                       .inactive_since = now}}),
        "retains 200.0 MiB"},
       {"standby gone too long",
-       primary_with({{.name = "node3", .wal_status = "reserved", .retained_bytes = 10,
+       primary_with({{.name = "node3",
+                      .wal_status = "reserved",
+                      .retained_bytes = 10,
                       .inactive_since = now - minutes(11)}}),
        "no standby for 11min"},
       {"invalidated", primary_with({{.name = "node3", .wal_status = "lost"}}),
        "slot node3 was invalidated"},
       {"about to be invalidated", primary_with({{.name = "node3", .wal_status = "unreserved"}}),
        "will be invalidated"},
-      {"stranger slot", primary_with({{.name = "backup", .active = true,
-                                        .wal_status = "reserved"}}),
+      {"stranger slot",
+       primary_with({{.name = "backup", .active = true, .wal_status = "reserved"}}),
        "belongs to no node"},
   };
   ClusterReport no_primary;

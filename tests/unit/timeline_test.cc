@@ -6,12 +6,11 @@ namespace tandem {
 namespace {
 
 TEST(TimelineHistory, ParsesAHistoryFile) {
-  auto history = TimelineHistory::parse(
-      3,
-      "1\t0/3000060\tno recovery target specified\n"
-      "\n"
-      "# a comment\n"
-      "2\t0/5000000\tno recovery target specified\n");
+  auto history = TimelineHistory::parse(3,
+                                        "1\t0/3000060\tno recovery target specified\n"
+                                        "\n"
+                                        "# a comment\n"
+                                        "2\t0/5000000\tno recovery target specified\n");
   ASSERT_TRUE(history) << history.error().message;
   EXPECT_EQ(history->current(), 3u);
   ASSERT_EQ(history->switches().size(), 2u);

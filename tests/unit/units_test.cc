@@ -10,9 +10,9 @@ TEST(ParseSize, AcceptsPostgresUnits) {
     const char* text;
     std::int64_t bytes;
   };
-  for (const Case& c : {Case{"0", 0}, Case{"1024", 1024}, Case{"512kB", 512 << 10},
-                        Case{"16MB", 16 << 20}, Case{"1GB", 1LL << 30}, Case{" 2 TB ", 2LL << 40},
-                        Case{"7B", 7}}) {
+  for (const Case& c :
+       {Case{"0", 0}, Case{"1024", 1024}, Case{"512kB", 512 << 10}, Case{"16MB", 16 << 20},
+        Case{"1GB", 1LL << 30}, Case{" 2 TB ", 2LL << 40}, Case{"7B", 7}}) {
     auto size = parse_size(c.text);
     ASSERT_TRUE(size) << c.text << ": " << size.error().message;
     EXPECT_EQ(*size, c.bytes) << c.text;
