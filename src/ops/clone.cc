@@ -72,8 +72,7 @@ Status clone_standby(Context& context, const NodeConfig& node,
   }
   if (auto ok = write_node_files(context, node, source); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
-  if (auto ok = wait_streaming(context, *source, node.name, context.streaming_timeout); !ok)
-    return ok;
+  if (auto ok = wait_streaming(context, *source, node, context.streaming_timeout); !ok) return ok;
   context.report(
       fmt::format("{} streams from {} on {}:{}", node.name, source->name, node.host, node.port));
   return {};

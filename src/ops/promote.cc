@@ -53,7 +53,7 @@ Status repoint_standbys(Context& context, const NodeConfig& primary) {
     if (auto ok = write_node_files(context, member, &primary); !ok) return ok;
     if (probe_node(context, member).state == NodeRunState::kStandby) {
       if (auto ok = context.controller.reload(member); !ok) return ok;
-      if (auto ok = wait_streaming(context, primary, member.name, context.follow_timeout); !ok) {
+      if (auto ok = wait_streaming(context, primary, member, context.follow_timeout); !ok) {
         context.report(fmt::format("warning: {}; if it stays so, run `tandem rejoin {}`",
                                    ok.error().message, member.name));
         continue;

@@ -77,7 +77,7 @@ Status start_following(Context& context, const NodeConfig& node, const NodeConfi
                        std::chrono::milliseconds timeout) {
   if (auto ok = write_node_files(context, node, &primary); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
-  return wait_streaming(context, primary, node.name, timeout);
+  return wait_streaming(context, primary, node, timeout);
 }
 
 // pg_rewind, or when that is impossible a fresh clone with the old directory kept aside.

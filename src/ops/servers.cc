@@ -80,22 +80,49 @@ Status check_new_node(const NodeConfig& node) {
   return {};
 }
 
-Status wait_streaming(Context& context, const NodeConfig& primary, const std::string& standby_name,
+namespace {
+
+// The timeline a server writes (primary) or last received (standby).
+std::optional<std::string> timeline_of(Connection& connection, bool standby) {
+  auto rows = connection.query(
+      standby ? "SELECT received_tli::text AS tli FROM pg_stat_wal_receiver "
+                "WHERE status = 'streaming'"
+              : "SELECT (('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"
+                "::bit(32)::int)::text AS tli");
+  if (!rows || rows->empty()) return std::nullopt;
+  return rows->get(0, "tli");
+}
+
+}  // namespace
+
+Status wait_streaming(Context& context, const NodeConfig& primary, const NodeConfig& standby,
                       std::chrono::milliseconds timeout) {
   std::string last_state = "not connected";
   bool streaming = poll_until(context.clock, timeout, std::chrono::milliseconds(100), [&] {
-    auto connection = connect_admin(context.config, primary);
-    if (!connection) return false;
-    auto rows = connection->query(
-        "SELECT state FROM pg_stat_replication WHERE application_name = $1", {standby_name});
+    auto upstream = connect_admin(context.config, primary);
+    if (!upstream) return false;
+    auto rows = upstream->query("SELECT state FROM pg_stat_replication WHERE application_name = $1",
+                                {standby.name});
     if (!rows || rows->empty()) return false;
     last_state = rows->text(0, "state");
-    return last_state == "streaming";
+    if (last_state != "streaming") return false;
+    // A standby that replayed past the primary's fork streams the old timeline up to the fork
+    // and then stops: it follows only once it receives the primary's timeline.
+    auto downstream = connect_admin(context.config, standby);
+    if (!downstream) return false;
+    auto primary_timeline = timeline_of(*upstream, false);
+    auto standby_timeline = timeline_of(*downstream, true);
+    if (primary_timeline != standby_timeline) {
+      last_state = fmt::format("streaming timeline {}, not the primary's {}",
+                               standby_timeline.value_or("?"), primary_timeline.value_or("?"));
+      return false;
+    }
+    return true;
   });
   if (!streaming) {
     return fail(
         ErrorCode::kTimeout,
-        fmt::format("{} is not streaming from {} after {} s (state: {})", standby_name,
+        fmt::format("{} is not streaming from {} after {} s (state: {})", standby.name,
                     primary.name, std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
                     last_state));
   }

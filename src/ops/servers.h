@@ -38,9 +38,9 @@ bool is_absent_or_empty(const std::string& dir);
 // Checks before creating a data directory: it must be absent or empty and its port free.
 Status check_new_node(const NodeConfig& node);
 
-// Waits up to `timeout` until `primary` reports `standby_name` streaming in
-// pg_stat_replication.
-Status wait_streaming(Context& context, const NodeConfig& primary, const std::string& standby_name,
+// Waits up to `timeout` until `primary` reports `standby` streaming in pg_stat_replication
+// and the standby receives the primary's timeline.
+Status wait_streaming(Context& context, const NodeConfig& primary, const NodeConfig& standby,
                       std::chrono::milliseconds timeout);
 
 // Creates the physical slot on `primary` unless it exists; returns whether it created it.
