@@ -30,8 +30,10 @@ Result<std::string> PgNodeController::run(std::string_view program, std::vector<
   if (!result) return std::unexpected(result.error());
   if (result->exit_code != 0) {
     std::string reason = last_line(result->output);
-    return fail(ErrorCode::kFailed,
-                fmt::format("{} failed: {}", program, reason.empty() ? "no output" : reason));
+    return fail(ErrorCode::kFailed, fmt::format("{} failed: {}", program,
+                                                !reason.empty()        ? reason
+                                                : progress_to_terminal ? "its messages are above"
+                                                                       : "no output"));
   }
   return result->output;
 }
