@@ -13,6 +13,14 @@ struct CliState {
   Status result;
 };
 
+// Opens the session of the command line's config and runs `action` on its Context.
+template <typename Action>
+Status with_session(CliState& state, Action action) {
+  auto session = Session::open(state.options);
+  if (!session) return std::unexpected(session.error());
+  return action((*session)->context());
+}
+
 void add_init_command(CLI::App& app, CliState& state);
 void add_clone_command(CLI::App& app, CliState& state);
 void add_status_command(CLI::App& app, CliState& state);

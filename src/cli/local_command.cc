@@ -52,13 +52,6 @@ Status local_up_command(const LocalLayout& requested) {
   return {};
 }
 
-template <typename Action>
-Status with_session(CliState& state, Action action) {
-  auto session = Session::open(state.options);
-  if (!session) return std::unexpected(session.error());
-  return action((*session)->context());
-}
-
 std::optional<std::string> optional_name(const std::string& name) {
   return name.empty() ? std::nullopt : std::optional(name);
 }

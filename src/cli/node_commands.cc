@@ -11,11 +11,11 @@ namespace {
 // Opens the session, finds the node, runs `action` on it.
 template <typename Action>
 Status with_node(CliState& state, const std::string& node_name, Action action) {
-  auto session = Session::open(state.options);
-  if (!session) return std::unexpected(session.error());
-  auto node = (*session)->config().node(node_name);
-  if (!node) return std::unexpected(node.error());
-  return action((*session)->context(), **node);
+  return with_session(state, [&](Context& context) -> Status {
+    auto node = context.config.node(node_name);
+    if (!node) return std::unexpected(node.error());
+    return action(context, **node);
+  });
 }
 
 std::string_view result_name(RejoinResult result) {

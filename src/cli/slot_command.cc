@@ -9,16 +9,7 @@
 
 namespace tandem {
 
-namespace {
-
-template <typename Action>
-Status with_session(CliState& state, Action action) {
-  auto session = Session::open(state.options);
-  if (!session) return std::unexpected(session.error());
-  return action((*session)->context());
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void add_slot_command(CLI::App& app, CliState& state) {
   auto* slot = app.add_subcommand("slot", "List, drop or clean up replication slots");
