@@ -1,0 +1,239 @@
+#include "dcs/sqlite_store.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <fstream>
+#include <thread>
+
+namespace tandem {
+namespace {
+
+// A store that cannot be read or written is unavailable, whatever SQLite's reason.
+std::unexpected<Error> unavailable(sqlite3* db, std::string_view doing) {
+  return fail(ErrorCode::kUnavailable,
+              fmt::format("sqlite store: {}: {}", doing, db ? sqlite3_errmsg(db) : "no database"));
+}
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &statement_, nullptr) != SQLITE_OK) statement_ = nullptr;
+  }
+  ~Statement() { sqlite3_finalize(statement_); }
+  bool ok() const { return statement_ != nullptr; }
+  Statement& bind(int index, std::string_view text) {
+    sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()),
+                      SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int index, std::int64_t number) {
+    sqlite3_bind_int64(statement_, index, number);
+    return *this;
+  }
+  Statement& bind_null(int index) {
+    sqlite3_bind_null(statement_, index);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE, or an error code.
+  int step() { return sqlite3_step(statement_); }
+  // Ends a statement read only partly, so that its transaction can commit.
+  void reset() { sqlite3_reset(statement_); }
+  std::int64_t integer(int column) { return sqlite3_column_int64(statement_, column); }
+  std::string text(int column) {
+    const unsigned char* value = sqlite3_column_text(statement_, column);
+    return value ? reinterpret_cast<const char*>(value) : "";
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* statement_ = nullptr;
+};
+
+bool run(sqlite3* db, const char* sql) {
+  return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+std::string read_boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  in >> id;
+  return id;
+}
+
+constexpr char kSchema[] =
+    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+    "  mod_revision INTEGER NOT NULL, create_revision INTEGER NOT NULL, "
+    "  expires_at_ms INTEGER, boot_id TEXT);"
+    "CREATE TABLE IF NOT EXISTS changes (key TEXT PRIMARY KEY, revision INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "  revision INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO meta VALUES (1, 0);";
+
+// A key is live when it has no expiry, or expires later in this boot.
+constexpr char kLive[] = "(expires_at_ms IS NULL OR (boot_id = ?1 AND expires_at_ms > ?2))";
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Clock& clock) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    auto error = unavailable(db, "opening " + path);
+    sqlite3_close(db);
+    return error;
+  }
+  sqlite3_busy_timeout(db, 2000);
+  // WAL: readers never block the writer; synchronous=NORMAL is durable across process crashes,
+  // which is what a store on one machine must survive.
+  if (!run(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || !run(db, kSchema)) {
+    auto error = unavailable(db, "preparing " + path);
+    sqlite3_close(db);
+    return error;
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(db, clock, read_boot_id()));
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+
+std::int64_t SqliteStore::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             clock_.steady_now().time_since_epoch())
+      .count();
+}
+
+Result<StoreSnapshot> SqliteStore::read(std::string_view prefix) {
+  std::lock_guard lock(mutex_);
+  if (!run(db_, "BEGIN")) return unavailable(db_, "read");
+  StoreSnapshot snapshot;
+  Statement revision(db_, "SELECT revision FROM meta WHERE id = 1");
+  Statement keys(db_, fmt::format("SELECT key, value, mod_revision, create_revision FROM kv "
+                                  "WHERE {} AND substr(key, 1, ?3) = ?4",
+                                  kLive)
+                          .c_str());
+  bool ok = revision.ok() && keys.ok() && revision.step() == SQLITE_ROW;
+  if (ok) {
+    snapshot.revision = revision.integer(0);
+    revision.reset();
+    keys.bind(1, boot_id_).bind(2, now_ms()).bind(3, static_cast<std::int64_t>(prefix.size()));
+    keys.bind(4, prefix);
+    int step = SQLITE_ROW;
+    while ((step = keys.step()) == SQLITE_ROW) {
+      snapshot.entries[keys.text(0)] = {keys.text(1), keys.integer(2), keys.integer(3)};
+    }
+    ok = step == SQLITE_DONE;
+  }
+  if (!ok) {
+    auto error = unavailable(db_, "read");
+    run(db_, "ROLLBACK");
+    return error;
+  }
+  run(db_, "COMMIT");
+  return snapshot;
+}
+
+Result<Revision> SqliteStore::write(const std::string& key, const std::optional<std::string>& value,
+                                    Condition condition, Revision expected, Ttl ttl) {
+  std::lock_guard lock(mutex_);
+  if (!run(db_, "BEGIN IMMEDIATE")) return unavailable(db_, "write " + key);
+  auto rollback = [&](Result<Revision> result) {
+    run(db_, "ROLLBACK");
+    return result;
+  };
+  Statement current(db_, fmt::format("SELECT mod_revision, create_revision FROM kv "
+                                     "WHERE {} AND key = ?3",
+                                     kLive)
+                             .c_str());
+  if (!current.ok()) return rollback(unavailable(db_, "write " + key));
+  current.bind(1, boot_id_).bind(2, now_ms()).bind(3, key);
+  int step = current.step();
+  if (step != SQLITE_ROW && step != SQLITE_DONE) return rollback(unavailable(db_, "write " + key));
+  bool exists = step == SQLITE_ROW;
+  Revision mod_revision = exists ? current.integer(0) : 0;
+  Revision create_revision = exists ? current.integer(1) : 0;
+  current.reset();
+  if (condition == Condition::kAbsent && exists) {
+    return rollback(fail(ErrorCode::kConflict, key + " exists"));
+  }
+  if (condition == Condition::kAtRevision && (!exists || mod_revision != expected)) {
+    return rollback(
+        fail(ErrorCode::kConflict, fmt::format("{} is not at revision {}", key, expected)));
+  }
+  if (!value && !exists) {
+    Statement leftover(db_, "DELETE FROM kv WHERE key = ?1");  // an expired one, if any
+    if (leftover.ok()) leftover.bind(1, key).step();
+    run(db_, "COMMIT");
+    return Revision{0};
+  }
+  Statement bump(db_, "UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision");
+  if (!bump.ok() || bump.step() != SQLITE_ROW) return rollback(unavailable(db_, "write " + key));
+  Revision revision = bump.integer(0);
+  bump.reset();
+  Statement change(db_, "INSERT OR REPLACE INTO changes VALUES (?1, ?2)");
+  bool ok = change.ok() && change.bind(1, key).bind(2, revision).step() == SQLITE_DONE;
+  if (value) {
+    Statement upsert(db_, "INSERT OR REPLACE INTO kv VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    ok = ok && upsert.ok();
+    if (ok) {
+      upsert.bind(1, key).bind(2, *value).bind(3, revision);
+      upsert.bind(4, exists ? create_revision : revision);
+      if (ttl) {
+        upsert.bind(5, now_ms() + ttl->count()).bind(6, boot_id_);
+      } else {
+        upsert.bind_null(5).bind_null(6);
+      }
+      ok = upsert.step() == SQLITE_DONE;
+    }
+  } else {
+    Statement erase(db_, "DELETE FROM kv WHERE key = ?1");
+    ok = ok && erase.ok() && erase.bind(1, key).step() == SQLITE_DONE;
+  }
+  if (!ok || !run(db_, "COMMIT")) return rollback(unavailable(db_, "write " + key));
+  return revision;
+}
+
+Result<Revision> SqliteStore::create(const std::string& key, const std::string& value, Ttl ttl) {
+  return write(key, value, Condition::kAbsent, 0, ttl);
+}
+
+Result<Revision> SqliteStore::compare_and_set(const std::string& key, const std::string& value,
+                                              Revision expected, Ttl ttl) {
+  return write(key, value, Condition::kAtRevision, expected, ttl);
+}
+
+Result<Revision> SqliteStore::put(const std::string& key, const std::string& value, Ttl ttl) {
+  return write(key, value, Condition::kNone, 0, ttl);
+}
+
+Status SqliteStore::remove(const std::string& key, std::optional<Revision> expected) {
+  auto result = write(key, std::nullopt, expected ? Condition::kAtRevision : Condition::kNone,
+                      expected.value_or(0), std::nullopt);
+  if (!result) return std::unexpected(result.error());
+  return {};
+}
+
+Result<Revision> SqliteStore::wait(std::string_view prefix, Revision after,
+                                   std::chrono::milliseconds timeout) {
+  // Other processes write the file, so there is nothing to be woken by: poll, cheaply.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    Revision revision = 0;
+    bool changed = false;
+    {
+      std::lock_guard lock(mutex_);
+      Statement query(db_,
+                      "SELECT (SELECT revision FROM meta WHERE id = 1), EXISTS (SELECT 1 FROM "
+                      "changes WHERE revision > ?1 AND substr(key, 1, ?2) = ?3)");
+      if (!query.ok()) return unavailable(db_, "wait");
+      query.bind(1, after).bind(2, static_cast<std::int64_t>(prefix.size())).bind(3, prefix);
+      if (query.step() != SQLITE_ROW) return unavailable(db_, "wait");
+      revision = query.integer(0);
+      changed = query.integer(1) != 0;
+    }
+    if (changed || std::chrono::steady_clock::now() >= deadline) return revision;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace tandem

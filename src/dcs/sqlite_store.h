@@ -1,0 +1,50 @@
+// A Store in a SQLite file, shared by the agents of the nodes on one machine. WAL mode and a
+// busy timeout let several processes use it at once; every write is one IMMEDIATE transaction.
+// Expiry times are CLOCK_MONOTONIC milliseconds tagged with the kernel's boot id, so a key
+// written before a reboot counts as expired after it.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include "common/clock.h"
+#include "dcs/store.h"
+
+struct sqlite3;
+
+namespace tandem {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens the file, creating it and its tables if needed. `clock` gives the expiry times; it
+  // must be CLOCK_MONOTONIC (SystemClock) for processes to agree.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Clock& clock);
+  ~SqliteStore() override;
+
+  Result<StoreSnapshot> read(std::string_view prefix) override;
+  Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
+  Result<Revision> compare_and_set(const std::string& key, const std::string& value,
+                                   Revision expected, Ttl ttl) override;
+  Result<Revision> put(const std::string& key, const std::string& value, Ttl ttl) override;
+  Status remove(const std::string& key, std::optional<Revision> expected) override;
+  Result<Revision> wait(std::string_view prefix, Revision after,
+                        std::chrono::milliseconds timeout) override;
+
+ private:
+  enum class Condition { kNone, kAbsent, kAtRevision };
+  SqliteStore(sqlite3* db, Clock& clock, std::string boot_id)
+      : db_(db), clock_(clock), boot_id_(std::move(boot_id)) {}
+
+  // The write every mutating call makes, in one transaction: checks the condition, bumps the
+  // revision, writes (or with `value` nullopt, deletes) the key.
+  Result<Revision> write(const std::string& key, const std::optional<std::string>& value,
+                         Condition condition, Revision expected, Ttl ttl);
+  std::int64_t now_ms() const;
+
+  sqlite3* db_;
+  Clock& clock_;
+  std::string boot_id_;
+  std::mutex mutex_;  // one statement at a time on db_
+};
+
+}  // namespace tandem

@@ -1,0 +1,66 @@
+// The coordination store: where a cluster's agents agree on who leads. Keys with revisions,
+// create-if-absent and compare-and-set, keys that expire, and a way to wait for changes.
+// Implementations: MemoryStore (tests), SqliteStore (nodes on one machine); etcd later. All
+// pass tests/unit/store_contract_test.cc.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace tandem {
+
+using Revision = std::int64_t;
+
+struct StoredValue {
+  std::string value;
+  Revision mod_revision = 0;     // the store revision of the last write to this key
+  Revision create_revision = 0;  // the store revision that created it
+};
+
+// Every live key under a prefix, read at one store revision.
+struct StoreSnapshot {
+  Revision revision = 0;  // the store's revision when read
+  std::map<std::string, StoredValue> entries;
+
+  const StoredValue* find(const std::string& key) const {
+    auto it = entries.find(key);
+    return it == entries.end() ? nullptr : &it->second;
+  }
+};
+
+// How long a key lives without being written again; nullopt: for ever.
+using Ttl = std::optional<std::chrono::milliseconds>;
+
+// Errors: kUnavailable when the store cannot be reached (retry, or fence); kConflict when a
+// condition failed (someone else won). HA code treats the two differently and so must every
+// implementation. Thread-safe.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Every key under `prefix` whose TTL has not run out, at one revision.
+  virtual Result<StoreSnapshot> read(std::string_view prefix) = 0;
+  // Creates the key only if it is absent (or expired). kConflict if it exists.
+  virtual Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) = 0;
+  // Writes the key only if its mod_revision is `expected` (it must exist). kConflict otherwise.
+  // A write restarts the TTL with `ttl`.
+  virtual Result<Revision> compare_and_set(const std::string& key, const std::string& value,
+                                           Revision expected, Ttl ttl) = 0;
+  // Writes the key whatever it holds.
+  virtual Result<Revision> put(const std::string& key, const std::string& value, Ttl ttl) = 0;
+  // Deletes the key; with `expected`, only if its mod_revision is that (else kConflict).
+  // Deleting an absent key without `expected` succeeds.
+  virtual Status remove(const std::string& key, std::optional<Revision> expected) = 0;
+  // Returns once the store's revision under `prefix` passes `after` or a key there expires, or
+  // when `timeout` passes; returns the current revision either way.
+  virtual Result<Revision> wait(std::string_view prefix, Revision after,
+                                std::chrono::milliseconds timeout) = 0;
+};
+
+}  // namespace tandem

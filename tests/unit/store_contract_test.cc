@@ -1,0 +1,222 @@
+// The contract every coordination store keeps. Each implementation joins with one line at the
+// bottom; the etcd store will too.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "dcs/memory_store.h"
+#include "dcs/sqlite_store.h"
+#include "fake_node_controller.h"
+
+namespace tandem::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct StoreUnderTest {
+  std::unique_ptr<FakeClock> clock = std::make_unique<FakeClock>();
+  std::unique_ptr<Store> store;
+  std::string dir;  // for stores kept in files
+  ~StoreUnderTest() {
+    store.reset();
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+};
+
+using StoreFactory = std::function<std::unique_ptr<StoreUnderTest>()>;
+
+std::unique_ptr<StoreUnderTest> memory_store() {
+  auto under_test = std::make_unique<StoreUnderTest>();
+  under_test->store = std::make_unique<MemoryStore>(*under_test->clock);
+  return under_test;
+}
+
+std::unique_ptr<StoreUnderTest> sqlite_store() {
+  auto under_test = std::make_unique<StoreUnderTest>();
+  char pattern[] = "/tmp/tandem-store-XXXXXX";
+  under_test->dir = mkdtemp(pattern);
+  auto store = SqliteStore::open(under_test->dir + "/store.db", *under_test->clock);
+  EXPECT_TRUE(store) << store.error().message;
+  under_test->store = std::move(*store);
+  return under_test;
+}
+
+class StoreContract : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override {
+    under_test_ = GetParam()();
+    store_ = under_test_->store.get();
+    clock_ = under_test_->clock.get();
+  }
+  std::unique_ptr<StoreUnderTest> under_test_;
+  Store* store_ = nullptr;
+  FakeClock* clock_ = nullptr;
+};
+
+TEST_P(StoreContract, CreateOnlyIfAbsent) {
+  auto first = store_->create("/c/leader", "node1", std::nullopt);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = store_->create("/c/leader", "node2", std::nullopt);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, ErrorCode::kConflict);
+  auto snapshot = store_->read("/c/");
+  ASSERT_TRUE(snapshot);
+  const StoredValue* leader = snapshot->find("/c/leader");
+  ASSERT_NE(leader, nullptr);
+  EXPECT_EQ(leader->value, "node1");
+  EXPECT_EQ(leader->mod_revision, *first);
+  EXPECT_EQ(leader->create_revision, *first);
+  EXPECT_GE(snapshot->revision, *first);
+}
+
+TEST_P(StoreContract, CompareAndSetOnTheRevisionOnly) {
+  Revision created = store_->create("/c/k", "a", std::nullopt).value();
+  auto updated = store_->compare_and_set("/c/k", "b", created, std::nullopt);
+  ASSERT_TRUE(updated);
+  EXPECT_GT(*updated, created);
+  auto stale = store_->compare_and_set("/c/k", "c", created, std::nullopt);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
+  auto absent = store_->compare_and_set("/c/none", "x", 1, std::nullopt);
+  ASSERT_FALSE(absent);
+  EXPECT_EQ(absent.error().code, ErrorCode::kConflict);
+  const StoredValue* value = store_->read("/c/").value().find("/c/k");
+  ASSERT_NE(value, nullptr);
+  EXPECT_EQ(value->value, "b");
+  EXPECT_EQ(value->create_revision, created);
+}
+
+TEST_P(StoreContract, RevisionsOnlyGrow) {
+  Revision last = 0;
+  for (int i = 0; i < 5; ++i) {
+    Revision revision = store_->put("/c/k" + std::to_string(i % 2), "v", std::nullopt).value();
+    EXPECT_GT(revision, last);
+    last = revision;
+  }
+  EXPECT_EQ(store_->read("/c/").value().revision, last);
+}
+
+TEST_P(StoreContract, KeysExpireAfterTheirTtlUnlessWrittenAgain) {
+  Revision leader = store_->create("/c/leader", "node1", milliseconds(1000)).value();
+  store_->put("/c/config", "forever", std::nullopt).value();
+  clock_->sleep_for(milliseconds(600));
+  // Renewing restarts the TTL.
+  leader = store_->compare_and_set("/c/leader", "node1", leader, milliseconds(1000)).value();
+  clock_->sleep_for(milliseconds(600));
+  EXPECT_NE(store_->read("/c/").value().find("/c/leader"), nullptr);
+  clock_->sleep_for(milliseconds(400));
+  auto snapshot = store_->read("/c/").value();
+  EXPECT_EQ(snapshot.find("/c/leader"), nullptr);
+  EXPECT_NE(snapshot.find("/c/config"), nullptr);
+  auto renew_late = store_->compare_and_set("/c/leader", "node1", leader, milliseconds(1000));
+  ASSERT_FALSE(renew_late);
+  EXPECT_EQ(renew_late.error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(store_->create("/c/leader", "node2", milliseconds(1000)));
+}
+
+TEST_P(StoreContract, RemoveWithAndWithoutARevision) {
+  Revision created = store_->create("/c/k", "a", std::nullopt).value();
+  auto wrong = store_->remove("/c/k", created + 100);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(store_->remove("/c/k", created));
+  EXPECT_EQ(store_->read("/c/").value().find("/c/k"), nullptr);
+  EXPECT_TRUE(store_->remove("/c/k", std::nullopt));
+  auto gone = store_->remove("/c/k", created);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(store_->create("/c/k", "again", std::nullopt));
+}
+
+TEST_P(StoreContract, ReadsOnlyThePrefix) {
+  store_->put("/a/1", "x", std::nullopt).value();
+  store_->put("/a/2", "y", std::nullopt).value();
+  store_->put("/b/1", "z", std::nullopt).value();
+  auto snapshot = store_->read("/a/").value();
+  EXPECT_EQ(snapshot.entries.size(), 2u);
+  EXPECT_EQ(snapshot.find("/b/1"), nullptr);
+}
+
+TEST_P(StoreContract, WaitWakesOnAWriteUnderThePrefixAndOtherwiseTimesOut) {
+  Revision start = store_->put("/c/k", "a", std::nullopt).value();
+  auto began = std::chrono::steady_clock::now();
+  auto quiet = store_->wait("/c/", start, milliseconds(100));
+  ASSERT_TRUE(quiet);
+  EXPECT_EQ(*quiet, start);
+  EXPECT_GE(std::chrono::steady_clock::now() - began, milliseconds(90));
+
+  std::thread writer([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    store_->put("/other/k", "ignored", std::nullopt).value();
+    std::this_thread::sleep_for(milliseconds(50));
+    store_->put("/c/k", "b", std::nullopt).value();
+  });
+  began = std::chrono::steady_clock::now();
+  auto woken = store_->wait("/c/", start, milliseconds(5000));
+  writer.join();
+  ASSERT_TRUE(woken);
+  EXPECT_GE(*woken, start + 2);
+  EXPECT_LT(std::chrono::steady_clock::now() - began, milliseconds(2000));
+}
+
+INSTANTIATE_TEST_SUITE_P(Memory, StoreContract, ::testing::Values(StoreFactory(memory_store)));
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract, ::testing::Values(StoreFactory(sqlite_store)));
+
+TEST(MemoryStore, UnavailableIsNotAConflict) {
+  FakeClock clock;
+  MemoryStore store(clock);
+  store.set_unavailable(true);
+  auto created = store.create("/k", "v", std::nullopt);
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().code, ErrorCode::kUnavailable);
+}
+
+TEST(SqliteStore, UnreachableFileIsUnavailable) {
+  FakeClock clock;
+  auto store = SqliteStore::open("/nonexistent/dir/store.db", clock);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, ErrorCode::kUnavailable);
+}
+
+TEST(SqliteStore, SeveralProcessesRaceAndExactlyOneCreates) {
+  char pattern[] = "/tmp/tandem-store-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  std::string path = dir + "/store.db";
+  {
+    SystemClock clock;
+    ASSERT_TRUE(SqliteStore::open(path, clock));  // the schema exists before the race
+  }
+  constexpr int kProcesses = 8;
+  std::vector<pid_t> children;
+  for (int i = 0; i < kProcesses; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      SystemClock clock;
+      auto store = SqliteStore::open(path, clock);
+      if (!store) _exit(3);
+      auto created = (*store)->create("/c/initialize", std::to_string(i), std::nullopt);
+      if (created) _exit(0);
+      _exit(created.error().code == ErrorCode::kConflict ? 1 : 2);
+    }
+    children.push_back(pid);
+  }
+  int winners = 0, losers = 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    winners += WEXITSTATUS(status) == 0;
+    losers += WEXITSTATUS(status) == 1;
+  }
+  EXPECT_EQ(winners, 1);
+  EXPECT_EQ(losers, kProcesses - 1);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tandem::testing
