@@ -1,0 +1,84 @@
+// What the agents publish in the coordination store, as read back in one snapshot, and what an
+// agent observes of its own node. The inputs of decide().
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/lsn.h"
+#include "core/timeline.h"
+
+namespace tandem {
+
+// What the PostgreSQL of a node is doing right now.
+enum class PgState {
+  kNoData,    // no data directory yet
+  kStopped,   // data, no postmaster
+  kStarting,  // a postmaster that does not answer queries yet (recovery, startup)
+  kPrimary,   // accepts writes
+  kStandby,   // in recovery
+};
+std::string_view pg_state_name(PgState state);
+std::optional<PgState> parse_pg_state(std::string_view name);
+
+// members/<name>: published by each agent every cycle, with a TTL — present means alive.
+struct MemberRecord {
+  std::string name;
+  PgState state = PgState::kStopped;
+  TimelineId timeline = 0;
+  std::optional<Lsn> received_lsn;  // standby: last WAL received; primary: current WAL end
+  std::optional<Lsn> replayed_lsn;
+  std::string upstream;  // the node it streams from, if any
+  std::string api_address;
+  bool nofailover = false;
+};
+
+// leader: the lease. Whoever's name it holds may run a writable PostgreSQL, and nobody else.
+struct LeaderRecord {
+  std::string name;
+  std::int64_t revision = 0;  // for compare-and-set renewals
+};
+
+struct ClusterView {
+  bool initialized = false;  // someone won the initialize key
+  std::string initialized_by;
+  std::optional<LeaderRecord> leader;
+  std::map<std::string, MemberRecord> members;
+  // The primary's WAL position at its last renewal; kept after the lease expires, to measure
+  // how far behind a candidate is.
+  std::optional<Lsn> last_leader_lsn;
+  bool paused = false;
+
+  bool leader_is(std::string_view name) const { return leader && leader->name == name; }
+};
+
+// What an agent sees of its own node this cycle.
+struct NodeObservation {
+  PgState state = PgState::kNoData;
+  bool data_was_primary = false;  // data directory without standby.signal
+  TimelineId timeline = 0;
+  std::optional<Lsn> received_lsn;
+  std::optional<Lsn> replayed_lsn;
+  std::string upstream;  // where tandem.conf points it
+  // A standby: how long its WAL receiver has not been streaming (0 while it streams).
+  std::chrono::milliseconds not_streaming_for{0};
+  // Steady time of this agent's last successful write of the lease; nullopt if never.
+  std::optional<std::chrono::steady_clock::time_point> lease_renewed_at;
+};
+
+// The HA settings of one agent, validated by validate_ha_config.
+struct HaConfig {
+  std::string self;
+  std::chrono::milliseconds loop_interval{100};
+  std::chrono::milliseconds ttl{1000};            // lease lifetime
+  std::chrono::milliseconds renew_deadline{600};  // fence if not renewed within this
+  std::int64_t maximum_lag_on_failover = 16LL << 20;
+  bool nofailover = false;
+  // A standby pointed at the leader that has not streamed for this long cannot follow it (it
+  // replayed past the leader's fork): it is rejoined.
+  std::chrono::milliseconds rejoin_after{3000};
+};
+
+}  // namespace tandem

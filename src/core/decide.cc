@@ -1,0 +1,237 @@
+#include "core/decide.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+using TimePoint = std::chrono::steady_clock::time_point;
+
+long ms(milliseconds duration) { return static_cast<long>(duration.count()); }
+
+// How long since this agent last wrote the lease; nullopt if it never did.
+std::optional<milliseconds> since_renewal(const NodeObservation& node, TimePoint now) {
+  if (!node.lease_renewed_at) return std::nullopt;
+  return std::chrono::duration_cast<milliseconds>(now - *node.lease_renewed_at);
+}
+
+// A primary must stop writing before its lease can expire anywhere: once renew_deadline has
+// passed since its last renewal, it fences, whatever else is true.
+std::optional<Decision> fence_if_late(const NodeObservation& node, const HaConfig& config,
+                                      TimePoint now, std::string_view why) {
+  auto elapsed = since_renewal(node, now);
+  if (elapsed && *elapsed < config.renew_deadline) return std::nullopt;
+  return Decision{Action::kFence,
+                  elapsed ? fmt::format("{}; lease last renewed {} ms ago, deadline {} ms: stop "
+                                        "writes before it can expire",
+                                        why, ms(*elapsed), ms(config.renew_deadline))
+                          : fmt::format("{}; this agent never held the lease: stop writes", why)};
+}
+
+Decision without_store(const NodeObservation& node, const HaConfig& config, TimePoint now) {
+  if (node.state == PgState::kPrimary) {
+    if (auto fence = fence_if_late(node, config, now, "the store is unreachable")) return *fence;
+    return {Action::kNone,
+            fmt::format("the store is unreachable; lease renewed {} ms ago, fencing at {} ms",
+                        ms(*since_renewal(node, now)), ms(config.renew_deadline))};
+  }
+  return {Action::kNone, "the store is unreachable: changing nothing"};
+}
+
+Decision without_data(const ClusterView& view, const HaConfig& config) {
+  if (!view.initialized) {
+    return {Action::kBootstrap, "the cluster is not initialised: bootstrap it"};
+  }
+  if (view.leader && view.leader->name != config.self) {
+    return {Action::kClone, fmt::format("no data directory: clone {}", view.leader->name),
+            view.leader->name};
+  }
+  return {Action::kNone,
+          fmt::format("no data directory and no leader to clone from (initialised by {})",
+                      view.initialized_by)};
+}
+
+Decision stopped(const ClusterView& view, const NodeObservation& node, const HaConfig& config) {
+  if (view.leader_is(config.self)) {
+    return {Action::kStartPrimary,
+            "holds the lease and PostgreSQL is down: restart it in place (crash recovery, same "
+            "timeline)"};
+  }
+  if (view.leader) {
+    if (node.data_was_primary) {
+      return {Action::kRejoin,
+              fmt::format("a former primary while {} leads: rejoin it", view.leader->name),
+              view.leader->name};
+    }
+    return {Action::kStartStandby,
+            fmt::format("PostgreSQL is down: start it as a standby of {}", view.leader->name),
+            view.leader->name};
+  }
+  return {Action::kStartStandby,
+          "PostgreSQL is down and nobody leads: start it read-only and join the election"};
+}
+
+Decision running_primary(const ClusterView& view, const NodeObservation& node,
+                         const HaConfig& config, TimePoint now) {
+  if (view.leader_is(config.self)) {
+    if (auto fence = fence_if_late(node, config, now, "renewals are failing")) return *fence;
+    return {Action::kRenewLease, "the primary holds the lease: renew it"};
+  }
+  if (view.leader) {
+    return {
+        Action::kDemote,
+        fmt::format("runs as primary while {} holds the lease: stop at once", view.leader->name),
+        view.leader->name};
+  }
+  if (auto fence = fence_if_late(node, config, now, "the lease lapsed")) return *fence;
+  return {Action::kAcquireLease, "the lease lapsed but was renewed in time: retake it"};
+}
+
+// Why a member may not take over, or nullopt when it may.
+std::optional<std::string> ineligible(const ClusterView& view, const MemberRecord& member,
+                                      TimelineId newest_timeline, const HaConfig& config) {
+  if (member.state != PgState::kStandby) {
+    return fmt::format("{} is not a running standby", member.name);
+  }
+  if (member.nofailover) return fmt::format("{} is tagged nofailover", member.name);
+  if (member.timeline < newest_timeline) {
+    return fmt::format("{} is on timeline {}, behind timeline {}", member.name, member.timeline,
+                       newest_timeline);
+  }
+  if (!member.received_lsn) return fmt::format("{} has received no WAL", member.name);
+  if (view.last_leader_lsn) {
+    std::int64_t lag = view.last_leader_lsn->bytes_after(*member.received_lsn);
+    if (lag > config.maximum_lag_on_failover) {
+      return fmt::format("{} is {} bytes behind the last primary position, over the {} allowed",
+                         member.name, lag, config.maximum_lag_on_failover);
+    }
+  }
+  return std::nullopt;
+}
+
+TimelineId newest_standby_timeline(const ClusterView& view) {
+  TimelineId newest = 0;
+  for (const auto& [name, member] : view.members) {
+    if (member.state == PgState::kStandby) newest = std::max(newest, member.timeline);
+  }
+  return newest;
+}
+
+Decision election(const ClusterView& view, const HaConfig& config) {
+  if (config.nofailover) return {Action::kNone, "nobody leads, but this node is nofailover"};
+  auto self = view.members.find(config.self);
+  if (self == view.members.end()) return {Action::kNone, "nobody leads; not yet published"};
+  if (auto why = ineligible(view, self->second, newest_standby_timeline(view), config)) {
+    return {Action::kNone, fmt::format("nobody leads, and {}", *why)};
+  }
+  std::vector<std::string> candidates = failover_candidates(view, config);
+  if (candidates.front() != config.self) {
+    return {Action::kNone,
+            fmt::format("nobody leads; {} is the better candidate", candidates.front())};
+  }
+  return {Action::kTakeOver,
+          fmt::format("nobody leads and this node is the most advanced eligible standby ({})",
+                      self->second.received_lsn->str())};
+}
+
+Decision running_standby(const ClusterView& view, const NodeObservation& node,
+                         const HaConfig& config) {
+  if (view.leader_is(config.self)) {
+    return {Action::kPromote, "holds the lease while in recovery: promote"};
+  }
+  if (!view.leader) return election(view, config);
+  const std::string& leader = view.leader->name;
+  if (node.upstream != leader) {
+    return {Action::kFollow,
+            fmt::format("streams from '{}', but {} leads: follow it", node.upstream, leader),
+            leader};
+  }
+  if (node.not_streaming_for >= config.rejoin_after) {
+    return {Action::kRejoin,
+            fmt::format("pointed at {} but not streaming for {} ms: rejoin it", leader,
+                        ms(node.not_streaming_for)),
+            leader};
+  }
+  return {Action::kNone, fmt::format("a standby of {}", leader), leader};
+}
+
+}  // namespace
+
+std::string_view action_name(Action action) {
+  switch (action) {
+    case Action::kNone:
+      return "none";
+    case Action::kBootstrap:
+      return "bootstrap";
+    case Action::kClone:
+      return "clone";
+    case Action::kStartPrimary:
+      return "start-primary";
+    case Action::kStartStandby:
+      return "start-standby";
+    case Action::kRenewLease:
+      return "renew-lease";
+    case Action::kAcquireLease:
+      return "acquire-lease";
+    case Action::kTakeOver:
+      return "take-over";
+    case Action::kPromote:
+      return "promote";
+    case Action::kFollow:
+      return "follow";
+    case Action::kFence:
+      return "fence";
+    case Action::kDemote:
+      return "demote";
+    case Action::kRejoin:
+      return "rejoin";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config) {
+  TimelineId newest = newest_standby_timeline(view);
+  std::vector<const MemberRecord*> eligible;
+  for (const auto& [name, member] : view.members) {
+    if (!ineligible(view, member, newest, config)) eligible.push_back(&member);
+  }
+  std::sort(eligible.begin(), eligible.end(), [](const MemberRecord* a, const MemberRecord* b) {
+    if (*a->received_lsn != *b->received_lsn) return *a->received_lsn > *b->received_lsn;
+    return a->name < b->name;
+  });
+  std::vector<std::string> names;
+  for (const MemberRecord* member : eligible) names.push_back(member->name);
+  return names;
+}
+
+Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
+                const HaConfig& config, TimePoint now) {
+  if (!view) return without_store(node, config, now);
+  if (view->paused) {
+    if (node.state == PgState::kPrimary && view->leader_is(config.self)) {
+      return {Action::kRenewLease, "paused: only renewing the lease"};
+    }
+    return {Action::kNone, "paused: no automatic action"};
+  }
+  switch (node.state) {
+    case PgState::kNoData:
+      return without_data(*view, config);
+    case PgState::kStopped:
+      return stopped(*view, node, config);
+    case PgState::kStarting:
+      if (view->leader_is(config.self)) {
+        return {Action::kRenewLease, "PostgreSQL is starting as the leader: keep the lease"};
+      }
+      return {Action::kNone, "PostgreSQL is starting"};
+    case PgState::kPrimary:
+      return running_primary(*view, node, config, now);
+    case PgState::kStandby:
+      return running_standby(*view, node, config);
+  }
+  return {Action::kNone, "unknown state"};
+}
+
+}  // namespace tandem

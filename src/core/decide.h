@@ -1,0 +1,44 @@
+// decide(): the whole HA policy as one pure function. The agent observes, calls decide, executes
+// the one action it returns, and logs the reason. No I/O, no clock reads: `now` is an argument.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/cluster_view.h"
+
+namespace tandem {
+
+enum class Action {
+  kNone,          // healthy, or nothing this node may do; the reason says which
+  kBootstrap,     // win the initialize key, initdb, start as primary, take the lease
+  kClone,         // copy the leader into the empty data directory, start as standby
+  kStartPrimary,  // holds the lease, PostgreSQL down: restart in place (no new timeline)
+  kStartStandby,  // PostgreSQL down and not the leader: start it read-only
+  kRenewLease,    // the primary keeps its lease
+  kAcquireLease,  // a running primary whose lease lapsed retakes it if still free
+  kTakeOver,      // the lease is free and this standby is the best: win it, then promote
+  kPromote,       // holds the lease but still in recovery
+  kFollow,        // a standby pointed at the wrong upstream: repoint at the leader
+  kFence,         // a primary that cannot renew in time: stop accepting writes now
+  kDemote,        // a primary while another holds the lease: stop at once
+  kRejoin,        // a stopped former primary: rewind (or reclone) to follow the leader
+};
+std::string_view action_name(Action action);
+
+struct Decision {
+  Action action = Action::kNone;
+  std::string reason;  // one sentence, logged every cycle
+  std::string leader;  // the node to follow or clone from, when there is one
+};
+
+// REQUIRES: `view` is nullopt when the store could not be read this cycle.
+Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
+                const HaConfig& config, std::chrono::steady_clock::time_point now);
+
+// The standbys that may take over, best first: alive, running as standby, not nofailover,
+// within maximum_lag_on_failover of the last leader position, on the newest timeline; ranked
+// by received WAL, then name.
+std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config);
+
+}  // namespace tandem

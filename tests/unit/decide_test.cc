@@ -1,0 +1,168 @@
+#include "core/decide.h"
+
+#include <gtest/gtest.h>
+
+#include "core/role_transitions.h"
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+using TimePoint = std::chrono::steady_clock::time_point;
+
+const TimePoint kNow{std::chrono::seconds(1000)};
+
+Lsn at(std::uint64_t value) { return Lsn(value); }
+
+MemberRecord standby(const std::string& name, std::uint64_t received, TimelineId timeline = 1) {
+  return {
+      .name = name, .state = PgState::kStandby, .timeline = timeline, .received_lsn = at(received)};
+}
+
+ClusterView view_with(std::optional<std::string> leader, std::vector<MemberRecord> members) {
+  ClusterView view{.initialized = true, .initialized_by = "node1"};
+  if (leader) view.leader = LeaderRecord{*leader, 7};
+  for (MemberRecord& member : members) view.members[member.name] = member;
+  return view;
+}
+
+NodeObservation observed(PgState state, std::string upstream = "") {
+  return {.state = state,
+          .timeline = 1,
+          .upstream = std::move(upstream),
+          .lease_renewed_at = kNow - milliseconds(100)};
+}
+
+struct Case {
+  const char* name;
+  std::optional<ClusterView> view;
+  NodeObservation node;
+  Action expected;
+  const char* reason_has;
+  HaConfig config = {.self = "node2"};
+};
+
+TEST(Decide, EveryBranch) {
+  NodeObservation late_primary = observed(PgState::kPrimary);
+  late_primary.lease_renewed_at = kNow - milliseconds(700);
+  NodeObservation never_leader = observed(PgState::kPrimary);
+  never_leader.lease_renewed_at.reset();
+  NodeObservation former_primary = observed(PgState::kStopped);
+  former_primary.data_was_primary = true;
+  NodeObservation stuck_standby = observed(PgState::kStandby, "node1");
+  stuck_standby.not_streaming_for = milliseconds(5000);
+  ClusterView paused = view_with("node2", {});
+  paused.paused = true;
+  ClusterView uninitialized;
+  ClusterView lagging = view_with(std::nullopt, {standby("node2", 100), standby("node3", 90)});
+  lagging.last_leader_lsn = at(100 + (32 << 20));
+  MemberRecord tagged = standby("node2", 500);
+  tagged.nofailover = true;
+
+  const std::vector<Case> cases = {
+      {"store down, primary still in time", std::nullopt, observed(PgState::kPrimary),
+       Action::kNone, "fencing at 600 ms"},
+      {"store down, primary late", std::nullopt, late_primary, Action::kFence,
+       "the store is unreachable; lease last renewed 700 ms ago"},
+      {"store down, standby", std::nullopt, observed(PgState::kStandby, "node1"), Action::kNone,
+       "changing nothing"},
+      {"paused leader renews only", paused, observed(PgState::kPrimary), Action::kRenewLease,
+       "paused"},
+      {"a lone standby takes over", view_with(std::nullopt, {standby("node2", 10)}),
+       observed(PgState::kStandby), Action::kTakeOver, "most advanced"},
+      {"paused, really", paused, observed(PgState::kStopped), Action::kNone, "paused"},
+      {"empty cluster", uninitialized, observed(PgState::kNoData), Action::kBootstrap,
+       "not initialised"},
+      {"no data, a leader exists", view_with("node1", {}), observed(PgState::kNoData),
+       Action::kClone, "clone node1"},
+      {"no data, no leader", view_with(std::nullopt, {}), observed(PgState::kNoData), Action::kNone,
+       "no leader to clone from"},
+      {"leader with PostgreSQL down", view_with("node2", {}), observed(PgState::kStopped),
+       Action::kStartPrimary, "restart it in place"},
+      {"former primary while another leads", view_with("node1", {}), former_primary,
+       Action::kRejoin, "former primary"},
+      {"stopped standby", view_with("node1", {}), observed(PgState::kStopped),
+       Action::kStartStandby, "standby of node1"},
+      {"stopped, nobody leads", view_with(std::nullopt, {}), observed(PgState::kStopped),
+       Action::kStartStandby, "join the election"},
+      {"leader restarting", view_with("node2", {}), observed(PgState::kStarting),
+       Action::kRenewLease, "keep the lease"},
+      {"standby starting", view_with("node1", {}), observed(PgState::kStarting), Action::kNone,
+       "starting"},
+      {"healthy primary", view_with("node2", {}), observed(PgState::kPrimary), Action::kRenewLease,
+       "renew"},
+      {"primary whose renewals fail", view_with("node2", {}), late_primary, Action::kFence,
+       "renewals are failing"},
+      {"primary while another leads", view_with("node1", {}), observed(PgState::kPrimary),
+       Action::kDemote, "node1 holds the lease"},
+      {"primary, lease lapsed, in time", view_with(std::nullopt, {}), observed(PgState::kPrimary),
+       Action::kAcquireLease, "retake"},
+      {"primary, lease lapsed, late", view_with(std::nullopt, {}), late_primary, Action::kFence,
+       "the lease lapsed"},
+      {"primary that never held the lease", view_with(std::nullopt, {}), never_leader,
+       Action::kFence, "never held the lease"},
+      {"won the lease, still in recovery", view_with("node2", {}),
+       observed(PgState::kStandby, "node1"), Action::kPromote, "promote"},
+      {"standby of the old leader", view_with("node3", {}), observed(PgState::kStandby, "node1"),
+       Action::kFollow, "node3 leads"},
+      {"standby that cannot follow", view_with("node1", {}), stuck_standby, Action::kRejoin,
+       "not streaming for 5000 ms"},
+      {"healthy standby", view_with("node1", {}), observed(PgState::kStandby, "node1"),
+       Action::kNone, "a standby of node1"},
+      {"election: best candidate",
+       view_with(std::nullopt, {standby("node2", 500), standby("node3", 400)}),
+       observed(PgState::kStandby, "node1"), Action::kTakeOver, "most advanced"},
+      {"election: another is ahead",
+       view_with(std::nullopt, {standby("node2", 400), standby("node3", 500)}),
+       observed(PgState::kStandby, "node1"), Action::kNone, "node3 is the better candidate"},
+      {"election: a tie goes to the lower name",
+       view_with(std::nullopt, {standby("node2", 500), standby("node1", 500)}),
+       observed(PgState::kStandby), Action::kNone, "node1 is the better candidate"},
+      {"election: too far behind", lagging, observed(PgState::kStandby), Action::kNone,
+       "over the 16777216 allowed"},
+      {"election: tagged nofailover", view_with(std::nullopt, {tagged, standby("node3", 10)}),
+       observed(PgState::kStandby), Action::kNone, "tagged nofailover"},
+      {"election: this agent is nofailover",
+       view_with(std::nullopt, {standby("node2", 500)}),
+       observed(PgState::kStandby),
+       Action::kNone,
+       "nofailover",
+       {.self = "node2", .nofailover = true}},
+      {"election: behind on timeline",
+       view_with(std::nullopt, {standby("node2", 900, 1), standby("node3", 100, 2)}),
+       observed(PgState::kStandby), Action::kNone, "behind timeline 2"},
+      {"election: not yet published", view_with(std::nullopt, {standby("node3", 100)}),
+       observed(PgState::kStandby), Action::kNone, "not yet published"},
+  };
+  for (const Case& c : cases) {
+    Decision decision = decide(c.view, c.node, c.config, kNow);
+    EXPECT_EQ(decision.action, c.expected)
+        << c.name << ": got " << action_name(decision.action) << " (" << decision.reason << ")";
+    EXPECT_NE(decision.reason.find(c.reason_has), std::string::npos)
+        << c.name << ": " << decision.reason;
+    if (decision.action != Action::kNone) {
+      EXPECT_NE(find_transition(c.node.state, decision.action), nullptr)
+          << c.name << ": decide chose an edge the transition table lacks";
+    }
+  }
+}
+
+TEST(FailoverCandidates, RankedByReceivedWalThenName) {
+  ClusterView view = view_with(std::nullopt, {standby("node3", 300), standby("node1", 500),
+                                              standby("node2", 500), standby("node4", 900, 0)});
+  view.members["node5"] = {.name = "node5", .state = PgState::kStopped};
+  EXPECT_EQ(failover_candidates(view, {.self = "node1"}),
+            (std::vector<std::string>{"node1", "node2", "node3"}));
+}
+
+TEST(RoleTransitions, RefusesEdgesNotInTheTable) {
+  EXPECT_EQ(find_transition(PgState::kPrimary, Action::kPromote), nullptr);
+  EXPECT_EQ(find_transition(PgState::kStandby, Action::kFence), nullptr);
+  EXPECT_EQ(find_transition(PgState::kNoData, Action::kStartPrimary), nullptr);
+  const RoleTransition* promote = find_transition(PgState::kStandby, Action::kPromote);
+  ASSERT_NE(promote, nullptr);
+  EXPECT_EQ(promote->to, PgState::kPrimary);
+}
+
+}  // namespace
+}  // namespace tandem
