@@ -101,6 +101,30 @@ Status validate_replication(const ReplicationConfig& replication) {
   return {};
 }
 
+Status validate_ha(const HaSettings& ha) {
+  using std::chrono::milliseconds;
+  if (ha.loop_interval < milliseconds(10)) return invalid("ha.loop_interval must be at least 10ms");
+  if (ha.renew_deadline >= ha.ttl) {
+    return invalid(fmt::format(
+        "ha.renew_deadline ({} ms) must be shorter than ha.ttl ({} ms): a primary must stop "
+        "writing before its lease can expire",
+        ha.renew_deadline.count(), ha.ttl.count()));
+  }
+  if (ha.renew_deadline + 2 * ha.loop_interval > ha.ttl) {
+    return invalid(fmt::format(
+        "ha.renew_deadline + 2 x ha.loop_interval ({} ms) exceeds ha.ttl ({} ms): no time is "
+        "left to fence before the lease expires",
+        (ha.renew_deadline + 2 * ha.loop_interval).count(), ha.ttl.count()));
+  }
+  if (2 * ha.loop_interval > ha.renew_deadline) {
+    return invalid(fmt::format(
+        "ha.renew_deadline ({} ms) must allow at least two renewals of ha.loop_interval ({} ms)",
+        ha.renew_deadline.count(), ha.loop_interval.count()));
+  }
+  if (ha.maximum_lag_on_failover < 0) return invalid("ha.maximum_lag_on_failover is negative");
+  return {};
+}
+
 }  // namespace
 
 const NodeConfig* ClusterConfig::find_node(std::string_view node_name) const {
@@ -130,7 +154,8 @@ Status validate(const ClusterConfig& config) {
   for (const auto& [key, path] : {std::pair{"socket_dir", &config.socket_dir},
                                   {"log_dir", &config.log_dir},
                                   {"password_file", &config.password_file},
-                                  {"state_file", &config.state_file}}) {
+                                  {"state_file", &config.state_file},
+                                  {"store_file", &config.store_file}}) {
     if (path->empty() || path->front() != '/') {
       return invalid(fmt::format("paths.{} must be an absolute path", key));
     }
@@ -152,6 +177,7 @@ Status validate(const ClusterConfig& config) {
   if (config.status.slot_retained_warning <= 0 || config.status.standby_gone_warning.count() <= 0) {
     return invalid("status thresholds must be positive");
   }
+  if (auto ok = validate_ha(config.ha); !ok) return ok;
   return validate_nodes(config.nodes);
 }
 

@@ -16,7 +16,8 @@ struct NodeConfig {
   std::string name;                // also its replication slot's and application_name's name
   std::string host = "127.0.0.1";  // address it listens on and replicas connect to
   int port = 5432;
-  std::string data_dir;  // absolute
+  std::string data_dir;     // absolute
+  bool nofailover = false;  // never promoted automatically
 };
 
 struct ReplicationConfig {
@@ -42,6 +43,16 @@ struct StatusThresholds {
   std::chrono::milliseconds standby_gone_warning{10 * 60 * 1000};
 };
 
+// The agents' timing. Fast by default; validate() refuses settings under which a primary could
+// still be writing when its lease expires.
+struct HaSettings {
+  bool agents = true;  // `tandem local up` runs an agent per node; false: manual operation
+  std::chrono::milliseconds loop_interval{100};
+  std::chrono::milliseconds ttl{1000};
+  std::chrono::milliseconds renew_deadline{600};
+  std::int64_t maximum_lag_on_failover = 16LL << 20;
+};
+
 struct ClusterConfig {
   std::string name = "tandem";
   std::string os_user = "postgres";  // runs every PostgreSQL process and owns every data dir
@@ -51,9 +62,11 @@ struct ClusterConfig {
   std::string log_dir;        // server logs, one file per node
   std::string password_file;  // libpq passfile with the roles' passwords, mode 0600
   std::string state_file;     // what tandem remembers between commands (slot inactivity)
+  std::string store_file;     // the SQLite coordination store of agents on this machine
   ReplicationConfig replication;
   std::optional<AppConfig> app;
   StatusThresholds status;
+  HaSettings ha;
   std::vector<NodeConfig> nodes;
 
   // REQUIRES: validate() succeeded. Returns nullptr for an unknown name.

@@ -65,12 +65,15 @@ void read_paths(const YAML::Node& root, ClusterConfig& config) {
   config.log_dir = "log";
   config.password_file = "tandem.pgpass";
   config.state_file = "state.json";
+  config.store_file = "store.db";
   if (const YAML::Node paths = root["paths"]) {
-    check_keys(paths, "paths", {"socket_dir", "log_dir", "password_file", "state_file"});
+    check_keys(paths, "paths",
+               {"socket_dir", "log_dir", "password_file", "state_file", "store_file"});
     read(paths, "socket_dir", config.socket_dir);
     read(paths, "log_dir", config.log_dir);
     read(paths, "password_file", config.password_file);
     read(paths, "state_file", config.state_file);
+    read(paths, "store_file", config.store_file);
   }
 }
 
@@ -93,12 +96,13 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
   if (!nodes) return;
   if (!nodes.IsSequence()) reject("nodes must be a list");
   for (const YAML::Node& entry : nodes) {
-    check_keys(entry, "nodes[]", {"name", "host", "port", "data_dir"});
+    check_keys(entry, "nodes[]", {"name", "host", "port", "data_dir", "nofailover"});
     NodeConfig node;
     read(entry, "name", node.name);
     read(entry, "host", node.host);
     read(entry, "port", node.port);
     read(entry, "data_dir", node.data_dir);
+    read(entry, "nofailover", node.nofailover);
     if (node.data_dir.empty()) node.data_dir = node.name;
     node.data_dir = absolute(node.data_dir, base_dir);
     config.nodes.push_back(std::move(node));
@@ -108,15 +112,15 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
 ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   check_keys(root, "",
              {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
-              "nodes"});
+              "ha", "nodes"});
   ClusterConfig config;
   read(root, "cluster", config.name);
   read(root, "os_user", config.os_user);
   read(root, "pg_bin", config.pg_bin);
   read(root, "superuser", config.superuser);
   read_paths(root, config);
-  for (std::string* path :
-       {&config.socket_dir, &config.log_dir, &config.password_file, &config.state_file}) {
+  for (std::string* path : {&config.socket_dir, &config.log_dir, &config.password_file,
+                            &config.state_file, &config.store_file}) {
     *path = absolute(*path, base_dir);
   }
   read_replication(root, config.replication);
@@ -132,6 +136,15 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
     check_keys(status, "status", {"slot_retained_warning", "standby_gone_warning"});
     read_size(status, "slot_retained_warning", config.status.slot_retained_warning);
     read_duration(status, "standby_gone_warning", config.status.standby_gone_warning);
+  }
+  if (const YAML::Node ha = root["ha"]) {
+    check_keys(ha, "ha",
+               {"agents", "loop_interval", "ttl", "renew_deadline", "maximum_lag_on_failover"});
+    read(ha, "agents", config.ha.agents);
+    read_duration(ha, "loop_interval", config.ha.loop_interval);
+    read_duration(ha, "ttl", config.ha.ttl);
+    read_duration(ha, "renew_deadline", config.ha.renew_deadline);
+    read_size(ha, "maximum_lag_on_failover", config.ha.maximum_lag_on_failover);
   }
   read_nodes(root, base_dir, config);
   return config;
@@ -166,6 +179,7 @@ std::string render_config(const ClusterConfig& config) {
   out << YAML::Key << "log_dir" << YAML::Value << config.log_dir;
   out << YAML::Key << "password_file" << YAML::Value << config.password_file;
   out << YAML::Key << "state_file" << YAML::Value << config.state_file;
+  out << YAML::Key << "store_file" << YAML::Value << config.store_file;
   out << YAML::EndMap;
   const ReplicationConfig& replication = config.replication;
   out << YAML::Key << "replication" << YAML::Value << YAML::BeginMap;
@@ -190,6 +204,14 @@ std::string render_config(const ClusterConfig& config) {
   out << YAML::Key << "standby_gone_warning" << YAML::Value
       << format_duration(config.status.standby_gone_warning);
   out << YAML::EndMap;
+  out << YAML::Key << "ha" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "agents" << YAML::Value << config.ha.agents;
+  out << YAML::Key << "loop_interval" << YAML::Value << format_duration(config.ha.loop_interval);
+  out << YAML::Key << "ttl" << YAML::Value << format_duration(config.ha.ttl);
+  out << YAML::Key << "renew_deadline" << YAML::Value << format_duration(config.ha.renew_deadline);
+  out << YAML::Key << "maximum_lag_on_failover" << YAML::Value
+      << format_size_exact(config.ha.maximum_lag_on_failover);
+  out << YAML::EndMap;
   out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
   for (const NodeConfig& node : config.nodes) {
     out << YAML::BeginMap;
@@ -197,6 +219,7 @@ std::string render_config(const ClusterConfig& config) {
     out << YAML::Key << "host" << YAML::Value << node.host;
     out << YAML::Key << "port" << YAML::Value << node.port;
     out << YAML::Key << "data_dir" << YAML::Value << node.data_dir;
+    if (node.nofailover) out << YAML::Key << "nofailover" << YAML::Value << true;
     out << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;

@@ -59,6 +59,8 @@ ClusterConfig local_config(const LocalLayout& layout) {
   config.log_dir = layout.dir + "/log";
   config.password_file = layout.dir + "/tandem.pgpass";
   config.state_file = layout.dir + "/state.json";
+  config.store_file = layout.dir + "/store.db";
+  config.ha.agents = layout.agents;
   config.replication.max_slot_wal_keep_size = layout.max_slot_wal_keep_size;
   if (layout.app) config.app = AppConfig{"test_app", "test_app"};
   for (int index = 0; index <= layout.standbys; ++index) {

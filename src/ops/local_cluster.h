@@ -16,7 +16,8 @@ struct LocalLayout {
   int base_port = 5432;
   std::string os_user = "postgres";
   std::string pg_bin;
-  bool app = true;  // create the walk-through's test_app role and database
+  bool app = true;     // create the walk-through's test_app role and database
+  bool agents = true;  // an agent per node (automatic failover); false: manual operation
   std::int64_t max_slot_wal_keep_size = ReplicationConfig{}.max_slot_wal_keep_size;
 };
 

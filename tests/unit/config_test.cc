@@ -83,3 +83,37 @@ TEST(ClusterConfig, UnknownNodeListsTheKnownOnes) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(ParseConfig, HaTimingContradictionsAreRefused) {
+  struct Case {
+    const char* ha;
+    const char* says;  // nullptr: accepted
+  };
+  const Case cases[] = {
+      {"{}", nullptr},
+      {"{ttl: 2s, renew_deadline: 1s, loop_interval: 200ms}", nullptr},
+      {"{ttl: 1s, renew_deadline: 1s}", "must be shorter than ha.ttl"},
+      {"{ttl: 1s, renew_deadline: 900ms}", "no time is left to fence"},
+      {"{ttl: 3s, loop_interval: 400ms}", "at least two renewals"},
+      {"{loop_interval: 1ms}", "at least 10ms"},
+      {"{ttl: 5}", "not a duration"},
+      {"{agent: false}", "unknown key 'ha.agent'"},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = std::string("ha: ") + c.ha + "\nnodes: [{name: a, port: 1}]";
+    auto config = parse_config(yaml, "/base");
+    if (c.says == nullptr) {
+      EXPECT_TRUE(config) << c.ha << ": " << config.error().message;
+    } else {
+      ASSERT_FALSE(config) << c.ha;
+      EXPECT_NE(config.error().message.find(c.says), std::string::npos)
+          << c.ha << " -> " << config.error().message;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tandem

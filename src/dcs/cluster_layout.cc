@@ -1,0 +1,115 @@
+#include "dcs/cluster_layout.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+namespace tandem {
+namespace {
+
+using nlohmann::json;
+
+std::optional<Lsn> lsn_field(const json& object, const char* key) {
+  if (!object.contains(key) || !object[key].is_string()) return std::nullopt;
+  auto lsn = Lsn::parse(object[key].get<std::string>());
+  return lsn ? std::optional(*lsn) : std::nullopt;
+}
+
+json lsn_json(const std::optional<Lsn>& lsn) { return lsn ? json(lsn->str()) : json(nullptr); }
+
+std::optional<json> parse_object(std::string_view text) {
+  json object = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!object.is_object()) return std::nullopt;
+  return object;
+}
+
+}  // namespace
+
+std::string ClusterLayout::history(Revision revision) const {
+  // Zero-padded so that keys sort in the order they were written.
+  return fmt::format("{}history/{:020}", prefix_, revision);
+}
+
+ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
+  ClusterView view;
+  if (const StoredValue* initialize = snapshot.find(this->initialize())) {
+    view.initialized = true;
+    view.initialized_by = initialize->value;
+  }
+  if (const StoredValue* leader = snapshot.find(this->leader())) {
+    view.leader = LeaderRecord{leader->value, leader->mod_revision};
+  }
+  if (const StoredValue* optime = snapshot.find(this->optime())) {
+    auto lsn = Lsn::parse(optime->value);
+    if (lsn) view.last_leader_lsn = *lsn;
+  }
+  if (const StoredValue* config = snapshot.find(this->config())) {
+    auto object = parse_object(config->value);
+    view.paused = object && object->value("paused", false);
+  }
+  std::string members = prefix_ + "members/";
+  for (const auto& [key, stored] : snapshot.entries) {
+    if (!key.starts_with(members)) continue;
+    if (auto member = decode_member(stored.value)) view.members[member->name] = *member;
+  }
+  return view;
+}
+
+std::vector<HistoryEntry> ClusterLayout::history(const StoreSnapshot& snapshot) const {
+  std::vector<HistoryEntry> entries;
+  std::string history = prefix_ + "history/";
+  for (const auto& [key, stored] : snapshot.entries) {
+    if (!key.starts_with(history)) continue;
+    if (auto entry = decode_history(stored.value)) entries.push_back(*entry);
+  }
+  return entries;
+}
+
+std::string encode_member(const MemberRecord& member) {
+  return json{{"name", member.name},
+              {"state", pg_state_name(member.state)},
+              {"timeline", member.timeline},
+              {"received_lsn", lsn_json(member.received_lsn)},
+              {"replayed_lsn", lsn_json(member.replayed_lsn)},
+              {"upstream", member.upstream},
+              {"api_address", member.api_address},
+              {"nofailover", member.nofailover}}
+      .dump();
+}
+
+std::optional<MemberRecord> decode_member(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object || !(*object)["name"].is_string()) return std::nullopt;
+  auto state = parse_pg_state(object->value("state", ""));
+  if (!state) return std::nullopt;
+  return MemberRecord{.name = (*object)["name"].get<std::string>(),
+                      .state = *state,
+                      .timeline = object->value("timeline", TimelineId{0}),
+                      .received_lsn = lsn_field(*object, "received_lsn"),
+                      .replayed_lsn = lsn_field(*object, "replayed_lsn"),
+                      .upstream = object->value("upstream", ""),
+                      .api_address = object->value("api_address", ""),
+                      .nofailover = object->value("nofailover", false)};
+}
+
+std::string encode_history(const HistoryEntry& entry) {
+  return json{{"time_ms", entry.time_ms},   {"from", entry.from},
+              {"to", entry.to},             {"timeline", entry.timeline},
+              {"switch_lsn", lsn_json(entry.switch_lsn)}, {"reason", entry.reason}}
+      .dump();
+}
+
+std::optional<HistoryEntry> decode_history(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object) return std::nullopt;
+  return HistoryEntry{.time_ms = object->value("time_ms", std::int64_t{0}),
+                      .from = object->value("from", ""),
+                      .to = object->value("to", ""),
+                      .timeline = object->value("timeline", TimelineId{0}),
+                      .switch_lsn = lsn_field(*object, "switch_lsn"),
+                      .reason = object->value("reason", "")};
+}
+
+std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}.dump(); }
+
+}  // namespace tandem

@@ -1,0 +1,53 @@
+// Where a cluster lives in the coordination store, and how its records are written there:
+// /tandem/<cluster>/{initialize, leader, optime, config, members/<name>, history/<revision>}.
+// Values are JSON.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/cluster_view.h"
+#include "dcs/store.h"
+
+namespace tandem {
+
+struct HistoryEntry {
+  std::int64_t time_ms = 0;  // wall clock, milliseconds since the epoch
+  std::string from;          // the former leader, if known
+  std::string to;            // the new leader
+  TimelineId timeline = 0;   // the timeline the new leader writes
+  std::optional<Lsn> switch_lsn;
+  std::string reason;
+};
+
+class ClusterLayout {
+ public:
+  explicit ClusterLayout(std::string cluster) : prefix_("/tandem/" + cluster + "/") {}
+
+  const std::string& prefix() const { return prefix_; }
+  std::string initialize() const { return prefix_ + "initialize"; }
+  std::string leader() const { return prefix_ + "leader"; }
+  std::string optime() const { return prefix_ + "optime"; }
+  std::string config() const { return prefix_ + "config"; }
+  std::string member(std::string_view name) const {
+    return prefix_ + "members/" + std::string(name);
+  }
+  std::string history(Revision revision) const;
+
+  // Reads the view out of a snapshot of prefix(). Records that do not parse are skipped.
+  ClusterView view(const StoreSnapshot& snapshot) const;
+  // The history, oldest first.
+  std::vector<HistoryEntry> history(const StoreSnapshot& snapshot) const;
+
+ private:
+  std::string prefix_;
+};
+
+std::string encode_member(const MemberRecord& member);
+std::optional<MemberRecord> decode_member(std::string_view json);
+std::string encode_history(const HistoryEntry& entry);
+std::optional<HistoryEntry> decode_history(std::string_view json);
+// The cluster-wide settings people change at run time: {"paused": bool}.
+std::string encode_cluster_config(bool paused);
+
+}  // namespace tandem
