@@ -21,6 +21,7 @@ int run_cli(int argc, char** argv) {
   add_rejoin_command(app, state);
   add_slot_command(app, state);
   add_local_command(app, state);
+  add_agent_command(app, state);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

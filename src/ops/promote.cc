@@ -92,7 +92,11 @@ Status promote_standby(Context& context, const NodeConfig& node) {
                             (*other)->name, node.name, (*other)->name));
   }
   if (other.error().code == ErrorCode::kConflict) return std::unexpected(other.error());
+  if (auto ok = promote_in_place(context, node); !ok) return ok;
+  return repoint_standbys(context, node);
+}
 
+Status promote_in_place(Context& context, const NodeConfig& node) {
   auto started = context.clock.steady_now();
   if (auto ok = context.controller.promote(node); !ok) return ok;
   if (auto ok = wait_writable(context, node); !ok) return ok;
@@ -100,8 +104,7 @@ Status promote_standby(Context& context, const NodeConfig& node) {
       std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() - started);
   context.report(fmt::format("{} promoted; it accepts writes ({} ms)", node.name, took.count()));
   if (auto ok = write_node_files(context, node, nullptr); !ok) return ok;
-  if (auto ok = create_member_slots(context, node); !ok) return ok;
-  return repoint_standbys(context, node);
+  return create_member_slots(context, node);
 }
 
 }  // namespace tandem

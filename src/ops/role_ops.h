@@ -13,6 +13,11 @@ namespace tandem {
 // a slot for every other node, and the other standbys stream from it (or will, when started).
 Status promote_standby(Context& context, const NodeConfig& node);
 
+// The promotion itself, without the checks and without touching other nodes (the agent's way:
+// every agent repoints its own node): pg_ctl promote, wait until it accepts writes, slots for
+// every other node, tandem.conf without an upstream.
+Status promote_in_place(Context& context, const NodeConfig& node);
+
 enum class RejoinResult { kAlreadyStandby, kFollowed, kRewound, kRecloned };
 
 struct RejoinOutcome {

@@ -140,7 +140,7 @@ Result<bool> ensure_slot(Connection& primary, const std::string& slot) {
 }
 
 Status write_node_files(Context& context, const NodeConfig& node,
-                        const NodeConfig* upstream_primary) {
+                        const NodeConfig* upstream_primary, ServerRole role) {
   std::optional<Upstream> upstream;
   if (upstream_primary != nullptr) {
     upstream = Upstream{upstream_conninfo(context.config, *upstream_primary, node.name), node.name};
@@ -152,7 +152,7 @@ Status write_node_files(Context& context, const NodeConfig& node,
     return ok;
   }
   std::string signal = node.data_dir + "/standby.signal";
-  if (upstream_primary == nullptr) {
+  if (role == ServerRole::kPrimary) {
     std::error_code error;
     std::filesystem::remove(signal, error);
     return {};

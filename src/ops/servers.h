@@ -46,9 +46,18 @@ Status wait_streaming(Context& context, const NodeConfig& primary, const NodeCon
 // Creates the physical slot on `primary` unless it exists; returns whether it created it.
 Result<bool> ensure_slot(Connection& primary, const std::string& slot);
 
-// Writes tandem.conf for the node (with the upstream when it is to be a standby) and, for a
-// standby, standby.signal.
+enum class ServerRole { kPrimary, kStandby };
+
+// Writes tandem.conf for the node, with primary_conninfo when `upstream_primary` is given, and
+// creates standby.signal for a standby (removes it for a primary). A standby without upstream
+// runs read-only, streaming from nobody.
 Status write_node_files(Context& context, const NodeConfig& node,
-                        const NodeConfig* upstream_primary);
+                        const NodeConfig* upstream_primary, ServerRole role);
+// The usual pairing: a standby of `upstream_primary`, or a primary when it is nullptr.
+inline Status write_node_files(Context& context, const NodeConfig& node,
+                               const NodeConfig* upstream_primary) {
+  return write_node_files(context, node, upstream_primary,
+                          upstream_primary ? ServerRole::kStandby : ServerRole::kPrimary);
+}
 
 }  // namespace tandem

@@ -1,0 +1,274 @@
+#include "agent/agent.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include "core/role_transitions.h"
+#include "ops/node_ops.h"
+#include "ops/role_ops.h"
+#include "ops/servers.h"
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+
+milliseconds since(std::chrono::steady_clock::time_point then, Clock& clock) {
+  return std::chrono::duration_cast<milliseconds>(clock.steady_now() - then);
+}
+
+}  // namespace
+
+HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
+  return {.self = self.name,
+          .loop_interval = config.ha.loop_interval,
+          .ttl = config.ha.ttl,
+          .renew_deadline = config.ha.renew_deadline,
+          .maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
+          .nofailover = self.nofailover};
+}
+
+Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
+             const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock)
+    : config_(config),
+      self_(self),
+      ha_(ha_config_for(config, self)),
+      store_(store),
+      layout_(config.name),
+      clock_(clock),
+      programs_(config, binaries, runner),
+      process_(config.log_dir + "/" + self.name + ".log", binaries, os_user),
+      controller_(config, self.name, programs_, process_),
+      observer_(config, self, process_, clock),
+      context_{.config = config,
+               .os_user = os_user,
+               .controller = controller_,
+               .clock = clock,
+               .report = [](const std::string& line) { spdlog::info("  {}", line); }} {}
+
+const NodeConfig* Agent::leader_node(const std::string& name) const {
+  return name.empty() ? nullptr : config_.find_node(name);
+}
+
+Decision Agent::cycle() {
+  NodeObservation node = observer_.observe();
+  node.lease_renewed_at = lease_renewed_at_;
+  std::optional<ClusterView> view;
+  if (auto snapshot = store_.read(layout_.prefix())) {
+    view = layout_.view(*snapshot);
+    // This cycle's own facts beat the record published a cycle ago.
+    view->members[self_.name] = {.name = self_.name,
+                                 .state = node.state,
+                                 .timeline = node.timeline,
+                                 .received_lsn = node.received_lsn,
+                                 .replayed_lsn = node.replayed_lsn,
+                                 .upstream = node.upstream,
+                                 .nofailover = self_.nofailover};
+    if (view->leader) last_leader_ = view->leader->name;
+  }
+  Decision decision = decide(view, node, ha_, clock_.steady_now());
+  Status result = execute(decision, node, view);
+  if (view) publish(node);
+  log_cycle(decision, result);
+  return decision;
+}
+
+Status Agent::execute(const Decision& decision, const NodeObservation& node,
+                      const std::optional<ClusterView>& view) {
+  if (decision.action == Action::kNone) return {};
+  if (find_transition(node.state, decision.action) == nullptr) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("refusing {} from state {}: not in the transition table",
+                            action_name(decision.action), pg_state_name(node.state)));
+  }
+  switch (decision.action) {
+    case Action::kNone:
+      return {};
+    case Action::kBootstrap:
+      return bootstrap();
+    case Action::kClone:
+      return clone_standby(context_, self_, decision.leader);
+    case Action::kStartPrimary:
+      if (auto ok = write_node_files(context_, self_, nullptr); !ok) return ok;
+      return controller_.spawn(self_);
+    case Action::kStartStandby:
+      return start_standby(decision.leader);
+    case Action::kRenewLease:
+      return renew_lease(*view, node);
+    case Action::kAcquireLease:
+      return acquire_lease();
+    case Action::kTakeOver:
+      if (auto ok = acquire_lease(); !ok) return ok;
+      return promote(node, decision.reason);
+    case Action::kPromote:
+      return promote(node, decision.reason);
+    case Action::kFollow: {
+      if (auto ok = write_node_files(context_, self_, leader_node(decision.leader)); !ok) return ok;
+      return controller_.reload(self_);
+    }
+    case Action::kFence:
+    case Action::kDemote:
+      lease_renewed_at_.reset();
+      return controller_.stop(self_, StopMode::kImmediate);
+    case Action::kRejoin: {
+      auto outcome = rejoin_node(context_, self_);
+      if (!outcome) return std::unexpected(outcome.error());
+      return {};
+    }
+  }
+  return {};
+}
+
+Status Agent::bootstrap() {
+  auto won = store_.create(layout_.initialize(), self_.name, std::nullopt);
+  if (!won) {
+    if (won.error().code == ErrorCode::kConflict) {
+      return fail(ErrorCode::kConflict, "another agent won the initialize key first");
+    }
+    return std::unexpected(won.error());
+  }
+  spdlog::info("won the initialize key: bootstrapping the cluster");
+  // Nobody else has data to take over with, so the lease is taken once PostgreSQL is up.
+  if (auto ok = init_primary(context_, self_); !ok) return ok;
+  if (auto ok = acquire_lease(); !ok) return ok;
+  auto now = std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch());
+  auto written = store_.put(layout_.history(now.count()),
+                            encode_history({.time_ms = now.count(),
+                                            .to = self_.name,
+                                            .timeline = 1,
+                                            .reason = "bootstrapped the cluster"}),
+                            std::nullopt);
+  if (!written) return std::unexpected(written.error());
+  return {};
+}
+
+Status Agent::acquire_lease() {
+  auto created = store_.create(layout_.leader(), self_.name, ha_.ttl);
+  if (!created) return std::unexpected(created.error());
+  lease_renewed_at_ = clock_.steady_now();
+  return {};
+}
+
+Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) {
+  // A renewal every quarter TTL leaves several chances before renew_deadline.
+  if (lease_renewed_at_ && since(*lease_renewed_at_, clock_) < ha_.ttl / 4) return {};
+  auto renewed =
+      store_.compare_and_set(layout_.leader(), self_.name, view.leader->revision, ha_.ttl);
+  if (!renewed) {
+    if (renewed.error().code == ErrorCode::kConflict) lease_renewed_at_.reset();
+    return std::unexpected(renewed.error());
+  }
+  lease_renewed_at_ = clock_.steady_now();
+  if (node.state == PgState::kPrimary && node.received_lsn &&
+      node.received_lsn != published_optime_) {
+    if (store_.put(layout_.optime(), node.received_lsn->str(), std::nullopt)) {
+      published_optime_ = node.received_lsn;
+    }
+  }
+  return {};
+}
+
+Status Agent::promote(const NodeObservation& node, const std::string& reason) {
+  std::string former = last_leader_ == self_.name ? "" : last_leader_;
+  if (auto ok = promote_in_place(context_, self_); !ok) return ok;
+  auto rows = connect_admin(config_, self_);
+  TimelineId timeline = node.timeline + 1;
+  if (rows) {
+    auto tli = rows->query(
+        "SELECT (('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)"
+        "::text AS tli");
+    if (tli) timeline = std::stoul(tli->text(0, "tli"));
+  }
+  auto now = std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch());
+  auto written = store_.put(layout_.history(now.count()),
+                            encode_history({.time_ms = now.count(),
+                                            .from = former,
+                                            .to = self_.name,
+                                            .timeline = timeline,
+                                            .switch_lsn = node.replayed_lsn,
+                                            .reason = reason}),
+                            std::nullopt);
+  if (!written) return std::unexpected(written.error());
+  return {};
+}
+
+Status Agent::start_standby(const std::string& leader) {
+  const NodeConfig* upstream = leader_node(leader);
+  if (auto ok = write_node_files(context_, self_, upstream, ServerRole::kStandby); !ok) return ok;
+  return controller_.spawn(self_);
+}
+
+void Agent::publish(const NodeObservation& node) {
+  MemberRecord record{.name = self_.name,
+                      .state = node.state,
+                      .timeline = node.timeline,
+                      .received_lsn = node.received_lsn,
+                      .replayed_lsn = node.replayed_lsn,
+                      .upstream = node.upstream,
+                      .nofailover = self_.nofailover};
+  std::string encoded = encode_member(record);
+  if (encoded == published_record_ && since(published_at_, clock_) < ha_.ttl / 3) return;
+  if (store_.put(layout_.member(self_.name), encoded, ha_.ttl)) {
+    published_record_ = encoded;
+    published_at_ = clock_.steady_now();
+  }
+}
+
+void Agent::log_cycle(const Decision& decision, const Status& result) {
+  std::string line = fmt::format("{}: {}", action_name(decision.action), decision.reason);
+  if (!result) line += fmt::format(" -- failed: {}", result.error().message);
+  // One line per cycle, but ten identical lines a second help nobody: a repeat is logged once
+  // every ten seconds with its count.
+  int repeats_per_log = static_cast<int>(std::chrono::seconds(10) / ha_.loop_interval);
+  if (line == last_line_ && ++repeats_ % repeats_per_log != 0) return;
+  if (line == last_line_) {
+    spdlog::info("{} (x{})", line, repeats_);
+  } else {
+    spdlog::info("{}", line);
+    repeats_ = 0;
+  }
+  last_line_ = line;
+}
+
+void Agent::wait_for_next_cycle(std::chrono::steady_clock::time_point cycle_start) {
+  auto left = ha_.loop_interval - since(cycle_start, clock_);
+  if (left <= milliseconds(0)) return;
+  // Sleeping on the postmaster's pidfd: its exit ends the wait at once.
+  pollfd entry{process_.exit_fd(), POLLIN, 0};
+  poll(&entry, entry.fd >= 0 ? 1 : 0, static_cast<int>(left.count()));
+}
+
+void Agent::run(const std::atomic<bool>& stop) {
+  spdlog::info("agent of {} starting (loop {} ms, lease {} ms, fence after {} ms)", self_.name,
+               ha_.loop_interval.count(), ha_.ttl.count(), ha_.renew_deadline.count());
+  while (!stop.load()) {
+    auto start = clock_.steady_now();
+    cycle();
+    wait_for_next_cycle(start);
+  }
+  shut_down();
+}
+
+void Agent::shut_down() {
+  bool leader = false;
+  Revision revision = 0;
+  if (auto snapshot = store_.read(layout_.prefix())) {
+    ClusterView view = layout_.view(*snapshot);
+    leader = view.leader_is(self_.name);
+    if (leader) revision = view.leader->revision;
+  }
+  // A clean stop sends every WAL record to the standbys before the lease is handed over.
+  if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) {
+    spdlog::warn("stopping PostgreSQL: {}", ok.error().message);
+  }
+  if (leader) {
+    auto released = store_.remove(layout_.leader(), revision);
+    spdlog::info("stopped: PostgreSQL shut down cleanly{}", released ? "; lease handed over" : "");
+  } else {
+    spdlog::info("stopped: PostgreSQL shut down cleanly");
+  }
+  (void)store_.remove(layout_.member(self_.name), std::nullopt);
+}
+
+}  // namespace tandem

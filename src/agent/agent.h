@@ -1,0 +1,72 @@
+// The agent of one node: every cycle it observes its PostgreSQL, reads the cluster from the
+// store, lets decide() choose one action, executes it, publishes the node's record, and logs
+// one line saying what it did and why.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/agent_node_controller.h"
+#include "agent/node_observer.h"
+#include "agent/postgres_process.h"
+#include "core/decide.h"
+#include "dcs/cluster_layout.h"
+#include "dcs/store.h"
+#include "ops/context.h"
+
+namespace tandem {
+
+class Agent {
+ public:
+  // REQUIRES: `self` names a node of `config`; everything passed outlives the agent.
+  Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
+        const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock);
+
+  // Runs cycles until `stop` becomes true, then shuts down: the leader stops PostgreSQL
+  // cleanly and hands the lease over at once; the member record is withdrawn.
+  void run(const std::atomic<bool>& stop);
+
+  // One cycle; returns the decision it executed. Public for tests.
+  Decision cycle();
+
+ private:
+  Status execute(const Decision& decision, const NodeObservation& node,
+                 const std::optional<ClusterView>& view);
+  Status bootstrap();
+  Status renew_lease(const ClusterView& view, const NodeObservation& node);
+  Status acquire_lease();
+  Status promote(const NodeObservation& node, const std::string& reason);
+  Status start_standby(const std::string& leader);
+  void publish(const NodeObservation& node);
+  void log_cycle(const Decision& decision, const Status& result);
+  void wait_for_next_cycle(std::chrono::steady_clock::time_point cycle_start);
+  void shut_down();
+  const NodeConfig* leader_node(const std::string& name) const;
+
+  const ClusterConfig& config_;
+  const NodeConfig& self_;
+  HaConfig ha_;
+  Store& store_;
+  ClusterLayout layout_;
+  Clock& clock_;
+  PgNodeController programs_;
+  PostgresProcess process_;
+  AgentNodeController controller_;
+  NodeObserver observer_;
+  Context context_;
+
+  std::optional<std::chrono::steady_clock::time_point> lease_renewed_at_;
+  std::optional<Lsn> published_optime_;
+  std::string last_leader_;  // the last leader seen, for the history
+  std::string published_record_;
+  std::chrono::steady_clock::time_point published_at_{};
+  std::string last_line_;
+  int repeats_ = 0;
+};
+
+// The agent's HaConfig from the cluster config.
+HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self);
+
+}  // namespace tandem

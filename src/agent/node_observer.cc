@@ -1,0 +1,98 @@
+#include "agent/node_observer.h"
+
+#include <filesystem>
+#include <regex>
+
+#include "ops/servers.h"
+
+namespace tandem {
+namespace {
+
+constexpr char kObserve[] =
+    "SELECT pg_is_in_recovery()::text AS in_recovery, "
+    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()::text "
+    "     ELSE pg_current_wal_lsn()::text END AS received, "
+    "pg_last_wal_replay_lsn()::text AS replayed, "
+    "(SELECT status FROM pg_stat_wal_receiver) AS receiver, "
+    "current_setting('primary_conninfo') AS conninfo, "
+    // A standby's timeline: the newest it knows of. pg_control lags behind replay and the WAL
+    // receiver's row vanishes with its primary, but a switch leaves the history file in pg_wal.
+    "CASE WHEN pg_is_in_recovery() THEN greatest("
+    "       (SELECT received_tli FROM pg_stat_wal_receiver), "
+    "       (SELECT timeline_id FROM pg_control_checkpoint()), "
+    "       (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() "
+    "        WHERE name ~ '^[0-9A-F]{8}[.]history$')) "
+    "     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int "
+    "END AS timeline";
+
+std::optional<Lsn> parse_lsn(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  auto lsn = Lsn::parse(*text);
+  return lsn ? std::optional(*lsn) : std::nullopt;
+}
+
+}  // namespace
+
+std::string NodeObserver::node_at_port(const std::string& conninfo) const {
+  static const std::regex port_pattern("port='?([0-9]+)");
+  std::smatch match;
+  if (!std::regex_search(conninfo, match, port_pattern)) return "";
+  for (const NodeConfig& node : config_.nodes) {
+    if (std::to_string(node.port) == match[1].str() && node.name != self_.name) return node.name;
+  }
+  return "";
+}
+
+void NodeObserver::query(NodeObservation& node) {
+  if (!connection_) {
+    auto opened = Connection::open(admin_conninfo(config_, self_));
+    if (!opened) return;
+    connection_.emplace(std::move(*opened));
+  }
+  auto rows = connection_->query(kObserve);
+  if (!rows) {
+    connection_.reset();  // the server restarted or went away: reconnect next cycle
+    return;
+  }
+  bool standby = rows->text(0, "in_recovery") == "true";
+  node.state = standby ? PgState::kStandby : PgState::kPrimary;
+  node.received_lsn = parse_lsn(rows->get(0, "received"));
+  node.replayed_lsn = parse_lsn(rows->get(0, "replayed"));
+  if (auto timeline = rows->get(0, "timeline")) node.timeline = std::stoul(*timeline);
+  if (standby) {
+    node.upstream = node_at_port(rows->text(0, "conninfo"));
+    bool streaming = rows->text(0, "receiver") == "streaming";
+    auto now = clock_.steady_now();
+    if (streaming) {
+      not_streaming_since_.reset();
+    } else if (!not_streaming_since_) {
+      not_streaming_since_ = now;
+    }
+    if (not_streaming_since_) {
+      node.not_streaming_for =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - *not_streaming_since_);
+    }
+  }
+}
+
+NodeObservation NodeObserver::observe() {
+  NodeObservation node;
+  if (!std::filesystem::exists(self_.data_dir + "/PG_VERSION")) {
+    node.state = PgState::kNoData;
+    connection_.reset();
+    return node;
+  }
+  node.data_was_primary = !std::filesystem::exists(self_.data_dir + "/standby.signal");
+  if (!process_.running()) {
+    node.state = PgState::kStopped;
+    connection_.reset();
+    not_streaming_since_.reset();
+    return node;
+  }
+  node.state = PgState::kStarting;
+  query(node);
+  if (node.state != PgState::kStandby) not_streaming_since_.reset();
+  return node;
+}
+
+}  // namespace tandem

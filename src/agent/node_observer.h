@@ -1,0 +1,35 @@
+// What the agent sees of its own node each cycle: whether there is data, whether its
+// postmaster runs, and (over one kept connection) its role, timeline, WAL positions and upstream.
+#pragma once
+
+#include <optional>
+
+#include "agent/postgres_process.h"
+#include "common/clock.h"
+#include "core/cluster_view.h"
+#include "pg/connection.h"
+
+namespace tandem {
+
+class NodeObserver {
+ public:
+  NodeObserver(const ClusterConfig& config, const NodeConfig& self, PostgresProcess& process,
+               Clock& clock)
+      : config_(config), self_(self), process_(process), clock_(clock) {}
+
+  // Everything but lease_renewed_at, which only the agent knows.
+  NodeObservation observe();
+
+ private:
+  void query(NodeObservation& node);
+  std::string node_at_port(const std::string& conninfo) const;
+
+  const ClusterConfig& config_;
+  const NodeConfig& self_;
+  PostgresProcess& process_;
+  Clock& clock_;
+  std::optional<Connection> connection_;
+  std::optional<std::chrono::steady_clock::time_point> not_streaming_since_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,106 @@
+#include "agent/postgres_process.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+namespace tandem {
+
+std::optional<pid_t> running_postmaster(const std::string& data_dir) {
+  std::ifstream pid_file(data_dir + "/postmaster.pid");
+  pid_t pid = 0;
+  if (!(pid_file >> pid) || pid <= 0) return std::nullopt;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return std::nullopt;
+  return pid;
+}
+
+PostgresProcess::~PostgresProcess() {
+  if (pidfd_ >= 0) close(pidfd_);
+}
+
+void PostgresProcess::forget() {
+  if (pidfd_ >= 0) close(pidfd_);
+  pidfd_ = -1;
+  pid_ = -1;
+}
+
+Status PostgresProcess::spawn(const NodeConfig& node) {
+  if (pid_ > 0) return fail(ErrorCode::kConflict, "PostgreSQL already runs as this agent's child");
+  int log = open(log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (log < 0) {
+    return fail(ErrorCode::kFailed, fmt::format("cannot open {}: {}", log_file_, strerror(errno)));
+  }
+  if (running_as_root()) fchown(log, os_user_.uid, os_user_.gid);
+  std::string program = binaries_.path("postgres");
+  std::string data_dir = node.data_dir;
+  std::string home = "HOME=" + os_user_.home;
+  char* argv[] = {program.data(), const_cast<char*>("-D"), data_dir.data(), nullptr};
+  char* envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), const_cast<char*>("LANG=C.UTF-8"),
+                  home.data(), nullptr};
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(log);
+    return fail(ErrorCode::kFailed, fmt::format("fork: {}", strerror(errno)));
+  }
+  if (pid == 0) {
+    setsid();  // no terminal signals: only the agent decides when it stops
+    int input = open("/dev/null", O_RDONLY);
+    dup2(input, STDIN_FILENO);
+    dup2(log, STDOUT_FILENO);
+    dup2(log, STDERR_FILENO);
+    close_range(3, ~0U, 0);
+    if (running_as_root() && (initgroups(os_user_.name.c_str(), os_user_.gid) != 0 ||
+                              setgid(os_user_.gid) != 0 || setuid(os_user_.uid) != 0)) {
+      _exit(126);
+    }
+    // After setuid, which clears it. If the agent is already gone, do not start at all.
+    prctl(PR_SET_PDEATHSIG, SIGQUIT);
+    if (getppid() != parent) _exit(125);
+    execve(program.c_str(), argv, envp);
+    _exit(127);
+  }
+  close(log);
+  pid_ = pid;
+  pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  return {};
+}
+
+bool PostgresProcess::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  pid_t reaped = waitpid(pid_, &status, WNOHANG);
+  if (reaped == 0) return true;
+  forget();
+  return false;
+}
+
+Status PostgresProcess::stop(bool immediate, std::chrono::milliseconds timeout) {
+  if (!running()) return {};
+  kill(pid_, immediate ? SIGQUIT : SIGINT);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd entry{pidfd_, POLLIN, 0};
+    poll(&entry, 1, 50);
+    if (!running()) return {};
+  }
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  forget();
+  return fail(ErrorCode::kTimeout,
+              fmt::format("PostgreSQL did not stop within {} ms and was killed", timeout.count()));
+}
+
+}  // namespace tandem

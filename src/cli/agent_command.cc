@@ -1,0 +1,82 @@
+// tandem agent --node NAME: run the agent of one node until SIGTERM or SIGINT.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "agent/agent.h"
+#include "cli/commands.h"
+#include "dcs/sqlite_store.h"
+#include "pg/pg_binaries.h"
+
+namespace tandem {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+void request_stop(int) { stop_requested.store(true); }
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: the agent's wait returns at once
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+// One agent per node: an exclusive lock held for the agent's life.
+Result<int> lock_node(const ClusterConfig& config, const NodeConfig& node) {
+  std::string path = fmt::format("{}/{}.agent.lock", config.socket_dir, node.name);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return fail(ErrorCode::kFailed, fmt::format("cannot open {}: {}", path, strerror(errno)));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return fail(ErrorCode::kConflict, fmt::format("an agent of {} already runs", node.name));
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || write(fd, pid.data(), pid.size()) < 0) {
+    close(fd);
+    return fail(ErrorCode::kFailed, fmt::format("cannot write {}", path));
+  }
+  return fd;
+}
+
+Status run_agent(CliState& state, const std::string& node_name) {
+  auto session = Session::open(state.options);
+  if (!session) return std::unexpected(session.error());
+  const ClusterConfig& config = (*session)->config();
+  auto node = config.node(node_name);
+  if (!node) return std::unexpected(node.error());
+  Context& context = (*session)->context();
+  if (auto ok = ensure_owned_dir(config.socket_dir, context.os_user, 0755); !ok) return ok;
+  if (auto ok = ensure_owned_dir(config.log_dir, context.os_user, 0755); !ok) return ok;
+  auto lock = lock_node(config, **node);
+  if (!lock) return std::unexpected(lock.error());
+  SystemClock clock;
+  auto store = SqliteStore::open(config.store_file, clock);
+  if (!store) return std::unexpected(store.error());
+  SystemProcessRunner runner;
+  auto binaries = find_pg_binaries(config.pg_bin, runner);
+  if (!binaries) return std::unexpected(binaries.error());
+  install_signal_handlers();
+  Agent agent(config, **node, context.os_user, *binaries, runner, **store, clock);
+  agent.run(stop_requested);
+  return {};
+}
+
+}  // namespace
+
+void add_agent_command(CLI::App& app, CliState& state) {
+  auto* command = app.add_subcommand("agent", "Run the agent of one node (automatic failover)");
+  auto node = std::make_shared<std::string>();
+  command->add_option("--node", *node, "The node this agent runs")->required();
+  command->callback([&state, node] { state.result = run_agent(state, *node); });
+}
+
+}  // namespace tandem
