@@ -66,6 +66,7 @@ Decision Agent::cycle() {
                                  .upstream = node.upstream,
                                  .nofailover = self_.nofailover};
     if (view->leader) last_leader_ = view->leader->name;
+    last_optime_ = view->last_leader_lsn;
   }
   Decision decision = decide(view, node, ha_, clock_.steady_now());
   Status result = execute(decision, node, view);
@@ -171,6 +172,10 @@ Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) 
 
 Status Agent::promote(const NodeObservation& node, const std::string& reason) {
   std::string former = last_leader_ == self_.name ? "" : last_leader_;
+  std::optional<std::int64_t> lost_bytes;
+  if (last_optime_ && node.received_lsn) {
+    lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
+  }
   if (auto ok = promote_in_place(context_, self_); !ok) return ok;
   auto rows = connect_admin(config_, self_);
   TimelineId timeline = node.timeline + 1;
@@ -187,6 +192,7 @@ Status Agent::promote(const NodeObservation& node, const std::string& reason) {
                                             .to = self_.name,
                                             .timeline = timeline,
                                             .switch_lsn = node.replayed_lsn,
+                                            .lost_bytes = lost_bytes,
                                             .reason = reason}),
                             std::nullopt);
   if (!written) return std::unexpected(written.error());

@@ -59,7 +59,8 @@ class Agent {
 
   std::optional<std::chrono::steady_clock::time_point> lease_renewed_at_;
   std::optional<Lsn> published_optime_;
-  std::string last_leader_;  // the last leader seen, for the history
+  std::string last_leader_;         // the last leader seen, for the history
+  std::optional<Lsn> last_optime_;  // the last leader position seen, for the history
   std::string published_record_;
   std::chrono::steady_clock::time_point published_at_{};
   std::string last_line_;

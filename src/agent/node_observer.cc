@@ -10,7 +10,9 @@ namespace {
 
 constexpr char kObserve[] =
     "SELECT pg_is_in_recovery()::text AS in_recovery, "
-    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()::text "
+    // A standby that never streamed (a former primary started read-only) has replayed WAL.
+    "CASE WHEN pg_is_in_recovery() THEN "
+    "       coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
     "     ELSE pg_current_wal_lsn()::text END AS received, "
     "pg_last_wal_replay_lsn()::text AS replayed, "
     "(SELECT status FROM pg_stat_wal_receiver) AS receiver, "

@@ -14,6 +14,7 @@
 #include "common/result.h"
 #include "core/cluster_config.h"
 #include "pg/pg_binaries.h"
+#include "pg/postmaster.h"
 #include "proc/os_user.h"
 
 namespace tandem {
@@ -50,8 +51,5 @@ class PostgresProcess {
   pid_t pid_ = -1;
   int pidfd_ = -1;
 };
-
-// The pid in the data directory's postmaster.pid if that process is alive, else nullopt.
-std::optional<pid_t> running_postmaster(const std::string& data_dir);
 
 }  // namespace tandem

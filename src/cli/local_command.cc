@@ -44,9 +44,9 @@ Status local_up_command(const LocalLayout& requested) {
   if (!config) return std::unexpected(config.error());
   fmt::print("local cluster in {} ({} config {}/tandem.yaml)\n", layout.dir,
              created ? "new" : "existing", layout.dir);
-  auto session = Session::open(std::move(*config));
+  auto session = Session::open(std::move(*config), layout.dir + "/tandem.yaml");
   if (!session) return std::unexpected(session.error());
-  if (auto ok = local_up((*session)->context()); !ok) return ok;
+  if (auto ok = local_up((*session)->context(), (*session)->config_path()); !ok) return ok;
   fmt::print("up: {} nodes. See them with: tandem -c {}/tandem.yaml status\n",
              (*session)->config().nodes.size(), layout.dir);
   return {};
@@ -81,8 +81,12 @@ void add_local_command(CLI::App& app, CliState& state) {
   up->add_option("--max-slot-wal-keep-size", *wal_cap,
                  "Most WAL a slot may hold back before it is invalidated")
       ->capture_default_str();
-  up->callback([&state, layout, no_app, wal_cap] {
+  auto manual = std::make_shared<bool>(false);
+  up->add_flag("--manual", *manual,
+               "No agents: you promote and rejoin by hand (the walk-through's way)");
+  up->callback([&state, layout, no_app, wal_cap, manual] {
     layout->app = !*no_app;
+    layout->agents = !*manual;
     auto cap = parse_size(*wal_cap);
     if (!cap) {
       state.result = fail_with_context(cap.error(), "--max-slot-wal-keep-size");
@@ -102,8 +106,13 @@ void add_local_command(CLI::App& app, CliState& state) {
   auto* start = local->add_subcommand("start", "Start NODE, or every stopped node");
   start->add_option("node", *node, "Node name");
   start->callback([&state, node] {
-    state.result = with_session(
-        state, [&](Context& context) { return local_start(context, optional_name(*node)); });
+    auto session = Session::open(state.options);
+    if (!session) {
+      state.result = std::unexpected(session.error());
+      return;
+    }
+    state.result =
+        local_start((*session)->context(), (*session)->config_path(), optional_name(*node));
   });
 
   auto* stop = local->add_subcommand("stop", "Stop NODE cleanly, or every node");
@@ -114,7 +123,17 @@ void add_local_command(CLI::App& app, CliState& state) {
     });
   });
 
-  auto* crash = local->add_subcommand("crash", "Stop NODE like a crash (immediate mode)");
+  auto* kill_pg = local->add_subcommand("kill-pg", "Kill only the postmaster of NODE");
+  kill_pg->add_option("node", *node, "Node name")->required();
+  kill_pg->callback([&state, node] {
+    state.result =
+        with_session(state, [&](Context& context) { return local_kill_postgres(context, *node); });
+  });
+
+  auto* crash = local->add_subcommand(
+      "crash",
+      "Crash NODE: its agent and PostgreSQL killed together (without agents: pg_ctl "
+      "stop -m immediate)");
   crash->add_option("node", *node, "Node name")->required();
   crash->callback([&state, node] {
     state.result = with_session(state, [&](Context& context) {

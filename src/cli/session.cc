@@ -38,10 +38,11 @@ Result<std::unique_ptr<Session>> Session::open(const GlobalOptions& options) {
   if (!path) return std::unexpected(path.error());
   auto config = load_config_file(*path);
   if (!config) return std::unexpected(config.error());
-  return open(std::move(*config));
+  std::error_code error;
+  return open(std::move(*config), std::filesystem::absolute(*path, error).string());
 }
 
-Result<std::unique_ptr<Session>> Session::open(ClusterConfig config) {
+Result<std::unique_ptr<Session>> Session::open(ClusterConfig config, std::string config_path) {
   auto os_user = lookup_os_user(config.os_user);
   if (!os_user) return std::unexpected(os_user.error());
   if (!running_as_root() && getuid() != os_user->uid) {
@@ -50,6 +51,7 @@ Result<std::unique_ptr<Session>> Session::open(ClusterConfig config) {
                             os_user->name));
   }
   std::unique_ptr<Session> session(new Session(std::move(config)));
+  session->config_path_ = std::move(config_path);
   auto binaries = find_pg_binaries(session->config_.pg_bin, session->runner_);
   if (!binaries) return std::unexpected(binaries.error());
   session->controller_ =

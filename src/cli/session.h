@@ -24,15 +24,18 @@ class Session {
   // Loads and validates the config, finds the OS user and the PostgreSQL programs.
   static Result<std::unique_ptr<Session>> open(const GlobalOptions& options);
   // Like open() for a config already in hand (tandem local up writes its own).
-  static Result<std::unique_ptr<Session>> open(ClusterConfig config);
+  static Result<std::unique_ptr<Session>> open(ClusterConfig config, std::string config_path);
 
   Context& context() { return *context_; }
+  // The config file this session read (or, for a config in hand, the one it was written to).
+  const std::string& config_path() const { return config_path_; }
   const ClusterConfig& config() const { return config_; }
 
  private:
   explicit Session(ClusterConfig config) : config_(std::move(config)) {}
 
   ClusterConfig config_;
+  std::string config_path_;
   SystemProcessRunner runner_;
   SystemClock clock_;
   std::unique_ptr<PgNodeController> controller_;

@@ -93,9 +93,13 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
 }
 
 std::string encode_history(const HistoryEntry& entry) {
-  return json{{"time_ms", entry.time_ms},   {"from", entry.from},
-              {"to", entry.to},             {"timeline", entry.timeline},
-              {"switch_lsn", lsn_json(entry.switch_lsn)}, {"reason", entry.reason}}
+  return json{{"time_ms", entry.time_ms},
+              {"from", entry.from},
+              {"to", entry.to},
+              {"timeline", entry.timeline},
+              {"switch_lsn", lsn_json(entry.switch_lsn)},
+              {"lost_bytes", entry.lost_bytes ? json(*entry.lost_bytes) : json(nullptr)},
+              {"reason", entry.reason}}
       .dump();
 }
 
@@ -107,6 +111,9 @@ std::optional<HistoryEntry> decode_history(std::string_view text) {
                       .to = object->value("to", ""),
                       .timeline = object->value("timeline", TimelineId{0}),
                       .switch_lsn = lsn_field(*object, "switch_lsn"),
+                      .lost_bytes = (*object)["lost_bytes"].is_number_integer()
+                                        ? std::optional((*object)["lost_bytes"].get<std::int64_t>())
+                                        : std::nullopt,
                       .reason = object->value("reason", "")};
 }
 

@@ -17,6 +17,8 @@ struct HistoryEntry {
   std::string to;            // the new leader
   TimelineId timeline = 0;   // the timeline the new leader writes
   std::optional<Lsn> switch_lsn;
+  // WAL the former leader had written (by its last renewal) that the new one never received.
+  std::optional<std::int64_t> lost_bytes;
   std::string reason;
 };
 

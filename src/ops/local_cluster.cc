@@ -1,11 +1,14 @@
 #include "ops/local_cluster.h"
 
 #include <fmt/format.h>
+#include <signal.h>
 
 #include <filesystem>
 
+#include "ops/local_agents.h"
 #include "ops/node_ops.h"
 #include "ops/servers.h"
+#include "pg/postmaster.h"
 #include "proc/ports.h"
 
 namespace tandem {
@@ -73,8 +76,15 @@ ClusterConfig local_config(const LocalLayout& layout) {
   return config;
 }
 
-Status local_up(Context& context) {
+Status local_up(Context& context, const std::string& config_path) {
   const ClusterConfig& config = context.config;
+  if (config.ha.agents) {
+    // The agents bootstrap, clone and start everything themselves.
+    for (const NodeConfig& node : config.nodes) {
+      if (auto ok = start_agent(context, config_path, node); !ok) return ok;
+    }
+    return wait_cluster_ready(context, std::chrono::minutes(3));
+  }
   for (const NodeConfig* node : start_order(config)) {
     if (!has_data(*node)) continue;
     if (auto ok = start_node(context, *node); !ok) return ok;
@@ -93,15 +103,60 @@ Status local_up(Context& context) {
   return {};
 }
 
-Status local_start(Context& context, const std::optional<std::string>& node_name) {
+Status local_start(Context& context, const std::string& config_path,
+                   const std::optional<std::string>& node_name) {
+  std::vector<const NodeConfig*> nodes;
   if (node_name) {
     auto node = context.config.node(*node_name);
     if (!node) return std::unexpected(node.error());
-    return start_node(context, **node);
+    nodes.push_back(*node);
+  } else {
+    nodes = start_order(context.config);
   }
-  for (const NodeConfig* node : start_order(context.config)) {
-    if (auto ok = start_node(context, *node); !ok) return ok;
+  for (const NodeConfig* node : nodes) {
+    Status started = context.config.ha.agents ? start_agent(context, config_path, *node)
+                                              : start_node(context, *node);
+    if (!started) return started;
   }
+  return {};
+}
+
+namespace {
+
+// Agents of standbys first, so that none of them takes over from a primary being stopped.
+std::vector<const NodeConfig*> agent_stop_order(Context& context) {
+  std::vector<const NodeConfig*> standbys, primaries;
+  for (const NodeConfig& node : context.config.nodes) {
+    bool primary = probe_node(context, node).state == NodeRunState::kPrimary;
+    (primary ? primaries : standbys).push_back(&node);
+  }
+  standbys.insert(standbys.end(), primaries.begin(), primaries.end());
+  return standbys;
+}
+
+// A host crash: the agent and its postmaster die at the same instant.
+Status crash_with_agent(Context& context, const NodeConfig& node) {
+  auto agent = running_agent(context.config, node);
+  auto postmaster = running_postmaster(node.data_dir);
+  if (agent) kill(*agent, SIGKILL);
+  if (postmaster) kill(*postmaster, SIGKILL);
+  if (!agent && !postmaster) {
+    context.report(fmt::format("{} is not running", node.name));
+    return {};
+  }
+  context.report(fmt::format("crashed {}: its agent and PostgreSQL killed together", node.name));
+  return {};
+}
+
+}  // namespace
+
+Status local_kill_postgres(Context& context, const std::string& node_name) {
+  auto node = context.config.node(node_name);
+  if (!node) return std::unexpected(node.error());
+  auto postmaster = running_postmaster((*node)->data_dir);
+  if (!postmaster) return fail(ErrorCode::kConflict, node_name + "'s PostgreSQL is not running");
+  kill(*postmaster, SIGKILL);
+  context.report(fmt::format("killed the postmaster of {} (pid {})", node_name, *postmaster));
   return {};
 }
 
@@ -112,9 +167,22 @@ Status local_stop(Context& context, const std::optional<std::string>& node_name,
     if (!node) return std::unexpected(node.error());
     nodes.push_back(*node);
   } else {
-    nodes = start_order(context.config);
+    nodes = context.config.ha.agents ? agent_stop_order(context) : start_order(context.config);
   }
   for (const NodeConfig* node : nodes) {
+    if (context.config.ha.agents) {
+      if (mode == StopMode::kImmediate) {
+        if (auto ok = crash_with_agent(context, *node); !ok) return ok;
+        continue;
+      }
+      bool had_agent = running_agent(context.config, *node).has_value();
+      if (auto ok = signal_agent(context, *node, SIGTERM); !ok) return ok;
+      if (had_agent) {
+        context.report(fmt::format("stopped the agent of {} and its PostgreSQL", node->name));
+      }
+      // A postmaster started by hand would outlive its absent agent.
+      if (!running_postmaster(node->data_dir)) continue;
+    }
     auto running = context.controller.is_running(*node);
     if (!running) return std::unexpected(running.error());
     if (!*running) {

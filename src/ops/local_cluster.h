@@ -24,13 +24,19 @@ struct LocalLayout {
 // node1 on base_port (the primary), node2.. on the following ports, all under `dir`.
 ClusterConfig local_config(const LocalLayout& layout);
 
-// Brings every node up: a missing primary is initialised, missing standbys are cloned,
-// stopped nodes are started (primary first).
-Status local_up(Context& context);
+// Brings every node up. With agents (ha.agents), starts an agent per node and waits until
+// they have bootstrapped, cloned and started everything. Without, a missing primary is
+// initialised, missing standbys are cloned, stopped nodes are started (primary first).
+Status local_up(Context& context, const std::string& config_path);
 
-// Starts the named node, or every stopped node (primary first).
-Status local_start(Context& context, const std::optional<std::string>& node);
-// Stops the named node, or every running node; kImmediate is a crash.
+// Starts the named node, or every stopped node (primary first) — its agent, with agents.
+Status local_start(Context& context, const std::string& config_path,
+                   const std::optional<std::string>& node);
+// Stops the named node, or every running node. With agents: their agents (standbys first),
+// which stop their PostgreSQL cleanly; kImmediate kills a node's agent and PostgreSQL together,
+// as a host crash does.
 Status local_stop(Context& context, const std::optional<std::string>& node, StopMode mode);
+// Kills only the postmaster of a node (its agent, if any, lives on).
+Status local_kill_postgres(Context& context, const std::string& node);
 
 }  // namespace tandem

@@ -56,10 +56,11 @@ void LocalClusterTest::TearDown() {
   }
 }
 
-void LocalClusterTest::write_config(int standbys,
-                                    const std::function<void(ClusterConfig&)>& adjust) {
+void LocalClusterTest::write_config(int standbys, const std::function<void(ClusterConfig&)>& adjust,
+                                    bool agents) {
   base_port_ = find_free_ports(standbys + 1);
-  config_ = local_config({.dir = dir_, .standbys = standbys, .base_port = base_port_});
+  config_ =
+      local_config({.dir = dir_, .standbys = standbys, .base_port = base_port_, .agents = agents});
   if (adjust) adjust(config_);
   std::ofstream(config_path_) << render_config(config_);
 }

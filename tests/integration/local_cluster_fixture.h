@@ -25,8 +25,9 @@ class LocalClusterTest : public ::testing::Test {
   void TearDown() override;
 
   // Writes tandem.yaml for `standbys` standbys under dir_, with `adjust` applied, without
-  // starting anything.
-  void write_config(int standbys, const std::function<void(ClusterConfig&)>& adjust = {});
+  // starting anything. Without agents unless asked: the walk-through is done by hand.
+  void write_config(int standbys, const std::function<void(ClusterConfig&)>& adjust = {},
+                    bool agents = false);
   // tandem -c <config> args...
   CommandOutput tandem(const std::vector<std::string>& args);
   // Like tandem(), failing the test unless it exits 0.

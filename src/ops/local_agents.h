@@ -1,0 +1,27 @@
+// The agents of a local cluster. Each runs `tandem -c <config> agent --node <name>` detached,
+// logs to <log_dir>/<name>.agent.log, and holds <socket_dir>/<name>.agent.lock (holding its
+// pid) while it runs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+#include "ops/context.h"
+
+namespace tandem {
+
+// The pid of the node's running agent, if one runs.
+std::optional<pid_t> running_agent(const ClusterConfig& config, const NodeConfig& node);
+
+// Starts the node's agent unless one runs.
+Status start_agent(Context& context, const std::string& config_path, const NodeConfig& node);
+
+// Sends `signal` to the node's agent and, unless it is SIGKILL, waits until it has exited.
+Status signal_agent(Context& context, const NodeConfig& node, int signal);
+
+// Waits until one node is primary and every other streams from it.
+Status wait_cluster_ready(Context& context, std::chrono::milliseconds timeout);
+
+}  // namespace tandem

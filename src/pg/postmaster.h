@@ -1,0 +1,14 @@
+// Whether a postmaster runs on a data directory, from its postmaster.pid.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+namespace tandem {
+
+// The pid in the data directory's postmaster.pid if that process is alive, else nullopt.
+std::optional<pid_t> running_postmaster(const std::string& data_dir);
+
+}  // namespace tandem

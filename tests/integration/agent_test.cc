@@ -1,0 +1,235 @@
+// The agents against real PostgreSQL: bootstrap, host crash, postmaster crash, a dead agent's
+// fence, nofailover. Timings are printed, never asserted (bench/ measures them).
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "local_cluster_fixture.h"
+#include "ops/local_agents.h"
+#include "pg/postmaster.h"
+#include "proc/os_user.h"
+#include "write_probe.h"
+
+namespace tandem::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using WallClock = std::chrono::system_clock;
+
+class AgentTest : public LocalClusterTest {
+ protected:
+  void up(int standbys, const std::function<void(ClusterConfig&)>& adjust = {}) {
+    write_config(standbys, adjust, /*agents=*/true);
+    tandem_ok({"local", "up", "--dir", dir_});
+  }
+
+  // The one node that accepts writes, or "" when none or several do.
+  std::string current_primary() {
+    std::string primary;
+    for (const NodeConfig& each : config_.nodes) {
+      if (value(each.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
+        if (!primary.empty()) return "";
+        primary = each.name;
+      }
+    }
+    return primary;
+  }
+  std::string timeline(const std::string& name) {
+    return value(name, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS v");
+  }
+  bool streams(const std::string& primary, const std::string& standby) {
+    return value(primary, "SELECT state AS v FROM pg_stat_replication WHERE application_name = '" +
+                              standby + "'") == "streaming";
+  }
+  std::string agent_log(const std::string& name) {
+    return read_file(config_.log_dir + "/" + name + ".agent.log").value_or("");
+  }
+  nlohmann::json history() { return nlohmann::json::parse(tandem_ok({"history", "--json"})); }
+  // Every node through one connection string that finds the writable one, as clients do.
+  std::string any_primary_conninfo() {
+    std::string hosts, ports;
+    for (const NodeConfig& each : config_.nodes) {
+      hosts += (hosts.empty() ? "" : ",") + config_.socket_dir;
+      ports += (ports.empty() ? "" : ",") + std::to_string(each.port);
+    }
+    return make_conninfo({{"host", hosts},
+                          {"port", ports},
+                          {"user", config_.superuser},
+                          {"dbname", "test_app"},
+                          {"target_session_attrs", "read-write"},
+                          {"connect_timeout", "1"}});
+  }
+  std::string direct_conninfo(const std::string& name) {
+    return make_conninfo({{"host", config_.socket_dir},
+                          {"port", std::to_string(node(name).port)},
+                          {"user", config_.superuser},
+                          {"dbname", "test_app"},
+                          {"connect_timeout", "1"}});
+  }
+  std::string other_than(const std::string& a, const std::string& b = "") {
+    for (const NodeConfig& each : config_.nodes) {
+      if (each.name != a && each.name != b) return each.name;
+    }
+    return "";
+  }
+  long rows_in_probe(const std::string& name, const std::set<long>& sequences) {
+    long found = 0;
+    auto connection = try_sql(name);
+    if (!connection) return -1;
+    auto rows = connection->query("SELECT seq FROM probe");
+    if (!rows) return -1;
+    std::set<long> present;
+    for (std::size_t row = 0; row < rows->size(); ++row)
+      present.insert(std::stol(rows->text(row, "seq")));
+    for (long sequence : sequences) found += present.contains(sequence);
+    return found;
+  }
+};
+
+TEST_F(AgentTest, ThreeAgentsStartedAtOnceBootstrapExactlyOnce) {
+  up(2);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  int winners = 0;
+  for (const NodeConfig& each : config_.nodes) {
+    bool won = agent_log(each.name).find("won the initialize key") != std::string::npos;
+    winners += won;
+    if (won) {
+      EXPECT_EQ(each.name, primary);
+    }
+  }
+  EXPECT_EQ(winners, 1);
+  auto entries = history();
+  ASSERT_EQ(entries.size(), 1u) << entries.dump(2);
+  EXPECT_EQ(entries[0]["to"], primary);
+  EXPECT_EQ(entries[0]["reason"], "bootstrapped the cluster");
+  for (const NodeConfig& each : config_.nodes) {
+    if (each.name != primary) {
+      EXPECT_TRUE(eventually([&] { return streams(primary, each.name); }));
+    }
+  }
+}
+
+TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
+  up(2);
+  std::string old_primary = current_primary();
+  ASSERT_FALSE(old_primary.empty());
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto crashed_at = WallClock::now();
+  tandem_ok({"local", "crash", old_primary});
+
+  std::string new_primary;
+  ASSERT_TRUE(eventually([&] {
+    new_primary = current_primary();
+    return !new_primary.empty() && new_primary != old_primary;
+  }));
+  ASSERT_TRUE(eventually([&] {
+    return probe.first_success_after(crashed_at + milliseconds(1)) &&
+           probe.first_failure_after(crashed_at);
+  }));
+  auto failed = probe.first_failure_after(crashed_at);
+  auto resumed = probe.first_success_after(failed->at);
+  ASSERT_TRUE(resumed);
+  std::string third = other_than(old_primary, new_primary);
+  EXPECT_TRUE(eventually([&] { return streams(new_primary, third); }));
+
+  tandem_ok({"local", "start", old_primary});
+  EXPECT_TRUE(eventually([&] { return streams(new_primary, old_primary); }));
+  EXPECT_EQ(value(old_primary, "SELECT pg_is_in_recovery()::text AS v"), "true");
+  EXPECT_NE(
+      agent_log(old_primary).find("pg_rewind " + old_primary + " from " + new_primary + ": done"),
+      std::string::npos)
+      << agent_log(old_primary);
+  probe.stop();
+  std::set<long> acknowledged = probe.acknowledged();
+  long present = rows_in_probe(new_primary, acknowledged);
+  nlohmann::json entries;
+  ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
+  EXPECT_EQ(entries[1]["from"], old_primary);
+  EXPECT_EQ(entries[1]["to"], new_primary);
+  std::cout << "host crash: writes stopped for "
+            << std::chrono::duration_cast<milliseconds>(resumed->at - crashed_at).count() << " ms; "
+            << acknowledged.size() - present << " of " << acknowledged.size()
+            << " acknowledged writes missing on the new primary (asynchronous replication)\n";
+}
+
+TEST_F(AgentTest, PostmasterCrashRestartsInPlaceOnTheSameTimeline) {
+  up(1);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  std::string before = timeline(primary);
+  auto killed_at = std::chrono::steady_clock::now();
+  tandem_ok({"local", "kill-pg", primary});
+  bool another_primary = false;
+  ASSERT_TRUE(eventually([&] {
+    another_primary |=
+        value(other_than(primary), "SELECT (NOT pg_is_in_recovery())::text AS v") == "true";
+    return value(primary, "SELECT pg_current_xact_id()::text AS v").find("ERROR") ==
+           std::string::npos;
+  }));
+  auto back_after = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_FALSE(another_primary);
+  EXPECT_EQ(timeline(primary), before);
+  EXPECT_EQ(history().size(), 1u);
+  EXPECT_NE(agent_log(primary).find("restart it in place"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return streams(primary, other_than(primary)); }));
+  std::cout << "postmaster crash: writable again after "
+            << std::chrono::duration_cast<milliseconds>(back_after).count() << " ms\n";
+}
+
+TEST_F(AgentTest, KilledAgentFencesItsPostgresBeforeAnyPromotion) {
+  up(1);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  WriteProbe probe(direct_conninfo(primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto agent = running_agent(config_, node(primary));
+  ASSERT_TRUE(agent);
+  ASSERT_TRUE(running_postmaster(node(primary).data_dir));
+  auto killed_at = WallClock::now();
+  ASSERT_EQ(kill(*agent, SIGKILL), 0);
+
+  std::string standby = other_than(primary);
+  ASSERT_TRUE(eventually([&] { return current_primary() == standby; }));
+  probe.stop();
+  nlohmann::json entries;
+  ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
+  WallClock::time_point promoted_at{milliseconds(entries[1]["time_ms"].get<std::int64_t>())};
+  auto fenced = probe.first_failure_after(killed_at);
+  ASSERT_TRUE(fenced);
+  EXPECT_LT(fenced->at, promoted_at);
+  for (const WriteAttempt& attempt : probe.attempts()) {
+    if (attempt.acknowledged) {
+      EXPECT_LT(attempt.at, promoted_at) << attempt.sequence;
+    }
+  }
+  std::cout << "dead agent: its PostgreSQL refused writes "
+            << std::chrono::duration_cast<milliseconds>(fenced->at - killed_at).count()
+            << " ms after the kill, "
+            << std::chrono::duration_cast<milliseconds>(promoted_at - fenced->at).count()
+            << " ms before the promotion\n";
+}
+
+TEST_F(AgentTest, NofailoverStandbyIsNeverPromoted) {
+  up(1, [](ClusterConfig& config) { config.nodes[1].nofailover = true; });
+  ASSERT_EQ(current_primary(), "node1");
+  tandem_ok({"local", "crash", "node1"});
+  // Well past the lease: a takeover would have happened by now.
+  bool promoted = eventually(
+      [&] { return value("node2", "SELECT (NOT pg_is_in_recovery())::text AS v") == "true"; },
+      std::chrono::seconds(4));
+  EXPECT_FALSE(promoted);
+  EXPECT_NE(agent_log("node2").find("nofailover"), std::string::npos);
+  // The old primary's agent comes back and leads again.
+  tandem_ok({"local", "start", "node1"});
+  EXPECT_TRUE(eventually([&] { return current_primary() == "node1"; }));
+  EXPECT_TRUE(eventually([&] { return streams("node1", "node2"); }));
+}
+
+}  // namespace
+}  // namespace tandem::testing

@@ -1,0 +1,87 @@
+#include "write_probe.h"
+
+#include <optional>
+
+#include "pg/connection.h"
+
+namespace tandem::testing {
+
+WriteProbe::WriteProbe(std::string conninfo, std::chrono::milliseconds interval)
+    : conninfo_(std::move(conninfo)), interval_(interval) {
+  auto connection = Connection::open(conninfo_);
+  if (connection) {
+    (void)connection->execute("CREATE TABLE IF NOT EXISTS probe (seq bigint PRIMARY KEY)");
+  }
+}
+
+void WriteProbe::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void WriteProbe::stop() {
+  stopping_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void WriteProbe::run() {
+  std::optional<Connection> connection;
+  long sequence = 0;
+  while (!stopping_.load()) {
+    auto next = std::chrono::steady_clock::now() + interval_;
+    ++sequence;
+    WriteAttempt attempt{std::chrono::system_clock::now(), sequence, false, ""};
+    if (!connection) {
+      auto opened = Connection::open(conninfo_);
+      if (opened) {
+        connection.emplace(std::move(*opened));
+      } else {
+        attempt.error = opened.error().message;
+      }
+    }
+    if (connection) {
+      auto inserted =
+          connection->query("INSERT INTO probe VALUES ($1)", {std::to_string(sequence)});
+      attempt.acknowledged = inserted.has_value();
+      if (!inserted) {
+        attempt.error = inserted.error().message;
+        connection.reset();
+      }
+    }
+    {
+      std::lock_guard lock(mutex_);
+      attempts_.push_back(attempt);
+    }
+    std::this_thread::sleep_until(next);
+  }
+}
+
+std::vector<WriteAttempt> WriteProbe::attempts() const {
+  std::lock_guard lock(mutex_);
+  return attempts_;
+}
+
+std::set<long> WriteProbe::acknowledged() const {
+  std::set<long> sequences;
+  for (const WriteAttempt& attempt : attempts()) {
+    if (attempt.acknowledged) sequences.insert(attempt.sequence);
+  }
+  return sequences;
+}
+
+std::optional<WriteAttempt> WriteProbe::first_failure_after(
+    std::chrono::system_clock::time_point since) const {
+  for (const WriteAttempt& attempt : attempts()) {
+    if (attempt.at >= since && !attempt.acknowledged) return attempt;
+  }
+  return std::nullopt;
+}
+
+std::optional<WriteAttempt> WriteProbe::first_success_after(
+    std::chrono::system_clock::time_point since) const {
+  for (const WriteAttempt& attempt : attempts()) {
+    if (attempt.at >= since && attempt.acknowledged) return attempt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace tandem::testing

@@ -1,0 +1,52 @@
+// A write load for tests: one INSERT per interval through a libpq connection string, recording
+// every attempt, so a test can tell when writes stopped, when they came back, and which
+// acknowledged ones were lost.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tandem::testing {
+
+struct WriteAttempt {
+  std::chrono::system_clock::time_point at;
+  long sequence;
+  bool acknowledged;
+  std::string error;
+};
+
+class WriteProbe {
+ public:
+  // Creates the probe table through `conninfo` (which must reach a writable server).
+  WriteProbe(std::string conninfo, std::chrono::milliseconds interval);
+  ~WriteProbe() { stop(); }
+
+  void start();
+  void stop();
+
+  std::vector<WriteAttempt> attempts() const;
+  std::set<long> acknowledged() const;
+  // The first failed attempt at or after `since`, and the first acknowledged one after that.
+  std::optional<WriteAttempt> first_failure_after(
+      std::chrono::system_clock::time_point since) const;
+  std::optional<WriteAttempt> first_success_after(
+      std::chrono::system_clock::time_point since) const;
+
+ private:
+  void run();
+
+  std::string conninfo_;
+  std::chrono::milliseconds interval_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::vector<WriteAttempt> attempts_;
+};
+
+}  // namespace tandem::testing
