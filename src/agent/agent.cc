@@ -101,9 +101,13 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return acquire_lease();
     case Action::kTakeOver:
       if (auto ok = acquire_lease(); !ok) return ok;
-      return promote(node, decision.reason);
+      return promote(*view, node, decision.reason);
     case Action::kPromote:
-      return promote(node, decision.reason);
+      // The lease was handed over: confirm it is still this node's before writing.
+      if (auto ok = renew_lease(*view, node); !ok) return ok;
+      return promote(*view, node, decision.reason);
+    case Action::kHandOver:
+      return hand_over(*view, decision.leader);
     case Action::kFollow: {
       if (auto ok = write_node_files(context_, self_, leader_node(decision.leader)); !ok) return ok;
       return controller_.reload(self_);
@@ -152,8 +156,17 @@ Status Agent::acquire_lease() {
 }
 
 Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) {
+  // A request this node has carried out (or that named an old leader) is done with.
+  if (view.switchover && view.switchover->from != self_.name &&
+      (view.switchover->to.empty() || view.switchover->to == self_.name) &&
+      node.state == PgState::kPrimary) {
+    (void)store_.remove(layout_.switchover(), std::nullopt);
+  }
   // A renewal every quarter TTL leaves several chances before renew_deadline.
-  if (lease_renewed_at_ && since(*lease_renewed_at_, clock_) < ha_.ttl / 4) return {};
+  if (node.state == PgState::kPrimary && lease_renewed_at_ &&
+      since(*lease_renewed_at_, clock_) < ha_.ttl / 4) {
+    return {};
+  }
   auto renewed =
       store_.compare_and_set(layout_.leader(), self_.name, view.leader->revision, ha_.ttl);
   if (!renewed) {
@@ -170,8 +183,10 @@ Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) 
   return {};
 }
 
-Status Agent::promote(const NodeObservation& node, const std::string& reason) {
+Status Agent::promote(const ClusterView& view, const NodeObservation& node,
+                      const std::string& reason) {
   std::string former = last_leader_ == self_.name ? "" : last_leader_;
+  if (view.switchover && !view.switchover->from.empty()) former = view.switchover->from;
   std::optional<std::int64_t> lost_bytes;
   if (last_optime_ && node.received_lsn) {
     lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
@@ -196,6 +211,19 @@ Status Agent::promote(const NodeObservation& node, const std::string& reason) {
                                             .reason = reason}),
                             std::nullopt);
   if (!written) return std::unexpected(written.error());
+  return {};
+}
+
+Status Agent::hand_over(const ClusterView& view, const std::string& target) {
+  // A clean stop: the WAL senders pass every record, the shutdown checkpoint included, to the
+  // standbys before PostgreSQL exits, so the target loses nothing and this node can follow it
+  // without a rewind.
+  if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
+  auto control = programs_.control_data(self_);
+  if (control) (void)store_.put(layout_.optime(), control->checkpoint.str(), std::nullopt);
+  auto handed = store_.compare_and_set(layout_.leader(), target, view.leader->revision, ha_.ttl);
+  lease_renewed_at_.reset();
+  if (!handed) return fail_with_context(handed.error(), "handing the lease to " + target);
   return {};
 }
 

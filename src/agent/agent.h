@@ -37,7 +37,8 @@ class Agent {
   Status bootstrap();
   Status renew_lease(const ClusterView& view, const NodeObservation& node);
   Status acquire_lease();
-  Status promote(const NodeObservation& node, const std::string& reason);
+  Status promote(const ClusterView& view, const NodeObservation& node, const std::string& reason);
+  Status hand_over(const ClusterView& view, const std::string& target);
   Status start_standby(const std::string& leader);
   void publish(const NodeObservation& node);
   void log_cycle(const Decision& decision, const Status& result);

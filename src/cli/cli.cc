@@ -23,6 +23,7 @@ int run_cli(int argc, char** argv) {
   add_local_command(app, state);
   add_agent_command(app, state);
   add_history_command(app, state);
+  add_control_commands(app, state);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

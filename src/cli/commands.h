@@ -30,6 +30,7 @@ void add_slot_command(CLI::App& app, CliState& state);
 void add_local_command(CLI::App& app, CliState& state);
 void add_agent_command(CLI::App& app, CliState& state);
 void add_history_command(CLI::App& app, CliState& state);
+void add_control_commands(CLI::App& app, CliState& state);
 
 // Parses argv and runs the command. Returns the process exit status: 0 success, 1 the
 // operation failed (one line on stderr says why), 2 bad usage.

@@ -41,6 +41,15 @@ struct LeaderRecord {
   std::int64_t revision = 0;  // for compare-and-set renewals
 };
 
+// switchover: a person asked the leadership to move. Planned (the leader hands over cleanly)
+// or forced (`failover`: taken even without a leader).
+struct SwitchoverRequest {
+  std::string from;  // the leader when asked; empty for a forced failover without one
+  std::string to;    // empty: the best candidate
+  bool force = false;
+  bool allow_data_loss = false;  // a forced failover may ignore maximum_lag_on_failover
+};
+
 struct ClusterView {
   bool initialized = false;  // someone won the initialize key
   std::string initialized_by;
@@ -50,6 +59,7 @@ struct ClusterView {
   // how far behind a candidate is.
   std::optional<Lsn> last_leader_lsn;
   bool paused = false;
+  std::optional<SwitchoverRequest> switchover;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };

@@ -74,10 +74,40 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
           "PostgreSQL is down and nobody leads: start it read-only and join the election"};
 }
 
+// The standby a requested switchover hands the lease to: the one asked for, else the best.
+Decision switchover_target(const ClusterView& view, const HaConfig& config) {
+  const SwitchoverRequest& request = *view.switchover;
+  std::vector<std::string> candidates = failover_candidates(view, config);
+  std::erase(candidates, config.self);
+  std::string target = request.to;
+  if (target.empty()) {
+    if (candidates.empty()) {
+      return {Action::kRenewLease, "a switchover was requested but no standby is eligible"};
+    }
+    target = candidates.front();
+  } else if (!request.force &&
+             std::find(candidates.begin(), candidates.end(), target) == candidates.end()) {
+    return {Action::kRenewLease,
+            fmt::format("a switchover to {} was requested but it is not eligible", target)};
+  }
+  auto member = view.members.find(target);
+  if (member == view.members.end() || member->second.state != PgState::kStandby) {
+    return {
+        Action::kRenewLease,
+        fmt::format("a switchover to {} was requested but it is not a running standby", target)};
+  }
+  return {Action::kHandOver,
+          fmt::format("a switchover was requested: stop cleanly and hand the lease to {}", target),
+          target};
+}
+
 Decision running_primary(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config, TimePoint now) {
   if (view.leader_is(config.self)) {
     if (auto fence = fence_if_late(node, config, now, "renewals are failing")) return *fence;
+    if (view.switchover && view.switchover->from == config.self) {
+      return switchover_target(view, config);
+    }
     return {Action::kRenewLease, "the primary holds the lease: renew it"};
   }
   if (view.leader) {
@@ -121,9 +151,24 @@ TimelineId newest_standby_timeline(const ClusterView& view) {
 }
 
 Decision election(const ClusterView& view, const HaConfig& config) {
-  if (config.nofailover) return {Action::kNone, "nobody leads, but this node is nofailover"};
   auto self = view.members.find(config.self);
   if (self == view.members.end()) return {Action::kNone, "nobody leads; not yet published"};
+  if (view.switchover && view.switchover->force && !view.switchover->to.empty()) {
+    if (view.switchover->to != config.self) {
+      return {Action::kNone,
+              fmt::format("nobody leads; a failover to {} was requested", view.switchover->to)};
+    }
+    if (!view.switchover->allow_data_loss) {
+      if (auto why = ineligible(view, self->second, newest_standby_timeline(view), config)) {
+        return {Action::kNone,
+                fmt::format("a failover to this node was requested, but {} (allow it with "
+                            "--allow-data-loss)",
+                            *why)};
+      }
+    }
+    return {Action::kTakeOver, "nobody leads and a failover to this node was requested"};
+  }
+  if (config.nofailover) return {Action::kNone, "nobody leads, but this node is nofailover"};
   if (auto why = ineligible(view, self->second, newest_standby_timeline(view), config)) {
     return {Action::kNone, fmt::format("nobody leads, and {}", *why)};
   }
@@ -140,6 +185,11 @@ Decision election(const ClusterView& view, const HaConfig& config) {
 Decision running_standby(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config) {
   if (view.leader_is(config.self)) {
+    if (view.switchover && !view.switchover->from.empty()) {
+      return {Action::kPromote, fmt::format("{} handed over the lease in a requested switchover: "
+                                            "promote",
+                                            view.switchover->from)};
+    }
     return {Action::kPromote, "holds the lease while in recovery: promote"};
   }
   if (!view.leader) return election(view, config);
@@ -188,6 +238,8 @@ std::string_view action_name(Action action) {
       return "demote";
     case Action::kRejoin:
       return "rejoin";
+    case Action::kHandOver:
+      return "hand-over";
   }
   return "unknown";
 }

@@ -23,6 +23,7 @@ enum class Action {
   kFence,         // a primary that cannot renew in time: stop accepting writes now
   kDemote,        // a primary while another holds the lease: stop at once
   kRejoin,        // a stopped former primary: rewind (or reclone) to follow the leader
+  kHandOver,      // a requested switchover: stop cleanly, give the lease to the target
 };
 std::string_view action_name(Action action);
 

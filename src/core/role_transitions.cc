@@ -34,6 +34,8 @@ constexpr std::array kTransitions = {
                    "cannot renew before the lease may expire: stop writes"},
     RoleTransition{PgState::kPrimary, PgState::kStopped, Action::kDemote,
                    "another node holds the lease: stop at once"},
+    RoleTransition{PgState::kPrimary, PgState::kStopped, Action::kHandOver,
+                   "a requested switchover: stop cleanly, then give the lease to the target"},
 };
 
 }  // namespace

@@ -47,6 +47,9 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     auto object = parse_object(config->value);
     view.paused = object && object->value("paused", false);
   }
+  if (const StoredValue* switchover = snapshot.find(this->switchover())) {
+    view.switchover = decode_switchover(switchover->value);
+  }
   std::string members = prefix_ + "members/";
   for (const auto& [key, stored] : snapshot.entries) {
     if (!key.starts_with(members)) continue;
@@ -118,5 +121,22 @@ std::optional<HistoryEntry> decode_history(std::string_view text) {
 }
 
 std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}.dump(); }
+
+std::string encode_switchover(const SwitchoverRequest& request) {
+  return json{{"from", request.from},
+              {"to", request.to},
+              {"force", request.force},
+              {"allow_data_loss", request.allow_data_loss}}
+      .dump();
+}
+
+std::optional<SwitchoverRequest> decode_switchover(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object) return std::nullopt;
+  return SwitchoverRequest{.from = object->value("from", ""),
+                           .to = object->value("to", ""),
+                           .force = object->value("force", false),
+                           .allow_data_loss = object->value("allow_data_loss", false)};
+}
 
 }  // namespace tandem

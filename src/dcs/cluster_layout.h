@@ -31,6 +31,7 @@ class ClusterLayout {
   std::string leader() const { return prefix_ + "leader"; }
   std::string optime() const { return prefix_ + "optime"; }
   std::string config() const { return prefix_ + "config"; }
+  std::string switchover() const { return prefix_ + "switchover"; }
   std::string member(std::string_view name) const {
     return prefix_ + "members/" + std::string(name);
   }
@@ -51,5 +52,7 @@ std::string encode_history(const HistoryEntry& entry);
 std::optional<HistoryEntry> decode_history(std::string_view json);
 // The cluster-wide settings people change at run time: {"paused": bool}.
 std::string encode_cluster_config(bool paused);
+std::string encode_switchover(const SwitchoverRequest& request);
+std::optional<SwitchoverRequest> decode_switchover(std::string_view json);
 
 }  // namespace tandem

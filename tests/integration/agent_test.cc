@@ -231,5 +231,55 @@ TEST_F(AgentTest, NofailoverStandbyIsNeverPromoted) {
   EXPECT_TRUE(eventually([&] { return streams("node1", "node2"); }));
 }
 
+TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
+  up(2);
+  std::string old_primary = current_primary();
+  ASSERT_FALSE(old_primary.empty());
+  std::string target = other_than(old_primary);
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto asked_at = WallClock::now();
+  std::string output = tandem_ok({"switchover", "--to", target});
+  EXPECT_NE(output.find(old_primary + " -> " + target), std::string::npos) << output;
+  EXPECT_EQ(current_primary(), target);
+  EXPECT_TRUE(eventually([&] { return streams(target, old_primary); }));
+  EXPECT_TRUE(eventually([&] { return streams(target, other_than(old_primary, target)); }));
+  auto after_switch = WallClock::now();
+  ASSERT_TRUE(eventually([&] { return probe.first_success_after(after_switch).has_value(); }));
+  probe.stop();
+  std::set<long> acknowledged = probe.acknowledged();
+  EXPECT_EQ(rows_in_probe(target, acknowledged), static_cast<long>(acknowledged.size()));
+  EXPECT_EQ(agent_log(old_primary).find("pg_rewind"), std::string::npos);
+  EXPECT_NE(agent_log(old_primary).find("before the primary switched away"), std::string::npos);
+  nlohmann::json entries;
+  ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
+  EXPECT_EQ(entries[1]["from"], old_primary);
+  EXPECT_EQ(entries[1]["lost_bytes"], 0);
+  auto gap_start = probe.first_failure_after(asked_at);
+  if (gap_start) {
+    auto gap_end = probe.first_success_after(gap_start->at);
+    std::cout << "switchover: writes stopped for "
+              << std::chrono::duration_cast<milliseconds>(gap_end->at - gap_start->at).count()
+              << " ms; 0 of " << acknowledged.size() << " acknowledged writes lost\n";
+  }
+}
+
+TEST_F(AgentTest, PausedClusterDoesNotFailOver) {
+  up(1);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  tandem_ok({"pause"});
+  tandem_ok({"local", "crash", primary});
+  std::string standby = other_than(primary);
+  bool promoted = eventually(
+      [&] { return value(standby, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true"; },
+      std::chrono::seconds(3));
+  EXPECT_FALSE(promoted);
+  EXPECT_NE(agent_log(standby).find("paused: no automatic action"), std::string::npos);
+  tandem_ok({"resume"});
+  EXPECT_TRUE(eventually([&] { return current_primary() == standby; }));
+}
+
 }  // namespace
 }  // namespace tandem::testing

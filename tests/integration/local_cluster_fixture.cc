@@ -8,7 +8,9 @@
 #include <random>
 #include <thread>
 
+#include "ops/local_agents.h"
 #include "ops/local_cluster.h"
+#include "pg/postmaster.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"
 
@@ -41,11 +43,13 @@ void LocalClusterTest::TearDown() {
   if (std::filesystem::exists(config_path_)) tandem({"local", "down"});
   // Whatever a failed test left running is killed, so nothing outlives the test.
   for (const NodeConfig& each : config_.nodes) {
-    std::ifstream pid_file(each.data_dir + "/postmaster.pid");
-    pid_t pid = 0;
-    if (pid_file >> pid && pid > 0) {
+    if (auto agent = running_agent(config_, each)) {
+      ADD_FAILURE() << "the agent of " << each.name << " was still running after `local down`";
+      kill(*agent, SIGKILL);
+    }
+    if (auto pid = running_postmaster(each.data_dir)) {
       ADD_FAILURE() << each.name << " was still running after `tandem local down`";
-      kill(pid, SIGKILL);
+      kill(*pid, SIGKILL);
     }
   }
   if (!HasFailure()) {

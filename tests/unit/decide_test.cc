@@ -59,7 +59,45 @@ TEST(Decide, EveryBranch) {
   MemberRecord tagged = standby("node2", 500);
   tagged.nofailover = true;
 
+  auto with_request = [](ClusterView view, SwitchoverRequest request) {
+    view.switchover = request;
+    return view;
+  };
+  ClusterView led_by_me = view_with("node2", {standby("node1", 500), standby("node3", 400)});
+  MemberRecord stopped_member{.name = "node4", .state = PgState::kStopped};
+  led_by_me.members["node4"] = stopped_member;
+  ClusterView lagging_self = lagging;
+
   const std::vector<Case> cases = {
+      {"switchover to a named standby", with_request(led_by_me, {.from = "node2", .to = "node3"}),
+       observed(PgState::kPrimary), Action::kHandOver, "hand the lease to node3"},
+      {"switchover to the best standby", with_request(led_by_me, {.from = "node2"}),
+       observed(PgState::kPrimary), Action::kHandOver, "hand the lease to node1"},
+      {"switchover to a stopped node", with_request(led_by_me, {.from = "node2", .to = "node4"}),
+       observed(PgState::kPrimary), Action::kRenewLease, "not eligible"},
+      {"forced switchover to a stopped node",
+       with_request(led_by_me, {.from = "node2", .to = "node4", .force = true}),
+       observed(PgState::kPrimary), Action::kRenewLease, "not a running standby"},
+      {"switchover with no standby", with_request(view_with("node2", {}), {.from = "node2"}),
+       observed(PgState::kPrimary), Action::kRenewLease, "no standby is eligible"},
+      {"switchover meant for an old leader", with_request(led_by_me, {.from = "node1"}),
+       observed(PgState::kPrimary), Action::kRenewLease, "renew it"},
+      {"lease handed over by a switchover", with_request(view_with("node2", {}), {.from = "node1"}),
+       observed(PgState::kStandby), Action::kPromote, "node1 handed over the lease"},
+      {"forced failover to this node",
+       with_request(view_with(std::nullopt, {standby("node2", 10), standby("node3", 900)}),
+                    {.to = "node2", .force = true}),
+       observed(PgState::kStandby), Action::kTakeOver, "failover to this node was requested"},
+      {"forced failover to another node",
+       with_request(view_with(std::nullopt, {standby("node2", 900)}),
+                    {.to = "node3", .force = true}),
+       observed(PgState::kStandby), Action::kNone, "a failover to node3 was requested"},
+      {"forced failover to a lagging node",
+       with_request(lagging_self, {.to = "node2", .force = true}), observed(PgState::kStandby),
+       Action::kNone, "--allow-data-loss"},
+      {"forced failover to a lagging node, loss allowed",
+       with_request(lagging_self, {.to = "node2", .force = true, .allow_data_loss = true}),
+       observed(PgState::kStandby), Action::kTakeOver, "failover to this node was requested"},
       {"store down, primary still in time", std::nullopt, observed(PgState::kPrimary),
        Action::kNone, "fencing at 600 ms"},
       {"store down, primary late", std::nullopt, late_primary, Action::kFence,
