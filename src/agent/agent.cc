@@ -26,7 +26,8 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .ttl = config.ha.ttl,
           .renew_deadline = config.ha.renew_deadline,
           .maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
-          .nofailover = self.nofailover};
+          .nofailover = self.nofailover,
+          .synchronous_mode = config.ha.synchronous_mode};
 }
 
 Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
@@ -45,7 +46,8 @@ Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& 
                .os_user = os_user,
                .controller = controller_,
                .clock = clock,
-               .report = [](const std::string& line) { spdlog::info("  {}", line); }} {}
+               .report = [](const std::string& line) { spdlog::info("  {}", line); }},
+      sync_(context_, self, store, layout_) {}
 
 const NodeConfig* Agent::leader_node(const std::string& name) const {
   return name.empty() ? nullptr : config_.find_node(name);
@@ -53,6 +55,7 @@ const NodeConfig* Agent::leader_node(const std::string& name) const {
 
 Decision Agent::cycle() {
   NodeObservation node = observer_.observe();
+  if (node.state != PgState::kPrimary) sync_.reset();
   node.lease_renewed_at = lease_renewed_at_;
   std::optional<ClusterView> view;
   if (auto snapshot = store_.read(layout_.prefix())) {
@@ -95,8 +98,14 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return controller_.spawn(self_);
     case Action::kStartStandby:
       return start_standby(decision.leader);
-    case Action::kRenewLease:
-      return renew_lease(*view, node);
+    case Action::kRenewLease: {
+      if (auto ok = renew_lease(*view, node); !ok) return ok;
+      if (!ha_.synchronous_mode || node.state != PgState::kPrimary) return {};
+      auto changed = sync_.update(*view);
+      if (!changed) return std::unexpected(changed.error());
+      if (!changed->empty()) context_.report(*changed);
+      return {};
+    }
     case Action::kAcquireLease:
       return acquire_lease();
     case Action::kTakeOver:

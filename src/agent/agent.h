@@ -11,6 +11,7 @@
 #include "agent/agent_node_controller.h"
 #include "agent/node_observer.h"
 #include "agent/postgres_process.h"
+#include "agent/sync_manager.h"
 #include "core/decide.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/store.h"
@@ -57,6 +58,7 @@ class Agent {
   AgentNodeController controller_;
   NodeObserver observer_;
   Context context_;
+  SyncManager sync_;
 
   std::optional<std::chrono::steady_clock::time_point> lease_renewed_at_;
   std::optional<Lsn> published_optime_;

@@ -51,6 +51,9 @@ struct HaSettings {
   std::chrono::milliseconds ttl{1000};
   std::chrono::milliseconds renew_deadline{600};
   std::int64_t maximum_lag_on_failover = 16LL << 20;
+  // The leader keeps one standby synchronous and only that one may take over: no commit that
+  // was acknowledged is lost. Without a streaming standby, writes go on unprotected.
+  bool synchronous_mode = false;
 };
 
 struct ClusterConfig {

@@ -60,6 +60,8 @@ struct ClusterView {
   std::optional<Lsn> last_leader_lsn;
   bool paused = false;
   std::optional<SwitchoverRequest> switchover;
+  // Synchronous mode: the standby that has every acknowledged commit ("" when none has).
+  std::optional<std::string> sync_standby;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };
@@ -86,6 +88,7 @@ struct HaConfig {
   std::chrono::milliseconds renew_deadline{600};  // fence if not renewed within this
   std::int64_t maximum_lag_on_failover = 16LL << 20;
   bool nofailover = false;
+  bool synchronous_mode = false;
   // A standby pointed at the leader that has not streamed for this long cannot follow it (it
   // replayed past the leader's fork): it is rejoined.
   std::chrono::milliseconds rejoin_after{3000};

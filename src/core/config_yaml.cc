@@ -139,12 +139,14 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   }
   if (const YAML::Node ha = root["ha"]) {
     check_keys(ha, "ha",
-               {"agents", "loop_interval", "ttl", "renew_deadline", "maximum_lag_on_failover"});
+               {"agents", "loop_interval", "ttl", "renew_deadline", "maximum_lag_on_failover",
+                "synchronous_mode"});
     read(ha, "agents", config.ha.agents);
     read_duration(ha, "loop_interval", config.ha.loop_interval);
     read_duration(ha, "ttl", config.ha.ttl);
     read_duration(ha, "renew_deadline", config.ha.renew_deadline);
     read_size(ha, "maximum_lag_on_failover", config.ha.maximum_lag_on_failover);
+    read(ha, "synchronous_mode", config.ha.synchronous_mode);
   }
   read_nodes(root, base_dir, config);
   return config;
@@ -211,6 +213,7 @@ std::string render_config(const ClusterConfig& config) {
   out << YAML::Key << "renew_deadline" << YAML::Value << format_duration(config.ha.renew_deadline);
   out << YAML::Key << "maximum_lag_on_failover" << YAML::Value
       << format_size_exact(config.ha.maximum_lag_on_failover);
+  out << YAML::Key << "synchronous_mode" << YAML::Value << config.ha.synchronous_mode;
   out << YAML::EndMap;
   out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
   for (const NodeConfig& node : config.nodes) {

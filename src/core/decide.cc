@@ -127,12 +127,23 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
     return fmt::format("{} is not a running standby", member.name);
   }
   if (member.nofailover) return fmt::format("{} is tagged nofailover", member.name);
+  if (config.synchronous_mode) {
+    if (!view.sync_standby || view.sync_standby->empty()) {
+      return "no standby is synchronous: a takeover could lose acknowledged commits (force one "
+             "with tandem failover --to NODE --allow-data-loss)";
+    }
+    if (member.name != *view.sync_standby) {
+      return fmt::format("{} is not the synchronous standby ({} is)", member.name,
+                         *view.sync_standby);
+    }
+  }
   if (member.timeline < newest_timeline) {
     return fmt::format("{} is on timeline {}, behind timeline {}", member.name, member.timeline,
                        newest_timeline);
   }
   if (!member.received_lsn) return fmt::format("{} has received no WAL", member.name);
-  if (view.last_leader_lsn) {
+  // The synchronous standby has every acknowledged commit, however far behind it looks.
+  if (view.last_leader_lsn && !config.synchronous_mode) {
     std::int64_t lag = view.last_leader_lsn->bytes_after(*member.received_lsn);
     if (lag > config.maximum_lag_on_failover) {
       return fmt::format("{} is {} bytes behind the last primary position, over the {} allowed",

@@ -47,6 +47,10 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     auto object = parse_object(config->value);
     view.paused = object && object->value("paused", false);
   }
+  if (const StoredValue* sync = snapshot.find(this->sync())) {
+    auto object = parse_object(sync->value);
+    if (object) view.sync_standby = object->value("standby", "");
+  }
   if (const StoredValue* switchover = snapshot.find(this->switchover())) {
     view.switchover = decode_switchover(switchover->value);
   }
@@ -121,6 +125,10 @@ std::optional<HistoryEntry> decode_history(std::string_view text) {
 }
 
 std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}.dump(); }
+
+std::string encode_sync(const std::string& leader, const std::string& standby) {
+  return json{{"leader", leader}, {"standby", standby}}.dump();
+}
 
 std::string encode_switchover(const SwitchoverRequest& request) {
   return json{{"from", request.from},

@@ -32,6 +32,7 @@ class ClusterLayout {
   std::string optime() const { return prefix_ + "optime"; }
   std::string config() const { return prefix_ + "config"; }
   std::string switchover() const { return prefix_ + "switchover"; }
+  std::string sync() const { return prefix_ + "sync"; }
   std::string member(std::string_view name) const {
     return prefix_ + "members/" + std::string(name);
   }
@@ -52,6 +53,8 @@ std::string encode_history(const HistoryEntry& entry);
 std::optional<HistoryEntry> decode_history(std::string_view json);
 // The cluster-wide settings people change at run time: {"paused": bool}.
 std::string encode_cluster_config(bool paused);
+// sync: {"leader": name, "standby": name or ""}, written by the leader in synchronous mode.
+std::string encode_sync(const std::string& leader, const std::string& standby);
 std::string encode_switchover(const SwitchoverRequest& request);
 std::optional<SwitchoverRequest> decode_switchover(std::string_view json);
 

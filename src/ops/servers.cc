@@ -140,14 +140,16 @@ Result<bool> ensure_slot(Connection& primary, const std::string& slot) {
 }
 
 Status write_node_files(Context& context, const NodeConfig& node,
-                        const NodeConfig* upstream_primary, ServerRole role) {
+                        const NodeConfig* upstream_primary, ServerRole role,
+                        const std::string& synchronous_standby) {
   std::optional<Upstream> upstream;
   if (upstream_primary != nullptr) {
     upstream = Upstream{upstream_conninfo(context.config, *upstream_primary, node.name), node.name};
   }
-  if (auto ok = write_owned_file(node.data_dir + "/" + kTandemConfName,
-                                 render_tandem_conf(context.config, node, upstream),
-                                 context.os_user, 0600);
+  if (auto ok =
+          write_owned_file(node.data_dir + "/" + kTandemConfName,
+                           render_tandem_conf(context.config, node, upstream, synchronous_standby),
+                           context.os_user, 0600);
       !ok) {
     return ok;
   }

@@ -52,7 +52,8 @@ enum class ServerRole { kPrimary, kStandby };
 // creates standby.signal for a standby (removes it for a primary). A standby without upstream
 // runs read-only, streaming from nobody.
 Status write_node_files(Context& context, const NodeConfig& node,
-                        const NodeConfig* upstream_primary, ServerRole role);
+                        const NodeConfig* upstream_primary, ServerRole role,
+                        const std::string& synchronous_standby = "");
 // The usual pairing: a standby of `upstream_primary`, or a primary when it is nullptr.
 inline Status write_node_files(Context& context, const NodeConfig& node,
                                const NodeConfig* upstream_primary) {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "pg/postmaster.h"
+
 namespace tandem {
 namespace {
 
@@ -86,13 +88,8 @@ Status PgNodeController::reload(const NodeConfig& node) {
 }
 
 Result<bool> PgNodeController::is_running(const NodeConfig& node) {
-  auto result = runner_.run({.program = binaries_.path("pg_ctl"),
-                             .args = {"status", "--pgdata=" + node.data_dir},
-                             .run_as = config_.os_user,
-                             .timeout = std::chrono::seconds(10)});
-  if (!result) return std::unexpected(result.error());
-  // pg_ctl status: 0 running, 3 not running, 4 no data directory.
-  return result->exit_code == 0;
+  // Not pg_ctl status: it trusts a stale postmaster.pid whose pid the kernel has reused.
+  return running_postmaster(node.data_dir).has_value();
 }
 
 Status PgNodeController::base_backup(const NodeConfig& node, const std::string& source_conninfo,

@@ -4,14 +4,41 @@
 
 #include <cerrno>
 #include <fstream>
+#include <iterator>
+#include <vector>
 
 namespace tandem {
+namespace {
+
+// True when the process runs PostgreSQL on `data_dir`: its command line holds "-D data_dir".
+// A stale postmaster.pid names a pid the kernel may since have given to anything else.
+bool runs_on(pid_t pid, const std::string& data_dir) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  std::string current;
+  for (char c : raw) {
+    if (c == '\0') {
+      args.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "-D" && args[i + 1] == data_dir) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 std::optional<pid_t> running_postmaster(const std::string& data_dir) {
   std::ifstream pid_file(data_dir + "/postmaster.pid");
   pid_t pid = 0;
   if (!(pid_file >> pid) || pid <= 0) return std::nullopt;
   if (kill(pid, 0) != 0 && errno == ESRCH) return std::nullopt;
+  if (!runs_on(pid, data_dir)) return std::nullopt;
   return pid;
 }
 

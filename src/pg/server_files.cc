@@ -45,7 +45,8 @@ std::vector<std::string> passfile_fields(std::string_view line) {
 }  // namespace
 
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
-                               const std::optional<Upstream>& upstream) {
+                               const std::optional<Upstream>& upstream,
+                               const std::string& synchronous_standby) {
   const ReplicationConfig& replication = config.replication;
   std::string conf = fmt::format(
       "# Managed by tandem for node {}: rewritten by init, clone, promote and rejoin.\n"
@@ -67,6 +68,11 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
       replication.max_wal_senders, replication.max_replication_slots,
       quoted(format_duration(replication.wal_retrieve_retry_interval)),
       quoted(format_size_exact(replication.max_slot_wal_keep_size)));
+  if (!synchronous_standby.empty()) {
+    // A commit returns once this standby has flushed it.
+    conf +=
+        fmt::format("synchronous_standby_names = {}\n", quoted("\"" + synchronous_standby + "\""));
+  }
   if (upstream) {
     conf += fmt::format("primary_conninfo = {}\nprimary_slot_name = {}\n",
                         quoted(upstream->conninfo), quoted(upstream->slot));

@@ -24,8 +24,10 @@ struct Upstream {
 
 // The node's own settings plus the replication settings every node shares. A standby gets
 // primary_conninfo and primary_slot_name; the primary gets none.
+// A primary in synchronous mode names its synchronous standby (empty: none).
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
-                               const std::optional<Upstream>& upstream);
+                               const std::optional<Upstream>& upstream,
+                               const std::string& synchronous_standby = "");
 
 // Replication only for the replication role, from the configured networks, with SCRAM; the
 // app role only to its database; the superuser only over the Unix socket through the ident map.

@@ -231,6 +231,45 @@ TEST_F(AgentTest, NofailoverStandbyIsNeverPromoted) {
   EXPECT_TRUE(eventually([&] { return streams("node1", "node2"); }));
 }
 
+TEST_F(AgentTest, SynchronousModeLosesNoAcknowledgedWriteInAHostCrash) {
+  up(2, [](ClusterConfig& config) { config.ha.synchronous_mode = true; });
+  std::string old_primary = current_primary();
+  ASSERT_FALSE(old_primary.empty());
+  std::string sync_standby;
+  ASSERT_TRUE(eventually([&] {
+    sync_standby = value(old_primary,
+                         "SELECT application_name AS v FROM pg_stat_replication "
+                         "WHERE sync_state = 'sync'");
+    return !sync_standby.empty() && sync_standby.find("ERROR") == std::string::npos &&
+           agent_log(old_primary).find(sync_standby + " is the synchronous standby") !=
+               std::string::npos;
+  }));
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 30; }));
+  auto crashed_at = WallClock::now();
+  tandem_ok({"local", "crash", old_primary});
+  std::string new_primary;
+  ASSERT_TRUE(eventually([&] {
+    new_primary = current_primary();
+    return !new_primary.empty() && new_primary != old_primary;
+  }));
+  EXPECT_EQ(new_primary, sync_standby);
+  ASSERT_TRUE(eventually([&] {
+    return probe.first_success_after(crashed_at).has_value() &&
+           probe.first_success_after(crashed_at)->at > crashed_at;
+  }));
+  auto after = WallClock::now();
+  ASSERT_TRUE(eventually([&] { return probe.first_success_after(after).has_value(); }));
+  probe.stop();
+  std::set<long> acknowledged = probe.acknowledged();
+  long present = rows_in_probe(new_primary, acknowledged);
+  EXPECT_EQ(present, static_cast<long>(acknowledged.size()))
+      << "acknowledged writes lost in synchronous mode";
+  std::cout << "synchronous host crash: " << acknowledged.size() - present << " of "
+            << acknowledged.size() << " acknowledged writes lost\n";
+}
+
 TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
   up(2);
   std::string old_primary = current_primary();

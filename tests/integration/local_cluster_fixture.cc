@@ -40,7 +40,10 @@ void LocalClusterTest::SetUp() {
 }
 
 void LocalClusterTest::TearDown() {
-  if (std::filesystem::exists(config_path_)) tandem({"local", "down"});
+  if (std::filesystem::exists(config_path_)) {
+    CommandOutput down = tandem({"local", "down"});
+    EXPECT_EQ(down.exit_code, 0) << "tandem local down:\n" << down.output;
+  }
   // Whatever a failed test left running is killed, so nothing outlives the test.
   for (const NodeConfig& each : config_.nodes) {
     if (auto agent = running_agent(config_, each)) {

@@ -68,7 +68,22 @@ TEST(Decide, EveryBranch) {
   led_by_me.members["node4"] = stopped_member;
   ClusterView lagging_self = lagging;
 
+  ClusterView sync_view = lagging;  // node2 is 32 MB behind, node3 further
+  sync_view.sync_standby = "node2";
+  ClusterView sync_other = view_with(std::nullopt, {standby("node2", 900), standby("node3", 10)});
+  sync_other.sync_standby = "node3";
+  ClusterView sync_none = view_with(std::nullopt, {standby("node2", 900)});
+  sync_none.sync_standby = "";
+  const HaConfig sync_config{.self = "node2", .synchronous_mode = true};
+
   const std::vector<Case> cases = {
+      {"synchronous mode: the synchronous standby takes over, however far behind", sync_view,
+       observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
+      {"synchronous mode: a more advanced asynchronous standby may not", sync_other,
+       observed(PgState::kStandby), Action::kNone, "node2 is not the synchronous standby",
+       sync_config},
+      {"synchronous mode: nobody synchronous, nobody takes over", sync_none,
+       observed(PgState::kStandby), Action::kNone, "no standby is synchronous", sync_config},
       {"switchover to a named standby", with_request(led_by_me, {.from = "node2", .to = "node3"}),
        observed(PgState::kPrimary), Action::kHandOver, "hand the lease to node3"},
       {"switchover to the best standby", with_request(led_by_me, {.from = "node2"}),

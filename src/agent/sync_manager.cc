@@ -1,0 +1,97 @@
+#include "agent/sync_manager.h"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "ops/servers.h"
+
+namespace tandem {
+namespace {
+
+struct StandbyProgress {
+  Lsn flush;
+  bool synchronous = false;
+};
+
+}  // namespace
+
+void SyncManager::reset() {
+  configured_.reset();
+  pending_since_.reset();
+}
+
+Status SyncManager::configure(const std::string& standby) {
+  if (auto ok = write_node_files(context_, self_, nullptr, ServerRole::kPrimary, standby); !ok) {
+    return ok;
+  }
+  if (auto ok = context_.controller.reload(self_); !ok) return ok;
+  configured_ = standby;
+  return {};
+}
+
+Result<std::string> SyncManager::update(const ClusterView& view) {
+  auto connection = connect_admin(context_.config, self_);
+  if (!connection) return std::unexpected(connection.error());
+  auto rows = connection->query(
+      "SELECT application_name, flush_lsn::text AS flush, sync_state, "
+      "pg_current_wal_lsn()::text AS current, current_setting('synchronous_standby_names') "
+      "AS configured FROM pg_stat_replication WHERE state = 'streaming' "
+      "UNION ALL SELECT NULL, NULL, NULL, pg_current_wal_lsn()::text, "
+      "current_setting('synchronous_standby_names')");
+  if (!rows) return std::unexpected(rows.error());
+  std::map<std::string, StandbyProgress> streaming;
+  Lsn current;
+  for (std::size_t row = 0; row < rows->size(); ++row) {
+    current = Lsn::parse(rows->text(row, "current")).value_or(current);
+    if (!configured_) {
+      std::string names = rows->text(row, "configured");
+      std::erase(names, '"');
+      configured_ = names;
+    }
+    const NodeConfig* node = context_.config.find_node(rows->text(row, "application_name"));
+    auto flush = Lsn::parse(rows->text(row, "flush"));
+    if (node == nullptr || node->nofailover || !flush) continue;
+    streaming[node->name] = {*flush, rows->text(row, "sync_state") == "sync"};
+  }
+  std::string published = view.sync_standby.value_or("");
+  auto configured = streaming.find(*configured_);
+  if (configured != streaming.end()) {
+    if (published == *configured_) return std::string();
+    if (!pending_since_) pending_since_ = current;
+    if (!configured->second.synchronous || configured->second.flush < *pending_since_) {
+      return std::string();
+    }
+    auto put = store_.put(layout_.sync(), encode_sync(self_.name, *configured_), std::nullopt);
+    if (!put) return std::unexpected(put.error());
+    pending_since_.reset();
+    return fmt::format("{} is the synchronous standby: it alone may take over", *configured_);
+  }
+  // The configured standby is gone (or none was): take the most advanced streaming one.
+  const std::string* best = nullptr;
+  for (const auto& [name, progress] : streaming) {
+    if (best == nullptr || progress.flush > streaming[*best].flush) best = &name;
+  }
+  if (best != nullptr) {
+    if (auto ok = configure(*best); !ok) return std::unexpected(ok.error());
+    pending_since_.reset();
+    return fmt::format(
+        "made {} synchronous; it is named in the store once it has every "
+        "acknowledged commit",
+        *best);
+  }
+  if (!published.empty()) {
+    // First the store: from now on no standby may take over in this primary's place.
+    auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
+    if (!put) return std::unexpected(put.error());
+  }
+  if (!configured_->empty()) {
+    if (auto ok = configure(""); !ok) return std::unexpected(ok.error());
+    return std::string(
+        "no standby streams: writes go on without a synchronous standby, and "
+        "no standby may take over without --allow-data-loss");
+  }
+  return std::string();
+}
+
+}  // namespace tandem
