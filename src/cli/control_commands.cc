@@ -40,6 +40,10 @@ Status request_and_wait(Context& context, StoreAccess& access, const SwitchoverR
     return std::unexpected(put.error());
   }
   auto asked = context.clock.steady_now();
+  std::size_t history_before = 0;
+  if (auto snapshot = access.store->read(access.layout.prefix())) {
+    history_before = access.layout.history(*snapshot).size();
+  }
   std::string new_leader;
   bool done = poll_until(context.clock, std::chrono::seconds(30), milliseconds(10), [&] {
     auto snapshot = access.store->read(access.layout.prefix());
@@ -57,6 +61,11 @@ Status request_and_wait(Context& context, StoreAccess& access, const SwitchoverR
                 "withdrawn");
   }
   auto took = std::chrono::duration_cast<milliseconds>(context.clock.steady_now() - asked);
+  // The new leader records the change just after it accepts writes.
+  poll_until(context.clock, std::chrono::seconds(5), milliseconds(10), [&] {
+    auto snapshot = access.store->read(access.layout.prefix());
+    return snapshot && access.layout.history(*snapshot).size() > history_before;
+  });
   fmt::print("{} -> {}: {} accepts writes, {} ms after the request\n",
              old_leader.empty() ? "(no leader)" : old_leader, new_leader, new_leader, took.count());
   return {};
