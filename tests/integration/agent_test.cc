@@ -6,6 +6,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "dcs/cluster_layout.h"
+#include "dcs/sqlite_store.h"
 #include "local_cluster_fixture.h"
 #include "ops/local_agents.h"
 #include "pg/postmaster.h"
@@ -268,6 +270,42 @@ TEST_F(AgentTest, SynchronousModeLosesNoAcknowledgedWriteInAHostCrash) {
       << "acknowledged writes lost in synchronous mode";
   std::cout << "synchronous host crash: " << acknowledged.size() - present << " of "
             << acknowledged.size() << " acknowledged writes lost\n";
+}
+
+TEST_F(AgentTest, StandbyLaggingBeyondTheLimitIsNeverPromoted) {
+  up(1, [](ClusterConfig& config) { config.ha.maximum_lag_on_failover = 1 << 20; });
+  std::string primary = current_primary();
+  std::string standby = other_than(primary);
+  ASSERT_FALSE(primary.empty());
+  // Freeze the standby's WAL receiver: from now on it receives nothing.
+  std::string receiver = value(standby, "SELECT pid::text AS v FROM pg_stat_wal_receiver");
+  ASSERT_FALSE(receiver.empty());
+  ASSERT_EQ(kill(std::stoi(receiver), SIGSTOP), 0);
+  exec(primary,
+       "CREATE TABLE big AS SELECT g, repeat('x', 100) AS pad "
+       "FROM generate_series(1, 50000) g");
+  Lsn written = Lsn::parse(value(primary, "SELECT pg_current_wal_lsn()::text AS v")).value();
+  SystemClock clock;
+  auto store = SqliteStore::open(config_.store_file, clock);
+  ASSERT_TRUE(store);
+  ClusterLayout layout(config_.name);
+  ASSERT_TRUE(eventually([&] {
+    auto snapshot = (*store)->read(layout.prefix());
+    auto view = layout.view(*snapshot);
+    return view.last_leader_lsn && *view.last_leader_lsn >= written;
+  }));
+  tandem_ok({"local", "crash", primary});
+  bool promoted = eventually(
+      [&] { return value(standby, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true"; },
+      std::chrono::seconds(4));
+  EXPECT_FALSE(promoted);
+  EXPECT_NE(agent_log(standby).find("bytes behind the last primary position"), std::string::npos)
+      << agent_log(standby);
+  // The old primary, which has everything, comes back and leads again.
+  tandem_ok({"local", "start", primary});
+  EXPECT_TRUE(eventually([&] { return current_primary() == primary; }));
+  kill(std::stoi(receiver), SIGCONT);
+  EXPECT_TRUE(eventually([&] { return streams(primary, standby); }));
 }
 
 TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
