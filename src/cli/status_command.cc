@@ -82,6 +82,15 @@ void add_status_command(CLI::App& app, CliState& state) {
     fmt::print("{}", render_table({"NODE", "ADDRESS", "ROLE", "STATE", "TL", "SENT/WAL", "WRITE",
                                    "FLUSH", "REPLAY", "LAG", "LAG TIME", "SYNC", "LAST REPLAY"},
                                   rows));
+    if (report.agents) {
+      const AgentsReport& agents = *report.agents;
+      fmt::print("\nlease: {}{}{}; next primary if it fails: {}\n",
+                 agents.leader.empty() ? "nobody" : agents.leader, agents.paused ? " (paused)" : "",
+                 agents.synchronous_mode ? fmt::format(", synchronous standby: {}",
+                                                       agents.sync_standby.value_or("none"))
+                                         : "",
+                 agents.candidates.empty() ? "nobody" : agents.candidates.front());
+    }
     if (!report.slots.empty()) fmt::print("\n{}", render_slots(report));
     for (const std::string& warning : report.warnings) fmt::print("\nWARNING: {}", warning);
     if (!report.warnings.empty()) fmt::print("\n");

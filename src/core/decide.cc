@@ -270,6 +270,16 @@ std::vector<std::string> failover_candidates(const ClusterView& view, const HaCo
   return names;
 }
 
+std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config) {
+  TimelineId newest = newest_standby_timeline(view);
+  std::vector<std::string> reasons;
+  for (const auto& [name, member] : view.members) {
+    if (view.leader_is(name)) continue;
+    if (auto why = ineligible(view, member, newest, config)) reasons.push_back(*why);
+  }
+  return reasons;
+}
+
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
                 const HaConfig& config, TimePoint now) {
   if (!view) return without_store(node, config, now);

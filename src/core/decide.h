@@ -42,4 +42,7 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
 // by received WAL, then name.
 std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config);
 
+// For each member that is not a candidate (the leader aside), why not.
+std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config);
+
 }  // namespace tandem

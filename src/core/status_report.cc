@@ -89,12 +89,32 @@ void assess_slot(const SlotRow& slot, const ClusterConfig& config, WallTime now,
   }
 }
 
+void assess_agents(const ClusterReport& report, std::vector<std::string>& warnings) {
+  if (!report.agents) return;
+  const AgentsReport& agents = *report.agents;
+  if (agents.paused) {
+    warnings.push_back("paused: the agents take no automatic action (tandem resume)");
+  }
+  if (agents.leader.empty()) {
+    warnings.push_back("no agent holds the lease");
+  } else if (report.primary && *report.primary != agents.leader) {
+    warnings.push_back(
+        fmt::format("{} accepts writes but {} holds the lease", *report.primary, agents.leader));
+  }
+  if (!agents.leader.empty() && agents.candidates.empty()) {
+    std::string why;
+    for (const std::string& reason : agents.not_eligible) why += "; " + reason;
+    warnings.push_back(fmt::format("no standby may take over if {} fails{}", agents.leader, why));
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> assess(const ClusterReport& report, const ClusterConfig& config,
                                 WallTime now) {
   std::vector<std::string> warnings;
   assess_nodes(report, warnings);
+  assess_agents(report, warnings);
   for (const SlotRow& slot : report.slots) assess_slot(slot, config, now, warnings);
   return warnings;
 }

@@ -52,8 +52,19 @@ struct NodeReport {
   std::optional<std::int64_t> lag_bytes;      // primary's position minus this node's replay
 };
 
+// What the agents say in the store, when the cluster has agents.
+struct AgentsReport {
+  std::string leader;  // the lease holder, "" when none
+  bool paused = false;
+  bool synchronous_mode = false;
+  std::optional<std::string> sync_standby;
+  std::vector<std::string> candidates;  // who may take over, best first
+  std::vector<std::string> not_eligible;  // why the others may not
+};
+
 struct ClusterReport {
   std::vector<NodeReport> nodes;
+  std::optional<AgentsReport> agents;
   std::vector<SlotRow> slots;  // the primary's slots
   std::optional<std::string> primary;
   std::vector<std::string> warnings;

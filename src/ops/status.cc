@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+
+#include "core/decide.h"
+#include "dcs/cluster_layout.h"
+#include "dcs/sqlite_store.h"
 #include "ops/servers.h"
 #include "ops/state_file.h"
 
@@ -132,6 +137,26 @@ NodeReport read_node(Context& context, const NodeConfig& config_node, ClusterRep
   return node;
 }
 
+// The agents' view from the store; nullopt when the cluster has none (or no store yet).
+std::optional<AgentsReport> read_agents(Context& context) {
+  const ClusterConfig& config = context.config;
+  if (!config.ha.agents || !std::filesystem::exists(config.store_file)) return std::nullopt;
+  auto store = SqliteStore::open(config.store_file, context.clock);
+  if (!store) return std::nullopt;
+  ClusterLayout layout(config.name);
+  auto snapshot = (*store)->read(layout.prefix());
+  if (!snapshot) return std::nullopt;
+  ClusterView view = layout.view(*snapshot);
+  HaConfig ha{.maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
+              .synchronous_mode = config.ha.synchronous_mode};
+  return AgentsReport{.leader = view.leader ? view.leader->name : "",
+                      .paused = view.paused,
+                      .synchronous_mode = config.ha.synchronous_mode,
+                      .sync_standby = view.sync_standby,
+                      .candidates = failover_candidates(view, ha),
+                      .not_eligible = ineligibility_reasons(view, ha)};
+}
+
 }  // namespace
 
 ClusterReport collect_status(Context& context) {
@@ -152,6 +177,7 @@ ClusterReport collect_status(Context& context) {
       node.lag_bytes = primary->wal_lsn->bytes_after(*node.replay_lsn);
     }
   }
+  report.agents = read_agents(context);
   WallTime now = context.clock.wall_now();
   if (report.primary) {
     auto inactive =

@@ -62,7 +62,17 @@ nlohmann::json report_to_json(const ClusterReport& report) {
                      {"safe_wal_size", optional_json(slot.safe_wal_size, identity)},
                      {"inactive_since", time_json(slot.inactive_since)}});
   }
+  nlohmann::json agents = nullptr;
+  if (report.agents) {
+    agents = {{"leader", report.agents->leader},
+              {"paused", report.agents->paused},
+              {"synchronous_mode", report.agents->synchronous_mode},
+              {"sync_standby", optional_json(report.agents->sync_standby, identity)},
+              {"candidates", report.agents->candidates},
+              {"not_eligible", report.agents->not_eligible}};
+  }
   return {{"primary", optional_json(report.primary, identity)},
+          {"agents", agents},
           {"nodes", nodes},
           {"slots", slots},
           {"warnings", report.warnings}};

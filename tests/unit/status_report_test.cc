@@ -92,6 +92,22 @@ TEST(Assess, WarnsOfWhatMatters) {
   lagging.nodes[1].replication->state = "catchup";
   cases.push_back({"standby not streaming", lagging, "standby node2 is not streaming"});
 
+  ClusterReport paused = primary_with({});
+  paused.agents = AgentsReport{.leader = "node1", .paused = true, .candidates = {"node2"}};
+  cases.push_back({"paused", paused, "paused: the agents take no automatic action"});
+  ClusterReport nobody_eligible = primary_with({});
+  nobody_eligible.agents = AgentsReport{.leader = "node1",
+                                        .not_eligible = {"node2 is tagged nofailover"}};
+  cases.push_back({"no standby eligible", nobody_eligible,
+                   "no standby may take over if node1 fails; node2 is tagged nofailover"});
+  ClusterReport wrong_holder = primary_with({});
+  wrong_holder.agents = AgentsReport{.leader = "node2", .candidates = {"node3"}};
+  cases.push_back({"writable node without the lease", wrong_holder,
+                   "node1 accepts writes but node2 holds the lease"});
+  ClusterReport healthy_agents = primary_with({});
+  healthy_agents.agents = AgentsReport{.leader = "node1", .candidates = {"node2"}};
+  cases.push_back({"healthy agents", healthy_agents, nullptr});
+
   for (const Case& c : cases) {
     auto warnings = assess(c.report, config, now);
     if (c.expected == nullptr) {
