@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 #include <poll.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+
+#include <filesystem>
 
 #include "core/role_transitions.h"
 #include "ops/node_ops.h"
@@ -110,6 +113,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return acquire_lease();
     case Action::kTakeOver:
       if (auto ok = acquire_lease(); !ok) return ok;
+      fence_other_primaries();
       return promote(*view, node, decision.reason);
     case Action::kPromote:
       // The lease was handed over: confirm it is still this node's before writing.
@@ -221,6 +225,24 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
                             std::nullopt);
   if (!written) return std::unexpected(written.error());
   return {};
+}
+
+// The former primary's agent fences it when its lease runs out — unless that agent is frozen
+// (stopped, swapped out) while its PostgreSQL still serves. Nodes on this machine can be
+// fenced from here: any other postmaster that runs as a primary is shut down before this node
+// promotes. Nodes elsewhere rely on their own agent (and, with etcd, on more).
+void Agent::fence_other_primaries() {
+  for (const NodeConfig& other : config_.nodes) {
+    if (other.name == self_.name) continue;
+    auto pid = running_postmaster(other.data_dir);
+    if (!pid || std::filesystem::exists(other.data_dir + "/standby.signal")) continue;
+    kill(*pid, SIGQUIT);  // immediate shutdown: every backend is told to exit at once
+    bool gone =
+        poll_until(clock_, milliseconds(500), milliseconds(5), [&] { return kill(*pid, 0) != 0; });
+    if (!gone) kill(*pid, SIGKILL);
+    context_.report(
+        fmt::format("fenced {}: its PostgreSQL ran as a primary without the lease", other.name));
+  }
 }
 
 Status Agent::hand_over(const ClusterView& view, const std::string& target) {

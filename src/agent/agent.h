@@ -40,6 +40,7 @@ class Agent {
   Status acquire_lease();
   Status promote(const ClusterView& view, const NodeObservation& node, const std::string& reason);
   Status hand_over(const ClusterView& view, const std::string& target);
+  void fence_other_primaries();
   Status start_standby(const std::string& leader);
   void publish(const NodeObservation& node);
   void log_cycle(const Decision& decision, const Status& result);

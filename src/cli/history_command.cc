@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/table.h"
+#include "core/role_transitions.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/sqlite_store.h"
 
@@ -49,6 +50,8 @@ Status print_history(CliState& state, bool json) {
 }  // namespace
 
 void add_history_command(CLI::App& app, CliState& state) {
+  app.add_subcommand("transitions", "Print the agent's role transition table (Mermaid)")
+      ->callback([] { fmt::print("{}", transitions_diagram()); });
   auto* command = app.add_subcommand("history", "Every role change the agents made, and why");
   auto json = std::make_shared<bool>(false);
   command->add_flag("--json", *json, "Print JSON for scripts");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "core/cluster_view.h"
@@ -21,5 +22,8 @@ std::span<const RoleTransition> role_transitions();
 
 // The table's row for taking `action` from `from`, or nullptr: the executor refuses then.
 const RoleTransition* find_transition(PgState from, Action action);
+
+// The table as a Mermaid state diagram, for docs/transitions.md (`tandem transitions`).
+std::string transitions_diagram();
 
 }  // namespace tandem

@@ -33,11 +33,22 @@ bool runs_on(pid_t pid, const std::string& data_dir) {
 
 }  // namespace
 
+bool process_alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  // "pid (comm) state ...": comm may hold spaces, so read up to the last ')'.
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  std::size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return false;
+  char code = line[close + 2];
+  return code != 'Z' && code != 'X';
+}
+
 std::optional<pid_t> running_postmaster(const std::string& data_dir) {
   std::ifstream pid_file(data_dir + "/postmaster.pid");
   pid_t pid = 0;
   if (!(pid_file >> pid) || pid <= 0) return std::nullopt;
-  if (kill(pid, 0) != 0 && errno == ESRCH) return std::nullopt;
+  if (!process_alive(pid)) return std::nullopt;
   if (!runs_on(pid, data_dir)) return std::nullopt;
   return pid;
 }

@@ -8,6 +8,9 @@
 
 namespace tandem {
 
+// True while the process exists and is not a zombie (an exited child nobody has reaped).
+bool process_alive(pid_t pid);
+
 // The pid in the data directory's postmaster.pid if that process is alive, else nullopt.
 std::optional<pid_t> running_postmaster(const std::string& data_dir);
 

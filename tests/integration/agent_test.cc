@@ -217,6 +217,37 @@ TEST_F(AgentTest, KilledAgentFencesItsPostgresBeforeAnyPromotion) {
             << " ms before the promotion\n";
 }
 
+TEST_F(AgentTest, FrozenAgentsPrimaryIsFencedByTheNodeTakingOver) {
+  up(1);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  WriteProbe probe(direct_conninfo(primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto agent = running_agent(config_, node(primary));
+  ASSERT_TRUE(agent);
+  // Frozen, not dead: its PostgreSQL is not told anything and keeps serving.
+  auto frozen_at = WallClock::now();
+  ASSERT_EQ(kill(*agent, SIGSTOP), 0);
+  std::string standby = other_than(primary);
+  ASSERT_TRUE(eventually([&] { return current_primary() == standby; }));
+  probe.stop();
+  nlohmann::json entries;
+  ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
+  WallClock::time_point promoted_at{milliseconds(entries[1]["time_ms"].get<std::int64_t>())};
+  for (const WriteAttempt& attempt : probe.attempts()) {
+    if (attempt.acknowledged) {
+      EXPECT_LT(attempt.at, promoted_at) << attempt.sequence;
+    }
+  }
+  auto fenced = probe.first_failure_after(frozen_at);
+  ASSERT_TRUE(fenced);
+  EXPECT_LT(fenced->at, promoted_at);
+  EXPECT_NE(agent_log(standby).find("fenced " + primary), std::string::npos);
+  kill(*agent, SIGCONT);
+  EXPECT_TRUE(eventually([&] { return streams(standby, primary); }));
+}
+
 TEST_F(AgentTest, NofailoverStandbyIsNeverPromoted) {
   up(1, [](ClusterConfig& config) { config.nodes[1].nofailover = true; });
   ASSERT_EQ(current_primary(), "node1");

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "core/role_transitions.h"
 
 namespace tandem {
@@ -215,6 +218,14 @@ TEST(RoleTransitions, RefusesEdgesNotInTheTable) {
   const RoleTransition* promote = find_transition(PgState::kStandby, Action::kPromote);
   ASSERT_NE(promote, nullptr);
   EXPECT_EQ(promote->to, PgState::kPrimary);
+}
+
+TEST(RoleTransitions, TheDocsDiagramIsGeneratedFromTheTable) {
+  std::ifstream doc(std::string(TANDEM_SOURCE_DIR) + "/docs/transitions.md");
+  std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, transitions_diagram())
+      << "docs/transitions.md is stale: regenerate it with `tandem transitions > "
+         "docs/transitions.md`";
 }
 
 }  // namespace
