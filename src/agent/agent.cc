@@ -64,13 +64,7 @@ Decision Agent::cycle() {
   if (auto snapshot = store_.read(layout_.prefix())) {
     view = layout_.view(*snapshot);
     // This cycle's own facts beat the record published a cycle ago.
-    view->members[self_.name] = {.name = self_.name,
-                                 .state = node.state,
-                                 .timeline = node.timeline,
-                                 .received_lsn = node.received_lsn,
-                                 .replayed_lsn = node.replayed_lsn,
-                                 .upstream = node.upstream,
-                                 .nofailover = self_.nofailover};
+    view->members[self_.name] = member_record(node);
     if (view->leader) last_leader_ = view->leader->name;
     last_optime_ = view->last_leader_lsn;
   }
@@ -102,7 +96,17 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kStartStandby:
       return start_standby(decision.leader);
     case Action::kRenewLease: {
-      if (auto ok = renew_lease(*view, node); !ok) return ok;
+      if (auto ok = renew_lease(*view, node); !ok) {
+        // The one place the executor fences on its own: a failed renewal past the deadline
+        // leaves no cycle to wait for.
+        bool late = !lease_renewed_at_ || since(*lease_renewed_at_, clock_) >= ha_.renew_deadline;
+        if (late && node.state == PgState::kPrimary) {
+          lease_renewed_at_.reset();
+          (void)controller_.stop(self_, StopMode::kImmediate);
+          return fail_with_context(ok.error(), "renewal failed past the deadline; fenced");
+        }
+        return ok;
+      }
       if (!ha_.synchronous_mode || node.state != PgState::kPrimary) return {};
       auto changed = sync_.update(*view);
       if (!changed) return std::unexpected(changed.error());
@@ -264,15 +268,18 @@ Status Agent::start_standby(const std::string& leader) {
   return controller_.spawn(self_);
 }
 
+MemberRecord Agent::member_record(const NodeObservation& node) const {
+  return {.name = self_.name,
+          .state = node.state,
+          .timeline = node.timeline,
+          .received_lsn = node.received_lsn,
+          .replayed_lsn = node.replayed_lsn,
+          .upstream = node.upstream,
+          .nofailover = self_.nofailover};
+}
+
 void Agent::publish(const NodeObservation& node) {
-  MemberRecord record{.name = self_.name,
-                      .state = node.state,
-                      .timeline = node.timeline,
-                      .received_lsn = node.received_lsn,
-                      .replayed_lsn = node.replayed_lsn,
-                      .upstream = node.upstream,
-                      .nofailover = self_.nofailover};
-  std::string encoded = encode_member(record);
+  std::string encoded = encode_member(member_record(node));
   if (encoded == published_record_ && since(published_at_, clock_) < ha_.ttl / 3) return;
   if (store_.put(layout_.member(self_.name), encoded, ha_.ttl)) {
     published_record_ = encoded;

@@ -42,6 +42,7 @@ class Agent {
   Status hand_over(const ClusterView& view, const std::string& target);
   void fence_other_primaries();
   Status start_standby(const std::string& leader);
+  MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);
   void log_cycle(const Decision& decision, const Status& result);
   void wait_for_next_cycle(std::chrono::steady_clock::time_point cycle_start);

@@ -104,7 +104,15 @@ Decision switchover_target(const ClusterView& view, const HaConfig& config) {
 Decision running_primary(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config, TimePoint now) {
   if (view.leader_is(config.self)) {
-    if (auto fence = fence_if_late(node, config, now, "renewals are failing")) return *fence;
+    // The store answered: a compare-and-set now proves (or disproves) the lease, however long
+    // the last cycle took. The executor fences if that renewal fails past the deadline.
+    auto elapsed = since_renewal(node, now);
+    if (elapsed && *elapsed >= config.renew_deadline) {
+      return {Action::kRenewLease,
+              fmt::format("lease last renewed {} ms ago, past the {} ms deadline: renew it now "
+                          "or fence",
+                          ms(*elapsed), ms(config.renew_deadline))};
+    }
     if (view.switchover && view.switchover->from == config.self) {
       return switchover_target(view, config);
     }

@@ -103,17 +103,25 @@ Status local_up(Context& context, const std::string& config_path) {
   return {};
 }
 
+namespace {
+
+// The named node, or all of them in `order`.
+Result<std::vector<const NodeConfig*>> select_nodes(Context& context,
+                                                    const std::optional<std::string>& node_name,
+                                                    std::vector<const NodeConfig*> order) {
+  if (!node_name) return order;
+  auto node = context.config.node(*node_name);
+  if (!node) return std::unexpected(node.error());
+  return std::vector<const NodeConfig*>{*node};
+}
+
+}  // namespace
+
 Status local_start(Context& context, const std::string& config_path,
                    const std::optional<std::string>& node_name) {
-  std::vector<const NodeConfig*> nodes;
-  if (node_name) {
-    auto node = context.config.node(*node_name);
-    if (!node) return std::unexpected(node.error());
-    nodes.push_back(*node);
-  } else {
-    nodes = start_order(context.config);
-  }
-  for (const NodeConfig* node : nodes) {
+  auto nodes = select_nodes(context, node_name, start_order(context.config));
+  if (!nodes) return std::unexpected(nodes.error());
+  for (const NodeConfig* node : *nodes) {
     Status started = context.config.ha.agents ? start_agent(context, config_path, *node)
                                               : start_node(context, *node);
     if (!started) return started;
@@ -161,15 +169,12 @@ Status local_kill_postgres(Context& context, const std::string& node_name) {
 }
 
 Status local_stop(Context& context, const std::optional<std::string>& node_name, StopMode mode) {
-  std::vector<const NodeConfig*> nodes;
-  if (node_name) {
-    auto node = context.config.node(*node_name);
-    if (!node) return std::unexpected(node.error());
-    nodes.push_back(*node);
-  } else {
-    nodes = context.config.ha.agents ? agent_stop_order(context) : start_order(context.config);
-  }
-  for (const NodeConfig* node : nodes) {
+  auto nodes = select_nodes(context, node_name,
+                            node_name                  ? std::vector<const NodeConfig*>{}
+                            : context.config.ha.agents ? agent_stop_order(context)
+                                                       : start_order(context.config));
+  if (!nodes) return std::unexpected(nodes.error());
+  for (const NodeConfig* node : *nodes) {
     if (context.config.ha.agents) {
       if (mode == StopMode::kImmediate) {
         if (auto ok = crash_with_agent(context, *node); !ok) return ok;
