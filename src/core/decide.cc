@@ -185,7 +185,12 @@ Decision election(const ClusterView& view, const HaConfig& config) {
                             *why)};
       }
     }
-    return {Action::kTakeOver, "nobody leads and a failover to this node was requested"};
+    // The reason goes to the history: an operator's acceptance of data loss is on record.
+    return {Action::kTakeOver,
+            view.switchover->allow_data_loss
+                ? "nobody leads and a failover to this node was requested, data loss allowed by "
+                  "the operator"
+                : "nobody leads and a failover to this node was requested"};
   }
   if (config.nofailover) return {Action::kNone, "nobody leads, but this node is nofailover"};
   if (auto why = ineligible(view, self->second, newest_standby_timeline(view), config)) {

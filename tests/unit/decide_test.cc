@@ -115,7 +115,7 @@ TEST(Decide, EveryBranch) {
        Action::kNone, "--allow-data-loss"},
       {"forced failover to a lagging node, loss allowed",
        with_request(lagging_self, {.to = "node2", .force = true, .allow_data_loss = true}),
-       observed(PgState::kStandby), Action::kTakeOver, "failover to this node was requested"},
+       observed(PgState::kStandby), Action::kTakeOver, "data loss allowed by the operator"},
       {"store down, primary still in time", std::nullopt, observed(PgState::kPrimary),
        Action::kNone, "fencing at 600 ms"},
       {"store down, primary late", std::nullopt, late_primary, Action::kFence,

@@ -96,8 +96,8 @@ TEST(Assess, WarnsOfWhatMatters) {
   paused.agents = AgentsReport{.leader = "node1", .paused = true, .candidates = {"node2"}};
   cases.push_back({"paused", paused, "paused: the agents take no automatic action"});
   ClusterReport nobody_eligible = primary_with({});
-  nobody_eligible.agents = AgentsReport{.leader = "node1",
-                                        .not_eligible = {"node2 is tagged nofailover"}};
+  nobody_eligible.agents =
+      AgentsReport{.leader = "node1", .not_eligible = {"node2 is tagged nofailover"}};
   cases.push_back({"no standby eligible", nobody_eligible,
                    "no standby may take over if node1 fails; node2 is tagged nofailover"});
   ClusterReport wrong_holder = primary_with({});

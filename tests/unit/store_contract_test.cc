@@ -85,7 +85,8 @@ TEST_P(StoreContract, CompareAndSetOnTheRevisionOnly) {
   auto absent = store_->compare_and_set("/c/none", "x", 1, std::nullopt);
   ASSERT_FALSE(absent);
   EXPECT_EQ(absent.error().code, ErrorCode::kConflict);
-  const StoredValue* value = store_->read("/c/").value().find("/c/k");
+  StoreSnapshot snapshot = store_->read("/c/").value();
+  const StoredValue* value = snapshot.find("/c/k");
   ASSERT_NE(value, nullptr);
   EXPECT_EQ(value->value, "b");
   EXPECT_EQ(value->create_revision, created);
