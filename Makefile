@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration demo asan clean format
+.PHONY: all deps build test unit integration demo bench bench-smoke asan clean format
 
 all: build
 
@@ -26,6 +26,14 @@ integration: build
 # The walk-through of shared/SCENARIO.md as a guided tour on a local 3-node cluster.
 demo: build
 	@scripts/demo $(BUILD_DIR)/tandem
+
+# The benchmarks: K trials of each scenario on local clusters; results in bench/results/.
+bench: build
+	@$(BUILD_DIR)/bench/tandem-bench --tandem $(BUILD_DIR)/tandem --trials $(or $(TRIALS),5) --out bench/results
+
+# One short trial of each scenario, to keep the benchmark working (CI runs it).
+bench-smoke: build
+	@$(BUILD_DIR)/bench/tandem-bench --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/bench-smoke
 
 # Every test, with tandem built under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps

@@ -12,11 +12,13 @@
 #include "ops/local_agents.h"
 #include "pg/postmaster.h"
 #include "proc/os_user.h"
-#include "write_probe.h"
+#include "bench/write_probe.h"
 
 namespace tandem::testing {
 namespace {
 
+using bench::WriteAttempt;
+using bench::WriteProbe;
 using std::chrono::milliseconds;
 using WallClock = std::chrono::system_clock;
 
@@ -76,17 +78,10 @@ class AgentTest : public LocalClusterTest {
     }
     return "";
   }
-  long rows_in_probe(const std::string& name, const std::set<long>& sequences) {
-    long found = 0;
-    auto connection = try_sql(name);
-    if (!connection) return -1;
-    auto rows = connection->query("SELECT seq FROM probe");
-    if (!rows) return -1;
-    std::set<long> present;
-    for (std::size_t row = 0; row < rows->size(); ++row)
-      present.insert(std::stol(rows->text(row, "seq")));
-    for (long sequence : sequences) found += present.contains(sequence);
-    return found;
+  long rows_in_probe(const std::string& name, const WriteProbe& probe) {
+    auto missing = probe.missing_on(direct_conninfo(name));
+    if (!missing) return -1;
+    return static_cast<long>(probe.acknowledged().size() - missing->size());
   }
 };
 
@@ -150,7 +145,7 @@ TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
       << agent_log(old_primary);
   probe.stop();
   std::set<long> acknowledged = probe.acknowledged();
-  long present = rows_in_probe(new_primary, acknowledged);
+  long present = rows_in_probe(new_primary, probe);
   nlohmann::json entries;
   ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
   EXPECT_EQ(entries[1]["from"], old_primary);
@@ -298,7 +293,7 @@ TEST_F(AgentTest, SynchronousModeLosesNoAcknowledgedWriteInAHostCrash) {
   ASSERT_TRUE(eventually([&] { return probe.first_success_after(after).has_value(); }));
   probe.stop();
   std::set<long> acknowledged = probe.acknowledged();
-  long present = rows_in_probe(new_primary, acknowledged);
+  long present = rows_in_probe(new_primary, probe);
   EXPECT_EQ(present, static_cast<long>(acknowledged.size()))
       << "acknowledged writes lost in synchronous mode";
   std::cout << "synchronous host crash: " << acknowledged.size() - present << " of "
@@ -359,7 +354,7 @@ TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
   ASSERT_TRUE(eventually([&] { return probe.first_success_after(after_switch).has_value(); }));
   probe.stop();
   std::set<long> acknowledged = probe.acknowledged();
-  EXPECT_EQ(rows_in_probe(target, acknowledged), static_cast<long>(acknowledged.size()));
+  EXPECT_EQ(rows_in_probe(target, probe), static_cast<long>(acknowledged.size()));
   EXPECT_EQ(agent_log(old_primary).find("pg_rewind"), std::string::npos);
   EXPECT_NE(agent_log(old_primary).find("before the primary switched away"), std::string::npos);
   nlohmann::json entries;

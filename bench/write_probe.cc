@@ -4,7 +4,7 @@
 
 #include "pg/connection.h"
 
-namespace tandem::testing {
+namespace tandem::bench {
 
 WriteProbe::WriteProbe(std::string conninfo, std::chrono::milliseconds interval)
     : conninfo_(std::move(conninfo)), interval_(interval) {
@@ -29,7 +29,7 @@ void WriteProbe::run() {
   while (!stopping_.load()) {
     auto next = std::chrono::steady_clock::now() + interval_;
     ++sequence;
-    WriteAttempt attempt{std::chrono::system_clock::now(), sequence, false, ""};
+    WriteAttempt attempt{std::chrono::system_clock::now(), sequence, false, "", ""};
     if (!connection) {
       auto opened = Connection::open(conninfo_);
       if (opened) {
@@ -39,9 +39,11 @@ void WriteProbe::run() {
       }
     }
     if (connection) {
-      auto inserted =
-          connection->query("INSERT INTO probe VALUES ($1)", {std::to_string(sequence)});
+      auto inserted = connection->query(
+          "INSERT INTO probe VALUES ($1) RETURNING current_setting('port') AS port",
+          {std::to_string(sequence)});
       attempt.acknowledged = inserted.has_value();
+      if (inserted) attempt.server_port = inserted->text(0, "port");
       if (!inserted) {
         attempt.error = inserted.error().message;
         connection.reset();
@@ -68,6 +70,22 @@ std::set<long> WriteProbe::acknowledged() const {
   return sequences;
 }
 
+std::optional<std::set<long>> WriteProbe::missing_on(const std::string& conninfo) const {
+  auto connection = Connection::open(conninfo);
+  if (!connection) return std::nullopt;
+  auto rows = connection->query("SELECT seq FROM probe");
+  if (!rows) return std::nullopt;
+  std::set<long> present;
+  for (std::size_t row = 0; row < rows->size(); ++row) {
+    present.insert(std::stol(rows->text(row, "seq")));
+  }
+  std::set<long> missing;
+  for (long sequence : acknowledged()) {
+    if (!present.contains(sequence)) missing.insert(sequence);
+  }
+  return missing;
+}
+
 std::optional<WriteAttempt> WriteProbe::first_failure_after(
     std::chrono::system_clock::time_point since) const {
   for (const WriteAttempt& attempt : attempts()) {
@@ -84,4 +102,4 @@ std::optional<WriteAttempt> WriteProbe::first_success_after(
   return std::nullopt;
 }
 
-}  // namespace tandem::testing
+}  // namespace tandem::bench

@@ -1,6 +1,6 @@
-// A write load for tests: one INSERT per interval through a libpq connection string, recording
-// every attempt, so a test can tell when writes stopped, when they came back, and which
-// acknowledged ones were lost.
+// A write probe, for the benchmarks and the tests: one INSERT per interval through a libpq
+// connection string, recording every attempt, so a test can tell when writes stopped, when they
+// came back, and which acknowledged ones were lost.
 #pragma once
 
 #include <atomic>
@@ -12,13 +12,14 @@
 #include <thread>
 #include <vector>
 
-namespace tandem::testing {
+namespace tandem::bench {
 
 struct WriteAttempt {
   std::chrono::system_clock::time_point at;
   long sequence;
   bool acknowledged;
   std::string error;
+  std::string server_port;  // the server that acknowledged it
 };
 
 class WriteProbe {
@@ -32,6 +33,9 @@ class WriteProbe {
 
   std::vector<WriteAttempt> attempts() const;
   std::set<long> acknowledged() const;
+  // Acknowledged sequence numbers absent from the probe table at `conninfo` (the final
+  // primary): acknowledged writes the cluster lost. nullopt when it cannot be read.
+  std::optional<std::set<long>> missing_on(const std::string& conninfo) const;
   // The first failed attempt at or after `since`, and the first acknowledged one after that.
   std::optional<WriteAttempt> first_failure_after(
       std::chrono::system_clock::time_point since) const;
@@ -49,4 +53,4 @@ class WriteProbe {
   std::vector<WriteAttempt> attempts_;
 };
 
-}  // namespace tandem::testing
+}  // namespace tandem::bench

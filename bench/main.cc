@@ -1,0 +1,134 @@
+// tandem-bench: how long writes stop and what is lost, measured on local clusters.
+// Usage: tandem-bench [--tandem PATH] [--trials K] [--out DIR] [--smoke]
+//                     [--idle-seconds S] [--sizes 100,1024]
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "bench/report.h"
+#include "bench/scenarios.h"
+#include "common/log.h"
+#include "proc/detached.h"
+
+namespace {
+
+using namespace tandem;
+using namespace tandem::bench;
+
+struct Arguments {
+  BenchOptions options;
+  int trials = 5;
+  std::string out = "bench/results";
+  bool smoke = false;
+};
+
+Result<Arguments> parse(int argc, char** argv) {
+  Arguments arguments;
+  arguments.options.tandem_binary =
+      (std::filesystem::path(own_executable()).parent_path().parent_path() / "tandem").string();
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (flag == "--tandem") {
+      arguments.options.tandem_binary = next();
+    } else if (flag == "--trials") {
+      arguments.trials = std::max(1, std::atoi(next().c_str()));
+    } else if (flag == "--out") {
+      arguments.out = next();
+    } else if (flag == "--smoke") {
+      arguments.smoke = true;
+    } else if (flag == "--idle-seconds") {
+      arguments.options.idle_for = std::chrono::seconds(std::atoi(next().c_str()));
+    } else if (flag == "--sizes") {
+      arguments.options.sizes_mb.clear();
+      std::string list = next();
+      for (std::size_t start = 0; start < list.size();) {
+        std::size_t comma = list.find(',', start);
+        arguments.options.sizes_mb.push_back(std::atoi(list.substr(start, comma - start).c_str()));
+        start = comma == std::string::npos ? list.size() : comma + 1;
+      }
+    } else {
+      return fail(ErrorCode::kInvalidArgument, "unknown argument " + flag);
+    }
+  }
+  arguments.options.tandem_binary =
+      std::filesystem::absolute(arguments.options.tandem_binary).string();
+  if (arguments.smoke) {
+    // One short trial of everything, to keep the benchmark working in CI.
+    arguments.trials = 1;
+    arguments.options.idle_for = std::chrono::seconds(3);
+    arguments.options.sizes_mb = {16};
+  }
+  return arguments;
+}
+
+template <typename Run>
+void trial(const std::string& what, Run run, std::vector<Sample>& samples, int& failures) {
+  fmt::print("  {} ... ", what);
+  std::fflush(stdout);
+  auto result = run();
+  if (!result) {
+    fmt::print("FAILED: {}\n", result.error().message);
+    ++failures;
+    return;
+  }
+  for (const Sample& sample : *result) {
+    fmt::print(
+        "{}: {:.3f}{} ", sample.scenario, sample.seconds,
+        sample.lost ? fmt::format(" ({} of {} lost)", *sample.lost, sample.acknowledged) : "");
+    samples.push_back(sample);
+  }
+  fmt::print("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  init_logging(false);
+  auto arguments = parse(argc, argv);
+  if (!arguments) {
+    fmt::print(stderr, "tandem-bench: {}\n", arguments.error().message);
+    return 2;
+  }
+  const BenchOptions& options = arguments->options;
+  std::vector<Sample> samples;
+  FailoverTimeline timeline;
+  int failures = 0;
+  for (int k = 1; k <= arguments->trials; ++k) {
+    fmt::print("trial {} of {}\n", k, arguments->trials);
+    trial(
+        "host crash", [&] { return host_crash(options, false, k == 1 ? &timeline : nullptr); },
+        samples, failures);
+    trial(
+        "host crash, synchronous", [&] { return host_crash(options, true, nullptr); }, samples,
+        failures);
+    trial(
+        "postmaster crash", [&] { return postmaster_crash(options); }, samples, failures);
+    trial(
+        "switchover", [&] { return switchover(options); }, samples, failures);
+  }
+  trial(
+      "idle agents", [&] { return idle_agents(options); }, samples, failures);
+  for (int size : options.sizes_mb) {
+    trial(
+        fmt::format("clone {} MB", size), [&] { return clone_time(options, size); }, samples,
+        failures);
+    trial(
+        fmt::format("rejoin {} MB", size), [&] { return rejoin_time(options, size); }, samples,
+        failures);
+  }
+  std::vector<Summary> summaries = summarize(samples);
+  std::string machine = describe_machine();
+  std::string command = arguments->smoke ? "make bench-smoke" : "make bench";
+  std::filesystem::create_directories(arguments->out);
+  std::ofstream(arguments->out + "/latest.json") << to_json(summaries, machine, command);
+  std::string markdown = to_markdown(summaries, machine, command);
+  std::ofstream(arguments->out + "/latest.md") << markdown;
+  if (!timeline.attempts.empty()) {
+    std::ofstream(arguments->out + "/failover.svg") << failover_svg(timeline);
+  }
+  fmt::print("\n{}\nwritten to {}/latest.json, latest.md, failover.svg\n", markdown,
+             arguments->out);
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,196 @@
+#include "bench/report.h"
+
+#include <fmt/format.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace tandem::bench {
+namespace {
+
+// The targets of issue 5 and the figures measured for the other tools on this kind of machine.
+struct Reference {
+  std::string target;
+  std::string others;
+};
+
+const std::map<std::string, Reference>& references() {
+  static const std::map<std::string, Reference> table = {
+      {"host crash, asynchronous: writes stopped (s)",
+       {"<= 1.5 s median",
+        "Patroni 23.6 s (5.2 s at ttl 5); repmgr 50.7 s (1.0 s unfenced); "
+        "pg_auto_failover 52.3 s (3.1 s)"}},
+      {"host crash, synchronous: writes stopped (s)", {"0 acknowledged writes lost", ""}},
+      {"postmaster crash: writes stopped (s)",
+       {"<= 1 s", "Patroni 7.96 s; pg_auto_failover 5.0 s; repmgr 51 s"}},
+      {"switchover: write gap (s)",
+       {"<= 0.5 s, 0 lost", "Patroni 1.34 s; repmgr 1.22 s; pg_auto_failover 1.96 s"}},
+      {"old primary streaming after its agent starts (s)",
+       {"<= 1 s", "Patroni 11.8 s; pg_auto_failover 0.75 s"}},
+      {"agent RSS, idle (MiB)",
+       {"<= 6 MiB", "Patroni 61 MB; pg_auto_failover 29 MB; repmgrd 4.1 MB"}},
+      {"agent CPU, idle (% of a core)", {"<= 0.1 %", ""}},
+  };
+  return table;
+}
+
+std::string target_of(const std::string& scenario) {
+  auto it = references().find(scenario);
+  if (it != references().end()) return it->second.target;
+  if (scenario.find("tandem / bare") != std::string::npos) return "<= 1.1";
+  if (scenario.find("rewind / reclone") != std::string::npos) return "<= 0.1 at 1 GB";
+  return "";
+}
+
+std::string others_of(const std::string& scenario) {
+  auto it = references().find(scenario);
+  return it == references().end() ? "" : it->second.others;
+}
+
+std::string number(double value) { return fmt::format("{:.3f}", value); }
+
+}  // namespace
+
+std::vector<Summary> summarize(const std::vector<Sample>& samples) {
+  std::vector<Summary> summaries;
+  for (const Sample& sample : samples) {
+    auto it = std::find_if(summaries.begin(), summaries.end(),
+                           [&](const Summary& s) { return s.scenario == sample.scenario; });
+    if (it == summaries.end()) {
+      summaries.push_back({sample.scenario});
+      it = summaries.end() - 1;
+    }
+    it->values.push_back(sample.seconds);
+    if (sample.lost) it->lost.push_back(*sample.lost);
+  }
+  for (Summary& summary : summaries) {
+    std::vector<double> sorted = summary.values;
+    std::sort(sorted.begin(), sorted.end());
+    std::size_t n = sorted.size();
+    summary.median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    summary.min = sorted.front();
+    summary.max = sorted.back();
+  }
+  return summaries;
+}
+
+std::string describe_machine() {
+  std::string cpu = "unknown CPU";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);) {
+    if (line.starts_with("model name")) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  utsname name{};
+  uname(&name);
+  long memory_gib = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE) >> 30;
+  return fmt::format("{} cores ({}), {} GiB, Linux {}", sysconf(_SC_NPROCESSORS_ONLN), cpu,
+                     memory_gib, name.release);
+}
+
+std::string to_json(const std::vector<Summary>& summaries, const std::string& machine,
+                    const std::string& command) {
+  nlohmann::json scenarios = nlohmann::json::array();
+  for (const Summary& summary : summaries) {
+    scenarios.push_back({{"scenario", summary.scenario},
+                         {"trials", summary.values.size()},
+                         {"median", summary.median},
+                         {"min", summary.min},
+                         {"max", summary.max},
+                         {"values", summary.values},
+                         {"lost_writes", summary.lost},
+                         {"target", target_of(summary.scenario)},
+                         {"others", others_of(summary.scenario)}});
+  }
+  return nlohmann::json{{"machine", machine}, {"command", command}, {"scenarios", scenarios}}.dump(
+             2) +
+         "\n";
+}
+
+std::string to_markdown(const std::vector<Summary>& summaries, const std::string& machine,
+                        const std::string& command) {
+  std::string table = fmt::format(
+      "Measured on {} with `{}`.\n\n"
+      "| scenario | median | min | max | trials | acknowledged writes lost | target | others, "
+      "same method |\n|---|---|---|---|---|---|---|---|\n",
+      machine, command);
+  for (const Summary& summary : summaries) {
+    std::string lost = "-";
+    if (!summary.lost.empty()) {
+      long total = 0;
+      for (long each : summary.lost) total += each;
+      lost = fmt::format("{} in all", total);
+    }
+    table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", summary.scenario,
+                         number(summary.median), number(summary.min), number(summary.max),
+                         summary.values.size(), lost, target_of(summary.scenario),
+                         others_of(summary.scenario));
+  }
+  return table;
+}
+
+std::string failover_svg(const FailoverTimeline& timeline) {
+  using std::chrono::milliseconds;
+  auto start = timeline.killed_at - milliseconds(1000);
+  auto end = std::max(timeline.first_new_write_at, timeline.promoted_at) + milliseconds(1000);
+  long bins =
+      std::max<long>(1, std::chrono::duration_cast<milliseconds>(end - start).count() / 100);
+  std::vector<int> acknowledged(bins, 0);
+  for (const WriteAttempt& attempt : timeline.attempts) {
+    long bin = std::chrono::duration_cast<milliseconds>(attempt.at - start).count() / 100;
+    if (attempt.acknowledged && bin >= 0 && bin < bins) ++acknowledged[bin];
+  }
+  const int width = 800, height = 300, left = 50, bottom = 250, top = 40;
+  double bar = static_cast<double>(width - left - 20) / bins;
+  int peak = std::max(1, *std::max_element(acknowledged.begin(), acknowledged.end()));
+  auto x_of = [&](std::chrono::system_clock::time_point at) {
+    return left + bar * std::chrono::duration<double>(at - start).count() * 10.0;
+  };
+  std::string svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      "<text x=\"{}\" y=\"20\" font-size=\"14\">One host crash: acknowledged writes per 100 ms "
+      "(probe every 20 ms)</text>\n",
+      width, height, left);
+  for (long bin = 0; bin < bins; ++bin) {
+    double h = static_cast<double>(bottom - top) * acknowledged[bin] / peak;
+    svg += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+        "fill=\"#4c78a8\"/>\n",
+        left + bar * bin, bottom - h, std::max(1.0, bar - 1), h);
+  }
+  svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", left,
+                     bottom, width - 20, bottom);
+  for (long second = 0; second * 10 <= bins; ++second) {
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\">{}s</text>\n", left + bar * second * 10 - 5,
+                       bottom + 15, second - 1);
+  }
+  struct Marker {
+    std::chrono::system_clock::time_point at;
+    const char* color;
+    const char* label;
+  };
+  int row = 0;
+  for (const Marker& marker :
+       {Marker{timeline.killed_at, "#d62728", "kill"},
+        Marker{timeline.promoted_at, "#2ca02c", "promotion"},
+        Marker{timeline.first_new_write_at, "#9467bd", "first write on the new primary"}}) {
+    double x = x_of(marker.at);
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"{3}\" "
+        "stroke-width=\"2\"/>\n<text x=\"{4:.1f}\" y=\"{5}\" fill=\"{3}\">{6}</text>\n",
+        x, top - 5, bottom, marker.color, x + 4, top + 12 + 14 * row++, marker.label);
+  }
+  svg += fmt::format("<text x=\"{}\" y=\"{}\">time from 1 s before the kill</text>\n</svg>\n", left,
+                     bottom + 35);
+  return svg;
+}
+
+}  // namespace tandem::bench

@@ -1,0 +1,29 @@
+// The benchmark's outputs: a JSON file, a Markdown table, and an SVG chart of one failover.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bench/scenarios.h"
+
+namespace tandem::bench {
+
+struct Summary {
+  std::string scenario;
+  std::vector<double> values;
+  std::vector<long> lost;  // per trial, where counted
+  double median = 0, min = 0, max = 0;
+};
+
+std::vector<Summary> summarize(const std::vector<Sample>& samples);
+
+// What this machine is, for the reader of the figures.
+std::string describe_machine();
+
+std::string to_json(const std::vector<Summary>& summaries, const std::string& machine,
+                    const std::string& command);
+std::string to_markdown(const std::vector<Summary>& summaries, const std::string& machine,
+                        const std::string& command);
+std::string failover_svg(const FailoverTimeline& timeline);
+
+}  // namespace tandem::bench
