@@ -13,6 +13,7 @@
 #include "bench/bench_cluster.h"
 #include "ops/local_agents.h"
 #include "pg/pg_binaries.h"
+#include "proc/os_user.h"
 #include "proc/process_runner.h"
 
 namespace tandem::bench {
@@ -255,6 +256,9 @@ Result<std::vector<Sample>> clone_time(const BenchOptions& options, int size_mb)
   auto binaries = find_pg_binaries(cluster.config().pg_bin, runner);
   if (!binaries) return std::unexpected(binaries.error());
   std::string target = cluster.dir() + "/bare-basebackup";
+  auto os_user = lookup_os_user(cluster.config().os_user);
+  if (!os_user) return std::unexpected(os_user.error());
+  if (auto ok = ensure_owned_dir(target, *os_user, 0700); !ok) return std::unexpected(ok.error());
   auto bare = timed([&]() -> Status {
     auto result = runner.run(
         {.program = binaries->path("pg_basebackup"),
