@@ -65,7 +65,10 @@ std::vector<Summary> summarize(const std::vector<Sample>& samples) {
       it = summaries.end() - 1;
     }
     it->values.push_back(sample.seconds);
-    if (sample.lost) it->lost.push_back(*sample.lost);
+    if (sample.lost) {
+      it->lost.push_back(*sample.lost);
+      it->acknowledged.push_back(sample.acknowledged);
+    }
   }
   for (Summary& summary : summaries) {
     std::vector<double> sorted = summary.values;
@@ -105,6 +108,7 @@ std::string to_json(const std::vector<Summary>& summaries, const std::string& ma
                          {"max", summary.max},
                          {"values", summary.values},
                          {"lost_writes", summary.lost},
+                         {"acknowledged_writes", summary.acknowledged},
                          {"target", target_of(summary.scenario)},
                          {"others", others_of(summary.scenario)}});
   }
@@ -123,9 +127,10 @@ std::string to_markdown(const std::vector<Summary>& summaries, const std::string
   for (const Summary& summary : summaries) {
     std::string lost = "-";
     if (!summary.lost.empty()) {
-      long total = 0;
+      long total = 0, acknowledged = 0;
       for (long each : summary.lost) total += each;
-      lost = fmt::format("{} in all", total);
+      for (long each : summary.acknowledged) acknowledged += each;
+      lost = fmt::format("{} of {}", total, acknowledged);
     }
     table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", summary.scenario,
                          number(summary.median), number(summary.min), number(summary.max),

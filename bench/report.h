@@ -11,7 +11,8 @@ namespace tandem::bench {
 struct Summary {
   std::string scenario;
   std::vector<double> values;
-  std::vector<long> lost;  // per trial, where counted
+  std::vector<long> lost;          // per trial, where counted
+  std::vector<long> acknowledged;  // per trial, alongside lost
   double median = 0, min = 0, max = 0;
 };
 
