@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "bench/write_probe.h"
 #include "ops/local_cluster.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"
@@ -78,25 +79,11 @@ Status BenchCluster::tandem_ok(const std::vector<std::string>& args) const {
 }
 
 std::string BenchCluster::conninfo(const std::string& node) const {
-  return make_conninfo({{"host", config_.socket_dir},
-                        {"port", std::to_string(config_.find_node(node)->port)},
-                        {"user", config_.superuser},
-                        {"dbname", "test_app"},
-                        {"connect_timeout", "1"}});
+  return node_conninfo(config_, node);
 }
 
 std::string BenchCluster::any_primary_conninfo() const {
-  std::string hosts, ports;
-  for (const NodeConfig& node : config_.nodes) {
-    hosts += (hosts.empty() ? "" : ",") + config_.socket_dir;
-    ports += (ports.empty() ? "" : ",") + std::to_string(node.port);
-  }
-  return make_conninfo({{"host", hosts},
-                        {"port", ports},
-                        {"user", config_.superuser},
-                        {"dbname", "test_app"},
-                        {"target_session_attrs", "read-write"},
-                        {"connect_timeout", "1"}});
+  return bench::any_primary_conninfo(config_);
 }
 
 Result<Connection> BenchCluster::sql(const std::string& node, const std::string& database) const {

@@ -58,7 +58,7 @@ struct AgentsReport {
   bool paused = false;
   bool synchronous_mode = false;
   std::optional<std::string> sync_standby;
-  std::vector<std::string> candidates;  // who may take over, best first
+  std::vector<std::string> candidates;    // who may take over, best first
   std::vector<std::string> not_eligible;  // why the others may not
 };
 

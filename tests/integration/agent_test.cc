@@ -6,17 +6,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/write_probe.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/sqlite_store.h"
 #include "local_cluster_fixture.h"
 #include "ops/local_agents.h"
 #include "pg/postmaster.h"
 #include "proc/os_user.h"
-#include "bench/write_probe.h"
 
 namespace tandem::testing {
 namespace {
 
+using bench::node_conninfo;
 using bench::WriteAttempt;
 using bench::WriteProbe;
 using std::chrono::milliseconds;
@@ -51,27 +52,8 @@ class AgentTest : public LocalClusterTest {
     return read_file(config_.log_dir + "/" + name + ".agent.log").value_or("");
   }
   nlohmann::json history() { return nlohmann::json::parse(tandem_ok({"history", "--json"})); }
-  // Every node through one connection string that finds the writable one, as clients do.
-  std::string any_primary_conninfo() {
-    std::string hosts, ports;
-    for (const NodeConfig& each : config_.nodes) {
-      hosts += (hosts.empty() ? "" : ",") + config_.socket_dir;
-      ports += (ports.empty() ? "" : ",") + std::to_string(each.port);
-    }
-    return make_conninfo({{"host", hosts},
-                          {"port", ports},
-                          {"user", config_.superuser},
-                          {"dbname", "test_app"},
-                          {"target_session_attrs", "read-write"},
-                          {"connect_timeout", "1"}});
-  }
-  std::string direct_conninfo(const std::string& name) {
-    return make_conninfo({{"host", config_.socket_dir},
-                          {"port", std::to_string(node(name).port)},
-                          {"user", config_.superuser},
-                          {"dbname", "test_app"},
-                          {"connect_timeout", "1"}});
-  }
+  std::string any_primary_conninfo() { return bench::any_primary_conninfo(config_); }
+  std::string direct_conninfo(const std::string& name) { return node_conninfo(config_, name); }
   std::string other_than(const std::string& a, const std::string& b = "") {
     for (const NodeConfig& each : config_.nodes) {
       if (each.name != a && each.name != b) return each.name;
