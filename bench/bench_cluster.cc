@@ -5,31 +5,14 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <thread>
 
-#include "bench/write_probe.h"
+#include "bench/local_queries.h"
 #include "ops/local_cluster.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"
 
 namespace tandem::bench {
-namespace {
-
-int free_ports(int count) {
-  std::mt19937 random(std::random_device{}());
-  std::uniform_int_distribution<int> pick(20000, 60000);
-  while (true) {
-    int base = pick(random);
-    bool free = true;
-    for (int port = base; port < base + count && free; ++port) {
-      free = !port_in_use("127.0.0.1", port);
-    }
-    if (free) return base;
-  }
-}
-
-}  // namespace
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -47,8 +30,9 @@ BenchCluster::BenchCluster(std::string tandem_binary, int standbys,
   dir_ = mkdtemp(pattern);
   chmod(dir_.c_str(), 0755);
   config_path_ = dir_ + "/tandem.yaml";
-  config_ =
-      local_config({.dir = dir_, .standbys = standbys, .base_port = free_ports(standbys + 1)});
+  config_ = local_config({.dir = dir_,
+                          .standbys = standbys,
+                          .base_port = find_free_ports("127.0.0.1", standbys + 1).value_or(0)});
   if (adjust) adjust(config_);
   std::ofstream(config_path_) << render_config(config_);
 }
@@ -96,31 +80,17 @@ Result<Connection> BenchCluster::sql(const std::string& node, const std::string&
 
 std::optional<std::string> BenchCluster::value(const std::string& node,
                                                const std::string& query) const {
-  auto connection = sql(node);
-  if (!connection) return std::nullopt;
-  auto rows = connection->query(query);
-  if (!rows || rows->empty()) return std::nullopt;
-  return rows->get(0, "v");
+  return query_value(config_, node, query);
 }
 
 void BenchCluster::exec(const std::string& node, const std::string& statements) const {
   if (auto connection = sql(node)) (void)connection->execute(statements);
 }
 
-std::string BenchCluster::current_primary() const {
-  std::string primary;
-  for (const NodeConfig& node : config_.nodes) {
-    if (value(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
-      if (!primary.empty()) return "";
-      primary = node.name;
-    }
-  }
-  return primary;
-}
+std::string BenchCluster::current_primary() const { return writable_node(config_); }
 
 bool BenchCluster::streams(const std::string& primary, const std::string& standby) const {
-  return value(primary, "SELECT state AS v FROM pg_stat_replication WHERE application_name = '" +
-                            standby + "'") == "streaming";
+  return bench::streams(config_, primary, standby);
 }
 
 std::string BenchCluster::other_than(const std::string& a, const std::string& b) const {

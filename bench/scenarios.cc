@@ -62,6 +62,28 @@ std::optional<long> lost_writes(const WriteProbe& probe, const BenchCluster& clu
   return static_cast<long>(missing->size());
 }
 
+struct Outage {
+  WallClock::time_point killed_at;
+  WriteAttempt resumed;
+};
+
+// Starts the probe, runs `kill` (a tandem command) at a random point of the agent's cycle after
+// a second of writes, and waits until writes resume.
+Result<Outage> outage_after(const BenchCluster& cluster, WriteProbe& probe,
+                            const std::vector<std::string>& kill) {
+  probe.start();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  random_cycle_offset(cluster.config().ha.loop_interval);
+  auto killed_at = WallClock::now();
+  if (auto ok = cluster.tandem_ok(kill); !ok) return std::unexpected(ok.error());
+  std::optional<WriteAttempt> resumed;
+  if (!wait_for([&] { return (resumed = resumed_after(probe, killed_at)).has_value(); },
+                std::chrono::seconds(60))) {
+    return failed(fmt::format("writes did not resume after `tandem {}`", fmt::join(kill, " ")));
+  }
+  return Outage{killed_at, *resumed};
+}
+
 }  // namespace
 
 Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchronous,
@@ -81,18 +103,10 @@ Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchro
     return failed("no synchronous standby appeared");
   }
   WriteProbe probe(cluster.any_primary_conninfo(), milliseconds(20));
-  probe.start();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  random_cycle_offset(cluster.config().ha.loop_interval);
-  auto killed_at = WallClock::now();
-  if (auto ok = cluster.tandem_ok({"local", "crash", old_primary}); !ok) {
-    return std::unexpected(ok.error());
-  }
-  std::optional<WriteAttempt> resumed;
-  if (!wait_for([&] { return (resumed = resumed_after(probe, killed_at)).has_value(); },
-                std::chrono::seconds(60))) {
-    return failed("writes did not resume after the host crash");
-  }
+  auto outage = outage_after(cluster, probe, {"local", "crash", old_primary});
+  if (!outage) return std::unexpected(outage.error());
+  auto killed_at = outage->killed_at;
+  const WriteAttempt* resumed = &outage->resumed;
   std::string new_primary = cluster.current_primary();
   std::this_thread::sleep_for(milliseconds(300));
   probe.stop();
@@ -129,24 +143,15 @@ Result<std::vector<Sample>> postmaster_crash(const BenchOptions& options) {
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   std::string primary = cluster.current_primary();
   WriteProbe probe(cluster.any_primary_conninfo(), milliseconds(20));
-  probe.start();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  random_cycle_offset(cluster.config().ha.loop_interval);
-  auto killed_at = WallClock::now();
-  if (auto ok = cluster.tandem_ok({"local", "kill-pg", primary}); !ok) {
-    return std::unexpected(ok.error());
-  }
-  std::optional<WriteAttempt> resumed;
-  if (!wait_for([&] { return (resumed = resumed_after(probe, killed_at)).has_value(); },
-                std::chrono::seconds(60))) {
-    return failed("writes did not resume after the postmaster crash");
-  }
+  auto outage = outage_after(cluster, probe, {"local", "kill-pg", primary});
+  if (!outage) return std::unexpected(outage.error());
   std::this_thread::sleep_for(milliseconds(200));
   probe.stop();
   std::string now_primary = cluster.current_primary();
-  return std::vector<Sample>{
-      {"postmaster crash: writes stopped (s)", seconds_between(killed_at, resumed->at),
-       lost_writes(probe, cluster, now_primary), static_cast<long>(probe.acknowledged().size())}};
+  return std::vector<Sample>{{"postmaster crash: writes stopped (s)",
+                              seconds_between(outage->killed_at, outage->resumed.at),
+                              lost_writes(probe, cluster, now_primary),
+                              static_cast<long>(probe.acknowledged().size())}};
 }
 
 Result<std::vector<Sample>> switchover(const BenchOptions& options) {

@@ -6,28 +6,6 @@
 
 namespace tandem::bench {
 
-std::string node_conninfo(const ClusterConfig& config, const std::string& node) {
-  return make_conninfo({{"host", config.socket_dir},
-                        {"port", std::to_string(config.find_node(node)->port)},
-                        {"user", config.superuser},
-                        {"dbname", "test_app"},
-                        {"connect_timeout", "1"}});
-}
-
-std::string any_primary_conninfo(const ClusterConfig& config) {
-  std::string hosts, ports;
-  for (const NodeConfig& node : config.nodes) {
-    hosts += (hosts.empty() ? "" : ",") + config.socket_dir;
-    ports += (ports.empty() ? "" : ",") + std::to_string(node.port);
-  }
-  return make_conninfo({{"host", hosts},
-                        {"port", ports},
-                        {"user", config.superuser},
-                        {"dbname", "test_app"},
-                        {"target_session_attrs", "read-write"},
-                        {"connect_timeout", "1"}});
-}
-
 WriteProbe::WriteProbe(std::string conninfo, std::chrono::milliseconds interval)
     : conninfo_(std::move(conninfo)), interval_(interval) {
   auto connection = Connection::open(conninfo_);

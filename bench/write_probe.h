@@ -12,14 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/cluster_config.h"
-
 namespace tandem::bench {
-
-// The superuser on one node of a local cluster, over its Unix socket, in test_app.
-std::string node_conninfo(const ClusterConfig& config, const std::string& node);
-// Every node at once with target_session_attrs=read-write: how clients find the primary.
-std::string any_primary_conninfo(const ClusterConfig& config);
 
 struct WriteAttempt {
   std::chrono::system_clock::time_point at;

@@ -17,6 +17,7 @@ struct StandbyProgress {
 }  // namespace
 
 void SyncManager::reset() {
+  connection_.reset();
   configured_.reset();
   pending_since_.reset();
 }
@@ -31,15 +32,21 @@ Status SyncManager::configure(const std::string& standby) {
 }
 
 Result<std::string> SyncManager::update(const ClusterView& view) {
-  auto connection = connect_admin(context_.config, self_);
-  if (!connection) return std::unexpected(connection.error());
-  auto rows = connection->query(
+  if (!connection_) {
+    auto opened = connect_admin(context_.config, self_);
+    if (!opened) return std::unexpected(opened.error());
+    connection_.emplace(std::move(*opened));
+  }
+  auto rows = connection_->query(
       "SELECT application_name, flush_lsn::text AS flush, sync_state, "
       "pg_current_wal_lsn()::text AS current, current_setting('synchronous_standby_names') "
       "AS configured FROM pg_stat_replication WHERE state = 'streaming' "
       "UNION ALL SELECT NULL, NULL, NULL, pg_current_wal_lsn()::text, "
       "current_setting('synchronous_standby_names')");
-  if (!rows) return std::unexpected(rows.error());
+  if (!rows) {
+    connection_.reset();  // the server restarted: reconnect next cycle
+    return std::unexpected(rows.error());
+  }
   std::map<std::string, StandbyProgress> streaming;
   Lsn current;
   for (std::size_t row = 0; row < rows->size(); ++row) {

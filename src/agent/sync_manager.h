@@ -10,6 +10,7 @@
 #include "dcs/cluster_layout.h"
 #include "dcs/store.h"
 #include "ops/context.h"
+#include "pg/connection.h"
 
 namespace tandem {
 
@@ -33,6 +34,7 @@ class SyncManager {
   const ClusterLayout& layout_;
   std::optional<std::string> configured_;  // what tandem.conf names; nullopt: not yet read
   std::optional<Lsn> pending_since_;       // configured_ must flush this far to be published
+  std::optional<Connection> connection_;   // kept: update() runs every cycle
 };
 
 }  // namespace tandem

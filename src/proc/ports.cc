@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <random>
 
 namespace tandem {
 
@@ -33,6 +34,18 @@ bool port_in_use(const std::string& host, int port) {
   bool in_use = bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0;
   close(fd);
   return in_use;
+}
+
+std::optional<int> find_free_ports(const std::string& host, int count) {
+  std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<int> pick(20000, 60000);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    int base = pick(random);
+    bool free = true;
+    for (int port = base; port < base + count && free; ++port) free = !port_in_use(host, port);
+    if (free) return base;
+  }
+  return std::nullopt;
 }
 
 }  // namespace tandem

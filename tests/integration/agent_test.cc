@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/local_queries.h"
 #include "bench/write_probe.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/sqlite_store.h"
@@ -30,23 +31,36 @@ class AgentTest : public LocalClusterTest {
     tandem_ok({"local", "up", "--dir", dir_});
   }
 
-  // The one node that accepts writes, or "" when none or several do.
-  std::string current_primary() {
-    std::string primary;
-    for (const NodeConfig& each : config_.nodes) {
-      if (value(each.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
-        if (!primary.empty()) return "";
-        primary = each.name;
-      }
-    }
-    return primary;
+  std::string current_primary() { return bench::writable_node(config_); }
+  struct Crash {
+    std::string new_primary;
+    WallClock::time_point at;
+    std::optional<WriteAttempt> resumed;  // the first acknowledged write after the outage
+  };
+  // Crashes the host of `old_primary` under the probe's load (after `warm_up` acknowledged
+  // writes) and waits until another node leads and writes come back. Fails the test otherwise.
+  Crash crash_under_load(const std::string& old_primary, WriteProbe& probe, std::size_t warm_up) {
+    probe.start();
+    EXPECT_TRUE(eventually([&] { return probe.acknowledged().size() >= warm_up; }));
+    Crash crash{"", WallClock::now(), std::nullopt};
+    tandem_ok({"local", "crash", old_primary});
+    EXPECT_TRUE(eventually([&] {
+      crash.new_primary = current_primary();
+      return !crash.new_primary.empty() && crash.new_primary != old_primary;
+    }));
+    // The outage: from the first failed write after the crash to the first acknowledged after.
+    EXPECT_TRUE(eventually([&] {
+      auto failed = probe.first_failure_after(crash.at);
+      crash.resumed = failed ? probe.first_success_after(failed->at) : std::nullopt;
+      return crash.resumed.has_value();
+    }));
+    return crash;
   }
   std::string timeline(const std::string& name) {
     return value(name, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS v");
   }
   bool streams(const std::string& primary, const std::string& standby) {
-    return value(primary, "SELECT state AS v FROM pg_stat_replication WHERE application_name = '" +
-                              standby + "'") == "streaming";
+    return bench::streams(config_, primary, standby);
   }
   std::string agent_log(const std::string& name) {
     return read_file(config_.log_dir + "/" + name + ".agent.log").value_or("");
@@ -96,23 +110,9 @@ TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
   std::string old_primary = current_primary();
   ASSERT_FALSE(old_primary.empty());
   WriteProbe probe(any_primary_conninfo(), milliseconds(20));
-  probe.start();
-  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
-  auto crashed_at = WallClock::now();
-  tandem_ok({"local", "crash", old_primary});
-
-  std::string new_primary;
-  ASSERT_TRUE(eventually([&] {
-    new_primary = current_primary();
-    return !new_primary.empty() && new_primary != old_primary;
-  }));
-  // The outage: from the first failed write after the crash to the first acknowledged after it.
-  std::optional<WriteAttempt> failed, resumed;
-  ASSERT_TRUE(eventually([&] {
-    failed = probe.first_failure_after(crashed_at);
-    resumed = failed ? probe.first_success_after(failed->at) : std::nullopt;
-    return resumed.has_value();
-  }));
+  Crash crash = crash_under_load(old_primary, probe, 20);
+  ASSERT_TRUE(crash.resumed);
+  const std::string& new_primary = crash.new_primary;
   std::string third = other_than(old_primary, new_primary);
   EXPECT_TRUE(eventually([&] { return streams(new_primary, third); }));
 
@@ -133,8 +133,8 @@ TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
   EXPECT_EQ(entries[1]["from"], old_primary);
   EXPECT_EQ(entries[1]["to"], new_primary);
   std::cout << "host crash: writes stopped for "
-            << std::chrono::duration_cast<milliseconds>(resumed->at - crashed_at).count() << " ms; "
-            << acknowledged.size() - present << " of " << acknowledged.size()
+            << std::chrono::duration_cast<milliseconds>(crash.resumed->at - crash.at).count()
+            << " ms; " << acknowledged.size() - present << " of " << acknowledged.size()
             << " acknowledged writes missing on the new primary (asynchronous replication)\n";
 }
 
@@ -257,20 +257,10 @@ TEST_F(AgentTest, SynchronousModeLosesNoAcknowledgedWriteInAHostCrash) {
                std::string::npos;
   }));
   WriteProbe probe(any_primary_conninfo(), milliseconds(20));
-  probe.start();
-  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 30; }));
-  auto crashed_at = WallClock::now();
-  tandem_ok({"local", "crash", old_primary});
-  std::string new_primary;
-  ASSERT_TRUE(eventually([&] {
-    new_primary = current_primary();
-    return !new_primary.empty() && new_primary != old_primary;
-  }));
+  Crash crash = crash_under_load(old_primary, probe, 30);
+  ASSERT_TRUE(crash.resumed);
+  const std::string& new_primary = crash.new_primary;
   EXPECT_EQ(new_primary, sync_standby);
-  ASSERT_TRUE(eventually([&] {
-    auto failed = probe.first_failure_after(crashed_at);
-    return failed && probe.first_success_after(failed->at).has_value();
-  }));
   auto after = WallClock::now();
   ASSERT_TRUE(eventually([&] { return probe.first_success_after(after).has_value(); }));
   probe.stop();

@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <thread>
 
 #include "ops/local_agents.h"
@@ -17,18 +16,9 @@
 namespace tandem::testing {
 
 int find_free_ports(int count) {
-  std::mt19937 random(std::random_device{}());
-  std::uniform_int_distribution<int> pick(20000, 60000);
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int base = pick(random);
-    bool all_free = true;
-    for (int port = base; port < base + count && all_free; ++port) {
-      all_free = !port_in_use("127.0.0.1", port);
-    }
-    if (all_free) return base;
-  }
-  ADD_FAILURE() << "no free ports";
-  return 0;
+  auto base = tandem::find_free_ports("127.0.0.1", count);
+  if (!base) ADD_FAILURE() << "no free ports";
+  return base.value_or(0);
 }
 
 void LocalClusterTest::SetUp() {

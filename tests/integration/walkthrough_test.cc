@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/local_queries.h"
 #include "core/lsn.h"
 #include "local_cluster_fixture.h"
 #include "proc/os_user.h"
@@ -33,8 +34,7 @@ class WalkthroughTest : public LocalClusterTest {
     return value(name, "SELECT string_agg(i || ':' || v, ',' ORDER BY i) AS v FROM foo");
   }
   bool streams(const std::string& primary, const std::string& standby) {
-    return value(primary, "SELECT state AS v FROM pg_stat_replication WHERE application_name = '" +
-                              standby + "'") == "streaming";
+    return bench::streams(config_, primary, standby);
   }
   std::string read_all(const std::string& path) { return read_file(path).value_or(""); }
 };
