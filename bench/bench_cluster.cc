@@ -30,9 +30,11 @@ BenchCluster::BenchCluster(std::string tandem_binary, int standbys,
   dir_ = mkdtemp(pattern);
   chmod(dir_.c_str(), 0755);
   config_path_ = dir_ + "/tandem.yaml";
+  int base_port = find_free_ports("127.0.0.1", 2 * (standbys + 1)).value_or(0);
   config_ = local_config({.dir = dir_,
                           .standbys = standbys,
-                          .base_port = find_free_ports("127.0.0.1", standbys + 1).value_or(0)});
+                          .base_port = base_port,
+                          .api_base_port = base_port + standbys + 1});
   if (adjust) adjust(config_);
   std::ofstream(config_path_) << render_config(config_);
 }

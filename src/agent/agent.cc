@@ -59,6 +59,7 @@ const NodeConfig* Agent::leader_node(const std::string& name) const {
 Decision Agent::cycle() {
   NodeObservation node = observer_.observe();
   if (node.state != PgState::kPrimary) sync_.reset();
+  refresh_primary_details(node);
   node.lease_renewed_at = lease_renewed_at_;
   std::optional<ClusterView> view;
   if (auto snapshot = store_.read(layout_.prefix())) {
@@ -72,7 +73,78 @@ Decision Agent::cycle() {
   Status result = execute(decision, node, view);
   if (view) publish(node);
   log_cycle(decision, result);
+  report(node, view, decision, !result);
   return decision;
+}
+
+void Agent::refresh_primary_details(const NodeObservation& node) {
+  if (node.state != PgState::kPrimary) {
+    primary_details_.reset();
+    return;
+  }
+  if (primary_details_ && since(primary_details_at_, clock_) < std::chrono::seconds(1)) return;
+  primary_details_ = observer_.primary_details();
+  primary_details_at_ = clock_.steady_now();
+}
+
+void Agent::report(const NodeObservation& node, const std::optional<ClusterView>& view,
+                   const Decision& decision, bool failed) {
+  ++cycles_;
+  if (board_ == nullptr) return;
+  AgentSnapshot snapshot{.node = node,
+                         .view = view,
+                         .decision = decision,
+                         .decision_failed = failed,
+                         .cycles = cycles_,
+                         .at = clock_.steady_now()};
+  snapshot.node.lease_renewed_at = lease_renewed_at_;
+  if (view && view->leader_is(self_.name) && lease_renewed_at_) {
+    snapshot.lease_remaining =
+        std::max(milliseconds(0), ha_.ttl - since(*lease_renewed_at_, clock_));
+  }
+  auto wall = std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch());
+  board_->publish(std::move(snapshot), wall.count());
+}
+
+void Agent::serve_request() {
+  if (board_ == nullptr) return;
+  auto request = board_->take_request();
+  if (!request) return;
+  Status result = carry_out(*request);
+  spdlog::info("{} requested through the API: {}",
+               *request == NodeRequest::kRestart ? "restart" : "reinitialize",
+               result ? "done" : "failed: " + result.error().message);
+  board_->finish(std::move(result));
+}
+
+Status Agent::carry_out(NodeRequest request) {
+  auto snapshot = store_.read(layout_.prefix());
+  if (!snapshot) return fail_with_context(snapshot.error(), "reading the store");
+  ClusterView view = layout_.view(*snapshot);
+  if (request == NodeRequest::kRestart) {
+    if (view.leader_is(self_.name)) {
+      // A fresh lease gives the restart the whole renew_deadline.
+      if (auto ok =
+              store_.compare_and_set(layout_.leader(), self_.name, view.leader->revision, ha_.ttl);
+          !ok) {
+        return fail_with_context(ok.error(), "renewing the lease before the restart");
+      }
+      lease_renewed_at_ = clock_.steady_now();
+    }
+    if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
+    return controller_.start(self_);
+  }
+  if (!view.leader || view.leader_is(self_.name)) {
+    return fail(ErrorCode::kConflict,
+                view.leader ? self_.name + " is the leader: only a standby is reinitialized"
+                            : "nobody leads: there is no primary to copy");
+  }
+  const NodeConfig* leader = leader_node(view.leader->name);
+  if (leader == nullptr)
+    return fail(ErrorCode::kNotFound, view.leader->name + " is not configured");
+  auto aside = reinitialize_standby(context_, self_, *leader);
+  if (!aside) return std::unexpected(aside.error());
+  return {};
 }
 
 Status Agent::execute(const Decision& decision, const NodeObservation& node,
@@ -269,13 +341,16 @@ Status Agent::start_standby(const std::string& leader) {
 }
 
 MemberRecord Agent::member_record(const NodeObservation& node) const {
-  return {.name = self_.name,
-          .state = node.state,
-          .timeline = node.timeline,
-          .received_lsn = node.received_lsn,
-          .replayed_lsn = node.replayed_lsn,
-          .upstream = node.upstream,
-          .nofailover = self_.nofailover};
+  return {
+      .name = self_.name,
+      .state = node.state,
+      .timeline = node.timeline,
+      .received_lsn = node.received_lsn,
+      .replayed_lsn = node.replayed_lsn,
+      .upstream = node.upstream,
+      .api_address = self_.api_port != 0 ? fmt::format("{}:{}", self_.host, self_.api_port) : "",
+      .nofailover = self_.nofailover,
+      .primary = primary_details_};
 }
 
 void Agent::publish(const NodeObservation& node) {
@@ -316,6 +391,7 @@ void Agent::run(const std::atomic<bool>& stop) {
                ha_.loop_interval.count(), ha_.ttl.count(), ha_.renew_deadline.count());
   while (!stop.load()) {
     auto start = clock_.steady_now();
+    serve_request();
     cycle();
     wait_for_next_cycle(start);
   }

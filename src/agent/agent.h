@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/agent_board.h"
 #include "agent/agent_node_controller.h"
 #include "agent/node_observer.h"
 #include "agent/postgres_process.h"
@@ -32,6 +33,9 @@ class Agent {
   // One cycle; returns the decision it executed. Public for tests.
   Decision cycle();
 
+  // Where the agent reports each cycle and takes requests from its API; optional.
+  void attach(AgentBoard& board) { board_ = &board; }
+
  private:
   Status execute(const Decision& decision, const NodeObservation& node,
                  const std::optional<ClusterView>& view);
@@ -47,6 +51,11 @@ class Agent {
   void log_cycle(const Decision& decision, const Status& result);
   void wait_for_next_cycle(std::chrono::steady_clock::time_point cycle_start);
   void shut_down();
+  void serve_request();
+  Status carry_out(NodeRequest request);
+  void refresh_primary_details(const NodeObservation& node);
+  void report(const NodeObservation& node, const std::optional<ClusterView>& view,
+              const Decision& decision, bool failed);
   const NodeConfig* leader_node(const std::string& name) const;
 
   const ClusterConfig& config_;
@@ -68,6 +77,10 @@ class Agent {
   std::optional<Lsn> last_optime_;  // the last leader position seen, for the history
   std::string published_record_;
   std::chrono::steady_clock::time_point published_at_{};
+  AgentBoard* board_ = nullptr;
+  std::uint64_t cycles_ = 0;
+  std::optional<PrimaryDetails> primary_details_;
+  std::chrono::steady_clock::time_point primary_details_at_{};
   std::string last_line_;
   int repeats_ = 0;
 };

@@ -27,6 +27,15 @@ constexpr char kObserve[] =
     "     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int "
     "END AS timeline";
 
+constexpr char kPrimaryDetails[] =
+    "SELECT 'slot' AS kind, slot_name::text AS name, active::text AS active, wal_status, "
+    "       (pg_current_wal_lsn() - restart_lsn)::bigint::text AS value "
+    "FROM pg_replication_slots WHERE slot_type = 'physical' "
+    "UNION ALL "
+    "SELECT 'lag', application_name, NULL, NULL, "
+    "       coalesce(extract(epoch FROM replay_lag), 0)::text "
+    "FROM pg_stat_replication ORDER BY 1, 2";
+
 std::optional<Lsn> parse_lsn(const std::optional<std::string>& text) {
   if (!text) return std::nullopt;
   auto lsn = Lsn::parse(*text);
@@ -75,6 +84,26 @@ void NodeObserver::query(NodeObservation& node) {
           std::chrono::duration_cast<std::chrono::milliseconds>(now - *not_streaming_since_);
     }
   }
+}
+
+std::optional<PrimaryDetails> NodeObserver::primary_details() {
+  if (!connection_) return std::nullopt;
+  auto rows = connection_->query(kPrimaryDetails);
+  if (!rows) return std::nullopt;
+  PrimaryDetails details;
+  for (std::size_t row = 0; row < rows->size(); ++row) {
+    const auto& value = rows->get(row, "value");
+    if (rows->text(row, "kind") == "slot") {
+      details.slots.push_back(
+          {.name = rows->text(row, "name"),
+           .active = rows->text(row, "active") == "true",
+           .wal_status = rows->text(row, "wal_status"),
+           .retained_bytes = value ? std::optional(std::stoll(*value)) : std::nullopt});
+    } else if (value) {
+      details.replay_lag_s[rows->text(row, "name")] = std::stod(*value);
+    }
+  }
+  return details;
 }
 
 NodeObservation NodeObserver::observe() {

@@ -20,6 +20,10 @@ class NodeObserver {
   // Everything but lease_renewed_at, which only the agent knows.
   NodeObservation observe();
 
+  // A primary's slots and its standbys' replay lag, over the same connection; nullopt when
+  // the query fails.
+  std::optional<PrimaryDetails> primary_details();
+
  private:
   void query(NodeObservation& node);
   std::string node_at_port(const std::string& conninfo) const;

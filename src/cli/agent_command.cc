@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "agent/agent.h"
+#include "api/http_api.h"
 #include "cli/commands.h"
 #include "dcs/sqlite_store.h"
 #include "pg/pg_binaries.h"
@@ -66,7 +67,20 @@ Status run_agent(CliState& state, const std::string& node_name) {
   if (!binaries) return std::unexpected(binaries.error());
   install_signal_handlers();
   Agent agent(config, **node, context.os_user, *binaries, runner, **store, clock);
+  AgentBoard board;
+  agent.attach(board);
+  // The API has a store connection of its own: its requests never wait behind a cycle.
+  std::unique_ptr<SqliteStore> api_store;
+  std::unique_ptr<ApiServer> api;
+  if ((*node)->api_port != 0) {
+    auto opened = SqliteStore::open(config.store_file, clock);
+    if (!opened) return std::unexpected(opened.error());
+    api_store = std::move(*opened);
+    api = std::make_unique<ApiServer>(config, **node, board, *api_store, clock);
+    if (auto ok = api->start(); !ok) return ok;
+  }
   agent.run(stop_requested);
+  if (api) api->stop();
   return {};
 }
 

@@ -5,12 +5,10 @@
 #include "cli/commands.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/sqlite_store.h"
-#include "ops/servers.h"
+#include "ops/cluster_requests.h"
 
 namespace tandem {
 namespace {
-
-using std::chrono::milliseconds;
 
 struct StoreAccess {
   SystemClock clock;
@@ -26,70 +24,19 @@ Result<std::unique_ptr<StoreAccess>> open_store(const ClusterConfig& config) {
   return access;
 }
 
-bool accepts_writes(const ClusterConfig& config, const NodeConfig& node) {
-  auto connection = connect_admin(config, node);
-  return connection && connection->query("SELECT pg_current_xact_id()").has_value();
-}
-
-// Writes the request, then waits until a node other than `old_leader` leads and takes writes.
-Status request_and_wait(Context& context, StoreAccess& access, const SwitchoverRequest& request,
-                        const std::string& old_leader) {
-  if (auto put = access.store->put(access.layout.switchover(), encode_switchover(request),
-                                   std::chrono::seconds(30));
-      !put) {
-    return std::unexpected(put.error());
-  }
-  auto asked = context.clock.steady_now();
-  std::size_t history_before = 0;
-  if (auto snapshot = access.store->read(access.layout.prefix())) {
-    history_before = access.layout.history(*snapshot).size();
-  }
-  std::string new_leader;
-  bool done = poll_until(context.clock, std::chrono::seconds(30), milliseconds(10), [&] {
-    auto snapshot = access.store->read(access.layout.prefix());
-    if (!snapshot) return false;
-    ClusterView view = access.layout.view(*snapshot);
-    if (!view.leader || view.leader->name == old_leader) return false;
-    const NodeConfig* node = context.config.find_node(view.leader->name);
-    new_leader = view.leader->name;
-    return node != nullptr && accepts_writes(context.config, *node);
-  });
-  if (!done) {
-    (void)access.store->remove(access.layout.switchover(), std::nullopt);
-    return fail(ErrorCode::kTimeout,
-                "the agents did not carry out the request within 30 s (see their logs); it was "
-                "withdrawn");
-  }
-  auto took = std::chrono::duration_cast<milliseconds>(context.clock.steady_now() - asked);
-  // The new leader records the change just after it accepts writes.
-  poll_until(context.clock, std::chrono::seconds(5), milliseconds(10), [&] {
-    auto snapshot = access.store->read(access.layout.prefix());
-    return snapshot && access.layout.history(*snapshot).size() > history_before;
-  });
-  fmt::print("{} -> {}: {} accepts writes, {} ms after the request\n",
-             old_leader.empty() ? "(no leader)" : old_leader, new_leader, new_leader, took.count());
-  return {};
-}
-
 Result<ClusterView> read_view(StoreAccess& access) {
   auto snapshot = access.store->read(access.layout.prefix());
   if (!snapshot) return std::unexpected(snapshot.error());
   return access.layout.view(*snapshot);
 }
 
-Status check_target(const ClusterView& view, const ClusterConfig& config, const std::string& target,
-                    bool forced) {
-  auto node = config.node(target);
-  if (!node) return std::unexpected(node.error());
-  if (view.leader_is(target)) return fail(ErrorCode::kConflict, target + " already leads");
-  auto member = view.members.find(target);
-  if (member == view.members.end() || member->second.state != PgState::kStandby) {
-    return fail(ErrorCode::kConflict, target + " is not a running standby with a live agent");
-  }
-  if (!forced && (*node)->nofailover) {
-    return fail(ErrorCode::kConflict,
-                target + " is tagged nofailover (tandem failover --to forces it)");
-  }
+Status request_and_wait(Context& context, StoreAccess& access, const SwitchoverRequest& request) {
+  auto outcome =
+      carry_out(*access.store, access.layout, request, context.clock, std::chrono::seconds(30));
+  if (!outcome) return std::unexpected(outcome.error());
+  fmt::print("{} -> {}: {} accepts writes, {} ms after the request\n",
+             request.from.empty() ? "(no leader)" : request.from, outcome->new_leader,
+             outcome->new_leader, outcome->took.count());
   return {};
 }
 
@@ -99,16 +46,9 @@ Status switchover(CliState& state, const std::string& to) {
     if (!access) return std::unexpected(access.error());
     auto view = read_view(**access);
     if (!view) return std::unexpected(view.error());
-    if (!view->leader) {
-      return fail(
-          ErrorCode::kConflict,
-          "nobody leads, so there is nothing to switch over: use tandem failover --to NODE");
-    }
-    if (!to.empty()) {
-      if (auto ok = check_target(*view, context.config, to, false); !ok) return ok;
-    }
-    return request_and_wait(context, **access, {.from = view->leader->name, .to = to},
-                            view->leader->name);
+    auto request = plan_switchover(*view, context.config, "", to);
+    if (!request) return std::unexpected(request.error());
+    return request_and_wait(context, **access, *request);
   });
 }
 
@@ -118,24 +58,20 @@ Status failover(CliState& state, const std::string& to, bool allow_data_loss) {
     if (!access) return std::unexpected(access.error());
     auto view = read_view(**access);
     if (!view) return std::unexpected(view.error());
-    if (auto ok = check_target(*view, context.config, to, true); !ok) return ok;
-    std::string leader = view->leader ? view->leader->name : "";
+    auto request = plan_failover(*view, context.config, to, allow_data_loss);
+    if (!request) return std::unexpected(request.error());
     if (allow_data_loss) {
       spdlog::warn("failover to {} with --allow-data-loss requested by the operator", to);
     }
-    return request_and_wait(
-        context, **access,
-        {.from = leader, .to = to, .force = true, .allow_data_loss = allow_data_loss}, leader);
+    return request_and_wait(context, **access, *request);
   });
 }
 
-Status set_paused(CliState& state, bool paused) {
+Status pause_or_resume(CliState& state, bool paused) {
   return with_session(state, [&](Context& context) -> Status {
     auto access = open_store(context.config);
     if (!access) return std::unexpected(access.error());
-    auto put = (*access)->store->put((*access)->layout.config(), encode_cluster_config(paused),
-                                     std::nullopt);
-    if (!put) return std::unexpected(put.error());
+    if (auto ok = set_paused(*(*access)->store, (*access)->layout, paused); !ok) return ok;
     fmt::print("{}\n", paused ? "paused: the agents take no automatic action"
                               : "resumed: the agents act again");
     return {};
@@ -161,10 +97,10 @@ void add_control_commands(CLI::App& app, CliState& state) {
       [&state, target, allow_loss] { state.result = failover(state, *target, *allow_loss); });
 
   app.add_subcommand("pause", "Stop automatic actions (maintenance)")->callback([&state] {
-    state.result = set_paused(state, true);
+    state.result = pause_or_resume(state, true);
   });
   app.add_subcommand("resume", "Resume automatic actions")->callback([&state] {
-    state.result = set_paused(state, false);
+    state.result = pause_or_resume(state, false);
   });
 }
 

@@ -72,6 +72,9 @@ void add_local_command(CLI::App& app, CliState& state) {
   up->add_option("--base-port", layout->base_port, "Port of node1; the others follow")
       ->check(CLI::Range(1024, 65000))
       ->capture_default_str();
+  up->add_option("--api-base-port", layout->api_base_port,
+                 "API port of node1's agent; the others follow (default: --base-port + 2576)")
+      ->check(CLI::Range(0, 65000));
   up->add_option("--os-user", layout->os_user, "Non-root OS user that runs PostgreSQL")
       ->capture_default_str();
   up->add_option("--pg-bin", layout->pg_bin, "PostgreSQL bin directory (default: discover)");

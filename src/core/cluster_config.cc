@@ -52,6 +52,11 @@ Status validate_node(const NodeConfig& node) {
     return invalid(fmt::format("node {}: data_dir must be an absolute path", node.name));
   }
   if (node.host.empty()) return invalid(fmt::format("node {}: host is empty", node.name));
+  if (node.api_port < 0 || node.api_port > 65535 || node.api_port == node.port) {
+    return invalid(fmt::format(
+        "node {}: api_port {} must be between 1 and 65535 (0: no API) and differ from port",
+        node.name, node.api_port));
+  }
   return {};
 }
 
@@ -63,8 +68,10 @@ Status validate_nodes(const std::vector<NodeConfig>& nodes) {
     if (!names.insert(node.name).second) {
       return invalid(fmt::format("nodes: the name '{}' is used twice", node.name));
     }
-    if (!endpoints.insert(fmt::format("{}:{}", node.host, node.port)).second) {
-      return invalid(fmt::format("nodes: {}:{} is used by two nodes", node.host, node.port));
+    for (int port : {node.port, node.api_port}) {
+      if (port != 0 && !endpoints.insert(fmt::format("{}:{}", node.host, port)).second) {
+        return invalid(fmt::format("nodes: {}:{} is used twice", node.host, port));
+      }
     }
     if (!data_dirs.insert(node.data_dir).second) {
       return invalid(fmt::format("nodes: data_dir {} is used by two nodes", node.data_dir));
@@ -178,6 +185,10 @@ Status validate(const ClusterConfig& config) {
     return invalid("status thresholds must be positive");
   }
   if (auto ok = validate_ha(config.ha); !ok) return ok;
+  const ApiConfig& api = config.api;
+  if (api.tls_cert_file.empty() != api.tls_key_file.empty()) {
+    return invalid("api: tls_cert_file and tls_key_file go together (both or neither)");
+  }
   return validate_nodes(config.nodes);
 }
 

@@ -18,6 +18,7 @@ struct NodeConfig {
   int port = 5432;
   std::string data_dir;     // absolute
   bool nofailover = false;  // never promoted automatically
+  int api_port = 0;         // the agent's HTTP API on host:api_port; 0: no API
 };
 
 struct ReplicationConfig {
@@ -56,6 +57,13 @@ struct HaSettings {
   bool synchronous_mode = false;
 };
 
+// The agents' HTTP API. Reads are open; changes (POST) need the bearer token in token_file.
+struct ApiConfig {
+  std::string token_file;  // mode 0600; empty or missing: every POST is refused
+  std::string tls_cert_file;  // both set: HTTPS instead of HTTP
+  std::string tls_key_file;
+};
+
 struct ClusterConfig {
   std::string name = "tandem";
   std::string os_user = "postgres";  // runs every PostgreSQL process and owns every data dir
@@ -70,6 +78,7 @@ struct ClusterConfig {
   std::optional<AppConfig> app;
   StatusThresholds status;
   HaSettings ha;
+  ApiConfig api;
   std::vector<NodeConfig> nodes;
 
   // REQUIRES: validate() succeeded. Returns nullptr for an unknown name.

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/lsn.h"
 #include "core/timeline.h"
@@ -23,6 +24,23 @@ enum class PgState {
 std::string_view pg_state_name(PgState state);
 std::optional<PgState> parse_pg_state(std::string_view name);
 
+// A replication slot of the primary, as its agent last saw it.
+struct PublishedSlot {
+  std::string name;
+  bool active = false;
+  std::string wal_status;  // reserved, extended, unreserved, lost
+  std::optional<std::int64_t> retained_bytes;
+  bool operator==(const PublishedSlot&) const = default;
+};
+
+// What only the primary knows, refreshed about once a second: its slots and, per standby
+// (application_name), the replay lag pg_stat_replication measures.
+struct PrimaryDetails {
+  std::vector<PublishedSlot> slots;
+  std::map<std::string, double> replay_lag_s;
+  bool operator==(const PrimaryDetails&) const = default;
+};
+
 // members/<name>: published by each agent every cycle, with a TTL — present means alive.
 struct MemberRecord {
   std::string name;
@@ -31,8 +49,9 @@ struct MemberRecord {
   std::optional<Lsn> received_lsn;  // standby: last WAL received; primary: current WAL end
   std::optional<Lsn> replayed_lsn;
   std::string upstream;  // the node it streams from, if any
-  std::string api_address;
+  std::string api_address;  // host:port of its agent's HTTP API, "" without one
   bool nofailover = false;
+  std::optional<PrimaryDetails> primary;  // the primary's record only
 };
 
 // leader: the lease. Whoever's name it holds may run a writable PostgreSQL, and nobody else.

@@ -96,13 +96,14 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
   if (!nodes) return;
   if (!nodes.IsSequence()) reject("nodes must be a list");
   for (const YAML::Node& entry : nodes) {
-    check_keys(entry, "nodes[]", {"name", "host", "port", "data_dir", "nofailover"});
+    check_keys(entry, "nodes[]", {"name", "host", "port", "data_dir", "nofailover", "api_port"});
     NodeConfig node;
     read(entry, "name", node.name);
     read(entry, "host", node.host);
     read(entry, "port", node.port);
     read(entry, "data_dir", node.data_dir);
     read(entry, "nofailover", node.nofailover);
+    read(entry, "api_port", node.api_port);
     if (node.data_dir.empty()) node.data_dir = node.name;
     node.data_dir = absolute(node.data_dir, base_dir);
     config.nodes.push_back(std::move(node));
@@ -112,7 +113,7 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
 ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   check_keys(root, "",
              {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
-              "ha", "nodes"});
+              "ha", "api", "nodes"});
   ClusterConfig config;
   read(root, "cluster", config.name);
   read(root, "os_user", config.os_user);
@@ -147,6 +148,16 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
     read_duration(ha, "renew_deadline", config.ha.renew_deadline);
     read_size(ha, "maximum_lag_on_failover", config.ha.maximum_lag_on_failover);
     read(ha, "synchronous_mode", config.ha.synchronous_mode);
+  }
+  if (const YAML::Node api = root["api"]) {
+    check_keys(api, "api", {"token_file", "tls_cert_file", "tls_key_file"});
+    read(api, "token_file", config.api.token_file);
+    read(api, "tls_cert_file", config.api.tls_cert_file);
+    read(api, "tls_key_file", config.api.tls_key_file);
+    for (std::string* path :
+         {&config.api.token_file, &config.api.tls_cert_file, &config.api.tls_key_file}) {
+      if (!path->empty()) *path = absolute(*path, base_dir);
+    }
   }
   read_nodes(root, base_dir, config);
   return config;
@@ -215,6 +226,16 @@ std::string render_config(const ClusterConfig& config) {
       << format_size_exact(config.ha.maximum_lag_on_failover);
   out << YAML::Key << "synchronous_mode" << YAML::Value << config.ha.synchronous_mode;
   out << YAML::EndMap;
+  const ApiConfig& api = config.api;
+  if (!api.token_file.empty() || !api.tls_cert_file.empty()) {
+    out << YAML::Key << "api" << YAML::Value << YAML::BeginMap;
+    if (!api.token_file.empty()) out << YAML::Key << "token_file" << YAML::Value << api.token_file;
+    if (!api.tls_cert_file.empty()) {
+      out << YAML::Key << "tls_cert_file" << YAML::Value << api.tls_cert_file;
+      out << YAML::Key << "tls_key_file" << YAML::Value << api.tls_key_file;
+    }
+    out << YAML::EndMap;
+  }
   out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
   for (const NodeConfig& node : config.nodes) {
     out << YAML::BeginMap;
@@ -223,6 +244,7 @@ std::string render_config(const ClusterConfig& config) {
     out << YAML::Key << "port" << YAML::Value << node.port;
     out << YAML::Key << "data_dir" << YAML::Value << node.data_dir;
     if (node.nofailover) out << YAML::Key << "nofailover" << YAML::Value << true;
+    if (node.api_port != 0) out << YAML::Key << "api_port" << YAML::Value << node.api_port;
     out << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;

@@ -72,6 +72,49 @@ std::vector<HistoryEntry> ClusterLayout::history(const StoreSnapshot& snapshot) 
   return entries;
 }
 
+namespace {
+
+json primary_json(const std::optional<PrimaryDetails>& primary) {
+  if (!primary) return nullptr;
+  json slots = json::array();
+  for (const PublishedSlot& slot : primary->slots) {
+    slots.push_back(
+        {{"name", slot.name},
+         {"active", slot.active},
+         {"wal_status", slot.wal_status},
+         {"retained_bytes", slot.retained_bytes ? json(*slot.retained_bytes) : json()}});
+  }
+  return {{"slots", slots}, {"replay_lag_s", primary->replay_lag_s}};
+}
+
+std::optional<PrimaryDetails> primary_field(const json& object) {
+  auto found = object.find("primary");
+  if (found == object.end() || !found->is_object()) return std::nullopt;
+  PrimaryDetails details;
+  auto slots = found->find("slots");
+  if (slots != found->end() && slots->is_array()) {
+    for (const json& slot : *slots) {
+      if (!slot.is_object()) continue;
+      const json& retained = slot.value("retained_bytes", json());
+      details.slots.push_back({.name = slot.value("name", ""),
+                               .active = slot.value("active", false),
+                               .wal_status = slot.value("wal_status", ""),
+                               .retained_bytes = retained.is_number()
+                                                     ? std::optional(retained.get<std::int64_t>())
+                                                     : std::nullopt});
+    }
+  }
+  auto lags = found->find("replay_lag_s");
+  if (lags != found->end() && lags->is_object()) {
+    for (const auto& [name, lag] : lags->items()) {
+      if (lag.is_number()) details.replay_lag_s[name] = lag.get<double>();
+    }
+  }
+  return details;
+}
+
+}  // namespace
+
 std::string encode_member(const MemberRecord& member) {
   return json{{"name", member.name},
               {"state", pg_state_name(member.state)},
@@ -80,7 +123,8 @@ std::string encode_member(const MemberRecord& member) {
               {"replayed_lsn", lsn_json(member.replayed_lsn)},
               {"upstream", member.upstream},
               {"api_address", member.api_address},
-              {"nofailover", member.nofailover}}
+              {"nofailover", member.nofailover},
+              {"primary", primary_json(member.primary)}}
       .dump();
 }
 
@@ -96,7 +140,8 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
                       .replayed_lsn = lsn_field(*object, "replayed_lsn"),
                       .upstream = object->value("upstream", ""),
                       .api_address = object->value("api_address", ""),
-                      .nofailover = object->value("nofailover", false)};
+                      .nofailover = object->value("nofailover", false),
+                      .primary = primary_field(*object)};
 }
 
 std::string encode_history(const HistoryEntry& entry) {

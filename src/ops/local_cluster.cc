@@ -10,6 +10,7 @@
 #include "ops/servers.h"
 #include "pg/postmaster.h"
 #include "proc/ports.h"
+#include "proc/secret_file.h"
 
 namespace tandem {
 namespace {
@@ -66,18 +67,26 @@ ClusterConfig local_config(const LocalLayout& layout) {
   config.ha.agents = layout.agents;
   config.replication.max_slot_wal_keep_size = layout.max_slot_wal_keep_size;
   if (layout.app) config.app = AppConfig{"test_app", "test_app"};
+  config.api.token_file = layout.dir + "/api.token";
+  int api_base_port = layout.api_base_port != 0 ? layout.api_base_port : layout.base_port + 2576;
   for (int index = 0; index <= layout.standbys; ++index) {
     std::string name = fmt::format("node{}", index + 1);
     config.nodes.push_back({.name = name,
                             .host = "127.0.0.1",
                             .port = layout.base_port + index,
-                            .data_dir = layout.dir + "/" + name});
+                            .data_dir = layout.dir + "/" + name,
+                            .api_port = api_base_port + index});
   }
   return config;
 }
 
 Status local_up(Context& context, const std::string& config_path) {
   const ClusterConfig& config = context.config;
+  if (!config.api.token_file.empty()) {
+    if (auto token = ensure_secret_file(config.api.token_file); !token) {
+      return std::unexpected(token.error());
+    }
+  }
   if (config.ha.agents) {
     // The agents bootstrap, clone and start everything themselves.
     for (const NodeConfig& node : config.nodes) {

@@ -14,6 +14,7 @@ struct LocalLayout {
   std::string dir;  // absolute
   int standbys = 2;
   int base_port = 5432;
+  int api_base_port = 0;  // 0: base_port + 2576 (8008 for 5432, as Patroni's default)
   std::string os_user = "postgres";
   std::string pg_bin;
   bool app = true;     // create the walk-through's test_app role and database
@@ -21,7 +22,8 @@ struct LocalLayout {
   std::int64_t max_slot_wal_keep_size = ReplicationConfig{}.max_slot_wal_keep_size;
 };
 
-// node1 on base_port (the primary), node2.. on the following ports, all under `dir`.
+// node1 on base_port (the primary), node2.. on the following ports, all under `dir`; their
+// agents' APIs on api_base_port and the following ports, the token in dir/api.token.
 ClusterConfig local_config(const LocalLayout& layout);
 
 // Brings every node up. With agents (ha.agents), starts an agent per node and waits until

@@ -60,9 +60,11 @@ Result<ControlData> stopped_cleanly(Context& context, const NodeConfig& node) {
 }
 
 // The last resort: the old directory is kept, renamed, and a fresh copy made.
-Result<std::string> reclone(Context& context, const NodeConfig& node, const NodeConfig& primary) {
+// `why` names the moved directory: <data_dir>.<why>-<time>.
+Result<std::string> reclone(Context& context, const NodeConfig& node, const NodeConfig& primary,
+                            std::string_view why = "diverged") {
   std::string aside =
-      fmt::format("{}.diverged-{:%Y%m%dT%H%M%S}", node.data_dir,
+      fmt::format("{}.{}-{:%Y%m%dT%H%M%S}", node.data_dir, why,
                   std::chrono::floor<std::chrono::seconds>(context.clock.wall_now()));
   if (std::rename(node.data_dir.c_str(), aside.c_str()) != 0) {
     return fail(ErrorCode::kFailed,
@@ -174,6 +176,17 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
   }
   context.report(fmt::format("{} streams from {}", node.name, primary.name));
   return outcome;
+}
+
+Result<std::string> reinitialize_standby(Context& context, const NodeConfig& node,
+                                         const NodeConfig& primary) {
+  if (node.name == primary.name) {
+    return fail(ErrorCode::kConflict,
+                node.name + " is the primary: only a standby is reinitialized");
+  }
+  if (auto ok = context.controller.stop(node, StopMode::kFast); !ok)
+    return std::unexpected(ok.error());
+  return reclone(context, node, primary, "reinitialized");
 }
 
 }  // namespace tandem

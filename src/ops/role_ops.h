@@ -33,4 +33,9 @@ struct RejoinOutcome {
 // directory is moved aside, never deleted). Refuses a node running as a primary.
 Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node);
 
+// A fresh copy of `primary` for the standby `node` (stopped first), started and streaming; the
+// old data directory is moved aside, never deleted. Returns where it went.
+Result<std::string> reinitialize_standby(Context& context, const NodeConfig& node,
+                                         const NodeConfig& primary);
+
 }  // namespace tandem

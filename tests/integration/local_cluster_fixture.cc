@@ -55,9 +55,13 @@ void LocalClusterTest::TearDown() {
 
 void LocalClusterTest::write_config(int standbys, const std::function<void(ClusterConfig&)>& adjust,
                                     bool agents) {
-  base_port_ = find_free_ports(standbys + 1);
-  config_ =
-      local_config({.dir = dir_, .standbys = standbys, .base_port = base_port_, .agents = agents});
+  // PostgreSQL's ports, then the agents' API ports.
+  base_port_ = find_free_ports(2 * (standbys + 1));
+  config_ = local_config({.dir = dir_,
+                          .standbys = standbys,
+                          .base_port = base_port_,
+                          .api_base_port = base_port_ + standbys + 1,
+                          .agents = agents});
   if (adjust) adjust(config_);
   std::ofstream(config_path_) << render_config(config_);
 }

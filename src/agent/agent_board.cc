@@ -1,0 +1,73 @@
+#include "agent/agent_board.h"
+
+namespace tandem {
+
+std::map<std::string, std::int64_t> replay_lag_bytes(const ClusterView& view) {
+  std::map<std::string, std::int64_t> lags;
+  if (!view.leader) return lags;
+  auto leader = view.members.find(view.leader->name);
+  if (leader == view.members.end() || leader->second.state != PgState::kPrimary ||
+      !leader->second.received_lsn) {
+    return lags;
+  }
+  Lsn head = *leader->second.received_lsn;
+  for (const auto& [name, member] : view.members) {
+    if (name == view.leader->name) continue;
+    auto position = member.replayed_lsn ? member.replayed_lsn : member.received_lsn;
+    if (member.state != PgState::kStandby || !position) continue;
+    lags[name] = std::max<std::int64_t>(0, head.bytes_after(*position));
+  }
+  return lags;
+}
+
+void AgentBoard::publish(AgentSnapshot snapshot, std::int64_t wall_ms) {
+  std::lock_guard lock(mutex_);
+  if (snapshot.view && (lag_.empty() || wall_ms - lag_.back().time_ms >= 1000)) {
+    lag_.push_back({.time_ms = wall_ms, .lag_bytes = replay_lag_bytes(*snapshot.view)});
+    auto window = std::chrono::duration_cast<std::chrono::milliseconds>(kLagWindow).count();
+    while (!lag_.empty() && wall_ms - lag_.front().time_ms > window) lag_.pop_front();
+  }
+  snapshot_ = std::move(snapshot);
+}
+
+AgentSnapshot AgentBoard::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return snapshot_;
+}
+
+std::deque<LagSample> AgentBoard::lag_history() const {
+  std::lock_guard lock(mutex_);
+  return lag_;
+}
+
+Status AgentBoard::request(NodeRequest request, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (pending_) return fail(ErrorCode::kConflict, "another request is being carried out");
+  pending_ = request;
+  taken_ = false;
+  result_.reset();
+  bool done = finished_.wait_for(lock, timeout, [&] { return result_.has_value(); });
+  Status result = done ? *result_
+                       : fail(ErrorCode::kTimeout,
+                              taken_ ? "the agent is still carrying the request out"
+                                     : "the agent did not take the request up (is it stuck?)");
+  // An untaken request is withdrawn; a taken one finishes in the agent regardless.
+  if (done || !taken_) pending_.reset();
+  return result;
+}
+
+std::optional<NodeRequest> AgentBoard::take_request() {
+  std::lock_guard lock(mutex_);
+  if (!pending_ || taken_) return std::nullopt;
+  taken_ = true;
+  return pending_;
+}
+
+void AgentBoard::finish(Status result) {
+  std::lock_guard lock(mutex_);
+  result_ = std::move(result);
+  pending_.reset();
+  finished_.notify_all();
+}
+
+}  // namespace tandem

@@ -1,0 +1,73 @@
+// AgentBoard: what the agent last saw and did, for its HTTP API, and the requests the API passes
+// to the agent. The agent's thread writes it after every cycle; API threads read copies.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "core/decide.h"
+
+namespace tandem {
+
+struct AgentSnapshot {
+  NodeObservation node;
+  std::optional<ClusterView> view;  // nullopt: the store could not be read this cycle
+  Decision decision;
+  bool decision_failed = false;
+  std::uint64_t cycles = 0;
+  std::chrono::steady_clock::time_point at{};  // when the cycle ended
+  // The leader only: how long its lease lasts from `at` without a renewal.
+  std::optional<std::chrono::milliseconds> lease_remaining;
+};
+
+// One point of the lag chart: each member's replay lag behind the primary, in bytes.
+struct LagSample {
+  std::int64_t time_ms = 0;  // wall clock
+  std::map<std::string, std::int64_t> lag_bytes;
+};
+
+// Work only the agent's thread may do (it owns the PostgreSQL process).
+enum class NodeRequest {
+  kRestart,       // restart PostgreSQL in its current role
+  kReinitialize,  // a standby: copy the leader afresh (the old data is moved aside, not deleted)
+};
+
+class AgentBoard {
+ public:
+  static constexpr std::chrono::minutes kLagWindow{10};
+
+  // Agent thread. Keeps one lag sample a second for the last kLagWindow.
+  void publish(AgentSnapshot snapshot, std::int64_t wall_ms);
+  // API threads.
+  AgentSnapshot snapshot() const;
+  std::deque<LagSample> lag_history() const;
+
+  // API thread: hands the request to the agent and waits until it is carried out. Only one at a
+  // time: another one meanwhile is a kConflict.
+  Status request(NodeRequest request, std::chrono::milliseconds timeout);
+  // Agent thread: the pending request, if any; finish() must follow.
+  std::optional<NodeRequest> take_request();
+  void finish(Status result);
+
+ private:
+  mutable std::mutex mutex_;
+  AgentSnapshot snapshot_;
+  std::deque<LagSample> lag_;
+  std::condition_variable finished_;
+  std::optional<NodeRequest> pending_;
+  bool taken_ = false;
+  std::optional<Status> result_;
+};
+
+// The members' replay lag behind the primary, in bytes: the leader's position minus what each
+// has replayed (received, when it has not replayed anything). Empty without a primary.
+std::map<std::string, std::int64_t> replay_lag_bytes(const ClusterView& view);
+
+}  // namespace tandem

@@ -1,0 +1,111 @@
+#include "api/cluster_json.h"
+
+#include <fmt/format.h>
+
+namespace tandem {
+namespace {
+
+using nlohmann::json;
+
+json lsn_or_null(const std::optional<Lsn>& lsn) { return lsn ? json(lsn->str()) : json(); }
+
+std::string role_of(const ClusterView& view, const MemberRecord& member) {
+  if (view.leader_is(member.name)) return "leader";
+  if (member.state != PgState::kStandby) return "none";
+  if (view.sync_standby && *view.sync_standby == member.name) return "sync_standby";
+  return "replica";
+}
+
+}  // namespace
+
+json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view, bool tls) {
+  json document = {{"cluster", config.name},   {"store_reachable", view.has_value()},
+                   {"leader", json()},         {"paused", false},
+                   {"sync_standby", json()},   {"timeline", json()},
+                   {"members", json::array()}, {"slots", json::array()}};
+  std::map<std::string, std::int64_t> lag_bytes;
+  const PrimaryDetails* primary = nullptr;
+  if (view) {
+    document["paused"] = view->paused;
+    if (view->sync_standby && !view->sync_standby->empty()) {
+      document["sync_standby"] = *view->sync_standby;
+    }
+    if (view->leader) {
+      document["leader"] = view->leader->name;
+      auto leader = view->members.find(view->leader->name);
+      if (leader != view->members.end()) {
+        document["timeline"] = leader->second.timeline;
+        if (leader->second.primary) primary = &*leader->second.primary;
+      }
+    }
+    lag_bytes = replay_lag_bytes(*view);
+  }
+  for (const NodeConfig& node : config.nodes) {
+    json entry = {
+        {"name", node.name},
+        {"host", node.host},
+        {"port", node.port},
+        {"api_url", node.api_port != 0 ? json(fmt::format("{}://{}:{}", tls ? "https" : "http",
+                                                          node.host, node.api_port))
+                                       : json()},
+        {"nofailover", node.nofailover},
+        {"role", "none"},
+        {"state", "unknown"}};
+    const MemberRecord* member = nullptr;
+    if (view) {
+      auto found = view->members.find(node.name);
+      if (found != view->members.end()) member = &found->second;
+    }
+    if (member != nullptr) {
+      entry["role"] = role_of(*view, *member);
+      entry["state"] = pg_state_name(member->state);
+      entry["timeline"] = member->timeline;
+      entry["received_lsn"] = lsn_or_null(member->received_lsn);
+      entry["replayed_lsn"] = lsn_or_null(member->replayed_lsn);
+      entry["upstream"] = member->upstream;
+      if (auto lag = lag_bytes.find(node.name); lag != lag_bytes.end()) {
+        entry["lag_bytes"] = lag->second;
+      }
+      if (primary != nullptr) {
+        if (auto lag = primary->replay_lag_s.find(node.name); lag != primary->replay_lag_s.end()) {
+          entry["lag_seconds"] = lag->second;
+        }
+      }
+    }
+    document["members"].push_back(std::move(entry));
+  }
+  if (primary != nullptr) {
+    for (const PublishedSlot& slot : primary->slots) {
+      document["slots"].push_back(
+          {{"name", slot.name},
+           {"active", slot.active},
+           {"wal_status", slot.wal_status},
+           {"retained_bytes", slot.retained_bytes ? json(*slot.retained_bytes) : json()}});
+    }
+  }
+  return document;
+}
+
+json history_json(const std::vector<HistoryEntry>& history) {
+  json entries = json::array();
+  for (const HistoryEntry& entry : history) {
+    entries.push_back({{"time_ms", entry.time_ms},
+                       {"from", entry.from},
+                       {"to", entry.to},
+                       {"timeline", entry.timeline},
+                       {"switch_lsn", lsn_or_null(entry.switch_lsn)},
+                       {"lost_bytes", entry.lost_bytes ? json(*entry.lost_bytes) : json()},
+                       {"reason", entry.reason}});
+  }
+  return entries;
+}
+
+json lag_json(const std::deque<LagSample>& samples) {
+  json points = json::array();
+  for (const LagSample& sample : samples) {
+    points.push_back({{"t", sample.time_ms}, {"lag", sample.lag_bytes}});
+  }
+  return {{"window_s", std::chrono::seconds(AgentBoard::kLagWindow).count()}, {"samples", points}};
+}
+
+}  // namespace tandem

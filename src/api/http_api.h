@@ -1,0 +1,53 @@
+// The agent's HTTP API on host:api_port: health checks for load balancers (Patroni's paths and
+// status codes), /cluster, /history, /metrics, the dashboard at /, and POST requests that change
+// the cluster, each refused without the bearer token.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "agent/agent_board.h"
+#include "common/clock.h"
+#include "core/cluster_config.h"
+#include "dcs/store.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace tandem {
+
+class ApiServer {
+ public:
+  // REQUIRES: self.api_port != 0; everything passed outlives the server.
+  ApiServer(const ClusterConfig& config, const NodeConfig& self, AgentBoard& board, Store& store,
+            Clock& clock);
+  ~ApiServer();
+
+  // Reads the token (a token file that others may read is an error; a missing one leaves every
+  // POST refused), binds the port and serves on a thread of its own.
+  Status start();
+  void stop();
+
+ private:
+  using PostHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  void route();
+  void post(const std::string& path, PostHandler handler);
+
+  const ClusterConfig& config_;
+  const NodeConfig& self_;
+  AgentBoard& board_;
+  Store& store_;
+  Clock& clock_;
+  std::string token_;  // empty: changes are refused
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  std::map<std::string, PostHandler> posts_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,139 @@
+#include "api/metrics.h"
+
+#include <fmt/format.h>
+
+namespace tandem {
+namespace {
+
+// Label values escape backslash, double quote and newline.
+std::string escape_label(std::string_view value) {
+  std::string escaped;
+  for (char c : value) {
+    if (c == '\\' || c == '"') escaped += '\\';
+    if (c == '\n') {
+      escaped += "\\n";
+      continue;
+    }
+    escaped += c;
+  }
+  return escaped;
+}
+
+class Exposition {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    text_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  void sample(std::string_view name, double value,
+              std::initializer_list<std::pair<std::string_view, std::string_view>> labels = {}) {
+    text_ += name;
+    if (labels.size() > 0) {
+      text_ += '{';
+      bool first = true;
+      for (const auto& [key, label] : labels) {
+        text_ += fmt::format("{}{}=\"{}\"", first ? "" : ",", key, escape_label(label));
+        first = false;
+      }
+      text_ += '}';
+    }
+    text_ += fmt::format(" {}\n", value);
+  }
+  std::string take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
+}  // namespace
+
+std::string render_metrics(const MetricsInput& input) {
+  const AgentSnapshot& snapshot = input.snapshot;
+  const NodeObservation& node = snapshot.node;
+  Exposition out;
+
+  out.family("tandem_postgres_state", "gauge",
+             "1 for the state PostgreSQL of this node is in, 0 for the others.");
+  for (PgState state : {PgState::kNoData, PgState::kStopped, PgState::kStarting, PgState::kPrimary,
+                        PgState::kStandby}) {
+    out.sample("tandem_postgres_state", node.state == state ? 1 : 0,
+               {{"state", pg_state_name(state)}});
+  }
+  bool leader = snapshot.view && snapshot.view->leader_is(input.self);
+  out.family("tandem_leader", "gauge", "1 when this node holds the leader lease.");
+  out.sample("tandem_leader", leader ? 1 : 0);
+  out.family("tandem_timeline", "gauge", "The timeline this node's PostgreSQL is on.");
+  out.sample("tandem_timeline", node.timeline);
+  out.family("tandem_wal_position_bytes", "gauge",
+             "WAL position as a byte offset: received (a primary: written) and replayed.");
+  if (node.received_lsn) {
+    out.sample("tandem_wal_position_bytes", static_cast<double>(node.received_lsn->value()),
+               {{"kind", "received"}});
+  }
+  if (node.replayed_lsn) {
+    out.sample("tandem_wal_position_bytes", static_cast<double>(node.replayed_lsn->value()),
+               {{"kind", "replayed"}});
+  }
+
+  out.family("tandem_replication_lag_bytes", "gauge",
+             "How far each standby's replay is behind the primary's WAL position.");
+  const PrimaryDetails* primary = nullptr;
+  if (snapshot.view) {
+    for (const auto& [member, lag] : replay_lag_bytes(*snapshot.view)) {
+      out.sample("tandem_replication_lag_bytes", static_cast<double>(lag), {{"member", member}});
+    }
+    if (snapshot.view->leader) {
+      auto found = snapshot.view->members.find(snapshot.view->leader->name);
+      if (found != snapshot.view->members.end() && found->second.primary) {
+        primary = &*found->second.primary;
+      }
+    }
+  }
+  out.family("tandem_replication_lag_seconds", "gauge",
+             "Each standby's replay lag as the primary measures it (pg_stat_replication).");
+  if (primary != nullptr) {
+    for (const auto& [member, seconds] : primary->replay_lag_s) {
+      out.sample("tandem_replication_lag_seconds", seconds, {{"member", member}});
+    }
+  }
+  out.family("tandem_slot_retained_bytes", "gauge",
+             "WAL each replication slot of the primary holds back.");
+  if (primary != nullptr) {
+    for (const PublishedSlot& slot : primary->slots) {
+      if (!slot.retained_bytes) continue;
+      out.sample("tandem_slot_retained_bytes", static_cast<double>(*slot.retained_bytes),
+                 {{"slot", slot.name}, {"wal_status", slot.wal_status}});
+    }
+  }
+  out.family("tandem_slot_active", "gauge", "1 when a standby streams through the slot.");
+  if (primary != nullptr) {
+    for (const PublishedSlot& slot : primary->slots) {
+      out.sample("tandem_slot_active", slot.active ? 1 : 0, {{"slot", slot.name}});
+    }
+  }
+
+  if (input.history) {
+    std::size_t changes = 0;
+    for (const HistoryEntry& entry : *input.history) changes += entry.from.empty() ? 0 : 1;
+    out.family("tandem_failovers_total", "counter",
+               "Leader changes recorded in the cluster's history (failovers and switchovers).");
+    out.sample("tandem_failovers_total", static_cast<double>(changes));
+  }
+  out.family("tandem_lease_remaining_seconds", "gauge",
+             "The leader: how long its lease lasts without a renewal; 0 elsewhere.");
+  out.sample("tandem_lease_remaining_seconds",
+             snapshot.lease_remaining ? snapshot.lease_remaining->count() / 1000.0 : 0.0);
+  out.family("tandem_last_decision_info", "gauge",
+             "The action the agent's last cycle chose (value 1), with whether it failed.");
+  out.sample("tandem_last_decision_info", 1,
+             {{"action", action_name(snapshot.decision.action)},
+              {"failed", snapshot.decision_failed ? "true" : "false"}});
+  out.family("tandem_agent_cycles_total", "counter", "Cycles the agent has run.");
+  out.sample("tandem_agent_cycles_total", static_cast<double>(snapshot.cycles));
+  out.family("tandem_store_reachable", "gauge", "1 when the last cycle could read the store.");
+  out.sample("tandem_store_reachable", snapshot.view ? 1 : 0);
+  out.family("tandem_paused", "gauge", "1 while automatic actions are paused.");
+  out.sample("tandem_paused", snapshot.view && snapshot.view->paused ? 1 : 0);
+  return out.take();
+}
+
+}  // namespace tandem

@@ -1,0 +1,41 @@
+// Requests a person makes of the agents, through the store: a switchover, a forced failover,
+// pause and resume. Shared by the CLI and the agents' HTTP API; validated here, so both refuse
+// the same things with the same words.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "common/clock.h"
+#include "core/cluster_config.h"
+#include "dcs/cluster_layout.h"
+#include "dcs/store.h"
+
+namespace tandem {
+
+// A planned switchover away from the leader. `expected_leader`, when not empty, must be the
+// leader now (kConflict otherwise: the cluster changed since the person looked). `to` empty:
+// the best candidate.
+Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const ClusterConfig& config,
+                                          const std::string& expected_leader,
+                                          const std::string& to);
+
+// A forced failover to `to`, with or without a leader; nofailover does not stop it.
+Result<SwitchoverRequest> plan_failover(const ClusterView& view, const ClusterConfig& config,
+                                        const std::string& to, bool allow_data_loss);
+
+struct RequestOutcome {
+  std::string new_leader;
+  std::chrono::milliseconds took{0};  // from the request to the new leader running as primary
+};
+
+// Writes the request, then waits until a node other than request.from leads and its agent
+// reports it running as a primary. On timeout the request is withdrawn (kTimeout).
+Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
+                                 const SwitchoverRequest& request, Clock& clock,
+                                 std::chrono::milliseconds timeout);
+
+// Pauses (or resumes) every agent's automatic actions.
+Status set_paused(Store& store, const ClusterLayout& layout, bool paused);
+
+}  // namespace tandem
