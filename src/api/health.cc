@@ -45,9 +45,12 @@ bool within_limit(const HealthInput& input) {
     auto lag = lag_bytes(input);
     return lag && *lag <= *bytes;
   }
+  // The primary measures time lag about once a second; until it has, a standby that has
+  // replayed everything it knows of is within any limit.
   auto seconds = lag_seconds(input);
   auto limit = std::get<milliseconds>(*input.lag_limit);
-  return seconds && *seconds * 1000.0 <= static_cast<double>(limit.count());
+  if (!seconds) return lag_bytes(input) == 0;
+  return *seconds * 1000.0 <= static_cast<double>(limit.count());
 }
 
 bool healthy_replica(const HealthInput& input) {

@@ -212,6 +212,25 @@ TEST(HealthTest, BodyDescribesTheStandbysLag) {
   EXPECT_EQ(reply.body["upstream"], "node1");
 }
 
+TEST(HealthTest, TimeLagNotYetMeasured) {
+  ClusterView measured = view();
+  measured.members["node1"].primary.reset();  // the primary has not published its lags yet
+  AgentSnapshot snapshot{.view = measured, .cycles = 1, .at = kNow};
+  snapshot.node.state = PgState::kStandby;
+  auto check = [&](const std::string& self) {
+    return check_health(HealthCheck::kReplica, {.self = self,
+                                                .snapshot = snapshot,
+                                                .ttl = milliseconds(1000),
+                                                .now = kNow,
+                                                .lag_limit = LagLimit(milliseconds(10000))})
+        .status;
+  };
+  measured.members["node2"].replayed_lsn = Lsn(0x3000000);  // caught up
+  snapshot.view = measured;
+  EXPECT_EQ(check("node2"), 200);
+  EXPECT_EQ(check("node3"), 503);  // 3 MiB behind, for an unknown time
+}
+
 TEST(HealthTest, PathsAreAsPatronisAreNamed) {
   EXPECT_EQ(health_check_for("/primary"), HealthCheck::kPrimary);
   EXPECT_EQ(health_check_for("/master"), HealthCheck::kPrimary);

@@ -56,7 +56,7 @@ function renderMembers(cluster) {
         (member.lag_seconds === undefined ? "" : ` / ${member.lag_seconds.toFixed(3)} s`);
     cell(row, lag, "lag");
     cell(row, member.upstream || "");
-    cell(row, `${member.host}:${member.port}`);
+    cell(row, `${member.host}:${member.port}`, "endpoint");
   }
   const select = $("#candidate");
   const chosen = select.value;

@@ -1,0 +1,316 @@
+// The agents' HTTP API against real PostgreSQL: health checks and requests on live nodes,
+// HAProxy routing through the example configuration across a failover, and the dashboard in
+// headless Chromium. Timings are printed, never asserted.
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "../support/child_process.h"
+#include "../support/headless_browser.h"
+#include "../support/prometheus_text.h"
+#include "bench/local_queries.h"
+#include "local_cluster_fixture.h"
+#include "proc/os_user.h"
+#include "proc/ports.h"
+
+namespace tandem::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+class ApiClusterTest : public LocalClusterTest {
+ protected:
+  void up() {
+    write_config(2, {}, /*agents=*/true);
+    tandem_ok({"local", "up", "--dir", dir_});
+    token_ = read_file(config_.api.token_file).value_or("");
+    while (!token_.empty() && token_.back() == '\n') token_.pop_back();
+    ASSERT_FALSE(token_.empty());
+  }
+
+  httplib::Client client(const std::string& name) {
+    httplib::Client client("127.0.0.1", node(name).api_port);
+    client.set_read_timeout(std::chrono::seconds(60));
+    return client;
+  }
+  int get(const std::string& name, const std::string& path) {
+    auto reply = client(name).Get(path);
+    return reply ? reply->status : -1;
+  }
+  json get_json(const std::string& name, const std::string& path) {
+    auto reply = client(name).Get(path);
+    if (!reply) return json();
+    return json::parse(reply->body, nullptr, false);
+  }
+  httplib::Result post(const std::string& name, const std::string& path,
+                       const std::string& body = "{}") {
+    return client(name).Post(path, {{"Authorization", "Bearer " + token_}}, body,
+                             "application/json");
+  }
+  std::string primary() { return bench::writable_node(config_); }
+  bool streams(const std::string& standby) {
+    return value(primary(),
+                 "SELECT count(*)::text AS v FROM pg_stat_replication WHERE state = 'streaming' "
+                 "AND application_name = '" +
+                     standby + "'") == "1";
+  }
+  std::string role_in_cluster(const std::string& name, const std::string& member) {
+    json cluster = get_json(name, "/cluster");
+    if (!cluster.is_object()) return "";
+    for (const json& entry : cluster["members"]) {
+      if (entry["name"] == member) return entry["role"];
+    }
+    return "";
+  }
+
+  std::string token_;
+};
+
+TEST_F(ApiClusterTest, HealthChecksFollowTheRoles) {
+  up();
+  ASSERT_EQ(primary(), "node1");
+  ASSERT_TRUE(eventually([&] { return get("node2", "/replica") == 200; }));
+  ASSERT_TRUE(eventually([&] { return get("node3", "/replica") == 200; }));
+  std::map<std::string, std::map<std::string, int>> expected = {
+      {"node1",
+       {{"/primary", 200},
+        {"/read-write", 200},
+        {"/replica", 503},
+        {"/read-only", 200},
+        {"/health", 200},
+        {"/liveness", 200},
+        {"/readiness", 200}}},
+      {"node2",
+       {{"/primary", 503},
+        {"/read-write", 503},
+        {"/replica", 200},
+        {"/read-only", 200},
+        {"/health", 200},
+        {"/replica?lag=16MB", 200},
+        {"/replica?lag=10s", 200},
+        {"/replica?lag=sideways", 400}}},
+  };
+  for (const auto& [name, checks] : expected) {
+    for (const auto& [path, status] : checks) {
+      EXPECT_EQ(get(name, path), status) << name << path;
+    }
+  }
+  EXPECT_TRUE(eventually([&] { return get("node2", "/replica?lag=10s") == 200; }));
+  // A standby far behind fails a tight lag limit: writes while its replay is paused.
+  exec("node3", "SELECT pg_wal_replay_pause()");
+  exec("node1", "CREATE TABLE filler AS SELECT generate_series(1, 100000) AS n");
+  EXPECT_TRUE(eventually([&] { return get("node3", "/replica?lag=1MB") == 503; }));
+  EXPECT_EQ(get("node3", "/replica"), 200);  // still streaming: fine without a limit
+  exec("node3", "SELECT pg_wal_replay_resume()");
+  EXPECT_TRUE(eventually([&] { return get("node3", "/replica?lag=1MB") == 200; }));
+
+  // /cluster from any node: the same leader, slots of the primary with their retained WAL.
+  EXPECT_TRUE(eventually([&] {
+    json cluster = get_json("node3", "/cluster");
+    return cluster.is_object() && cluster["leader"] == "node1" && cluster["slots"].size() == 2 &&
+           cluster["members"].size() == 3 && cluster["members"][1]["role"] == "replica";
+  }));
+  auto metrics = client("node1").Get("/metrics");
+  ASSERT_TRUE(metrics);
+  auto parsed = parse_prometheus_text(metrics->body);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(naming_violations(*parsed, "tandem_"), std::vector<std::string>{});
+  EXPECT_EQ(parsed->value("tandem_leader"), 1);
+  EXPECT_EQ(parsed->value("tandem_postgres_state", {{"state", "primary"}}), 1);
+  EXPECT_TRUE(
+      parsed->value("tandem_slot_retained_bytes", {{"slot", "node2"}, {"wal_status", "reserved"}}));
+}
+
+TEST_F(ApiClusterTest, RequestsChangeTheCluster) {
+  up();
+  ASSERT_EQ(primary(), "node1");
+  ASSERT_TRUE(eventually([&] { return get("node2", "/replica") == 200; }));
+  ASSERT_TRUE(eventually([&] { return get("node3", "/replica") == 200; }));
+  // Refusals first: nothing changes.
+  EXPECT_EQ(client("node2").Post("/switchover", "{}", "application/json")->status, 401);
+  EXPECT_EQ(post("node2", "/switchover", "{\"candidate\": \"node1\"}")->status, 412);
+  EXPECT_EQ(primary(), "node1");
+
+  // Switchover through node3's API (any agent takes requests).
+  auto switched = post("node3", "/switchover", "{\"leader\": \"node1\", \"candidate\": \"node2\"}");
+  ASSERT_TRUE(switched);
+  ASSERT_EQ(switched->status, 200) << switched->body;
+  std::cout << "switchover through the API: " << switched->body << "\n";
+  EXPECT_EQ(primary(), "node2");
+  EXPECT_TRUE(eventually([&] { return get("node2", "/primary") == 200; }));
+  EXPECT_EQ(get("node1", "/primary"), 503);
+  EXPECT_TRUE(eventually([&] { return get("node1", "/replica") == 200; }));
+  json history = get_json("node1", "/history");
+  ASSERT_TRUE(history.is_array());
+  EXPECT_EQ(history.back()["from"], "node1");
+  EXPECT_EQ(history.back()["to"], "node2");
+
+  // Restart a standby: it comes back and streams.
+  auto restarted = post("node3", "/restart");
+  ASSERT_TRUE(restarted);
+  EXPECT_EQ(restarted->status, 200) << restarted->body;
+  EXPECT_TRUE(eventually([&] { return streams("node3"); }));
+
+  // Restart the primary: it stays the primary, on the same timeline.
+  std::string timeline =
+      value("node2", "SELECT timeline_id::text AS v FROM pg_control_checkpoint()");
+  auto restarted_primary = post("node2", "/restart");
+  ASSERT_TRUE(restarted_primary);
+  EXPECT_EQ(restarted_primary->status, 200) << restarted_primary->body;
+  EXPECT_TRUE(eventually([&] { return primary() == "node2"; }));
+  EXPECT_EQ(value("node2", "SELECT timeline_id::text AS v FROM pg_control_checkpoint()"), timeline);
+
+  // Reinitialize: refused on the leader, done on a standby, the old data moved aside.
+  EXPECT_EQ(post("node2", "/reinitialize")->status, 409);
+  exec("node2", "CREATE TABLE after_switch (n int); INSERT INTO after_switch VALUES (1)");
+  auto reinitialized = post("node1", "/reinitialize");
+  ASSERT_TRUE(reinitialized);
+  EXPECT_EQ(reinitialized->status, 200) << reinitialized->body;
+  bool moved_aside = false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    moved_aside |= entry.path().filename().string().starts_with("node1.reinitialized-");
+  }
+  EXPECT_TRUE(moved_aside);
+  EXPECT_TRUE(eventually([&] { return streams("node1"); }));
+  EXPECT_TRUE(
+      eventually([&] { return value("node1", "SELECT n::text AS v FROM after_switch") == "1"; }));
+
+  // Pause, then resume.
+  EXPECT_EQ(post("node1", "/pause")->status, 200);
+  EXPECT_TRUE(get_json("node3", "/cluster")["paused"].get<bool>());
+  EXPECT_EQ(post("node1", "/resume")->status, 200);
+  EXPECT_FALSE(get_json("node3", "/cluster")["paused"].get<bool>());
+
+  // A forced failover to a named node.
+  auto failed_over = post("node1", "/failover", "{\"candidate\": \"node3\"}");
+  ASSERT_TRUE(failed_over);
+  EXPECT_EQ(failed_over->status, 200) << failed_over->body;
+  EXPECT_EQ(primary(), "node3");
+  EXPECT_TRUE(eventually([&] { return role_in_cluster("node1", "node3") == "leader"; }));
+}
+
+// The example configuration, unchanged, with the cluster's ports from the environment.
+TEST_F(ApiClusterTest, HaproxyFollowsTheFailover) {
+  up();
+  int ports = tandem::find_free_ports("127.0.0.1", 2).value_or(0);
+  ASSERT_NE(ports, 0);
+  std::map<std::string, std::string> env = {{"TANDEM_PRIMARY_PORT", std::to_string(ports)},
+                                            {"TANDEM_REPLICAS_PORT", std::to_string(ports + 1)}};
+  for (const NodeConfig& each : config_.nodes) {
+    std::string upper = each.name;
+    for (char& c : upper) c = static_cast<char>(std::toupper(c));
+    env["TANDEM_" + upper + "_PORT"] = std::to_string(each.port);
+    env["TANDEM_" + upper + "_API_PORT"] = std::to_string(each.api_port);
+  }
+  ChildProcess haproxy(
+      {.program = "haproxy",
+       .args = {"-f", std::string(TANDEM_SOURCE_DIR) + "/examples/haproxy.cfg", "-db"},
+       .env = env,
+       .log_file = dir_ + "/haproxy.log"});
+  auto through = [&](int port) {
+    std::string conninfo = make_conninfo({{"host", "127.0.0.1"},
+                                          {"port", std::to_string(port)},
+                                          {"user", "test_app"},
+                                          {"dbname", "test_app"},
+                                          {"passfile", config_.password_file},
+                                          {"connect_timeout", "2"}});
+    auto connection = Connection::open(conninfo);
+    if (!connection) return std::string();
+    auto rows = connection->query(
+        "SELECT inet_server_port()::text || ' ' || (NOT pg_is_in_recovery())::text AS v");
+    return rows && !rows->empty() ? rows->text(0, "v") : std::string();
+  };
+  auto writable_through_haproxy = [&](const std::string& name) {
+    return through(ports) == std::to_string(node(name).port) + " true";
+  };
+  // HAProxy starts with every server up; once its checks have run (two 200 ms checks for the
+  // primary port, two 500 ms ones for the replicas port), every connection to the primary port
+  // reaches node1, every one to the replicas port a standby.
+  auto settled = [&](const std::string& primary_node) {
+    for (int attempt = 0; attempt < 6; ++attempt) {
+      if (!writable_through_haproxy(primary_node)) return false;
+      if (!through(ports + 1).ends_with(" false")) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(eventually([&] { return settled("node1"); }));
+
+  auto crashed_at = std::chrono::steady_clock::now();
+  tandem_ok({"local", "crash", "node1"});
+  std::string new_primary;
+  ASSERT_TRUE(eventually([&] {
+    new_primary = primary();
+    return !new_primary.empty() && new_primary != "node1" && writable_through_haproxy(new_primary);
+  }));
+  auto took =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - crashed_at);
+  std::cout << "through HAProxy: writes reach " << new_primary << " " << took.count()
+            << " ms after node1's host crashed\n";
+  EXPECT_TRUE(eventually([&] { return settled(new_primary); }));
+  EXPECT_TRUE(haproxy.running());
+}
+
+// The dashboard in headless Chromium: three nodes with their roles, a switchover made with the
+// token, the roles changing on screen. Leaves a screenshot in the build directory.
+TEST_F(ApiClusterTest, DashboardShowsTheClusterAndSwitchesOver) {
+  up();
+  auto browser = HeadlessBrowser::launch(dir_);
+  ASSERT_TRUE(browser) << browser.error().message;
+  HeadlessBrowser& page = **browser;
+  ASSERT_TRUE(page.navigate(fmt::format("http://127.0.0.1:{}/", node("node1").api_port)));
+  const std::string roles =
+      "Object.fromEntries([...document.querySelectorAll('#members tbody tr')]"
+      ".map(row => [row.dataset.node, row.querySelector('.role').textContent]))";
+  json shown;
+  auto roles_are = [&](const json& expected) {
+    auto value = page.evaluate(roles);
+    shown = value ? *value : json();
+    return shown == expected;
+  };
+  ASSERT_TRUE(eventually([&] {
+    return roles_are({{"node1", "leader"}, {"node2", "replica"}, {"node3", "replica"}});
+  })) << shown.dump();
+  // The topology draws every node, the slots table lists the primary's two slots.
+  EXPECT_EQ(page.evaluate("document.querySelectorAll('#topology g.node').length").value(), 3);
+  EXPECT_TRUE(eventually(
+      [&] { return page.evaluate("document.querySelectorAll('#slots tbody tr').length") == 2; }));
+  // Read-only until the token is given.
+  EXPECT_EQ(page.evaluate("document.querySelector('#switchover-button').disabled").value(), true);
+  ASSERT_TRUE(page.click("#token"));
+  ASSERT_TRUE(page.type(token_));
+  ASSERT_TRUE(page.click("#token-save"));
+  EXPECT_TRUE(eventually([&] {
+    return page.evaluate("document.querySelector('#switchover-button').disabled") == false;
+  }));
+  ASSERT_TRUE(page.evaluate("document.querySelector('#candidate').value = 'node2'"));
+  ASSERT_TRUE(page.click("#switchover-button"));
+  EXPECT_TRUE(eventually([&] {
+    return roles_are({{"node1", "replica"}, {"node2", "leader"}, {"node3", "replica"}});
+  })) << shown.dump();
+  EXPECT_EQ(primary(), "node2");
+  EXPECT_TRUE(eventually([&] {
+    auto result = page.evaluate("document.querySelector('#action-result').textContent");
+    return result && result->get<std::string>().find("switched over") != std::string::npos;
+  }));
+  EXPECT_TRUE(eventually([&] {
+    auto row = page.evaluate("document.querySelector('#history tbody tr').textContent");
+    return row && row->is_string() && row->get<std::string>().find("node2") != std::string::npos;
+  }));
+  EXPECT_TRUE(eventually([&] {
+    // One line per member that has been a standby in the window: node2 and node3, then node1.
+    auto lines = page.evaluate("document.querySelectorAll('#lag-chart polyline').length");
+    return lines && lines->get<int>() >= 2;
+  }));
+  std::string screenshot = std::string(TANDEM_ARTIFACTS_DIR) + "/dashboard.png";
+  std::filesystem::create_directories(TANDEM_ARTIFACTS_DIR);
+  ASSERT_TRUE(page.screenshot(screenshot));
+  EXPECT_GT(std::filesystem::file_size(screenshot), 10000u);
+  std::cout << "screenshot: " << screenshot << "\n";
+}
+
+}  // namespace
+}  // namespace tandem::testing
