@@ -1,6 +1,11 @@
-// tandem status [--json]: one table for the cluster, one for the slots, then warnings.
+// tandem status [--json | --watch [INTERVAL]]: one table for the cluster, what each agent is
+// doing (from its API), one table for the slots, then warnings.
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/status_view.h"
@@ -62,38 +67,107 @@ std::string render_slots(const ClusterReport& report) {
       rows);
 }
 
+namespace {
+
+// What each agent is doing, from its API (/health): live state only the agent knows.
+std::string render_agent_decisions(const ClusterConfig& config) {
+  std::vector<std::vector<std::string>> rows;
+  bool tls = !config.api.tls_cert_file.empty();
+  for (const NodeConfig& node : config.nodes) {
+    if (node.api_port == 0) continue;
+    std::string address =
+        fmt::format("{}://{}:{}", tls ? "https" : "http", node.host, node.api_port);
+    httplib::Client client(address);
+    client.enable_server_certificate_verification(false);
+    client.set_connection_timeout(std::chrono::milliseconds(300));
+    client.set_read_timeout(std::chrono::milliseconds(500));
+    auto reply = client.Get("/health");
+    auto body = reply ? nlohmann::json::parse(reply->body, nullptr, false) : nlohmann::json();
+    if (!body.is_object()) {
+      rows.push_back({node.name, "-", fmt::format("no answer from {}", address)});
+      continue;
+    }
+    rows.push_back({node.name, body.value("last_decision", "?"), body.value("reason", "")});
+  }
+  if (rows.empty()) return "";
+  return render_table({"AGENT", "LAST DECISION", "WHY"}, rows);
+}
+
+std::string render_status(const ClusterConfig& config, const ClusterReport& report) {
+  std::string out;
+  std::vector<std::vector<std::string>> rows;
+  for (const NodeReport& node : report.nodes) rows.push_back(node_row(node));
+  out += render_table({"NODE", "ADDRESS", "ROLE", "STATE", "TL", "SENT/WAL", "WRITE", "FLUSH",
+                       "REPLAY", "LAG", "LAG TIME", "SYNC", "LAST REPLAY"},
+                      rows);
+  if (report.agents) {
+    const AgentsReport& agents = *report.agents;
+    out += fmt::format(
+        "\nlease: {}{}{}; next primary if it fails: {}\n",
+        agents.leader.empty() ? "nobody" : agents.leader, agents.paused ? " (paused)" : "",
+        agents.synchronous_mode
+            ? fmt::format(", synchronous standby: {}", agents.sync_standby.value_or("none"))
+            : "",
+        agents.candidates.empty() ? "nobody" : agents.candidates.front());
+    std::string decisions = render_agent_decisions(config);
+    if (!decisions.empty()) out += "\n" + decisions;
+  }
+  if (!report.slots.empty()) out += "\n" + render_slots(report);
+  for (const std::string& warning : report.warnings) out += "\nWARNING: " + warning;
+  if (!report.warnings.empty()) out += "\n";
+  return out;
+}
+
+}  // namespace
+
 void add_status_command(CLI::App& app, CliState& state) {
   auto* command = app.add_subcommand("status", "Show every node, the replication and the slots");
   auto json = std::make_shared<bool>(false);
   command->add_flag("--json", *json, "Print JSON for scripts");
-  command->callback([&state, json] {
+  auto watch = std::make_shared<std::string>();
+  command->add_option("--watch", *watch, "Refresh every INTERVAL (1s, 500ms) until Ctrl-C")
+      ->expected(0, 1)
+      ->default_str("1s");
+  command->callback([&state, json, watch, command] {
     auto session = Session::open(state.options);
     if (!session) {
       state.result = std::unexpected(session.error());
       return;
     }
-    ClusterReport report = collect_status((*session)->context());
-    if (*json) {
-      fmt::print("{}\n", report_to_json(report).dump(2));
+    bool watching = command->count("--watch") > 0;
+    std::chrono::milliseconds interval{1000};
+    if (watching && !watch->empty()) {
+      auto parsed = parse_duration(*watch);
+      if (!parsed || parsed->count() < 100) {
+        state.result =
+            fail(ErrorCode::kInvalidArgument,
+                 fmt::format("--watch {}: give an interval of 100ms or more (1s, 500ms)", *watch));
+        return;
+      }
+      interval = *parsed;
+    }
+    if (*json && watching) {
+      state.result = fail(ErrorCode::kInvalidArgument, "--json and --watch do not go together");
       return;
     }
-    std::vector<std::vector<std::string>> rows;
-    for (const NodeReport& node : report.nodes) rows.push_back(node_row(node));
-    fmt::print("{}", render_table({"NODE", "ADDRESS", "ROLE", "STATE", "TL", "SENT/WAL", "WRITE",
-                                   "FLUSH", "REPLAY", "LAG", "LAG TIME", "SYNC", "LAST REPLAY"},
-                                  rows));
-    if (report.agents) {
-      const AgentsReport& agents = *report.agents;
-      fmt::print("\nlease: {}{}{}; next primary if it fails: {}\n",
-                 agents.leader.empty() ? "nobody" : agents.leader, agents.paused ? " (paused)" : "",
-                 agents.synchronous_mode ? fmt::format(", synchronous standby: {}",
-                                                       agents.sync_standby.value_or("none"))
-                                         : "",
-                 agents.candidates.empty() ? "nobody" : agents.candidates.front());
+    const ClusterConfig& config = (*session)->config();
+    if (*json) {
+      fmt::print("{}\n", report_to_json(collect_status((*session)->context())).dump(2));
+      return;
     }
-    if (!report.slots.empty()) fmt::print("\n{}", render_slots(report));
-    for (const std::string& warning : report.warnings) fmt::print("\nWARNING: {}", warning);
-    if (!report.warnings.empty()) fmt::print("\n");
+    if (!watching) {
+      fmt::print("{}", render_status(config, collect_status((*session)->context())));
+      return;
+    }
+    while (true) {
+      std::string screen = render_status(config, collect_status((*session)->context()));
+      auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+      // Home, clear: the whole screen is redrawn at once.
+      fmt::print("\033[H\033[2J{} -- every {}, Ctrl-C to stop -- {:%H:%M:%S}\n\n{}", config.name,
+                 format_duration(interval), now, screen);
+      std::fflush(stdout);
+      std::this_thread::sleep_for(interval);
+    }
   });
 }
 
