@@ -33,6 +33,10 @@ TEST(ParseConfig, RoundTripsThroughRender) {
   ASSERT_TRUE(config);
   config->app = AppConfig{"test_app", "test_app"};
   config->replication.max_slot_wal_keep_size = 64LL << 20;
+  config->api = {.token_file = "/etc/tandem/api.token",
+                 .tls_cert_file = "/etc/tandem/api.crt",
+                 .tls_key_file = "/etc/tandem/api.key"};
+  config->nodes[0].api_port = 8008;
   auto again = parse_config(render_config(*config), "/elsewhere");
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(render_config(*again), render_config(*config));
@@ -51,7 +55,12 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
       {"nodes: [{name: a, port: 70000}]", "port 70000"},
       {"nodes: [{name: a, port: x}]", "wrong type"},
       {"nodes: [{name: a, port: 1}, {name: a, port: 2}]", "used twice"},
-      {"nodes: [{name: a, port: 1}, {name: b, port: 1}]", "used by two nodes"},
+      {"nodes: [{name: a, port: 1}, {name: b, port: 1}]", "127.0.0.1:1 is used twice"},
+      {"nodes: [{name: a, port: 1, api_port: 2}, {name: b, port: 2}]", "127.0.0.1:2 is used twice"},
+      {"nodes: [{name: a, port: 1, api_port: 1}]", "differ from port"},
+      {"nodes: [{name: a, port: 1, api_port: 70000}]", "api_port 70000"},
+      {"api: {tls_cert_file: cert.pem}\nnodes: [{name: a, port: 1}]", "go together"},
+      {"api: {token: x}\nnodes: [{name: a, port: 1}]", "token"},
       {"os_user: root\nnodes: [{name: a, port: 1}]", "PostgreSQL refuses to run as root"},
       {"replication: {networks: [10.0.0.0/33]}\nnodes: [{name: a, port: 1}]", "10.0.0.0/33"},
       {"replication: {networks: [300.0.0.1/32]}\nnodes: [{name: a, port: 1}]", "300.0.0.1/32"},
