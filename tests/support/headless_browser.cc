@@ -8,29 +8,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/base64.h"
+
 namespace tandem::testing {
 namespace {
 
 using nlohmann::json;
-
-std::string base64_decode(const std::string& text) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string bytes;
-  unsigned int buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    auto index = kAlphabet.find(c);
-    if (index == std::string::npos) continue;  // padding, line breaks
-    buffer = (buffer << 6) | static_cast<unsigned int>(index);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes += static_cast<char>((buffer >> bits) & 0xFF);
-    }
-  }
-  return bytes;
-}
 
 }  // namespace
 
@@ -162,7 +145,8 @@ Status HeadlessBrowser::type(const std::string& text) {
 Status HeadlessBrowser::screenshot(const std::string& path) {
   auto shot = call("Page.captureScreenshot", {{"format", "png"}, {"captureBeyondViewport", true}});
   if (!shot) return std::unexpected(shot.error());
-  std::ofstream(path, std::ios::binary) << base64_decode((*shot)["data"].get<std::string>());
+  std::ofstream(path, std::ios::binary)
+      << base64_decode((*shot)["data"].get<std::string>()).value_or("");
   return {};
 }
 

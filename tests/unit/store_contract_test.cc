@@ -1,5 +1,6 @@
 // The contract every coordination store keeps. Each implementation joins with one line at the
-// bottom; the etcd store will too.
+// bottom: in memory, SQLite, and a real etcd started on loopback ports.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,9 +10,12 @@
 #include <memory>
 #include <thread>
 
+#include "../support/etcd_server.h"
+#include "dcs/etcd_store.h"
 #include "dcs/memory_store.h"
 #include "dcs/sqlite_store.h"
 #include "fake_node_controller.h"
+#include "proc/ports.h"
 
 namespace tandem::testing {
 namespace {
@@ -22,8 +26,17 @@ struct StoreUnderTest {
   std::unique_ptr<FakeClock> clock = std::make_unique<FakeClock>();
   std::unique_ptr<Store> store;
   std::string dir;  // for stores kept in files
+  std::unique_ptr<EtcdCluster> etcd;
+  // How time passes for the store: the fake clock's, or real time for a server that expires
+  // keys by its own clock.
+  std::function<void(milliseconds)> sleep = [this](milliseconds duration) {
+    clock->sleep_for(duration);
+  };
+  // How late a real server may drop an expired key (etcd checks leases every 500 ms).
+  milliseconds expiry_slack{0};
   ~StoreUnderTest() {
     store.reset();
+    etcd.reset();
     if (!dir.empty()) std::filesystem::remove_all(dir);
   }
 };
@@ -43,6 +56,20 @@ std::unique_ptr<StoreUnderTest> sqlite_store() {
   auto store = SqliteStore::open(under_test->dir + "/store.db", *under_test->clock);
   EXPECT_TRUE(store) << store.error().message;
   under_test->store = std::move(*store);
+  return under_test;
+}
+
+std::unique_ptr<StoreUnderTest> etcd_store() {
+  auto under_test = std::make_unique<StoreUnderTest>();
+  char pattern[] = "/tmp/tandem-etcd-XXXXXX";
+  under_test->dir = mkdtemp(pattern);
+  under_test->etcd = EtcdCluster::single(under_test->dir);
+  EXPECT_TRUE(under_test->etcd->healthy()) << "etcd did not start (see " << under_test->dir << ")";
+  auto store = EtcdStore::open({.endpoints = under_test->etcd->endpoints()});
+  EXPECT_TRUE(store) << store.error().message;
+  under_test->store = std::move(*store);
+  under_test->sleep = [](milliseconds duration) { std::this_thread::sleep_for(duration); };
+  under_test->expiry_slack = milliseconds(1500);
   return under_test;
 }
 
@@ -105,13 +132,18 @@ TEST_P(StoreContract, RevisionsOnlyGrow) {
 TEST_P(StoreContract, KeysExpireAfterTheirTtlUnlessWrittenAgain) {
   Revision leader = store_->create("/c/leader", "node1", milliseconds(1000)).value();
   store_->put("/c/config", "forever", std::nullopt).value();
-  clock_->sleep_for(milliseconds(600));
+  under_test_->sleep(milliseconds(600));
   // Renewing restarts the TTL.
   leader = store_->compare_and_set("/c/leader", "node1", leader, milliseconds(1000)).value();
-  clock_->sleep_for(milliseconds(600));
+  under_test_->sleep(milliseconds(600));
   EXPECT_NE(store_->read("/c/").value().find("/c/leader"), nullptr);
-  clock_->sleep_for(milliseconds(400));
-  auto snapshot = store_->read("/c/").value();
+  under_test_->sleep(milliseconds(400));
+  StoreSnapshot snapshot = store_->read("/c/").value();
+  auto late_by = std::chrono::steady_clock::now() + under_test_->expiry_slack;
+  while (snapshot.find("/c/leader") != nullptr && std::chrono::steady_clock::now() < late_by) {
+    std::this_thread::sleep_for(milliseconds(50));
+    snapshot = store_->read("/c/").value();
+  }
   EXPECT_EQ(snapshot.find("/c/leader"), nullptr);
   EXPECT_NE(snapshot.find("/c/config"), nullptr);
   auto renew_late = store_->compare_and_set("/c/leader", "node1", leader, milliseconds(1000));
@@ -167,6 +199,41 @@ TEST_P(StoreContract, WaitWakesOnAWriteUnderThePrefixAndOtherwiseTimesOut) {
 
 INSTANTIATE_TEST_SUITE_P(Memory, StoreContract, ::testing::Values(StoreFactory(memory_store)));
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract, ::testing::Values(StoreFactory(sqlite_store)));
+INSTANTIATE_TEST_SUITE_P(Etcd, StoreContract, ::testing::Values(StoreFactory(etcd_store)));
+
+TEST(EtcdStore, FailsOverToTheNextEndpointAndIsUnavailableWithout) {
+  char pattern[] = "/tmp/tandem-etcd-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  {
+    auto etcd = EtcdCluster::single(dir);
+    ASSERT_TRUE(etcd->healthy());
+    int closed = find_free_ports("127.0.0.1", 1).value_or(1);
+    auto store = EtcdStore::open(
+        {.endpoints = {fmt::format("http://127.0.0.1:{}", closed), etcd->endpoints()[0]}});
+    ASSERT_TRUE(store);
+    EXPECT_TRUE((*store)->put("/k", "v", std::nullopt));  // the first endpoint refuses
+    etcd->stop(0);
+    auto down = (*store)->read("/");
+    ASSERT_FALSE(down);
+    EXPECT_EQ(down.error().code, ErrorCode::kUnavailable) << down.error().message;
+    auto conflict_or_not = (*store)->create("/k", "w", std::nullopt);
+    ASSERT_FALSE(conflict_or_not);
+    EXPECT_EQ(conflict_or_not.error().code, ErrorCode::kUnavailable);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(EtcdStore, RefusesEndpointsThatAreNotUrls) {
+  auto store = EtcdStore::open({.endpoints = {"127.0.0.1:2379"}});
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(EtcdStore::open({}));
+}
+
+TEST(EtcdStore, PrefixEnd) {
+  EXPECT_EQ(prefix_end("/tandem/"), "/tandem0");
+  EXPECT_EQ(prefix_end("a\xff"), "b");
+}
 
 TEST(MemoryStore, UnavailableIsNotAConflict) {
   FakeClock clock;

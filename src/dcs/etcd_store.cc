@@ -1,0 +1,286 @@
+#include "dcs/etcd_store.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/base64.h"
+
+namespace tandem {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+std::int64_t number(const json& object, const char* key) {
+  auto found = object.find(key);
+  if (found == object.end()) return 0;  // proto3 leaves zero values out
+  if (found->is_string()) return std::stoll(found->get<std::string>());
+  if (found->is_number()) return found->get<std::int64_t>();
+  return 0;
+}
+
+std::string text(const json& object, const char* key) {
+  auto found = object.find(key);
+  if (found == object.end() || !found->is_string()) return "";
+  return base64_decode(found->get<std::string>()).value_or("");
+}
+
+Error unavailable(const std::string& what) { return {ErrorCode::kUnavailable, "etcd: " + what}; }
+
+json put_request(const std::string& key, const std::string& value, std::int64_t lease) {
+  json put = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
+  if (lease != 0) put["lease"] = std::to_string(lease);
+  return put;
+}
+
+}  // namespace
+
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    auto last = static_cast<unsigned char>(end.back());
+    if (last < 0xFF) {
+      end.back() = static_cast<char>(last + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');  // every key
+}
+
+Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options) {
+  if (options.endpoints.empty()) {
+    return fail(ErrorCode::kInvalidArgument, "etcd: no endpoints");
+  }
+  for (const std::string& endpoint : options.endpoints) {
+    if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://")) {
+      return fail(ErrorCode::kInvalidArgument,
+                  fmt::format("etcd endpoint '{}' must start with http:// or https://", endpoint));
+    }
+  }
+  std::unique_ptr<EtcdStore> store(new EtcdStore(std::move(options)));
+  for (std::size_t index = 0; index < store->options_.endpoints.size(); ++index) {
+    store->clients_.push_back(store->make_client(index, store->options_.request_timeout));
+  }
+  return store;
+}
+
+EtcdStore::EtcdStore(EtcdOptions options) : options_(std::move(options)) {}
+
+EtcdStore::~EtcdStore() = default;
+
+std::unique_ptr<httplib::Client> EtcdStore::make_client(std::size_t endpoint,
+                                                        milliseconds read_timeout) const {
+  auto client = std::make_unique<httplib::Client>(options_.endpoints[endpoint]);
+  client->set_connection_timeout(options_.request_timeout);
+  client->set_read_timeout(read_timeout);
+  client->set_write_timeout(options_.request_timeout);
+  client->set_keep_alive(true);
+  if (!options_.ca_file.empty()) {
+    client->set_ca_cert_path(options_.ca_file.c_str());
+    client->enable_server_certificate_verification(true);
+  }
+  return client;
+}
+
+Status EtcdStore::authenticate(std::size_t endpoint) {
+  if (options_.user.empty()) return {};
+  json body = {{"name", options_.user}, {"password", options_.password}};
+  auto reply = clients_[endpoint]->Post("/v3/auth/authenticate", body.dump(), "application/json");
+  if (!reply) return std::unexpected(unavailable(httplib::to_string(reply.error())));
+  json object = json::parse(reply->body, nullptr, false);
+  if (reply->status != 200 || !object.contains("token")) {
+    return fail(
+        ErrorCode::kPermissionDenied,
+        fmt::format("etcd refused the user {}: {}", options_.user,
+                    object.is_object() ? object.value("message", reply->body) : reply->body));
+  }
+  token_ = object["token"].get<std::string>();
+  return {};
+}
+
+Result<std::string> EtcdStore::call_once(std::size_t endpoint, const std::string& path,
+                                         const std::string& body) {
+  if (!options_.user.empty() && token_.empty()) {
+    if (auto ok = authenticate(endpoint); !ok) return std::unexpected(ok.error());
+  }
+  httplib::Headers headers;
+  if (!token_.empty()) headers.emplace("Authorization", token_);
+  auto reply = clients_[endpoint]->Post(path, headers, body, "application/json");
+  if (!reply) return std::unexpected(unavailable(httplib::to_string(reply.error())));
+  if (reply->status == 200) return reply->body;
+  json object = json::parse(reply->body, nullptr, false);
+  std::string message = object.is_object() ? object.value("message", reply->body) : reply->body;
+  if (message.find("invalid auth token") != std::string::npos && !options_.user.empty()) {
+    token_.clear();
+    return std::unexpected(unavailable("auth token expired"));
+  }
+  // No leader, timeouts, too many requests: this member cannot serve now; another may.
+  return std::unexpected(unavailable(
+      fmt::format("{} answered {}: {}", options_.endpoints[endpoint], reply->status, message)));
+}
+
+Result<std::string> EtcdStore::call(const std::string& path, const std::string& body) {
+  std::lock_guard lock(mutex_);
+  Error last{ErrorCode::kUnavailable, "etcd: no endpoint tried"};
+  for (std::size_t attempt = 0; attempt < clients_.size(); ++attempt) {
+    std::size_t endpoint = (current_ + attempt) % clients_.size();
+    auto reply = call_once(endpoint, path, body);
+    if (reply) {
+      current_ = endpoint;
+      return reply;
+    }
+    if (reply.error().code != ErrorCode::kUnavailable) return reply;
+    last = reply.error();
+  }
+  return std::unexpected(last);
+}
+
+Result<std::int64_t> EtcdStore::grant(Ttl ttl) {
+  if (!ttl) return 0;
+  // Whole seconds, rounded up: a key never expires before its TTL.
+  auto seconds = std::max<std::int64_t>(1, (ttl->count() + 999) / 1000);
+  auto reply = call("/v3/lease/grant", json{{"TTL", std::to_string(seconds)}}.dump());
+  if (!reply) return std::unexpected(reply.error());
+  json object = json::parse(*reply, nullptr, false);
+  std::int64_t id = object.is_object() ? number(object, "ID") : 0;
+  if (id == 0) return std::unexpected(unavailable("lease grant without an ID: " + *reply));
+  return id;
+}
+
+Result<StoreSnapshot> EtcdStore::read(std::string_view prefix) {
+  json request = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
+  auto reply = call("/v3/kv/range", request.dump());
+  if (!reply) return std::unexpected(reply.error());
+  json object = json::parse(*reply, nullptr, false);
+  if (!object.is_object()) return std::unexpected(unavailable("range: not JSON"));
+  StoreSnapshot snapshot;
+  snapshot.revision = number(object.value("header", json::object()), "revision");
+  for (const json& kv : object.value("kvs", json::array())) {
+    snapshot.entries[text(kv, "key")] = {.value = text(kv, "value"),
+                                         .mod_revision = number(kv, "mod_revision"),
+                                         .create_revision = number(kv, "create_revision")};
+  }
+  return snapshot;
+}
+
+// One transaction: if `compare` holds for `key`, put the value (with a fresh lease for the TTL).
+Result<Revision> EtcdStore::write_if(const std::string& compare, const std::string& key,
+                                     const std::string& value, Ttl ttl) {
+  auto lease = grant(ttl);
+  if (!lease) return std::unexpected(lease.error());
+  json condition = json::parse(compare);
+  condition["key"] = base64_encode(key);
+  json request = {{"compare", json::array({condition})},
+                  {"success", json::array({{{"request_put", put_request(key, value, *lease)}}})}};
+  auto reply = call("/v3/kv/txn", request.dump());
+  if (!reply) return std::unexpected(reply.error());
+  json object = json::parse(*reply, nullptr, false);
+  if (!object.is_object()) return std::unexpected(unavailable("txn: not JSON"));
+  if (!object.value("succeeded", false)) {
+    return fail(ErrorCode::kConflict, fmt::format("{} changed meanwhile", key));
+  }
+  return number(object.value("header", json::object()), "revision");
+}
+
+Result<Revision> EtcdStore::create(const std::string& key, const std::string& value, Ttl ttl) {
+  auto written = write_if(R"({"target": "CREATE", "result": "EQUAL", "create_revision": "0"})", key,
+                          value, ttl);
+  if (!written && written.error().code == ErrorCode::kConflict) {
+    return fail(ErrorCode::kConflict, key + " exists");
+  }
+  return written;
+}
+
+Result<Revision> EtcdStore::compare_and_set(const std::string& key, const std::string& value,
+                                            Revision expected, Ttl ttl) {
+  return write_if(
+      fmt::format(R"({{"target": "MOD", "result": "EQUAL", "mod_revision": "{}"}})", expected), key,
+      value, ttl);
+}
+
+Result<Revision> EtcdStore::put(const std::string& key, const std::string& value, Ttl ttl) {
+  auto lease = grant(ttl);
+  if (!lease) return std::unexpected(lease.error());
+  auto reply = call("/v3/kv/put", put_request(key, value, *lease).dump());
+  if (!reply) return std::unexpected(reply.error());
+  json object = json::parse(*reply, nullptr, false);
+  if (!object.is_object()) return std::unexpected(unavailable("put: not JSON"));
+  return number(object.value("header", json::object()), "revision");
+}
+
+Status EtcdStore::remove(const std::string& key, std::optional<Revision> expected) {
+  json delete_range = {{"key", base64_encode(key)}};
+  if (!expected) {
+    auto reply = call("/v3/kv/deleterange", delete_range.dump());
+    if (!reply) return std::unexpected(reply.error());
+    return {};
+  }
+  json request = {{"compare", json::array({{{"target", "MOD"},
+                                            {"result", "EQUAL"},
+                                            {"key", base64_encode(key)},
+                                            {"mod_revision", std::to_string(*expected)}}})},
+                  {"success", json::array({{{"request_delete_range", delete_range}}})}};
+  auto reply = call("/v3/kv/txn", request.dump());
+  if (!reply) return std::unexpected(reply.error());
+  json object = json::parse(*reply, nullptr, false);
+  if (!object.is_object() || !object.value("succeeded", false)) {
+    return fail(ErrorCode::kConflict, fmt::format("{} changed or is gone", key));
+  }
+  return {};
+}
+
+Result<Revision> EtcdStore::wait(std::string_view prefix, Revision after, milliseconds timeout) {
+  // A watch from the revision after `after`: what happened since is delivered at once, the
+  // rest as it happens (an expired lease's keys as deletions). Its own connection: the stream
+  // must not hold up the other requests.
+  json request = {{"create_request",
+                   {{"key", base64_encode(prefix)},
+                    {"range_end", base64_encode(prefix_end(prefix))},
+                    {"start_revision", std::to_string(after + 1)}}}};
+  std::size_t endpoint;
+  std::string token;
+  {
+    std::lock_guard lock(mutex_);
+    endpoint = current_;
+    token = token_;
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto client = make_client(endpoint, timeout);
+  Revision seen = 0;
+  std::string buffer;
+  httplib::Request watch;
+  watch.method = "POST";
+  watch.path = "/v3/watch";
+  watch.body = request.dump();
+  watch.set_header("Content-Type", "application/json");
+  if (!token.empty()) watch.set_header("Authorization", token);
+  watch.content_receiver = [&](const char* data, std::size_t length, std::uint64_t, std::uint64_t) {
+    buffer.append(data, length);
+    std::size_t newline;
+    while ((newline = buffer.find('\n')) != std::string::npos) {
+      json message = json::parse(buffer.substr(0, newline), nullptr, false);
+      buffer.erase(0, newline + 1);
+      if (!message.is_object()) continue;
+      const json& result = message.value("result", json::object());
+      if (result.contains("events") && !result["events"].empty()) {
+        seen = number(result.value("header", json::object()), "revision");
+        return false;  // enough: stop the stream
+      }
+      if (result.value("canceled", false)) return false;  // compacted: fall back to a read
+    }
+    return std::chrono::steady_clock::now() < deadline;
+  };
+  httplib::Response response;
+  httplib::Error error = httplib::Error::Success;
+  client->send(watch, response, error);
+  if (seen != 0) return seen;
+  // Timed out or cancelled: the current revision.
+  auto snapshot = read(prefix);
+  if (!snapshot) return std::unexpected(snapshot.error());
+  return snapshot->revision;
+}
+
+}  // namespace tandem

@@ -1,0 +1,69 @@
+// The coordination store on etcd (3.4+), through the JSON gateway every etcd serves (/v3/kv/*,
+// /v3/lease/*, /v3/watch; keys and values base64). Expiring keys are bound to leases granted in
+// whole seconds (at least 1 s; etcd may raise it to its minimum, 2 s with default settings);
+// compare-and-set is a transaction on mod_revision; wait() is a watch. Several endpoints: a
+// request that cannot reach one is retried on the next.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dcs/store.h"
+
+namespace httplib {
+class Client;
+}
+
+namespace tandem {
+
+struct EtcdOptions {
+  std::vector<std::string> endpoints;  // "http://10.0.0.1:2379", "https://..."
+  std::string user;                    // with password: etcd authentication
+  std::string password;
+  std::string ca_file;    // https: verify the server against this CA
+  std::string cert_file;  // https: client certificate and key, when etcd asks for one
+  std::string key_file;
+  std::chrono::milliseconds request_timeout{500};
+};
+
+class EtcdStore final : public Store {
+ public:
+  // Checks nothing yet: an unreachable etcd is kUnavailable on the first request, as later.
+  static Result<std::unique_ptr<EtcdStore>> open(EtcdOptions options);
+  ~EtcdStore() override;
+
+  Result<StoreSnapshot> read(std::string_view prefix) override;
+  Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
+  Result<Revision> compare_and_set(const std::string& key, const std::string& value,
+                                   Revision expected, Ttl ttl) override;
+  Result<Revision> put(const std::string& key, const std::string& value, Ttl ttl) override;
+  Status remove(const std::string& key, std::optional<Revision> expected) override;
+  Result<Revision> wait(std::string_view prefix, Revision after,
+                        std::chrono::milliseconds timeout) override;
+
+ private:
+  explicit EtcdStore(EtcdOptions options);
+  // POSTs a JSON body to one endpoint after another until one answers.
+  Result<std::string> call(const std::string& path, const std::string& body);
+  Result<std::string> call_once(std::size_t endpoint, const std::string& path,
+                                const std::string& body);
+  Status authenticate(std::size_t endpoint);
+  std::unique_ptr<httplib::Client> make_client(std::size_t endpoint,
+                                               std::chrono::milliseconds read_timeout) const;
+  Result<std::int64_t> grant(Ttl ttl);  // 0 for no TTL
+  Result<Revision> write_if(const std::string& compare, const std::string& key,
+                            const std::string& value, Ttl ttl);
+
+  EtcdOptions options_;
+  std::mutex mutex_;  // one request at a time on the kept clients
+  std::vector<std::unique_ptr<httplib::Client>> clients_;
+  std::size_t current_ = 0;  // the endpoint that answered last
+  std::string token_;        // from /v3/auth/authenticate
+};
+
+// The first key after every key that starts with `prefix` (etcd's range_end for a prefix).
+std::string prefix_end(std::string_view prefix);
+
+}  // namespace tandem
