@@ -30,7 +30,8 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .renew_deadline = config.ha.renew_deadline,
           .maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
           .nofailover = self.nofailover,
-          .synchronous_mode = config.ha.synchronous_mode};
+          .synchronous_mode = config.ha.synchronous_mode,
+          .quorum_fencing = config.etcd.enabled()};
 }
 
 Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
@@ -52,6 +53,8 @@ Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& 
                .report = [](const std::string& line) { spdlog::info("  {}", line); }},
       sync_(context_, self, store, layout_) {}
 
+std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) { return ha.ttl + ha.loop_interval; }
+
 const NodeConfig* Agent::leader_node(const std::string& name) const {
   return name.empty() ? nullptr : config_.find_node(name);
 }
@@ -61,6 +64,16 @@ Decision Agent::cycle() {
   if (node.state != PgState::kPrimary) sync_.reset();
   refresh_primary_details(node);
   node.lease_renewed_at = lease_renewed_at_;
+  if (contacts_ != nullptr) {
+    // A ping answered within two cycles is a peer's word now; the silence that proves a peer
+    // fenced leaves it the renew deadline, a cycle to notice, the ping's timeout and that
+    // freshness (docs/ARCHITECTURE.md, "Several machines").
+    QuorumFacts facts =
+        contacts_->facts(clock_.steady_now(), proof_of_fencing(ha_), 2 * ha_.loop_interval);
+    node.majority_contact_age = facts.majority_contact_age;
+    node.proven_fenced = std::move(facts.proven_fenced);
+    node.takeover_blockers = std::move(facts.takeover_blockers);
+  }
   std::optional<ClusterView> view;
   if (auto snapshot = store_.read(layout_.prefix())) {
     view = layout_.view(*snapshot);
@@ -163,12 +176,23 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kClone:
       return clone_standby(context_, self_, decision.leader);
     case Action::kStartPrimary:
+      // The lease is proven first: a standby that has just taken it over must win.
+      if (auto ok = renew_lease(*view, node); !ok) return ok;
       if (auto ok = write_node_files(context_, self_, nullptr); !ok) return ok;
       return controller_.spawn(self_);
     case Action::kStartStandby:
       return start_standby(decision.leader);
     case Action::kRenewLease: {
       if (auto ok = renew_lease(*view, node); !ok) {
+        if (ha_.quorum_fencing) {
+          // The agents, not the store, keep this primary: an unreachable store changes nothing.
+          // But a lost compare-and-set means another node holds the lease now.
+          if (ok.error().code == ErrorCode::kConflict && node.state == PgState::kPrimary) {
+            (void)controller_.stop(self_, StopMode::kImmediate);
+            return fail_with_context(ok.error(), "the lease was taken over; fenced");
+          }
+          return ok;
+        }
         // The one place the executor fences on its own: a failed renewal past the deadline
         // leaves no cycle to wait for.
         bool late = !lease_renewed_at_ || since(*lease_renewed_at_, clock_) >= ha_.renew_deadline;
@@ -188,8 +212,15 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kAcquireLease:
       return acquire_lease();
     case Action::kTakeOver:
+      if (!decision.leader.empty() && view->leader_is(decision.leader)) {
+        // Quorum fencing: the former leader is proven fenced but its lease lives on. Removing
+        // it only if unchanged: had that leader renewed meanwhile, it would keep it.
+        if (auto ok = store_.remove(layout_.leader(), view->leader->revision); !ok) {
+          return fail_with_context(ok.error(), "removing the lease of " + decision.leader);
+        }
+      }
       if (auto ok = acquire_lease(); !ok) return ok;
-      fence_other_primaries();
+      if (!ha_.quorum_fencing) fence_other_primaries();
       return promote(*view, node, decision.reason);
     case Action::kPromote:
       // The lease was handed over: confirm it is still this node's before writing.

@@ -10,6 +10,7 @@
 
 #include "agent/agent_board.h"
 #include "agent/agent_node_controller.h"
+#include "agent/contact_book.h"
 #include "agent/node_observer.h"
 #include "agent/postgres_process.h"
 #include "agent/sync_manager.h"
@@ -35,6 +36,8 @@ class Agent {
 
   // Where the agent reports each cycle and takes requests from its API; optional.
   void attach(AgentBoard& board) { board_ = &board; }
+  // Quorum fencing: what the agent hears from the others (required with ha.quorum_fencing).
+  void attach(ContactBook& contacts) { contacts_ = &contacts; }
 
  private:
   Status execute(const Decision& decision, const NodeObservation& node,
@@ -78,6 +81,7 @@ class Agent {
   std::string published_record_;
   std::chrono::steady_clock::time_point published_at_{};
   AgentBoard* board_ = nullptr;
+  ContactBook* contacts_ = nullptr;
   std::uint64_t cycles_ = 0;
   std::optional<PrimaryDetails> primary_details_;
   std::chrono::steady_clock::time_point primary_details_at_{};
@@ -87,5 +91,10 @@ class Agent {
 
 // The agent's HaConfig from the cluster config.
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self);
+
+// Quorum fencing: how long a majority must not have heard from a primary before it counts as
+// fenced — its renew deadline plus a cycle to notice, a ping's timeout (a cycle) and how old a
+// peer's answer may be (two cycles), within the lease's TTL plus a cycle for the defaults.
+std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
 
 }  // namespace tandem

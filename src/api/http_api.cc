@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/peer_pinger.h"
 #include "api/cluster_json.h"
 #include "api/dashboard_assets.h"
 #include "api/health.h"
@@ -97,8 +98,13 @@ Result<json> parse_body(const std::string& body, std::initializer_list<Field> fi
 }  // namespace
 
 ApiServer::ApiServer(const ClusterConfig& config, const NodeConfig& self, AgentBoard& board,
-                     Store& store, Clock& clock)
-    : config_(config), self_(self), board_(board), store_(store), clock_(clock) {}
+                     Store& store, Clock& clock, ContactBook* contacts)
+    : config_(config),
+      self_(self),
+      board_(board),
+      store_(store),
+      clock_(clock),
+      contacts_(contacts) {}
 
 ApiServer::~ApiServer() { stop(); }
 
@@ -182,6 +188,20 @@ void ApiServer::route() {
         path, [](const httplib::Request&, httplib::Response& response) { response.status = 200; });
   }
 
+  // Another agent's ping: recorded, and answered with this node's state and what this agent has
+  // not heard from the others.
+  server_->Get("/ping", [this](const httplib::Request& request, httplib::Response& response) {
+    auto now = clock_.steady_now();
+    PingReply reply;
+    if (contacts_ != nullptr) {
+      contacts_->served(request.get_param_value("from"), now);
+      reply.silence = contacts_->silence(now);
+    }
+    AgentSnapshot snapshot = board_.snapshot();
+    reply.state = snapshot.node.state;
+    reply.leader = snapshot.view && snapshot.view->leader_is(self_.name);
+    response.set_content(encode_ping_reply(self_.name, reply), "application/json");
+  });
   server_->Get("/cluster", [this, read_view](const httplib::Request&, httplib::Response& response) {
     auto view = read_view();
     reply_json(response, 200,

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/agent_board.h"
+#include "agent/contact_book.h"
 #include "common/clock.h"
 #include "core/cluster_config.h"
 #include "dcs/store.h"
@@ -26,7 +27,7 @@ class ApiServer {
  public:
   // REQUIRES: self.api_port != 0; everything passed outlives the server.
   ApiServer(const ClusterConfig& config, const NodeConfig& self, AgentBoard& board, Store& store,
-            Clock& clock);
+            Clock& clock, ContactBook* contacts = nullptr);
   ~ApiServer();
 
   // Reads the token (a token file that others may read is an error; a missing one leaves every
@@ -44,7 +45,8 @@ class ApiServer {
   AgentBoard& board_;
   Store& store_;
   Clock& clock_;
-  std::string token_;  // empty: changes are refused
+  ContactBook* contacts_;  // quorum fencing: pings from the other agents are recorded here
+  std::string token_;      // empty: changes are refused
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::map<std::string, PostHandler> posts_;

@@ -8,9 +8,10 @@
 #include <atomic>
 
 #include "agent/agent.h"
+#include "agent/peer_pinger.h"
 #include "api/http_api.h"
 #include "cli/commands.h"
-#include "dcs/sqlite_store.h"
+#include "ops/store_access.h"
 #include "pg/pg_binaries.h"
 
 namespace tandem {
@@ -60,7 +61,7 @@ Status run_agent(CliState& state, const std::string& node_name) {
   auto lock = lock_node(config, **node);
   if (!lock) return std::unexpected(lock.error());
   SystemClock clock;
-  auto store = SqliteStore::open(config.store_file, clock);
+  auto store = open_cluster_store(config, clock);
   if (!store) return std::unexpected(store.error());
   SystemProcessRunner runner;
   auto binaries = find_pg_binaries(config.pg_bin, runner);
@@ -69,17 +70,29 @@ Status run_agent(CliState& state, const std::string& node_name) {
   Agent agent(config, **node, context.os_user, *binaries, runner, **store, clock);
   AgentBoard board;
   agent.attach(board);
+  // Quorum fencing (etcd): the agents ping each other every cycle.
+  std::unique_ptr<ContactBook> contacts;
+  std::unique_ptr<PeerPinger> pinger;
+  if (config.etcd.enabled()) {
+    std::vector<std::string> members;
+    for (const NodeConfig& each : config.nodes) members.push_back(each.name);
+    contacts = std::make_unique<ContactBook>((*node)->name, members, clock.steady_now());
+    agent.attach(*contacts);
+    pinger = std::make_unique<PeerPinger>(config, **node, *contacts);
+  }
   // The API has a store connection of its own: its requests never wait behind a cycle.
-  std::unique_ptr<SqliteStore> api_store;
+  std::unique_ptr<Store> api_store;
   std::unique_ptr<ApiServer> api;
   if ((*node)->api_port != 0) {
-    auto opened = SqliteStore::open(config.store_file, clock);
+    auto opened = open_cluster_store(config, clock);
     if (!opened) return std::unexpected(opened.error());
     api_store = std::move(*opened);
-    api = std::make_unique<ApiServer>(config, **node, board, *api_store, clock);
+    api = std::make_unique<ApiServer>(config, **node, board, *api_store, clock, contacts.get());
     if (auto ok = api->start(); !ok) return ok;
   }
+  if (pinger) pinger->start();
   agent.run(stop_requested);
+  if (pinger) pinger->stop();
   if (api) api->stop();
   return {};
 }

@@ -4,21 +4,21 @@
 
 #include "cli/commands.h"
 #include "dcs/cluster_layout.h"
-#include "dcs/sqlite_store.h"
 #include "ops/cluster_requests.h"
+#include "ops/store_access.h"
 
 namespace tandem {
 namespace {
 
 struct StoreAccess {
   SystemClock clock;
-  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<Store> store;
   ClusterLayout layout;
 };
 
 Result<std::unique_ptr<StoreAccess>> open_store(const ClusterConfig& config) {
   auto access = std::make_unique<StoreAccess>(StoreAccess{{}, nullptr, ClusterLayout(config.name)});
-  auto store = SqliteStore::open(config.store_file, access->clock);
+  auto store = open_cluster_store(config, access->clock);
   if (!store) return std::unexpected(store.error());
   access->store = std::move(*store);
   return access;

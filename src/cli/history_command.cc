@@ -8,7 +8,7 @@
 #include "cli/table.h"
 #include "core/role_transitions.h"
 #include "dcs/cluster_layout.h"
-#include "dcs/sqlite_store.h"
+#include "ops/store_access.h"
 
 namespace tandem {
 namespace {
@@ -21,7 +21,7 @@ std::string time_text(std::int64_t time_ms) {
 Status print_history(CliState& state, bool json) {
   return with_session(state, [&](Context& context) -> Status {
     SystemClock clock;
-    auto store = SqliteStore::open(context.config.store_file, clock);
+    auto store = open_cluster_store(context.config, clock);
     if (!store) return std::unexpected(store.error());
     ClusterLayout layout(context.config.name);
     auto snapshot = (*store)->read(layout.prefix());

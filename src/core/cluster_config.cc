@@ -189,6 +189,25 @@ Status validate(const ClusterConfig& config) {
   if (api.tls_cert_file.empty() != api.tls_key_file.empty()) {
     return invalid("api: tls_cert_file and tls_key_file go together (both or neither)");
   }
+  if (config.etcd.enabled()) {
+    for (const std::string& endpoint : config.etcd.endpoints) {
+      if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://")) {
+        return invalid(fmt::format(
+            "etcd.endpoints: '{}' must be a URL such as http://10.0.0.11:2379", endpoint));
+      }
+    }
+    if (config.etcd.user.empty() != config.etcd.password_file.empty()) {
+      return invalid("etcd: user and password_file go together");
+    }
+    for (const NodeConfig& node : config.nodes) {
+      if (node.api_port == 0) {
+        return invalid(fmt::format(
+            "node {}: with etcd every agent needs an api_port (the agents fence by talking to "
+            "each other)",
+            node.name));
+      }
+    }
+  }
   return validate_nodes(config.nodes);
 }
 

@@ -18,7 +18,7 @@ struct NodeConfig {
   int port = 5432;
   std::string data_dir;     // absolute
   bool nofailover = false;  // never promoted automatically
-  int api_port = 0;         // the agent's HTTP API on host:api_port; 0: no API
+  int api_port = 0;         // the agent's HTTP API on host:api_port; 0: no API (8008 with etcd)
 };
 
 struct ReplicationConfig {
@@ -59,9 +59,22 @@ struct HaSettings {
 
 // The agents' HTTP API. Reads are open; changes (POST) need the bearer token in token_file.
 struct ApiConfig {
-  std::string token_file;  // mode 0600; empty or missing: every POST is refused
+  std::string token_file;     // mode 0600; empty or missing: every POST is refused
   std::string tls_cert_file;  // both set: HTTPS instead of HTTP
   std::string tls_key_file;
+};
+
+// etcd as the coordination store, for nodes on several machines. With endpoints, the agents use
+// it instead of the SQLite file, and fence by contact with each other (docs/ARCHITECTURE.md).
+struct EtcdConfig {
+  std::vector<std::string> endpoints;  // http://10.0.0.11:2379, https://...
+  std::string user;                    // etcd authentication, with the password in password_file
+  std::string password_file;           // mode 0600
+  std::string ca_file;                 // https: the CA that signed etcd's certificates
+  std::string cert_file;               // https: a client certificate and key, if etcd wants one
+  std::string key_file;
+
+  bool enabled() const { return !endpoints.empty(); }
 };
 
 struct ClusterConfig {
@@ -79,6 +92,7 @@ struct ClusterConfig {
   StatusThresholds status;
   HaSettings ha;
   ApiConfig api;
+  EtcdConfig etcd;
   std::vector<NodeConfig> nodes;
 
   // REQUIRES: validate() succeeded. Returns nullptr for an unknown name.

@@ -48,7 +48,7 @@ struct MemberRecord {
   TimelineId timeline = 0;
   std::optional<Lsn> received_lsn;  // standby: last WAL received; primary: current WAL end
   std::optional<Lsn> replayed_lsn;
-  std::string upstream;  // the node it streams from, if any
+  std::string upstream;     // the node it streams from, if any
   std::string api_address;  // host:port of its agent's HTTP API, "" without one
   bool nofailover = false;
   std::optional<PrimaryDetails> primary;  // the primary's record only
@@ -97,6 +97,14 @@ struct NodeObservation {
   std::chrono::milliseconds not_streaming_for{0};
   // Steady time of this agent's last successful write of the lease; nullopt if never.
   std::optional<std::chrono::steady_clock::time_point> lease_renewed_at;
+
+  // Quorum fencing (HaConfig::quorum_fencing), from this agent's direct contact with the others:
+  // how long since it last heard back from enough of them to make a majority with itself...
+  std::chrono::milliseconds majority_contact_age{0};
+  // ...the peers a majority has not heard from for long enough that they must have fenced...
+  std::vector<std::string> proven_fenced;
+  // ...and the peers that may still accept writes: neither answering as a standby nor fenced.
+  std::vector<std::string> takeover_blockers;
 };
 
 // The HA settings of one agent, validated by validate_ha_config.
@@ -111,6 +119,9 @@ struct HaConfig {
   // A standby pointed at the leader that has not streamed for this long cannot follow it (it
   // replayed past the leader's fork): it is rejoined.
   std::chrono::milliseconds rejoin_after{3000};
+  // Nodes on several machines (etcd): a primary writes only while it reaches a majority of the
+  // agents, whatever the store says; a standby takes over only from a primary proven fenced.
+  bool quorum_fencing = false;
 };
 
 }  // namespace tandem

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -113,7 +114,7 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
 ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   check_keys(root, "",
              {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
-              "ha", "api", "nodes"});
+              "ha", "api", "etcd", "nodes"});
   ClusterConfig config;
   read(root, "cluster", config.name);
   read(root, "os_user", config.os_user);
@@ -159,7 +160,38 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
       if (!path->empty()) *path = absolute(*path, base_dir);
     }
   }
+  if (const YAML::Node etcd = root["etcd"]) {
+    check_keys(etcd, "etcd",
+               {"endpoints", "user", "password_file", "ca_file", "cert_file", "key_file"});
+    read(etcd, "endpoints", config.etcd.endpoints);
+    read(etcd, "user", config.etcd.user);
+    read(etcd, "password_file", config.etcd.password_file);
+    read(etcd, "ca_file", config.etcd.ca_file);
+    read(etcd, "cert_file", config.etcd.cert_file);
+    read(etcd, "key_file", config.etcd.key_file);
+    for (std::string* path : {&config.etcd.password_file, &config.etcd.ca_file,
+                              &config.etcd.cert_file, &config.etcd.key_file}) {
+      if (!path->empty()) *path = absolute(*path, base_dir);
+    }
+  }
   read_nodes(root, base_dir, config);
+  // Defaults for nodes on several machines: every agent serves its API on 8008, and
+  // replication is allowed from the nodes' own addresses.
+  const YAML::Node nodes = root["nodes"];
+  for (std::size_t index = 0; index < config.nodes.size(); ++index) {
+    if (config.etcd.enabled() && !nodes[index]["api_port"]) config.nodes[index].api_port = 8008;
+  }
+  const YAML::Node replication = root["replication"];
+  if (!replication || !replication["networks"]) {
+    std::vector<std::string> networks;
+    for (const NodeConfig& node : config.nodes) {
+      std::string network = node.host + "/32";
+      if (std::find(networks.begin(), networks.end(), network) == networks.end()) {
+        networks.push_back(network);
+      }
+    }
+    if (!networks.empty()) config.replication.networks = networks;
+  }
   return config;
 }
 
@@ -236,6 +268,19 @@ std::string render_config(const ClusterConfig& config) {
     }
     out << YAML::EndMap;
   }
+  const EtcdConfig& etcd = config.etcd;
+  if (etcd.enabled()) {
+    out << YAML::Key << "etcd" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "endpoints" << YAML::Value << YAML::Flow << etcd.endpoints;
+    for (const auto& [key, value] : {std::pair{"user", &etcd.user},
+                                     {"password_file", &etcd.password_file},
+                                     {"ca_file", &etcd.ca_file},
+                                     {"cert_file", &etcd.cert_file},
+                                     {"key_file", &etcd.key_file}}) {
+      if (!value->empty()) out << YAML::Key << key << YAML::Value << *value;
+    }
+    out << YAML::EndMap;
+  }
   out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
   for (const NodeConfig& node : config.nodes) {
     out << YAML::BeginMap;
@@ -244,7 +289,9 @@ std::string render_config(const ClusterConfig& config) {
     out << YAML::Key << "port" << YAML::Value << node.port;
     out << YAML::Key << "data_dir" << YAML::Value << node.data_dir;
     if (node.nofailover) out << YAML::Key << "nofailover" << YAML::Value << true;
-    if (node.api_port != 0) out << YAML::Key << "api_port" << YAML::Value << node.api_port;
+    if (node.api_port != 0 || etcd.enabled()) {
+      out << YAML::Key << "api_port" << YAML::Value << node.api_port;
+    }
     out << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;

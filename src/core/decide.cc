@@ -31,7 +31,38 @@ std::optional<Decision> fence_if_late(const NodeObservation& node, const HaConfi
                           : fmt::format("{}; this agent never held the lease: stop writes", why)};
 }
 
+// Quorum fencing: a primary writes only while it hears from a majority of the agents.
+bool reaches_majority(const NodeObservation& node, const HaConfig& config) {
+  return node.majority_contact_age < config.renew_deadline;
+}
+
+Decision fence_without_majority(const NodeObservation& node, const HaConfig& config,
+                                std::string_view why) {
+  return {Action::kFence,
+          fmt::format("{}no answer from a majority of the agents for {} ms (deadline {} ms): stop "
+                      "writes; a standby may take over",
+                      why, ms(node.majority_contact_age), ms(config.renew_deadline))};
+}
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
 Decision without_store(const NodeObservation& node, const HaConfig& config, TimePoint now) {
+  if (node.state == PgState::kPrimary && config.quorum_fencing) {
+    if (!reaches_majority(node, config)) {
+      return fence_without_majority(node, config, "the store is unreachable and ");
+    }
+    return {Action::kNone,
+            "the store is unreachable, but a majority of the agents answer: keep accepting "
+            "writes (nobody can take over without them)"};
+  }
   if (node.state == PgState::kPrimary) {
     if (auto fence = fence_if_late(node, config, now, "the store is unreachable")) return *fence;
     return {Action::kNone,
@@ -55,6 +86,12 @@ Decision without_data(const ClusterView& view, const HaConfig& config) {
 }
 
 Decision stopped(const ClusterView& view, const NodeObservation& node, const HaConfig& config) {
+  if (view.leader_is(config.self) && config.quorum_fencing && !reaches_majority(node, config)) {
+    return {Action::kNone,
+            fmt::format("holds the lease, but no majority of the agents answered for {} ms: stay "
+                        "down",
+                        ms(node.majority_contact_age))};
+  }
   if (view.leader_is(config.self)) {
     return {Action::kStartPrimary,
             "holds the lease and PostgreSQL is down: restart it in place (crash recovery, same "
@@ -103,6 +140,17 @@ Decision switchover_target(const ClusterView& view, const HaConfig& config) {
 
 Decision running_primary(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config, TimePoint now) {
+  if (config.quorum_fencing && !reaches_majority(node, config) &&
+      (!view.leader || view.leader_is(config.self))) {
+    return fence_without_majority(node, config, "");
+  }
+  if (view.leader_is(config.self) && config.quorum_fencing) {
+    // The store does not fence this primary: the agents do (see above). Renew when it can.
+    if (view.switchover && view.switchover->from == config.self) {
+      return switchover_target(view, config);
+    }
+    return {Action::kRenewLease, "the primary holds the lease and reaches a majority: renew it"};
+  }
   if (view.leader_is(config.self)) {
     // The store answered: a compare-and-set now proves (or disproves) the lease, however long
     // the last cycle took. The executor fences if that renewal fails past the deadline.
@@ -123,6 +171,10 @@ Decision running_primary(const ClusterView& view, const NodeObservation& node,
         Action::kDemote,
         fmt::format("runs as primary while {} holds the lease: stop at once", view.leader->name),
         view.leader->name};
+  }
+  if (config.quorum_fencing) {
+    return {Action::kAcquireLease,
+            "the lease lapsed while this primary kept a majority of the agents: retake it"};
   }
   if (auto fence = fence_if_late(node, config, now, "the lease lapsed")) return *fence;
   return {Action::kAcquireLease, "the lease lapsed but was renewed in time: retake it"};
@@ -169,9 +221,15 @@ TimelineId newest_standby_timeline(const ClusterView& view) {
   return newest;
 }
 
-Decision election(const ClusterView& view, const HaConfig& config) {
+Decision election(const ClusterView& view, const NodeObservation& node, const HaConfig& config) {
   auto self = view.members.find(config.self);
   if (self == view.members.end()) return {Action::kNone, "nobody leads; not yet published"};
+  if (config.quorum_fencing && !node.takeover_blockers.empty()) {
+    return {Action::kNone,
+            fmt::format("nobody leads, but {} may still accept writes: no takeover until it "
+                        "answers as a standby or a majority has not heard from it",
+                        joined(node.takeover_blockers))};
+  }
   if (view.switchover && view.switchover->force && !view.switchover->to.empty()) {
     if (view.switchover->to != config.self) {
       return {Action::kNone,
@@ -216,8 +274,22 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
     }
     return {Action::kPromote, "holds the lease while in recovery: promote"};
   }
-  if (!view.leader) return election(view, config);
+  if (!view.leader) return election(view, node, config);
   const std::string& leader = view.leader->name;
+  if (config.quorum_fencing && contains(node.proven_fenced, leader)) {
+    // The lease may live on in the store for seconds; its holder has fenced itself.
+    ClusterView without_leader = view;
+    without_leader.leader.reset();
+    without_leader.members.erase(leader);
+    Decision decision = election(without_leader, node, config);
+    if (decision.action == Action::kTakeOver) {
+      decision.reason = fmt::format(
+          "{} has not been heard from by a majority of the agents: it has fenced itself; {}",
+          leader, decision.reason);
+      decision.leader = leader;  // the lease to remove first
+    }
+    return decision;
+  }
   if (node.upstream != leader) {
     return {Action::kFollow,
             fmt::format("streams from '{}', but {} leads: follow it", node.upstream, leader),

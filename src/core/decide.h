@@ -30,7 +30,9 @@ std::string_view action_name(Action action);
 struct Decision {
   Action action = Action::kNone;
   std::string reason;  // one sentence, logged every cycle
-  std::string leader;  // the node to follow or clone from, when there is one
+  // The node to follow or clone from, when there is one; for a take-over under quorum fencing,
+  // the fenced former leader whose lease is removed first.
+  std::string leader;
 };
 
 // REQUIRES: `view` is nullopt when the store could not be read this cycle.

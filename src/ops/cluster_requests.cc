@@ -32,8 +32,8 @@ Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const Cluster
                 "nobody leads, so there is nothing to switch over: fail over to a node instead");
   }
   if (!expected_leader.empty() && !view.leader_is(expected_leader)) {
-    return fail(ErrorCode::kConflict, fmt::format("{} does not lead ({} does)", expected_leader,
-                                                  view.leader->name));
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} does not lead ({} does)", expected_leader, view.leader->name));
   }
   if (!to.empty()) {
     if (auto ok = check_target(view, config, to, false); !ok) return std::unexpected(ok.error());

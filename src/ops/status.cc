@@ -6,9 +6,9 @@
 
 #include "core/decide.h"
 #include "dcs/cluster_layout.h"
-#include "dcs/sqlite_store.h"
 #include "ops/servers.h"
 #include "ops/state_file.h"
+#include "ops/store_access.h"
 
 namespace tandem {
 namespace {
@@ -140,8 +140,9 @@ NodeReport read_node(Context& context, const NodeConfig& config_node, ClusterRep
 // The agents' view from the store; nullopt when the cluster has none (or no store yet).
 std::optional<AgentsReport> read_agents(Context& context) {
   const ClusterConfig& config = context.config;
-  if (!config.ha.agents || !std::filesystem::exists(config.store_file)) return std::nullopt;
-  auto store = SqliteStore::open(config.store_file, context.clock);
+  if (!config.ha.agents) return std::nullopt;
+  if (!config.etcd.enabled() && !std::filesystem::exists(config.store_file)) return std::nullopt;
+  auto store = open_cluster_store(config, context.clock);
   if (!store) return std::nullopt;
   ClusterLayout layout(config.name);
   auto snapshot = (*store)->read(layout.prefix());

@@ -203,6 +203,81 @@ TEST(Decide, EveryBranch) {
   }
 }
 
+// Quorum fencing (etcd): the agents' direct contact, not the store, keeps a primary writable and
+// lets a standby take over.
+TEST(Decide, QuorumFencing) {
+  const HaConfig quorum{.self = "node2", .quorum_fencing = true};
+  auto with_contact = [](NodeObservation node, milliseconds age,
+                         std::vector<std::string> fenced = {},
+                         std::vector<std::string> blockers = {}) {
+    node.majority_contact_age = age;
+    node.proven_fenced = std::move(fenced);
+    node.takeover_blockers = std::move(blockers);
+    return node;
+  };
+  NodeObservation late_primary = observed(PgState::kPrimary);
+  late_primary.lease_renewed_at = kNow - milliseconds(5000);  // the store is long gone
+  ClusterView led_by_node1 = view_with("node1", {standby("node2", 500), standby("node3", 400)});
+  ClusterView nobody = view_with(std::nullopt, {standby("node2", 500), standby("node3", 400)});
+  const std::vector<Case> cases = {
+      {"store down, primary reaches a majority: keeps writing", std::nullopt,
+       with_contact(late_primary, milliseconds(50)), Action::kNone, "keep accepting writes",
+       quorum},
+      {"store down, primary alone: fences", std::nullopt,
+       with_contact(late_primary, milliseconds(700)), Action::kFence,
+       "store is unreachable and no answer from a majority", quorum},
+      {"store up, primary alone: fences", view_with("node2", {}),
+       with_contact(observed(PgState::kPrimary), milliseconds(650)), Action::kFence,
+       "no answer from a majority of the agents for 650 ms", quorum},
+      {"primary with a majority renews however late", view_with("node2", {}),
+       with_contact(late_primary, milliseconds(20)), Action::kRenewLease, "reaches a majority",
+       quorum},
+      {"lease lapsed in the store, majority kept: retake it", view_with(std::nullopt, {}),
+       with_contact(late_primary, milliseconds(20)), Action::kAcquireLease, "kept a majority",
+       quorum},
+      {"another holds the lease: demote even with a majority", view_with("node3", {}),
+       with_contact(observed(PgState::kPrimary), milliseconds(20)), Action::kDemote,
+       "node3 holds the lease", quorum},
+      {"leader down without a majority stays down", view_with("node2", {}),
+       with_contact(observed(PgState::kStopped), milliseconds(900)), Action::kNone, "stay down",
+       quorum},
+      {"leader down with a majority restarts", view_with("node2", {}),
+       with_contact(observed(PgState::kStopped), milliseconds(30)), Action::kStartPrimary,
+       "restart it in place", quorum},
+      {"the leader is proven fenced: take over before its lease expires", led_by_node1,
+       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
+       Action::kTakeOver, "node1 has not been heard from by a majority", quorum},
+      {"the leader is proven fenced, but another standby is better",
+       view_with("node1", {standby("node2", 400), standby("node3", 500)}),
+       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
+       Action::kNone, "node3 is the better candidate", quorum},
+      {"the leader is not proven fenced: follow it", led_by_node1,
+       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30)), Action::kNone,
+       "a standby of node1", quorum},
+      {"no lease, but a primary may still write: no takeover", nobody,
+       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {}, {"node1"}),
+       Action::kNone, "node1 may still accept writes", quorum},
+      {"no lease, nobody may write: the best standby takes over", nobody,
+       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
+       Action::kTakeOver, "most advanced", quorum},
+  };
+  for (const Case& c : cases) {
+    Decision decision = decide(c.view, c.node, c.config, kNow);
+    EXPECT_EQ(decision.action, c.expected)
+        << c.name << ": got " << action_name(decision.action) << " (" << decision.reason << ")";
+    EXPECT_NE(decision.reason.find(c.reason_has), std::string::npos)
+        << c.name << ": " << decision.reason;
+    if (decision.action != Action::kNone) {
+      EXPECT_NE(find_transition(c.node.state, decision.action), nullptr) << c.name;
+    }
+  }
+  // The take-over names the fenced leader, whose lease the executor removes first.
+  Decision takeover = decide(
+      led_by_node1, with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
+      quorum, kNow);
+  EXPECT_EQ(takeover.leader, "node1");
+}
+
 TEST(FailoverCandidates, RankedByReceivedWalThenName) {
   ClusterView view = view_with(std::nullopt, {standby("node3", 300), standby("node1", 500),
                                               standby("node2", 500), standby("node4", 900, 0)});

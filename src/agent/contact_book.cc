@@ -1,0 +1,87 @@
+#include "agent/contact_book.h"
+
+#include <algorithm>
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+
+milliseconds since(SteadyTime then, SteadyTime now) {
+  return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(now - then));
+}
+
+}  // namespace
+
+ContactBook::ContactBook(std::string self, std::vector<std::string> members, SteadyTime started)
+    : self_(std::move(self)), started_(started) {
+  for (std::string& member : members) {
+    if (member != self_) peers_.insert(std::move(member));
+  }
+}
+
+void ContactBook::served(const std::string& peer, SteadyTime now) {
+  if (!peers_.contains(peer)) return;
+  std::lock_guard lock(mutex_);
+  served_[peer] = now;
+}
+
+void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime now) {
+  if (!peers_.contains(peer)) return;
+  std::lock_guard lock(mutex_);
+  answered_[peer] = {now, std::move(reply)};
+}
+
+milliseconds ContactBook::silence_of(const std::string& peer, SteadyTime now) const {
+  auto found = served_.find(peer);
+  return since(found == served_.end() ? started_ : std::max(found->second, started_), now);
+}
+
+std::map<std::string, milliseconds> ContactBook::silence(SteadyTime now) const {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, milliseconds> silences;
+  for (const std::string& peer : peers_) silences[peer] = silence_of(peer, now);
+  return silences;
+}
+
+QuorumFacts ContactBook::facts(SteadyTime now, milliseconds proof, milliseconds fresh) const {
+  std::lock_guard lock(mutex_);
+  QuorumFacts facts;
+  std::size_t members = peers_.size() + 1;
+  std::size_t majority = majority_of(members);
+
+  // Majority contact: the (majority - 1)-th freshest answer, this agent counting for itself.
+  std::vector<milliseconds> ages;
+  for (const std::string& peer : peers_) {
+    auto answer = answered_.find(peer);
+    ages.push_back(since(answer == answered_.end() ? started_ : answer->second.at, now));
+  }
+  std::sort(ages.begin(), ages.end());
+  if (majority >= 2) facts.majority_contact_age = ages[majority - 2];
+
+  // A peer is proven fenced when so many members have not been pinged by it for `proof` that
+  // it cannot have had a majority: members - majority + 1 of them, this agent included.
+  std::size_t needed = members - majority + 1;
+  for (const std::string& peer : peers_) {
+    std::size_t silent = silence_of(peer, now) >= proof ? 1 : 0;
+    for (const auto& [witness, answer] : answered_) {
+      if (witness == peer || since(answer.at, now) > fresh) continue;
+      auto heard = answer.reply.silence.find(peer);
+      if (heard != answer.reply.silence.end() && heard->second >= proof) ++silent;
+    }
+    if (silent >= needed) {
+      facts.proven_fenced.push_back(peer);
+      continue;
+    }
+    auto answer = answered_.find(peer);
+    // Read-only now, and without the lease it cannot become writable but by winning it.
+    bool cannot_write = answer != answered_.end() && since(answer->second.at, now) <= fresh &&
+                        !answer->second.reply.leader &&
+                        answer->second.reply.state != PgState::kPrimary &&
+                        answer->second.reply.state != PgState::kStarting;
+    if (!cannot_write) facts.takeover_blockers.push_back(peer);
+  }
+  return facts;
+}
+
+}  // namespace tandem

@@ -1,0 +1,79 @@
+// ContactBook: what an agent knows from talking to the other agents directly, without the store
+// (quorum fencing, used with etcd). Every agent pings every other agent every cycle; a ping
+// that reaches a peer is recorded there ("served"), its answer here ("answered").
+//
+// The two facts the HA policy needs follow from that:
+// - a primary's majority contact: how long since the answers of enough peers to make a
+//   majority with itself. A primary without it for renew_deadline fences itself.
+// - a peer proven fenced: enough members (so many that the peer cannot have had a majority)
+//   have not been pinged by it for `proof` now. Because a primary counts only answered pings,
+//   and a ping is answered only after the peer recorded it, such a primary has been without a
+//   majority for at least proof - (ping timeout + freshness) and so has fenced itself.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/cluster_view.h"
+
+namespace tandem {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// What a peer answered to a ping: its state, and how long each agent has not pinged it.
+struct PingReply {
+  PgState state = PgState::kStopped;
+  bool leader = false;
+  std::map<std::string, std::chrono::milliseconds> silence;
+};
+
+struct QuorumFacts {
+  std::chrono::milliseconds majority_contact_age{0};
+  std::vector<std::string> proven_fenced;
+  // May still write: no fresh answer as a read-only node without the lease, and not fenced.
+  std::vector<std::string> takeover_blockers;
+};
+
+class ContactBook {
+ public:
+  // `members`: every node of the cluster, `self` among them.
+  ContactBook(std::string self, std::vector<std::string> members, SteadyTime started);
+
+  void served(const std::string& peer, SteadyTime now);
+  void answered(const std::string& peer, PingReply reply, SteadyTime now);
+
+  // Per peer, how long it has not pinged this agent (since this agent started, at most).
+  std::map<std::string, std::chrono::milliseconds> silence(SteadyTime now) const;
+
+  // `proof`: the silence that proves a peer fenced; `fresh`: how old a peer's answer may be to
+  // count as its word now.
+  QuorumFacts facts(SteadyTime now, std::chrono::milliseconds proof,
+                    std::chrono::milliseconds fresh) const;
+
+  const std::string& self() const { return self_; }
+  bool knows(const std::string& peer) const { return peers_.contains(peer); }
+
+ private:
+  struct Answer {
+    SteadyTime at;
+    PingReply reply;
+  };
+  std::chrono::milliseconds silence_of(const std::string& peer, SteadyTime now) const;
+
+  std::string self_;
+  std::set<std::string> peers_;
+  SteadyTime started_;
+  mutable std::mutex mutex_;
+  std::map<std::string, SteadyTime> served_;
+  std::map<std::string, Answer> answered_;
+};
+
+// How many members make a majority of `members`.
+inline std::size_t majority_of(std::size_t members) { return members / 2 + 1; }
+
+}  // namespace tandem

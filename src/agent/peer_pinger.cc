@@ -1,0 +1,92 @@
+#include "agent/peer_pinger.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+namespace tandem {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+}  // namespace
+
+std::string encode_ping_reply(const std::string& name, const PingReply& reply) {
+  json silence = json::object();
+  for (const auto& [peer, quiet] : reply.silence) silence[peer] = quiet.count();
+  return json{{"name", name},
+              {"state", pg_state_name(reply.state)},
+              {"leader", reply.leader},
+              {"silence_ms", silence}}
+      .dump();
+}
+
+std::optional<PingReply> decode_ping_reply(std::string_view body) {
+  json object = json::parse(body, nullptr, false);
+  if (!object.is_object()) return std::nullopt;
+  auto state = parse_pg_state(object.value("state", ""));
+  if (!state) return std::nullopt;
+  PingReply reply{.state = *state, .leader = object.value("leader", false)};
+  auto silence = object.find("silence_ms");
+  if (silence != object.end() && silence->is_object()) {
+    for (const auto& [peer, quiet] : silence->items()) {
+      if (quiet.is_number_integer()) reply.silence[peer] = milliseconds(quiet.get<std::int64_t>());
+    }
+  }
+  return reply;
+}
+
+PeerPinger::PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts)
+    : config_(config), self_(self), contacts_(contacts) {}
+
+PeerPinger::~PeerPinger() { stop(); }
+
+void PeerPinger::start() {
+  for (const NodeConfig& peer : config_.nodes) {
+    if (peer.name == self_.name || peer.api_port == 0) continue;
+    threads_.emplace_back([this, &peer] { ping_loop(peer); });
+  }
+}
+
+void PeerPinger::stop() {
+  stopping_ = true;
+  for (std::thread& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+  threads_.clear();
+}
+
+void PeerPinger::ping_loop(const NodeConfig& peer) {
+  milliseconds interval = config_.ha.loop_interval;
+  bool tls = !config_.api.tls_cert_file.empty();
+  std::string address = fmt::format("{}://{}:{}", tls ? "https" : "http", peer.host, peer.api_port);
+  std::string path = "/ping?from=" + self_.name;
+  std::unique_ptr<httplib::Client> client;
+  auto next = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    if (!client) {
+      client = std::make_unique<httplib::Client>(address);
+      client->enable_server_certificate_verification(false);
+      client->set_connection_timeout(interval);
+      client->set_read_timeout(interval);
+      client->set_write_timeout(interval);
+      client->set_keep_alive(true);
+    }
+    auto reply = client->Get(path);
+    auto now = std::chrono::steady_clock::now();
+    if (reply && reply->status == 200) {
+      if (auto decoded = decode_ping_reply(reply->body)) {
+        contacts_.answered(peer.name, std::move(*decoded), now);
+      }
+    } else {
+      client.reset();  // a fresh connection next time
+    }
+    next += interval;
+    if (next < now) next = now;
+    std::this_thread::sleep_until(next);
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,35 @@
+// PeerPinger: a thread per other agent that pings it (GET /ping?from=<self>) every cycle, with
+// the cycle as its timeout, and records each answer in the ContactBook.
+#pragma once
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "agent/contact_book.h"
+#include "core/cluster_config.h"
+
+namespace tandem {
+
+class PeerPinger {
+ public:
+  PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts);
+  ~PeerPinger();
+  void start();
+  void stop();
+
+ private:
+  void ping_loop(const NodeConfig& peer);
+
+  const ClusterConfig& config_;
+  const NodeConfig& self_;
+  ContactBook& contacts_;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> threads_;
+};
+
+// The body of a ping's answer, and back.
+std::string encode_ping_reply(const std::string& name, const PingReply& reply);
+std::optional<PingReply> decode_ping_reply(std::string_view body);
+
+}  // namespace tandem

@@ -1,0 +1,87 @@
+// ContactBook: majority contact for a primary, proof that a peer has fenced itself, and who
+// could still write — from pings alone.
+#include "agent/contact_book.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+
+const SteadyTime kStart{std::chrono::seconds(100)};
+const milliseconds kProof{1100};
+const milliseconds kFresh{200};
+
+SteadyTime at(int ms) { return kStart + milliseconds(ms); }
+
+PingReply standby_reply(std::map<std::string, milliseconds> silence) {
+  return {.state = PgState::kStandby, .leader = false, .silence = std::move(silence)};
+}
+
+TEST(ContactBook, MajorityContactCountsOnlyAnsweredPings) {
+  ContactBook book("node1", {"node1", "node2", "node3"}, kStart);
+  // node2 answers at 100 ms, node3 at 300 ms; pings *from* them do not count for node1.
+  book.answered("node2", standby_reply({}), at(100));
+  book.answered("node3", standby_reply({}), at(300));
+  book.served("node2", at(900));
+  EXPECT_EQ(book.facts(at(1000), kProof, kFresh).majority_contact_age, milliseconds(700));
+  // Five members: a majority needs two answers besides this agent: the second freshest.
+  ContactBook five("n1", {"n1", "n2", "n3", "n4", "n5"}, kStart);
+  five.answered("n2", standby_reply({}), at(900));
+  five.answered("n3", standby_reply({}), at(500));
+  five.answered("n4", standby_reply({}), at(100));
+  EXPECT_EQ(five.facts(at(1000), kProof, kFresh).majority_contact_age, milliseconds(500));
+}
+
+TEST(ContactBook, SilenceSinceTheLastPingOrTheStart) {
+  ContactBook book("node2", {"node1", "node2", "node3"}, kStart);
+  book.served("node1", at(400));
+  auto silence = book.silence(at(1000));
+  EXPECT_EQ(silence["node1"], milliseconds(600));
+  EXPECT_EQ(silence["node3"], milliseconds(1000));  // never pinged: since this agent started
+  EXPECT_FALSE(silence.contains("node2"));
+}
+
+TEST(ContactBook, ALeaderIsProvenFencedOnlyWhenEnoughMembersHaveNotHeardFromIt) {
+  struct Case {
+    const char* name;
+    int last_ping_from_node1_here;           // ms after start; -1: never
+    std::optional<milliseconds> node3_says;  // node3's silence from node1, in its answer
+    int node3_answered_at;                   // ms after start
+    bool proven;
+  };
+  const Case cases[] = {
+      {"both silent long enough, fresh word from node3", 500, milliseconds(1200), 1900, true},
+      {"this agent silent, node3 still hears node1", 500, milliseconds(50), 1900, false},
+      {"node3 silent, but this agent still hears node1", 1800, milliseconds(1200), 1900, false},
+      {"node3's word is stale", 500, milliseconds(1500), 1500, false},
+      {"this agent silent just under the proof", 950, milliseconds(1200), 1900, false},
+  };
+  for (const Case& c : cases) {
+    ContactBook book("node2", {"node1", "node2", "node3"}, kStart);
+    if (c.last_ping_from_node1_here >= 0) book.served("node1", at(c.last_ping_from_node1_here));
+    std::map<std::string, milliseconds> word;
+    if (c.node3_says) word["node1"] = *c.node3_says;
+    book.answered("node3", standby_reply(word), at(c.node3_answered_at));
+    QuorumFacts facts = book.facts(at(2000), kProof, kFresh);
+    bool proven = std::find(facts.proven_fenced.begin(), facts.proven_fenced.end(), "node1") !=
+                  facts.proven_fenced.end();
+    EXPECT_EQ(proven, c.proven) << c.name;
+  }
+}
+
+TEST(ContactBook, WhoCouldStillWrite) {
+  ContactBook book("node2", {"node1", "node2", "node3", "node4", "node5"}, kStart);
+  book.answered("node1", {.state = PgState::kPrimary}, at(1950));  // a primary
+  book.answered("node3", standby_reply({}), at(1950));             // read-only, fresh
+  book.answered("node4", {.state = PgState::kStopped}, at(1000));  // stale answer
+  book.answered("node5", {.state = PgState::kStopped, .leader = true}, at(1950));  // the lease
+  for (const char* peer : {"node1", "node3", "node4", "node5"}) book.served(peer, at(1950));
+  QuorumFacts facts = book.facts(at(2000), kProof, kFresh);
+  EXPECT_EQ(facts.takeover_blockers, (std::vector<std::string>{"node1", "node4", "node5"}));
+  EXPECT_TRUE(facts.proven_fenced.empty());
+}
+
+}  // namespace
+}  // namespace tandem
