@@ -53,7 +53,9 @@ Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& 
                .report = [](const std::string& line) { spdlog::info("  {}", line); }},
       sync_(context_, self, store, layout_) {}
 
-std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) { return ha.ttl + ha.loop_interval; }
+std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) {
+  return ha.renew_deadline + 7 * ha.loop_interval;
+}
 
 const NodeConfig* Agent::leader_node(const std::string& name) const {
   return name.empty() ? nullptr : config_.find_node(name);
@@ -65,17 +67,18 @@ Decision Agent::cycle() {
   refresh_primary_details(node);
   node.lease_renewed_at = lease_renewed_at_;
   if (contacts_ != nullptr) {
-    // A ping answered within two cycles is a peer's word now; the silence that proves a peer
-    // fenced leaves it the renew deadline, a cycle to notice, the ping's timeout and that
-    // freshness (docs/ARCHITECTURE.md, "Several machines").
+    // A ping answered within three cycles is a peer's word now (docs/ARCHITECTURE.md,
+    // "Several machines", for the arithmetic).
     QuorumFacts facts =
-        contacts_->facts(clock_.steady_now(), proof_of_fencing(ha_), 2 * ha_.loop_interval);
+        contacts_->facts(clock_.steady_now(), proof_of_fencing(ha_), 3 * ha_.loop_interval);
     node.majority_contact_age = facts.majority_contact_age;
     node.proven_fenced = std::move(facts.proven_fenced);
     node.takeover_blockers = std::move(facts.takeover_blockers);
   }
   std::optional<ClusterView> view;
-  if (auto snapshot = store_.read(layout_.prefix())) {
+  auto snapshot = store_.read(layout_.prefix());
+  store_error_ = snapshot ? "" : snapshot.error().message;
+  if (snapshot) {
     view = layout_.view(*snapshot);
     // This cycle's own facts beat the record published a cycle ago.
     view->members[self_.name] = member_record(node);
@@ -395,6 +398,7 @@ void Agent::publish(const NodeObservation& node) {
 
 void Agent::log_cycle(const Decision& decision, const Status& result) {
   std::string line = fmt::format("{}: {}", action_name(decision.action), decision.reason);
+  if (!store_error_.empty()) line += fmt::format(" [{}]", store_error_);
   if (!result) line += fmt::format(" -- failed: {}", result.error().message);
   // One line per cycle, but ten identical lines a second help nobody: a repeat is logged once
   // every ten seconds with its count.

@@ -85,6 +85,7 @@ class Agent {
   std::uint64_t cycles_ = 0;
   std::optional<PrimaryDetails> primary_details_;
   std::chrono::steady_clock::time_point primary_details_at_{};
+  std::string store_error_;  // why the last read of the store failed, "" when it did not
   std::string last_line_;
   int repeats_ = 0;
 };
@@ -93,8 +94,8 @@ class Agent {
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self);
 
 // Quorum fencing: how long a majority must not have heard from a primary before it counts as
-// fenced — its renew deadline plus a cycle to notice, a ping's timeout (a cycle) and how old a
-// peer's answer may be (two cycles), within the lease's TTL plus a cycle for the defaults.
+// fenced: its renew deadline, a cycle to notice, a ping's timeout (two cycles), how old a peer's
+// answer may be (three cycles), and a cycle to spare: 1.3 s with the defaults.
 std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
 
 }  // namespace tandem

@@ -60,6 +60,7 @@ void PeerPinger::stop() {
 
 void PeerPinger::ping_loop(const NodeConfig& peer) {
   milliseconds interval = config_.ha.loop_interval;
+  milliseconds timeout = 2 * interval;  // part of proof_of_fencing's arithmetic
   bool tls = !config_.api.tls_cert_file.empty();
   std::string address = fmt::format("{}://{}:{}", tls ? "https" : "http", peer.host, peer.api_port);
   std::string path = "/ping?from=" + self_.name;
@@ -69,9 +70,9 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
     if (!client) {
       client = std::make_unique<httplib::Client>(address);
       client->enable_server_certificate_verification(false);
-      client->set_connection_timeout(interval);
-      client->set_read_timeout(interval);
-      client->set_write_timeout(interval);
+      client->set_connection_timeout(timeout);
+      client->set_read_timeout(timeout);
+      client->set_write_timeout(timeout);
       client->set_keep_alive(true);
     }
     auto reply = client->Get(path);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "proc/ports.h"
+#include "test_network.h"
 
 namespace tandem::testing {
 
@@ -71,6 +72,10 @@ void EtcdCluster::start(std::size_t index) {
 }
 
 void EtcdCluster::stop(std::size_t index) { processes_[index].reset(); }
+
+bool EtcdCluster::wait_until_healthy(std::chrono::milliseconds timeout) const {
+  return wait_healthy(timeout);
+}
 
 std::vector<std::string> EtcdCluster::endpoints() const {
   std::vector<std::string> urls;

@@ -34,6 +34,7 @@ class EtcdCluster {
   const std::vector<EtcdMember>& members() const { return members_; }
   void stop(std::size_t member);
   void start(std::size_t member);
+  bool wait_until_healthy(std::chrono::milliseconds timeout) const;
 
   // One member on 127.0.0.1, on free ports.
   static std::unique_ptr<EtcdCluster> single(const std::string& work_dir);

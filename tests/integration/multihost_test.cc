@@ -1,0 +1,283 @@
+// tandem across separate hosts: three nodes, each in a network namespace of its own with its own
+// address, coordinating through a 3-member etcd cluster on three more hosts. Hosts are cut off
+// and healed; etcd members are stopped. Writes are probed straight at the primary over its Unix
+// socket, which no network cut reaches. Timings are printed, never asserted.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "../support/child_process.h"
+#include "../support/etcd_server.h"
+#include "../support/test_network.h"
+#include "bench/local_queries.h"
+#include "bench/write_probe.h"
+#include "local_cluster_fixture.h"
+#include "ops/local_cluster.h"
+#include "pg/postmaster.h"
+#include "proc/secret_file.h"
+
+namespace tandem::testing {
+namespace {
+
+using bench::node_conninfo;
+using bench::WriteAttempt;
+using bench::WriteProbe;
+using std::chrono::milliseconds;
+using WallClock = std::chrono::system_clock;
+
+constexpr int kNodes = 3;
+constexpr int kEtcdMembers = 3;
+
+class MultiHostTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/tandem-hosts-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    chmod(dir_.c_str(), 0755);
+    std::filesystem::create_directories(dir_ + "/agent-logs");
+    network_ = std::make_unique<TestNetwork>(kNodes + kEtcdMembers);
+    ASSERT_EQ(network_->error(), "");
+    std::vector<EtcdMember> members;
+    for (int index = 0; index < kEtcdMembers; ++index) {
+      int host = kNodes + index;
+      members.push_back({.name = fmt::format("etcd{}", index + 1),
+                         .host = network_->address(host),
+                         .client_port = 2379,
+                         .peer_port = 2380,
+                         .netns = network_->netns(host)});
+    }
+    etcd_ = std::make_unique<EtcdCluster>(members, dir_);
+    ASSERT_TRUE(etcd_->healthy()) << "etcd did not come up; see " << dir_ << "/etcd-*.log";
+
+    // Each node on its own host; distinct ports only because the hosts share one filesystem
+    // and so one socket directory.
+    config_ = local_config({.dir = dir_, .standbys = kNodes - 1, .base_port = 5432});
+    config_.name = "hosts";
+    config_.etcd.endpoints = etcd_->endpoints();
+    config_.replication.networks.clear();
+    for (int index = 0; index < kNodes; ++index) {
+      config_.nodes[index].host = network_->address(index);
+      config_.nodes[index].api_port = 8008;
+      config_.replication.networks.push_back(network_->address(index) + "/32");
+    }
+    ASSERT_TRUE(validate(config_)) << validate(config_).error().message;
+    config_path_ = dir_ + "/tandem.yaml";
+    std::ofstream(config_path_) << render_config(config_);
+    ASSERT_TRUE(ensure_secret_file(config_.api.token_file));
+    agents_.resize(kNodes);
+    for (int index = 0; index < kNodes; ++index) start_agent(index);
+  }
+
+  void TearDown() override {
+    agents_.clear();  // each agent stops its PostgreSQL
+    for (const NodeConfig& node : config_.nodes) {
+      if (auto pid = running_postmaster(node.data_dir)) {
+        ADD_FAILURE() << node.name << " still ran after its agent stopped";
+        kill(*pid, SIGKILL);
+      }
+    }
+    etcd_.reset();
+    network_.reset();
+    if (!HasFailure()) {
+      std::filesystem::remove_all(dir_);
+    } else {
+      std::cerr << "kept " << dir_ << " for inspection\n";
+    }
+  }
+
+  void start_agent(int index) {
+    const std::string& name = config_.nodes[index].name;
+    agents_[index] = std::make_unique<ChildProcess>(
+        ChildOptions{.program = "/usr/sbin/ip",
+                     .args = {"netns", "exec", network_->netns(index), TANDEM_BINARY, "-c",
+                              config_path_, "agent", "--node", name},
+                     .log_file = agent_log(name)});
+  }
+  std::string agent_log(const std::string& name) const {
+    return dir_ + "/agent-logs/" + name + ".log";
+  }
+  std::string log_of(const std::string& name) const {
+    std::ifstream file(agent_log(name));
+    return std::string(std::istreambuf_iterator<char>(file), {});
+  }
+
+  bool eventually(const std::function<bool()>& done,
+                  milliseconds timeout = std::chrono::seconds(60)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return done();
+  }
+
+  std::string primary() { return bench::writable_node(config_); }
+  std::string query(const std::string& node, const std::string& sql) {
+    return bench::query_value(config_, node, sql).value_or("");
+  }
+  // Every other node is a standby whose WAL receiver streams from `primary_node`, over its
+  // address (the standby's own view: a clone's pg_basebackup also streams, but is no standby).
+  bool all_stream_from(const std::string& primary_node) {
+    const NodeConfig& upstream = *config_.find_node(primary_node);
+    for (const NodeConfig& node : config_.nodes) {
+      if (node.name == primary_node) continue;
+      std::string receiver = query(node.name,
+                                   "SELECT status || ' ' || sender_host || ':' || sender_port AS v "
+                                   "FROM pg_stat_wal_receiver");
+      if (receiver != fmt::format("streaming {}:{}", upstream.host, upstream.port)) return false;
+    }
+    return true;
+  }
+  int index_of(const std::string& name) const {
+    for (int index = 0; index < kNodes; ++index) {
+      if (config_.nodes[index].name == name) return index;
+    }
+    return -1;
+  }
+  void wait_for_cluster() {
+    std::string first;
+    ASSERT_TRUE(eventually([&] {
+      first = primary();
+      return !first.empty() && all_stream_from(first);
+    })) << "no primary with two streaming standbys; see "
+        << dir_ << "/agent-logs";
+  }
+
+  std::string dir_;
+  std::string config_path_;
+  ClusterConfig config_;
+  std::unique_ptr<TestNetwork> network_;
+  std::unique_ptr<EtcdCluster> etcd_;
+  std::vector<std::unique_ptr<ChildProcess>> agents_;
+};
+
+TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoinsAfterHealing) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  // Replication really crosses the hosts: the standbys connect from their own addresses.
+  std::string clients = query(old_primary,
+                              "SELECT string_agg(client_addr::text, ',' ORDER BY client_addr) "
+                              "AS v FROM pg_stat_replication");
+  for (int index = 0; index < kNodes; ++index) {
+    if (index == old_index) continue;
+    EXPECT_NE(clients.find(network_->address(index)), std::string::npos) << clients;
+  }
+
+  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto cut_at = WallClock::now();
+  ASSERT_TRUE(network_->cut(old_index));
+
+  // Who accepts writes, sampled every few milliseconds: the moment another node is promoted.
+  std::string new_primary;
+  WallClock::time_point promoted_at;
+  ASSERT_TRUE(eventually([&] {
+    for (const NodeConfig& node : config_.nodes) {
+      if (node.name == old_primary) continue;
+      if (query(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
+        new_primary = node.name;
+        promoted_at = WallClock::now();
+        return true;
+      }
+    }
+    return false;
+  }));
+  probe.stop();
+  std::optional<WriteAttempt> last_write;
+  for (const WriteAttempt& attempt : probe.attempts()) {
+    if (attempt.acknowledged) last_write = attempt;
+  }
+  ASSERT_TRUE(last_write);
+  auto ms_after_cut = [&](WallClock::time_point at) {
+    return std::chrono::duration_cast<milliseconds>(at - cut_at).count();
+  };
+  std::cout << "cut off " << old_primary << ": its last acknowledged write "
+            << ms_after_cut(last_write->at) << " ms after the cut, " << new_primary
+            << " accepting writes " << ms_after_cut(promoted_at) << " ms after the cut\n";
+  // The cut-off primary refused writes (errors, not silence) before the promotion.
+  EXPECT_LT(last_write->at, promoted_at);
+  auto refused = probe.first_failure_after(cut_at);
+  ASSERT_TRUE(refused) << "the cut-off primary never refused a write";
+  EXPECT_LT(refused->at, promoted_at);
+  EXPECT_EQ(query(old_primary, "SELECT 1::text AS v"), "") << "the old primary still serves";
+
+  // The new primary takes writes.
+  auto connection = Connection::open(node_conninfo(config_, new_primary));
+  ASSERT_TRUE(connection);
+  EXPECT_TRUE(connection->execute("CREATE TABLE after_cut AS SELECT 1 AS n"));
+
+  // Healed: the old primary rejoins by pg_rewind and streams from the new one.
+  ASSERT_TRUE(network_->heal(old_index));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
+      << "see " << agent_log(old_primary);
+  EXPECT_TRUE(
+      eventually([&] { return query(old_primary, "SELECT n::text AS v FROM after_cut") == "1"; }));
+  EXPECT_NE(log_of(old_primary).find("pg_rewind"), std::string::npos);
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find(".diverged-"), std::string::npos)
+        << "recloned instead of rewound: " << entry.path();
+  }
+  EXPECT_EQ(primary(), new_primary);
+}
+
+TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string leader = primary();
+  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  auto unchanged = [&](std::chrono::seconds period) {
+    auto until = std::chrono::steady_clock::now() + period;
+    while (std::chrono::steady_clock::now() < until) {
+      if (primary() != leader) return false;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    return true;
+  };
+  auto failures = [&] {
+    std::size_t count = 0;
+    for (const WriteAttempt& attempt : probe.attempts()) count += attempt.acknowledged ? 0 : 1;
+    return count;
+  };
+
+  // One etcd member down: nothing changes.
+  etcd_->stop(0);
+  EXPECT_TRUE(unchanged(std::chrono::seconds(3)));
+  EXPECT_EQ(failures(), 0u);
+  etcd_->start(0);
+  ASSERT_TRUE(etcd_->wait_until_healthy(std::chrono::seconds(20)));
+
+  // All of etcd down for 30 s: the primary reaches both other agents, so it keeps writing and
+  // nobody takes over.
+  std::size_t acknowledged_before = probe.acknowledged().size();
+  for (int member = 0; member < kEtcdMembers; ++member) etcd_->stop(member);
+  EXPECT_TRUE(unchanged(std::chrono::seconds(30)));
+  EXPECT_EQ(failures(), 0u) << "the primary refused writes while etcd was down";
+  std::size_t acknowledged_during = probe.acknowledged().size() - acknowledged_before;
+  std::cout << acknowledged_during << " writes acknowledged during the 30 s without etcd\n";
+  EXPECT_GT(acknowledged_during, 1000u);
+  EXPECT_NE(log_of(leader).find("the store is unreachable, but a majority"), std::string::npos);
+
+  // etcd back: everything resumes, same primary, standbys streaming, the lease renewed.
+  for (int member = 0; member < kEtcdMembers; ++member) etcd_->start(member);
+  ASSERT_TRUE(etcd_->wait_until_healthy(std::chrono::seconds(30)));
+  EXPECT_TRUE(unchanged(std::chrono::seconds(3)));
+  EXPECT_TRUE(all_stream_from(leader));
+  EXPECT_TRUE(eventually([&] {
+    std::string log = log_of(leader);
+    auto resumed = log.rfind("renew-lease");
+    auto outage = log.rfind("the store is unreachable");
+    return resumed != std::string::npos && outage != std::string::npos && resumed > outage;
+  }));
+  probe.stop();
+  EXPECT_EQ(failures(), 0u);
+}
+
+}  // namespace
+}  // namespace tandem::testing
