@@ -155,6 +155,7 @@ class MultiHostTest : public ::testing::Test {
   std::vector<std::unique_ptr<ChildProcess>> agents_;
 };
 
+// The primary's host cut off from everything, etcd and the other agents alike.
 TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoinsAfterHealing) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string old_primary = primary();
@@ -224,6 +225,52 @@ TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoin
         << "recloned instead of rewound: " << entry.path();
   }
   EXPECT_EQ(primary(), new_primary);
+}
+
+// The primary still reaches etcd (its lease could live on there), but none of the other agents:
+// it stops writing on its own, and a standby takes over without waiting for the lease.
+TEST_F(MultiHostTest, APrimaryCutOffFromTheOtherAgentsButNotFromEtcdStopsWriting) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  std::vector<int> others;
+  for (int index = 0; index < kNodes; ++index) {
+    if (index != old_index) others.push_back(index);
+  }
+  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto cut_at = WallClock::now();
+  ASSERT_TRUE(network_->block(old_index, others));
+  std::string new_primary;
+  WallClock::time_point promoted_at;
+  ASSERT_TRUE(eventually([&] {
+    for (int index : others) {
+      const std::string& name = config_.nodes[index].name;
+      if (query(name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
+        new_primary = name;
+        promoted_at = WallClock::now();
+        return true;
+      }
+    }
+    return false;
+  }));
+  probe.stop();
+  std::optional<WriteAttempt> last_write;
+  for (const WriteAttempt& attempt : probe.attempts()) {
+    if (attempt.acknowledged) last_write = attempt;
+  }
+  ASSERT_TRUE(last_write);
+  std::cout << old_primary << " cut off from the other agents only: last write "
+            << std::chrono::duration_cast<milliseconds>(last_write->at - cut_at).count()
+            << " ms after the cut, " << new_primary << " accepting writes "
+            << std::chrono::duration_cast<milliseconds>(promoted_at - cut_at).count()
+            << " ms after the cut\n";
+  EXPECT_LT(last_write->at, promoted_at);
+  EXPECT_NE(log_of(old_primary).find("no answer from a majority of the agents"), std::string::npos);
+  ASSERT_TRUE(network_->unblock(old_index, others));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
+      << "see " << agent_log(old_primary);
 }
 
 TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents) {

@@ -85,6 +85,26 @@ Status TestNetwork::cut(int host) {
 
 Status TestNetwork::heal(int host) { return ip({"-n", hosts_[host], "link", "set", "eth0", "up"}); }
 
+Status TestNetwork::block(int host, const std::vector<int>& unreachable) {
+  for (int other : unreachable) {
+    if (auto ok = ip({"-n", hosts_[host], "route", "add", "blackhole", address(other) + "/32"});
+        !ok) {
+      return ok;
+    }
+  }
+  return {};
+}
+
+Status TestNetwork::unblock(int host, const std::vector<int>& unreachable) {
+  for (int other : unreachable) {
+    if (auto ok = ip({"-n", hosts_[host], "route", "del", "blackhole", address(other) + "/32"});
+        !ok) {
+      return ok;
+    }
+  }
+  return {};
+}
+
 Status TestNetwork::ip(const std::vector<std::string>& args) {
   SystemProcessRunner runner;
   auto result =

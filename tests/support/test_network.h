@@ -27,6 +27,10 @@ class TestNetwork {
 
   Status cut(int host);   // the host's link goes down: nothing in or out
   Status heal(int host);  // and up again
+  // A partial cut: `host` can no longer reach (nor answer) these hosts; the others it still
+  // reaches. Blackhole routes in its namespace; unblock() removes them.
+  Status block(int host, const std::vector<int>& unreachable);
+  Status unblock(int host, const std::vector<int>& unreachable);
 
  private:
   Status ip(const std::vector<std::string>& args);
