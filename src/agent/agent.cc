@@ -315,7 +315,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
   }
   if (auto ok = promote_in_place(context_, self_); !ok) return ok;
-  auto rows = connect_admin(config_, self_);
+  auto rows = connect_local_admin(config_, self_);
   TimelineId timeline = node.timeline + 1;
   if (rows) {
     auto tli = rows->query(

@@ -28,7 +28,7 @@ Status AgentNodeController::spawn(const NodeConfig& node) {
 
 Status AgentNodeController::start(const NodeConfig& node) {
   if (auto ok = spawn(node); !ok) return ok;
-  std::string conninfo = admin_conninfo(config_, node);
+  std::string conninfo = local_admin_conninfo(config_, node);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_.running()) {

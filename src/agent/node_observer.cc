@@ -56,7 +56,7 @@ std::string NodeObserver::node_at_port(const std::string& conninfo) const {
 
 void NodeObserver::query(NodeObservation& node) {
   if (!connection_) {
-    auto opened = Connection::open(admin_conninfo(config_, self_));
+    auto opened = Connection::open(local_admin_conninfo(config_, self_));
     if (!opened) return;
     connection_.emplace(std::move(*opened));
   }

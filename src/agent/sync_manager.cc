@@ -33,7 +33,7 @@ Status SyncManager::configure(const std::string& standby) {
 
 Result<std::string> SyncManager::update(const ClusterView& view) {
   if (!connection_) {
-    auto opened = connect_admin(context_.config, self_);
+    auto opened = connect_local_admin(context_.config, self_);
     if (!opened) return std::unexpected(opened.error());
     connection_.emplace(std::move(*opened));
   }

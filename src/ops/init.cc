@@ -32,6 +32,8 @@ Result<std::vector<Credential>> ensure_passwords(Context& context) {
   const ClusterConfig& config = context.config;
   std::vector<std::string> roles = {config.replication.user};
   if (config.app) roles.push_back(config.app->user);
+  // Nodes on several machines reach each other's superuser over TCP (pg_rewind, slots).
+  if (config.etcd.enabled()) roles.push_back(config.superuser);
   std::string existing = read_file(config.password_file).value_or("");
   std::vector<Credential> credentials;
   bool added = false;
@@ -79,20 +81,27 @@ Status write_server_files(Context& context, const NodeConfig& node) {
 Status create_roles(Context& context, const NodeConfig& node,
                     const std::vector<Credential>& credentials) {
   const ClusterConfig& config = context.config;
-  auto connection = connect_admin(config, node);
+  // Over the socket: the superuser has no password yet.
+  auto connection = connect_local_admin(config, node);
   if (!connection) return std::unexpected(connection.error());
   for (const Credential& credential : credentials) {
     // Only the SCRAM verifier travels; the password itself never reaches the server or a log.
     auto verifier = connection->encrypt_password(credential.password, credential.role);
     if (!verifier) return std::unexpected(verifier.error());
     bool replication = credential.role == config.replication.user;
-    std::string sql = fmt::format("CREATE ROLE {} LOGIN {} PASSWORD '{}'", credential.role,
-                                  replication ? "REPLICATION" : "", *verifier);
+    std::string sql =
+        credential.role == config.superuser
+            ? fmt::format("ALTER ROLE {} PASSWORD '{}'", credential.role, *verifier)
+            : fmt::format("CREATE ROLE {} LOGIN {} PASSWORD '{}'", credential.role,
+                          replication ? "REPLICATION" : "", *verifier);
     if (auto ok = connection->execute(sql); !ok) {
       return fail_with_context(ok.error(), "creating role " + credential.role);
     }
-    context.report(
-        fmt::format("created role {}{}", credential.role, replication ? " (REPLICATION)" : ""));
+    context.report(credential.role == config.superuser
+                       ? fmt::format("set the password of {} (nodes on several machines)",
+                                     credential.role)
+                       : fmt::format("created role {}{}", credential.role,
+                                     replication ? " (REPLICATION)" : ""));
   }
   if (config.app) {
     if (auto ok = connection->execute(

@@ -11,6 +11,25 @@ namespace tandem {
 
 std::string admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
                            const std::string& database) {
+  if (!config.etcd.enabled()) return local_admin_conninfo(config, node, database);
+  return make_conninfo({{"host", node.host},
+                        {"port", std::to_string(node.port)},
+                        {"user", config.superuser},
+                        {"dbname", database},
+                        {"passfile", config.password_file},
+                        {"connect_timeout", "3"},
+                        {"application_name", "tandem"}});
+}
+
+Result<Connection> connect_local_admin(const ClusterConfig& config, const NodeConfig& node,
+                                       const std::string& database) {
+  auto connection = Connection::open(local_admin_conninfo(config, node, database));
+  if (!connection) return fail_with_context(connection.error(), node.name);
+  return connection;
+}
+
+std::string local_admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
+                                 const std::string& database) {
   return make_conninfo({{"host", config.socket_dir},
                         {"port", std::to_string(node.port)},
                         {"user", config.superuser},

@@ -12,9 +12,17 @@
 
 namespace tandem {
 
-// The superuser over the node's Unix socket (peer authentication through the ident map).
+// The superuser, as a node on any host reaches another: over the node's Unix socket (peer
+// authentication through the ident map) on one machine; with nodes on several machines (etcd),
+// over TCP to the node's address with the superuser's password from the password file.
 std::string admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
                            const std::string& database = "postgres");
+// The superuser over the node's Unix socket, always: for an agent and its own node (no network
+// in between, and before the superuser has a password).
+std::string local_admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
+                                 const std::string& database = "postgres");
+Result<Connection> connect_local_admin(const ClusterConfig& config, const NodeConfig& node,
+                                       const std::string& database = "postgres");
 Result<Connection> connect_admin(const ClusterConfig& config, const NodeConfig& node,
                                  const std::string& database = "postgres");
 

@@ -44,6 +44,16 @@ TEST(RenderPgHba, ReplicationOnlyForTheRoleFromTheNetworks) {
   EXPECT_EQ(hba.find("0.0.0.0/0"), std::string::npos);
 }
 
+TEST(RenderPgHba, TheSuperuserOverTcpOnlyWithNodesOnSeveralMachines) {
+  ClusterConfig config = config_with_app();
+  EXPECT_EQ(render_pg_hba(config).find("host all postgres"), std::string::npos);
+  config.etcd.endpoints = {"http://10.1.0.9:2379"};
+  std::string hba = render_pg_hba(config);
+  EXPECT_NE(hba.find("host all postgres 10.1.0.0/24 scram-sha-256"), std::string::npos) << hba;
+  EXPECT_EQ(hba.find("trust"), std::string::npos);
+  EXPECT_EQ(hba.find("0.0.0.0/0"), std::string::npos);
+}
+
 TEST(Passfile, RoundTripsWithEscapes) {
   std::string passfile = render_passfile({{"replicator", "pa:ss\\word"}, {"test_app", "plain"}});
   EXPECT_EQ(find_password(passfile, "replicator"), "pa:ss\\word");
