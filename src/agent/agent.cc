@@ -67,10 +67,10 @@ Decision Agent::cycle() {
   refresh_primary_details(node);
   node.lease_renewed_at = lease_renewed_at_;
   if (contacts_ != nullptr) {
-    // A ping answered within three cycles is a peer's word now (docs/ARCHITECTURE.md,
+    // A ping answered within two cycles is a peer's word now (docs/ARCHITECTURE.md,
     // "Several machines", for the arithmetic).
     QuorumFacts facts =
-        contacts_->facts(clock_.steady_now(), proof_of_fencing(ha_), 3 * ha_.loop_interval);
+        contacts_->facts(clock_.steady_now(), proof_of_fencing(ha_), 2 * ha_.loop_interval);
     node.majority_contact_age = facts.majority_contact_age;
     node.proven_fenced = std::move(facts.proven_fenced);
     node.takeover_blockers = std::move(facts.takeover_blockers);
@@ -85,12 +85,27 @@ Decision Agent::cycle() {
     if (view->leader) last_leader_ = view->leader->name;
     last_optime_ = view->last_leader_lsn;
   }
+  if (watchdog_ != nullptr) {
+    watch_postmaster(node.state == PgState::kPrimary);
+    auto fenced = watchdog_->fenced_at();
+    if (fenced && fenced != watchdog_fenced_at_) {
+      watchdog_fenced_at_ = fenced;
+      spdlog::warn(
+          "the watchdog stopped PostgreSQL: no answer from a majority of the agents for "
+          "{} ms",
+          ha_.renew_deadline.count());
+    }
+  }
   Decision decision = decide(view, node, ha_, clock_.steady_now());
   Status result = execute(decision, node, view);
   if (view) publish(node);
   log_cycle(decision, result);
   report(node, view, decision, !result);
   return decision;
+}
+
+void Agent::watch_postmaster(bool writable) {
+  if (watchdog_ != nullptr) watchdog_->watch(writable ? process_.pid() : 0);
 }
 
 void Agent::refresh_primary_details(const NodeObservation& node) {
@@ -147,6 +162,7 @@ Status Agent::carry_out(NodeRequest request) {
       }
       lease_renewed_at_ = clock_.steady_now();
     }
+    watch_postmaster(false);  // a restart may take longer than the watchdog's deadline
     if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
     return controller_.start(self_);
   }
@@ -178,11 +194,14 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return bootstrap();
     case Action::kClone:
       return clone_standby(context_, self_, decision.leader);
-    case Action::kStartPrimary:
+    case Action::kStartPrimary: {
       // The lease is proven first: a standby that has just taken it over must win.
       if (auto ok = renew_lease(*view, node); !ok) return ok;
       if (auto ok = write_node_files(context_, self_, nullptr); !ok) return ok;
-      return controller_.spawn(self_);
+      Status spawned = controller_.spawn(self_);
+      if (spawned) watch_postmaster(true);
+      return spawned;
+    }
     case Action::kStartStandby:
       return start_standby(decision.leader);
     case Action::kRenewLease: {
@@ -224,7 +243,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       }
       if (auto ok = acquire_lease(); !ok) return ok;
       if (!ha_.quorum_fencing) fence_other_primaries();
-      return promote(*view, node, decision.reason);
+      return promote(*view, node, decision.reason);  // watched from promote_in_place on
     case Action::kPromote:
       // The lease was handed over: confirm it is still this node's before writing.
       if (auto ok = renew_lease(*view, node); !ok) return ok;
@@ -315,6 +334,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
   }
   if (auto ok = promote_in_place(context_, self_); !ok) return ok;
+  watch_postmaster(true);
   auto rows = connect_local_admin(config_, self_);
   TimelineId timeline = node.timeline + 1;
   if (rows) {
@@ -358,7 +378,8 @@ void Agent::fence_other_primaries() {
 Status Agent::hand_over(const ClusterView& view, const std::string& target) {
   // A clean stop: the WAL senders pass every record, the shutdown checkpoint included, to the
   // standbys before PostgreSQL exits, so the target loses nothing and this node can follow it
-  // without a rewind.
+  // without a rewind. The watchdog rests: a clean stop may take longer than its deadline.
+  watch_postmaster(false);
   if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
   auto control = programs_.control_data(self_);
   if (control) (void)store_.put(layout_.optime(), control->checkpoint.str(), std::nullopt);
@@ -442,6 +463,7 @@ void Agent::shut_down() {
     if (leader) revision = view.leader->revision;
   }
   // A clean stop sends every WAL record to the standbys before the lease is handed over.
+  watch_postmaster(false);
   if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) {
     spdlog::warn("stopping PostgreSQL: {}", ok.error().message);
   }

@@ -11,6 +11,7 @@
 #include "agent/agent_board.h"
 #include "agent/agent_node_controller.h"
 #include "agent/contact_book.h"
+#include "agent/fencing_watchdog.h"
 #include "agent/node_observer.h"
 #include "agent/postgres_process.h"
 #include "agent/sync_manager.h"
@@ -38,6 +39,8 @@ class Agent {
   void attach(AgentBoard& board) { board_ = &board; }
   // Quorum fencing: what the agent hears from the others (required with ha.quorum_fencing).
   void attach(ContactBook& contacts) { contacts_ = &contacts; }
+  // Quorum fencing: the process that stops PostgreSQL when this agent cannot (optional).
+  void attach(FencingWatchdog& watchdog) { watchdog_ = &watchdog; }
 
  private:
   Status execute(const Decision& decision, const NodeObservation& node,
@@ -55,6 +58,8 @@ class Agent {
   void wait_for_next_cycle(std::chrono::steady_clock::time_point cycle_start);
   void shut_down();
   void serve_request();
+  // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
+  void watch_postmaster(bool writable);
   Status carry_out(NodeRequest request);
   void refresh_primary_details(const NodeObservation& node);
   void report(const NodeObservation& node, const std::optional<ClusterView>& view,
@@ -82,6 +87,8 @@ class Agent {
   std::chrono::steady_clock::time_point published_at_{};
   AgentBoard* board_ = nullptr;
   ContactBook* contacts_ = nullptr;
+  FencingWatchdog* watchdog_ = nullptr;
+  std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;
   std::uint64_t cycles_ = 0;
   std::optional<PrimaryDetails> primary_details_;
   std::chrono::steady_clock::time_point primary_details_at_{};
@@ -94,8 +101,10 @@ class Agent {
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self);
 
 // Quorum fencing: how long a majority must not have heard from a primary before it counts as
-// fenced: its renew deadline, a cycle to notice, a ping's timeout (two cycles), how old a peer's
-// answer may be (three cycles), and a cycle to spare: 1.3 s with the defaults.
+// fenced. The watchdog stops it renew_deadline (+10 ms) after its last majority of answers; a
+// witness's word may be a ping's timeout (two cycles) plus its freshness (two cycles) old, and
+// the primary's last answer a ping's timeout older than the silence it ends: renew_deadline + 6
+// cycles + 10 ms are needed; renew_deadline + 7 cycles are taken (1.3 s with the defaults).
 std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
 
 }  // namespace tandem

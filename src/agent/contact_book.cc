@@ -44,6 +44,17 @@ std::map<std::string, milliseconds> ContactBook::silence(SteadyTime now) const {
   return silences;
 }
 
+std::optional<SteadyTime> ContactBook::majority_contact_at() const {
+  std::lock_guard lock(mutex_);
+  std::size_t needed = majority_of(peers_.size() + 1) - 1;
+  if (needed == 0) return std::nullopt;
+  std::vector<SteadyTime> times;
+  for (const auto& [peer, answer] : answered_) times.push_back(answer.at);
+  if (times.size() < needed) return std::nullopt;
+  std::sort(times.begin(), times.end(), std::greater<>());
+  return times[needed - 1];
+}
+
 QuorumFacts ContactBook::facts(SteadyTime now, milliseconds proof, milliseconds fresh) const {
   std::lock_guard lock(mutex_);
   QuorumFacts facts;

@@ -55,6 +55,10 @@ class ContactBook {
   QuorumFacts facts(SteadyTime now, std::chrono::milliseconds proof,
                     std::chrono::milliseconds fresh) const;
 
+  // When the answers of enough peers to make a majority with this agent were last complete: the
+  // (majority - 1)-th latest answer; nullopt before there are that many.
+  std::optional<SteadyTime> majority_contact_at() const;
+
   const std::string& self() const { return self_; }
   bool knows(const std::string& peer) const { return peers_.contains(peer); }
 

@@ -38,8 +38,9 @@ std::optional<PingReply> decode_ping_reply(std::string_view body) {
   return reply;
 }
 
-PeerPinger::PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts)
-    : config_(config), self_(self), contacts_(contacts) {}
+PeerPinger::PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts,
+                       FencingWatchdog* watchdog)
+    : config_(config), self_(self), contacts_(contacts), watchdog_(watchdog) {}
 
 PeerPinger::~PeerPinger() { stop(); }
 
@@ -80,6 +81,9 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
     if (reply && reply->status == 200) {
       if (auto decoded = decode_ping_reply(reply->body)) {
         contacts_.answered(peer.name, std::move(*decoded), now);
+        if (watchdog_ != nullptr) {
+          if (auto at = contacts_.majority_contact_at()) watchdog_->majority_contact(*at);
+        }
       }
     } else {
       client.reset();  // a fresh connection next time

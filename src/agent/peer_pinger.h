@@ -7,13 +7,16 @@
 #include <vector>
 
 #include "agent/contact_book.h"
+#include "agent/fencing_watchdog.h"
 #include "core/cluster_config.h"
 
 namespace tandem {
 
 class PeerPinger {
  public:
-  PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts);
+  // `watchdog`, if any, learns every time a majority has answered.
+  PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts,
+             FencingWatchdog* watchdog);
   ~PeerPinger();
   void start();
   void stop();
@@ -24,6 +27,7 @@ class PeerPinger {
   const ClusterConfig& config_;
   const NodeConfig& self_;
   ContactBook& contacts_;
+  FencingWatchdog* watchdog_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;
 };

@@ -67,6 +67,14 @@ Status run_agent(CliState& state, const std::string& node_name) {
   auto binaries = find_pg_binaries(config.pg_bin, runner);
   if (!binaries) return std::unexpected(binaries.error());
   install_signal_handlers();
+  // Quorum fencing's hard stop, forked before any thread starts (see fencing_watchdog.h). A
+  // cluster of one node has nobody to lose contact with.
+  std::unique_ptr<FencingWatchdog> watchdog;
+  if (config.etcd.enabled() && config.nodes.size() > 1) {
+    auto started = FencingWatchdog::start(config.ha.renew_deadline);
+    if (!started) return std::unexpected(started.error());
+    watchdog = std::move(*started);
+  }
   Agent agent(config, **node, context.os_user, *binaries, runner, **store, clock);
   AgentBoard board;
   agent.attach(board);
@@ -78,7 +86,8 @@ Status run_agent(CliState& state, const std::string& node_name) {
     for (const NodeConfig& each : config.nodes) members.push_back(each.name);
     contacts = std::make_unique<ContactBook>((*node)->name, members, clock.steady_now());
     agent.attach(*contacts);
-    pinger = std::make_unique<PeerPinger>(config, **node, *contacts);
+    if (watchdog) agent.attach(*watchdog);
+    pinger = std::make_unique<PeerPinger>(config, **node, *contacts, watchdog.get());
   }
   // The API has a store connection of its own: its requests never wait behind a cycle.
   std::unique_ptr<Store> api_store;

@@ -273,6 +273,48 @@ TEST_F(MultiHostTest, APrimaryCutOffFromTheOtherAgentsButNotFromEtcdStopsWriting
       << "see " << agent_log(old_primary);
 }
 
+// The primary's agent frozen (SIGSTOP) while its PostgreSQL runs on: the agent cannot fence, so
+// its watchdog does, before a standby takes over. Thawed, the agent rejoins its node.
+TEST_F(MultiHostTest, AFrozenPrimaryAgentsWatchdogStopsWritesBeforeATakeover) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto frozen_at = WallClock::now();
+  ASSERT_EQ(kill(agents_[old_index]->pid(), SIGSTOP), 0);
+  std::string new_primary;
+  WallClock::time_point promoted_at;
+  ASSERT_TRUE(eventually([&] {
+    for (const NodeConfig& node : config_.nodes) {
+      if (node.name == old_primary) continue;
+      if (query(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
+        new_primary = node.name;
+        promoted_at = WallClock::now();
+        return true;
+      }
+    }
+    return false;
+  }));
+  probe.stop();
+  std::optional<WriteAttempt> last_write;
+  for (const WriteAttempt& attempt : probe.attempts()) {
+    if (attempt.acknowledged) last_write = attempt;
+  }
+  ASSERT_TRUE(last_write);
+  std::cout << old_primary << "'s agent frozen: last write "
+            << std::chrono::duration_cast<milliseconds>(last_write->at - frozen_at).count()
+            << " ms after, " << new_primary << " accepting writes "
+            << std::chrono::duration_cast<milliseconds>(promoted_at - frozen_at).count()
+            << " ms after\n";
+  EXPECT_LT(last_write->at, promoted_at);
+  ASSERT_EQ(kill(agents_[old_index]->pid(), SIGCONT), 0);
+  EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
+      << "see " << agent_log(old_primary);
+  EXPECT_NE(log_of(old_primary).find("the watchdog stopped PostgreSQL"), std::string::npos);
+}
+
 TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string leader = primary();

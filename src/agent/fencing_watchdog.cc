@@ -1,0 +1,91 @@
+#include "agent/fencing_watchdog.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tandem {
+namespace {
+
+std::int64_t monotonic_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+void sleep_ms(long ms) {
+  timespec pause{0, ms * 1'000'000};
+  nanosleep(&pause, nullptr);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(
+    std::chrono::milliseconds deadline) {
+  void* memory =
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) {
+    return fail(ErrorCode::kFailed, std::string("watchdog: mmap: ") + strerror(errno));
+  }
+  auto* shared = new (memory) Shared{};
+  shared->majority_contact_ns = monotonic_ns();
+  pid_t parent = getpid();
+  pid_t child = fork();
+  if (child < 0) return fail(ErrorCode::kFailed, std::string("watchdog: fork: ") + strerror(errno));
+  if (child == 0) {
+    // Gone with the agent: its PostgreSQL goes too (PR_SET_PDEATHSIG on the postmaster).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+    prctl(PR_SET_NAME, "tandem-watchdog");
+    run(shared, deadline);
+    _exit(0);
+  }
+  return std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child));
+}
+
+// Only async-signal-safe calls: the child of a fork.
+void FencingWatchdog::run(Shared* shared, std::chrono::milliseconds deadline) {
+  const std::int64_t deadline_ns = deadline.count() * 1'000'000;
+  while (true) {
+    sleep_ms(10);
+    pid_t postmaster = shared->postmaster.load();
+    if (postmaster <= 0) continue;
+    if (monotonic_ns() - shared->majority_contact_ns.load() < deadline_ns) continue;
+    // Immediate shutdown: the postmaster tells every backend to exit at once.
+    kill(postmaster, SIGQUIT);
+    shared->fenced_ns = monotonic_ns();
+    shared->postmaster.compare_exchange_strong(postmaster, 0);
+    for (int waited = 0; waited < 100 && kill(postmaster, 0) == 0; ++waited) sleep_ms(10);
+    if (kill(postmaster, 0) == 0) kill(postmaster, SIGKILL);
+  }
+}
+
+FencingWatchdog::~FencingWatchdog() {
+  kill(child_, SIGKILL);
+  waitpid(child_, nullptr, 0);
+  munmap(shared_, sizeof(Shared));
+}
+
+void FencingWatchdog::watch(pid_t postmaster) { shared_->postmaster = postmaster; }
+
+void FencingWatchdog::majority_contact(std::chrono::steady_clock::time_point at) {
+  std::int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
+  std::int64_t previous = shared_->majority_contact_ns.load();
+  while (ns > previous && !shared_->majority_contact_ns.compare_exchange_weak(previous, ns)) {
+  }
+}
+
+std::optional<std::chrono::steady_clock::time_point> FencingWatchdog::fenced_at() const {
+  std::int64_t ns = shared_->fenced_ns.load();
+  if (ns == 0) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+}  // namespace tandem
