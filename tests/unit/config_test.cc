@@ -42,6 +42,38 @@ TEST(ParseConfig, RoundTripsThroughRender) {
   EXPECT_EQ(render_config(*again), render_config(*config));
 }
 
+// The README's config for several machines: a name, an address and a data directory per node and
+// the etcd endpoints; everything else defaults.
+TEST(ParseConfig, SeveralMachinesNeedLittle) {
+  auto config = parse_config(R"(
+cluster: prod
+etcd:
+  endpoints: [http://10.0.0.21:2379, http://10.0.0.22:2379, http://10.0.0.23:2379]
+nodes:
+  - {name: node1, host: 10.0.0.11, data_dir: /var/lib/tandem/node1}
+  - {name: node2, host: 10.0.0.12, data_dir: /var/lib/tandem/node2}
+  - {name: node3, host: 10.0.0.13, data_dir: /var/lib/tandem/node3}
+)",
+                             "/etc/tandem");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_TRUE(config->etcd.enabled());
+  EXPECT_EQ(config->etcd.endpoints.size(), 3u);
+  for (const NodeConfig& node : config->nodes) {
+    EXPECT_EQ(node.port, 5432);
+    EXPECT_EQ(node.api_port, 8008);
+  }
+  EXPECT_EQ(config->replication.networks,
+            (std::vector<std::string>{"10.0.0.11/32", "10.0.0.12/32", "10.0.0.13/32"}));
+  auto again = parse_config(render_config(*config), "/etc/tandem");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(render_config(*again), render_config(*config));
+  // Without etcd, no API unless asked for, and replication from the nodes' addresses.
+  auto local = parse_config("nodes: [{name: a, port: 5432}]", "/x");
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->nodes[0].api_port, 0);
+  EXPECT_EQ(local->replication.networks, std::vector<std::string>{"127.0.0.1/32"});
+}
+
 TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
   struct Case {
     const char* yaml;
@@ -61,6 +93,11 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
       {"nodes: [{name: a, port: 1, api_port: 70000}]", "api_port 70000"},
       {"api: {tls_cert_file: cert.pem}\nnodes: [{name: a, port: 1}]", "go together"},
       {"api: {token: x}\nnodes: [{name: a, port: 1}]", "token"},
+      {"etcd: {endpoints: [10.0.0.1:2379]}\nnodes: [{name: a, port: 1}]", "must be a URL"},
+      {"etcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, port: 1, api_port: 0}]",
+       "needs an api_port"},
+      {"etcd: {endpoints: [http://e:2379], user: u}\nnodes: [{name: a, port: 1}]",
+       "user and password_file go together"},
       {"os_user: root\nnodes: [{name: a, port: 1}]", "PostgreSQL refuses to run as root"},
       {"replication: {networks: [10.0.0.0/33]}\nnodes: [{name: a, port: 1}]", "10.0.0.0/33"},
       {"replication: {networks: [300.0.0.1/32]}\nnodes: [{name: a, port: 1}]", "300.0.0.1/32"},
