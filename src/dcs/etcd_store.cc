@@ -73,7 +73,10 @@ EtcdStore::~EtcdStore() = default;
 
 std::unique_ptr<httplib::Client> EtcdStore::make_client(std::size_t endpoint,
                                                         milliseconds read_timeout) const {
-  auto client = std::make_unique<httplib::Client>(options_.endpoints[endpoint]);
+  auto client = options_.cert_file.empty()
+                    ? std::make_unique<httplib::Client>(options_.endpoints[endpoint])
+                    : std::make_unique<httplib::Client>(options_.endpoints[endpoint],
+                                                        options_.cert_file, options_.key_file);
   client->set_connection_timeout(options_.request_timeout);
   client->set_read_timeout(read_timeout);
   client->set_write_timeout(options_.request_timeout);
@@ -88,7 +91,9 @@ std::unique_ptr<httplib::Client> EtcdStore::make_client(std::size_t endpoint,
 Status EtcdStore::authenticate(std::size_t endpoint) {
   if (options_.user.empty()) return {};
   json body = {{"name", options_.user}, {"password", options_.password}};
-  auto reply = clients_[endpoint]->Post("/v3/auth/authenticate", body.dump(), "application/json");
+  // etcd checks the password with bcrypt: slower than any other request. Once per token.
+  auto client = make_client(endpoint, std::chrono::seconds(5));
+  auto reply = client->Post("/v3/auth/authenticate", body.dump(), "application/json");
   if (!reply) return std::unexpected(unavailable(httplib::to_string(reply.error())));
   json object = json::parse(reply->body, nullptr, false);
   if (reply->status != 200 || !object.contains("token")) {

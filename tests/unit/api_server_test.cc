@@ -131,6 +131,14 @@ class ApiServerTest : public ::testing::Test {
   std::unique_ptr<httplib::Client> client_;
 };
 
+// What a plain-HTTP client gets from a port that speaks TLS: no HTTP answer.
+std::string client_or_plain(int port) {
+  httplib::Client plain("127.0.0.1", port);
+  plain.set_read_timeout(std::chrono::seconds(2));
+  auto reply = plain.Get("/primary");
+  return json{{"ok", reply && reply->status == 200}}.dump();
+}
+
 const char* kPosts[] = {"/switchover",   "/failover", "/restart",
                         "/reinitialize", "/pause",    "/resume"};
 
@@ -328,6 +336,37 @@ TEST_F(ApiServerTest, WrongMethodsAndUnknownPaths) {
     EXPECT_EQ(reply->get_header_value("Allow"), "GET") << path;
   }
   EXPECT_EQ(post("/promote-everyone", "{}")->status, 404);
+}
+
+TEST_F(ApiServerTest, ServesHttpsWithACertificate) {
+  std::string cert = dir_ + "/api.crt", key = dir_ + "/api.key";
+  std::string command =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  config_.api.tls_cert_file = cert;
+  config_.api.tls_key_file = key;
+  server_ = std::make_unique<ApiServer>(config_, config_.nodes[0], board_, store_, clock_);
+  ASSERT_TRUE(server_->start());
+  std::string address = "https://127.0.0.1:" + std::to_string(config_.nodes[0].api_port);
+  httplib::Client secure(address);
+  secure.set_ca_cert_path(cert.c_str());
+  secure.enable_server_certificate_verification(true);
+  auto health = secure.Get("/primary");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  auto paused = secure.Post("/pause", {{"Authorization", "Bearer s3cret"}}, "", "application/json");
+  ASSERT_TRUE(paused);
+  EXPECT_EQ(paused->status, 200);
+  EXPECT_EQ(json::parse(client_or_plain(config_.nodes[0].api_port))["ok"], false);
+  // A certificate that does not go with its key: the server refuses to start.
+  config_.api.tls_key_file = cert;
+  ApiServer broken(config_, config_.nodes[0], board_, store_, clock_);
+  auto refused = broken.start();
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("cannot use the certificate"), std::string::npos)
+      << refused.error().message;
 }
 
 TEST_F(ApiServerTest, PauseAndResume) {

@@ -2,6 +2,7 @@
 // bottom: in memory, SQLite, and a real etcd started on loopback ports.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -219,6 +220,43 @@ TEST(EtcdStore, FailsOverToTheNextEndpointAndIsUnavailableWithout) {
     auto conflict_or_not = (*store)->create("/k", "w", std::nullopt);
     ASSERT_FALSE(conflict_or_not);
     EXPECT_EQ(conflict_or_not.error().code, ErrorCode::kUnavailable);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// etcd with authentication on: the store logs in with user and password; without them, or with
+// a wrong password, it is refused.
+TEST(EtcdStore, LogsInWithUserAndPassword) {
+  char pattern[] = "/tmp/tandem-etcd-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  {
+    auto etcd = EtcdCluster::single(dir);
+    ASSERT_TRUE(etcd->healthy());
+    httplib::Client admin(etcd->endpoints()[0]);
+    for (const auto& [path, body] : std::vector<std::pair<std::string, std::string>>{
+             {"/v3/auth/role/add", R"({"name": "root"})"},
+             {"/v3/auth/user/add", R"({"name": "root", "password": "s3cret"})"},
+             {"/v3/auth/user/grant", R"({"user": "root", "role": "root"})"},
+             {"/v3/auth/enable", "{}"}}) {
+      auto reply = admin.Post(path, body, "application/json");
+      ASSERT_TRUE(reply) << path;
+      ASSERT_EQ(reply->status, 200) << path << ": " << reply->body;
+    }
+    auto anonymous = EtcdStore::open({.endpoints = etcd->endpoints()});
+    ASSERT_TRUE(anonymous);
+    EXPECT_FALSE((*anonymous)->put("/k", "v", std::nullopt));
+    auto wrong =
+        EtcdStore::open({.endpoints = etcd->endpoints(), .user = "root", .password = "guess"});
+    ASSERT_TRUE(wrong);
+    auto refused = (*wrong)->read("/");
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, ErrorCode::kPermissionDenied) << refused.error().message;
+    auto store =
+        EtcdStore::open({.endpoints = etcd->endpoints(), .user = "root", .password = "s3cret"});
+    ASSERT_TRUE(store);
+    Revision created = (*store)->create("/k", "v", milliseconds(1000)).value();
+    EXPECT_TRUE((*store)->compare_and_set("/k", "w", created, milliseconds(1000)));
+    EXPECT_EQ((*store)->read("/").value().find("/k")->value, "w");
   }
   std::filesystem::remove_all(dir);
 }
