@@ -29,6 +29,40 @@ std::string text(const json& object, const char* key) {
 
 Error unavailable(const std::string& what) { return {ErrorCode::kUnavailable, "etcd: " + what}; }
 
+// A POST whose answer is read even when httplib cannot finish it: etcd's gateway ends its error
+// answers with an HTTP trailer that httplib does not parse; the status and body arrive before.
+struct Answer {
+  int status = 0;  // 0: no answer at all
+  std::string body;
+  std::string error;
+};
+
+Answer post(httplib::Client& client, const std::string& path, const httplib::Headers& headers,
+            const std::string& body) {
+  Answer answer;
+  httplib::Request request;
+  request.method = "POST";
+  request.path = path;
+  request.headers = headers;
+  request.body = body;
+  request.set_header("Content-Type", "application/json");
+  request.response_handler = [&](const httplib::Response& response) {
+    answer.status = response.status;
+    return true;
+  };
+  request.content_receiver = [&](const char* data, std::size_t length, std::uint64_t,
+                                 std::uint64_t) {
+    answer.body.append(data, length);
+    return true;
+  };
+  httplib::Response response;
+  httplib::Error error = httplib::Error::Success;
+  if (!client.send(request, response, error) && answer.status == 0) {
+    answer.error = httplib::to_string(error);
+  }
+  return answer;
+}
+
 json put_request(const std::string& key, const std::string& value, std::int64_t lease) {
   json put = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
   if (lease != 0) put["lease"] = std::to_string(lease);
@@ -93,14 +127,13 @@ Status EtcdStore::authenticate(std::size_t endpoint) {
   json body = {{"name", options_.user}, {"password", options_.password}};
   // etcd checks the password with bcrypt: slower than any other request. Once per token.
   auto client = make_client(endpoint, std::chrono::seconds(5));
-  auto reply = client->Post("/v3/auth/authenticate", body.dump(), "application/json");
-  if (!reply) return std::unexpected(unavailable(httplib::to_string(reply.error())));
-  json object = json::parse(reply->body, nullptr, false);
-  if (reply->status != 200 || !object.contains("token")) {
-    return fail(
-        ErrorCode::kPermissionDenied,
-        fmt::format("etcd refused the user {}: {}", options_.user,
-                    object.is_object() ? object.value("message", reply->body) : reply->body));
+  Answer reply = post(*client, "/v3/auth/authenticate", {}, body.dump());
+  if (reply.status == 0) return std::unexpected(unavailable(reply.error));
+  json object = json::parse(reply.body, nullptr, false);
+  if (reply.status != 200 || !object.is_object() || !object.contains("token")) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("etcd refused the user {}: {}", options_.user,
+                            object.is_object() ? object.value("message", reply.body) : reply.body));
   }
   token_ = object["token"].get<std::string>();
   return {};
@@ -113,18 +146,22 @@ Result<std::string> EtcdStore::call_once(std::size_t endpoint, const std::string
   }
   httplib::Headers headers;
   if (!token_.empty()) headers.emplace("Authorization", token_);
-  auto reply = clients_[endpoint]->Post(path, headers, body, "application/json");
-  if (!reply) return std::unexpected(unavailable(httplib::to_string(reply.error())));
-  if (reply->status == 200) return reply->body;
-  json object = json::parse(reply->body, nullptr, false);
-  std::string message = object.is_object() ? object.value("message", reply->body) : reply->body;
+  Answer reply = post(*clients_[endpoint], path, headers, body);
+  if (reply.status == 0) return std::unexpected(unavailable(reply.error));
+  if (reply.status == 200) return reply.body;
+  json object = json::parse(reply.body, nullptr, false);
+  std::string message = object.is_object() ? object.value("message", reply.body) : reply.body;
   if (message.find("invalid auth token") != std::string::npos && !options_.user.empty()) {
     token_.clear();
     return std::unexpected(unavailable("auth token expired"));
   }
+  if (message.find("permission denied") != std::string::npos ||
+      message.find("user name is empty") != std::string::npos) {
+    return fail(ErrorCode::kPermissionDenied, "etcd: " + message);
+  }
   // No leader, timeouts, too many requests: this member cannot serve now; another may.
   return std::unexpected(unavailable(
-      fmt::format("{} answered {}: {}", options_.endpoints[endpoint], reply->status, message)));
+      fmt::format("{} answered {}: {}", options_.endpoints[endpoint], reply.status, message)));
 }
 
 Result<std::string> EtcdStore::call(const std::string& path, const std::string& body) {
