@@ -54,7 +54,7 @@ Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& 
       sync_(context_, self, store, layout_) {}
 
 std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) {
-  return ha.renew_deadline + 7 * ha.loop_interval;
+  return ha.renew_deadline + 5 * ha.loop_interval;
 }
 
 const NodeConfig* Agent::leader_node(const std::string& name) const {

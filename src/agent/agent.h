@@ -102,9 +102,9 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self);
 
 // Quorum fencing: how long a majority must not have heard from a primary before it counts as
 // fenced. The watchdog stops it renew_deadline (+10 ms) after its last majority of answers; a
-// witness's word may be a ping's timeout (two cycles) plus its freshness (two cycles) old, and
-// the primary's last answer a ping's timeout older than the silence it ends: renew_deadline + 6
-// cycles + 10 ms are needed; renew_deadline + 7 cycles are taken (1.3 s with the defaults).
+// witness's word may be a ping's timeout (a cycle) plus its freshness (two cycles) old, and the
+// primary's last answer a ping's timeout older than the silence it ends: renew_deadline + 4
+// cycles + 10 ms are needed; renew_deadline + 5 cycles are taken (1.1 s with the defaults).
 std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
 
 }  // namespace tandem

@@ -147,6 +147,43 @@ class MultiHostTest : public ::testing::Test {
         << dir_ << "/agent-logs";
   }
 
+  // A fault hits `old_primary` at `fault_at` while `probe` writes to it: waits until another
+  // node accepts writes (sampled every few ms), stops the probe, prints both moments and checks
+  // that the old primary acknowledged nothing after the new one was promoted.
+  struct Takeover {
+    std::string new_primary;
+    WallClock::time_point promoted_at;
+  };
+  Takeover await_takeover(const std::string& what, const std::string& old_primary,
+                          WriteProbe& probe, WallClock::time_point fault_at) {
+    Takeover takeover;
+    EXPECT_TRUE(eventually([&] {
+      for (const NodeConfig& node : config_.nodes) {
+        if (node.name == old_primary) continue;
+        if (query(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
+          takeover = {node.name, WallClock::now()};
+          return true;
+        }
+      }
+      return false;
+    }));
+    probe.stop();
+    std::optional<WriteAttempt> last_write;
+    for (const WriteAttempt& attempt : probe.attempts()) {
+      if (attempt.acknowledged) last_write = attempt;
+    }
+    EXPECT_TRUE(last_write && !takeover.new_primary.empty());
+    if (!last_write || takeover.new_primary.empty()) return takeover;
+    auto after = [&](WallClock::time_point at) {
+      return std::chrono::duration_cast<milliseconds>(at - fault_at).count();
+    };
+    std::cout << what << ": " << old_primary << "'s last acknowledged write "
+              << after(last_write->at) << " ms after, " << takeover.new_primary
+              << " accepting writes " << after(takeover.promoted_at) << " ms after\n";
+    EXPECT_LT(last_write->at, takeover.promoted_at);
+    return takeover;
+  }
+
   std::string dir_;
   std::string config_path_;
   ClusterConfig config_;
@@ -175,34 +212,9 @@ TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoin
   auto cut_at = WallClock::now();
   ASSERT_TRUE(network_->cut(old_index));
 
-  // Who accepts writes, sampled every few milliseconds: the moment another node is promoted.
-  std::string new_primary;
-  WallClock::time_point promoted_at;
-  ASSERT_TRUE(eventually([&] {
-    for (const NodeConfig& node : config_.nodes) {
-      if (node.name == old_primary) continue;
-      if (query(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
-        new_primary = node.name;
-        promoted_at = WallClock::now();
-        return true;
-      }
-    }
-    return false;
-  }));
-  probe.stop();
-  std::optional<WriteAttempt> last_write;
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (attempt.acknowledged) last_write = attempt;
-  }
-  ASSERT_TRUE(last_write);
-  auto ms_after_cut = [&](WallClock::time_point at) {
-    return std::chrono::duration_cast<milliseconds>(at - cut_at).count();
-  };
-  std::cout << "cut off " << old_primary << ": its last acknowledged write "
-            << ms_after_cut(last_write->at) << " ms after the cut, " << new_primary
-            << " accepting writes " << ms_after_cut(promoted_at) << " ms after the cut\n";
+  auto [new_primary, promoted_at] = await_takeover("host cut off", old_primary, probe, cut_at);
+  ASSERT_FALSE(new_primary.empty());
   // The cut-off primary refused writes (errors, not silence) before the promotion.
-  EXPECT_LT(last_write->at, promoted_at);
   auto refused = probe.first_failure_after(cut_at);
   ASSERT_TRUE(refused) << "the cut-off primary never refused a write";
   EXPECT_LT(refused->at, promoted_at);
@@ -242,31 +254,9 @@ TEST_F(MultiHostTest, APrimaryCutOffFromTheOtherAgentsButNotFromEtcdStopsWriting
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
   auto cut_at = WallClock::now();
   ASSERT_TRUE(network_->block(old_index, others));
-  std::string new_primary;
-  WallClock::time_point promoted_at;
-  ASSERT_TRUE(eventually([&] {
-    for (int index : others) {
-      const std::string& name = config_.nodes[index].name;
-      if (query(name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
-        new_primary = name;
-        promoted_at = WallClock::now();
-        return true;
-      }
-    }
-    return false;
-  }));
-  probe.stop();
-  std::optional<WriteAttempt> last_write;
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (attempt.acknowledged) last_write = attempt;
-  }
-  ASSERT_TRUE(last_write);
-  std::cout << old_primary << " cut off from the other agents only: last write "
-            << std::chrono::duration_cast<milliseconds>(last_write->at - cut_at).count()
-            << " ms after the cut, " << new_primary << " accepting writes "
-            << std::chrono::duration_cast<milliseconds>(promoted_at - cut_at).count()
-            << " ms after the cut\n";
-  EXPECT_LT(last_write->at, promoted_at);
+  auto [new_primary, promoted_at] =
+      await_takeover("cut off from the other agents only", old_primary, probe, cut_at);
+  ASSERT_FALSE(new_primary.empty());
   EXPECT_NE(log_of(old_primary).find("no answer from a majority of the agents"), std::string::npos);
   ASSERT_TRUE(network_->unblock(old_index, others));
   EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
@@ -284,31 +274,8 @@ TEST_F(MultiHostTest, AFrozenPrimaryAgentsWatchdogStopsWritesBeforeATakeover) {
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
   auto frozen_at = WallClock::now();
   ASSERT_EQ(kill(agents_[old_index]->pid(), SIGSTOP), 0);
-  std::string new_primary;
-  WallClock::time_point promoted_at;
-  ASSERT_TRUE(eventually([&] {
-    for (const NodeConfig& node : config_.nodes) {
-      if (node.name == old_primary) continue;
-      if (query(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
-        new_primary = node.name;
-        promoted_at = WallClock::now();
-        return true;
-      }
-    }
-    return false;
-  }));
-  probe.stop();
-  std::optional<WriteAttempt> last_write;
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (attempt.acknowledged) last_write = attempt;
-  }
-  ASSERT_TRUE(last_write);
-  std::cout << old_primary << "'s agent frozen: last write "
-            << std::chrono::duration_cast<milliseconds>(last_write->at - frozen_at).count()
-            << " ms after, " << new_primary << " accepting writes "
-            << std::chrono::duration_cast<milliseconds>(promoted_at - frozen_at).count()
-            << " ms after\n";
-  EXPECT_LT(last_write->at, promoted_at);
+  auto [new_primary, promoted_at] = await_takeover("agent frozen", old_primary, probe, frozen_at);
+  ASSERT_FALSE(new_primary.empty());
   ASSERT_EQ(kill(agents_[old_index]->pid(), SIGCONT), 0);
   EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
       << "see " << agent_log(old_primary);
