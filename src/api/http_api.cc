@@ -20,8 +20,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-constexpr auto kRequestTimeout = std::chrono::seconds(30);
-
 void reply_json(httplib::Response& response, int status, const json& body) {
   response.status = status;
   response.set_content(body.dump(), "application/json");
@@ -265,7 +263,7 @@ void ApiServer::route() {
       return reply_error(response, plan.error().code == ErrorCode::kConflict ? 412 : 400,
                          plan.error().message);
     }
-    auto outcome = carry_out(store_, layout, *plan, clock_, kRequestTimeout);
+    auto outcome = carry_out(store_, layout, *plan, clock_, request_timeout_);
     if (!outcome) return reply_failure(response, outcome.error());
     reply_json(
         response, 200,
@@ -299,7 +297,7 @@ void ApiServer::route() {
     if (plan->allow_data_loss) {
       spdlog::warn("API: failover to {} with allow_data_loss requested", plan->to);
     }
-    auto outcome = carry_out(store_, layout, *plan, clock_, kRequestTimeout);
+    auto outcome = carry_out(store_, layout, *plan, clock_, request_timeout_);
     if (!outcome) return reply_failure(response, outcome.error());
     reply_json(response, 200,
                {{"message", fmt::format("failed over to {}", outcome->new_leader)},

@@ -35,6 +35,9 @@ class ApiServer {
   Status start();
   void stop();
 
+  // How long a switchover or failover may take before it is withdrawn and answered 503.
+  void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ = timeout; }
+
  private:
   using PostHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
   void route();
@@ -47,6 +50,7 @@ class ApiServer {
   Clock& clock_;
   ContactBook* contacts_;  // quorum fencing: pings from the other agents are recorded here
   std::string token_;      // empty: changes are refused
+  std::chrono::milliseconds request_timeout_{std::chrono::seconds(30)};
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::map<std::string, PostHandler> posts_;

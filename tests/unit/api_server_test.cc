@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "../support/prometheus_text.h"
+#include "agent/peer_pinger.h"
 #include "api/http_api.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/memory_store.h"
@@ -401,6 +402,36 @@ TEST_F(ApiServerTest, SwitchoverWaitsUntilTheNewPrimaryRuns) {
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 200) << reply->body;
   EXPECT_EQ(json::parse(reply->body)["leader"], "node2");
+}
+
+TEST_F(ApiServerTest, ASwitchoverNobodyCarriesOutIsWithdrawn) {
+  start();
+  server_->set_request_timeout(milliseconds(300));
+  auto reply = post("/switchover", "{\"candidate\": \"node2\"}");
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 503) << reply->body;
+  EXPECT_NE(reply->body.find("withdrawn"), std::string::npos);
+  EXPECT_FALSE(view().switchover) << "the request was left behind";
+  EXPECT_TRUE(view().leader_is("node1"));
+}
+
+TEST_F(ApiServerTest, PingsAreRecordedAndAnsweredWithWhatThisAgentHeard) {
+  ContactBook contacts("node1", {"node1", "node2", "node3"}, clock_.steady_now());
+  server_ =
+      std::make_unique<ApiServer>(config_, config_.nodes[0], board_, store_, clock_, &contacts);
+  ASSERT_TRUE(server_->start());
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", config_.nodes[0].api_port);
+  std::this_thread::sleep_for(milliseconds(50));
+  auto reply = client_->Get("/ping?from=node2");
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  auto answer = decode_ping_reply(reply->body);
+  ASSERT_TRUE(answer) << reply->body;
+  EXPECT_EQ(answer->state, PgState::kPrimary);
+  EXPECT_TRUE(answer->leader);
+  EXPECT_LT(answer->silence.at("node2"), milliseconds(20));  // just pinged
+  EXPECT_GE(answer->silence.at("node3"), milliseconds(50));  // never: since the start
+  EXPECT_FALSE(answer->silence.contains("node1"));
 }
 
 TEST_F(ApiServerTest, NodeRequestsGoToTheAgentsThread) {
