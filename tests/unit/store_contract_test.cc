@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -257,6 +258,54 @@ TEST(EtcdStore, LogsInWithUserAndPassword) {
     Revision created = (*store)->create("/k", "v", milliseconds(1000)).value();
     EXPECT_TRUE((*store)->compare_and_set("/k", "w", created, milliseconds(1000)));
     EXPECT_EQ((*store)->read("/").value().find("/k")->value, "w");
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// etcd over HTTPS that wants a client certificate: the store verifies etcd against the CA and
+// presents its certificate; without one it is refused.
+TEST(EtcdStore, SpeaksTlsWithAClientCertificate) {
+  char pattern[] = "/tmp/tandem-etcd-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  std::string script = fmt::format(R"(cd {} && set -e
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.crt
+for who in server client; do
+  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout $who.key -out $who.csr
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > $who.ext
+  openssl x509 -req -in $who.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+    -extfile $who.ext -out $who.crt
+done)",
+                                   dir);
+  std::ofstream(dir + "/certs.sh") << script << "\n";
+  ASSERT_EQ(std::system(("bash " + dir + "/certs.sh >/dev/null 2>&1").c_str()), 0);
+  int port = find_free_ports("127.0.0.1", 2).value_or(0);
+  std::string url = fmt::format("https://127.0.0.1:{}", port);
+  {
+    ChildProcess etcd(
+        {.program = "etcd",
+         .args = {"--data-dir", dir + "/data", "--listen-client-urls", url,
+                  "--advertise-client-urls", url, "--listen-peer-urls",
+                  fmt::format("http://127.0.0.1:{}", port + 1), "--initial-advertise-peer-urls",
+                  fmt::format("http://127.0.0.1:{}", port + 1), "--initial-cluster",
+                  fmt::format("default=http://127.0.0.1:{}", port + 1), "--cert-file",
+                  dir + "/server.crt", "--key-file", dir + "/server.key", "--trusted-ca-file",
+                  dir + "/ca.crt", "--client-cert-auth"},
+         .log_file = dir + "/etcd.log"});
+    auto store = EtcdStore::open({.endpoints = {url},
+                                  .ca_file = dir + "/ca.crt",
+                                  .cert_file = dir + "/client.crt",
+                                  .key_file = dir + "/client.key"});
+    ASSERT_TRUE(store);
+    Result<Revision> written = fail(ErrorCode::kUnavailable, "not tried");
+    for (int attempt = 0; attempt < 100 && !written; ++attempt) {
+      std::this_thread::sleep_for(milliseconds(100));
+      written = (*store)->put("/tls", "yes", std::nullopt);
+    }
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ((*store)->read("/").value().find("/tls")->value, "yes");
+    auto anonymous = EtcdStore::open({.endpoints = {url}, .ca_file = dir + "/ca.crt"});
+    ASSERT_TRUE(anonymous);
+    EXPECT_FALSE((*anonymous)->read("/"));
   }
   std::filesystem::remove_all(dir);
 }
