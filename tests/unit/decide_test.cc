@@ -45,6 +45,21 @@ struct Case {
   HaConfig config = {.self = "node2"};
 };
 
+// Each case's action and reason, and that the action is an edge of the transition table.
+void check(const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    Decision decision = decide(c.view, c.node, c.config, kNow);
+    EXPECT_EQ(decision.action, c.expected)
+        << c.name << ": got " << action_name(decision.action) << " (" << decision.reason << ")";
+    EXPECT_NE(decision.reason.find(c.reason_has), std::string::npos)
+        << c.name << ": " << decision.reason;
+    if (decision.action != Action::kNone) {
+      EXPECT_NE(find_transition(c.node.state, decision.action), nullptr)
+          << c.name << ": decide chose an edge the transition table lacks";
+    }
+  }
+}
+
 TEST(Decide, EveryBranch) {
   NodeObservation late_primary = observed(PgState::kPrimary);
   late_primary.lease_renewed_at = kNow - milliseconds(700);
@@ -190,17 +205,7 @@ TEST(Decide, EveryBranch) {
       {"election: not yet published", view_with(std::nullopt, {standby("node3", 100)}),
        observed(PgState::kStandby), Action::kNone, "not yet published"},
   };
-  for (const Case& c : cases) {
-    Decision decision = decide(c.view, c.node, c.config, kNow);
-    EXPECT_EQ(decision.action, c.expected)
-        << c.name << ": got " << action_name(decision.action) << " (" << decision.reason << ")";
-    EXPECT_NE(decision.reason.find(c.reason_has), std::string::npos)
-        << c.name << ": " << decision.reason;
-    if (decision.action != Action::kNone) {
-      EXPECT_NE(find_transition(c.node.state, decision.action), nullptr)
-          << c.name << ": decide chose an edge the transition table lacks";
-    }
-  }
+  check(cases);
 }
 
 // Quorum fencing (etcd): the agents' direct contact, not the store, keeps a primary writable and
@@ -261,16 +266,7 @@ TEST(Decide, QuorumFencing) {
        with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
        Action::kTakeOver, "most advanced", quorum},
   };
-  for (const Case& c : cases) {
-    Decision decision = decide(c.view, c.node, c.config, kNow);
-    EXPECT_EQ(decision.action, c.expected)
-        << c.name << ": got " << action_name(decision.action) << " (" << decision.reason << ")";
-    EXPECT_NE(decision.reason.find(c.reason_has), std::string::npos)
-        << c.name << ": " << decision.reason;
-    if (decision.action != Action::kNone) {
-      EXPECT_NE(find_transition(c.node.state, decision.action), nullptr) << c.name;
-    }
-  }
+  check(cases);
   // The take-over names the fenced leader, whose lease the executor removes first.
   Decision takeover = decide(
       led_by_node1, with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
