@@ -333,9 +333,16 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   if (last_optime_ && node.received_lsn) {
     lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
   }
-  if (auto ok = promote_in_place(context_, self_); !ok) return ok;
-  watch_postmaster(true);
+  Status promoted = promote_in_place(context_, self_);
   auto rows = connect_local_admin(config_, self_);
+  if (!promoted) {
+    // A step after the promotion itself may fail (a slot, say); a node that now takes writes is
+    // the new primary all the same, and its history must say so.
+    auto writable = rows ? rows->query("SELECT (NOT pg_is_in_recovery())::text AS w")
+                         : Result<QueryResult>(std::unexpected(rows.error()));
+    if (!writable || writable->text(0, "w") != "true") return promoted;
+  }
+  watch_postmaster(true);
   TimelineId timeline = node.timeline + 1;
   if (rows) {
     auto tli = rows->query(
@@ -354,7 +361,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
                                             .reason = reason}),
                             std::nullopt);
   if (!written) return std::unexpected(written.error());
-  return {};
+  return promoted;
 }
 
 // The former primary's agent fences it when its lease runs out — unless that agent is frozen

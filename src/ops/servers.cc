@@ -154,7 +154,12 @@ Result<bool> ensure_slot(Connection& primary, const std::string& slot) {
   if (!existing->empty()) return false;
   // immediately_reserve: the slot holds WAL from now on, before its standby first connects.
   auto created = primary.query("SELECT pg_create_physical_replication_slot($1, true)", {slot});
-  if (!created) return fail_with_context(created.error(), "creating slot " + slot);
+  if (!created) {
+    // Another agent made it between the check and the creation (a new primary creates slots
+    // for every node while the old primary's agent, rejoining, ensures its own): there it is.
+    if (created.error().message.find("already exists") != std::string::npos) return false;
+    return fail_with_context(created.error(), "creating slot " + slot);
+  }
   return true;
 }
 
