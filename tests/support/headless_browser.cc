@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/base64.h"
 
@@ -33,6 +34,9 @@ Result<std::unique_ptr<HeadlessBrowser>> HeadlessBrowser::launch(const std::stri
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-extensions", "--disable-dev-shm-usage", "--user-data-dir=" + profile,
                "--window-size=1280,900", "--remote-debugging-pipe", "about:blank"},
+      // Its shared-memory files go to TMPDIR (--disable-dev-shm-usage): into the work dir, so
+      // that nothing is left in /tmp.
+      .env = {{"TMPDIR", work_dir}},
       .log_file = work_dir + "/chromium.log",
       .fds = {{3, to_browser[0]}, {4, from_browser[1]}}});
   close(to_browser[0]);
@@ -56,6 +60,13 @@ Result<std::unique_ptr<HeadlessBrowser>> HeadlessBrowser::launch(const std::stri
 }
 
 HeadlessBrowser::~HeadlessBrowser() {
+  // Closed politely first: Chromium then removes its temporary files itself.
+  if (to_browser_ >= 0 && process_) {
+    (void)call("Browser.close", json::object(), false);
+    for (int waited = 0; waited < 100 && process_->running(); ++waited) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   if (to_browser_ >= 0) close(to_browser_);
   if (from_browser_ >= 0) close(from_browser_);
   process_.reset();

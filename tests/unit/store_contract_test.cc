@@ -45,6 +45,16 @@ struct StoreUnderTest {
 
 using StoreFactory = std::function<std::unique_ptr<StoreUnderTest>()>;
 
+// A directory of the test's, removed when the test ends however it ends.
+struct ScopedDir {
+  std::string path;
+  ScopedDir() {
+    char pattern[] = "/tmp/tandem-etcd-XXXXXX";
+    path = mkdtemp(pattern);
+  }
+  ~ScopedDir() { std::filesystem::remove_all(path); }
+};
+
 std::unique_ptr<StoreUnderTest> memory_store() {
   auto under_test = std::make_unique<StoreUnderTest>();
   under_test->store = std::make_unique<MemoryStore>(*under_test->clock);
@@ -204,8 +214,8 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract, ::testing::Values(StoreFactory(s
 INSTANTIATE_TEST_SUITE_P(Etcd, StoreContract, ::testing::Values(StoreFactory(etcd_store)));
 
 TEST(EtcdStore, FailsOverToTheNextEndpointAndIsUnavailableWithout) {
-  char pattern[] = "/tmp/tandem-etcd-XXXXXX";
-  std::string dir = mkdtemp(pattern);
+  ScopedDir scoped;
+  const std::string& dir = scoped.path;
   {
     auto etcd = EtcdCluster::single(dir);
     ASSERT_TRUE(etcd->healthy());
@@ -222,14 +232,13 @@ TEST(EtcdStore, FailsOverToTheNextEndpointAndIsUnavailableWithout) {
     ASSERT_FALSE(conflict_or_not);
     EXPECT_EQ(conflict_or_not.error().code, ErrorCode::kUnavailable);
   }
-  std::filesystem::remove_all(dir);
 }
 
 // etcd with authentication on: the store logs in with user and password; without them, or with
 // a wrong password, it is refused.
 TEST(EtcdStore, LogsInWithUserAndPassword) {
-  char pattern[] = "/tmp/tandem-etcd-XXXXXX";
-  std::string dir = mkdtemp(pattern);
+  ScopedDir scoped;
+  const std::string& dir = scoped.path;
   {
     auto etcd = EtcdCluster::single(dir);
     ASSERT_TRUE(etcd->healthy());
@@ -259,14 +268,13 @@ TEST(EtcdStore, LogsInWithUserAndPassword) {
     EXPECT_TRUE((*store)->compare_and_set("/k", "w", created, milliseconds(1000)));
     EXPECT_EQ((*store)->read("/").value().find("/k")->value, "w");
   }
-  std::filesystem::remove_all(dir);
 }
 
 // etcd over HTTPS that wants a client certificate: the store verifies etcd against the CA and
 // presents its certificate; without one it is refused.
 TEST(EtcdStore, SpeaksTlsWithAClientCertificate) {
-  char pattern[] = "/tmp/tandem-etcd-XXXXXX";
-  std::string dir = mkdtemp(pattern);
+  ScopedDir scoped;
+  const std::string& dir = scoped.path;
   std::string script = fmt::format(R"(cd {} && set -e
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.crt
 for who in server client; do
@@ -307,7 +315,6 @@ done)",
     ASSERT_TRUE(anonymous);
     EXPECT_FALSE((*anonymous)->read("/"));
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(EtcdStore, RefusesEndpointsThatAreNotUrls) {
@@ -339,8 +346,8 @@ TEST(SqliteStore, UnreachableFileIsUnavailable) {
 }
 
 TEST(SqliteStore, SeveralProcessesRaceAndExactlyOneCreates) {
-  char pattern[] = "/tmp/tandem-store-XXXXXX";
-  std::string dir = mkdtemp(pattern);
+  ScopedDir scoped;
+  const std::string& dir = scoped.path;
   std::string path = dir + "/store.db";
   {
     SystemClock clock;
@@ -370,7 +377,6 @@ TEST(SqliteStore, SeveralProcessesRaceAndExactlyOneCreates) {
   }
   EXPECT_EQ(winners, 1);
   EXPECT_EQ(losers, kProcesses - 1);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
