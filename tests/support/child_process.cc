@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +14,10 @@ namespace tandem::testing {
 ChildProcess::ChildProcess(const ChildOptions& options) {
   pid_ = fork();
   if (pid_ != 0) return;
-  // The child: its own process group, so that stop() reaches whatever it starts.
+  // The child: its own process group, so that stop() reaches whatever it starts; and killed
+  // with the test process, should that die before its destructors run.
   setpgid(0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (const auto& [key, value] : options.env) setenv(key.c_str(), value.c_str(), 1);
   int log = open(options.log_file.empty() ? "/dev/null" : options.log_file.c_str(),
                  O_WRONLY | O_CREAT | O_APPEND, 0644);
