@@ -89,19 +89,18 @@ Status create_roles(Context& context, const NodeConfig& node,
     auto verifier = connection->encrypt_password(credential.password, credential.role);
     if (!verifier) return std::unexpected(verifier.error());
     bool replication = credential.role == config.replication.user;
-    std::string sql =
-        credential.role == config.superuser
-            ? fmt::format("ALTER ROLE {} PASSWORD '{}'", credential.role, *verifier)
-            : fmt::format("CREATE ROLE {} LOGIN {} PASSWORD '{}'", credential.role,
-                          replication ? "REPLICATION" : "", *verifier);
+    std::string sql = credential.role == config.superuser
+                          ? fmt::format("ALTER ROLE {} PASSWORD '{}'", credential.role, *verifier)
+                          : fmt::format("CREATE ROLE {} LOGIN {} PASSWORD '{}'", credential.role,
+                                        replication ? "REPLICATION" : "", *verifier);
     if (auto ok = connection->execute(sql); !ok) {
       return fail_with_context(ok.error(), "creating role " + credential.role);
     }
-    context.report(credential.role == config.superuser
-                       ? fmt::format("set the password of {} (nodes on several machines)",
-                                     credential.role)
-                       : fmt::format("created role {}{}", credential.role,
-                                     replication ? " (REPLICATION)" : ""));
+    context.report(
+        credential.role == config.superuser
+            ? fmt::format("set the password of {} (nodes on several machines)", credential.role)
+            : fmt::format("created role {}{}", credential.role,
+                          replication ? " (REPLICATION)" : ""));
   }
   if (config.app) {
     if (auto ok = connection->execute(

@@ -99,8 +99,9 @@ std::string render_pg_hba(const ClusterConfig& config) {
     }
   }
   if (config.etcd.enabled()) {
-    hba += "# Nodes on several machines: the superuser also from the nodes' networks, with its\n"
-           "# password (pg_rewind from the primary, slots, checks from the other agents).\n";
+    hba +=
+        "# Nodes on several machines: the superuser also from the nodes' networks, with its\n"
+        "# password (pg_rewind from the primary, slots, checks from the other agents).\n";
     for (const std::string& network : config.replication.networks) {
       hba += fmt::format("host all {} {} scram-sha-256\n", config.superuser, network);
     }
