@@ -62,8 +62,7 @@ void PeerPinger::stop() {
 void PeerPinger::ping_loop(const NodeConfig& peer) {
   milliseconds interval = config_.ha.loop_interval;
   milliseconds timeout = interval;  // part of proof_of_fencing's arithmetic
-  bool tls = !config_.api.tls_cert_file.empty();
-  std::string address = fmt::format("{}://{}:{}", tls ? "https" : "http", peer.host, peer.api_port);
+  std::string address = api_url(config_, peer);
   std::string path = "/ping?from=" + self_.name;
   std::unique_ptr<httplib::Client> client;
   auto next = std::chrono::steady_clock::now();

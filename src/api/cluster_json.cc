@@ -18,7 +18,7 @@ std::string role_of(const ClusterView& view, const MemberRecord& member) {
 
 }  // namespace
 
-json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view, bool tls) {
+json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view) {
   json document = {{"cluster", config.name},   {"store_reachable", view.has_value()},
                    {"leader", json()},         {"paused", false},
                    {"sync_standby", json()},   {"timeline", json()},
@@ -41,16 +41,13 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
     lag_bytes = replay_lag_bytes(*view);
   }
   for (const NodeConfig& node : config.nodes) {
-    json entry = {
-        {"name", node.name},
-        {"host", node.host},
-        {"port", node.port},
-        {"api_url", node.api_port != 0 ? json(fmt::format("{}://{}:{}", tls ? "https" : "http",
-                                                          node.host, node.api_port))
-                                       : json()},
-        {"nofailover", node.nofailover},
-        {"role", "none"},
-        {"state", "unknown"}};
+    json entry = {{"name", node.name},
+                  {"host", node.host},
+                  {"port", node.port},
+                  {"api_url", node.api_port != 0 ? json(api_url(config, node)) : json()},
+                  {"nofailover", node.nofailover},
+                  {"role", "none"},
+                  {"state", "unknown"}};
     const MemberRecord* member = nullptr;
     if (view) {
       auto found = view->members.find(node.name);

@@ -16,8 +16,7 @@ namespace tandem {
 // Members are listed in config order; one without a live agent has state "unknown".
 // Each member: name, role (leader | sync_standby | replica | none), state, host, port, api_url,
 // timeline, received_lsn, replayed_lsn, upstream, lag_bytes, lag_seconds, nofailover.
-nlohmann::json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view,
-                            bool tls);
+nlohmann::json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view);
 
 nlohmann::json history_json(const std::vector<HistoryEntry>& history);
 

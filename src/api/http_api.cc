@@ -139,8 +139,7 @@ Status ApiServer::start() {
                 fmt::format("API: cannot listen on {}:{} (in use?)", self_.host, self_.api_port));
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("API on {}://{}:{}{}", tls ? "https" : "http", self_.host, self_.api_port,
-               token_.empty() ? " (read-only)" : "");
+  spdlog::info("API on {}{}", api_url(config_, self_), token_.empty() ? " (read-only)" : "");
   return {};
 }
 
@@ -181,14 +180,14 @@ void ApiServer::route() {
   };
   for (const char* path : {"/primary", "/read-write", "/leader", "/master", "/replica",
                            "/read-only", "/health", "/liveness", "/readiness"}) {
-    server_->Get(path, health);
+    get(path, health);
     server_->Options(
         path, [](const httplib::Request&, httplib::Response& response) { response.status = 200; });
   }
 
   // Another agent's ping: recorded, and answered with this node's state and what this agent has
   // not heard from the others.
-  server_->Get("/ping", [this](const httplib::Request& request, httplib::Response& response) {
+  get("/ping", [this](const httplib::Request& request, httplib::Response& response) {
     auto now = clock_.steady_now();
     PingReply reply;
     if (contacts_ != nullptr) {
@@ -200,30 +199,27 @@ void ApiServer::route() {
     reply.leader = snapshot.view && snapshot.view->leader_is(self_.name);
     response.set_content(encode_ping_reply(self_.name, reply), "application/json");
   });
-  server_->Get("/cluster", [this, read_view](const httplib::Request&, httplib::Response& response) {
+  get("/cluster", [this, read_view](const httplib::Request&, httplib::Response& response) {
     auto view = read_view();
-    reply_json(response, 200,
-               cluster_json(config_, view ? std::optional(*view) : std::nullopt,
-                            !config_.api.tls_cert_file.empty()));
+    reply_json(response, 200, cluster_json(config_, view ? std::optional(*view) : std::nullopt));
   });
-  server_->Get("/history", [read_history](const httplib::Request&, httplib::Response& response) {
+  get("/history", [read_history](const httplib::Request&, httplib::Response& response) {
     auto history = read_history();
     if (!history) return reply_failure(response, history.error());
     reply_json(response, 200, history_json(*history));
   });
-  server_->Get("/lag", [this](const httplib::Request&, httplib::Response& response) {
+  get("/lag", [this](const httplib::Request&, httplib::Response& response) {
     reply_json(response, 200, lag_json(board_.lag_history()));
   });
-  server_->Get("/metrics",
-               [this, read_history](const httplib::Request&, httplib::Response& response) {
-                 AgentSnapshot snapshot = board_.snapshot();
-                 auto history = read_history();
-                 response.set_content(
-                     render_metrics({.self = self_.name,
-                                     .snapshot = snapshot,
-                                     .history = history ? std::optional(*history) : std::nullopt}),
-                     "text/plain; version=0.0.4; charset=utf-8");
-               });
+  get("/metrics", [this, read_history](const httplib::Request&, httplib::Response& response) {
+    AgentSnapshot snapshot = board_.snapshot();
+    auto history = read_history();
+    response.set_content(
+        render_metrics({.self = self_.name,
+                        .snapshot = snapshot,
+                        .history = history ? std::optional(*history) : std::nullopt}),
+        "text/plain; version=0.0.4; charset=utf-8");
+  });
 
   // Changes: POST with the bearer token.
   auto authorized = [this](const httplib::Request& request, httplib::Response& response) {
@@ -336,8 +332,7 @@ void ApiServer::route() {
   }
 
   // The other method on a known path.
-  for (const char* path :
-       {"/switchover", "/failover", "/restart", "/reinitialize", "/pause", "/resume"}) {
+  for (const auto& [path, handler] : posts_) {
     server_->Get(path, [](const httplib::Request&, httplib::Response& response) {
       response.set_header("Allow", "POST");
       reply_error(response, 405, "use POST");
@@ -349,10 +344,8 @@ void ApiServer::route() {
     response.set_content(std::string(asset->body), std::string(asset->content_type).c_str());
     response.set_header("Cache-Control", "no-cache");
   });
-  auto unknown_post = [](const httplib::Request& request, httplib::Response& response) {
-    bool readable = health_check_for(request.path) || request.path == "/cluster" ||
-                    request.path == "/history" || request.path == "/metrics";
-    if (readable) {
+  auto unknown_post = [this](const httplib::Request& request, httplib::Response& response) {
+    if (gets_.contains(request.path)) {
       response.set_header("Allow", "GET");
       return reply_error(response, 405, "use GET");
     }
@@ -377,7 +370,12 @@ void ApiServer::route() {
       });
 }
 
-void ApiServer::post(const std::string& path, PostHandler handler) {
+void ApiServer::get(const std::string& path, const Handler& handler) {
+  server_->Get(path, handler);
+  gets_.insert(path);
+}
+
+void ApiServer::post(const std::string& path, Handler handler) {
   server_->Post(path, handler);
   posts_[path] = std::move(handler);
 }

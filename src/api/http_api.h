@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -39,9 +40,11 @@ class ApiServer {
   void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ = timeout; }
 
  private:
-  using PostHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   void route();
-  void post(const std::string& path, PostHandler handler);
+  // Routes that are remembered: the other method on their path is a 405, not a 404.
+  void get(const std::string& path, const Handler& handler);
+  void post(const std::string& path, Handler handler);
 
   const ClusterConfig& config_;
   const NodeConfig& self_;
@@ -53,7 +56,8 @@ class ApiServer {
   std::chrono::milliseconds request_timeout_{std::chrono::seconds(30)};
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
-  std::map<std::string, PostHandler> posts_;
+  std::set<std::string> gets_;
+  std::map<std::string, Handler> posts_;
 };
 
 }  // namespace tandem

@@ -72,11 +72,9 @@ namespace {
 // What each agent is doing, from its API (/health): live state only the agent knows.
 std::string render_agent_decisions(const ClusterConfig& config) {
   std::vector<std::vector<std::string>> rows;
-  bool tls = !config.api.tls_cert_file.empty();
   for (const NodeConfig& node : config.nodes) {
-    if (node.api_port == 0) continue;
-    std::string address =
-        fmt::format("{}://{}:{}", tls ? "https" : "http", node.host, node.api_port);
+    std::string address = api_url(config, node);
+    if (address.empty()) continue;
     httplib::Client client(address);
     client.enable_server_certificate_verification(false);
     client.set_connection_timeout(std::chrono::milliseconds(300));

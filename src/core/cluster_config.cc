@@ -211,4 +211,10 @@ Status validate(const ClusterConfig& config) {
   return validate_nodes(config.nodes);
 }
 
+std::string api_url(const ClusterConfig& config, const NodeConfig& node) {
+  if (node.api_port == 0) return "";
+  bool tls = !config.api.tls_cert_file.empty();
+  return fmt::format("{}://{}:{}", tls ? "https" : "http", node.host, node.api_port);
+}
+
 }  // namespace tandem

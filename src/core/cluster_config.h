@@ -101,6 +101,10 @@ struct ClusterConfig {
   Result<const NodeConfig*> node(std::string_view node_name) const;
 };
 
+// The URL of a node's agent API ("http://10.0.0.11:8008"; https when the API has TLS); "" for a
+// node without one.
+std::string api_url(const ClusterConfig& config, const NodeConfig& node);
+
 // Checks everything that can be checked without touching the machine. The error names the
 // offending key and what would be accepted.
 Status validate(const ClusterConfig& config);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
@@ -37,8 +38,9 @@ struct Answer {
   std::string error;
 };
 
+// `on_chunk`, if given, sees the body as it streams in and may stop it by returning false.
 Answer post(httplib::Client& client, const std::string& path, const httplib::Headers& headers,
-            const std::string& body) {
+            const std::string& body, const std::function<bool(std::string_view)>& on_chunk = {}) {
   Answer answer;
   httplib::Request request;
   request.method = "POST";
@@ -52,6 +54,7 @@ Answer post(httplib::Client& client, const std::string& path, const httplib::Hea
   };
   request.content_receiver = [&](const char* data, std::size_t length, std::uint64_t,
                                  std::uint64_t) {
+    if (on_chunk) return on_chunk(std::string_view(data, length));
     answer.body.append(data, length);
     return true;
   };
@@ -293,14 +296,10 @@ Result<Revision> EtcdStore::wait(std::string_view prefix, Revision after, millis
   auto client = make_client(endpoint, timeout);
   Revision seen = 0;
   std::string buffer;
-  httplib::Request watch;
-  watch.method = "POST";
-  watch.path = "/v3/watch";
-  watch.body = request.dump();
-  watch.set_header("Content-Type", "application/json");
-  if (!token.empty()) watch.set_header("Authorization", token);
-  watch.content_receiver = [&](const char* data, std::size_t length, std::uint64_t, std::uint64_t) {
-    buffer.append(data, length);
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", token);
+  (void)post(*client, "/v3/watch", headers, request.dump(), [&](std::string_view chunk) {
+    buffer.append(chunk);
     std::size_t newline;
     while ((newline = buffer.find('\n')) != std::string::npos) {
       json message = json::parse(buffer.substr(0, newline), nullptr, false);
@@ -314,10 +313,7 @@ Result<Revision> EtcdStore::wait(std::string_view prefix, Revision after, millis
       if (result.value("canceled", false)) return false;  // compacted: fall back to a read
     }
     return std::chrono::steady_clock::now() < deadline;
-  };
-  httplib::Response response;
-  httplib::Error error = httplib::Error::Success;
-  client->send(watch, response, error);
+  });
   if (seen != 0) return seen;
   // Timed out or cancelled: the current revision.
   auto snapshot = read(prefix);

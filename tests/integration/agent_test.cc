@@ -68,6 +68,45 @@ class AgentTest : public LocalClusterTest {
   nlohmann::json history() { return nlohmann::json::parse(tandem_ok({"history", "--json"})); }
   std::string any_primary_conninfo() { return bench::any_primary_conninfo(config_); }
   std::string direct_conninfo(const std::string& name) { return node_conninfo(config_, name); }
+
+  // One primary and one standby; `signal` goes to the primary's agent while a probe writes
+  // straight to the primary. Waits until the standby leads, and checks that the primary refused
+  // a write before the promotion (from the history) and acknowledged none after it.
+  struct AgentFault {
+    std::string primary, standby;
+    pid_t agent = 0;
+    WallClock::time_point at, fenced_at, promoted_at;
+  };
+  void fault_primary_agent(int signal, AgentFault& fault) {
+    up(1);
+    fault.primary = current_primary();
+    ASSERT_FALSE(fault.primary.empty());
+    fault.standby = other_than(fault.primary);
+    WriteProbe probe(direct_conninfo(fault.primary), milliseconds(10));
+    probe.start();
+    ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+    auto agent = running_agent(config_, node(fault.primary));
+    ASSERT_TRUE(agent);
+    ASSERT_TRUE(running_postmaster(node(fault.primary).data_dir));
+    fault.agent = *agent;
+    fault.at = WallClock::now();
+    ASSERT_EQ(kill(fault.agent, signal), 0);
+    ASSERT_TRUE(eventually([&] { return current_primary() == fault.standby; }));
+    probe.stop();
+    nlohmann::json entries;
+    ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
+    fault.promoted_at =
+        WallClock::time_point(milliseconds(entries[1]["time_ms"].get<std::int64_t>()));
+    auto fenced = probe.first_failure_after(fault.at);
+    ASSERT_TRUE(fenced);
+    fault.fenced_at = fenced->at;
+    EXPECT_LT(fault.fenced_at, fault.promoted_at);
+    for (const WriteAttempt& attempt : probe.attempts()) {
+      if (attempt.acknowledged) {
+        EXPECT_LT(attempt.at, fault.promoted_at) << attempt.sequence;
+      }
+    }
+  }
   std::string other_than(const std::string& a, const std::string& b = "") {
     for (const NodeConfig& each : config_.nodes) {
       if (each.name != a && each.name != b) return each.name;
@@ -163,68 +202,22 @@ TEST_F(AgentTest, PostmasterCrashRestartsInPlaceOnTheSameTimeline) {
 }
 
 TEST_F(AgentTest, KilledAgentFencesItsPostgresBeforeAnyPromotion) {
-  up(1);
-  std::string primary = current_primary();
-  ASSERT_FALSE(primary.empty());
-  WriteProbe probe(direct_conninfo(primary), milliseconds(10));
-  probe.start();
-  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
-  auto agent = running_agent(config_, node(primary));
-  ASSERT_TRUE(agent);
-  ASSERT_TRUE(running_postmaster(node(primary).data_dir));
-  auto killed_at = WallClock::now();
-  ASSERT_EQ(kill(*agent, SIGKILL), 0);
-
-  std::string standby = other_than(primary);
-  ASSERT_TRUE(eventually([&] { return current_primary() == standby; }));
-  probe.stop();
-  nlohmann::json entries;
-  ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
-  WallClock::time_point promoted_at{milliseconds(entries[1]["time_ms"].get<std::int64_t>())};
-  auto fenced = probe.first_failure_after(killed_at);
-  ASSERT_TRUE(fenced);
-  EXPECT_LT(fenced->at, promoted_at);
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (attempt.acknowledged) {
-      EXPECT_LT(attempt.at, promoted_at) << attempt.sequence;
-    }
-  }
+  AgentFault fault;
+  ASSERT_NO_FATAL_FAILURE(fault_primary_agent(SIGKILL, fault));
   std::cout << "dead agent: its PostgreSQL refused writes "
-            << std::chrono::duration_cast<milliseconds>(fenced->at - killed_at).count()
+            << std::chrono::duration_cast<milliseconds>(fault.fenced_at - fault.at).count()
             << " ms after the kill, "
-            << std::chrono::duration_cast<milliseconds>(promoted_at - fenced->at).count()
+            << std::chrono::duration_cast<milliseconds>(fault.promoted_at - fault.fenced_at).count()
             << " ms before the promotion\n";
 }
 
 TEST_F(AgentTest, FrozenAgentsPrimaryIsFencedByTheNodeTakingOver) {
-  up(1);
-  std::string primary = current_primary();
-  ASSERT_FALSE(primary.empty());
-  WriteProbe probe(direct_conninfo(primary), milliseconds(10));
-  probe.start();
-  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
-  auto agent = running_agent(config_, node(primary));
-  ASSERT_TRUE(agent);
   // Frozen, not dead: its PostgreSQL is not told anything and keeps serving.
-  auto frozen_at = WallClock::now();
-  ASSERT_EQ(kill(*agent, SIGSTOP), 0);
-  std::string standby = other_than(primary);
-  ASSERT_TRUE(eventually([&] { return current_primary() == standby; }));
-  probe.stop();
-  nlohmann::json entries;
-  ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
-  WallClock::time_point promoted_at{milliseconds(entries[1]["time_ms"].get<std::int64_t>())};
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (attempt.acknowledged) {
-      EXPECT_LT(attempt.at, promoted_at) << attempt.sequence;
-    }
-  }
-  auto fenced = probe.first_failure_after(frozen_at);
-  ASSERT_TRUE(fenced);
-  EXPECT_LT(fenced->at, promoted_at);
-  EXPECT_NE(agent_log(standby).find("fenced " + primary), std::string::npos);
-  kill(*agent, SIGCONT);
-  EXPECT_TRUE(eventually([&] { return streams(standby, primary); }));
+  AgentFault fault;
+  ASSERT_NO_FATAL_FAILURE(fault_primary_agent(SIGSTOP, fault));
+  EXPECT_NE(agent_log(fault.standby).find("fenced " + fault.primary), std::string::npos);
+  kill(fault.agent, SIGCONT);
+  EXPECT_TRUE(eventually([&] { return streams(fault.standby, fault.primary); }));
 }
 
 TEST_F(AgentTest, NofailoverStandbyIsNeverPromoted) {
