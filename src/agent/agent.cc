@@ -11,6 +11,7 @@
 #include "ops/node_ops.h"
 #include "ops/role_ops.h"
 #include "ops/servers.h"
+#include "ops/timeline_claim.h"
 
 namespace tandem {
 namespace {
@@ -35,7 +36,8 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
 }
 
 Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
-             const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock)
+             const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock,
+             Store* lease_store)
     : config_(config),
       self_(self),
       ha_(ha_config_for(config, self)),
@@ -51,7 +53,25 @@ Agent::Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& 
                .controller = controller_,
                .clock = clock,
                .report = [](const std::string& line) { spdlog::info("  {}", line); }},
-      sync_(context_, self, store, layout_) {}
+      sync_(context_, self, store, layout_),
+      lease_(lease_store != nullptr ? *lease_store : store, layout_.leader(), self.name, ha_.ttl,
+             clock) {
+  // A renewal that finds another holder stops a writable PostgreSQL at once, from the keeper's
+  // thread: a promotion or a checkpoint in the cycle must not delay it.
+  lease_.on_lost([this] {
+    pid_t postmaster = writable_postmaster_.load();
+    if (postmaster > 0) kill(postmaster, SIGQUIT);
+  });
+  // One machine: the watchdog stops PostgreSQL renew_deadline after the last confirmed
+  // renewal, however slowly the store answers. (Several machines: the agents' answers do.)
+  lease_.on_renewed([this](std::chrono::steady_clock::time_point at) {
+    if (watchdog_ != nullptr && !ha_.quorum_fencing) watchdog_->keep_alive(at);
+  });
+  // Renewals every quarter TTL leave several chances before renew_deadline.
+  lease_.start(ha_.ttl / 4);
+}
+
+Agent::~Agent() { lease_.stop(); }
 
 std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) {
   return ha.renew_deadline + 5 * ha.loop_interval;
@@ -65,7 +85,7 @@ Decision Agent::cycle() {
   NodeObservation node = observer_.observe();
   if (node.state != PgState::kPrimary) sync_.reset();
   refresh_primary_details(node);
-  node.lease_renewed_at = lease_renewed_at_;
+  node.lease_renewed_at = lease_.confirmed_at();
   if (contacts_ != nullptr) {
     // A ping answered within two cycles is a peer's word now (docs/ARCHITECTURE.md,
     // "Several machines", for the arithmetic).
@@ -85,15 +105,16 @@ Decision Agent::cycle() {
     if (view->leader) last_leader_ = view->leader->name;
     last_optime_ = view->last_leader_lsn;
   }
+  watch_postmaster(node.state == PgState::kPrimary);
   if (watchdog_ != nullptr) {
-    watch_postmaster(node.state == PgState::kPrimary);
     auto fenced = watchdog_->fenced_at();
     if (fenced && fenced != watchdog_fenced_at_) {
       watchdog_fenced_at_ = fenced;
       spdlog::warn(
-          "the watchdog stopped PostgreSQL: no answer from a majority of the agents for "
-          "{} ms",
-          ha_.renew_deadline.count());
+          "the watchdog stopped PostgreSQL: its right to write was not confirmed for {} ms "
+          "({})",
+          ha_.renew_deadline.count(),
+          ha_.quorum_fencing ? "no answer from a majority of the agents" : "no lease renewal");
     }
   }
   Decision decision = decide(view, node, ha_, clock_.steady_now());
@@ -105,7 +126,9 @@ Decision Agent::cycle() {
 }
 
 void Agent::watch_postmaster(bool writable) {
-  if (watchdog_ != nullptr) watchdog_->watch(writable ? process_.pid() : 0);
+  pid_t postmaster = writable ? process_.pid() : 0;
+  writable_postmaster_ = postmaster;
+  if (watchdog_ != nullptr) watchdog_->watch(postmaster);
 }
 
 void Agent::refresh_primary_details(const NodeObservation& node) {
@@ -128,10 +151,10 @@ void Agent::report(const NodeObservation& node, const std::optional<ClusterView>
                          .decision_failed = failed,
                          .cycles = cycles_,
                          .at = clock_.steady_now()};
-  snapshot.node.lease_renewed_at = lease_renewed_at_;
-  if (view && view->leader_is(self_.name) && lease_renewed_at_) {
+  snapshot.node.lease_renewed_at = lease_.confirmed_at();
+  if (view && view->leader_is(self_.name) && snapshot.node.lease_renewed_at) {
     snapshot.lease_remaining =
-        std::max(milliseconds(0), ha_.ttl - since(*lease_renewed_at_, clock_));
+        std::max(milliseconds(0), ha_.ttl - since(*snapshot.node.lease_renewed_at, clock_));
   }
   auto wall = std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch());
   board_->publish(std::move(snapshot), wall.count());
@@ -154,13 +177,10 @@ Status Agent::carry_out(NodeRequest request) {
   ClusterView view = layout_.view(*snapshot);
   if (request == NodeRequest::kRestart) {
     if (view.leader_is(self_.name)) {
-      // A fresh lease gives the restart the whole renew_deadline.
-      if (auto ok =
-              store_.compare_and_set(layout_.leader(), self_.name, view.leader->revision, ha_.ttl);
-          !ok) {
-        return fail_with_context(ok.error(), "renewing the lease before the restart");
-      }
-      lease_renewed_at_ = clock_.steady_now();
+      // The keeper renews throughout the restart; a fresh renewal proves the lease first.
+      Status renewed = lease_.held() ? lease_.renew() : lease_.adopt(view.leader->revision);
+      if (!renewed)
+        return fail_with_context(renewed.error(), "renewing the lease before the restart");
     }
     watch_postmaster(false);  // a restart may take longer than the watchdog's deadline
     if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
@@ -217,9 +237,10 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
         }
         // The one place the executor fences on its own: a failed renewal past the deadline
         // leaves no cycle to wait for.
-        bool late = !lease_renewed_at_ || since(*lease_renewed_at_, clock_) >= ha_.renew_deadline;
+        auto renewed_at = lease_.confirmed_at();
+        bool late = !renewed_at || since(*renewed_at, clock_) >= ha_.renew_deadline;
         if (late && node.state == PgState::kPrimary) {
-          lease_renewed_at_.reset();
+          lease_.drop();
           (void)controller_.stop(self_, StopMode::kImmediate);
           return fail_with_context(ok.error(), "renewal failed past the deadline; fenced");
         }
@@ -232,7 +253,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return {};
     }
     case Action::kAcquireLease:
-      return acquire_lease();
+      return lease_.acquire();
     case Action::kTakeOver:
       if (!decision.leader.empty() && view->leader_is(decision.leader)) {
         // Quorum fencing: the former leader is proven fenced but its lease lives on. Removing
@@ -241,7 +262,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
           return fail_with_context(ok.error(), "removing the lease of " + decision.leader);
         }
       }
-      if (auto ok = acquire_lease(); !ok) return ok;
+      if (auto ok = lease_.acquire(); !ok) return ok;
       if (!ha_.quorum_fencing) fence_other_primaries();
       return promote(*view, node, decision.reason);  // watched from promote_in_place on
     case Action::kPromote:
@@ -256,7 +277,8 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     }
     case Action::kFence:
     case Action::kDemote:
-      lease_renewed_at_.reset();
+      watch_postmaster(false);
+      lease_.drop();
       return controller_.stop(self_, StopMode::kImmediate);
     case Action::kRejoin: {
       auto outcome = rejoin_node(context_, self_);
@@ -278,7 +300,7 @@ Status Agent::bootstrap() {
   spdlog::info("won the initialize key: bootstrapping the cluster");
   // Nobody else has data to take over with, so the lease is taken once PostgreSQL is up.
   if (auto ok = init_primary(context_, self_); !ok) return ok;
-  if (auto ok = acquire_lease(); !ok) return ok;
+  if (auto ok = lease_.acquire(); !ok) return ok;
   auto now = std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch());
   auto written = store_.put(layout_.history(now.count()),
                             encode_history({.time_ms = now.count(),
@@ -290,13 +312,6 @@ Status Agent::bootstrap() {
   return {};
 }
 
-Status Agent::acquire_lease() {
-  auto created = store_.create(layout_.leader(), self_.name, ha_.ttl);
-  if (!created) return std::unexpected(created.error());
-  lease_renewed_at_ = clock_.steady_now();
-  return {};
-}
-
 Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) {
   // A request this node has carried out (or that named an old leader) is done with.
   if (view.switchover && view.switchover->from != self_.name &&
@@ -304,25 +319,22 @@ Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) 
       node.state == PgState::kPrimary) {
     (void)store_.remove(layout_.switchover(), std::nullopt);
   }
-  // A renewal every quarter TTL leaves several chances before renew_deadline.
-  if (node.state == PgState::kPrimary && lease_renewed_at_ &&
-      since(*lease_renewed_at_, clock_) < ha_.ttl / 4) {
-    return {};
-  }
-  auto renewed =
-      store_.compare_and_set(layout_.leader(), self_.name, view.leader->revision, ha_.ttl);
-  if (!renewed) {
-    if (renewed.error().code == ErrorCode::kConflict) lease_renewed_at_.reset();
-    return std::unexpected(renewed.error());
-  }
-  lease_renewed_at_ = clock_.steady_now();
-  if (node.state == PgState::kPrimary && node.received_lsn &&
-      node.received_lsn != published_optime_) {
-    if (store_.put(layout_.optime(), node.received_lsn->str(), std::nullopt)) {
-      published_optime_ = node.received_lsn;
-    }
-  }
+  // The keeper renews every quarter TTL on its own; the cycle renews only a lease it does not
+  // keep yet (handed over, or held before this agent started) or one the keeper let age.
+  Status renewed = lease_.held() ? lease_.renew(ha_.ttl / 4) : lease_.adopt(view.leader->revision);
+  if (!renewed) return renewed;
+  publish_optime(node);
   return {};
+}
+
+void Agent::publish_optime(const NodeObservation& node) {
+  if (node.state != PgState::kPrimary || !node.received_lsn ||
+      node.received_lsn == published_optime_) {
+    return;
+  }
+  if (store_.put(layout_.optime(), node.received_lsn->str(), std::nullopt)) {
+    published_optime_ = node.received_lsn;
+  }
 }
 
 Status Agent::promote(const ClusterView& view, const NodeObservation& node,
@@ -332,6 +344,15 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   std::optional<std::int64_t> lost_bytes;
   if (last_optime_ && node.received_lsn) {
     lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
+  }
+  // No timeline number serves two histories: the new one is claimed first.
+  auto claimed = claim_timeline(store_, layout_, self_.name, node.timeline);
+  if (!claimed) return std::unexpected(claimed.error());
+  if (ha_.synchronous_mode) {
+    // From here on only this node is sure to have every acknowledged commit; the last leader
+    // and its synchronous standby no longer are.
+    auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
+    if (!put) return fail_with_context(put.error(), "naming this node in sync");
   }
   Status promoted = promote_in_place(context_, self_);
   auto rows = connect_local_admin(config_, self_);
@@ -343,12 +364,15 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     if (!writable || writable->text(0, "w") != "true") return promoted;
   }
   watch_postmaster(true);
-  TimelineId timeline = node.timeline + 1;
+  TimelineId timeline = *claimed;
   if (rows) {
     auto tli = rows->query(
         "SELECT (('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)"
         "::text AS tli");
     if (tli) timeline = std::stoul(tli->text(0, "tli"));
+  }
+  if (timeline != *claimed) {
+    spdlog::error("promoted to timeline {}, not the claimed {}", timeline, *claimed);
   }
   auto now = std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch());
   auto written = store_.put(layout_.history(now.count()),
@@ -367,31 +391,60 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
 // The former primary's agent fences it when its lease runs out — unless that agent is frozen
 // (stopped, swapped out) while its PostgreSQL still serves. Nodes on this machine can be
 // fenced from here: any other postmaster that runs as a primary is shut down before this node
-// promotes. Nodes elsewhere rely on their own agent (and, with etcd, on more).
+// promotes. A fast shutdown first: its WAL senders pass every record it flushed — every commit
+// it acknowledged — to the standbys before it exits, and this node waits (bounded) until it has
+// received them, so such a failover loses nothing. An immediate shutdown if that takes too long.
+// Nodes elsewhere rely on their own agent (and, with etcd, on more).
 void Agent::fence_other_primaries() {
   for (const NodeConfig& other : config_.nodes) {
     if (other.name == self_.name) continue;
     auto pid = running_postmaster(other.data_dir);
     if (!pid || std::filesystem::exists(other.data_dir + "/standby.signal")) continue;
-    kill(*pid, SIGQUIT);  // immediate shutdown: every backend is told to exit at once
-    bool gone =
-        poll_until(clock_, milliseconds(500), milliseconds(5), [&] { return kill(*pid, 0) != 0; });
-    if (!gone) kill(*pid, SIGKILL);
+    kill(*pid, SIGINT);  // fast shutdown: no new work, sessions end, WAL sent, then exit
+    auto gone = [&] { return kill(*pid, 0) != 0; };
+    bool clean = poll_until(clock_, std::chrono::seconds(1), milliseconds(5), gone);
+    if (!clean) {
+      kill(*pid, SIGQUIT);  // immediate shutdown: every backend is told to exit at once
+      if (!poll_until(clock_, milliseconds(500), milliseconds(5), gone)) kill(*pid, SIGKILL);
+    }
     context_.report(
-        fmt::format("fenced {}: its PostgreSQL ran as a primary without the lease", other.name));
+        fmt::format("fenced {}: its PostgreSQL ran as a primary without the lease "
+                    "({} shutdown)",
+                    other.name, clean ? "fast" : "immediate"));
+    if (clean) await_wal_of(other);
   }
+}
+
+// After a clean shutdown of `other`, waits (at most a second) until this standby has received
+// its WAL up to its shutdown checkpoint.
+void Agent::await_wal_of(const NodeConfig& other) {
+  auto control = programs_.control_data(other);
+  if (!control) return;
+  auto admin = connect_local_admin(config_, self_);
+  if (!admin) return;
+  bool received = poll_until(clock_, std::chrono::seconds(1), milliseconds(10), [&] {
+    auto lsn = received_wal(*admin);
+    return lsn && *lsn > control->checkpoint;
+  });
+  context_.report(fmt::format("{} WAL of {} up to its shutdown checkpoint {}",
+                              received ? "received the" : "did not receive all", other.name,
+                              control->checkpoint.str()));
 }
 
 Status Agent::hand_over(const ClusterView& view, const std::string& target) {
   // A clean stop: the WAL senders pass every record, the shutdown checkpoint included, to the
   // standbys before PostgreSQL exits, so the target loses nothing and this node can follow it
-  // without a rewind. The watchdog rests: a clean stop may take longer than its deadline.
+  // without a rewind. The watchdog rests: a clean stop may take longer than its deadline; the
+  // keeper renews the lease meanwhile.
+  if (!lease_.held()) {
+    if (auto ok = lease_.adopt(view.leader->revision); !ok) return ok;
+  }
   watch_postmaster(false);
   if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
   auto control = programs_.control_data(self_);
   if (control) (void)store_.put(layout_.optime(), control->checkpoint.str(), std::nullopt);
-  auto handed = store_.compare_and_set(layout_.leader(), target, view.leader->revision, ha_.ttl);
-  lease_renewed_at_.reset();
+  Status handed = lease_.held() ? lease_.hand_over(target)
+                                : fail(ErrorCode::kConflict, "the lease is no longer held");
   if (!handed) return fail_with_context(handed.error(), "handing the lease to " + target);
   return {};
 }
@@ -462,25 +515,40 @@ void Agent::run(const std::atomic<bool>& stop) {
 }
 
 void Agent::shut_down() {
-  bool leader = false;
-  Revision revision = 0;
-  if (auto snapshot = store_.read(layout_.prefix())) {
-    ClusterView view = layout_.view(*snapshot);
-    leader = view.leader_is(self_.name);
-    if (leader) revision = view.leader->revision;
+  std::optional<ClusterView> view;
+  if (auto snapshot = store_.read(layout_.prefix())) view = layout_.view(*snapshot);
+  if (view && view->leader_is(self_.name) && !lease_.held()) {
+    (void)lease_.adopt(view->leader->revision);
   }
   // A clean stop sends every WAL record to the standbys before the lease is handed over.
   watch_postmaster(false);
   if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) {
     spdlog::warn("stopping PostgreSQL: {}", ok.error().message);
   }
-  if (leader) {
-    auto released = store_.remove(layout_.leader(), revision);
-    spdlog::info("stopped: PostgreSQL shut down cleanly{}", released ? "; lease handed over" : "");
-  } else {
-    spdlog::info("stopped: PostgreSQL shut down cleanly");
-  }
+  Status released = release_lease(view);
+  lease_.stop();
+  spdlog::info("stopped: PostgreSQL shut down cleanly{}",
+               released ? "" : "; the lease: " + released.error().message);
   (void)store_.remove(layout_.member(self_.name), std::nullopt);
+}
+
+// A leader that stops cleanly hands its lease to the best standby at once (it has every
+// record, the shutdown checkpoint included); with none eligible, it removes the lease.
+Status Agent::release_lease(const std::optional<ClusterView>& view) {
+  if (!lease_.held() || !view) return {};
+  std::vector<std::string> candidates = failover_candidates(*view, ha_);
+  std::erase(candidates, self_.name);
+  if (candidates.empty()) {
+    auto released = lease_.release();
+    if (released) spdlog::info("no standby is eligible: lease released");
+    return released;
+  }
+  if (auto control = programs_.control_data(self_)) {
+    (void)store_.put(layout_.optime(), control->checkpoint.str(), std::nullopt);
+  }
+  auto handed = lease_.hand_over(candidates.front());
+  if (handed) spdlog::info("lease handed over to {}", candidates.front());
+  return handed;
 }
 
 }  // namespace tandem

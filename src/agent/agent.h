@@ -12,6 +12,7 @@
 #include "agent/agent_node_controller.h"
 #include "agent/contact_book.h"
 #include "agent/fencing_watchdog.h"
+#include "agent/lease_keeper.h"
 #include "agent/node_observer.h"
 #include "agent/postgres_process.h"
 #include "agent/sync_manager.h"
@@ -25,8 +26,12 @@ namespace tandem {
 class Agent {
  public:
   // REQUIRES: `self` names a node of `config`; everything passed outlives the agent.
+  // `lease_store`, when given, is a connection of its own for the LeaseKeeper, so that its
+  // renewals never wait behind a read of the cycle.
   Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
-        const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock);
+        const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock,
+        Store* lease_store = nullptr);
+  ~Agent();
 
   // Runs cycles until `stop` becomes true, then shuts down: the leader stops PostgreSQL
   // cleanly and hands the lease over at once; the member record is withdrawn.
@@ -47,16 +52,18 @@ class Agent {
                  const std::optional<ClusterView>& view);
   Status bootstrap();
   Status renew_lease(const ClusterView& view, const NodeObservation& node);
-  Status acquire_lease();
+  void publish_optime(const NodeObservation& node);
   Status promote(const ClusterView& view, const NodeObservation& node, const std::string& reason);
   Status hand_over(const ClusterView& view, const std::string& target);
   void fence_other_primaries();
+  void await_wal_of(const NodeConfig& other);
   Status start_standby(const std::string& leader);
   MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);
   void log_cycle(const Decision& decision, const Status& result);
   void wait_for_next_cycle(std::chrono::steady_clock::time_point cycle_start);
   void shut_down();
+  Status release_lease(const std::optional<ClusterView>& view);
   void serve_request();
   // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
   void watch_postmaster(bool writable);
@@ -78,8 +85,9 @@ class Agent {
   NodeObserver observer_;
   Context context_;
   SyncManager sync_;
-
-  std::optional<std::chrono::steady_clock::time_point> lease_renewed_at_;
+  LeaseKeeper lease_;
+  // The postmaster while it may accept writes (0: none): what a lost lease stops at once.
+  std::atomic<pid_t> writable_postmaster_{0};
   std::optional<Lsn> published_optime_;
   std::string last_leader_;         // the last leader seen, for the history
   std::optional<Lsn> last_optime_;  // the last leader position seen, for the history

@@ -34,7 +34,7 @@ Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(
     return fail(ErrorCode::kFailed, std::string("watchdog: mmap: ") + strerror(errno));
   }
   auto* shared = new (memory) Shared{};
-  shared->majority_contact_ns = monotonic_ns();
+  shared->confirmed_ns = monotonic_ns();
   pid_t parent = getpid();
   pid_t child = fork();
   if (child < 0) return fail(ErrorCode::kFailed, std::string("watchdog: fork: ") + strerror(errno));
@@ -56,7 +56,7 @@ void FencingWatchdog::run(Shared* shared, std::chrono::milliseconds deadline) {
     sleep_ms(10);
     pid_t postmaster = shared->postmaster.load();
     if (postmaster <= 0) continue;
-    if (monotonic_ns() - shared->majority_contact_ns.load() < deadline_ns) continue;
+    if (monotonic_ns() - shared->confirmed_ns.load() < deadline_ns) continue;
     // Immediate shutdown: the postmaster tells every backend to exit at once.
     kill(postmaster, SIGQUIT);
     shared->fenced_ns = monotonic_ns();
@@ -74,11 +74,11 @@ FencingWatchdog::~FencingWatchdog() {
 
 void FencingWatchdog::watch(pid_t postmaster) { shared_->postmaster = postmaster; }
 
-void FencingWatchdog::majority_contact(std::chrono::steady_clock::time_point at) {
+void FencingWatchdog::keep_alive(std::chrono::steady_clock::time_point at) {
   std::int64_t ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
-  std::int64_t previous = shared_->majority_contact_ns.load();
-  while (ns > previous && !shared_->majority_contact_ns.compare_exchange_weak(previous, ns)) {
+  std::int64_t previous = shared_->confirmed_ns.load();
+  while (ns > previous && !shared_->confirmed_ns.compare_exchange_weak(previous, ns)) {
   }
 }
 

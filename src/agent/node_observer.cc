@@ -1,18 +1,20 @@
 #include "agent/node_observer.h"
 
 #include <filesystem>
-#include <regex>
 
 #include "ops/servers.h"
+#include "pg/server_files.h"
 
 namespace tandem {
 namespace {
 
 constexpr char kObserve[] =
     "SELECT pg_is_in_recovery()::text AS in_recovery, "
-    // A standby that never streamed (a former primary started read-only) has replayed WAL.
+    // What a standby holds: a WAL receiver that (re)starts reports the start of the segment it
+    // asks for, which may be far below what the standby has replayed; one that never streamed
+    // (a former primary started read-only) reports nothing. Elections compare this.
     "CASE WHEN pg_is_in_recovery() THEN "
-    "       coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
+    "       greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text "
     "     ELSE pg_current_wal_lsn()::text END AS received, "
     "pg_last_wal_replay_lsn()::text AS replayed, "
     "(SELECT status FROM pg_stat_wal_receiver) AS receiver, "
@@ -44,12 +46,18 @@ std::optional<Lsn> parse_lsn(const std::optional<std::string>& text) {
 
 }  // namespace
 
-std::string NodeObserver::node_at_port(const std::string& conninfo) const {
-  static const std::regex port_pattern("port='?([0-9]+)");
-  std::smatch match;
-  if (!std::regex_search(conninfo, match, port_pattern)) return "";
+std::string NodeObserver::node_at(const std::string& conninfo) const {
+  auto parameters = parse_conninfo(conninfo);
+  if (!parameters) return "";
+  // Nodes on several machines may all use one port: the host tells them apart.
+  auto host = parameters->find("host");
+  auto port = parameters->find("port");
+  if (host == parameters->end() || port == parameters->end()) return "";
   for (const NodeConfig& node : config_.nodes) {
-    if (std::to_string(node.port) == match[1].str() && node.name != self_.name) return node.name;
+    if (node.name != self_.name && node.host == host->second &&
+        std::to_string(node.port) == port->second) {
+      return node.name;
+    }
   }
   return "";
 }
@@ -71,7 +79,7 @@ void NodeObserver::query(NodeObservation& node) {
   node.replayed_lsn = parse_lsn(rows->get(0, "replayed"));
   if (auto timeline = rows->get(0, "timeline")) node.timeline = std::stoul(*timeline);
   if (standby) {
-    node.upstream = node_at_port(rows->text(0, "conninfo"));
+    node.upstream = node_at(rows->text(0, "conninfo"));
     bool streaming = rows->text(0, "receiver") == "streaming";
     auto now = clock_.steady_now();
     if (streaming) {
@@ -121,6 +129,8 @@ NodeObservation NodeObserver::observe() {
     return node;
   }
   node.state = PgState::kStarting;
+  // Until it answers, where the server is pointed is what its tandem.conf says.
+  node.upstream = node_at(configured_conninfo(self_.data_dir));
   query(node);
   if (node.state != PgState::kStandby) not_streaming_since_.reset();
   return node;

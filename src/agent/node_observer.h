@@ -26,7 +26,8 @@ class NodeObserver {
 
  private:
   void query(NodeObservation& node);
-  std::string node_at_port(const std::string& conninfo) const;
+  // The node a primary_conninfo points at, by host and port ("" when none is).
+  std::string node_at(const std::string& conninfo) const;
 
   const ClusterConfig& config_;
   const NodeConfig& self_;

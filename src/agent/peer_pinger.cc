@@ -81,7 +81,7 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
       if (auto decoded = decode_ping_reply(reply->body)) {
         contacts_.answered(peer.name, std::move(*decoded), now);
         if (watchdog_ != nullptr) {
-          if (auto at = contacts_.majority_contact_at()) watchdog_->majority_contact(*at);
+          if (auto at = contacts_.majority_contact_at()) watchdog_->keep_alive(*at);
         }
       }
     } else {

@@ -67,17 +67,22 @@ Status run_agent(CliState& state, const std::string& node_name) {
   auto binaries = find_pg_binaries(config.pg_bin, runner);
   if (!binaries) return std::unexpected(binaries.error());
   install_signal_handlers();
-  // Quorum fencing's hard stop, forked before any thread starts (see fencing_watchdog.h). A
-  // cluster of one node has nobody to lose contact with.
+  // The hard stop of a primary whose right to write lapsed, forked before any thread starts
+  // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
   std::unique_ptr<FencingWatchdog> watchdog;
-  if (config.etcd.enabled() && config.nodes.size() > 1) {
+  if (config.nodes.size() > 1) {
     auto started = FencingWatchdog::start(config.ha.renew_deadline);
     if (!started) return std::unexpected(started.error());
     watchdog = std::move(*started);
   }
-  Agent agent(config, **node, context.os_user, *binaries, runner, **store, clock);
+  // The lease keeper's own store connection: its renewals never wait behind the cycle's reads.
+  auto lease_store = open_cluster_store(config, clock);
+  if (!lease_store) return std::unexpected(lease_store.error());
+  Agent agent(config, **node, context.os_user, *binaries, runner, **store, clock,
+              lease_store->get());
   AgentBoard board;
   agent.attach(board);
+  if (watchdog) agent.attach(*watchdog);
   // Quorum fencing (etcd): the agents ping each other every cycle.
   std::unique_ptr<ContactBook> contacts;
   std::unique_ptr<PeerPinger> pinger;
@@ -86,7 +91,6 @@ Status run_agent(CliState& state, const std::string& node_name) {
     for (const NodeConfig& each : config.nodes) members.push_back(each.name);
     contacts = std::make_unique<ContactBook>((*node)->name, members, clock.steady_now());
     agent.attach(*contacts);
-    if (watchdog) agent.attach(*watchdog);
     pinger = std::make_unique<PeerPinger>(config, **node, *contacts, watchdog.get());
   }
   // The API has a store connection of its own: its requests never wait behind a cycle.

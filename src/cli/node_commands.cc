@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "ops/node_ops.h"
 #include "ops/role_ops.h"
+#include "ops/store_access.h"
 
 namespace tandem {
 namespace {
@@ -68,7 +69,9 @@ void add_promote_command(CLI::App& app, CliState& state) {
   command->callback([&state, node] {
     state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
       fmt::print("promote {}\n", target.name);
-      return promote_standby(context, target);
+      auto store = open_cluster_store(context.config, context.clock);
+      if (!store) return Status(std::unexpected(store.error()));
+      return promote_standby(context, target, **store);
     });
   });
 }

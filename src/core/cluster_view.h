@@ -69,6 +69,14 @@ struct SwitchoverRequest {
   bool allow_data_loss = false;  // a forced failover may ignore maximum_lag_on_failover
 };
 
+// timeline: the newest timeline number any node claimed for a promotion. A node claims its new
+// timeline by compare-and-set before it promotes, so no number is used by two histories.
+struct TimelineClaim {
+  TimelineId timeline = 0;
+  std::string by;             // the node that claimed it
+  std::int64_t revision = 0;  // for the next claim's compare-and-set
+};
+
 struct ClusterView {
   bool initialized = false;  // someone won the initialize key
   std::string initialized_by;
@@ -79,8 +87,11 @@ struct ClusterView {
   std::optional<Lsn> last_leader_lsn;
   bool paused = false;
   std::optional<SwitchoverRequest> switchover;
-  // Synchronous mode: the standby that has every acknowledged commit ("" when none has).
+  // Synchronous mode: the standby that has every acknowledged commit ("" when none has), and
+  // the leader that named it (it has every acknowledged commit too).
   std::optional<std::string> sync_standby;
+  std::string sync_leader;
+  std::optional<TimelineClaim> timeline_claim;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };

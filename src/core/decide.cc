@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/timeline_claim.h"
+
 namespace tandem {
 namespace {
 
@@ -188,18 +190,30 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
   }
   if (member.nofailover) return fmt::format("{} is tagged nofailover", member.name);
   if (config.synchronous_mode) {
-    if (!view.sync_standby || view.sync_standby->empty()) {
-      return "no standby is synchronous: a takeover could lose acknowledged commits (force one "
-             "with tandem failover --to NODE --allow-data-loss)";
-    }
-    if (member.name != *view.sync_standby) {
-      return fmt::format("{} is not the synchronous standby ({} is)", member.name,
-                         *view.sync_standby);
+    // Two nodes have every acknowledged commit: the standby the last leader named, and that
+    // leader itself (a cluster stopped or crashed whole comes back through it).
+    bool named = view.sync_standby && !view.sync_standby->empty();
+    if (member.name != view.sync_leader && (!named || member.name != *view.sync_standby)) {
+      if (!named && view.sync_leader.empty()) {
+        return "no standby is synchronous: a takeover could lose acknowledged commits (force "
+               "one with tandem failover --to NODE --allow-data-loss)";
+      }
+      return named ? fmt::format(
+                         "{} is neither the synchronous standby ({}) nor the last leader "
+                         "({})",
+                         member.name, *view.sync_standby, view.sync_leader)
+                   : fmt::format(
+                         "no standby is synchronous and {} is not the last leader ({}): "
+                         "a takeover could lose acknowledged commits",
+                         member.name, view.sync_leader);
     }
   }
   if (member.timeline < newest_timeline) {
     return fmt::format("{} is on timeline {}, behind timeline {}", member.name, member.timeline,
                        newest_timeline);
+  }
+  if (auto why = behind_claimed_timeline(view.timeline_claim, member.name, member.timeline)) {
+    return *why;
   }
   if (!member.received_lsn) return fmt::format("{} has received no WAL", member.name);
   // The synchronous standby has every acknowledged commit, however far behind it looks.
@@ -368,6 +382,16 @@ std::vector<std::string> ineligibility_reasons(const ClusterView& view, const Ha
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
                 const HaConfig& config, TimePoint now) {
   if (!view) return without_store(node, config, now);
+  if (!view->initialized && node.state != PgState::kNoData) {
+    // A store without this cluster (deleted, replaced, wiped) next to a node with data: a new
+    // election there could crown a second primary. Treated as a store out of reach.
+    Decision decision = without_store(node, config, now);
+    decision.reason =
+        "the store has no record of this cluster although this node has data "
+        "(was it deleted or replaced?); " +
+        decision.reason;
+    return decision;
+  }
   if (view->paused) {
     if (node.state == PgState::kPrimary && view->leader_is(config.self)) {
       return {Action::kRenewLease, "paused: only renewing the lease"};
@@ -382,6 +406,14 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
     case PgState::kStarting:
       if (view->leader_is(config.self)) {
         return {Action::kRenewLease, "PostgreSQL is starting as the leader: keep the lease"};
+      }
+      if (view->leader && !node.data_was_primary && node.upstream != view->leader->name) {
+        // A standby still recovering (not yet consistent, say) streams from nobody until it
+        // is pointed at the leader: it may never become consistent otherwise.
+        return {Action::kFollow,
+                fmt::format("PostgreSQL is starting as a standby of '{}', but {} leads: follow it",
+                            node.upstream, view->leader->name),
+                view->leader->name};
       }
       return {Action::kNone, "PostgreSQL is starting"};
     case PgState::kPrimary:

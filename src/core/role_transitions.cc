@@ -24,6 +24,8 @@ constexpr std::array kTransitions = {
                    "won the free lease by compare-and-set: promote"},
     RoleTransition{PgState::kStandby, PgState::kPrimary, Action::kPromote,
                    "holds the lease while in recovery: promote"},
+    RoleTransition{PgState::kStarting, PgState::kStarting, Action::kFollow,
+                   "a standby still starting is pointed at the leader and reloads"},
     RoleTransition{PgState::kPrimary, PgState::kPrimary, Action::kRenewLease,
                    "the leader renews its lease"},
     RoleTransition{PgState::kStarting, PgState::kStarting, Action::kRenewLease,

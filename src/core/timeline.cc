@@ -46,9 +46,10 @@ Result<TimelineHistory> TimelineHistory::parse(TimelineId current, std::string_v
     auto lsn = Lsn::parse(next_field(rest));
     if (!lsn) return bad(lsn.error().message);
     if (timeline >= current) return bad(fmt::format("timeline is not below {}", current));
-    if (!switches.empty() &&
-        (timeline <= switches.back().timeline || *lsn < switches.back().switch_point)) {
-      return bad("entries are out of order");
+    // PostgreSQL requires only the timelines to increase and accepts a lower later switch
+    // point: every file it accepts must parse here, or a rejoin retries for ever.
+    if (!switches.empty() && timeline <= switches.back().timeline) {
+      return bad("timelines are out of order");
     }
     std::size_t reason_start = rest.find_first_not_of(" \t");
     std::string reason(reason_start == std::string_view::npos ? "" : rest.substr(reason_start));

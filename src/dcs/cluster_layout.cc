@@ -49,7 +49,17 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
   }
   if (const StoredValue* sync = snapshot.find(this->sync())) {
     auto object = parse_object(sync->value);
-    if (object) view.sync_standby = object->value("standby", "");
+    if (object) {
+      view.sync_standby = object->value("standby", "");
+      view.sync_leader = object->value("leader", "");
+    }
+  }
+  if (const StoredValue* claim = snapshot.find(this->timeline())) {
+    auto object = parse_object(claim->value);
+    if (object && (*object)["timeline"].is_number_unsigned()) {
+      view.timeline_claim = TimelineClaim{(*object)["timeline"].get<TimelineId>(),
+                                          object->value("by", ""), claim->mod_revision};
+    }
   }
   if (const StoredValue* switchover = snapshot.find(this->switchover())) {
     view.switchover = decode_switchover(switchover->value);
@@ -170,6 +180,10 @@ std::optional<HistoryEntry> decode_history(std::string_view text) {
 }
 
 std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}.dump(); }
+
+std::string encode_timeline_claim(TimelineId timeline, const std::string& by) {
+  return json{{"timeline", timeline}, {"by", by}}.dump();
+}
 
 std::string encode_sync(const std::string& leader, const std::string& standby) {
   return json{{"leader", leader}, {"standby", standby}}.dump();

@@ -33,6 +33,7 @@ class ClusterLayout {
   std::string config() const { return prefix_ + "config"; }
   std::string switchover() const { return prefix_ + "switchover"; }
   std::string sync() const { return prefix_ + "sync"; }
+  std::string timeline() const { return prefix_ + "timeline"; }
   std::string member(std::string_view name) const {
     return prefix_ + "members/" + std::string(name);
   }
@@ -55,6 +56,8 @@ std::optional<HistoryEntry> decode_history(std::string_view json);
 std::string encode_cluster_config(bool paused);
 // sync: {"leader": name, "standby": name or ""}, written by the leader in synchronous mode.
 std::string encode_sync(const std::string& leader, const std::string& standby);
+// timeline: {"timeline": number, "by": name}.
+std::string encode_timeline_claim(TimelineId timeline, const std::string& by);
 std::string encode_switchover(const SwitchoverRequest& request);
 std::optional<SwitchoverRequest> decode_switchover(std::string_view json);
 

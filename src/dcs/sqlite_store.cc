@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <thread>
@@ -84,7 +85,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     sqlite3_close(db);
     return error;
   }
-  sqlite3_busy_timeout(db, 2000);
+  // Short: a renewal that waits longer than a few hundred ms for a lock is late anyway, and
+  // the watchdog fences on the deadline whatever the store does.
+  sqlite3_busy_timeout(db, 400);
   // WAL: readers never block the writer; synchronous=NORMAL is durable across process crashes,
   // which is what a store on one machine must survive.
   if (!run(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || !run(db, kSchema)) {
@@ -92,7 +95,29 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     sqlite3_close(db);
     return error;
   }
-  return std::unique_ptr<SqliteStore>(new SqliteStore(db, clock, read_boot_id()));
+  auto file = file_id(path);
+  if (!file) {
+    sqlite3_close(db);
+    return fail(ErrorCode::kUnavailable, "sqlite store: " + path + " vanished while opened");
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(db, clock, read_boot_id(), path, *file));
+}
+
+std::optional<SqliteStore::FileId> SqliteStore::file_id(const std::string& path) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) return std::nullopt;
+  return FileId{info.st_dev, info.st_ino};
+}
+
+Status SqliteStore::check_identity() const {
+  auto now = file_id(path_);
+  if (!now || now->device != file_.device || now->inode != file_.inode) {
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("sqlite store: {} was deleted or replaced while in use: this agent "
+                            "no longer shares a store with the others",
+                            path_));
+  }
+  return {};
 }
 
 SqliteStore::~SqliteStore() { sqlite3_close(db_); }
@@ -105,6 +130,7 @@ std::int64_t SqliteStore::now_ms() const {
 
 Result<StoreSnapshot> SqliteStore::read(std::string_view prefix) {
   std::lock_guard lock(mutex_);
+  if (auto ok = check_identity(); !ok) return std::unexpected(ok.error());
   if (!run(db_, "BEGIN")) return unavailable(db_, "read");
   StoreSnapshot snapshot;
   Statement revision(db_, "SELECT revision FROM meta WHERE id = 1");
@@ -136,6 +162,7 @@ Result<StoreSnapshot> SqliteStore::read(std::string_view prefix) {
 Result<Revision> SqliteStore::write(const std::string& key, const std::optional<std::string>& value,
                                     Condition condition, Revision expected, Ttl ttl) {
   std::lock_guard lock(mutex_);
+  if (auto ok = check_identity(); !ok) return std::unexpected(ok.error());
   if (!run(db_, "BEGIN IMMEDIATE")) return unavailable(db_, "write " + key);
   auto rollback = [&](Result<Revision> result) {
     run(db_, "ROLLBACK");

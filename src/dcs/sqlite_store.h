@@ -1,11 +1,16 @@
 // A Store in a SQLite file, shared by the agents of the nodes on one machine. WAL mode and a
 // busy timeout let several processes use it at once; every write is one IMMEDIATE transaction.
 // Expiry times are CLOCK_MONOTONIC milliseconds tagged with the kernel's boot id, so a key
-// written before a reboot counts as expired after it.
+// written before a reboot counts as expired after it. A file deleted or replaced under a running
+// store makes every call fail as unavailable: agents that kept writing to the old file and agents
+// that opened the new one must never both believe they lead.
 #pragma once
+
+#include <sys/types.h>
 
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "common/clock.h"
 #include "dcs/store.h"
@@ -32,8 +37,15 @@ class SqliteStore final : public Store {
 
  private:
   enum class Condition { kNone, kAbsent, kAtRevision };
-  SqliteStore(sqlite3* db, Clock& clock, std::string boot_id)
-      : db_(db), clock_(clock), boot_id_(std::move(boot_id)) {}
+  struct FileId {
+    dev_t device = 0;
+    ino_t inode = 0;
+  };
+  SqliteStore(sqlite3* db, Clock& clock, std::string boot_id, std::string path, FileId file)
+      : db_(db), clock_(clock), boot_id_(std::move(boot_id)), path_(std::move(path)), file_(file) {}
+  static std::optional<FileId> file_id(const std::string& path);
+  // kUnavailable when the file at path_ is no longer the one opened.
+  Status check_identity() const;
 
   // The write every mutating call makes, in one transaction: checks the condition, bumps the
   // revision, writes (or with `value` nullopt, deletes) the key.
@@ -44,6 +56,8 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   Clock& clock_;
   std::string boot_id_;
+  std::string path_;
+  FileId file_;
   std::mutex mutex_;  // one statement at a time on db_
 };
 

@@ -4,6 +4,7 @@
 
 #include "ops/role_ops.h"
 #include "ops/servers.h"
+#include "ops/timeline_claim.h"
 
 namespace tandem {
 namespace {
@@ -69,7 +70,7 @@ Status repoint_standbys(Context& context, const NodeConfig& primary) {
 
 }  // namespace
 
-Status promote_standby(Context& context, const NodeConfig& node) {
+Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
   NodeProbe probe = probe_node(context, node);
   switch (probe.state) {
     case NodeRunState::kPrimary:
@@ -92,6 +93,13 @@ Status promote_standby(Context& context, const NodeConfig& node) {
                             (*other)->name, node.name, (*other)->name));
   }
   if (other.error().code == ErrorCode::kConflict) return std::unexpected(other.error());
+  auto connection = connect_admin(context.config, node);
+  if (!connection) return std::unexpected(connection.error());
+  auto timeline = standby_timeline(*connection);
+  if (!timeline) return std::unexpected(timeline.error());
+  auto claimed = claim_timeline(store, ClusterLayout(context.config.name), node.name, *timeline);
+  if (!claimed) return std::unexpected(claimed.error());
+  context.report(fmt::format("claimed timeline {} for {}", *claimed, node.name));
   if (auto ok = promote_in_place(context, node); !ok) return ok;
   return repoint_standbys(context, node);
 }

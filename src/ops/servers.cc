@@ -114,6 +114,24 @@ std::optional<std::string> timeline_of(Connection& connection, bool standby) {
 
 }  // namespace
 
+Result<TimelineId> standby_timeline(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT greatest((SELECT received_tli FROM pg_stat_wal_receiver), "
+      "       (SELECT timeline_id FROM pg_control_checkpoint()), "
+      "       (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() "
+      "        WHERE name ~ '^[0-9A-F]{8}[.]history$'))::text AS tli");
+  if (!rows) return std::unexpected(rows.error());
+  return static_cast<TimelineId>(std::stoul(rows->text(0, "tli")));
+}
+
+std::optional<Lsn> received_wal(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text AS lsn");
+  if (!rows || !rows->get(0, "lsn")) return std::nullopt;
+  auto lsn = Lsn::parse(rows->text(0, "lsn"));
+  return lsn ? std::optional(*lsn) : std::nullopt;
+}
+
 Status wait_streaming(Context& context, const NodeConfig& primary, const NodeConfig& standby,
                       std::chrono::milliseconds timeout) {
   std::string last_state = "not connected";

@@ -37,6 +37,13 @@ struct NodeProbe {
 // but not answering.
 NodeProbe probe_node(Context& context, const NodeConfig& node);
 
+// The newest timeline a standby knows of: received from its primary, in its last checkpoint, or
+// announced by a history file in its pg_wal (its promotion creates the next one).
+Result<TimelineId> standby_timeline(Connection& connection);
+
+// The end of the WAL a standby has received and flushed (or replayed, if further).
+std::optional<Lsn> received_wal(Connection& connection);
+
 // The one running primary other than `except`; errors when none or several run.
 Result<const NodeConfig*> find_primary(Context& context, std::string_view except = {});
 

@@ -31,6 +31,21 @@ std::string make_conninfo(const std::map<std::string, std::string>& parameters) 
   return conninfo;
 }
 
+std::optional<std::map<std::string, std::string>> parse_conninfo(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> parameters;
+  for (PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
+    if (option->val != nullptr) parameters[option->keyword] = option->val;
+  }
+  PQconninfoFree(options);
+  return parameters;
+}
+
 const std::optional<std::string>& QueryResult::get(std::size_t row, std::string_view column) const {
   auto it = std::find(columns_.begin(), columns_.end(), column);
   return rows_.at(row).at(static_cast<std::size_t>(it - columns_.begin()));

@@ -16,6 +16,10 @@ namespace tandem {
 // Builds a libpq connection string, quoting each value as libpq requires.
 std::string make_conninfo(const std::map<std::string, std::string>& parameters);
 
+// The parameters of a libpq connection string (libpq's own parser); nullopt if it does not
+// parse.
+std::optional<std::map<std::string, std::string>> parse_conninfo(const std::string& conninfo);
+
 class QueryResult {
  public:
   QueryResult(std::vector<std::string> columns,

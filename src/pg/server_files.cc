@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+
 #include "common/units.h"
 #include "pg/connection.h"
 
@@ -136,6 +138,25 @@ std::optional<std::string> find_password(std::string_view passfile, std::string_
     if (fields.size() == 5 && fields[3] == role) return fields[4];
   }
   return std::nullopt;
+}
+
+std::string configured_conninfo(const std::string& data_dir) {
+  std::ifstream in(data_dir + "/" + kTandemConfName);
+  std::string line;
+  constexpr std::string_view kPrefix = "primary_conninfo = '";
+  while (std::getline(in, line)) {
+    if (!line.starts_with(kPrefix) || !line.ends_with('\'')) continue;
+    // The value as quoted() wrote it: between single quotes, a quote doubled.
+    std::string value;
+    std::string_view body(line);
+    body = body.substr(kPrefix.size(), body.size() - kPrefix.size() - 1);
+    for (std::size_t i = 0; i < body.size(); ++i) {
+      value += body[i];
+      if (body[i] == '\'' && i + 1 < body.size() && body[i + 1] == '\'') ++i;
+    }
+    return value;
+  }
+  return "";
 }
 
 std::string upstream_conninfo(const ClusterConfig& config, const NodeConfig& primary,

@@ -43,6 +43,9 @@ std::string render_passfile(const std::vector<Credential>& credentials);
 // The password of `role` in a password file, if present.
 std::optional<std::string> find_password(std::string_view passfile, std::string_view role);
 
+// The primary_conninfo that tandem.conf in `data_dir` sets, "" when none (or no file).
+std::string configured_conninfo(const std::string& data_dir);
+
 // primary_conninfo for a standby of `primary`, as `application_name` (the standby's name).
 std::string upstream_conninfo(const ClusterConfig& config, const NodeConfig& primary,
                               const std::string& application_name);

@@ -92,16 +92,54 @@ TEST(Decide, EveryBranch) {
   sync_other.sync_standby = "node3";
   ClusterView sync_none = view_with(std::nullopt, {standby("node2", 900)});
   sync_none.sync_standby = "";
+  ClusterView sync_last_leader = sync_none;  // node2 led, alone: it has every commit
+  sync_last_leader.sync_leader = "node2";
+  ClusterView sync_other_leader = sync_none;
+  sync_other_leader.sync_leader = "node1";
   const HaConfig sync_config{.self = "node2", .synchronous_mode = true};
+  ClusterView claimed_ahead = view_with(std::nullopt, {standby("node2", 900)});
+  claimed_ahead.timeline_claim = TimelineClaim{.timeline = 2, .by = "node1"};
+  ClusterView claimed_by_me = view_with(std::nullopt, {standby("node2", 900)});
+  claimed_by_me.timeline_claim = TimelineClaim{.timeline = 2, .by = "node2"};
+  ClusterView claimed_behind = view_with(std::nullopt, {standby("node2", 900, 3)});
+  claimed_behind.timeline_claim = TimelineClaim{.timeline = 3, .by = "node1"};
+  NodeObservation on_timeline_3 = observed(PgState::kStandby);
+  on_timeline_3.timeline = 3;
+  ClusterView store_replaced;  // no initialize key
+  NodeObservation pointed_nowhere = observed(PgState::kStarting);
+  NodeObservation pointed_at_leader = observed(PgState::kStarting, "node1");
+  NodeObservation primary_recovering = observed(PgState::kStarting);
+  primary_recovering.data_was_primary = true;
 
   const std::vector<Case> cases = {
       {"synchronous mode: the synchronous standby takes over, however far behind", sync_view,
        observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
       {"synchronous mode: a more advanced asynchronous standby may not", sync_other,
-       observed(PgState::kStandby), Action::kNone, "node2 is not the synchronous standby",
-       sync_config},
+       observed(PgState::kStandby), Action::kNone,
+       "node2 is neither the synchronous standby (node3) nor the last leader", sync_config},
       {"synchronous mode: nobody synchronous, nobody takes over", sync_none,
        observed(PgState::kStandby), Action::kNone, "no standby is synchronous", sync_config},
+      {"synchronous mode: the last leader comes back after a full stop", sync_last_leader,
+       observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
+      {"synchronous mode: nobody synchronous, another was the last leader", sync_other_leader,
+       observed(PgState::kStandby), Action::kNone, "node2 is not the last leader (node1)",
+       sync_config},
+      {"a timeline claimed by another node ahead of this one", claimed_ahead,
+       observed(PgState::kStandby), Action::kNone, "behind timeline 2 claimed by node1"},
+      {"a claim of this node's own that did not complete", claimed_by_me,
+       observed(PgState::kStandby), Action::kTakeOver, "most advanced"},
+      {"on the claimed timeline", claimed_behind, on_timeline_3, Action::kTakeOver,
+       "most advanced"},
+      {"store replaced under a running primary, in time", store_replaced,
+       observed(PgState::kPrimary), Action::kNone, "no record of this cluster"},
+      {"store replaced under a running primary, late", store_replaced, late_primary, Action::kFence,
+       "no record of this cluster"},
+      {"store replaced under a stopped node: no election", store_replaced,
+       observed(PgState::kStopped), Action::kNone, "changing nothing"},
+      {"standby starting, pointed at nobody", view_with("node1", {}), pointed_nowhere,
+       Action::kFollow, "but node1 leads: follow it"},
+      {"former primary starting: not repointed", view_with("node1", {}), primary_recovering,
+       Action::kNone, "starting"},
       {"switchover to a named standby", with_request(led_by_me, {.from = "node2", .to = "node3"}),
        observed(PgState::kPrimary), Action::kHandOver, "hand the lease to node3"},
       {"switchover to the best standby", with_request(led_by_me, {.from = "node2"}),
@@ -158,8 +196,7 @@ TEST(Decide, EveryBranch) {
        Action::kStartStandby, "join the election"},
       {"leader restarting", view_with("node2", {}), observed(PgState::kStarting),
        Action::kRenewLease, "keep the lease"},
-      {"standby starting", view_with("node1", {}), observed(PgState::kStarting), Action::kNone,
-       "starting"},
+      {"standby starting", view_with("node1", {}), pointed_at_leader, Action::kNone, "starting"},
       {"healthy primary", view_with("node2", {}), observed(PgState::kPrimary), Action::kRenewLease,
        "renew"},
       {"primary whose renewals fail", view_with("node2", {}), late_primary, Action::kRenewLease,

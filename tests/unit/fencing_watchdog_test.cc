@@ -39,7 +39,7 @@ TEST(FencingWatchdog, StopsTheWatchedProcessWithoutAMajority) {
   ASSERT_TRUE(watchdog) << watchdog.error().message;
   pid_t postmaster = sleeper();
   auto began = Steady::now();
-  (*watchdog)->majority_contact(began);
+  (*watchdog)->keep_alive(began);
   (*watchdog)->watch(postmaster);
   ASSERT_TRUE(exited_within(postmaster, milliseconds(2000)));
   auto took = std::chrono::duration_cast<milliseconds>(Steady::now() - began);
@@ -53,7 +53,7 @@ TEST(FencingWatchdog, LeavesItAloneWhileAnswersComeOrWhenNotWatching) {
   pid_t postmaster = sleeper();
   (*watchdog)->watch(postmaster);
   for (int beat = 0; beat < 40; ++beat) {  // 800 ms of answers every 20 ms
-    (*watchdog)->majority_contact(Steady::now());
+    (*watchdog)->keep_alive(Steady::now());
     std::this_thread::sleep_for(milliseconds(20));
   }
   EXPECT_FALSE(exited_within(postmaster, milliseconds(1)));

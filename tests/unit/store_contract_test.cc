@@ -213,6 +213,31 @@ INSTANTIATE_TEST_SUITE_P(Memory, StoreContract, ::testing::Values(StoreFactory(m
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract, ::testing::Values(StoreFactory(sqlite_store)));
 INSTANTIATE_TEST_SUITE_P(Etcd, StoreContract, ::testing::Values(StoreFactory(etcd_store)));
 
+// An agent that kept writing to a deleted store file, next to agents that opened a new one,
+// could believe it leads while another does: a store whose file was deleted or replaced is
+// unavailable, and stays so.
+TEST(SqliteStore, ADeletedOrReplacedFileIsUnavailable) {
+  for (bool replace : {false, true}) {
+    auto under_test = sqlite_store();
+    Store& store = *under_test->store;
+    std::string path = under_test->dir + "/store.db";
+    ASSERT_TRUE(store.put("/c/leader", "node1", std::nullopt));
+    std::filesystem::remove(path);
+    if (replace) {
+      auto other = SqliteStore::open(path, *under_test->clock);
+      ASSERT_TRUE(other);
+      ASSERT_TRUE((*other)->put("/c/leader", "node2", std::nullopt));
+    }
+    auto read = store.read("/c/");
+    ASSERT_FALSE(read) << (replace ? "replaced" : "deleted");
+    EXPECT_EQ(read.error().code, ErrorCode::kUnavailable);
+    EXPECT_NE(read.error().message.find("deleted or replaced"), std::string::npos);
+    auto written = store.put("/c/leader", "node1", std::nullopt);
+    ASSERT_FALSE(written);
+    EXPECT_EQ(written.error().code, ErrorCode::kUnavailable);
+  }
+}
+
 TEST(EtcdStore, FailsOverToTheNextEndpointAndIsUnavailableWithout) {
   ScopedDir scoped;
   const std::string& dir = scoped.path;

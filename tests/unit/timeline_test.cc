@@ -36,10 +36,21 @@ TEST(TimelineHistory, RefusesMalformed) {
     const char* text;
   };
   for (const Case& c : {Case{2, "x\t0/1\n"}, Case{2, "1\tnot-an-lsn\n"}, Case{2, "2\t0/1\n"},
-                        Case{3, "2\t0/5\n1\t0/6\n"}, Case{3, "1\t0/9\n2\t0/5\n"},
-                        Case{2, "0\t0/1\n"}, Case{2, "1\n"}}) {
+                        Case{3, "2\t0/5\n1\t0/6\n"}, Case{2, "0\t0/1\n"}, Case{2, "1\n"}}) {
     EXPECT_FALSE(TimelineHistory::parse(c.current, c.text)) << c.text;
   }
+}
+
+TEST(TimelineHistory, AcceptsALowerLaterSwitchPoint) {
+  // PostgreSQL's readTimeLineHistory requires only increasing timelines, and it accepts such
+  // files (seen after a timeline number had been used by two nodes): so must tandem.
+  auto history = TimelineHistory::parse(4,
+                                        "1\t0/9000000\tno recovery target\n"
+                                        "2\t0/5000000\tno recovery target\n"
+                                        "3\t0/7000000\tno recovery target\n");
+  ASSERT_TRUE(history) << history.error().message;
+  EXPECT_EQ(history->switch_point(2), Lsn::parse("0/5000000").value());
+  EXPECT_EQ(history->switch_point(3), Lsn::parse("0/7000000").value());
 }
 
 TEST(TimelineHistory, FileName) {

@@ -1,0 +1,166 @@
+#include "agent/lease_keeper.h"
+
+namespace tandem {
+
+LeaseKeeper::LeaseKeeper(Store& store, std::string key, std::string self,
+                         std::chrono::milliseconds ttl, Clock& clock)
+    : store_(store), key_(std::move(key)), self_(std::move(self)), ttl_(ttl), clock_(clock) {}
+
+LeaseKeeper::~LeaseKeeper() { stop(); }
+
+void LeaseKeeper::on_renewed(std::function<void(SteadyTime)> callback) {
+  std::lock_guard lock(state_mutex_);
+  renewed_callback_ = std::move(callback);
+}
+
+void LeaseKeeper::on_lost(std::function<void()> callback) {
+  std::lock_guard lock(state_mutex_);
+  lost_callback_ = std::move(callback);
+}
+
+// The write is sent while write_mutex_ is held; its outcome decides the state. A conflict on a
+// lease that was kept means somebody else holds it now.
+Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>& write,
+                                 bool keep) {
+  Revision expected = 0;
+  bool was_held = false;
+  {
+    std::lock_guard lock(state_mutex_);
+    expected = revision_;
+    was_held = held_;
+  }
+  SteadyTime sent = clock_.steady_now();
+  Result<Revision> written = write(expected);
+  std::function<void(SteadyTime)> renewed;
+  std::function<void()> lost;
+  {
+    std::lock_guard lock(state_mutex_);
+    if (written) {
+      held_ = keep;
+      revision_ = keep ? *written : 0;
+      if (keep) {
+        confirmed_at_ = sent;
+        renewed = renewed_callback_;
+      } else {
+        confirmed_at_.reset();
+      }
+    } else if (written.error().code == ErrorCode::kConflict || !keep) {
+      held_ = false;
+      revision_ = 0;
+      confirmed_at_.reset();
+      if (was_held && written.error().code == ErrorCode::kConflict) lost = lost_callback_;
+    }
+  }
+  if (renewed) renewed(sent);
+  if (lost) lost();
+  if (!written) return std::unexpected(written.error());
+  return {};
+}
+
+Status LeaseKeeper::acquire() {
+  std::lock_guard write(write_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    held_ = false;  // a creation is no renewal: a conflict here loses nothing
+  }
+  return write_locked([&](Revision) { return store_.create(key_, self_, ttl_); }, true);
+}
+
+Status LeaseKeeper::adopt(Revision revision) {
+  std::lock_guard write(write_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    held_ = true;
+    revision_ = revision;
+  }
+  return write_locked(
+      [&](Revision expected) { return store_.compare_and_set(key_, self_, expected, ttl_); }, true);
+}
+
+Status LeaseKeeper::renew(std::chrono::milliseconds fresh) {
+  std::lock_guard write(write_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (!held_) return fail(ErrorCode::kConflict, "the lease is not held by " + self_);
+    if (confirmed_at_ && clock_.steady_now() - *confirmed_at_ < fresh) return {};
+  }
+  return write_locked(
+      [&](Revision expected) { return store_.compare_and_set(key_, self_, expected, ttl_); }, true);
+}
+
+Status LeaseKeeper::hand_over(const std::string& target) {
+  std::lock_guard write(write_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (!held_) return fail(ErrorCode::kConflict, "the lease is not held by " + self_);
+  }
+  return write_locked(
+      [&](Revision expected) { return store_.compare_and_set(key_, target, expected, ttl_); },
+      false);
+}
+
+Status LeaseKeeper::release() {
+  std::lock_guard write(write_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (!held_) return {};
+  }
+  return write_locked(
+      [&](Revision expected) -> Result<Revision> {
+        if (auto removed = store_.remove(key_, expected); !removed) {
+          return std::unexpected(removed.error());
+        }
+        return Revision{0};
+      },
+      false);
+}
+
+void LeaseKeeper::drop() {
+  std::lock_guard write(write_mutex_);
+  std::lock_guard lock(state_mutex_);
+  held_ = false;
+  revision_ = 0;
+  confirmed_at_.reset();
+}
+
+bool LeaseKeeper::held() const {
+  std::lock_guard lock(state_mutex_);
+  return held_;
+}
+
+std::optional<LeaseKeeper::SteadyTime> LeaseKeeper::confirmed_at() const {
+  std::lock_guard lock(state_mutex_);
+  return held_ ? confirmed_at_ : std::nullopt;
+}
+
+void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
+  if (!held()) return;
+  (void)renew(renew_every);  // an unreachable store is retried next tick; the watchdog fences
+}
+
+void LeaseKeeper::start(std::chrono::milliseconds renew_every) {
+  std::lock_guard lock(thread_mutex_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  // Ticks four times per renewal, so a renewal is late by at most a quarter of its interval.
+  thread_ = std::thread([this, renew_every] {
+    std::unique_lock lock(thread_mutex_);
+    while (!stopping_) {
+      lock.unlock();
+      tick(renew_every);
+      lock.lock();
+      wake_.wait_for(lock, renew_every / 4, [this] { return stopping_; });
+    }
+  });
+}
+
+void LeaseKeeper::stop() {
+  {
+    std::lock_guard lock(thread_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace tandem

@@ -1,0 +1,94 @@
+// LeaseKeeper: the one writer of this agent's lease. While the lease is held, a thread of its own
+// renews it every `renew_every`, so that no long step of the cycle — a promotion, a checkpoint,
+// a rewind, a slow read of the store — lets it lapse under its holder (a lapse mid-promotion
+// used to start a chain of promotions on a busy machine).
+//
+// Every renewal is a compare-and-set on the revision of the keeper's own last write. A renewal
+// that finds another holder ends the keeping and calls `on_lost` at once (from the keeper's
+// thread): the agent stops a writable PostgreSQL without waiting for its cycle. A renewal is
+// confirmed as of the moment it was SENT: the store started the new TTL later than that, so a
+// deadline measured from the confirmation never outlives the key.
+//
+// Thread-safe. The thread is optional (start()): tests and the simulation call tick().
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "dcs/store.h"
+
+namespace tandem {
+
+class LeaseKeeper {
+ public:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+
+  // REQUIRES: `store` and `clock` outlive the keeper.
+  LeaseKeeper(Store& store, std::string key, std::string self, std::chrono::milliseconds ttl,
+              Clock& clock);
+  ~LeaseKeeper();
+  LeaseKeeper(const LeaseKeeper&) = delete;
+  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+  // Called from whichever thread confirmed a renewal, with the time it was sent.
+  void on_renewed(std::function<void(SteadyTime)> callback);
+  // Called from whichever thread found that another node holds the lease now.
+  void on_lost(std::function<void()> callback);
+
+  // Creates the lease if nobody holds it and keeps it; kConflict if somebody does.
+  Status acquire();
+  // Keeps a lease this node holds at `revision` in the store (handed over to it, or held
+  // before the agent restarted): renews it at once.
+  Status adopt(Revision revision);
+  // Renews now, unless a renewal was confirmed less than `fresh` ago. REQUIRES: held().
+  Status renew(std::chrono::milliseconds fresh = std::chrono::milliseconds(0));
+  // Gives the lease to `target` by compare-and-set; not kept any more, whatever the outcome.
+  Status hand_over(const std::string& target);
+  // Removes the lease by compare-and-set; not kept any more, whatever the outcome.
+  Status release();
+  // Stops keeping the lease without writing (fenced, demoted: its TTL ends it).
+  void drop();
+
+  bool held() const;
+  // When the last confirmed renewal (or the creation) was sent; nullopt while not held.
+  std::optional<SteadyTime> confirmed_at() const;
+
+  // Renews from a thread of its own every `renew_every` while the lease is held.
+  void start(std::chrono::milliseconds renew_every);
+  void stop();
+  // What that thread does each time: renews a held lease whose last confirmation is at least
+  // `renew_every` old.
+  void tick(std::chrono::milliseconds renew_every);
+
+ private:
+  Status write_locked(const std::function<Result<Revision>(Revision)>& write, bool keep);
+  void lost_locked();
+
+  Store& store_;
+  const std::string key_;
+  const std::string self_;
+  const std::chrono::milliseconds ttl_;
+  Clock& clock_;
+
+  // Held during every store write, so that the thread and the cycle never race on a revision.
+  std::mutex write_mutex_;
+  mutable std::mutex state_mutex_;
+  bool held_ = false;
+  Revision revision_ = 0;
+  std::optional<SteadyTime> confirmed_at_;
+  std::function<void(SteadyTime)> renewed_callback_;
+  std::function<void()> lost_callback_;
+
+  std::thread thread_;
+  std::mutex thread_mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+};
+
+}  // namespace tandem

@@ -1,0 +1,32 @@
+#include "ops/timeline_claim.h"
+
+#include <fmt/format.h>
+
+namespace tandem {
+
+Result<TimelineId> claim_timeline(Store& store, const ClusterLayout& layout,
+                                  const std::string& node, TimelineId timeline) {
+  TimelineId wanted = promoted_timeline(timeline);
+  std::string value = encode_timeline_claim(wanted, node);
+  // A claim written by another node between the read and the write is read again: it may make
+  // this node's timeline the old one.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto snapshot = store.read(layout.timeline());
+    if (!snapshot) return fail_with_context(snapshot.error(), "reading the claimed timeline");
+    std::optional<TimelineClaim> claim = layout.view(*snapshot).timeline_claim;
+    if (auto why = behind_claimed_timeline(claim, node, timeline)) {
+      return fail(ErrorCode::kConflict, "not promoting: " + *why);
+    }
+    auto written =
+        claim ? store.compare_and_set(layout.timeline(), value, claim->revision, std::nullopt)
+              : store.create(layout.timeline(), value, std::nullopt);
+    if (written) return wanted;
+    if (written.error().code != ErrorCode::kConflict) {
+      return fail_with_context(written.error(), fmt::format("claiming timeline {}", wanted));
+    }
+  }
+  return fail(ErrorCode::kConflict,
+              fmt::format("not promoting {}: the claimed timeline keeps changing", node));
+}
+
+}  // namespace tandem

@@ -1,0 +1,20 @@
+// Claiming the timeline a promotion creates, in the cluster's store (see core/timeline_claim.h):
+// the agent before every promotion, and `tandem promote`, which thereby also serialises two
+// promotions started at once — the second finds the timeline claimed and is refused.
+#pragma once
+
+#include <string>
+
+#include "core/timeline_claim.h"
+#include "dcs/cluster_layout.h"
+#include "dcs/store.h"
+
+namespace tandem {
+
+// Claims promoted_timeline(timeline) for `node` by compare-and-set against the newest claim.
+// kConflict with the reason when the node is behind the newest claim or another node claimed
+// that timeline first; kUnavailable when the store cannot be reached. Returns the claimed one.
+Result<TimelineId> claim_timeline(Store& store, const ClusterLayout& layout,
+                                  const std::string& node, TimelineId timeline);
+
+}  // namespace tandem

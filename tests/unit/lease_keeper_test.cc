@@ -1,0 +1,131 @@
+// The lease keeper: the one writer of an agent's lease. It renews on its own, confirms a renewal
+// as of the moment it was sent, and ends the keeping (calling on_lost) when another node holds
+// the lease; hand-over and release write by compare-and-set on its own last revision.
+#include "agent/lease_keeper.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "dcs/cluster_layout.h"
+#include "dcs/memory_store.h"
+#include "fake_node_controller.h"
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct Fixture {
+  testing::FakeClock clock;
+  MemoryStore store{clock};
+  ClusterLayout layout{"c"};
+  LeaseKeeper keeper{store, layout.leader(), "node1", milliseconds(1000), clock};
+  int lost = 0;
+  std::vector<std::chrono::steady_clock::time_point> renewals;
+
+  Fixture() {
+    keeper.on_lost([this] { ++lost; });
+    keeper.on_renewed([this](auto at) { renewals.push_back(at); });
+  }
+  std::optional<StoredValue> leader() {
+    auto snapshot = store.read(layout.prefix());
+    const StoredValue* value = snapshot ? snapshot->find(layout.leader()) : nullptr;
+    return value ? std::optional(*value) : std::nullopt;
+  }
+};
+
+TEST(LeaseKeeper, AcquiresOnlyAFreeLease) {
+  Fixture f;
+  ASSERT_TRUE(f.store.create(f.layout.leader(), "node2", milliseconds(1000)));
+  auto refused = f.keeper.acquire();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_FALSE(f.keeper.held());
+  EXPECT_EQ(f.lost, 0);  // nothing was held, nothing lost
+  f.clock.sleep_for(milliseconds(1001));
+  ASSERT_TRUE(f.keeper.acquire());
+  EXPECT_TRUE(f.keeper.held());
+  EXPECT_EQ(f.leader()->value, "node1");
+}
+
+TEST(LeaseKeeper, TicksRenewOnlyWhenDueAndKeepTheKeyAlive) {
+  Fixture f;
+  ASSERT_TRUE(f.keeper.acquire());
+  Revision first = f.leader()->mod_revision;
+  f.keeper.tick(milliseconds(250));  // just renewed: nothing to do
+  EXPECT_EQ(f.leader()->mod_revision, first);
+  // Ten seconds of ticks every 100 ms: the 1 s lease never lapses.
+  for (int i = 0; i < 100; ++i) {
+    f.clock.sleep_for(milliseconds(100));
+    f.keeper.tick(milliseconds(250));
+    ASSERT_TRUE(f.leader()) << "lapsed after " << (i + 1) * 100 << " ms";
+  }
+  EXPECT_GT(f.leader()->mod_revision, first);
+  EXPECT_GE(f.renewals.size(), 30u);
+  EXPECT_EQ(*f.keeper.confirmed_at(), f.renewals.back());
+}
+
+TEST(LeaseKeeper, ARenewalThatFindsAnotherHolderEndsTheKeepingAndSaysSo) {
+  Fixture f;
+  ASSERT_TRUE(f.keeper.acquire());
+  auto leader = f.leader();
+  ASSERT_TRUE(f.store.compare_and_set(f.layout.leader(), "node2", leader->mod_revision,
+                                      milliseconds(1000)));
+  f.clock.sleep_for(milliseconds(300));
+  f.keeper.tick(milliseconds(250));
+  EXPECT_FALSE(f.keeper.held());
+  EXPECT_FALSE(f.keeper.confirmed_at());
+  EXPECT_EQ(f.lost, 1);
+  EXPECT_EQ(f.leader()->value, "node2");  // untouched
+}
+
+TEST(LeaseKeeper, HandsOverAndReleasesByCompareAndSet) {
+  Fixture f;
+  ASSERT_TRUE(f.keeper.acquire());
+  f.clock.sleep_for(milliseconds(300));
+  f.keeper.tick(milliseconds(250));  // the revision moved on: the keeper knows the new one
+  ASSERT_TRUE(f.keeper.hand_over("node3"));
+  EXPECT_FALSE(f.keeper.held());
+  EXPECT_EQ(f.leader()->value, "node3");
+  EXPECT_FALSE(f.keeper.hand_over("node2"));  // no longer held
+  EXPECT_EQ(f.leader()->value, "node3");
+
+  Fixture g;
+  ASSERT_TRUE(g.keeper.acquire());
+  ASSERT_TRUE(g.keeper.release());
+  EXPECT_FALSE(g.leader());
+  EXPECT_EQ(g.lost, 0);
+}
+
+TEST(LeaseKeeper, AdoptsALeaseHandedToIt) {
+  Fixture f;
+  auto created = f.store.create(f.layout.leader(), "node1", milliseconds(1000));
+  ASSERT_TRUE(created);
+  EXPECT_FALSE(f.keeper.held());
+  ASSERT_TRUE(f.keeper.adopt(*created));
+  EXPECT_TRUE(f.keeper.held());
+  EXPECT_GT(f.leader()->mod_revision, *created);
+  EXPECT_FALSE(f.keeper.adopt(*created));  // a stale revision: somebody wrote since
+}
+
+TEST(LeaseKeeper, ItsThreadRenewsWhileTheCycleIsBusy) {
+  SystemClock clock;
+  MemoryStore store(clock);
+  ClusterLayout layout("c");
+  LeaseKeeper keeper(store, layout.leader(), "node1", milliseconds(400), clock);
+  ASSERT_TRUE(keeper.acquire());
+  keeper.start(milliseconds(100));
+  // A "promotion" of 1.5 s, almost four TTLs, during which nobody else renews.
+  auto until = std::chrono::steady_clock::now() + milliseconds(1500);
+  while (std::chrono::steady_clock::now() < until) {
+    auto snapshot = store.read(layout.prefix());
+    ASSERT_TRUE(snapshot && snapshot->find(layout.leader())) << "the lease lapsed";
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  keeper.stop();
+  EXPECT_TRUE(keeper.held());
+}
+
+}  // namespace
+}  // namespace tandem

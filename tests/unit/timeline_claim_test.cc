@@ -1,0 +1,61 @@
+// Timeline claims: no timeline number is ever used by two histories, and a node behind the
+// newest claim does not promote.
+#include "ops/timeline_claim.h"
+
+#include <gtest/gtest.h>
+
+#include "dcs/memory_store.h"
+#include "fake_node_controller.h"
+
+namespace tandem {
+namespace {
+
+TEST(TimelineClaim, BehindTheNewestClaim) {
+  struct Case {
+    std::optional<TimelineClaim> claim;
+    TimelineId timeline;
+    bool may_promote;
+  };
+  const std::vector<Case> cases = {
+      {std::nullopt, 1, true},                                  // nothing claimed yet
+      {TimelineClaim{.timeline = 2, .by = "node1"}, 2, true},   // on the newest
+      {TimelineClaim{.timeline = 2, .by = "node1"}, 5, true},   // ahead of the claims
+      {TimelineClaim{.timeline = 3, .by = "node1"}, 2, false},  // another promoted past it
+      {TimelineClaim{.timeline = 3, .by = "node2"}, 2, true},   // its own unfinished claim
+      {TimelineClaim{.timeline = 4, .by = "node2"}, 2, false},  // its own, but two ahead
+  };
+  for (const Case& c : cases) {
+    auto why = behind_claimed_timeline(c.claim, "node2", c.timeline);
+    EXPECT_EQ(!why.has_value(), c.may_promote)
+        << "timeline " << c.timeline << ": " << why.value_or("may promote");
+  }
+}
+
+TEST(TimelineClaim, OneNumberOneClaimant) {
+  testing::FakeClock clock;
+  MemoryStore store(clock);
+  ClusterLayout layout("c");
+  auto first = claim_timeline(store, layout, "node1", 1);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(*first, 2u);
+  // A second promotion from timeline 1 — two `tandem promote` at once, or a node that missed
+  // the first promotion — is refused: timeline 2 is taken.
+  auto second = claim_timeline(store, layout, "node2", 1);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, ErrorCode::kConflict);
+  EXPECT_NE(second.error().message.find("behind timeline 2 claimed by node1"), std::string::npos)
+      << second.error().message;
+  // node1 retrying its own unfinished claim may; a node that followed timeline 2 claims 3.
+  EXPECT_EQ(claim_timeline(store, layout, "node1", 1).value_or(0), 2u);
+  EXPECT_EQ(claim_timeline(store, layout, "node3", 2).value_or(0), 3u);
+  EXPECT_FALSE(claim_timeline(store, layout, "node1", 1));
+  auto snapshot = store.read(layout.prefix());
+  ASSERT_TRUE(snapshot);
+  auto claim = layout.view(*snapshot).timeline_claim;
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->timeline, 3u);
+  EXPECT_EQ(claim->by, "node3");
+}
+
+}  // namespace
+}  // namespace tandem
