@@ -263,7 +263,10 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
         }
       }
       if (auto ok = lease_.acquire(); !ok) return ok;
-      if (!ha_.quorum_fencing) fence_other_primaries();
+      if (!ha_.quorum_fencing) {
+        fence_other_primaries();
+        await_stopped_primaries();
+      }
       return promote(*view, node, decision.reason);  // watched from promote_in_place on
     case Action::kPromote:
       // The lease was handed over: confirm it is still this node's before writing.
@@ -412,6 +415,21 @@ void Agent::fence_other_primaries() {
                     "({} shutdown)",
                     other.name, clean ? "fast" : "immediate"));
     if (clean) await_wal_of(other);
+  }
+}
+
+// A former primary on this machine that its own watchdog stopped cleanly moments ago shipped
+// its last WAL on the way out: wait (bounded) until this node has it, before promoting.
+void Agent::await_stopped_primaries() {
+  for (const NodeConfig& other : config_.nodes) {
+    if (other.name == self_.name || running_postmaster(other.data_dir) ||
+        std::filesystem::exists(other.data_dir + "/standby.signal")) {
+      continue;
+    }
+    auto control = programs_.control_data(other);
+    if (control && control->cleanly_shut_down()) {
+      await_wal_of(other);
+    }
   }
 }
 

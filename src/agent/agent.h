@@ -57,6 +57,7 @@ class Agent {
   Status hand_over(const ClusterView& view, const std::string& target);
   void fence_other_primaries();
   void await_wal_of(const NodeConfig& other);
+  void await_stopped_primaries();
   Status start_standby(const std::string& leader);
   MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);

@@ -57,10 +57,14 @@ void FencingWatchdog::run(Shared* shared, std::chrono::milliseconds deadline) {
     pid_t postmaster = shared->postmaster.load();
     if (postmaster <= 0) continue;
     if (monotonic_ns() - shared->confirmed_ns.load() < deadline_ns) continue;
-    // Immediate shutdown: the postmaster tells every backend to exit at once.
-    kill(postmaster, SIGQUIT);
+    // Fast shutdown: every session ends at once and no new one starts, so nothing more is
+    // acknowledged; the WAL senders pass what was flushed — every acknowledged commit — to the
+    // standbys before the postmaster exits. Immediate after 300 ms, SIGKILL a second later.
+    kill(postmaster, SIGINT);
     shared->fenced_ns = monotonic_ns();
     shared->postmaster.compare_exchange_strong(postmaster, 0);
+    for (int waited = 0; waited < 30 && kill(postmaster, 0) == 0; ++waited) sleep_ms(10);
+    if (kill(postmaster, 0) == 0) kill(postmaster, SIGQUIT);
     for (int waited = 0; waited < 100 && kill(postmaster, 0) == 0; ++waited) sleep_ms(10);
     if (kill(postmaster, 0) == 0) kill(postmaster, SIGKILL);
   }
