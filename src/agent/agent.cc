@@ -102,7 +102,8 @@ Decision Agent::cycle() {
     view = layout_.view(*snapshot);
     // This cycle's own facts beat the record published a cycle ago.
     view->members[self_.name] = member_record(node);
-    if (view->leader) last_leader_ = view->leader->name;
+    // The last OTHER leader: a lease handed to this node names this node before it promotes.
+    if (view->leader && !view->leader_is(self_.name)) last_leader_ = view->leader->name;
     last_optime_ = view->last_leader_lsn;
   }
   watch_postmaster(node.state == PgState::kPrimary);
@@ -342,7 +343,7 @@ void Agent::publish_optime(const NodeObservation& node) {
 
 Status Agent::promote(const ClusterView& view, const NodeObservation& node,
                       const std::string& reason) {
-  std::string former = last_leader_ == self_.name ? "" : last_leader_;
+  std::string former = last_leader_;
   if (view.switchover && !view.switchover->from.empty()) former = view.switchover->from;
   std::optional<std::int64_t> lost_bytes;
   if (last_optime_ && node.received_lsn) {
@@ -388,6 +389,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
                                             .reason = reason}),
                             std::nullopt);
   if (!written) return std::unexpected(written.error());
+  last_leader_.clear();  // this node leads now; the next other leader will be seen
   return promoted;
 }
 

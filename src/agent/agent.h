@@ -90,7 +90,7 @@ class Agent {
   // The postmaster while it may accept writes (0: none): what a lost lease stops at once.
   std::atomic<pid_t> writable_postmaster_{0};
   std::optional<Lsn> published_optime_;
-  std::string last_leader_;         // the last leader seen, for the history
+  std::string last_leader_;         // the last other leader seen, for the history
   std::optional<Lsn> last_optime_;  // the last leader position seen, for the history
   std::string published_record_;
   std::chrono::steady_clock::time_point published_at_{};

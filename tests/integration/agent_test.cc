@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "bench/local_queries.h"
 #include "bench/write_probe.h"
@@ -268,6 +269,65 @@ TEST_F(AgentTest, SynchronousModeLosesNoAcknowledgedWriteInAHostCrash) {
       << "acknowledged writes lost in synchronous mode";
   std::cout << "synchronous host crash: " << acknowledged.size() - present << " of "
             << acknowledged.size() << " acknowledged writes lost\n";
+}
+
+// Every promotion in the history created a timeline of its own.
+void expect_distinct_timelines(const nlohmann::json& entries) {
+  std::set<long> seen;
+  for (const auto& entry : entries) {
+    long timeline = entry["timeline"].get<long>();
+    EXPECT_TRUE(seen.insert(timeline).second) << "timeline " << timeline << " used twice";
+  }
+}
+
+// A cluster in synchronous mode stopped cleanly as a whole comes back by itself, with every
+// acknowledged write: its last leader (or its synchronous standby) leads again.
+TEST_F(AgentTest, SynchronousClusterComesBackAfterAFullStopWithEveryWrite) {
+  up(2, [](ClusterConfig& config) { config.ha.synchronous_mode = true; });
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 30; }));
+  probe.stop();
+  tandem_ok({"local", "down"});
+  tandem_ok({"local", "up", "--dir", dir_});
+  std::string leader;
+  ASSERT_TRUE(eventually([&] { return !(leader = current_primary()).empty(); }))
+      << agent_log("node1") << agent_log("node2");
+  long present = rows_in_probe(leader, probe);
+  EXPECT_EQ(present, static_cast<long>(probe.acknowledged().size()));
+  for (const NodeConfig& each : config_.nodes) {
+    if (each.name == leader) continue;
+    EXPECT_TRUE(eventually([&] { return streams(leader, each.name); })) << each.name;
+  }
+  expect_distinct_timelines(history());
+  std::cout << "synchronous full stop and start: " << leader << " leads, " << present << " of "
+            << probe.acknowledged().size() << " acknowledged writes present\n";
+}
+
+// `tandem local stop` of the leader stops it cleanly and hands the lease to a standby at once.
+TEST_F(AgentTest, ACleanStopOfTheLeaderHandsTheLeaseOver) {
+  up(2);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  auto asked = std::chrono::steady_clock::now();
+  tandem_ok({"local", "stop", primary});
+  std::string next;
+  ASSERT_TRUE(eventually([&] {
+    next = current_primary();
+    return !next.empty() && next != primary;
+  }));
+  auto took = std::chrono::steady_clock::now() - asked;
+  nlohmann::json entries;
+  ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
+  EXPECT_EQ(entries[1]["from"], primary);
+  EXPECT_EQ(entries[1]["to"], next);
+  EXPECT_NE(agent_log(primary).find("lease handed over to " + next), std::string::npos)
+      << agent_log(primary);
+  expect_distinct_timelines(entries);
+  std::cout << "clean stop of the leader: " << next << " writable after "
+            << std::chrono::duration_cast<milliseconds>(took).count() << " ms\n";
 }
 
 TEST_F(AgentTest, StandbyLaggingBeyondTheLimitIsNeverPromoted) {

@@ -1,6 +1,7 @@
 // The three ways back for a former primary: follow (it stopped cleanly before the promotion),
 // pg_rewind (it diverged), and a fresh clone when rewinding is impossible.
 #include <filesystem>
+#include <thread>
 
 #include "local_cluster_fixture.h"
 #include "proc/process_runner.h"
@@ -51,6 +52,32 @@ TEST_F(RejoinTest, CleanlyStoppedPrimaryFollowsWithoutRewind) {
   EXPECT_NE(output.find("node1: followed without rewind"), std::string::npos) << output;
   EXPECT_TRUE(eventually([&] { return count("node1") == "2"; }));
   EXPECT_TRUE(diverged_dirs().empty());
+}
+
+class ThreeNodeManualTest : public RejoinTest {
+ protected:
+  int standbys() const override { return 2; }
+};
+
+// Two people promote two standbys at once after the primary crashed: the timeline claim lets
+// one through and refuses the other, so there is one primary, on a timeline nobody else uses.
+TEST_F(ThreeNodeManualTest, TwoPromotionsAtOnceLeaveOnePrimary) {
+  tandem_ok({"local", "crash", "node1"});
+  CommandOutput outputs[2];
+  std::thread second([&] { outputs[1] = tandem({"promote", "node3"}); });
+  outputs[0] = tandem({"promote", "node2"});
+  second.join();
+  int succeeded = (outputs[0].exit_code == 0) + (outputs[1].exit_code == 0);
+  EXPECT_EQ(succeeded, 1) << outputs[0].output << "\n" << outputs[1].output;
+  const CommandOutput& refused = outputs[0].exit_code == 0 ? outputs[1] : outputs[0];
+  EXPECT_TRUE(refused.output.find("claimed by") != std::string::npos ||
+              refused.output.find("still runs as the primary") != std::string::npos)
+      << refused.output;
+  int writable = 0;
+  for (const char* name : {"node2", "node3"}) {
+    writable += value(name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true";
+  }
+  EXPECT_EQ(writable, 1);
 }
 
 TEST_F(RejoinTest, RewindImpossibleFallsBackToACloneAndKeepsTheOldDirectory) {
