@@ -86,6 +86,7 @@ Decision Agent::cycle() {
   if (node.state != PgState::kPrimary) sync_.reset();
   refresh_primary_details(node);
   node.lease_renewed_at = lease_.confirmed_at();
+  count_attempts(node);
   if (contacts_ != nullptr) {
     // A ping answered within two cycles is a peer's word now (docs/ARCHITECTURE.md,
     // "Several machines", for the arithmetic).
@@ -120,10 +121,43 @@ Decision Agent::cycle() {
   }
   Decision decision = decide(view, node, ha_, clock_.steady_now());
   Status result = execute(decision, node, view);
+  record_attempt(decision.action, result);
   if (view) publish(node);
   log_cycle(decision, result);
   report(node, view, decision, !result);
   return decision;
+}
+
+// A primary that ran for ten seconds came back for good; until then its restarts count.
+void Agent::count_attempts(NodeObservation& node) {
+  if (node.state != PgState::kPrimary) {
+    primary_since_.reset();
+  } else if (!primary_since_) {
+    primary_since_ = clock_.steady_now();
+  } else if (since(*primary_since_, clock_) >= std::chrono::seconds(10)) {
+    start_failures_ = 0;
+  }
+  node.rejoin_failures = rejoin_failures_;
+  node.start_failures = start_failures_;
+}
+
+void Agent::record_attempt(Action action, const Status& result) {
+  switch (action) {
+    case Action::kRejoin:
+      rejoin_failures_ = result ? 0 : rejoin_failures_ + 1;
+      break;
+    case Action::kReclone:
+      if (result) rejoin_failures_ = 0;
+      break;
+    case Action::kStartPrimary:
+      ++start_failures_;
+      break;
+    case Action::kReleaseLease:
+      if (result) start_failures_ = 0;
+      break;
+    default:
+      break;
+  }
 }
 
 void Agent::watch_postmaster(bool writable) {
@@ -288,6 +322,20 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       auto outcome = rejoin_node(context_, self_);
       if (!outcome) return std::unexpected(outcome.error());
       return {};
+    }
+    case Action::kReclone: {
+      const NodeConfig* leader = leader_node(decision.leader);
+      if (leader == nullptr)
+        return fail(ErrorCode::kNotFound, decision.leader + " is not configured");
+      auto aside = reinitialize_standby(context_, self_, *leader);
+      if (!aside) return std::unexpected(aside.error());
+      return {};
+    }
+    case Action::kReleaseLease: {
+      if (!lease_.held()) {
+        if (auto ok = lease_.adopt(view->leader->revision); !ok) return ok;
+      }
+      return lease_.release();
     }
   }
   return {};

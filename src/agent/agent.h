@@ -68,6 +68,9 @@ class Agent {
   void serve_request();
   // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
   void watch_postmaster(bool writable);
+  // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
+  void count_attempts(NodeObservation& node);
+  void record_attempt(Action action, const Status& result);
   Status carry_out(NodeRequest request);
   void refresh_primary_details(const NodeObservation& node);
   void report(const NodeObservation& node, const std::optional<ClusterView>& view,
@@ -99,6 +102,9 @@ class Agent {
   FencingWatchdog* watchdog_ = nullptr;
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;
   std::uint64_t cycles_ = 0;
+  int rejoin_failures_ = 0;
+  int start_failures_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> primary_since_;
   std::optional<PrimaryDetails> primary_details_;
   std::chrono::steady_clock::time_point primary_details_at_{};
   std::string store_error_;  // why the last read of the store failed, "" when it did not

@@ -19,6 +19,7 @@ int run_cli(int argc, char** argv) {
   add_status_command(app, state);
   add_promote_command(app, state);
   add_rejoin_command(app, state);
+  add_reinit_command(app, state);
   add_slot_command(app, state);
   add_local_command(app, state);
   add_agent_command(app, state);

@@ -26,6 +26,7 @@ void add_clone_command(CLI::App& app, CliState& state);
 void add_status_command(CLI::App& app, CliState& state);
 void add_promote_command(CLI::App& app, CliState& state);
 void add_rejoin_command(CLI::App& app, CliState& state);
+void add_reinit_command(CLI::App& app, CliState& state);
 void add_slot_command(CLI::App& app, CliState& state);
 void add_local_command(CLI::App& app, CliState& state);
 void add_agent_command(CLI::App& app, CliState& state);

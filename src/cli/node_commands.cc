@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "ops/node_ops.h"
 #include "ops/role_ops.h"
+#include "ops/servers.h"
 #include "ops/store_access.h"
 
 namespace tandem {
@@ -93,6 +94,31 @@ void add_rejoin_command(CLI::App& app, CliState& state) {
                    outcome->moved_aside.empty() ? " (undone by pg_rewind)"
                                                 : " (kept in " + outcome->moved_aside + ")");
       }
+      return Status();
+    });
+  });
+}
+
+void add_reinit_command(CLI::App& app, CliState& state) {
+  auto* command = app.add_subcommand(
+      "reinit", "Clone the standby NODE again from the primary (its old data is moved aside)");
+  auto node = std::make_shared<std::string>();
+  command->add_option("node", *node, "Node name from tandem.yaml")->required();
+  command->callback([&state, node] {
+    state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
+      fmt::print("reinit {}\n", target.name);
+      if (probe_node(context, target).state == NodeRunState::kPrimary) {
+        return Status(fail(ErrorCode::kConflict,
+                           target.name + " runs as a primary: only a standby is reinitialized"));
+      }
+      auto primary = find_primary(context, target.name);
+      if (!primary) {
+        return Status(fail_with_context(primary.error(), "cannot reinitialize " + target.name));
+      }
+      auto aside = reinitialize_standby(context, target, **primary);
+      if (!aside) return Status(std::unexpected(aside.error()));
+      fmt::print("{} streams from {}; its old data is in {}\n", target.name, (*primary)->name,
+                 *aside);
       return Status();
     });
   });

@@ -87,12 +87,30 @@ Decision without_data(const ClusterView& view, const HaConfig& config) {
                       view.initialized_by)};
 }
 
+// A rejoin, or once rejoins have failed again and again a fresh copy (the old data kept aside).
+Decision rejoin(const NodeObservation& node, const std::string& why, const std::string& leader) {
+  if (node.rejoin_failures >= kAttemptsBeforeEscalating) {
+    return {Action::kReclone,
+            fmt::format("{}, and {} rejoins in a row failed: clone {} again (the old data "
+                        "directory is moved aside)",
+                        why, node.rejoin_failures, leader),
+            leader};
+  }
+  return {Action::kRejoin, why + ": rejoin it", leader};
+}
+
 Decision stopped(const ClusterView& view, const NodeObservation& node, const HaConfig& config) {
   if (view.leader_is(config.self) && config.quorum_fencing && !reaches_majority(node, config)) {
     return {Action::kNone,
             fmt::format("holds the lease, but no majority of the agents answered for {} ms: stay "
                         "down",
                         ms(node.majority_contact_age))};
+  }
+  if (view.leader_is(config.self) && node.start_failures >= kAttemptsBeforeEscalating) {
+    return {Action::kReleaseLease,
+            fmt::format("PostgreSQL did not come back after {} restarts in place: release the "
+                        "lease so that a standby takes over (this node rejoins it)",
+                        node.start_failures)};
   }
   if (view.leader_is(config.self)) {
     return {Action::kStartPrimary,
@@ -101,9 +119,8 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
   }
   if (view.leader) {
     if (node.data_was_primary) {
-      return {Action::kRejoin,
-              fmt::format("a former primary while {} leads: rejoin it", view.leader->name),
-              view.leader->name};
+      return rejoin(node, fmt::format("a former primary while {} leads", view.leader->name),
+                    view.leader->name);
     }
     return {Action::kStartStandby,
             fmt::format("PostgreSQL is down: start it as a standby of {}", view.leader->name),
@@ -310,10 +327,10 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
             leader};
   }
   if (node.not_streaming_for >= config.rejoin_after) {
-    return {Action::kRejoin,
-            fmt::format("pointed at {} but not streaming for {} ms: rejoin it", leader,
-                        ms(node.not_streaming_for)),
-            leader};
+    return rejoin(node,
+                  fmt::format("pointed at {} but not streaming for {} ms", leader,
+                              ms(node.not_streaming_for)),
+                  leader);
   }
   return {Action::kNone, fmt::format("a standby of {}", leader), leader};
 }
@@ -350,6 +367,10 @@ std::string_view action_name(Action action) {
       return "rejoin";
     case Action::kHandOver:
       return "hand-over";
+    case Action::kReclone:
+      return "reclone";
+    case Action::kReleaseLease:
+      return "release-lease";
   }
   return "unknown";
 }

@@ -24,7 +24,13 @@ enum class Action {
   kDemote,        // a primary while another holds the lease: stop at once
   kRejoin,        // a stopped former primary: rewind (or reclone) to follow the leader
   kHandOver,      // a requested switchover: stop cleanly, give the lease to the target
+  kReclone,       // a standby that cannot rejoin: move its data aside, copy the leader afresh
+  kReleaseLease,  // the leader whose PostgreSQL cannot start: give the lease up to a standby
 };
+
+// After this many failures in a row, a rejoin becomes a reclone and a restart in place a
+// release of the lease.
+inline constexpr int kAttemptsBeforeEscalating = 3;
 std::string_view action_name(Action action);
 
 struct Decision {

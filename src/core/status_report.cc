@@ -59,8 +59,11 @@ void assess_slot(const SlotRow& slot, const ClusterConfig& config, WallTime now,
   if (slot.wal_status == "lost") {
     warnings.push_back(fmt::format(
         "slot {} was invalidated: it held more than max_slot_wal_keep_size ({}) and the WAL is "
-        "gone; its standby must be cloned again",
-        slot.name, format_size_exact(config.replication.max_slot_wal_keep_size)));
+        "gone; its standby must be cloned again: its agent does so when it finds it not "
+        "streaming, by hand `tandem rejoin {}` or `tandem reinit {}` (the old data is moved "
+        "aside)",
+        slot.name, format_size_exact(config.replication.max_slot_wal_keep_size), slot.name,
+        slot.name));
     return;
   }
   if (slot.wal_status == "unreserved") {

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "ops/node_ops.h"
 #include "ops/role_ops.h"
@@ -71,7 +72,22 @@ Result<std::string> reclone(Context& context, const NodeConfig& node, const Node
                 fmt::format("cannot move {} aside to {}", node.data_dir, aside));
   }
   context.report(fmt::format("moved {} aside to {} (nothing deleted)", node.data_dir, aside));
-  if (auto ok = clone_standby(context, node, primary.name); !ok) return std::unexpected(ok.error());
+  if (auto ok = clone_standby(context, node, primary.name); !ok) {
+    // No space, say, or the primary went away: the old data goes back where it was, and what
+    // was copied is kept beside it.
+    std::string partial = aside + ".incomplete-copy";
+    bool copied = std::filesystem::exists(node.data_dir);
+    if ((!copied || std::rename(node.data_dir.c_str(), partial.c_str()) == 0) &&
+        std::rename(aside.c_str(), node.data_dir.c_str()) == 0) {
+      return fail(
+          ok.error().code,
+          fmt::format("the copy of {} failed, its old data is back in {}{}: {}", node.name,
+                      node.data_dir, copied ? " (the incomplete copy is in " + partial + ")" : "",
+                      ok.error().message));
+    }
+    return fail(ok.error().code, fmt::format("the copy of {} failed and its old data is in {}: {}",
+                                             node.name, aside, ok.error().message));
+  }
   return aside;
 }
 
@@ -80,6 +96,16 @@ Status start_following(Context& context, const NodeConfig& node, const NodeConfi
   if (auto ok = write_node_files(context, node, &primary); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
   return wait_streaming(context, primary, node, timeout);
+}
+
+// Errors of a moment — the source shutting down or starting, a refused connection — are no
+// verdict on the node's data: the rejoin is tried again, never turned into a reclone.
+bool transient(const Error& error) {
+  for (const char* sign : {"shutting down", "starting up", "Connection refused",
+                           "could not connect", "in recovery mode", "timeout expired"}) {
+    if (error.message.find(sign) != std::string::npos) return true;
+  }
+  return error.code == ErrorCode::kUnavailable || error.code == ErrorCode::kTimeout;
 }
 
 // pg_rewind, or when that is impossible a fresh clone with the old directory kept aside.
@@ -91,12 +117,23 @@ Status rewind_or_reclone(Context& context, const NodeConfig& node, const NodeCon
     context.report(fmt::format("pg_rewind {} from {}: done", node.name, primary.name));
     return start_following(context, node, primary, context.streaming_timeout);
   }
+  if (transient(rewound.error())) {
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("pg_rewind of {} failed for a passing reason, to be tried again: {}",
+                            node.name, rewound.error().message));
+  }
   context.report(fmt::format("pg_rewind is impossible: {}", rewound.error().message));
   auto aside = reclone(context, node, primary);
   if (!aside) return std::unexpected(aside.error());
   outcome.result = RejoinResult::kRecloned;
   outcome.moved_aside = *aside;
   return {};
+}
+
+Result<bool> slot_is_lost(Context& context, const NodeConfig& primary, const NodeConfig& node) {
+  auto admin = connect_admin(context.config, primary);
+  if (!admin) return std::unexpected(admin.error());
+  return slot_lost(*admin, node.name);
 }
 
 bool streams_from(Context& context, const NodeConfig& primary, const NodeConfig& node) {
@@ -136,6 +173,20 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
     }
   }
 
+  // The WAL it needs is gone from the primary: no rewind or restart brings it back.
+  if (auto lost = slot_is_lost(context, primary, node); !lost) {
+    return std::unexpected(lost.error());
+  } else if (*lost) {
+    context.report(
+        fmt::format("slot {} on {} was invalidated: the WAL {} needs is gone; cloning "
+                    "it again",
+                    node.name, primary.name, node.name));
+    auto aside = reclone(context, node, primary, "slot-lost");
+    if (!aside) return std::unexpected(aside.error());
+    return RejoinOutcome{.result = RejoinResult::kRecloned,
+                         .reason = "its slot was invalidated",
+                         .moved_aside = *aside};
+  }
   auto control = stopped_cleanly(context, node);
   if (!control) return std::unexpected(control.error());
   auto primary_wal = read_primary_wal(context, primary);

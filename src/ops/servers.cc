@@ -166,10 +166,28 @@ Status wait_streaming(Context& context, const NodeConfig& primary, const NodeCon
   return {};
 }
 
+Result<bool> slot_lost(Connection& primary, const std::string& slot) {
+  auto rows = primary.query(
+      "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND wal_status = 'lost'", {slot});
+  if (!rows) return std::unexpected(rows.error());
+  return !rows->empty();
+}
+
 Result<bool> ensure_slot(Connection& primary, const std::string& slot) {
-  auto existing = primary.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", {slot});
+  auto existing = primary.query(
+      "SELECT coalesce(wal_status, '') AS status, active::text AS active FROM "
+      "pg_replication_slots WHERE slot_name = $1",
+      {slot});
   if (!existing) return std::unexpected(existing.error());
-  if (!existing->empty()) return false;
+  if (!existing->empty() && existing->text(0, "status") != "lost") return false;
+  if (!existing->empty()) {
+    if (existing->text(0, "active") == "true") {
+      return fail(ErrorCode::kConflict, "slot " + slot + " was invalidated but is still in use");
+    }
+    if (auto dropped = primary.query("SELECT pg_drop_replication_slot($1)", {slot}); !dropped) {
+      return fail_with_context(dropped.error(), "dropping the invalidated slot " + slot);
+    }
+  }
   // immediately_reserve: the slot holds WAL from now on, before its standby first connects.
   auto created = primary.query("SELECT pg_create_physical_replication_slot($1, true)", {slot});
   if (!created) {

@@ -58,8 +58,12 @@ Status check_new_node(const NodeConfig& node);
 Status wait_streaming(Context& context, const NodeConfig& primary, const NodeConfig& standby,
                       std::chrono::milliseconds timeout);
 
-// Creates the physical slot on `primary` unless it exists; returns whether it created it.
+// Creates the physical slot on `primary` unless it exists; returns whether it created it. A slot
+// that was invalidated (wal_status lost: it can never serve again) is dropped and created anew.
 Result<bool> ensure_slot(Connection& primary, const std::string& slot);
+
+// Whether `slot` on `primary` was invalidated: the WAL its standby needs is gone.
+Result<bool> slot_lost(Connection& primary, const std::string& slot);
 
 enum class ServerRole { kPrimary, kStandby };
 

@@ -108,6 +108,12 @@ TEST(Decide, EveryBranch) {
   ClusterView store_replaced;  // no initialize key
   NodeObservation pointed_nowhere = observed(PgState::kStarting);
   NodeObservation pointed_at_leader = observed(PgState::kStarting, "node1");
+  NodeObservation failing_rejoins = former_primary;
+  failing_rejoins.rejoin_failures = kAttemptsBeforeEscalating;
+  NodeObservation failing_follower = stuck_standby;
+  failing_follower.rejoin_failures = kAttemptsBeforeEscalating;
+  NodeObservation failing_starts = observed(PgState::kStopped);
+  failing_starts.start_failures = kAttemptsBeforeEscalating;
   NodeObservation primary_recovering = observed(PgState::kStarting);
   primary_recovering.data_was_primary = true;
 
@@ -140,6 +146,12 @@ TEST(Decide, EveryBranch) {
        Action::kFollow, "but node1 leads: follow it"},
       {"former primary starting: not repointed", view_with("node1", {}), primary_recovering,
        Action::kNone, "starting"},
+      {"former primary whose rejoins keep failing", view_with("node1", {}), failing_rejoins,
+       Action::kReclone, "3 rejoins in a row failed: clone node1 again"},
+      {"standby whose rejoins keep failing", view_with("node1", {}), failing_follower,
+       Action::kReclone, "moved aside"},
+      {"leader whose PostgreSQL does not come back", view_with("node2", {}), failing_starts,
+       Action::kReleaseLease, "after 3 restarts in place: release the lease"},
       {"switchover to a named standby", with_request(led_by_me, {.from = "node2", .to = "node3"}),
        observed(PgState::kPrimary), Action::kHandOver, "hand the lease to node3"},
       {"switchover to the best standby", with_request(led_by_me, {.from = "node2"}),

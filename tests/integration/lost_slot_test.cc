@@ -1,0 +1,96 @@
+// A standby away longer than its slot may hold WAL (the walk-through's closing warning): the
+// primary invalidates the slot, the WAL the standby needs is gone, and only a fresh copy brings
+// it back. tandem makes that copy — the old data moved aside — by hand (`tandem rejoin`,
+// `tandem reinit`) and by itself with agents.
+#include <filesystem>
+
+#include "bench/local_queries.h"
+#include "local_cluster_fixture.h"
+#include "proc/os_user.h"
+
+namespace tandem::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Steady = std::chrono::steady_clock;
+
+class LostSlotTest : public LocalClusterTest {
+ protected:
+  void up(bool agents) {
+    write_config(
+        1, [](ClusterConfig& config) { config.replication.max_slot_wal_keep_size = 32LL << 20; },
+        agents);
+    tandem_ok({"local", "up", "--dir", dir_});
+  }
+  // With node2 stopped, node1 writes and checkpoints until node2's slot is invalidated.
+  void lose_slot() {
+    tandem_ok({"local", "stop", "node2"});
+    exec("node1", "CREATE TABLE filler (pad text)");
+    ASSERT_TRUE(eventually(
+        [&] {
+          exec("node1",
+               "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 20000); "
+               "SELECT pg_switch_wal(); CHECKPOINT;");
+          return value("node1",
+                       "SELECT wal_status AS v FROM pg_replication_slots WHERE "
+                       "slot_name = 'node2'") == "lost";
+        },
+        std::chrono::seconds(120)));
+    rows_ = value("node1", "SELECT count(*)::text AS v FROM filler");
+  }
+  bool streams() { return bench::streams(config_, "node1", "node2"); }
+  int moved_aside(const std::string& why) {
+    int found = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      found += entry.path().filename().string().starts_with("node2." + why + "-");
+    }
+    return found;
+  }
+  std::string rows_;
+};
+
+TEST_F(LostSlotTest, ByHandRejoinReclonesAndReinitCopiesAgain) {
+  up(false);
+  ASSERT_NO_FATAL_FAILURE(lose_slot());
+  std::string status = tandem_ok({"status"});
+  EXPECT_NE(status.find("tandem reinit node2"), std::string::npos) << status;
+  auto began = Steady::now();
+  std::string output = tandem_ok({"rejoin", "node2"});
+  EXPECT_NE(output.find("node2: recloned"), std::string::npos) << output;
+  EXPECT_TRUE(eventually([&] { return streams(); }));
+  auto took = Steady::now() - began;
+  EXPECT_EQ(moved_aside("slot-lost"), 1);
+  EXPECT_TRUE(eventually(
+      [&] { return value("node2", "SELECT count(*)::text AS v FROM filler") == rows_; }));
+  std::cout << "lost slot, by hand: node2 streams again "
+            << std::chrono::duration_cast<milliseconds>(took).count()
+            << " ms after `tandem rejoin`\n";
+
+  output = tandem_ok({"reinit", "node2"});
+  EXPECT_NE(output.find("node2 streams from node1"), std::string::npos) << output;
+  EXPECT_EQ(moved_aside("reinitialized"), 1);
+  EXPECT_TRUE(eventually([&] { return streams(); }));
+  CommandOutput refused = tandem({"reinit", "node1"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("runs as a primary"), std::string::npos) << refused.output;
+}
+
+TEST_F(LostSlotTest, TheAgentReclonesAStandbyWhoseSlotWasLost) {
+  up(true);
+  ASSERT_EQ(bench::writable_node(config_), "node1");
+  ASSERT_NO_FATAL_FAILURE(lose_slot());
+  auto began = Steady::now();
+  tandem_ok({"local", "start", "node2"});
+  EXPECT_TRUE(eventually([&] { return streams(); }, std::chrono::seconds(90)))
+      << read_file(config_.log_dir + "/node2.agent.log").value_or("");
+  auto took = Steady::now() - began;
+  EXPECT_EQ(moved_aside("slot-lost"), 1);
+  EXPECT_TRUE(eventually(
+      [&] { return value("node2", "SELECT count(*)::text AS v FROM filler") == rows_; }));
+  std::cout << "lost slot, with agents: node2 streams again "
+            << std::chrono::duration_cast<milliseconds>(took).count()
+            << " ms after `tandem local start node2`\n";
+}
+
+}  // namespace
+}  // namespace tandem::testing
