@@ -1,6 +1,10 @@
 // The agent of one node: every cycle it observes its PostgreSQL, reads the cluster from the
 // store, lets decide() choose one action, executes it, publishes the node's record, and logs
 // one line saying what it did and why.
+//
+// It is built from interfaces — its node (LocalNode), the store, the clock, and optionally a
+// watchdog and the other agents' answers — so that a test process can run many agents against
+// a simulated clock and a model of PostgreSQL (tests/sim).
 #pragma once
 
 #include <atomic>
@@ -9,101 +13,106 @@
 #include <string>
 
 #include "agent/agent_board.h"
-#include "agent/agent_node_controller.h"
 #include "agent/contact_book.h"
 #include "agent/fencing_watchdog.h"
 #include "agent/lease_keeper.h"
-#include "agent/node_observer.h"
-#include "agent/postgres_process.h"
-#include "agent/sync_manager.h"
+#include "agent/local_node.h"
 #include "core/decide.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/store.h"
-#include "ops/context.h"
 
 namespace tandem {
 
+// What an agent is built from. Everything referenced outlives the agent.
+struct AgentParts {
+  const ClusterConfig& config;
+  const NodeConfig& self;
+  LocalNode& node;
+  Store& store;
+  Clock& clock;
+  // A store connection of its own for the LeaseKeeper, so that its renewals never wait behind
+  // a read of the cycle; the cycle's store when null.
+  Store* lease_store = nullptr;
+  // Stops PostgreSQL when its right to write lapses (a process of its own); optional.
+  Watchdog* watchdog = nullptr;
+  // Quorum fencing: what the agent hears from the others (required with ha.quorum_fencing).
+  ContactBook* contacts = nullptr;
+  // Where the agent reports each cycle and takes requests from its API; optional.
+  AgentBoard* board = nullptr;
+  // Renew the lease from a thread of its own (false: the caller ticks lease_keeper()).
+  bool keeper_thread = true;
+};
+
 class Agent {
  public:
-  // REQUIRES: `self` names a node of `config`; everything passed outlives the agent.
-  // `lease_store`, when given, is a connection of its own for the LeaseKeeper, so that its
-  // renewals never wait behind a read of the cycle.
-  Agent(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
-        const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock,
-        Store* lease_store = nullptr);
+  explicit Agent(const AgentParts& parts);
   ~Agent();
 
   // Runs cycles until `stop` becomes true, then shuts down: the leader stops PostgreSQL
   // cleanly and hands the lease over at once; the member record is withdrawn.
   void run(const std::atomic<bool>& stop);
+  // The shutdown run() ends with. Public for the simulation.
+  void shut_down();
 
   // One cycle; returns the decision it executed. Public for tests.
   Decision cycle();
 
-  // Where the agent reports each cycle and takes requests from its API; optional.
-  void attach(AgentBoard& board) { board_ = &board; }
-  // Quorum fencing: what the agent hears from the others (required with ha.quorum_fencing).
-  void attach(ContactBook& contacts) { contacts_ = &contacts; }
-  // Quorum fencing: the process that stops PostgreSQL when this agent cannot (optional).
-  void attach(FencingWatchdog& watchdog) { watchdog_ = &watchdog; }
+  LeaseKeeper& lease_keeper() { return lease_; }
 
  private:
   Status execute(const Decision& decision, const NodeObservation& node,
                  const std::optional<ClusterView>& view);
   Status bootstrap();
   Status renew_lease(const ClusterView& view, const NodeObservation& node);
+  Status renew_or_fence(const ClusterView& view, const NodeObservation& node);
   void publish_optime(const NodeObservation& node);
+  Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status promote(const ClusterView& view, const NodeObservation& node, const std::string& reason);
   Status hand_over(const ClusterView& view, const std::string& target);
-  void fence_other_primaries();
-  void await_wal_of(const NodeConfig& other);
-  void await_stopped_primaries();
-  Status start_standby(const std::string& leader);
   MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);
   void log_cycle(const Decision& decision, const Status& result);
-  void wait_for_next_cycle(std::chrono::steady_clock::time_point cycle_start);
-  void shut_down();
   Status release_lease(const std::optional<ClusterView>& view);
   void serve_request();
   // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
   void watch_postmaster(bool writable);
+  void note_watchdog_fence();
   // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
   void count_attempts(NodeObservation& node);
   void record_attempt(Action action, const Status& result);
+  void add_quorum_facts(NodeObservation& node);
   Status carry_out(NodeRequest request);
   void refresh_primary_details(const NodeObservation& node);
   void report(const NodeObservation& node, const std::optional<ClusterView>& view,
               const Decision& decision, bool failed);
-  const NodeConfig* leader_node(const std::string& name) const;
 
   const ClusterConfig& config_;
   const NodeConfig& self_;
   HaConfig ha_;
+  LocalNode& node_;
   Store& store_;
   ClusterLayout layout_;
   Clock& clock_;
-  PgNodeController programs_;
-  PostgresProcess process_;
-  AgentNodeController controller_;
-  NodeObserver observer_;
-  Context context_;
-  SyncManager sync_;
+  Watchdog* watchdog_;
+  ContactBook* contacts_;
+  AgentBoard* board_;
   LeaseKeeper lease_;
   // The postmaster while it may accept writes (0: none): what a lost lease stops at once.
   std::atomic<pid_t> writable_postmaster_{0};
+
   std::optional<Lsn> published_optime_;
   std::string last_leader_;         // the last other leader seen, for the history
   std::optional<Lsn> last_optime_;  // the last leader position seen, for the history
   std::string published_record_;
   std::chrono::steady_clock::time_point published_at_{};
-  AgentBoard* board_ = nullptr;
-  ContactBook* contacts_ = nullptr;
-  FencingWatchdog* watchdog_ = nullptr;
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;
   std::uint64_t cycles_ = 0;
-  int rejoin_failures_ = 0;
-  int start_failures_ = 0;
+  struct Streak {  // failures in a row, since the first of them
+    int count = 0;
+    std::optional<std::chrono::steady_clock::time_point> since;
+  };
+  Streak rejoin_failures_;
+  Streak start_failures_;
   std::optional<std::chrono::steady_clock::time_point> primary_since_;
   std::optional<PrimaryDetails> primary_details_;
   std::chrono::steady_clock::time_point primary_details_at_{};

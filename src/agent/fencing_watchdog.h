@@ -19,19 +19,29 @@
 
 namespace tandem {
 
-class FencingWatchdog {
+// What the agent tells whatever stops its PostgreSQL when its right to write lapses.
+class Watchdog {
+ public:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  virtual ~Watchdog() = default;
+  // The postmaster that may accept writes now (0: none; the watchdog rests).
+  virtual void watch(pid_t postmaster) = 0;
+  // The primary's right to write was confirmed as of `at` (a lease renewal sent then and
+  // confirmed, or the answers of a majority complete then). Only a later time counts.
+  virtual void keep_alive(SteadyTime at) = 0;
+  // When the watchdog last stopped PostgreSQL, if ever.
+  virtual std::optional<SteadyTime> fenced_at() const = 0;
+};
+
+class FencingWatchdog final : public Watchdog {
  public:
   // Forks the watchdog. REQUIRES: no other thread runs yet (fork copies only the caller).
   static Result<std::unique_ptr<FencingWatchdog>> start(std::chrono::milliseconds deadline);
-  ~FencingWatchdog();
+  ~FencingWatchdog() override;
 
-  // The postmaster that may accept writes now (0: none; the watchdog rests).
-  void watch(pid_t postmaster);
-  // The primary's right to write was confirmed as of `at` (a lease renewal sent then and
-  // confirmed, or the answers of a majority complete then). Only a later time counts.
-  void keep_alive(std::chrono::steady_clock::time_point at);
-  // When the watchdog last stopped PostgreSQL, if ever.
-  std::optional<std::chrono::steady_clock::time_point> fenced_at() const;
+  void watch(pid_t postmaster) override;
+  void keep_alive(SteadyTime at) override;
+  std::optional<SteadyTime> fenced_at() const override;
 
  private:
   struct Shared {

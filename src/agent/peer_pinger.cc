@@ -39,7 +39,7 @@ std::optional<PingReply> decode_ping_reply(std::string_view body) {
 }
 
 PeerPinger::PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts,
-                       FencingWatchdog* watchdog)
+                       Watchdog* watchdog)
     : config_(config), self_(self), contacts_(contacts), watchdog_(watchdog) {}
 
 PeerPinger::~PeerPinger() { stop(); }

@@ -16,7 +16,7 @@ class PeerPinger {
  public:
   // `watchdog`, if any, learns every time a majority has answered.
   PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts,
-             FencingWatchdog* watchdog);
+             Watchdog* watchdog);
   ~PeerPinger();
   void start();
   void stop();
@@ -27,7 +27,7 @@ class PeerPinger {
   const ClusterConfig& config_;
   const NodeConfig& self_;
   ContactBook& contacts_;
-  FencingWatchdog* watchdog_;
+  Watchdog* watchdog_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;
 };

@@ -9,6 +9,7 @@
 
 #include "agent/agent.h"
 #include "agent/peer_pinger.h"
+#include "agent/pg_local_node.h"
 #include "api/http_api.h"
 #include "cli/commands.h"
 #include "ops/store_access.h"
@@ -78,11 +79,6 @@ Status run_agent(CliState& state, const std::string& node_name) {
   // The lease keeper's own store connection: its renewals never wait behind the cycle's reads.
   auto lease_store = open_cluster_store(config, clock);
   if (!lease_store) return std::unexpected(lease_store.error());
-  Agent agent(config, **node, context.os_user, *binaries, runner, **store, clock,
-              lease_store->get());
-  AgentBoard board;
-  agent.attach(board);
-  if (watchdog) agent.attach(*watchdog);
   // Quorum fencing (etcd): the agents ping each other every cycle.
   std::unique_ptr<ContactBook> contacts;
   std::unique_ptr<PeerPinger> pinger;
@@ -90,9 +86,19 @@ Status run_agent(CliState& state, const std::string& node_name) {
     std::vector<std::string> members;
     for (const NodeConfig& each : config.nodes) members.push_back(each.name);
     contacts = std::make_unique<ContactBook>((*node)->name, members, clock.steady_now());
-    agent.attach(*contacts);
     pinger = std::make_unique<PeerPinger>(config, **node, *contacts, watchdog.get());
   }
+  PgLocalNode local(config, **node, context.os_user, *binaries, runner, **store, clock);
+  AgentBoard board;
+  Agent agent({.config = config,
+               .self = **node,
+               .node = local,
+               .store = **store,
+               .clock = clock,
+               .lease_store = lease_store->get(),
+               .watchdog = watchdog.get(),
+               .contacts = contacts.get(),
+               .board = &board});
   // The API has a store connection of its own: its requests never wait behind a cycle.
   std::unique_ptr<Store> api_store;
   std::unique_ptr<ApiServer> api;

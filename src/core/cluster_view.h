@@ -107,10 +107,12 @@ struct NodeObservation {
   // A standby: how long its WAL receiver has not been streaming (0 while it streams).
   std::chrono::milliseconds not_streaming_for{0};
   // How often in a row the last rejoin failed, and how often PostgreSQL was restarted in place
-  // as the leader without then running as a primary for long: what does not work again is
-  // escalated, never retried for ever.
+  // as the leader without then running as a primary for long, each with how long since the
+  // first of them: what does not work again and again is escalated, never retried for ever.
   int rejoin_failures = 0;
+  std::chrono::milliseconds rejoin_failing_for{0};
   int start_failures = 0;
+  std::chrono::milliseconds start_failing_for{0};
   // Steady time of this agent's last successful write of the lease; nullopt if never.
   std::optional<std::chrono::steady_clock::time_point> lease_renewed_at;
 

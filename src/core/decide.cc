@@ -89,11 +89,11 @@ Decision without_data(const ClusterView& view, const HaConfig& config) {
 
 // A rejoin, or once rejoins have failed again and again a fresh copy (the old data kept aside).
 Decision rejoin(const NodeObservation& node, const std::string& why, const std::string& leader) {
-  if (node.rejoin_failures >= kAttemptsBeforeEscalating) {
+  if (should_escalate(node.rejoin_failures, node.rejoin_failing_for)) {
     return {Action::kReclone,
-            fmt::format("{}, and {} rejoins in a row failed: clone {} again (the old data "
-                        "directory is moved aside)",
-                        why, node.rejoin_failures, leader),
+            fmt::format("{}, and {} rejoins in a row failed over {} s: clone {} again (the old "
+                        "data directory is moved aside)",
+                        why, node.rejoin_failures, ms(node.rejoin_failing_for) / 1000, leader),
             leader};
   }
   return {Action::kRejoin, why + ": rejoin it", leader};
@@ -106,11 +106,11 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
                         "down",
                         ms(node.majority_contact_age))};
   }
-  if (view.leader_is(config.self) && node.start_failures >= kAttemptsBeforeEscalating) {
+  if (view.leader_is(config.self) && should_escalate(node.start_failures, node.start_failing_for)) {
     return {Action::kReleaseLease,
-            fmt::format("PostgreSQL did not come back after {} restarts in place: release the "
-                        "lease so that a standby takes over (this node rejoins it)",
-                        node.start_failures)};
+            fmt::format("PostgreSQL did not come back after {} restarts in place over {} s: "
+                        "release the lease so that a standby takes over (this node rejoins it)",
+                        node.start_failures, ms(node.start_failing_for) / 1000)};
   }
   if (view.leader_is(config.self)) {
     return {Action::kStartPrimary,

@@ -28,9 +28,16 @@ enum class Action {
   kReleaseLease,  // the leader whose PostgreSQL cannot start: give the lease up to a standby
 };
 
-// After this many failures in a row, a rejoin becomes a reclone and a restart in place a
-// release of the lease.
+// After this many failures in a row, over at least this long (a passing condition — a
+// postmaster still on its way out, say — fails several times in a second), a rejoin becomes a
+// reclone and a restart in place a release of the lease.
 inline constexpr int kAttemptsBeforeEscalating = 3;
+inline constexpr std::chrono::milliseconds kFailingBeforeEscalating{10'000};
+
+// Whether `failures` in a row over `failing_for` call for the next step.
+inline bool should_escalate(int failures, std::chrono::milliseconds failing_for) {
+  return failures >= kAttemptsBeforeEscalating && failing_for >= kFailingBeforeEscalating;
+}
 std::string_view action_name(Action action);
 
 struct Decision {

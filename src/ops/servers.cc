@@ -124,6 +124,18 @@ Result<TimelineId> standby_timeline(Connection& connection) {
   return static_cast<TimelineId>(std::stoul(rows->text(0, "tli")));
 }
 
+Result<TimelineId> primary_timeline(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT pg_is_in_recovery()::text AS recovery, CASE WHEN NOT pg_is_in_recovery() THEN "
+      "(('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)::text END "
+      "AS tli");
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->text(0, "recovery") == "true") {
+    return fail(ErrorCode::kConflict, "the server is still in recovery: it takes no writes");
+  }
+  return static_cast<TimelineId>(std::stoul(rows->text(0, "tli")));
+}
+
 std::optional<Lsn> received_wal(Connection& connection) {
   auto rows = connection.query(
       "SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text AS lsn");

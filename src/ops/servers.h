@@ -41,6 +41,9 @@ NodeProbe probe_node(Context& context, const NodeConfig& node);
 // announced by a history file in its pg_wal (its promotion creates the next one).
 Result<TimelineId> standby_timeline(Connection& connection);
 
+// The timeline a primary writes on; kConflict while the server is still in recovery.
+Result<TimelineId> primary_timeline(Connection& connection);
+
 // The end of the WAL a standby has received and flushed (or replayed, if further).
 std::optional<Lsn> received_wal(Connection& connection);
 

@@ -110,10 +110,17 @@ TEST(Decide, EveryBranch) {
   NodeObservation pointed_at_leader = observed(PgState::kStarting, "node1");
   NodeObservation failing_rejoins = former_primary;
   failing_rejoins.rejoin_failures = kAttemptsBeforeEscalating;
+  failing_rejoins.rejoin_failing_for = kFailingBeforeEscalating;
+  NodeObservation quickly_failing_rejoins = failing_rejoins;  // a passing condition, maybe
+  quickly_failing_rejoins.rejoin_failing_for = milliseconds(300);
   NodeObservation failing_follower = stuck_standby;
-  failing_follower.rejoin_failures = kAttemptsBeforeEscalating;
+  failing_follower.rejoin_failures = kAttemptsBeforeEscalating + 2;
+  failing_follower.rejoin_failing_for = milliseconds(60'000);
   NodeObservation failing_starts = observed(PgState::kStopped);
   failing_starts.start_failures = kAttemptsBeforeEscalating;
+  failing_starts.start_failing_for = milliseconds(12'000);
+  NodeObservation quickly_failing_starts = failing_starts;
+  quickly_failing_starts.start_failing_for = milliseconds(2'000);
   NodeObservation primary_recovering = observed(PgState::kStarting);
   primary_recovering.data_was_primary = true;
 
@@ -147,11 +154,15 @@ TEST(Decide, EveryBranch) {
       {"former primary starting: not repointed", view_with("node1", {}), primary_recovering,
        Action::kNone, "starting"},
       {"former primary whose rejoins keep failing", view_with("node1", {}), failing_rejoins,
-       Action::kReclone, "3 rejoins in a row failed: clone node1 again"},
+       Action::kReclone, "3 rejoins in a row failed over 10 s: clone node1 again"},
+      {"former primary whose rejoins failed three times in a moment", view_with("node1", {}),
+       quickly_failing_rejoins, Action::kRejoin, "rejoin it"},
+      {"leader whose restarts failed three times in a moment", view_with("node2", {}),
+       quickly_failing_starts, Action::kStartPrimary, "restart it in place"},
       {"standby whose rejoins keep failing", view_with("node1", {}), failing_follower,
        Action::kReclone, "moved aside"},
       {"leader whose PostgreSQL does not come back", view_with("node2", {}), failing_starts,
-       Action::kReleaseLease, "after 3 restarts in place: release the lease"},
+       Action::kReleaseLease, "after 3 restarts in place over 12 s: release the lease"},
       {"switchover to a named standby", with_request(led_by_me, {.from = "node2", .to = "node3"}),
        observed(PgState::kPrimary), Action::kHandOver, "hand the lease to node3"},
       {"switchover to the best standby", with_request(led_by_me, {.from = "node2"}),

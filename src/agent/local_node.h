@@ -1,0 +1,76 @@
+// LocalNode: what an agent does to its own PostgreSQL — the seam between the cycle, which
+// carries out what decide() chose, and the server itself. PgLocalNode drives a real PostgreSQL
+// (its programs, its supervised postmaster, libpq); the simulation (tests/sim) drives a model
+// of one, so that many agents run in one test process against a simulated clock.
+//
+// Calls come from the agent's thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "core/cluster_view.h"
+#include "pg/node_controller.h"
+
+namespace tandem {
+
+// The outcome of a promotion that made the node writable.
+struct Promotion {
+  TimelineId timeline = 0;  // the timeline it writes on now
+  Status later_steps;       // what came after (slots, files) and failed, if anything
+};
+
+class LocalNode {
+ public:
+  virtual ~LocalNode() = default;
+
+  // Everything the agent observes of its node but what only the agent knows (the lease, the
+  // escalation counters, the other agents' answers).
+  virtual NodeObservation observe() = 0;
+  // A primary's slots and its standbys' replay lag; nullopt when they cannot be read.
+  virtual std::optional<PrimaryDetails> primary_details() = 0;
+
+  // initdb, then start as a primary; returns once it accepts writes.
+  virtual Status initialize() = 0;
+  // A copy of `leader` into the empty data directory, started as its standby.
+  virtual Status clone(const std::string& leader) = 0;
+  // Starts the server as a primary (the lease holder) and returns at once.
+  virtual Status start_primary() = 0;
+  // Starts the server read-only, streaming from `leader` ("" for nobody) and returns at once.
+  virtual Status start_standby(const std::string& leader) = 0;
+  // Points a running standby at `leader`.
+  virtual Status follow(const std::string& leader) = 0;
+  // Promotes the running standby; an error when it does not accept writes afterwards.
+  virtual Result<Promotion> promote() = 0;
+  virtual Status stop(StopMode mode) = 0;
+  // A fast stop, then a start; returns once it accepts connections.
+  virtual Status restart() = 0;
+  // Makes the stopped (or running) node a standby of the running primary: follow, pg_rewind,
+  // or a reclone as the last resort.
+  virtual Status rejoin() = 0;
+  // Moves the data directory aside and copies `leader` afresh.
+  virtual Status reclone(const std::string& leader) = 0;
+  // The shutdown checkpoint of the stopped node: where its WAL ends.
+  virtual Result<Lsn> shutdown_checkpoint() = 0;
+
+  // The postmaster's pid while one runs, else 0: what a lost lease or the watchdog stops.
+  virtual pid_t postmaster() const = 0;
+  // Sleeps up to `timeout`, less if the postmaster exits meanwhile.
+  virtual void wait_for_exit(std::chrono::milliseconds timeout) = 0;
+
+  // Before a promotion, on one machine: other nodes' postmasters that run as primaries are
+  // stopped, and this node waits (bounded) for the WAL a stopped former primary shipped.
+  virtual void fence_others() = 0;
+
+  // Synchronous mode, on the primary: names a synchronous standby (in PostgreSQL, then in the
+  // store) as SyncManager does; returns what changed, "" for nothing.
+  virtual Result<std::string> update_sync(const ClusterView& view) = 0;
+  // The node is no primary now: whatever update_sync remembered is forgotten.
+  virtual void reset_sync() = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,173 @@
+#include "agent/pg_local_node.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "ops/node_ops.h"
+#include "ops/role_ops.h"
+#include "ops/servers.h"
+#include "pg/postmaster.h"
+
+namespace tandem {
+
+using std::chrono::milliseconds;
+
+PgLocalNode::PgLocalNode(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
+                         const PgBinaries& binaries, ProcessRunner& runner, Store& store,
+                         Clock& clock)
+    : config_(config),
+      self_(self),
+      clock_(clock),
+      layout_(config.name),
+      programs_(config, binaries, runner),
+      process_(config.log_dir + "/" + self.name + ".log", binaries, os_user),
+      controller_(config, self.name, programs_, process_),
+      observer_(config, self, process_, clock),
+      context_{.config = config,
+               .os_user = os_user,
+               .controller = controller_,
+               .clock = clock,
+               .report = [](const std::string& line) { spdlog::info("  {}", line); }},
+      sync_(context_, self, store, layout_) {}
+
+const NodeConfig* PgLocalNode::node(const std::string& name) const {
+  return name.empty() ? nullptr : config_.find_node(name);
+}
+
+Result<const NodeConfig*> PgLocalNode::leader_node(const std::string& name) const {
+  const NodeConfig* leader = node(name);
+  if (leader == nullptr) return fail(ErrorCode::kNotFound, "'" + name + "' is not configured");
+  return leader;
+}
+
+Status PgLocalNode::initialize() { return init_primary(context_, self_); }
+
+Status PgLocalNode::clone(const std::string& leader) {
+  return clone_standby(context_, self_, leader);
+}
+
+Status PgLocalNode::start_primary() {
+  if (auto ok = write_node_files(context_, self_, nullptr); !ok) return ok;
+  return controller_.spawn(self_);
+}
+
+Status PgLocalNode::start_standby(const std::string& leader) {
+  if (auto ok = write_node_files(context_, self_, node(leader), ServerRole::kStandby); !ok) {
+    return ok;
+  }
+  return controller_.spawn(self_);
+}
+
+Status PgLocalNode::follow(const std::string& leader) {
+  auto upstream = leader_node(leader);
+  if (!upstream) return std::unexpected(upstream.error());
+  if (auto ok = write_node_files(context_, self_, *upstream); !ok) return ok;
+  return controller_.reload(self_);
+}
+
+Result<Promotion> PgLocalNode::promote() {
+  Status promoted = promote_in_place(context_, self_);
+  auto admin = connect_local_admin(config_, self_);
+  if (!admin)
+    return promoted ? Result<Promotion>(std::unexpected(admin.error()))
+                    : Result<Promotion>(std::unexpected(promoted.error()));
+  // A step after the promotion itself may fail (a slot, say); a node that now takes writes is
+  // the new primary all the same.
+  auto timeline = primary_timeline(*admin);
+  if (!timeline) {
+    return std::unexpected(promoted ? timeline.error() : promoted.error());
+  }
+  return Promotion{*timeline, promoted};
+}
+
+Status PgLocalNode::restart() {
+  if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
+  return controller_.start(self_);
+}
+
+Status PgLocalNode::rejoin() {
+  auto outcome = rejoin_node(context_, self_);
+  if (!outcome) return std::unexpected(outcome.error());
+  return {};
+}
+
+Status PgLocalNode::reclone(const std::string& leader) {
+  auto upstream = leader_node(leader);
+  if (!upstream) return std::unexpected(upstream.error());
+  auto aside = reinitialize_standby(context_, self_, **upstream);
+  if (!aside) return std::unexpected(aside.error());
+  return {};
+}
+
+Result<Lsn> PgLocalNode::shutdown_checkpoint() {
+  auto control = programs_.control_data(self_);
+  if (!control) return std::unexpected(control.error());
+  return control->checkpoint;
+}
+
+void PgLocalNode::wait_for_exit(milliseconds timeout) {
+  if (timeout <= milliseconds(0)) return;
+  // Sleeping on the postmaster's pidfd: its exit ends the wait at once.
+  pollfd entry{process_.exit_fd(), POLLIN, 0};
+  poll(&entry, entry.fd >= 0 ? 1 : 0, static_cast<int>(timeout.count()));
+}
+
+// The former primary's agent fences it when its lease runs out — unless that agent (and its
+// watchdog) is frozen while its PostgreSQL still serves. Nodes on this machine can be fenced
+// from here: any other postmaster that runs as a primary is shut down before this node
+// promotes. A fast shutdown first: its WAL senders pass every record it flushed — every commit
+// it acknowledged — to the standbys before it exits, and this node waits (bounded) until it has
+// received them, so such a failover loses nothing. An immediate shutdown if that takes too long.
+// A former primary its own watchdog stopped cleanly moments ago shipped its last WAL on the
+// way out too: this node waits for that as well.
+void PgLocalNode::fence_others() {
+  for (const NodeConfig& other : config_.nodes) {
+    if (other.name == self_.name || std::filesystem::exists(other.data_dir + "/standby.signal")) {
+      continue;
+    }
+    if (running_postmaster(other.data_dir)) {
+      fence_primary(other);
+      continue;
+    }
+    auto control = programs_.control_data(other);
+    if (control && control->cleanly_shut_down()) await_wal_of(other);
+  }
+}
+
+void PgLocalNode::fence_primary(const NodeConfig& other) {
+  auto pid = running_postmaster(other.data_dir);
+  if (!pid) return;
+  kill(*pid, SIGINT);  // fast shutdown: no new work, sessions end, WAL sent, then exit
+  auto gone = [&] { return kill(*pid, 0) != 0; };
+  bool clean = poll_until(clock_, std::chrono::seconds(1), milliseconds(5), gone);
+  if (!clean) {
+    kill(*pid, SIGQUIT);  // immediate shutdown: every backend is told to exit at once
+    if (!poll_until(clock_, milliseconds(500), milliseconds(5), gone)) kill(*pid, SIGKILL);
+  }
+  context_.report(
+      fmt::format("fenced {}: its PostgreSQL ran as a primary without the lease ({} shutdown)",
+                  other.name, clean ? "fast" : "immediate"));
+  if (clean) await_wal_of(other);
+}
+
+// After a clean shutdown of `other`, waits (at most a second) until this standby has received
+// its WAL up to its shutdown checkpoint.
+void PgLocalNode::await_wal_of(const NodeConfig& other) {
+  auto control = programs_.control_data(other);
+  if (!control) return;
+  auto admin = connect_local_admin(config_, self_);
+  if (!admin) return;
+  bool received = poll_until(clock_, std::chrono::seconds(1), milliseconds(10), [&] {
+    auto lsn = received_wal(*admin);
+    return lsn && *lsn > control->checkpoint;
+  });
+  context_.report(fmt::format("{} WAL of {} up to its shutdown checkpoint {}",
+                              received ? "received the" : "did not receive all", other.name,
+                              control->checkpoint.str()));
+}
+
+}  // namespace tandem

@@ -1,0 +1,67 @@
+// PgLocalNode: the LocalNode of a real PostgreSQL. The postmaster is the agent's supervised
+// child (PostgresProcess); initdb, pg_basebackup, pg_rewind and pg_ctl run as the OS user; the
+// cluster operations of ops/ (init, clone, promote, rejoin) are the very ones the CLI runs.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "agent/agent_node_controller.h"
+#include "agent/local_node.h"
+#include "agent/node_observer.h"
+#include "agent/postgres_process.h"
+#include "agent/sync_manager.h"
+#include "dcs/cluster_layout.h"
+#include "dcs/store.h"
+#include "ops/context.h"
+#include "pg/pg_binaries.h"
+
+namespace tandem {
+
+class PgLocalNode final : public LocalNode {
+ public:
+  // REQUIRES: `self` names a node of `config`; everything passed outlives this object.
+  PgLocalNode(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
+              const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock);
+
+  NodeObservation observe() override { return observer_.observe(); }
+  std::optional<PrimaryDetails> primary_details() override { return observer_.primary_details(); }
+  Status initialize() override;
+  Status clone(const std::string& leader) override;
+  Status start_primary() override;
+  Status start_standby(const std::string& leader) override;
+  Status follow(const std::string& leader) override;
+  Result<Promotion> promote() override;
+  Status stop(StopMode mode) override { return controller_.stop(self_, mode); }
+  Status restart() override;
+  Status rejoin() override;
+  Status reclone(const std::string& leader) override;
+  Result<Lsn> shutdown_checkpoint() override;
+  pid_t postmaster() const override { return process_.pid() > 0 ? process_.pid() : 0; }
+  void wait_for_exit(std::chrono::milliseconds timeout) override;
+  void fence_others() override;
+  Result<std::string> update_sync(const ClusterView& view) override { return sync_.update(view); }
+  void reset_sync() override { sync_.reset(); }
+
+  // The lines the operations report, one per step, go here (the agent's log by default).
+  Context& context() { return context_; }
+
+ private:
+  const NodeConfig* node(const std::string& name) const;
+  Result<const NodeConfig*> leader_node(const std::string& name) const;
+  void fence_primary(const NodeConfig& other);
+  void await_wal_of(const NodeConfig& other);
+
+  const ClusterConfig& config_;
+  const NodeConfig& self_;
+  Clock& clock_;
+  ClusterLayout layout_;
+  PgNodeController programs_;
+  PostgresProcess process_;
+  AgentNodeController controller_;
+  NodeObserver observer_;
+  Context context_;
+  SyncManager sync_;
+};
+
+}  // namespace tandem
