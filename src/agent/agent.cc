@@ -447,10 +447,10 @@ MemberRecord Agent::member_record(const NodeObservation& node) const {
 }
 
 void Agent::publish(const NodeObservation& node) {
-  std::string encoded = encode_member(member_record(node));
-  if (encoded == published_record_ && since(published_at_, clock_) < ha_.ttl / 3) return;
-  if (store_.put(layout_.member(self_.name), encoded, ha_.ttl)) {
-    published_record_ = encoded;
+  MemberRecord record = member_record(node);
+  if (record == published_record_ && since(published_at_, clock_) < ha_.ttl / 3) return;
+  if (store_.put(layout_.member(self_.name), encode_member(record), ha_.ttl)) {
+    published_record_ = std::move(record);
     published_at_ = clock_.steady_now();
   }
 }

@@ -103,7 +103,7 @@ class Agent {
   std::optional<Lsn> published_optime_;
   std::string last_leader_;         // the last other leader seen, for the history
   std::optional<Lsn> last_optime_;  // the last leader position seen, for the history
-  std::string published_record_;
+  std::optional<MemberRecord> published_record_;
   std::chrono::steady_clock::time_point published_at_{};
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;
   std::uint64_t cycles_ = 0;

@@ -62,9 +62,21 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     streaming[node->name] = {*flush, rows->text(row, "sync_state") == "sync"};
   }
   std::string published = view.sync_standby.value_or("");
+  // The store may name only a standby that has every acknowledged commit: PostgreSQL waits for
+  // the configured one alone, so a named standby that is not the configured one is unnamed
+  // first (found by the simulation: a crashed synchronous standby, replaced in PostgreSQL but
+  // still named in the store, came back and took over without the commits acknowledged since).
+  auto unname = [&]() -> Status {
+    if (published.empty()) return {};
+    auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
+    if (!put) return std::unexpected(put.error());
+    published.clear();
+    return {};
+  };
   auto configured = streaming.find(*configured_);
   if (configured != streaming.end()) {
     if (published == *configured_) return std::string();
+    if (auto ok = unname(); !ok) return std::unexpected(ok.error());
     if (!pending_since_) pending_since_ = current;
     if (!configured->second.synchronous || configured->second.flush < *pending_since_) {
       return std::string();
@@ -74,7 +86,10 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     pending_since_.reset();
     return fmt::format("{} is the synchronous standby: it alone may take over", *configured_);
   }
-  // The configured standby is gone (or none was): take the most advanced streaming one.
+  // The configured standby is gone (or none was): first the store, then PostgreSQL; from now
+  // on no standby may take over in this primary's place until the next one has caught up.
+  if (auto ok = unname(); !ok) return std::unexpected(ok.error());
+  // Take the most advanced streaming one.
   const std::string* best = nullptr;
   for (const auto& [name, progress] : streaming) {
     if (best == nullptr || progress.flush > streaming[*best].flush) best = &name;
@@ -86,11 +101,6 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
         "made {} synchronous; it is named in the store once it has every "
         "acknowledged commit",
         *best);
-  }
-  if (!published.empty()) {
-    // First the store: from now on no standby may take over in this primary's place.
-    auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
-    if (!put) return std::unexpected(put.error());
   }
   if (!configured_->empty()) {
     if (auto ok = configure(""); !ok) return std::unexpected(ok.error());

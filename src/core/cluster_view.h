@@ -52,6 +52,7 @@ struct MemberRecord {
   std::string api_address;  // host:port of its agent's HTTP API, "" without one
   bool nofailover = false;
   std::optional<PrimaryDetails> primary;  // the primary's record only
+  bool operator==(const MemberRecord&) const = default;
 };
 
 // leader: the lease. Whoever's name it holds may run a writable PostgreSQL, and nobody else.

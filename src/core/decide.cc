@@ -298,6 +298,12 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
 Decision running_standby(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config) {
   if (view.leader_is(config.self)) {
+    if (auto why = behind_claimed_timeline(view.timeline_claim, config.self, node.timeline)) {
+      // It may not promote, and while it holds the lease nobody else may: it lets go, so that
+      // the node on the newest timeline leads (found by the simulation: an agent frozen in the
+      // middle of its promotion lost the lease to a node that could never promote).
+      return {Action::kReleaseLease, fmt::format("holds the lease, but {}: release it", *why)};
+    }
     if (view.switchover && !view.switchover->from.empty()) {
       return {Action::kPromote, fmt::format("{} handed over the lease in a requested switchover: "
                                             "promote",

@@ -67,9 +67,20 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
   std::string members = prefix_ + "members/";
   for (const auto& [key, stored] : snapshot.entries) {
     if (!key.starts_with(members)) continue;
-    if (auto member = decode_member(stored.value)) view.members[member->name] = *member;
+    if (auto member = this->member(key, stored.value)) view.members[member->name] = *member;
   }
   return view;
+}
+
+std::optional<MemberRecord> ClusterLayout::member(const std::string& key,
+                                                  const std::string& value) const {
+  std::lock_guard lock(members_->mutex);
+  auto& [text, record] = members_->decoded[key];
+  if (text != value || (text.empty() && !record)) {
+    text = value;
+    record = decode_member(value);
+  }
+  return record;
 }
 
 std::vector<HistoryEntry> ClusterLayout::history(const StoreSnapshot& snapshot) const {

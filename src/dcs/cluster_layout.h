@@ -3,6 +3,9 @@
 // Values are JSON.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -24,7 +27,8 @@ struct HistoryEntry {
 
 class ClusterLayout {
  public:
-  explicit ClusterLayout(std::string cluster) : prefix_("/tandem/" + cluster + "/") {}
+  explicit ClusterLayout(std::string cluster)
+      : prefix_("/tandem/" + cluster + "/"), members_(std::make_shared<MemberCache>()) {}
 
   const std::string& prefix() const { return prefix_; }
   std::string initialize() const { return prefix_ + "initialize"; }
@@ -40,12 +44,21 @@ class ClusterLayout {
   std::string history(Revision revision) const;
 
   // Reads the view out of a snapshot of prefix(). Records that do not parse are skipped.
+  // Thread-safe; member records read before and unchanged since are not parsed again (an
+  // agent reads every member every cycle).
   ClusterView view(const StoreSnapshot& snapshot) const;
   // The history, oldest first.
   std::vector<HistoryEntry> history(const StoreSnapshot& snapshot) const;
 
  private:
+  struct MemberCache {
+    std::mutex mutex;
+    std::map<std::string, std::pair<std::string, std::optional<MemberRecord>>> decoded;
+  };
+  std::optional<MemberRecord> member(const std::string& key, const std::string& value) const;
+
   std::string prefix_;
+  std::shared_ptr<MemberCache> members_;  // shared by copies
 };
 
 std::string encode_member(const MemberRecord& member);

@@ -139,6 +139,13 @@ TEST(Decide, EveryBranch) {
        sync_config},
       {"a timeline claimed by another node ahead of this one", claimed_ahead,
        observed(PgState::kStandby), Action::kNone, "behind timeline 2 claimed by node1"},
+      {"holds the lease but another node claimed a newer timeline",
+       [&] {
+         ClusterView view = claimed_ahead;
+         view.leader = LeaderRecord{"node2", 9};
+         return view;
+       }(),
+       observed(PgState::kStandby), Action::kReleaseLease, "behind timeline 2 claimed by node1"},
       {"a claim of this node's own that did not complete", claimed_by_me,
        observed(PgState::kStandby), Action::kTakeOver, "most advanced"},
       {"on the claimed timeline", claimed_behind, on_timeline_3, Action::kTakeOver,

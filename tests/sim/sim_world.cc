@@ -1,0 +1,766 @@
+#include "sim_world.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace tandem::sim {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr SimTime kTick{20};  // replication and client writes
+
+bool is_prefix(const std::vector<Record>& shorter, const std::vector<Record>& longer) {
+  if (shorter.size() > longer.size()) return false;
+  for (std::size_t i = 0; i < shorter.size(); ++i) {
+    if (shorter[i].id != longer[i].id) return false;
+  }
+  return true;
+}
+
+Lsn lsn_of(std::size_t records) { return Lsn(0x1000000 + records * 0x100); }
+
+}  // namespace
+
+TimelineId Pg::timeline() const {
+  TimelineId newest = 0;
+  for (const Record& record : wal) newest = std::max(newest, record.timeline);
+  return newest;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SimStore
+
+Status SimStore::reachable() const {
+  const Slot& slot = world_.slots[index_];
+  if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+  if (slot.store_down_until > world_.clock.now) {
+    return fail(ErrorCode::kUnavailable, "simulated store outage");
+  }
+  return {};
+}
+
+Result<StoreSnapshot> SimStore::read(std::string_view prefix) {
+  if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
+  return inner_.read(prefix);
+}
+
+Result<Revision> SimStore::create(const std::string& key, const std::string& value, Ttl ttl) {
+  if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
+  return inner_.create(key, value, ttl);
+}
+
+Result<Revision> SimStore::compare_and_set(const std::string& key, const std::string& value,
+                                           Revision expected, Ttl ttl) {
+  if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
+  return inner_.compare_and_set(key, value, expected, ttl);
+}
+
+Result<Revision> SimStore::put(const std::string& key, const std::string& value, Ttl ttl) {
+  if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
+  return inner_.put(key, value, ttl);
+}
+
+Status SimStore::remove(const std::string& key, std::optional<Revision> expected) {
+  if (auto ok = reachable(); !ok) return ok;
+  return inner_.remove(key, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SimNode
+
+Pg& SimNode::pg() { return world_.slots[index_].pg; }
+
+Status SimNode::usable() {
+  if (!world_.slots[index_].alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+  return {};
+}
+
+NodeObservation SimNode::observe() {
+  NodeObservation node;
+  const Pg& server = pg();
+  if (!server.data) return node;
+  node.data_was_primary = !server.standby_signal;
+  if (!server.running) {
+    node.state = PgState::kStopped;
+    return node;
+  }
+  node.upstream = server.standby_signal ? server.upstream : "";
+  if (world_.clock.now < server.ready_at) {
+    node.state = PgState::kStarting;
+    return node;
+  }
+  node.state = server.standby_signal ? PgState::kStandby : PgState::kPrimary;
+  node.timeline = server.timeline();
+  node.received_lsn = lsn_of(server.wal.size());
+  node.replayed_lsn = node.received_lsn;
+  if (server.standby_signal && server.not_streaming_since) {
+    node.not_streaming_for = world_.clock.now - *server.not_streaming_since;
+  }
+  return node;
+}
+
+Status SimNode::initialize() {
+  if (auto ok = usable(); !ok) return ok;
+  world_.spend(index_, world_.random_ms(SimTime(20), SimTime(300)));
+  if (auto ok = usable(); !ok) return ok;
+  Pg& server = pg();
+  server = Pg{};
+  server.data = true;
+  server.running = true;
+  server.wal = {Record{1'000'000'000ULL + static_cast<std::uint64_t>(index_), 1}};
+  server.ready_at = world_.clock.now;
+  world_.promoted(index_, 1);
+  return {};
+}
+
+Status SimNode::clone(const std::string& leader) {
+  if (auto ok = usable(); !ok) return ok;
+  int source = world_.index_of(leader);
+  if (source < 0 || !world_.slots[source].pg.running) {
+    return fail(ErrorCode::kUnavailable, leader + " does not run: nothing to copy");
+  }
+  world_.spend(index_, world_.random_ms(SimTime(100), SimTime(800)));
+  if (auto ok = usable(); !ok) return ok;
+  const Pg& from = world_.slots[source].pg;
+  if (!from.running || world_.host_frozen(source)) {
+    return fail(ErrorCode::kUnavailable, "the copy broke off: " + leader + " went away");
+  }
+  Pg& server = pg();
+  server = Pg{};
+  server.data = true;
+  server.running = true;
+  server.standby_signal = true;
+  server.upstream = leader;
+  server.wal = from.wal;
+  server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(300));
+  return {};
+}
+
+Status SimNode::start_primary() {
+  if (auto ok = usable(); !ok) return ok;
+  Pg& server = pg();
+  if (server.running) return fail(ErrorCode::kConflict, "already running");
+  server.running = true;
+  server.standby_signal = false;
+  server.upstream.clear();
+  server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(800));
+  world_.became_primary(index_);
+  return {};
+}
+
+Status SimNode::start_standby(const std::string& leader) {
+  if (auto ok = usable(); !ok) return ok;
+  Pg& server = pg();
+  if (server.running) return fail(ErrorCode::kConflict, "already running");
+  server.running = true;
+  server.standby_signal = true;
+  server.upstream = leader;
+  server.not_streaming_since.reset();
+  server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
+  return {};
+}
+
+Status SimNode::follow(const std::string& leader) {
+  if (auto ok = usable(); !ok) return ok;
+  pg().upstream = leader;
+  return {};
+}
+
+Result<Promotion> SimNode::promote() {
+  if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+  // pg_ctl promote, the end-of-recovery checkpoint, the slots: slow on a busy machine.
+  world_.spend(index_, world_.random_ms(SimTime(30), world_.settings.promotion_latency_max));
+  if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+  Pg& server = pg();
+  if (!server.running || !server.standby_signal) {
+    return fail(ErrorCode::kFailed, "the server went away during the promotion");
+  }
+  TimelineId timeline = server.timeline() + 1;
+  world_.promoted(index_, timeline);
+  server.wal.push_back(Record{world_.rng(), timeline});
+  server.standby_signal = false;
+  server.upstream.clear();
+  server.sync_names.clear();
+  world_.became_primary(index_);
+  return Promotion{timeline, {}};
+}
+
+Status SimNode::stop(StopMode mode) {
+  if (auto ok = usable(); !ok) return ok;
+  if (!pg().running) return {};
+  world_.stop_pg(index_, mode == StopMode::kFast);
+  return {};
+}
+
+Status SimNode::restart() {
+  if (auto ok = stop(StopMode::kFast); !ok) return ok;
+  Pg& server = pg();
+  server.running = true;
+  server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
+  if (!server.standby_signal) world_.became_primary(index_);
+  return {};
+}
+
+Status SimNode::rejoin() {
+  if (auto ok = usable(); !ok) return ok;
+  int primary = -1;
+  int primaries = 0;
+  for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
+    if (j != index_ && world_.slots[j].pg.primary()) {
+      primary = j;
+      ++primaries;
+    }
+  }
+  if (primaries != 1) {
+    return fail(ErrorCode::kUnavailable, fmt::format("{} primaries run", primaries));
+  }
+  Pg& server = pg();
+  if (server.primary()) return fail(ErrorCode::kConflict, "runs as a primary");
+  if (server.running) world_.stop_pg(index_, true);
+  // pg_rewind (or following as it is): slow too.
+  world_.spend(index_, world_.random_ms(SimTime(50), SimTime(1500)));
+  if (auto ok = usable(); !ok) return ok;
+  const Pg& source = world_.slots[primary].pg;
+  if (!source.primary() || server.running) {
+    return fail(ErrorCode::kUnavailable, "the primary went away during the rejoin");
+  }
+  std::size_t common = 0;
+  while (common < server.wal.size() && common < source.wal.size() &&
+         server.wal[common].id == source.wal[common].id) {
+    ++common;
+  }
+  server.wal.resize(common);  // what pg_rewind undoes; the rest streams
+  server.standby_signal = true;
+  server.upstream = config_name(primary);
+  server.running = true;
+  server.not_streaming_since.reset();
+  server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
+  return {};
+}
+
+Status SimNode::reclone(const std::string& leader) {
+  if (auto ok = usable(); !ok) return ok;
+  if (pg().running) world_.stop_pg(index_, true);
+  pg().data = false;
+  return clone(leader);
+}
+
+Result<Lsn> SimNode::shutdown_checkpoint() { return lsn_of(pg().wal.size()); }
+
+pid_t SimNode::postmaster() const { return world_.slots[index_].pg.running ? 100 + index_ : 0; }
+
+void SimNode::fence_others() {
+  for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
+    if (j == index_ || !world_.slots[j].pg.primary()) continue;
+    if (world_.host_frozen(j)) {
+      // SIGINT and SIGQUIT wait in a stopped process; SIGKILL ends it 1.5 s later.
+      world_.spend(index_, SimTime(1500));
+      if (world_.slots[j].pg.running) world_.stop_pg(j, false);
+    } else {
+      world_.spend(index_, world_.random_ms(SimTime(5), SimTime(300)));
+      if (world_.slots[j].pg.running) world_.stop_pg(j, true);  // its WAL reaches us first
+    }
+  }
+}
+
+// SyncManager's rules on the model: a streaming standby is made synchronous, and named in the
+// store once it has flushed past the position at which it was made so.
+Result<std::string> SimNode::update_sync(const ClusterView& view) {
+  if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+  Pg& server = pg();
+  std::string self = world_.config.nodes[index_].name;
+  std::string best;
+  std::size_t best_size = 0;
+  bool configured_streams = false;
+  for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
+    const Pg& other = world_.slots[j].pg;
+    std::string name = world_.config.nodes[j].name;
+    bool streams = j != index_ && other.running && other.standby_signal && other.upstream == self &&
+                   !other.not_streaming_since && is_prefix(other.wal, server.wal);
+    if (!streams) continue;
+    if (name == server.sync_names) configured_streams = true;
+    if (best.empty() || other.wal.size() > best_size) {
+      best = name;
+      best_size = other.wal.size();
+    }
+  }
+  std::string published = view.sync_standby.value_or("");
+  ClusterLayout layout(world_.config.name);
+  SimStore& store = *world_.slots[index_].store;
+  auto unname = [&]() -> Status {
+    if (published.empty()) return {};
+    auto put = store.put(layout.sync(), encode_sync(self, ""), std::nullopt);
+    if (!put) return std::unexpected(put.error());
+    published.clear();
+    return {};
+  };
+  if (configured_streams) {
+    if (published == server.sync_names) return std::string();
+    if (auto ok = unname(); !ok) return std::unexpected(ok.error());
+    if (!pending_since_) pending_since_ = server.wal.size();
+    const Pg& standby = world_.slots[world_.index_of(server.sync_names)].pg;
+    if (standby.wal.size() < *pending_since_) return std::string();
+    auto put = store.put(layout.sync(), encode_sync(self, server.sync_names), std::nullopt);
+    if (!put) return std::unexpected(put.error());
+    pending_since_.reset();
+    return server.sync_names + " is the synchronous standby";
+  }
+  if (auto ok = unname(); !ok) return std::unexpected(ok.error());
+  if (!best.empty()) {
+    server.sync_names = best;
+    pending_since_.reset();
+    return "made " + best + " synchronous";
+  }
+  server.sync_names.clear();
+  return std::string();
+}
+
+std::string SimNode::config_name(int index) const { return world_.config.nodes[index].name; }
+
+// ---------------------------------------------------------------------------------------------
+// World
+
+ScenarioSettings settings_for(std::uint64_t seed) {
+  std::mt19937_64 rng(seed * 7919 + 17);
+  ScenarioSettings settings;
+  int shape = static_cast<int>(rng() % 100);
+  settings.nodes = shape < 65 ? 3 : shape < 85 ? 2 : shape < 97 ? 5 : 9;
+  settings.synchronous = rng() % 2 == 0;
+  settings.faults = 1 + static_cast<int>(rng() % 4);
+  settings.promotion_latency_max = SimTime(rng() % 3 == 0 ? 4000 : 1200);
+  return settings;
+}
+
+World::World(std::uint64_t seed, ScenarioSettings scenario)
+    : rng(seed), settings(scenario), layout_("sim") {
+  config.name = "sim";
+  config.ha.synchronous_mode = settings.synchronous;
+  for (int i = 0; i < settings.nodes; ++i) {
+    NodeConfig node;
+    node.name = fmt::format("node{}", i + 1);
+    node.port = 5432 + i;
+    node.data_dir = "/sim/" + node.name;
+    config.nodes.push_back(node);
+  }
+  slots.resize(settings.nodes);
+  for (int i = 0; i < settings.nodes; ++i) {
+    slots[i].local = std::make_unique<SimNode>(*this, i);
+    slots[i].store = std::make_unique<SimStore>(*this, i, store_);
+  }
+}
+
+World::~World() {
+  for (Slot& slot : slots) slot.agent.reset();
+}
+
+int World::index_of(const std::string& name) const {
+  for (int i = 0; i < static_cast<int>(config.nodes.size()); ++i) {
+    if (config.nodes[i].name == name) return i;
+  }
+  return -1;
+}
+
+SimTime World::random_ms(SimTime low, SimTime high) {
+  if (high <= low) return low;
+  return low + SimTime(static_cast<long>(rng() % static_cast<std::uint64_t>((high - low).count())));
+}
+
+void World::note(const std::string& what) {
+  if (trace) fmt::print(stderr, "[t={}] {}\n", clock.now.count(), what);
+}
+
+void World::violation(const std::string& what) {
+  note("VIOLATION: " + what);
+  verdict_.violations.push_back(fmt::format("t={} ms: {}", clock.now.count(), what));
+}
+
+void World::schedule(SimTime at, Kind kind, int node, std::function<void()> call) {
+  events_.push(Event{at, sequence_++, kind, node, std::move(call)});
+}
+
+void World::spend(int busy, SimTime ms) {
+  Slot& slot = slots[busy];
+  ++slot.busy;
+  run_until(clock.now + ms);
+  // An agent frozen meanwhile goes on only once it thaws.
+  while (std::max(slot.agent_frozen_until, slot.host_frozen_until) > clock.now) {
+    run_until(std::max(slot.agent_frozen_until, slot.host_frozen_until));
+  }
+  --slot.busy;
+}
+
+void World::run_until(SimTime until) {
+  while (!events_.empty() && events_.top().at <= until) {
+    Event event = events_.top();
+    events_.pop();
+    clock.now = std::max(clock.now, event.at);
+    dispatch(std::move(event));
+    check_invariants();
+  }
+  clock.now = std::max(clock.now, until);
+}
+
+void World::dispatch(Event event) {
+  switch (event.kind) {
+    case Kind::kCycle:
+      cycle(event.node);
+      return;
+    case Kind::kKeeper: {
+      Slot& slot = slots[event.node];
+      if (!slot.alive || !slot.agent) return;
+      SimTime frozen = std::max(slot.agent_frozen_until, slot.host_frozen_until);
+      if (frozen > clock.now) {
+        schedule(frozen, Kind::kKeeper, event.node);
+        return;
+      }
+      if (!settings.round_one) slot.agent->lease_keeper().tick(config.ha.ttl / 4);
+      schedule(clock.now + config.ha.ttl / 16, Kind::kKeeper, event.node);
+      return;
+    }
+    case Kind::kWatchdog:
+      watchdog(event.node);
+      return;
+    case Kind::kReplicate:
+      replicate();
+      schedule(clock.now + kTick, Kind::kReplicate, -1);
+      return;
+    case Kind::kWrite:
+      write();
+      schedule(clock.now + kTick, Kind::kWrite, -1);
+      return;
+    case Kind::kCall:
+      event.call();
+      return;
+  }
+}
+
+void World::cycle(int index) {
+  Slot& slot = slots[index];
+  if (!slot.alive || !slot.agent) return;
+  if (slot.busy > 0) {
+    schedule(clock.now + SimTime(10), Kind::kCycle, index);
+    return;
+  }
+  SimTime frozen = std::max(slot.agent_frozen_until, slot.host_frozen_until);
+  if (frozen > clock.now) {
+    schedule(frozen, Kind::kCycle, index);
+    return;
+  }
+  SimTime started = clock.now;
+  ++slot.busy;
+  if (trace) fmt::print(stderr, "[t={} {}] ", clock.now.count(), config.nodes[index].name);
+  slot.agent->cycle();
+  --slot.busy;
+  if (slot.destroy_pending) {
+    slot.agent.reset();
+    slot.destroy_pending = false;
+    return;
+  }
+  schedule(std::max(started + config.ha.loop_interval, clock.now + SimTime(1)), Kind::kCycle,
+           index);
+}
+
+void World::watchdog(int index) {
+  Slot& slot = slots[index];
+  if (!slot.alive || settings.round_one) return;  // it dies with the agent (and PostgreSQL)
+  schedule(clock.now + SimTime(10), Kind::kWatchdog, index);
+  if (host_frozen(index)) return;
+  SimWatchdog& dog = *slot.watchdog;
+  if (dog.watched == 0 || dog.watched != slot.local->postmaster()) return;
+  auto now = clock.steady_now();
+  if (dog.confirmed && now - *dog.confirmed < config.ha.renew_deadline) return;
+  stop_pg(index, true);  // a fast shutdown: its flushed WAL reaches the standbys
+  dog.fenced = now;
+  dog.watched = 0;
+}
+
+void World::stop_pg(int index, bool clean) {
+  Pg& server = slots[index].pg;
+  if (clean && !host_frozen(index)) {
+    // The WAL senders pass every flushed record to the standbys streaming from it.
+    const std::string& name = config.nodes[index].name;
+    for (int j = 0; j < static_cast<int>(slots.size()); ++j) {
+      Pg& other = slots[j].pg;
+      if (j != index && other.running && other.standby_signal && other.upstream == name &&
+          !host_frozen(j) && is_prefix(other.wal, server.wal)) {
+        other.wal = server.wal;
+      }
+    }
+  }
+  server.running = false;
+  for (auto it = pending_acks_.begin(); it != pending_acks_.end();) {
+    it = it->second == config.nodes[index].name ? pending_acks_.erase(it) : std::next(it);
+  }
+}
+
+void World::replicate() {
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    Pg& server = slots[i].pg;
+    if (!server.running || !server.standby_signal || host_frozen(i)) continue;
+    int upstream = index_of(server.upstream);
+    bool streams = upstream >= 0 && upstream != i && slots[upstream].pg.running &&
+                   !host_frozen(upstream) && clock.now >= server.ready_at &&
+                   is_prefix(server.wal, slots[upstream].pg.wal);
+    if (streams) {
+      server.wal = slots[upstream].pg.wal;
+      server.not_streaming_since.reset();
+    } else if (!server.not_streaming_since) {
+      server.not_streaming_since = clock.now;
+    }
+  }
+  // A commit waiting for its synchronous standby returns once that standby has it, or once the
+  // primary stops waiting (no synchronous standby configured any more).
+  for (auto it = pending_acks_.begin(); it != pending_acks_.end();) {
+    const Pg& primary = slots[index_of(it->second)].pg;
+    bool done = primary.sync_names.empty();
+    if (!done) {
+      const Pg& standby = slots[index_of(primary.sync_names)].pg;
+      done = std::any_of(standby.wal.begin(), standby.wal.end(),
+                         [&](const Record& record) { return record.id == it->first; });
+    }
+    if (done) {
+      acknowledged_.insert(it->first);
+      it = pending_acks_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void World::write() {
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    Pg& server = slots[i].pg;
+    if (!server.primary() || clock.now < server.ready_at || host_frozen(i)) continue;
+    std::uint64_t id = next_record_++;
+    server.wal.push_back(Record{id, server.timeline()});
+    if (settings.synchronous && !server.sync_names.empty()) {
+      pending_acks_[id] = config.nodes[i].name;
+    } else {
+      acknowledged_.insert(id);
+    }
+  }
+}
+
+void World::promoted(int index, TimelineId timeline) {
+  ++verdict_.promotions;
+  const Pg& server = slots[index].pg;
+  std::string fork = timeline == 1 ? "bootstrap" : fingerprint(server.wal, server.wal.size());
+  auto [it, inserted] = timelines_.emplace(timeline, fork);
+  if (!inserted && it->second != fork) {
+    violation(fmt::format("timeline {} used twice: {} forked it at {}, {} earlier at {}", timeline,
+                          config.nodes[index].name, fork, "another node", it->second));
+  }
+}
+
+void World::became_primary(int index) {
+  if (!settings.synchronous) return;
+  const Pg& server = slots[index].pg;
+  std::set<std::uint64_t> present;
+  for (const Record& record : server.wal) present.insert(record.id);
+  int missing = 0;
+  for (std::uint64_t id : acknowledged_) missing += present.count(id) == 0;
+  if (missing > 0) {
+    violation(fmt::format("{} became primary without {} acknowledged commits (synchronous mode)",
+                          config.nodes[index].name, missing));
+  }
+}
+
+std::string World::fingerprint(const std::vector<Record>& wal, std::size_t length) const {
+  return length == 0 ? "empty" : fmt::format("{}@{}", wal[length - 1].id, length);
+}
+
+void World::check_invariants() {
+  std::vector<std::string> primaries;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (slots[i].pg.primary()) primaries.push_back(config.nodes[i].name);
+  }
+  if (primaries.size() > 1) {
+    std::string names;
+    for (const std::string& name : primaries) names += " " + name;
+    violation("two writable primaries:" + names);
+  }
+}
+
+void World::start_agent(int index) {
+  Slot& slot = slots[index];
+  if (slot.alive) return;
+  if (slot.busy > 0) {  // the dead agent's cycle is still unwinding
+    schedule(clock.now + SimTime(10), Kind::kCall, index, [this, index] { start_agent(index); });
+    return;
+  }
+  slot.watchdog = std::make_unique<SimWatchdog>();
+  slot.watchdog->keep_alive(clock.steady_now());
+  slot.alive = true;
+  slot.agent = std::make_unique<Agent>(AgentParts{.config = config,
+                                                  .self = config.nodes[index],
+                                                  .node = *slot.local,
+                                                  .store = *slot.store,
+                                                  .clock = clock,
+                                                  .watchdog = slot.watchdog.get(),
+                                                  .keeper_thread = false});
+  schedule(clock.now + random_ms(SimTime(1), SimTime(100)), Kind::kCycle, index);
+  schedule(clock.now + SimTime(5), Kind::kKeeper, index);
+  schedule(clock.now + SimTime(10), Kind::kWatchdog, index);
+}
+
+// A host crash: the agent dies, and with it (PR_SET_PDEATHSIG) its PostgreSQL and watchdog.
+void World::kill_agent(int index) {
+  Slot& slot = slots[index];
+  if (!slot.alive) return;
+  slot.alive = false;
+  if (slot.busy > 0) {
+    slot.destroy_pending = true;
+  } else {
+    slot.agent.reset();
+  }
+  if (slot.pg.running) stop_pg(index, false);
+}
+
+void World::inject_fault() {
+  int target = static_cast<int>(rng() % slots.size());
+  // Mostly the primary: that is where faults hurt.
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (slots[i].pg.primary() && rng() % 3 != 0) target = i;
+  }
+  Slot& slot = slots[target];
+  SimTime back = clock.now + random_ms(SimTime(300), SimTime(4000));
+  int fault = static_cast<int>(rng() % 9);
+  promotion_budget_ += fault == 8 ? 2 : 1;
+  note(fmt::format("fault {} on {} (until t={})", fault, config.nodes[target].name, back.count()));
+  switch (fault) {
+    case 0:  // host crash
+      kill_agent(target);
+      schedule(back, Kind::kCall, target, [this, target] { start_agent(target); });
+      break;
+    case 1:  // postmaster crash
+      if (slot.pg.running && !host_frozen(target)) stop_pg(target, false);
+      break;
+    case 2:  // the agent frozen (SIGSTOP), its watchdog not; often in the middle of a step
+      for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+        if (slots[i].busy > 0 && rng() % 2 == 0) target = i;
+      }
+      slots[target].agent_frozen_until = back;
+      break;
+    case 3:  // the whole host frozen
+      slot.host_frozen_until = clock.now + random_ms(SimTime(200), SimTime(2500));
+      break;
+    case 4:  // the store out of reach for this agent
+      slot.store_down_until = back;
+      break;
+    case 5:  // a clean stop of the node, started again later
+      if (slot.alive && slot.busy == 0 && slot.agent && !host_frozen(target) &&
+          slot.agent_frozen_until <= clock.now) {
+        slot.agent->shut_down();
+        slot.agent.reset();
+        slot.alive = false;
+        schedule(back, Kind::kCall, target, [this, target] { start_agent(target); });
+      }
+      break;
+    case 6: {  // a switchover requested by a person
+      auto snapshot = store_.read(layout_.prefix());
+      if (snapshot && layout_.view(*snapshot).leader) {
+        SwitchoverRequest request{.from = layout_.view(*snapshot).leader->name};
+        (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
+      }
+      break;
+    }
+    case 7:  // every node crashes, then all come back
+      for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+        kill_agent(i);
+        schedule(back + random_ms(SimTime(0), SimTime(500)), Kind::kCall, i,
+                 [this, i] { start_agent(i); });
+      }
+      break;
+    case 8:  // a second crash right after the first failover
+      kill_agent(target);
+      schedule(back, Kind::kCall, target, [this, target] { start_agent(target); });
+      schedule(clock.now + random_ms(SimTime(1200), SimTime(3000)), Kind::kCall, -1, [this] {
+        for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+          if (slots[i].pg.primary()) {
+            kill_agent(i);
+            schedule(clock.now + random_ms(SimTime(300), SimTime(3000)), Kind::kCall, i,
+                     [this, i] { start_agent(i); });
+          }
+        }
+      });
+      break;
+  }
+}
+
+bool World::healthy() const {
+  int primary = -1;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (slots[i].pg.primary()) {
+      if (primary >= 0) return false;
+      primary = i;
+    }
+  }
+  if (primary < 0 || clock.now < slots[primary].pg.ready_at) return false;
+  auto snapshot = const_cast<MemoryStore&>(store_).read(layout_.prefix());
+  if (!snapshot) return false;
+  ClusterView view = layout_.view(*snapshot);
+  const std::string& name = config.nodes[primary].name;
+  if (!view.leader_is(name)) return false;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    const Pg& server = slots[i].pg;
+    if (i == primary) continue;
+    if (!server.running || !server.standby_signal || server.upstream != name ||
+        server.not_streaming_since || !is_prefix(server.wal, slots[primary].pg.wal)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Verdict World::run() {
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    schedule(random_ms(SimTime(0), SimTime(200)), Kind::kCall, i, [this, i] { start_agent(i); });
+  }
+  schedule(kTick, Kind::kReplicate, -1);
+  schedule(kTick, Kind::kWrite, -1);
+  run_until(SimTime(3000));
+  if (!healthy()) violation("the cluster did not bootstrap within 3 s");
+  SimTime window_end = clock.now + SimTime(6000);
+  for (int k = 0; k < settings.faults; ++k) {
+    SimTime at = random_ms(clock.now, window_end);
+    last_fault_ = std::max(last_fault_, at);
+    schedule(at, Kind::kCall, -1, [this] { inject_fault(); });
+  }
+  run_until(window_end + SimTime(5000));  // every restart has happened by then
+  SimTime deadline = clock.now + SimTime(60000);
+  while (!healthy() && clock.now < deadline) run_until(clock.now + SimTime(100));
+  if (!healthy()) {
+    std::string states;
+    for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+      const Pg& server = slots[i].pg;
+      states +=
+          fmt::format(" {}:{}{}{}tl{}/{}", config.nodes[i].name, server.running ? "up" : "down",
+                      server.standby_signal ? "/standby-of-" + server.upstream : "/primary",
+                      slots[i].alive ? "" : "/agent-dead", server.timeline(), server.wal.size());
+    }
+    violation("no healthy cluster 60 s after the faults:" + states);
+  }
+  verdict_.recovered_after = clock.now - last_fault_;
+  if (verdict_.promotions > promotion_budget_) {
+    violation(fmt::format("{} promotions for {} faults: a fault caused more than one",
+                          verdict_.promotions - 1, settings.faults));
+  }
+  verdict_.acknowledged = static_cast<int>(acknowledged_.size());
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (!slots[i].pg.primary()) continue;
+    became_primary(i);
+    std::set<std::uint64_t> present;
+    for (const Record& record : slots[i].pg.wal) present.insert(record.id);
+    for (std::uint64_t id : acknowledged_) verdict_.lost_async += present.count(id) == 0;
+  }
+  return verdict_;
+}
+
+Verdict run_scenario(std::uint64_t seed) {
+  World world(seed, settings_for(seed));
+  return world.run();
+}
+
+}  // namespace tandem::sim

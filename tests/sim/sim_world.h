@@ -1,0 +1,237 @@
+// A deterministic simulation of a tandem cluster on one machine: N real Agents (the production
+// code: decide(), the executor, the LeaseKeeper, timeline claims) against one MemoryStore, a
+// simulated clock, and a model of PostgreSQL per node (its WAL as a list of records, its
+// timeline, whether it runs, as what, streaming from whom). Time moves only through the event
+// queue; a seed fixes every choice, so a failing seed replays exactly.
+//
+// Concurrency is modelled by nesting: an operation that takes time in the real world (a
+// promotion, a clone, a rewind) runs the event queue until it is done, with its own agent
+// marked busy — meanwhile the other agents cycle, every LeaseKeeper renews (a thread of its own
+// in the real agent), watchdogs watch, faults strike.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/fencing_watchdog.h"
+#include "agent/local_node.h"
+#include "common/clock.h"
+#include "dcs/cluster_layout.h"
+#include "dcs/memory_store.h"
+
+namespace tandem::sim {
+
+using SimTime = std::chrono::milliseconds;  // since the start of the scenario
+
+class SimClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::hours(24 * 365 * 50) + now);
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::time_point(std::chrono::hours(1) + now);
+  }
+  void sleep_for(std::chrono::milliseconds duration) override { now += duration; }
+  SimTime now{0};
+};
+
+struct Record {
+  std::uint64_t id = 0;
+  TimelineId timeline = 1;
+};
+
+// The model of one node's PostgreSQL.
+struct Pg {
+  bool data = false;
+  bool running = false;
+  bool standby_signal = false;
+  SimTime ready_at{0};  // a started server answers from then on
+  std::vector<Record> wal;
+  std::string upstream;    // primary_conninfo: the node it streams from
+  std::string sync_names;  // synchronous_standby_names (a primary)
+  std::optional<SimTime> not_streaming_since;
+
+  TimelineId timeline() const;
+  bool primary() const { return data && running && !standby_signal; }
+};
+
+// What a scenario found wrong; empty when every invariant held.
+struct Verdict {
+  std::vector<std::string> violations;
+  int promotions = 0;  // bootstrap included
+  int acknowledged = 0;
+  int lost_async = 0;  // acknowledged writes missing on the final primary, asynchronous mode
+  SimTime recovered_after{0};  // from the last fault to a healthy cluster
+};
+
+struct ScenarioSettings {
+  int nodes = 3;
+  bool synchronous = false;
+  int faults = 3;
+  SimTime promotion_latency_max{3000};  // promotions take up to this long
+  // The round-1 agent, to show what the simulation catches: no lease keeper (only the cycle
+  // renews) and no watchdog on one machine.
+  bool round_one = false;
+};
+
+class World;
+
+// The LocalNode of one simulated node.
+class SimNode final : public LocalNode {
+ public:
+  SimNode(World& world, int index) : world_(world), index_(index) {}
+  NodeObservation observe() override;
+  std::optional<PrimaryDetails> primary_details() override { return std::nullopt; }
+  Status initialize() override;
+  Status clone(const std::string& leader) override;
+  Status start_primary() override;
+  Status start_standby(const std::string& leader) override;
+  Status follow(const std::string& leader) override;
+  Result<Promotion> promote() override;
+  Status stop(StopMode mode) override;
+  Status restart() override;
+  Status rejoin() override;
+  Status reclone(const std::string& leader) override;
+  Result<Lsn> shutdown_checkpoint() override;
+  pid_t postmaster() const override;
+  void wait_for_exit(std::chrono::milliseconds) override {}
+  void fence_others() override;
+  Result<std::string> update_sync(const ClusterView& view) override;
+  void reset_sync() override { pending_since_.reset(); }
+
+ private:
+  Pg& pg();
+  Status usable();
+  std::string config_name(int index) const;
+  World& world_;
+  int index_;
+  std::optional<std::size_t> pending_since_;
+};
+
+// The store as one agent reaches it: unavailable during its outages and once it is dead.
+class SimStore final : public Store {
+ public:
+  SimStore(World& world, int index, Store& inner) : world_(world), index_(index), inner_(inner) {}
+  Result<StoreSnapshot> read(std::string_view prefix) override;
+  Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
+  Result<Revision> compare_and_set(const std::string& key, const std::string& value,
+                                   Revision expected, Ttl ttl) override;
+  Result<Revision> put(const std::string& key, const std::string& value, Ttl ttl) override;
+  Status remove(const std::string& key, std::optional<Revision> expected) override;
+  Result<Revision> wait(std::string_view, Revision, std::chrono::milliseconds) override {
+    return fail(ErrorCode::kUnavailable, "not simulated");
+  }
+
+ private:
+  Status reachable() const;
+  World& world_;
+  int index_;
+  Store& inner_;
+};
+
+class SimWatchdog final : public Watchdog {
+ public:
+  void watch(pid_t postmaster) override { watched = postmaster; }
+  void keep_alive(SteadyTime at) override {
+    if (!confirmed || at > *confirmed) confirmed = at;
+  }
+  std::optional<SteadyTime> fenced_at() const override { return fenced; }
+  pid_t watched = 0;
+  std::optional<SteadyTime> confirmed;
+  std::optional<SteadyTime> fenced;
+};
+
+// One node: its PostgreSQL model, its agent (while the agent process lives) and its faults.
+struct Slot {
+  Pg pg;
+  std::unique_ptr<SimNode> local;
+  std::unique_ptr<SimStore> store;
+  std::unique_ptr<SimWatchdog> watchdog;
+  std::unique_ptr<Agent> agent;
+  bool alive = false;  // the agent process (and its watchdog) runs
+  int busy = 0;        // inside a long operation of its cycle
+  bool destroy_pending = false;
+  SimTime agent_frozen_until{0};  // SIGSTOP of the agent (its threads, not its watchdog)
+  SimTime host_frozen_until{0};   // everything of the node, PostgreSQL included
+  SimTime store_down_until{0};
+};
+
+class World {
+ public:
+  World(std::uint64_t seed, ScenarioSettings settings);
+  ~World();
+  // Runs the scenario: bootstrap, faults, then quiet until the cluster is healthy (bounded).
+  Verdict run();
+
+  // For SimNode, SimStore.
+  SimClock clock;
+  std::mt19937_64 rng;
+  ScenarioSettings settings;
+  ClusterConfig config;
+  std::vector<Slot> slots;
+  int index_of(const std::string& name) const;
+  // Lets `ms` of simulated time pass while `busy` is inside an operation: every other event
+  // runs meanwhile.
+  void spend(int busy, SimTime ms);
+  SimTime random_ms(SimTime low, SimTime high);
+  bool host_frozen(int index) const { return slots[index].host_frozen_until > clock.now; }
+  void promoted(int index, TimelineId timeline);
+  void became_primary(int index);
+  void stop_pg(int index, bool clean);
+  void violation(const std::string& what);
+  void note(const std::string& what);
+  bool trace = false;  // the agents' log lines and the world's events on stderr
+
+ private:
+  enum class Kind { kCycle, kKeeper, kWatchdog, kReplicate, kWrite, kCall };
+  struct Event {
+    SimTime at;
+    std::uint64_t sequence;
+    Kind kind;
+    int node;
+    std::function<void()> call;
+    bool operator>(const Event& other) const {
+      return at != other.at ? at > other.at : sequence > other.sequence;
+    }
+  };
+  void schedule(SimTime at, Kind kind, int node, std::function<void()> call = {});
+  void run_until(SimTime until);
+  void dispatch(Event event);
+  void start_agent(int index);
+  void kill_agent(int index);
+  void cycle(int index);
+  void watchdog(int index);
+  void replicate();
+  void write();
+  void inject_fault();
+  void check_invariants();
+  bool healthy() const;
+  std::string fingerprint(const std::vector<Record>& wal, std::size_t length) const;
+
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  std::uint64_t sequence_ = 0;
+  MemoryStore store_{clock};
+  ClusterLayout layout_;
+  Verdict verdict_;
+  std::uint64_t next_record_ = 1;
+  std::set<std::uint64_t> acknowledged_;
+  std::map<std::uint64_t, std::string> pending_acks_;  // record -> primary waiting for its sync
+  std::map<TimelineId, std::string> timelines_;        // number -> where it forked
+  SimTime last_fault_{0};
+  int promotion_budget_ = 1;  // the bootstrap, then one per fault that may move the lead
+};
+
+// Runs one seeded scenario; the seed also chooses its settings.
+Verdict run_scenario(std::uint64_t seed);
+ScenarioSettings settings_for(std::uint64_t seed);
+
+}  // namespace tandem::sim
