@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration demo bench bench-smoke asan clean format
+.PHONY: all deps build test unit integration demo bench bench-smoke chaos chaos-smoke asan clean format
 
 all: build
 
@@ -34,6 +34,15 @@ bench: build
 # One short trial of each scenario, to keep the benchmark working (CI runs it).
 bench-smoke: build
 	@$(BUILD_DIR)/bench/tandem-bench --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/bench-smoke
+
+# K random faults on local clusters, a third of them on a starved machine; results in
+# bench/results/chaos.{json,md}.
+chaos: build
+	@$(BUILD_DIR)/bench/tandem-chaos --tandem $(BUILD_DIR)/tandem --trials $(or $(TRIALS),110) --out bench/results
+
+# Three short trials of the chaos runner, to keep it working (CI runs it).
+chaos-smoke: build
+	@$(BUILD_DIR)/bench/tandem-chaos --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/chaos-smoke
 
 # Every test, with tandem built under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps
