@@ -30,6 +30,13 @@ Result<ClusterConfig> load_config_file(const std::string& path) {
       std::filesystem::absolute(std::filesystem::path(path), error).parent_path().string();
   auto config = parse_config(*text, base_dir);
   if (!config) return fail_with_context(config.error(), path);
+  // Two spellings of one directory, or a link to another node's: compared where they lead.
+  std::vector<NodeConfig> resolved = config->nodes;
+  for (NodeConfig& node : resolved) {
+    auto canonical = std::filesystem::weakly_canonical(node.data_dir, error);
+    if (!error) node.data_dir = canonical.string();
+  }
+  if (auto ok = validate_data_dirs(resolved); !ok) return fail_with_context(ok.error(), path);
   return config;
 }
 
