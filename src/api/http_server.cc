@@ -117,20 +117,7 @@ std::string HttpRequest::header(const std::string& name) const {
 }
 
 struct MhdCallbacks {
-  static MHD_Result accept_policy(void* cls, const sockaddr* address, socklen_t) {
-    auto* self = static_cast<HttpServer*>(cls);
-    std::string peer = address_text(address);
-    const HttpServerOptions& options = self->options_;
-    std::lock_guard lock(self->guard_mutex_);
-    bool allowed = options.reserved_addresses.contains(peer)
-                       ? static_cast<int>(self->guarded_.size()) <
-                             options.public_connections + options.reserved_connections
-                       : self->public_count_ < options.public_connections &&
-                             self->per_address_[peer] < options.connections_per_address;
-    if (!allowed) ++self->refused_;
-    return allowed ? MHD_YES : MHD_NO;
-  }
-
+  // A connection the acceptor admitted (and counted) starts or ends in libmicrohttpd.
   static void on_connection(void* cls, MHD_Connection* connection, void**,
                             MHD_ConnectionNotificationCode what) {
     auto* self = static_cast<HttpServer*>(cls);
@@ -138,27 +125,15 @@ struct MhdCallbacks {
     if (what == MHD_CONNECTION_NOTIFY_STARTED) {
       const MHD_ConnectionInfo* fd =
           MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-      const MHD_ConnectionInfo* address =
-          MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-      HttpServer::Guarded guarded{.fd = fd ? fd->connect_fd : -1,
-                                  .address = address ? address_text(address->client_addr) : ""};
-      guarded.reserved = self->options_.reserved_addresses.contains(guarded.address);
-      guarded.deadline = SteadyClock::now() + self->options_.request_deadline;
-      if (!guarded.reserved) {
-        ++self->per_address_[guarded.address];
-        ++self->public_count_;
-      }
-      self->guarded_[connection] = guarded;
+      auto pending = self->pending_.find(fd ? fd->connect_fd : -1);
+      if (pending == self->pending_.end()) return;  // not admitted by the acceptor: untracked
+      self->guarded_[connection] = pending->second;
+      self->pending_.erase(pending);
       return;
     }
     auto it = self->guarded_.find(connection);
     if (it == self->guarded_.end()) return;
-    if (!it->second.reserved) {
-      --self->public_count_;
-      if (--self->per_address_[it->second.address] <= 0) {
-        self->per_address_.erase(it->second.address);
-      }
-    }
+    self->release(it->second);
     self->guarded_.erase(it);
   }
 
@@ -237,30 +212,16 @@ Status HttpServer::start() {
   auto fd = listen_on(options_.host, options_.port);
   if (!fd) return std::unexpected(fd.error());
   listen_fd_ = *fd;
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-  if (tls) flags |= MHD_USE_TLS;
-  std::vector<MHD_OptionItem> items = {
-      {MHD_OPTION_LISTEN_SOCKET, listen_fd_, nullptr},
-      {MHD_OPTION_THREAD_POOL_SIZE, options_.event_threads, nullptr},
-      {MHD_OPTION_CONNECTION_LIMIT, options_.public_connections + options_.reserved_connections + 8,
-       nullptr},
-      // Idle connections are cut by the request deadline (sweep()); this is a backstop.
-      {MHD_OPTION_CONNECTION_TIMEOUT, 60, nullptr},
-      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&MhdCallbacks::on_completed), this},
-      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&MhdCallbacks::on_connection),
-       this},
-  };
-  if (tls) {
-    items.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, options_.tls_key_pem.data()});
-    items.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, options_.tls_cert_pem.data()});
-  }
-  items.push_back({MHD_OPTION_END, 0, nullptr});
-  daemon_ =
-      MHD_start_daemon(flags, 0, &MhdCallbacks::accept_policy, this, &MhdCallbacks::on_request,
-                       this, MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
-  if (daemon_ == nullptr) {
-    // libmicrohttpd may have closed the socket on its way out; close it only if still open.
-    if (fcntl(listen_fd_, F_GETFD) != -1) close(listen_fd_);
+  // Two event loops: one for the public, one for the reserved addresses (the other agents), so
+  // that a ping never waits in a queue that public clients fill. The acceptor hands each
+  // connection to one of them.
+  public_ = start_daemon(options_.event_threads,
+                         options_.public_connections + options_.reserved_connections);
+  reserved_ = public_ != nullptr ? start_daemon(1, options_.reserved_connections) : nullptr;
+  if (public_ == nullptr || reserved_ == nullptr) {
+    if (public_ != nullptr) MHD_stop_daemon(public_);
+    public_ = nullptr;
+    close(listen_fd_);
     listen_fd_ = -1;
     return fail(ErrorCode::kInvalidArgument,
                 tls ? "the TLS certificate and key are not usable together"
@@ -270,13 +231,92 @@ Status HttpServer::start() {
   for (int index = 0; index < options_.workers; ++index) workers_.emplace_back([this] { work(); });
   sweeping_ = true;
   sweeper_ = std::thread([this] { sweep(); });
+  acceptor_ = std::thread([this] { accept_connections(); });
   return {};
 }
 
+MHD_Daemon* HttpServer::start_daemon(int threads, int connections) {
+  unsigned flags =
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET;
+  if (!options_.tls_cert_pem.empty()) flags |= MHD_USE_TLS;
+  std::vector<MHD_OptionItem> items = {
+      {MHD_OPTION_CONNECTION_LIMIT, connections + 8, nullptr},
+      // Idle connections are cut by the request deadline (sweep()); this is a backstop.
+      {MHD_OPTION_CONNECTION_TIMEOUT, 60, nullptr},
+      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&MhdCallbacks::on_completed), this},
+      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&MhdCallbacks::on_connection),
+       this},
+  };
+  if (threads > 1) items.push_back({MHD_OPTION_THREAD_POOL_SIZE, threads, nullptr});
+  if (!options_.tls_cert_pem.empty()) {
+    items.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, options_.tls_key_pem.data()});
+    items.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, options_.tls_cert_pem.data()});
+  }
+  items.push_back({MHD_OPTION_END, 0, nullptr});
+  return MHD_start_daemon(flags, 0, nullptr, nullptr, &MhdCallbacks::on_request, this,
+                          MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
+}
+
+void HttpServer::accept_connections() {
+  while (true) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length,
+                     SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      return;  // stop() shut the listening socket down
+    }
+    std::string peer = address_text(reinterpret_cast<sockaddr*>(&address));
+    bool reserved = options_.reserved_addresses.contains(peer);
+    // Counted here, before libmicrohttpd (which starts connections on its own threads) knows
+    // them: the caps hold however fast connections come.
+    {
+      std::lock_guard lock(guard_mutex_);
+      if (auto stale = pending_.find(fd); stale != pending_.end()) {  // never started
+        release(stale->second);
+        pending_.erase(stale);
+      }
+      int tracked = static_cast<int>(guarded_.size() + pending_.size());
+      bool admitted = reserved ? tracked - public_count_ < options_.reserved_connections
+                               : public_count_ < options_.public_connections &&
+                                     per_address_[peer] < options_.connections_per_address;
+      if (!admitted) {
+        ++refused_;
+        close(fd);
+        continue;
+      }
+      Guarded guarded{.fd = fd,
+                      .address = peer,
+                      .reserved = reserved,
+                      .deadline = SteadyClock::now() + options_.request_deadline};
+      if (!reserved) {
+        ++per_address_[peer];
+        ++public_count_;
+      }
+      pending_[fd] = guarded;
+    }
+    // libmicrohttpd closes the socket itself if it cannot take it.
+    if (MHD_add_connection(reserved ? reserved_ : public_, fd,
+                           reinterpret_cast<sockaddr*>(&address), length) != MHD_YES) {
+      std::lock_guard lock(guard_mutex_);
+      if (auto failed = pending_.find(fd); failed != pending_.end()) {
+        release(failed->second);
+        pending_.erase(failed);
+      }
+    }
+  }
+}
+
 void HttpServer::stop() {
-  if (daemon_ == nullptr) return;
-  // Quiesced, the listening socket is ours to close; otherwise libmicrohttpd closes it.
-  if (MHD_quiesce_daemon(daemon_) != listen_fd_) listen_fd_ = -1;
+  if (public_ == nullptr) return;
+  // No new connections: the acceptor's accept() fails once the socket is shut down.
+  shutdown(listen_fd_, SHUT_RDWR);
+  if (acceptor_.joinable()) acceptor_.join();
   {
     std::lock_guard lock(queue_mutex_);
     stopping_ = true;
@@ -290,15 +330,18 @@ void HttpServer::stop() {
     sweep_wakeup_.notify_all();
   }
   if (sweeper_.joinable()) sweeper_.join();
-  MHD_stop_daemon(daemon_);
-  daemon_ = nullptr;
-  if (listen_fd_ >= 0) close(listen_fd_);
+  MHD_stop_daemon(reserved_);
+  MHD_stop_daemon(public_);
+  reserved_ = public_ = nullptr;
+  close(listen_fd_);
   listen_fd_ = -1;
 }
 
 HttpServerStats HttpServer::stats() {
   std::lock_guard lock(guard_mutex_);
-  return {.connections = static_cast<int>(guarded_.size()), .refused = refused_, .cut = cut_};
+  return {.connections = static_cast<int>(guarded_.size() + pending_.size()),
+          .refused = refused_,
+          .cut = cut_};
 }
 
 bool HttpServer::answer(MHD_Connection* connection, Exchange& exchange) {
@@ -338,6 +381,12 @@ void HttpServer::work() {
     exchange->response = handle_(exchange->request);
     MHD_resume_connection(connection);
   }
+}
+
+void HttpServer::release(const Guarded& guarded) {
+  if (guarded.reserved) return;
+  --public_count_;
+  if (--per_address_[guarded.address] <= 0) per_address_.erase(guarded.address);
 }
 
 void HttpServer::arm(MHD_Connection* connection, bool armed) {

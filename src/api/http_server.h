@@ -1,10 +1,10 @@
-// An HTTP(S) server that slow or idle clients cannot stop: libmicrohttpd's event loop (epoll)
-// holds every connection without a thread of its own, a connection that has not sent a whole
+// An HTTP(S) server that slow or idle clients cannot stop: libmicrohttpd's event loops (epoll)
+// hold every connection without a thread of its own, a connection that has not sent a whole
 // request within a deadline is cut, each client address may hold only a few connections, and
-// some addresses (the other agents, whose pings fencing depends on) have connections set apart
-// that public clients cannot take. Handlers that may wait (a store read, a switchover) run on a
-// small pool of workers while their connection is suspended; the others answer on the event
-// threads at once.
+// some addresses (the other agents, whose pings fencing depends on) have an event loop and
+// connections of their own that public clients cannot take: one acceptor hands each connection
+// to the loop of its kind. Handlers that may wait (a store read, a switchover) run on a small pool
+// of workers while their connection is suspended; the others answer on the event threads at once.
 #pragma once
 
 #include <atomic>
@@ -102,20 +102,26 @@ class HttpServer {
 
   friend struct MhdCallbacks;  // libmicrohttpd's callbacks, in http_server.cc
 
+  MHD_Daemon* start_daemon(int threads, int connections);
+  void accept_connections();
   bool answer(MHD_Connection* connection, Exchange& exchange);
   void enqueue(MHD_Connection* connection, Exchange* exchange);
   void work();
   void sweep();
   void arm(MHD_Connection* connection, bool armed);
+  // REQUIRES: guard_mutex_ held. Uncounts a connection that ends.
+  void release(const Guarded& guarded);
 
   HttpServerOptions options_;
   std::function<bool(const HttpRequest&)> is_slow_;
   Handler handle_;
-  MHD_Daemon* daemon_ = nullptr;
+  MHD_Daemon* public_ = nullptr;    // every other client
+  MHD_Daemon* reserved_ = nullptr;  // the reserved addresses: an event thread of their own
   int listen_fd_ = -1;
 
   std::mutex guard_mutex_;  // guards guarded_, per_address_, the counters
   std::map<MHD_Connection*, Guarded> guarded_;
+  std::map<int, Guarded> pending_;  // admitted by the acceptor, not yet started (by descriptor)
   std::map<std::string, int> per_address_;
   int public_count_ = 0;
   int refused_ = 0;
@@ -127,6 +133,7 @@ class HttpServer {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::thread sweeper_;
+  std::thread acceptor_;
   std::atomic<bool> sweeping_{false};
   std::condition_variable sweep_wakeup_;
 };
