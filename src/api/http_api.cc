@@ -393,8 +393,10 @@ std::string host_name(std::string host) {
 
 HttpResponse ApiServer::dispatch(const HttpRequest& request) {
   HttpResponse response;
-  // DNS rebinding: a page from elsewhere that made its name point here sends that name.
-  if (request.has_header("Host") && !allowed_hosts_.contains(host_name(request.header("Host")))) {
+  // DNS rebinding: a page from elsewhere that made its name point here sends that name. Health
+  // checks tell only up or down, and load balancers may name a node as they please: exempt.
+  if (request.has_header("Host") && !health_check_for(request.path) &&
+      !allowed_hosts_.contains(host_name(request.header("Host")))) {
     reply_error(response, 421,
                 fmt::format("this API answers only to its own addresses, not to Host '{}' (add "
                             "names to api.allowed_hosts)",
