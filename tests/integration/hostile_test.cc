@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -14,6 +15,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "bench/local_queries.h"
 #include "local_cluster_fixture.h"
@@ -313,6 +316,69 @@ TEST_F(HostileTest, ChildrenDieWithTandem) {
   EXPECT_TRUE(eventually([&] { return !process_alive(child); }, std::chrono::seconds(5)))
       << "the child outlived tandem";
   if (process_alive(child)) kill(child, SIGKILL);
+}
+
+// The pids of processes whose command line holds every one of `words`.
+std::vector<pid_t> processes_with(const std::vector<std::string>& words) {
+  std::vector<pid_t> found;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string command = contents(entry.path().string() + "/cmdline");
+    bool all = !command.empty();
+    for (const std::string& word : words) all = all && command.find(word) != std::string::npos;
+    if (all) found.push_back(std::stoi(name));
+  }
+  return found;
+}
+
+// The issue's own case: `kill -9` of `tandem clone` must not leave pg_basebackup copying.
+TEST_F(HostileTest, KilledCloneLeavesNoBaseBackupRunning) {
+  write_config(1);
+  tandem_ok({"init", "node1"});
+  // Enough data that the copy is still running when it is caught.
+  exec("node1",
+       "CREATE TABLE filler AS SELECT repeat('x', 2000) AS pad "
+       "FROM generate_series(1, 100000)");
+  // On a terminal, as a person runs it: pg_basebackup's progress goes to the terminal, so its
+  // output pipe closing with tandem does not stop it (as it would without a terminal).
+  int terminal = -1;
+  pid_t clone = forkpty(&terminal, nullptr, nullptr, nullptr);
+  if (clone == 0) {
+    execl(TANDEM_BINARY, TANDEM_BINARY, "-c", config_path_.c_str(), "clone", "node2", nullptr);
+    _exit(127);
+  }
+  ASSERT_GT(clone, 0);
+  std::thread reader([terminal] {
+    char buffer[4096];
+    while (read(terminal, buffer, sizeof buffer) > 0) {
+    }
+  });
+  std::vector<pid_t> copying, senders;
+  bool caught = eventually(
+      [&] {
+        copying = processes_with({"pg_basebackup", node("node2").data_dir});
+        if (copying.empty()) return false;
+        // The primary stops sending: pg_basebackup waits, alive, for data that does not come.
+        senders = processes_with({"postgres: walsender"});
+        for (pid_t pid : senders) kill(pid, SIGSTOP);
+        return true;
+      },
+      std::chrono::seconds(60));
+  kill(clone, SIGKILL);
+  waitpid(clone, nullptr, 0);
+  ASSERT_TRUE(caught) << "pg_basebackup never ran";
+  EXPECT_TRUE(eventually(
+      [&] {
+        return processes_with({"pg_basebackup", node("node2").data_dir}).empty();
+      },
+      std::chrono::seconds(5)))
+      << "pg_basebackup outlived `tandem clone`";
+  for (pid_t pid : processes_with({"pg_basebackup", node("node2").data_dir})) kill(pid, SIGKILL);
+  for (pid_t pid : senders) kill(pid, SIGCONT);
+  close(terminal);
+  reader.join();
 }
 
 }  // namespace
