@@ -385,8 +385,9 @@ TEST_F(MultiHostTest, SlowClientsOnTheStandbysApisChangeNothing) {
   for (const WriteAttempt& attempt : probe.attempts()) refused += attempt.acknowledged ? 0 : 1;
   EXPECT_EQ(refused, 0u) << "the primary refused writes: it fenced itself during the attack";
   EXPECT_EQ(log_of(leader).find("no answer from a majority of the agents"), std::string::npos);
-  std::cout << probe.acknowledged().size() << " writes acknowledged, none refused, while "
-            << held.size() << " connections to the standbys' APIs were attempted\n";
+  std::cout << probe.acknowledged().size() << " writes acknowledged, " << refused
+            << " refused, while " << held.size()
+            << " connections to the standbys' APIs were attempted\n";
 }
 
 }  // namespace
