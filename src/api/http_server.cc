@@ -171,7 +171,7 @@ struct MhdCallbacks {
     if (exchange->too_large) {
       exchange->response = HttpResponse{.status = 413, .body = R"({"error":"body too large"})"};
     } else if (!self->is_slow_(exchange->request)) {
-      exchange->response = self->handle_(exchange->request);
+      exchange->response = self->handle(exchange->request);
     } else {
       self->enqueue(connection, exchange);
       if (!exchange->response) return MHD_YES;  // a worker answers
@@ -378,8 +378,18 @@ void HttpServer::work() {
     auto [connection, exchange] = queue_.front();
     queue_.pop_front();
     lock.unlock();
-    exchange->response = handle_(exchange->request);
+    exchange->response = handle(exchange->request);
     MHD_resume_connection(connection);
+  }
+}
+
+// A handler that throws must not end the agent (an event thread has nowhere to throw to): the
+// client gets a 500 that does not repeat the exception's text.
+HttpResponse HttpServer::handle(const HttpRequest& request) {
+  try {
+    return handle_(request);
+  } catch (...) {
+    return HttpResponse{.status = 500, .body = R"({"error":"internal error"})"};
   }
 }
 

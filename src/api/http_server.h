@@ -105,6 +105,7 @@ class HttpServer {
   MHD_Daemon* start_daemon(int threads, int connections);
   void accept_connections();
   bool answer(MHD_Connection* connection, Exchange& exchange);
+  HttpResponse handle(const HttpRequest& request);
   void enqueue(MHD_Connection* connection, Exchange* exchange);
   void work();
   void sweep();
