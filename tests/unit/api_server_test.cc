@@ -1,20 +1,13 @@
 // The agent's HTTP API over a real socket, with the store in memory and the agent's snapshot
 // set by the test: every endpoint, every status code, every refusal — and that a refused
 // request changes nothing in the store.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
