@@ -136,15 +136,23 @@ Status local_up_command(const LocalLayout& requested, const GivenOptions& given)
                               os_user->name, layout.dir));
     }
     before = look_before(config);
-    if (auto ok = ensure_owned_dir(layout.dir, *os_user, 0755); !ok) return ok;
-    if (auto ok = write_owned_file(path, render_config(config), *os_user, 0644); !ok) return ok;
+    // The directory and the config are root's when root runs this: the config names the files
+    // root writes, so the OS user must not be able to change it. The OS user gets only what
+    // PostgreSQL writes (run/, log/, the data directories, the password file).
+    OsUser owner = running_as_root() ? OsUser{"root", 0, 0, "/root"} : *os_user;
+    if (auto ok = ensure_owned_dir(layout.dir, owner, 0755); !ok) return ok;
+    if (auto ok = write_owned_file(path, render_config(config), owner, 0644); !ok) return ok;
   } else if (auto ok = check_same_layout(config, layout, given, path); !ok) {
     return ok;
   }
   fmt::print("local cluster in {} ({} config {})\n", layout.dir, created ? "new" : "existing",
              path);
   auto session = Session::open(config, path);
-  if (!session) return std::unexpected(session.error());
+  if (!session) {
+    std::error_code error;
+    if (created) std::filesystem::remove(path, error);  // nothing else was made yet
+    return std::unexpected(session.error());
+  }
   if (auto ok = local_up((*session)->context(), (*session)->config_path()); !ok) {
     if (created) undo_new_cluster((*session)->context(), path, before);
     return ok;

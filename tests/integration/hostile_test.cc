@@ -138,6 +138,39 @@ TEST_F(HostileTest, LinksPlantedByTheOsUserAreRefused) {
   std::filesystem::remove(temporary);
 }
 
+// Point 2: the config names the files root writes; root reads none the OS user can change. A
+// new `local up` directory and its config are root's.
+TEST_F(HostileTest, ConfigTheOsUserCouldChangeIsRefused) {
+  write_config(1);
+  auto postgres = lookup_os_user(config_.os_user);
+  ASSERT_TRUE(postgres);
+  ASSERT_EQ(chown(config_path_.c_str(), postgres->uid, postgres->gid), 0);
+  CommandOutput owned = tandem({"status"});
+  EXPECT_EQ(owned.exit_code, 1);
+  EXPECT_NE(owned.output.find("refusing " + config_path_ +
+                              ": tandem runs as root and its owner "
+                              "could change it"),
+            std::string::npos)
+      << owned.output;
+  ASSERT_EQ(chown(config_path_.c_str(), 0, 0), 0);
+  ASSERT_EQ(chmod(config_path_.c_str(), 0666), 0);
+  CommandOutput writable = tandem({"status"});
+  EXPECT_EQ(writable.exit_code, 1);
+  EXPECT_NE(writable.output.find("and others could change it"), std::string::npos)
+      << writable.output;
+  std::filesystem::remove(config_path_);
+
+  // Stopped before anything but the config was written (no PostgreSQL programs there).
+  std::string fresh = dir_ + "/fresh";
+  CommandOutput up =
+      tandem({"local", "up", "--dir", fresh, "--manual", "--pg-bin", "/nonexistent"});
+  EXPECT_EQ(up.exit_code, 1) << up.output;
+  struct stat info {};
+  ASSERT_EQ(stat(fresh.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, 0u) << "a new cluster directory must be root's when root makes it";
+  EXPECT_TRUE(std::filesystem::is_empty(fresh)) << "the config was left behind";
+}
+
 // Point 3: root signals only the node's agent, whatever pid the lock file names.
 TEST_F(HostileTest, CrashDoesNotKillThePidALockFileNames) {
   write_config(1, {}, /*agents=*/true);
