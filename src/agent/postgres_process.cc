@@ -15,6 +15,8 @@
 #include <fstream>
 #include <thread>
 
+#include "proc/safe_file.h"
+
 namespace tandem {
 
 PostgresProcess::~PostgresProcess() {
@@ -29,11 +31,15 @@ void PostgresProcess::forget() {
 
 Status PostgresProcess::spawn(const NodeConfig& node) {
   if (pid_ > 0) return fail(ErrorCode::kConflict, "PostgreSQL already runs as this agent's child");
-  int log = open(log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (log < 0) {
-    return fail(ErrorCode::kFailed, fmt::format("cannot open {}: {}", log_file_, strerror(errno)));
+  // The log directory belongs to the OS user: a link planted at the log is refused, not followed.
+  auto opened = open_file_nofollow(log_file_, O_WRONLY | O_CREAT | O_APPEND, 0640);
+  if (!opened) return fail_with_context(opened.error(), "PostgreSQL's log");
+  int log = opened->release();
+  if (running_as_root() && fchown(log, os_user_.uid, os_user_.gid) != 0) {
+    close(log);
+    return fail(ErrorCode::kFailed,
+                fmt::format("cannot give {} to {}: {}", log_file_, os_user_.name, strerror(errno)));
   }
-  if (running_as_root()) fchown(log, os_user_.uid, os_user_.gid);
   std::string program = binaries_.path("postgres");
   std::string data_dir = node.data_dir;
   std::string home = "HOME=" + os_user_.home;

@@ -1,17 +1,19 @@
 #include "api/http_api.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "agent/peer_pinger.h"
 #include "api/cluster_json.h"
 #include "api/dashboard_assets.h"
 #include "api/health.h"
+#include "api/http_server.h"
 #include "api/metrics.h"
 #include "ops/cluster_requests.h"
+#include "proc/os_user.h"
 #include "proc/secret_file.h"
 
 namespace tandem {
@@ -20,12 +22,20 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-void reply_json(httplib::Response& response, int status, const json& body) {
-  response.status = status;
-  response.set_content(body.dump(), "application/json");
+void set_content(HttpResponse& response, std::string body, std::string content_type) {
+  response.body = std::move(body);
+  response.content_type = std::move(content_type);
 }
 
-void reply_error(httplib::Response& response, int status, const std::string& message) {
+// A request can put any byte in a path or a parameter, and errors quote them: invalid UTF-8 is
+// replaced rather than thrown about.
+void reply_json(HttpResponse& response, int status, const json& body) {
+  response.status = status;
+  set_content(response, body.dump(-1, ' ', false, json::error_handler_t::replace),
+              "application/json");
+}
+
+void reply_error(HttpResponse& response, int status, const std::string& message) {
   reply_json(response, status, {{"error", message}});
 }
 
@@ -47,7 +57,7 @@ int status_for(ErrorCode code) {
   return 500;
 }
 
-void reply_failure(httplib::Response& response, const Error& error) {
+void reply_failure(HttpResponse& response, const Error& error) {
   reply_error(response, status_for(error.code), error.message);
 }
 
@@ -116,37 +126,52 @@ Status ApiServer::start() {
     }
   }
   if (token_.empty()) spdlog::warn("API: no token file, so every change (POST) is refused");
+  HttpServerOptions options{.host = self_.host, .port = self_.api_port};
   bool tls = !config_.api.tls_cert_file.empty();
+  std::string cannot_use = fmt::format("api: cannot use the certificate {} with the key {}",
+                                       config_.api.tls_cert_file, config_.api.tls_key_file);
   if (tls) {
-    auto secure = std::make_unique<httplib::SSLServer>(config_.api.tls_cert_file.c_str(),
-                                                       config_.api.tls_key_file.c_str());
-    if (!secure->is_valid()) {
+    auto cert = read_file(config_.api.tls_cert_file);
+    auto key = read_file(config_.api.tls_key_file);
+    if (!cert || !key) {
       return fail(ErrorCode::kInvalidArgument,
-                  fmt::format("api: cannot use the certificate {} with the key {}",
-                              config_.api.tls_cert_file, config_.api.tls_key_file));
+                  fmt::format("{}: {}", cannot_use, (!cert ? cert : key).error().message));
     }
-    server_ = std::move(secure);
-  } else {
-    server_ = std::make_unique<httplib::Server>();
+    options.tls_cert_pem = *cert;
+    options.tls_key_pem = *key;
   }
-  // A few threads: requests that wait for a switchover must not starve the health checks.
-  server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
-  server_->set_read_timeout(std::chrono::seconds(5));
-  server_->set_payload_max_length(64 * 1024);
+  // The other agents' pings decide fencing: their addresses have connections of their own that
+  // public clients cannot take, and no per-address cap.
+  for (const NodeConfig& node : config_.nodes) {
+    if (node.host != self_.host) options.reserved_addresses.insert(node.host);
+  }
+  allowed_hosts_ = {"localhost", "127.0.0.1", "::1"};
+  for (const NodeConfig& node : config_.nodes) allowed_hosts_.insert(node.host);
+  for (std::string name : config_.api.allowed_hosts) {
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    allowed_hosts_.insert(name);
+  }
   route();
-  if (!server_->bind_to_port(self_.host, self_.api_port)) {
-    return fail(ErrorCode::kConflict,
-                fmt::format("API: cannot listen on {}:{} (in use?)", self_.host, self_.api_port));
+  server_ = std::make_unique<HttpServer>(
+      std::move(options), [this](const HttpRequest& request) { return is_slow(request); },
+      [this](const HttpRequest& request) { return dispatch(request); });
+  if (auto ok = server_->start(); !ok) {
+    server_.reset();
+    if (ok.error().code == ErrorCode::kInvalidArgument && tls) {
+      return fail(ErrorCode::kInvalidArgument, cannot_use);
+    }
+    return fail(ErrorCode::kConflict, "API: " + ok.error().message);
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("API on {}{}", api_url(config_, self_), token_.empty() ? " (read-only)" : "");
   return {};
 }
 
 void ApiServer::stop() {
   if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
 }
+
+HttpServerStats ApiServer::stats() { return server_ ? server_->stats() : HttpServerStats{}; }
 
 void ApiServer::route() {
   ClusterLayout layout(config_.name);
@@ -162,11 +187,11 @@ void ApiServer::route() {
   };
 
   // Health checks: GET (and HEAD, which HAProxy may use) on Patroni's paths.
-  auto health = [this](const httplib::Request& request, httplib::Response& response) {
+  auto health = [this](const HttpRequest& request, HttpResponse& response) {
     auto check = health_check_for(request.path);
     std::optional<LagLimit> lag;
     if (request.has_param("lag")) {
-      auto parsed = parse_lag_limit(request.get_param_value("lag"));
+      auto parsed = parse_lag_limit(request.param("lag"));
       if (!parsed) return reply_failure(response, parsed.error());
       lag = *parsed;
     }
@@ -181,58 +206,58 @@ void ApiServer::route() {
   for (const char* path : {"/primary", "/read-write", "/leader", "/master", "/replica",
                            "/read-only", "/health", "/liveness", "/readiness"}) {
     get(path, health);
-    server_->Options(
-        path, [](const httplib::Request&, httplib::Response& response) { response.status = 200; });
   }
 
   // Another agent's ping: recorded, and answered with this node's state and what this agent has
   // not heard from the others.
-  get("/ping", [this](const httplib::Request& request, httplib::Response& response) {
+  get("/ping", [this](const HttpRequest& request, HttpResponse& response) {
     auto now = clock_.steady_now();
     PingReply reply;
     if (contacts_ != nullptr) {
-      contacts_->served(request.get_param_value("from"), now);
+      contacts_->served(request.param("from"), now);
       reply.silence = contacts_->silence(now);
     }
     AgentSnapshot snapshot = board_.snapshot();
     reply.state = snapshot.node.state;
     reply.leader = snapshot.view && snapshot.view->leader_is(self_.name);
-    response.set_content(encode_ping_reply(self_.name, reply), "application/json");
+    set_content(response, encode_ping_reply(self_.name, reply), "application/json");
   });
-  get("/cluster", [this, read_view](const httplib::Request&, httplib::Response& response) {
+  // Store reads may wait (etcd): they run on the server's workers, never on its event threads.
+  slow_gets_ = {"/cluster", "/history", "/metrics"};
+  get("/cluster", [this, read_view](const HttpRequest&, HttpResponse& response) {
     auto view = read_view();
     reply_json(response, 200, cluster_json(config_, view ? std::optional(*view) : std::nullopt));
   });
-  get("/history", [read_history](const httplib::Request&, httplib::Response& response) {
+  get("/history", [read_history](const HttpRequest&, HttpResponse& response) {
     auto history = read_history();
     if (!history) return reply_failure(response, history.error());
     reply_json(response, 200, history_json(*history));
   });
-  get("/lag", [this](const httplib::Request&, httplib::Response& response) {
+  get("/lag", [this](const HttpRequest&, HttpResponse& response) {
     reply_json(response, 200, lag_json(board_.lag_history()));
   });
-  get("/metrics", [this, read_history](const httplib::Request&, httplib::Response& response) {
+  get("/metrics", [this, read_history](const HttpRequest&, HttpResponse& response) {
     AgentSnapshot snapshot = board_.snapshot();
     auto history = read_history();
-    response.set_content(
-        render_metrics({.self = self_.name,
-                        .snapshot = snapshot,
-                        .history = history ? std::optional(*history) : std::nullopt}),
-        "text/plain; version=0.0.4; charset=utf-8");
+    set_content(response,
+                render_metrics({.self = self_.name,
+                                .snapshot = snapshot,
+                                .history = history ? std::optional(*history) : std::nullopt}),
+                "text/plain; version=0.0.4; charset=utf-8");
   });
 
   // Changes: POST with the bearer token.
-  auto authorized = [this](const httplib::Request& request, httplib::Response& response) {
+  auto authorized = [this](const HttpRequest& request, HttpResponse& response) {
     if (token_.empty()) {
       reply_error(response, 403,
                   "changes are disabled on this node: it has no API token (api.token_file)");
       return false;
     }
-    std::string header = request.get_header_value("Authorization");
+    std::string header = request.header("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
     if (!header.starts_with(kBearer) ||
         !same_secret(std::string_view(header).substr(kBearer.size()), token_)) {
-      response.set_header("WWW-Authenticate", "Bearer realm=\"tandem\"");
+      response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandem\"");
       reply_error(response, 401,
                   header.empty() ? "this request needs the API token (Authorization: Bearer ...)"
                                  : "the API token is wrong");
@@ -241,8 +266,8 @@ void ApiServer::route() {
     return true;
   };
 
-  post("/switchover", [this, authorized, read_view, layout](const httplib::Request& request,
-                                                            httplib::Response& response) {
+  post("/switchover", [this, authorized, read_view, layout](const HttpRequest& request,
+                                                            HttpResponse& response) {
     if (!authorized(request, response)) return;
     auto body = parse_body(request.body, {{"leader", json::value_t::string},
                                           {"candidate", json::value_t::string},
@@ -268,8 +293,8 @@ void ApiServer::route() {
          {"took_ms", outcome->took.count()}});
   });
 
-  post("/failover", [this, authorized, read_view, layout](const httplib::Request& request,
-                                                          httplib::Response& response) {
+  post("/failover", [this, authorized, read_view, layout](const HttpRequest& request,
+                                                          HttpResponse& response) {
     if (!authorized(request, response)) return;
     auto body = parse_body(request.body, {{"leader", json::value_t::string},
                                           {"candidate", json::value_t::string},
@@ -304,8 +329,8 @@ void ApiServer::route() {
   for (auto [path, node_request] : {std::pair{"/restart", NodeRequest::kRestart},
                                     std::pair{"/reinitialize", NodeRequest::kReinitialize}}) {
     std::string done = node_request == NodeRequest::kRestart ? "restarted" : "reinitialized";
-    post(path, [this, authorized, node_request, done](const httplib::Request& request,
-                                                      httplib::Response& response) {
+    post(path, [this, authorized, node_request, done](const HttpRequest& request,
+                                                      HttpResponse& response) {
       if (!authorized(request, response)) return;
       auto body = parse_body(request.body, {});
       if (!body) return reply_failure(response, body.error());
@@ -316,67 +341,108 @@ void ApiServer::route() {
   }
 
   for (auto [path, paused] : {std::pair{"/pause", true}, std::pair{"/resume", false}}) {
-    post(path, [this, authorized, layout, paused](const httplib::Request& request,
-                                                  httplib::Response& response) {
-      if (!authorized(request, response)) return;
-      auto body = parse_body(request.body, {});
-      if (!body) return reply_failure(response, body.error());
-      if (auto ok = set_paused(store_, layout, paused); !ok) {
-        return reply_failure(response, ok.error());
-      }
-      reply_json(response, 200,
-                 {{"message", paused ? "paused: the agents take no automatic action"
-                                     : "resumed: the agents act again"},
-                  {"paused", paused}});
-    });
+    post(path,
+         [this, authorized, layout, paused](const HttpRequest& request, HttpResponse& response) {
+           if (!authorized(request, response)) return;
+           auto body = parse_body(request.body, {});
+           if (!body) return reply_failure(response, body.error());
+           if (auto ok = set_paused(store_, layout, paused); !ok) {
+             return reply_failure(response, ok.error());
+           }
+           reply_json(response, 200,
+                      {{"message", paused ? "paused: the agents take no automatic action"
+                                          : "resumed: the agents act again"},
+                       {"paused", paused}});
+         });
   }
+}
 
-  // The other method on a known path.
-  for (const auto& [path, handler] : posts_) {
-    server_->Get(path, [](const httplib::Request&, httplib::Response& response) {
-      response.set_header("Allow", "POST");
-      reply_error(response, 405, "use POST");
-    });
-  }
-  server_->Get(R"(/.*)", [](const httplib::Request& request, httplib::Response& response) {
-    const Asset* asset = find_asset(request.path);
-    if (asset == nullptr) return reply_error(response, 404, "no such page: " + request.path);
-    response.set_content(std::string(asset->body), std::string(asset->content_type).c_str());
-    response.set_header("Cache-Control", "no-cache");
-  });
-  auto unknown_post = [this](const httplib::Request& request, httplib::Response& response) {
-    if (gets_.contains(request.path)) {
-      response.set_header("Allow", "GET");
-      return reply_error(response, 405, "use GET");
+bool ApiServer::is_slow(const HttpRequest& request) const {
+  return request.method == "POST" || slow_gets_.contains(request.path);
+}
+
+namespace {
+
+bool valid_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    int follow = c < 0x80             ? 0
+                 : (c & 0xe0) == 0xc0 ? 1
+                 : (c & 0xf0) == 0xe0 ? 2
+                 : (c & 0xf8) == 0xf0 ? 3
+                                      : -1;
+    if (follow < 0 || i + follow >= text.size() + (follow == 0 ? 1 : 0)) return false;
+    for (int k = 1; k <= follow; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return false;
     }
-    reply_error(response, 404, "no such request: " + request.path);
-  };
-  server_->Post(R"(/.*)", unknown_post);
-  // httplib answers 400 to a POST without Content-Length before routing it; `curl -X POST`
-  // sends none. Such a request has no body: it is dispatched here.
-  server_->set_pre_routing_handler(
-      [this, unknown_post](const httplib::Request& request, httplib::Response& response) {
-        if (request.method != "POST" || request.has_header("Content-Length") ||
-            request.has_header("Transfer-Encoding")) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        auto handler = posts_.find(request.path);
-        if (handler != posts_.end()) {
-          handler->second(request, response);
-        } else {
-          unknown_post(request, response);
-        }
-        return httplib::Server::HandlerResponse::Handled;
-      });
+    i += follow + 1;
+  }
+  return true;
 }
 
-void ApiServer::get(const std::string& path, const Handler& handler) {
-  server_->Get(path, handler);
-  gets_.insert(path);
+// "10.0.0.11:8008" -> "10.0.0.11"; "[::1]:8008" -> "::1".
+std::string host_name(std::string host) {
+  if (host.starts_with("[")) return host.substr(1, host.find(']') - 1);
+  if (std::count(host.begin(), host.end(), ':') == 1) host = host.substr(0, host.find(':'));
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return host;
 }
+
+}  // namespace
+
+HttpResponse ApiServer::dispatch(const HttpRequest& request) {
+  HttpResponse response;
+  // DNS rebinding: a page from elsewhere that made its name point here sends that name. Health
+  // checks tell only up or down, and load balancers may name a node as they please: exempt.
+  if (request.has_header("Host") && !health_check_for(request.path) &&
+      !allowed_hosts_.contains(host_name(request.header("Host")))) {
+    reply_error(response, 421,
+                fmt::format("this API answers only to its own addresses, not to Host '{}' (add "
+                            "names to api.allowed_hosts)",
+                            request.header("Host")));
+    return response;
+  }
+  bool utf8 = valid_utf8(request.path);
+  for (const auto& [name, value] : request.params)
+    utf8 = utf8 && valid_utf8(name) && valid_utf8(value);
+  if (!utf8) {
+    reply_error(response, 400, "the request's path or query is not valid UTF-8");
+    return response;
+  }
+  bool read = request.method == "GET" || request.method == "HEAD";
+  const std::map<std::string, Handler>& same = read ? gets_ : posts_;
+  const std::map<std::string, Handler>& other = read ? posts_ : gets_;
+  if (read || request.method == "POST") {
+    if (auto handler = same.find(request.path); handler != same.end()) {
+      handler->second(request, response);
+    } else if (other.contains(request.path)) {
+      response.headers.emplace_back("Allow", read ? "POST" : "GET");
+      reply_error(response, 405, read ? "use POST" : "use GET");
+    } else if (read) {
+      serve_asset(request, response);
+    } else {
+      reply_error(response, 404, "no such request: " + request.path);
+    }
+  } else if (request.method == "OPTIONS" &&
+             (gets_.contains(request.path) || posts_.contains(request.path))) {
+    response.headers.emplace_back("Allow", gets_.contains(request.path) ? "GET, HEAD" : "POST");
+  } else {
+    reply_error(response, 405, fmt::format("{} is not served", request.method));
+  }
+  return response;
+}
+
+void ApiServer::serve_asset(const HttpRequest& request, HttpResponse& response) {
+  const Asset* asset = find_asset(request.path);
+  if (asset == nullptr) return reply_error(response, 404, "no such page: " + request.path);
+  set_content(response, std::string(asset->body), std::string(asset->content_type));
+  response.headers.emplace_back("Cache-Control", "no-cache");
+}
+
+void ApiServer::get(const std::string& path, Handler handler) { gets_[path] = std::move(handler); }
 
 void ApiServer::post(const std::string& path, Handler handler) {
-  server_->Post(path, handler);
   posts_[path] = std::move(handler);
 }
 

@@ -8,19 +8,13 @@
 #include <memory>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "agent/agent_board.h"
 #include "agent/contact_book.h"
+#include "api/http_server.h"
 #include "common/clock.h"
 #include "core/cluster_config.h"
 #include "dcs/store.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace tandem {
 
@@ -39,12 +33,20 @@ class ApiServer {
   // How long a switchover or failover may take before it is withdrawn and answered 503.
   void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ = timeout; }
 
+  // The connections it holds, and those it refused or cut; for benchmarks and tests.
+  HttpServerStats stats();
+
  private:
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
   void route();
   // Routes that are remembered: the other method on their path is a 405, not a 404.
-  void get(const std::string& path, const Handler& handler);
+  void get(const std::string& path, Handler handler);
   void post(const std::string& path, Handler handler);
+  // Every request: the Host check, then the route. Runs on the server's event threads unless
+  // is_slow(), then on its workers.
+  HttpResponse dispatch(const HttpRequest& request);
+  bool is_slow(const HttpRequest& request) const;
+  void serve_asset(const HttpRequest& request, HttpResponse& response);
 
   const ClusterConfig& config_;
   const NodeConfig& self_;
@@ -54,10 +56,11 @@ class ApiServer {
   ContactBook* contacts_;  // quorum fencing: pings from the other agents are recorded here
   std::string token_;      // empty: changes are refused
   std::chrono::milliseconds request_timeout_{std::chrono::seconds(30)};
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  std::set<std::string> gets_;
+  std::unique_ptr<HttpServer> server_;
+  std::map<std::string, Handler> gets_;
   std::map<std::string, Handler> posts_;
+  std::set<std::string> slow_gets_;
+  std::set<std::string> allowed_hosts_;  // names and addresses a Host header may give
 };
 
 }  // namespace tandem

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "ops/store_access.h"
 #include "pg/pg_binaries.h"
+#include "proc/safe_file.h"
 
 namespace tandem {
 namespace {
@@ -34,10 +35,11 @@ void install_signal_handlers() {
 // One agent per node: an exclusive lock held for the agent's life.
 Result<int> lock_node(const ClusterConfig& config, const NodeConfig& node) {
   std::string path = fmt::format("{}/{}.agent.lock", config.socket_dir, node.name);
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return fail(ErrorCode::kFailed, fmt::format("cannot open {}: {}", path, strerror(errno)));
-  }
+  // The socket directory belongs to the OS user: a link planted there is refused, so root
+  // never truncates and writes a file of that user's choice.
+  auto opened = open_file_nofollow(path, O_RDWR | O_CREAT, 0644);
+  if (!opened) return std::unexpected(opened.error());
+  int fd = opened->release();
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     close(fd);
     return fail(ErrorCode::kConflict, fmt::format("an agent of {} already runs", node.name));

@@ -1,9 +1,36 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "common/log.h"
 
 namespace tandem {
+namespace {
+
+// CLI11 answers a misspelt command with only "A subcommand is required": name it instead.
+std::optional<std::string> unknown_command(CLI::App& app, int argc, char** argv) {
+  for (int index = 1; index < argc; ++index) {
+    std::string_view arg = argv[index];
+    if (arg == "-c" || arg == "--config") {
+      ++index;  // its value
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    std::vector<std::string> names;
+    for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+      if (command->check_name(std::string(arg))) return std::nullopt;
+      names.push_back(command->get_name());
+    }
+    return fmt::format("unknown command '{}' (commands: {})", arg, fmt::join(names, ", "));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"tandem: PostgreSQL streaming replication made effortless and safe"};
@@ -25,6 +52,10 @@ int run_cli(int argc, char** argv) {
   add_agent_command(app, state);
   add_history_command(app, state);
   add_control_commands(app, state);
+  if (auto unknown = unknown_command(app, argc, argv)) {
+    fmt::print(stderr, "tandem: error: {}\n", *unknown);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

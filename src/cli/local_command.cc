@@ -1,54 +1,164 @@
 // tandem local up | down | start | stop | crash: a whole cluster on this machine.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
+#include <set>
+#include <vector>
 
 #include "cli/commands.h"
 #include "common/units.h"
 #include "ops/local_cluster.h"
 #include "ops/status.h"
 #include "proc/os_user.h"
+#include "proc/ports.h"
 
 namespace tandem {
 namespace {
 
-// The config of `local up`: the existing dir/tandem.yaml, or a new one written from the layout.
-Result<ClusterConfig> local_up_config(const LocalLayout& layout, bool& created) {
-  std::string path = layout.dir + "/tandem.yaml";
-  created = !std::filesystem::exists(path);
-  if (!created) return load_config_file(path);
-  ClusterConfig config = local_config(layout);
-  if (auto ok = validate(config); !ok) return std::unexpected(ok.error());
-  auto os_user = lookup_os_user(config.os_user);
-  if (!os_user) return std::unexpected(os_user.error());
-  if (!user_can_use_dir(layout.dir, *os_user, /*write=*/false)) {
-    return fail(ErrorCode::kPermissionDenied,
-                fmt::format("OS user {} cannot use {}: a directory on its path is closed to it",
-                            os_user->name, layout.dir));
-  }
-  if (auto ok = ensure_owned_dir(layout.dir, *os_user, 0755); !ok)
-    return std::unexpected(ok.error());
-  if (auto ok = write_owned_file(path, render_config(config), *os_user, 0644); !ok) {
-    return std::unexpected(ok.error());
-  }
-  return config;
+// The options of `local up` given on the command line (not left at their defaults).
+struct GivenOptions {
+  bool standbys = false, base_port = false, api_base_port = false, os_user = false, pg_bin = false,
+       no_app = false, wal_cap = false, manual = false;
+};
+
+// A second `local up` on an existing tandem.yaml: an option that would change the cluster is
+// refused rather than ignored.
+Status check_same_layout(const ClusterConfig& existing, const LocalLayout& layout,
+                         const GivenOptions& given, const std::string& path) {
+  ClusterConfig wanted = local_config(layout);
+  std::vector<std::string> differ;
+  auto compare = [&](bool is_given, const auto& has, const auto& want, std::string_view option) {
+    if (is_given && has != want) differ.push_back(fmt::format("{} ({} there)", option, has));
+  };
+  compare(given.standbys, existing.nodes.size() - 1, wanted.nodes.size() - 1, "--standbys");
+  compare(given.base_port, existing.nodes.front().port, wanted.nodes.front().port, "--base-port");
+  compare(given.api_base_port, existing.nodes.front().api_port, wanted.nodes.front().api_port,
+          "--api-base-port");
+  compare(given.os_user, existing.os_user, wanted.os_user, "--os-user");
+  compare(given.pg_bin, existing.pg_bin, wanted.pg_bin, "--pg-bin");
+  compare(given.no_app, std::string(existing.app ? "an app" : "no app"),
+          std::string(wanted.app ? "an app" : "no app"), "--no-app");
+  compare(given.wal_cap, existing.replication.max_slot_wal_keep_size,
+          wanted.replication.max_slot_wal_keep_size, "--max-slot-wal-keep-size");
+  compare(given.manual, std::string(existing.ha.agents ? "agents" : "no agents"),
+          std::string(wanted.ha.agents ? "agents" : "no agents"), "--manual");
+  if (differ.empty()) return {};
+  return fail(ErrorCode::kConflict,
+              fmt::format("{} already describes this cluster and {} differ from it: run `local "
+                          "up` without them, edit that file, or use another --dir",
+                          path, fmt::join(differ, ", ")));
 }
 
-Status local_up_command(const LocalLayout& requested) {
+// Everything a new cluster needs free, checked before anything is written.
+Status check_new_ports(const ClusterConfig& config) {
+  for (const NodeConfig& node : config.nodes) {
+    if (auto ok = check_port_free(node.host, node.port, node.name); !ok) return ok;
+    if (node.api_port == 0) continue;
+    if (auto ok = check_port_free(node.host, node.api_port, node.name + "'s API"); !ok) return ok;
+  }
+  return {};
+}
+
+// What a new cluster's directory held before `local up` wrote into it, so that a failed one
+// removes only what it created.
+struct Before {
+  bool token = false, password_file = false, socket_dir = false;
+  std::set<std::string> data_dirs;
+};
+
+Before look_before(const ClusterConfig& config) {
+  auto exists = [](const std::string& path) {
+    std::error_code error;
+    return std::filesystem::exists(std::filesystem::symlink_status(path, error));
+  };
+  Before before{.token = exists(config.api.token_file),
+                .password_file = exists(config.password_file),
+                .socket_dir = exists(config.socket_dir)};
+  for (const NodeConfig& node : config.nodes) {
+    if (exists(node.data_dir)) before.data_dirs.insert(node.data_dir);
+  }
+  return before;
+}
+
+// A new cluster that did not come up: what runs is stopped and what this run created is
+// removed, except the logs, which say why.
+void undo_new_cluster(Context& context, const std::string& config_path, const Before& before) {
+  const ClusterConfig& config = context.config;
+  (void)local_stop(context, std::nullopt, StopMode::kImmediate);
+  std::vector<std::string> removed;
+  auto remove = [&](const std::string& path) {
+    std::error_code error;
+    if (std::filesystem::remove_all(path, error) > 0 && !error) removed.push_back(path);
+  };
+  for (const NodeConfig& node : config.nodes) {
+    if (!before.data_dirs.contains(node.data_dir)) remove(node.data_dir);
+  }
+  remove(config_path);
+  if (!before.token) remove(config.api.token_file);
+  if (!before.password_file) remove(config.password_file);
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) remove(config.store_file + suffix);
+  remove(config.state_file);
+  if (!before.socket_dir) remove(config.socket_dir);
+  if (!removed.empty()) {
+    fmt::print(stderr, "local up failed: removed what it created ({}); logs kept in {}\n",
+               fmt::join(removed, ", "), config.log_dir);
+  }
+}
+
+Status local_up_command(const LocalLayout& requested, const GivenOptions& given) {
   LocalLayout layout = requested;
   std::error_code error;
   layout.dir = std::filesystem::absolute(layout.dir, error).lexically_normal().string();
   if (!layout.dir.empty() && layout.dir.back() == '/') layout.dir.pop_back();
-  bool created = false;
-  auto config = local_up_config(layout, created);
-  if (!config) return std::unexpected(config.error());
-  fmt::print("local cluster in {} ({} config {}/tandem.yaml)\n", layout.dir,
-             created ? "new" : "existing", layout.dir);
-  auto session = Session::open(std::move(*config), layout.dir + "/tandem.yaml");
-  if (!session) return std::unexpected(session.error());
-  if (auto ok = local_up((*session)->context(), (*session)->config_path()); !ok) return ok;
-  fmt::print("up: {} nodes. See them with: tandem -c {}/tandem.yaml status\n",
-             (*session)->config().nodes.size(), layout.dir);
+  std::string path = layout.dir + "/tandem.yaml";
+  bool created = !std::filesystem::exists(path);
+  ClusterConfig config;
+  if (created) {
+    config = local_config(layout);
+    if (auto ok = validate(config); !ok) return ok;
+  } else {
+    auto loaded = load_config_file(path);
+    if (!loaded) return std::unexpected(loaded.error());
+    config = std::move(*loaded);
+  }
+  auto os_user = lookup_os_user(config.os_user);
+  if (!os_user) return std::unexpected(os_user.error());
+  // Root writes, chowns and runs from this directory: nobody but root and the OS user may
+  // write it or a directory above it.
+  if (auto ok = check_private_dir(layout.dir, *os_user); !ok) return ok;
+  Before before;
+  if (created) {
+    if (auto ok = check_new_ports(config); !ok) return ok;
+    if (!user_can_use_dir(layout.dir, *os_user, /*write=*/false)) {
+      return fail(ErrorCode::kPermissionDenied,
+                  fmt::format("OS user {} cannot use {}: a directory on its path is closed to it",
+                              os_user->name, layout.dir));
+    }
+    before = look_before(config);
+    // The directory and the config are root's when root runs this: the config names the files
+    // root writes, so the OS user must not be able to change it. The OS user gets only what
+    // PostgreSQL writes (run/, log/, the data directories, the password file).
+    OsUser owner = running_as_root() ? OsUser{"root", 0, 0, "/root"} : *os_user;
+    if (auto ok = ensure_owned_dir(layout.dir, owner, 0755); !ok) return ok;
+    if (auto ok = write_owned_file(path, render_config(config), owner, 0644); !ok) return ok;
+  } else if (auto ok = check_same_layout(config, layout, given, path); !ok) {
+    return ok;
+  }
+  fmt::print("local cluster in {} ({} config {})\n", layout.dir, created ? "new" : "existing",
+             path);
+  auto session = Session::open(config, path);
+  if (!session) {
+    std::error_code error;
+    if (created) std::filesystem::remove(path, error);  // nothing else was made yet
+    return std::unexpected(session.error());
+  }
+  if (auto ok = local_up((*session)->context(), (*session)->config_path()); !ok) {
+    if (created) undo_new_cluster((*session)->context(), path, before);
+    return ok;
+  }
+  fmt::print("up: {} nodes. See them with: tandem -c {} status\n",
+             (*session)->config().nodes.size(), path);
   return {};
 }
 
@@ -87,7 +197,15 @@ void add_local_command(CLI::App& app, CliState& state) {
   auto manual = std::make_shared<bool>(false);
   up->add_flag("--manual", *manual,
                "No agents: you promote and rejoin by hand (the walk-through's way)");
-  up->callback([&state, layout, no_app, wal_cap, manual] {
+  up->callback([&state, up, layout, no_app, wal_cap, manual] {
+    GivenOptions given{.standbys = up->count("--standbys") > 0,
+                       .base_port = up->count("--base-port") > 0,
+                       .api_base_port = up->count("--api-base-port") > 0,
+                       .os_user = up->count("--os-user") > 0,
+                       .pg_bin = up->count("--pg-bin") > 0,
+                       .no_app = up->count("--no-app") > 0,
+                       .wal_cap = up->count("--max-slot-wal-keep-size") > 0,
+                       .manual = up->count("--manual") > 0};
     layout->app = !*no_app;
     layout->agents = !*manual;
     auto cap = parse_size(*wal_cap);
@@ -96,7 +214,7 @@ void add_local_command(CLI::App& app, CliState& state) {
       return;
     }
     layout->max_slot_wal_keep_size = *cap;
-    state.result = local_up_command(*layout);
+    state.result = local_up_command(*layout, given);
   });
 
   auto* down = local->add_subcommand("down", "Stop every node (data is kept)");

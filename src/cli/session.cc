@@ -1,6 +1,7 @@
 #include "cli/session.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -23,6 +24,16 @@ Result<std::string> resolve_config_path(const std::string& option) {
 }
 
 Result<ClusterConfig> load_config_file(const std::string& path) {
+  // The config names the files root writes and the programs it runs: root reads only one that
+  // no other user can change.
+  struct stat info {};
+  if (running_as_root() && stat(path.c_str(), &info) == 0 &&
+      (info.st_uid != 0 || (info.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("refusing {}: tandem runs as root and {} could change it (it names "
+                            "the files root writes): `chown root {} && chmod go-w {}`",
+                            path, info.st_uid != 0 ? "its owner" : "others", path, path));
+  }
   auto text = read_file(path);
   if (!text) return std::unexpected(text.error());
   std::error_code error;
@@ -30,6 +41,13 @@ Result<ClusterConfig> load_config_file(const std::string& path) {
       std::filesystem::absolute(std::filesystem::path(path), error).parent_path().string();
   auto config = parse_config(*text, base_dir);
   if (!config) return fail_with_context(config.error(), path);
+  // Two spellings of one directory, or a link to another node's: compared where they lead.
+  std::vector<NodeConfig> resolved = config->nodes;
+  for (NodeConfig& node : resolved) {
+    auto canonical = std::filesystem::weakly_canonical(node.data_dir, error);
+    if (!error) node.data_dir = canonical.string();
+  }
+  if (auto ok = validate_data_dirs(resolved); !ok) return fail_with_context(ok.error(), path);
   return config;
 }
 

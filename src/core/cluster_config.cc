@@ -1,8 +1,10 @@
 #include "core/cluster_config.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <regex>
 #include <set>
 
@@ -38,6 +40,12 @@ bool is_cidr(std::string_view text) {
   return std::regex_match(text.begin(), text.end(), v6);
 }
 
+bool is_ip_address(const std::string& host) {
+  unsigned char buffer[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+}
+
 Status validate_node(const NodeConfig& node) {
   if (!is_slot_name(node.name)) {
     return invalid(fmt::format(
@@ -52,6 +60,12 @@ Status validate_node(const NodeConfig& node) {
     return invalid(fmt::format("node {}: data_dir must be an absolute path", node.name));
   }
   if (node.host.empty()) return invalid(fmt::format("node {}: host is empty", node.name));
+  if (!is_ip_address(node.host)) {
+    return invalid(fmt::format(
+        "node {}: host '{}' must be an IP address such as 127.0.0.1 (it is where PostgreSQL "
+        "listens and what pg_hba allows), not a name",
+        node.name, node.host));
+  }
   if (node.api_port < 0 || node.api_port > 65535 || node.api_port == node.port) {
     return invalid(fmt::format(
         "node {}: api_port {} must be between 1 and 65535 (0: no API) and differ from port",
@@ -62,7 +76,7 @@ Status validate_node(const NodeConfig& node) {
 
 Status validate_nodes(const std::vector<NodeConfig>& nodes) {
   if (nodes.empty()) return invalid("nodes: the cluster needs at least one node");
-  std::set<std::string> names, endpoints, data_dirs;
+  std::set<std::string> names, endpoints;
   for (const NodeConfig& node : nodes) {
     if (auto ok = validate_node(node); !ok) return ok;
     if (!names.insert(node.name).second) {
@@ -73,11 +87,8 @@ Status validate_nodes(const std::vector<NodeConfig>& nodes) {
         return invalid(fmt::format("nodes: {}:{} is used twice", node.host, port));
       }
     }
-    if (!data_dirs.insert(node.data_dir).second) {
-      return invalid(fmt::format("nodes: data_dir {} is used by two nodes", node.data_dir));
-    }
   }
-  return {};
+  return validate_data_dirs(nodes);
 }
 
 Status validate_replication(const ReplicationConfig& replication) {
@@ -94,8 +105,14 @@ Status validate_replication(const ReplicationConfig& replication) {
           fmt::format("replication.networks: '{}' is not a network such as 10.0.0.0/24", network));
     }
   }
-  if (replication.max_wal_senders < 1 || replication.max_replication_slots < 1) {
-    return invalid("replication.max_wal_senders and max_replication_slots must be at least 1");
+  // PostgreSQL starts with at most a few hundred thousand backends in all; far fewer fit in
+  // memory. Refused here, not by a server that fails to start after initdb.
+  for (const auto& [key, value] : {std::pair{"max_wal_senders", replication.max_wal_senders},
+                                   {"max_replication_slots", replication.max_replication_slots}}) {
+    if (value < 1 || value > kMaxReplicationConnections) {
+      return invalid(fmt::format("replication.{} is {}: it must be between 1 and {}", key, value,
+                                 kMaxReplicationConnections));
+    }
   }
   if (replication.wal_retrieve_retry_interval.count() < 1) {
     return invalid("replication.wal_retrieve_retry_interval must be at least 1ms");
@@ -134,6 +151,34 @@ Status validate_ha(const HaSettings& ha) {
 
 }  // namespace
 
+Status validate_data_dirs(const std::vector<NodeConfig>& nodes) {
+  // "d1", "d1/" and "./d1" are one directory; a directory inside another is not a new one.
+  auto normal = [](const std::string& path) {
+    std::string text = std::filesystem::path(path).lexically_normal().string();
+    while (text.size() > 1 && text.back() == '/') text.pop_back();
+    return text;
+  };
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    for (std::size_t j = i + 1; j < nodes.size(); ++j) {
+      std::string a = normal(nodes[i].data_dir), b = normal(nodes[j].data_dir);
+      if (a == b) {
+        return invalid(fmt::format("nodes: {} and {} have the same data_dir {}", nodes[i].name,
+                                   nodes[j].name, a));
+      }
+      bool a_in_b = a.starts_with(b == "/" ? b : b + "/");
+      bool b_in_a = b.starts_with(a == "/" ? a : a + "/");
+      if (a_in_b || b_in_a) {
+        const NodeConfig& inner = a_in_b ? nodes[i] : nodes[j];
+        const NodeConfig& outer = a_in_b ? nodes[j] : nodes[i];
+        return invalid(fmt::format("nodes: the data_dir of {} ({}) is inside that of {} ({})",
+                                   inner.name, normal(inner.data_dir), outer.name,
+                                   normal(outer.data_dir)));
+      }
+    }
+  }
+  return {};
+}
+
 const NodeConfig* ClusterConfig::find_node(std::string_view node_name) const {
   auto it = std::find_if(nodes.begin(), nodes.end(),
                          [&](const NodeConfig& node) { return node.name == node_name; });
@@ -171,6 +216,9 @@ Status validate(const ClusterConfig& config) {
   if (config.socket_dir.size() > 90) {
     return invalid(fmt::format("paths.socket_dir {} is too long for a Unix socket (90 bytes max)",
                                config.socket_dir));
+  }
+  for (const NodeConfig& node : config.nodes) {
+    if (auto ok = validate_node(node); !ok) return ok;
   }
   if (auto ok = validate_replication(config.replication); !ok) return ok;
   if (config.app) {

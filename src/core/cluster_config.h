@@ -62,6 +62,9 @@ struct ApiConfig {
   std::string token_file;     // mode 0600; empty or missing: every POST is refused
   std::string tls_cert_file;  // both set: HTTPS instead of HTTP
   std::string tls_key_file;
+  // Host names (besides the nodes' addresses and localhost) that browsers may use to reach the
+  // API; a request naming any other Host is refused (DNS rebinding).
+  std::vector<std::string> allowed_hosts;
 };
 
 // etcd as the coordination store, for nodes on several machines. With endpoints, the agents use
@@ -104,6 +107,13 @@ struct ClusterConfig {
 // The URL of a node's agent API ("http://10.0.0.11:8008"; https when the API has TLS); "" for a
 // node without one.
 std::string api_url(const ClusterConfig& config, const NodeConfig& node);
+
+// The most WAL senders (and slots) a config may ask for.
+inline constexpr int kMaxReplicationConnections = 1000;
+
+// Refuses two nodes whose data directories are one (after lexical normalisation: "d1", "./d1/")
+// or one inside the other. The caller canonicalises symbolic links first where it can.
+Status validate_data_dirs(const std::vector<NodeConfig>& nodes);
 
 // Checks everything that can be checked without touching the machine. The error names the
 // offending key and what would be accepted.

@@ -22,11 +22,16 @@ struct ConfigError {
 void check_keys(const YAML::Node& map, std::string_view section,
                 std::initializer_list<std::string_view> allowed) {
   if (!map.IsMap()) reject(fmt::format("{} must be a mapping", section));
+  std::string prefix = section.empty() ? "" : std::string(section) + ".";
+  std::set<std::string> seen;
   for (const auto& entry : map) {
     std::string key = entry.first.as<std::string>();
+    // yaml-cpp keeps the first of two equal keys and drops the other without a word.
+    if (!seen.insert(key).second) {
+      reject(fmt::format("'{}{}' is given twice: keep one", prefix, key));
+    }
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      reject(fmt::format("unknown key '{}{}'", section.empty() ? "" : std::string(section) + ".",
-                         key));
+      reject(fmt::format("unknown key '{}{}'", prefix, key));
     }
   }
 }
@@ -151,7 +156,8 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
     read(ha, "synchronous_mode", config.ha.synchronous_mode);
   }
   if (const YAML::Node api = root["api"]) {
-    check_keys(api, "api", {"token_file", "tls_cert_file", "tls_key_file"});
+    check_keys(api, "api", {"token_file", "tls_cert_file", "tls_key_file", "allowed_hosts"});
+    read(api, "allowed_hosts", config.api.allowed_hosts);
     read(api, "token_file", config.api.token_file);
     read(api, "tls_cert_file", config.api.tls_cert_file);
     read(api, "tls_key_file", config.api.tls_key_file);
@@ -259,12 +265,15 @@ std::string render_config(const ClusterConfig& config) {
   out << YAML::Key << "synchronous_mode" << YAML::Value << config.ha.synchronous_mode;
   out << YAML::EndMap;
   const ApiConfig& api = config.api;
-  if (!api.token_file.empty() || !api.tls_cert_file.empty()) {
+  if (!api.token_file.empty() || !api.tls_cert_file.empty() || !api.allowed_hosts.empty()) {
     out << YAML::Key << "api" << YAML::Value << YAML::BeginMap;
     if (!api.token_file.empty()) out << YAML::Key << "token_file" << YAML::Value << api.token_file;
     if (!api.tls_cert_file.empty()) {
       out << YAML::Key << "tls_cert_file" << YAML::Value << api.tls_cert_file;
       out << YAML::Key << "tls_key_file" << YAML::Value << api.tls_key_file;
+    }
+    if (!api.allowed_hosts.empty()) {
+      out << YAML::Key << "allowed_hosts" << YAML::Value << YAML::Flow << api.allowed_hosts;
     }
     out << YAML::EndMap;
   }

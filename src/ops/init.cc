@@ -3,11 +3,11 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "ops/node_ops.h"
 #include "ops/servers.h"
 #include "pg/server_files.h"
+#include "proc/safe_file.h"
 
 namespace tandem {
 namespace {
@@ -69,11 +69,15 @@ Status write_server_files(Context& context, const NodeConfig& node) {
       return ok;
     }
   }
-  std::ofstream postgresql_conf(node.data_dir + "/postgresql.conf", std::ios::app);
-  postgresql_conf << "\n# tandem's settings (" << kTandemConfName << ") come last.\n"
-                  << kIncludeLine << "\n";
-  if (!postgresql_conf) {
-    return fail(ErrorCode::kFailed, "cannot append to " + node.data_dir + "/postgresql.conf");
+  // The data directory belongs to the OS user: never append through a link planted there.
+  std::string conf_path = node.data_dir + "/postgresql.conf";
+  auto conf = open_file_nofollow(conf_path, O_WRONLY | O_APPEND);
+  if (!conf) return std::unexpected(conf.error());
+  std::string include =
+      fmt::format("\n# tandem's settings ({}) come last.\n{}\n", kTandemConfName, kIncludeLine);
+  if (::write(conf->get(), include.data(), include.size()) !=
+      static_cast<ssize_t>(include.size())) {
+    return fail(ErrorCode::kFailed, "cannot append to " + conf_path);
   }
   return write_node_files(context, node, nullptr);
 }

@@ -12,8 +12,15 @@
 
 namespace tandem {
 
-// The pid of the node's running agent, if one runs.
+// The pid of the node's running agent, if one runs. An error when the lock is held but names a
+// process that is not the node's agent (`tandem agent --node NAME` holding the lock): the OS user
+// can write that file, and root must not signal what it names.
+Result<std::optional<pid_t>> find_agent(const ClusterConfig& config, const NodeConfig& node);
+// find_agent without the error: nullopt when no agent is known to run.
 std::optional<pid_t> running_agent(const ClusterConfig& config, const NodeConfig& node);
+
+// Sends `signal` to the node's agent, verified by find_agent, through a pidfd (no pid reuse).
+Status kill_agent(const ClusterConfig& config, const NodeConfig& node, int signal);
 
 // Starts the node's agent unless one runs.
 Status start_agent(Context& context, const std::string& config_path, const NodeConfig& node);

@@ -42,9 +42,8 @@ Status start_node(Context& context, const NodeConfig& node) {
                             node.data_dir));
   }
   if (probe_node(context, node).state != NodeRunState::kStopped) return {};
-  if (port_in_use(node.host, node.port)) {
-    return fail(ErrorCode::kConflict, fmt::format("cannot start {}: port {}:{} is already in use",
-                                                  node.name, node.host, node.port));
+  if (auto ok = check_port_free(node.host, node.port, node.name); !ok) {
+    return fail_with_context(ok.error(), "cannot start " + node.name);
   }
   if (auto ok = context.controller.start(node); !ok) return ok;
   context.report(fmt::format("started {} ({}) on {}:{}", node.name,
@@ -153,11 +152,14 @@ std::vector<const NodeConfig*> agent_stop_order(Context& context) {
 
 // A host crash: the agent and its postmaster die at the same instant.
 Status crash_with_agent(Context& context, const NodeConfig& node) {
-  auto agent = running_agent(context.config, node);
+  auto agent = find_agent(context.config, node);
+  if (!agent) return std::unexpected(agent.error());
   auto postmaster = running_postmaster(node.data_dir);
-  if (agent) kill(*agent, SIGKILL);
+  if (*agent) {
+    if (auto ok = kill_agent(context.config, node, SIGKILL); !ok) return ok;
+  }
   if (postmaster) kill(*postmaster, SIGKILL);
-  if (!agent && !postmaster) {
+  if (!*agent && !postmaster) {
     context.report(fmt::format("{} is not running", node.name));
     return {};
   }

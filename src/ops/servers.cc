@@ -90,13 +90,7 @@ Status check_new_node(const NodeConfig& node) {
                             "overwrites one; move it away or choose another data_dir",
                             node.data_dir, node.name));
   }
-  if (port_in_use(node.host, node.port)) {
-    return fail(ErrorCode::kConflict,
-                fmt::format("port {}:{} of {} is already in use: stop what listens there or "
-                            "choose another port",
-                            node.host, node.port, node.name));
-  }
-  return {};
+  return check_port_free(node.host, node.port, node.name);
 }
 
 namespace {

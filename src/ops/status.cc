@@ -138,15 +138,24 @@ NodeReport read_node(Context& context, const NodeConfig& config_node, ClusterRep
 }
 
 // The agents' view from the store; nullopt when the cluster has none (or no store yet).
-std::optional<AgentsReport> read_agents(Context& context) {
+// A store that cannot be read is a warning of its own: the agents cannot work without it, and it
+// is usually why no primary runs.
+std::optional<AgentsReport> read_agents(Context& context, std::vector<std::string>& warnings) {
   const ClusterConfig& config = context.config;
   if (!config.ha.agents) return std::nullopt;
   if (!config.etcd.enabled() && !std::filesystem::exists(config.store_file)) return std::nullopt;
+  std::string where = config.etcd.enabled() ? "in etcd" : config.store_file;
   auto store = open_cluster_store(config, context.clock);
-  if (!store) return std::nullopt;
   ClusterLayout layout(config.name);
-  auto snapshot = (*store)->read(layout.prefix());
-  if (!snapshot) return std::nullopt;
+  auto snapshot = store ? (*store)->read(layout.prefix())
+                        : Result<StoreSnapshot>(std::unexpected(store.error()));
+  if (!snapshot) {
+    warnings.push_back(
+        fmt::format("the coordination store ({}) cannot be read: {}; the agents "
+                    "cannot act without it",
+                    where, snapshot.error().message));
+    return std::nullopt;
+  }
   ClusterView view = layout.view(*snapshot);
   HaConfig ha{.maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
               .synchronous_mode = config.ha.synchronous_mode};
@@ -178,7 +187,9 @@ ClusterReport collect_status(Context& context) {
       node.lag_bytes = primary->wal_lsn->bytes_after(*node.replay_lsn);
     }
   }
-  report.agents = read_agents(context);
+  std::vector<std::string> store_warnings;
+  report.agents = read_agents(context, store_warnings);
+  report.warnings.insert(report.warnings.end(), store_warnings.begin(), store_warnings.end());
   WallTime now = context.clock.wall_now();
   if (report.primary) {
     auto inactive =

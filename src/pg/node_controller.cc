@@ -31,7 +31,7 @@ Result<std::string> PgNodeController::run(std::string_view program, std::vector<
   auto result = runner_.run(spec);
   if (!result) return std::unexpected(result.error());
   if (result->exit_code != 0) {
-    std::string reason = last_line(result->output);
+    std::string reason = failure_line(result->output);
     return fail(ErrorCode::kFailed, fmt::format("{} failed: {}", program,
                                                 !reason.empty()        ? reason
                                                 : progress_to_terminal ? "its messages are above"

@@ -1,6 +1,7 @@
 #include "pg/postmaster.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <fstream>
@@ -12,7 +13,14 @@ namespace {
 
 // True when the process runs PostgreSQL on `data_dir`: its command line holds "-D data_dir".
 // A stale postmaster.pid names a pid the kernel may since have given to anything else.
+// PostgreSQL refuses to run as root: a root process is never the postmaster, whatever the
+// postmaster.pid that the OS user can write says. So root never signals a root process of the OS
+// user's choosing.
 bool runs_on(pid_t pid, const std::string& data_dir) {
+  struct stat owner {};
+  if (stat(("/proc/" + std::to_string(pid)).c_str(), &owner) != 0 || owner.st_uid == 0) {
+    return false;
+  }
   std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::string> args;

@@ -8,14 +8,15 @@
 #include <cstring>
 #include <filesystem>
 
+#include "proc/safe_file.h"
+
 namespace tandem {
 
 Result<pid_t> spawn_detached(const std::string& program, const std::vector<std::string>& args,
                              const std::string& log_file) {
-  int log = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) {
-    return fail(ErrorCode::kFailed, fmt::format("cannot open {}: {}", log_file, strerror(errno)));
-  }
+  auto opened = open_file_nofollow(log_file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (!opened) return std::unexpected(opened.error());
+  int log = opened->release();
   std::vector<std::string> all = {program};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;

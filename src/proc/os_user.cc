@@ -15,15 +15,9 @@
 #include <sstream>
 #include <vector>
 
+#include "proc/safe_file.h"
+
 namespace tandem {
-namespace {
-
-Status os_error(std::string_view what, const std::string& path) {
-  return fail(errno == EACCES ? ErrorCode::kPermissionDenied : ErrorCode::kFailed,
-              fmt::format("{} {}: {}", what, path, std::strerror(errno)));
-}
-
-}  // namespace
 
 Result<OsUser> lookup_os_user(const std::string& name) {
   passwd entry{};
@@ -48,36 +42,21 @@ bool running_as_root() { return geteuid() == 0; }
 
 Status ensure_owned_dir(const std::string& path, const OsUser& owner, mode_t mode,
                         bool take_existing) {
+  // Missing parents are made as they always were (root's); the directory itself through a
+  // descriptor, so that a link planted in its place is refused rather than chowned.
+  std::filesystem::path parent = std::filesystem::path(path).lexically_normal().parent_path();
   std::error_code error;
-  bool created = std::filesystem::create_directories(path, error);
+  if (!parent.empty()) std::filesystem::create_directories(parent, error);
   if (error) {
-    return fail(ErrorCode::kFailed, fmt::format("cannot create {}: {}", path, error.message()));
+    return fail(ErrorCode::kFailed,
+                fmt::format("cannot create {}: {}", parent.string(), error.message()));
   }
-  if (!created && !take_existing) return {};
-  if (running_as_root() && chown(path.c_str(), owner.uid, owner.gid) != 0) {
-    return os_error("cannot give to " + owner.name, path);
-  }
-  if (chmod(path.c_str(), mode) != 0) return os_error("cannot chmod", path);
-  return {};
+  return make_owned_dir(path, owner.uid, owner.gid, mode, take_existing);
 }
 
 Status write_owned_file(const std::string& path, std::string_view content, const OsUser& owner,
                         mode_t mode) {
-  std::string temporary = path + ".tmp";
-  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return os_error("cannot write", temporary);
-  bool written =
-      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  bool owned = !running_as_root() || fchown(fd, owner.uid, owner.gid) == 0;
-  bool moded = fchmod(fd, mode) == 0;
-  bool synced = fsync(fd) == 0;
-  close(fd);
-  if (!written || !owned || !moded || !synced || rename(temporary.c_str(), path.c_str()) != 0) {
-    Status error = os_error("cannot write", path);
-    unlink(temporary.c_str());
-    return error;
-  }
-  return {};
+  return write_file_atomically(path, content, owner.uid, owner.gid, mode);
 }
 
 Result<std::string> read_file(const std::string& path) {
@@ -89,6 +68,40 @@ Result<std::string> read_file(const std::string& path) {
   std::ostringstream content;
   content << in.rdbuf();
   return content.str();
+}
+
+Status check_private_dir(const std::string& dir, const OsUser& owner) {
+  std::error_code error;
+  std::filesystem::path path = std::filesystem::weakly_canonical(dir, error);
+  if (error) return fail(ErrorCode::kFailed, fmt::format("{}: {}", dir, error.message()));
+  for (std::filesystem::path each = path;; each = each.parent_path()) {
+    struct stat info {};
+    if (stat(each.c_str(), &info) == 0) {
+      bool itself = each == path;
+      if (info.st_uid != 0 && info.st_uid != owner.uid) {
+        passwd* user = getpwuid(info.st_uid);
+        std::string name = user ? user->pw_name : std::to_string(info.st_uid);
+        return fail(ErrorCode::kPermissionDenied,
+                    itself ? fmt::format("refusing {}: it belongs to {}; the directory of a "
+                                         "cluster must belong to root or {}",
+                                         dir, name, owner.name)
+                           : fmt::format("refusing {}: {} above it belongs to {}, who could "
+                                         "replace it; use a directory of root or {}",
+                                         dir, each.string(), name, owner.name));
+      }
+      bool shared = (info.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+      if (shared && (itself || (info.st_mode & S_ISVTX) == 0)) {
+        return fail(ErrorCode::kPermissionDenied,
+                    fmt::format("refusing {}: {} may be written by {} (mode {:04o}): `chmod go-w "
+                                "{}` or use another directory",
+                                dir, itself ? std::string("it") : each.string(),
+                                (info.st_mode & S_IWOTH) ? "anyone" : "its group",
+                                info.st_mode & 07777, each.string()));
+      }
+    }
+    if (!each.has_parent_path() || each == each.parent_path()) break;
+  }
+  return {};
 }
 
 bool user_can_use_dir(const std::string& dir, const OsUser& owner, bool write) {

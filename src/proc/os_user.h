@@ -23,15 +23,23 @@ Result<OsUser> lookup_os_user(const std::string& name);
 bool running_as_root();
 
 // Creates the directory (and missing parents) owned by `owner` with `mode`. An existing
-// directory is left as it is, unless `take_existing` (an empty data directory to fill).
+// directory is left as it is, unless `take_existing` (an empty data directory to fill). A link in
+// its place, in a directory another user may write, is refused (proc/safe_file.h).
 Status ensure_owned_dir(const std::string& path, const OsUser& owner, mode_t mode,
                         bool take_existing = false);
 
-// Writes the file atomically (temporary file, then rename) owned by `owner` with `mode`.
+// Writes the file atomically (temporary file, then rename) owned by `owner` with `mode`, never
+// through a link planted at the file or its temporary (proc/safe_file.h).
 Status write_owned_file(const std::string& path, std::string_view content, const OsUser& owner,
                         mode_t mode);
 
 Result<std::string> read_file(const std::string& path);
+
+// Refuses a directory that tandem (as root) would fill with files other users could tamper
+// with: it, and every directory above it, must belong to root or `owner`, and neither group nor
+// others may write it (above it, a sticky directory such as /tmp is fine). A missing directory
+// is judged by the directories above it.
+Status check_private_dir(const std::string& dir, const OsUser& owner);
 
 // True when `owner` will be able to use the directory once ensure_owned_dir made it: an
 // existing one it can search (and write, with `write`); for a missing one, which will be made

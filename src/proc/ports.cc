@@ -1,16 +1,21 @@
 #include "proc/ports.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <random>
 
 namespace tandem {
 
-bool port_in_use(const std::string& host, int port) {
+namespace {
+
+// 0 when host:port could be bound; otherwise the errno of the failure (EINVAL: not an address).
+int try_bind(const std::string& host, int port) {
   sockaddr_storage address{};
   socklen_t length = 0;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
@@ -24,16 +29,43 @@ bool port_in_use(const std::string& host, int port) {
     v6->sin6_port = htons(static_cast<uint16_t>(port));
     length = sizeof(sockaddr_in6);
   } else {
-    return true;  // not an address we can bind: treat as unusable
+    return EINVAL;
   }
   int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return true;
+  if (fd < 0) return errno;
   // PostgreSQL sets SO_REUSEADDR too, so TIME_WAIT leftovers do not count as "in use".
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  bool in_use = bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0;
+  int result = bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0 ? 0 : errno;
   close(fd);
-  return in_use;
+  return result;
+}
+
+}  // namespace
+
+bool port_in_use(const std::string& host, int port) { return try_bind(host, port) != 0; }
+
+Status check_port_free(const std::string& host, int port, std::string_view owner) {
+  switch (int error = try_bind(host, port)) {
+    case 0:
+      return {};
+    case EINVAL:
+      return fail(ErrorCode::kInvalidArgument,
+                  fmt::format("host '{}' of {} is not an IP address", host, owner));
+    case EADDRNOTAVAIL:
+      return fail(ErrorCode::kInvalidArgument,
+                  fmt::format("host {} of {} is not an address of this machine (see `ip addr`): "
+                              "it cannot listen there",
+                              host, owner));
+    case EADDRINUSE:
+      return fail(ErrorCode::kConflict,
+                  fmt::format("port {}:{} of {} is already in use: stop what listens there or "
+                              "choose another port",
+                              host, port, owner));
+    default:
+      return fail(ErrorCode::kFailed, fmt::format("cannot bind port {}:{} of {}: {}", host, port,
+                                                  owner, strerror(error)));
+  }
 }
 
 std::optional<int> find_free_ports(const std::string& host, int count) {

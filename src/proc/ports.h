@@ -3,11 +3,19 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "common/result.h"
 
 namespace tandem {
 
 // True when something already listens on host:port (or the address cannot be bound).
 bool port_in_use(const std::string& host, int port);
+
+// Ok when host:port can be bound now. Otherwise one line that says why: the host is not an IP
+// address, not an address of this machine, the port is in use, or binding it is not allowed.
+// `owner` names whose port it is ("node1", "node1's API").
+Status check_port_free(const std::string& host, int port, std::string_view owner);
 
 // The first of `count` consecutive ports on `host`, picked at random in 20000-60000, that are
 // all free now; nullopt after many tries. For tests and benchmarks that start servers.

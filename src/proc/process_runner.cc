@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,7 +40,7 @@ std::vector<std::string> child_environment(const ProcessSpec& spec, const OsUser
 
 // Runs in the child between fork and exec: only async-signal-safe calls, then _exit on failure.
 [[noreturn]] void exec_child(const ProcessSpec& spec, const OsUser* user, int output_fd,
-                             char* const* argv, char* const* envp) {
+                             char* const* argv, char* const* envp, pid_t parent) {
   setpgid(0, 0);  // its own process group, so a timeout kills its children too
   int input = open(spec.stdin_path.c_str(), O_RDONLY);
   if (input < 0) _exit(126);
@@ -53,6 +54,10 @@ std::vector<std::string> child_environment(const ProcessSpec& spec, const OsUser
       _exit(126);
     }
   }
+  // The child dies with tandem (`kill -9` of `tandem clone` must not leave pg_basebackup
+  // copying). Set after setuid, which clears it; if tandem is already gone, do not start at all.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(125);
   if (chdir(spec.working_dir.c_str()) != 0) _exit(126);
   execve(spec.program.c_str(), argv, envp);
   _exit(127);
@@ -108,13 +113,15 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return fail(ErrorCode::kFailed, fmt::format("pipe: {}", std::strerror(errno)));
   }
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     return fail(ErrorCode::kFailed, fmt::format("fork: {}", std::strerror(errno)));
   }
-  if (pid == 0) exec_child(spec, user ? &*user : nullptr, pipe_fds[1], argv.data(), envp.data());
+  if (pid == 0)
+    exec_child(spec, user ? &*user : nullptr, pipe_fds[1], argv.data(), envp.data(), parent);
   close(pipe_fds[1]);
 
   ProcessResult result;
@@ -152,6 +159,31 @@ std::string last_line(std::string_view output) {
   }
   std::size_t newline = output.find_last_of("\r\n");
   return std::string(newline == std::string_view::npos ? output : output.substr(newline + 1));
+}
+
+}  // namespace tandem
+
+namespace tandem {
+
+std::string failure_line(std::string_view output) {
+  // initdb and pg_basebackup end with what they cleaned up ("removing contents of data
+  // directory"), after the line that says what went wrong.
+  std::string found;
+  std::size_t start = 0;
+  while (start < output.size()) {
+    std::size_t end = output.find('\n', start);
+    if (end == std::string_view::npos) end = output.size();
+    std::string_view line = output.substr(start, end - start);
+    for (std::string_view mark : {"error:", "FATAL:", "could not", "No space left"}) {
+      if (line.find(mark) != std::string_view::npos) {
+        found = std::string(line);
+        break;
+      }
+    }
+    start = end + 1;
+  }
+  while (!found.empty() && (found.back() == '\r' || found.back() == ' ')) found.pop_back();
+  return found.empty() ? last_line(output) : found;
 }
 
 }  // namespace tandem

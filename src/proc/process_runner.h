@@ -47,5 +47,8 @@ class SystemProcessRunner final : public ProcessRunner {
 
 // The last non-empty line of a tool's output, which is where PostgreSQL's tools put the reason.
 std::string last_line(std::string_view output);
+// The line of a failed program's output that says why: its last error line (one holding
+// "error:", "FATAL:", "could not" or "No space left"), else its last line.
+std::string failure_line(std::string_view output);
 
 }  // namespace tandem

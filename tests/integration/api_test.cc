@@ -1,8 +1,12 @@
 // The agents' HTTP API against real PostgreSQL: health checks and requests on live nodes,
 // HAProxy routing through the example configuration across a failover, and the dashboard in
 // headless Chromium. Timings are printed, never asserted.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
@@ -310,6 +314,58 @@ TEST_F(ApiClusterTest, DashboardShowsTheClusterAndSwitchesOver) {
   ASSERT_TRUE(page.screenshot(screenshot));
   EXPECT_GT(std::filesystem::file_size(screenshot), 10000u);
   std::cout << "screenshot: " << screenshot << "\n";
+}
+
+// Issue 11 against a real agent: garbage in a URL is a 400, a foreign Host a 421, and 500 slow or
+// idle sockets leave /health and /ping answering (the times are printed; the deadline is
+// generous: the figures come from bench/tandem-api-load).
+TEST_F(ApiClusterTest, HostileClientsDoNotStopTheApi) {
+  up();
+  std::string name = primary();
+  for (const char* path : {"/%ff", "/replica?lag=%ff"}) {
+    auto reply = client(name).Get(path);
+    ASSERT_TRUE(reply) << path;
+    EXPECT_EQ(reply->status, 400) << path << ": " << reply->body;
+  }
+  auto posted = post(name, "/%ff");
+  ASSERT_TRUE(posted);
+  EXPECT_EQ(posted->status, 400) << posted->body;
+  auto rebound = client(name).Get("/cluster", {{"Host", "attacker.example:8008"}});
+  ASSERT_TRUE(rebound);
+  EXPECT_EQ(rebound->status, 421) << rebound->body;
+
+  int port = node(name).api_port;
+  std::vector<int> held;
+  for (int index = 0; index < 500; ++index) {
+    std::string source = "127.0.9." + std::to_string(2 + index / 25);  // 25 per address
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in local{.sin_family = AF_INET};
+    inet_pton(AF_INET, source.c_str(), &local.sin_addr);
+    bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
+    sockaddr_in remote{.sin_family = AF_INET, .sin_port = htons(static_cast<uint16_t>(port))};
+    inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote), 0);
+    if (index % 2 == 0) {  // slow: a request that never ends; the others idle
+      std::string start = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+      send(fd, start.data(), start.size(), MSG_NOSIGNAL);
+    }
+    held.push_back(fd);
+  }
+  httplib::Client probe("127.0.0.1", port);
+  probe.set_connection_timeout(std::chrono::seconds(3));
+  probe.set_read_timeout(std::chrono::seconds(3));
+  for (const char* path : {"/health", "/ping?from=node2", "/health", "/ping?from=node3"}) {
+    auto started = std::chrono::steady_clock::now();
+    auto reply = probe.Get(path);
+    double took =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    ASSERT_TRUE(reply) << path << ": " << httplib::to_string(reply.error());
+    EXPECT_EQ(reply->status, 200) << path;
+    std::cout << "  " << path << " on " << name << " with 500 slow/idle sockets: " << took
+              << " ms\n";
+  }
+  for (int fd : held) close(fd);
 }
 
 }  // namespace

@@ -2,8 +2,12 @@
 // address, coordinating through a 3-member etcd cluster on three more hosts. Hosts are cut off
 // and healed; etcd members are stopped. Writes are probed straight at the primary over its Unix
 // socket, which no network cut reaches. Timings are printed, never asserted.
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -333,6 +337,57 @@ TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents
   }));
   probe.stop();
   EXPECT_EQ(failures(), 0u);
+}
+
+// Issue 11: slow sockets on the standbys' APIs stopped the agents' pings, and the primary, losing
+// its majority, fenced itself. Now a host holding as many slow and idle connections to every
+// other node's API as it can (its address is capped; the rest are refused) changes nothing: the
+// primary keeps writing, nobody takes over.
+TEST_F(MultiHostTest, SlowClientsOnTheStandbysApisChangeNothing) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string leader = primary();
+  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  // The attacker is an etcd host: an address that is no node's.
+  std::vector<int> held;
+  ASSERT_TRUE(run_in_netns(network_->netns(kNodes), [&] {
+    for (const NodeConfig& node : config_.nodes) {
+      if (node.name == leader) continue;
+      for (int index = 0; index < 500; ++index) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in remote{.sin_family = AF_INET, .sin_port = htons(node.api_port)};
+        inet_pton(AF_INET, node.host.c_str(), &remote.sin_addr);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote) != 0) {
+          close(fd);
+          continue;
+        }
+        if (index % 2 == 0) {
+          std::string start = "GET /health HTTP/1.1\r\nHost: " + node.host + "\r\n";
+          send(fd, start.data(), start.size(), MSG_NOSIGNAL);
+        }
+        held.push_back(fd);
+      }
+    }
+  }));
+  // A header line every 3 s for 12 s, as the issue's attack did.
+  for (int round = 0; round < 4; ++round) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < until) {
+      EXPECT_EQ(primary(), leader) << "a failover during the attack";
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    for (int fd : held) send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL);
+  }
+  for (int fd : held) close(fd);
+  probe.stop();
+  std::size_t refused = 0;
+  for (const WriteAttempt& attempt : probe.attempts()) refused += attempt.acknowledged ? 0 : 1;
+  EXPECT_EQ(refused, 0u) << "the primary refused writes: it fenced itself during the attack";
+  EXPECT_EQ(log_of(leader).find("no answer from a majority of the agents"), std::string::npos);
+  std::cout << probe.acknowledged().size() << " writes acknowledged, " << refused
+            << " refused, while " << held.size()
+            << " connections to the standbys' APIs were attempted\n";
 }
 
 }  // namespace

@@ -107,6 +107,23 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "not a duration"},
       {"app: {user: replicator}\nnodes: [{name: a, port: 1}]", "must differ"},
       {"nodes: [{name: a, port: 1", "not valid YAML"},
+      // Issue 11: a second key is not silently dropped; ranges are checked before any initdb;
+      // a host name says it must be an address, not that 'localhost/32' is no network.
+      {"cluster: a\ncluster: b\nnodes: [{name: a, port: 1}]", "'cluster' is given twice"},
+      {"nodes: [{name: a, port: 1, port: 2}]", "'nodes[].port' is given twice"},
+      {"replication: {user: r, user: s}\nnodes: [{name: a, port: 1}]",
+       "'replication.user' is given twice"},
+      {"replication: {max_wal_senders: 9999999}\nnodes: [{name: a, port: 1}]",
+       "replication.max_wal_senders is 9999999: it must be between 1 and 1000"},
+      {"replication: {max_replication_slots: 0}\nnodes: [{name: a, port: 1}]",
+       "max_replication_slots is 0"},
+      {"nodes: [{name: a, port: 1, host: localhost}]", "host 'localhost' must be an IP address"},
+      {"nodes: [{name: a, port: 1, data_dir: /srv/d1}, {name: b, port: 2, data_dir: /srv/./d1/}]",
+       "a and b have the same data_dir /srv/d1"},
+      {"nodes: [{name: a, port: 1, data_dir: d1}, {name: b, port: 2, data_dir: ./d1/}]",
+       "same data_dir"},
+      {"nodes: [{name: a, port: 1, data_dir: /srv/d1}, {name: b, port: 2, data_dir: /srv/d1/b}]",
+       "the data_dir of b (/srv/d1/b) is inside that of a (/srv/d1)"},
   };
   for (const Case& c : cases) {
     auto config = parse_config(c.yaml, "/base");

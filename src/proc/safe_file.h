@@ -1,0 +1,55 @@
+// Files that root writes in directories another user (the PostgreSQL OS user) can write. That user
+// could plant a symbolic link (or a hard link, or a FIFO) where tandem is about to write and make
+// root overwrite, truncate or chown a file of its choice. Every function here opens the last
+// component relative to a descriptor of its directory, without following links, and refuses what
+// is not a plain file of its own. The error says what was refused.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/result.h"
+
+namespace tandem {
+
+// An open descriptor that closes itself.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd();
+
+  int get() const { return fd_; }
+  int release();
+
+ private:
+  int fd_ = -1;
+};
+
+// Opens a directory for *at() calls. Symbolic links on the way are followed only where they sit
+// in a directory that root owns and nobody else may write (so they were not planted); a link in
+// /tmp or in a directory of the OS user is refused.
+Result<Fd> open_trusted_dir(const std::string& dir);
+
+// Opens `path` (flags as for open(2), O_CREAT allowed) without following a link at its last
+// component or in an untrusted directory on the way. Refuses anything but a regular file with a
+// single name. O_CLOEXEC is always added.
+Result<Fd> open_file_nofollow(const std::string& path, int flags, mode_t mode = 0600);
+
+// Replaces `path` atomically with `content`: a fresh temporary (`path`.tmp, created with O_EXCL
+// and no link followed; a stale regular one is removed first, a link there is refused), fchown'd
+// to uid:gid when running as root (-1: keep), fchmod'd, fsync'd, renamed over `path`.
+Status write_file_atomically(const std::string& path, std::string_view content, uid_t uid,
+                             gid_t gid, mode_t mode);
+
+// Creates `dir` if missing (its parent must exist) and, when created or `take_existing`, gives it
+// to uid:gid with `mode` through a descriptor opened without following a link.
+Status make_owned_dir(const std::string& dir, uid_t uid, gid_t gid, mode_t mode,
+                      bool take_existing);
+
+}  // namespace tandem

@@ -1,0 +1,232 @@
+// Issue 11, points 2-4: root must not write, chown or signal what the PostgreSQL OS user plants in
+// the directories it can write. These tests run as root (as the suite does) and play that user by
+// handing a directory to `nobody`, then planting links where tandem writes.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ops/local_agents.h"
+#include "proc/os_user.h"
+#include "proc/ports.h"
+#include "proc/process_runner.h"
+#include "proc/safe_file.h"
+
+namespace tandem {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+std::string contents(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+uid_t owner_of(const std::string& path) {
+  struct stat info {};
+  lstat(path.c_str(), &info);
+  return info.st_uid;
+}
+
+class HostileFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "plays root against another user: needs root";
+    char pattern[] = "/tmp/tandem-hostile-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    root_ = pattern;
+    ASSERT_EQ(chmod(root_.c_str(), 0755), 0);
+    // A file only root may touch, and the OS user's directory (its log/, run/, data dirs).
+    secret_ = root_ + "/secret";
+    std::ofstream(secret_) << "root's";
+    ASSERT_EQ(chmod(secret_.c_str(), 0600), 0);
+    user_dir_ = root_ + "/user";
+    std::filesystem::create_directory(user_dir_);
+    ASSERT_EQ(chown(user_dir_.c_str(), kNobody, kNobody), 0);
+  }
+  void TearDown() override {
+    if (!root_.empty()) std::filesystem::remove_all(root_);
+  }
+  void plant_link(const std::string& at, const std::string& target) {
+    ASSERT_EQ(symlink(target.c_str(), at.c_str()), 0);
+  }
+  void expect_untouched() {
+    EXPECT_EQ(contents(secret_), "root's");
+    EXPECT_EQ(owner_of(secret_), 0u);
+    struct stat info {};
+    stat(secret_.c_str(), &info);
+    EXPECT_EQ(info.st_mode & 07777, 0600u);
+  }
+
+  std::string root_, secret_, user_dir_;
+};
+
+// state.json.tmp (tandem status), NODE/tandem.conf.tmp (a switchover): the temporary.
+TEST_F(HostileFilesTest, AtomicWriteRefusesALinkAtItsTemporary) {
+  plant_link(user_dir_ + "/state.json.tmp", secret_);
+  auto written =
+      write_owned_file(user_dir_ + "/state.json", "{}", OsUser{"nobody", kNobody, kNobody}, 0644);
+  ASSERT_FALSE(written);
+  EXPECT_NE(written.error().message.find("refusing to write " + user_dir_ + "/state.json: " +
+                                         user_dir_ + "/state.json.tmp is a symbolic link"),
+            std::string::npos)
+      << written.error().message;
+  expect_untouched();
+}
+
+// A link at the file itself is replaced by rename, never written through.
+TEST_F(HostileFilesTest, AtomicWriteReplacesALinkAtTheFileItself) {
+  plant_link(user_dir_ + "/tandem.conf", secret_);
+  ASSERT_TRUE(write_owned_file(user_dir_ + "/tandem.conf", "port = 1\n",
+                               OsUser{"nobody", kNobody, kNobody}, 0600));
+  expect_untouched();
+  EXPECT_EQ(contents(user_dir_ + "/tandem.conf"), "port = 1\n");
+  EXPECT_EQ(owner_of(user_dir_ + "/tandem.conf"), kNobody);
+}
+
+TEST_F(HostileFilesTest, AtomicWriteRemovesAStaleTemporaryFile) {
+  std::ofstream(user_dir_ + "/state.json.tmp") << "half";
+  ASSERT_TRUE(
+      write_owned_file(user_dir_ + "/state.json", "{}", OsUser{"nobody", kNobody, kNobody}, 0644));
+  EXPECT_EQ(contents(user_dir_ + "/state.json"), "{}");
+  EXPECT_FALSE(std::filesystem::exists(user_dir_ + "/state.json.tmp"));
+}
+
+// log/NODE.log (the agent restarts the postmaster), run/NODE.agent.lock (local start).
+TEST_F(HostileFilesTest, OpenRefusesLinksHardLinksAndFifos) {
+  plant_link(user_dir_ + "/node1.log", secret_);
+  auto log = open_file_nofollow(user_dir_ + "/node1.log", O_WRONLY | O_CREAT | O_APPEND, 0640);
+  ASSERT_FALSE(log);
+  EXPECT_NE(log.error().message.find("refusing to open " + user_dir_ +
+                                     "/node1.log: it is a symbolic link"),
+            std::string::npos)
+      << log.error().message;
+
+  plant_link(user_dir_ + "/node1.agent.lock", secret_);
+  auto lock = open_file_nofollow(user_dir_ + "/node1.agent.lock", O_RDWR | O_CREAT, 0644);
+  ASSERT_FALSE(lock);
+  EXPECT_NE(lock.error().message.find("symbolic link"), std::string::npos);
+
+  ASSERT_EQ(link(secret_.c_str(), (user_dir_ + "/hard.log").c_str()), 0);
+  auto hard = open_file_nofollow(user_dir_ + "/hard.log", O_WRONLY | O_APPEND);
+  ASSERT_FALSE(hard);
+  EXPECT_NE(hard.error().message.find("other names"), std::string::npos);
+  unlink((user_dir_ + "/hard.log").c_str());
+
+  ASSERT_EQ(mkfifo((user_dir_ + "/fifo.log").c_str(), 0644), 0);
+  auto fifo = open_file_nofollow(user_dir_ + "/fifo.log", O_RDONLY);
+  ASSERT_FALSE(fifo);
+  EXPECT_NE(fifo.error().message.find("not a regular file"), std::string::npos);
+  expect_untouched();
+
+  auto fresh = open_file_nofollow(user_dir_ + "/node2.log", O_WRONLY | O_CREAT | O_APPEND, 0640);
+  ASSERT_TRUE(fresh) << fresh.error().message;
+}
+
+// A directory of the OS user replaced by a link: never followed (log/ -> /etc), never chowned.
+TEST_F(HostileFilesTest, DirectoriesAreNotFollowedOrChownedThroughLinks) {
+  std::string root_only = root_ + "/root-only";
+  std::filesystem::create_directory(root_only);
+  plant_link(user_dir_ + "/run", root_only);
+  auto through = open_file_nofollow(user_dir_ + "/run/node1.agent.lock", O_RDWR | O_CREAT);
+  ASSERT_FALSE(through);
+  EXPECT_NE(
+      through.error().message.find("refusing to follow the symbolic link " + user_dir_ + "/run"),
+      std::string::npos)
+      << through.error().message;
+  EXPECT_FALSE(std::filesystem::exists(root_only + "/node1.agent.lock"));
+
+  plant_link(user_dir_ + "/node2", root_only);
+  auto taken = ensure_owned_dir(user_dir_ + "/node2", OsUser{"nobody", kNobody, kNobody}, 0700,
+                                /*take_existing=*/true);
+  ASSERT_FALSE(taken);
+  EXPECT_NE(taken.error().message.find("refusing to give " + user_dir_ + "/node2 away"),
+            std::string::npos)
+      << taken.error().message;
+  EXPECT_EQ(owner_of(root_only), 0u);
+
+  // A link root itself made, in a directory only root writes, is followed as before.
+  plant_link(root_ + "/alias", user_dir_);
+  EXPECT_TRUE(open_file_nofollow(root_ + "/alias/fine.log", O_WRONLY | O_CREAT));
+}
+
+// Point 4: the directory of `local up`.
+TEST_F(HostileFilesTest, ClusterDirectoryMustBeRootsOrTheOsUsers) {
+  OsUser postgres{"postgres", 4242, 4242};
+  auto others = check_private_dir(user_dir_, postgres);
+  ASSERT_FALSE(others);
+  EXPECT_NE(others.error().message.find("refusing " + user_dir_ + ": it belongs to nobody"),
+            std::string::npos)
+      << others.error().message;
+  auto below = check_private_dir(user_dir_ + "/cluster", postgres);
+  ASSERT_FALSE(below);
+  EXPECT_NE(below.error().message.find(user_dir_ + " above it belongs to nobody"),
+            std::string::npos)
+      << below.error().message;
+
+  std::string open_dir = root_ + "/open";
+  std::filesystem::create_directory(open_dir);
+  ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);
+  auto writable = check_private_dir(open_dir, postgres);
+  ASSERT_FALSE(writable);
+  EXPECT_NE(writable.error().message.find("may be written by anyone (mode 0777)"),
+            std::string::npos)
+      << writable.error().message;
+  ASSERT_EQ(chmod(open_dir.c_str(), 0775), 0);
+  EXPECT_FALSE(check_private_dir(open_dir, postgres));
+
+  // The OS user's own directory, root's, and a new one under /tmp (sticky) are fine.
+  EXPECT_TRUE(check_private_dir(user_dir_, OsUser{"nobody", kNobody, kNobody}));
+  EXPECT_TRUE(check_private_dir(root_ + "/new/cluster", postgres));
+}
+
+// Point 3: the lock file names a pid; root signals it only if it is that node's agent.
+TEST_F(HostileFilesTest, LockNamingAnotherProcessIsRefused) {
+  ClusterConfig config;
+  config.socket_dir = user_dir_;
+  NodeConfig node{.name = "node1", .data_dir = root_ + "/node1"};
+  std::string lock = user_dir_ + "/node1.agent.lock";
+  EXPECT_EQ(find_agent(config, node).value_or(std::optional<pid_t>(-1)), std::nullopt);
+  int fd = open(lock.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX), 0);
+  // Held (by this test) and naming pid 1: init, not the agent of node1.
+  ASSERT_EQ(write(fd, "1\n", 2), 2);
+  auto found = find_agent(config, node);
+  ASSERT_FALSE(found);
+  EXPECT_NE(found.error().message.find("names pid 1, which is not the agent of node1"),
+            std::string::npos)
+      << found.error().message;
+  EXPECT_FALSE(kill_agent(config, node, SIGKILL));
+  EXPECT_EQ(running_agent(config, node), std::nullopt);
+  close(fd);
+}
+
+TEST(FailureLine, PrefersTheErrorOverTheCleanup) {
+  EXPECT_EQ(failure_line("creating directory ... ok\n"
+                         "initdb: error: could not write to file \"base/1/1249\": No space left "
+                         "on device\n"
+                         "initdb: removing contents of data directory \"/x/node1\"\n"),
+            "initdb: error: could not write to file \"base/1/1249\": No space left on device");
+  EXPECT_EQ(failure_line("all fine\nthe end\n"), "the end");
+}
+
+TEST(CheckPortFree, SaysWhatIsWrong) {
+  auto name = check_port_free("localhost", 5432, "node1");
+  ASSERT_FALSE(name);
+  EXPECT_NE(name.error().message.find("host 'localhost' of node1 is not an IP address"),
+            std::string::npos);
+  // TEST-NET-1: documentation only, never an address of this machine.
+  auto foreign = check_port_free("192.0.2.1", 5432, "node1");
+  ASSERT_FALSE(foreign);
+  EXPECT_NE(foreign.error().message.find("192.0.2.1 of node1 is not an address of this machine"),
+            std::string::npos)
+      << foreign.error().message;
+}
+
+}  // namespace
+}  // namespace tandem
