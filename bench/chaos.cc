@@ -21,10 +21,10 @@
 #include <thread>
 
 #include "bench/bench_cluster.h"
+#include "bench/starver.h"
 #include "bench/write_probe.h"
 #include "common/log.h"
 #include "ops/local_agents.h"
-#include "pg/postmaster.h"
 #include "proc/detached.h"
 
 namespace {
@@ -34,53 +34,10 @@ using namespace tandem::bench;
 using std::chrono::milliseconds;
 using WallClock = std::chrono::system_clock;
 
-const std::vector<std::string> kFaults = {
-    "host crash",        "postmaster kill",  "agent SIGKILL",   "agent SIGSTOP",
-    "clean stop",        "switchover",       "double crash",    "standby crash",
-    "store outage",      "full stop/start",  "full crash"};
-
-// Busy loops on every core, and bursts of SIGSTOP (300 ms) / SIGCONT (100 ms) to the cluster's
-// agents and postmasters while it runs.
-class Starver {
- public:
-  explicit Starver(const ClusterConfig& config) : config_(config) {
-    for (unsigned i = 0; i < std::max(2u, std::thread::hardware_concurrency()); ++i) {
-      pid_t child = fork();
-      if (child == 0) {
-        std::atomic<unsigned long> spin{0};
-        while (true) spin.fetch_add(1, std::memory_order_relaxed);
-      }
-      spinners_.push_back(child);
-    }
-    bursts_ = std::thread([this] {
-      while (!stop_) {
-        std::vector<pid_t> frozen;
-        for (const NodeConfig& node : config_.nodes) {
-          if (auto agent = running_agent(config_, node)) frozen.push_back(*agent);
-          if (auto postmaster = running_postmaster(node.data_dir)) frozen.push_back(*postmaster);
-        }
-        for (pid_t pid : frozen) kill(pid, SIGSTOP);
-        std::this_thread::sleep_for(milliseconds(300));
-        for (pid_t pid : frozen) kill(pid, SIGCONT);
-        std::this_thread::sleep_for(milliseconds(100));
-      }
-    });
-  }
-  ~Starver() {
-    stop_ = true;
-    bursts_.join();
-    for (pid_t child : spinners_) {
-      kill(child, SIGKILL);
-      waitpid(child, nullptr, 0);
-    }
-  }
-
- private:
-  const ClusterConfig& config_;
-  std::vector<pid_t> spinners_;
-  std::atomic<bool> stop_{false};
-  std::thread bursts_;
-};
+const std::vector<std::string> kFaults = {"host crash",      "postmaster kill", "agent SIGKILL",
+                                          "agent SIGSTOP",   "clean stop",      "switchover",
+                                          "double crash",    "standby crash",   "store outage",
+                                          "full stop/start", "full crash"};
 
 // A writer per node, straight to it: an acknowledged write proves the node was writable then.
 // Two nodes with overlapping runs of acknowledged writes were writable at once.
@@ -108,9 +65,9 @@ class NodeWriters {
           for (const auto& [b_from, b_to] : b->second) {
             auto from = std::max(a_from, b_from), to = std::min(a_to, b_to);
             if (from < to) {
-              found.push_back(fmt::format(
-                  "{} and {} both writable for {} ms", a->first, b->first,
-                  std::chrono::duration_cast<milliseconds>(to - from).count()));
+              found.push_back(
+                  fmt::format("{} and {} both writable for {} ms", a->first, b->first,
+                              std::chrono::duration_cast<milliseconds>(to - from).count()));
             }
           }
         }
@@ -149,8 +106,7 @@ class NodeWriters {
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::vector<std::pair<WallClock::time_point, WallClock::time_point>>>
-      runs_;
+  std::map<std::string, std::vector<std::pair<WallClock::time_point, WallClock::time_point>>> runs_;
 };
 
 struct Trial {
@@ -221,12 +177,12 @@ int inflict(const std::string& fault, BenchCluster& cluster, std::mt19937& rando
     std::string store = config.store_file;
     pid_t holder = fork();
     if (holder == 0) {
-      execlp("sqlite3", "sqlite3", store.c_str(), "BEGIN EXCLUSIVE;", ".shell sleep 3",
-             "COMMIT;", static_cast<char*>(nullptr));
+      execlp("sqlite3", "sqlite3", store.c_str(), "BEGIN EXCLUSIVE;", ".shell sleep 3", "COMMIT;",
+             static_cast<char*>(nullptr));
       _exit(127);
     }
     waitpid(holder, nullptr, 0);
-    return 0;
+    return 1;  // the primary is fenced meanwhile; its lease may go to another
   } else if (fault == "full stop/start") {
     (void)cluster.tandem({"local", "down"});
     (void)cluster.tandem({"local", "up", "--dir", cluster.dir()});
@@ -239,12 +195,11 @@ int inflict(const std::string& fault, BenchCluster& cluster, std::mt19937& rando
   return 1;
 }
 
-Trial run_trial(const std::string& tandem, const std::string& fault, bool synchronous,
-                bool starved, std::mt19937& random) {
+Trial run_trial(const std::string& tandem, const std::string& fault, bool synchronous, bool starved,
+                std::mt19937& random) {
   Trial trial{.fault = fault, .synchronous = synchronous, .starved = starved};
-  BenchCluster cluster(tandem, 2, [&](ClusterConfig& config) {
-    config.ha.synchronous_mode = synchronous;
-  });
+  BenchCluster cluster(tandem, 2,
+                       [&](ClusterConfig& config) { config.ha.synchronous_mode = synchronous; });
   if (auto ok = cluster.tandem_ok({"local", "up", "--dir", cluster.dir()}); !ok) {
     trial.failure = "local up: " + ok.error().message;
     return trial;
@@ -254,8 +209,8 @@ Trial run_trial(const std::string& tandem, const std::string& fault, bool synchr
   NodeWriters writers(cluster);
   probe.start();
   std::this_thread::sleep_for(milliseconds(1500 + random() % 500));
-  auto history_before = nlohmann::json::parse(cluster.tandem({"history", "--json"}).output,
-                                              nullptr, false);
+  auto history_before =
+      nlohmann::json::parse(cluster.tandem({"history", "--json"}).output, nullptr, false);
   std::optional<Starver> starver;
   if (starved) starver.emplace(cluster.config());
   auto at = WallClock::now();
@@ -284,7 +239,8 @@ Trial run_trial(const std::string& tandem, const std::string& fault, bool synchr
   if (auto missing = probe.missing_on(cluster.conninfo(primary))) {
     trial.lost = static_cast<long>(missing->size());
   }
-  auto history = nlohmann::json::parse(cluster.tandem({"history", "--json"}).output, nullptr, false);
+  auto history =
+      nlohmann::json::parse(cluster.tandem({"history", "--json"}).output, nullptr, false);
   if (history.is_array() && history_before.is_array()) {
     int promotions = static_cast<int>(history.size() - history_before.size());
     trial.extra_promotions = std::max(0, promotions - allowed);
@@ -343,11 +299,11 @@ nlohmann::json summary(const std::vector<Trial>& trials, std::string& markdown) 
                    {"extra_promotions", extra},
                    {"timeline_reused", reused},
                    {"failures_to_recover", failures}});
-    markdown += fmt::format("| {} | {} ({} / {}) | {:.2f} / {:.2f} | {:.1f} / {:.1f} | {} / {} | {} | "
-                            "{} | {} | {} |\n",
-                            fault, count, sync, starved, median(outages), max_of(outages),
-                            median(streaming), max_of(streaming), lost_async, lost_sync, split,
-                            extra, reused, failures);
+    markdown += fmt::format(
+        "| {} | {} ({} / {}) | {:.2f} / {:.2f} | {:.1f} / {:.1f} | {} / {} | {} | "
+        "{} | {} | {} |\n",
+        fault, count, sync, starved, median(outages), max_of(outages), median(streaming),
+        max_of(streaming), lost_async, lost_sync, split, extra, reused, failures);
   }
   return out;
 }
@@ -386,12 +342,13 @@ int main(int argc, char** argv) {
     bool synchronous = (k / kFaults.size()) % 2 == 1;
     bool starved = k % 3 == 2;
     Trial trial = run_trial(tandem, fault, synchronous, starved, random);
-    fmt::print("trial {:3} {:16} {:5} {:7} outage {:5.2f} s, streaming {:5.1f} s, lost {}, "
-               "split brains {}, extra promotions {}{}\n",
-               k + 1, fault, synchronous ? "sync" : "async", starved ? "starved" : "",
-               trial.outage_s.value_or(-1), trial.streaming_s.value_or(-1),
-               trial.lost ? std::to_string(*trial.lost) : "?", trial.split_brains.size(),
-               trial.extra_promotions, trial.failure.empty() ? "" : " FAILED: " + trial.failure);
+    fmt::print(
+        "trial {:3} {:16} {:5} {:7} outage {:5.2f} s, streaming {:5.1f} s, lost {}, "
+        "split brains {}, extra promotions {}{}\n",
+        k + 1, fault, synchronous ? "sync" : "async", starved ? "starved" : "",
+        trial.outage_s.value_or(-1), trial.streaming_s.value_or(-1),
+        trial.lost ? std::to_string(*trial.lost) : "?", trial.split_brains.size(),
+        trial.extra_promotions, trial.failure.empty() ? "" : " FAILED: " + trial.failure);
     for (const std::string& overlap : trial.split_brains) fmt::print("    {}\n", overlap);
     std::fflush(stdout);
     results.push_back(std::move(trial));

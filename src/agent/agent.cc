@@ -393,6 +393,13 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
     if (!put) return fail_with_context(put.error(), "naming this node in sync");
   }
+  // The steps before (fencing other primaries, the claim) may have taken long enough for the
+  // lease to go elsewhere — to the former primary restarting in place, say: a renewal confirms
+  // it now, after the claim, so that from here on nobody else can restart as the newest
+  // (found by the simulation: an agent frozen while it fenced the old primary).
+  if (auto ok = lease_.renew(); !ok) {
+    return fail_with_context(ok.error(), "confirming the lease before promoting");
+  }
   auto promoted = node_.promote();
   if (!promoted) return std::unexpected(promoted.error());
   watch_postmaster(true);

@@ -79,6 +79,10 @@ Status LeaseKeeper::adopt(Revision revision) {
 
 Status LeaseKeeper::renew(std::chrono::milliseconds fresh) {
   std::lock_guard write(write_mutex_);
+  return renew_locked(fresh);
+}
+
+Status LeaseKeeper::renew_locked(std::chrono::milliseconds fresh) {
   {
     std::lock_guard lock(state_mutex_);
     if (!held_) return fail(ErrorCode::kConflict, "the lease is not held by " + self_);
@@ -134,8 +138,10 @@ std::optional<LeaseKeeper::SteadyTime> LeaseKeeper::confirmed_at() const {
 }
 
 void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
-  if (!held()) return;
-  (void)renew(renew_every);  // an unreachable store is retried next tick; the watchdog fences
+  // A write already on its way (the cycle's, say) is as good as this tick's.
+  std::unique_lock write(write_mutex_, std::try_to_lock);
+  if (!write.owns_lock() || !held()) return;
+  (void)renew_locked(renew_every);  // unreachable: retried next tick; the watchdog fences
 }
 
 void LeaseKeeper::start(std::chrono::milliseconds renew_every) {

@@ -67,6 +67,7 @@ class LeaseKeeper {
   void tick(std::chrono::milliseconds renew_every);
 
  private:
+  Status renew_locked(std::chrono::milliseconds fresh);
   Status write_locked(const std::function<Result<Revision>(Revision)>& write, bool keep);
   void lost_locked();
 

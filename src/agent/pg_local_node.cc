@@ -44,6 +44,17 @@ Result<const NodeConfig*> PgLocalNode::leader_node(const std::string& name) cons
   return leader;
 }
 
+NodeObservation PgLocalNode::observe() {
+  NodeObservation node = observer_.observe();
+  if (node.state == PgState::kStopped) {
+    // A stopped node's timeline is its last checkpoint's.
+    if (auto control = programs_.control_data(self_)) {
+      node.timeline = control->checkpoint_timeline;
+    }
+  }
+  return node;
+}
+
 Status PgLocalNode::initialize() { return init_primary(context_, self_); }
 
 Status PgLocalNode::clone(const std::string& leader) {

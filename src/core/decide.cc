@@ -126,6 +126,18 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
             fmt::format("PostgreSQL is down: start it as a standby of {}", view.leader->name),
             view.leader->name};
   }
+  // The last node to promote, stopped (fenced while the store was out of reach or slow, say):
+  // nobody has promoted since — the claimed timeline is still its own — so it has everything,
+  // and it takes the lease back and restarts in place instead of making a needless failover.
+  // Without quorum fencing only: with it, the agents' word decides who may write.
+  if (node.data_was_primary && !config.quorum_fencing && view.timeline_claim &&
+      view.timeline_claim->by == config.self && node.timeline == view.timeline_claim->timeline &&
+      !config.nofailover) {
+    return {Action::kAcquireLease,
+            fmt::format("PostgreSQL is down and nobody leads, but nobody promoted since this node "
+                        "did (timeline {}): take the lease back and restart in place",
+                        node.timeline)};
+  }
   return {Action::kStartStandby,
           "PostgreSQL is down and nobody leads: start it read-only and join the election"};
 }

@@ -22,6 +22,8 @@ constexpr std::array kTransitions = {
                    "rejoins failed again and again: old data moved aside, a fresh copy"},
     RoleTransition{PgState::kStandby, PgState::kStandby, Action::kReclone,
                    "rejoins failed again and again: stop, old data moved aside, a fresh copy"},
+    RoleTransition{PgState::kStopped, PgState::kStopped, Action::kAcquireLease,
+                   "the last node to promote, stopped, takes the free lease back (no failover)"},
     RoleTransition{PgState::kStopped, PgState::kStopped, Action::kReleaseLease,
                    "the leader's PostgreSQL does not come back: give the lease up"},
     RoleTransition{PgState::kStandby, PgState::kStandby, Action::kReleaseLease,

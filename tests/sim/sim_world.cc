@@ -35,6 +35,10 @@ TimelineId Pg::timeline() const {
 Status SimStore::reachable() const {
   const Slot& slot = world_.slots[index_];
   if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+  if (slot.store_slow_until > world_.clock.now) {
+    world_.spend(index_, world_.random_ms(SimTime(50), SimTime(1500)));
+    if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+  }
   if (slot.store_down_until > world_.clock.now) {
     return fail(ErrorCode::kUnavailable, "simulated store outage");
   }
@@ -48,13 +52,22 @@ Result<StoreSnapshot> SimStore::read(std::string_view prefix) {
 
 Result<Revision> SimStore::create(const std::string& key, const std::string& value, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
-  return inner_.create(key, value, ttl);
+  auto result = inner_.create(key, value, ttl);
+  if (key.ends_with("/leader") && result) {
+    world_.note(
+        fmt::format("{} created the lease for {}", world_.config.nodes[index_].name, value));
+  }
+  return result;
 }
 
 Result<Revision> SimStore::compare_and_set(const std::string& key, const std::string& value,
                                            Revision expected, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
-  return inner_.compare_and_set(key, value, expected, ttl);
+  auto result = inner_.compare_and_set(key, value, expected, ttl);
+  if (key.ends_with("/leader") && result && value != world_.config.nodes[index_].name) {
+    world_.note(fmt::format("{} handed the lease to {}", world_.config.nodes[index_].name, value));
+  }
+  return result;
 }
 
 Result<Revision> SimStore::put(const std::string& key, const std::string& value, Ttl ttl) {
@@ -84,6 +97,7 @@ NodeObservation SimNode::observe() {
   node.data_was_primary = !server.standby_signal;
   if (!server.running) {
     node.state = PgState::kStopped;
+    node.timeline = server.timeline();
     return node;
   }
   node.upstream = server.standby_signal ? server.upstream : "";
@@ -146,6 +160,7 @@ Status SimNode::start_primary() {
   server.standby_signal = false;
   server.upstream.clear();
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(800));
+  world_.start_pg(index_);
   world_.became_primary(index_);
   return {};
 }
@@ -159,6 +174,7 @@ Status SimNode::start_standby(const std::string& leader) {
   server.upstream = leader;
   server.not_streaming_since.reset();
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
+  world_.start_pg(index_);
   return {};
 }
 
@@ -199,6 +215,7 @@ Status SimNode::restart() {
   Pg& server = pg();
   server.running = true;
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
+  world_.start_pg(index_);
   if (!server.standby_signal) world_.became_primary(index_);
   return {};
 }
@@ -237,6 +254,7 @@ Status SimNode::rejoin() {
   server.running = true;
   server.not_streaming_since.reset();
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
+  world_.start_pg(index_);
   return {};
 }
 
@@ -415,8 +433,12 @@ void World::dispatch(Event event) {
         schedule(frozen, Kind::kKeeper, event.node);
         return;
       }
-      if (!settings.round_one) slot.agent->lease_keeper().tick(config.ha.ttl / 4);
+      // One thread: while its last (slow) call is out, it does not tick again.
       schedule(clock.now + config.ha.ttl / 16, Kind::kKeeper, event.node);
+      if (slot.keeper_busy || settings.round_one) return;
+      slot.keeper_busy = true;
+      slot.agent->lease_keeper().tick(config.ha.ttl / 4);
+      slot.keeper_busy = false;
       return;
     }
     case Kind::kWatchdog:
@@ -450,8 +472,10 @@ void World::cycle(int index) {
   }
   SimTime started = clock.now;
   ++slot.busy;
-  if (trace) fmt::print(stderr, "[t={} {}] ", clock.now.count(), config.nodes[index].name);
+  int outer = current;
+  current = index;
   slot.agent->cycle();
+  current = outer;
   --slot.busy;
   if (slot.destroy_pending) {
     slot.agent.reset();
@@ -474,6 +498,14 @@ void World::watchdog(int index) {
   stop_pg(index, true);  // a fast shutdown: its flushed WAL reaches the standbys
   dog.fenced = now;
   dog.watched = 0;
+}
+
+void World::start_pg(int index) {
+  if (slots[index].pg_broken_until <= clock.now) return;
+  SimTime dies = slots[index].pg.ready_at;
+  schedule(dies, Kind::kCall, index, [this, index] {
+    if (slots[index].pg.running) stop_pg(index, false);
+  });
 }
 
 void World::stop_pg(int index, bool clean) {
@@ -590,6 +622,8 @@ void World::start_agent(int index) {
     schedule(clock.now + SimTime(10), Kind::kCall, index, [this, index] { start_agent(index); });
     return;
   }
+  slot.destroy_pending = false;  // the dead agent, if still here, goes now
+  slot.agent.reset();
   slot.watchdog = std::make_unique<SimWatchdog>();
   slot.watchdog->keep_alive(clock.steady_now());
   slot.alive = true;
@@ -626,7 +660,7 @@ void World::inject_fault() {
   }
   Slot& slot = slots[target];
   SimTime back = clock.now + random_ms(SimTime(300), SimTime(4000));
-  int fault = static_cast<int>(rng() % 9);
+  int fault = static_cast<int>(rng() % 11);
   promotion_budget_ += fault == 8 ? 2 : 1;
   note(fmt::format("fault {} on {} (until t={})", fault, config.nodes[target].name, back.count()));
   switch (fault) {
@@ -672,6 +706,13 @@ void World::inject_fault() {
         schedule(back + random_ms(SimTime(0), SimTime(500)), Kind::kCall, i,
                  [this, i] { start_agent(i); });
       }
+      break;
+    case 9:  // the store answers slowly, for this agent
+      slot.store_slow_until = clock.now + random_ms(SimTime(1000), SimTime(5000));
+      break;
+    case 10:  // PostgreSQL cannot start for a while, then crashes (a bad setting, fixed later)
+      slot.pg_broken_until = clock.now + random_ms(SimTime(2000), SimTime(15000));
+      if (slot.pg.running && !host_frozen(target)) stop_pg(target, false);
       break;
     case 8:  // a second crash right after the first failover
       kill_agent(target);

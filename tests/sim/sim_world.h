@@ -157,12 +157,15 @@ struct Slot {
   std::unique_ptr<SimStore> store;
   std::unique_ptr<SimWatchdog> watchdog;
   std::unique_ptr<Agent> agent;
-  bool alive = false;  // the agent process (and its watchdog) runs
-  int busy = 0;        // inside a long operation of its cycle
+  bool alive = false;        // the agent process (and its watchdog) runs
+  int busy = 0;              // inside a long operation of its cycle
+  bool keeper_busy = false;  // the lease keeper's thread is inside a (slow) store call
   bool destroy_pending = false;
   SimTime agent_frozen_until{0};  // SIGSTOP of the agent (its threads, not its watchdog)
   SimTime host_frozen_until{0};   // everything of the node, PostgreSQL included
   SimTime store_down_until{0};
+  SimTime store_slow_until{0};  // every store call takes up to a second and a half
+  SimTime pg_broken_until{0};   // PostgreSQL dies as soon as it starts (a bad setting, say)
 };
 
 class World {
@@ -188,8 +191,11 @@ class World {
   void became_primary(int index);
   void stop_pg(int index, bool clean);
   void violation(const std::string& what);
+  // A started server that is broken dies when it would have become ready.
+  void start_pg(int index);
   void note(const std::string& what);
   bool trace = false;  // the agents' log lines and the world's events on stderr
+  int current = -1;    // the node whose cycle runs (innermost), for the trace
 
  private:
   enum class Kind { kCycle, kKeeper, kWatchdog, kReplicate, kWrite, kCall };

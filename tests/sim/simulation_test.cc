@@ -10,6 +10,7 @@
 // A failing seed is printed; TANDEM_SIM_SEED=N TANDEM_SIM_SCENARIOS=1 replays it exactly.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -96,14 +97,34 @@ TEST(Simulation, CatchesTheFirstRoundsLeaseLapses) {
 }
 
 // TANDEM_SIM_TRACE=SEED prints one scenario as it runs: every agent's log line, every fault.
+// Every log line of the agents, with the simulated time and the node whose cycle wrote it.
+class SimulatedTimeSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit SimulatedTimeSink(const World& world) : world_(world) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    fmt::print(stderr, "[t={} {}] {}\n", world_.clock.now.count(),
+               world_.current >= 0 ? world_.config.nodes[world_.current].name : "-",
+               std::string_view(message.payload.data(), message.payload.size()));
+  }
+  void flush_() override {}
+
+ private:
+  const World& world_;
+};
+
 TEST(Simulation, Trace) {
   std::uint64_t seed = env_number("TANDEM_SIM_TRACE", 0);
   if (seed == 0) GTEST_SKIP() << "set TANDEM_SIM_TRACE=SEED to trace one scenario";
-  spdlog::set_level(spdlog::level::info);
-  spdlog::set_pattern("%v");
   World world(seed, settings_for(seed));
+  auto logger = std::make_shared<spdlog::logger>("sim", std::make_shared<SimulatedTimeSink>(world));
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::info);
   world.trace = true;
   Verdict verdict = world.run();
+  spdlog::set_default_logger(previous);
   EXPECT_TRUE(verdict.violations.empty());
 }
 

@@ -108,6 +108,8 @@ TEST(Decide, EveryBranch) {
   ClusterView store_replaced;  // no initialize key
   NodeObservation pointed_nowhere = observed(PgState::kStarting);
   NodeObservation pointed_at_leader = observed(PgState::kStarting, "node1");
+  ClusterView last_claim_mine = view_with(std::nullopt, {});
+  last_claim_mine.timeline_claim = TimelineClaim{.timeline = 1, .by = "node2"};
   NodeObservation failing_rejoins = former_primary;
   failing_rejoins.rejoin_failures = kAttemptsBeforeEscalating;
   failing_rejoins.rejoin_failing_for = kFailingBeforeEscalating;
@@ -223,6 +225,10 @@ TEST(Decide, EveryBranch) {
       {"stopped standby", view_with("node1", {}), observed(PgState::kStopped),
        Action::kStartStandby, "standby of node1"},
       {"stopped, nobody leads", view_with(std::nullopt, {}), observed(PgState::kStopped),
+       Action::kStartStandby, "join the election"},
+      {"stopped last leader, nobody promoted since", last_claim_mine, former_primary,
+       Action::kAcquireLease, "take the lease back and restart in place"},
+      {"stopped former leader, another promoted since", claimed_ahead, former_primary,
        Action::kStartStandby, "join the election"},
       {"leader restarting", view_with("node2", {}), observed(PgState::kStarting),
        Action::kRenewLease, "keep the lease"},

@@ -1,0 +1,85 @@
+#include "bench/starver.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "ops/local_agents.h"
+#include "pg/postmaster.h"
+
+namespace tandem::bench {
+namespace {
+
+using std::chrono::milliseconds;
+
+// The parent of `pid`, from /proc/PID/stat ("pid (comm) state ppid ..."); 0 if unknown.
+pid_t parent_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 1));
+  std::string state;
+  pid_t parent = 0;
+  rest >> state >> parent;
+  return parent;
+}
+
+}  // namespace
+
+Starver::Starver(const ClusterConfig& config) : config_(config) {
+  for (unsigned i = 0; i < std::max(2u, std::thread::hardware_concurrency()); ++i) {
+    pid_t child = fork();
+    if (child == 0) {
+      std::atomic<unsigned long> spin{0};
+      while (true) spin.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (child > 0) spinners_.push_back(child);
+  }
+  bursts_ = std::thread([this] {
+    while (!stop_) {
+      std::vector<pid_t> frozen = targets();
+      for (pid_t pid : frozen) kill(pid, SIGSTOP);
+      std::this_thread::sleep_for(milliseconds(300));
+      for (pid_t pid : frozen) kill(pid, SIGCONT);
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+  });
+}
+
+std::vector<pid_t> Starver::targets() const {
+  std::vector<pid_t> found, postmasters;
+  for (const NodeConfig& node : config_.nodes) {
+    if (auto agent = running_agent(config_, node)) found.push_back(*agent);
+    if (auto postmaster = running_postmaster(node.data_dir)) postmasters.push_back(*postmaster);
+  }
+  found.insert(found.end(), postmasters.begin(), postmasters.end());
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = std::stoi(name);
+    pid_t parent = parent_of(pid);
+    for (pid_t postmaster : postmasters) {
+      if (parent == postmaster) found.push_back(pid);
+    }
+  }
+  return found;
+}
+
+Starver::~Starver() {
+  stop_ = true;
+  bursts_.join();
+  for (pid_t pid : targets()) kill(pid, SIGCONT);
+  for (pid_t child : spinners_) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+}
+
+}  // namespace tandem::bench

@@ -1,0 +1,34 @@
+// A starved machine, for the chaos runner and the integration tests: a busy loop on every core,
+// and bursts of SIGSTOP (300 ms) / SIGCONT (100 ms) to a cluster's agents and to its PostgreSQL
+// (the postmasters and every process they started: backends, WAL senders and receivers) — the
+// kind of machine on which a test that passes only when idle proves little.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "core/cluster_config.h"
+
+namespace tandem::bench {
+
+class Starver {
+ public:
+  // Starts starving at once; `config` must outlive the starver.
+  explicit Starver(const ClusterConfig& config);
+  ~Starver();  // every process it froze runs again; the busy loops end
+  Starver(const Starver&) = delete;
+  Starver& operator=(const Starver&) = delete;
+
+ private:
+  std::vector<pid_t> targets() const;
+
+  const ClusterConfig& config_;
+  std::vector<pid_t> spinners_;
+  std::atomic<bool> stop_{false};
+  std::thread bursts_;
+};
+
+}  // namespace tandem::bench
