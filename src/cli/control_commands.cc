@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "dcs/cluster_layout.h"
+#include "ops/cluster_lock.h"
 #include "ops/cluster_requests.h"
 #include "ops/store_access.h"
 
@@ -56,6 +57,9 @@ Status failover(CliState& state, const std::string& to, bool allow_data_loss) {
   return with_session(state, [&](Context& context) -> Status {
     auto access = open_store(context.config);
     if (!access) return std::unexpected(access.error());
+    // One forced failover at a time: the second would overwrite the first's request.
+    auto lock = ClusterLock::take(*(*access)->store, (*access)->layout, "failover --to " + to);
+    if (!lock) return std::unexpected(lock.error());
     auto view = read_view(**access);
     if (!view) return std::unexpected(view.error());
     auto request = plan_failover(*view, context.config, to, allow_data_loss);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "ops/cluster_lock.h"
 #include "ops/node_ops.h"
 #include "ops/role_ops.h"
 #include "ops/servers.h"
@@ -17,6 +18,21 @@ Status with_node(CliState& state, const std::string& node_name, Action action) {
     auto node = context.config.node(node_name);
     if (!node) return std::unexpected(node.error());
     return action(context, **node);
+  });
+}
+
+// Like with_node, holding the cluster's command lock (ops/cluster_lock.h) throughout: one
+// role-changing command by hand at a time.
+template <typename Action>
+Status with_locked_node(CliState& state, const std::string& node_name, const std::string& what,
+                        Action action) {
+  return with_node(state, node_name, [&](Context& context, const NodeConfig& target) -> Status {
+    auto store = open_cluster_store(context.config, context.clock);
+    if (!store) return std::unexpected(store.error());
+    auto lock =
+        ClusterLock::take(**store, ClusterLayout(context.config.name), what + " " + target.name);
+    if (!lock) return std::unexpected(lock.error());
+    return action(context, target, **store);
   });
 }
 
@@ -68,12 +84,11 @@ void add_promote_command(CLI::App& app, CliState& state) {
   auto node = std::make_shared<std::string>();
   command->add_option("node", *node, "Node name from tandem.yaml")->required();
   command->callback([&state, node] {
-    state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
-      fmt::print("promote {}\n", target.name);
-      auto store = open_cluster_store(context.config, context.clock);
-      if (!store) return Status(std::unexpected(store.error()));
-      return promote_standby(context, target, **store);
-    });
+    state.result = with_locked_node(state, *node, "promote",
+                                    [](Context& context, const NodeConfig& target, Store& store) {
+                                      fmt::print("promote {}\n", target.name);
+                                      return promote_standby(context, target, store);
+                                    });
   });
 }
 
@@ -83,19 +98,20 @@ void add_rejoin_command(CLI::App& app, CliState& state) {
   auto node = std::make_shared<std::string>();
   command->add_option("node", *node, "Node name from tandem.yaml")->required();
   command->callback([&state, node] {
-    state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
-      fmt::print("rejoin {}\n", target.name);
-      auto outcome = rejoin_node(context, target);
-      if (!outcome) return Status(std::unexpected(outcome.error()));
-      fmt::print("{}: {}\n", target.name, result_name(outcome->result));
-      if (outcome->diverged_from && outcome->diverged_to) {
-        fmt::print("WAL written by {} after the failover, not on the primary: {} .. {}{}\n",
-                   target.name, outcome->diverged_from->str(), outcome->diverged_to->str(),
-                   outcome->moved_aside.empty() ? " (undone by pg_rewind)"
-                                                : " (kept in " + outcome->moved_aside + ")");
-      }
-      return Status();
-    });
+    state.result = with_locked_node(
+        state, *node, "rejoin", [](Context& context, const NodeConfig& target, Store&) {
+          fmt::print("rejoin {}\n", target.name);
+          auto outcome = rejoin_node(context, target);
+          if (!outcome) return Status(std::unexpected(outcome.error()));
+          fmt::print("{}: {}\n", target.name, result_name(outcome->result));
+          if (outcome->diverged_from && outcome->diverged_to) {
+            fmt::print("WAL written by {} after the failover, not on the primary: {} .. {}{}\n",
+                       target.name, outcome->diverged_from->str(), outcome->diverged_to->str(),
+                       outcome->moved_aside.empty() ? " (undone by pg_rewind)"
+                                                    : " (kept in " + outcome->moved_aside + ")");
+          }
+          return Status();
+        });
   });
 }
 
@@ -105,22 +121,24 @@ void add_reinit_command(CLI::App& app, CliState& state) {
   auto node = std::make_shared<std::string>();
   command->add_option("node", *node, "Node name from tandem.yaml")->required();
   command->callback([&state, node] {
-    state.result = with_node(state, *node, [](Context& context, const NodeConfig& target) {
-      fmt::print("reinit {}\n", target.name);
-      if (probe_node(context, target).state == NodeRunState::kPrimary) {
-        return Status(fail(ErrorCode::kConflict,
-                           target.name + " runs as a primary: only a standby is reinitialized"));
-      }
-      auto primary = find_primary(context, target.name);
-      if (!primary) {
-        return Status(fail_with_context(primary.error(), "cannot reinitialize " + target.name));
-      }
-      auto aside = reinitialize_standby(context, target, **primary);
-      if (!aside) return Status(std::unexpected(aside.error()));
-      fmt::print("{} streams from {}; its old data is in {}\n", target.name, (*primary)->name,
-                 *aside);
-      return Status();
-    });
+    state.result = with_locked_node(
+        state, *node, "reinit", [](Context& context, const NodeConfig& target, Store&) {
+          fmt::print("reinit {}\n", target.name);
+          if (probe_node(context, target).state == NodeRunState::kPrimary) {
+            return Status(
+                fail(ErrorCode::kConflict,
+                     target.name + " runs as a primary: only a standby is reinitialized"));
+          }
+          auto primary = find_primary(context, target.name);
+          if (!primary) {
+            return Status(fail_with_context(primary.error(), "cannot reinitialize " + target.name));
+          }
+          auto aside = reinitialize_standby(context, target, **primary);
+          if (!aside) return Status(std::unexpected(aside.error()));
+          fmt::print("{} streams from {}; its old data is in {}\n", target.name, (*primary)->name,
+                     *aside);
+          return Status();
+        });
   });
 }
 

@@ -4,6 +4,8 @@
 #include <thread>
 
 #include "local_cluster_fixture.h"
+#include "ops/cluster_lock.h"
+#include "ops/store_access.h"
 #include "proc/process_runner.h"
 
 namespace tandem::testing {
@@ -78,6 +80,31 @@ TEST_F(ThreeNodeManualTest, TwoPromotionsAtOnceLeaveOnePrimary) {
     writable += value(name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true";
   }
   EXPECT_EQ(writable, 1);
+}
+
+// One role-changing command by hand at a time: while one holds the cluster's command lock,
+// another is refused and told who holds it; once it is done, the next one runs.
+TEST_F(RejoinTest, ACommandRunningRefusesTheNext) {
+  tandem_ok({"local", "stop", "node1"});
+  tandem_ok({"promote", "node2"});
+  {
+    SystemClock clock;
+    auto store = open_cluster_store(config_, clock);
+    ASSERT_TRUE(store);
+    auto held = ClusterLock::take(**store, ClusterLayout(config_.name), "rejoin node9");
+    ASSERT_TRUE(held) << held.error().message;
+    for (const std::vector<std::string>& command : {std::vector<std::string>{"rejoin", "node1"},
+                                                    {"reinit", "node1"},
+                                                    {"failover", "--to", "node1"}}) {
+      CommandOutput refused = tandem(command);
+      EXPECT_NE(refused.exit_code, 0) << command[0];
+      EXPECT_NE(refused.output.find("tandem rejoin node9"), std::string::npos) << refused.output;
+      EXPECT_NE(refused.output.find("is changing the cluster right now"), std::string::npos)
+          << refused.output;
+    }
+  }
+  std::string output = tandem_ok({"rejoin", "node1"});
+  EXPECT_NE(output.find("node1: followed without rewind"), std::string::npos) << output;
 }
 
 TEST_F(RejoinTest, RewindImpossibleFallsBackToACloneAndKeepsTheOldDirectory) {

@@ -32,7 +32,10 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
 TEST(Simulation, SeededScenariosKeepEveryInvariant) {
   spdlog::set_level(spdlog::level::off);
   std::uint64_t first = env_number("TANDEM_SIM_SEED", 1);
-  std::uint64_t count = env_number("TANDEM_SIM_SCENARIOS", 10000);
+#ifndef TANDEM_SIM_DEFAULT_SCENARIOS
+#define TANDEM_SIM_DEFAULT_SCENARIOS 10000
+#endif
+  std::uint64_t count = env_number("TANDEM_SIM_SCENARIOS", TANDEM_SIM_DEFAULT_SCENARIOS);
   // Scenarios are independent worlds: one worker per core.
   std::atomic<std::uint64_t> next{first};
   std::atomic<int> failed{0};
@@ -73,6 +76,9 @@ TEST(Simulation, SeededScenariosKeepEveryInvariant) {
 // The simulation can fail: without the lease keeper and the watchdog (the first round's agent)
 // slow promotions lose the lease midway and it finds the consequences.
 TEST(Simulation, CatchesTheFirstRoundsLeaseLapses) {
+#ifdef TANDEM_SIM_SANITIZED
+  GTEST_SKIP() << "300 scenarios take minutes under the sanitizers; make test runs them";
+#endif
   spdlog::set_level(spdlog::level::off);
   int caught = 0;
   std::string example;

@@ -1,6 +1,12 @@
 #include "pg/server_files.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "pg/connection.h"
 
 namespace tandem {
 namespace {
@@ -32,6 +38,29 @@ TEST(RenderTandemConf, PrimaryAndStandby) {
   EXPECT_NE(standby.find("primary_slot_name = 'node2'"), std::string::npos);
   EXPECT_NE(standby.find("passfile=''/c/tandem.pgpass''"), std::string::npos) << standby;
   EXPECT_EQ(standby.find("password="), std::string::npos);
+}
+
+// The agent tells its upstream from tandem.conf while the server starts, and by host AND port:
+// nodes on several machines may all listen on 5432.
+TEST(ConfiguredConninfo, ReadsBackWhatTandemWroteWithHostAndPort) {
+  ClusterConfig config = config_with_app();
+  config.password_file = "/c/it's.pgpass";  // a quote, doubled in the file
+  config.nodes[0].host = "10.1.0.7";
+  config.nodes[1].port = 5432;
+  std::string conninfo = upstream_conninfo(config, config.nodes[0], "node2");
+  char pattern[] = "/tmp/tandem-conf-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  EXPECT_EQ(configured_conninfo(dir), "");  // no file
+  std::ofstream(dir + "/tandem.conf")
+      << render_tandem_conf(config, config.nodes[1], Upstream{conninfo, "node2"});
+  EXPECT_EQ(configured_conninfo(dir), conninfo);
+  auto parameters = parse_conninfo(configured_conninfo(dir));
+  ASSERT_TRUE(parameters);
+  EXPECT_EQ((*parameters)["host"], "10.1.0.7");
+  EXPECT_EQ((*parameters)["port"], "5432");
+  EXPECT_EQ((*parameters)["passfile"], "/c/it's.pgpass");
+  EXPECT_FALSE(parse_conninfo("host='unterminated"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(RenderPgHba, ReplicationOnlyForTheRoleFromTheNetworks) {
