@@ -47,8 +47,8 @@ Result<const NodeConfig*> PgLocalNode::leader_node(const std::string& name) cons
 NodeObservation PgLocalNode::observe() {
   NodeObservation node = observer_.observe();
   if (node.state == PgState::kStopped) {
-    // A stopped node's timeline is its last checkpoint's.
-    if (auto control = programs_.control_data(self_)) {
+    // A stopped node's timeline is its last checkpoint's (bounded: the cycle goes on without).
+    if (auto control = programs_.control_data(self_, std::chrono::seconds(2))) {
       node.timeline = control->checkpoint_timeline;
     }
   }

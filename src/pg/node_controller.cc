@@ -118,7 +118,12 @@ Result<std::string> PgNodeController::rewind(const NodeConfig& node,
 }
 
 Result<ControlData> PgNodeController::control_data(const NodeConfig& node) {
-  auto output = run("pg_controldata", {node.data_dir}, std::chrono::seconds(30));
+  return control_data(node, std::chrono::seconds(30));
+}
+
+Result<ControlData> PgNodeController::control_data(const NodeConfig& node,
+                                                   std::chrono::milliseconds timeout) {
+  auto output = run("pg_controldata", {node.data_dir}, timeout);
   if (!output) return std::unexpected(output.error());
   return parse_control_data(*output);
 }

@@ -66,6 +66,8 @@ class PgNodeController final : public NodeController {
                      const std::string& slot, bool create_slot) override;
   Result<std::string> rewind(const NodeConfig& node, const std::string& source_conninfo) override;
   Result<ControlData> control_data(const NodeConfig& node) override;
+  // The same with a deadline of its own (the agent's cycle must not wait 30 s for it).
+  Result<ControlData> control_data(const NodeConfig& node, std::chrono::milliseconds timeout);
   Status finish_crash_recovery(const NodeConfig& node) override;
 
   std::string log_file(const NodeConfig& node) const;

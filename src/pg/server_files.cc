@@ -64,10 +64,7 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
       "hot_standby = on\n"
       "wal_retrieve_retry_interval = {}\n"
       "max_slot_wal_keep_size = {}\n"
-      // pg_rewind reads the old primary's own WAL back to the last checkpoint both share; a
-      // primary recycles it at its checkpoints unless kept (seen: "could not find previous WAL
-      // record", and a full copy instead of a rewind).
-      "wal_keep_size = '256MB'\n"
+
       "recovery_target_timeline = 'latest'\n"
       "log_line_prefix = '%m [%p] %q%a '\n",
       node.name, quoted(node.name), quoted(node.host), node.port, quoted(config.socket_dir),

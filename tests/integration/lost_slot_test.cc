@@ -84,9 +84,8 @@ TEST_F(LostSlotTest, TheAgentReclonesAStandbyWhoseSlotWasLost) {
   EXPECT_TRUE(eventually([&] { return streams(); }, std::chrono::seconds(90)))
       << read_file(config_.log_dir + "/node2.agent.log").value_or("");
   auto took = Steady::now() - began;
-  // The primary keeps wal_keep_size (256 MB) of WAL besides what slots hold, so a standby whose
-  // slot was lost may still find what it needs and stream as it is; otherwise its agent clones
-  // it again. Either way it streams, with every row, and nothing was deleted.
+  // Its agent clones it again (a standby that still found its WAL would stream as it is: either
+  // way it streams, with every row, and nothing was deleted).
   int recloned = moved_aside("slot-lost");
   EXPECT_LE(recloned, 1);
   EXPECT_TRUE(eventually(
@@ -94,7 +93,7 @@ TEST_F(LostSlotTest, TheAgentReclonesAStandbyWhoseSlotWasLost) {
   std::cout << "lost slot, with agents: node2 streams again "
             << std::chrono::duration_cast<milliseconds>(took).count()
             << " ms after `tandem local start node2` ("
-            << (recloned ? "recloned" : "the WAL kept by wal_keep_size sufficed") << ")\n";
+            << (recloned ? "recloned" : "its WAL was still there") << ")\n";
 }
 
 }  // namespace
