@@ -26,8 +26,8 @@ void sleep_ms(long ms) {
 
 }  // namespace
 
-Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(
-    std::chrono::milliseconds deadline) {
+Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::milliseconds deadline,
+                                                                bool fast_first) {
   void* memory =
       mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) {
@@ -43,27 +43,29 @@ Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(0);
     prctl(PR_SET_NAME, "tandem-watchdog");
-    run(shared, deadline);
+    run(shared, deadline, fast_first);
     _exit(0);
   }
   return std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child));
 }
 
 // Only async-signal-safe calls: the child of a fork.
-void FencingWatchdog::run(Shared* shared, std::chrono::milliseconds deadline) {
+void FencingWatchdog::run(Shared* shared, std::chrono::milliseconds deadline, bool fast_first) {
   const std::int64_t deadline_ns = deadline.count() * 1'000'000;
   while (true) {
     sleep_ms(10);
     pid_t postmaster = shared->postmaster.load();
     if (postmaster <= 0) continue;
     if (monotonic_ns() - shared->confirmed_ns.load() < deadline_ns) continue;
-    // Fast shutdown: every session ends at once and no new one starts, so nothing more is
-    // acknowledged; the WAL senders pass what was flushed — every acknowledged commit — to the
-    // standbys before the postmaster exits. Immediate after 300 ms, SIGKILL a second later.
-    kill(postmaster, SIGINT);
+    // Fast shutdown (one machine): every session ends at once and no new one starts, so nothing
+    // more is acknowledged; the WAL senders pass what was flushed to the standbys before the
+    // postmaster exits. Immediate (at once, or after 300 ms), SIGKILL a second later.
+    kill(postmaster, fast_first ? SIGINT : SIGQUIT);
     shared->fenced_ns = monotonic_ns();
     shared->postmaster.compare_exchange_strong(postmaster, 0);
-    for (int waited = 0; waited < 30 && kill(postmaster, 0) == 0; ++waited) sleep_ms(10);
+    for (int waited = 0; fast_first && waited < 30 && kill(postmaster, 0) == 0; ++waited) {
+      sleep_ms(10);
+    }
     if (kill(postmaster, 0) == 0) kill(postmaster, SIGQUIT);
     for (int waited = 0; waited < 100 && kill(postmaster, 0) == 0; ++waited) sleep_ms(10);
     if (kill(postmaster, 0) == 0) kill(postmaster, SIGKILL);

@@ -36,7 +36,12 @@ class Watchdog {
 class FencingWatchdog final : public Watchdog {
  public:
   // Forks the watchdog. REQUIRES: no other thread runs yet (fork copies only the caller).
-  static Result<std::unique_ptr<FencingWatchdog>> start(std::chrono::milliseconds deadline);
+  // `fast_first`: a fast shutdown before the immediate one, so that the WAL senders pass the
+  // last commits to standbys on this machine; with nodes on several machines (whose standbys a
+  // cut-off primary cannot reach anyway) an immediate one, which writes no shutdown checkpoint
+  // and so keeps the WAL pg_rewind needs when the node rejoins.
+  static Result<std::unique_ptr<FencingWatchdog>> start(std::chrono::milliseconds deadline,
+                                                        bool fast_first = false);
   ~FencingWatchdog() override;
 
   void watch(pid_t postmaster) override;
@@ -50,7 +55,7 @@ class FencingWatchdog final : public Watchdog {
     std::atomic<std::int64_t> fenced_ns;
   };
   FencingWatchdog(Shared* shared, pid_t child) : shared_(shared), child_(child) {}
-  static void run(Shared* shared, std::chrono::milliseconds deadline);
+  static void run(Shared* shared, std::chrono::milliseconds deadline, bool fast_first);
 
   Shared* shared_;
   pid_t child_;

@@ -74,7 +74,7 @@ Status run_agent(CliState& state, const std::string& node_name) {
   // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
   std::unique_ptr<FencingWatchdog> watchdog;
   if (config.nodes.size() > 1) {
-    auto started = FencingWatchdog::start(config.ha.renew_deadline);
+    auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.etcd.enabled());
     if (!started) return std::unexpected(started.error());
     watchdog = std::move(*started);
   }
