@@ -46,12 +46,17 @@ Result<const NodeConfig*> PgLocalNode::leader_node(const std::string& name) cons
 
 NodeObservation PgLocalNode::observe() {
   NodeObservation node = observer_.observe();
-  if (node.state == PgState::kStopped) {
-    // A stopped node's timeline is its last checkpoint's (bounded: the cycle goes on without).
-    if (auto control = programs_.control_data(self_, std::chrono::seconds(2))) {
-      node.timeline = control->checkpoint_timeline;
-    }
+  if (node.state != PgState::kStopped) {
+    stopped_timeline_.reset();
+    return node;
   }
+  // A stopped node's timeline is its last checkpoint's: read once per stop (pg_controldata is a
+  // program to run; the cycle gives it 2 s and goes on without).
+  if (!stopped_timeline_) {
+    auto control = programs_.control_data(self_, std::chrono::seconds(2));
+    if (control) stopped_timeline_ = control->checkpoint_timeline;
+  }
+  node.timeline = stopped_timeline_.value_or(0);
   return node;
 }
 

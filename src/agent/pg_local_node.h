@@ -62,6 +62,7 @@ class PgLocalNode final : public LocalNode {
   NodeObserver observer_;
   Context context_;
   SyncManager sync_;
+  std::optional<TimelineId> stopped_timeline_;  // read from pg_control while it stays stopped
 };
 
 }  // namespace tandem

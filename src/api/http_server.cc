@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proc/ports.h"
+
 namespace tandem {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -60,26 +62,15 @@ MHD_Result collect_param(void* target, MHD_ValueKind, const char* key, const cha
 
 // Binds the listening socket itself, so that a port in use is told apart from bad TLS material.
 Result<int> listen_on(const std::string& host, int port) {
-  sockaddr_storage address{};
-  socklen_t length = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    length = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    length = sizeof(sockaddr_in6);
-  } else {
+  auto address = socket_address(host, port);
+  if (!address) {
     return fail(ErrorCode::kInvalidArgument, fmt::format("'{}' is not an IP address", host));
   }
-  int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(address->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(ErrorCode::kFailed, fmt::format("socket: {}", strerror(errno)));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, 4096) != 0) {
+  if (bind(fd, address->get(), address->length) != 0 || listen(fd, 4096) != 0) {
     int error = errno;
     close(fd);
     return fail(error == EADDRINUSE ? ErrorCode::kConflict : ErrorCode::kFailed,

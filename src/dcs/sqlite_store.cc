@@ -78,10 +78,10 @@ constexpr char kLive[] = "(expires_at_ms IS NULL OR (boot_id = ?1 AND expires_at
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Clock& clock) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX |
-                          SQLITE_OPEN_NOFOLLOW,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(
+          path.c_str(), &db,
+          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
+          nullptr) != SQLITE_OK) {
     // SQLITE_OPEN_NOFOLLOW: a link planted at the store's path (in a directory the OS user
     // owns) is refused rather than followed by root.
     auto error = unavailable(db, "opening " + path + " (a symbolic link there is refused)");

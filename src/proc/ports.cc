@@ -12,31 +12,38 @@
 
 namespace tandem {
 
+namespace {}  // namespace
+
+std::optional<SocketAddress> socket_address(const std::string& host, int port) {
+  SocketAddress result;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&result.address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&result.address);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    result.length = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    result.length = sizeof(sockaddr_in6);
+  } else {
+    return std::nullopt;
+  }
+  return result;
+}
+
 namespace {
 
 // 0 when host:port could be bound; otherwise the errno of the failure (EINVAL: not an address).
 int try_bind(const std::string& host, int port) {
-  sockaddr_storage address{};
-  socklen_t length = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    length = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    length = sizeof(sockaddr_in6);
-  } else {
-    return EINVAL;
-  }
-  int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto address = socket_address(host, port);
+  if (!address) return EINVAL;
+  int fd = socket(address->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno;
   // PostgreSQL sets SO_REUSEADDR too, so TIME_WAIT leftovers do not count as "in use".
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  int result = bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0 ? 0 : errno;
+  int result = bind(fd, address->get(), address->length) == 0 ? 0 : errno;
   close(fd);
   return result;
 }

@@ -1,6 +1,8 @@
 // Whether a TCP port is free, checked the way PostgreSQL will use it: by binding it.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +12,14 @@
 namespace tandem {
 
 // True when something already listens on host:port (or the address cannot be bound).
+// host:port as a socket address (IPv4 or IPv6); nullopt when host is not an IP address.
+struct SocketAddress {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&address); }
+};
+std::optional<SocketAddress> socket_address(const std::string& host, int port);
+
 bool port_in_use(const std::string& host, int port);
 
 // Ok when host:port can be bound now. Otherwise one line that says why: the host is not an IP
