@@ -88,16 +88,23 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     sqlite3_close(db);
     return error;
   }
-  // Short: a renewal that waits longer than a few hundred ms for a lock is late anyway, and
-  // the watchdog fences on the deadline whatever the store does.
-  sqlite3_busy_timeout(db, 400);
+  // Opening waits longer for a lock than a call does: a command started while every agent
+  // renews its lease must not fail on "database is locked". An existing store is not written
+  // on open (its schema is there), so a busy cluster rarely makes it wait at all.
+  sqlite3_busy_timeout(db, 5000);
   // WAL: readers never block the writer; synchronous=NORMAL is durable across process crashes,
   // which is what a store on one machine must survive.
-  if (!run(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || !run(db, kSchema)) {
+  bool prepared = run(db, "PRAGMA synchronous=NORMAL;") &&
+                  (run(db, "SELECT revision FROM meta WHERE id = 1") ||
+                   (run(db, "PRAGMA journal_mode=WAL;") && run(db, kSchema)));
+  if (!prepared) {
     auto error = unavailable(db, "preparing " + path);
     sqlite3_close(db);
     return error;
   }
+  // Then short: a renewal that waits longer than a few hundred ms for a lock is late anyway,
+  // and the watchdog fences on the deadline whatever the store does.
+  sqlite3_busy_timeout(db, 400);
   auto file = file_id(path);
   if (!file) {
     sqlite3_close(db);
