@@ -91,7 +91,19 @@ Status validate_nodes(const std::vector<NodeConfig>& nodes) {
   return validate_data_dirs(nodes);
 }
 
-Status validate_replication(const ReplicationConfig& replication) {
+}  // namespace
+
+int default_max_wal_senders(std::size_t nodes) {
+  return std::max(10, 2 * static_cast<int>(nodes) + 1);
+}
+
+int default_max_replication_slots(std::size_t nodes) {
+  return std::max(10, static_cast<int>(nodes) + 1);
+}
+
+namespace {
+
+Status validate_replication(const ReplicationConfig& replication, std::size_t node_count) {
   if (!is_identifier(replication.user)) {
     return invalid(
         fmt::format("replication.user '{}' must be a lower-case identifier", replication.user));
@@ -113,6 +125,21 @@ Status validate_replication(const ReplicationConfig& replication) {
       return invalid(fmt::format("replication.{} is {}: it must be between 1 and {}", key, value,
                                  kMaxReplicationConnections));
     }
+  }
+  // Fewer and a standby cannot stream, or no node can be copied while they all do.
+  int nodes = static_cast<int>(node_count);
+  if (replication.max_wal_senders < nodes + 1) {
+    return invalid(fmt::format(
+        "replication.max_wal_senders is {}, too few for {} nodes: every standby streams "
+        "through one and a copy takes two; set at least {} (or leave it out: {})",
+        replication.max_wal_senders, nodes, nodes + 1, default_max_wal_senders(node_count)));
+  }
+  if (replication.max_replication_slots < nodes) {
+    return invalid(fmt::format(
+        "replication.max_replication_slots is {}, too few for {} nodes: every standby has a "
+        "slot; set at least {} (or leave it out: {})",
+        replication.max_replication_slots, nodes, nodes,
+        default_max_replication_slots(node_count)));
   }
   if (replication.wal_retrieve_retry_interval.count() < 1) {
     return invalid("replication.wal_retrieve_retry_interval must be at least 1ms");
@@ -220,7 +247,7 @@ Status validate(const ClusterConfig& config) {
   for (const NodeConfig& node : config.nodes) {
     if (auto ok = validate_node(node); !ok) return ok;
   }
-  if (auto ok = validate_replication(config.replication); !ok) return ok;
+  if (auto ok = validate_replication(config.replication, config.nodes.size()); !ok) return ok;
   if (config.app) {
     if (!is_identifier(config.app->user) || !is_identifier(config.app->database)) {
       return invalid("app.user and app.database must be lower-case identifiers");

@@ -21,10 +21,17 @@ struct NodeConfig {
   int api_port = 0;         // the agent's HTTP API on host:api_port; 0: no API (8008 with etcd)
 };
 
+// Every standby streams through one WAL sender and a copy takes two (pg_basebackup fetches and
+// streams): with the defaults, every standby can be copied at once, as agents starting together
+// do (8 standbys cloning at once exhausted PostgreSQL's default of 10).
+int default_max_wal_senders(std::size_t nodes);
+int default_max_replication_slots(std::size_t nodes);
+
 struct ReplicationConfig {
   std::string user = "replicator";
   // Networks (CIDR) from which replication connections are allowed.
   std::vector<std::string> networks = {"127.0.0.1/32"};
+  // Left out of tandem.yaml: size_replication() sizes them for the nodes.
   int max_wal_senders = 10;
   int max_replication_slots = 10;
   // How soon a standby retries fetching WAL; PostgreSQL's default of 5 s delays promotions.

@@ -188,6 +188,12 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
     if (config.etcd.enabled() && !nodes[index]["api_port"]) config.nodes[index].api_port = 8008;
   }
   const YAML::Node replication = root["replication"];
+  if (!replication || !replication["max_wal_senders"]) {
+    config.replication.max_wal_senders = default_max_wal_senders(config.nodes.size());
+  }
+  if (!replication || !replication["max_replication_slots"]) {
+    config.replication.max_replication_slots = default_max_replication_slots(config.nodes.size());
+  }
   if (!replication || !replication["networks"]) {
     std::vector<std::string> networks;
     for (const NodeConfig& node : config.nodes) {

@@ -76,6 +76,8 @@ ClusterConfig local_config(const LocalLayout& layout) {
                             .data_dir = layout.dir + "/" + name,
                             .api_port = api_base_port + index});
   }
+  config.replication.max_wal_senders = default_max_wal_senders(config.nodes.size());
+  config.replication.max_replication_slots = default_max_replication_slots(config.nodes.size());
   return config;
 }
 

@@ -178,6 +178,52 @@ TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
             << " acknowledged writes missing on the new primary (asynchronous replication)\n";
 }
 
+// Many standbys (issue 12): one host crash, one promotion, of the most advanced standby — every
+// other follows it without a rewind or a copy, which a standby ahead of the winner would need.
+TEST_F(AgentTest, SixStandbysFollowTheMostAdvancedAfterAHostCrash) {
+  up(6);
+  std::string old_primary = current_primary();
+  ASSERT_FALSE(old_primary.empty());
+  ASSERT_TRUE(eventually([&] {
+    for (const NodeConfig& node : config_.nodes) {
+      if (node.name != old_primary && !streams(old_primary, node.name)) return false;
+    }
+    return true;
+  }));
+  std::map<std::string, std::size_t> logged_before;
+  for (const NodeConfig& node : config_.nodes)
+    logged_before[node.name] = agent_log(node.name).size();
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  Crash crash = crash_under_load(old_primary, probe, 20);
+  ASSERT_TRUE(crash.resumed);
+  const std::string& new_primary = crash.new_primary;
+  EXPECT_TRUE(eventually([&] {
+    for (const NodeConfig& node : config_.nodes) {
+      if (node.name != old_primary && node.name != new_primary &&
+          !streams(new_primary, node.name)) {
+        return false;
+      }
+    }
+    return true;
+  })) << "not every standby follows "
+      << new_primary;
+  // One promotion for one crash, and nobody needed more than a new upstream.
+  EXPECT_TRUE(eventually([&] { return history().size() == 2; }));
+  auto later = history();
+  EXPECT_EQ(later.size(), 2u) << later.dump();
+  for (const NodeConfig& node : config_.nodes) {
+    if (node.name == old_primary) continue;
+    std::string log = agent_log(node.name).substr(logged_before[node.name]);
+    EXPECT_EQ(log.find("rewind"), std::string::npos) << node.name << " was rewound:\n" << log;
+    EXPECT_EQ(log.find("clone"), std::string::npos) << node.name << " was copied:\n" << log;
+  }
+  EXPECT_NE(agent_log(new_primary).find("the most advanced eligible standby"), std::string::npos);
+  probe.stop();
+  std::cout << "1 primary + 6 standbys, host crash: writes stopped for "
+            << std::chrono::duration_cast<milliseconds>(crash.resumed->at - crash.at).count()
+            << " ms; " << new_primary << " promoted, 5 standbys follow it\n";
+}
+
 TEST_F(AgentTest, PostmasterCrashRestartsInPlaceOnTheSameTimeline) {
   up(1);
   std::string primary = current_primary();

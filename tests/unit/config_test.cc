@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/cluster_config.h"
@@ -117,6 +118,14 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "replication.max_wal_senders is 9999999: it must be between 1 and 1000"},
       {"replication: {max_replication_slots: 0}\nnodes: [{name: a, port: 1}]",
        "max_replication_slots is 0"},
+      // Issue 12: enough WAL senders and slots for the nodes, checked before any initdb.
+      {"replication: {max_wal_senders: 3}\nnodes: [{name: a, port: 1}, {name: b, port: 2}, "
+       "{name: c, port: 3}]",
+       "max_wal_senders is 3, too few for 3 nodes: every standby streams through one and a copy "
+       "takes two; set at least 4 (or leave it out: 10)"},
+      {"replication: {max_replication_slots: 2}\nnodes: [{name: a, port: 1}, {name: b, port: 2}, "
+       "{name: c, port: 3}]",
+       "max_replication_slots is 2, too few for 3 nodes"},
       {"nodes: [{name: a, port: 1, host: localhost}]", "host 'localhost' must be an IP address"},
       {"nodes: [{name: a, port: 1, data_dir: /srv/d1}, {name: b, port: 2, data_dir: /srv/./d1/}]",
        "a and b have the same data_dir /srv/d1"},
@@ -176,6 +185,33 @@ TEST(ParseConfig, HaTimingContradictionsAreRefused) {
           << c.ha << " -> " << config.error().message;
     }
   }
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// Left out, the WAL senders and slots grow with the nodes: every standby can be copied at once.
+TEST(Config, ReplicationIsSizedForTheNodes) {
+  std::string nodes = "nodes: [";
+  for (int index = 1; index <= 12; ++index) {
+    nodes += fmt::format("{}{{name: n{}, port: {}}}", index == 1 ? "" : ", ", index, index);
+  }
+  nodes += "]";
+  auto config = parse_config(nodes, "/base");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->replication.max_wal_senders, 25);
+  EXPECT_EQ(config->replication.max_replication_slots, 13);
+  auto three =
+      parse_config("nodes: [{name: a, port: 1}, {name: b, port: 2}, {name: c, port: 3}]", "/base");
+  ASSERT_TRUE(three);
+  EXPECT_EQ(three->replication.max_wal_senders, 10);
+  auto chosen =
+      parse_config("replication: {max_wal_senders: 7}\nnodes: [{name: a, port: 1}]", "/base");
+  ASSERT_TRUE(chosen);
+  EXPECT_EQ(chosen->replication.max_wal_senders, 7);
 }
 
 }  // namespace
