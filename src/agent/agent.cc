@@ -52,20 +52,17 @@ Agent::Agent(const AgentParts& parts)
     pid_t postmaster = writable_postmaster_.load();
     if (postmaster > 0) kill(postmaster, SIGQUIT);
   });
-  // One machine: the watchdog stops PostgreSQL renew_deadline after the last confirmed
-  // renewal, however slowly the store answers. (Several machines: the agents' answers do.)
+  // The watchdog stops PostgreSQL renew_deadline after the last confirmed renewal, however
+  // slowly the store answers; on several machines, after the later of that and the last
+  // majority of the agents' answers (the pinger feeds those).
   lease_.on_renewed([this](std::chrono::steady_clock::time_point at) {
-    if (watchdog_ != nullptr && !ha_.quorum_fencing) watchdog_->keep_alive(at);
+    if (watchdog_ != nullptr) watchdog_->keep_alive(at);
   });
   // Renewals every quarter TTL leave several chances before renew_deadline.
   if (parts.keeper_thread) lease_.start(ha_.ttl / 4);
 }
 
 Agent::~Agent() { lease_.stop(); }
-
-std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) {
-  return ha.renew_deadline + 5 * ha.loop_interval;
-}
 
 Decision Agent::cycle() {
   NodeObservation node = node_.observe();
@@ -84,6 +81,7 @@ Decision Agent::cycle() {
     // The last OTHER leader: a lease handed to this node names this node before it promotes.
     if (view->leader && !view->leader_is(self_.name)) last_leader_ = view->leader->name;
     last_optime_ = view->last_leader_lsn;
+    track_lease(*view, node);
   }
   watch_postmaster(node.state == PgState::kPrimary);
   note_watchdog_fence();
@@ -107,6 +105,20 @@ void Agent::add_quorum_facts(NodeObservation& node) {
   node.takeover_blockers = std::move(facts.takeover_blockers);
 }
 
+// Counted from the first cycle that read the revision: a renewal confirmed to its holder before
+// that read shows here as a change, so its holder's confirmation is older than what is counted.
+void Agent::track_lease(const ClusterView& view, NodeObservation& node) {
+  if (!view.leader) {
+    seen_lease_.reset();
+    return;
+  }
+  if (!seen_lease_ || seen_lease_->holder != view.leader->name ||
+      seen_lease_->revision != view.leader->revision) {
+    seen_lease_ = SeenLease{view.leader->name, view.leader->revision, clock_.steady_now()};
+  }
+  node.lease_unchanged_for = since(seen_lease_->since, clock_);
+}
+
 void Agent::note_watchdog_fence() {
   if (watchdog_ == nullptr) return;
   auto fenced = watchdog_->fenced_at();
@@ -115,7 +127,8 @@ void Agent::note_watchdog_fence() {
   spdlog::warn(
       "the watchdog stopped PostgreSQL: its right to write was not confirmed for {} ms ({})",
       ha_.renew_deadline.count(),
-      ha_.quorum_fencing ? "no answer from a majority of the agents" : "no lease renewal");
+      ha_.quorum_fencing ? "no lease renewal and no answer from a majority of the agents"
+                         : "no lease renewal");
 }
 
 // A primary that ran for ten seconds came back for good; until then its restarts count.

@@ -81,6 +81,7 @@ class Agent {
   void count_attempts(NodeObservation& node);
   void record_attempt(Action action, const Status& result);
   void add_quorum_facts(NodeObservation& node);
+  void track_lease(const ClusterView& view, NodeObservation& node);
   Status carry_out(NodeRequest request);
   void refresh_primary_details(const NodeObservation& node);
   void report(const NodeObservation& node, const std::optional<ClusterView>& view,
@@ -117,18 +118,17 @@ class Agent {
   std::optional<PrimaryDetails> primary_details_;
   std::chrono::steady_clock::time_point primary_details_at_{};
   std::string store_error_;  // why the last read of the store failed, "" when it did not
+  struct SeenLease {         // the leader's lease as last read, and since when unchanged
+    std::string holder;
+    std::int64_t revision = 0;
+    std::chrono::steady_clock::time_point since{};
+  };
+  std::optional<SeenLease> seen_lease_;
   std::string last_line_;
   int repeats_ = 0;
 };
 
 // The agent's HaConfig from the cluster config.
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self);
-
-// Quorum fencing: how long a majority must not have heard from a primary before it counts as
-// fenced. The watchdog stops it renew_deadline (+10 ms) after its last majority of answers; a
-// witness's word may be a ping's timeout (a cycle) plus its freshness (two cycles) old, and the
-// primary's last answer a ping's timeout older than the silence it ends: renew_deadline + 4
-// cycles + 10 ms are needed; renew_deadline + 5 cycles are taken (1.1 s with the defaults).
-std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
 
 }  // namespace tandem

@@ -124,6 +124,9 @@ struct NodeObservation {
   std::vector<std::string> proven_fenced;
   // ...and the peers that may still accept writes: neither answering as a standby nor fenced.
   std::vector<std::string> takeover_blockers;
+  // How long the leader's lease has kept the revision this agent reads, counted from the first
+  // cycle that read it: its holder has confirmed no renewal since (each renewal writes anew).
+  std::chrono::milliseconds lease_unchanged_for{0};
 };
 
 // The HA settings of one agent, validated by validate_ha_config.
@@ -138,8 +141,9 @@ struct HaConfig {
   // A standby pointed at the leader that has not streamed for this long cannot follow it (it
   // replayed past the leader's fork): it is rejoined.
   std::chrono::milliseconds rejoin_after{3000};
-  // Nodes on several machines (etcd): a primary writes only while it reaches a majority of the
-  // agents, whatever the store says; a standby takes over only from a primary proven fenced.
+  // Nodes on several machines (etcd): a primary writes while it renewed its lease in the store
+  // within renew_deadline OR a majority of the agents answer it; a standby takes over only from
+  // a primary that has done neither (docs/ARCHITECTURE.md, "Several machines").
   bool quorum_fencing = false;
 };
 

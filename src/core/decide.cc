@@ -33,17 +33,35 @@ std::optional<Decision> fence_if_late(const NodeObservation& node, const HaConfi
                           : fmt::format("{}; this agent never held the lease: stop writes", why)};
 }
 
-// Quorum fencing: a primary writes only while it hears from a majority of the agents.
+// Quorum fencing: a primary writes while a majority of the agents answer it...
 bool reaches_majority(const NodeObservation& node, const HaConfig& config) {
   return node.majority_contact_age < config.renew_deadline;
 }
 
-Decision fence_without_majority(const NodeObservation& node, const HaConfig& config,
+// ...or while it renewed its lease in the store within renew_deadline: a standby takes over
+// only once both have failed (a standby's host cut off must not stop a two-node cluster).
+bool lease_fresh(const NodeObservation& node, const HaConfig& config, TimePoint now) {
+  auto elapsed = since_renewal(node, now);
+  return elapsed && *elapsed < config.renew_deadline;
+}
+
+bool may_write(const NodeObservation& node, const HaConfig& config, TimePoint now) {
+  return reaches_majority(node, config) || lease_fresh(node, config, now);
+}
+
+std::string renewal_age(const NodeObservation& node, TimePoint now) {
+  auto elapsed = since_renewal(node, now);
+  return elapsed ? fmt::format("lease last renewed {} ms ago", ms(*elapsed))
+                 : std::string("lease never renewed by this agent");
+}
+
+Decision fence_without_majority(const NodeObservation& node, const HaConfig& config, TimePoint now,
                                 std::string_view why) {
   return {Action::kFence,
-          fmt::format("{}no answer from a majority of the agents for {} ms (deadline {} ms): stop "
-                      "writes; a standby may take over",
-                      why, ms(node.majority_contact_age), ms(config.renew_deadline))};
+          fmt::format("{}no answer from a majority of the agents for {} ms and {} (deadline {} "
+                      "ms): stop writes; a standby may take over",
+                      why, ms(node.majority_contact_age), renewal_age(node, now),
+                      ms(config.renew_deadline))};
 }
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {
@@ -58,12 +76,17 @@ std::string joined(const std::vector<std::string>& names) {
 
 Decision without_store(const NodeObservation& node, const HaConfig& config, TimePoint now) {
   if (node.state == PgState::kPrimary && config.quorum_fencing) {
-    if (!reaches_majority(node, config)) {
-      return fence_without_majority(node, config, "the store is unreachable and ");
+    if (!may_write(node, config, now)) {
+      return fence_without_majority(node, config, now, "the store is unreachable, ");
+    }
+    if (reaches_majority(node, config)) {
+      return {Action::kNone,
+              "the store is unreachable, but a majority of the agents answer: keep accepting "
+              "writes (nobody can take over without them)"};
     }
     return {Action::kNone,
-            "the store is unreachable, but a majority of the agents answer: keep accepting "
-            "writes (nobody can take over without them)"};
+            fmt::format("the store is unreachable and no majority answers; {}, fencing at {} ms",
+                        renewal_age(node, now), ms(config.renew_deadline))};
   }
   if (node.state == PgState::kPrimary) {
     if (auto fence = fence_if_late(node, config, now, "the store is unreachable")) return *fence;
@@ -99,12 +122,13 @@ Decision rejoin(const NodeObservation& node, const std::string& why, const std::
   return {Action::kRejoin, why + ": rejoin it", leader};
 }
 
-Decision stopped(const ClusterView& view, const NodeObservation& node, const HaConfig& config) {
-  if (view.leader_is(config.self) && config.quorum_fencing && !reaches_majority(node, config)) {
+Decision stopped(const ClusterView& view, const NodeObservation& node, const HaConfig& config,
+                 TimePoint now) {
+  if (view.leader_is(config.self) && config.quorum_fencing && !may_write(node, config, now)) {
     return {Action::kNone,
-            fmt::format("holds the lease, but no majority of the agents answered for {} ms: stay "
-                        "down",
-                        ms(node.majority_contact_age))};
+            fmt::format("holds the lease, but no majority of the agents answered for {} ms and {}: "
+                        "stay down",
+                        ms(node.majority_contact_age), renewal_age(node, now))};
   }
   if (view.leader_is(config.self) && should_escalate(node.start_failures, node.start_failing_for)) {
     return {Action::kReleaseLease,
@@ -171,16 +195,22 @@ Decision switchover_target(const ClusterView& view, const HaConfig& config) {
 
 Decision running_primary(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config, TimePoint now) {
-  if (config.quorum_fencing && !reaches_majority(node, config) &&
+  if (config.quorum_fencing && !may_write(node, config, now) &&
       (!view.leader || view.leader_is(config.self))) {
-    return fence_without_majority(node, config, "");
+    return fence_without_majority(node, config, now, "");
   }
   if (view.leader_is(config.self) && config.quorum_fencing) {
-    // The store does not fence this primary: the agents do (see above). Renew when it can.
+    // A failed renewal alone does not fence this primary while a majority answers it (see
+    // above), nor a silent majority while it renews. Renew when it can.
     if (view.switchover && view.switchover->from == config.self) {
       return switchover_target(view, config);
     }
-    return {Action::kRenewLease, "the primary holds the lease and reaches a majority: renew it"};
+    return {Action::kRenewLease,
+            reaches_majority(node, config)
+                ? "the primary holds the lease and reaches a majority: renew it"
+                : fmt::format("the primary holds the lease; no majority of the agents answered for "
+                              "{} ms, so the lease alone keeps it writing: renew it",
+                              ms(node.majority_contact_age))};
   }
   if (view.leader_is(config.self)) {
     // The store answered: a compare-and-set now proves (or disproves) the lease, however long
@@ -204,6 +234,9 @@ Decision running_primary(const ClusterView& view, const NodeObservation& node,
         view.leader->name};
   }
   if (config.quorum_fencing) {
+    if (!reaches_majority(node, config)) {
+      return fence_without_majority(node, config, now, "the lease is gone from the store and ");
+    }
     return {Action::kAcquireLease,
             "the lease lapsed while this primary kept a majority of the agents: retake it"};
   }
@@ -326,7 +359,15 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
   if (!view.leader) return election(view, node, config);
   const std::string& leader = view.leader->name;
   if (config.quorum_fencing && contains(node.proven_fenced, leader)) {
-    // The lease may live on in the store for seconds; its holder has fenced itself.
+    if (node.lease_unchanged_for < proof_of_fencing(config)) {
+      // Renewed within the proof's window: cut off from the agents, it still writes through
+      // its lease. Nobody takes over (and there is nothing to stream from meanwhile).
+      return {Action::kNone,
+              fmt::format("{} has not been heard from by a majority of the agents, but renewed its "
+                          "lease {} ms ago or less: it may still write; no takeover",
+                          leader, ms(node.lease_unchanged_for))};
+    }
+    // Both proofs hold: its holder has fenced itself (the lease may live on in etcd).
     ClusterView without_leader = view;
     without_leader.leader.reset();
     without_leader.members.erase(leader);
@@ -336,6 +377,10 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
           "{} has not been heard from by a majority of the agents: it has fenced itself; {}",
           leader, decision.reason);
       decision.leader = leader;  // the lease to remove first
+    }
+    if (decision.action == Action::kTakeOver) {
+      decision.reason +=
+          fmt::format(" (its lease unchanged for {} ms)", ms(node.lease_unchanged_for));
     }
     return decision;
   }
@@ -354,6 +399,10 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
 }
 
 }  // namespace
+
+std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) {
+  return ha.renew_deadline + 5 * ha.loop_interval;
+}
 
 std::string_view action_name(Action action) {
   switch (action) {
@@ -441,7 +490,7 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
     case PgState::kNoData:
       return without_data(*view, config);
     case PgState::kStopped:
-      return stopped(*view, node, config);
+      return stopped(*view, node, config, now);
     case PgState::kStarting:
       if (view->leader_is(config.self)) {
         return {Action::kRenewLease, "PostgreSQL is starting as the leader: keep the lease"};

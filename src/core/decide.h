@@ -48,6 +48,15 @@ struct Decision {
   std::string leader;
 };
 
+// Quorum fencing: how long a primary must have been neither heard from by a majority of the
+// agents nor seen to renew its lease before it counts as fenced. Its watchdog stops it
+// renew_deadline (+10 ms) after the later of its last majority of answers and its last
+// confirmed renewal; a witness's word may be a ping's timeout (a cycle) plus its freshness (two
+// cycles) old, and the primary's last answer a ping's timeout older than the silence it ends:
+// renew_deadline + 4 cycles + 10 ms are needed; renew_deadline + 5 cycles are taken (1.1 s with
+// the defaults).
+std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
+
 // REQUIRES: `view` is nullopt when the store could not be read this cycle.
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
                 const HaConfig& config, std::chrono::steady_clock::time_point now);

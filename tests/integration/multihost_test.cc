@@ -32,22 +32,23 @@ using bench::WriteProbe;
 using std::chrono::milliseconds;
 using WallClock = std::chrono::system_clock;
 
-constexpr int kNodes = 3;
 constexpr int kEtcdMembers = 3;
 
 class MultiHostTest : public ::testing::Test {
  protected:
+  explicit MultiHostTest(int nodes = 3) : nodes_(nodes) {}
+
   void SetUp() override {
     char pattern[] = "/tmp/tandem-hosts-XXXXXX";
     ASSERT_NE(mkdtemp(pattern), nullptr);
     dir_ = pattern;
     chmod(dir_.c_str(), 0755);
     std::filesystem::create_directories(dir_ + "/agent-logs");
-    network_ = std::make_unique<TestNetwork>(kNodes + kEtcdMembers);
+    network_ = std::make_unique<TestNetwork>(nodes_ + kEtcdMembers);
     ASSERT_EQ(network_->error(), "");
     std::vector<EtcdMember> members;
     for (int index = 0; index < kEtcdMembers; ++index) {
-      int host = kNodes + index;
+      int host = nodes_ + index;
       members.push_back({.name = fmt::format("etcd{}", index + 1),
                          .host = network_->address(host),
                          .client_port = 2379,
@@ -59,11 +60,11 @@ class MultiHostTest : public ::testing::Test {
 
     // Each node on its own host; distinct ports only because the hosts share one filesystem
     // and so one socket directory.
-    config_ = local_config({.dir = dir_, .standbys = kNodes - 1, .base_port = 5432});
+    config_ = local_config({.dir = dir_, .standbys = nodes_ - 1, .base_port = 5432});
     config_.name = "hosts";
     config_.etcd.endpoints = etcd_->endpoints();
     config_.replication.networks.clear();
-    for (int index = 0; index < kNodes; ++index) {
+    for (int index = 0; index < nodes_; ++index) {
       config_.nodes[index].host = network_->address(index);
       config_.nodes[index].api_port = 8008;
       config_.replication.networks.push_back(network_->address(index) + "/32");
@@ -72,8 +73,8 @@ class MultiHostTest : public ::testing::Test {
     config_path_ = dir_ + "/tandem.yaml";
     std::ofstream(config_path_) << render_config(config_);
     ASSERT_TRUE(ensure_secret_file(config_.api.token_file));
-    agents_.resize(kNodes);
-    for (int index = 0; index < kNodes; ++index) start_agent(index);
+    agents_.resize(nodes_);
+    for (int index = 0; index < nodes_; ++index) start_agent(index);
   }
 
   void TearDown() override {
@@ -137,7 +138,7 @@ class MultiHostTest : public ::testing::Test {
     return true;
   }
   int index_of(const std::string& name) const {
-    for (int index = 0; index < kNodes; ++index) {
+    for (int index = 0; index < nodes_; ++index) {
       if (config_.nodes[index].name == name) return index;
     }
     return -1;
@@ -188,6 +189,44 @@ class MultiHostTest : public ::testing::Test {
     return takeover;
   }
 
+  // Writes `probe` attempted but was refused, the first few printed with their error.
+  static std::size_t refused(const WriteProbe& probe) {
+    std::size_t count = 0;
+    for (const WriteAttempt& attempt : probe.attempts()) {
+      if (attempt.acknowledged) continue;
+      if (++count <= 3) std::cout << "refused write " << attempt.sequence << ": " << attempt.error;
+    }
+    return count;
+  }
+  // The longest time without an acknowledged write since `from`: writes went on, whatever the
+  // machine's speed, when it stays short.
+  static milliseconds longest_gap(const WriteProbe& probe, WallClock::time_point from) {
+    WallClock::duration gap{};
+    auto last = from;
+    for (const WriteAttempt& attempt : probe.attempts()) {
+      if (!attempt.acknowledged || attempt.at < from) continue;
+      gap = std::max(gap, attempt.at - last);
+      last = attempt.at;
+    }
+    return std::chrono::duration_cast<milliseconds>(std::max(gap, WallClock::now() - last));
+  }
+  // True when `leader` stayed the one writable node for `period`.
+  bool stays_primary(const std::string& leader, milliseconds period) {
+    auto until = std::chrono::steady_clock::now() + period;
+    while (std::chrono::steady_clock::now() < until) {
+      for (const NodeConfig& node : config_.nodes) {
+        bool writable = query(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true";
+        if (writable != (node.name == leader)) {
+          std::cout << node.name << (writable ? " is writable\n" : " is not writable\n");
+          return false;
+        }
+      }
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    return true;
+  }
+
+  int nodes_;
   std::string dir_;
   std::string config_path_;
   ClusterConfig config_;
@@ -205,7 +244,7 @@ TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoin
   std::string clients = query(old_primary,
                               "SELECT string_agg(client_addr::text, ',' ORDER BY client_addr) "
                               "AS v FROM pg_stat_replication");
-  for (int index = 0; index < kNodes; ++index) {
+  for (int index = 0; index < nodes_; ++index) {
     if (index == old_index) continue;
     EXPECT_NE(clients.find(network_->address(index)), std::string::npos) << clients;
   }
@@ -243,28 +282,64 @@ TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoin
   EXPECT_EQ(primary(), new_primary);
 }
 
-// The primary still reaches etcd (its lease could live on there), but none of the other agents:
-// it stops writing on its own, and a standby takes over without waiting for the lease.
-TEST_F(MultiHostTest, APrimaryCutOffFromTheOtherAgentsButNotFromEtcdStopsWriting) {
+// The primary still reaches etcd, but none of the other agents (issue 12): its lease keeps it
+// writing, and nobody takes over — the standbys see the lease renewed. Healed, they stream again.
+TEST_F(MultiHostTest, APrimaryCutOffFromTheOtherAgentsButNotFromEtcdKeepsWriting) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
-  std::string old_primary = primary();
-  int old_index = index_of(old_primary);
+  std::string leader = primary();
+  int leader_index = index_of(leader);
   std::vector<int> others;
-  for (int index = 0; index < kNodes; ++index) {
-    if (index != old_index) others.push_back(index);
+  for (int index = 0; index < nodes_; ++index) {
+    if (index != leader_index) others.push_back(index);
   }
-  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
   probe.start();
-  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
   auto cut_at = WallClock::now();
-  ASSERT_TRUE(network_->block(old_index, others));
-  auto [new_primary, promoted_at] =
-      await_takeover("cut off from the other agents only", old_primary, probe, cut_at);
-  ASSERT_FALSE(new_primary.empty());
-  EXPECT_NE(log_of(old_primary).find("no answer from a majority of the agents"), std::string::npos);
-  ASSERT_TRUE(network_->unblock(old_index, others));
-  EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
-      << "see " << agent_log(old_primary);
+  ASSERT_TRUE(network_->block(leader_index, others));
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(10)));
+  EXPECT_EQ(refused(probe), 0u) << "the primary refused writes";
+  std::cout << "cut off from the agents only for 10 s: writes at most "
+            << longest_gap(probe, cut_at).count() << " ms apart\n";
+  EXPECT_LT(longest_gap(probe, cut_at), std::chrono::seconds(2));
+  EXPECT_NE(log_of(leader).find("the lease alone keeps it writing"), std::string::npos);
+  for (int index : others) {
+    EXPECT_NE(log_of(config_.nodes[index].name).find("it may still write; no takeover"),
+              std::string::npos);
+  }
+  ASSERT_TRUE(network_->unblock(leader_index, others));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(leader); })) << "see " << dir_;
+  probe.stop();
+  EXPECT_EQ(refused(probe), 0u);
+  EXPECT_EQ(primary(), leader);
+}
+
+// Both standbys' hosts down for maintenance (issue 12): a majority of the agents is gone, but
+// the primary still renews its lease in etcd, so it keeps writing. Back, they stream again.
+TEST_F(MultiHostTest, BothStandbysHostsDownRefuseNoWrite) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string leader = primary();
+  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  auto cut_at = WallClock::now();
+  for (int index = 0; index < nodes_; ++index) {
+    if (index == index_of(leader)) continue;
+    ASSERT_TRUE(network_->cut(index));
+  }
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(10)));
+  EXPECT_EQ(refused(probe), 0u) << "the primary refused writes while its standbys were away";
+  std::cout << "both standbys' hosts away for 10 s: " << refused(probe)
+            << " writes refused, at most " << longest_gap(probe, cut_at).count() << " ms apart\n";
+  EXPECT_LT(longest_gap(probe, cut_at), std::chrono::seconds(2));
+  for (int index = 0; index < nodes_; ++index) {
+    if (index == index_of(leader)) continue;
+    ASSERT_TRUE(network_->heal(index));
+  }
+  EXPECT_TRUE(eventually([&] { return all_stream_from(leader); })) << "see " << dir_;
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(2)));
+  probe.stop();
+  EXPECT_EQ(refused(probe), 0u);
 }
 
 // The primary's agent frozen (SIGSTOP) while its PostgreSQL runs on: the agent cannot fence, so
@@ -292,60 +367,32 @@ TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents
   WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
-  auto unchanged = [&](std::chrono::seconds period) {
-    auto until = std::chrono::steady_clock::now() + period;
-    while (std::chrono::steady_clock::now() < until) {
-      if (primary() != leader) return false;
-      std::this_thread::sleep_for(milliseconds(200));
-    }
-    return true;
-  };
-  auto failures = [&] {
-    std::size_t count = 0;
-    for (const WriteAttempt& attempt : probe.attempts()) {
-      if (attempt.acknowledged) continue;
-      if (++count <= 3) std::cout << "refused write " << attempt.sequence << ": " << attempt.error;
-    }
-    return count;
-  };
-  // The longest time without an acknowledged write since `from`: writes go on, whatever the
-  // machine's speed, when it stays short.
-  auto longest_gap = [&](std::chrono::system_clock::time_point from) {
-    std::chrono::system_clock::duration gap{};
-    auto last = from;
-    for (const WriteAttempt& attempt : probe.attempts()) {
-      if (!attempt.acknowledged || attempt.at < from) continue;
-      gap = std::max(gap, attempt.at - last);
-      last = attempt.at;
-    }
-    return std::max(gap, std::chrono::system_clock::now() - last);
-  };
 
   // One etcd member down: nothing changes.
   etcd_->stop(0);
-  EXPECT_TRUE(unchanged(std::chrono::seconds(3)));
-  EXPECT_EQ(failures(), 0u);
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(3)));
+  EXPECT_EQ(refused(probe), 0u);
   etcd_->start(0);
   ASSERT_TRUE(etcd_->wait_until_healthy(std::chrono::seconds(20)));
 
   // All of etcd down for 30 s: the primary reaches both other agents, so it keeps writing and
   // nobody takes over.
   std::size_t acknowledged_before = probe.acknowledged().size();
-  auto outage_began = std::chrono::system_clock::now();
+  auto outage_began = WallClock::now();
   for (int member = 0; member < kEtcdMembers; ++member) etcd_->stop(member);
-  EXPECT_TRUE(unchanged(std::chrono::seconds(30)));
-  EXPECT_EQ(failures(), 0u) << "the primary refused writes while etcd was down";
-  std::size_t acknowledged_during = probe.acknowledged().size() - acknowledged_before;
-  auto gap = std::chrono::duration_cast<milliseconds>(longest_gap(outage_began));
-  std::cout << acknowledged_during << " writes acknowledged during the 30 s without etcd, "
-            << "at most " << gap.count() << " ms apart\n";
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(30)));
+  EXPECT_EQ(refused(probe), 0u) << "the primary refused writes while etcd was down";
+  milliseconds gap = longest_gap(probe, outage_began);
+  std::cout << probe.acknowledged().size() - acknowledged_before
+            << " writes acknowledged during the 30 s without etcd, at most " << gap.count()
+            << " ms apart\n";
   EXPECT_LT(gap, std::chrono::seconds(2));
   EXPECT_NE(log_of(leader).find("the store is unreachable, but a majority"), std::string::npos);
 
   // etcd back: everything resumes, same primary, standbys streaming, the lease renewed.
   for (int member = 0; member < kEtcdMembers; ++member) etcd_->start(member);
   ASSERT_TRUE(etcd_->wait_until_healthy(std::chrono::seconds(30)));
-  EXPECT_TRUE(unchanged(std::chrono::seconds(3)));
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(3)));
   EXPECT_TRUE(all_stream_from(leader));
   EXPECT_TRUE(eventually([&] {
     std::string log = log_of(leader);
@@ -354,7 +401,7 @@ TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents
     return resumed != std::string::npos && outage != std::string::npos && resumed > outage;
   }));
   probe.stop();
-  EXPECT_EQ(failures(), 0u);
+  EXPECT_EQ(refused(probe), 0u);
 }
 
 // Issue 11: slow sockets on the standbys' APIs stopped the agents' pings, and the primary, losing
@@ -369,7 +416,7 @@ TEST_F(MultiHostTest, SlowClientsOnTheStandbysApisChangeNothing) {
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
   // The attacker is an etcd host: an address that is no node's.
   std::vector<int> held;
-  ASSERT_TRUE(run_in_netns(network_->netns(kNodes), [&] {
+  ASSERT_TRUE(run_in_netns(network_->netns(nodes_), [&] {
     for (const NodeConfig& node : config_.nodes) {
       if (node.name == leader) continue;
       for (int index = 0; index < 500; ++index) {
@@ -406,6 +453,69 @@ TEST_F(MultiHostTest, SlowClientsOnTheStandbysApisChangeNothing) {
   std::cout << probe.acknowledged().size() << " writes acknowledged, " << refused
             << " refused, while " << held.size()
             << " connections to the standbys' APIs were attempted\n";
+}
+
+// A primary and one standby on etcd, the walk-through's own shape (issue 12).
+class TwoHostTest : public MultiHostTest {
+ protected:
+  TwoHostTest() : MultiHostTest(2) {}
+};
+
+// The standby's host cut off: a majority of two agents is gone, but the primary renews its lease
+// in etcd and refuses no write; the standby, cut off from etcd too, cannot take over. Healed, it
+// streams again and has every acknowledged write.
+TEST_F(TwoHostTest, AStandbysHostCutOffRefusesNoWrite) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string leader = primary();
+  std::string standby =
+      config_.nodes[0].name == leader ? config_.nodes[1].name : config_.nodes[0].name;
+  std::string timeline =
+      query(leader, "SELECT timeline_id::text AS v FROM pg_control_checkpoint()");
+  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  auto cut_at = WallClock::now();
+  ASSERT_TRUE(network_->cut(index_of(standby)));
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(10)));
+  std::cout << "the standby's host cut off for 10 s: " << refused(probe)
+            << " writes refused, at most " << longest_gap(probe, cut_at).count() << " ms apart\n";
+  EXPECT_EQ(refused(probe), 0u);
+  EXPECT_LT(longest_gap(probe, cut_at), std::chrono::seconds(2));
+  ASSERT_TRUE(network_->heal(index_of(standby)));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(leader); })) << "see " << dir_;
+  EXPECT_TRUE(stays_primary(leader, std::chrono::seconds(3)));
+  probe.stop();
+  EXPECT_EQ(refused(probe), 0u);
+  EXPECT_TRUE(eventually([&] {
+    auto missing = probe.missing_on(node_conninfo(config_, standby));
+    return missing && missing->empty();
+  })) << "acknowledged writes are missing on the standby";
+  EXPECT_EQ(query(leader, "SELECT timeline_id::text AS v FROM pg_control_checkpoint()"), timeline)
+      << "a needless new timeline";
+}
+
+// The primary's host cut off: it stops writing (neither lease nor majority), and only then the
+// standby, once the lease stood still and the primary stayed silent for the proof's time,
+// takes over. Healed, the old primary rejoins it.
+TEST_F(TwoHostTest, APrimarysHostCutOffFailsOverToTheStandby) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto cut_at = WallClock::now();
+  ASSERT_TRUE(network_->cut(index_of(old_primary)));
+  auto [new_primary, promoted_at] =
+      await_takeover("two nodes, the primary's host cut off", old_primary, probe, cut_at);
+  ASSERT_FALSE(new_primary.empty());
+  auto stopped = probe.first_failure_after(cut_at);
+  ASSERT_TRUE(stopped) << "the cut-off primary never refused a write";
+  EXPECT_LT(stopped->at, promoted_at);
+  EXPECT_NE(log_of(new_primary).find("take-over: "), std::string::npos);
+  ASSERT_TRUE(network_->heal(index_of(old_primary)));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
+      << "see " << agent_log(old_primary);
+  EXPECT_EQ(primary(), new_primary);
 }
 
 }  // namespace

@@ -281,8 +281,8 @@ TEST(Decide, EveryBranch) {
   check(cases);
 }
 
-// Quorum fencing (etcd): the agents' direct contact, not the store, keeps a primary writable and
-// lets a standby take over.
+// Quorum fencing (etcd): a primary writes while a majority of the agents answer it OR its lease
+// was renewed within renew_deadline; a standby takes over only when both have failed.
 TEST(Decide, QuorumFencing) {
   const HaConfig quorum{.self = "node2", .quorum_fencing = true};
   auto with_contact = [](NodeObservation node, milliseconds age,
@@ -293,58 +293,84 @@ TEST(Decide, QuorumFencing) {
     node.takeover_blockers = std::move(blockers);
     return node;
   };
+  auto lease_unchanged = [](NodeObservation node, milliseconds unchanged) {
+    node.lease_unchanged_for = unchanged;
+    return node;
+  };
   NodeObservation late_primary = observed(PgState::kPrimary);
   late_primary.lease_renewed_at = kNow - milliseconds(5000);  // the store is long gone
+  NodeObservation late_stopped = observed(PgState::kStopped);
+  late_stopped.lease_renewed_at = kNow - milliseconds(5000);
+  NodeObservation follower = observed(PgState::kStandby, "node1");
   ClusterView led_by_node1 = view_with("node1", {standby("node2", 500), standby("node3", 400)});
   ClusterView nobody = view_with(std::nullopt, {standby("node2", 500), standby("node3", 400)});
+  const milliseconds proof = proof_of_fencing(quorum);
   const std::vector<Case> cases = {
       {"store down, primary reaches a majority: keeps writing", std::nullopt,
        with_contact(late_primary, milliseconds(50)), Action::kNone, "keep accepting writes",
        quorum},
-      {"store down, primary alone: fences", std::nullopt,
+      {"store down, primary alone, lease late: fences", std::nullopt,
        with_contact(late_primary, milliseconds(700)), Action::kFence,
-       "store is unreachable and no answer from a majority", quorum},
-      {"store up, primary alone: fences", view_with("node2", {}),
-       with_contact(observed(PgState::kPrimary), milliseconds(650)), Action::kFence,
-       "no answer from a majority of the agents for 650 ms", quorum},
+       "store is unreachable, no answer from a majority of the agents for 700 ms and lease last "
+       "renewed 5000 ms ago",
+       quorum},
+      {"store down a moment, primary alone, lease fresh: keeps writing until the deadline",
+       std::nullopt, with_contact(observed(PgState::kPrimary), milliseconds(700)), Action::kNone,
+       "no majority answers; lease last renewed 100 ms ago, fencing at 600 ms", quorum},
+      {"store up, primary alone, lease late: fences", view_with("node2", {}),
+       with_contact(late_primary, milliseconds(650)), Action::kFence,
+       "no answer from a majority of the agents for 650 ms and lease last renewed 5000 ms ago",
+       quorum},
+      {"store up, primary alone, lease renewed (a standby's host cut off): keeps writing",
+       view_with("node2", {}), with_contact(observed(PgState::kPrimary), milliseconds(650)),
+       Action::kRenewLease, "the lease alone keeps it writing", quorum},
       {"primary with a majority renews however late", view_with("node2", {}),
        with_contact(late_primary, milliseconds(20)), Action::kRenewLease, "reaches a majority",
        quorum},
       {"lease lapsed in the store, majority kept: retake it", view_with(std::nullopt, {}),
        with_contact(late_primary, milliseconds(20)), Action::kAcquireLease, "kept a majority",
        quorum},
+      {"lease gone from the store, no majority: fences", view_with(std::nullopt, {}),
+       with_contact(observed(PgState::kPrimary), milliseconds(700)), Action::kFence,
+       "the lease is gone from the store and no answer from a majority", quorum},
       {"another holds the lease: demote even with a majority", view_with("node3", {}),
        with_contact(observed(PgState::kPrimary), milliseconds(20)), Action::kDemote,
        "node3 holds the lease", quorum},
-      {"leader down without a majority stays down", view_with("node2", {}),
-       with_contact(observed(PgState::kStopped), milliseconds(900)), Action::kNone, "stay down",
-       quorum},
-      {"leader down with a majority restarts", view_with("node2", {}),
-       with_contact(observed(PgState::kStopped), milliseconds(30)), Action::kStartPrimary,
+      {"leader down without a majority or a renewal stays down", view_with("node2", {}),
+       with_contact(late_stopped, milliseconds(900)), Action::kNone, "stay down", quorum},
+      {"leader down without a majority but renewing restarts", view_with("node2", {}),
+       with_contact(observed(PgState::kStopped), milliseconds(900)), Action::kStartPrimary,
        "restart it in place", quorum},
-      {"the leader is proven fenced: take over before its lease expires", led_by_node1,
-       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
+      {"leader down with a majority restarts", view_with("node2", {}),
+       with_contact(late_stopped, milliseconds(30)), Action::kStartPrimary, "restart it in place",
+       quorum},
+      {"the leader is proven fenced and its lease unchanged: take over before it expires",
+       led_by_node1, lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof),
        Action::kTakeOver, "node1 has not been heard from by a majority", quorum},
+      {"the leader is proven fenced but renewed its lease: no takeover", led_by_node1,
+       lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof / 2),
+       Action::kNone, "renewed its lease 550 ms ago or less: it may still write", quorum},
       {"the leader is proven fenced, but another standby is better",
        view_with("node1", {standby("node2", 400), standby("node3", 500)}),
-       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
-       Action::kNone, "node3 is the better candidate", quorum},
+       lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof), Action::kNone,
+       "node3 is the better candidate", quorum},
       {"the leader is not proven fenced: follow it", led_by_node1,
-       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30)), Action::kNone,
+       lease_unchanged(with_contact(follower, milliseconds(30)), proof * 10), Action::kNone,
        "a standby of node1", quorum},
       {"no lease, but a primary may still write: no takeover", nobody,
-       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {}, {"node1"}),
-       Action::kNone, "node1 may still accept writes", quorum},
+       with_contact(follower, milliseconds(30), {}, {"node1"}), Action::kNone,
+       "node1 may still accept writes", quorum},
       {"no lease, nobody may write: the best standby takes over", nobody,
-       with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
-       Action::kTakeOver, "most advanced", quorum},
+       with_contact(follower, milliseconds(30), {"node1"}), Action::kTakeOver, "most advanced",
+       quorum},
   };
   check(cases);
   // The take-over names the fenced leader, whose lease the executor removes first.
   Decision takeover = decide(
-      led_by_node1, with_contact(observed(PgState::kStandby, "node1"), milliseconds(30), {"node1"}),
+      led_by_node1, lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof),
       quorum, kNow);
   EXPECT_EQ(takeover.leader, "node1");
+  EXPECT_EQ(proof, milliseconds(1100));
 }
 
 TEST(FailoverCandidates, RankedByReceivedWalThenName) {
