@@ -30,11 +30,39 @@ TimelineId Pg::timeline() const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// StoreClock
+
+// The world's time less every moment the store was stopped.
+std::chrono::steady_clock::time_point StoreClock::steady_now() const {
+  SimTime now = world_.now;
+  SimTime stood_still{0};
+  SimTime counted{0};  // stops may overlap: each moment is subtracted once
+  std::vector<std::pair<SimTime, SimTime>> stops = stops_;
+  std::sort(stops.begin(), stops.end());
+  for (auto [from, until] : stops) {
+    from = std::max(from, counted);
+    until = std::min(until, now);
+    if (until > from) stood_still += until - from;
+    counted = std::max(counted, until);
+  }
+  return std::chrono::steady_clock::time_point(std::chrono::hours(1) + now - stood_still);
+}
+
+bool StoreClock::stopped() const {
+  return std::any_of(stops_.begin(), stops_.end(), [&](const auto& stop) {
+    return stop.first <= world_.now && world_.now < stop.second;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // SimStore
 
 Status SimStore::reachable() const {
   const Slot& slot = world_.slots[index_];
   if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+  if (world_.store_clock.stopped()) {  // every endpoint refuses the connection at once
+    return fail(ErrorCode::kUnavailable, "simulated outage: etcd is stopped");
+  }
   if (!world_.network.linked(index_, world_.network.store())) {
     // etcd's client tries each endpoint in turn, each until its request timeout.
     world_.spend(index_, world_.random_ms(SimTime(200), SimTime(1500)));
@@ -750,7 +778,7 @@ void World::inject_fault() {
   }
   Slot& slot = slots[target];
   SimTime back = clock.now + random_ms(SimTime(300), SimTime(4000));
-  int fault = static_cast<int>(rng() % (multi_host() ? 17 : 11));
+  int fault = static_cast<int>(rng() % (multi_host() ? 18 : 11));
   promotion_budget_ += fault == 8 ? 2 : 1;
   note(fmt::format("fault {} on {} (until t={})", fault, config.nodes[target].name, back.count()));
   switch (fault) {
@@ -787,6 +815,7 @@ void World::inject_fault() {
       break;
     case 6: {  // a switchover requested by a person
       auto snapshot = store_.read(layout_.prefix());
+      if (store_clock.stopped()) break;  // the person's request fails
       if (snapshot && layout_.view(*snapshot).leader) {
         SwitchoverRequest request{.from = layout_.view(*snapshot).leader->name};
         (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
@@ -813,6 +842,7 @@ void World::inject_fault() {
     case 14:
     case 15:
     case 16:
+    case 17:
       inject_partition(target, fault, clock.now + random_ms(SimTime(300), SimTime(8000)));
       break;
     case 8:  // a second crash right after the first failover
@@ -844,7 +874,11 @@ void World::inject_partition(int target, int fault, SimTime back) {
     case 13:  // the host cut off from the store only
       network.isolate(target, false, true, back);
       break;
-    case 14:  // the store out of reach for everyone (etcd down)
+    case 14:  // the store stopped (every etcd member down): its leases stand still
+      store_clock.stop(clock.now, back);
+      last_heal_ = std::max(last_heal_, back);
+      break;
+    case 17:  // the store cut off from every host (it runs on: its leases expire)
       for (int i = 0; i < nodes; ++i) network.cut(i, network.store(), back);
       break;
     case 15: {  // two sides, the store with one of them
@@ -888,7 +922,7 @@ bool World::healthy() const {
   return true;
 }
 
-Verdict World::run() {
+bool World::start_cluster() {
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     schedule(random_ms(SimTime(0), SimTime(200)), Kind::kCall, i, [this, i] { start_agent(i); });
   }
@@ -896,6 +930,21 @@ Verdict World::run() {
   schedule(kTick, Kind::kWrite, -1);
   run_until(SimTime(3000));
   if (!healthy()) violation("the cluster did not bootstrap within 3 s");
+  return healthy();
+}
+
+int World::writable_primary() const {
+  int found = -1;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (!writable(i)) continue;
+    if (found >= 0) return -1;
+    found = i;
+  }
+  return found;
+}
+
+Verdict World::run() {
+  start_cluster();
   SimTime window_end = clock.now + SimTime(6000);
   for (int k = 0; k < settings.faults; ++k) {
     SimTime at = random_ms(clock.now, window_end);
@@ -903,8 +952,9 @@ Verdict World::run() {
     schedule(at, Kind::kCall, -1, [this] { inject_fault(); });
   }
   run_until(window_end + SimTime(5000));  // every restart has happened by then
-  if (network.last_heal() > clock.now) run_until(network.last_heal());
-  last_fault_ = std::max(last_fault_, network.last_heal());
+  last_heal_ = std::max(last_heal_, network.last_heal());
+  if (last_heal_ > clock.now) run_until(last_heal_);
+  last_fault_ = std::max(last_fault_, last_heal_);
   SimTime deadline = clock.now + SimTime(60000);
   while (!healthy() && clock.now < deadline) run_until(clock.now + SimTime(100));
   if (!healthy()) {

@@ -50,6 +50,23 @@ class SimClock final : public Clock {
   SimTime now{0};
 };
 
+// The store's own clock, for the TTLs of its keys: it stands still while the store is stopped,
+// as etcd's leases do (a new etcd leader extends every lease on taking office).
+class StoreClock final : public Clock {
+ public:
+  explicit StoreClock(const SimClock& world) : world_(world) {}
+  std::chrono::system_clock::time_point wall_now() const override { return world_.wall_now(); }
+  std::chrono::steady_clock::time_point steady_now() const override;
+  void sleep_for(std::chrono::milliseconds) override {}
+  // The store is stopped from `from` until `until`.
+  void stop(SimTime from, SimTime until) { stops_.emplace_back(from, until); }
+  bool stopped() const;
+
+ private:
+  const SimClock& world_;
+  std::vector<std::pair<SimTime, SimTime>> stops_;
+};
+
 struct Record {
   std::uint64_t id = 0;
   TimelineId timeline = 1;
@@ -191,6 +208,16 @@ class World {
   // Runs the scenario: bootstrap, faults, then quiet until the cluster is healthy (bounded).
   Verdict run();
 
+  // For scripted scenarios (no random faults): starts every agent and lets 3 s pass; whether
+  // the cluster is healthy then. advance() lets simulated time pass, checking every invariant.
+  bool start_cluster();
+  void advance(SimTime until) { run_until(until); }
+  // The one node that accepts writes now; -1 for none (or several).
+  int writable_primary() const;
+  const Verdict& verdict() const { return verdict_; }
+  // One primary holding the lease, every other node streaming from it.
+  bool healthy() const;
+
   // For SimNode, SimStore.
   SimClock clock;
   std::mt19937_64 rng;
@@ -257,12 +284,16 @@ class World {
   void write();
   void inject_fault();
   void check_invariants();
-  bool healthy() const;
   std::string fingerprint(const std::vector<Record>& wal, std::size_t length) const;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+
+ public:
+  StoreClock store_clock{clock};  // the store (etcd) is stopped while this clock stands still
+
+ private:
   std::uint64_t sequence_ = 0;
-  MemoryStore store_{clock};
+  MemoryStore store_{store_clock};
   ClusterLayout layout_;
   Verdict verdict_;
   std::uint64_t next_record_ = 1;
@@ -272,6 +303,7 @@ class World {
   SimPings pings_{*this};
   bool split_brain_ = false;  // two writable primaries now: reported when it began
   SimTime last_fault_{0};
+  SimTime last_heal_{0};      // of the store's outages (the network keeps its own)
   int promotion_budget_ = 1;  // the bootstrap, then one per fault that may move the lead
 };
 

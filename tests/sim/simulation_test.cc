@@ -8,6 +8,9 @@
 //   - after the faults, the cluster is healthy again (one primary holding the lease, every
 //     other node streaming from it) within 60 s.
 // A failing seed is printed; TANDEM_SIM_SEED=N TANDEM_SIM_SCENARIOS=1 replays it exactly.
+// Simulation.MultiHost runs the same on several machines (etcd, quorum fencing, the agents'
+// pings) with network partitions and etcd outages among the faults; TANDEM_SIM_TRACE=N
+// TANDEM_SIM_MULTIHOST=1 traces one of its seeds; TANDEM_SIM_MAX_FAILURES (5) caps the report.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
