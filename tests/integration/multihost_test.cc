@@ -1,7 +1,8 @@
-// tandem across separate hosts: three nodes, each in a network namespace of its own with its own
-// address, coordinating through a 3-member etcd cluster on three more hosts. Hosts are cut off
-// and healed; etcd members are stopped. Writes are probed straight at the primary over its Unix
-// socket, which no network cut reaches. Timings are printed, never asserted.
+// tandem across separate hosts: two or three nodes, each in a network namespace of its own with
+// its own address, every one on port 5432 with a socket directory of its own, coordinating
+// through a 3-member etcd cluster on three more hosts. Hosts are cut off and healed; etcd members
+// are stopped. Writes are probed straight at the primary over its Unix socket, which no network
+// cut reaches. Timings are printed, never asserted (but for "writes went on": no pause of 2 s).
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -21,6 +22,7 @@
 #include "local_cluster_fixture.h"
 #include "ops/local_cluster.h"
 #include "pg/postmaster.h"
+#include "proc/os_user.h"
 #include "proc/secret_file.h"
 
 namespace tandem::testing {
@@ -58,18 +60,21 @@ class MultiHostTest : public ::testing::Test {
     etcd_ = std::make_unique<EtcdCluster>(members, dir_);
     ASSERT_TRUE(etcd_->healthy()) << "etcd did not come up; see " << dir_ << "/etcd-*.log";
 
-    // Each node on its own host; distinct ports only because the hosts share one filesystem
-    // and so one socket directory.
+    // Each node on its own host, every one on port 5432 with its socket in the same directory,
+    // as on separate machines: each agent runs in a mount namespace of its own where a
+    // directory of its host is mounted over the socket directory (issue 12).
     config_ = local_config({.dir = dir_, .standbys = nodes_ - 1, .base_port = 5432});
     config_.name = "hosts";
     config_.etcd.endpoints = etcd_->endpoints();
     config_.replication.networks.clear();
     for (int index = 0; index < nodes_; ++index) {
       config_.nodes[index].host = network_->address(index);
+      config_.nodes[index].port = 5432;
       config_.nodes[index].api_port = 8008;
       config_.replication.networks.push_back(network_->address(index) + "/32");
     }
     ASSERT_TRUE(validate(config_)) << validate(config_).error().message;
+    ASSERT_NO_FATAL_FAILURE(make_host_socket_dirs());
     config_path_ = dir_ + "/tandem.yaml";
     std::ofstream(config_path_) << render_config(config_);
     ASSERT_TRUE(ensure_secret_file(config_.api.token_file));
@@ -94,13 +99,36 @@ class MultiHostTest : public ::testing::Test {
     }
   }
 
+  // The socket directory of each host (mounted over config_.socket_dir in its agent's mount
+  // namespace), and how the test reaches them all from outside: `reach_`, the same cluster with
+  // a socket directory of links, one port per node.
+  std::string host_socket_dir(int index) const { return fmt::format("{}/host{}", dir_, index); }
+  void make_host_socket_dirs() {
+    auto postgres = lookup_os_user(config_.os_user);
+    ASSERT_TRUE(postgres);
+    reach_ = config_;
+    reach_.socket_dir = dir_ + "/reach";
+    std::filesystem::create_directories(reach_.socket_dir);
+    std::filesystem::create_directories(config_.socket_dir);
+    for (int index = 0; index < nodes_; ++index) {
+      std::string dir = host_socket_dir(index);
+      std::filesystem::create_directories(dir);
+      ASSERT_EQ(chown(dir.c_str(), postgres->uid, postgres->gid), 0);
+      reach_.nodes[index].port = 6001 + index;
+      std::filesystem::create_symlink(
+          dir + "/.s.PGSQL.5432", fmt::format("{}/.s.PGSQL.{}", reach_.socket_dir, 6001 + index));
+    }
+  }
+
   void start_agent(int index) {
     const std::string& name = config_.nodes[index].name;
-    agents_[index] = std::make_unique<ChildProcess>(
-        ChildOptions{.program = "/usr/sbin/ip",
-                     .args = {"netns", "exec", network_->netns(index), TANDEM_BINARY, "-c",
-                              config_path_, "agent", "--node", name},
-                     .log_file = agent_log(name)});
+    // `ip netns exec` gives the command a mount namespace of its own: the mount stays there.
+    agents_[index] = std::make_unique<ChildProcess>(ChildOptions{
+        .program = "/usr/sbin/ip",
+        .args = {"netns", "exec", network_->netns(index), "/bin/sh", "-c",
+                 "mount --bind \"$1\" \"$2\" && exec \"$3\" -c \"$4\" agent --node \"$5\"", "sh",
+                 host_socket_dir(index), config_.socket_dir, TANDEM_BINARY, config_path_, name},
+        .log_file = agent_log(name)});
   }
   std::string agent_log(const std::string& name) const {
     return dir_ + "/agent-logs/" + name + ".log";
@@ -120,9 +148,9 @@ class MultiHostTest : public ::testing::Test {
     return done();
   }
 
-  std::string primary() { return bench::writable_node(config_); }
+  std::string primary() { return bench::writable_node(reach_); }
   std::string query(const std::string& node, const std::string& sql) {
-    return bench::query_value(config_, node, sql).value_or("");
+    return bench::query_value(reach_, node, sql).value_or("");
   }
   // Every other node is a standby whose WAL receiver streams from `primary_node`, over its
   // address (the standby's own view: a clone's pg_basebackup also streams, but is no standby).
@@ -229,7 +257,8 @@ class MultiHostTest : public ::testing::Test {
   int nodes_;
   std::string dir_;
   std::string config_path_;
-  ClusterConfig config_;
+  ClusterConfig config_;  // what the agents run (tandem.yaml)
+  ClusterConfig reach_;   // how the test reaches the nodes' sockets
   std::unique_ptr<TestNetwork> network_;
   std::unique_ptr<EtcdCluster> etcd_;
   std::vector<std::unique_ptr<ChildProcess>> agents_;
@@ -249,7 +278,7 @@ TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoin
     EXPECT_NE(clients.find(network_->address(index)), std::string::npos) << clients;
   }
 
-  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(10));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
   auto cut_at = WallClock::now();
@@ -264,7 +293,7 @@ TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoin
   EXPECT_EQ(query(old_primary, "SELECT 1::text AS v"), "") << "the old primary still serves";
 
   // The new primary takes writes.
-  auto connection = Connection::open(node_conninfo(config_, new_primary));
+  auto connection = Connection::open(node_conninfo(reach_, new_primary));
   ASSERT_TRUE(connection);
   EXPECT_TRUE(connection->execute("CREATE TABLE after_cut AS SELECT 1 AS n"));
 
@@ -292,7 +321,7 @@ TEST_F(MultiHostTest, APrimaryCutOffFromTheOtherAgentsButNotFromEtcdKeepsWriting
   for (int index = 0; index < nodes_; ++index) {
     if (index != leader_index) others.push_back(index);
   }
-  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  WriteProbe probe(node_conninfo(reach_, leader), milliseconds(20));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
   auto cut_at = WallClock::now();
@@ -319,7 +348,7 @@ TEST_F(MultiHostTest, APrimaryCutOffFromTheOtherAgentsButNotFromEtcdKeepsWriting
 TEST_F(MultiHostTest, BothStandbysHostsDownRefuseNoWrite) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string leader = primary();
-  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  WriteProbe probe(node_conninfo(reach_, leader), milliseconds(20));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
   auto cut_at = WallClock::now();
@@ -348,7 +377,7 @@ TEST_F(MultiHostTest, AFrozenPrimaryAgentsWatchdogStopsWritesBeforeATakeover) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string old_primary = primary();
   int old_index = index_of(old_primary);
-  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(10));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
   auto frozen_at = WallClock::now();
@@ -364,7 +393,7 @@ TEST_F(MultiHostTest, AFrozenPrimaryAgentsWatchdogStopsWritesBeforeATakeover) {
 TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string leader = primary();
-  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  WriteProbe probe(node_conninfo(reach_, leader), milliseconds(20));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
 
@@ -411,7 +440,7 @@ TEST_F(MultiHostTest, EtcdDownChangesNothingWhileThePrimaryReachesTheOtherAgents
 TEST_F(MultiHostTest, SlowClientsOnTheStandbysApisChangeNothing) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string leader = primary();
-  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  WriteProbe probe(node_conninfo(reach_, leader), milliseconds(20));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
   // The attacker is an etcd host: an address that is no node's.
@@ -471,7 +500,7 @@ TEST_F(TwoHostTest, AStandbysHostCutOffRefusesNoWrite) {
       config_.nodes[0].name == leader ? config_.nodes[1].name : config_.nodes[0].name;
   std::string timeline =
       query(leader, "SELECT timeline_id::text AS v FROM pg_control_checkpoint()");
-  WriteProbe probe(node_conninfo(config_, leader), milliseconds(20));
+  WriteProbe probe(node_conninfo(reach_, leader), milliseconds(20));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
   auto cut_at = WallClock::now();
@@ -487,7 +516,7 @@ TEST_F(TwoHostTest, AStandbysHostCutOffRefusesNoWrite) {
   probe.stop();
   EXPECT_EQ(refused(probe), 0u);
   EXPECT_TRUE(eventually([&] {
-    auto missing = probe.missing_on(node_conninfo(config_, standby));
+    auto missing = probe.missing_on(node_conninfo(reach_, standby));
     return missing && missing->empty();
   })) << "acknowledged writes are missing on the standby";
   EXPECT_EQ(query(leader, "SELECT timeline_id::text AS v FROM pg_control_checkpoint()"), timeline)
@@ -500,7 +529,7 @@ TEST_F(TwoHostTest, AStandbysHostCutOffRefusesNoWrite) {
 TEST_F(TwoHostTest, APrimarysHostCutOffFailsOverToTheStandby) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string old_primary = primary();
-  WriteProbe probe(node_conninfo(config_, old_primary), milliseconds(10));
+  WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(10));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
   auto cut_at = WallClock::now();
