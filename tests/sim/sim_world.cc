@@ -30,11 +30,47 @@ TimelineId Pg::timeline() const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// StoreClock
+
+// The world's time less every moment the store was stopped.
+std::chrono::steady_clock::time_point StoreClock::steady_now() const {
+  SimTime now = world_.now;
+  SimTime stood_still{0};
+  SimTime counted{0};  // stops may overlap: each moment is subtracted once
+  std::vector<std::pair<SimTime, SimTime>> stops = stops_;
+  std::sort(stops.begin(), stops.end());
+  for (auto [from, until] : stops) {
+    from = std::max(from, counted);
+    until = std::min(until, now);
+    if (until > from) stood_still += until - from;
+    counted = std::max(counted, until);
+  }
+  return std::chrono::steady_clock::time_point(std::chrono::hours(1) + now - stood_still);
+}
+
+bool StoreClock::stopped() const {
+  return std::any_of(stops_.begin(), stops_.end(), [&](const auto& stop) {
+    return stop.first <= world_.now && world_.now < stop.second;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // SimStore
 
 Status SimStore::reachable() const {
   const Slot& slot = world_.slots[index_];
   if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+  if (world_.store_clock.stopped()) {  // every endpoint refuses the connection at once
+    return fail(ErrorCode::kUnavailable, "simulated outage: etcd is stopped");
+  }
+  if (!world_.network.linked(index_, world_.network.store())) {
+    // etcd's client tries each endpoint in turn, each until its request timeout.
+    world_.spend(index_, world_.random_ms(SimTime(200), SimTime(1500)));
+    if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+    if (!world_.network.linked(index_, world_.network.store())) {
+      return fail(ErrorCode::kUnavailable, "simulated partition: etcd out of reach");
+    }
+  }
   if (slot.store_slow_until > world_.clock.now) {
     world_.spend(index_, world_.random_ms(SimTime(50), SimTime(1500)));
     if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
@@ -45,6 +81,12 @@ Status SimStore::reachable() const {
   return {};
 }
 
+// etcd grants leases in whole seconds, and none shorter than 2 s with its default settings.
+Ttl SimStore::ttl_of(Ttl ttl) const {
+  if (!ttl || !world_.multi_host()) return ttl;
+  return std::max(std::chrono::milliseconds(2000), (*ttl + SimTime(999)) / 1000 * 1000);
+}
+
 Result<StoreSnapshot> SimStore::read(std::string_view prefix) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
   return inner_.read(prefix);
@@ -52,7 +94,7 @@ Result<StoreSnapshot> SimStore::read(std::string_view prefix) {
 
 Result<Revision> SimStore::create(const std::string& key, const std::string& value, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
-  auto result = inner_.create(key, value, ttl);
+  auto result = inner_.create(key, value, ttl_of(ttl));
   if (key.ends_with("/leader") && result) {
     world_.note(
         fmt::format("{} created the lease for {}", world_.config.nodes[index_].name, value));
@@ -63,7 +105,7 @@ Result<Revision> SimStore::create(const std::string& key, const std::string& val
 Result<Revision> SimStore::compare_and_set(const std::string& key, const std::string& value,
                                            Revision expected, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
-  auto result = inner_.compare_and_set(key, value, expected, ttl);
+  auto result = inner_.compare_and_set(key, value, expected, ttl_of(ttl));
   if (key.ends_with("/leader") && result && value != world_.config.nodes[index_].name) {
     world_.note(fmt::format("{} handed the lease to {}", world_.config.nodes[index_].name, value));
   }
@@ -72,7 +114,7 @@ Result<Revision> SimStore::compare_and_set(const std::string& key, const std::st
 
 Result<Revision> SimStore::put(const std::string& key, const std::string& value, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
-  return inner_.put(key, value, ttl);
+  return inner_.put(key, value, ttl_of(ttl));
 }
 
 Status SimStore::remove(const std::string& key, std::optional<Revision> expected) {
@@ -132,13 +174,13 @@ Status SimNode::initialize() {
 Status SimNode::clone(const std::string& leader) {
   if (auto ok = usable(); !ok) return ok;
   int source = world_.index_of(leader);
-  if (source < 0 || !world_.slots[source].pg.running) {
+  if (source < 0 || !world_.slots[source].pg.running || !world_.reaches(index_, source)) {
     return fail(ErrorCode::kUnavailable, leader + " does not run: nothing to copy");
   }
   world_.spend(index_, world_.random_ms(SimTime(100), SimTime(800)));
   if (auto ok = usable(); !ok) return ok;
   const Pg& from = world_.slots[source].pg;
-  if (!from.running || world_.host_frozen(source)) {
+  if (!from.running || !world_.reaches(index_, source)) {
     return fail(ErrorCode::kUnavailable, "the copy broke off: " + leader + " went away");
   }
   Pg& server = pg();
@@ -225,7 +267,9 @@ Status SimNode::rejoin() {
   int primary = -1;
   int primaries = 0;
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
-    if (j != index_ && world_.slots[j].pg.primary()) {
+    // A node it cannot reach does not answer its probe (on one machine every node answers).
+    bool probed = !world_.multi_host() || world_.reaches(index_, j);
+    if (j != index_ && probed && world_.slots[j].pg.primary()) {
       primary = j;
       ++primaries;
     }
@@ -240,7 +284,7 @@ Status SimNode::rejoin() {
   world_.spend(index_, world_.random_ms(SimTime(50), SimTime(1500)));
   if (auto ok = usable(); !ok) return ok;
   const Pg& source = world_.slots[primary].pg;
-  if (!source.primary() || server.running) {
+  if (!source.primary() || server.running || !world_.network.linked(index_, primary)) {
     return fail(ErrorCode::kUnavailable, "the primary went away during the rejoin");
   }
   std::size_t common = 0;
@@ -267,7 +311,10 @@ Status SimNode::reclone(const std::string& leader) {
 
 Result<Lsn> SimNode::shutdown_checkpoint() { return lsn_of(pg().wal.size()); }
 
-pid_t SimNode::postmaster() const { return world_.slots[index_].pg.running ? 100 + index_ : 0; }
+// Above any real pid (PID_MAX_LIMIT is 2^22): what the agent sends a signal to cannot exist.
+pid_t SimNode::postmaster() const {
+  return world_.slots[index_].pg.running ? (1 << 30) + index_ : 0;
+}
 
 void SimNode::fence_others() {
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
@@ -296,7 +343,8 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
     const Pg& other = world_.slots[j].pg;
     std::string name = world_.config.nodes[j].name;
     bool streams = j != index_ && other.running && other.standby_signal && other.upstream == self &&
-                   !other.not_streaming_since && is_prefix(other.wal, server.wal);
+                   !other.not_streaming_since && world_.network.linked(index_, j) &&
+                   is_prefix(other.wal, server.wal);
     if (!streams) continue;
     if (name == server.sync_names) configured_streams = true;
     if (best.empty() || other.wal.size() > best_size) {
@@ -340,11 +388,16 @@ std::string SimNode::config_name(int index) const { return world_.config.nodes[i
 // ---------------------------------------------------------------------------------------------
 // World
 
-ScenarioSettings settings_for(std::uint64_t seed) {
-  std::mt19937_64 rng(seed * 7919 + 17);
+ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
+  std::mt19937_64 rng(seed * 7919 + (multi_host ? 29 : 17));
   ScenarioSettings settings;
+  settings.multi_host = multi_host;
   int shape = static_cast<int>(rng() % 100);
-  settings.nodes = shape < 65 ? 3 : shape < 85 ? 2 : shape < 97 ? 5 : 9;
+  if (multi_host) {  // a primary and one standby on etcd matter as much as three nodes
+    settings.nodes = shape < 35 ? 2 : shape < 80 ? 3 : 5;
+  } else {
+    settings.nodes = shape < 65 ? 3 : shape < 85 ? 2 : shape < 97 ? 5 : 9;
+  }
   settings.synchronous = rng() % 2 == 0;
   settings.faults = 1 + static_cast<int>(rng() % 4);
   settings.promotion_latency_max = SimTime(rng() % 3 == 0 ? 4000 : 1200);
@@ -352,14 +405,20 @@ ScenarioSettings settings_for(std::uint64_t seed) {
 }
 
 World::World(std::uint64_t seed, ScenarioSettings scenario)
-    : rng(seed), settings(scenario), layout_("sim") {
+    : rng(seed), settings(scenario), network(scenario.nodes, clock.now), layout_("sim") {
   config.name = "sim";
   config.ha.synchronous_mode = settings.synchronous;
+  // With etcd endpoints the agents fence by quorum (ha_config_for).
+  if (settings.multi_host) config.etcd.endpoints = {"http://etcd.sim:2379"};
   for (int i = 0; i < settings.nodes; ++i) {
     NodeConfig node;
     node.name = fmt::format("node{}", i + 1);
     node.port = 5432 + i;
     node.data_dir = "/sim/" + node.name;
+    if (settings.multi_host) {
+      node.host = fmt::format("10.0.0.{}", i + 1);
+      node.api_port = 8008;
+    }
     config.nodes.push_back(node);
   }
   slots.resize(settings.nodes);
@@ -413,11 +472,38 @@ void World::run_until(SimTime until) {
   while (!events_.empty() && events_.top().at <= until) {
     Event event = events_.top();
     events_.pop();
+    thaw_hosts(event.at);
     clock.now = std::max(clock.now, event.at);
     dispatch(std::move(event));
     check_invariants();
   }
+  thaw_hosts(until);
   clock.now = std::max(clock.now, until);
+}
+
+// Multi-host: a host that thaws resumes every process at once. Its watchdog, whose deadline
+// passed while it was frozen, is taken to check before anything else runs — the best case of
+// that race, which no other node can influence: a cut-off host's pinger reading a stale answer
+// first could keep its PostgreSQL writable until its agent's next step.
+void World::thaw_hosts(SimTime until) {
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    Slot& slot = slots[i];
+    if (!slot.thaw_pending || slot.host_frozen_until > until) continue;
+    slot.thaw_pending = false;
+    clock.now = std::max(clock.now, slot.host_frozen_until);
+    if (slot.alive) watchdog_check(i);
+    check_invariants();
+  }
+}
+
+bool World::agent_frozen_at(int index, SimTime when) const {
+  const Slot& slot = slots[index];
+  return (slot.agent_frozen_from <= when && when < slot.agent_frozen_until) ||
+         (slot.host_frozen_from <= when && when < slot.host_frozen_until);
+}
+
+bool World::writable(int index) const {
+  return slots[index].pg.primary() && (!multi_host() || !host_frozen(index));
 }
 
 void World::dispatch(Event event) {
@@ -491,13 +577,30 @@ void World::watchdog(int index) {
   if (!slot.alive || settings.round_one) return;  // it dies with the agent (and PostgreSQL)
   schedule(clock.now + SimTime(10), Kind::kWatchdog, index);
   if (host_frozen(index)) return;
+  watchdog_check(index);
+}
+
+void World::watchdog_check(int index) {
+  Slot& slot = slots[index];
   SimWatchdog& dog = *slot.watchdog;
   if (dog.watched == 0 || dog.watched != slot.local->postmaster()) return;
   auto now = clock.steady_now();
   if (dog.confirmed && now - *dog.confirmed < config.ha.renew_deadline) return;
-  stop_pg(index, true);  // a fast shutdown: its flushed WAL reaches the standbys
+  // One machine: a fast shutdown, so that its flushed WAL reaches the standbys. Several: an
+  // immediate one (it keeps the WAL pg_rewind needs; the standbys are out of reach anyway).
+  stop_pg(index, !multi_host());
   dog.fenced = now;
   dog.watched = 0;
+}
+
+// The agent's on_lost: a renewal found another holder; the postmaster that may accept writes
+// gets SIGQUIT at once, from the keeper's thread.
+void World::lease_lost(int index) {
+  Slot& slot = slots[index];
+  if (slot.watchdog->writable != 0 && slot.watchdog->writable == slot.local->postmaster()) {
+    note(fmt::format("{} lost its lease: its postmaster is stopped", config.nodes[index].name));
+    stop_pg(index, false);
+  }
 }
 
 void World::start_pg(int index) {
@@ -516,7 +619,7 @@ void World::stop_pg(int index, bool clean) {
     for (int j = 0; j < static_cast<int>(slots.size()); ++j) {
       Pg& other = slots[j].pg;
       if (j != index && other.running && other.standby_signal && other.upstream == name &&
-          !host_frozen(j) && is_prefix(other.wal, server.wal)) {
+          reaches(index, j) && is_prefix(other.wal, server.wal)) {
         other.wal = server.wal;
       }
     }
@@ -533,7 +636,7 @@ void World::replicate() {
     if (!server.running || !server.standby_signal || host_frozen(i)) continue;
     int upstream = index_of(server.upstream);
     bool streams = upstream >= 0 && upstream != i && slots[upstream].pg.running &&
-                   !host_frozen(upstream) && clock.now >= server.ready_at &&
+                   reaches(i, upstream) && clock.now >= server.ready_at &&
                    is_prefix(server.wal, slots[upstream].pg.wal);
     if (streams) {
       server.wal = slots[upstream].pg.wal;
@@ -606,13 +709,15 @@ std::string World::fingerprint(const std::vector<Record>& wal, std::size_t lengt
 void World::check_invariants() {
   std::vector<std::string> primaries;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
-    if (slots[i].pg.primary()) primaries.push_back(config.nodes[i].name);
+    if (writable(i)) primaries.push_back(config.nodes[i].name);
   }
-  if (primaries.size() > 1) {
+  // Once per episode: every event of one would say the same.
+  if (primaries.size() > 1 && !split_brain_) {
     std::string names;
     for (const std::string& name : primaries) names += " " + name;
     violation("two writable primaries:" + names);
   }
+  split_brain_ = primaries.size() > 1;
 }
 
 void World::start_agent(int index) {
@@ -627,13 +732,26 @@ void World::start_agent(int index) {
   slot.watchdog = std::make_unique<SimWatchdog>();
   slot.watchdog->keep_alive(clock.steady_now());
   slot.alive = true;
+  ++slot.generation;
+  if (multi_host()) {
+    std::vector<std::string> members;
+    for (const NodeConfig& node : config.nodes) members.push_back(node.name);
+    slot.contacts =
+        std::make_unique<ContactBook>(config.nodes[index].name, members, clock.steady_now());
+    slot.board = std::make_unique<AgentBoard>();
+  }
   slot.agent = std::make_unique<Agent>(AgentParts{.config = config,
                                                   .self = config.nodes[index],
                                                   .node = *slot.local,
                                                   .store = *slot.store,
                                                   .clock = clock,
                                                   .watchdog = slot.watchdog.get(),
+                                                  .contacts = slot.contacts.get(),
+                                                  .board = slot.board.get(),
                                                   .keeper_thread = false});
+  // The agent's own on_lost sends SIGQUIT to its writable postmaster; here that is the model's.
+  slot.agent->lease_keeper().on_lost([this, index] { lease_lost(index); });
+  if (multi_host()) pings_.start(index);
   schedule(clock.now + random_ms(SimTime(1), SimTime(100)), Kind::kCycle, index);
   schedule(clock.now + SimTime(5), Kind::kKeeper, index);
   schedule(clock.now + SimTime(10), Kind::kWatchdog, index);
@@ -660,7 +778,7 @@ void World::inject_fault() {
   }
   Slot& slot = slots[target];
   SimTime back = clock.now + random_ms(SimTime(300), SimTime(4000));
-  int fault = static_cast<int>(rng() % 11);
+  int fault = static_cast<int>(rng() % (multi_host() ? 18 : 11));
   promotion_budget_ += fault == 8 ? 2 : 1;
   note(fmt::format("fault {} on {} (until t={})", fault, config.nodes[target].name, back.count()));
   switch (fault) {
@@ -675,10 +793,13 @@ void World::inject_fault() {
       for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
         if (slots[i].busy > 0 && rng() % 2 == 0) target = i;
       }
+      slots[target].agent_frozen_from = clock.now;
       slots[target].agent_frozen_until = back;
       break;
     case 3:  // the whole host frozen
+      slot.host_frozen_from = clock.now;
       slot.host_frozen_until = clock.now + random_ms(SimTime(200), SimTime(2500));
+      slot.thaw_pending = multi_host();
       break;
     case 4:  // the store out of reach for this agent
       slot.store_down_until = back;
@@ -694,6 +815,7 @@ void World::inject_fault() {
       break;
     case 6: {  // a switchover requested by a person
       auto snapshot = store_.read(layout_.prefix());
+      if (store_clock.stopped()) break;  // the person's request fails
       if (snapshot && layout_.view(*snapshot).leader) {
         SwitchoverRequest request{.from = layout_.view(*snapshot).leader->name};
         (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
@@ -714,6 +836,15 @@ void World::inject_fault() {
       slot.pg_broken_until = clock.now + random_ms(SimTime(2000), SimTime(15000));
       if (slot.pg.running && !host_frozen(target)) stop_pg(target, false);
       break;
+    case 11:
+    case 12:
+    case 13:
+    case 14:
+    case 15:
+    case 16:
+    case 17:
+      inject_partition(target, fault, clock.now + random_ms(SimTime(300), SimTime(8000)));
+      break;
     case 8:  // a second crash right after the first failover
       kill_agent(target);
       schedule(back, Kind::kCall, target, [this, target] { start_agent(target); });
@@ -728,6 +859,42 @@ void World::inject_fault() {
       });
       break;
   }
+}
+
+// Multi-host: the network faults. Every cut heals on its own at `back`.
+void World::inject_partition(int target, int fault, SimTime back) {
+  int nodes = static_cast<int>(slots.size());
+  switch (fault) {
+    case 11:  // the host cut off from everything
+      network.isolate(target, true, true, back);
+      break;
+    case 12:  // the host cut off from the other agents, not from the store
+      network.isolate(target, true, false, back);
+      break;
+    case 13:  // the host cut off from the store only
+      network.isolate(target, false, true, back);
+      break;
+    case 14:  // the store stopped (every etcd member down): its leases stand still
+      store_clock.stop(clock.now, back);
+      last_heal_ = std::max(last_heal_, back);
+      break;
+    case 17:  // the store cut off from every host (it runs on: its leases expire)
+      for (int i = 0; i < nodes; ++i) network.cut(i, network.store(), back);
+      break;
+    case 15: {  // two sides, the store with one of them
+      std::vector<bool> side(nodes);
+      for (int i = 0; i < nodes; ++i) side[i] = rng() % 2 == 0;
+      side[target] = true;
+      network.split(side, rng() % 2 == 0, back);
+      break;
+    }
+    case 16:  // one link between two hosts
+      network.cut(target, (target + 1 + static_cast<int>(rng() % (nodes - 1))) % nodes, back);
+      break;
+  }
+  std::vector<std::string> names;
+  for (const NodeConfig& node : config.nodes) names.push_back(node.name);
+  note("cut links: " + network.describe(names));
 }
 
 bool World::healthy() const {
@@ -755,7 +922,7 @@ bool World::healthy() const {
   return true;
 }
 
-Verdict World::run() {
+bool World::start_cluster() {
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     schedule(random_ms(SimTime(0), SimTime(200)), Kind::kCall, i, [this, i] { start_agent(i); });
   }
@@ -763,6 +930,21 @@ Verdict World::run() {
   schedule(kTick, Kind::kWrite, -1);
   run_until(SimTime(3000));
   if (!healthy()) violation("the cluster did not bootstrap within 3 s");
+  return healthy();
+}
+
+int World::writable_primary() const {
+  int found = -1;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (!writable(i)) continue;
+    if (found >= 0) return -1;
+    found = i;
+  }
+  return found;
+}
+
+Verdict World::run() {
+  start_cluster();
   SimTime window_end = clock.now + SimTime(6000);
   for (int k = 0; k < settings.faults; ++k) {
     SimTime at = random_ms(clock.now, window_end);
@@ -770,6 +952,9 @@ Verdict World::run() {
     schedule(at, Kind::kCall, -1, [this] { inject_fault(); });
   }
   run_until(window_end + SimTime(5000));  // every restart has happened by then
+  last_heal_ = std::max(last_heal_, network.last_heal());
+  if (last_heal_ > clock.now) run_until(last_heal_);
+  last_fault_ = std::max(last_fault_, last_heal_);
   SimTime deadline = clock.now + SimTime(60000);
   while (!healthy() && clock.now < deadline) run_until(clock.now + SimTime(100));
   if (!healthy()) {
@@ -799,8 +984,8 @@ Verdict World::run() {
   return verdict_;
 }
 
-Verdict run_scenario(std::uint64_t seed) {
-  World world(seed, settings_for(seed));
+Verdict run_scenario(std::uint64_t seed, bool multi_host) {
+  World world(seed, settings_for(seed, multi_host));
   return world.run();
 }
 

@@ -1,8 +1,14 @@
-// A deterministic simulation of a tandem cluster on one machine: N real Agents (the production
-// code: decide(), the executor, the LeaseKeeper, timeline claims) against one MemoryStore, a
-// simulated clock, and a model of PostgreSQL per node (its WAL as a list of records, its
-// timeline, whether it runs, as what, streaming from whom). Time moves only through the event
-// queue; a seed fixes every choice, so a failing seed replays exactly.
+// A deterministic simulation of a tandem cluster: N real Agents (the production code: decide(),
+// the executor, the LeaseKeeper, timeline claims) against one MemoryStore, a simulated clock,
+// and a model of PostgreSQL per node (its WAL as a list of records, its timeline, whether it
+// runs, as what, streaming from whom). Time moves only through the event queue; a seed fixes
+// every choice, so a failing seed replays exactly.
+//
+// Two modes. One machine: the embedded store, no quorum fencing. Several machines (multi_host):
+// the store behaves as etcd (TTLs in whole seconds, at least 2 s; calls that time out when it is
+// out of reach), the agents run with quorum fencing and ping each other (SimPings) over a
+// network between the hosts and the store that faults partition (SimNetwork); replication and
+// the synchronous standby's acknowledgements cross that network too.
 //
 // Concurrency is modelled by nesting: an operation that takes time in the real world (a
 // promotion, a clone, a rewind) runs the event queue until it is done, with its own agent
@@ -27,10 +33,10 @@
 #include "common/clock.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/memory_store.h"
+#include "sim_network.h"
+#include "sim_pings.h"
 
 namespace tandem::sim {
-
-using SimTime = std::chrono::milliseconds;  // since the start of the scenario
 
 class SimClock final : public Clock {
  public:
@@ -42,6 +48,23 @@ class SimClock final : public Clock {
   }
   void sleep_for(std::chrono::milliseconds duration) override { now += duration; }
   SimTime now{0};
+};
+
+// The store's own clock, for the TTLs of its keys: it stands still while the store is stopped,
+// as etcd's leases do (a new etcd leader extends every lease on taking office).
+class StoreClock final : public Clock {
+ public:
+  explicit StoreClock(const SimClock& world) : world_(world) {}
+  std::chrono::system_clock::time_point wall_now() const override { return world_.wall_now(); }
+  std::chrono::steady_clock::time_point steady_now() const override;
+  void sleep_for(std::chrono::milliseconds) override {}
+  // The store is stopped from `from` until `until`.
+  void stop(SimTime from, SimTime until) { stops_.emplace_back(from, until); }
+  bool stopped() const;
+
+ private:
+  const SimClock& world_;
+  std::vector<std::pair<SimTime, SimTime>> stops_;
 };
 
 struct Record {
@@ -81,6 +104,8 @@ struct ScenarioSettings {
   // The round-1 agent, to show what the simulation catches: no lease keeper (only the cycle
   // renews) and no watchdog on one machine.
   bool round_one = false;
+  // Nodes on several machines: etcd, quorum fencing, pings, network partitions.
+  bool multi_host = false;
 };
 
 class World;
@@ -133,6 +158,7 @@ class SimStore final : public Store {
 
  private:
   Status reachable() const;
+  Ttl ttl_of(Ttl ttl) const;
   World& world_;
   int index_;
   Store& inner_;
@@ -140,12 +166,13 @@ class SimStore final : public Store {
 
 class SimWatchdog final : public Watchdog {
  public:
-  void watch(pid_t postmaster) override { watched = postmaster; }
+  void watch(pid_t postmaster) override { watched = writable = postmaster; }
   void keep_alive(SteadyTime at) override {
     if (!confirmed || at > *confirmed) confirmed = at;
   }
   std::optional<SteadyTime> fenced_at() const override { return fenced; }
-  pid_t watched = 0;
+  pid_t watched = 0;   // rests (0) once it fenced, until the agent watches again
+  pid_t writable = 0;  // what the agent last said may accept writes: what a lost lease stops
   std::optional<SteadyTime> confirmed;
   std::optional<SteadyTime> fenced;
 };
@@ -156,13 +183,19 @@ struct Slot {
   std::unique_ptr<SimNode> local;
   std::unique_ptr<SimStore> store;
   std::unique_ptr<SimWatchdog> watchdog;
+  std::unique_ptr<ContactBook> contacts;  // multi-host: the answers of the other agents
+  std::unique_ptr<AgentBoard> board;      // multi-host: what its API answers pings with
   std::unique_ptr<Agent> agent;
-  bool alive = false;        // the agent process (and its watchdog) runs
-  int busy = 0;              // inside a long operation of its cycle
-  bool keeper_busy = false;  // the lease keeper's thread is inside a (slow) store call
+  std::uint64_t generation = 0;  // of the agent process, counted at each start
+  bool alive = false;            // the agent process (and its watchdog) runs
+  int busy = 0;                  // inside a long operation of its cycle
+  bool keeper_busy = false;      // the lease keeper's thread is inside a (slow) store call
   bool destroy_pending = false;
-  SimTime agent_frozen_until{0};  // SIGSTOP of the agent (its threads, not its watchdog)
-  SimTime host_frozen_until{0};   // everything of the node, PostgreSQL included
+  SimTime agent_frozen_from{0};  // SIGSTOP of the agent (its threads, not its watchdog)
+  SimTime agent_frozen_until{0};
+  SimTime host_frozen_from{0};  // everything of the node, PostgreSQL included
+  SimTime host_frozen_until{0};
+  bool thaw_pending = false;  // multi-host: the watchdog checks first when the host thaws
   SimTime store_down_until{0};
   SimTime store_slow_until{0};  // every store call takes up to a second and a half
   SimTime pg_broken_until{0};   // PostgreSQL dies as soon as it starts (a bad setting, say)
@@ -175,18 +208,45 @@ class World {
   // Runs the scenario: bootstrap, faults, then quiet until the cluster is healthy (bounded).
   Verdict run();
 
+  // For scripted scenarios (no random faults): starts every agent and lets 3 s pass; whether
+  // the cluster is healthy then. advance() lets simulated time pass, checking every invariant.
+  bool start_cluster();
+  void advance(SimTime until) { run_until(until); }
+  // The one node that accepts writes now; -1 for none (or several).
+  int writable_primary() const;
+  const Verdict& verdict() const { return verdict_; }
+  // One primary holding the lease, every other node streaming from it.
+  bool healthy() const;
+
   // For SimNode, SimStore.
   SimClock clock;
   std::mt19937_64 rng;
   ScenarioSettings settings;
   ClusterConfig config;
   std::vector<Slot> slots;
+  SimNetwork network;  // multi-host: cut links; always whole on one machine
   int index_of(const std::string& name) const;
+  bool multi_host() const { return settings.multi_host; }
+  // Runs `call` at `when` (for SimPings).
+  void at(SimTime when, int node, std::function<void()> call) {
+    schedule(when, Kind::kCall, node, std::move(call));
+  }
   // Lets `ms` of simulated time pass while `busy` is inside an operation: every other event
   // runs meanwhile.
   void spend(int busy, SimTime ms);
   SimTime random_ms(SimTime low, SimTime high);
   bool host_frozen(int index) const { return slots[index].host_frozen_until > clock.now; }
+  // The agent's threads (pinger and API included) are stopped: by SIGSTOP or with the host.
+  bool agent_frozen(int index) const { return thaw_of(index) > clock.now; }
+  bool agent_frozen_at(int index, SimTime when) const;
+  SimTime thaw_of(int index) const {
+    return std::max(slots[index].agent_frozen_until, slots[index].host_frozen_until);
+  }
+  // Whether `a` reaches `b`'s PostgreSQL (replication, pg_rewind, a copy): a link, a live host.
+  bool reaches(int a, int b) const { return network.linked(a, b) && !host_frozen(b); }
+  // The node's PostgreSQL accepts writes now: a primary, cut off or not. A frozen host's
+  // accepts none while frozen (multi-host; on one machine the next node fences it first).
+  bool writable(int index) const;
   void promoted(int index, TimelineId timeline);
   void became_primary(int index);
   void stop_pg(int index, bool clean);
@@ -216,28 +276,39 @@ class World {
   void kill_agent(int index);
   void cycle(int index);
   void watchdog(int index);
+  void watchdog_check(int index);
+  void thaw_hosts(SimTime until);
+  void lease_lost(int index);
+  void inject_partition(int target, int fault, SimTime back);
   void replicate();
   void write();
   void inject_fault();
   void check_invariants();
-  bool healthy() const;
   std::string fingerprint(const std::vector<Record>& wal, std::size_t length) const;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+
+ public:
+  StoreClock store_clock{clock};  // the store (etcd) is stopped while this clock stands still
+
+ private:
   std::uint64_t sequence_ = 0;
-  MemoryStore store_{clock};
+  MemoryStore store_{store_clock};
   ClusterLayout layout_;
   Verdict verdict_;
   std::uint64_t next_record_ = 1;
   std::set<std::uint64_t> acknowledged_;
   std::map<std::uint64_t, std::string> pending_acks_;  // record -> primary waiting for its sync
   std::map<TimelineId, std::string> timelines_;        // number -> where it forked
+  SimPings pings_{*this};
+  bool split_brain_ = false;  // two writable primaries now: reported when it began
   SimTime last_fault_{0};
+  SimTime last_heal_{0};      // of the store's outages (the network keeps its own)
   int promotion_budget_ = 1;  // the bootstrap, then one per fault that may move the lead
 };
 
 // Runs one seeded scenario; the seed also chooses its settings.
-Verdict run_scenario(std::uint64_t seed);
-ScenarioSettings settings_for(std::uint64_t seed);
+Verdict run_scenario(std::uint64_t seed, bool multi_host = false);
+ScenarioSettings settings_for(std::uint64_t seed, bool multi_host = false);
 
 }  // namespace tandem::sim

@@ -8,6 +8,9 @@
 //   - after the faults, the cluster is healthy again (one primary holding the lease, every
 //     other node streaming from it) within 60 s.
 // A failing seed is printed; TANDEM_SIM_SEED=N TANDEM_SIM_SCENARIOS=1 replays it exactly.
+// Simulation.MultiHost runs the same on several machines (etcd, quorum fencing, the agents'
+// pings) with network partitions and etcd outages among the faults; TANDEM_SIM_TRACE=N
+// TANDEM_SIM_MULTIHOST=1 traces one of its seeds; TANDEM_SIM_MAX_FAILURES (5) caps the report.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
@@ -29,23 +32,28 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   return text != nullptr ? std::strtoull(text, nullptr, 10) : fallback;
 }
 
-TEST(Simulation, SeededScenariosKeepEveryInvariant) {
-  spdlog::set_level(spdlog::level::off);
-  std::uint64_t first = env_number("TANDEM_SIM_SEED", 1);
 #ifndef TANDEM_SIM_DEFAULT_SCENARIOS
 #define TANDEM_SIM_DEFAULT_SCENARIOS 10000
 #endif
-  std::uint64_t count = env_number("TANDEM_SIM_SCENARIOS", TANDEM_SIM_DEFAULT_SCENARIOS);
+
+// Runs `count` seeded scenarios from TANDEM_SIM_SEED (1) on every core; every violation fails
+// the test with its seed and how to replay it.
+void run_seeds(bool multi_host, std::uint64_t default_count) {
+  spdlog::set_level(spdlog::level::off);
+  std::uint64_t first = env_number("TANDEM_SIM_SEED", 1);
+  std::uint64_t count = env_number("TANDEM_SIM_SCENARIOS", default_count);
   // Scenarios are independent worlds: one worker per core.
   std::atomic<std::uint64_t> next{first};
   std::atomic<int> failed{0};
+  int max_failures = static_cast<int>(env_number("TANDEM_SIM_MAX_FAILURES", 5));
   std::mutex mutex;
   long promotions = 0, acknowledged = 0, lost_async = 0;
   SimTime slowest{0};
   std::vector<std::string> failures;
   auto work = [&] {
-    for (std::uint64_t seed = next++; seed < first + count && failed < 5; seed = next++) {
-      Verdict verdict = run_scenario(seed);
+    for (std::uint64_t seed = next++; seed < first + count && failed < max_failures;
+         seed = next++) {
+      Verdict verdict = run_scenario(seed, multi_host);
       std::lock_guard lock(mutex);
       promotions += verdict.promotions;
       acknowledged += verdict.acknowledged;
@@ -53,11 +61,14 @@ TEST(Simulation, SeededScenariosKeepEveryInvariant) {
       slowest = std::max(slowest, verdict.recovered_after);
       if (verdict.violations.empty()) continue;
       ++failed;
-      ScenarioSettings settings = settings_for(seed);
+      ScenarioSettings settings = settings_for(seed, multi_host);
       std::string text = fmt::format(
-          "seed {} ({} nodes, {}, {} faults; replay: TANDEM_SIM_SEED={} TANDEM_SIM_SCENARIOS=1):",
-          seed, settings.nodes, settings.synchronous ? "synchronous" : "asynchronous",
-          settings.faults, seed);
+          "seed {} ({}{} nodes, {}, {} faults; replay: TANDEM_SIM_SEED={} TANDEM_SIM_SCENARIOS=1"
+          "{}, trace: TANDEM_SIM_TRACE={}{}):",
+          seed, multi_host ? "multi-host, " : "", settings.nodes,
+          settings.synchronous ? "synchronous" : "asynchronous", settings.faults, seed,
+          multi_host ? " --gtest_filter=Simulation.MultiHost" : "", seed,
+          multi_host ? " TANDEM_SIM_MULTIHOST=1" : "");
       for (const std::string& violation : verdict.violations) text += "\n  " + violation;
       failures.push_back(text);
     }
@@ -68,10 +79,20 @@ TEST(Simulation, SeededScenariosKeepEveryInvariant) {
   }
   for (std::thread& worker : workers) worker.join();
   for (const std::string& failure : failures) ADD_FAILURE() << failure;
-  std::cout << "simulation: " << count << " scenarios from seed " << first << ", " << promotions
-            << " promotions, " << acknowledged << " acknowledged writes (" << lost_async
+  std::cout << "simulation" << (multi_host ? " (multi-host)" : "") << ": " << count
+            << " scenarios from seed " << first << ", " << promotions << " promotions, "
+            << acknowledged << " acknowledged writes (" << lost_async
             << " lost in asynchronous mode), slowest recovery " << slowest.count() << " ms\n";
 }
+
+TEST(Simulation, SeededScenariosKeepEveryInvariant) {
+  run_seeds(false, TANDEM_SIM_DEFAULT_SCENARIOS);
+}
+
+// Nodes on several machines: etcd, quorum fencing, the agents' pings, and network partitions
+// among the faults (a host cut off wholly, from the agents only, from the store only; the store
+// down for all; two sides; one link).
+TEST(Simulation, MultiHost) { run_seeds(true, TANDEM_SIM_DEFAULT_SCENARIOS * 3 / 10); }
 
 // The simulation can fail: without the lease keeper and the watchdog (the first round's agent)
 // slow promotions lose the lease midway and it finds the consequences.
@@ -123,7 +144,7 @@ class SimulatedTimeSink final : public spdlog::sinks::base_sink<std::mutex> {
 TEST(Simulation, Trace) {
   std::uint64_t seed = env_number("TANDEM_SIM_TRACE", 0);
   if (seed == 0) GTEST_SKIP() << "set TANDEM_SIM_TRACE=SEED to trace one scenario";
-  World world(seed, settings_for(seed));
+  World world(seed, settings_for(seed, env_number("TANDEM_SIM_MULTIHOST", 0) != 0));
   auto logger = std::make_shared<spdlog::logger>("sim", std::make_shared<SimulatedTimeSink>(world));
   auto previous = spdlog::default_logger();
   spdlog::set_default_logger(logger);
@@ -136,9 +157,9 @@ TEST(Simulation, Trace) {
 
 TEST(Simulation, ASeedReplaysExactly) {
   spdlog::set_level(spdlog::level::off);
-  for (std::uint64_t seed : {7u, 4242u}) {
-    Verdict a = run_scenario(seed);
-    Verdict b = run_scenario(seed);
+  for (auto [seed, multi_host] : {std::pair{7u, false}, {4242u, false}, {7u, true}, {99u, true}}) {
+    Verdict a = run_scenario(seed, multi_host);
+    Verdict b = run_scenario(seed, multi_host);
     EXPECT_EQ(a.promotions, b.promotions);
     EXPECT_EQ(a.acknowledged, b.acknowledged);
     EXPECT_EQ(a.recovered_after, b.recovered_after);

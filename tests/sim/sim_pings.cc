@@ -1,0 +1,83 @@
+#include "sim_pings.h"
+
+#include "sim_world.h"
+
+namespace tandem::sim {
+
+void SimPings::start(int index) {
+  std::uint64_t generation = world_.slots[index].generation;
+  for (int peer = 0; peer < static_cast<int>(world_.slots.size()); ++peer) {
+    if (peer == index) continue;
+    SimTime first = world_.clock.now + world_.random_ms(SimTime(1), world_.config.ha.loop_interval);
+    world_.at(first, index, [this, index, peer, generation] { tick(index, peer, generation); });
+  }
+}
+
+// Mostly a few milliseconds each way; now and then long enough that the answer misses the
+// ping's timeout.
+SimTime SimPings::latency() {
+  if (world_.rng() % 20 == 0) return world_.random_ms(SimTime(10), SimTime(90));
+  return world_.random_ms(SimTime(1), SimTime(8));
+}
+
+// One round of the ping loop: a ping now, the next one a cycle later. The loop waits for the
+// answer at most a cycle (its timeout), so the next ping never overtakes the last.
+void SimPings::tick(int from, int to, std::uint64_t generation) {
+  const Slot& caller = world_.slots[from];
+  if (!caller.alive || caller.generation != generation) return;
+  if (world_.agent_frozen(from)) {
+    world_.at(world_.thaw_of(from), from, [=, this] { tick(from, to, generation); });
+    return;
+  }
+  world_.at(world_.clock.now + world_.config.ha.loop_interval, from,
+            [=, this] { tick(from, to, generation); });
+  if (!world_.network.linked(from, to)) return;  // the connection times out
+  Ping ping{from, to, generation, world_.clock.now};
+  world_.at(world_.clock.now + latency(), to, [this, ping] { arrive(ping); });
+}
+
+// The peer's API: records the ping, answers with what its agent published after its last cycle.
+void SimPings::arrive(Ping ping) {
+  if (world_.network.linked(ping.from, ping.to)) serve(ping);
+}
+
+void SimPings::serve(Ping ping) {
+  Slot& peer = world_.slots[ping.to];
+  if (!peer.alive || !peer.contacts) return;  // refused
+  if (world_.agent_frozen(ping.to)) {         // the request waits in the socket
+    world_.at(world_.thaw_of(ping.to), ping.to, [this, ping] { serve(ping); });
+    return;
+  }
+  auto now = world_.clock.steady_now();
+  peer.contacts->served(world_.config.nodes[ping.from].name, now);
+  AgentSnapshot snapshot = peer.board->snapshot();
+  PingReply reply{
+      .state = snapshot.node.state,
+      .leader = snapshot.view && snapshot.view->leader_is(world_.config.nodes[ping.to].name),
+      .silence = peer.contacts->silence(now)};
+  world_.at(world_.clock.now + latency(), ping.from, [this, ping, reply] {
+    if (world_.network.linked(ping.from, ping.to)) read(ping, reply);
+  });
+}
+
+// Whether the caller stopped waiting for the answer: its agent died or restarted, or its
+// timeout (a cycle) ran out while it was not frozen.
+bool SimPings::caller_gone(const Ping& ping) const {
+  const Slot& caller = world_.slots[ping.from];
+  if (!caller.alive || caller.generation != ping.generation) return true;
+  SimTime timeout = ping.sent + world_.config.ha.loop_interval;
+  return world_.clock.now > timeout && !world_.agent_frozen_at(ping.from, timeout);
+}
+
+void SimPings::read(Ping ping, const PingReply& reply) {
+  if (caller_gone(ping)) return;
+  if (world_.agent_frozen(ping.from)) {  // the answer waits in the socket
+    world_.at(world_.thaw_of(ping.from), ping.from, [this, ping, reply] { read(ping, reply); });
+    return;
+  }
+  Slot& caller = world_.slots[ping.from];
+  caller.contacts->answered(world_.config.nodes[ping.to].name, reply, world_.clock.steady_now());
+  if (auto contact = caller.contacts->majority_contact_at()) caller.watchdog->keep_alive(*contact);
+}
+
+}  // namespace tandem::sim
