@@ -20,6 +20,12 @@ std::int64_t wall_ms(Clock& clock) {
   return std::chrono::duration_cast<milliseconds>(clock.wall_now().time_since_epoch()).count();
 }
 
+// The steps after which this node may accept writes.
+bool may_make_writable(Action action) {
+  return action == Action::kPromote || action == Action::kTakeOver ||
+         action == Action::kStartPrimary || action == Action::kAcquireLease;
+}
+
 }  // namespace
 
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
@@ -65,6 +71,11 @@ Agent::Agent(const AgentParts& parts)
 Agent::~Agent() { lease_.stop(); }
 
 Decision Agent::cycle() {
+  // The store first: its read may wait for seconds (etcd out of reach), and a decision must rest
+  // on what the node is NOW — its watchdog may have stopped it meanwhile, another may have
+  // promoted. (The store's side is checked again by every compare-and-set.)
+  auto snapshot = store_.read(layout_.prefix());
+  store_error_ = snapshot ? "" : snapshot.error().message;
   NodeObservation node = node_.observe();
   if (node.state != PgState::kPrimary) node_.reset_sync();
   refresh_primary_details(node);
@@ -72,8 +83,6 @@ Decision Agent::cycle() {
   count_attempts(node);
   add_quorum_facts(node);
   std::optional<ClusterView> view;
-  auto snapshot = store_.read(layout_.prefix());
-  store_error_ = snapshot ? "" : snapshot.error().message;
   if (snapshot) {
     view = layout_.view(*snapshot);
     // This cycle's own facts beat the record published a cycle ago.
@@ -83,7 +92,10 @@ Decision Agent::cycle() {
     last_optime_ = view->last_leader_lsn;
     track_lease(*view, node);
   }
-  watch_postmaster(node.state == PgState::kPrimary);
+  // A primary restarted in place is watched while it starts: it may accept writes before the
+  // next cycle observes it.
+  watch_postmaster(node.state == PgState::kPrimary ||
+                   (node.state == PgState::kStarting && node.data_was_primary));
   note_watchdog_fence();
   Decision decision = decide(view, node, ha_, clock_.steady_now());
   Status result = execute(decision, node, view);
@@ -192,6 +204,10 @@ void Agent::report(const NodeObservation& node, const std::optional<ClusterView>
                    const Decision& decision, bool failed) {
   ++cycles_;
   if (board_ == nullptr) return;
+  board_->set_may_write(lease_.held() || node.state == PgState::kPrimary ||
+                        (node.state == PgState::kStarting && node.data_was_primary) ||
+                        (view && view->leader_is(self_.name)) ||
+                        (!failed && may_make_writable(decision.action)));
   AgentSnapshot snapshot{.node = node,
                          .view = view,
                          .decision = decision,
@@ -248,6 +264,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
                 fmt::format("refusing {} from state {}: not in the transition table",
                             action_name(decision.action), pg_state_name(node.state)));
   }
+  if (board_ != nullptr && may_make_writable(decision.action)) board_->set_may_write(true);
   switch (decision.action) {
     case Action::kNone:
       return {};
@@ -396,6 +413,14 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   std::optional<std::int64_t> lost_bytes;
   if (last_optime_ && node.received_lsn) {
     lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
+  }
+  // Only a holder of the lease claims a timeline or names itself in sync: a claim or a sync
+  // record left by a node that then could not promote keeps the others from leading (found by
+  // the simulation: an agent frozen between taking the lease and promoting claimed timeline 2
+  // when it thawed, long after the old leader had restarted in place and taken commits, and
+  // then led as "the last leader" without them).
+  if (auto ok = lease_.renew(); !ok) {
+    return fail_with_context(ok.error(), "confirming the lease before claiming a timeline");
   }
   // No timeline number serves two histories: the new one is claimed first.
   auto claimed = claim_timeline(store_, layout_, self_.name, node.timeline);

@@ -35,6 +35,12 @@ AgentSnapshot AgentBoard::snapshot() const {
   return snapshot_;
 }
 
+PingReply ping_reply(const AgentBoard& board, std::string_view self) {
+  AgentSnapshot snapshot = board.snapshot();
+  return {.state = snapshot.node.state,
+          .leader = board.may_write() || (snapshot.view && snapshot.view->leader_is(self))};
+}
+
 std::deque<LagSample> AgentBoard::lag_history() const {
   std::lock_guard lock(mutex_);
   return lag_;

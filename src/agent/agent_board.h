@@ -2,6 +2,7 @@
 // to the agent. The agent's thread writes it after every cycle; API threads read copies.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/contact_book.h"
 #include "common/result.h"
 #include "core/decide.h"
 
@@ -49,6 +51,14 @@ class AgentBoard {
   AgentSnapshot snapshot() const;
   std::deque<LagSample> lag_history() const;
 
+  // Whether this node accepts writes or may start to before its next snapshot: it holds the
+  // lease, runs (or starts) as a primary, or is in the middle of a promotion. Set by the agent
+  // BEFORE such a step, so that a peer never counts it as read-only while the step runs (the
+  // simulation found a node answering "standby" from its last snapshot during a long
+  // promotion, and a second primary elected meanwhile).
+  void set_may_write(bool may) { may_write_.store(may); }
+  bool may_write() const { return may_write_.load(); }
+
   // API thread: hands the request to the agent and waits until it is carried out. Only one at a
   // time: another one meanwhile is a kConflict.
   Status request(NodeRequest request, std::chrono::milliseconds timeout);
@@ -58,6 +68,7 @@ class AgentBoard {
 
  private:
   mutable std::mutex mutex_;
+  std::atomic<bool> may_write_{false};
   AgentSnapshot snapshot_;
   std::deque<LagSample> lag_;
   std::condition_variable finished_;
@@ -65,6 +76,9 @@ class AgentBoard {
   bool taken_ = false;
   std::optional<Status> result_;
 };
+
+// What this node answers a peer's ping, but for the silences (the caller's contact book's).
+PingReply ping_reply(const AgentBoard& board, std::string_view self);
 
 // The members' replay lag behind the primary, in bytes: the leader's position minus what each
 // has replayed (received, when it has not replayed anything). Empty without a primary.

@@ -31,6 +31,15 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
   }
   SteadyTime sent = clock_.steady_now();
   Result<Revision> written = write(expected);
+  // Lost to another holder, or found gone: expired (its holder renewed nothing for a whole
+  // TTL) or removed by a taker that proved this node fenced. Only the first stops PostgreSQL
+  // here; the cycle decides on the second (with quorum fencing, a primary that kept its
+  // majority retakes it: stopping it would make a needless failover once etcd is back).
+  bool taken = false;
+  if (was_held && !written && written.error().code == ErrorCode::kConflict) {
+    auto now = store_.read(key_);
+    taken = !now || now->find(key_) != nullptr;
+  }
   std::function<void(SteadyTime)> renewed;
   std::function<void()> lost;
   {
@@ -48,7 +57,7 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
       held_ = false;
       revision_ = 0;
       confirmed_at_.reset();
-      if (was_held && written.error().code == ErrorCode::kConflict) lost = lost_callback_;
+      if (taken) lost = lost_callback_;
     }
   }
   if (renewed) renewed(sent);

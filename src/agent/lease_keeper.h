@@ -4,8 +4,9 @@
 // used to start a chain of promotions on a busy machine).
 //
 // Every renewal is a compare-and-set on the revision of the keeper's own last write. A renewal
-// that finds another holder ends the keeping and calls `on_lost` at once (from the keeper's
-// thread): the agent stops a writable PostgreSQL without waiting for its cycle. A renewal is
+// that finds another holder (or cannot tell) ends the keeping and calls `on_lost` at once (from
+// the keeper's thread): the agent stops a writable PostgreSQL without waiting for its cycle. One
+// that finds the key gone ends the keeping only: the cycle decides. A renewal is
 // confirmed as of the moment it was SENT: the store started the new TTL later than that, so a
 // deadline measured from the confirmation never outlives the key.
 //
@@ -38,7 +39,8 @@ class LeaseKeeper {
 
   // Called from whichever thread confirmed a renewal, with the time it was sent.
   void on_renewed(std::function<void(SteadyTime)> callback);
-  // Called from whichever thread found that another node holds the lease now.
+  // Called from whichever thread found that another node holds the lease now (or could not
+  // read the store right after a failed compare-and-set to tell).
   void on_lost(std::function<void()> callback);
 
   // Creates the lease if nobody holds it and keeps it; kConflict if somebody does.

@@ -212,14 +212,11 @@ void ApiServer::route() {
   // not heard from the others.
   get("/ping", [this](const HttpRequest& request, HttpResponse& response) {
     auto now = clock_.steady_now();
-    PingReply reply;
+    PingReply reply = ping_reply(board_, self_.name);
     if (contacts_ != nullptr) {
       contacts_->served(request.param("from"), now);
       reply.silence = contacts_->silence(now);
     }
-    AgentSnapshot snapshot = board_.snapshot();
-    reply.state = snapshot.node.state;
-    reply.leader = snapshot.view && snapshot.view->leader_is(self_.name);
     set_content(response, encode_ping_reply(self_.name, reply), "application/json");
   });
   // Store reads may wait (etcd): they run on the server's workers, never on its event threads.

@@ -130,6 +130,13 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
                         "stay down",
                         ms(node.majority_contact_age), renewal_age(node, now))};
   }
+  if (view.leader_is(config.self) && node.timeline != 0) {  // 0: not read this time
+    if (auto why = behind_claimed_timeline(view.timeline_claim, config.self, node.timeline)) {
+      // A newer primary was promoted meanwhile (while this agent waited for the store, say):
+      // restarting in place would fork an older history.
+      return {Action::kReleaseLease, fmt::format("holds the lease, but {}: release it", *why)};
+    }
+  }
   if (view.leader_is(config.self) && should_escalate(node.start_failures, node.start_failing_for)) {
     return {Action::kReleaseLease,
             fmt::format("PostgreSQL did not come back after {} restarts in place over {} s: "
@@ -195,6 +202,14 @@ Decision switchover_target(const ClusterView& view, const HaConfig& config) {
 
 Decision running_primary(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config, TimePoint now) {
+  auto behind = node.timeline == 0
+                    ? std::nullopt
+                    : behind_claimed_timeline(view.timeline_claim, config.self, node.timeline);
+  if (behind) {
+    const std::string* why = &*behind;
+    // A newer primary was promoted: whatever the lease says, this one must not write on.
+    return {Action::kFence, fmt::format("runs as primary, but {}: stop at once", *why)};
+  }
   if (config.quorum_fencing && !may_write(node, config, now) &&
       (!view.leader || view.leader_is(config.self))) {
     return fence_without_majority(node, config, now, "");
@@ -342,7 +357,7 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
 
 Decision running_standby(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config) {
-  if (view.leader_is(config.self)) {
+  if (view.leader_is(config.self) && node.timeline != 0) {  // 0: not read this time
     if (auto why = behind_claimed_timeline(view.timeline_claim, config.self, node.timeline)) {
       // It may not promote, and while it holds the lease nobody else may: it lets go, so that
       // the node on the newest timeline leads (found by the simulation: an agent frozen in the

@@ -50,11 +50,8 @@ void SimPings::serve(Ping ping) {
   }
   auto now = world_.clock.steady_now();
   peer.contacts->served(world_.config.nodes[ping.from].name, now);
-  AgentSnapshot snapshot = peer.board->snapshot();
-  PingReply reply{
-      .state = snapshot.node.state,
-      .leader = snapshot.view && snapshot.view->leader_is(world_.config.nodes[ping.to].name),
-      .silence = peer.contacts->silence(now)};
+  PingReply reply = ping_reply(*peer.board, world_.config.nodes[ping.to].name);
+  reply.silence = peer.contacts->silence(now);
   world_.at(world_.clock.now + latency(), ping.from, [this, ping, reply] {
     if (world_.network.linked(ping.from, ping.to)) read(ping, reply);
   });

@@ -80,6 +80,21 @@ TEST(LeaseKeeper, ARenewalThatFindsAnotherHolderEndsTheKeepingAndSaysSo) {
   EXPECT_EQ(f.leader()->value, "node2");  // untouched
 }
 
+// Found gone (expired while etcd was out of reach, say): the keeping ends, but nothing is
+// stopped from here; the cycle decides (issue 12: a primary that kept its majority was stopped
+// when etcd came back).
+TEST(LeaseKeeper, ARenewalThatFindsTheLeaseGoneEndsTheKeepingOnly) {
+  Fixture f;
+  ASSERT_TRUE(f.keeper.acquire());
+  ASSERT_TRUE(f.store.remove(f.layout.leader(), f.leader()->mod_revision));
+  f.clock.sleep_for(milliseconds(300));
+  f.keeper.tick(milliseconds(250));
+  EXPECT_FALSE(f.keeper.held());
+  EXPECT_FALSE(f.keeper.confirmed_at());
+  EXPECT_EQ(f.lost, 0);
+  EXPECT_FALSE(f.leader());
+}
+
 TEST(LeaseKeeper, HandsOverAndReleasesByCompareAndSet) {
   Fixture f;
   ASSERT_TRUE(f.keeper.acquire());
