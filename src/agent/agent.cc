@@ -422,8 +422,12 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   if (auto ok = lease_.renew(); !ok) {
     return fail_with_context(ok.error(), "confirming the lease before claiming a timeline");
   }
-  // No timeline number serves two histories: the new one is claimed first.
-  auto claimed = claim_timeline(store_, layout_, self_.name, node.timeline);
+  // No timeline number serves two histories: the new one is claimed first. A failover the
+  // operator forced with --allow-data-loss to a node behind the newest claim claims the one
+  // after that claim: its promotion skips the numbers between.
+  bool forced = view.switchover && view.switchover->force && view.switchover->allow_data_loss &&
+                view.switchover->to == self_.name;
+  auto claimed = claim_timeline(store_, layout_, self_.name, node.timeline, forced);
   if (!claimed) return std::unexpected(claimed.error());
   if (ha_.synchronous_mode) {
     // From here on only this node is sure to have every acknowledged commit; the last leader
@@ -438,7 +442,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   if (auto ok = lease_.renew(); !ok) {
     return fail_with_context(ok.error(), "confirming the lease before promoting");
   }
-  auto promoted = node_.promote();
+  auto promoted = node_.promote(*claimed);
   if (!promoted) return std::unexpected(promoted.error());
   watch_postmaster(true);
   if (promoted->timeline != *claimed) {

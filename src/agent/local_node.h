@@ -44,8 +44,10 @@ class LocalNode {
   virtual Status start_standby(const std::string& leader) = 0;
   // Points a running standby at `leader`.
   virtual Status follow(const std::string& leader) = 0;
-  // Promotes the running standby; an error when it does not accept writes afterwards.
-  virtual Result<Promotion> promote() = 0;
+  // Promotes the running standby to timeline `target`: its own plus one, or beyond the newest
+  // claim when the operator allowed the data loss (the numbers between are skipped). An error
+  // when it does not accept writes afterwards.
+  virtual Result<Promotion> promote(TimelineId target) = 0;
   virtual Status stop(StopMode mode) = 0;
   // A fast stop, then a start; returns once it accepts connections.
   virtual Status restart() = 0;

@@ -11,6 +11,7 @@
 #include "ops/role_ops.h"
 #include "ops/servers.h"
 #include "pg/postmaster.h"
+#include "pg/timeline_files.h"
 
 namespace tandem {
 
@@ -85,7 +86,15 @@ Status PgLocalNode::follow(const std::string& leader) {
   return controller_.reload(self_);
 }
 
-Result<Promotion> PgLocalNode::promote() {
+Result<Promotion> PgLocalNode::promote(TimelineId target) {
+  if (auto admin = connect_local_admin(config_, self_); admin) {
+    auto timeline = standby_timeline(*admin);
+    if (timeline && target > *timeline + 1) {
+      if (auto ok = reserve_timelines(*admin, self_.data_dir, *timeline + 1, target - 1); !ok) {
+        return std::unexpected(ok.error());
+      }
+    }
+  }
   Status promoted = promote_in_place(context_, self_);
   auto admin = connect_local_admin(config_, self_);
   if (!admin)

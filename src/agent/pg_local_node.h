@@ -31,7 +31,7 @@ class PgLocalNode final : public LocalNode {
   Status start_primary() override;
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
-  Result<Promotion> promote() override;
+  Result<Promotion> promote(TimelineId target) override;
   Status stop(StopMode mode) override { return controller_.stop(self_, mode); }
   Status restart() override;
   Status rejoin() override;

@@ -133,6 +133,19 @@ std::string render_metrics(const MetricsInput& input) {
   out.sample("tandem_store_reachable", snapshot.view ? 1 : 0);
   out.family("tandem_paused", "gauge", "1 while automatic actions are paused.");
   out.sample("tandem_paused", snapshot.view && snapshot.view->paused ? 1 : 0);
+  // What fails again and again, before it is escalated (a rejoin to a fresh copy, a restart in
+  // place to a release of the lease): an alert can fire before the escalation does.
+  out.family("tandem_failures_in_a_row", "gauge",
+             "Attempts that failed in a row, by step: rejoin, or start (a restart in place as "
+             "the leader that did not lead to ten seconds as a primary).");
+  out.sample("tandem_failures_in_a_row", node.rejoin_failures, {{"step", "rejoin"}});
+  out.sample("tandem_failures_in_a_row", node.start_failures, {{"step", "start"}});
+  out.family("tandem_failing_seconds", "gauge",
+             "How long the attempts counted in tandem_failures_in_a_row have been failing.");
+  out.sample("tandem_failing_seconds", node.rejoin_failing_for.count() / 1000.0,
+             {{"step", "rejoin"}});
+  out.sample("tandem_failing_seconds", node.start_failing_for.count() / 1000.0,
+             {{"step", "start"}});
   return out.take();
 }
 

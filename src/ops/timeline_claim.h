@@ -14,7 +14,10 @@ namespace tandem {
 // Claims promoted_timeline(timeline) for `node` by compare-and-set against the newest claim.
 // kConflict with the reason when the node is behind the newest claim or another node claimed
 // that timeline first; kUnavailable when the store cannot be reached. Returns the claimed one.
+// With `beyond_newer` (the operator allowed the data loss), a node behind the newest claim
+// claims the timeline after it instead, and its promotion skips the numbers between.
 Result<TimelineId> claim_timeline(Store& store, const ClusterLayout& layout,
-                                  const std::string& node, TimelineId timeline);
+                                  const std::string& node, TimelineId timeline,
+                                  bool beyond_newer = false);
 
 }  // namespace tandem

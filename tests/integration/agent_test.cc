@@ -224,6 +224,46 @@ TEST_F(AgentTest, SixStandbysFollowTheMostAdvancedAfterAHostCrash) {
             << " ms; " << new_primary << " promoted, 5 standbys follow it\n";
 }
 
+// Issue 10: a node behind the newest claimed timeline never promotes by itself; forced by the
+// operator with --allow-data-loss, it promotes to the timeline after the claim — the claimed
+// number, used by another node's history, is skipped — and the others rewind to follow it.
+TEST_F(AgentTest, AForcedFailoverToANodeBehindTheClaimSkipsItsTimeline) {
+  up(2);
+  std::string first = current_primary();
+  ASSERT_FALSE(first.empty());
+  std::string behind = other_than(first);
+  std::string second = other_than(first, behind);
+  ASSERT_TRUE(eventually([&] { return streams(first, behind) && streams(first, second); }));
+  tandem_ok({"local", "stop", behind});
+  tandem_ok({"local", "crash", first});
+  ASSERT_TRUE(eventually([&] { return current_primary() == second; }));
+  EXPECT_EQ(timeline(second), "00000002");
+  exec(second, "CREATE TABLE only_on_two AS SELECT 1 AS n");
+  tandem_ok({"local", "crash", second});
+  tandem_ok({"local", "start", behind});
+  ASSERT_TRUE(eventually([&] {
+    return agent_log(behind).find("behind timeline 2 claimed by " + second) != std::string::npos;
+  })) << agent_log(behind);
+  EXPECT_EQ(current_primary(), "") << "a node behind the claim promoted by itself";
+
+  tandem_ok({"failover", "--to", behind, "--allow-data-loss"});
+  ASSERT_TRUE(eventually([&] { return current_primary() == behind; })) << agent_log(behind);
+  EXPECT_EQ(timeline(behind), "00000003") << "timeline 2 is " << second << "'s";
+  nlohmann::json entries = history();
+  ASSERT_FALSE(entries.empty());
+  EXPECT_EQ(entries.back()["to"], behind);
+  EXPECT_EQ(entries.back()["timeline"], 3);
+  EXPECT_NE(entries.back()["reason"].get<std::string>().find("data loss allowed by the operator"),
+            std::string::npos);
+
+  // The others come back and follow it (rewound off timelines 1 and 2).
+  tandem_ok({"local", "start", first});
+  tandem_ok({"local", "start", second});
+  EXPECT_TRUE(eventually([&] { return streams(behind, first) && streams(behind, second); }));
+  EXPECT_EQ(value(second, "SELECT count(*)::text AS v FROM pg_class WHERE relname = 'only_on_two'"),
+            "0");
+}
+
 TEST_F(AgentTest, PostmasterCrashRestartsInPlaceOnTheSameTimeline) {
   up(1);
   std::string primary = current_primary();

@@ -226,7 +226,7 @@ Status SimNode::follow(const std::string& leader) {
   return {};
 }
 
-Result<Promotion> SimNode::promote() {
+Result<Promotion> SimNode::promote(TimelineId target) {
   if (auto ok = usable(); !ok) return std::unexpected(ok.error());
   // pg_ctl promote, the end-of-recovery checkpoint, the slots: slow on a busy machine.
   world_.spend(index_, world_.random_ms(SimTime(30), world_.settings.promotion_latency_max));
@@ -235,7 +235,7 @@ Result<Promotion> SimNode::promote() {
   if (!server.running || !server.standby_signal) {
     return fail(ErrorCode::kFailed, "the server went away during the promotion");
   }
-  TimelineId timeline = server.timeline() + 1;
+  TimelineId timeline = std::max(target, server.timeline() + 1);
   world_.promoted(index_, timeline);
   server.wal.push_back(Record{world_.rng(), timeline});
   server.standby_signal = false;

@@ -121,7 +121,7 @@ class SimNode final : public LocalNode {
   Status start_primary() override;
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
-  Result<Promotion> promote() override;
+  Result<Promotion> promote(TimelineId target) override;
   Status stop(StopMode mode) override;
   Status restart() override;
   Status rejoin() override;

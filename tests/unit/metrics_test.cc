@@ -98,6 +98,21 @@ TEST(MetricsTest, ParsesAndFollowsTheConventions) {
       1);
   EXPECT_EQ(parsed->value("tandem_agent_cycles_total"), 42);
   EXPECT_EQ(parsed->value("tandem_store_reachable"), 1);
+  EXPECT_EQ(parsed->value("tandem_failures_in_a_row", {{"step", "rejoin"}}), 0);
+}
+
+// Issue 10: what fails again and again shows in the metrics before it is escalated.
+TEST(MetricsTest, FailuresInARow) {
+  AgentSnapshot snapshot{.cycles = 9};
+  snapshot.node.state = PgState::kStopped;
+  snapshot.node.rejoin_failures = 2;
+  snapshot.node.rejoin_failing_for = std::chrono::milliseconds(4500);
+  auto parsed = parse_prometheus_text(
+      render_metrics({.self = "node2", .snapshot = snapshot, .history = std::nullopt}));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->value("tandem_failures_in_a_row", {{"step", "rejoin"}}), 2);
+  EXPECT_EQ(parsed->value("tandem_failing_seconds", {{"step", "rejoin"}}), 4.5);
+  EXPECT_EQ(parsed->value("tandem_failures_in_a_row", {{"step", "start"}}), 0);
 }
 
 TEST(MetricsTest, WithoutTheStore) {

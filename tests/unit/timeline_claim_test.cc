@@ -57,5 +57,19 @@ TEST(TimelineClaim, OneNumberOneClaimant) {
   EXPECT_EQ(claim->by, "node3");
 }
 
+// Forced with --allow-data-loss, a node behind the newest claim claims the timeline after it
+// (never the number another history uses), and keeps that claim when it tries again.
+TEST(TimelineClaim, AForcedPromotionClaimsBeyondTheNewest) {
+  testing::FakeClock clock;
+  MemoryStore store(clock);
+  ClusterLayout layout("c");
+  ASSERT_TRUE(claim_timeline(store, layout, "node2", 1));  // node2 on timeline 2
+  EXPECT_FALSE(claim_timeline(store, layout, "node3", 1));
+  EXPECT_EQ(claim_timeline(store, layout, "node3", 1, true).value_or(0), 3u);
+  EXPECT_EQ(claim_timeline(store, layout, "node3", 1, true).value_or(0), 3u);  // kept
+  EXPECT_EQ(claim_timeline(store, layout, "node1", 1, true).value_or(0), 4u);
+  EXPECT_FALSE(claim_timeline(store, layout, "node3", 1));  // not forced: behind node1's
+}
+
 }  // namespace
 }  // namespace tandem
