@@ -11,6 +11,7 @@
 #include "ops/role_ops.h"
 #include "ops/servers.h"
 #include "pg/postmaster.h"
+#include "pg/server_queries.h"
 #include "pg/timeline_files.h"
 
 namespace tandem {

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "ops/servers.h"
+#include "pg/replication_queries.h"
 
 namespace tandem {
 namespace {
@@ -37,29 +38,22 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     if (!opened) return std::unexpected(opened.error());
     connection_.emplace(std::move(*opened));
   }
-  auto rows = connection_->query(
-      "SELECT application_name, flush_lsn::text AS flush, sync_state, "
-      "pg_current_wal_lsn()::text AS current, current_setting('synchronous_standby_names') "
-      "AS configured FROM pg_stat_replication WHERE state = 'streaming' "
-      "UNION ALL SELECT NULL, NULL, NULL, pg_current_wal_lsn()::text, "
-      "current_setting('synchronous_standby_names')");
-  if (!rows) {
+  auto replication = read_synchronous_replication(*connection_);
+  if (!replication) {
     connection_.reset();  // the server restarted: reconnect next cycle
-    return std::unexpected(rows.error());
+    return std::unexpected(replication.error());
+  }
+  Lsn current = replication->current_wal;
+  if (!configured_) {
+    std::string names = replication->standby_names;
+    std::erase(names, '"');
+    configured_ = names;
   }
   std::map<std::string, StandbyProgress> streaming;
-  Lsn current;
-  for (std::size_t row = 0; row < rows->size(); ++row) {
-    current = Lsn::parse(rows->text(row, "current")).value_or(current);
-    if (!configured_) {
-      std::string names = rows->text(row, "configured");
-      std::erase(names, '"');
-      configured_ = names;
-    }
-    const NodeConfig* node = context_.config.find_node(rows->text(row, "application_name"));
-    auto flush = Lsn::parse(rows->text(row, "flush"));
-    if (node == nullptr || node->nofailover || !flush) continue;
-    streaming[node->name] = {*flush, rows->text(row, "sync_state") == "sync"};
+  for (const StreamingStandby& standby : replication->standbys) {
+    const NodeConfig* node = context_.config.find_node(standby.application_name);
+    if (node == nullptr || node->nofailover || !standby.flush) continue;
+    streaming[node->name] = {*standby.flush, standby.synchronous};
   }
   std::string published = view.sync_standby.value_or("");
   // The store may name only a standby that has every acknowledged commit: PostgreSQL waits for

@@ -3,6 +3,7 @@
 #include "ops/node_ops.h"
 #include "ops/servers.h"
 #include "pg/server_files.h"
+#include "pg/slot_queries.h"
 
 namespace tandem {
 
@@ -51,16 +52,15 @@ Status clone_standby(Context& context, const NodeConfig& node,
   if (auto ok = check_replication_login(config, *source); !ok) return ok;
   auto admin = connect_admin(config, *source);
   if (!admin) return std::unexpected(admin.error());
-  auto slot =
-      admin->query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", {node.name});
+  auto slot = slot_active(*admin, node.name);
   if (!slot) return std::unexpected(slot.error());
-  if (!slot->empty() && slot->text(0, "active") == "t") {
+  if (*slot && **slot) {
     return fail(ErrorCode::kConflict,
                 fmt::format("slot {} on {} is in use by a running standby: is {} already cloned "
                             "elsewhere?",
                             node.name, source->name, node.name));
   }
-  bool create_slot = slot->empty();
+  bool create_slot = !*slot;
 
   if (auto ok = prepare_dirs(context, node); !ok) return ok;
   std::string source_conninfo = upstream_conninfo(config, *source, node.name);

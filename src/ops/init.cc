@@ -6,6 +6,7 @@
 
 #include "ops/node_ops.h"
 #include "ops/servers.h"
+#include "pg/roles.h"
 #include "pg/server_files.h"
 #include "proc/safe_file.h"
 
@@ -93,11 +94,10 @@ Status create_roles(Context& context, const NodeConfig& node,
     auto verifier = connection->encrypt_password(credential.password, credential.role);
     if (!verifier) return std::unexpected(verifier.error());
     bool replication = credential.role == config.replication.user;
-    std::string sql = credential.role == config.superuser
-                          ? fmt::format("ALTER ROLE {} PASSWORD '{}'", credential.role, *verifier)
-                          : fmt::format("CREATE ROLE {} LOGIN {} PASSWORD '{}'", credential.role,
-                                        replication ? "REPLICATION" : "", *verifier);
-    if (auto ok = connection->execute(sql); !ok) {
+    auto ok = credential.role == config.superuser
+                  ? set_role_password(*connection, credential.role, *verifier)
+                  : create_login_role(*connection, credential.role, replication, *verifier);
+    if (!ok) {
       return fail_with_context(ok.error(), "creating role " + credential.role);
     }
     context.report(
@@ -107,9 +107,7 @@ Status create_roles(Context& context, const NodeConfig& node,
                           replication ? " (REPLICATION)" : ""));
   }
   if (config.app) {
-    if (auto ok = connection->execute(
-            fmt::format("CREATE DATABASE {} OWNER {}", config.app->database, config.app->user));
-        !ok) {
+    if (auto ok = create_database(*connection, config.app->database, config.app->user); !ok) {
       return fail_with_context(ok.error(), "creating database " + config.app->database);
     }
     context.report(

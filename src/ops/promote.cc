@@ -5,6 +5,8 @@
 #include "ops/role_ops.h"
 #include "ops/servers.h"
 #include "ops/timeline_claim.h"
+#include "pg/server_queries.h"
+#include "pg/slot_queries.h"
 
 namespace tandem {
 namespace {
@@ -20,9 +22,9 @@ Status wait_writable(Context& context, const NodeConfig& node) {
           last_error = connection.error().message;
           return false;
         }
-        auto xid = connection->query("SELECT pg_current_xact_id()");
-        if (!xid) last_error = xid.error().message;
-        return xid.has_value();
+        auto writable = check_writable(*connection);
+        if (!writable) last_error = writable.error().message;
+        return writable.has_value();
       });
   if (!writable) {
     return fail(ErrorCode::kTimeout, fmt::format("{} was promoted but does not accept writes: {}",

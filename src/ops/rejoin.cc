@@ -7,6 +7,9 @@
 #include "ops/node_ops.h"
 #include "ops/role_ops.h"
 #include "ops/servers.h"
+#include "pg/replication_queries.h"
+#include "pg/server_queries.h"
+#include "pg/slot_queries.h"
 
 namespace tandem {
 namespace {
@@ -22,20 +25,15 @@ struct PrimaryWal {
 Result<PrimaryWal> read_primary_wal(Context& context, const NodeConfig& primary) {
   auto admin = connect_admin(context.config, primary);
   if (!admin) return std::unexpected(admin.error());
-  if (auto ok = admin->execute("CHECKPOINT"); !ok) return std::unexpected(ok.error());
-  auto rows = admin->query(
-      "SELECT timeline_id, pg_current_wal_lsn() AS wal_end FROM pg_control_checkpoint()");
-  if (!rows) return std::unexpected(rows.error());
-  auto timeline = static_cast<TimelineId>(std::stoul(rows->text(0, "timeline_id")));
-  auto end = Lsn::parse(rows->text(0, "wal_end"));
-  if (!end) return std::unexpected(end.error());
-  if (timeline == 1) return PrimaryWal{TimelineHistory(), *end};
-  auto file = admin->query("SELECT pg_read_file('pg_wal/' || $1) AS content",
-                           {history_file_name(timeline)});
+  if (auto ok = checkpoint(*admin); !ok) return std::unexpected(ok.error());
+  auto wal = checkpoint_wal(*admin);
+  if (!wal) return std::unexpected(wal.error());
+  if (wal->timeline == 1) return PrimaryWal{TimelineHistory(), wal->wal_end};
+  auto file = read_wal_file(*admin, history_file_name(wal->timeline));
   if (!file) return std::unexpected(file.error());
-  auto history = TimelineHistory::parse(timeline, file->text(0, "content"));
+  auto history = TimelineHistory::parse(wal->timeline, *file);
   if (!history) return std::unexpected(history.error());
-  return PrimaryWal{*history, *end};
+  return PrimaryWal{*history, wal->wal_end};
 }
 
 // Where the node's WAL ends, from pg_control of a cleanly stopped node: its shutdown
@@ -139,10 +137,8 @@ Result<bool> slot_is_lost(Context& context, const NodeConfig& primary, const Nod
 bool streams_from(Context& context, const NodeConfig& primary, const NodeConfig& node) {
   auto admin = connect_admin(context.config, primary);
   if (!admin) return false;
-  auto rows = admin->query(
-      "SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
-      {node.name});
-  return rows && !rows->empty();
+  auto streaming = streams_to(*admin, node.name);
+  return streaming && *streaming;
 }
 
 }  // namespace

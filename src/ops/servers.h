@@ -37,16 +37,6 @@ struct NodeProbe {
 // but not answering.
 NodeProbe probe_node(Context& context, const NodeConfig& node);
 
-// The newest timeline a standby knows of: received from its primary, in its last checkpoint, or
-// announced by a history file in its pg_wal (its promotion creates the next one).
-Result<TimelineId> standby_timeline(Connection& connection);
-
-// The timeline a primary writes on; kConflict while the server is still in recovery.
-Result<TimelineId> primary_timeline(Connection& connection);
-
-// The end of the WAL a standby has received and flushed (or replayed, if further).
-std::optional<Lsn> received_wal(Connection& connection);
-
 // The one running primary other than `except`; errors when none or several run.
 Result<const NodeConfig*> find_primary(Context& context, std::string_view except = {});
 
@@ -60,13 +50,6 @@ Status check_new_node(const NodeConfig& node);
 // and the standby receives the primary's timeline.
 Status wait_streaming(Context& context, const NodeConfig& primary, const NodeConfig& standby,
                       std::chrono::milliseconds timeout);
-
-// Creates the physical slot on `primary` unless it exists; returns whether it created it. A slot
-// that was invalidated (wal_status lost: it can never serve again) is dropped and created anew.
-Result<bool> ensure_slot(Connection& primary, const std::string& slot);
-
-// Whether `slot` on `primary` was invalidated: the WAL its standby needs is gone.
-Result<bool> slot_lost(Connection& primary, const std::string& slot);
 
 enum class ServerRole { kPrimary, kStandby };
 

@@ -4,6 +4,7 @@
 
 #include "ops/servers.h"
 #include "ops/status.h"
+#include "pg/slot_queries.h"
 
 namespace tandem {
 
@@ -12,18 +13,18 @@ Status drop_slot(Context& context, const std::string& slot) {
   if (!primary) return std::unexpected(primary.error());
   auto admin = connect_admin(context.config, **primary);
   if (!admin) return std::unexpected(admin.error());
-  auto rows = admin->query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", {slot});
-  if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) {
+  auto active = slot_active(*admin, slot);
+  if (!active) return std::unexpected(active.error());
+  if (!*active) {
     return fail(ErrorCode::kNotFound,
                 fmt::format("no slot named '{}' on the primary {}", slot, (*primary)->name));
   }
-  if (rows->text(0, "active") == "t") {
+  if (**active) {
     return fail(
         ErrorCode::kConflict,
         fmt::format("slot {} is in use by a streaming standby: stop that standby first", slot));
   }
-  if (auto dropped = admin->query("SELECT pg_drop_replication_slot($1)", {slot}); !dropped) {
+  if (auto dropped = drop_replication_slot(*admin, slot); !dropped) {
     return std::unexpected(dropped.error());
   }
   context.report(fmt::format("dropped slot {} on {}", slot, (*primary)->name));

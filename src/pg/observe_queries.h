@@ -1,0 +1,29 @@
+// The agent's queries of its own node, every cycle: one round trip for what the node is and how
+// far its WAL goes, and one for what only a primary knows (its slots, its standbys' lag).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/cluster_view.h"
+#include "pg/connection.h"
+
+namespace tandem {
+
+struct ServerObservation {
+  bool standby = false;  // in recovery
+  // A standby: the WAL it holds (received or replayed, whichever is further); a primary: where
+  // its WAL ends.
+  std::optional<Lsn> received;
+  std::optional<Lsn> replayed;
+  bool receiver_streaming = false;  // a standby's WAL receiver streams
+  std::string primary_conninfo;     // the setting, as the server runs with it
+  // A standby: the newest timeline it knows of; a primary: the one it writes on.
+  std::optional<TimelineId> timeline;
+};
+Result<ServerObservation> observe_server(Connection& connection);
+
+// A primary's physical slots and its standbys' replay lag, in one query.
+Result<PrimaryDetails> read_primary_details(Connection& connection);
+
+}  // namespace tandem

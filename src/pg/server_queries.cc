@@ -1,0 +1,119 @@
+#include "pg/server_queries.h"
+
+#include "pg/query_values.h"
+
+namespace tandem {
+namespace {
+
+std::optional<TimelineId> timeline_of(const QueryResult& rows, std::string_view column) {
+  if (rows.empty()) return std::nullopt;
+  const auto& value = rows.get(0, column);
+  if (!value) return std::nullopt;
+  return static_cast<TimelineId>(std::stoul(*value));
+}
+
+}  // namespace
+
+Result<bool> is_in_recovery(Connection& connection) {
+  auto rows = connection.query("SELECT pg_is_in_recovery() AS in_recovery");
+  if (!rows) return std::unexpected(rows.error());
+  return rows->text(0, "in_recovery") == "t";
+}
+
+Result<TimelineId> standby_timeline(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT greatest((SELECT received_tli FROM pg_stat_wal_receiver), "
+      "       (SELECT timeline_id FROM pg_control_checkpoint()), "
+      "       (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() "
+      "        WHERE name ~ '^[0-9A-F]{8}[.]history$'))::text AS tli");
+  if (!rows) return std::unexpected(rows.error());
+  return static_cast<TimelineId>(std::stoul(rows->text(0, "tli")));
+}
+
+Result<TimelineId> primary_timeline(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT pg_is_in_recovery()::text AS recovery, CASE WHEN NOT pg_is_in_recovery() THEN "
+      "(('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)::text END "
+      "AS tli");
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->text(0, "recovery") == "true") {
+    return fail(ErrorCode::kConflict, "the server is still in recovery: it takes no writes");
+  }
+  return static_cast<TimelineId>(std::stoul(rows->text(0, "tli")));
+}
+
+std::optional<TimelineId> writing_timeline(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT (('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"
+      "::bit(32)::int)::text AS tli");
+  if (!rows) return std::nullopt;
+  return timeline_of(*rows, "tli");
+}
+
+std::optional<TimelineId> streaming_timeline(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT received_tli::text AS tli FROM pg_stat_wal_receiver "
+      "WHERE status = 'streaming'");
+  if (!rows) return std::nullopt;
+  return timeline_of(*rows, "tli");
+}
+
+std::optional<Lsn> received_wal(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text AS lsn");
+  if (!rows) return std::nullopt;
+  return lsn_of(*rows, 0, "lsn");
+}
+
+Status check_writable(Connection& connection) {
+  auto xid = connection.query("SELECT pg_current_xact_id()");
+  if (!xid) return std::unexpected(xid.error());
+  return {};
+}
+
+Status checkpoint(Connection& connection) { return connection.execute("CHECKPOINT"); }
+
+Result<CheckpointWal> checkpoint_wal(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT timeline_id, pg_current_wal_lsn() AS wal_end FROM pg_control_checkpoint()");
+  if (!rows) return std::unexpected(rows.error());
+  auto timeline = static_cast<TimelineId>(std::stoul(rows->text(0, "timeline_id")));
+  auto end = Lsn::parse(rows->text(0, "wal_end"));
+  if (!end) return std::unexpected(end.error());
+  return CheckpointWal{timeline, *end};
+}
+
+Result<std::string> read_wal_file(Connection& connection, const std::string& file_name) {
+  auto file = connection.query("SELECT pg_read_file('pg_wal/' || $1) AS content", {file_name});
+  if (!file) return std::unexpected(file.error());
+  return file->text(0, "content");
+}
+
+Result<PrimaryPosition> primary_position(Connection& connection) {
+  auto self = connection.query(
+      "SELECT pg_current_wal_lsn() AS lsn, "
+      "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS timeline");
+  if (!self) return std::unexpected(self.error());
+  return PrimaryPosition{
+      .wal_lsn = lsn_of(*self, 0, "lsn"),
+      .timeline = static_cast<TimelineId>(std::stoul(self->text(0, "timeline")))};
+}
+
+Result<StandbyPosition> standby_position(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT pg_last_wal_receive_lsn() AS received, pg_last_wal_replay_lsn() AS replayed, "
+      "extract(epoch FROM pg_last_xact_replay_timestamp()) AS replayed_at, "
+      "coalesce((SELECT received_tli FROM pg_stat_wal_receiver), "
+      "(SELECT timeline_id FROM pg_control_checkpoint())) AS timeline, "
+      "(SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming') AS sender_port");
+  if (!rows) return std::unexpected(rows.error());
+  const auto& sender_port = rows->get(0, "sender_port");
+  return StandbyPosition{
+      .received = lsn_of(*rows, 0, "received"),
+      .replayed = lsn_of(*rows, 0, "replayed"),
+      .replayed_at = time_of(*rows, 0, "replayed_at"),
+      .timeline = timeline_of(*rows, "timeline"),
+      .sender_port = sender_port ? std::optional(std::stoi(*sender_port)) : std::nullopt};
+}
+
+}  // namespace tandem

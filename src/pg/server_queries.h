@@ -1,0 +1,67 @@
+// What a running server says about itself over SQL: primary or standby, its timeline and WAL
+// positions, its last checkpoint, and whether it takes writes.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/lsn.h"
+#include "core/status_report.h"
+#include "core/timeline.h"
+#include "pg/connection.h"
+
+namespace tandem {
+
+// True for a standby (a server in recovery), false for a primary.
+Result<bool> is_in_recovery(Connection& connection);
+
+// The newest timeline a standby knows of: received from its primary, in its last checkpoint, or
+// announced by a history file in its pg_wal (its promotion creates the next one).
+Result<TimelineId> standby_timeline(Connection& connection);
+
+// The timeline a primary writes on; kConflict while the server is still in recovery.
+Result<TimelineId> primary_timeline(Connection& connection);
+
+// The timeline of the WAL a primary writes; nullopt when the query fails (a standby).
+std::optional<TimelineId> writing_timeline(Connection& connection);
+
+// The timeline a standby's WAL receiver streams; nullopt when it does not stream.
+std::optional<TimelineId> streaming_timeline(Connection& connection);
+
+// The end of the WAL a standby has received and flushed (or replayed, if further).
+std::optional<Lsn> received_wal(Connection& connection);
+
+// Succeeds once the server assigns transaction ids: it has left recovery and takes writes.
+Status check_writable(Connection& connection);
+
+// Runs a CHECKPOINT.
+Status checkpoint(Connection& connection);
+
+struct CheckpointWal {
+  TimelineId timeline = 0;  // of the last checkpoint (pg_control)
+  Lsn wal_end;              // where the primary's WAL ends now
+};
+// REQUIRES: a primary.
+Result<CheckpointWal> checkpoint_wal(Connection& connection);
+
+// The content of a file in the server's pg_wal (a timeline history file).
+Result<std::string> read_wal_file(Connection& connection, const std::string& file_name);
+
+// Where a primary's WAL ends and the timeline it writes on.
+struct PrimaryPosition {
+  std::optional<Lsn> wal_lsn;
+  TimelineId timeline = 0;
+};
+Result<PrimaryPosition> primary_position(Connection& connection);
+
+// How far a standby has received and replayed, and from which port it streams.
+struct StandbyPosition {
+  std::optional<Lsn> received;
+  std::optional<Lsn> replayed;
+  std::optional<WallTime> replayed_at;  // commit time of the last transaction replayed
+  std::optional<TimelineId> timeline;   // received, or of its last checkpoint
+  std::optional<int> sender_port;       // the port of the server it streams from, if it does
+};
+Result<StandbyPosition> standby_position(Connection& connection);
+
+}  // namespace tandem
