@@ -109,6 +109,7 @@ ApiServer::ApiServer(const ClusterConfig& config, const NodeConfig& self, AgentB
                      Store& store, Clock& clock, ContactBook* contacts)
     : config_(config),
       self_(self),
+      layout_(config.name),
       board_(board),
       store_(store),
       clock_(clock),
@@ -174,184 +175,200 @@ void ApiServer::stop() {
 HttpServerStats ApiServer::stats() { return server_ ? server_->stats() : HttpServerStats{}; }
 
 void ApiServer::route() {
-  ClusterLayout layout(config_.name);
-  auto read_view = [this, layout]() -> Result<ClusterView> {
-    auto snapshot = store_.read(layout.prefix());
-    if (!snapshot) return std::unexpected(snapshot.error());
-    return layout.view(*snapshot);
-  };
-  auto read_history = [this, layout]() -> Result<std::vector<HistoryEntry>> {
-    auto snapshot = store_.read(layout.prefix());
-    if (!snapshot) return std::unexpected(snapshot.error());
-    return layout.history(*snapshot);
-  };
-
   // Health checks: GET (and HEAD, which HAProxy may use) on Patroni's paths.
-  auto health = [this](const HttpRequest& request, HttpResponse& response) {
-    auto check = health_check_for(request.path);
-    std::optional<LagLimit> lag;
-    if (request.has_param("lag")) {
-      auto parsed = parse_lag_limit(request.param("lag"));
-      if (!parsed) return reply_failure(response, parsed.error());
-      lag = *parsed;
-    }
-    AgentSnapshot snapshot = board_.snapshot();
-    HealthReply reply = check_health(*check, {.self = self_.name,
-                                              .snapshot = snapshot,
-                                              .ttl = config_.ha.ttl,
-                                              .now = clock_.steady_now(),
-                                              .lag_limit = lag});
-    reply_json(response, reply.status, reply.body);
-  };
   for (const char* path : {"/primary", "/read-write", "/leader", "/master", "/replica",
                            "/read-only", "/health", "/liveness", "/readiness"}) {
-    get(path, health);
+    get(path, &ApiServer::get_health);
   }
-
-  // Another agent's ping: recorded, and answered with this node's state and what this agent has
-  // not heard from the others.
-  get("/ping", [this](const HttpRequest& request, HttpResponse& response) {
-    auto now = clock_.steady_now();
-    PingReply reply = ping_reply(board_, self_.name);
-    if (contacts_ != nullptr) {
-      contacts_->served(request.param("from"), now);
-      reply.silence = contacts_->silence(now);
-    }
-    set_content(response, encode_ping_reply(self_.name, reply), "application/json");
-  });
+  get("/ping", &ApiServer::get_ping);
   // Store reads may wait (etcd): they run on the server's workers, never on its event threads.
   slow_gets_ = {"/cluster", "/history", "/metrics"};
-  get("/cluster", [this, read_view](const HttpRequest&, HttpResponse& response) {
-    auto view = read_view();
-    reply_json(response, 200, cluster_json(config_, view ? std::optional(*view) : std::nullopt));
-  });
-  get("/history", [read_history](const HttpRequest&, HttpResponse& response) {
-    auto history = read_history();
-    if (!history) return reply_failure(response, history.error());
-    reply_json(response, 200, history_json(*history));
-  });
-  get("/lag", [this](const HttpRequest&, HttpResponse& response) {
-    reply_json(response, 200, lag_json(board_.lag_history()));
-  });
-  get("/metrics", [this, read_history](const HttpRequest&, HttpResponse& response) {
-    AgentSnapshot snapshot = board_.snapshot();
-    auto history = read_history();
-    set_content(response,
-                render_metrics({.self = self_.name,
-                                .snapshot = snapshot,
-                                .history = history ? std::optional(*history) : std::nullopt}),
-                "text/plain; version=0.0.4; charset=utf-8");
-  });
-
+  get("/cluster", &ApiServer::get_cluster);
+  get("/history", &ApiServer::get_history);
+  get("/lag", &ApiServer::get_lag);
+  get("/metrics", &ApiServer::get_metrics);
   // Changes: POST with the bearer token.
-  auto authorized = [this](const HttpRequest& request, HttpResponse& response) {
-    if (token_.empty()) {
-      reply_error(response, 403,
-                  "changes are disabled on this node: it has no API token (api.token_file)");
-      return false;
-    }
-    std::string header = request.header("Authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    if (!header.starts_with(kBearer) ||
-        !same_secret(std::string_view(header).substr(kBearer.size()), token_)) {
-      response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandem\"");
-      reply_error(response, 401,
-                  header.empty() ? "this request needs the API token (Authorization: Bearer ...)"
-                                 : "the API token is wrong");
-      return false;
-    }
-    return true;
-  };
+  post("/switchover", &ApiServer::post_switchover);
+  post("/failover", &ApiServer::post_failover);
+  post("/restart", &ApiServer::post_restart);
+  post("/reinitialize", &ApiServer::post_reinitialize);
+  post("/pause", &ApiServer::post_pause);
+  post("/resume", &ApiServer::post_resume);
+}
 
-  post("/switchover", [this, authorized, read_view, layout](const HttpRequest& request,
-                                                            HttpResponse& response) {
-    if (!authorized(request, response)) return;
-    auto body = parse_body(request.body, {{"leader", json::value_t::string},
-                                          {"candidate", json::value_t::string},
-                                          {"scheduled_at", json::value_t::string}});
-    if (!body) return reply_failure(response, body.error());
-    if (body->contains("scheduled_at")) {
-      return reply_error(response, 400, "scheduled switchovers are not supported");
-    }
-    auto view = read_view();
-    if (!view) return reply_failure(response, view.error());
-    auto plan =
-        plan_switchover(*view, config_, body->value("leader", ""), body->value("candidate", ""));
-    if (!plan) {
-      return reply_error(response, plan.error().code == ErrorCode::kConflict ? 412 : 400,
-                         plan.error().message);
-    }
-    auto outcome = carry_out(store_, layout, *plan, clock_, request_timeout_);
-    if (!outcome) return reply_failure(response, outcome.error());
-    reply_json(
-        response, 200,
-        {{"message", fmt::format("switched over from {} to {}", plan->from, outcome->new_leader)},
-         {"leader", outcome->new_leader},
-         {"took_ms", outcome->took.count()}});
-  });
+Result<ClusterView> ApiServer::read_view() {
+  auto snapshot = store_.read(layout_.prefix());
+  if (!snapshot) return std::unexpected(snapshot.error());
+  return layout_.view(*snapshot);
+}
 
-  post("/failover", [this, authorized, read_view, layout](const HttpRequest& request,
-                                                          HttpResponse& response) {
-    if (!authorized(request, response)) return;
-    auto body = parse_body(request.body, {{"leader", json::value_t::string},
-                                          {"candidate", json::value_t::string},
-                                          {"allow_data_loss", json::value_t::boolean}});
-    if (!body) return reply_failure(response, body.error());
-    if (!body->contains("candidate")) {
-      return reply_error(response, 400, "a failover needs a candidate: {\"candidate\": \"node2\"}");
-    }
-    auto view = read_view();
-    if (!view) return reply_failure(response, view.error());
-    std::string leader = body->value("leader", "");
-    if (!leader.empty() && !view->leader_is(leader)) {
-      return reply_error(response, 412, fmt::format("{} does not lead", leader));
-    }
-    auto plan = plan_failover(*view, config_, body->value("candidate", ""),
-                              body->value("allow_data_loss", false));
-    if (!plan) {
-      return reply_error(response, plan.error().code == ErrorCode::kConflict ? 412 : 400,
-                         plan.error().message);
-    }
-    if (plan->allow_data_loss) {
-      spdlog::warn("API: failover to {} with allow_data_loss requested", plan->to);
-    }
-    auto outcome = carry_out(store_, layout, *plan, clock_, request_timeout_);
-    if (!outcome) return reply_failure(response, outcome.error());
-    reply_json(response, 200,
-               {{"message", fmt::format("failed over to {}", outcome->new_leader)},
-                {"leader", outcome->new_leader},
-                {"took_ms", outcome->took.count()}});
-  });
+Result<std::vector<HistoryEntry>> ApiServer::read_history() {
+  auto snapshot = store_.read(layout_.prefix());
+  if (!snapshot) return std::unexpected(snapshot.error());
+  return layout_.history(*snapshot);
+}
 
-  for (auto [path, node_request] : {std::pair{"/restart", NodeRequest::kRestart},
-                                    std::pair{"/reinitialize", NodeRequest::kReinitialize}}) {
-    std::string done = node_request == NodeRequest::kRestart ? "restarted" : "reinitialized";
-    post(path, [this, authorized, node_request, done](const HttpRequest& request,
-                                                      HttpResponse& response) {
-      if (!authorized(request, response)) return;
-      auto body = parse_body(request.body, {});
-      if (!body) return reply_failure(response, body.error());
-      auto result = board_.request(node_request, std::chrono::minutes(5));
-      if (!result) return reply_failure(response, result.error());
-      reply_json(response, 200, {{"message", fmt::format("{} {}", self_.name, done)}});
-    });
+void ApiServer::get_health(const HttpRequest& request, HttpResponse& response) {
+  auto check = health_check_for(request.path);
+  std::optional<LagLimit> lag;
+  if (request.has_param("lag")) {
+    auto parsed = parse_lag_limit(request.param("lag"));
+    if (!parsed) return reply_failure(response, parsed.error());
+    lag = *parsed;
   }
+  AgentSnapshot snapshot = board_.snapshot();
+  HealthReply reply = check_health(*check, {.self = self_.name,
+                                            .snapshot = snapshot,
+                                            .ttl = config_.ha.ttl,
+                                            .now = clock_.steady_now(),
+                                            .lag_limit = lag});
+  reply_json(response, reply.status, reply.body);
+}
 
-  for (auto [path, paused] : {std::pair{"/pause", true}, std::pair{"/resume", false}}) {
-    post(path,
-         [this, authorized, layout, paused](const HttpRequest& request, HttpResponse& response) {
-           if (!authorized(request, response)) return;
-           auto body = parse_body(request.body, {});
-           if (!body) return reply_failure(response, body.error());
-           if (auto ok = set_paused(store_, layout, paused); !ok) {
-             return reply_failure(response, ok.error());
-           }
-           reply_json(response, 200,
-                      {{"message", paused ? "paused: the agents take no automatic action"
-                                          : "resumed: the agents act again"},
-                       {"paused", paused}});
-         });
+// Another agent's ping: recorded, and answered with this node's state and what this agent has
+// not heard from the others.
+void ApiServer::get_ping(const HttpRequest& request, HttpResponse& response) {
+  auto now = clock_.steady_now();
+  PingReply reply = ping_reply(board_, self_.name);
+  if (contacts_ != nullptr) {
+    contacts_->served(request.param("from"), now);
+    reply.silence = contacts_->silence(now);
   }
+  set_content(response, encode_ping_reply(self_.name, reply), "application/json");
+}
+
+void ApiServer::get_cluster(const HttpRequest&, HttpResponse& response) {
+  auto view = read_view();
+  reply_json(response, 200, cluster_json(config_, view ? std::optional(*view) : std::nullopt));
+}
+
+void ApiServer::get_history(const HttpRequest&, HttpResponse& response) {
+  auto history = read_history();
+  if (!history) return reply_failure(response, history.error());
+  reply_json(response, 200, history_json(*history));
+}
+
+void ApiServer::get_lag(const HttpRequest&, HttpResponse& response) {
+  reply_json(response, 200, lag_json(board_.lag_history()));
+}
+
+void ApiServer::get_metrics(const HttpRequest&, HttpResponse& response) {
+  AgentSnapshot snapshot = board_.snapshot();
+  auto history = read_history();
+  set_content(response,
+              render_metrics({.self = self_.name,
+                              .snapshot = snapshot,
+                              .history = history ? std::optional(*history) : std::nullopt}),
+              "text/plain; version=0.0.4; charset=utf-8");
+}
+
+bool ApiServer::authorized(const HttpRequest& request, HttpResponse& response) const {
+  if (token_.empty()) {
+    reply_error(response, 403,
+                "changes are disabled on this node: it has no API token (api.token_file)");
+    return false;
+  }
+  std::string header = request.header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!header.starts_with(kBearer) ||
+      !same_secret(std::string_view(header).substr(kBearer.size()), token_)) {
+    response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandem\"");
+    reply_error(response, 401,
+                header.empty() ? "this request needs the API token (Authorization: Bearer ...)"
+                               : "the API token is wrong");
+    return false;
+  }
+  return true;
+}
+
+void ApiServer::post_switchover(const HttpRequest& request, HttpResponse& response) {
+  auto body = parse_body(request.body, {{"leader", json::value_t::string},
+                                        {"candidate", json::value_t::string},
+                                        {"scheduled_at", json::value_t::string}});
+  if (!body) return reply_failure(response, body.error());
+  if (body->contains("scheduled_at")) {
+    return reply_error(response, 400, "scheduled switchovers are not supported");
+  }
+  change_leader(
+      [&](const ClusterView& view) {
+        return plan_switchover(view, config_, body->value("leader", ""),
+                               body->value("candidate", ""));
+      },
+      response);
+}
+
+void ApiServer::post_failover(const HttpRequest& request, HttpResponse& response) {
+  auto body = parse_body(request.body, {{"leader", json::value_t::string},
+                                        {"candidate", json::value_t::string},
+                                        {"allow_data_loss", json::value_t::boolean}});
+  if (!body) return reply_failure(response, body.error());
+  change_leader(
+      [&](const ClusterView& view) {
+        return plan_failover(view, config_, body->value("leader", ""), body->value("candidate", ""),
+                             body->value("allow_data_loss", false));
+      },
+      response);
+}
+
+// Plans the request on the cluster as it is now, writes it, and waits for the new leader.
+void ApiServer::change_leader(const Planner& plan_request, HttpResponse& response) {
+  auto view = read_view();
+  if (!view) return reply_failure(response, view.error());
+  auto plan = plan_request(*view);
+  if (!plan) {
+    return reply_error(response, plan.error().code == ErrorCode::kConflict ? 412 : 400,
+                       plan.error().message);
+  }
+  if (plan->allow_data_loss) {
+    spdlog::warn("API: failover to {} with allow_data_loss requested", plan->to);
+  }
+  auto outcome = carry_out(store_, layout_, *plan, clock_, request_timeout_);
+  if (!outcome) return reply_failure(response, outcome.error());
+  std::string message =
+      plan->force ? fmt::format("failed over to {}", outcome->new_leader)
+                  : fmt::format("switched over from {} to {}", plan->from, outcome->new_leader);
+  reply_json(
+      response, 200,
+      {{"message", message}, {"leader", outcome->new_leader}, {"took_ms", outcome->took.count()}});
+}
+
+void ApiServer::post_restart(const HttpRequest& request, HttpResponse& response) {
+  ask_agent(NodeRequest::kRestart, request, response);
+}
+
+void ApiServer::post_reinitialize(const HttpRequest& request, HttpResponse& response) {
+  ask_agent(NodeRequest::kReinitialize, request, response);
+}
+
+// Requests on this node's PostgreSQL are the agent's to carry out, between two of its cycles.
+void ApiServer::ask_agent(NodeRequest node_request, const HttpRequest& request,
+                          HttpResponse& response) {
+  auto body = parse_body(request.body, {});
+  if (!body) return reply_failure(response, body.error());
+  auto result = board_.request(node_request, std::chrono::minutes(5));
+  if (!result) return reply_failure(response, result.error());
+  std::string done = node_request == NodeRequest::kRestart ? "restarted" : "reinitialized";
+  reply_json(response, 200, {{"message", fmt::format("{} {}", self_.name, done)}});
+}
+
+void ApiServer::post_pause(const HttpRequest& request, HttpResponse& response) {
+  set_paused_to(true, request, response);
+}
+
+void ApiServer::post_resume(const HttpRequest& request, HttpResponse& response) {
+  set_paused_to(false, request, response);
+}
+
+void ApiServer::set_paused_to(bool paused, const HttpRequest& request, HttpResponse& response) {
+  auto body = parse_body(request.body, {});
+  if (!body) return reply_failure(response, body.error());
+  if (auto ok = set_paused(store_, layout_, paused); !ok) {
+    return reply_failure(response, ok.error());
+  }
+  reply_json(response, 200,
+             {{"message", paused ? "paused: the agents take no automatic action"
+                                 : "resumed: the agents act again"},
+              {"paused", paused}});
 }
 
 bool ApiServer::is_slow(const HttpRequest& request) const {
@@ -412,7 +429,7 @@ HttpResponse ApiServer::dispatch(const HttpRequest& request) {
   const std::map<std::string, Handler>& other = read ? posts_ : gets_;
   if (read || request.method == "POST") {
     if (auto handler = same.find(request.path); handler != same.end()) {
-      handler->second(request, response);
+      if (read || authorized(request, response)) (this->*handler->second)(request, response);
     } else if (other.contains(request.path)) {
       response.headers.emplace_back("Allow", read ? "POST" : "GET");
       reply_error(response, 405, read ? "use POST" : "use GET");
@@ -437,10 +454,8 @@ void ApiServer::serve_asset(const HttpRequest& request, HttpResponse& response) 
   response.headers.emplace_back("Cache-Control", "no-cache");
 }
 
-void ApiServer::get(const std::string& path, Handler handler) { gets_[path] = std::move(handler); }
+void ApiServer::get(const std::string& path, Handler handler) { gets_[path] = handler; }
 
-void ApiServer::post(const std::string& path, Handler handler) {
-  posts_[path] = std::move(handler);
-}
+void ApiServer::post(const std::string& path, Handler handler) { posts_[path] = handler; }
 
 }  // namespace tandem

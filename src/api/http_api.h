@@ -14,6 +14,7 @@
 #include "api/http_server.h"
 #include "common/clock.h"
 #include "core/cluster_config.h"
+#include "dcs/cluster_layout.h"
 #include "dcs/store.h"
 
 namespace tandem {
@@ -37,19 +38,45 @@ class ApiServer {
   HttpServerStats stats();
 
  private:
-  using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
+  // A route: a method that answers one request.
+  using Handler = void (ApiServer::*)(const HttpRequest&, HttpResponse&);
   void route();
-  // Routes that are remembered: the other method on their path is a 405, not a 404.
+  // Routes that are remembered: the other method on their path is a 405, not a 404. A POST
+  // route runs only for a request with the bearer token.
   void get(const std::string& path, Handler handler);
   void post(const std::string& path, Handler handler);
   // Every request: the Host check, then the route. Runs on the server's event threads unless
   // is_slow(), then on its workers.
   HttpResponse dispatch(const HttpRequest& request);
   bool is_slow(const HttpRequest& request) const;
+  bool authorized(const HttpRequest& request, HttpResponse& response) const;
   void serve_asset(const HttpRequest& request, HttpResponse& response);
+  Result<ClusterView> read_view();
+  Result<std::vector<HistoryEntry>> read_history();
+
+  // GET routes.
+  void get_health(const HttpRequest& request, HttpResponse& response);
+  void get_ping(const HttpRequest& request, HttpResponse& response);
+  void get_cluster(const HttpRequest& request, HttpResponse& response);
+  void get_history(const HttpRequest& request, HttpResponse& response);
+  void get_lag(const HttpRequest& request, HttpResponse& response);
+  void get_metrics(const HttpRequest& request, HttpResponse& response);
+  // POST routes. A switchover and a failover differ only in their body and their plan
+  // (ops/cluster_requests.h, shared with the CLI); change_leader() does the rest of both.
+  void post_switchover(const HttpRequest& request, HttpResponse& response);
+  void post_failover(const HttpRequest& request, HttpResponse& response);
+  using Planner = std::function<Result<SwitchoverRequest>(const ClusterView&)>;
+  void change_leader(const Planner& plan, HttpResponse& response);
+  void post_restart(const HttpRequest& request, HttpResponse& response);
+  void post_reinitialize(const HttpRequest& request, HttpResponse& response);
+  void ask_agent(NodeRequest node_request, const HttpRequest& request, HttpResponse& response);
+  void post_pause(const HttpRequest& request, HttpResponse& response);
+  void post_resume(const HttpRequest& request, HttpResponse& response);
+  void set_paused_to(bool paused, const HttpRequest& request, HttpResponse& response);
 
   const ClusterConfig& config_;
   const NodeConfig& self_;
+  ClusterLayout layout_;
   AgentBoard& board_;
   Store& store_;
   Clock& clock_;

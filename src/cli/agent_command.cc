@@ -13,7 +13,6 @@
 #include "api/http_api.h"
 #include "cli/commands.h"
 #include "ops/store_access.h"
-#include "pg/pg_binaries.h"
 #include "proc/safe_file.h"
 
 namespace tandem {
@@ -52,69 +51,101 @@ Result<int> lock_node(const ClusterConfig& config, const NodeConfig& node) {
   return fd;
 }
 
+// What one agent process holds besides the Session, in the order it is built (and destroyed
+// in reverse): the cycle's store connection, the watchdog, the lease keeper's store connection,
+// quorum fencing's contact book and pinger, the node, the board, the agent, then the API.
+struct AgentProcess {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<FencingWatchdog> watchdog;
+  std::unique_ptr<Store> lease_store;
+  std::unique_ptr<ContactBook> contacts;
+  std::unique_ptr<PeerPinger> pinger;
+  std::unique_ptr<PgLocalNode> local;
+  AgentBoard board;
+  std::unique_ptr<Agent> agent;
+  std::unique_ptr<Store> api_store;
+  std::unique_ptr<ApiServer> api;
+};
+
+// The store connections, the signal handlers and the watchdog: everything made before the
+// first thread starts.
+Status open_services(Session& session, const NodeConfig& self, AgentProcess& process) {
+  const ClusterConfig& config = session.config();
+  auto store = open_cluster_store(config, session.clock());
+  if (!store) return std::unexpected(store.error());
+  process.store = std::move(*store);
+  install_signal_handlers();
+  // The hard stop of a primary whose right to write lapsed, forked before any thread starts
+  // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
+  if (config.nodes.size() > 1) {
+    auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.etcd.enabled());
+    if (!started) return std::unexpected(started.error());
+    process.watchdog = std::move(*started);
+  }
+  // The lease keeper's own store connection: its renewals never wait behind the cycle's reads.
+  auto lease_store = open_cluster_store(config, session.clock());
+  if (!lease_store) return std::unexpected(lease_store.error());
+  process.lease_store = std::move(*lease_store);
+  // Quorum fencing (etcd): the agents ping each other every cycle.
+  if (config.etcd.enabled()) {
+    std::vector<std::string> members;
+    for (const NodeConfig& each : config.nodes) members.push_back(each.name);
+    process.contacts =
+        std::make_unique<ContactBook>(self.name, members, session.clock().steady_now());
+    process.pinger =
+        std::make_unique<PeerPinger>(config, self, *process.contacts, process.watchdog.get());
+  }
+  return {};
+}
+
+// The agent, complete: its node runs PostgreSQL with the Session's programs, process runner
+// and clock.
+void build_agent(Session& session, const NodeConfig& self, AgentProcess& process) {
+  process.local = std::make_unique<PgLocalNode>(session.config(), self, session.context().os_user,
+                                                session.binaries(), session.runner(),
+                                                *process.store, session.clock());
+  process.agent = std::make_unique<Agent>(AgentParts{.config = session.config(),
+                                                     .self = self,
+                                                     .node = *process.local,
+                                                     .store = *process.store,
+                                                     .clock = session.clock(),
+                                                     .lease_store = process.lease_store.get(),
+                                                     .watchdog = process.watchdog.get(),
+                                                     .contacts = process.contacts.get(),
+                                                     .board = &process.board});
+}
+
+// The API has a store connection of its own: its requests never wait behind a cycle.
+Status start_api(Session& session, const NodeConfig& self, AgentProcess& process) {
+  if (self.api_port == 0) return {};
+  auto opened = open_cluster_store(session.config(), session.clock());
+  if (!opened) return std::unexpected(opened.error());
+  process.api_store = std::move(*opened);
+  process.api =
+      std::make_unique<ApiServer>(session.config(), self, process.board, *process.api_store,
+                                  session.clock(), process.contacts.get());
+  return process.api->start();
+}
+
 Status run_agent(CliState& state, const std::string& node_name) {
   auto session = Session::open(state.options);
   if (!session) return std::unexpected(session.error());
   const ClusterConfig& config = (*session)->config();
   auto node = config.node(node_name);
   if (!node) return std::unexpected(node.error());
-  Context& context = (*session)->context();
-  if (auto ok = ensure_owned_dir(config.socket_dir, context.os_user, 0755); !ok) return ok;
-  if (auto ok = ensure_owned_dir(config.log_dir, context.os_user, 0755); !ok) return ok;
+  const OsUser& os_user = (*session)->context().os_user;
+  if (auto ok = ensure_owned_dir(config.socket_dir, os_user, 0755); !ok) return ok;
+  if (auto ok = ensure_owned_dir(config.log_dir, os_user, 0755); !ok) return ok;
   auto lock = lock_node(config, **node);
   if (!lock) return std::unexpected(lock.error());
-  SystemClock clock;
-  auto store = open_cluster_store(config, clock);
-  if (!store) return std::unexpected(store.error());
-  SystemProcessRunner runner;
-  auto binaries = find_pg_binaries(config.pg_bin, runner);
-  if (!binaries) return std::unexpected(binaries.error());
-  install_signal_handlers();
-  // The hard stop of a primary whose right to write lapsed, forked before any thread starts
-  // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
-  std::unique_ptr<FencingWatchdog> watchdog;
-  if (config.nodes.size() > 1) {
-    auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.etcd.enabled());
-    if (!started) return std::unexpected(started.error());
-    watchdog = std::move(*started);
-  }
-  // The lease keeper's own store connection: its renewals never wait behind the cycle's reads.
-  auto lease_store = open_cluster_store(config, clock);
-  if (!lease_store) return std::unexpected(lease_store.error());
-  // Quorum fencing (etcd): the agents ping each other every cycle.
-  std::unique_ptr<ContactBook> contacts;
-  std::unique_ptr<PeerPinger> pinger;
-  if (config.etcd.enabled()) {
-    std::vector<std::string> members;
-    for (const NodeConfig& each : config.nodes) members.push_back(each.name);
-    contacts = std::make_unique<ContactBook>((*node)->name, members, clock.steady_now());
-    pinger = std::make_unique<PeerPinger>(config, **node, *contacts, watchdog.get());
-  }
-  PgLocalNode local(config, **node, context.os_user, *binaries, runner, **store, clock);
-  AgentBoard board;
-  Agent agent({.config = config,
-               .self = **node,
-               .node = local,
-               .store = **store,
-               .clock = clock,
-               .lease_store = lease_store->get(),
-               .watchdog = watchdog.get(),
-               .contacts = contacts.get(),
-               .board = &board});
-  // The API has a store connection of its own: its requests never wait behind a cycle.
-  std::unique_ptr<Store> api_store;
-  std::unique_ptr<ApiServer> api;
-  if ((*node)->api_port != 0) {
-    auto opened = open_cluster_store(config, clock);
-    if (!opened) return std::unexpected(opened.error());
-    api_store = std::move(*opened);
-    api = std::make_unique<ApiServer>(config, **node, board, *api_store, clock, contacts.get());
-    if (auto ok = api->start(); !ok) return ok;
-  }
-  if (pinger) pinger->start();
-  agent.run(stop_requested);
-  if (pinger) pinger->stop();
-  if (api) api->stop();
+  AgentProcess process;
+  if (auto ok = open_services(**session, **node, process); !ok) return ok;
+  build_agent(**session, **node, process);
+  if (auto ok = start_api(**session, **node, process); !ok) return ok;
+  if (process.pinger) process.pinger->start();
+  process.agent->run(stop_requested);
+  if (process.pinger) process.pinger->stop();
+  if (process.api) process.api->stop();
   return {};
 }
 

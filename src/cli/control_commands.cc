@@ -62,7 +62,7 @@ Status failover(CliState& state, const std::string& to, bool allow_data_loss) {
     if (!lock) return std::unexpected(lock.error());
     auto view = read_view(**access);
     if (!view) return std::unexpected(view.error());
-    auto request = plan_failover(*view, context.config, to, allow_data_loss);
+    auto request = plan_failover(*view, context.config, "", to, allow_data_loss);
     if (!request) return std::unexpected(request.error());
     if (allow_data_loss) {
       spdlog::warn("failover to {} with --allow-data-loss requested by the operator", to);

@@ -166,65 +166,75 @@ std::optional<std::string> optional_name(const std::string& name) {
   return name.empty() ? std::nullopt : std::optional(name);
 }
 
-}  // namespace
+// The options of `local up` that a person wrote, whatever their values.
+GivenOptions given_options(const CLI::App& up) {
+  return GivenOptions{.standbys = up.count("--standbys") > 0,
+                      .base_port = up.count("--base-port") > 0,
+                      .api_base_port = up.count("--api-base-port") > 0,
+                      .os_user = up.count("--os-user") > 0,
+                      .pg_bin = up.count("--pg-bin") > 0,
+                      .no_app = up.count("--no-app") > 0,
+                      .wal_cap = up.count("--max-slot-wal-keep-size") > 0,
+                      .manual = up.count("--manual") > 0};
+}
 
-void add_local_command(CLI::App& app, CliState& state) {
-  auto* local = app.add_subcommand("local", "A primary and standbys on this machine, one dir");
-  local->require_subcommand(1);
+// The options of `local up` as parsed, before they are checked.
+struct UpOptions {
+  LocalLayout layout;
+  bool no_app = false;
+  std::string wal_cap = "1GB";
+  bool manual = false;
+};
 
-  auto* up = local->add_subcommand("up", "Create (or start) the local cluster in --dir");
-  auto layout = std::make_shared<LocalLayout>();
-  layout->dir = "tandem-local";
-  up->add_option("--dir", layout->dir, "Directory of the cluster")->capture_default_str();
-  up->add_option("--standbys", layout->standbys, "Number of standbys")
+Status local_up_options(const UpOptions& options, const GivenOptions& given) {
+  LocalLayout layout = options.layout;
+  layout.app = !options.no_app;
+  layout.agents = !options.manual;
+  auto cap = parse_size(options.wal_cap);
+  if (!cap) return fail_with_context(cap.error(), "--max-slot-wal-keep-size");
+  layout.max_slot_wal_keep_size = *cap;
+  return local_up_command(layout, given);
+}
+
+void add_local_up(CLI::App& local, CliState& state) {
+  auto* up = local.add_subcommand("up", "Create (or start) the local cluster in --dir");
+  auto options = std::make_shared<UpOptions>();
+  LocalLayout& layout = options->layout;
+  layout.dir = "tandem-local";
+  up->add_option("--dir", layout.dir, "Directory of the cluster")->capture_default_str();
+  up->add_option("--standbys", layout.standbys, "Number of standbys")
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
-  up->add_option("--base-port", layout->base_port, "Port of node1; the others follow")
+  up->add_option("--base-port", layout.base_port, "Port of node1; the others follow")
       ->check(CLI::Range(1024, 65000))
       ->capture_default_str();
-  up->add_option("--api-base-port", layout->api_base_port,
+  up->add_option("--api-base-port", layout.api_base_port,
                  "API port of node1's agent; the others follow (default: --base-port + 2576)")
       ->check(CLI::Range(0, 65000));
-  up->add_option("--os-user", layout->os_user, "Non-root OS user that runs PostgreSQL")
+  up->add_option("--os-user", layout.os_user, "Non-root OS user that runs PostgreSQL")
       ->capture_default_str();
-  up->add_option("--pg-bin", layout->pg_bin, "PostgreSQL bin directory (default: discover)");
-  auto no_app = std::make_shared<bool>(false);
-  up->add_flag("--no-app", *no_app, "Do not create the test_app role and database");
-  auto wal_cap = std::make_shared<std::string>("1GB");
-  up->add_option("--max-slot-wal-keep-size", *wal_cap,
+  up->add_option("--pg-bin", layout.pg_bin, "PostgreSQL bin directory (default: discover)");
+  up->add_flag("--no-app", options->no_app, "Do not create the test_app role and database");
+  up->add_option("--max-slot-wal-keep-size", options->wal_cap,
                  "Most WAL a slot may hold back before it is invalidated")
       ->capture_default_str();
-  auto manual = std::make_shared<bool>(false);
-  up->add_flag("--manual", *manual,
+  up->add_flag("--manual", options->manual,
                "No agents: you promote and rejoin by hand (the walk-through's way)");
-  up->callback([&state, up, layout, no_app, wal_cap, manual] {
-    GivenOptions given{.standbys = up->count("--standbys") > 0,
-                       .base_port = up->count("--base-port") > 0,
-                       .api_base_port = up->count("--api-base-port") > 0,
-                       .os_user = up->count("--os-user") > 0,
-                       .pg_bin = up->count("--pg-bin") > 0,
-                       .no_app = up->count("--no-app") > 0,
-                       .wal_cap = up->count("--max-slot-wal-keep-size") > 0,
-                       .manual = up->count("--manual") > 0};
-    layout->app = !*no_app;
-    layout->agents = !*manual;
-    auto cap = parse_size(*wal_cap);
-    if (!cap) {
-      state.result = fail_with_context(cap.error(), "--max-slot-wal-keep-size");
-      return;
-    }
-    layout->max_slot_wal_keep_size = *cap;
-    state.result = local_up_command(*layout, given);
-  });
+  up->callback(
+      [&state, up, options] { state.result = local_up_options(*options, given_options(*up)); });
+}
 
-  auto* down = local->add_subcommand("down", "Stop every node (data is kept)");
+void add_local_down(CLI::App& local, CliState& state) {
+  auto* down = local.add_subcommand("down", "Stop every node (data is kept)");
   down->callback([&state] {
     state.result = with_session(
         state, [](Context& context) { return local_stop(context, std::nullopt, StopMode::kFast); });
   });
+}
 
+void add_local_start(CLI::App& local, CliState& state) {
+  auto* start = local.add_subcommand("start", "Start NODE, or every stopped node");
   auto node = std::make_shared<std::string>();
-  auto* start = local->add_subcommand("start", "Start NODE, or every stopped node");
   start->add_option("node", *node, "Node name");
   start->callback([&state, node] {
     auto session = Session::open(state.options);
@@ -235,32 +245,54 @@ void add_local_command(CLI::App& app, CliState& state) {
     state.result =
         local_start((*session)->context(), (*session)->config_path(), optional_name(*node));
   });
+}
 
-  auto* stop = local->add_subcommand("stop", "Stop NODE cleanly, or every node");
+void add_local_stop(CLI::App& local, CliState& state) {
+  auto* stop = local.add_subcommand("stop", "Stop NODE cleanly, or every node");
+  auto node = std::make_shared<std::string>();
   stop->add_option("node", *node, "Node name");
   stop->callback([&state, node] {
     state.result = with_session(state, [&](Context& context) {
       return local_stop(context, optional_name(*node), StopMode::kFast);
     });
   });
+}
 
-  auto* kill_pg = local->add_subcommand("kill-pg", "Kill only the postmaster of NODE");
+void add_local_kill_pg(CLI::App& local, CliState& state) {
+  auto* kill_pg = local.add_subcommand("kill-pg", "Kill only the postmaster of NODE");
+  auto node = std::make_shared<std::string>();
   kill_pg->add_option("node", *node, "Node name")->required();
   kill_pg->callback([&state, node] {
     state.result =
         with_session(state, [&](Context& context) { return local_kill_postgres(context, *node); });
   });
+}
 
-  auto* crash = local->add_subcommand(
+void add_local_crash(CLI::App& local, CliState& state) {
+  auto* crash = local.add_subcommand(
       "crash",
       "Crash NODE: its agent and PostgreSQL killed together (without agents: pg_ctl "
       "stop -m immediate)");
+  auto node = std::make_shared<std::string>();
   crash->add_option("node", *node, "Node name")->required();
   crash->callback([&state, node] {
     state.result = with_session(state, [&](Context& context) {
       return local_stop(context, optional_name(*node), StopMode::kImmediate);
     });
   });
+}
+
+}  // namespace
+
+void add_local_command(CLI::App& app, CliState& state) {
+  auto* local = app.add_subcommand("local", "A primary and standbys on this machine, one dir");
+  local->require_subcommand(1);
+  add_local_up(*local, state);
+  add_local_down(*local, state);
+  add_local_start(*local, state);
+  add_local_stop(*local, state);
+  add_local_kill_pg(*local, state);
+  add_local_crash(*local, state);
 }
 
 }  // namespace tandem

@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "pg/pg_binaries.h"
 #include "proc/os_user.h"
 
 namespace tandem {
@@ -72,8 +71,9 @@ Result<std::unique_ptr<Session>> Session::open(ClusterConfig config, std::string
   session->config_path_ = std::move(config_path);
   auto binaries = find_pg_binaries(session->config_.pg_bin, session->runner_);
   if (!binaries) return std::unexpected(binaries.error());
+  session->binaries_ = std::move(*binaries);
   session->controller_ =
-      std::make_unique<PgNodeController>(session->config_, *binaries, session->runner_);
+      std::make_unique<PgNodeController>(session->config_, session->binaries_, session->runner_);
   session->context_ = std::make_unique<Context>(Context{
       .config = session->config_,
       .os_user = *os_user,

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "ops/context.h"
 #include "pg/node_controller.h"
+#include "pg/pg_binaries.h"
 #include "proc/process_runner.h"
 
 namespace tandem {
@@ -30,6 +31,11 @@ class Session {
   // The config file this session read (or, for a config in hand, the one it was written to).
   const std::string& config_path() const { return config_path_; }
   const ClusterConfig& config() const { return config_; }
+  // What the Context's operations run with, for a command that builds more than the Context
+  // (the agent): one clock, one process runner and the PostgreSQL programs, found once.
+  Clock& clock() { return clock_; }
+  ProcessRunner& runner() { return runner_; }
+  const PgBinaries& binaries() const { return binaries_; }
 
  private:
   explicit Session(ClusterConfig config) : config_(std::move(config)) {}
@@ -38,6 +44,7 @@ class Session {
   std::string config_path_;
   SystemProcessRunner runner_;
   SystemClock clock_;
+  PgBinaries binaries_;
   std::unique_ptr<PgNodeController> controller_;
   std::unique_ptr<Context> context_;
 };

@@ -22,6 +22,12 @@ Status check_target(const ClusterView& view, const ClusterConfig& config, const 
   return {};
 }
 
+Status check_leader(const ClusterView& view, const std::string& expected_leader) {
+  if (expected_leader.empty() || view.leader_is(expected_leader)) return {};
+  return fail(ErrorCode::kConflict, fmt::format("{} does not lead ({} does)", expected_leader,
+                                                view.leader ? view.leader->name : "nobody"));
+}
+
 }  // namespace
 
 Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const ClusterConfig& config,
@@ -31,10 +37,7 @@ Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const Cluster
     return fail(ErrorCode::kConflict,
                 "nobody leads, so there is nothing to switch over: fail over to a node instead");
   }
-  if (!expected_leader.empty() && !view.leader_is(expected_leader)) {
-    return fail(ErrorCode::kConflict,
-                fmt::format("{} does not lead ({} does)", expected_leader, view.leader->name));
-  }
+  if (auto ok = check_leader(view, expected_leader); !ok) return std::unexpected(ok.error());
   if (!to.empty()) {
     if (auto ok = check_target(view, config, to, false); !ok) return std::unexpected(ok.error());
   }
@@ -42,8 +45,12 @@ Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const Cluster
 }
 
 Result<SwitchoverRequest> plan_failover(const ClusterView& view, const ClusterConfig& config,
-                                        const std::string& to, bool allow_data_loss) {
-  if (to.empty()) return fail(ErrorCode::kInvalidArgument, "a failover needs the node to promote");
+                                        const std::string& expected_leader, const std::string& to,
+                                        bool allow_data_loss) {
+  if (to.empty()) {
+    return fail(ErrorCode::kInvalidArgument, "a failover needs a candidate: the node to promote");
+  }
+  if (auto ok = check_leader(view, expected_leader); !ok) return std::unexpected(ok.error());
   if (auto ok = check_target(view, config, to, true); !ok) return std::unexpected(ok.error());
   return SwitchoverRequest{.from = view.leader ? view.leader->name : "",
                            .to = to,

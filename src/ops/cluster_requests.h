@@ -13,16 +13,21 @@
 
 namespace tandem {
 
-// A planned switchover away from the leader. `expected_leader`, when not empty, must be the
-// leader now (kConflict otherwise: the cluster changed since the person looked). `to` empty:
-// the best candidate.
+// The checks of a request against the cluster as `view` shows it. A refusal is one line for a
+// person: kConflict when the cluster's state refuses it (the API answers 412), kInvalidArgument
+// or kNotFound when the request itself is wrong (400). In both, `expected_leader`, when not
+// empty, must be the leader now (kConflict otherwise: the cluster changed since the person
+// looked).
+
+// A planned switchover away from the leader to `to`; `to` empty: the best candidate.
 Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const ClusterConfig& config,
                                           const std::string& expected_leader,
                                           const std::string& to);
 
-// A forced failover to `to`, with or without a leader; nofailover does not stop it.
+// A forced failover to `to` (required), with or without a leader; nofailover does not stop it.
 Result<SwitchoverRequest> plan_failover(const ClusterView& view, const ClusterConfig& config,
-                                        const std::string& to, bool allow_data_loss);
+                                        const std::string& expected_leader, const std::string& to,
+                                        bool allow_data_loss);
 
 struct RequestOutcome {
   std::string new_leader;

@@ -1,0 +1,106 @@
+// The checks of a switchover or failover request, shared by the CLI and the API: each refusal
+// has its code (kConflict: the cluster refuses it, the API's 412) and its one line.
+#include "ops/cluster_requests.h"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+
+namespace tandem {
+namespace {
+
+// node1 leads (or nobody does); node2 and node3 are running standbys, node3 nofailover; node4
+// has no live agent.
+ClusterConfig three_and_a_stopped_node() {
+  ClusterConfig config;
+  config.name = "unit";
+  for (int index = 1; index <= 4; ++index) {
+    config.nodes.push_back({.name = "node" + std::to_string(index), .nofailover = index == 3});
+  }
+  return config;
+}
+
+ClusterView view_led_by(std::optional<std::string> leader) {
+  ClusterView view;
+  view.initialized = true;
+  if (leader) view.leader = LeaderRecord{.name = *leader, .revision = 1};
+  view.members["node1"] = {.name = "node1", .state = PgState::kPrimary, .timeline = 1};
+  view.members["node2"] = {.name = "node2", .state = PgState::kStandby, .timeline = 1};
+  view.members["node3"] = {
+      .name = "node3", .state = PgState::kStandby, .timeline = 1, .nofailover = true};
+  return view;
+}
+
+TEST(ClusterRequests, SwitchoverAndFailoverChecks) {
+  enum Kind { kSwitchover, kFailover };
+  struct Case {
+    const char* name;
+    Kind kind;
+    bool led;  // node1 holds the lease
+    const char* expected_leader;
+    const char* to;
+    std::optional<ErrorCode> refused;  // nullopt: planned
+    const char* says;                  // the refusal's message, whole; or the planned `from`
+  };
+  const Case cases[] = {
+      {"switchover to the best", kSwitchover, true, "", "", std::nullopt, "node1"},
+      {"switchover, leader named", kSwitchover, true, "node1", "node2", std::nullopt, "node1"},
+      {"switchover without a leader", kSwitchover, false, "", "node2", ErrorCode::kConflict,
+       "nobody leads, so there is nothing to switch over: fail over to a node instead"},
+      {"switchover, another leader named", kSwitchover, true, "node2", "", ErrorCode::kConflict,
+       "node2 does not lead (node1 does)"},
+      {"switchover to an unknown node", kSwitchover, true, "", "node9", ErrorCode::kNotFound,
+       "unknown node 'node9': this cluster has node1, node2, node3, node4"},
+      {"switchover to the leader", kSwitchover, true, "", "node1", ErrorCode::kConflict,
+       "node1 already leads"},
+      {"switchover to a nofailover node", kSwitchover, true, "", "node3", ErrorCode::kConflict,
+       "node3 is tagged nofailover (a failover forces it)"},
+      {"switchover to a node without agent", kSwitchover, true, "", "node4", ErrorCode::kConflict,
+       "node4 is not a running standby with a live agent"},
+      {"failover without a candidate", kFailover, true, "", "", ErrorCode::kInvalidArgument,
+       "a failover needs a candidate: the node to promote"},
+      {"failover with a leader", kFailover, true, "", "node2", std::nullopt, "node1"},
+      {"failover, leader named", kFailover, true, "node1", "node2", std::nullopt, "node1"},
+      {"failover without a leader", kFailover, false, "", "node2", std::nullopt, ""},
+      {"failover forces nofailover", kFailover, true, "", "node3", std::nullopt, "node1"},
+      {"failover, another leader named", kFailover, true, "node3", "node2", ErrorCode::kConflict,
+       "node3 does not lead (node1 does)"},
+      {"failover, a leader named, nobody leads", kFailover, false, "node1", "node2",
+       ErrorCode::kConflict, "node1 does not lead (nobody does)"},
+      {"failover to an unknown node", kFailover, true, "", "node9", ErrorCode::kNotFound,
+       "unknown node 'node9': this cluster has node1, node2, node3, node4"},
+      {"failover to the leader", kFailover, true, "", "node1", ErrorCode::kConflict,
+       "node1 already leads"},
+      {"failover to a node without agent", kFailover, false, "", "node4", ErrorCode::kConflict,
+       "node4 is not a running standby with a live agent"},
+  };
+  ClusterConfig config = three_and_a_stopped_node();
+  for (const Case& each : cases) {
+    ClusterView view = view_led_by(each.led ? std::optional<std::string>("node1") : std::nullopt);
+    auto planned = each.kind == kSwitchover
+                       ? plan_switchover(view, config, each.expected_leader, each.to)
+                       : plan_failover(view, config, each.expected_leader, each.to, false);
+    if (each.refused) {
+      ASSERT_FALSE(planned) << each.name;
+      EXPECT_EQ(planned.error().code, *each.refused) << each.name;
+      EXPECT_EQ(planned.error().message, each.says) << each.name;
+      continue;
+    }
+    ASSERT_TRUE(planned) << each.name << ": " << planned.error().message;
+    EXPECT_EQ(planned->from, each.says) << each.name;
+    EXPECT_EQ(planned->to, each.to) << each.name;
+    EXPECT_EQ(planned->force, each.kind == kFailover) << each.name;
+    EXPECT_FALSE(planned->allow_data_loss) << each.name;
+  }
+}
+
+TEST(ClusterRequests, AFailoverCarriesAllowDataLoss) {
+  ClusterConfig config = three_and_a_stopped_node();
+  auto planned = plan_failover(view_led_by(std::nullopt), config, "", "node2", true);
+  ASSERT_TRUE(planned);
+  EXPECT_TRUE(planned->allow_data_loss);
+  EXPECT_TRUE(planned->force);
+}
+
+}  // namespace
+}  // namespace tandem
