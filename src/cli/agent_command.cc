@@ -88,7 +88,7 @@ Status run_agent(CliState& state, const std::string& node_name) {
     std::vector<std::string> members;
     for (const NodeConfig& each : config.nodes) members.push_back(each.name);
     contacts = std::make_unique<ContactBook>((*node)->name, members, clock.steady_now());
-    pinger = std::make_unique<PeerPinger>(config, **node, *contacts, watchdog.get());
+    pinger = std::make_unique<PeerPinger>(config, **node, *contacts, watchdog.get(), clock);
   }
   PgLocalNode local(config, **node, context.os_user, *binaries, runner, **store, clock);
   AgentBoard board;

@@ -87,7 +87,7 @@ std::string prefix_end(std::string_view prefix) {
   return std::string(1, '\0');  // every key
 }
 
-Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options) {
+Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options, Clock& clock) {
   if (options.endpoints.empty()) {
     return fail(ErrorCode::kInvalidArgument, "etcd: no endpoints");
   }
@@ -97,14 +97,15 @@ Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options) {
                   fmt::format("etcd endpoint '{}' must start with http:// or https://", endpoint));
     }
   }
-  std::unique_ptr<EtcdStore> store(new EtcdStore(std::move(options)));
+  std::unique_ptr<EtcdStore> store(new EtcdStore(std::move(options), clock));
   for (std::size_t index = 0; index < store->options_.endpoints.size(); ++index) {
     store->clients_.push_back(store->make_client(index, store->options_.request_timeout));
   }
   return store;
 }
 
-EtcdStore::EtcdStore(EtcdOptions options) : options_(std::move(options)) {}
+EtcdStore::EtcdStore(EtcdOptions options, Clock& clock)
+    : options_(std::move(options)), clock_(clock) {}
 
 EtcdStore::~EtcdStore() = default;
 
@@ -292,7 +293,8 @@ Result<Revision> EtcdStore::wait(std::string_view prefix, Revision after, millis
     endpoint = current_;
     token = token_;
   }
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  // The deadline is the Clock's; the stream's read timeout (real) ends a watch that sees nothing.
+  auto deadline = clock_.steady_now() + timeout;
   auto client = make_client(endpoint, timeout);
   Revision seen = 0;
   std::string buffer;
@@ -312,7 +314,7 @@ Result<Revision> EtcdStore::wait(std::string_view prefix, Revision after, millis
       }
       if (result.value("canceled", false)) return false;  // compacted: fall back to a read
     }
-    return std::chrono::steady_clock::now() < deadline;
+    return clock_.steady_now() < deadline;
   });
   if (seen != 0) return seen;
   // Timed out or cancelled: the current revision.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "dcs/store.h"
 
 namespace httplib {
@@ -31,7 +32,9 @@ struct EtcdOptions {
 class EtcdStore final : public Store {
  public:
   // Checks nothing yet: an unreachable etcd is kUnavailable on the first request, as later.
-  static Result<std::unique_ptr<EtcdStore>> open(EtcdOptions options);
+  // `clock` gives wait() its deadline (etcd expires keys by its own clock). REQUIRES: `clock`
+  // outlives the store.
+  static Result<std::unique_ptr<EtcdStore>> open(EtcdOptions options, Clock& clock);
   ~EtcdStore() override;
 
   Result<StoreSnapshot> read(std::string_view prefix) override;
@@ -44,7 +47,7 @@ class EtcdStore final : public Store {
                         std::chrono::milliseconds timeout) override;
 
  private:
-  explicit EtcdStore(EtcdOptions options);
+  EtcdStore(EtcdOptions options, Clock& clock);
   // POSTs a JSON body to one endpoint after another until one answers.
   Result<std::string> call(const std::string& path, const std::string& body);
   Result<std::string> call_once(std::size_t endpoint, const std::string& path,
@@ -57,6 +60,7 @@ class EtcdStore final : public Store {
                             const std::string& value, Ttl ttl);
 
   EtcdOptions options_;
+  Clock& clock_;
   std::mutex mutex_;  // one request at a time on the kept clients
   std::vector<std::unique_ptr<httplib::Client>> clients_;
   std::size_t current_ = 0;  // the endpoint that answered last
