@@ -184,16 +184,45 @@ Result<std::string> EtcdStore::call(const std::string& path, const std::string& 
   return std::unexpected(last);
 }
 
-Result<std::int64_t> EtcdStore::grant(Ttl ttl) {
+// A key's lease is renewed before the key is written: the TTL runs from the keepalive, which
+// etcd applies after the caller sent the write (a lease keeper counts a renewal as of then), so
+// the key never expires before its TTL. A write that then fails (lost compare-and-set, etcd out
+// of reach) has kept the key alive only if this store wrote it last (see ARCHITECTURE).
+Result<std::int64_t> EtcdStore::lease_for(const std::string& key, Ttl ttl) {
   if (!ttl) return 0;
   // Whole seconds, rounded up: a key never expires before its TTL.
   auto seconds = std::max<std::int64_t>(1, (ttl->count() + 999) / 1000);
+  std::lock_guard lock(lease_mutex_);
+  auto kept = leases_.find(key);
+  if (kept != leases_.end() && kept->second.seconds == seconds) {
+    auto alive = keep_alive(kept->second.id);
+    if (!alive) return std::unexpected(alive.error());
+    if (*alive) return kept->second.id;
+  }
+  auto granted = grant(seconds);
+  if (!granted) return granted;
+  leases_[key] = {.id = *granted, .seconds = seconds};
+  return *granted;
+}
+
+Result<std::int64_t> EtcdStore::grant(std::int64_t seconds) {
   auto reply = call("/v3/lease/grant", json{{"TTL", std::to_string(seconds)}}.dump());
   if (!reply) return std::unexpected(reply.error());
   json object = json::parse(*reply, nullptr, false);
   std::int64_t id = object.is_object() ? number(object, "ID") : 0;
   if (id == 0) return std::unexpected(unavailable("lease grant without an ID: " + *reply));
   return id;
+}
+
+Result<bool> EtcdStore::keep_alive(std::int64_t lease) {
+  // A stream on the gateway: one request in, one answer out, and the stream ends.
+  auto reply = call("/v3/lease/keepalive", json{{"ID", std::to_string(lease)}}.dump());
+  if (!reply) return std::unexpected(reply.error());
+  json object = json::parse(reply->substr(0, reply->find('\n')), nullptr, false);
+  if (!object.is_object() || !object.contains("result")) {
+    return std::unexpected(unavailable("lease keepalive: " + *reply));
+  }
+  return number(object["result"], "TTL") > 0;  // an unknown lease comes back without a TTL
 }
 
 Result<StoreSnapshot> EtcdStore::read(std::string_view prefix) {
@@ -212,10 +241,11 @@ Result<StoreSnapshot> EtcdStore::read(std::string_view prefix) {
   return snapshot;
 }
 
-// One transaction: if `compare` holds for `key`, put the value (with a fresh lease for the TTL).
+// One transaction: if `compare` holds for `key`, put the value (bound to the key's lease, renewed
+// for the TTL).
 Result<Revision> EtcdStore::write_if(const std::string& compare, const std::string& key,
                                      const std::string& value, Ttl ttl) {
-  auto lease = grant(ttl);
+  auto lease = lease_for(key, ttl);
   if (!lease) return std::unexpected(lease.error());
   json condition = json::parse(compare);
   condition["key"] = base64_encode(key);
@@ -248,7 +278,7 @@ Result<Revision> EtcdStore::compare_and_set(const std::string& key, const std::s
 }
 
 Result<Revision> EtcdStore::put(const std::string& key, const std::string& value, Ttl ttl) {
-  auto lease = grant(ttl);
+  auto lease = lease_for(key, ttl);
   if (!lease) return std::unexpected(lease.error());
   auto reply = call("/v3/kv/put", put_request(key, value, *lease).dump());
   if (!reply) return std::unexpected(reply.error());

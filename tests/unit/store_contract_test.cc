@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "../support/etcd_server.h"
@@ -188,6 +189,24 @@ TEST_P(StoreContract, KeysExpireAfterTheirTtlUnlessWrittenAgain) {
   ASSERT_FALSE(renew_late);
   EXPECT_EQ(renew_late.error().code, ErrorCode::kConflict);
   EXPECT_TRUE(store_->create("/c/leader", "node2", milliseconds(1000)));
+}
+
+// Writing one key does not keep another alive: each key lives its TTL after its own last write.
+TEST_P(StoreContract, KeysExpireIndependently) {
+  store_->put("/c/members/a", "a", milliseconds(1000)).value();
+  store_->put("/c/members/b", "b", milliseconds(1000)).value();
+  for (int i = 0; i < 6; ++i) {
+    under_test_->sleep(milliseconds(500));
+    store_->put("/c/members/a", "a", milliseconds(1000)).value();
+  }
+  StoreSnapshot snapshot = store_->read("/c/").value();
+  auto late_by = std::chrono::steady_clock::now() + under_test_->expiry_slack;
+  while (snapshot.find("/c/members/b") != nullptr && std::chrono::steady_clock::now() < late_by) {
+    std::this_thread::sleep_for(milliseconds(50));
+    snapshot = store_->read("/c/").value();
+  }
+  EXPECT_EQ(snapshot.find("/c/members/b"), nullptr);
+  EXPECT_NE(snapshot.find("/c/members/a"), nullptr);
 }
 
 TEST_P(StoreContract, RemoveWithAndWithoutARevision) {
@@ -368,6 +387,49 @@ done)",
     ASSERT_TRUE(anonymous);
     EXPECT_FALSE((*anonymous)->read("/"));
   }
+}
+
+// How many leases etcd holds now.
+std::size_t lease_count(const std::string& endpoint) {
+  httplib::Client admin(endpoint);
+  auto reply = admin.Post("/v3/lease/leases", "{}", "application/json");
+  if (!reply || reply->status != 200) return 0;
+  auto object = nlohmann::json::parse(reply->body, nullptr, false);
+  return object.is_object() ? object.value("leases", nlohmann::json::array()).size() : 0;
+}
+
+// Renewals keep the key's lease alive instead of granting a new one per write: N renewals of the
+// leader and N publications of a member record leave one lease per key. A key whose lease has
+// expired gets a new one and lives its TTL again.
+TEST(EtcdStore, RenewalsKeepOneLeasePerKey) {
+  ScopedDir scoped;
+  auto etcd = EtcdCluster::single(scoped.path);
+  ASSERT_TRUE(etcd->healthy());
+  std::string endpoint = etcd->endpoints()[0];
+  auto store = EtcdStore::open({.endpoints = etcd->endpoints()}, real_clock);
+  ASSERT_TRUE(store);
+  std::size_t before = lease_count(endpoint);
+  Revision leader = (*store)->create("/c/leader", "node1", milliseconds(1000)).value();
+  for (int i = 0; i < 20; ++i) {
+    auto renewed = (*store)->compare_and_set("/c/leader", "node1", leader, milliseconds(1000));
+    ASSERT_TRUE(renewed) << renewed.error().message;
+    EXPECT_GT(*renewed, leader);  // every renewal writes the key: its revision moves
+    leader = *renewed;
+    ASSERT_TRUE((*store)->put("/c/members/node1", "{}", milliseconds(1000)));
+  }
+  EXPECT_EQ(lease_count(endpoint), before + 2);
+
+  // Not written for longer than the TTL (etcd's 2 s at least): gone, with its lease.
+  auto late_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((*store)->read("/c/").value().find("/c/leader") != nullptr &&
+         std::chrono::steady_clock::now() < late_by) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_EQ((*store)->read("/c/").value().find("/c/leader"), nullptr);
+  ASSERT_TRUE((*store)->create("/c/leader", "node1", milliseconds(1000)));
+  std::this_thread::sleep_for(milliseconds(1000));
+  EXPECT_NE((*store)->read("/c/").value().find("/c/leader"), nullptr);  // a live new lease
+  EXPECT_LE(lease_count(endpoint), before + 2);
 }
 
 TEST(EtcdStore, RefusesEndpointsThatAreNotUrls) {
