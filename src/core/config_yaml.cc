@@ -183,7 +183,9 @@ void read_etcd(const YAML::Node& root, const std::string& base_dir, EtcdConfig& 
 void apply_node_defaults(const YAML::Node& root, ClusterConfig& config) {
   const YAML::Node nodes = root["nodes"];
   for (std::size_t index = 0; index < config.nodes.size(); ++index) {
-    if (config.etcd.enabled() && !nodes[index]["api_port"]) config.nodes[index].api_port = 8008;
+    if (config.on_several_machines() && !nodes[index]["api_port"]) {
+      config.nodes[index].api_port = 8008;
+    }
   }
   const YAML::Node replication = root["replication"];
   if (!replication || !replication["max_wal_senders"]) {
@@ -329,7 +331,7 @@ void emit_nodes(const ClusterConfig& config, YAML::Emitter& out) {
     out << YAML::Key << "port" << YAML::Value << node.port;
     out << YAML::Key << "data_dir" << YAML::Value << node.data_dir;
     if (node.nofailover) out << YAML::Key << "nofailover" << YAML::Value << true;
-    if (node.api_port != 0 || config.etcd.enabled()) {
+    if (node.api_port != 0 || config.on_several_machines()) {
       out << YAML::Key << "api_port" << YAML::Value << node.api_port;
     }
     out << YAML::EndMap;
