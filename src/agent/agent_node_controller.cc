@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
-#include <thread>
-
 #include "ops/servers.h"
 
 namespace tandem {
@@ -29,15 +27,16 @@ Status AgentNodeController::spawn(const NodeConfig& node) {
 Status AgentNodeController::start(const NodeConfig& node) {
   if (auto ok = spawn(node); !ok) return ok;
   std::string conninfo = local_admin_conninfo(config_, node);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_.running()) {
-      return fail(ErrorCode::kFailed, fmt::format("{} exited while starting (see {}/{}.log)",
-                                                  node.name, config_.log_dir, node.name));
-    }
-    if (PQping(conninfo.c_str()) == PQPING_OK) return {};
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  bool exited = false;
+  bool accepting = poll_until(clock_, std::chrono::seconds(60), std::chrono::milliseconds(20), [&] {
+    exited = !process_.running();
+    return exited || PQping(conninfo.c_str()) == PQPING_OK;
+  });
+  if (exited) {
+    return fail(ErrorCode::kFailed, fmt::format("{} exited while starting (see {}/{}.log)",
+                                                node.name, config_.log_dir, node.name));
   }
+  if (accepting) return {};
   return fail(ErrorCode::kTimeout, fmt::format("{} did not accept connections in 60 s", node.name));
 }
 

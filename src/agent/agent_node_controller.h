@@ -3,16 +3,22 @@
 #pragma once
 
 #include "agent/postgres_process.h"
+#include "common/clock.h"
 #include "pg/node_controller.h"
 
 namespace tandem {
 
 class AgentNodeController final : public NodeController {
  public:
-  // `self` is the agent's node: the only one it starts and stops.
+  // `self` is the agent's node: the only one it starts and stops. `clock` times the wait in
+  // start(). REQUIRES: everything passed by reference outlives this object.
   AgentNodeController(const ClusterConfig& config, std::string self, PgNodeController& programs,
-                      PostgresProcess& process)
-      : config_(config), self_(std::move(self)), programs_(programs), process_(process) {}
+                      PostgresProcess& process, Clock& clock)
+      : config_(config),
+        self_(std::move(self)),
+        programs_(programs),
+        process_(process),
+        clock_(clock) {}
 
   // Spawns the child (stopping a postmaster this agent did not start first) and waits until it
   // accepts connections.
@@ -46,6 +52,7 @@ class AgentNodeController final : public NodeController {
   std::string self_;
   PgNodeController& programs_;
   PostgresProcess& process_;
+  Clock& clock_;
 };
 
 }  // namespace tandem

@@ -39,8 +39,8 @@ std::optional<PingReply> decode_ping_reply(std::string_view body) {
 }
 
 PeerPinger::PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts,
-                       Watchdog* watchdog)
-    : config_(config), self_(self), contacts_(contacts), watchdog_(watchdog) {}
+                       Watchdog* watchdog, Clock& clock)
+    : config_(config), self_(self), contacts_(contacts), watchdog_(watchdog), clock_(clock) {}
 
 PeerPinger::~PeerPinger() { stop(); }
 
@@ -65,7 +65,7 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
   std::string address = api_url(config_, peer);
   std::string path = "/ping?from=" + self_.name;
   std::unique_ptr<httplib::Client> client;
-  auto next = std::chrono::steady_clock::now();
+  auto next = clock_.steady_now();
   while (!stopping_) {
     if (!client) {
       client = std::make_unique<httplib::Client>(address);
@@ -76,7 +76,7 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
       client->set_keep_alive(true);
     }
     auto reply = client->Get(path);
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock_.steady_now();
     if (reply && reply->status == 200) {
       if (auto decoded = decode_ping_reply(reply->body)) {
         contacts_.answered(peer.name, std::move(*decoded), now);
@@ -89,7 +89,8 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
     }
     next += interval;
     if (next < now) next = now;
-    std::this_thread::sleep_until(next);
+    auto left = std::chrono::ceil<milliseconds>(next - clock_.steady_now());
+    if (left > milliseconds(0)) clock_.sleep_for(left);
   }
 }
 

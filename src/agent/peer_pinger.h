@@ -1,5 +1,7 @@
 // PeerPinger: a thread per other agent that pings it (GET /ping?from=<self>) every cycle, with
-// the cycle as its timeout, and records each answer in the ContactBook.
+// the cycle as its timeout, and records each answer in the ContactBook. Its times come from the
+// agent's Clock, the one the API reads when it records a ping served: the ContactBook compares
+// the two.
 #pragma once
 
 #include <atomic>
@@ -8,15 +10,17 @@
 
 #include "agent/contact_book.h"
 #include "agent/fencing_watchdog.h"
+#include "common/clock.h"
 #include "core/cluster_config.h"
 
 namespace tandem {
 
 class PeerPinger {
  public:
-  // `watchdog`, if any, learns every time a majority has answered.
+  // `watchdog`, if any, learns every time a majority has answered. REQUIRES: everything passed
+  // outlives the pinger.
   PeerPinger(const ClusterConfig& config, const NodeConfig& self, ContactBook& contacts,
-             Watchdog* watchdog);
+             Watchdog* watchdog, Clock& clock);
   ~PeerPinger();
   void start();
   void stop();
@@ -28,6 +32,7 @@ class PeerPinger {
   const NodeConfig& self_;
   ContactBook& contacts_;
   Watchdog* watchdog_;
+  Clock& clock_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;
 };

@@ -10,10 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
-#include <thread>
 
 #include "proc/safe_file.h"
 
@@ -87,10 +88,12 @@ bool PostgresProcess::running() {
 Status PostgresProcess::stop(bool immediate, std::chrono::milliseconds timeout) {
   if (!running()) return {};
   kill(pid_, immediate ? SIGQUIT : SIGINT);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
+  // The deadline is the Clock's; the wait itself sleeps on the pidfd, so the exit ends it at once.
+  auto deadline = clock_.steady_now() + timeout;
+  for (auto now = clock_.steady_now(); now < deadline; now = clock_.steady_now()) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
     pollfd entry{pidfd_, POLLIN, 0};
-    poll(&entry, 1, 50);
+    poll(&entry, 1, static_cast<int>(std::min<std::int64_t>(50, left.count())));
     if (!running()) return {};
   }
   kill(pid_, SIGKILL);

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "core/cluster_config.h"
 #include "pg/pg_binaries.h"
@@ -21,10 +22,12 @@ namespace tandem {
 
 class PostgresProcess {
  public:
-  PostgresProcess(std::string log_file, PgBinaries binaries, OsUser os_user)
+  // `clock` gives stop() its deadline. REQUIRES: `clock` outlives this object.
+  PostgresProcess(std::string log_file, PgBinaries binaries, OsUser os_user, Clock& clock)
       : log_file_(std::move(log_file)),
         binaries_(std::move(binaries)),
-        os_user_(std::move(os_user)) {}
+        os_user_(std::move(os_user)),
+        clock_(clock) {}
   ~PostgresProcess();
   PostgresProcess(const PostgresProcess&) = delete;
   PostgresProcess& operator=(const PostgresProcess&) = delete;
@@ -48,6 +51,7 @@ class PostgresProcess {
   std::string log_file_;
   PgBinaries binaries_;
   OsUser os_user_;
+  Clock& clock_;
   pid_t pid_ = -1;
   int pidfd_ = -1;
 };

@@ -77,8 +77,8 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
   install_signal_handlers();
   // The hard stop of a primary whose right to write lapsed, forked before any thread starts
   // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
-  if (config.nodes.size() > 1) {
-    auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.etcd.enabled());
+  if (config.has_watchdog()) {
+    auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.on_several_machines());
     if (!started) return std::unexpected(started.error());
     process.watchdog = std::move(*started);
   }
@@ -86,14 +86,14 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
   auto lease_store = open_cluster_store(config, session.clock());
   if (!lease_store) return std::unexpected(lease_store.error());
   process.lease_store = std::move(*lease_store);
-  // Quorum fencing (etcd): the agents ping each other every cycle.
-  if (config.etcd.enabled()) {
+  // Quorum fencing (several machines): the agents ping each other every cycle.
+  if (config.on_several_machines()) {
     std::vector<std::string> members;
     for (const NodeConfig& each : config.nodes) members.push_back(each.name);
     process.contacts =
         std::make_unique<ContactBook>(self.name, members, session.clock().steady_now());
-    process.pinger =
-        std::make_unique<PeerPinger>(config, self, *process.contacts, process.watchdog.get());
+    process.pinger = std::make_unique<PeerPinger>(config, self, *process.contacts,
+                                                  process.watchdog.get(), session.clock());
   }
   return {};
 }

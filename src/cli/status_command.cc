@@ -5,7 +5,6 @@
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "cli/commands.h"
 #include "cli/status_view.h"
@@ -157,14 +156,15 @@ void add_status_command(CLI::App& app, CliState& state) {
       fmt::print("{}", render_status(config, collect_status((*session)->context())));
       return;
     }
+    Clock& clock = (*session)->context().clock;
     while (true) {
       std::string screen = render_status(config, collect_status((*session)->context()));
-      auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+      auto now = std::chrono::floor<std::chrono::seconds>(clock.wall_now());
       // Home, clear: the whole screen is redrawn at once.
       fmt::print("\033[H\033[2J{} -- every {}, Ctrl-C to stop -- {:%H:%M:%S}\n\n{}", config.name,
                  format_duration(interval), now, screen);
       std::fflush(stdout);
-      std::this_thread::sleep_for(interval);
+      clock.sleep_for(interval);
     }
   });
 }

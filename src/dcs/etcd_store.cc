@@ -87,7 +87,7 @@ std::string prefix_end(std::string_view prefix) {
   return std::string(1, '\0');  // every key
 }
 
-Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options) {
+Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options, Clock& clock) {
   if (options.endpoints.empty()) {
     return fail(ErrorCode::kInvalidArgument, "etcd: no endpoints");
   }
@@ -97,14 +97,15 @@ Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options) {
                   fmt::format("etcd endpoint '{}' must start with http:// or https://", endpoint));
     }
   }
-  std::unique_ptr<EtcdStore> store(new EtcdStore(std::move(options)));
+  std::unique_ptr<EtcdStore> store(new EtcdStore(std::move(options), clock));
   for (std::size_t index = 0; index < store->options_.endpoints.size(); ++index) {
     store->clients_.push_back(store->make_client(index, store->options_.request_timeout));
   }
   return store;
 }
 
-EtcdStore::EtcdStore(EtcdOptions options) : options_(std::move(options)) {}
+EtcdStore::EtcdStore(EtcdOptions options, Clock& clock)
+    : options_(std::move(options)), clock_(clock) {}
 
 EtcdStore::~EtcdStore() = default;
 
@@ -183,16 +184,45 @@ Result<std::string> EtcdStore::call(const std::string& path, const std::string& 
   return std::unexpected(last);
 }
 
-Result<std::int64_t> EtcdStore::grant(Ttl ttl) {
+// A key's lease is renewed before the key is written: the TTL runs from the keepalive, which
+// etcd applies after the caller sent the write (a lease keeper counts a renewal as of then), so
+// the key never expires before its TTL. A write that then fails (lost compare-and-set, etcd out
+// of reach) has kept the key alive only if this store wrote it last (see ARCHITECTURE).
+Result<std::int64_t> EtcdStore::lease_for(const std::string& key, Ttl ttl) {
   if (!ttl) return 0;
   // Whole seconds, rounded up: a key never expires before its TTL.
   auto seconds = std::max<std::int64_t>(1, (ttl->count() + 999) / 1000);
+  std::lock_guard lock(lease_mutex_);
+  auto kept = leases_.find(key);
+  if (kept != leases_.end() && kept->second.seconds == seconds) {
+    auto alive = keep_alive(kept->second.id);
+    if (!alive) return std::unexpected(alive.error());
+    if (*alive) return kept->second.id;
+  }
+  auto granted = grant(seconds);
+  if (!granted) return granted;
+  leases_[key] = {.id = *granted, .seconds = seconds};
+  return *granted;
+}
+
+Result<std::int64_t> EtcdStore::grant(std::int64_t seconds) {
   auto reply = call("/v3/lease/grant", json{{"TTL", std::to_string(seconds)}}.dump());
   if (!reply) return std::unexpected(reply.error());
   json object = json::parse(*reply, nullptr, false);
   std::int64_t id = object.is_object() ? number(object, "ID") : 0;
   if (id == 0) return std::unexpected(unavailable("lease grant without an ID: " + *reply));
   return id;
+}
+
+Result<bool> EtcdStore::keep_alive(std::int64_t lease) {
+  // A stream on the gateway: one request in, one answer out, and the stream ends.
+  auto reply = call("/v3/lease/keepalive", json{{"ID", std::to_string(lease)}}.dump());
+  if (!reply) return std::unexpected(reply.error());
+  json object = json::parse(reply->substr(0, reply->find('\n')), nullptr, false);
+  if (!object.is_object() || !object.contains("result")) {
+    return std::unexpected(unavailable("lease keepalive: " + *reply));
+  }
+  return number(object["result"], "TTL") > 0;  // an unknown lease comes back without a TTL
 }
 
 Result<StoreSnapshot> EtcdStore::read(std::string_view prefix) {
@@ -211,10 +241,11 @@ Result<StoreSnapshot> EtcdStore::read(std::string_view prefix) {
   return snapshot;
 }
 
-// One transaction: if `compare` holds for `key`, put the value (with a fresh lease for the TTL).
+// One transaction: if `compare` holds for `key`, put the value (bound to the key's lease, renewed
+// for the TTL).
 Result<Revision> EtcdStore::write_if(const std::string& compare, const std::string& key,
                                      const std::string& value, Ttl ttl) {
-  auto lease = grant(ttl);
+  auto lease = lease_for(key, ttl);
   if (!lease) return std::unexpected(lease.error());
   json condition = json::parse(compare);
   condition["key"] = base64_encode(key);
@@ -247,7 +278,7 @@ Result<Revision> EtcdStore::compare_and_set(const std::string& key, const std::s
 }
 
 Result<Revision> EtcdStore::put(const std::string& key, const std::string& value, Ttl ttl) {
-  auto lease = grant(ttl);
+  auto lease = lease_for(key, ttl);
   if (!lease) return std::unexpected(lease.error());
   auto reply = call("/v3/kv/put", put_request(key, value, *lease).dump());
   if (!reply) return std::unexpected(reply.error());
@@ -292,7 +323,8 @@ Result<Revision> EtcdStore::wait(std::string_view prefix, Revision after, millis
     endpoint = current_;
     token = token_;
   }
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  // The deadline is the Clock's; the stream's read timeout (real) ends a watch that sees nothing.
+  auto deadline = clock_.steady_now() + timeout;
   auto client = make_client(endpoint, timeout);
   Revision seen = 0;
   std::string buffer;
@@ -312,7 +344,7 @@ Result<Revision> EtcdStore::wait(std::string_view prefix, Revision after, millis
       }
       if (result.value("canceled", false)) return false;  // compacted: fall back to a read
     }
-    return std::chrono::steady_clock::now() < deadline;
+    return clock_.steady_now() < deadline;
   });
   if (seen != 0) return seen;
   // Timed out or cancelled: the current revision.

@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <thread>
 
 namespace tandem {
 namespace {
@@ -253,7 +252,7 @@ Status SqliteStore::remove(const std::string& key, std::optional<Revision> expec
 Result<Revision> SqliteStore::wait(std::string_view prefix, Revision after,
                                    std::chrono::milliseconds timeout) {
   // Other processes write the file, so there is nothing to be woken by: poll, cheaply.
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = clock_.steady_now() + timeout;
   while (true) {
     Revision revision = 0;
     bool changed = false;
@@ -268,8 +267,8 @@ Result<Revision> SqliteStore::wait(std::string_view prefix, Revision after,
       revision = query.integer(0);
       changed = query.integer(1) != 0;
     }
-    if (changed || std::chrono::steady_clock::now() >= deadline) return revision;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (changed || clock_.steady_now() >= deadline) return revision;
+    clock_.sleep_for(std::chrono::milliseconds(10));
   }
 }
 

@@ -21,8 +21,8 @@ namespace tandem {
 
 class SqliteStore final : public Store {
  public:
-  // Opens the file, creating it and its tables if needed. `clock` gives the expiry times; it
-  // must be CLOCK_MONOTONIC (SystemClock) for processes to agree.
+  // Opens the file, creating it and its tables if needed. `clock` gives the expiry times (it
+  // must be CLOCK_MONOTONIC, SystemClock, for processes to agree) and times wait()'s polling.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Clock& clock);
   ~SqliteStore() override;
 

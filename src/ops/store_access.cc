@@ -22,7 +22,7 @@ Result<std::unique_ptr<Store>> open_cluster_store(const ClusterConfig& config, C
     if (!password) return fail_with_context(password.error(), "etcd.password_file");
     options.password = *password;
   }
-  auto store = EtcdStore::open(std::move(options));
+  auto store = EtcdStore::open(std::move(options), clock);
   if (!store) return std::unexpected(store.error());
   return std::unique_ptr<Store>(std::move(*store));
 }

@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "../support/etcd_server.h"
@@ -24,15 +27,39 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// For the stores that only talk to a server (etcd): real time.
+SystemClock real_clock;
+
+// The stores' clock here: time moves when the test says (advance), so that keys expire without
+// waiting; a sleep (SqliteStore::wait polls with one) passes as much real time as it advances,
+// so that what another thread writes meanwhile is seen. Thread-safe.
+class ContractClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::time_point(milliseconds(elapsed_ms_.load()));
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::time_point(milliseconds(elapsed_ms_.load()));
+  }
+  void sleep_for(milliseconds duration) override {
+    std::this_thread::sleep_for(duration);
+    advance(duration);
+  }
+  void advance(milliseconds duration) { elapsed_ms_ += duration.count(); }
+
+ private:
+  std::atomic<std::int64_t> elapsed_ms_{0};
+};
+
 struct StoreUnderTest {
-  std::unique_ptr<FakeClock> clock = std::make_unique<FakeClock>();
+  std::unique_ptr<ContractClock> clock = std::make_unique<ContractClock>();
   std::unique_ptr<Store> store;
   std::string dir;  // for stores kept in files
   std::unique_ptr<EtcdCluster> etcd;
   // How time passes for the store: the fake clock's, or real time for a server that expires
   // keys by its own clock.
   std::function<void(milliseconds)> sleep = [this](milliseconds duration) {
-    clock->sleep_for(duration);
+    clock->advance(duration);
   };
   // How late a real server may drop an expired key (etcd checks leases every 500 ms).
   milliseconds expiry_slack{0};
@@ -77,7 +104,7 @@ std::unique_ptr<StoreUnderTest> etcd_store() {
   under_test->dir = mkdtemp(pattern);
   under_test->etcd = EtcdCluster::single(under_test->dir);
   EXPECT_TRUE(under_test->etcd->healthy()) << "etcd did not start (see " << under_test->dir << ")";
-  auto store = EtcdStore::open({.endpoints = under_test->etcd->endpoints()});
+  auto store = EtcdStore::open({.endpoints = under_test->etcd->endpoints()}, *under_test->clock);
   EXPECT_TRUE(store) << store.error().message;
   under_test->store = std::move(*store);
   under_test->sleep = [](milliseconds duration) { std::this_thread::sleep_for(duration); };
@@ -94,7 +121,7 @@ class StoreContract : public ::testing::TestWithParam<StoreFactory> {
   }
   std::unique_ptr<StoreUnderTest> under_test_;
   Store* store_ = nullptr;
-  FakeClock* clock_ = nullptr;
+  ContractClock* clock_ = nullptr;
 };
 
 TEST_P(StoreContract, CreateOnlyIfAbsent) {
@@ -162,6 +189,24 @@ TEST_P(StoreContract, KeysExpireAfterTheirTtlUnlessWrittenAgain) {
   ASSERT_FALSE(renew_late);
   EXPECT_EQ(renew_late.error().code, ErrorCode::kConflict);
   EXPECT_TRUE(store_->create("/c/leader", "node2", milliseconds(1000)));
+}
+
+// Writing one key does not keep another alive: each key lives its TTL after its own last write.
+TEST_P(StoreContract, KeysExpireIndependently) {
+  store_->put("/c/members/a", "a", milliseconds(1000)).value();
+  store_->put("/c/members/b", "b", milliseconds(1000)).value();
+  for (int i = 0; i < 6; ++i) {
+    under_test_->sleep(milliseconds(500));
+    store_->put("/c/members/a", "a", milliseconds(1000)).value();
+  }
+  StoreSnapshot snapshot = store_->read("/c/").value();
+  auto late_by = std::chrono::steady_clock::now() + under_test_->expiry_slack;
+  while (snapshot.find("/c/members/b") != nullptr && std::chrono::steady_clock::now() < late_by) {
+    std::this_thread::sleep_for(milliseconds(50));
+    snapshot = store_->read("/c/").value();
+  }
+  EXPECT_EQ(snapshot.find("/c/members/b"), nullptr);
+  EXPECT_NE(snapshot.find("/c/members/a"), nullptr);
 }
 
 TEST_P(StoreContract, RemoveWithAndWithoutARevision) {
@@ -246,7 +291,8 @@ TEST(EtcdStore, FailsOverToTheNextEndpointAndIsUnavailableWithout) {
     ASSERT_TRUE(etcd->healthy());
     int closed = find_free_ports("127.0.0.1", 1).value_or(1);
     auto store = EtcdStore::open(
-        {.endpoints = {fmt::format("http://127.0.0.1:{}", closed), etcd->endpoints()[0]}});
+        {.endpoints = {fmt::format("http://127.0.0.1:{}", closed), etcd->endpoints()[0]}},
+        real_clock);
     ASSERT_TRUE(store);
     EXPECT_TRUE((*store)->put("/k", "v", std::nullopt));  // the first endpoint refuses
     etcd->stop(0);
@@ -277,17 +323,17 @@ TEST(EtcdStore, LogsInWithUserAndPassword) {
       ASSERT_TRUE(reply) << path;
       ASSERT_EQ(reply->status, 200) << path << ": " << reply->body;
     }
-    auto anonymous = EtcdStore::open({.endpoints = etcd->endpoints()});
+    auto anonymous = EtcdStore::open({.endpoints = etcd->endpoints()}, real_clock);
     ASSERT_TRUE(anonymous);
     EXPECT_FALSE((*anonymous)->put("/k", "v", std::nullopt));
-    auto wrong =
-        EtcdStore::open({.endpoints = etcd->endpoints(), .user = "root", .password = "guess"});
+    auto wrong = EtcdStore::open(
+        {.endpoints = etcd->endpoints(), .user = "root", .password = "guess"}, real_clock);
     ASSERT_TRUE(wrong);
     auto refused = (*wrong)->read("/");
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().code, ErrorCode::kPermissionDenied) << refused.error().message;
-    auto store =
-        EtcdStore::open({.endpoints = etcd->endpoints(), .user = "root", .password = "s3cret"});
+    auto store = EtcdStore::open(
+        {.endpoints = etcd->endpoints(), .user = "root", .password = "s3cret"}, real_clock);
     ASSERT_TRUE(store);
     Revision created = (*store)->create("/k", "v", milliseconds(1000)).value();
     EXPECT_TRUE((*store)->compare_and_set("/k", "w", created, milliseconds(1000)));
@@ -327,7 +373,8 @@ done)",
     auto store = EtcdStore::open({.endpoints = {url},
                                   .ca_file = dir + "/ca.crt",
                                   .cert_file = dir + "/client.crt",
-                                  .key_file = dir + "/client.key"});
+                                  .key_file = dir + "/client.key"},
+                                 real_clock);
     ASSERT_TRUE(store);
     Result<Revision> written = fail(ErrorCode::kUnavailable, "not tried");
     for (int attempt = 0; attempt < 100 && !written; ++attempt) {
@@ -336,17 +383,60 @@ done)",
     }
     ASSERT_TRUE(written) << written.error().message;
     EXPECT_EQ((*store)->read("/").value().find("/tls")->value, "yes");
-    auto anonymous = EtcdStore::open({.endpoints = {url}, .ca_file = dir + "/ca.crt"});
+    auto anonymous = EtcdStore::open({.endpoints = {url}, .ca_file = dir + "/ca.crt"}, real_clock);
     ASSERT_TRUE(anonymous);
     EXPECT_FALSE((*anonymous)->read("/"));
   }
 }
 
+// How many leases etcd holds now.
+std::size_t lease_count(const std::string& endpoint) {
+  httplib::Client admin(endpoint);
+  auto reply = admin.Post("/v3/lease/leases", "{}", "application/json");
+  if (!reply || reply->status != 200) return 0;
+  auto object = nlohmann::json::parse(reply->body, nullptr, false);
+  return object.is_object() ? object.value("leases", nlohmann::json::array()).size() : 0;
+}
+
+// Renewals keep the key's lease alive instead of granting a new one per write: N renewals of the
+// leader and N publications of a member record leave one lease per key. A key whose lease has
+// expired gets a new one and lives its TTL again.
+TEST(EtcdStore, RenewalsKeepOneLeasePerKey) {
+  ScopedDir scoped;
+  auto etcd = EtcdCluster::single(scoped.path);
+  ASSERT_TRUE(etcd->healthy());
+  std::string endpoint = etcd->endpoints()[0];
+  auto store = EtcdStore::open({.endpoints = etcd->endpoints()}, real_clock);
+  ASSERT_TRUE(store);
+  std::size_t before = lease_count(endpoint);
+  Revision leader = (*store)->create("/c/leader", "node1", milliseconds(1000)).value();
+  for (int i = 0; i < 20; ++i) {
+    auto renewed = (*store)->compare_and_set("/c/leader", "node1", leader, milliseconds(1000));
+    ASSERT_TRUE(renewed) << renewed.error().message;
+    EXPECT_GT(*renewed, leader);  // every renewal writes the key: its revision moves
+    leader = *renewed;
+    ASSERT_TRUE((*store)->put("/c/members/node1", "{}", milliseconds(1000)));
+  }
+  EXPECT_EQ(lease_count(endpoint), before + 2);
+
+  // Not written for longer than the TTL (etcd's 2 s at least): gone, with its lease.
+  auto late_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((*store)->read("/c/").value().find("/c/leader") != nullptr &&
+         std::chrono::steady_clock::now() < late_by) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_EQ((*store)->read("/c/").value().find("/c/leader"), nullptr);
+  ASSERT_TRUE((*store)->create("/c/leader", "node1", milliseconds(1000)));
+  std::this_thread::sleep_for(milliseconds(1000));
+  EXPECT_NE((*store)->read("/c/").value().find("/c/leader"), nullptr);  // a live new lease
+  EXPECT_LE(lease_count(endpoint), before + 2);
+}
+
 TEST(EtcdStore, RefusesEndpointsThatAreNotUrls) {
-  auto store = EtcdStore::open({.endpoints = {"127.0.0.1:2379"}});
+  auto store = EtcdStore::open({.endpoints = {"127.0.0.1:2379"}}, real_clock);
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_FALSE(EtcdStore::open({}));
+  EXPECT_FALSE(EtcdStore::open({}, real_clock));
 }
 
 TEST(EtcdStore, PrefixEnd) {
