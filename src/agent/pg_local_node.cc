@@ -7,8 +7,10 @@
 
 #include <filesystem>
 
-#include "ops/node_ops.h"
-#include "ops/role_ops.h"
+#include "ops/clone.h"
+#include "ops/init.h"
+#include "ops/promote.h"
+#include "ops/rejoin.h"
 #include "ops/servers.h"
 #include "pg/postmaster.h"
 #include "pg/server_queries.h"

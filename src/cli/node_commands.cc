@@ -2,9 +2,11 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "ops/clone.h"
 #include "ops/cluster_lock.h"
-#include "ops/node_ops.h"
-#include "ops/role_ops.h"
+#include "ops/init.h"
+#include "ops/promote.h"
+#include "ops/rejoin.h"
 #include "ops/servers.h"
 #include "ops/store_access.h"
 

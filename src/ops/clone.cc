@@ -1,6 +1,8 @@
+#include "ops/clone.h"
+
 #include <fmt/format.h>
 
-#include "ops/node_ops.h"
+#include "ops/init.h"
 #include "ops/servers.h"
 #include "pg/server_files.h"
 #include "pg/slot_queries.h"

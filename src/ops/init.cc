@@ -1,10 +1,11 @@
+#include "ops/init.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "ops/node_ops.h"
 #include "ops/servers.h"
 #include "pg/roles.h"
 #include "pg/server_files.h"

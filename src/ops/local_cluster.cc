@@ -5,8 +5,9 @@
 
 #include <filesystem>
 
+#include "ops/clone.h"
+#include "ops/init.h"
 #include "ops/local_agents.h"
-#include "ops/node_ops.h"
 #include "ops/servers.h"
 #include "pg/postmaster.h"
 #include "proc/ports.h"

@@ -1,8 +1,9 @@
+#include "ops/promote.h"
+
 #include <fmt/format.h>
 
 #include <filesystem>
 
-#include "ops/role_ops.h"
 #include "ops/servers.h"
 #include "ops/timeline_claim.h"
 #include "pg/server_queries.h"

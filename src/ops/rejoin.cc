@@ -1,11 +1,12 @@
+#include "ops/rejoin.h"
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <filesystem>
 
-#include "ops/node_ops.h"
-#include "ops/role_ops.h"
+#include "ops/clone.h"
 #include "ops/servers.h"
 #include "pg/replication_queries.h"
 #include "pg/server_queries.h"
