@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "ops/servers.h"
+#include "pg/admin_connection.h"
 
 namespace tandem {
 

@@ -14,7 +14,4 @@ namespace tandem {
 Status clone_standby(Context& context, const NodeConfig& node,
                      std::optional<std::string> source_name = std::nullopt);
 
-// Checks that the replication role can open a replication connection to `primary`.
-Status check_replication_login(const ClusterConfig& config, const NodeConfig& primary);
-
 }  // namespace tandem

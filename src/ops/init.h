@@ -10,8 +10,4 @@ namespace tandem {
 // then start. Refuses, changing nothing, when the data directory is in use or the port taken.
 Status init_primary(Context& context, const NodeConfig& node);
 
-// Makes the data directory (0700) and the socket and log directories, all owned by the OS
-// user, after checking that the OS user can reach them. Shared by init and clone.
-Status prepare_dirs(Context& context, const NodeConfig& node);
-
 }  // namespace tandem

@@ -12,7 +12,6 @@
 #include "fake_node_controller.h"
 #include "ops/clone.h"
 #include "ops/init.h"
-#include "ops/servers.h"
 #include "pg/pg_binaries.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"
