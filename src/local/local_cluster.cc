@@ -1,13 +1,13 @@
-#include "ops/local_cluster.h"
+#include "local/local_cluster.h"
 
 #include <fmt/format.h>
 #include <signal.h>
 
 #include <filesystem>
 
+#include "local/local_agents.h"
 #include "ops/clone.h"
 #include "ops/init.h"
-#include "ops/local_agents.h"
 #include "pg/node_probe.h"
 #include "pg/postmaster.h"
 #include "proc/ports.h"
