@@ -36,7 +36,7 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
           .nofailover = self.nofailover,
           .synchronous_mode = config.ha.synchronous_mode,
-          .quorum_fencing = config.etcd.enabled()};
+          .quorum_fencing = config.on_several_machines()};
 }
 
 Agent::Agent(const AgentParts& parts)

@@ -44,13 +44,10 @@ class Exposition {
   std::string text_;
 };
 
-}  // namespace
-
-std::string render_metrics(const MetricsInput& input) {
+// This node's PostgreSQL: its state, role, timeline and positions.
+void node_metrics(const MetricsInput& input, Exposition& out) {
   const AgentSnapshot& snapshot = input.snapshot;
   const NodeObservation& node = snapshot.node;
-  Exposition out;
-
   out.family("tandem_postgres_state", "gauge",
              "1 for the state PostgreSQL of this node is in, 0 for the others.");
   for (PgState state : {PgState::kNoData, PgState::kStopped, PgState::kStarting, PgState::kPrimary,
@@ -73,21 +70,26 @@ std::string render_metrics(const MetricsInput& input) {
     out.sample("tandem_wal_position_bytes", static_cast<double>(node.replayed_lsn->value()),
                {{"kind", "replayed"}});
   }
+}
 
+// The leader's published details, if the view has them.
+const PrimaryDetails* leader_details(const std::optional<ClusterView>& view) {
+  if (!view || !view->leader) return nullptr;
+  auto found = view->members.find(view->leader->name);
+  if (found == view->members.end() || !found->second.primary) return nullptr;
+  return &*found->second.primary;
+}
+
+// The standbys' lag and the primary's slots.
+void replication_metrics(const AgentSnapshot& snapshot, Exposition& out) {
   out.family("tandem_replication_lag_bytes", "gauge",
              "How far each standby's replay is behind the primary's WAL position.");
-  const PrimaryDetails* primary = nullptr;
   if (snapshot.view) {
     for (const auto& [member, lag] : replay_lag_bytes(*snapshot.view)) {
       out.sample("tandem_replication_lag_bytes", static_cast<double>(lag), {{"member", member}});
     }
-    if (snapshot.view->leader) {
-      auto found = snapshot.view->members.find(snapshot.view->leader->name);
-      if (found != snapshot.view->members.end() && found->second.primary) {
-        primary = &*found->second.primary;
-      }
-    }
   }
+  const PrimaryDetails* primary = leader_details(snapshot.view);
   out.family("tandem_replication_lag_seconds", "gauge",
              "Each standby's replay lag as the primary measures it (pg_stat_replication).");
   if (primary != nullptr) {
@@ -110,7 +112,12 @@ std::string render_metrics(const MetricsInput& input) {
       out.sample("tandem_slot_active", slot.active ? 1 : 0, {{"slot", slot.name}});
     }
   }
+}
 
+// The agent: failovers, its lease, its last decision, its cycles, what fails again and again.
+void agent_metrics(const MetricsInput& input, Exposition& out) {
+  const AgentSnapshot& snapshot = input.snapshot;
+  const NodeObservation& node = snapshot.node;
   if (input.history) {
     std::size_t changes = 0;
     for (const HistoryEntry& entry : *input.history) changes += entry.from.empty() ? 0 : 1;
@@ -146,6 +153,15 @@ std::string render_metrics(const MetricsInput& input) {
              {{"step", "rejoin"}});
   out.sample("tandem_failing_seconds", node.start_failing_for.count() / 1000.0,
              {{"step", "start"}});
+}
+
+}  // namespace
+
+std::string render_metrics(const MetricsInput& input) {
+  Exposition out;
+  node_metrics(input, out);
+  replication_metrics(input.snapshot, out);
+  agent_metrics(input, out);
   return out.take();
 }
 

@@ -87,6 +87,17 @@ struct EtcdConfig {
   bool enabled() const { return !endpoints.empty(); }
 };
 
+// Where the nodes run, named once: everything that differs between the two branches on it.
+enum class Topology {
+  // One machine: the agents share a SQLite store file; a primary writes while it renews its
+  // lease there; admin connections over the Unix socket.
+  kOneMachine,
+  // Several machines: etcd; the agents ping each other and a primary writes while it renews
+  // its lease OR a majority answers it (quorum fencing); admin connections over TCP, as the
+  // superuser with its password.
+  kSeveralMachines,
+};
+
 struct ClusterConfig {
   std::string name = "tandem";
   std::string os_user = "postgres";  // runs every PostgreSQL process and owns every data dir
@@ -104,6 +115,14 @@ struct ClusterConfig {
   ApiConfig api;
   EtcdConfig etcd;
   std::vector<NodeConfig> nodes;
+
+  // Several machines exactly when etcd is configured.
+  Topology topology() const {
+    return etcd.enabled() ? Topology::kSeveralMachines : Topology::kOneMachine;
+  }
+  bool on_several_machines() const { return topology() == Topology::kSeveralMachines; }
+  // A cluster of one node has nobody to hand over to, so no watchdog stops its PostgreSQL.
+  bool has_watchdog() const { return nodes.size() > 1; }
 
   // REQUIRES: validate() succeeded. Returns nullptr for an unknown name.
   const NodeConfig* find_node(std::string_view node_name) const;

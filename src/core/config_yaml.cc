@@ -116,21 +116,7 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
   }
 }
 
-ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
-  check_keys(root, "",
-             {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
-              "ha", "api", "etcd", "nodes"});
-  ClusterConfig config;
-  read(root, "cluster", config.name);
-  read(root, "os_user", config.os_user);
-  read(root, "pg_bin", config.pg_bin);
-  read(root, "superuser", config.superuser);
-  read_paths(root, config);
-  for (std::string* path : {&config.socket_dir, &config.log_dir, &config.password_file,
-                            &config.state_file, &config.store_file}) {
-    *path = absolute(*path, base_dir);
-  }
-  read_replication(root, config.replication);
+void read_app_and_status(const YAML::Node& root, ClusterConfig& config) {
   if (const YAML::Node app = root["app"]) {
     check_keys(app, "app", {"user", "database"});
     AppConfig app_config;
@@ -144,48 +130,62 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
     read_size(status, "slot_retained_warning", config.status.slot_retained_warning);
     read_duration(status, "standby_gone_warning", config.status.standby_gone_warning);
   }
-  if (const YAML::Node ha = root["ha"]) {
-    check_keys(ha, "ha",
-               {"agents", "loop_interval", "ttl", "renew_deadline", "maximum_lag_on_failover",
-                "synchronous_mode"});
-    read(ha, "agents", config.ha.agents);
-    read_duration(ha, "loop_interval", config.ha.loop_interval);
-    read_duration(ha, "ttl", config.ha.ttl);
-    read_duration(ha, "renew_deadline", config.ha.renew_deadline);
-    read_size(ha, "maximum_lag_on_failover", config.ha.maximum_lag_on_failover);
-    read(ha, "synchronous_mode", config.ha.synchronous_mode);
+}
+
+void read_ha(const YAML::Node& root, HaSettings& ha_settings) {
+  const YAML::Node ha = root["ha"];
+  if (!ha) return;
+  check_keys(ha, "ha",
+             {"agents", "loop_interval", "ttl", "renew_deadline", "maximum_lag_on_failover",
+              "synchronous_mode"});
+  read(ha, "agents", ha_settings.agents);
+  read_duration(ha, "loop_interval", ha_settings.loop_interval);
+  read_duration(ha, "ttl", ha_settings.ttl);
+  read_duration(ha, "renew_deadline", ha_settings.renew_deadline);
+  read_size(ha, "maximum_lag_on_failover", ha_settings.maximum_lag_on_failover);
+  read(ha, "synchronous_mode", ha_settings.synchronous_mode);
+}
+
+void read_api(const YAML::Node& root, const std::string& base_dir, ApiConfig& api_config) {
+  const YAML::Node api = root["api"];
+  if (!api) return;
+  check_keys(api, "api", {"token_file", "tls_cert_file", "tls_key_file", "allowed_hosts"});
+  read(api, "allowed_hosts", api_config.allowed_hosts);
+  read(api, "token_file", api_config.token_file);
+  read(api, "tls_cert_file", api_config.tls_cert_file);
+  read(api, "tls_key_file", api_config.tls_key_file);
+  for (std::string* path :
+       {&api_config.token_file, &api_config.tls_cert_file, &api_config.tls_key_file}) {
+    if (!path->empty()) *path = absolute(*path, base_dir);
   }
-  if (const YAML::Node api = root["api"]) {
-    check_keys(api, "api", {"token_file", "tls_cert_file", "tls_key_file", "allowed_hosts"});
-    read(api, "allowed_hosts", config.api.allowed_hosts);
-    read(api, "token_file", config.api.token_file);
-    read(api, "tls_cert_file", config.api.tls_cert_file);
-    read(api, "tls_key_file", config.api.tls_key_file);
-    for (std::string* path :
-         {&config.api.token_file, &config.api.tls_cert_file, &config.api.tls_key_file}) {
-      if (!path->empty()) *path = absolute(*path, base_dir);
-    }
+}
+
+void read_etcd(const YAML::Node& root, const std::string& base_dir, EtcdConfig& etcd_config) {
+  const YAML::Node etcd = root["etcd"];
+  if (!etcd) return;
+  check_keys(etcd, "etcd",
+             {"endpoints", "user", "password_file", "ca_file", "cert_file", "key_file"});
+  read(etcd, "endpoints", etcd_config.endpoints);
+  read(etcd, "user", etcd_config.user);
+  read(etcd, "password_file", etcd_config.password_file);
+  read(etcd, "ca_file", etcd_config.ca_file);
+  read(etcd, "cert_file", etcd_config.cert_file);
+  read(etcd, "key_file", etcd_config.key_file);
+  for (std::string* path : {&etcd_config.password_file, &etcd_config.ca_file,
+                            &etcd_config.cert_file, &etcd_config.key_file}) {
+    if (!path->empty()) *path = absolute(*path, base_dir);
   }
-  if (const YAML::Node etcd = root["etcd"]) {
-    check_keys(etcd, "etcd",
-               {"endpoints", "user", "password_file", "ca_file", "cert_file", "key_file"});
-    read(etcd, "endpoints", config.etcd.endpoints);
-    read(etcd, "user", config.etcd.user);
-    read(etcd, "password_file", config.etcd.password_file);
-    read(etcd, "ca_file", config.etcd.ca_file);
-    read(etcd, "cert_file", config.etcd.cert_file);
-    read(etcd, "key_file", config.etcd.key_file);
-    for (std::string* path : {&config.etcd.password_file, &config.etcd.ca_file,
-                              &config.etcd.cert_file, &config.etcd.key_file}) {
-      if (!path->empty()) *path = absolute(*path, base_dir);
-    }
-  }
-  read_nodes(root, base_dir, config);
-  // Defaults for nodes on several machines: every agent serves its API on 8008, and
-  // replication is allowed from the nodes' own addresses.
+}
+
+// What the file leaves out and the nodes decide: on several machines every agent serves its
+// API on 8008; WAL senders and slots sized for the nodes; replication allowed from the nodes'
+// own addresses.
+void apply_node_defaults(const YAML::Node& root, ClusterConfig& config) {
   const YAML::Node nodes = root["nodes"];
   for (std::size_t index = 0; index < config.nodes.size(); ++index) {
-    if (config.etcd.enabled() && !nodes[index]["api_port"]) config.nodes[index].api_port = 8008;
+    if (config.on_several_machines() && !nodes[index]["api_port"]) {
+      config.nodes[index].api_port = 8008;
+    }
   }
   const YAML::Node replication = root["replication"];
   if (!replication || !replication["max_wal_senders"]) {
@@ -204,6 +204,29 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
     }
     if (!networks.empty()) config.replication.networks = networks;
   }
+}
+
+ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
+  check_keys(root, "",
+             {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
+              "ha", "api", "etcd", "nodes"});
+  ClusterConfig config;
+  read(root, "cluster", config.name);
+  read(root, "os_user", config.os_user);
+  read(root, "pg_bin", config.pg_bin);
+  read(root, "superuser", config.superuser);
+  read_paths(root, config);
+  for (std::string* path : {&config.socket_dir, &config.log_dir, &config.password_file,
+                            &config.state_file, &config.store_file}) {
+    *path = absolute(*path, base_dir);
+  }
+  read_replication(root, config.replication);
+  read_app_and_status(root, config);
+  read_ha(root, config.ha);
+  read_api(root, base_dir, config.api);
+  read_etcd(root, base_dir, config.etcd);
+  read_nodes(root, base_dir, config);
+  apply_node_defaults(root, config);
   return config;
 }
 
@@ -224,13 +247,9 @@ Result<ClusterConfig> parse_config(std::string_view yaml_text, const std::string
   return config;
 }
 
-std::string render_config(const ClusterConfig& config) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  out << YAML::Key << "cluster" << YAML::Value << config.name;
-  out << YAML::Key << "os_user" << YAML::Value << config.os_user;
-  if (!config.pg_bin.empty()) out << YAML::Key << "pg_bin" << YAML::Value << config.pg_bin;
-  out << YAML::Key << "superuser" << YAML::Value << config.superuser;
+namespace {
+
+void emit_paths_and_replication(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::Key << "paths" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "socket_dir" << YAML::Value << config.socket_dir;
   out << YAML::Key << "log_dir" << YAML::Value << config.log_dir;
@@ -249,6 +268,9 @@ std::string render_config(const ClusterConfig& config) {
   out << YAML::Key << "max_slot_wal_keep_size" << YAML::Value
       << format_size_exact(replication.max_slot_wal_keep_size);
   out << YAML::EndMap;
+}
+
+void emit_app_status_and_ha(const ClusterConfig& config, YAML::Emitter& out) {
   if (config.app) {
     out << YAML::Key << "app" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "user" << YAML::Value << config.app->user;
@@ -270,6 +292,9 @@ std::string render_config(const ClusterConfig& config) {
       << format_size_exact(config.ha.maximum_lag_on_failover);
   out << YAML::Key << "synchronous_mode" << YAML::Value << config.ha.synchronous_mode;
   out << YAML::EndMap;
+}
+
+void emit_api_and_etcd(const ClusterConfig& config, YAML::Emitter& out) {
   const ApiConfig& api = config.api;
   if (!api.token_file.empty() || !api.tls_cert_file.empty() || !api.allowed_hosts.empty()) {
     out << YAML::Key << "api" << YAML::Value << YAML::BeginMap;
@@ -284,18 +309,20 @@ std::string render_config(const ClusterConfig& config) {
     out << YAML::EndMap;
   }
   const EtcdConfig& etcd = config.etcd;
-  if (etcd.enabled()) {
-    out << YAML::Key << "etcd" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "endpoints" << YAML::Value << YAML::Flow << etcd.endpoints;
-    for (const auto& [key, value] : {std::pair{"user", &etcd.user},
-                                     {"password_file", &etcd.password_file},
-                                     {"ca_file", &etcd.ca_file},
-                                     {"cert_file", &etcd.cert_file},
-                                     {"key_file", &etcd.key_file}}) {
-      if (!value->empty()) out << YAML::Key << key << YAML::Value << *value;
-    }
-    out << YAML::EndMap;
+  if (!etcd.enabled()) return;
+  out << YAML::Key << "etcd" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "endpoints" << YAML::Value << YAML::Flow << etcd.endpoints;
+  for (const auto& [key, value] : {std::pair{"user", &etcd.user},
+                                   {"password_file", &etcd.password_file},
+                                   {"ca_file", &etcd.ca_file},
+                                   {"cert_file", &etcd.cert_file},
+                                   {"key_file", &etcd.key_file}}) {
+    if (!value->empty()) out << YAML::Key << key << YAML::Value << *value;
   }
+  out << YAML::EndMap;
+}
+
+void emit_nodes(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
   for (const NodeConfig& node : config.nodes) {
     out << YAML::BeginMap;
@@ -304,12 +331,28 @@ std::string render_config(const ClusterConfig& config) {
     out << YAML::Key << "port" << YAML::Value << node.port;
     out << YAML::Key << "data_dir" << YAML::Value << node.data_dir;
     if (node.nofailover) out << YAML::Key << "nofailover" << YAML::Value << true;
-    if (node.api_port != 0 || etcd.enabled()) {
+    if (node.api_port != 0 || config.on_several_machines()) {
       out << YAML::Key << "api_port" << YAML::Value << node.api_port;
     }
     out << YAML::EndMap;
   }
-  out << YAML::EndSeq << YAML::EndMap;
+  out << YAML::EndSeq;
+}
+
+}  // namespace
+
+std::string render_config(const ClusterConfig& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "cluster" << YAML::Value << config.name;
+  out << YAML::Key << "os_user" << YAML::Value << config.os_user;
+  if (!config.pg_bin.empty()) out << YAML::Key << "pg_bin" << YAML::Value << config.pg_bin;
+  out << YAML::Key << "superuser" << YAML::Value << config.superuser;
+  emit_paths_and_replication(config, out);
+  emit_app_status_and_ha(config, out);
+  emit_api_and_etcd(config, out);
+  emit_nodes(config, out);
+  out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 

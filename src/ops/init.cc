@@ -37,7 +37,7 @@ Result<std::vector<Credential>> ensure_passwords(Context& context) {
   std::vector<std::string> roles = {config.replication.user};
   if (config.app) roles.push_back(config.app->user);
   // Nodes on several machines reach each other's superuser over TCP (pg_rewind, slots).
-  if (config.etcd.enabled()) roles.push_back(config.superuser);
+  if (config.on_several_machines()) roles.push_back(config.superuser);
   std::string existing = read_file(config.password_file).value_or("");
   std::vector<Credential> credentials;
   bool added = false;

@@ -79,8 +79,10 @@ NodeReport read_node(Context& context, const NodeConfig& config_node, ClusterRep
 std::optional<AgentsReport> read_agents(Context& context, std::vector<std::string>& warnings) {
   const ClusterConfig& config = context.config;
   if (!config.ha.agents) return std::nullopt;
-  if (!config.etcd.enabled() && !std::filesystem::exists(config.store_file)) return std::nullopt;
-  std::string where = config.etcd.enabled() ? "in etcd" : config.store_file;
+  if (!config.on_several_machines() && !std::filesystem::exists(config.store_file)) {
+    return std::nullopt;
+  }
+  std::string where = config.on_several_machines() ? "in etcd" : config.store_file;
   auto store = open_cluster_store(config, context.clock);
   ClusterLayout layout(config.name);
   auto snapshot = store ? (*store)->read(layout.prefix())

@@ -7,7 +7,7 @@
 namespace tandem {
 
 Result<std::unique_ptr<Store>> open_cluster_store(const ClusterConfig& config, Clock& clock) {
-  if (!config.etcd.enabled()) {
+  if (!config.on_several_machines()) {
     auto store = SqliteStore::open(config.store_file, clock);
     if (!store) return std::unexpected(store.error());
     return std::unique_ptr<Store>(std::move(*store));

@@ -101,7 +101,7 @@ std::string render_pg_hba(const ClusterConfig& config) {
                          network);
     }
   }
-  if (config.etcd.enabled()) {
+  if (config.on_several_machines()) {
     hba +=
         "# Nodes on several machines: the superuser also from the nodes' networks, with its\n"
         "# password (pg_rewind from the primary, slots, checks from the other agents).\n";

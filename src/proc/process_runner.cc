@@ -167,8 +167,17 @@ namespace tandem {
 
 std::string failure_line(std::string_view output) {
   // initdb and pg_basebackup end with what they cleaned up ("removing contents of data
-  // directory"), after the line that says what went wrong.
+  // directory"), after the line that says what went wrong. A full disk is named whatever
+  // follows it (pg_basebackup's last error is then "background process terminated").
   std::string found;
+  if (std::size_t full = output.find("No space left on device"); full != std::string_view::npos) {
+    std::size_t begin = output.rfind('\n', full);
+    begin = begin == std::string_view::npos ? 0 : begin + 1;
+    std::size_t end = output.find('\n', full);
+    found = std::string(output.substr(begin, end == std::string_view::npos ? end : end - begin));
+    while (!found.empty() && (found.back() == '\r' || found.back() == ' ')) found.pop_back();
+    return found;
+  }
   std::size_t start = 0;
   while (start < output.size()) {
     std::size_t end = output.find('\n', start);

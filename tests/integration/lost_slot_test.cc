@@ -2,7 +2,13 @@
 // primary invalidates the slot, the WAL the standby needs is gone, and only a fresh copy brings
 // it back. tandem makes that copy — the old data moved aside — by hand (`tandem rejoin`,
 // `tandem reinit`) and by itself with agents.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <functional>
 
 #include "bench/local_queries.h"
 #include "local_cluster_fixture.h"
@@ -94,6 +100,48 @@ TEST_F(LostSlotTest, TheAgentReclonesAStandbyWhoseSlotWasLost) {
             << std::chrono::duration_cast<milliseconds>(took).count()
             << " ms after `tandem local start node2` ("
             << (recloned ? "recloned" : "its WAL was still there") << ")\n";
+}
+
+// Issue 12: when the copy cannot be made — no space — tandem says so and keeps the old data.
+// node2's data directory lives on a small file system of its own, filled up but for 4 MB.
+TEST_F(LostSlotTest, ACopyWithoutSpaceSaysSoAndKeepsTheOldData) {
+  std::string small = dir_ + "/small";
+  std::filesystem::create_directories(small);
+  ASSERT_EQ(mount("tandem-test", small.c_str(), "tmpfs", 0, "size=256m,mode=0755"), 0);
+  struct Finally {
+    std::function<void()> run;
+    ~Finally() { run(); }
+  } unmount{[this, small] {
+    (void)tandem({"local", "down"});
+    umount2(small.c_str(), MNT_DETACH);
+  }};
+  write_config(1, [&](ClusterConfig& config) { config.nodes[1].data_dir = small + "/node2"; });
+  tandem_ok({"local", "up", "--dir", dir_});
+  ASSERT_TRUE(eventually([&] { return streams(); }));
+  exec("node1", "CREATE TABLE kept AS SELECT 42 AS n");
+  ASSERT_TRUE(eventually([&] { return value("node2", "SELECT n::text AS v FROM kept") == "42"; }));
+
+  struct statvfs space {};
+  ASSERT_EQ(statvfs(small.c_str(), &space), 0);
+  off_t ballast_size = static_cast<off_t>(space.f_bavail * space.f_frsize) - (4 << 20);
+  ASSERT_GT(ballast_size, 0);
+  std::string ballast = small + "/ballast";
+  int fd = open(ballast.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(posix_fallocate(fd, 0, ballast_size), 0);
+  close(fd);
+
+  CommandOutput refused = tandem({"reinit", "node2"});
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("No space left on device"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("its old data is back in " + small + "/node2"), std::string::npos)
+      << refused.output;
+
+  // The old data is whole: with room again, node2 starts as it was and streams.
+  std::filesystem::remove(ballast);
+  tandem_ok({"local", "start", "node2"});
+  EXPECT_TRUE(eventually([&] { return streams(); }));
+  EXPECT_EQ(value("node2", "SELECT n::text AS v FROM kept"), "42");
 }
 
 }  // namespace

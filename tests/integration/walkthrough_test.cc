@@ -10,6 +10,7 @@
 #include "local_cluster_fixture.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"
+#include "proc/process_runner.h"
 
 namespace tandem::testing {
 namespace {
@@ -254,6 +255,31 @@ TEST_F(WalkthroughTest, EveryRowOfTheScenario) {
       EXPECT_TRUE(std::filesystem::exists(each.data_dir + "/PG_VERSION")) << each.name;
     }
   }
+}
+
+}  // namespace
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+// Issue 12: `make demo` said "something still runs!" whenever another tandem agent ran anywhere
+// on the machine. With another cluster and its agents running, the demo ends clean, and that
+// cluster still runs.
+TEST_F(LocalClusterTest, TheDemoEndsCleanWhileAnotherClusterRuns) {
+  write_config(1, {}, /*agents=*/true);
+  tandem_ok({"local", "up", "--dir", dir_});
+  SystemProcessRunner runner;
+  auto demo = runner.run({.program = "/bin/bash",
+                          .args = {std::string(TANDEM_SOURCE_DIR) + "/scripts/demo", TANDEM_BINARY},
+                          .env = {{"DEMO_DIR", dir_ + "/demo"}},
+                          .working_dir = dir_,
+                          .timeout = std::chrono::minutes(5)});
+  ASSERT_TRUE(demo) << demo.error().message;
+  EXPECT_EQ(demo->exit_code, 0) << demo->output;
+  EXPECT_EQ(demo->output.find("something still runs!"), std::string::npos) << demo->output;
+  EXPECT_NE(demo->output.find("nothing runs."), std::string::npos) << demo->output;
+  EXPECT_FALSE(bench::writable_node(config_).empty()) << "the other cluster was stopped";
 }
 
 }  // namespace

@@ -239,6 +239,7 @@ TEST_F(ApiServerTest, ServesHttpsWithACertificate) {
       "-keyout " +
       key + " -out " + cert + " 2>/dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0);
+  publish_leader_snapshot();  // fresh again: making the key may take longer than a TTL
   config_.api.tls_cert_file = cert;
   config_.api.tls_key_file = key;
   server_ = std::make_unique<ApiServer>(config_, config_.nodes[0], board_, store_, clock_);

@@ -213,6 +213,12 @@ TEST(FailureLine, PrefersTheErrorOverTheCleanup) {
                          "initdb: removing contents of data directory \"/x/node1\"\n"),
             "initdb: error: could not write to file \"base/1/1249\": No space left on device");
   EXPECT_EQ(failure_line("all fine\nthe end\n"), "the end");
+  // A full disk is named even when another error follows it (pg_basebackup's WAL process).
+  EXPECT_EQ(failure_line("pg_basebackup: error: could not write to file \"x\": No space left on "
+                         "device\n"
+                         "pg_basebackup: error: background process terminated unexpectedly\n"
+                         "pg_basebackup: removing contents of data directory \"/x\"\n"),
+            "pg_basebackup: error: could not write to file \"x\": No space left on device");
 }
 
 TEST(CheckPortFree, SaysWhatIsWrong) {
