@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "bench/local_queries.h"
-#include "ops/local_cluster.h"
+#include "local/local_cluster.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"
 

@@ -24,7 +24,7 @@
 #include "bench/starver.h"
 #include "bench/write_probe.h"
 #include "common/log.h"
-#include "ops/local_agents.h"
+#include "local/local_agents.h"
 #include "proc/detached.h"
 
 namespace {

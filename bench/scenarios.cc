@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "bench/bench_cluster.h"
-#include "ops/local_agents.h"
+#include "local/local_agents.h"
 #include "pg/pg_binaries.h"
 #include "proc/os_user.h"
 #include "proc/process_runner.h"

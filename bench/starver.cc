@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "ops/local_agents.h"
+#include "local/local_agents.h"
 #include "pg/postmaster.h"
 
 namespace tandem::bench {

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
-#include "ops/servers.h"
+#include "pg/admin_connection.h"
 
 namespace tandem {
 

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "ops/servers.h"
+#include "pg/admin_connection.h"
 #include "pg/observe_queries.h"
 #include "pg/server_files.h"
 

@@ -7,9 +7,12 @@
 
 #include <filesystem>
 
-#include "ops/node_ops.h"
-#include "ops/role_ops.h"
-#include "ops/servers.h"
+#include "ops/clone.h"
+#include "ops/init.h"
+#include "ops/promote.h"
+#include "ops/rejoin.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
 #include "pg/postmaster.h"
 #include "pg/server_queries.h"
 #include "pg/timeline_files.h"
@@ -69,12 +72,14 @@ Status PgLocalNode::clone(const std::string& leader) {
 }
 
 Status PgLocalNode::start_primary() {
-  if (auto ok = write_node_files(context_, self_, nullptr); !ok) return ok;
+  if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr); !ok) return ok;
   return controller_.spawn(self_);
 }
 
 Status PgLocalNode::start_standby(const std::string& leader) {
-  if (auto ok = write_node_files(context_, self_, node(leader), ServerRole::kStandby); !ok) {
+  if (auto ok = write_node_files(context_.config, context_.os_user, self_, node(leader),
+                                 ServerRole::kStandby);
+      !ok) {
     return ok;
   }
   return controller_.spawn(self_);
@@ -83,7 +88,9 @@ Status PgLocalNode::start_standby(const std::string& leader) {
 Status PgLocalNode::follow(const std::string& leader) {
   auto upstream = leader_node(leader);
   if (!upstream) return std::unexpected(upstream.error());
-  if (auto ok = write_node_files(context_, self_, *upstream); !ok) return ok;
+  if (auto ok = write_node_files(context_.config, context_.os_user, self_, *upstream); !ok) {
+    return ok;
+  }
   return controller_.reload(self_);
 }
 

@@ -4,7 +4,8 @@
 
 #include <map>
 
-#include "ops/servers.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
 #include "pg/replication_queries.h"
 
 namespace tandem {
@@ -24,7 +25,9 @@ void SyncManager::reset() {
 }
 
 Status SyncManager::configure(const std::string& standby) {
-  if (auto ok = write_node_files(context_, self_, nullptr, ServerRole::kPrimary, standby); !ok) {
+  if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr,
+                                 ServerRole::kPrimary, standby);
+      !ok) {
     return ok;
   }
   if (auto ok = context_.controller.reload(self_); !ok) return ok;

@@ -8,7 +8,7 @@
 
 #include "cli/commands.h"
 #include "common/units.h"
-#include "ops/local_cluster.h"
+#include "local/local_cluster.h"
 #include "ops/status.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"

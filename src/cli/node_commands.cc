@@ -2,11 +2,14 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "ops/clone.h"
 #include "ops/cluster_lock.h"
-#include "ops/node_ops.h"
-#include "ops/role_ops.h"
-#include "ops/servers.h"
+#include "ops/find_primary.h"
+#include "ops/init.h"
+#include "ops/promote.h"
+#include "ops/rejoin.h"
 #include "ops/store_access.h"
+#include "pg/node_probe.h"
 
 namespace tandem {
 namespace {
@@ -124,7 +127,8 @@ void add_reinit_command(CLI::App& app, CliState& state) {
     state.result = with_locked_node(
         state, *node, "reinit", [](Context& context, const NodeConfig& target, Store&) {
           fmt::print("reinit {}\n", target.name);
-          if (probe_node(context, target).state == NodeRunState::kPrimary) {
+          if (probe_node(context.config, context.controller, target).state ==
+              NodeRunState::kPrimary) {
             return Status(
                 fail(ErrorCode::kConflict,
                      target.name + " runs as a primary: only a standby is reinitialized"));

@@ -6,6 +6,7 @@
 #include "common/units.h"
 #include "ops/slot_ops.h"
 #include "ops/status.h"
+#include "ops/status_json.h"
 
 namespace tandem {
 

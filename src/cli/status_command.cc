@@ -11,6 +11,7 @@
 #include "cli/table.h"
 #include "common/units.h"
 #include "ops/status.h"
+#include "ops/status_json.h"
 
 namespace tandem {
 namespace {

@@ -1,7 +1,8 @@
 // The coordination store: where a cluster's agents agree on who leads. Keys with revisions,
 // create-if-absent and compare-and-set, keys that expire, and a way to wait for changes.
-// Implementations: MemoryStore (tests), SqliteStore (nodes on one machine); etcd later. All
-// pass tests/unit/store_contract_test.cc.
+// Implementations: MemoryStore (in memory: tests and the simulation), SqliteStore (a SQLite file:
+// nodes on one machine) and EtcdStore (etcd v3: nodes on several machines). All three pass
+// tests/unit/store_contract_test.cc.
 #pragma once
 
 #include <chrono>

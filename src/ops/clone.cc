@@ -1,36 +1,15 @@
+#include "ops/clone.h"
+
 #include <fmt/format.h>
 
-#include "ops/node_ops.h"
-#include "ops/servers.h"
+#include "ops/find_primary.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
+#include "pg/node_probe.h"
 #include "pg/server_files.h"
 #include "pg/slot_queries.h"
 
 namespace tandem {
-
-Status check_replication_login(const ClusterConfig& config, const NodeConfig& primary) {
-  std::string conninfo = make_conninfo({{"host", primary.host},
-                                        {"port", std::to_string(primary.port)},
-                                        {"user", config.replication.user},
-                                        {"passfile", config.password_file},
-                                        {"replication", "true"},
-                                        {"connect_timeout", "5"}});
-  auto connection = Connection::open(conninfo);
-  if (connection) return {};
-  const Error& error = connection.error();
-  if (error.message.find("password authentication failed") != std::string::npos) {
-    return fail(ErrorCode::kPermissionDenied,
-                fmt::format("{} refused the password of {} from {}: fix the password file",
-                            primary.name, config.replication.user, config.password_file));
-  }
-  if (error.code == ErrorCode::kPermissionDenied) {
-    return fail(ErrorCode::kPermissionDenied,
-                fmt::format("{} refused replication for {}: {}", primary.name,
-                            config.replication.user, error.message));
-  }
-  return fail(ErrorCode::kUnavailable,
-              fmt::format("cannot reach the primary {} at {}:{}: {}", primary.name, primary.host,
-                          primary.port, error.message));
-}
 
 Status clone_standby(Context& context, const NodeConfig& node,
                      std::optional<std::string> source_name) {
@@ -62,7 +41,7 @@ Status clone_standby(Context& context, const NodeConfig& node,
   }
   bool create_slot = !*slot;
 
-  if (auto ok = prepare_dirs(context, node); !ok) return ok;
+  if (auto ok = prepare_dirs(context.config, context.os_user, node); !ok) return ok;
   std::string source_conninfo = upstream_conninfo(config, *source, node.name);
   context.report(fmt::format("copying {} into {} (pg_basebackup, fast checkpoint, slot {})",
                              source->name, node.data_dir, node.name));
@@ -70,9 +49,13 @@ Status clone_standby(Context& context, const NodeConfig& node,
       !ok) {
     return ok;
   }
-  if (auto ok = write_node_files(context, node, source); !ok) return ok;
+  if (auto ok = write_node_files(context.config, context.os_user, node, source); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
-  if (auto ok = wait_streaming(context, *source, node, context.streaming_timeout); !ok) return ok;
+  if (auto ok =
+          wait_streaming(context.config, context.clock, *source, node, context.streaming_timeout);
+      !ok) {
+    return ok;
+  }
   context.report(
       fmt::format("{} streams from {} on {}:{}", node.name, source->name, node.host, node.port));
   return {};

@@ -1,11 +1,14 @@
+#include "ops/init.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "ops/node_ops.h"
-#include "ops/servers.h"
+#include "ops/find_primary.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
 #include "pg/roles.h"
 #include "pg/server_files.h"
 #include "proc/safe_file.h"
@@ -80,7 +83,7 @@ Status write_server_files(Context& context, const NodeConfig& node) {
       static_cast<ssize_t>(include.size())) {
     return fail(ErrorCode::kFailed, "cannot append to " + conf_path);
   }
-  return write_node_files(context, node, nullptr);
+  return write_node_files(context.config, context.os_user, node, nullptr);
 }
 
 Status create_roles(Context& context, const NodeConfig& node,
@@ -118,24 +121,6 @@ Status create_roles(Context& context, const NodeConfig& node,
 
 }  // namespace
 
-Status prepare_dirs(Context& context, const NodeConfig& node) {
-  std::string parent = std::filesystem::path(node.data_dir).parent_path().string();
-  // tandem makes the data directory itself; PostgreSQL writes sockets and logs.
-  std::vector<std::pair<std::string, bool>> needs = {
-      {parent, false}, {context.config.socket_dir, true}, {context.config.log_dir, true}};
-  for (const auto& [dir, write] : needs) {
-    if (!user_can_use_dir(dir, context.os_user, write)) {
-      return fail(ErrorCode::kPermissionDenied,
-                  fmt::format("OS user {} cannot use {}: a directory on its path is closed to it",
-                              context.os_user.name, dir));
-    }
-  }
-  for (const auto& [dir, write] : needs) {
-    if (auto ok = ensure_owned_dir(dir, context.os_user, 0755); !ok) return ok;
-  }
-  return ensure_owned_dir(node.data_dir, context.os_user, 0700, /*take_existing=*/true);
-}
-
 Status init_primary(Context& context, const NodeConfig& node) {
   if (auto ok = check_new_node(node); !ok) return ok;
   auto other_primary = find_primary(context, node.name);
@@ -145,7 +130,7 @@ Status init_primary(Context& context, const NodeConfig& node) {
                             "(tandem clone {})",
                             (*other_primary)->name, node.name, node.name));
   }
-  if (auto ok = prepare_dirs(context, node); !ok) return ok;
+  if (auto ok = prepare_dirs(context.config, context.os_user, node); !ok) return ok;
   auto credentials = ensure_passwords(context);
   if (!credentials) return std::unexpected(credentials.error());
   if (auto ok = context.controller.initdb(node); !ok) return ok;

@@ -1,10 +1,14 @@
+#include "ops/promote.h"
+
 #include <fmt/format.h>
 
 #include <filesystem>
 
-#include "ops/role_ops.h"
-#include "ops/servers.h"
+#include "ops/find_primary.h"
 #include "ops/timeline_claim.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
+#include "pg/node_probe.h"
 #include "pg/server_queries.h"
 #include "pg/slot_queries.h"
 
@@ -53,10 +57,14 @@ Status repoint_standbys(Context& context, const NodeConfig& primary) {
   for (const NodeConfig& member : context.config.nodes) {
     if (member.name == primary.name) continue;
     if (!std::filesystem::exists(member.data_dir + "/standby.signal")) continue;
-    if (auto ok = write_node_files(context, member, &primary); !ok) return ok;
-    if (probe_node(context, member).state == NodeRunState::kStandby) {
+    if (auto ok = write_node_files(context.config, context.os_user, member, &primary); !ok) {
+      return ok;
+    }
+    if (probe_node(context.config, context.controller, member).state == NodeRunState::kStandby) {
       if (auto ok = context.controller.reload(member); !ok) return ok;
-      if (auto ok = wait_streaming(context, primary, member, context.follow_timeout); !ok) {
+      if (auto ok = wait_streaming(context.config, context.clock, primary, member,
+                                   context.follow_timeout);
+          !ok) {
         context.report(fmt::format("warning: {}; if it stays so, run `tandem rejoin {}`",
                                    ok.error().message, member.name));
         continue;
@@ -73,7 +81,7 @@ Status repoint_standbys(Context& context, const NodeConfig& primary) {
 }  // namespace
 
 Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
-  NodeProbe probe = probe_node(context, node);
+  NodeProbe probe = probe_node(context.config, context.controller, node);
   switch (probe.state) {
     case NodeRunState::kPrimary:
       return fail(ErrorCode::kConflict, fmt::format("{} is already the primary", node.name));
@@ -113,7 +121,7 @@ Status promote_in_place(Context& context, const NodeConfig& node) {
   auto took =
       std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() - started);
   context.report(fmt::format("{} promoted; it accepts writes ({} ms)", node.name, took.count()));
-  if (auto ok = write_node_files(context, node, nullptr); !ok) return ok;
+  if (auto ok = write_node_files(context.config, context.os_user, node, nullptr); !ok) return ok;
   return create_member_slots(context, node);
 }
 

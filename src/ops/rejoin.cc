@@ -1,12 +1,16 @@
+#include "ops/rejoin.h"
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <filesystem>
 
-#include "ops/node_ops.h"
-#include "ops/role_ops.h"
-#include "ops/servers.h"
+#include "ops/clone.h"
+#include "ops/find_primary.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
+#include "pg/node_probe.h"
 #include "pg/replication_queries.h"
 #include "pg/server_queries.h"
 #include "pg/slot_queries.h"
@@ -91,9 +95,9 @@ Result<std::string> reclone(Context& context, const NodeConfig& node, const Node
 
 Status start_following(Context& context, const NodeConfig& node, const NodeConfig& primary,
                        std::chrono::milliseconds timeout) {
-  if (auto ok = write_node_files(context, node, &primary); !ok) return ok;
+  if (auto ok = write_node_files(context.config, context.os_user, node, &primary); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
-  return wait_streaming(context, primary, node, timeout);
+  return wait_streaming(context.config, context.clock, primary, node, timeout);
 }
 
 // Errors of a moment — the source shutting down or starting, a refused connection — are no
@@ -147,7 +151,7 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
   auto found = find_primary(context, node.name);
   if (!found) return fail_with_context(found.error(), fmt::format("cannot rejoin {}", node.name));
   const NodeConfig& primary = **found;
-  NodeProbe probe = probe_node(context, node);
+  NodeProbe probe = probe_node(context.config, context.controller, node);
   if (probe.state == NodeRunState::kPrimary) {
     return fail(ErrorCode::kConflict,
                 fmt::format("{} runs as a primary while {} is the primary: two writable "

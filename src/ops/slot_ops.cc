@@ -2,8 +2,9 @@
 
 #include <fmt/format.h>
 
-#include "ops/servers.h"
+#include "ops/find_primary.h"
 #include "ops/status.h"
+#include "pg/admin_connection.h"
 #include "pg/slot_queries.h"
 
 namespace tandem {

@@ -6,9 +6,9 @@
 
 #include "core/decide.h"
 #include "dcs/cluster_layout.h"
-#include "ops/servers.h"
 #include "ops/state_file.h"
 #include "ops/store_access.h"
+#include "pg/admin_connection.h"
 #include "pg/replication_queries.h"
 #include "pg/server_queries.h"
 #include "pg/slot_queries.h"

@@ -2,8 +2,6 @@
 // standbys and its slots, and the warnings they deserve.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include "core/status_report.h"
 #include "ops/context.h"
 
@@ -12,7 +10,5 @@ namespace tandem {
 // Never fails for a node that is down: that is a fact to report. Updates the state file with
 // since when each slot has been inactive.
 ClusterReport collect_status(Context& context);
-
-nlohmann::json report_to_json(const ClusterReport& report);
 
 }  // namespace tandem

@@ -1,7 +1,4 @@
-// The --json form of `tandem status`: every field of the report, nulls where unknown.
-#include <nlohmann/json.hpp>
-
-#include "ops/status.h"
+#include "ops/status_json.h"
 
 namespace tandem {
 namespace {

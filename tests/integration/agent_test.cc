@@ -11,8 +11,8 @@
 #include "bench/write_probe.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/sqlite_store.h"
+#include "local/local_agents.h"
 #include "local_cluster_fixture.h"
-#include "ops/local_agents.h"
 #include "pg/postmaster.h"
 #include "proc/os_user.h"
 

@@ -11,9 +11,9 @@
 #include "../support/etcd_server.h"
 #include "bench/local_queries.h"
 #include "bench/write_probe.h"
+#include "local/local_agents.h"
+#include "local/local_cluster.h"
 #include "local_cluster_fixture.h"
-#include "ops/local_agents.h"
-#include "ops/local_cluster.h"
 #include "pg/postmaster.h"
 #include "proc/process_runner.h"
 

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <thread>
 
-#include "ops/local_agents.h"
-#include "ops/local_cluster.h"
+#include "local/local_agents.h"
+#include "local/local_cluster.h"
 #include "pg/postmaster.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"

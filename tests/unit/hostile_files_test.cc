@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "ops/local_agents.h"
+#include "local/local_agents.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"

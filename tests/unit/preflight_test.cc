@@ -10,8 +10,8 @@
 #include <fstream>
 
 #include "fake_node_controller.h"
-#include "ops/node_ops.h"
-#include "ops/servers.h"
+#include "ops/clone.h"
+#include "ops/init.h"
 #include "pg/pg_binaries.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"

@@ -1,4 +1,4 @@
-#include "ops/local_agents.h"
+#include "local/local_agents.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

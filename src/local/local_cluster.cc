@@ -1,13 +1,14 @@
-#include "ops/local_cluster.h"
+#include "local/local_cluster.h"
 
 #include <fmt/format.h>
 #include <signal.h>
 
 #include <filesystem>
 
-#include "ops/local_agents.h"
-#include "ops/node_ops.h"
-#include "ops/servers.h"
+#include "local/local_agents.h"
+#include "ops/clone.h"
+#include "ops/init.h"
+#include "pg/node_probe.h"
 #include "pg/postmaster.h"
 #include "proc/ports.h"
 #include "proc/secret_file.h"
@@ -41,7 +42,8 @@ Status start_node(Context& context, const NodeConfig& node) {
                 fmt::format("{} has no data directory at {}: run `tandem local up`", node.name,
                             node.data_dir));
   }
-  if (probe_node(context, node).state != NodeRunState::kStopped) return {};
+  if (probe_node(context.config, context.controller, node).state != NodeRunState::kStopped)
+    return {};
   if (auto ok = check_port_free(node.host, node.port, node.name); !ok) {
     return fail_with_context(ok.error(), "cannot start " + node.name);
   }
@@ -145,7 +147,8 @@ namespace {
 std::vector<const NodeConfig*> agent_stop_order(Context& context) {
   std::vector<const NodeConfig*> standbys, primaries;
   for (const NodeConfig& node : context.config.nodes) {
-    bool primary = probe_node(context, node).state == NodeRunState::kPrimary;
+    bool primary =
+        probe_node(context.config, context.controller, node).state == NodeRunState::kPrimary;
     (primary ? primaries : standbys).push_back(&node);
   }
   standbys.insert(standbys.end(), primaries.begin(), primaries.end());

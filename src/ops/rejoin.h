@@ -1,25 +1,14 @@
-// Changing roles: promoting a standby, and bringing a former primary back as a standby.
+// Bringing a former primary (or a lost standby) back as a standby: follow, rewind, or a fresh
+// copy; and reinitializing a standby from scratch.
 #pragma once
 
 #include <optional>
 #include <string>
 
 #include "core/rejoin_plan.h"
-#include "dcs/store.h"
 #include "ops/context.h"
 
 namespace tandem {
-
-// Promotes a running standby once no other primary runs; returns when it accepts writes, has
-// a slot for every other node, and the other standbys stream from it (or will, when started).
-// The new timeline is claimed in `store` first (ops/timeline_claim.h): of two promotions at
-// once, the second is refused.
-Status promote_standby(Context& context, const NodeConfig& node, Store& store);
-
-// The promotion itself, without the checks and without touching other nodes (the agent's way:
-// every agent repoints its own node): pg_ctl promote, wait until it accepts writes, slots for
-// every other node, tandem.conf without an upstream.
-Status promote_in_place(Context& context, const NodeConfig& node);
 
 enum class RejoinResult { kAlreadyStandby, kFollowed, kRewound, kRecloned };
 

@@ -1,0 +1,21 @@
+// Promoting a standby: with its checks and the other standbys repointed (tandem promote), or in
+// place (the agent's way).
+#pragma once
+
+#include "dcs/store.h"
+#include "ops/context.h"
+
+namespace tandem {
+
+// Promotes a running standby once no other primary runs; returns when it accepts writes, has
+// a slot for every other node, and the other standbys stream from it (or will, when started).
+// The new timeline is claimed in `store` first (ops/timeline_claim.h): of two promotions at
+// once, the second is refused.
+Status promote_standby(Context& context, const NodeConfig& node, Store& store);
+
+// The promotion itself, without the checks and without touching other nodes (the agent's way:
+// every agent repoints its own node): pg_ctl promote, wait until it accepts writes, slots for
+// every other node, tandem.conf without an upstream.
+Status promote_in_place(Context& context, const NodeConfig& node);
+
+}  // namespace tandem

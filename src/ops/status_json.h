@@ -1,0 +1,12 @@
+// The --json form of `tandem status`: every field of the report, nulls where unknown.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "core/status_report.h"
+
+namespace tandem {
+
+nlohmann::json report_to_json(const ClusterReport& report);
+
+}  // namespace tandem

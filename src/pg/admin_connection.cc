@@ -1,0 +1,68 @@
+#include "pg/admin_connection.h"
+
+#include <fmt/format.h>
+
+namespace tandem {
+
+std::string admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
+                           const std::string& database) {
+  if (!config.etcd.enabled()) return local_admin_conninfo(config, node, database);
+  return make_conninfo({{"host", node.host},
+                        {"port", std::to_string(node.port)},
+                        {"user", config.superuser},
+                        {"dbname", database},
+                        {"passfile", config.password_file},
+                        {"connect_timeout", "3"},
+                        {"application_name", "tandem"}});
+}
+
+Result<Connection> connect_local_admin(const ClusterConfig& config, const NodeConfig& node,
+                                       const std::string& database) {
+  auto connection = Connection::open(local_admin_conninfo(config, node, database));
+  if (!connection) return fail_with_context(connection.error(), node.name);
+  return connection;
+}
+
+std::string local_admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
+                                 const std::string& database) {
+  return make_conninfo({{"host", config.socket_dir},
+                        {"port", std::to_string(node.port)},
+                        {"user", config.superuser},
+                        {"dbname", database},
+                        {"connect_timeout", "3"},
+                        {"application_name", "tandem"}});
+}
+
+Result<Connection> connect_admin(const ClusterConfig& config, const NodeConfig& node,
+                                 const std::string& database) {
+  auto connection = Connection::open(admin_conninfo(config, node, database));
+  if (!connection) return fail_with_context(connection.error(), node.name);
+  return connection;
+}
+
+Status check_replication_login(const ClusterConfig& config, const NodeConfig& primary) {
+  std::string conninfo = make_conninfo({{"host", primary.host},
+                                        {"port", std::to_string(primary.port)},
+                                        {"user", config.replication.user},
+                                        {"passfile", config.password_file},
+                                        {"replication", "true"},
+                                        {"connect_timeout", "5"}});
+  auto connection = Connection::open(conninfo);
+  if (connection) return {};
+  const Error& error = connection.error();
+  if (error.message.find("password authentication failed") != std::string::npos) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("{} refused the password of {} from {}: fix the password file",
+                            primary.name, config.replication.user, config.password_file));
+  }
+  if (error.code == ErrorCode::kPermissionDenied) {
+    return fail(ErrorCode::kPermissionDenied,
+                fmt::format("{} refused replication for {}: {}", primary.name,
+                            config.replication.user, error.message));
+  }
+  return fail(ErrorCode::kUnavailable,
+              fmt::format("cannot reach the primary {} at {}:{}: {}", primary.name, primary.host,
+                          primary.port, error.message));
+}
+
+}  // namespace tandem

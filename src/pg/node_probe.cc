@@ -1,0 +1,67 @@
+#include "pg/node_probe.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+#include "pg/admin_connection.h"
+#include "pg/replication_queries.h"
+#include "pg/server_queries.h"
+
+namespace tandem {
+
+NodeProbe probe_node(const ClusterConfig& config, NodeController& controller,
+                     const NodeConfig& node) {
+  auto connection = connect_admin(config, node);
+  if (!connection) {
+    auto running = controller.is_running(node);
+    if (running && !*running) return {NodeRunState::kStopped, ""};
+    return {NodeRunState::kUnreachable, connection.error().message};
+  }
+  auto standby = is_in_recovery(*connection);
+  if (!standby) return {NodeRunState::kUnreachable, standby.error().message};
+  return {*standby ? NodeRunState::kStandby : NodeRunState::kPrimary, ""};
+}
+
+namespace {
+
+std::string timeline_text(std::optional<TimelineId> timeline) {
+  return timeline ? std::to_string(*timeline) : "?";
+}
+
+}  // namespace
+
+Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfig& primary,
+                      const NodeConfig& standby, std::chrono::milliseconds timeout) {
+  std::string last_state = "not connected";
+  bool streaming = poll_until(clock, timeout, std::chrono::milliseconds(100), [&] {
+    auto upstream = connect_admin(config, primary);
+    if (!upstream) return false;
+    auto state = replication_state(*upstream, standby.name);
+    if (!state || !*state) return false;
+    last_state = **state;
+    if (last_state != "streaming") return false;
+    // A standby that replayed past the primary's fork streams the old timeline up to the fork
+    // and then stops: it follows only once it receives the primary's timeline.
+    auto downstream = connect_admin(config, standby);
+    if (!downstream) return false;
+    auto primary_timeline = writing_timeline(*upstream);
+    auto standby_timeline = streaming_timeline(*downstream);
+    if (primary_timeline != standby_timeline) {
+      last_state = fmt::format("streaming timeline {}, not the primary's {}",
+                               timeline_text(standby_timeline), timeline_text(primary_timeline));
+      return false;
+    }
+    return true;
+  });
+  if (!streaming) {
+    return fail(
+        ErrorCode::kTimeout,
+        fmt::format("{} is not streaming from {} after {} s (state: {})", standby.name,
+                    primary.name, std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
+                    last_state));
+  }
+  return {};
+}
+
+}  // namespace tandem

@@ -1,0 +1,31 @@
+// What a node is right now (stopped, primary, standby or not answering), and waiting until a
+// standby streams from its primary.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "common/clock.h"
+#include "core/cluster_config.h"
+#include "pg/node_controller.h"
+
+namespace tandem {
+
+enum class NodeRunState { kStopped, kPrimary, kStandby, kUnreachable };
+
+struct NodeProbe {
+  NodeRunState state = NodeRunState::kStopped;
+  std::string error;  // why it is unreachable
+};
+
+// What the node is: stopped (no postmaster), primary or standby (asked over SQL), or running
+// but not answering.
+NodeProbe probe_node(const ClusterConfig& config, NodeController& controller,
+                     const NodeConfig& node);
+
+// Waits up to `timeout` until `primary` reports `standby` streaming in pg_stat_replication
+// and the standby receives the primary's timeline.
+Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfig& primary,
+                      const NodeConfig& standby, std::chrono::milliseconds timeout);
+
+}  // namespace tandem
