@@ -6,7 +6,7 @@ namespace tandem {
 
 std::string admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
                            const std::string& database) {
-  if (!config.etcd.enabled()) return local_admin_conninfo(config, node, database);
+  if (!config.on_several_machines()) return local_admin_conninfo(config, node, database);
   return make_conninfo({{"host", node.host},
                         {"port", std::to_string(node.port)},
                         {"user", config.superuser},
