@@ -85,6 +85,9 @@ class MultiHostTest : public ::testing::Test {
   void TearDown() override {
     agents_.clear();  // each agent stops its PostgreSQL
     for (const NodeConfig& node : config_.nodes) {
+      // An agent stopped in the middle of a step (a rejoin, say) leaves its postmaster to the
+      // parent-death signal: it exits a moment later.
+      eventually([&] { return !running_postmaster(node.data_dir); }, std::chrono::seconds(10));
       if (auto pid = running_postmaster(node.data_dir)) {
         ADD_FAILURE() << node.name << " still ran after its agent stopped";
         kill(*pid, SIGKILL);
@@ -540,7 +543,11 @@ TEST_F(TwoHostTest, APrimarysHostCutOffFailsOverToTheStandby) {
   auto stopped = probe.first_failure_after(cut_at);
   ASSERT_TRUE(stopped) << "the cut-off primary never refused a write";
   EXPECT_LT(stopped->at, promoted_at);
-  EXPECT_NE(log_of(new_primary).find("take-over: "), std::string::npos);
+  // The line is written once the take-over's cycle ends, a little after the promotion.
+  EXPECT_TRUE(
+      eventually([&] { return log_of(new_primary).find("take-over: ") != std::string::npos; },
+                 std::chrono::seconds(10)))
+      << log_of(new_primary);
   ASSERT_TRUE(network_->heal(index_of(old_primary)));
   EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
       << "see " << agent_log(old_primary);
