@@ -360,10 +360,15 @@ Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
 
 Status Agent::bootstrap() {
   auto won = store_.create(layout_.initialize(), self_.name, std::nullopt);
-  if (!won) {
-    if (won.error().code == ErrorCode::kConflict) {
+  if (!won && won.error().code == ErrorCode::kConflict) {
+    // Ours already: a creation whose answer was lost, or a bootstrap that did not finish.
+    auto key = store_.read(layout_.initialize());
+    if (!key) return std::unexpected(key.error());
+    const StoredValue* winner = key->find(layout_.initialize());
+    if (winner == nullptr || winner->value != self_.name) {
       return fail(ErrorCode::kConflict, "another agent won the initialize key first");
     }
+  } else if (!won) {
     return std::unexpected(won.error());
   }
   spdlog::info("won the initialize key: bootstrapping the cluster");

@@ -19,7 +19,10 @@ void LeaseKeeper::on_lost(std::function<void()> callback) {
 }
 
 // The write is sent while write_mutex_ is held; its outcome decides the state. A conflict on a
-// lease that was kept means somebody else holds it now.
+// lease that was kept means somebody else holds it now — unless the key names this node: then a
+// write of its own went through although its answer was lost (etcd timed out on one member and
+// the write was retried on another, which found it done), and it is renewed once more at the
+// revision found.
 Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>& write,
                                  bool keep) {
   Revision expected = 0;
@@ -36,9 +39,15 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
   // here; the cycle decides on the second (with quorum fencing, a primary that kept its
   // majority retakes it: stopping it would make a needless failover once etcd is back).
   bool taken = false;
-  if (was_held && !written && written.error().code == ErrorCode::kConflict) {
+  if (!written && written.error().code == ErrorCode::kConflict && (was_held || keep)) {
     auto now = store_.read(key_);
-    taken = !now || now->find(key_) != nullptr;
+    const StoredValue* entry = now ? now->find(key_) : nullptr;
+    if (keep && entry != nullptr && entry->value == self_) {
+      sent = clock_.steady_now();
+      written = store_.compare_and_set(key_, self_, entry->mod_revision, ttl_);
+    } else {
+      taken = was_held && (!now || entry != nullptr);
+    }
   }
   std::function<void(SteadyTime)> renewed;
   std::function<void()> lost;

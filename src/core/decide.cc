@@ -105,6 +105,16 @@ Decision without_data(const ClusterView& view, const HaConfig& config) {
     return {Action::kClone, fmt::format("no data directory: clone {}", view.leader->name),
             view.leader->name};
   }
+  // This node won the initialize key but its bootstrap ended before the first primary led (the
+  // store timed out on a write it then applied, say): nobody has data, it bootstraps again.
+  if (view.initialized_by == config.self && !view.leader && !view.timeline_claim &&
+      std::ranges::all_of(view.members, [](const auto& member) {
+        return member.second.state == PgState::kNoData;
+      })) {
+    return {Action::kBootstrap,
+            "this node won the initialize key, but its bootstrap did not finish and nobody has "
+            "data: bootstrap again"};
+  }
   return {Action::kNone,
           fmt::format("no data directory and no leader to clone from (initialised by {})",
                       view.initialized_by)};

@@ -159,6 +159,9 @@ class SimStore final : public Store {
  private:
   Status reachable() const;
   Ttl ttl_of(Ttl ttl) const;
+  bool forgets(const std::string& key) const;
+  template <typename T>
+  Result<T> answer(Result<T> result, bool conditional, const std::string& key);
   World& world_;
   int index_;
   Store& inner_;

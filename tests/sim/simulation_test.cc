@@ -94,8 +94,8 @@ TEST(Simulation, SeededScenariosKeepEveryInvariant) {
 // down for all; two sides; one link).
 TEST(Simulation, MultiHost) { run_seeds(true, TANDEM_SIM_DEFAULT_SCENARIOS * 3 / 10); }
 
-// The simulation can fail: without the lease keeper and the watchdog (the first round's agent)
-// slow promotions lose the lease midway and it finds the consequences.
+// The simulation can fail: without the lease keeper, the watchdog and the timeline claim (the
+// first round's agent) slow promotions lose the lease midway and it finds the consequences.
 TEST(Simulation, CatchesTheFirstRoundsLeaseLapses) {
 #ifdef TANDEM_SIM_SANITIZED
   GTEST_SKIP() << "300 scenarios take minutes under the sanitizers; make test runs them";

@@ -72,6 +72,14 @@ TEST(Decide, EveryBranch) {
   ClusterView paused = view_with("node2", {});
   paused.paused = true;
   ClusterView uninitialized;
+  ClusterView unfinished_bootstrap = view_with(
+      std::nullopt, {MemberRecord{.name = "node1", .state = PgState::kNoData},
+                     MemberRecord{.name = "node2", .state = PgState::kNoData}});
+  unfinished_bootstrap.initialized_by = "node2";
+  ClusterView bootstrapped_before = unfinished_bootstrap;  // a primary led once
+  bootstrapped_before.timeline_claim = TimelineClaim{.timeline = 1, .by = "node2"};
+  ClusterView others_have_data = unfinished_bootstrap;
+  others_have_data.members["node1"].state = PgState::kStopped;
   ClusterView lagging = view_with(std::nullopt, {standby("node2", 100), standby("node3", 90)});
   lagging.last_leader_lsn = at(100 + (32 << 20));
   MemberRecord tagged = standby("node2", 500);
@@ -218,6 +226,12 @@ TEST(Decide, EveryBranch) {
        Action::kClone, "clone node1"},
       {"no data, no leader", view_with(std::nullopt, {}), observed(PgState::kNoData), Action::kNone,
        "no leader to clone from"},
+      {"no data, its own bootstrap unfinished", unfinished_bootstrap, observed(PgState::kNoData),
+       Action::kBootstrap, "bootstrap again"},
+      {"no data, its own bootstrap led once", bootstrapped_before, observed(PgState::kNoData),
+       Action::kNone, "no leader to clone from"},
+      {"no data, its own bootstrap, others have data", others_have_data,
+       observed(PgState::kNoData), Action::kNone, "no leader to clone from"},
       {"leader with PostgreSQL down", view_with("node2", {}), observed(PgState::kStopped),
        Action::kStartPrimary, "restart it in place"},
       {"former primary while another leads", view_with("node1", {}), former_primary,

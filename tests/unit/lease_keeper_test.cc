@@ -121,7 +121,46 @@ TEST(LeaseKeeper, AdoptsALeaseHandedToIt) {
   ASSERT_TRUE(f.keeper.adopt(*created));
   EXPECT_TRUE(f.keeper.held());
   EXPECT_GT(f.leader()->mod_revision, *created);
-  EXPECT_FALSE(f.keeper.adopt(*created));  // a stale revision: somebody wrote since
+  // A stale revision: refused when somebody else wrote since, renewed when the key still names
+  // this node (its own write, whose answer was lost).
+  ASSERT_TRUE(f.store.compare_and_set(f.layout.leader(), "node1", f.leader()->mod_revision,
+                                      milliseconds(1000)));
+  ASSERT_TRUE(f.keeper.adopt(*created));
+  EXPECT_TRUE(f.keeper.held());
+  ASSERT_TRUE(f.store.compare_and_set(f.layout.leader(), "node2", f.leader()->mod_revision,
+                                      milliseconds(1000)));
+  EXPECT_FALSE(f.keeper.adopt(*created));
+  EXPECT_FALSE(f.keeper.held());
+  EXPECT_EQ(f.leader()->value, "node2");
+}
+
+// The CI failure of stop 14: etcd, slow right after a restart, timed out on a renewal that it
+// then applied; retried on another member, the compare-and-set found its own write and failed.
+// The keeper took that for another holder and stopped a healthy primary. The key still names
+// this node: renewed once more at the revision found, nothing stopped.
+TEST(LeaseKeeper, ARenewalWhoseAnswerWasLostIsNoLostLease) {
+  Fixture f;
+  ASSERT_TRUE(f.keeper.acquire());
+  auto lost_answer = f.store.compare_and_set(f.layout.leader(), "node1", f.leader()->mod_revision,
+                                             milliseconds(1000));
+  ASSERT_TRUE(lost_answer);
+  f.clock.sleep_for(milliseconds(300));
+  std::size_t renewed_before = f.renewals.size();
+  f.keeper.tick(milliseconds(250));
+  EXPECT_TRUE(f.keeper.held());
+  EXPECT_EQ(f.lost, 0);
+  EXPECT_GT(f.leader()->mod_revision, *lost_answer);
+  EXPECT_EQ(f.renewals.size(), renewed_before + 1);
+  // And the next renewal goes on from there.
+  f.clock.sleep_for(milliseconds(300));
+  f.keeper.tick(milliseconds(250));
+  EXPECT_EQ(f.renewals.size(), renewed_before + 2);
+
+  // A creation whose answer was lost: the key it made is taken up.
+  Fixture g;
+  ASSERT_TRUE(g.store.create(g.layout.leader(), "node1", milliseconds(1000)));
+  ASSERT_TRUE(g.keeper.acquire());
+  EXPECT_TRUE(g.keeper.held());
 }
 
 TEST(LeaseKeeper, ItsThreadRenewsWhileTheCycleIsBusy) {
