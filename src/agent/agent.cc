@@ -56,7 +56,10 @@ Agent::Agent(const AgentParts& parts)
   // thread: a promotion or a checkpoint in the cycle must not delay it.
   lease_.on_lost([this] {
     pid_t postmaster = writable_postmaster_.load();
-    if (postmaster > 0) kill(postmaster, SIGQUIT);
+    if (postmaster <= 0) return;
+    spdlog::warn("a renewal found the lease held by another node (or could not read it back): "
+                 "PostgreSQL stopped at once");
+    kill(postmaster, SIGQUIT);
   });
   // The watchdog stops PostgreSQL renew_deadline after the last confirmed renewal, however
   // slowly the store answers; on several machines, after the later of that and the last
