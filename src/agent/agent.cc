@@ -57,8 +57,9 @@ Agent::Agent(const AgentParts& parts)
   lease_.on_lost([this] {
     pid_t postmaster = writable_postmaster_.load();
     if (postmaster <= 0) return;
-    spdlog::warn("a renewal found the lease held by another node (or could not read it back): "
-                 "PostgreSQL stopped at once");
+    spdlog::warn(
+        "a renewal found the lease held by another node (or could not read it back): "
+        "PostgreSQL stopped at once");
     kill(postmaster, SIGQUIT);
   });
   // The watchdog stops PostgreSQL renew_deadline after the last confirmed renewal, however
@@ -67,11 +68,29 @@ Agent::Agent(const AgentParts& parts)
   lease_.on_renewed([this](std::chrono::steady_clock::time_point at) {
     if (watchdog_ != nullptr) watchdog_->keep_alive(at);
   });
+  lease_.on_answered([this](milliseconds round_trip) { note_renewal_round_trip(round_trip); });
   // Renewals every quarter TTL leave several chances before renew_deadline.
   if (parts.keeper_thread) lease_.start(ha_.ttl / 4);
 }
 
 Agent::~Agent() { lease_.stop(); }
+
+// A store that takes a third of renew_deadline to answer a write of the lease leaves little
+// room: one slower answer and the watchdog stops PostgreSQL. Said at most every ten seconds.
+void Agent::note_renewal_round_trip(milliseconds round_trip) {
+  renewal_round_trip_ms_.store(round_trip.count());
+  if (round_trip < ha_.renew_deadline / 3) return;
+  std::int64_t now_ms =
+      std::chrono::duration_cast<milliseconds>(clock_.steady_now().time_since_epoch()).count();
+  std::int64_t last = slow_renewal_warned_ms_.load();
+  if (last != 0 && now_ms - last < 10000) return;
+  if (!slow_renewal_warned_ms_.compare_exchange_strong(last, now_ms)) return;
+  spdlog::warn(
+      "the store took {} ms to answer a write of the lease; the watchdog stops PostgreSQL when "
+      "no renewal is confirmed for {} ms (ha.renew_deadline): if this repeats, raise ha.ttl or "
+      "speed up the store (etcd wants fast disks)",
+      round_trip.count(), ha_.renew_deadline.count());
+}
 
 Decision Agent::cycle() {
   // The store first: its read may wait for seconds (etcd out of reach), and a decision must rest
@@ -221,6 +240,9 @@ void Agent::report(const NodeObservation& node, const std::optional<ClusterView>
   if (view && view->leader_is(self_.name) && snapshot.node.lease_renewed_at) {
     snapshot.lease_remaining =
         std::max(milliseconds(0), ha_.ttl - since(*snapshot.node.lease_renewed_at, clock_));
+    if (std::int64_t round_trip = renewal_round_trip_ms_.load(); round_trip >= 0) {
+      snapshot.lease_round_trip = milliseconds(round_trip);
+    }
   }
   board_->publish(std::move(snapshot), wall_ms(clock_));
 }

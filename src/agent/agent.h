@@ -77,6 +77,7 @@ class Agent {
   // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
   void watch_postmaster(bool writable);
   void note_watchdog_fence();
+  void note_renewal_round_trip(std::chrono::milliseconds round_trip);
   // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
   void count_attempts(NodeObservation& node);
   void record_attempt(Action action, const Status& result);
@@ -100,6 +101,9 @@ class Agent {
   LeaseKeeper lease_;
   // The postmaster while it may accept writes (0: none): what a lost lease stops at once.
   std::atomic<pid_t> writable_postmaster_{0};
+  // The last confirmed renewal's round trip (-1: none yet), and when a slow one was last said.
+  std::atomic<std::int64_t> renewal_round_trip_ms_{-1};
+  std::atomic<std::int64_t> slow_renewal_warned_ms_{0};
 
   std::optional<Lsn> published_optime_;
   std::string last_leader_;         // the last other leader seen, for the history

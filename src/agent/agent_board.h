@@ -27,6 +27,8 @@ struct AgentSnapshot {
   std::chrono::steady_clock::time_point at{};  // when the cycle ended
   // The leader only: how long its lease lasts from `at` without a renewal.
   std::optional<std::chrono::milliseconds> lease_remaining;
+  // The leader only: how long the store took to confirm its last lease renewal.
+  std::optional<std::chrono::milliseconds> lease_round_trip;
 };
 
 // One point of the lag chart: each member's replay lag behind the primary, in bytes.

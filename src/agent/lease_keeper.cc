@@ -13,6 +13,11 @@ void LeaseKeeper::on_renewed(std::function<void(SteadyTime)> callback) {
   renewed_callback_ = std::move(callback);
 }
 
+void LeaseKeeper::on_answered(std::function<void(std::chrono::milliseconds)> callback) {
+  std::lock_guard lock(state_mutex_);
+  answered_callback_ = std::move(callback);
+}
+
 void LeaseKeeper::on_lost(std::function<void()> callback) {
   std::lock_guard lock(state_mutex_);
   lost_callback_ = std::move(callback);
@@ -33,6 +38,7 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
     was_held = held_;
   }
   SteadyTime sent = clock_.steady_now();
+  const SteadyTime first_sent = sent;
   Result<Revision> written = write(expected);
   // Lost to another holder, or found gone: expired (its holder renewed nothing for a whole
   // TTL) or removed by a taker that proved this node fenced. Only the first stops PostgreSQL
@@ -51,8 +57,10 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
   }
   std::function<void(SteadyTime)> renewed;
   std::function<void()> lost;
+  std::function<void(std::chrono::milliseconds)> answered;
   {
     std::lock_guard lock(state_mutex_);
+    answered = answered_callback_;
     if (written) {
       held_ = keep;
       revision_ = keep ? *written : 0;
@@ -71,6 +79,10 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
   }
   if (renewed) renewed(sent);
   if (lost) lost();
+  if (answered) {
+    answered(
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - first_sent));
+  }
   if (!written) return std::unexpected(written.error());
   return {};
 }

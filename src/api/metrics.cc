@@ -129,6 +129,11 @@ void agent_metrics(const MetricsInput& input, Exposition& out) {
              "The leader: how long its lease lasts without a renewal; 0 elsewhere.");
   out.sample("tandem_lease_remaining_seconds",
              snapshot.lease_remaining ? snapshot.lease_remaining->count() / 1000.0 : 0.0);
+  out.family("tandem_lease_renewal_seconds", "gauge",
+             "The leader: how long the store took to confirm its last lease renewal; 0 "
+             "elsewhere. Near a third of ha.renew_deadline, the agent warns.");
+  out.sample("tandem_lease_renewal_seconds",
+             snapshot.lease_round_trip ? snapshot.lease_round_trip->count() / 1000.0 : 0.0);
   out.family("tandem_last_decision_info", "gauge",
              "The action the agent's last cycle chose (value 1), with whether it failed.");
   out.sample("tandem_last_decision_info", 1,

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "../support/etcd_server.h"
+#include "../support/log_tails.h"
 #include "bench/local_queries.h"
 #include "bench/write_probe.h"
 #include "local/local_agents.h"
@@ -81,6 +82,7 @@ class SeveralClustersTest : public ::testing::Test {
     if (!HasFailure()) {
       std::filesystem::remove_all(dir_);
     } else {
+      testing::print_log_tails(dir_);
       std::cerr << "kept " << dir_ << " for inspection\n";
     }
   }

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "../support/log_tails.h"
 #include "local/local_agents.h"
 #include "local/local_cluster.h"
 #include "pg/postmaster.h"
@@ -49,6 +50,7 @@ void LocalClusterTest::TearDown() {
     std::error_code error;
     std::filesystem::remove_all(dir_, error);
   } else {
+    testing::print_log_tails(dir_);
     std::cerr << "kept " << dir_ << " for inspection\n";
   }
 }

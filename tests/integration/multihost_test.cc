@@ -16,6 +16,7 @@
 
 #include "../support/child_process.h"
 #include "../support/etcd_server.h"
+#include "../support/log_tails.h"
 #include "../support/test_network.h"
 #include "bench/local_queries.h"
 #include "bench/write_probe.h"
@@ -98,6 +99,7 @@ class MultiHostTest : public ::testing::Test {
     if (!HasFailure()) {
       std::filesystem::remove_all(dir_);
     } else {
+      testing::print_log_tails(dir_);
       std::cerr << "kept " << dir_ << " for inspection\n";
     }
   }

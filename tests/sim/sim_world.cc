@@ -72,7 +72,7 @@ Status SimStore::reachable() const {
     }
   }
   if (slot.store_slow_until > world_.clock.now) {
-    world_.spend(index_, world_.random_ms(SimTime(50), SimTime(1500)));
+    world_.spend(index_, world_.random_ms(SimTime(50), slot.store_slow_max));
     if (!slot.alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
   }
   if (slot.store_down_until > world_.clock.now) {

@@ -102,7 +102,7 @@ struct ScenarioSettings {
   int faults = 3;
   SimTime promotion_latency_max{3000};  // promotions take up to this long
   // The round-1 agent, to show what the simulation catches: no lease keeper (only the cycle
-  // renews) and no watchdog on one machine.
+  // renews), no watchdog on one machine, and no timeline claims (acknowledged, not kept).
   bool round_one = false;
   // Nodes on several machines: etcd, quorum fencing, pings, network partitions.
   bool multi_host = false;
@@ -200,8 +200,9 @@ struct Slot {
   SimTime host_frozen_until{0};
   bool thaw_pending = false;  // multi-host: the watchdog checks first when the host thaws
   SimTime store_down_until{0};
-  SimTime store_slow_until{0};  // every store call takes up to a second and a half
-  SimTime pg_broken_until{0};   // PostgreSQL dies as soon as it starts (a bad setting, say)
+  SimTime store_slow_until{0};  // every store call takes up to store_slow_max
+  SimTime store_slow_max{1500};
+  SimTime pg_broken_until{0};  // PostgreSQL dies as soon as it starts (a bad setting, say)
 };
 
 class World {

@@ -47,7 +47,9 @@ TEST(PrometheusParserTest, ConventionsAreChecked) {
 }
 
 AgentSnapshot leader_snapshot() {
-  AgentSnapshot snapshot{.cycles = 42, .lease_remaining = std::chrono::milliseconds(750)};
+  AgentSnapshot snapshot{.cycles = 42,
+                         .lease_remaining = std::chrono::milliseconds(750),
+                         .lease_round_trip = std::chrono::milliseconds(120)};
   snapshot.node.state = PgState::kPrimary;
   snapshot.node.timeline = 3;
   snapshot.node.received_lsn = Lsn(0x5000000);
@@ -93,6 +95,7 @@ TEST(MetricsTest, ParsesAndFollowsTheConventions) {
   EXPECT_EQ(parsed->value("tandem_slot_active", {{"slot", "node3"}}), 0);
   EXPECT_EQ(parsed->value("tandem_failovers_total"), 2);
   EXPECT_EQ(parsed->value("tandem_lease_remaining_seconds"), 0.75);
+  EXPECT_EQ(parsed->value("tandem_lease_renewal_seconds"), 0.12);
   EXPECT_EQ(
       parsed->value("tandem_last_decision_info", {{"action", "renew-lease"}, {"failed", "false"}}),
       1);
