@@ -93,9 +93,22 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   sqlite3_busy_timeout(db, 5000);
   // WAL: readers never block the writer; synchronous=NORMAL is durable across process crashes,
   // which is what a store on one machine must survive.
-  bool prepared = run(db, "PRAGMA synchronous=NORMAL;") &&
-                  (run(db, "SELECT revision FROM meta WHERE id = 1") ||
-                   (run(db, "PRAGMA journal_mode=WAL;") && run(db, kSchema)));
+  // SQLite answers "database is locked" at once, whatever the busy timeout, where waiting
+  // could deadlock — switching a new store to WAL while another process creates it too (two
+  // `tandem promote` at once, the first to open a manual cluster's store): tried again.
+  auto deadline = clock.steady_now() + std::chrono::seconds(5);
+  bool prepared = false;
+  while (true) {
+    prepared = run(db, "PRAGMA synchronous=NORMAL;") &&
+               (run(db, "SELECT revision FROM meta WHERE id = 1") ||
+                (run(db, "PRAGMA journal_mode=WAL;") && run(db, kSchema)));
+    int code = sqlite3_errcode(db) & 0xff;
+    if (prepared || (code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+        clock.steady_now() >= deadline) {
+      break;
+    }
+    clock.sleep_for(std::chrono::milliseconds(20));
+  }
   if (!prepared) {
     auto error = unavailable(db, "preparing " + path);
     sqlite3_close(db);

@@ -494,5 +494,37 @@ TEST(SqliteStore, SeveralProcessesRaceAndExactlyOneCreates) {
   EXPECT_EQ(losers, kProcesses - 1);
 }
 
+// Commands open the store while agents and other commands create, open, write and close it
+// (two `tandem promote` at once, the first to open a manual cluster's store, failed on
+// "database is locked": SQLite does not wait for the lock that switching to WAL takes). Every
+// opening succeeds, and no write finds the store unavailable.
+TEST(SqliteStore, OpeningWhileOthersCreateOpenWriteAndCloseNeverFails) {
+  ScopedDir scoped;
+  std::string path = scoped.path + "/store.db";
+  constexpr int kProcesses = 6;
+  std::vector<pid_t> children;
+  for (int i = 0; i < kProcesses; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      SystemClock clock;
+      for (int round = 0; round < 40; ++round) {
+        auto store = SqliteStore::open(path, clock);
+        if (!store) _exit(3);
+        auto written =
+            (*store)->put("/c/members/n" + std::to_string(i), std::to_string(round), std::nullopt);
+        if (!written) _exit(4);
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "3: an opening failed, 4: a write found it unavailable";
+  }
+}
+
 }  // namespace
 }  // namespace tandem::testing
