@@ -28,6 +28,18 @@ Status check_leader(const ClusterView& view, const std::string& expected_leader)
                                                 view.leader ? view.leader->name : "nobody"));
 }
 
+std::string describe_pending(Store& store, const ClusterLayout& layout) {
+  auto snapshot = store.read(layout.switchover());
+  std::optional<SwitchoverRequest> pending;
+  if (snapshot) pending = layout.view(*snapshot).switchover;
+  if (!pending) return "another switchover or failover was requested at the same moment: try again";
+  return fmt::format(
+      "a {} {}{} is already under way: wait for it to end (or to expire) and ask again",
+      pending->force ? "failover" : "switchover",
+      pending->from.empty() ? "" : "from " + pending->from + " ",
+      pending->to.empty() ? "to the best candidate" : "to " + pending->to);
+}
+
 }  // namespace
 
 Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const ClusterConfig& config,
@@ -62,9 +74,13 @@ Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
                                  const SwitchoverRequest& request, Clock& clock,
                                  milliseconds timeout) {
   auto expires = std::chrono::duration_cast<milliseconds>(timeout) + std::chrono::seconds(5);
-  if (auto put = store.put(layout.switchover(), encode_switchover(request), expires); !put) {
-    return std::unexpected(put.error());
+  // Created only if no request is pending: two at once (through the API, which takes no
+  // cluster lock, or the API and the CLI) never overwrite each other; the second is refused.
+  auto created = store.create(layout.switchover(), encode_switchover(request), expires);
+  if (!created && created.error().code == ErrorCode::kConflict) {
+    return fail(ErrorCode::kConflict, describe_pending(store, layout));
   }
+  if (!created) return std::unexpected(created.error());
   auto asked = clock.steady_now();
   std::string new_leader;
   bool done = poll_until(clock, timeout, milliseconds(10), [&] {
@@ -77,12 +93,15 @@ Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
     return member != view.members.end() && member->second.state == PgState::kPrimary;
   });
   if (!done) {
-    (void)store.remove(layout.switchover(), std::nullopt);
+    (void)store.remove(layout.switchover(), *created);  // only this request, if still there
     return fail(ErrorCode::kTimeout,
                 fmt::format("the agents did not carry out the request within {} s (see their "
                             "logs); it was withdrawn",
                             std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
   }
+  // Done: the request is removed now (the new leader removes it too, a cycle later), so that
+  // the next one is not refused as pending.
+  (void)store.remove(layout.switchover(), *created);
   return RequestOutcome{new_leader,
                         std::chrono::duration_cast<milliseconds>(clock.steady_now() - asked)};
 }

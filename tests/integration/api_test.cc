@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,9 @@
 #include "../support/headless_browser.h"
 #include "../support/prometheus_text.h"
 #include "bench/local_queries.h"
+#include "common/clock.h"
+#include "dcs/cluster_layout.h"
+#include "dcs/sqlite_store.h"
 #include "local_cluster_fixture.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"
@@ -195,6 +199,34 @@ TEST_F(ApiClusterTest, RequestsChangeTheCluster) {
   EXPECT_EQ(failed_over->status, 200) << failed_over->body;
   EXPECT_EQ(primary(), "node3");
   EXPECT_TRUE(eventually([&] { return role_in_cluster("node1", "node3") == "leader"; }));
+
+  // Two failovers at once, to different nodes through different agents: the second is refused
+  // (it never overwrites the first), the first is carried out. The cluster is paused meanwhile,
+  // so that the first is still pending when the second comes.
+  ASSERT_TRUE(eventually([&] { return streams("node1") && streams("node2"); }));
+  EXPECT_EQ(post("node3", "/pause")->status, 200);
+  auto pending = std::async(
+      std::launch::async, [&] { return post("node2", "/failover", "{\"candidate\": \"node1\"}"); });
+  SystemClock clock;
+  auto store = SqliteStore::open(config_.store_file, clock);
+  ASSERT_TRUE(store);
+  ClusterLayout layout(config_.name);
+  EXPECT_TRUE(eventually([&] {
+    auto snapshot = (*store)->read(layout.switchover());
+    return snapshot && snapshot->find(layout.switchover()) != nullptr;
+  }));
+  auto refused = post("node1", "/failover", "{\"candidate\": \"node2\"}");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 409) << refused->body;
+  std::cout << "a second failover while one is pending: " << refused->body << "\n";
+  EXPECT_NE(refused->body.find("a failover from node3 to node1 is already under way"),
+            std::string::npos);
+  EXPECT_EQ(post("node3", "/resume")->status, 200);
+  auto carried = pending.get();
+  ASSERT_TRUE(carried);
+  EXPECT_EQ(carried->status, 200) << carried->body;
+  EXPECT_TRUE(eventually([&] { return primary() == "node1"; }));
+  EXPECT_TRUE(eventually([&] { return streams("node3"); }));
 }
 
 // The example configuration, unchanged, with the cluster's ports from the environment.

@@ -6,6 +6,9 @@
 
 #include <optional>
 
+#include "dcs/memory_store.h"
+#include "fake_node_controller.h"
+
 namespace tandem {
 namespace {
 
@@ -100,6 +103,37 @@ TEST(ClusterRequests, AFailoverCarriesAllowDataLoss) {
   ASSERT_TRUE(planned);
   EXPECT_TRUE(planned->allow_data_loss);
   EXPECT_TRUE(planned->force);
+}
+
+// Two requests at once (two API clients: the API takes no cluster lock) never overwrite each
+// other: the second is refused with what is under way, and the first is left as it was. A
+// request the agents do not carry out is withdrawn, and only it.
+TEST(ClusterRequests, ASecondRequestWhileOneIsPendingIsRefused) {
+  testing::FakeClock clock;
+  MemoryStore store(clock);
+  ClusterLayout layout("unit");
+  SwitchoverRequest first{.from = "node1", .to = "node2", .force = true};
+  ASSERT_TRUE(
+      store.create(layout.switchover(), encode_switchover(first), std::chrono::seconds(35)));
+  auto refused = carry_out(store, layout, {.from = "node1", .to = "node3", .force = true}, clock,
+                           std::chrono::seconds(30));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(refused.error().message,
+            "a failover from node1 to node2 is already under way: wait for it to end (or to "
+            "expire) and ask again");
+  auto snapshot = store.read(layout.prefix());
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(layout.view(*snapshot).switchover->to, "node2");
+
+  ASSERT_TRUE(store.remove(layout.switchover(), std::nullopt));
+  auto timed_out =
+      carry_out(store, layout, {.from = "node1", .to = "node3"}, clock, std::chrono::seconds(1));
+  ASSERT_FALSE(timed_out);
+  EXPECT_EQ(timed_out.error().code, ErrorCode::kTimeout);
+  snapshot = store.read(layout.prefix());
+  ASSERT_TRUE(snapshot);
+  EXPECT_FALSE(layout.view(*snapshot).switchover) << "withdrawn";
 }
 
 }  // namespace
