@@ -60,10 +60,7 @@ Status PostgresProcess::spawn(const NodeConfig& node) {
     dup2(log, STDOUT_FILENO);
     dup2(log, STDERR_FILENO);
     close_range(3, ~0U, 0);
-    if (running_as_root() && (initgroups(os_user_.name.c_str(), os_user_.gid) != 0 ||
-                              setgid(os_user_.gid) != 0 || setuid(os_user_.uid) != 0)) {
-      _exit(126);
-    }
+    if (running_as_root() && !become_os_user(os_user_)) _exit(126);
     // After setuid, which clears it. If the agent is already gone, do not start at all.
     prctl(PR_SET_PDEATHSIG, SIGQUIT);
     if (getppid() != parent) _exit(125);

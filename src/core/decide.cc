@@ -106,9 +106,10 @@ Decision without_data(const ClusterView& view, const HaConfig& config) {
             view.leader->name};
   }
   // This node won the initialize key but its bootstrap ended before the first primary led (the
-  // store timed out on a write it then applied, say): nobody has data, it bootstraps again.
+  // store timed out on a write it then applied, say): no timeline claimed, no position ever
+  // published by a primary, no member with data — it bootstraps again.
   if (view.initialized_by == config.self && !view.leader && !view.timeline_claim &&
-      std::ranges::all_of(view.members, [](const auto& member) {
+      !view.last_leader_lsn && std::ranges::all_of(view.members, [](const auto& member) {
         return member.second.state == PgState::kNoData;
       })) {
     return {Action::kBootstrap,

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -35,7 +36,21 @@ Result<OsUser> lookup_os_user(const std::string& name) {
     return fail(ErrorCode::kInvalidArgument,
                 fmt::format("OS user '{}' is root: PostgreSQL refuses to run as root", name));
   }
-  return OsUser{name, found->pw_uid, found->pw_gid, found->pw_dir ? found->pw_dir : "/"};
+  OsUser user{name, found->pw_uid, found->pw_gid, found->pw_dir ? found->pw_dir : "/", {}};
+  int count = 32;
+  user.groups.resize(count);
+  while (getgrouplist(name.c_str(), user.gid, user.groups.data(), &count) < 0) {
+    count = std::max<int>(count, static_cast<int>(user.groups.size()) * 2);
+    user.groups.resize(count);
+  }
+  user.groups.resize(count);
+  return user;
+}
+
+bool become_os_user(const OsUser& user) {
+  const gid_t* groups = user.groups.empty() ? &user.gid : user.groups.data();
+  std::size_t count = user.groups.empty() ? 1 : user.groups.size();
+  return setgroups(count, groups) == 0 && setgid(user.gid) == 0 && setuid(user.uid) == 0;
 }
 
 bool running_as_root() { return geteuid() == 0; }
@@ -118,10 +133,7 @@ bool user_can_use_dir(const std::string& dir, const OsUser& owner, bool write) {
   // Ask as the user in a child: the kernel's answer, with groups and ACLs, beats ours.
   pid_t pid = fork();
   if (pid == 0) {
-    if (initgroups(owner.name.c_str(), owner.gid) != 0 || setgid(owner.gid) != 0 ||
-        setuid(owner.uid) != 0) {
-      _exit(2);
-    }
+    if (!become_os_user(owner)) _exit(2);
     _exit(access(existing.c_str(), mode) == 0 ? 0 : 1);
   }
   int status = 0;

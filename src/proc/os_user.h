@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -14,10 +15,18 @@ struct OsUser {
   uid_t uid = 0;
   gid_t gid = 0;
   std::string home;
+  // Its groups, read once by lookup_os_user: a child forked by a process with threads may make
+  // only async-signal-safe calls, and initgroups() reads /etc/group with locks another thread
+  // may have held at the fork (an agent's bootstrap hung for ever there under ASan).
+  std::vector<gid_t> groups;
 };
 
 // Fails with advice when the user does not exist or is root.
 Result<OsUser> lookup_os_user(const std::string& name);
+
+// In a forked child, before exec: takes on the user's groups, group and user with
+// async-signal-safe calls only. False if the kernel refused one.
+bool become_os_user(const OsUser& user);
 
 // True when tandem runs as root (and so must hand PostgreSQL work to another user).
 bool running_as_root();

@@ -49,10 +49,7 @@ std::vector<std::string> child_environment(const ProcessSpec& spec, const OsUser
   if (!spec.stderr_to_terminal) dup2(output_fd, STDERR_FILENO);
   close_range(3, ~0U, 0);
   if (user != nullptr) {
-    if (initgroups(user->name.c_str(), user->gid) != 0 || setgid(user->gid) != 0 ||
-        setuid(user->uid) != 0) {
-      _exit(126);
-    }
+    if (!become_os_user(*user)) _exit(126);
   }
   // The child dies with tandem (`kill -9` of `tandem clone` must not leave pg_basebackup
   // copying). Set after setuid, which clears it; if tandem is already gone, do not start at all.

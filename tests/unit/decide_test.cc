@@ -72,12 +72,14 @@ TEST(Decide, EveryBranch) {
   ClusterView paused = view_with("node2", {});
   paused.paused = true;
   ClusterView uninitialized;
-  ClusterView unfinished_bootstrap = view_with(
-      std::nullopt, {MemberRecord{.name = "node1", .state = PgState::kNoData},
-                     MemberRecord{.name = "node2", .state = PgState::kNoData}});
+  ClusterView unfinished_bootstrap =
+      view_with(std::nullopt, {MemberRecord{.name = "node1", .state = PgState::kNoData},
+                               MemberRecord{.name = "node2", .state = PgState::kNoData}});
   unfinished_bootstrap.initialized_by = "node2";
   ClusterView bootstrapped_before = unfinished_bootstrap;  // a primary led once
   bootstrapped_before.timeline_claim = TimelineClaim{.timeline = 1, .by = "node2"};
+  ClusterView led_before = unfinished_bootstrap;  // a primary published its position once
+  led_before.last_leader_lsn = at(100);
   ClusterView others_have_data = unfinished_bootstrap;
   others_have_data.members["node1"].state = PgState::kStopped;
   ClusterView lagging = view_with(std::nullopt, {standby("node2", 100), standby("node3", 90)});
@@ -230,8 +232,10 @@ TEST(Decide, EveryBranch) {
        Action::kBootstrap, "bootstrap again"},
       {"no data, its own bootstrap led once", bootstrapped_before, observed(PgState::kNoData),
        Action::kNone, "no leader to clone from"},
-      {"no data, its own bootstrap, others have data", others_have_data,
+      {"no data, its own bootstrap, a primary published once", led_before,
        observed(PgState::kNoData), Action::kNone, "no leader to clone from"},
+      {"no data, its own bootstrap, others have data", others_have_data, observed(PgState::kNoData),
+       Action::kNone, "no leader to clone from"},
       {"leader with PostgreSQL down", view_with("node2", {}), observed(PgState::kStopped),
        Action::kStartPrimary, "restart it in place"},
       {"former primary while another leads", view_with("node1", {}), former_primary,

@@ -1,0 +1,81 @@
+// The OS user tandem (as root) hands PostgreSQL's work to: a child becomes it with its groups,
+// and does so with async-signal-safe calls only — the agent forks from a process with threads,
+// and a child that called initgroups() there hung for ever (an agent's bootstrap, under ASan).
+#include "proc/os_user.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "proc/process_runner.h"
+
+namespace tandem {
+namespace {
+
+std::set<std::string> words(const std::string& text) {
+  std::istringstream in(text);
+  std::set<std::string> all;
+  for (std::string word; in >> word;) all.insert(word);
+  return all;
+}
+
+TEST(OsUser, AChildBecomesTheUserWithAllItsGroups) {
+  if (geteuid() != 0) GTEST_SKIP() << "becomes another user: needs root";
+  auto user = lookup_os_user("postgres");
+  ASSERT_TRUE(user) << user.error().message;
+  EXPECT_TRUE(std::ranges::find(user->groups, user->gid) != user->groups.end());
+  SystemProcessRunner runner;
+  auto id = runner.run({.program = "/usr/bin/id", .args = {"-u"}, .run_as = "postgres"});
+  ASSERT_TRUE(id);
+  EXPECT_EQ(words(id->output), std::set<std::string>{std::to_string(user->uid)});
+  auto groups = runner.run({.program = "/usr/bin/id", .args = {"-G"}, .run_as = "postgres"});
+  ASSERT_TRUE(groups);
+  std::set<std::string> expected;
+  for (gid_t gid : user->groups) expected.insert(std::to_string(gid));
+  EXPECT_EQ(words(groups->output), expected)
+      << "what `id -G postgres` says, supplementary included";
+}
+
+// Children forked while other threads allocate all finish: 300 directory checks (each a child
+// that becomes the user) against four threads that allocate and free without pause.
+TEST(OsUser, ChildrenForkedWhileOtherThreadsAllocateNeverHang) {
+  if (geteuid() != 0) GTEST_SKIP() << "becomes another user: needs root";
+  auto user = lookup_os_user("postgres");
+  ASSERT_TRUE(user);
+  pid_t tester = fork();
+  if (tester == 0) {
+    alarm(60);  // a hung child shows as SIGALRM, not as a hung test run
+    std::atomic<bool> stop = false;
+    std::vector<std::thread> allocators;
+    for (int i = 0; i < 4; ++i) {
+      allocators.emplace_back([&] {
+        while (!stop) {
+          auto block = std::make_unique<std::vector<char>>(4096 + std::rand() % 65536);
+          (*block)[0] = 1;
+        }
+      });
+    }
+    int usable = 0;
+    for (int i = 0; i < 300; ++i) usable += user_can_use_dir("/tmp", *user, true) ? 1 : 0;
+    stop = true;
+    for (std::thread& thread : allocators) thread.join();
+    _exit(usable == 300 ? 0 : 1);
+  }
+  ASSERT_GT(tester, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(tester, &status, 0), tester);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status)
+                                 << " (14: a child hung for 60 s)";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "postgres could not use /tmp in some check";
+}
+
+}  // namespace
+}  // namespace tandem
