@@ -1,6 +1,7 @@
 // The OS user tandem (as root) hands PostgreSQL's work to: a child becomes it with its groups,
 // and does so with async-signal-safe calls only — the agent forks from a process with threads,
-// and a child that called initgroups() there hung for ever (an agent's bootstrap, under ASan).
+// and a child that called initgroups() there hung for ever (an agent's bootstrap, under ASan;
+// with initgroups() back in the child, the second test below fails: a child spins for ever).
 #include "proc/os_user.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -44,15 +46,16 @@ TEST(OsUser, AChildBecomesTheUserWithAllItsGroups) {
       << "what `id -G postgres` says, supplementary included";
 }
 
-// Children forked while other threads allocate all finish: 300 directory checks (each a child
-// that becomes the user) against four threads that allocate and free without pause.
+// Children forked while other threads allocate and read the user and group databases all
+// finish: 300 directory checks (each a child that becomes the user) against four such threads.
 TEST(OsUser, ChildrenForkedWhileOtherThreadsAllocateNeverHang) {
   if (geteuid() != 0) GTEST_SKIP() << "becomes another user: needs root";
   auto user = lookup_os_user("postgres");
   ASSERT_TRUE(user);
   pid_t tester = fork();
   if (tester == 0) {
-    alarm(60);  // a hung child shows as SIGALRM, not as a hung test run
+    setpgid(0, 0);  // its children in its group: killed with it whatever happens
+    alarm(60);      // a hung child shows as SIGALRM, not as a hung test run
     std::atomic<bool> stop = false;
     std::vector<std::thread> allocators;
     for (int i = 0; i < 4; ++i) {
@@ -60,6 +63,8 @@ TEST(OsUser, ChildrenForkedWhileOtherThreadsAllocateNeverHang) {
         while (!stop) {
           auto block = std::make_unique<std::vector<char>>(4096 + std::rand() % 65536);
           (*block)[0] = 1;
+          auto again = lookup_os_user("postgres");  // the user and group databases, as NSS reads
+          (void)again;
         }
       });
     }
@@ -72,6 +77,7 @@ TEST(OsUser, ChildrenForkedWhileOtherThreadsAllocateNeverHang) {
   ASSERT_GT(tester, 0);
   int status = 0;
   ASSERT_EQ(waitpid(tester, &status, 0), tester);
+  kill(-tester, SIGKILL);  // a child that hung (without the fix, it spins for ever)
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status)
                                  << " (14: a child hung for 60 s)";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "postgres could not use /tmp in some check";
