@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/read_text.h"
 #include "local/local_agents.h"
 #include "pg/postmaster.h"
 
@@ -19,8 +20,7 @@ using std::chrono::milliseconds;
 
 // The parent of `pid`, from /proc/PID/stat ("pid (comm) state ppid ..."); 0 if unknown.
 pid_t parent_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = read_text("/proc/" + std::to_string(pid) + "/stat").value_or("");
   std::size_t close = text.rfind(')');
   if (close == std::string::npos) return 0;
   std::istringstream rest(text.substr(close + 1));

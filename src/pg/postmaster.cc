@@ -5,8 +5,9 @@
 
 #include <cerrno>
 #include <fstream>
-#include <iterator>
 #include <vector>
+
+#include "common/read_text.h"
 
 namespace tandem {
 namespace {
@@ -21,8 +22,8 @@ bool runs_on(pid_t pid, const std::string& data_dir) {
   if (stat(("/proc/" + std::to_string(pid)).c_str(), &owner) != 0 || owner.st_uid == 0) {
     return false;
   }
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Gone meanwhile: nothing to read, not an exception.
+  std::string raw = read_text("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
   std::vector<std::string> args;
   std::string current;
   for (char c : raw) {

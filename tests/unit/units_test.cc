@@ -1,6 +1,10 @@
 #include "common/units.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/read_text.h"
 
 namespace tandem {
 namespace {
@@ -55,6 +59,30 @@ TEST(FormatDuration, LargestExactUnit) {
   EXPECT_EQ(format_duration(std::chrono::milliseconds(5000)), "5s");
   EXPECT_EQ(format_duration(std::chrono::milliseconds(600000)), "10min");
   EXPECT_EQ(format_duration(std::chrono::milliseconds(1500)), "1500ms");
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// A /proc file of a process that exits while it is read fails with ESRCH; read_text says
+// nullopt where std::istreambuf_iterator threw (the chaos runner died of it).
+TEST(ReadText, ReadsWholeFilesAndNeverThrows) {
+  auto own = read_text("/proc/self/cmdline");
+  ASSERT_TRUE(own);
+  EXPECT_NE(own->find("tandem_unit_tests"), std::string::npos);
+  EXPECT_FALSE(read_text("/nonexistent/file"));
+  // Children that exit while their /proc files are read, again and again.
+  for (int round = 0; round < 200; ++round) {
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    EXPECT_NO_THROW((void)read_text("/proc/" + std::to_string(child) + "/stat"));
+    EXPECT_NO_THROW((void)read_text("/proc/" + std::to_string(child) + "/cmdline"));
+    waitpid(child, nullptr, 0);
+    EXPECT_FALSE(read_text("/proc/" + std::to_string(child) + "/stat")) << "reaped: gone";
+  }
 }
 
 }  // namespace
