@@ -79,7 +79,8 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
   }
   if (renewed) renewed(sent);
   if (lost) lost();
-  if (answered) {
+  // Out of reach is not slow: the cycle says the store is unreachable.
+  if (answered && (written || written.error().code == ErrorCode::kConflict)) {
     answered(
         std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - first_sent));
   }

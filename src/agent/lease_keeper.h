@@ -39,8 +39,8 @@ class LeaseKeeper {
 
   // Called from whichever thread confirmed a renewal, with the time it was sent.
   void on_renewed(std::function<void(SteadyTime)> callback);
-  // Called after every write of the lease, whatever its outcome, with how long the store took
-  // to answer it (a store slow to answer fences a primary long before it fails outright).
+  // Called after every write of the lease the store answered (done or refused), with how long
+  // it took (a store slow to answer fences a primary long before it fails outright).
   void on_answered(std::function<void(std::chrono::milliseconds)> callback);
   // Called from whichever thread found that another node holds the lease now (or could not
   // read the store right after a failed compare-and-set to tell).
