@@ -1,6 +1,7 @@
 #include "bench/starver.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,8 +35,13 @@ pid_t parent_of(pid_t pid) {
 
 Starver::Starver(const ClusterConfig& config) : config_(config) {
   for (unsigned i = 0; i < std::max(2u, std::thread::hardware_concurrency()); ++i) {
+    pid_t parent = getpid();
     pid_t child = fork();
     if (child == 0) {
+      // Dies with the runner, however it ends (a crashed runner once left two spinning for 40
+      // minutes, starving everything after it).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
       std::atomic<unsigned long> spin{0};
       while (true) spin.fetch_add(1, std::memory_order_relaxed);
     }
