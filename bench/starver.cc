@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/read_text.h"
 #include "local/local_agents.h"
 #include "pg/postmaster.h"
+#include "proc/os_user.h"
 
 namespace tandem::bench {
 namespace {
@@ -21,7 +21,7 @@ using std::chrono::milliseconds;
 
 // The parent of `pid`, from /proc/PID/stat ("pid (comm) state ppid ..."); 0 if unknown.
 pid_t parent_of(pid_t pid) {
-  std::string text = read_text("/proc/" + std::to_string(pid) + "/stat").value_or("");
+  std::string text = read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
   std::size_t close = text.rfind(')');
   if (close == std::string::npos) return 0;
   std::istringstream rest(text.substr(close + 1));

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <vector>
 
-#include "common/read_text.h"
+#include "proc/os_user.h"
 
 namespace tandem {
 namespace {
@@ -23,7 +23,7 @@ bool runs_on(pid_t pid, const std::string& data_dir) {
     return false;
   }
   // Gone meanwhile: nothing to read, not an exception.
-  std::string raw = read_text("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
+  std::string raw = read_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
   std::vector<std::string> args;
   std::string current;
   for (char c : raw) {

@@ -42,6 +42,8 @@ Status ensure_owned_dir(const std::string& path, const OsUser& owner, mode_t mod
 Status write_owned_file(const std::string& path, std::string_view content, const OsUser& owner,
                         mode_t mode);
 
+// The whole file; never throws (a /proc file whose process exits while it is read fails with
+// ESRCH, which std::istreambuf_iterator would throw).
 Result<std::string> read_file(const std::string& path);
 
 // Refuses a directory that tandem (as root) would fill with files other users could tamper

@@ -4,7 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/read_text.h"
+#include "proc/os_user.h"
 
 namespace tandem {
 namespace {
@@ -67,21 +67,21 @@ TEST(FormatDuration, LargestExactUnit) {
 namespace tandem {
 namespace {
 
-// A /proc file of a process that exits while it is read fails with ESRCH; read_text says
-// nullopt where std::istreambuf_iterator threw (the chaos runner died of it).
-TEST(ReadText, ReadsWholeFilesAndNeverThrows) {
-  auto own = read_text("/proc/self/cmdline");
+// A /proc file of a process that exits while it is read fails with ESRCH; read_file says so
+// where std::istreambuf_iterator threw (the chaos runner died of it).
+TEST(ReadFile, ReadsWholeFilesAndNeverThrows) {
+  auto own = read_file("/proc/self/cmdline");
   ASSERT_TRUE(own);
   EXPECT_NE(own->find("tandem_unit_tests"), std::string::npos);
-  EXPECT_FALSE(read_text("/nonexistent/file"));
+  EXPECT_FALSE(read_file("/nonexistent/file"));
   // Children that exit while their /proc files are read, again and again.
   for (int round = 0; round < 200; ++round) {
     pid_t child = fork();
     if (child == 0) _exit(0);
-    EXPECT_NO_THROW((void)read_text("/proc/" + std::to_string(child) + "/stat"));
-    EXPECT_NO_THROW((void)read_text("/proc/" + std::to_string(child) + "/cmdline"));
+    EXPECT_NO_THROW((void)read_file("/proc/" + std::to_string(child) + "/stat"));
+    EXPECT_NO_THROW((void)read_file("/proc/" + std::to_string(child) + "/cmdline"));
     waitpid(child, nullptr, 0);
-    EXPECT_FALSE(read_text("/proc/" + std::to_string(child) + "/stat")) << "reaped: gone";
+    EXPECT_FALSE(read_file("/proc/" + std::to_string(child) + "/stat")) << "reaped: gone";
   }
 }
 
