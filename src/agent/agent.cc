@@ -121,7 +121,7 @@ Decision Agent::cycle() {
   note_watchdog_fence();
   Decision decision = decide(view, node, ha_, clock_.steady_now());
   Status result = execute(decision, node, view);
-  record_attempt(decision.action, result);
+  record_attempt(decision.action, result, view && view->leader_is(self_.name));
   if (view) publish(node);
   log_cycle(decision, result);
   report(node, view, decision, !result);
@@ -180,7 +180,7 @@ void Agent::count_attempts(NodeObservation& node) {
   if (start_failures_.since) node.start_failing_for = since(*start_failures_.since, clock_);
 }
 
-void Agent::record_attempt(Action action, const Status& result) {
+void Agent::record_attempt(Action action, const Status& result, bool leader) {
   auto failed = [&](Streak& streak) {
     if (streak.count++ == 0) streak.since = clock_.steady_now();
   };
@@ -197,6 +197,9 @@ void Agent::record_attempt(Action action, const Status& result) {
       break;
     case Action::kStartPrimary:
       failed(start_failures_);  // forgiven once it runs as a primary for ten seconds
+      break;
+    case Action::kStartStandby:  // a leader's standby data, started to finish its promotion
+      if (leader) failed(start_failures_);  // forgiven once it runs as a primary for 10 s
       break;
     case Action::kReleaseLease:
       if (result) start_failures_ = {};
@@ -229,7 +232,11 @@ void Agent::report(const NodeObservation& node, const std::optional<ClusterView>
   board_->set_may_write(lease_.held() || node.state == PgState::kPrimary ||
                         (node.state == PgState::kStarting && node.data_was_primary) ||
                         (view && view->leader_is(self_.name)) ||
-                        (!failed && may_make_writable(decision.action)));
+                        // A step that may have made it writable answers "may write" even
+                        // when it failed: a promotion that timed out may finish all the same
+                        // (found by the simulation: a take-over whose history write timed out
+                        // answered "standby" while it ran as a primary, and another took over).
+                        may_make_writable(decision.action) || writable_postmaster_.load() > 0);
   AgentSnapshot snapshot{.node = node,
                          .view = view,
                          .decision = decision,
@@ -270,8 +277,12 @@ Status Agent::carry_out(NodeRequest request) {
         return fail_with_context(renewed.error(), "renewing the lease before the restart");
       }
     }
-    watch_postmaster(false);  // a restart may take longer than the watchdog's deadline
-    return node_.restart();
+    // The watchdog goes on watching a leader throughout (the keeper renews meanwhile, so a
+    // slow restart is no reason to fence): its old postmaster until it stops, the new one
+    // from the moment it is spawned — a node cut off in the middle of a restart must not write
+    // unwatched (issue 16.5: it did, for 12 s, while another node led).
+    bool leader = view.leader_is(self_.name);
+    return node_.restart([this, leader] { watch_postmaster(leader); });
   }
   if (!view.leader || view.leader_is(self_.name)) {
     return fail(ErrorCode::kConflict,
@@ -300,6 +311,12 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kStartPrimary: {
       // The lease is proven first: a standby that has just taken it over must win.
       if (auto ok = renew_lease(*view, node); !ok) return ok;
+      if (ha_.synchronous_mode) {
+        // PostgreSQL restarts without a synchronous standby (tandem.conf names none until the
+        // leader names one again): from now on only this node has every acknowledged commit.
+        auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
+        if (!put) return fail_with_context(put.error(), "unnaming the synchronous standby");
+      }
       Status started = node_.start_primary();
       if (started) watch_postmaster(true);
       return started;
@@ -416,7 +433,7 @@ Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) 
   if (view.switchover && view.switchover->from != self_.name &&
       (view.switchover->to.empty() || view.switchover->to == self_.name) &&
       node.state == PgState::kPrimary) {
-    (void)store_.remove(layout_.switchover(), std::nullopt);
+    remove_request(view);
   }
   // The keeper renews every quarter TTL on its own; the cycle renews only a lease it does not
   // keep yet (handed over, or held before this agent started) or one the keeper let age.
@@ -424,6 +441,13 @@ Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) 
   if (!renewed) return renewed;
   publish_optime(node);
   return {};
+}
+
+void Agent::remove_request(const ClusterView& view) {
+  if (!view.switchover) return;
+  std::optional<std::int64_t> revision;
+  if (view.switchover->revision != 0) revision = view.switchover->revision;
+  (void)store_.remove(layout_.switchover(), revision);
 }
 
 void Agent::publish_optime(const NodeObservation& node) {
@@ -459,6 +483,14 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
                 view.switchover->to == self_.name;
   auto claimed = claim_timeline(store_, layout_, self_.name, node.timeline, forced);
   if (!claimed) return std::unexpected(claimed.error());
+  // A request that brought the lease here is carried out from the claim on, whatever becomes
+  // of the promotion: a failover after it must not carry it out a second time (found by the
+  // simulation: a switchover's target frozen mid-promotion, fenced, a failover, and then the
+  // same switchover again, on a third timeline).
+  if (view.switchover && view.switchover->from != self_.name &&
+      (view.switchover->to.empty() || view.switchover->to == self_.name)) {
+    remove_request(view);
+  }
   if (ha_.synchronous_mode) {
     // From here on only this node is sure to have every acknowledged commit; the last leader
     // and its synchronous standby no longer are.
@@ -472,9 +504,12 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   if (auto ok = lease_.renew(); !ok) {
     return fail_with_context(ok.error(), "confirming the lease before promoting");
   }
+  // Watched from before `pg_ctl promote`: PostgreSQL finishes promoting by itself, and an
+  // agent frozen meanwhile (SIGSTOP, a stalled VM) must not leave a writable primary that
+  // nobody fences (found by the simulation once promotions ran on PostgreSQL's time).
+  watch_postmaster(true);
   auto promoted = node_.promote(*claimed);
   if (!promoted) return std::unexpected(promoted.error());
-  watch_postmaster(true);
   if (promoted->timeline != *claimed) {
     spdlog::error("promoted to timeline {}, not the claimed {}", promoted->timeline, *claimed);
   }

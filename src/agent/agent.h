@@ -66,6 +66,8 @@ class Agent {
   Status renew_lease(const ClusterView& view, const NodeObservation& node);
   Status renew_or_fence(const ClusterView& view, const NodeObservation& node);
   void publish_optime(const NodeObservation& node);
+  // Removes the switchover or failover request read in `view`, by its revision.
+  void remove_request(const ClusterView& view);
   Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status promote(const ClusterView& view, const NodeObservation& node, const std::string& reason);
   Status hand_over(const ClusterView& view, const std::string& target);
@@ -80,7 +82,8 @@ class Agent {
   void note_renewal_round_trip(std::chrono::milliseconds round_trip);
   // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
   void count_attempts(NodeObservation& node);
-  void record_attempt(Action action, const Status& result);
+  // `leader`: this node held the lease when it decided.
+  void record_attempt(Action action, const Status& result, bool leader);
   void add_quorum_facts(NodeObservation& node);
   void track_lease(const ClusterView& view, NodeObservation& node);
   Status carry_out(NodeRequest request);

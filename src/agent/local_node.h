@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -50,7 +51,9 @@ class LocalNode {
   virtual Result<Promotion> promote(TimelineId target) = 0;
   virtual Status stop(StopMode mode) = 0;
   // A fast stop, then a start; returns once it accepts connections.
-  virtual Status restart() = 0;
+  // `spawned` runs once the new postmaster exists, before it accepts connections: the agent
+  // watches a leader's from that moment.
+  virtual Status restart(const std::function<void()>& spawned) = 0;
   // Makes the stopped (or running) node a standby of the running primary: follow, pg_rewind,
   // or a reclone as the last resort.
   virtual Status rejoin() = 0;

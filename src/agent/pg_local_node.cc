@@ -117,9 +117,11 @@ Result<Promotion> PgLocalNode::promote(TimelineId target) {
   return Promotion{*timeline, promoted};
 }
 
-Status PgLocalNode::restart() {
+Status PgLocalNode::restart(const std::function<void()>& spawned) {
   if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
-  return controller_.start(self_);
+  if (auto ok = controller_.spawn(self_); !ok) return ok;
+  spawned();
+  return controller_.start(self_);  // spawned already: waits until it accepts connections
 }
 
 Status PgLocalNode::rejoin() {

@@ -33,7 +33,7 @@ class PgLocalNode final : public LocalNode {
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;
   Status stop(StopMode mode) override { return controller_.stop(self_, mode); }
-  Status restart() override;
+  Status restart(const std::function<void()>& spawned) override;
   Status rejoin() override;
   Status reclone(const std::string& leader) override;
   Result<Lsn> shutdown_checkpoint() override;

@@ -59,14 +59,20 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     streaming[node->name] = {*standby.flush, standby.synchronous};
   }
   std::string published = view.sync_standby.value_or("");
+  Revision revision = view.sync_revision;
+  auto write = [&](const std::string& standby) -> Status {
+    auto written = write_sync_if_unchanged(store_, layout_, revision, self_.name, standby);
+    if (!written) return std::unexpected(written.error());
+    revision = *written;
+    return {};
+  };
   // The store may name only a standby that has every acknowledged commit: PostgreSQL waits for
   // the configured one alone, so a named standby that is not the configured one is unnamed
   // first (found by the simulation: a crashed synchronous standby, replaced in PostgreSQL but
   // still named in the store, came back and took over without the commits acknowledged since).
   auto unname = [&]() -> Status {
     if (published.empty()) return {};
-    auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
-    if (!put) return std::unexpected(put.error());
+    if (auto ok = write(""); !ok) return ok;
     published.clear();
     return {};
   };
@@ -78,8 +84,7 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     if (!configured->second.synchronous || configured->second.flush < *pending_since_) {
       return std::string();
     }
-    auto put = store_.put(layout_.sync(), encode_sync(self_.name, *configured_), std::nullopt);
-    if (!put) return std::unexpected(put.error());
+    if (auto ok = write(*configured_); !ok) return std::unexpected(ok.error());
     pending_since_.reset();
     return fmt::format("{} is the synchronous standby: it alone may take over", *configured_);
   }

@@ -68,6 +68,7 @@ struct SwitchoverRequest {
   std::string to;    // empty: the best candidate
   bool force = false;
   bool allow_data_loss = false;  // a forced failover may ignore maximum_lag_on_failover
+  std::int64_t revision = 0;     // of the request as read: it is removed by this revision
 };
 
 // timeline: the newest timeline number any node claimed for a promotion. A node claims its new
@@ -92,6 +93,9 @@ struct ClusterView {
   // the leader that named it (it has every acknowledged commit too).
   std::optional<std::string> sync_standby;
   std::string sync_leader;
+  // The store revision of the last write of `sync` (0: no such key): a leader's update of it
+  // is a compare-and-set against it, so that a stale leader never overwrites a taker's.
+  std::int64_t sync_revision = 0;
   std::optional<TimelineClaim> timeline_claim;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }

@@ -154,6 +154,15 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
                         "release the lease so that a standby takes over (this node rejoins it)",
                         node.start_failures, ms(node.start_failing_for) / 1000)};
   }
+  if (view.leader_is(config.self) && !node.data_was_primary) {
+    // Its data is still a standby's: the lease came by a hand-over or a take-over and the
+    // promotion did not finish (PostgreSQL died first, or this agent restarted). Restarted as a
+    // primary it would write on the old timeline with no promotion on record; it starts as a
+    // standby, and the next cycle promotes it onto the claimed timeline.
+    return {Action::kStartStandby,
+            "holds the lease, but its data is still a standby's (the promotion did not finish): "
+            "start it as a standby, then promote"};
+  }
   if (view.leader_is(config.self)) {
     return {Action::kStartPrimary,
             "holds the lease and PostgreSQL is down: restart it in place (crash recovery, same "

@@ -48,6 +48,7 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     view.paused = object && object->value("paused", false);
   }
   if (const StoredValue* sync = snapshot.find(this->sync())) {
+    view.sync_revision = sync->mod_revision;
     auto object = parse_object(sync->value);
     if (object) {
       view.sync_standby = object->value("standby", "");
@@ -63,6 +64,7 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
   }
   if (const StoredValue* switchover = snapshot.find(this->switchover())) {
     view.switchover = decode_switchover(switchover->value);
+    if (view.switchover) view.switchover->revision = switchover->mod_revision;
   }
   std::string members = prefix_ + "members/";
   for (const auto& [key, stored] : snapshot.entries) {
@@ -194,6 +196,14 @@ std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}
 
 std::string encode_timeline_claim(TimelineId timeline, const std::string& by) {
   return json{{"timeline", timeline}, {"by", by}}.dump();
+}
+
+Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
+                                         Revision expected, const std::string& leader,
+                                         const std::string& standby) {
+  std::string value = encode_sync(leader, standby);
+  return expected == 0 ? store.create(layout.sync(), value, std::nullopt)
+                       : store.compare_and_set(layout.sync(), value, expected, std::nullopt);
 }
 
 std::string encode_sync(const std::string& leader, const std::string& standby) {

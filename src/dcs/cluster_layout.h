@@ -69,6 +69,13 @@ std::optional<HistoryEntry> decode_history(std::string_view json);
 std::string encode_cluster_config(bool paused);
 // sync: {"leader": name, "standby": name or ""}, written by the leader in synchronous mode.
 std::string encode_sync(const std::string& leader, const std::string& standby);
+// A leader's update of `sync`, only if nobody wrote it since `expected` (0: only if absent):
+// a leader that decided on an old view — a slow store, a stall — must not overwrite the record
+// a node taking over wrote meanwhile (found by the simulation: nobody could lead any more).
+// Returns the new revision; kConflict if someone else wrote it.
+Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
+                                         Revision expected, const std::string& leader,
+                                         const std::string& standby);
 // timeline: {"timeline": number, "by": name}.
 std::string encode_timeline_claim(TimelineId timeline, const std::string& by);
 std::string encode_switchover(const SwitchoverRequest& request);

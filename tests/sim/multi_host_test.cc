@@ -142,5 +142,33 @@ TEST(MultiHost, PrimaryHostCutOffAStandbyTakesOver) {
   }
 }
 
+// Issue 16.2: a switchover's target whose agent freezes (SIGSTOP, a stalled VM) for 4 s the
+// moment it sends `pg_ctl promote`. PostgreSQL finishes promoting on its own; the others prove
+// the frozen agent silent and take over. Its watchdog, watching from before the promotion,
+// stops the promoted PostgreSQL first: never two writable primaries (there were, for 2.4-5.5 s,
+// when the watchdog was armed only once the promotion returned).
+TEST(MultiHost, APromoterFrozenMidPromotionIsFencedBeforeAnotherTakesOver) {
+  spdlog::set_level(spdlog::level::off);
+  for (int nodes : {3, 5}) {
+    for (std::uint64_t seed = 1; seed <= kSeeds; ++seed) {
+      SCOPED_TRACE(fmt::format("seed {} ({} nodes)", seed, nodes));
+      World world(seed, scripted(nodes, seed));
+      ASSERT_TRUE(world.start_cluster());
+      int frozen = -1;
+      world.on_promote_requested = [&](int node) {
+        if (frozen >= 0) return;
+        frozen = node;
+        world.slots[node].agent_frozen_from = world.clock.now;
+        world.slots[node].agent_frozen_until = world.clock.now + SimTime(4000);
+      };
+      world.request_switchover();
+      world.advance(world.clock.now + SimTime(25000));
+      ASSERT_GE(frozen, 0) << "no promotion was requested";
+      EXPECT_TRUE(world.healthy());
+      EXPECT_EQ(world.verdict().violations, std::vector<std::string>());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem::sim

@@ -229,6 +229,7 @@ Status SimNode::start_primary() {
   server.running = true;
   server.standby_signal = false;
   server.upstream.clear();
+  server.sync_names.clear();  // tandem.conf is written without synchronous_standby_names
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(800));
   world_.start_pg(index_);
   world_.became_primary(index_);
@@ -256,21 +257,24 @@ Status SimNode::follow(const std::string& leader) {
 
 Result<Promotion> SimNode::promote(TimelineId target) {
   if (auto ok = usable(); !ok) return std::unexpected(ok.error());
-  // pg_ctl promote, the end-of-recovery checkpoint, the slots: slow on a busy machine.
-  world_.spend(index_, world_.random_ms(SimTime(30), world_.settings.promotion_latency_max));
-  if (auto ok = usable(); !ok) return std::unexpected(ok.error());
   Pg& server = pg();
   if (!server.running || !server.standby_signal) {
+    return fail(ErrorCode::kFailed, "the server is not a running standby");
+  }
+  // pg_ctl promote only asks: PostgreSQL then ends recovery, writes its end-of-recovery record
+  // and checkpoint by itself — slow on a busy machine — while the agent waits for it, or is
+  // frozen, or dies. The promotion ends on PostgreSQL's time, not the agent's.
+  SimTime latency = world_.random_ms(SimTime(30), world_.settings.promotion_latency_max);
+  server.promote_pending = true;
+  world_.at(world_.clock.now + latency, index_,
+            [world = &world_, index = index_, target] { world->finish_promotion(index, target); });
+  if (world_.on_promote_requested) world_.on_promote_requested(index_);
+  world_.spend(index_, latency);
+  if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+  if (!server.primary()) {
     return fail(ErrorCode::kFailed, "the server went away during the promotion");
   }
-  TimelineId timeline = std::max(target, server.timeline() + 1);
-  world_.promoted(index_, timeline);
-  server.wal.push_back(Record{world_.rng(), timeline});
-  server.standby_signal = false;
-  server.upstream.clear();
-  server.sync_names.clear();
-  world_.became_primary(index_);
-  return Promotion{timeline, {}};
+  return Promotion{server.timeline(), {}};
 }
 
 Status SimNode::stop(StopMode mode) {
@@ -280,12 +284,13 @@ Status SimNode::stop(StopMode mode) {
   return {};
 }
 
-Status SimNode::restart() {
+Status SimNode::restart(const std::function<void()>& spawned) {
   if (auto ok = stop(StopMode::kFast); !ok) return ok;
   Pg& server = pg();
   server.running = true;
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
   world_.start_pg(index_);
+  spawned();
   if (!server.standby_signal) world_.became_primary(index_);
   return {};
 }
@@ -383,10 +388,16 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
   std::string published = view.sync_standby.value_or("");
   ClusterLayout layout(world_.config.name);
   SimStore& store = *world_.slots[index_].store;
+  Revision revision = view.sync_revision;
+  auto write = [&](const std::string& standby) -> Status {
+    auto written = write_sync_if_unchanged(store, layout, revision, self, standby);
+    if (!written) return std::unexpected(written.error());
+    revision = *written;
+    return {};
+  };
   auto unname = [&]() -> Status {
     if (published.empty()) return {};
-    auto put = store.put(layout.sync(), encode_sync(self, ""), std::nullopt);
-    if (!put) return std::unexpected(put.error());
+    if (auto ok = write(""); !ok) return ok;
     published.clear();
     return {};
   };
@@ -396,8 +407,7 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
     if (!pending_since_) pending_since_ = server.wal.size();
     const Pg& standby = world_.slots[world_.index_of(server.sync_names)].pg;
     if (standby.wal.size() < *pending_since_) return std::string();
-    auto put = store.put(layout.sync(), encode_sync(self, server.sync_names), std::nullopt);
-    if (!put) return std::unexpected(put.error());
+    if (auto ok = write(server.sync_names); !ok) return std::unexpected(ok.error());
     pending_since_.reset();
     return server.sync_names + " is the synchronous standby";
   }
@@ -653,6 +663,7 @@ void World::stop_pg(int index, bool clean) {
     }
   }
   server.running = false;
+  server.promote_pending = false;  // PostgreSQL removes a promote signal file when it starts
   for (auto it = pending_acks_.begin(); it != pending_acks_.end();) {
     it = it->second == config.nodes[index].name ? pending_acks_.erase(it) : std::next(it);
   }
@@ -715,6 +726,24 @@ void World::promoted(int index, TimelineId timeline) {
     violation(fmt::format("timeline {} used twice: {} forked it at {}, {} earlier at {}", timeline,
                           config.nodes[index].name, fork, "another node", it->second));
   }
+}
+
+void World::finish_promotion(int index, TimelineId target) {
+  Pg& server = slots[index].pg;
+  if (!server.promote_pending || !server.running || !server.standby_signal) return;
+  if (host_frozen(index)) {  // a frozen host's PostgreSQL goes on once it thaws
+    at(slots[index].host_frozen_until, index,
+       [this, index, target] { finish_promotion(index, target); });
+    return;
+  }
+  server.promote_pending = false;
+  TimelineId timeline = std::max(target, server.timeline() + 1);
+  promoted(index, timeline);
+  server.wal.push_back(Record{rng(), timeline});
+  server.standby_signal = false;
+  server.upstream.clear();
+  server.sync_names.clear();
+  became_primary(index);
 }
 
 void World::became_primary(int index) {
@@ -841,15 +870,9 @@ void World::inject_fault() {
         schedule(back, Kind::kCall, target, [this, target] { start_agent(target); });
       }
       break;
-    case 6: {  // a switchover requested by a person
-      auto snapshot = store_.read(layout_.prefix());
-      if (store_clock.stopped()) break;  // the person's request fails
-      if (snapshot && layout_.view(*snapshot).leader) {
-        SwitchoverRequest request{.from = layout_.view(*snapshot).leader->name};
-        (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
-      }
+    case 6:  // a switchover requested by a person
+      request_switchover();
       break;
-    }
     case 7:  // every node crashes, then all come back
       for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
         kill_agent(i);
@@ -948,6 +971,15 @@ bool World::healthy() const {
     }
   }
   return true;
+}
+
+void World::request_switchover(const std::string& to) {
+  auto snapshot = store_.read(layout_.prefix());
+  if (store_clock.stopped()) return;  // the person's request fails
+  if (snapshot && layout_.view(*snapshot).leader) {
+    SwitchoverRequest request{.from = layout_.view(*snapshot).leader->name, .to = to};
+    (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
+  }
 }
 
 bool World::start_cluster() {

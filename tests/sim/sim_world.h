@@ -82,6 +82,9 @@ struct Pg {
   std::string upstream;    // primary_conninfo: the node it streams from
   std::string sync_names;  // synchronous_standby_names (a primary)
   std::optional<SimTime> not_streaming_since;
+  // pg_ctl promote was sent and PostgreSQL has not finished promoting: it goes on by itself,
+  // whatever its agent does meanwhile (frozen, say), until it promotes or is stopped.
+  bool promote_pending = false;
 
   TimelineId timeline() const;
   bool primary() const { return data && running && !standby_signal; }
@@ -123,7 +126,7 @@ class SimNode final : public LocalNode {
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;
   Status stop(StopMode mode) override;
-  Status restart() override;
+  Status restart(const std::function<void()>& spawned) override;
   Status rejoin() override;
   Status reclone(const std::string& leader) override;
   Result<Lsn> shutdown_checkpoint() override;
@@ -221,6 +224,11 @@ class World {
   const Verdict& verdict() const { return verdict_; }
   // One primary holding the lease, every other node streaming from it.
   bool healthy() const;
+  // A person asks the leader to hand over (to `to`, or to the best standby when empty).
+  void request_switchover(const std::string& to = "");
+  // Called the moment a node's PostgreSQL is asked to promote (pg_ctl promote sent), with that
+  // node: where a script strikes.
+  std::function<void(int)> on_promote_requested;
 
   // For SimNode, SimStore.
   SimClock clock;
@@ -253,6 +261,8 @@ class World {
   bool writable(int index) const;
   void promoted(int index, TimelineId timeline);
   void became_primary(int index);
+  // PostgreSQL ends a promotion it was asked for (its agent may be frozen meanwhile).
+  void finish_promotion(int index, TimelineId target);
   void stop_pg(int index, bool clean);
   void violation(const std::string& what);
   // A started server that is broken dies when it would have become ready.

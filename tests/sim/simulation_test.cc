@@ -189,6 +189,36 @@ TEST(Simulation, ASlowStoreIsSaidBeforeItFences) {
   EXPECT_EQ(world.verdict().violations, std::vector<std::string>());
 }
 
+// Issue 16.1: the target of a switchover whose postmaster dies the moment `pg_ctl promote` is
+// sent holds the lease with a standby's data. It used to restart in place as a primary on the
+// old timeline, with no promotion on record (and, in synchronous mode, the old primary later
+// took the lease back without the commits it acknowledged meanwhile: seed 704607). It must
+// finish its promotion onto the claimed timeline.
+TEST(Simulation, AnInterruptedPromotionFinishesOnTheClaimedTimeline) {
+  spdlog::set_level(spdlog::level::off);
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    World world(seed, {.nodes = 3, .synchronous = seed % 2 == 0, .faults = 0});
+    ASSERT_TRUE(world.start_cluster());
+    int killed = -1;
+    world.on_promote_requested = [&](int node) {
+      if (killed >= 0) return;
+      killed = node;
+      world.stop_pg(node, false);  // the postmaster dies before it promotes
+    };
+    world.request_switchover();
+    world.advance(world.clock.now + SimTime(20000));
+    ASSERT_GE(killed, 0) << "no promotion was requested";
+    int primary = world.writable_primary();
+    ASSERT_GE(primary, 0);
+    EXPECT_TRUE(world.healthy());
+    EXPECT_EQ(world.slots[primary].pg.timeline(), 2u)
+        << world.config.nodes[primary].name << " leads on the old timeline";
+    EXPECT_EQ(world.verdict().promotions, 2) << "the bootstrap and the one switchover";
+    EXPECT_EQ(world.verdict().violations, std::vector<std::string>());
+  }
+}
+
 TEST(Simulation, ASeedReplaysExactly) {
   spdlog::set_level(spdlog::level::off);
   for (auto [seed, multi_host] : {std::pair{7u, false}, {4242u, false}, {7u, true}, {99u, true}}) {

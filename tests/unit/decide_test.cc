@@ -128,7 +128,7 @@ TEST(Decide, EveryBranch) {
   NodeObservation failing_follower = stuck_standby;
   failing_follower.rejoin_failures = kAttemptsBeforeEscalating + 2;
   failing_follower.rejoin_failing_for = milliseconds(60'000);
-  NodeObservation failing_starts = observed(PgState::kStopped);
+  NodeObservation failing_starts = former_primary;
   failing_starts.start_failures = kAttemptsBeforeEscalating;
   failing_starts.start_failing_for = milliseconds(12'000);
   NodeObservation quickly_failing_starts = failing_starts;
@@ -236,8 +236,18 @@ TEST(Decide, EveryBranch) {
        observed(PgState::kNoData), Action::kNone, "no leader to clone from"},
       {"no data, its own bootstrap, others have data", others_have_data, observed(PgState::kNoData),
        Action::kNone, "no leader to clone from"},
-      {"leader with PostgreSQL down", view_with("node2", {}), observed(PgState::kStopped),
+      {"leader with PostgreSQL down", view_with("node2", {}), former_primary,
        Action::kStartPrimary, "restart it in place"},
+      {"leader whose promotion did not finish (its data a standby's)", view_with("node2", {}),
+       observed(PgState::kStopped), Action::kStartStandby,
+       "the promotion did not finish): start it as a standby, then promote"},
+      {"leader whose standby data does not come back", view_with("node2", {}),
+       [&] {
+         NodeObservation node = failing_starts;
+         node.data_was_primary = false;
+         return node;
+       }(),
+       Action::kReleaseLease, "release the lease"},
       {"former primary while another leads", view_with("node1", {}), former_primary,
        Action::kRejoin, "former primary"},
       {"stopped standby", view_with("node1", {}), observed(PgState::kStopped),
@@ -318,7 +328,13 @@ TEST(Decide, QuorumFencing) {
   NodeObservation late_primary = observed(PgState::kPrimary);
   late_primary.lease_renewed_at = kNow - milliseconds(5000);  // the store is long gone
   NodeObservation late_stopped = observed(PgState::kStopped);
+  late_stopped.data_was_primary = true;
   late_stopped.lease_renewed_at = kNow - milliseconds(5000);
+  auto late_stopped_renewed = [&] {  // a former primary's data, its lease renewed in time
+    NodeObservation node = late_stopped;
+    node.lease_renewed_at = kNow - milliseconds(100);
+    return node;
+  };
   NodeObservation follower = observed(PgState::kStandby, "node1");
   ClusterView led_by_node1 = view_with("node1", {standby("node2", 500), standby("node3", 400)});
   ClusterView nobody = view_with(std::nullopt, {standby("node2", 500), standby("node3", 400)});
@@ -357,7 +373,7 @@ TEST(Decide, QuorumFencing) {
       {"leader down without a majority or a renewal stays down", view_with("node2", {}),
        with_contact(late_stopped, milliseconds(900)), Action::kNone, "stay down", quorum},
       {"leader down without a majority but renewing restarts", view_with("node2", {}),
-       with_contact(observed(PgState::kStopped), milliseconds(900)), Action::kStartPrimary,
+       with_contact(late_stopped_renewed(), milliseconds(900)), Action::kStartPrimary,
        "restart it in place", quorum},
       {"leader down with a majority restarts", view_with("node2", {}),
        with_contact(late_stopped, milliseconds(30)), Action::kStartPrimary, "restart it in place",
