@@ -310,13 +310,15 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return node_.clone(decision.leader);
     case Action::kStartPrimary: {
       // The lease is proven first: a standby that has just taken it over must win.
-      if (auto ok = renew_lease(*view, node); !ok) return ok;
-      if (ha_.synchronous_mode) {
+      if (ha_.synchronous_mode && view->sync_standby && !view->sync_standby->empty()) {
         // PostgreSQL restarts without a synchronous standby (tandem.conf names none until the
-        // leader names one again): from now on only this node has every acknowledged commit.
-        auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
-        if (!put) return fail_with_context(put.error(), "unnaming the synchronous standby");
+        // leader names one again): from then on only this node has every acknowledged commit.
+        // A compare-and-set, before the renewal that proves the lease: a slow write between
+        // that proof and the start let a standby take over meanwhile (two primaries).
+        auto unnamed = write_sync_if_unchanged(store_, layout_, view->sync_revision, self_.name, "");
+        if (!unnamed) return fail_with_context(unnamed.error(), "unnaming the synchronous standby");
       }
+      if (auto ok = renew_lease(*view, node); !ok) return ok;
       Status started = node_.start_primary();
       if (started) watch_postmaster(true);
       return started;

@@ -26,10 +26,12 @@ void ContactBook::served(const std::string& peer, SteadyTime now) {
   served_[peer] = now;
 }
 
-void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime now) {
+void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime sent) {
   if (!peers_.contains(peer)) return;
   std::lock_guard lock(mutex_);
-  answered_[peer] = {now, std::move(reply)};
+  auto found = answered_.find(peer);
+  if (found != answered_.end() && found->second.at > sent) return;  // a newer ping's answer
+  answered_[peer] = {sent, std::move(reply)};
 }
 
 milliseconds ContactBook::silence_of(const std::string& peer, SteadyTime now) const {

@@ -45,7 +45,9 @@ class ContactBook {
   ContactBook(std::string self, std::vector<std::string> members, SteadyTime started);
 
   void served(const std::string& peer, SteadyTime now);
-  void answered(const std::string& peer, PingReply reply, SteadyTime now);
+  // `sent`: when the ping this answers was sent (an answer dated earlier than the one kept is
+  // an older ping's, and ignored).
+  void answered(const std::string& peer, PingReply reply, SteadyTime sent);
 
   // Per peer, how long it has not pinged this agent (since this agent started, at most).
   std::map<std::string, std::chrono::milliseconds> silence(SteadyTime now) const;

@@ -75,11 +75,15 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
       client->set_write_timeout(timeout);
       client->set_keep_alive(true);
     }
+    // An answer is dated when its ping was sent, not when it was read: the peer served it after
+    // that, and a pinger stalled before it reads the answer (a stall of its thread, swap) must
+    // not make an old contact look fresh (issue 16.6: the proof's margin is ~90 ms).
+    auto sent = clock_.steady_now();
     auto reply = client->Get(path);
     auto now = clock_.steady_now();
     if (reply && reply->status == 200) {
       if (auto decoded = decode_ping_reply(reply->body)) {
-        contacts_.answered(peer.name, std::move(*decoded), now);
+        contacts_.answered(peer.name, std::move(*decoded), sent);
         if (watchdog_ != nullptr) {
           if (auto at = contacts_.majority_contact_at()) watchdog_->keep_alive(*at);
         }

@@ -73,7 +73,10 @@ void SimPings::read(Ping ping, const PingReply& reply) {
     return;
   }
   Slot& caller = world_.slots[ping.from];
-  caller.contacts->answered(world_.config.nodes[ping.to].name, reply, world_.clock.steady_now());
+  // Dated when the ping was sent, as the real pinger does: an answer that waited in the socket
+  // while the caller was frozen is no fresh contact.
+  auto sent_at = world_.clock.steady_now() - (world_.clock.now - ping.sent);
+  caller.contacts->answered(world_.config.nodes[ping.to].name, reply, sent_at);
   if (auto contact = caller.contacts->majority_contact_at()) caller.watchdog->keep_alive(*contact);
 }
 
