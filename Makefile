@@ -44,11 +44,16 @@ chaos: build
 chaos-smoke: build
 	@$(BUILD_DIR)/bench/tandem-chaos --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/chaos-smoke
 
-# Every test, with tandem built under AddressSanitizer and UndefinedBehaviorSanitizer.
+# tandem built under AddressSanitizer and UndefinedBehaviorSanitizer: every unit and simulation
+# test, and the integration tests that drive the agent's own threads hardest (the agents under
+# faults, the walk-through, hostile clients and files). The rest of the integration suite runs
+# once, in `make test`, to keep CI within its time; `make asan ASAN_INTEGRATION=.` runs them all.
+ASAN_INTEGRATION ?= ^(AgentTest|WalkthroughTest|HostileTest)\.
 asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTANDEM_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
-	@ctest --test-dir build-asan --output-on-failure
+	@ctest --test-dir build-asan --output-on-failure -L unit
+	@ctest --test-dir build-asan --output-on-failure -L integration -R '$(ASAN_INTEGRATION)'
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
