@@ -229,7 +229,12 @@ void Agent::report(const NodeObservation& node, const std::optional<ClusterView>
                    const Decision& decision, bool failed) {
   ++cycles_;
   if (board_ == nullptr) return;
-  board_->set_may_write(lease_.held() || node.state == PgState::kPrimary ||
+  // A holder of the lease whose PostgreSQL is down may not write again without renewing the
+  // lease by compare-and-set first (rule 5): it answers "may not write", so that a primary cut
+  // off from etcd whose postmaster died does not keep the others from taking over once its
+  // lease expires there (issue 16.4: nobody wrote for the whole cut).
+  board_->set_may_write((lease_.held() && node.state != PgState::kStopped) ||
+                        node.state == PgState::kPrimary ||
                         (node.state == PgState::kStarting && node.data_was_primary) ||
                         (view && view->leader_is(self_.name)) ||
                         // A step that may have made it writable answers "may write" even
@@ -481,8 +486,9 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   // No timeline number serves two histories: the new one is claimed first. A failover the
   // operator forced with --allow-data-loss to a node behind the newest claim claims the one
   // after that claim: its promotion skips the numbers between.
-  bool forced = view.switchover && view.switchover->force && view.switchover->allow_data_loss &&
-                view.switchover->to == self_.name;
+  bool forced = (view.switchover && view.switchover->force && view.switchover->allow_data_loss &&
+                 view.switchover->to == self_.name) ||
+                claim_abandoned(view);
   auto claimed = claim_timeline(store_, layout_, self_.name, node.timeline, forced);
   if (!claimed) return std::unexpected(claimed.error());
   // A request that brought the lease here is carried out from the claim on, whatever becomes

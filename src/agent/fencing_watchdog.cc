@@ -13,9 +13,10 @@
 namespace tandem {
 namespace {
 
+// SystemClock's clock: it goes on while the machine is suspended.
 std::int64_t monotonic_ns() {
   timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
+  clock_gettime(CLOCK_BOOTTIME, &now);
   return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
@@ -46,7 +47,7 @@ Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::mil
     run(shared, deadline, fast_first);
     _exit(0);
   }
-  return std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child));
+  return std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child, deadline));
 }
 
 // Only async-signal-safe calls: the child of a fork.
@@ -86,6 +87,13 @@ void FencingWatchdog::keep_alive(std::chrono::steady_clock::time_point at) {
   std::int64_t previous = shared_->confirmed_ns.load();
   while (ns > previous && !shared_->confirmed_ns.compare_exchange_weak(previous, ns)) {
   }
+}
+
+void FencingWatchdog::keep_alive_by_peers(std::chrono::steady_clock::time_point at) {
+  bool lapsed = shared_->postmaster.load() > 0 &&
+                monotonic_ns() - shared_->confirmed_ns.load() >=
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(deadline_).count();
+  if (!lapsed) keep_alive(at);  // lapsed: the watchdog stops the postmaster at its next look
 }
 
 std::optional<std::chrono::steady_clock::time_point> FencingWatchdog::fenced_at() const {

@@ -29,6 +29,12 @@ class Watchdog {
   // The primary's right to write was confirmed as of `at` (a lease renewal sent then and
   // confirmed, or the answers of a majority complete then). Only a later time counts.
   virtual void keep_alive(SteadyTime at) = 0;
+  // The same from the answers of a majority of the agents, which never bring back a right that
+  // has lapsed for the postmaster it watches: only a renewal of the lease, a compare-and-set,
+  // does (rule 5). A frozen host thaws with its pinger and its watchdog racing; answers read
+  // first (from agents that have meanwhile seen another node take over) kept a fenced primary
+  // writing (issue 16.3).
+  virtual void keep_alive_by_peers(SteadyTime at) { keep_alive(at); }
   // When the watchdog last stopped PostgreSQL, if ever.
   virtual std::optional<SteadyTime> fenced_at() const = 0;
 };
@@ -46,19 +52,24 @@ class FencingWatchdog final : public Watchdog {
 
   void watch(pid_t postmaster) override;
   void keep_alive(SteadyTime at) override;
+  void keep_alive_by_peers(SteadyTime at) override;
   std::optional<SteadyTime> fenced_at() const override;
+  // The watchdog process, for tests that freeze it.
+  pid_t pid() const { return child_; }
 
  private:
   struct Shared {
-    std::atomic<std::int64_t> confirmed_ns;  // CLOCK_MONOTONIC
+    std::atomic<std::int64_t> confirmed_ns;  // CLOCK_BOOTTIME, as SystemClock
     std::atomic<pid_t> postmaster;
     std::atomic<std::int64_t> fenced_ns;
   };
-  FencingWatchdog(Shared* shared, pid_t child) : shared_(shared), child_(child) {}
+  FencingWatchdog(Shared* shared, pid_t child, std::chrono::milliseconds deadline)
+      : shared_(shared), child_(child), deadline_(deadline) {}
   static void run(Shared* shared, std::chrono::milliseconds deadline, bool fast_first);
 
   Shared* shared_;
   pid_t child_;
+  std::chrono::milliseconds deadline_;
 };
 
 }  // namespace tandem

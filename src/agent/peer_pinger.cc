@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "proc/secret_file.h"
+
 namespace tandem {
 namespace {
 
@@ -45,6 +47,10 @@ PeerPinger::PeerPinger(const ClusterConfig& config, const NodeConfig& self, Cont
 PeerPinger::~PeerPinger() { stop(); }
 
 void PeerPinger::start() {
+  // The other agents' APIs record a ping only with the token they share (api.token_file).
+  if (!config_.api.token_file.empty()) {
+    if (auto token = read_secret_file(config_.api.token_file)) token_ = *token;
+  }
   for (const NodeConfig& peer : config_.nodes) {
     if (peer.name == self_.name || peer.api_port == 0) continue;
     threads_.emplace_back([this, &peer] { ping_loop(peer); });
@@ -79,13 +85,15 @@ void PeerPinger::ping_loop(const NodeConfig& peer) {
     // that, and a pinger stalled before it reads the answer (a stall of its thread, swap) must
     // not make an old contact look fresh (issue 16.6: the proof's margin is ~90 ms).
     auto sent = clock_.steady_now();
-    auto reply = client->Get(path);
+    httplib::Headers headers;
+    if (!token_.empty()) headers.emplace("Authorization", "Bearer " + token_);
+    auto reply = client->Get(path, headers);
     auto now = clock_.steady_now();
     if (reply && reply->status == 200) {
       if (auto decoded = decode_ping_reply(reply->body)) {
         contacts_.answered(peer.name, std::move(*decoded), sent);
         if (watchdog_ != nullptr) {
-          if (auto at = contacts_.majority_contact_at()) watchdog_->keep_alive(*at);
+          if (auto at = contacts_.majority_contact_at()) watchdog_->keep_alive_by_peers(*at);
         }
       }
     } else {

@@ -33,6 +33,7 @@ class PeerPinger {
   ContactBook& contacts_;
   Watchdog* watchdog_;
   Clock& clock_;
+  std::string token_;  // the API token, sent with every ping; empty without one
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;
 };

@@ -127,6 +127,11 @@ Status ApiServer::start() {
     }
   }
   if (token_.empty()) spdlog::warn("API: no token file, so every change (POST) is refused");
+  if (token_.empty() && config_.on_several_machines()) {
+    spdlog::warn(
+        "API: no token file, so the other agents' pings are not authenticated: anyone who "
+        "reaches this API can claim to be another agent (set api.token_file on every node)");
+  }
   HttpServerOptions options{.host = self_.host, .port = self_.api_port};
   bool tls = !config_.api.tls_cert_file.empty();
   std::string cannot_use = fmt::format("api: cannot use the certificate {} with the key {}",
@@ -227,7 +232,16 @@ void ApiServer::get_health(const HttpRequest& request, HttpResponse& response) {
 
 // Another agent's ping: recorded, and answered with this node's state and what this agent has
 // not heard from the others.
+// With a token, a ping must carry it (the agents share the token file): a ping decides who may
+// take over, and one that says it comes from the primary keeps the standbys from doing so
+// (issue 16.8: a host without credentials sending `/ping?from=node1` every 50 ms blocked a
+// failover for the whole cut). Refused, it is not recorded.
 void ApiServer::get_ping(const HttpRequest& request, HttpResponse& response) {
+  if (!token_.empty() && !bearer_valid(request)) {
+    response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandem\"");
+    reply_error(response, 401, "a ping needs the API token (Authorization: Bearer ...)");
+    return;
+  }
   auto now = clock_.steady_now();
   PingReply reply = ping_reply(board_, self_.name);
   if (contacts_ != nullptr) {
@@ -262,16 +276,21 @@ void ApiServer::get_metrics(const HttpRequest&, HttpResponse& response) {
               "text/plain; version=0.0.4; charset=utf-8");
 }
 
+bool ApiServer::bearer_valid(const HttpRequest& request) const {
+  std::string header = request.header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  return header.starts_with(kBearer) &&
+         same_secret(std::string_view(header).substr(kBearer.size()), token_);
+}
+
 bool ApiServer::authorized(const HttpRequest& request, HttpResponse& response) const {
   if (token_.empty()) {
     reply_error(response, 403,
                 "changes are disabled on this node: it has no API token (api.token_file)");
     return false;
   }
-  std::string header = request.header("Authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!header.starts_with(kBearer) ||
-      !same_secret(std::string_view(header).substr(kBearer.size()), token_)) {
+  if (!bearer_valid(request)) {
+    std::string header = request.header("Authorization");
     response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandem\"");
     reply_error(response, 401,
                 header.empty() ? "this request needs the API token (Authorization: Bearer ...)"

@@ -50,6 +50,8 @@ class ApiServer {
   HttpResponse dispatch(const HttpRequest& request);
   bool is_slow(const HttpRequest& request) const;
   bool authorized(const HttpRequest& request, HttpResponse& response) const;
+  // The request carries this node's API token (constant time); false without a token.
+  bool bearer_valid(const HttpRequest& request) const;
   void serve_asset(const HttpRequest& request, HttpResponse& response);
   Result<ClusterView> read_view();
   Result<std::vector<HistoryEntry>> read_history();

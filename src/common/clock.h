@@ -1,6 +1,8 @@
 // The clock seam: code that needs "now" takes a Clock so tests can set time.
 #pragma once
 
+#include <time.h>
+
 #include <chrono>
 #include <thread>
 
@@ -11,7 +13,10 @@ class Clock {
   virtual ~Clock() = default;
   // Wall-clock time, for records a person reads (history, "inactive since").
   virtual std::chrono::system_clock::time_point wall_now() const = 0;
-  // Monotonic time, for deadlines and intervals.
+  // Monotonic time, for deadlines and intervals. SystemClock's goes on while the machine is
+  // suspended (CLOCK_BOOTTIME): a lease or a majority of answers confirmed before a suspend
+  // must look as old as it is after the resume (CLOCK_MONOTONIC stops meanwhile, and a resumed
+  // primary believed no time had passed). Every process of tandem reads the same clock.
   virtual std::chrono::steady_clock::time_point steady_now() const = 0;
   virtual void sleep_for(std::chrono::milliseconds duration) = 0;
 };
@@ -22,7 +27,10 @@ class SystemClock final : public Clock {
     return std::chrono::system_clock::now();
   }
   std::chrono::steady_clock::time_point steady_now() const override {
-    return std::chrono::steady_clock::now();
+    timespec now{};
+    clock_gettime(CLOCK_BOOTTIME, &now);
+    return std::chrono::steady_clock::time_point(std::chrono::seconds(now.tv_sec) +
+                                                 std::chrono::nanoseconds(now.tv_nsec));
   }
   void sleep_for(std::chrono::milliseconds duration) override {
     std::this_thread::sleep_for(duration);

@@ -309,7 +309,8 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
     return fmt::format("{} is on timeline {}, behind timeline {}", member.name, member.timeline,
                        newest_timeline);
   }
-  if (auto why = behind_claimed_timeline(view.timeline_claim, member.name, member.timeline)) {
+  if (auto why = behind_claimed_timeline(view.timeline_claim, member.name, member.timeline);
+      why && !claim_abandoned(view)) {
     return *why;
   }
   if (!member.received_lsn) return fmt::format("{} has received no WAL", member.name);
@@ -370,9 +371,15 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
     return {Action::kNone,
             fmt::format("nobody leads; {} is the better candidate", candidates.front())};
   }
+  std::string beyond;
+  if (behind_claimed_timeline(view.timeline_claim, config.self, self->second.timeline)) {
+    beyond = fmt::format(
+        "; timeline {} was claimed by {}, which never led on it and is gone: claiming the next",
+        view.timeline_claim->timeline, view.timeline_claim->by);
+  }
   return {Action::kTakeOver,
-          fmt::format("nobody leads and this node is the most advanced eligible standby ({})",
-                      self->second.received_lsn->str())};
+          fmt::format("nobody leads and this node is the most advanced eligible standby ({}){}",
+                      self->second.received_lsn->str(), beyond)};
 }
 
 Decision running_standby(const ClusterView& view, const NodeObservation& node,

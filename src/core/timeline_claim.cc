@@ -13,4 +13,16 @@ std::optional<std::string> behind_claimed_timeline(const std::optional<TimelineC
       timeline, claim->timeline, claim->by, claim->by);
 }
 
+bool claim_abandoned(const ClusterView& view) {
+  if (!view.timeline_claim || view.leader) return false;
+  const TimelineClaim& claim = *view.timeline_claim;
+  auto claimant = view.members.find(claim.by);
+  if (claimant == view.members.end()) return true;
+  // Alive and a standby below its claim: its promotion did not happen, and without the lease it
+  // will not. A stopped claimant may be the last primary, fenced by a store outage, that takes
+  // its lease back and restarts in place: its claim still holds.
+  const MemberRecord& record = claimant->second;
+  return record.state == PgState::kStandby && record.timeline < claim.timeline;
+}
+
 }  // namespace tandem

@@ -18,6 +18,16 @@ namespace tandem {
 std::optional<std::string> behind_claimed_timeline(const std::optional<TimelineClaim>& claim,
                                                    std::string_view node, TimelineId timeline);
 
+// Whether the newest claim was left by a node that is gone without leading: nobody holds the
+// lease, and its claimant's member record has expired (its agent is dead or cut off for a TTL)
+// or shows it running as a standby, below the timeline it claimed. Such
+// a claim no longer holds the others back (issue 16.7: a switchover's target whose host died
+// for good blocked every promotion until an operator forced one): a node behind it may take
+// over as after any failure — asynchronous mode loses what the claimant alone may have
+// written; in synchronous mode the claimant named itself alone in `sync` first, so nobody else
+// qualifies — and claims the timeline after it.
+bool claim_abandoned(const ClusterView& view);
+
 // The timeline a promotion of a node on `timeline` creates.
 inline TimelineId promoted_timeline(TimelineId timeline) { return timeline + 1; }
 

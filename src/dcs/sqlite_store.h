@@ -1,9 +1,9 @@
 // A Store in a SQLite file, shared by the agents of the nodes on one machine. WAL mode and a
 // busy timeout let several processes use it at once; every write is one IMMEDIATE transaction.
-// Expiry times are CLOCK_MONOTONIC milliseconds tagged with the kernel's boot id, so a key
-// written before a reboot counts as expired after it. A file deleted or replaced under a running
-// store makes every call fail as unavailable: agents that kept writing to the old file and agents
-// that opened the new one must never both believe they lead.
+// Expiry times are CLOCK_BOOTTIME milliseconds (SystemClock) tagged with the kernel's boot
+// id, so a key written before a reboot counts as expired after it. A file deleted or replaced
+// under a running store makes every call fail as unavailable: agents that kept writing to the
+// old file and agents that opened the new one must never both believe they lead.
 #pragma once
 
 #include <sys/types.h>
@@ -22,7 +22,7 @@ namespace tandem {
 class SqliteStore final : public Store {
  public:
   // Opens the file, creating it and its tables if needed. `clock` gives the expiry times (it
-  // must be CLOCK_MONOTONIC, SystemClock, for processes to agree) and times wait()'s polling.
+  // must be SystemClock (CLOCK_BOOTTIME) for processes to agree) and times wait()'s polling.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Clock& clock);
   ~SqliteStore() override;
 

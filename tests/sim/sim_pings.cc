@@ -77,7 +77,7 @@ void SimPings::read(Ping ping, const PingReply& reply) {
   // while the caller was frozen is no fresh contact.
   auto sent_at = world_.clock.steady_now() - (world_.clock.now - ping.sent);
   caller.contacts->answered(world_.config.nodes[ping.to].name, reply, sent_at);
-  if (auto contact = caller.contacts->majority_contact_at()) caller.watchdog->keep_alive(*contact);
+  if (auto contact = caller.contacts->majority_contact_at()) caller.watchdog->keep_alive_by_peers(*contact);
 }
 
 }  // namespace tandem::sim

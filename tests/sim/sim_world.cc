@@ -519,16 +519,26 @@ void World::run_until(SimTime until) {
   clock.now = std::max(clock.now, until);
 }
 
-// Multi-host: a host that thaws resumes every process at once. Its watchdog, whose deadline
-// passed while it was frozen, is taken to check before anything else runs — the best case of
-// that race, which no other node can influence: a cut-off host's pinger reading a stale answer
-// first could keep its PostgreSQL writable until its agent's next step.
+// Multi-host: a host that thaws resumes every process at once, its watchdog and its pinger
+// racing. The watchdog, whose deadline passed while it was frozen, checks before PostgreSQL
+// accepts a write; in half the thaws the pinger is quicker still: a ping sent at the thaw,
+// answered at once by a majority (which may meanwhile have seen another node take over), is
+// handed to the watchdog first (issue 16.3: such answers kept a fenced primary writing, until
+// they could no longer bring back a lapsed right).
 void World::thaw_hosts(SimTime until) {
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     Slot& slot = slots[i];
     if (!slot.thaw_pending || slot.host_frozen_until > until) continue;
     slot.thaw_pending = false;
     clock.now = std::max(clock.now, slot.host_frozen_until);
+    int reached = 1;  // itself
+    for (int j = 0; j < static_cast<int>(slots.size()); ++j) {
+      reached += j != i && slots[j].alive && network.linked(i, j) && !agent_frozen(j) ? 1 : 0;
+    }
+    bool majority = reached > static_cast<int>(slots.size()) / 2;
+    if (slot.alive && majority && rng() % 2 == 0) {
+      slot.watchdog->keep_alive_by_peers(clock.steady_now());
+    }
     if (slot.alive) watchdog_check(i);
     check_invariants();
   }
@@ -779,7 +789,7 @@ void World::check_invariants() {
 
 void World::start_agent(int index) {
   Slot& slot = slots[index];
-  if (slot.alive) return;
+  if (slot.alive || slot.gone_for_good) return;
   if (slot.busy > 0) {  // the dead agent's cycle is still unwinding
     schedule(clock.now + SimTime(10), Kind::kCall, index, [this, index] { start_agent(index); });
     return;
@@ -787,6 +797,8 @@ void World::start_agent(int index) {
   slot.destroy_pending = false;  // the dead agent, if still here, goes now
   slot.agent.reset();
   slot.watchdog = std::make_unique<SimWatchdog>();
+  slot.watchdog->clock = &clock;
+  slot.watchdog->deadline = config.ha.renew_deadline;
   slot.watchdog->keep_alive(clock.steady_now());
   slot.alive = true;
   ++slot.generation;
@@ -839,8 +851,15 @@ void World::inject_fault() {
   promotion_budget_ += fault == 8 ? 2 : 1;
   note(fmt::format("fault {} on {} (until t={})", fault, config.nodes[target].name, back.count()));
   switch (fault) {
-    case 0:  // host crash
+    case 0:  // host crash; in asynchronous mode, one in five never returns (a failure that
+             // never heals: the others go on without it, whatever it was doing)
       kill_agent(target);
+      if (!settings.synchronous && rng() % 5 == 0 &&
+          std::none_of(slots.begin(), slots.end(), [](const Slot& s) { return s.gone_for_good; })) {
+        slots[target].gone_for_good = true;
+        note(fmt::format("{} is gone for good", config.nodes[target].name));
+        break;
+      }
       schedule(back, Kind::kCall, target, [this, target] { start_agent(target); });
       break;
     case 1:  // postmaster crash
@@ -964,7 +983,7 @@ bool World::healthy() const {
   if (!view.leader_is(name)) return false;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     const Pg& server = slots[i].pg;
-    if (i == primary) continue;
+    if (i == primary || slots[i].gone_for_good) continue;
     if (!server.running || !server.standby_signal || server.upstream != name ||
         server.not_streaming_since || !is_prefix(server.wal, slots[primary].pg.wal)) {
       return false;

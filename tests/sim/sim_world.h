@@ -176,6 +176,14 @@ class SimWatchdog final : public Watchdog {
   void keep_alive(SteadyTime at) override {
     if (!confirmed || at > *confirmed) confirmed = at;
   }
+  // As the real one: the agents' answers never bring back a right that has lapsed.
+  void keep_alive_by_peers(SteadyTime at) override {
+    bool lapsed = watched != 0 && clock != nullptr &&
+                  (!confirmed || clock->steady_now() - *confirmed >= deadline);
+    if (!lapsed) keep_alive(at);
+  }
+  const Clock* clock = nullptr;
+  std::chrono::milliseconds deadline{0};
   std::optional<SteadyTime> fenced_at() const override { return fenced; }
   pid_t watched = 0;   // rests (0) once it fenced, until the agent watches again
   pid_t writable = 0;  // what the agent last said may accept writes: what a lost lease stops
@@ -206,6 +214,7 @@ struct Slot {
   SimTime store_slow_until{0};  // every store call takes up to store_slow_max
   SimTime store_slow_max{1500};
   SimTime pg_broken_until{0};  // PostgreSQL dies as soon as it starts (a bad setting, say)
+  bool gone_for_good = false;  // a host that never returns: the others must go on without it
 };
 
 class World {
@@ -298,6 +307,12 @@ class World {
   void write();
   void inject_fault();
   void check_invariants();
+
+ public:
+  // A host crash: the agent and its PostgreSQL die together (for scripts).
+  void crash_host(int index) { kill_agent(index); }
+
+ private:
   std::string fingerprint(const std::vector<Record>& wal, std::size_t length) const;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;

@@ -243,6 +243,41 @@ TEST(Simulation, AnInterruptedPromotionFinishesOnTheClaimedTimeline) {
   }
 }
 
+// Issue 16.7: a switchover's target claims the next timeline, and its host dies for good the
+// moment it sends `pg_ctl promote`. The others used to stay "behind the claim" until an operator
+// forced a failover. Asynchronous: the most advanced takes over beyond the claim (timeline 3).
+// Synchronous: the claimant named itself alone in sync, so nobody else may — and nobody does.
+TEST(Simulation, AClaimantThatNeverReturnsBlocksNoFailover) {
+  spdlog::set_level(spdlog::level::off);
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    bool synchronous = seed % 2 == 0;
+    SCOPED_TRACE(fmt::format("seed {} ({})", seed, synchronous ? "synchronous" : "asynchronous"));
+    World world(seed, {.nodes = 3, .synchronous = synchronous, .faults = 0});
+    ASSERT_TRUE(world.start_cluster());
+    int gone = -1;
+    world.on_promote_requested = [&](int node) {
+      if (gone >= 0) return;
+      gone = node;
+      world.slots[node].gone_for_good = true;
+      world.crash_host(node);
+    };
+    world.request_switchover();
+    world.advance(world.clock.now + SimTime(15000));
+    ASSERT_GE(gone, 0) << "no promotion was requested";
+    int primary = world.writable_primary();
+    if (synchronous) {
+      EXPECT_EQ(primary, -1) << "only the claimant had every acknowledged commit";
+      EXPECT_EQ(world.verdict().promotions, 1);
+    } else {
+      ASSERT_GE(primary, 0) << "nobody took over from the claimant that never returned";
+      EXPECT_NE(primary, gone);
+      EXPECT_EQ(world.slots[primary].pg.timeline(), 3u) << "the claimed timeline 2 is skipped";
+      EXPECT_TRUE(world.healthy());
+    }
+    EXPECT_EQ(world.verdict().violations, std::vector<std::string>());
+  }
+}
+
 TEST(Simulation, ASeedReplaysExactly) {
   spdlog::set_level(spdlog::level::off);
   for (auto [seed, multi_host] : {std::pair{7u, false}, {4242u, false}, {7u, true}, {99u, true}}) {

@@ -316,7 +316,7 @@ TEST_F(ApiServerTest, PingsAreRecordedAndAnsweredWithWhatThisAgentHeard) {
   ASSERT_TRUE(server_->start());
   client_ = std::make_unique<httplib::Client>("127.0.0.1", config_.nodes[0].api_port);
   std::this_thread::sleep_for(milliseconds(50));
-  auto reply = client_->Get("/ping?from=node2");
+  auto reply = client_->Get("/ping?from=node2", {{"Authorization", "Bearer s3cret"}});
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 200);
   auto answer = decode_ping_reply(reply->body);
@@ -326,6 +326,29 @@ TEST_F(ApiServerTest, PingsAreRecordedAndAnsweredWithWhatThisAgentHeard) {
   EXPECT_LT(answer->silence.at("node2"), milliseconds(20));  // just pinged
   EXPECT_GE(answer->silence.at("node3"), milliseconds(50));  // never: since the start
   EXPECT_FALSE(answer->silence.contains("node1"));
+}
+
+// Issue 16.8: a ping decides who may take over, so one without the agents' token (a host
+// claiming to be node2, say) is refused and not recorded: node2's silence goes on.
+TEST_F(ApiServerTest, APingWithoutTheTokenIsRefusedAndNotRecorded) {
+  ContactBook contacts("node1", {"node1", "node2", "node3"}, clock_.steady_now());
+  server_ =
+      std::make_unique<ApiServer>(config_, config_.nodes[0], board_, store_, clock_, &contacts);
+  ASSERT_TRUE(server_->start());
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", config_.nodes[0].api_port);
+  std::this_thread::sleep_for(milliseconds(60));
+  for (const httplib::Headers& headers :
+       {httplib::Headers{}, httplib::Headers{{"Authorization", "Bearer wrong"}}}) {
+    auto reply = client_->Get("/ping?from=node2", headers);
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->status, 401) << reply->body;
+  }
+  EXPECT_GE(contacts.silence(clock_.steady_now()).at("node2"), milliseconds(60))
+      << "a refused ping was recorded as node2's";
+  auto reply = client_->Get("/ping?from=node3", {{"Authorization", "Bearer s3cret"}});
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_LT(contacts.silence(clock_.steady_now()).at("node3"), milliseconds(20));
 }
 
 TEST_F(ApiServerTest, NodeRequestsGoToTheAgentsThread) {

@@ -107,8 +107,17 @@ TEST(Decide, EveryBranch) {
   ClusterView sync_other_leader = sync_none;
   sync_other_leader.sync_leader = "node1";
   const HaConfig sync_config{.self = "node2", .synchronous_mode = true};
-  ClusterView claimed_ahead = view_with(std::nullopt, {standby("node2", 900)});
+  // node1 claimed timeline 2 and is stopped: it may be the last primary, back soon in place.
+  ClusterView claimed_ahead = view_with(
+      std::nullopt, {standby("node2", 900), MemberRecord{.name = "node1", .state = PgState::kStopped}});
   claimed_ahead.timeline_claim = TimelineClaim{.timeline = 2, .by = "node1"};
+  ClusterView claimant_gone = claimed_ahead;  // its record expired: its agent is dead or cut off
+  claimant_gone.members.erase("node1");
+  ClusterView claimant_never_promoted = claimed_ahead;  // alive, still a standby, no lease
+  claimant_never_promoted.members["node1"] = standby("node1", 800);
+  ClusterView claimant_gone_sync = claimant_gone;  // it named itself alone in sync first
+  claimant_gone_sync.sync_standby = "";
+  claimant_gone_sync.sync_leader = "node1";
   ClusterView claimed_by_me = view_with(std::nullopt, {standby("node2", 900)});
   claimed_by_me.timeline_claim = TimelineClaim{.timeline = 2, .by = "node2"};
   ClusterView claimed_behind = view_with(std::nullopt, {standby("node2", 900, 3)});
@@ -151,6 +160,15 @@ TEST(Decide, EveryBranch) {
        sync_config},
       {"a timeline claimed by another node ahead of this one", claimed_ahead,
        observed(PgState::kStandby), Action::kNone, "behind timeline 2 claimed by node1"},
+      {"a claim left by a node that is gone: take over beyond it", claimant_gone,
+       observed(PgState::kStandby), Action::kTakeOver,
+       "timeline 2 was claimed by node1, which never led on it and is gone: claiming the next"},
+      {"a claim left by a standby that never promoted: the most advanced takes over",
+       claimant_never_promoted, observed(PgState::kStandby), Action::kTakeOver,
+       "claiming the next"},
+      {"synchronous mode: a claim left by a node that is gone holds (it alone had every commit)",
+       claimant_gone_sync, observed(PgState::kStandby), Action::kNone,
+       "not the last leader (node1)", sync_config},
       {"holds the lease but another node claimed a newer timeline",
        [&] {
          ClusterView view = claimed_ahead;
