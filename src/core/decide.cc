@@ -374,7 +374,7 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
   std::string beyond;
   if (behind_claimed_timeline(view.timeline_claim, config.self, self->second.timeline)) {
     beyond = fmt::format(
-        "; timeline {} was claimed by {}, which never led on it and is gone: claiming the next",
+        "; timeline {} was claimed by {}, which leads no more and is gone: claiming the next",
         view.timeline_claim->timeline, view.timeline_claim->by);
   }
   return {Action::kTakeOver,

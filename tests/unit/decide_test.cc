@@ -162,7 +162,7 @@ TEST(Decide, EveryBranch) {
        observed(PgState::kStandby), Action::kNone, "behind timeline 2 claimed by node1"},
       {"a claim left by a node that is gone: take over beyond it", claimant_gone,
        observed(PgState::kStandby), Action::kTakeOver,
-       "timeline 2 was claimed by node1, which never led on it and is gone: claiming the next"},
+       "timeline 2 was claimed by node1, which leads no more and is gone: claiming the next"},
       {"a claim left by a standby that never promoted: the most advanced takes over",
        claimant_never_promoted, observed(PgState::kStandby), Action::kTakeOver,
        "claiming the next"},
