@@ -115,9 +115,15 @@ Decision Agent::cycle() {
     track_lease(*view, node);
   }
   // A primary restarted in place is watched while it starts: it may accept writes before the
-  // next cycle observes it.
+  // next cycle observes it. So is a postmaster asked to promote, until it exits: PostgreSQL
+  // may finish a promotion whose pg_ctl gave up waiting, and an unwatched one would answer
+  // pings "may not write" while it does (found by review).
+  if (node.state == PgState::kStopped || node_.postmaster() != promoting_postmaster_) {
+    promoting_postmaster_ = 0;
+  }
   watch_postmaster(node.state == PgState::kPrimary ||
-                   (node.state == PgState::kStarting && node.data_was_primary));
+                   (node.state == PgState::kStarting && node.data_was_primary) ||
+                   promoting_postmaster_ != 0);
   note_watchdog_fence();
   Decision decision = decide(view, node, ha_, clock_.steady_now());
   Status result = execute(decision, node, view);
@@ -404,6 +410,14 @@ Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
   }
   if (auto ok = lease_.acquire(); !ok) return ok;
   if (!ha_.quorum_fencing) node_.fence_others();
+  if (!decision.leader.empty()) {
+    // Claimed as decided: on the view without the fenced leader whose lease was removed (with
+    // it, a claim it left would still count, and the claim would be refused).
+    ClusterView taken = view;
+    taken.leader.reset();
+    taken.members.erase(decision.leader);
+    return promote(taken, node, decision.reason);
+  }
   return promote(view, node, decision.reason);  // watched from the promotion on
 }
 
@@ -495,7 +509,9 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   // of the promotion: a failover after it must not carry it out a second time (found by the
   // simulation: a switchover's target frozen mid-promotion, fenced, a failover, and then the
   // same switchover again, on a third timeline).
-  if (view.switchover && view.switchover->from != self_.name &&
+  // A forced failover stays until its target runs as primary: without it, a target behind
+  // a newer claim would not be retried once a first attempt failed.
+  if (view.switchover && !view.switchover->force && view.switchover->from != self_.name &&
       (view.switchover->to.empty() || view.switchover->to == self_.name)) {
     remove_request(view);
   }
@@ -516,6 +532,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   // agent frozen meanwhile (SIGSTOP, a stalled VM) must not leave a writable primary that
   // nobody fences (found by the simulation once promotions ran on PostgreSQL's time).
   watch_postmaster(true);
+  promoting_postmaster_ = node_.postmaster();
   auto promoted = node_.promote(*claimed);
   if (!promoted) return std::unexpected(promoted.error());
   if (promoted->timeline != *claimed) {

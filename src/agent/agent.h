@@ -104,6 +104,8 @@ class Agent {
   LeaseKeeper lease_;
   // The postmaster while it may accept writes (0: none): what a lost lease stops at once.
   std::atomic<pid_t> writable_postmaster_{0};
+  // A postmaster asked to promote (pg_ctl promote sent), watched until it exits (0: none).
+  pid_t promoting_postmaster_ = 0;
   // The last confirmed renewal's round trip (-1: none yet), and when a slow one was last said.
   std::atomic<std::int64_t> renewal_round_trip_ms_{-1};
   std::atomic<std::int64_t> slow_renewal_warned_ms_{0};
