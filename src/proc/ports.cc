@@ -8,11 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 namespace tandem {
-
-namespace {}  // namespace
 
 std::optional<SocketAddress> socket_address(const std::string& host, int port) {
   SocketAddress result;
@@ -75,9 +74,23 @@ Status check_port_free(const std::string& host, int port, std::string_view owner
   }
 }
 
+namespace {
+
+// The first port the kernel hands out as the local end of outgoing connections.
+int ephemeral_start() {
+  std::ifstream file("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (file >> low && low > 0) return low;
+  return 32768;  // Linux's default
+}
+
+}  // namespace
+
 std::optional<int> find_free_ports(const std::string& host, int count) {
   std::mt19937 random(std::random_device{}());
-  std::uniform_int_distribution<int> pick(20000, 60000);
+  int top = ephemeral_start() - count;
+  if (top < 10000 + count) top = 60000;  // an unusual range: anywhere, as before
+  std::uniform_int_distribution<int> pick(10000, top);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     int base = pick(random);
     bool free = true;

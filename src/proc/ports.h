@@ -27,8 +27,11 @@ bool port_in_use(const std::string& host, int port);
 // `owner` names whose port it is ("node1", "node1's API").
 Status check_port_free(const std::string& host, int port, std::string_view owner);
 
-// The first of `count` consecutive ports on `host`, picked at random in 20000-60000, that are
-// all free now; nullopt after many tries. For tests and benchmarks that start servers.
+// The first of `count` consecutive ports on `host`, picked at random from 10000 up to the start
+// of the kernel's ephemeral range (net.ipv4.ip_local_port_range), that are all free now; nullopt
+// after many tries. For tests and benchmarks that start servers. Below the ephemeral range,
+// because a port free now may otherwise be taken a moment later as the local end of any
+// outgoing connection (a walreceiver's, an agent's), and the server restarted there refused.
 std::optional<int> find_free_ports(const std::string& host, int count);
 
 }  // namespace tandem

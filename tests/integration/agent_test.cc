@@ -27,6 +27,31 @@ using WallClock = std::chrono::system_clock;
 
 class AgentTest : public LocalClusterTest {
  protected:
+  // Three nodes: `behind` stopped, `first` (the primary) crashed, `second` promoted onto
+  // timeline 2 — `behind` is left on timeline 1, behind second's claim. `second` is empty when
+  // a step failed (the failure is recorded).
+  struct LeftBehind {
+    std::string first, behind, second;
+  };
+  LeftBehind leave_one_behind() {
+    LeftBehind nodes{.first = current_primary()};
+    EXPECT_FALSE(nodes.first.empty());
+    if (nodes.first.empty()) return {};
+    nodes.behind = other_than(nodes.first);
+    std::string second = other_than(nodes.first, nodes.behind);
+    bool streaming = eventually(
+        [&] { return streams(nodes.first, nodes.behind) && streams(nodes.first, second); });
+    EXPECT_TRUE(streaming);
+    if (!streaming) return {};
+    tandem_ok({"local", "stop", nodes.behind});
+    tandem_ok({"local", "crash", nodes.first});
+    bool promoted = eventually([&] { return current_primary() == second; });
+    EXPECT_TRUE(promoted);
+    if (!promoted) return {};
+    EXPECT_EQ(timeline(second), "00000002");
+    nodes.second = second;
+    return nodes;
+  }
   void up(int standbys, const std::function<void(ClusterConfig&)>& adjust = {}) {
     write_config(standbys, adjust, /*agents=*/true);
     tandem_ok({"local", "up", "--dir", dir_});
@@ -236,15 +261,11 @@ TEST_F(AgentTest, SixStandbysFollowTheMostAdvancedAfterAHostCrash) {
 // (1 MB) it lacks, until the operator forces it with --allow-data-loss.
 TEST_F(AgentTest, AForcedFailoverToANodeBehindTheClaimSkipsItsTimeline) {
   up(2, [](ClusterConfig& config) { config.ha.maximum_lag_on_failover = 1 << 20; });
-  std::string first = current_primary();
-  ASSERT_FALSE(first.empty());
-  std::string behind = other_than(first);
-  std::string second = other_than(first, behind);
-  ASSERT_TRUE(eventually([&] { return streams(first, behind) && streams(first, second); }));
-  tandem_ok({"local", "stop", behind});
-  tandem_ok({"local", "crash", first});
-  ASSERT_TRUE(eventually([&] { return current_primary() == second; }));
-  EXPECT_EQ(timeline(second), "00000002");
+  LeftBehind nodes = leave_one_behind();
+  ASSERT_FALSE(nodes.second.empty());
+  const std::string& first = nodes.first;
+  const std::string& behind = nodes.behind;
+  const std::string& second = nodes.second;
   exec(second,
        "CREATE TABLE only_on_two AS SELECT g AS n, repeat('x', 100) AS pad "
        "FROM generate_series(1, 50000) g");
@@ -288,15 +309,10 @@ TEST_F(AgentTest, AForcedFailoverToANodeBehindTheClaimSkipsItsTimeline) {
 // by itself — as after any crash of a primary — onto timeline 3, never 2.
 TEST_F(AgentTest, AClaimWhoseClaimantIsGoneDoesNotBlockAFailover) {
   up(2);
-  std::string first = current_primary();
-  ASSERT_FALSE(first.empty());
-  std::string behind = other_than(first);
-  std::string second = other_than(first, behind);
-  ASSERT_TRUE(eventually([&] { return streams(first, behind) && streams(first, second); }));
-  tandem_ok({"local", "stop", behind});
-  tandem_ok({"local", "crash", first});
-  ASSERT_TRUE(eventually([&] { return current_primary() == second; }));
-  EXPECT_EQ(timeline(second), "00000002");
+  LeftBehind nodes = leave_one_behind();
+  ASSERT_FALSE(nodes.second.empty());
+  const std::string& behind = nodes.behind;
+  const std::string& second = nodes.second;
   tandem_ok({"local", "crash", second});
   tandem_ok({"local", "start", behind});
   ASSERT_TRUE(eventually([&] { return current_primary() == behind; })) << agent_log(behind);
