@@ -37,8 +37,10 @@ AgentSnapshot AgentBoard::snapshot() const {
 
 PingReply ping_reply(const AgentBoard& board, std::string_view self) {
   AgentSnapshot snapshot = board.snapshot();
+  bool leads = snapshot.view && snapshot.view->leader;
   return {.state = snapshot.node.state,
-          .leader = board.may_write() || (snapshot.view && snapshot.view->leader_is(self))};
+          .leader = board.may_write() || (snapshot.view && snapshot.view->leader_is(self)),
+          .follows = leads ? snapshot.view->leader->name : std::string()};
 }
 
 std::deque<LagSample> AgentBoard::lag_history() const {

@@ -31,7 +31,12 @@ void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime 
   std::lock_guard lock(mutex_);
   auto found = answered_.find(peer);
   if (found != answered_.end() && found->second.at > sent) return;  // a newer ping's answer
+  bool backs = !reply.leader && (reply.follows.empty() || reply.follows == self_);
   answered_[peer] = {sent, std::move(reply)};
+  if (backs) {
+    auto kept = backed_.find(peer);
+    if (kept == backed_.end() || kept->second < sent) backed_[peer] = sent;
+  }
 }
 
 milliseconds ContactBook::silence_of(const std::string& peer, SteadyTime now) const {
@@ -51,7 +56,7 @@ std::optional<SteadyTime> ContactBook::majority_contact_at() const {
   std::size_t needed = majority_of(peers_.size() + 1) - 1;
   if (needed == 0) return std::nullopt;
   std::vector<SteadyTime> times;
-  for (const auto& [peer, answer] : answered_) times.push_back(answer.at);
+  for (const auto& [peer, at] : backed_) times.push_back(at);
   if (times.size() < needed) return std::nullopt;
   std::sort(times.begin(), times.end(), std::greater<>());
   return times[needed - 1];
@@ -63,11 +68,12 @@ QuorumFacts ContactBook::facts(SteadyTime now, milliseconds proof, milliseconds 
   std::size_t members = peers_.size() + 1;
   std::size_t majority = majority_of(members);
 
-  // Majority contact: the (majority - 1)-th freshest answer, this agent counting for itself.
+  // Majority contact: the (majority - 1)-th freshest answer that backs this agent, this agent
+  // counting for itself.
   std::vector<milliseconds> ages;
   for (const std::string& peer : peers_) {
-    auto answer = answered_.find(peer);
-    ages.push_back(since(answer == answered_.end() ? started_ : answer->second.at, now));
+    auto backed = backed_.find(peer);
+    ages.push_back(since(backed == backed_.end() ? started_ : backed->second, now));
   }
   std::sort(ages.begin(), ages.end());
   if (majority >= 2) facts.majority_contact_age = ages[majority - 2];

@@ -29,6 +29,10 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 struct PingReply {
   PgState state = PgState::kStopped;
   bool leader = false;
+  // Who holds the lease in the answering agent's last view of the store: empty when nobody, or
+  // when it could not read the store (issue 16.3: only answers that do not name another leader
+  // count towards the caller's majority contact).
+  std::string follows;
   std::map<std::string, std::chrono::milliseconds> silence;
 };
 
@@ -58,7 +62,10 @@ class ContactBook {
                     std::chrono::milliseconds fresh) const;
 
   // When the answers of enough peers to make a majority with this agent were last complete: the
-  // (majority - 1)-th latest answer; nullopt before there are that many.
+  // (majority - 1)-th latest answer; nullopt before there are that many. Only answers that back
+  // this agent count: from a peer that neither leads nor takes another node for the leader. A
+  // primary frozen or cut off while another took over must not write on because the others,
+  // now following the new leader, still answer it (issue 16.3).
   std::optional<SteadyTime> majority_contact_at() const;
 
   const std::string& self() const { return self_; }
@@ -77,6 +84,7 @@ class ContactBook {
   mutable std::mutex mutex_;
   std::map<std::string, SteadyTime> served_;
   std::map<std::string, Answer> answered_;
+  std::map<std::string, SteadyTime> backed_;  // per peer, its last answer that backs this agent
 };
 
 // How many members make a majority of `members`.

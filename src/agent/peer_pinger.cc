@@ -21,6 +21,7 @@ std::string encode_ping_reply(const std::string& name, const PingReply& reply) {
   return json{{"name", name},
               {"state", pg_state_name(reply.state)},
               {"leader", reply.leader},
+              {"follows", reply.follows},
               {"silence_ms", silence}}
       .dump();
 }
@@ -30,7 +31,9 @@ std::optional<PingReply> decode_ping_reply(std::string_view body) {
   if (!object.is_object()) return std::nullopt;
   auto state = parse_pg_state(object.value("state", ""));
   if (!state) return std::nullopt;
-  PingReply reply{.state = *state, .leader = object.value("leader", false)};
+  PingReply reply{.state = *state,
+                  .leader = object.value("leader", false),
+                  .follows = object.value("follows", std::string())};
   auto silence = object.find("silence_ms");
   if (silence != object.end() && silence->is_object()) {
     for (const auto& [peer, quiet] : silence->items()) {

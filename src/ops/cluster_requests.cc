@@ -83,15 +83,28 @@ Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
   if (!created) return std::unexpected(created.error());
   auto asked = clock.steady_now();
   std::string new_leader;
+  bool taken_up = false;  // the request is gone: its target took it up (and may have failed)
   bool done = poll_until(clock, timeout, milliseconds(10), [&] {
     auto snapshot = store.read(layout.prefix());
     if (!snapshot) return false;
     ClusterView view = layout.view(*snapshot);
-    if (!view.leader || view.leader->name == request.from) return false;
+    taken_up = !view.switchover;
+    if (!view.leader) return false;
+    if (view.leader->name == request.from && !taken_up) return false;
     new_leader = view.leader->name;
     auto member = view.members.find(new_leader);
-    return member != view.members.end() && member->second.state == PgState::kPrimary;
+    return member != view.members.end() && member->second.state == PgState::kPrimary &&
+           (new_leader != request.from || !request.to.empty());
   });
+  if (done && !request.to.empty() && new_leader != request.to) {
+    // The target took the lead and lost it (its promotion failed: its PostgreSQL stopped, its
+    // agent froze); another node leads, as after any failure. Said at once, not after the wait.
+    (void)store.remove(layout.switchover(), *created);
+    return fail(ErrorCode::kFailed,
+                fmt::format("{} did not become the primary (it took the request up and its promotion "
+                            "failed, or it was refused: see the agents' logs); {} leads now",
+                            request.to, new_leader));
+  }
   if (!done) {
     (void)store.remove(layout.switchover(), *created);  // only this request, if still there
     return fail(ErrorCode::kTimeout,

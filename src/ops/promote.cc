@@ -16,11 +16,19 @@ namespace tandem {
 namespace {
 
 // Writes only succeed once the server has left recovery and can assign transaction ids;
-// pg_ctl promote returning is not proof of that.
+// pg_ctl promote returning is not proof of that. A postmaster that is gone never will: its
+// promotion failed (fenced by a watchdog while this agent was frozen, killed, out of memory),
+// said at once rather than after the whole wait, so that the next cycle decides what it is.
 Status wait_writable(Context& context, const NodeConfig& node) {
   std::string last_error;
+  bool gone = false;
   bool writable =
       poll_until(context.clock, std::chrono::seconds(60), std::chrono::milliseconds(20), [&] {
+        auto running = context.controller.is_running(node);
+        if (running && !*running) {
+          gone = true;
+          return true;
+        }
         auto connection = connect_admin(context.config, node);
         if (!connection) {
           last_error = connection.error().message;
@@ -30,6 +38,10 @@ Status wait_writable(Context& context, const NodeConfig& node) {
         if (!writable) last_error = writable.error().message;
         return writable.has_value();
       });
+  if (gone) {
+    return fail(ErrorCode::kFailed,
+                fmt::format("{} stopped during its promotion (its postmaster is gone)", node.name));
+  }
   if (!writable) {
     return fail(ErrorCode::kTimeout, fmt::format("{} was promoted but does not accept writes: {}",
                                                  node.name, last_error));

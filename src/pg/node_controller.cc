@@ -73,10 +73,10 @@ Status PgNodeController::stop(const NodeConfig& node, StopMode mode) {
 }
 
 Status PgNodeController::promote(const NodeConfig& node) {
-  auto output = run("pg_ctl",
-                    {"promote", "--wait", "--timeout=" + seconds(timeouts_.start),
-                     "--pgdata=" + node.data_dir, "--silent"},
-                    timeouts_.start);
+  // Without --wait: pg_ctl's wait reads only the control file, and sits out its whole timeout
+  // when the postmaster dies mid-promotion; the caller polls for writes and for the postmaster.
+  auto output = run("pg_ctl", {"promote", "--no-wait", "--pgdata=" + node.data_dir, "--silent"},
+                    timeouts_.stop);
   if (!output) return std::unexpected(output.error());
   return {};
 }

@@ -25,7 +25,8 @@ class NodeController {
   // pg_ctl start, waiting until it accepts connections (read-only ones on a standby).
   virtual Status start(const NodeConfig& node) = 0;
   virtual Status stop(const NodeConfig& node, StopMode mode) = 0;
-  // pg_ctl promote, waiting until the server has left recovery.
+  // pg_ctl promote: the signal sent, not waiting for its end (promote_in_place in ops/ polls for
+  // writes, and for the postmaster's death).
   virtual Status promote(const NodeConfig& node) = 0;
   // Re-reads configuration files (pg_ctl reload).
   virtual Status reload(const NodeConfig& node) = 0;

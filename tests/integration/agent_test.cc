@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "bench/local_queries.h"
 #include "bench/write_probe.h"
@@ -552,6 +553,94 @@ TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
               << std::chrono::duration_cast<milliseconds>(gap_end->at - gap_start->at).count()
               << " ms; 0 of " << acknowledged.size() << " acknowledged writes lost\n";
   }
+}
+
+// Issue 16.2 on real PostgreSQL: the switchover's target frozen (SIGSTOP, its whole agent) the
+// moment it runs pg_ctl promote, thawed 4 s later. Its PostgreSQL promotes on its own meanwhile
+// and is stopped (by its watchdog or by another agent) once its lease lapses. Thawed, its agent
+// learns at once that the promotion failed — it waited for its pg_ctl (or for writes) until a
+// whole timeout passed, 60 s and more, neither primary nor standby — and the cluster is whole
+// again soon after: one primary, every other node streaming from it.
+TEST_F(AgentTest, APromoterFrozenMidPromotionRejoinsSoonAfterItsThaw) {
+  // pg_ctl wrapped: a promotion leaves a mark for the test to freeze the agent on.
+  std::string bin = dir_ + "/pg-bin";
+  std::string mark = dir_ + "/marks/promote-started";
+  std::string real;
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
+    if (std::filesystem::exists(entry.path() / "bin/pg_ctl")) real = (entry.path() / "bin").string();
+  }
+  ASSERT_FALSE(real.empty());
+  std::filesystem::create_directories(bin);
+  for (const auto& entry : std::filesystem::directory_iterator(real)) {
+    if (entry.path().filename() != "pg_ctl") {
+      std::filesystem::create_symlink(entry.path(), bin + "/" + entry.path().filename().string());
+    }
+  }
+  // Whoever runs pg_ctl (the postgres user when the test is root) may leave the mark.
+  std::filesystem::create_directories(dir_ + "/marks");
+  std::filesystem::permissions(dir_ + "/marks", std::filesystem::perms(01777));
+  {
+    std::ofstream script(bin + "/pg_ctl");
+    script << "#!/bin/sh\nif [ \"$1\" = promote ]; then echo > " << mark << "; fi\nexec " << real
+           << "/pg_ctl \"$@\"\n";
+  }
+  std::filesystem::permissions(bin + "/pg_ctl", std::filesystem::perms(0755));
+  up(2, [&](ClusterConfig& config) { config.pg_bin = bin; });
+  std::string old_primary = current_primary();
+  ASSERT_FALSE(old_primary.empty());
+  std::string target = other_than(old_primary);
+  ASSERT_TRUE(eventually([&] {
+    return streams(old_primary, target) && streams(old_primary, other_than(old_primary, target));
+  }));
+  auto agent = running_agent(config_, node(target));
+  ASSERT_TRUE(agent);
+  SystemClock clock;
+  auto store = SqliteStore::open(config_.store_file, clock);
+  ASSERT_TRUE(store);
+  ClusterLayout layout(config_.name);
+  ASSERT_TRUE(eventually([&] {  // its agent has published it as a standby: a valid target
+    auto snapshot = (*store)->read(layout.prefix());
+    if (!snapshot) return false;
+    auto view = layout.view(*snapshot);
+    auto member = view.members.find(target);
+    return member != view.members.end() && member->second.state == PgState::kStandby;
+  }));
+  std::filesystem::remove(mark);
+
+  CommandOutput switchover;
+  std::thread asking([&] { switchover = tandem({"switchover", "--to", target}); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!std::filesystem::exists(mark) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  bool marked = std::filesystem::exists(mark);
+  if (marked) kill(*agent, SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  if (marked) kill(*agent, SIGCONT);
+  auto thawed = std::chrono::steady_clock::now();
+  if (!marked) asking.join();
+  ASSERT_TRUE(marked) << "no promotion started: " << switchover.output;
+
+  std::string primary;
+  EXPECT_TRUE(eventually(
+      [&] {
+        primary = current_primary();
+        if (primary.empty()) return false;
+        for (const NodeConfig& each : config_.nodes) {
+          if (each.name != primary && !streams(primary, each.name)) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(20)))
+      << agent_log(target);
+  auto whole_after = std::chrono::steady_clock::now() - thawed;
+  // The switchover command says what became of it: done, or who leads instead — not a wait for
+  // its whole timeout.
+  asking.join();
+  EXPECT_EQ(switchover.output.find("did not carry out"), std::string::npos) << switchover.output;
+  std::cout << "promoter frozen 4 s: " << primary << " leads, every node streaming "
+            << std::chrono::duration_cast<milliseconds>(whole_after).count()
+            << " ms after the thaw; the switchover said: " << switchover.output;
 }
 
 TEST_F(AgentTest, PausedClusterDoesNotFailOver) {

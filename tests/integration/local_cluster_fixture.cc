@@ -46,7 +46,7 @@ void LocalClusterTest::TearDown() {
       kill(*pid, SIGKILL);
     }
   }
-  if (!HasFailure()) {
+  if (!HasFailure() && std::getenv("TANDEM_TEST_KEEP") == nullptr) {
     std::error_code error;
     std::filesystem::remove_all(dir_, error);
   } else {

@@ -136,5 +136,45 @@ TEST(ClusterRequests, ASecondRequestWhileOneIsPendingIsRefused) {
   EXPECT_FALSE(layout.view(*snapshot).switchover) << "withdrawn";
 }
 
+// A switchover whose target took it up and then lost the lead (its promotion failed: its
+// PostgreSQL stopped while its agent was frozen, issue 16.2) is reported failed at once, with
+// who leads now, not after the whole wait as "not carried out".
+TEST(ClusterRequests, ASwitchoverWhoseTargetFailedSaysWhoLeads) {
+  // Its first wait is when the target takes the request up (and fails): node1 leads again.
+  class TakingUpClock final : public Clock {
+   public:
+    std::chrono::system_clock::time_point wall_now() const override { return inner.wall_now(); }
+    std::chrono::steady_clock::time_point steady_now() const override {
+      return inner.steady_now();
+    }
+    void sleep_for(std::chrono::milliseconds duration) override {
+      inner.sleep_for(duration);
+      if (store != nullptr && !taken) {
+        taken = true;
+        ASSERT_TRUE(store->remove(ClusterLayout("unit").switchover(), std::nullopt));
+      }
+    }
+    testing::FakeClock inner;
+    Store* store = nullptr;
+    bool taken = false;
+  };
+  TakingUpClock clock;
+  MemoryStore store(clock);
+  clock.store = &store;
+  ClusterLayout layout("unit");
+  ASSERT_TRUE(store.put(layout.leader(), "node1", std::chrono::seconds(10)));
+  ASSERT_TRUE(store.put(layout.member("node1"),
+                        encode_member({.name = "node1", .state = PgState::kPrimary, .timeline = 3}),
+                        std::chrono::seconds(10)));
+  auto outcome =
+      carry_out(store, layout, {.from = "node1", .to = "node2"}, clock, std::chrono::seconds(30));
+  ASSERT_FALSE(outcome);
+  EXPECT_EQ(outcome.error().code, ErrorCode::kFailed);
+  EXPECT_EQ(outcome.error().message,
+            "node2 did not become the primary (it took the request up and its promotion failed, "
+            "or it was refused: see the agents' logs); node1 leads now");
+  EXPECT_LT(clock.steady_now().time_since_epoch(), std::chrono::seconds(1)) << "not at once";
+}
+
 }  // namespace
 }  // namespace tandem

@@ -34,6 +34,39 @@ TEST(ContactBook, MajorityContactCountsOnlyAnsweredPings) {
   EXPECT_EQ(five.facts(at(1000), kProof, kFresh).majority_contact_age, milliseconds(500));
 }
 
+// Issue 16.3: a primary thawed after another took over is still answered by the others; those
+// answers, naming the new leader (or coming from it), must not keep it writing.
+TEST(ContactBook, OnlyAnswersThatBackThisAgentMakeMajorityContact) {
+  struct Case {
+    const char* name;
+    bool node2_leads;
+    std::string node2_follows;
+    milliseconds age;  // of node1's majority contact at 1000 ms
+  };
+  const Case cases[] = {
+      {"node2 follows node1", false, "node1", milliseconds(100)},
+      {"node2 sees no leader (the store out of reach, or the lease lapsed)", false, "",
+       milliseconds(100)},
+      {"node2 follows node3", false, "node3", milliseconds(600)},
+      {"node2 leads itself", true, "node2", milliseconds(600)},
+      {"node2 may write without a view (mid-promotion)", true, "", milliseconds(600)},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ContactBook book("node1", {"node1", "node2", "node3"}, kStart);
+    PingReply backing = standby_reply({});
+    backing.follows = "node1";
+    book.answered("node2", backing, at(400));  // backed node1 until then
+    PingReply now = standby_reply({});
+    now.leader = c.node2_leads;
+    now.follows = c.node2_follows;
+    book.answered("node2", now, at(900));
+    EXPECT_EQ(book.facts(at(1000), kProof, kFresh).majority_contact_age, c.age);
+    ASSERT_TRUE(book.majority_contact_at());
+    EXPECT_EQ(*book.majority_contact_at(), at(1000) - c.age);
+  }
+}
+
 TEST(ContactBook, SilenceSinceTheLastPingOrTheStart) {
   ContactBook book("node2", {"node1", "node2", "node3"}, kStart);
   book.served("node1", at(400));
