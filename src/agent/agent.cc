@@ -283,7 +283,8 @@ Status Agent::carry_out(NodeRequest request) {
   if (request == NodeRequest::kRestart) {
     if (view.leader_is(self_.name)) {
       // The keeper renews throughout the restart; a fresh renewal proves the lease first.
-      Status renewed = lease_.held() ? lease_.renew() : lease_.adopt(view.leader->revision);
+      Status renewed =
+          proof_to_write(lease_.held() ? lease_.renew() : lease_.adopt(view.leader->revision));
       if (!renewed) {
         return fail_with_context(renewed.error(), "renewing the lease before the restart");
       }
@@ -292,8 +293,29 @@ Status Agent::carry_out(NodeRequest request) {
     // slow restart is no reason to fence): its old postmaster until it stops, the new one
     // from the moment it is spawned — a node cut off in the middle of a restart must not write
     // unwatched (issue 16.5: it did, for 12 s, while another node led).
+    // And a leader proves its lease again between the stop and the start: a slow stop (or a
+    // store slow to answer the keeper meanwhile) may have outlasted it, and another node may
+    // lead now (the simulation, seed 2768: two primaries).
     bool leader = view.leader_is(self_.name);
-    return node_.restart([this, leader] { watch_postmaster(leader); });
+    if (!leader) {
+      // Restarted in its role, a primary without the lease would write unwatched beside the
+      // leader (the simulation, seed 2768: a restart requested of the leader, served after a
+      // slow read of the store had seen its lease lapse).
+      NodeObservation now = node_.observe();
+      if (now.state == PgState::kPrimary || now.data_was_primary) {
+        return fail(
+            ErrorCode::kConflict,
+            fmt::format("{} does not hold the lease, and its data is a primary's: it is not "
+                        "restarted as one (its agent fences or rejoins it)",
+                        self_.name));
+      }
+    }
+    return node_.restart(
+        [this, leader]() -> Status {
+          if (!leader) return {};
+          return proof_to_write(lease_.renew());
+        },
+        [this, leader] { watch_postmaster(leader); });
   }
   if (!view.leader || view.leader_is(self_.name)) {
     return fail(ErrorCode::kConflict,
@@ -326,10 +348,11 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
         // leader names one again): from then on only this node has every acknowledged commit.
         // A compare-and-set, before the renewal that proves the lease: a slow write between
         // that proof and the start let a standby take over meanwhile (two primaries).
-        auto unnamed = write_sync_if_unchanged(store_, layout_, view->sync_revision, self_.name, "");
+        auto unnamed =
+            write_sync_if_unchanged(store_, layout_, view->sync_revision, self_.name, "");
         if (!unnamed) return fail_with_context(unnamed.error(), "unnaming the synchronous standby");
       }
-      if (auto ok = renew_lease(*view, node); !ok) return ok;
+      if (auto ok = proof_to_write(renew_lease(*view, node)); !ok) return ok;
       Status started = node_.start_primary();
       if (started) watch_postmaster(true);
       return started;
@@ -344,7 +367,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return take_over(*view, node, decision);
     case Action::kPromote:
       // The lease was handed over: confirm it is still this node's before writing.
-      if (auto ok = renew_lease(*view, node); !ok) return ok;
+      if (auto ok = proof_to_write(renew_lease(*view, node)); !ok) return ok;
       return promote(*view, node, decision.reason);
     case Action::kHandOver:
       return hand_over(*view, decision.leader);
@@ -409,7 +432,11 @@ Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
     }
   }
   if (auto ok = lease_.acquire(); !ok) return ok;
-  if (!ha_.quorum_fencing) node_.fence_others();
+  if (!ha_.quorum_fencing) {
+    // The newest claimant may be promoting still, whatever its record says.
+    bool claimed_by_other = view.timeline_claim && view.timeline_claim->by != self_.name;
+    node_.fence_others(claimed_by_other ? view.timeline_claim->by : std::string());
+  }
   if (!decision.leader.empty()) {
     // Claimed as decided: on the view without the fenced leader whose lease was removed (with
     // it, a claim it left would still count, and the claim would be refused).
@@ -446,6 +473,24 @@ Status Agent::bootstrap() {
           {.time_ms = now, .to = self_.name, .timeline = 1, .reason = "bootstrapped the cluster"}),
       std::nullopt);
   if (!written) return std::unexpected(written.error());
+  return {};
+}
+
+// A renewal proves the lease as of when it was sent: the store may have let it lapse and given
+// it to another node by the time a slow answer arrives. One confirmed so late that the
+// watchdog's deadline from its sending has passed is no ground to make PostgreSQL writable (the
+// simulation, seed 2768: a restart through the API renewed through a store slow to answer,
+// 1159 ms, and started a primary while another node had taken the lease meanwhile).
+Status Agent::proof_to_write(Status renewed) {
+  if (!renewed) return renewed;
+  auto confirmed = lease_.confirmed_at();
+  auto age = confirmed ? since(*confirmed, clock_) : ha_.renew_deadline;
+  if (age >= ha_.renew_deadline) {
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("the store confirmed the lease {} ms after the renewal was sent, past "
+                            "ha.renew_deadline ({} ms): no proof to write on",
+                            age.count(), ha_.renew_deadline.count()));
+  }
   return {};
 }
 
@@ -494,7 +539,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   // the simulation: an agent frozen between taking the lease and promoting claimed timeline 2
   // when it thawed, long after the old leader had restarted in place and taken commits, and
   // then led as "the last leader" without them).
-  if (auto ok = lease_.renew(); !ok) {
+  if (auto ok = proof_to_write(lease_.renew()); !ok) {
     return fail_with_context(ok.error(), "confirming the lease before claiming a timeline");
   }
   // No timeline number serves two histories: the new one is claimed first. A failover the
@@ -517,15 +562,19 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   }
   if (ha_.synchronous_mode) {
     // From here on only this node is sure to have every acknowledged commit; the last leader
-    // and its synchronous standby no longer are.
-    auto put = store_.put(layout_.sync(), encode_sync(self_.name, ""), std::nullopt);
-    if (!put) return fail_with_context(put.error(), "naming this node in sync");
+    // and its synchronous standby no longer are. A compare-and-set against the record this
+    // decision read: a renewal answered late (a slow store) proves the lease only as of when it
+    // was sent, and the old leader may have retaken the lease since, restarted in place and
+    // unnamed its standby — taking commits alone. Overwriting that record named this node the
+    // last leader, without those commits (fresh seed 901962: 1 acknowledged commit lost).
+    auto named = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, "");
+    if (!named) return fail_with_context(named.error(), "naming this node in sync");
   }
   // The steps before (fencing other primaries, the claim) may have taken long enough for the
   // lease to go elsewhere — to the former primary restarting in place, say: a renewal confirms
   // it now, after the claim, so that from here on nobody else can restart as the newest
   // (found by the simulation: an agent frozen while it fenced the old primary).
-  if (auto ok = lease_.renew(); !ok) {
+  if (auto ok = proof_to_write(lease_.renew()); !ok) {
     return fail_with_context(ok.error(), "confirming the lease before promoting");
   }
   // Watched from before `pg_ctl promote`: PostgreSQL finishes promoting by itself, and an

@@ -56,6 +56,9 @@ class Agent {
 
   // One cycle; returns the decision it executed. Public for tests.
   Decision cycle();
+  // Carries out a request the API passed through the board, if any (run() does before each
+  // cycle). Public for the simulation.
+  void serve_request();
 
   LeaseKeeper& lease_keeper() { return lease_; }
 
@@ -64,6 +67,8 @@ class Agent {
                  const std::optional<ClusterView>& view);
   Status bootstrap();
   Status renew_lease(const ClusterView& view, const NodeObservation& node);
+  // `renewed` unless the renewal it reports is too old to start writing on.
+  Status proof_to_write(Status renewed);
   Status renew_or_fence(const ClusterView& view, const NodeObservation& node);
   void publish_optime(const NodeObservation& node);
   // Removes the switchover or failover request read in `view`, by its revision.
@@ -75,7 +80,6 @@ class Agent {
   void publish(const NodeObservation& node);
   void log_cycle(const Decision& decision, const Status& result);
   Status release_lease(const std::optional<ClusterView>& view);
-  void serve_request();
   // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
   void watch_postmaster(bool writable);
   void note_watchdog_fence();

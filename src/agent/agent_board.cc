@@ -48,12 +48,22 @@ std::deque<LagSample> AgentBoard::lag_history() const {
   return lag_;
 }
 
-Status AgentBoard::request(NodeRequest request, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
+Status AgentBoard::post(NodeRequest request) {
+  std::lock_guard lock(mutex_);
+  return post_locked(request);
+}
+
+Status AgentBoard::post_locked(NodeRequest request) {
   if (pending_) return fail(ErrorCode::kConflict, "another request is being carried out");
   pending_ = request;
   taken_ = false;
   result_.reset();
+  return {};
+}
+
+Status AgentBoard::request(NodeRequest request, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (auto ok = post_locked(request); !ok) return ok;
   bool done = finished_.wait_for(lock, timeout, [&] { return result_.has_value(); });
   Status result = done ? *result_
                        : fail(ErrorCode::kTimeout,

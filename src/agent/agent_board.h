@@ -64,11 +64,15 @@ class AgentBoard {
   // API thread: hands the request to the agent and waits until it is carried out. Only one at a
   // time: another one meanwhile is a kConflict.
   Status request(NodeRequest request, std::chrono::milliseconds timeout);
+  // Hands the request to the agent without waiting (the simulation's API); kConflict while
+  // another is pending.
+  Status post(NodeRequest request);
   // Agent thread: the pending request, if any; finish() must follow.
   std::optional<NodeRequest> take_request();
   void finish(Status result);
 
  private:
+  Status post_locked(NodeRequest request);
   mutable std::mutex mutex_;
   std::atomic<bool> may_write_{false};
   AgentSnapshot snapshot_;

@@ -50,10 +50,12 @@ class LocalNode {
   // when it does not accept writes afterwards.
   virtual Result<Promotion> promote(TimelineId target) = 0;
   virtual Status stop(StopMode mode) = 0;
-  // A fast stop, then a start; returns once it accepts connections.
-  // `spawned` runs once the new postmaster exists, before it accepts connections: the agent
-  // watches a leader's from that moment.
-  virtual Status restart(const std::function<void()>& spawned) = 0;
+  // A fast stop, then a start; returns once it accepts connections. `stopped` runs between the
+  // two, and its failure leaves PostgreSQL stopped (a leader proves its lease there: the stop
+  // may have taken longer than the lease). `spawned` runs once the new postmaster exists,
+  // before it accepts connections: the agent watches a leader's from that moment.
+  virtual Status restart(const std::function<Status()>& stopped,
+                         const std::function<void()>& spawned) = 0;
   // Makes the stopped (or running) node a standby of the running primary: follow, pg_rewind,
   // or a reclone as the last resort.
   virtual Status rejoin() = 0;
@@ -68,8 +70,12 @@ class LocalNode {
   virtual void wait_for_exit(std::chrono::milliseconds timeout) = 0;
 
   // Before a promotion, on one machine: other nodes' postmasters that run as primaries are
-  // stopped, and this node waits (bounded) for the WAL a stopped former primary shipped.
-  virtual void fence_others() = 0;
+  // stopped, and this node waits (bounded) for the WAL a stopped former primary shipped. So is
+  // the postmaster of `claimant` (the node that claimed the newest timeline, if not this one),
+  // even as a standby: it may be in the middle of a promotion that ends on its own (its
+  // standby.signal goes only at the end) — frozen with its agent, say, while its claim is taken
+  // for abandoned (the simulation, seed 2000495: two primaries once it thawed).
+  virtual void fence_others(const std::string& claimant) = 0;
 
   // Synchronous mode, on the primary: names a synchronous standby (in PostgreSQL, then in the
   // store) as SyncManager does; returns what changed, "" for nothing.

@@ -117,8 +117,10 @@ Result<Promotion> PgLocalNode::promote(TimelineId target) {
   return Promotion{*timeline, promoted};
 }
 
-Status PgLocalNode::restart(const std::function<void()>& spawned) {
+Status PgLocalNode::restart(const std::function<Status()>& stopped,
+                            const std::function<void()>& spawned) {
   if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;
+  if (auto ok = stopped(); !ok) return ok;
   if (auto ok = controller_.spawn(self_); !ok) return ok;
   spawned();
   return controller_.start(self_);  // spawned already: waits until it accepts connections
@@ -159,9 +161,11 @@ void PgLocalNode::wait_for_exit(milliseconds timeout) {
 // received them, so such a failover loses nothing. An immediate shutdown if that takes too long.
 // A former primary its own watchdog stopped cleanly moments ago shipped its last WAL on the
 // way out too: this node waits for that as well.
-void PgLocalNode::fence_others() {
+void PgLocalNode::fence_others(const std::string& claimant) {
   for (const NodeConfig& other : config_.nodes) {
-    if (other.name == self_.name || std::filesystem::exists(other.data_dir + "/standby.signal")) {
+    if (other.name == self_.name) continue;
+    if (std::filesystem::exists(other.data_dir + "/standby.signal")) {
+      if (other.name == claimant && running_postmaster(other.data_dir)) fence_primary(other);
       continue;
     }
     if (running_postmaster(other.data_dir)) {
@@ -176,6 +180,7 @@ void PgLocalNode::fence_others() {
 void PgLocalNode::fence_primary(const NodeConfig& other) {
   auto pid = running_postmaster(other.data_dir);
   if (!pid) return;
+  bool was_primary = !std::filesystem::exists(other.data_dir + "/standby.signal");
   kill(*pid, SIGINT);  // fast shutdown: no new work, sessions end, WAL sent, then exit
   auto gone = [&] { return kill(*pid, 0) != 0; };
   bool clean = poll_until(clock_, std::chrono::seconds(1), milliseconds(5), gone);
@@ -184,9 +189,10 @@ void PgLocalNode::fence_primary(const NodeConfig& other) {
     if (!poll_until(clock_, milliseconds(500), milliseconds(5), gone)) kill(*pid, SIGKILL);
   }
   context_.report(
-      fmt::format("fenced {}: its PostgreSQL ran as a primary without the lease ({} shutdown)",
-                  other.name, clean ? "fast" : "immediate"));
-  if (clean) await_wal_of(other);
+      fmt::format("fenced {}: its PostgreSQL ran {} without the lease ({} shutdown)", other.name,
+                  was_primary ? "as a primary" : "as the claimant of the newest timeline",
+                  clean ? "fast" : "immediate"));
+  if (clean && was_primary) await_wal_of(other);
 }
 
 // After a clean shutdown of `other`, waits (at most a second) until this standby has received

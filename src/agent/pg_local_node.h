@@ -33,13 +33,14 @@ class PgLocalNode final : public LocalNode {
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;
   Status stop(StopMode mode) override { return controller_.stop(self_, mode); }
-  Status restart(const std::function<void()>& spawned) override;
+  Status restart(const std::function<Status()>& stopped,
+                 const std::function<void()>& spawned) override;
   Status rejoin() override;
   Status reclone(const std::string& leader) override;
   Result<Lsn> shutdown_checkpoint() override;
   pid_t postmaster() const override { return process_.pid() > 0 ? process_.pid() : 0; }
   void wait_for_exit(std::chrono::milliseconds timeout) override;
-  void fence_others() override;
+  void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override { return sync_.update(view); }
   void reset_sync() override { sync_.reset(); }
 

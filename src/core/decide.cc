@@ -204,8 +204,11 @@ Decision switchover_target(const ClusterView& view, const HaConfig& config) {
       return {Action::kRenewLease, "a switchover was requested but no standby is eligible"};
     }
     target = candidates.front();
-  } else if (!request.force &&
+  } else if (!(request.force && request.allow_data_loss) &&
              std::find(candidates.begin(), candidates.end(), target) == candidates.end()) {
+    // A failover is forced past a leader too, but only the operator's --allow-data-loss hands
+    // the lease to a node that may lack acknowledged commits (the simulation, seed 2033: a
+    // failover to a node that was not the synchronous standby, and 3 commits lost).
     return {Action::kRenewLease,
             fmt::format("a switchover to {} was requested but it is not eligible", target)};
   }
@@ -342,7 +345,20 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
                         "answers as a standby or a majority has not heard from it",
                         joined(node.takeover_blockers))};
   }
-  if (view.switchover && view.switchover->force && !view.switchover->to.empty()) {
+  // A failover the operator asked for goes to its target, if it may take over (or loss is
+  // allowed); a request for a node that may not — gone, behind a timeline, not the synchronous
+  // standby — holds nobody back (the simulation, seed 2181: a request for a node behind the
+  // newest timeline left the cluster without a primary until it expired).
+  std::optional<std::string> request_refused;
+  if (view.switchover && view.switchover->force && !view.switchover->to.empty() &&
+      !view.switchover->allow_data_loss && view.switchover->to != config.self) {
+    auto target = view.members.find(view.switchover->to);
+    request_refused = target == view.members.end()
+                          ? std::optional(view.switchover->to + " has no live agent")
+                          : ineligible(view, target->second, newest_standby_timeline(view), config);
+  }
+  if (view.switchover && view.switchover->force && !view.switchover->to.empty() &&
+      !request_refused) {
     if (view.switchover->to != config.self) {
       return {Action::kNone,
               fmt::format("nobody leads; a failover to {} was requested", view.switchover->to)};

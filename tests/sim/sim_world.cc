@@ -284,8 +284,10 @@ Status SimNode::stop(StopMode mode) {
   return {};
 }
 
-Status SimNode::restart(const std::function<void()>& spawned) {
+Status SimNode::restart(const std::function<Status()>& stopped,
+                        const std::function<void()>& spawned) {
   if (auto ok = stop(StopMode::kFast); !ok) return ok;
+  if (auto ok = stopped(); !ok) return ok;
   Pg& server = pg();
   server.running = true;
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
@@ -338,7 +340,9 @@ Status SimNode::rejoin() {
 Status SimNode::reclone(const std::string& leader) {
   if (auto ok = usable(); !ok) return ok;
   if (pg().running) world_.stop_pg(index_, true);
-  pg().data = false;
+  // The old data is moved aside and, if the copy fails, moved back (reinitialize_standby): a
+  // failed reclone leaves it as it was, stopped (the model lost it: with the primary's host
+  // then gone for good, nothing was left to lead — fresh seed 5033101).
   return clone(leader);
 }
 
@@ -349,9 +353,10 @@ pid_t SimNode::postmaster() const {
   return world_.slots[index_].pg.running ? (1 << 30) + index_ : 0;
 }
 
-void SimNode::fence_others() {
+void SimNode::fence_others(const std::string& claimant) {
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
-    if (j == index_ || !world_.slots[j].pg.primary()) continue;
+    bool promoting = world_.config.nodes[j].name == claimant && world_.slots[j].pg.running;
+    if (j == index_ || (!world_.slots[j].pg.primary() && !promoting)) continue;
     if (world_.host_frozen(j)) {
       // SIGINT and SIGQUIT wait in a stopped process; SIGKILL ends it 1.5 s later.
       world_.spend(index_, SimTime(1500));
@@ -608,7 +613,8 @@ void World::cycle(int index) {
   ++slot.busy;
   int outer = current;
   current = index;
-  slot.agent->cycle();
+  slot.agent->serve_request();
+  if (slot.alive && slot.agent && !slot.destroy_pending) slot.agent->cycle();
   current = outer;
   --slot.busy;
   if (slot.destroy_pending) {
@@ -807,8 +813,8 @@ void World::start_agent(int index) {
     for (const NodeConfig& node : config.nodes) members.push_back(node.name);
     slot.contacts =
         std::make_unique<ContactBook>(config.nodes[index].name, members, clock.steady_now());
-    slot.board = std::make_unique<AgentBoard>();
   }
+  slot.board = std::make_unique<AgentBoard>();  // its API: pings, and requests at any moment
   slot.agent = std::make_unique<Agent>(AgentParts{.config = config,
                                                   .self = config.nodes[index],
                                                   .node = *slot.local,
@@ -847,6 +853,10 @@ void World::inject_fault() {
   }
   Slot& slot = slots[target];
   SimTime back = clock.now + random_ms(SimTime(300), SimTime(4000));
+  if (rng() % 6 == 0) {  // a person's request through the API or the CLI, at any moment
+    inject_request(target);
+    return;
+  }
   int fault = static_cast<int>(rng() % (multi_host() ? 18 : 11));
   promotion_budget_ += fault == 8 ? 2 : 1;
   note(fmt::format("fault {} on {} (until t={})", fault, config.nodes[target].name, back.count()));
@@ -928,6 +938,41 @@ void World::inject_fault() {
         }
       });
       break;
+  }
+}
+
+// A person's request, whatever the cluster is doing: a restart or a reinitialization of a node
+// (the API's, served by its agent between cycles), a switchover to a named node, or a failover
+// forced to a random node (without --allow-data-loss: the guarantees hold).
+void World::inject_request(int target) {
+  promotion_budget_ += 1;  // a switchover or failover moves the lead once
+  std::string name = config.nodes[target].name;
+  switch (rng() % 4) {
+    case 0:
+    case 1: {
+      NodeRequest request = rng() % 2 == 0 ? NodeRequest::kRestart : NodeRequest::kReinitialize;
+      note(fmt::format("{} of {} requested",
+                       request == NodeRequest::kRestart ? "a restart" : "a reinitialization",
+                       name));
+      Slot& slot = slots[target];
+      // A request reaches a live agent's API (a frozen one's waits in its socket).
+      if (slot.alive && slot.board) (void)slot.board->post(request);
+      break;
+    }
+    case 2:
+      note("a switchover to " + name + " requested");
+      request_switchover(name);
+      break;
+    case 3: {
+      note("a failover to " + name + " requested");
+      auto snapshot = store_.read(layout_.prefix());
+      if (store_clock.stopped() || !snapshot) break;  // the person's request fails
+      ClusterView view = layout_.view(*snapshot);
+      SwitchoverRequest request{
+          .from = view.leader ? view.leader->name : "", .to = name, .force = true};
+      (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
+      break;
+    }
   }
 }
 
@@ -1028,8 +1073,64 @@ int World::writable_primary() const {
   return found;
 }
 
+bool World::able_to_lead() const {
+  if (store_clock.stopped()) return false;
+  int store = network.store();
+  std::vector<int> up;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    const Slot& slot = slots[i];
+    if (!slot.alive || slot.gone_for_good || agent_frozen(i) || host_frozen(i) ||
+        slot.pg_broken_until > clock.now || slot.store_down_until > clock.now ||
+        slot.store_slow_until > clock.now || !network.linked(i, store) ||
+        !network.linked(store, i)) {
+      continue;
+    }
+    up.push_back(i);
+  }
+  if (up.size() < majority_of(slots.size())) return false;
+  for (int a : up) {
+    for (int b : up) {
+      if (!network.linked(a, b)) return false;
+    }
+  }
+  return std::any_of(up.begin(), up.end(), [&](int i) {
+    const Pg& server = slots[i].pg;
+    if (!server.data) return false;
+    if (!settings.synchronous) return true;
+    std::set<std::uint64_t> present;
+    for (const Record& record : server.wal) present.insert(record.id);
+    return std::all_of(acknowledged_.begin(), acknowledged_.end(),
+                       [&](std::uint64_t id) { return present.contains(id); });
+  });
+}
+
+void World::check_liveness() {
+  schedule(clock.now + SimTime(100), Kind::kCall, -1, [this] { check_liveness(); });
+  if (writable_primary() >= 0) {
+    able_since_ = clock.now;  // the bound counts from the last moment a primary was there
+    liveness_reported_ = false;
+    return;
+  }
+  if (!able_to_lead()) {
+    able_since_.reset();
+    liveness_reported_ = false;
+    return;
+  }
+  if (!able_since_) able_since_ = clock.now;
+  verdict_.longest_leaderless_while_able =
+      std::max(verdict_.longest_leaderless_while_able, clock.now - *able_since_);
+  if (clock.now - *able_since_ >= kLivenessBound && !liveness_reported_) {
+    liveness_reported_ = true;
+    violation(
+        fmt::format("no writable primary for {} ms while a majority was up and connected "
+                    "and one of them could lead",
+                    (clock.now - *able_since_).count()));
+  }
+}
+
 Verdict World::run() {
   start_cluster();
+  check_liveness();
   SimTime window_end = clock.now + SimTime(6000);
   for (int k = 0; k < settings.faults; ++k) {
     SimTime at = random_ms(clock.now, window_end);

@@ -97,6 +97,9 @@ struct Verdict {
   int acknowledged = 0;
   int lost_async = 0;  // acknowledged writes missing on the final primary, asynchronous mode
   SimTime recovered_after{0};  // from the last fault to a healthy cluster
+  // The longest time without a writable primary while a majority could have had one (see
+  // kLivenessBound).
+  SimTime longest_leaderless_while_able{0};
 };
 
 struct ScenarioSettings {
@@ -126,13 +129,14 @@ class SimNode final : public LocalNode {
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;
   Status stop(StopMode mode) override;
-  Status restart(const std::function<void()>& spawned) override;
+  Status restart(const std::function<Status()>& stopped,
+                 const std::function<void()>& spawned) override;
   Status rejoin() override;
   Status reclone(const std::string& leader) override;
   Result<Lsn> shutdown_checkpoint() override;
   pid_t postmaster() const override;
   void wait_for_exit(std::chrono::milliseconds) override {}
-  void fence_others() override;
+  void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override;
   void reset_sync() override { pending_since_.reset(); }
 
@@ -198,7 +202,7 @@ struct Slot {
   std::unique_ptr<SimStore> store;
   std::unique_ptr<SimWatchdog> watchdog;
   std::unique_ptr<ContactBook> contacts;  // multi-host: the answers of the other agents
-  std::unique_ptr<AgentBoard> board;      // multi-host: what its API answers pings with
+  std::unique_ptr<AgentBoard> board;      // its API: ping answers (multi-host) and requests
   std::unique_ptr<Agent> agent;
   std::uint64_t generation = 0;  // of the agent process, counted at each start
   bool alive = false;            // the agent process (and its watchdog) runs
@@ -303,10 +307,14 @@ class World {
   void thaw_hosts(SimTime until);
   void lease_lost(int index);
   void inject_partition(int target, int fault, SimTime back);
+  void inject_request(int target);
   void replicate();
   void write();
   void inject_fault();
   void check_invariants();
+  // Liveness during faults, every 100 ms: see kLivenessBound.
+  void check_liveness();
+  bool able_to_lead() const;
 
  public:
   // A host crash: the agent and its PostgreSQL die together (for scripts).
@@ -332,9 +340,23 @@ class World {
   SimPings pings_{*this};
   bool split_brain_ = false;  // two writable primaries now: reported when it began
   SimTime last_fault_{0};
-  SimTime last_heal_{0};      // of the store's outages (the network keeps its own)
-  int promotion_budget_ = 1;  // the bootstrap, then one per fault that may move the lead
+  SimTime last_heal_{0};               // of the store's outages (the network keeps its own)
+  int promotion_budget_ = 1;           // the bootstrap, then one per fault that may move the lead
+  std::optional<SimTime> able_since_;  // since when able_to_lead() has held without a break
+  bool liveness_reported_ = false;     // once per episode
 };
+
+// Liveness during faults, not only after they heal: whenever, for this long without a break,
+// a majority of the nodes are up and connected — agent alive and not frozen, PostgreSQL able to
+// start, the store reached and answering promptly, every link among them and to the store
+// whole — and one of them may lead (synchronous mode: it has every acknowledged commit;
+// asynchronous: it has data), one of them runs as the only writable primary. The bound, for
+// the slowest path: a switchover's target whose PostgreSQL dies mid-promotion and then does
+// not come back (a bad setting) learns it after the promotion's time (at most 3 s here), then
+// restarts it for kFailingBeforeEscalating (10 s) before it releases the lease; a failover then
+// takes the proof that it fenced itself (1.1 s; or the lease's lapse, 1 s, 2 s as etcd's whole
+// seconds), a cycle or two and a promotion (3 s): about 19 s, seen up to 19.8 s. 25 s.
+inline constexpr SimTime kLivenessBound{25000};
 
 // Runs one seeded scenario; the seed also chooses its settings.
 Verdict run_scenario(std::uint64_t seed, bool multi_host = false);

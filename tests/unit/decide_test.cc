@@ -108,8 +108,9 @@ TEST(Decide, EveryBranch) {
   sync_other_leader.sync_leader = "node1";
   const HaConfig sync_config{.self = "node2", .synchronous_mode = true};
   // node1 claimed timeline 2 and is stopped: it may be the last primary, back soon in place.
-  ClusterView claimed_ahead = view_with(
-      std::nullopt, {standby("node2", 900), MemberRecord{.name = "node1", .state = PgState::kStopped}});
+  ClusterView claimed_ahead =
+      view_with(std::nullopt,
+                {standby("node2", 900), MemberRecord{.name = "node1", .state = PgState::kStopped}});
   claimed_ahead.timeline_claim = TimelineClaim{.timeline = 2, .by = "node1"};
   ClusterView claimant_gone = claimed_ahead;  // its record expired: its agent is dead or cut off
   claimant_gone.members.erase("node1");
@@ -206,8 +207,12 @@ TEST(Decide, EveryBranch) {
        observed(PgState::kPrimary), Action::kHandOver, "hand the lease to node1"},
       {"switchover to a stopped node", with_request(led_by_me, {.from = "node2", .to = "node4"}),
        observed(PgState::kPrimary), Action::kRenewLease, "not eligible"},
-      {"forced switchover to a stopped node",
+      {"failover past the leader to an ineligible node, no loss allowed",
        with_request(led_by_me, {.from = "node2", .to = "node4", .force = true}),
+       observed(PgState::kPrimary), Action::kRenewLease, "not eligible"},
+      {"failover past the leader to a stopped node, loss allowed",
+       with_request(led_by_me,
+                    {.from = "node2", .to = "node4", .force = true, .allow_data_loss = true}),
        observed(PgState::kPrimary), Action::kRenewLease, "not a running standby"},
       {"switchover with no standby", with_request(view_with("node2", {}), {.from = "node2"}),
        observed(PgState::kPrimary), Action::kRenewLease, "no standby is eligible"},
@@ -220,9 +225,17 @@ TEST(Decide, EveryBranch) {
                     {.to = "node2", .force = true}),
        observed(PgState::kStandby), Action::kTakeOver, "failover to this node was requested"},
       {"forced failover to another node",
-       with_request(view_with(std::nullopt, {standby("node2", 900)}),
+       with_request(view_with(std::nullopt, {standby("node2", 900), standby("node3", 10)}),
                     {.to = "node3", .force = true}),
        observed(PgState::kStandby), Action::kNone, "a failover to node3 was requested"},
+      {"forced failover to a node with no live agent holds nobody back",
+       with_request(view_with(std::nullopt, {standby("node2", 900)}),
+                    {.to = "node3", .force = true}),
+       observed(PgState::kStandby), Action::kTakeOver, "most advanced eligible standby"},
+      {"forced failover to a node behind the newest timeline holds nobody back",
+       with_request(view_with(std::nullopt, {standby("node2", 900, 2), standby("node3", 950)}),
+                    {.to = "node3", .force = true}),
+       observed(PgState::kStandby), Action::kTakeOver, "most advanced eligible standby"},
       {"forced failover to a lagging node",
        with_request(lagging_self, {.to = "node2", .force = true}), observed(PgState::kStandby),
        Action::kNone, "--allow-data-loss"},
@@ -254,8 +267,8 @@ TEST(Decide, EveryBranch) {
        observed(PgState::kNoData), Action::kNone, "no leader to clone from"},
       {"no data, its own bootstrap, others have data", others_have_data, observed(PgState::kNoData),
        Action::kNone, "no leader to clone from"},
-      {"leader with PostgreSQL down", view_with("node2", {}), former_primary,
-       Action::kStartPrimary, "restart it in place"},
+      {"leader with PostgreSQL down", view_with("node2", {}), former_primary, Action::kStartPrimary,
+       "restart it in place"},
       {"leader whose promotion did not finish (its data a standby's)", view_with("node2", {}),
        observed(PgState::kStopped), Action::kStartStandby,
        "the promotion did not finish): start it as a standby, then promote"},
