@@ -225,7 +225,7 @@ Trial run_trial(const std::string& tandem, const std::string& fault, bool synchr
   if (recovered) trial.streaming_s = seconds_since(at, streaming_at);
   auto failed = probe.first_failure_after(at);
   auto resumed = failed ? probe.first_success_after(failed->at) : std::nullopt;
-  if (failed && resumed) trial.outage_s = seconds_since(failed->at, resumed->at);
+  if (failed && resumed) trial.outage_s = seconds_since(failed->at, resumed->answered_at);
   if (!failed) trial.outage_s = 0;
   std::this_thread::sleep_for(milliseconds(300));
   probe.stop();

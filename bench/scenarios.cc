@@ -122,18 +122,18 @@ Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchro
   if (timeline != nullptr) {
     timeline->attempts = probe.attempts();
     timeline->killed_at = killed_at;
-    timeline->promoted_at = last_promotion(cluster).value_or(resumed->at);
+    timeline->promoted_at = last_promotion(cluster).value_or(resumed->answered_at);
     std::string port = std::to_string(cluster.config().find_node(new_primary)->port);
     for (const WriteAttempt& attempt : timeline->attempts) {
-      if (attempt.acknowledged && attempt.at > killed_at && attempt.server_port == port) {
-        timeline->first_new_write_at = attempt.at;
+      if (attempt.acknowledged && attempt.answered_at > killed_at && attempt.server_port == port) {
+        timeline->first_new_write_at = attempt.answered_at;
         break;
       }
     }
   }
   std::string mode = synchronous ? "synchronous" : "asynchronous";
   return std::vector<Sample>{
-      {"host crash, " + mode + ": writes stopped (s)", seconds_between(killed_at, resumed->at),
+      {"host crash, " + mode + ": writes stopped (s)", seconds_between(killed_at, resumed->answered_at),
        lost_writes(probe, cluster, new_primary), static_cast<long>(probe.acknowledged().size())},
       {"old primary streaming after its agent starts (s)", seconds_between(started_at, back_at)}};
 }
@@ -149,7 +149,7 @@ Result<std::vector<Sample>> postmaster_crash(const BenchOptions& options) {
   probe.stop();
   std::string now_primary = cluster.current_primary();
   return std::vector<Sample>{{"postmaster crash: writes stopped (s)",
-                              seconds_between(outage->killed_at, outage->resumed.at),
+                              seconds_between(outage->killed_at, outage->resumed.answered_at),
                               lost_writes(probe, cluster, now_primary),
                               static_cast<long>(probe.acknowledged().size())}};
 }
@@ -169,10 +169,10 @@ Result<std::vector<Sample>> switchover(const BenchOptions& options) {
   std::optional<WallClock::time_point> previous;
   for (const WriteAttempt& attempt : probe.attempts()) {
     if (!attempt.acknowledged) continue;
-    if (previous && attempt.at > asked_at - milliseconds(100)) {
-      gap = std::max(gap, seconds_between(*previous, attempt.at));
+    if (previous && attempt.answered_at > asked_at - milliseconds(100)) {
+      gap = std::max(gap, seconds_between(*previous, attempt.answered_at));
     }
-    previous = attempt.at;
+    previous = attempt.answered_at;
   }
   return std::vector<Sample>{{"switchover: write gap (s)", gap,
                               lost_writes(probe, cluster, cluster.current_primary()),

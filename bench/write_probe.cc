@@ -29,7 +29,7 @@ void WriteProbe::run() {
   while (!stopping_.load()) {
     auto next = std::chrono::steady_clock::now() + interval_;
     ++sequence;
-    WriteAttempt attempt{std::chrono::system_clock::now(), sequence, false, "", ""};
+    WriteAttempt attempt{std::chrono::system_clock::now(), sequence, false, "", "", {}};
     if (!connection) {
       auto opened = Connection::open(conninfo_);
       if (opened) {
@@ -49,6 +49,7 @@ void WriteProbe::run() {
         connection.reset();
       }
     }
+    attempt.answered_at = std::chrono::system_clock::now();
     {
       std::lock_guard lock(mutex_);
       attempts_.push_back(attempt);
@@ -97,7 +98,7 @@ std::optional<WriteAttempt> WriteProbe::first_failure_after(
 std::optional<WriteAttempt> WriteProbe::first_success_after(
     std::chrono::system_clock::time_point since) const {
   for (const WriteAttempt& attempt : attempts()) {
-    if (attempt.at >= since && attempt.acknowledged) return attempt;
+    if (attempt.answered_at >= since && attempt.acknowledged) return attempt;
   }
   return std::nullopt;
 }

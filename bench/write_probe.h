@@ -15,11 +15,15 @@
 namespace tandem::bench {
 
 struct WriteAttempt {
-  std::chrono::system_clock::time_point at;
+  std::chrono::system_clock::time_point at;  // when it was sent
   long sequence;
   bool acknowledged;
   std::string error;
   std::string server_port;  // the server that acknowledged it
+  // When its answer came back: an acknowledged write is dated here in every check (a write sent
+  // before a promotion but acknowledged after it is a write after it; a write that waited a
+  // second for its answer is a second without writes).
+  std::chrono::system_clock::time_point answered_at;
 };
 
 class WriteProbe {

@@ -131,7 +131,7 @@ class AgentTest : public LocalClusterTest {
     EXPECT_LT(fault.fenced_at, fault.promoted_at);
     for (const WriteAttempt& attempt : probe.attempts()) {
       if (attempt.acknowledged) {
-        EXPECT_LT(attempt.at, fault.promoted_at) << attempt.sequence;
+        EXPECT_LT(attempt.answered_at, fault.promoted_at) << attempt.sequence;
       }
     }
     auto missing = probe.missing_on(direct_conninfo(fault.standby));
@@ -204,7 +204,7 @@ TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
   EXPECT_EQ(entries[1]["from"], old_primary);
   EXPECT_EQ(entries[1]["to"], new_primary);
   std::cout << "host crash: writes stopped for "
-            << std::chrono::duration_cast<milliseconds>(crash.resumed->at - crash.at).count()
+            << std::chrono::duration_cast<milliseconds>(crash.resumed->answered_at - crash.at).count()
             << " ms; " << acknowledged.size() - present << " of " << acknowledged.size()
             << " acknowledged writes missing on the new primary (asynchronous replication)\n";
 }
@@ -251,7 +251,7 @@ TEST_F(AgentTest, SixStandbysFollowTheMostAdvancedAfterAHostCrash) {
   EXPECT_NE(agent_log(new_primary).find("the most advanced eligible standby"), std::string::npos);
   probe.stop();
   std::cout << "1 primary + 6 standbys, host crash: writes stopped for "
-            << std::chrono::duration_cast<milliseconds>(crash.resumed->at - crash.at).count()
+            << std::chrono::duration_cast<milliseconds>(crash.resumed->answered_at - crash.at).count()
             << " ms; " << new_primary << " promoted, 5 standbys follow it\n";
 }
 

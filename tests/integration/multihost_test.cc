@@ -237,9 +237,9 @@ class MultiHostTest : public ::testing::Test {
     WallClock::duration gap{};
     auto last = from;
     for (const WriteAttempt& attempt : probe.attempts()) {
-      if (!attempt.acknowledged || attempt.at < from) continue;
-      gap = std::max(gap, attempt.at - last);
-      last = attempt.at;
+      if (!attempt.acknowledged || attempt.answered_at < from) continue;
+      gap = std::max(gap, attempt.answered_at - last);
+      last = attempt.answered_at;
     }
     return std::chrono::duration_cast<milliseconds>(std::max(gap, WallClock::now() - last));
   }
