@@ -604,7 +604,8 @@ void World::cycle(int index) {
     schedule(clock.now + SimTime(10), Kind::kCycle, index);
     return;
   }
-  SimTime frozen = std::max(slot.agent_frozen_until, slot.host_frozen_until);
+  SimTime frozen = std::max({slot.agent_frozen_until, slot.host_frozen_until,
+                             slot.cycle_stalled_until});
   if (frozen > clock.now) {
     schedule(frozen, Kind::kCycle, index);
     return;
@@ -801,6 +802,7 @@ void World::start_agent(int index) {
     return;
   }
   slot.destroy_pending = false;  // the dead agent, if still here, goes now
+  slot.cycle_stalled_until = SimTime(0);  // a new process: its cycle's thread is a new one
   slot.agent.reset();
   slot.watchdog = std::make_unique<SimWatchdog>();
   slot.watchdog->clock = &clock;
@@ -876,6 +878,10 @@ void World::inject_fault() {
       if (slot.pg.running && !host_frozen(target)) stop_pg(target, false);
       break;
     case 2:  // the agent frozen (SIGSTOP), its watchdog not; often in the middle of a step
+      if (rng() % 3 == 0) {  // or only its cycle's thread, its other threads running on
+        slot.cycle_stalled_until = back;
+        break;
+      }
       for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
         if (slots[i].busy > 0 && rng() % 2 == 0) target = i;
       }
@@ -1080,6 +1086,7 @@ bool World::able_to_lead() const {
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     const Slot& slot = slots[i];
     if (!slot.alive || slot.gone_for_good || agent_frozen(i) || host_frozen(i) ||
+        slot.cycle_stalled_until > clock.now ||
         slot.pg_broken_until > clock.now || slot.store_down_until > clock.now ||
         slot.store_slow_until > clock.now || !network.linked(i, store) ||
         !network.linked(store, i)) {

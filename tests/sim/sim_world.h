@@ -211,6 +211,9 @@ struct Slot {
   bool destroy_pending = false;
   SimTime agent_frozen_from{0};  // SIGSTOP of the agent (its threads, not its watchdog)
   SimTime agent_frozen_until{0};
+  // One thread stalled: the agent's cycle (a call that hangs, a page fault on a slow disk) while
+  // its lease keeper, pinger and API threads run on.
+  SimTime cycle_stalled_until{0};
   SimTime host_frozen_from{0};  // everything of the node, PostgreSQL included
   SimTime host_frozen_until{0};
   bool thaw_pending = false;  // multi-host: the watchdog checks first when the host thaws
