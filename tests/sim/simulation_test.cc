@@ -180,6 +180,34 @@ TEST(Simulation, CatchesTheFirstRoundsLeaseLapses) {
             << example << "\n";
 }
 
+// The canary on several machines: the first round's agent (no lease keeper, no watchdog, its
+// timeline claims forgotten) with etcd, quorum fencing and partitions. It must break the
+// invariant the fencing exists for — never two writable primaries — and the test says which.
+TEST(Simulation, CatchesTheFirstRoundsAgentOnSeveralMachines) {
+#ifdef TANDEM_SIM_SANITIZED
+  GTEST_SKIP() << "200 scenarios take minutes under the sanitizers; make test runs them";
+#endif
+  spdlog::set_level(spdlog::level::off);
+  int two_primaries = 0, caught = 0;
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    ScenarioSettings settings = settings_for(seed, true);
+    settings.round_one = true;
+    settings.promotion_latency_max = SimTime(4000);
+    World world(seed, settings);
+    Verdict verdict = world.run();
+    caught += verdict.violations.empty() ? 0 : 1;
+    for (const std::string& violation : verdict.violations) {
+      if (violation.find("two writable primaries") != std::string::npos) {
+        ++two_primaries;
+        break;
+      }
+    }
+  }
+  EXPECT_GT(two_primaries, 0) << "the invariant 'at most one writable primary' was never broken";
+  std::cout << "round-one agent on several machines: " << caught << " of 200 scenarios break an "
+            << "invariant, " << two_primaries << " with two writable primaries\n";
+}
+
 // TANDEM_SIM_TRACE=SEED prints one scenario as it runs: every agent's log line, every fault.
 // Every log line of the agents, with the simulated time and the node whose cycle wrote it.
 class SimulatedTimeSink final : public spdlog::sinks::base_sink<std::mutex> {
