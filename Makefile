@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration demo bench bench-smoke chaos chaos-smoke asan clean format
+.PHONY: all deps build test unit integration demo bench bench-smoke chaos chaos-smoke asan sim clean format
 
 all: build
 
@@ -43,6 +43,12 @@ chaos: build
 # Three short trials of the chaos runner, to keep it working (CI runs it).
 chaos-smoke: build
 	@$(BUILD_DIR)/bench/tandem-chaos --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/chaos-smoke
+
+# A long run of the simulation: 1,000,000 schedules (SCENARIOS=N to change), from seeds no other
+# run uses; the result, naming its commit and machine and every seed that failed, in
+# bench/results/sim.{md,json}. Hours on two cores.
+sim: build
+	@scripts/sim-long $(BUILD_DIR)
 
 # tandem built under AddressSanitizer and UndefinedBehaviorSanitizer: every unit and simulation
 # test, and the integration tests that drive the agent's own threads hardest (the agents under
