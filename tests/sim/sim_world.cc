@@ -191,6 +191,7 @@ Status SimNode::initialize() {
   if (auto ok = usable(); !ok) return ok;
   Pg& server = pg();
   server = Pg{};
+  ++world_.slots[index_].postmaster_starts;
   server.data = true;
   server.running = true;
   server.wal = {Record{1'000'000'000ULL + static_cast<std::uint64_t>(index_), 1}};
@@ -213,6 +214,7 @@ Status SimNode::clone(const std::string& leader) {
   }
   Pg& server = pg();
   server = Pg{};
+  ++world_.slots[index_].postmaster_starts;
   server.data = true;
   server.running = true;
   server.standby_signal = true;
@@ -350,7 +352,8 @@ Result<Lsn> SimNode::shutdown_checkpoint() { return lsn_of(pg().wal.size()); }
 
 // Above any real pid (PID_MAX_LIMIT is 2^22): what the agent sends a signal to cannot exist.
 pid_t SimNode::postmaster() const {
-  return world_.slots[index_].pg.running ? (1 << 30) + index_ : 0;
+  const Slot& slot = world_.slots[index_];
+  return slot.pg.running ? (1 << 30) + index_ + 16 * (slot.postmaster_starts % (1 << 20)) : 0;
 }
 
 void SimNode::fence_others(const std::string& claimant) {
@@ -604,8 +607,8 @@ void World::cycle(int index) {
     schedule(clock.now + SimTime(10), Kind::kCycle, index);
     return;
   }
-  SimTime frozen = std::max({slot.agent_frozen_until, slot.host_frozen_until,
-                             slot.cycle_stalled_until});
+  SimTime frozen =
+      std::max({slot.agent_frozen_until, slot.host_frozen_until, slot.cycle_stalled_until});
   if (frozen > clock.now) {
     schedule(frozen, Kind::kCycle, index);
     return;
@@ -659,6 +662,7 @@ void World::lease_lost(int index) {
 }
 
 void World::start_pg(int index) {
+  ++slots[index].postmaster_starts;
   if (slots[index].pg_broken_until <= clock.now) return;
   SimTime dies = slots[index].pg.ready_at;
   schedule(dies, Kind::kCall, index, [this, index] {
@@ -801,7 +805,7 @@ void World::start_agent(int index) {
     schedule(clock.now + SimTime(10), Kind::kCall, index, [this, index] { start_agent(index); });
     return;
   }
-  slot.destroy_pending = false;  // the dead agent, if still here, goes now
+  slot.destroy_pending = false;           // the dead agent, if still here, goes now
   slot.cycle_stalled_until = SimTime(0);  // a new process: its cycle's thread is a new one
   slot.agent.reset();
   slot.watchdog = std::make_unique<SimWatchdog>();
@@ -1086,10 +1090,9 @@ bool World::able_to_lead() const {
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     const Slot& slot = slots[i];
     if (!slot.alive || slot.gone_for_good || agent_frozen(i) || host_frozen(i) ||
-        slot.cycle_stalled_until > clock.now ||
-        slot.pg_broken_until > clock.now || slot.store_down_until > clock.now ||
-        slot.store_slow_until > clock.now || !network.linked(i, store) ||
-        !network.linked(store, i)) {
+        slot.cycle_stalled_until > clock.now || slot.pg_broken_until > clock.now ||
+        slot.store_down_until > clock.now || slot.store_slow_until > clock.now ||
+        !network.linked(i, store) || !network.linked(store, i)) {
       continue;
     }
     up.push_back(i);

@@ -222,6 +222,10 @@ struct Slot {
   SimTime store_slow_max{1500};
   SimTime pg_broken_until{0};  // PostgreSQL dies as soon as it starts (a bad setting, say)
   bool gone_for_good = false;  // a host that never returns: the others must go on without it
+  // Counted at every start of its PostgreSQL: each postmaster has a pid of its own, as on a
+  // machine (with one pid per node, a restarted standby kept the watch of a promotion that had
+  // failed — PostgreSQL stopped under it — and answered "may write" for good: seed 10000555).
+  int postmaster_starts = 0;
 };
 
 class World {

@@ -113,13 +113,15 @@ TEST(Simulation, MultiHost) { run_seeds(true, TANDEM_SIM_DEFAULT_SCENARIOS * 3 /
 // commit, 768691 no cluster) and the fresh ones since (901962: a promoter whose late-answered
 // renewal let it overwrite the sync record of a leader that had retaken the lease; 2000495: a
 // claimant frozen mid-promotion, its claim taken for abandoned, not fenced on one machine;
-// 5033101: the model lost a node's data when a reinitialization failed).
+// 5033101: the model lost a node's data when a reinitialization failed; 10000555, several
+// machines: the model gave every postmaster of a node one pid, so a restarted standby kept a
+// failed promotion's watch and answered "may write" for good).
 TEST(Simulation, SeedsThatFoundBugs) {
   spdlog::set_level(spdlog::level::off);
   const std::pair<std::uint64_t, bool> seeds[] = {
       {704607, false},  {755306, false}, {756532, false}, {761403, false}, {791140, false},
       {724708, false},  {741877, false}, {775213, false}, {901962, false}, {2000495, false},
-      {5033101, false}, {798681, true},  {782995, true},  {768691, true},
+      {5033101, false}, {798681, true},  {782995, true},  {768691, true},  {10000555, true},
   };
   for (auto [seed, multi_host] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host);
