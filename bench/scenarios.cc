@@ -133,8 +133,9 @@ Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchro
   }
   std::string mode = synchronous ? "synchronous" : "asynchronous";
   return std::vector<Sample>{
-      {"host crash, " + mode + ": writes stopped (s)", seconds_between(killed_at, resumed->answered_at),
-       lost_writes(probe, cluster, new_primary), static_cast<long>(probe.acknowledged().size())},
+      {"host crash, " + mode + ": writes stopped (s)",
+       seconds_between(killed_at, resumed->answered_at), lost_writes(probe, cluster, new_primary),
+       static_cast<long>(probe.acknowledged().size())},
       {"old primary streaming after its agent starts (s)", seconds_between(started_at, back_at)}};
 }
 

@@ -100,10 +100,11 @@ Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
     // The target took the lead and lost it (its promotion failed: its PostgreSQL stopped, its
     // agent froze); another node leads, as after any failure. Said at once, not after the wait.
     (void)store.remove(layout.switchover(), *created);
-    return fail(ErrorCode::kFailed,
-                fmt::format("{} did not become the primary (it took the request up and its promotion "
-                            "failed, or it was refused: see the agents' logs); {} leads now",
-                            request.to, new_leader));
+    return fail(
+        ErrorCode::kFailed,
+        fmt::format("{} did not become the primary (it took the request up and its promotion "
+                    "failed, or it was refused: see the agents' logs); {} leads now",
+                    request.to, new_leader));
   }
   if (!done) {
     (void)store.remove(layout.switchover(), *created);  // only this request, if still there

@@ -203,10 +203,11 @@ TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
   ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
   EXPECT_EQ(entries[1]["from"], old_primary);
   EXPECT_EQ(entries[1]["to"], new_primary);
-  std::cout << "host crash: writes stopped for "
-            << std::chrono::duration_cast<milliseconds>(crash.resumed->answered_at - crash.at).count()
-            << " ms; " << acknowledged.size() - present << " of " << acknowledged.size()
-            << " acknowledged writes missing on the new primary (asynchronous replication)\n";
+  std::cout
+      << "host crash: writes stopped for "
+      << std::chrono::duration_cast<milliseconds>(crash.resumed->answered_at - crash.at).count()
+      << " ms; " << acknowledged.size() - present << " of " << acknowledged.size()
+      << " acknowledged writes missing on the new primary (asynchronous replication)\n";
 }
 
 // Many standbys (issue 12): one host crash, one promotion, of the most advanced standby — every
@@ -250,9 +251,10 @@ TEST_F(AgentTest, SixStandbysFollowTheMostAdvancedAfterAHostCrash) {
   }
   EXPECT_NE(agent_log(new_primary).find("the most advanced eligible standby"), std::string::npos);
   probe.stop();
-  std::cout << "1 primary + 6 standbys, host crash: writes stopped for "
-            << std::chrono::duration_cast<milliseconds>(crash.resumed->answered_at - crash.at).count()
-            << " ms; " << new_primary << " promoted, 5 standbys follow it\n";
+  std::cout
+      << "1 primary + 6 standbys, host crash: writes stopped for "
+      << std::chrono::duration_cast<milliseconds>(crash.resumed->answered_at - crash.at).count()
+      << " ms; " << new_primary << " promoted, 5 standbys follow it\n";
 }
 
 // Issue 10: a node behind the newest claimed timeline promotes only to the timeline after the
@@ -567,7 +569,8 @@ TEST_F(AgentTest, APromoterFrozenMidPromotionRejoinsSoonAfterItsThaw) {
   std::string mark = dir_ + "/marks/promote-started";
   std::string real;
   for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
-    if (std::filesystem::exists(entry.path() / "bin/pg_ctl")) real = (entry.path() / "bin").string();
+    if (std::filesystem::exists(entry.path() / "bin/pg_ctl"))
+      real = (entry.path() / "bin").string();
   }
   ASSERT_FALSE(real.empty());
   std::filesystem::create_directories(bin);

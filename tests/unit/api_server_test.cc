@@ -323,7 +323,7 @@ TEST_F(ApiServerTest, PingsAreRecordedAndAnsweredWithWhatThisAgentHeard) {
   ASSERT_TRUE(answer) << reply->body;
   EXPECT_EQ(answer->state, PgState::kPrimary);
   EXPECT_TRUE(answer->leader);
-  EXPECT_EQ(answer->follows, "node1");  // who leads, in its view
+  EXPECT_EQ(answer->follows, "node1");                       // who leads, in its view
   EXPECT_LT(answer->silence.at("node2"), milliseconds(20));  // just pinged
   EXPECT_GE(answer->silence.at("node3"), milliseconds(50));  // never: since the start
   EXPECT_FALSE(answer->silence.contains("node1"));

@@ -144,9 +144,7 @@ TEST(ClusterRequests, ASwitchoverWhoseTargetFailedSaysWhoLeads) {
   class TakingUpClock final : public Clock {
    public:
     std::chrono::system_clock::time_point wall_now() const override { return inner.wall_now(); }
-    std::chrono::steady_clock::time_point steady_now() const override {
-      return inner.steady_now();
-    }
+    std::chrono::steady_clock::time_point steady_now() const override { return inner.steady_now(); }
     void sleep_for(std::chrono::milliseconds duration) override {
       inner.sleep_for(duration);
       if (store != nullptr && !taken) {
