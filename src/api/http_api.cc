@@ -333,6 +333,8 @@ void ApiServer::post_failover(const HttpRequest& request, HttpResponse& response
 void ApiServer::change_leader(const Planner& plan_request, HttpResponse& response) {
   auto view = read_view();
   if (!view) return reply_failure(response, view.error());
+  if (auto ok = check_none_pending(*view); !ok)
+    return reply_error(response, 409, ok.error().message);
   auto plan = plan_request(*view);
   if (!plan) {
     return reply_error(response, plan.error().code == ErrorCode::kConflict ? 412 : 400,

@@ -28,19 +28,30 @@ Status check_leader(const ClusterView& view, const std::string& expected_leader)
                                                 view.leader ? view.leader->name : "nobody"));
 }
 
+std::string describe(const SwitchoverRequest& pending) {
+  return fmt::format(
+      "a {} {}{} is already under way: wait for it to end (or to expire) and ask again",
+      pending.force ? "failover" : "switchover",
+      pending.from.empty() ? "" : "from " + pending.from + " ",
+      pending.to.empty() ? "to the best candidate" : "to " + pending.to);
+}
+
 std::string describe_pending(Store& store, const ClusterLayout& layout) {
   auto snapshot = store.read(layout.switchover());
   std::optional<SwitchoverRequest> pending;
   if (snapshot) pending = layout.view(*snapshot).switchover;
   if (!pending) return "another switchover or failover was requested at the same moment: try again";
-  return fmt::format(
-      "a {} {}{} is already under way: wait for it to end (or to expire) and ask again",
-      pending->force ? "failover" : "switchover",
-      pending->from.empty() ? "" : "from " + pending->from + " ",
-      pending->to.empty() ? "to the best candidate" : "to " + pending->to);
+  return describe(*pending);
 }
 
 }  // namespace
+
+// A request while another is pending is told so first, whatever else is wrong with it: the
+// pending one may be what makes its target look unfit (a node in the middle of following).
+Status check_none_pending(const ClusterView& view) {
+  if (!view.switchover) return {};
+  return fail(ErrorCode::kConflict, describe(*view.switchover));
+}
 
 Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const ClusterConfig& config,
                                           const std::string& expected_leader,
@@ -49,6 +60,7 @@ Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const Cluster
     return fail(ErrorCode::kConflict,
                 "nobody leads, so there is nothing to switch over: fail over to a node instead");
   }
+  if (auto ok = check_none_pending(view); !ok) return std::unexpected(ok.error());
   if (auto ok = check_leader(view, expected_leader); !ok) return std::unexpected(ok.error());
   if (!to.empty()) {
     if (auto ok = check_target(view, config, to, false); !ok) return std::unexpected(ok.error());
@@ -62,6 +74,7 @@ Result<SwitchoverRequest> plan_failover(const ClusterView& view, const ClusterCo
   if (to.empty()) {
     return fail(ErrorCode::kInvalidArgument, "a failover needs a candidate: the node to promote");
   }
+  if (auto ok = check_none_pending(view); !ok) return std::unexpected(ok.error());
   if (auto ok = check_leader(view, expected_leader); !ok) return std::unexpected(ok.error());
   if (auto ok = check_target(view, config, to, true); !ok) return std::unexpected(ok.error());
   return SwitchoverRequest{.from = view.leader ? view.leader->name : "",

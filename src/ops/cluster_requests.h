@@ -19,6 +19,10 @@ namespace tandem {
 // empty, must be the leader now (kConflict otherwise: the cluster changed since the person
 // looked).
 
+// kConflict when a switchover or failover is pending (the API answers 409): plan_switchover
+// and plan_failover check it first.
+Status check_none_pending(const ClusterView& view);
+
 // A planned switchover away from the leader to `to`; `to` empty: the best candidate.
 Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const ClusterConfig& config,
                                           const std::string& expected_leader,

@@ -212,6 +212,9 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
       context.report(fmt::format("{} streams from {}", node.name, primary.name));
       return outcome;
     }
+    // Its primary is a primary no more (it handed over meanwhile): the node follows whoever
+    // leads next, neither rewound from a standby nor kept waiting.
+    if (followed.error().code == ErrorCode::kUnavailable) return std::unexpected(followed.error());
     // pg_control can understate how far a standby replayed; PostgreSQL knows better.
     context.report(fmt::format("{} cannot follow after all ({}); rewinding", node.name,
                                followed.error().message));

@@ -34,9 +34,13 @@ std::string timeline_text(std::optional<TimelineId> timeline) {
 Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfig& primary,
                       const NodeConfig& standby, std::chrono::milliseconds timeout) {
   std::string last_state = "not connected";
+  bool upstream_in_recovery = false;
   bool streaming = poll_until(clock, timeout, std::chrono::milliseconds(100), [&] {
     auto upstream = connect_admin(config, primary);
     if (!upstream) return false;
+    // The primary handed over or was demoted meanwhile: waiting for it is waiting for nothing.
+    auto recovering = is_in_recovery(*upstream);
+    if (recovering && *recovering) return upstream_in_recovery = true;
     auto state = replication_state(*upstream, standby.name);
     if (!state || !*state) return false;
     last_state = **state;
@@ -54,6 +58,12 @@ Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfi
     }
     return true;
   });
+  if (upstream_in_recovery) {
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("{} is no longer a primary (it is in recovery): {} follows whoever "
+                            "leads now",
+                            primary.name, standby.name));
+  }
   if (!streaming) {
     return fail(
         ErrorCode::kTimeout,

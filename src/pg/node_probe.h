@@ -24,7 +24,8 @@ NodeProbe probe_node(const ClusterConfig& config, NodeController& controller,
                      const NodeConfig& node);
 
 // Waits up to `timeout` until `primary` reports `standby` streaming in pg_stat_replication
-// and the standby receives the primary's timeline.
+// and the standby receives the primary's timeline. Gives up at once (kUnavailable) when
+// `primary` is in recovery: it handed over meanwhile, and nobody streams from it as a primary.
 Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfig& primary,
                       const NodeConfig& standby, std::chrono::milliseconds timeout);
 

@@ -3,9 +3,11 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/clock.h"
 #include "local_cluster_fixture.h"
 #include "ops/cluster_lock.h"
 #include "ops/store_access.h"
+#include "pg/node_probe.h"
 #include "proc/process_runner.h"
 
 namespace tandem::testing {
@@ -157,6 +159,22 @@ TEST_F(ThreeNodeRejoinTest, StandbyAheadOfTheNewPrimaryIsRewoundToFollowIt) {
                   "SELECT state AS v FROM pg_stat_replication "
                   "WHERE application_name = 'node3'"),
             "streaming");
+}
+
+// A node told to follow a primary that hands over meanwhile (the API test saw it: its agent
+// waited 15 s for a standby to stream from it as a primary, rewound from that standby and
+// waited 60 s more) is told at once that its primary is one no more.
+TEST_F(ThreeNodeRejoinTest, WaitingForAPrimaryThatBecameAStandbyEndsAtOnce) {
+  SystemClock clock;
+  auto waited =
+      wait_streaming(config_, clock, node("node2"), node("node3"), std::chrono::seconds(20));
+  ASSERT_FALSE(waited);
+  EXPECT_EQ(waited.error().code, ErrorCode::kUnavailable) << waited.error().message;
+  EXPECT_EQ(waited.error().message,
+            "node2 is no longer a primary (it is in recovery): node3 follows whoever leads now");
+  // While it leads, the same wait ends with the standby streaming.
+  EXPECT_TRUE(
+      wait_streaming(config_, clock, node("node1"), node("node3"), std::chrono::seconds(20)));
 }
 
 }  // namespace

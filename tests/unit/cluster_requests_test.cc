@@ -44,6 +44,7 @@ TEST(ClusterRequests, SwitchoverAndFailoverChecks) {
     const char* to;
     std::optional<ErrorCode> refused;  // nullopt: planned
     const char* says;                  // the refusal's message, whole; or the planned `from`
+    bool pending = false;              // a failover from node1 to node2 is under way
   };
   const Case cases[] = {
       {"switchover to the best", kSwitchover, true, "", "", std::nullopt, "node1"},
@@ -76,10 +77,21 @@ TEST(ClusterRequests, SwitchoverAndFailoverChecks) {
        "node1 already leads"},
       {"failover to a node without agent", kFailover, false, "", "node4", ErrorCode::kConflict,
        "node4 is not a running standby with a live agent"},
+      // Told what is under way first, even when the target looks unfit meanwhile.
+      {"failover while one is pending", kFailover, true, "", "node4", ErrorCode::kConflict,
+       "a failover from node1 to node2 is already under way: wait for it to end (or to expire) "
+       "and ask again",
+       true},
+      {"switchover while one is pending", kSwitchover, true, "", "node2", ErrorCode::kConflict,
+       "a failover from node1 to node2 is already under way: wait for it to end (or to expire) "
+       "and ask again",
+       true},
   };
   ClusterConfig config = three_and_a_stopped_node();
   for (const Case& each : cases) {
     ClusterView view = view_led_by(each.led ? std::optional<std::string>("node1") : std::nullopt);
+    if (each.pending)
+      view.switchover = SwitchoverRequest{.from = "node1", .to = "node2", .force = true};
     auto planned = each.kind == kSwitchover
                        ? plan_switchover(view, config, each.expected_leader, each.to)
                        : plan_failover(view, config, each.expected_leader, each.to, false);
