@@ -6,11 +6,11 @@
 
 namespace tandem::bench {
 
-WriteProbe::WriteProbe(std::string conninfo, std::chrono::milliseconds interval)
-    : conninfo_(std::move(conninfo)), interval_(interval) {
+WriteProbe::WriteProbe(std::string conninfo, std::chrono::milliseconds interval, std::string table)
+    : conninfo_(std::move(conninfo)), interval_(interval), table_(std::move(table)) {
   auto connection = Connection::open(conninfo_);
   if (connection) {
-    (void)connection->execute("CREATE TABLE IF NOT EXISTS probe (seq bigint PRIMARY KEY)");
+    (void)connection->execute("CREATE TABLE IF NOT EXISTS " + table_ + " (seq bigint PRIMARY KEY)");
   }
 }
 
@@ -40,10 +40,15 @@ void WriteProbe::run() {
     }
     if (connection) {
       auto inserted = connection->query(
-          "INSERT INTO probe VALUES ($1) RETURNING current_setting('port') AS port",
+          "INSERT INTO " + table_ +
+              " VALUES ($1) RETURNING current_setting('port') AS port, "
+              "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli",
           {std::to_string(sequence)});
       attempt.acknowledged = inserted.has_value();
-      if (inserted) attempt.server_port = inserted->text(0, "port");
+      if (inserted) {
+        attempt.server_port = inserted->text(0, "port");
+        attempt.timeline = std::stol(inserted->text(0, "tli"));
+      }
       if (!inserted) {
         attempt.error = inserted.error().message;
         connection.reset();
@@ -74,7 +79,7 @@ std::set<long> WriteProbe::acknowledged() const {
 std::optional<std::set<long>> WriteProbe::missing_on(const std::string& conninfo) const {
   auto connection = Connection::open(conninfo);
   if (!connection) return std::nullopt;
-  auto rows = connection->query("SELECT seq FROM probe");
+  auto rows = connection->query("SELECT seq FROM " + table_);
   if (!rows) return std::nullopt;
   std::set<long> present;
   for (std::size_t row = 0; row < rows->size(); ++row) {

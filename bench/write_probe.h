@@ -20,6 +20,7 @@ struct WriteAttempt {
   bool acknowledged;
   std::string error;
   std::string server_port;  // the server that acknowledged it
+  long timeline = 0;        // the timeline it was written on (its WAL file's)
   // When its answer came back: an acknowledged write is dated here in every check (a write sent
   // before a promotion but acknowledged after it is a write after it; a write that waited a
   // second for its answer is a second without writes).
@@ -28,8 +29,10 @@ struct WriteAttempt {
 
 class WriteProbe {
  public:
-  // Creates the probe table through `conninfo` (which must reach a writable server).
-  WriteProbe(std::string conninfo, std::chrono::milliseconds interval);
+  // Creates the probe table through `conninfo` (which must reach a writable server). Probes
+  // that write at the same time (to several nodes, or one after another) use tables of their
+  // own: their sequence numbers start at 1 each.
+  WriteProbe(std::string conninfo, std::chrono::milliseconds interval, std::string table = "probe");
   ~WriteProbe() { stop(); }
 
   void start();
@@ -51,6 +54,7 @@ class WriteProbe {
 
   std::string conninfo_;
   std::chrono::milliseconds interval_;
+  std::string table_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   mutable std::mutex mutex_;

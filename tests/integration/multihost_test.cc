@@ -5,14 +5,18 @@
 // cut reaches. Timings are printed, never asserted (but for "writes went on": no pause of 2 s).
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <thread>
 
 #include "../support/child_process.h"
 #include "../support/etcd_server.h"
@@ -74,6 +78,7 @@ class MultiHostTest : public ::testing::Test {
       config_.nodes[index].api_port = 8008;
       config_.replication.networks.push_back(network_->address(index) + "/32");
     }
+    ASSERT_NO_FATAL_FAILURE(adjust(config_));
     ASSERT_TRUE(validate(config_)) << validate(config_).error().message;
     ASSERT_NO_FATAL_FAILURE(make_host_socket_dirs());
     config_path_ = dir_ + "/tandem.yaml";
@@ -82,6 +87,9 @@ class MultiHostTest : public ::testing::Test {
     agents_.resize(nodes_);
     for (int index = 0; index < nodes_; ++index) start_agent(index);
   }
+
+  // A fixture's changes to the configuration, before tandem.yaml is written.
+  virtual void adjust(ClusterConfig& /*config*/) {}
 
   void TearDown() override {
     agents_.clear();  // each agent stops its PostgreSQL
@@ -257,6 +265,60 @@ class MultiHostTest : public ::testing::Test {
       std::this_thread::sleep_for(milliseconds(200));
     }
     return true;
+  }
+
+  // Every process of a host (its agent, the agent's watchdog, its PostgreSQL), for freezing
+  // the whole host as a hypervisor stun or a cgroup freezer does.
+  std::vector<pid_t> host_pids(int index) {
+    std::vector<pid_t> pids;
+    std::string command = "ip netns pids " + network_->netns(index);
+    FILE* out = popen(command.c_str(), "r");
+    if (out == nullptr) return pids;
+    int pid = 0;
+    while (fscanf(out, "%d", &pid) == 1) pids.push_back(pid);
+    pclose(out);
+    return pids;
+  }
+  // The etcd members' hosts.
+  std::vector<int> etcd_hosts() const {
+    std::vector<int> hosts;
+    for (int member = 0; member < kEtcdMembers; ++member) hosts.push_back(nodes_ + member);
+    return hosts;
+  }
+  std::string api_token() const {
+    std::ifstream file(config_.api.token_file);
+    std::string token;
+    std::getline(file, token);
+    return token;
+  }
+  // The node that accepts writes first among the others than `old_primary` (polled every
+  // 20 ms), and when it was seen to.
+  std::optional<std::pair<std::string, WallClock::time_point>> await_other_primary(
+      const std::string& old_primary, milliseconds timeout) {
+    std::optional<std::pair<std::string, WallClock::time_point>> found;
+    eventually(
+        [&] {
+          for (const NodeConfig& node : config_.nodes) {
+            if (node.name == old_primary) continue;
+            if (query(node.name, "SELECT (NOT pg_is_in_recovery())::text AS v") == "true") {
+              found.emplace(node.name, WallClock::now());
+              return true;
+            }
+          }
+          return false;
+        },
+        timeout);
+    return found;
+  }
+  // Acknowledged writes answered at or after `since`, the first few printed.
+  static std::size_t acknowledged_after(const WriteProbe& probe, WallClock::time_point since,
+                                        const std::string& what) {
+    std::size_t count = 0;
+    for (const WriteAttempt& attempt : probe.attempts()) {
+      if (!attempt.acknowledged || attempt.answered_at < since) continue;
+      if (++count <= 3) std::cout << what << " acknowledged write " << attempt.sequence << "\n";
+    }
+    return count;
   }
 
   int nodes_;
@@ -487,6 +549,288 @@ TEST_F(MultiHostTest, SlowClientsOnTheStandbysApisChangeNothing) {
   std::cout << probe.acknowledged().size() << " writes acknowledged, " << refused
             << " refused, while " << held.size()
             << " connections to the standbys' APIs were attempted\n";
+}
+
+// Issue 16.4: the primary loses etcd only and keeps writing through its majority, as designed;
+// then its PostgreSQL dies. It may not write again without renewing its lease, which it cannot,
+// so it answers the others' pings "may not write" and one of them takes over: within a ping
+// round, a cycle, a lease write and a promotion (well under a second here); asserted within
+// 10 s. Meanwhile its agent restarts no writable primary.
+TEST_F(MultiHostTest, APrimaryCutOffFromEtcdWhosePostgresDiesIsReplaced) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  ASSERT_TRUE(network_->block(old_index, etcd_hosts()));
+  EXPECT_TRUE(stays_primary(old_primary, std::chrono::seconds(3)));
+  EXPECT_EQ(refused(probe), 0u) << "the primary stopped writing without etcd";
+  auto postmaster = running_postmaster(config_.nodes[old_index].data_dir);
+  ASSERT_TRUE(postmaster);
+  auto died_at = WallClock::now();
+  ASSERT_EQ(kill(*postmaster, SIGKILL), 0);
+  auto taken = await_other_primary(old_primary, std::chrono::seconds(10));
+  ASSERT_TRUE(taken) << "nobody took over within 10 s of the death of the PostgreSQL of a "
+                        "primary cut off from etcd; see "
+                     << dir_;
+  std::cout << "the PostgreSQL of a primary cut off from etcd killed: " << taken->first
+            << " accepts writes "
+            << std::chrono::duration_cast<milliseconds>(taken->second - died_at).count()
+            << " ms after\n";
+  // Still cut off from etcd: the old primary never writes again (the probe keeps trying).
+  EXPECT_TRUE(stays_primary(taken->first, std::chrono::seconds(5)));
+  probe.stop();
+  EXPECT_EQ(acknowledged_after(probe, died_at, old_primary), 0u);
+  ASSERT_TRUE(network_->unblock(old_index, etcd_hosts()));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(taken->first); }))
+      << "see " << agent_log(old_primary);
+}
+
+// Issue 16.8: a fourth host asks both standbys' agents `/ping?from=<primary>` every 50 ms
+// without the API token, then the primary's host is cut off: the spoofed pings are refused and
+// count for nothing; a standby takes over as it does without them.
+TEST_F(MultiHostTest, SpoofedPingsDoNotHoldBackAFailover) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  std::atomic<bool> stopping{false};
+  std::atomic<int> sent{0}, unauthorized{0};
+  std::thread spoofer([&] {
+    run_in_netns(network_->netns(nodes_), [&] {
+      while (!stopping.load()) {
+        for (const NodeConfig& node : config_.nodes) {
+          if (node.name == old_primary) continue;
+          httplib::Client client(node.host, node.api_port);
+          client.set_connection_timeout(milliseconds(200));
+          auto reply = client.Get("/ping?from=" + old_primary);
+          ++sent;
+          if (reply && reply->status == 401) ++unauthorized;
+        }
+        std::this_thread::sleep_for(milliseconds(50));
+      }
+    });
+  });
+  EXPECT_TRUE(eventually([&] { return sent.load() >= 20; }));
+  WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(10));
+  probe.start();
+  EXPECT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  auto cut_at = WallClock::now();
+  EXPECT_TRUE(network_->cut(index_of(old_primary)));
+  auto takeover =
+      await_takeover("host cut off while pings were spoofed", old_primary, probe, cut_at);
+  stopping.store(true);
+  spoofer.join();
+  ASSERT_FALSE(takeover.new_primary.empty());
+  std::cout << sent.load() << " spoofed pings, " << unauthorized.load() << " refused (401)\n";
+  EXPECT_GE(sent.load(), 20);
+  EXPECT_EQ(unauthorized.load(), sent.load()) << "a ping without the token was answered";
+  ASSERT_TRUE(network_->heal(index_of(old_primary)));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(takeover.new_primary); }))
+      << "see " << agent_log(old_primary);
+}
+
+// Issue 16.3: every process of the primary's host frozen for 4 s (a hypervisor stun), its routes
+// to etcd cut during the freeze and for 10 s after it. Another node takes over meanwhile; after
+// the thaw the old primary, whose pinger now hears agents that follow the new leader, writes
+// nothing, and the new primary stays the only one.
+TEST_F(MultiHostTest, AFrozenPrimaryHostCutOffFromEtcdWritesNothingAfterItsThaw) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  {
+    // Stopped before the freeze: no write of it is in flight when the host thaws.
+    WriteProbe before(node_conninfo(reach_, old_primary), milliseconds(10));
+    before.start();
+    ASSERT_TRUE(eventually([&] { return before.acknowledged().size() >= 20; }));
+  }
+  // The table the probe after the thaw writes to, there beforehand: a refused write is refused
+  // for being read-only or down, never for a missing table.
+  WriteProbe after(node_conninfo(reach_, old_primary), milliseconds(10), "probe_after_thaw");
+  std::vector<pid_t> frozen = host_pids(old_index);
+  ASSERT_GE(frozen.size(), 3u);  // agent, watchdog, postmaster...
+  for (pid_t pid : frozen) kill(pid, SIGSTOP);
+  auto thaw_at = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  EXPECT_TRUE(network_->block(old_index, etcd_hosts()));
+  auto taken = await_other_primary(old_primary, std::chrono::seconds(3));
+  std::this_thread::sleep_until(thaw_at);
+  for (pid_t pid : frozen) kill(pid, SIGCONT);
+  auto thawed_at = WallClock::now();
+  after.start();
+  ASSERT_TRUE(taken) << "nobody took over while the primary's host was frozen";
+  EXPECT_TRUE(stays_primary(taken->first, std::chrono::seconds(10)));
+  after.stop();
+  EXPECT_EQ(acknowledged_after(after, thawed_at, old_primary + " after its thaw"), 0u);
+  ASSERT_TRUE(network_->unblock(old_index, etcd_hosts()));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(taken->first); }))
+      << "see " << agent_log(old_primary);
+}
+
+// Issue 16.5: a restart of the primary requested through its API, its host cut off 0.3 s
+// later. Whether the restart ends before or in the cut, the old primary acknowledges no write
+// once another node accepts them.
+TEST_F(MultiHostTest, APrimaryRestartedThroughTheApiAndCutOffWritesNothingAfterATakeover) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  const NodeConfig& old_node = config_.nodes[old_index];
+  WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 20; }));
+  std::string token = api_token();
+  ASSERT_FALSE(token.empty());
+  std::atomic<int> status{0};
+  std::thread asking([&] {
+    run_in_netns(network_->netns(nodes_), [&] {
+      httplib::Client client(old_node.host, old_node.api_port);
+      client.set_read_timeout(std::chrono::seconds(15));
+      auto reply =
+          client.Post("/restart", {{"Authorization", "Bearer " + token}}, "{}", "application/json");
+      status = reply ? reply->status : -1;
+    });
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_TRUE(network_->cut(old_index));
+  auto taken = await_other_primary(old_primary, std::chrono::seconds(60));
+  ASSERT_TRUE(taken) << "nobody took over; see " << dir_;
+  EXPECT_TRUE(stays_primary(taken->first, std::chrono::seconds(10)));
+  probe.stop();
+  asking.join();
+  std::cout << "restart requested, host cut off 0.3 s later: the request answered " << status.load()
+            << " (-1: no answer), " << taken->first << " leads\n";
+  EXPECT_EQ(acknowledged_after(probe, taken->second, old_primary), 0u);
+  ASSERT_TRUE(network_->heal(old_index));
+  EXPECT_TRUE(eventually([&] { return all_stream_from(taken->first); }))
+      << "see " << agent_log(old_primary);
+}
+
+// pg_ctl wrapped: a promotion leaves a mark for the test to freeze the promoter's agent on.
+class MultiHostPromoterTest : public MultiHostTest {
+ protected:
+  void adjust(ClusterConfig& config) override {
+    std::string bin = dir_ + "/pg-bin";
+    std::string real = config.pg_bin;
+    for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
+      if (real.empty() && std::filesystem::exists(entry.path() / "bin/pg_ctl")) {
+        real = (entry.path() / "bin").string();
+      }
+    }
+    ASSERT_TRUE(std::filesystem::exists(real + "/pg_ctl")) << real;
+    std::filesystem::create_directories(bin);
+    for (const auto& entry : std::filesystem::directory_iterator(real)) {
+      if (entry.path().filename() != "pg_ctl") {
+        std::filesystem::create_symlink(entry.path(), bin + "/" + entry.path().filename().string());
+      }
+    }
+    std::filesystem::create_directories(dir_ + "/marks");
+    std::filesystem::permissions(dir_ + "/marks", std::filesystem::perms(01777));
+    {
+      std::ofstream script(bin + "/pg_ctl");
+      script << "#!/bin/sh\nif [ \"$1\" = promote ]; then echo > " << mark() << "; fi\nexec "
+             << real << "/pg_ctl \"$@\"\n";
+    }
+    std::filesystem::permissions(bin + "/pg_ctl", std::filesystem::perms(0755));
+    config.pg_bin = bin;
+  }
+  std::string mark() const { return dir_ + "/marks/promote-started"; }
+};
+
+// Issue 16.2 across hosts: a switchover, and the target's agent frozen for 4 s the moment
+// `pg_ctl promote` starts (its watchdog, a process of its own, and its PostgreSQL run on). Each
+// node is probed all along: the acknowledged writes, in the order they were answered, come
+// from one node after another — never back and forth between two writers.
+TEST_F(MultiHostPromoterTest, APromoterFrozenMidPromotionNeverWritesBesideAnother) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  std::string target;
+  for (const NodeConfig& node : config_.nodes) {
+    if (node.name != old_primary) target = node.name;
+  }
+  std::vector<std::unique_ptr<WriteProbe>> probes;
+  for (const NodeConfig& node : config_.nodes) {
+    // Each node's table created through the primary, so that every probe starts at once.
+    WriteProbe create(node_conninfo(reach_, old_primary), milliseconds(10), "probe_" + node.name);
+  }
+  ASSERT_TRUE(eventually([&] { return all_stream_from(old_primary); }));
+  for (const NodeConfig& node : config_.nodes) {
+    probes.push_back(std::make_unique<WriteProbe>(node_conninfo(reach_, node.name),
+                                                  milliseconds(10), "probe_" + node.name));
+    probes.back()->start();
+  }
+  std::filesystem::remove(mark());
+  std::string token = api_token();
+  const NodeConfig& asked = *config_.find_node(old_primary);
+  std::atomic<int> status{0};
+  std::string answer;
+  std::thread asking([&] {
+    run_in_netns(network_->netns(nodes_), [&] {
+      httplib::Client client(asked.host, asked.api_port);
+      client.set_read_timeout(std::chrono::seconds(60));
+      // Asked again while the target's agent has yet to publish it as a standby (412).
+      for (int attempt = 0; attempt < 100; ++attempt) {
+        auto reply = client.Post("/switchover", {{"Authorization", "Bearer " + token}},
+                                 "{\"candidate\": \"" + target + "\"}", "application/json");
+        answer = reply ? reply->body : "no answer";
+        if (reply && reply->status == 412 && attempt < 99) {
+          std::this_thread::sleep_for(milliseconds(100));
+          continue;
+        }
+        status = reply ? reply->status : -1;
+        break;
+      }
+    });
+  });
+  bool marked = eventually([&] { return std::filesystem::exists(mark()) || status != 0; },
+                           std::chrono::seconds(30)) &&
+                std::filesystem::exists(mark());
+  pid_t agent = agents_[index_of(target)]->pid();
+  if (marked) kill(agent, SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  if (marked) kill(agent, SIGCONT);
+  asking.join();
+  ASSERT_TRUE(marked) << "no promotion started: " << status.load() << " " << answer;
+  std::string leader;
+  EXPECT_TRUE(eventually([&] {
+    leader = primary();
+    return !leader.empty() && all_stream_from(leader);
+  })) << "no whole cluster after the thaw; see "
+      << dir_;
+  for (auto& probe : probes) probe->stop();
+  // Acknowledged writes in the order they were answered: one writer per timeline, and the
+  // timelines never go back. Two writers at once, each on its own timeline, would alternate.
+  struct Ack {
+    WallClock::time_point at;
+    long timeline;
+    std::string node;
+  };
+  std::vector<Ack> acks;
+  for (std::size_t index = 0; index < probes.size(); ++index) {
+    for (const WriteAttempt& attempt : probes[index]->attempts()) {
+      if (attempt.acknowledged) {
+        acks.push_back({attempt.answered_at, attempt.timeline, config_.nodes[index].name});
+      }
+    }
+  }
+  std::sort(acks.begin(), acks.end(), [](const Ack& a, const Ack& b) { return a.at < b.at; });
+  std::string order;
+  std::map<long, std::string> writer_of;
+  long newest = 0;
+  std::vector<std::string> broken;  // each acknowledged write that breaks the rule
+  for (const Ack& ack : acks) {
+    if (writer_of.emplace(ack.timeline, ack.node).second) {
+      order +=
+          fmt::format("{}{} (timeline {})", order.empty() ? "" : " -> ", ack.node, ack.timeline);
+    }
+    if (writer_of[ack.timeline] != ack.node || ack.timeline < newest) {
+      broken.push_back(fmt::format("{} on timeline {} after a write on timeline {}", ack.node,
+                                   ack.timeline, newest));
+    }
+    newest = std::max(newest, ack.timeline);
+  }
+  EXPECT_TRUE(broken.empty()) << broken.size() << " acknowledged writes by a second writer, the "
+                              << "first: " << (broken.empty() ? "" : broken.front());
+  std::cout << "switchover to " << target << " (its agent frozen 4 s mid-promotion, the request "
+            << status.load() << "): writers in turn " << order << "; " << leader << " leads\n";
+  EXPECT_GE(writer_of.size(), 2u) << "no write after the switchover";
 }
 
 // A primary and one standby on etcd, the walk-through's own shape (issue 12).
