@@ -52,29 +52,47 @@ Starver::Starver(const ClusterConfig& config) : config_(config) {
       std::vector<pid_t> frozen = targets();
       for (pid_t pid : frozen) kill(pid, SIGSTOP);
       std::this_thread::sleep_for(milliseconds(300));
-      for (pid_t pid : frozen) kill(pid, SIGCONT);
+      {
+        std::lock_guard lock(mutex_);
+        for (pid_t pid : frozen) {
+          if (!held_.contains(pid)) kill(pid, SIGCONT);
+        }
+      }
       std::this_thread::sleep_for(milliseconds(100));
     }
   });
 }
 
+void Starver::hold(pid_t pid) {
+  std::lock_guard lock(mutex_);
+  held_.insert(pid);
+}
+
+void Starver::release(pid_t pid) {
+  std::lock_guard lock(mutex_);
+  held_.erase(pid);
+}
+
+// Every agent, its watchdog, every postmaster and its children, but those held by a fault.
 std::vector<pid_t> Starver::targets() const {
-  std::vector<pid_t> found, postmasters;
+  std::vector<pid_t> found, parents;
   for (const NodeConfig& node : config_.nodes) {
-    if (auto agent = running_agent(config_, node)) found.push_back(*agent);
-    if (auto postmaster = running_postmaster(node.data_dir)) postmasters.push_back(*postmaster);
+    if (auto agent = running_agent(config_, node)) parents.push_back(*agent);
+    if (auto postmaster = running_postmaster(node.data_dir)) parents.push_back(*postmaster);
   }
-  found.insert(found.end(), postmasters.begin(), postmasters.end());
+  found.insert(found.end(), parents.begin(), parents.end());
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
     std::string name = entry.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     pid_t pid = std::stoi(name);
     pid_t parent = parent_of(pid);
-    for (pid_t postmaster : postmasters) {
-      if (parent == postmaster) found.push_back(pid);
+    for (pid_t each : parents) {
+      if (parent == each) found.push_back(pid);
     }
   }
+  std::lock_guard lock(mutex_);
+  std::erase_if(found, [&](pid_t pid) { return held_.contains(pid); });
   return found;
 }
 
