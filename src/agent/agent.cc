@@ -6,6 +6,7 @@
 
 #include "core/role_transitions.h"
 #include "ops/timeline_claim.h"
+#include "pg/postmaster.h"
 
 namespace tandem {
 namespace {
@@ -33,6 +34,7 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .loop_interval = config.ha.loop_interval,
           .ttl = config.ha.ttl,
           .renew_deadline = config.ha.renew_deadline,
+          .cycle_stall_limit = effective_stall_limit(config.ha),
           .maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
           .nofailover = self.nofailover,
           .synchronous_mode = config.ha.synchronous_mode,
@@ -69,6 +71,10 @@ Agent::Agent(const AgentParts& parts)
     if (watchdog_ != nullptr) watchdog_->keep_alive(at);
   });
   lease_.on_answered([this](milliseconds round_trip) { note_renewal_round_trip(round_trip); });
+  // A cycle that never returns (a call stuck in the kernel, a deadlock) does not keep the lease
+  // for good through the keeper: its PostgreSQL is stopped, the lease left to lapse.
+  lease_.set_stall_limit(ha_.cycle_stall_limit);
+  lease_.on_stalled([this](milliseconds silent) { cycle_stalled(silent); });
   // Renewals every quarter TTL leave several chances before renew_deadline.
   if (parts.keeper_thread) lease_.start(ha_.ttl / 4);
 }
@@ -77,6 +83,28 @@ Agent::~Agent() { lease_.stop(); }
 
 // A store that takes a third of renew_deadline to answer a write of the lease leaves little
 // room: one slower answer and the watchdog stops PostgreSQL. Said at most every ten seconds.
+// From the keeper's thread: the cycle has not run for ha.cycle_stall_limit and the keeper
+// stopped renewing. The writable postmaster is stopped at once and, once it is gone, the
+// pings are answered "may not write": the others take over as from any primary that died.
+void Agent::cycle_stalled(milliseconds silent) {
+  spdlog::error(
+      "the agent's cycle has not run for {} ms (ha.cycle_stall_limit {} ms): the lease is left "
+      "to lapse and PostgreSQL is stopped, so that another node leads",
+      silent.count(), ha_.cycle_stall_limit.count());
+  if (pid_t postmaster = writable_postmaster_.load(); postmaster > 0) {
+    kill(postmaster, SIGQUIT);
+    for (int waited = 0; waited < 300 && process_alive(postmaster); ++waited) {
+      clock_.sleep_for(milliseconds(10));
+    }
+    if (process_alive(postmaster)) kill(postmaster, SIGKILL);
+    for (int waited = 0; waited < 300 && process_alive(postmaster); ++waited) {
+      clock_.sleep_for(milliseconds(10));
+    }
+    if (process_alive(postmaster)) return;  // still "may write": nobody takes over from it
+  }
+  if (board_ != nullptr) board_->set_may_write(false);
+}
+
 void Agent::note_renewal_round_trip(milliseconds round_trip) {
   renewal_round_trip_ms_.store(round_trip.count());
   if (round_trip < ha_.renew_deadline / 3) return;
@@ -93,6 +121,7 @@ void Agent::note_renewal_round_trip(milliseconds round_trip) {
 }
 
 Decision Agent::cycle() {
+  lease_.cycle_ran(clock_.steady_now());
   // The store first: its read may wait for seconds (etcd out of reach), and a decision must rest
   // on what the node is NOW — its watchdog may have stopped it meanwhile, another may have
   // promoted. (The store's side is checked again by every compare-and-set.)

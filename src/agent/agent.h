@@ -83,6 +83,7 @@ class Agent {
   // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
   void watch_postmaster(bool writable);
   void note_watchdog_fence();
+  void cycle_stalled(std::chrono::milliseconds silent);
   void note_renewal_round_trip(std::chrono::milliseconds round_trip);
   // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
   void count_attempts(NodeObservation& node);

@@ -168,10 +168,45 @@ std::optional<LeaseKeeper::SteadyTime> LeaseKeeper::confirmed_at() const {
   return held_ ? confirmed_at_ : std::nullopt;
 }
 
+void LeaseKeeper::cycle_ran(SteadyTime at) {
+  std::lock_guard lock(state_mutex_);
+  cycle_ran_at_ = at;
+}
+
+void LeaseKeeper::set_stall_limit(std::chrono::milliseconds limit) {
+  std::lock_guard lock(state_mutex_);
+  stall_limit_ = limit;
+}
+
+void LeaseKeeper::on_stalled(std::function<void(std::chrono::milliseconds)> callback) {
+  std::lock_guard lock(state_mutex_);
+  stalled_callback_ = std::move(callback);
+}
+
 void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
   // A write already on its way (the cycle's, say) is as good as this tick's.
   std::unique_lock write(write_mutex_, std::try_to_lock);
   if (!write.owns_lock() || !held()) return;
+  std::optional<std::chrono::milliseconds> stalled;
+  std::function<void(std::chrono::milliseconds)> callback;
+  {
+    std::lock_guard lock(state_mutex_);
+    auto silent = cycle_ran_at_ ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      clock_.steady_now() - *cycle_ran_at_)
+                                : std::chrono::milliseconds(0);
+    if (stall_limit_ > std::chrono::milliseconds(0) && silent >= stall_limit_) {
+      held_ = false;  // not written: its TTL ends it
+      revision_ = 0;
+      confirmed_at_.reset();
+      stalled = silent;
+      callback = stalled_callback_;
+    }
+  }
+  if (stalled) {
+    write.unlock();
+    if (callback) callback(*stalled);
+    return;
+  }
   (void)renew_locked(renew_every);  // unreachable: retried next tick; the watchdog fences
 }
 

@@ -64,6 +64,15 @@ class LeaseKeeper {
   // When the last confirmed renewal (or the creation) was sent; nullopt while not held.
   std::optional<SteadyTime> confirmed_at() const;
 
+  // The agent's cycle ran at `at`. The thread renews for a cycle that runs: once the cycle has
+  // not run for `limit` (set_stall_limit; a call that never returns), it stops keeping the
+  // lease and calls `on_stalled` with how long the cycle has been silent — the lease lapses,
+  // another node leads. A keeper renewing for a hung cycle kept a leader whose PostgreSQL had
+  // died, and nobody led, for as long as the hang.
+  void cycle_ran(SteadyTime at);
+  void set_stall_limit(std::chrono::milliseconds limit);
+  void on_stalled(std::function<void(std::chrono::milliseconds)> callback);
+
   // Renews from a thread of its own every `renew_every` while the lease is held.
   void start(std::chrono::milliseconds renew_every);
   void stop();
@@ -91,6 +100,9 @@ class LeaseKeeper {
   std::function<void(SteadyTime)> renewed_callback_;
   std::function<void(std::chrono::milliseconds)> answered_callback_;
   std::function<void()> lost_callback_;
+  std::function<void(std::chrono::milliseconds)> stalled_callback_;
+  std::optional<SteadyTime> cycle_ran_at_;
+  std::chrono::milliseconds stall_limit_{0};  // 0: no limit
 
   std::thread thread_;
   std::mutex thread_mutex_;

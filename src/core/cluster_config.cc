@@ -152,6 +152,15 @@ Status validate_replication(const ReplicationConfig& replication, std::size_t no
   return {};
 }
 
+}  // namespace
+
+std::chrono::milliseconds effective_stall_limit(const HaSettings& ha) {
+  if (ha.cycle_stall_limit != std::chrono::milliseconds(0)) return ha.cycle_stall_limit;
+  return std::max(std::chrono::milliseconds(60000), 10 * ha.ttl);
+}
+
+namespace {
+
 Status validate_ha(const HaSettings& ha) {
   using std::chrono::milliseconds;
   if (ha.loop_interval < milliseconds(10)) return invalid("ha.loop_interval must be at least 10ms");
@@ -171,6 +180,12 @@ Status validate_ha(const HaSettings& ha) {
     return invalid(fmt::format(
         "ha.renew_deadline ({} ms) must allow at least two renewals of ha.loop_interval ({} ms)",
         ha.renew_deadline.count(), ha.loop_interval.count()));
+  }
+  if (ha.cycle_stall_limit != milliseconds(0) && ha.cycle_stall_limit < 10 * ha.ttl) {
+    return invalid(fmt::format(
+        "ha.cycle_stall_limit ({} ms) must be at least 10 x ha.ttl ({} ms): a leader's cycle "
+        "takes that long for a promotion or a restart",
+        ha.cycle_stall_limit.count(), (10 * ha.ttl).count()));
   }
   if (ha.maximum_lag_on_failover < 0) return invalid("ha.maximum_lag_on_failover is negative");
   return {};

@@ -58,11 +58,19 @@ struct HaSettings {
   std::chrono::milliseconds loop_interval{100};
   std::chrono::milliseconds ttl{1000};
   std::chrono::milliseconds renew_deadline{600};
+  // A leader whose agent's cycle has not run for this long (a call that never returns) stops
+  // renewing its lease and stops its PostgreSQL: another node leads. Long enough for the
+  // longest step a leader takes in its cycle (a crash recovery, a shutdown checkpoint). 0: the
+  // longer of 60 s and 10 x ttl (effective_stall_limit).
+  std::chrono::milliseconds cycle_stall_limit{0};
   std::int64_t maximum_lag_on_failover = 16LL << 20;
   // The leader keeps one standby synchronous and only that one may take over: no commit that
   // was acknowledged is lost. Without a streaming standby, writes go on unprotected.
   bool synchronous_mode = false;
 };
+
+// ha.cycle_stall_limit, or when unset the longer of 60 s and 10 x ha.ttl.
+std::chrono::milliseconds effective_stall_limit(const HaSettings& ha);
 
 // The agents' HTTP API. Reads are open; changes (POST) need the bearer token in token_file.
 struct ApiConfig {

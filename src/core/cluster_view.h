@@ -137,8 +137,9 @@ struct NodeObservation {
 struct HaConfig {
   std::string self;
   std::chrono::milliseconds loop_interval{100};
-  std::chrono::milliseconds ttl{1000};            // lease lifetime
-  std::chrono::milliseconds renew_deadline{600};  // fence if not renewed within this
+  std::chrono::milliseconds ttl{1000};                 // lease lifetime
+  std::chrono::milliseconds renew_deadline{600};       // fence if not renewed within this
+  std::chrono::milliseconds cycle_stall_limit{60000};  // a hung cycle gives up the lease
   std::int64_t maximum_lag_on_failover = 16LL << 20;
   bool nofailover = false;
   bool synchronous_mode = false;

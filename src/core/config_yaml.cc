@@ -136,12 +136,13 @@ void read_ha(const YAML::Node& root, HaSettings& ha_settings) {
   const YAML::Node ha = root["ha"];
   if (!ha) return;
   check_keys(ha, "ha",
-             {"agents", "loop_interval", "ttl", "renew_deadline", "maximum_lag_on_failover",
-              "synchronous_mode"});
+             {"agents", "loop_interval", "ttl", "renew_deadline", "cycle_stall_limit",
+              "maximum_lag_on_failover", "synchronous_mode"});
   read(ha, "agents", ha_settings.agents);
   read_duration(ha, "loop_interval", ha_settings.loop_interval);
   read_duration(ha, "ttl", ha_settings.ttl);
   read_duration(ha, "renew_deadline", ha_settings.renew_deadline);
+  read_duration(ha, "cycle_stall_limit", ha_settings.cycle_stall_limit);
   read_size(ha, "maximum_lag_on_failover", ha_settings.maximum_lag_on_failover);
   read(ha, "synchronous_mode", ha_settings.synchronous_mode);
 }
@@ -288,6 +289,10 @@ void emit_app_status_and_ha(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::Key << "loop_interval" << YAML::Value << format_duration(config.ha.loop_interval);
   out << YAML::Key << "ttl" << YAML::Value << format_duration(config.ha.ttl);
   out << YAML::Key << "renew_deadline" << YAML::Value << format_duration(config.ha.renew_deadline);
+  if (config.ha.cycle_stall_limit != std::chrono::milliseconds(0)) {
+    out << YAML::Key << "cycle_stall_limit" << YAML::Value
+        << format_duration(config.ha.cycle_stall_limit);
+  }
   out << YAML::Key << "maximum_lag_on_failover" << YAML::Value
       << format_size_exact(config.ha.maximum_lag_on_failover);
   out << YAML::Key << "synchronous_mode" << YAML::Value << config.ha.synchronous_mode;

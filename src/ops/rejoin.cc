@@ -145,6 +145,38 @@ bool streams_from(Context& context, const NodeConfig& primary, const NodeConfig&
   return streaming && *streaming;
 }
 
+// Follows the primary when the plan says it can (rewinding if it cannot after all), or
+// rewinds (or reclones) at once.
+Result<RejoinOutcome> follow_or_rewind(Context& context, const NodeConfig& node,
+                                       const NodeConfig& primary, const RejoinPlan& plan,
+                                       const WalPosition& position) {
+  RejoinOutcome outcome{RejoinResult::kFollowed, plan.reason};
+  if (plan.method == RejoinMethod::kFollow) {
+    auto followed = start_following(context, node, primary, context.follow_timeout);
+    if (followed) {
+      context.report(fmt::format("{} streams from {}", node.name, primary.name));
+      return outcome;
+    }
+    // Its primary is a primary no more (it handed over meanwhile): the node follows whoever
+    // leads next, neither rewound from a standby nor kept waiting.
+    if (followed.error().code == ErrorCode::kUnavailable) return std::unexpected(followed.error());
+    // pg_control can understate how far a standby replayed; PostgreSQL knows better.
+    context.report(fmt::format("{} cannot follow after all ({}); rewinding", node.name,
+                               followed.error().message));
+    if (auto ok = context.controller.stop(node, StopMode::kFast); !ok) {
+      return std::unexpected(ok.error());
+    }
+  } else {
+    outcome.diverged_from = plan.diverged_at;
+    outcome.diverged_to = position.last_record;
+  }
+  if (auto ok = rewind_or_reclone(context, node, primary, outcome); !ok) {
+    return std::unexpected(ok.error());
+  }
+  context.report(fmt::format("{} streams from {}", node.name, primary.name));
+  return outcome;
+}
+
 }  // namespace
 
 Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
@@ -205,31 +237,7 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
     }
   }
 
-  RejoinOutcome outcome{RejoinResult::kFollowed, plan.reason};
-  if (plan.method == RejoinMethod::kFollow) {
-    auto followed = start_following(context, node, primary, context.follow_timeout);
-    if (followed) {
-      context.report(fmt::format("{} streams from {}", node.name, primary.name));
-      return outcome;
-    }
-    // Its primary is a primary no more (it handed over meanwhile): the node follows whoever
-    // leads next, neither rewound from a standby nor kept waiting.
-    if (followed.error().code == ErrorCode::kUnavailable) return std::unexpected(followed.error());
-    // pg_control can understate how far a standby replayed; PostgreSQL knows better.
-    context.report(fmt::format("{} cannot follow after all ({}); rewinding", node.name,
-                               followed.error().message));
-    if (auto ok = context.controller.stop(node, StopMode::kFast); !ok) {
-      return std::unexpected(ok.error());
-    }
-  } else {
-    outcome.diverged_from = plan.diverged_at;
-    outcome.diverged_to = position.last_record;
-  }
-  if (auto ok = rewind_or_reclone(context, node, primary, outcome); !ok) {
-    return std::unexpected(ok.error());
-  }
-  context.report(fmt::format("{} streams from {}", node.name, primary.name));
-  return outcome;
+  return follow_or_rewind(context, node, primary, plan, position);
 }
 
 Result<std::string> reinitialize_standby(Context& context, const NodeConfig& node,

@@ -454,6 +454,8 @@ World::World(std::uint64_t seed, ScenarioSettings scenario)
     : rng(seed), settings(scenario), network(scenario.nodes, clock.now), layout_("sim") {
   config.name = "sim";
   config.ha.synchronous_mode = settings.synchronous;
+  // The least the config allows (10 x ttl): a cycle stalled longer than this gives up the lease.
+  config.ha.cycle_stall_limit = 10 * config.ha.ttl;
   // With etcd endpoints the agents fence by quorum (ha_config_for).
   if (settings.multi_host) config.etcd.endpoints = {"http://etcd.sim:2379"};
   for (int i = 0; i < settings.nodes; ++i) {
@@ -832,6 +834,13 @@ void World::start_agent(int index) {
                                                   .keeper_thread = false});
   // The agent's own on_lost sends SIGQUIT to its writable postmaster; here that is the model's.
   slot.agent->lease_keeper().on_lost([this, index] { lease_lost(index); });
+  // And its on_stalled stops that postmaster and then answers pings "may not write".
+  slot.agent->lease_keeper().on_stalled([this, index](std::chrono::milliseconds silent) {
+    note(fmt::format("{}'s cycle silent for {} ms: the keeper gives up the lease",
+                     config.nodes[index].name, silent.count()));
+    lease_lost(index);
+    slots[index].board->set_may_write(false);
+  });
   if (multi_host()) pings_.start(index);
   schedule(clock.now + random_ms(SimTime(1), SimTime(100)), Kind::kCycle, index);
   schedule(clock.now + SimTime(5), Kind::kKeeper, index);
@@ -883,6 +892,10 @@ void World::inject_fault() {
       break;
     case 2:  // the agent frozen (SIGSTOP), its watchdog not; often in the middle of a step
       if (rng() % 3 == 0) {  // or only its cycle's thread, its other threads running on
+        // One in four of those for longer than the liveness bound (a call that never returns,
+        // as far as the others can tell): the keeper must not renew for it all along. Chosen
+        // from `back`, so that the seeds' schedules stay as they were.
+        if (back.count() % 4 == 0) back = clock.now + SimTime(30000);
         slot.cycle_stalled_until = back;
         break;
       }
@@ -1103,10 +1116,24 @@ bool World::able_to_lead() const {
       if (!network.linked(a, b)) return false;
     }
   }
+  // Synchronous mode: only a node the `sync` record names (its leader, its standby) is known to
+  // hold every acknowledged commit; with none named but the leader, only that leader may lead
+  // again — whoever else holds every commit by chance (a hung leader keeps the others waiting:
+  // the price of the guarantee).
+  std::optional<ClusterView> view;
+  if (settings.synchronous) {
+    auto snapshot = const_cast<MemoryStore&>(store_).read(layout_.prefix());
+    if (!snapshot) return false;
+    view = layout_.view(*snapshot);
+  }
   return std::any_of(up.begin(), up.end(), [&](int i) {
     const Pg& server = slots[i].pg;
     if (!server.data) return false;
     if (!settings.synchronous) return true;
+    const std::string& name = config.nodes[i].name;
+    if (view->sync_revision != 0 && view->sync_leader != name && view->sync_standby != name) {
+      return false;
+    }
     std::set<std::uint64_t> present;
     for (const Record& record : server.wal) present.insert(record.id);
     return std::all_of(acknowledged_.begin(), acknowledged_.end(),

@@ -171,6 +171,9 @@ TEST(ParseConfig, HaTimingContradictionsAreRefused) {
       {"{ttl: 1s, renew_deadline: 900ms}", "no time is left to fence"},
       {"{ttl: 3s, loop_interval: 400ms}", "at least two renewals"},
       {"{loop_interval: 1ms}", "at least 10ms"},
+      {"{ttl: 30s, renew_deadline: 20s}", nullptr},  // the stall limit follows: 300 s
+      {"{cycle_stall_limit: 10s}", nullptr},
+      {"{cycle_stall_limit: 9s}", "must be at least 10 x ha.ttl"},
       {"{ttl: 5}", "not a duration"},
       {"{agent: false}", "unknown key 'ha.agent'"},
   };

@@ -2,14 +2,14 @@
 // leaves it alone while answers keep coming or while it watches nothing.
 #include "agent/fencing_watchdog.h"
 
-#include "common/clock.h"
-
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
+
+#include "common/clock.h"
 
 namespace tandem {
 namespace {

@@ -66,6 +66,38 @@ TEST(LeaseKeeper, TicksRenewOnlyWhenDueAndKeepTheKeyAlive) {
   EXPECT_EQ(*f.keeper.confirmed_at(), f.renewals.back());
 }
 
+// A cycle that never returns does not keep the lease through the keeper: once it has been
+// silent for the stall limit, the keeper stops renewing (the key lapses by its TTL) and says
+// so, once. A cycle that runs, however slowly within the limit, keeps it.
+TEST(LeaseKeeper, RenewsOnlyForACycleThatRuns) {
+  Fixture f;
+  std::vector<milliseconds> stalls;
+  f.keeper.set_stall_limit(milliseconds(10000));
+  f.keeper.on_stalled([&](milliseconds silent) { stalls.push_back(silent); });
+  ASSERT_TRUE(f.keeper.acquire());
+  // The cycle runs every 9 s (slow steps): 30 s of ticks, never stalled.
+  for (int i = 1; i <= 300; ++i) {
+    if (i % 90 == 0) f.keeper.cycle_ran(f.clock.steady_now());
+    f.clock.sleep_for(milliseconds(100));
+    f.keeper.tick(milliseconds(250));
+    ASSERT_TRUE(f.leader()) << "lapsed after " << i * 100 << " ms";
+  }
+  EXPECT_TRUE(stalls.empty());
+  EXPECT_TRUE(f.keeper.held());
+  // Then it stops: 10 s after its last run the keeper gives up, and the key lapses.
+  f.keeper.cycle_ran(f.clock.steady_now());
+  for (int i = 0; i < 120; ++i) {
+    f.clock.sleep_for(milliseconds(100));
+    f.keeper.tick(milliseconds(250));
+  }
+  ASSERT_EQ(stalls.size(), 1u);
+  EXPECT_GE(stalls[0], milliseconds(10000));
+  EXPECT_LT(stalls[0], milliseconds(10200));
+  EXPECT_FALSE(f.keeper.held());
+  EXPECT_FALSE(f.leader()) << "the key outlived its TTL";
+  EXPECT_EQ(f.lost, 0);
+}
+
 TEST(LeaseKeeper, ARenewalThatFindsAnotherHolderEndsTheKeepingAndSaysSo) {
   Fixture f;
   ASSERT_TRUE(f.keeper.acquire());
