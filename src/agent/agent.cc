@@ -74,19 +74,28 @@ Agent::Agent(const AgentParts& parts)
   // A cycle that never returns (a call stuck in the kernel, a deadlock) does not keep the lease
   // for good through the keeper: its PostgreSQL is stopped, the lease left to lapse.
   lease_.set_stall_limit(ha_.cycle_stall_limit);
-  lease_.on_stalled([this](milliseconds silent) { cycle_stalled(silent); });
+  lease_.on_stalled([this](milliseconds silent) { return cycle_stalled(silent); });
   // Renewals every quarter TTL leave several chances before renew_deadline.
   if (parts.keeper_thread) lease_.start(ha_.ttl / 4);
 }
 
 Agent::~Agent() { lease_.stop(); }
 
-// A store that takes a third of renew_deadline to answer a write of the lease leaves little
-// room: one slower answer and the watchdog stops PostgreSQL. Said at most every ten seconds.
-// From the keeper's thread: the cycle has not run for ha.cycle_stall_limit and the keeper
-// stopped renewing. The writable postmaster is stopped at once and, once it is gone, the
-// pings are answered "may not write": the others take over as from any primary that died.
-void Agent::cycle_stalled(milliseconds silent) {
+// From the keeper's thread: the cycle has not run for ha.cycle_stall_limit. Unless nobody else
+// may lead (synchronous mode without a synchronous standby: this primary goes on serving),
+// the writable postmaster is stopped at once, the keeper stops renewing and, once the
+// postmaster is gone, the pings are answered "may not write": the others take over as from
+// any primary that died.
+bool Agent::cycle_stalled(milliseconds silent) {
+  if (!others_may_lead_.load()) {
+    if (!stall_said_.exchange(true)) {
+      spdlog::error(
+          "the agent's cycle has not run for {} ms (ha.cycle_stall_limit {} ms), but no "
+          "synchronous standby could take over: the lease is kept",
+          silent.count(), ha_.cycle_stall_limit.count());
+    }
+    return false;
+  }
   spdlog::error(
       "the agent's cycle has not run for {} ms (ha.cycle_stall_limit {} ms): the lease is left "
       "to lapse and PostgreSQL is stopped, so that another node leads",
@@ -100,11 +109,20 @@ void Agent::cycle_stalled(milliseconds silent) {
     for (int waited = 0; waited < 300 && process_alive(postmaster); ++waited) {
       clock_.sleep_for(milliseconds(10));
     }
-    if (process_alive(postmaster)) return;  // still "may write": nobody takes over from it
+    if (process_alive(postmaster)) return true;  // still "may write": nobody takes over
   }
   if (board_ != nullptr) board_->set_may_write(false);
+  return true;
 }
 
+Status Agent::still_keeping_lease() const {
+  if (lease_.held()) return {};
+  return fail(ErrorCode::kConflict,
+              "the lease was given up meanwhile (this step hung past ha.cycle_stall_limit)");
+}
+
+// A store that takes a third of renew_deadline to answer a write of the lease leaves little
+// room: one slower answer and the watchdog stops PostgreSQL. Said at most every ten seconds.
 void Agent::note_renewal_round_trip(milliseconds round_trip) {
   renewal_round_trip_ms_.store(round_trip.count());
   if (round_trip < ha_.renew_deadline / 3) return;
@@ -122,6 +140,7 @@ void Agent::note_renewal_round_trip(milliseconds round_trip) {
 
 Decision Agent::cycle() {
   lease_.cycle_ran(clock_.steady_now());
+  stall_said_ = false;
   // The store first: its read may wait for seconds (etcd out of reach), and a decision must rest
   // on what the node is NOW — its watchdog may have stopped it meanwhile, another may have
   // promoted. (The store's side is checked again by every compare-and-set.)
@@ -136,6 +155,8 @@ Decision Agent::cycle() {
   std::optional<ClusterView> view;
   if (snapshot) {
     view = layout_.view(*snapshot);
+    others_may_lead_ =
+        !ha_.synchronous_mode || (view->sync_standby && !view->sync_standby->empty());
     // This cycle's own facts beat the record published a cycle ago.
     view->members[self_.name] = member_record(node);
     // The last OTHER leader: a lease handed to this node names this node before it promotes.
@@ -208,6 +229,11 @@ void Agent::count_attempts(NodeObservation& node) {
     primary_since_ = clock_.steady_now();
   } else if (since(*primary_since_, clock_) >= std::chrono::seconds(10)) {
     start_failures_ = {};
+  }
+  // A standby that streams came back for good: earlier failed rejoins (one whose primary
+  // handed over meanwhile, say) no longer count towards a fresh copy.
+  if (node.state == PgState::kStandby && node.not_streaming_for == milliseconds(0)) {
+    rejoin_failures_ = {};
   }
   node.rejoin_failures = rejoin_failures_.count;
   node.start_failures = start_failures_.count;
@@ -382,7 +408,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
         if (!unnamed) return fail_with_context(unnamed.error(), "unnaming the synchronous standby");
       }
       if (auto ok = proof_to_write(renew_lease(*view, node)); !ok) return ok;
-      Status started = node_.start_primary();
+      Status started = node_.start_primary([this] { return still_keeping_lease(); });
       if (started) watch_postmaster(true);
       return started;
     }

@@ -56,6 +56,10 @@ class Agent {
 
   // One cycle; returns the decision it executed. Public for tests.
   Decision cycle();
+  // Whether another node could take over from this one, as of the last cycle's view (false in
+  // synchronous mode while no standby is synchronous): a hung cycle gives up the lease only
+  // then. Public for the simulation.
+  bool others_may_lead() const { return others_may_lead_.load(); }
   // Carries out a request the API passed through the board, if any (run() does before each
   // cycle). Public for the simulation.
   void serve_request();
@@ -83,7 +87,8 @@ class Agent {
   // The watchdog watches the postmaster while it may accept writes, and rests otherwise.
   void watch_postmaster(bool writable);
   void note_watchdog_fence();
-  void cycle_stalled(std::chrono::milliseconds silent);
+  bool cycle_stalled(std::chrono::milliseconds silent);
+  Status still_keeping_lease() const;
   void note_renewal_round_trip(std::chrono::milliseconds round_trip);
   // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
   void count_attempts(NodeObservation& node);
@@ -109,6 +114,8 @@ class Agent {
   LeaseKeeper lease_;
   // The postmaster while it may accept writes (0: none): what a lost lease stops at once.
   std::atomic<pid_t> writable_postmaster_{0};
+  std::atomic<bool> others_may_lead_{true};
+  std::atomic<bool> stall_said_{false};
   // A postmaster asked to promote (pg_ctl promote sent), watched until it exits (0: none).
   pid_t promoting_postmaster_ = 0;
   // The last confirmed renewal's round trip (-1: none yet), and when a slow one was last said.

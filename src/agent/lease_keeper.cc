@@ -178,7 +178,7 @@ void LeaseKeeper::set_stall_limit(std::chrono::milliseconds limit) {
   stall_limit_ = limit;
 }
 
-void LeaseKeeper::on_stalled(std::function<void(std::chrono::milliseconds)> callback) {
+void LeaseKeeper::on_stalled(std::function<bool(std::chrono::milliseconds)> callback) {
   std::lock_guard lock(state_mutex_);
   stalled_callback_ = std::move(callback);
 }
@@ -188,23 +188,23 @@ void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
   std::unique_lock write(write_mutex_, std::try_to_lock);
   if (!write.owns_lock() || !held()) return;
   std::optional<std::chrono::milliseconds> stalled;
-  std::function<void(std::chrono::milliseconds)> callback;
+  std::function<bool(std::chrono::milliseconds)> callback;
   {
     std::lock_guard lock(state_mutex_);
     auto silent = cycle_ran_at_ ? std::chrono::duration_cast<std::chrono::milliseconds>(
                                       clock_.steady_now() - *cycle_ran_at_)
                                 : std::chrono::milliseconds(0);
     if (stall_limit_ > std::chrono::milliseconds(0) && silent >= stall_limit_) {
-      held_ = false;  // not written: its TTL ends it
-      revision_ = 0;
-      confirmed_at_.reset();
       stalled = silent;
       callback = stalled_callback_;
     }
   }
-  if (stalled) {
-    write.unlock();
-    if (callback) callback(*stalled);
+  // Asked holding the write lock: no renewal goes out meanwhile.
+  if (stalled && (!callback || callback(*stalled))) {
+    std::lock_guard lock(state_mutex_);
+    held_ = false;  // not written: its TTL ends it
+    revision_ = 0;
+    confirmed_at_.reset();
     return;
   }
   (void)renew_locked(renew_every);  // unreachable: retried next tick; the watchdog fences

@@ -65,13 +65,14 @@ class LeaseKeeper {
   std::optional<SteadyTime> confirmed_at() const;
 
   // The agent's cycle ran at `at`. The thread renews for a cycle that runs: once the cycle has
-  // not run for `limit` (set_stall_limit; a call that never returns), it stops keeping the
-  // lease and calls `on_stalled` with how long the cycle has been silent — the lease lapses,
-  // another node leads. A keeper renewing for a hung cycle kept a leader whose PostgreSQL had
-  // died, and nobody led, for as long as the hang.
+  // not run for `limit` (set_stall_limit; a call that never returns), it asks `on_stalled`
+  // (with how long the cycle has been silent) and, if it says so, stops keeping the lease —
+  // the lease lapses, another node leads. A keeper renewing for a hung cycle kept a leader
+  // whose PostgreSQL had died, and nobody led, for as long as the hang. `on_stalled` says no
+  // where nobody else may lead (synchronous mode, no synchronous standby): it is asked again.
   void cycle_ran(SteadyTime at);
   void set_stall_limit(std::chrono::milliseconds limit);
-  void on_stalled(std::function<void(std::chrono::milliseconds)> callback);
+  void on_stalled(std::function<bool(std::chrono::milliseconds)> callback);
 
   // Renews from a thread of its own every `renew_every` while the lease is held.
   void start(std::chrono::milliseconds renew_every);
@@ -100,7 +101,7 @@ class LeaseKeeper {
   std::function<void(SteadyTime)> renewed_callback_;
   std::function<void(std::chrono::milliseconds)> answered_callback_;
   std::function<void()> lost_callback_;
-  std::function<void(std::chrono::milliseconds)> stalled_callback_;
+  std::function<bool(std::chrono::milliseconds)> stalled_callback_;
   std::optional<SteadyTime> cycle_ran_at_;
   std::chrono::milliseconds stall_limit_{0};  // 0: no limit
 

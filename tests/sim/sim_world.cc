@@ -224,8 +224,9 @@ Status SimNode::clone(const std::string& leader) {
   return {};
 }
 
-Status SimNode::start_primary() {
+Status SimNode::start_primary(const std::function<Status()>& may_spawn) {
   if (auto ok = usable(); !ok) return ok;
+  if (auto ok = may_spawn(); !ok) return ok;
   Pg& server = pg();
   if (server.running) return fail(ErrorCode::kConflict, "already running");
   server.running = true;
@@ -836,10 +837,12 @@ void World::start_agent(int index) {
   slot.agent->lease_keeper().on_lost([this, index] { lease_lost(index); });
   // And its on_stalled stops that postmaster and then answers pings "may not write".
   slot.agent->lease_keeper().on_stalled([this, index](std::chrono::milliseconds silent) {
+    if (!slots[index].agent->others_may_lead()) return false;
     note(fmt::format("{}'s cycle silent for {} ms: the keeper gives up the lease",
                      config.nodes[index].name, silent.count()));
     lease_lost(index);
     slots[index].board->set_may_write(false);
+    return true;
   });
   if (multi_host()) pings_.start(index);
   schedule(clock.now + random_ms(SimTime(1), SimTime(100)), Kind::kCycle, index);

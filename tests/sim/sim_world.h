@@ -124,7 +124,7 @@ class SimNode final : public LocalNode {
   std::optional<PrimaryDetails> primary_details() override { return std::nullopt; }
   Status initialize() override;
   Status clone(const std::string& leader) override;
-  Status start_primary() override;
+  Status start_primary(const std::function<Status()>& may_spawn) override;
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;

@@ -73,7 +73,10 @@ TEST(LeaseKeeper, RenewsOnlyForACycleThatRuns) {
   Fixture f;
   std::vector<milliseconds> stalls;
   f.keeper.set_stall_limit(milliseconds(10000));
-  f.keeper.on_stalled([&](milliseconds silent) { stalls.push_back(silent); });
+  f.keeper.on_stalled([&](milliseconds silent) {
+    stalls.push_back(silent);
+    return true;
+  });
   ASSERT_TRUE(f.keeper.acquire());
   // The cycle runs every 9 s (slow steps): 30 s of ticks, never stalled.
   for (int i = 1; i <= 300; ++i) {
@@ -96,6 +99,27 @@ TEST(LeaseKeeper, RenewsOnlyForACycleThatRuns) {
   EXPECT_FALSE(f.keeper.held());
   EXPECT_FALSE(f.leader()) << "the key outlived its TTL";
   EXPECT_EQ(f.lost, 0);
+}
+
+// Where nobody else may lead (synchronous mode, no synchronous standby), the agent says no:
+// the keeper goes on renewing for the hung cycle, asking again each time.
+TEST(LeaseKeeper, AStalledCycleKeepsTheLeaseWhereNobodyElseMayLead) {
+  Fixture f;
+  int asked = 0;
+  f.keeper.set_stall_limit(milliseconds(10000));
+  f.keeper.on_stalled([&](milliseconds) {
+    ++asked;
+    return false;
+  });
+  ASSERT_TRUE(f.keeper.acquire());
+  f.keeper.cycle_ran(f.clock.steady_now());
+  for (int i = 1; i <= 200; ++i) {
+    f.clock.sleep_for(milliseconds(100));
+    f.keeper.tick(milliseconds(250));
+    ASSERT_TRUE(f.leader()) << "lapsed after " << i * 100 << " ms";
+  }
+  EXPECT_TRUE(f.keeper.held());
+  EXPECT_GE(asked, 90);  // every tick from the 10th second on
 }
 
 TEST(LeaseKeeper, ARenewalThatFindsAnotherHolderEndsTheKeepingAndSaysSo) {
