@@ -3,10 +3,12 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -23,6 +25,16 @@ std::int64_t monotonic_ns() {
 void sleep_ms(long ms) {
   timespec pause{0, ms * 1'000'000};
   nanosleep(&pause, nullptr);
+}
+
+// Sleeps until `ns` on CLOCK_BOOTTIME, an absolute time: a watchdog frozen with its host (or
+// suspended with it) and thawed after that time looks again at once. A relative sleep went on
+// for what was left of it — up to 10 ms in which a thawed primary acknowledged a write while
+// another node led (MultiHostTest.AFrozenPrimaryHostCutOffFromEtcdWritesNothingAfterItsThaw).
+void sleep_until_ns(std::int64_t ns) {
+  timespec until{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+  }
 }
 
 }  // namespace
@@ -53,8 +65,16 @@ Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::mil
 // Only async-signal-safe calls: the child of a fork.
 void FencingWatchdog::run(Shared* shared, std::chrono::milliseconds deadline, bool fast_first) {
   const std::int64_t deadline_ns = deadline.count() * 1'000'000;
+  // Ahead of PostgreSQL when both want the CPU (a thaw, a busy machine); refused unless root.
+  setpriority(PRIO_PROCESS, 0, -20);
   while (true) {
-    sleep_ms(10);
+    // Every 10 ms, or at the deadline if that comes first.
+    std::int64_t now = monotonic_ns();
+    std::int64_t wake = now + 10'000'000;
+    if (shared->postmaster.load() > 0) {
+      wake = std::min(wake, std::max(now, shared->confirmed_ns.load() + deadline_ns));
+    }
+    sleep_until_ns(wake);
     pid_t postmaster = shared->postmaster.load();
     if (postmaster <= 0) continue;
     if (monotonic_ns() - shared->confirmed_ns.load() < deadline_ns) continue;
