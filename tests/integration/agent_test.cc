@@ -565,29 +565,9 @@ TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
 // again soon after: one primary, every other node streaming from it.
 TEST_F(AgentTest, APromoterFrozenMidPromotionRejoinsSoonAfterItsThaw) {
   // pg_ctl wrapped: a promotion leaves a mark for the test to freeze the agent on.
-  std::string bin = dir_ + "/pg-bin";
   std::string mark = dir_ + "/marks/promote-started";
-  std::string real;
-  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
-    if (std::filesystem::exists(entry.path() / "bin/pg_ctl"))
-      real = (entry.path() / "bin").string();
-  }
-  ASSERT_FALSE(real.empty());
-  std::filesystem::create_directories(bin);
-  for (const auto& entry : std::filesystem::directory_iterator(real)) {
-    if (entry.path().filename() != "pg_ctl") {
-      std::filesystem::create_symlink(entry.path(), bin + "/" + entry.path().filename().string());
-    }
-  }
-  // Whoever runs pg_ctl (the postgres user when the test is root) may leave the mark.
-  std::filesystem::create_directories(dir_ + "/marks");
-  std::filesystem::permissions(dir_ + "/marks", std::filesystem::perms(01777));
-  {
-    std::ofstream script(bin + "/pg_ctl");
-    script << "#!/bin/sh\nif [ \"$1\" = promote ]; then echo > " << mark << "; fi\nexec " << real
-           << "/pg_ctl \"$@\"\n";
-  }
-  std::filesystem::permissions(bin + "/pg_ctl", std::filesystem::perms(0755));
+  std::string bin = pg_bin_marking_promotions(dir_, mark);
+  ASSERT_FALSE(bin.empty());
   up(2, [&](ClusterConfig& config) { config.pg_bin = bin; });
   std::string old_primary = current_primary();
   ASSERT_FALSE(old_primary.empty());

@@ -143,4 +143,31 @@ const NodeConfig& LocalClusterTest::node(const std::string& name) const {
   return *found;
 }
 
+std::string pg_bin_marking_promotions(const std::string& dir, const std::string& mark) {
+  std::string real;
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
+    if (std::filesystem::exists(entry.path() / "bin/pg_ctl"))
+      real = (entry.path() / "bin").string();
+  }
+  if (real.empty()) return "";
+  std::string bin = dir + "/pg-bin";
+  std::filesystem::create_directories(bin);
+  for (const auto& entry : std::filesystem::directory_iterator(real)) {
+    if (entry.path().filename() != "pg_ctl") {
+      std::filesystem::create_symlink(entry.path(), bin + "/" + entry.path().filename().string());
+    }
+  }
+  // Whoever runs pg_ctl (the postgres user when the test is root) may leave the mark.
+  std::string marks = std::filesystem::path(mark).parent_path().string();
+  std::filesystem::create_directories(marks);
+  std::filesystem::permissions(marks, std::filesystem::perms(01777));
+  {
+    std::ofstream script(bin + "/pg_ctl");
+    script << "#!/bin/sh\nif [ \"$1\" = promote ]; then echo > " << mark << "; fi\nexec " << real
+           << "/pg_ctl \"$@\"\n";
+  }
+  std::filesystem::permissions(bin + "/pg_ctl", std::filesystem::perms(0755));
+  return bin;
+}
+
 }  // namespace tandem::testing

@@ -54,6 +54,11 @@ class LocalClusterTest : public ::testing::Test {
   int base_port_ = 0;
 };
 
+// A directory of PostgreSQL's programs under `dir` (links to the installed ones) whose pg_ctl
+// leaves `mark` (a file in a directory anyone may write) when asked to promote, then does it:
+// a test freezes the promoter's agent on it. "" if PostgreSQL's programs are not found.
+std::string pg_bin_marking_promotions(const std::string& dir, const std::string& mark);
+
 // Ports [base, base + count) that nothing listens on.
 int find_free_ports(int count);
 

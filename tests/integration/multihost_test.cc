@@ -709,28 +709,8 @@ TEST_F(MultiHostTest, APrimaryRestartedThroughTheApiAndCutOffWritesNothingAfterA
 class MultiHostPromoterTest : public MultiHostTest {
  protected:
   void adjust(ClusterConfig& config) override {
-    std::string bin = dir_ + "/pg-bin";
-    std::string real = config.pg_bin;
-    for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
-      if (real.empty() && std::filesystem::exists(entry.path() / "bin/pg_ctl")) {
-        real = (entry.path() / "bin").string();
-      }
-    }
-    ASSERT_TRUE(std::filesystem::exists(real + "/pg_ctl")) << real;
-    std::filesystem::create_directories(bin);
-    for (const auto& entry : std::filesystem::directory_iterator(real)) {
-      if (entry.path().filename() != "pg_ctl") {
-        std::filesystem::create_symlink(entry.path(), bin + "/" + entry.path().filename().string());
-      }
-    }
-    std::filesystem::create_directories(dir_ + "/marks");
-    std::filesystem::permissions(dir_ + "/marks", std::filesystem::perms(01777));
-    {
-      std::ofstream script(bin + "/pg_ctl");
-      script << "#!/bin/sh\nif [ \"$1\" = promote ]; then echo > " << mark() << "; fi\nexec "
-             << real << "/pg_ctl \"$@\"\n";
-    }
-    std::filesystem::permissions(bin + "/pg_ctl", std::filesystem::perms(0755));
+    std::string bin = pg_bin_marking_promotions(dir_, mark());
+    ASSERT_FALSE(bin.empty());
     config.pg_bin = bin;
   }
   std::string mark() const { return dir_ + "/marks/promote-started"; }
