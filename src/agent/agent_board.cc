@@ -38,9 +38,11 @@ AgentSnapshot AgentBoard::snapshot() const {
 PingReply ping_reply(const AgentBoard& board, std::string_view self) {
   AgentSnapshot snapshot = board.snapshot();
   bool leads = snapshot.view && snapshot.view->leader;
-  return {.state = snapshot.node.state,
-          .leader = board.may_write() || (snapshot.view && snapshot.view->leader_is(self)),
-          .follows = leads ? snapshot.view->leader->name : std::string()};
+  return {
+      .state = snapshot.node.state,
+      .leader = board.may_write() || (snapshot.view && snapshot.view->leader_is(self)),
+      .follows = leads ? snapshot.view->leader->name : std::string(),
+      .standby_data = snapshot.node.state != PgState::kNoData && !snapshot.node.data_was_primary};
 }
 
 std::deque<LagSample> AgentBoard::lag_history() const {

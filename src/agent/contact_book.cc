@@ -93,11 +93,13 @@ QuorumFacts ContactBook::facts(SteadyTime now, milliseconds proof, milliseconds 
       continue;
     }
     auto answer = answered_.find(peer);
-    // Read-only now, and without the lease it cannot become writable but by winning it.
-    bool cannot_write = answer != answered_.end() && since(answer->second.at, now) <= fresh &&
-                        !answer->second.reply.leader &&
-                        answer->second.reply.state != PgState::kPrimary &&
-                        answer->second.reply.state != PgState::kStarting;
+    // Read-only now, and without the lease it cannot become writable but by winning it. A
+    // server still starting may be a primary in crash recovery, unless its data is a standby's
+    // (one whose recovery waits for WAL nobody has starts for ever: it must hold nobody back).
+    const PingReply* reply = answer != answered_.end() ? &answer->second.reply : nullptr;
+    bool cannot_write = reply != nullptr && since(answer->second.at, now) <= fresh &&
+                        !reply->leader && reply->state != PgState::kPrimary &&
+                        (reply->state != PgState::kStarting || reply->standby_data);
     if (!cannot_write) facts.takeover_blockers.push_back(peer);
   }
   return facts;

@@ -33,6 +33,9 @@ struct PingReply {
   // when it could not read the store (issue 16.3: only answers that do not name another leader
   // count towards the caller's majority contact).
   std::string follows;
+  // Its data directory is a standby's (standby.signal): starting or not, it accepts no write
+  // but after a promotion, which takes the lease first.
+  bool standby_data = false;
   std::map<std::string, std::chrono::milliseconds> silence;
 };
 

@@ -4,6 +4,7 @@
 
 #include "pg/admin_connection.h"
 #include "pg/observe_queries.h"
+#include "pg/postmaster.h"
 #include "pg/server_files.h"
 
 namespace tandem {
@@ -79,6 +80,20 @@ NodeObservation NodeObserver::observe() {
   node.upstream = node_at(configured_conninfo(self_.data_dir));
   query(node);
   if (node.state != PgState::kStandby) not_streaming_since_.reset();
+  if (node.state == PgState::kStarting) {
+    std::string segment = recovery_waiting_for(process_.pid()).value_or("");
+    auto now = clock_.steady_now();
+    if (segment != waiting_segment_) {
+      waiting_segment_ = segment;
+      waiting_since_ = now;
+    }
+    if (!segment.empty()) {
+      node.recovery_stuck_for =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - waiting_since_);
+    }
+  } else {
+    waiting_segment_.clear();
+  }
   return node;
 }
 

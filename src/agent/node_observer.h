@@ -35,6 +35,9 @@ class NodeObserver {
   Clock& clock_;
   std::optional<Connection> connection_;
   std::optional<std::chrono::steady_clock::time_point> not_streaming_since_;
+  // The WAL segment a starting server's recovery waits for, and since when.
+  std::string waiting_segment_;
+  std::chrono::steady_clock::time_point waiting_since_{};
 };
 
 }  // namespace tandem

@@ -22,6 +22,7 @@ std::string encode_ping_reply(const std::string& name, const PingReply& reply) {
               {"state", pg_state_name(reply.state)},
               {"leader", reply.leader},
               {"follows", reply.follows},
+              {"standby_data", reply.standby_data},
               {"silence_ms", silence}}
       .dump();
 }
@@ -33,7 +34,8 @@ std::optional<PingReply> decode_ping_reply(std::string_view body) {
   if (!state) return std::nullopt;
   PingReply reply{.state = *state,
                   .leader = object.value("leader", false),
-                  .follows = object.value("follows", std::string())};
+                  .follows = object.value("follows", std::string()),
+                  .standby_data = object.value("standby_data", false)};
   auto silence = object.find("silence_ms");
   if (silence != object.end() && silence->is_object()) {
     for (const auto& [peer, quiet] : silence->items()) {

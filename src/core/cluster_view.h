@@ -111,6 +111,9 @@ struct NodeObservation {
   std::string upstream;  // where tandem.conf points it
   // A standby: how long its WAL receiver has not been streaming (0 while it streams).
   std::chrono::milliseconds not_streaming_for{0};
+  // A server that does not accept connections yet: how long its recovery has waited for one
+  // and the same WAL segment (0 while it replays, or waits for none).
+  std::chrono::milliseconds recovery_stuck_for{0};
   // How often in a row the last rejoin failed, and how often PostgreSQL was restarted in place
   // as the leader without then running as a primary for long, each with how long since the
   // first of them: what does not work again and again is escalated, never retried for ever.

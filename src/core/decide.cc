@@ -204,19 +204,13 @@ Decision switchover_target(const ClusterView& view, const HaConfig& config) {
       return {Action::kRenewLease, "a switchover was requested but no standby is eligible"};
     }
     target = candidates.front();
-  } else if (!(request.force && request.allow_data_loss) &&
-             std::find(candidates.begin(), candidates.end(), target) == candidates.end()) {
+  } else if (auto why = request_refusal(view, request, config)) {
     // A failover is forced past a leader too, but only the operator's --allow-data-loss hands
     // the lease to a node that may lack acknowledged commits (the simulation, seed 2033: a
     // failover to a node that was not the synchronous standby, and 3 commits lost).
     return {Action::kRenewLease,
-            fmt::format("a switchover to {} was requested but it is not eligible", target)};
-  }
-  auto member = view.members.find(target);
-  if (member == view.members.end() || member->second.state != PgState::kStandby) {
-    return {
-        Action::kRenewLease,
-        fmt::format("a switchover to {} was requested but it is not a running standby", target)};
+            fmt::format("a {} to {} was requested but it is not eligible: {}",
+                        request.force ? "failover" : "switchover", target, *why)};
   }
   return {Action::kHandOver,
           fmt::format("a switchover was requested: stop cleanly and hand the lease to {}", target),
@@ -351,11 +345,8 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
   // newest timeline left the cluster without a primary until it expired).
   std::optional<std::string> request_refused;
   if (view.switchover && view.switchover->force && !view.switchover->to.empty() &&
-      !view.switchover->allow_data_loss && view.switchover->to != config.self) {
-    auto target = view.members.find(view.switchover->to);
-    request_refused = target == view.members.end()
-                          ? std::optional(view.switchover->to + " has no live agent")
-                          : ineligible(view, target->second, newest_standby_timeline(view), config);
+      view.switchover->to != config.self) {
+    request_refused = request_refusal(view, *view.switchover, config);
   }
   if (view.switchover && view.switchover->force && !view.switchover->to.empty() &&
       !request_refused) {
@@ -363,13 +354,8 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
       return {Action::kNone,
               fmt::format("nobody leads; a failover to {} was requested", view.switchover->to)};
     }
-    if (!view.switchover->allow_data_loss) {
-      if (auto why = ineligible(view, self->second, newest_standby_timeline(view), config)) {
-        return {Action::kNone,
-                fmt::format("a failover to this node was requested, but {} (allow it with "
-                            "--allow-data-loss)",
-                            *why)};
-      }
+    if (auto why = request_refusal(view, *view.switchover, config)) {
+      return {Action::kNone, fmt::format("a failover to this node was requested, but {}", *why)};
     }
     // The reason goes to the history: an operator's acceptance of data loss is on record.
     return {Action::kTakeOver,
@@ -525,6 +511,30 @@ std::vector<std::string> ineligibility_reasons(const ClusterView& view, const Ha
   return reasons;
 }
 
+std::optional<std::string> request_refusal(const ClusterView& view,
+                                           const SwitchoverRequest& request,
+                                           const HaConfig& config) {
+  auto member = view.members.find(request.to);
+  if (member == view.members.end() || member->second.state != PgState::kStandby) {
+    return fmt::format("{} is not a running standby with a live agent", request.to);
+  }
+  if (request.force && request.allow_data_loss) return std::nullopt;
+  MemberRecord candidate = member->second;
+  if (candidate.nofailover && !request.force) {
+    return fmt::format("{} is tagged nofailover (a failover forces it)", request.to);
+  }
+  candidate.nofailover = false;
+  auto why = ineligible(view, candidate, newest_standby_timeline(view), config);
+  if (!why) return std::nullopt;
+  return fmt::format("{} ({}with --allow-data-loss)", *why,
+                     request.force ? "allow it " : "only a failover may go there, ");
+}
+
+HaConfig eligibility_rules(const ClusterConfig& config) {
+  return {.maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
+          .synchronous_mode = config.ha.synchronous_mode};
+}
+
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
                 const HaConfig& config, TimePoint now) {
   if (!view) return without_store(node, config, now);
@@ -559,6 +569,16 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
         return {Action::kFollow,
                 fmt::format("PostgreSQL is starting as a standby of '{}', but {} leads: follow it",
                             node.upstream, view->leader->name),
+                view->leader->name};
+      }
+      if (view->leader && !view->leader_is(config.self) && node.upstream == view->leader->name &&
+          node.recovery_stuck_for >= kRecoveryStuckBeforeReclone) {
+        return {Action::kReclone,
+                fmt::format("PostgreSQL is starting as a standby of {}, its recovery waiting {} s "
+                            "for WAL that nobody streams to it (removed on {}?): clone {} again "
+                            "(the old data directory is moved aside)",
+                            view->leader->name, ms(node.recovery_stuck_for) / 1000,
+                            view->leader->name, view->leader->name),
                 view->leader->name};
       }
       return {Action::kNone, "PostgreSQL is starting"};

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cluster_config.h"
 #include "core/cluster_view.h"
 
 namespace tandem {
@@ -33,6 +34,13 @@ enum class Action {
 // reclone and a restart in place a release of the lease.
 inline constexpr int kAttemptsBeforeEscalating = 3;
 inline constexpr std::chrono::milliseconds kFailingBeforeEscalating{10'000};
+
+// A standby not yet consistent whose recovery has waited this long for one WAL segment while
+// pointed at the leader needs WAL that nobody streams to it any more (removed on the leader
+// once a rewind or an old copy fell behind it): it would start for ever, so it is copied
+// afresh (the old data moved aside). The WAL receiver asks again every 5 s
+// (wal_retrieve_retry_interval): six refusals, never a recovery that moves.
+inline constexpr std::chrono::milliseconds kRecoveryStuckBeforeReclone{30'000};
 
 // Whether `failures` in a row over `failing_for` call for the next step.
 inline bool should_escalate(int failures, std::chrono::milliseconds failing_for) {
@@ -68,5 +76,18 @@ std::vector<std::string> failover_candidates(const ClusterView& view, const HaCo
 
 // For each member that is not a candidate (the leader aside), why not.
 std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config);
+
+// Why the node a person's switchover or failover names (request.to, not empty) may not take the
+// lead, or nullopt when it may: the one rule of the CLI, the API and decide(). A switchover goes
+// only to a standby that may take over (failover_candidates); a failover forced to a node goes
+// past nofailover too, and with allow_data_loss past the rules that guard acknowledged commits
+// (synchronous standby, timeline, lag) — never to a node that is not a running standby.
+std::optional<std::string> request_refusal(const ClusterView& view,
+                                           const SwitchoverRequest& request,
+                                           const HaConfig& config);
+
+// The settings of the cluster those rules read (synchronous mode, maximum_lag_on_failover), for
+// whoever judges a request or a candidate without being an agent (the CLI, the API).
+HaConfig eligibility_rules(const ClusterConfig& config);
 
 }  // namespace tandem

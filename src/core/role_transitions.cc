@@ -34,6 +34,8 @@ constexpr std::array kTransitions = {
                    "won the free lease by compare-and-set: promote"},
     RoleTransition{PgState::kStandby, PgState::kPrimary, Action::kPromote,
                    "holds the lease while in recovery: promote"},
+    RoleTransition{PgState::kStarting, PgState::kStandby, Action::kReclone,
+                   "recovery waits for WAL nobody has: stop, old data moved aside, a fresh copy"},
     RoleTransition{PgState::kStarting, PgState::kStarting, Action::kFollow,
                    "a standby still starting is pointed at the leader and reloads"},
     RoleTransition{PgState::kPrimary, PgState::kPrimary, Action::kRenewLease,

@@ -2,22 +2,22 @@
 
 #include <fmt/format.h>
 
+#include "core/decide.h"
+
 namespace tandem {
 namespace {
 
 using std::chrono::milliseconds;
 
-Status check_target(const ClusterView& view, const ClusterConfig& config, const std::string& target,
-                    bool forced) {
-  auto node = config.node(target);
+// The agents' own rule (request_refusal), so that a request they would not carry out is
+// refused here at once, in their words, instead of waiting out its timeout.
+Status check_target(const ClusterView& view, const ClusterConfig& config,
+                    const SwitchoverRequest& request) {
+  auto node = config.node(request.to);
   if (!node) return std::unexpected(node.error());
-  if (view.leader_is(target)) return fail(ErrorCode::kConflict, target + " already leads");
-  auto member = view.members.find(target);
-  if (member == view.members.end() || member->second.state != PgState::kStandby) {
-    return fail(ErrorCode::kConflict, target + " is not a running standby with a live agent");
-  }
-  if (!forced && (*node)->nofailover) {
-    return fail(ErrorCode::kConflict, target + " is tagged nofailover (a failover forces it)");
+  if (view.leader_is(request.to)) return fail(ErrorCode::kConflict, request.to + " already leads");
+  if (auto why = request_refusal(view, request, eligibility_rules(config))) {
+    return fail(ErrorCode::kConflict, *why);
   }
   return {};
 }
@@ -62,10 +62,11 @@ Result<SwitchoverRequest> plan_switchover(const ClusterView& view, const Cluster
   }
   if (auto ok = check_none_pending(view); !ok) return std::unexpected(ok.error());
   if (auto ok = check_leader(view, expected_leader); !ok) return std::unexpected(ok.error());
+  SwitchoverRequest request{.from = view.leader->name, .to = to};
   if (!to.empty()) {
-    if (auto ok = check_target(view, config, to, false); !ok) return std::unexpected(ok.error());
+    if (auto ok = check_target(view, config, request); !ok) return std::unexpected(ok.error());
   }
-  return SwitchoverRequest{.from = view.leader->name, .to = to};
+  return request;
 }
 
 Result<SwitchoverRequest> plan_failover(const ClusterView& view, const ClusterConfig& config,
@@ -76,11 +77,12 @@ Result<SwitchoverRequest> plan_failover(const ClusterView& view, const ClusterCo
   }
   if (auto ok = check_none_pending(view); !ok) return std::unexpected(ok.error());
   if (auto ok = check_leader(view, expected_leader); !ok) return std::unexpected(ok.error());
-  if (auto ok = check_target(view, config, to, true); !ok) return std::unexpected(ok.error());
-  return SwitchoverRequest{.from = view.leader ? view.leader->name : "",
-                           .to = to,
-                           .force = true,
-                           .allow_data_loss = allow_data_loss};
+  SwitchoverRequest request{.from = view.leader ? view.leader->name : "",
+                            .to = to,
+                            .force = true,
+                            .allow_data_loss = allow_data_loss};
+  if (auto ok = check_target(view, config, request); !ok) return std::unexpected(ok.error());
+  return request;
 }
 
 Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,

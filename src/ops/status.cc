@@ -95,8 +95,7 @@ std::optional<AgentsReport> read_agents(Context& context, std::vector<std::strin
     return std::nullopt;
   }
   ClusterView view = layout.view(*snapshot);
-  HaConfig ha{.maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
-              .synchronous_mode = config.ha.synchronous_mode};
+  HaConfig ha = eligibility_rules(config);
   return AgentsReport{.leader = view.leader ? view.leader->name : "",
                       .paused = view.paused,
                       .synchronous_mode = config.ha.synchronous_mode,

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -51,6 +53,41 @@ bool process_alive(pid_t pid) {
   if (close == std::string::npos || close + 2 >= line.size()) return false;
   char code = line[close + 2];
   return code != 'Z' && code != 'X';
+}
+
+namespace {
+
+// The parent of `pid`, from /proc/pid/stat ("pid (comm) state ppid ..."); 0 when unknown.
+pid_t parent_of(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return 0;
+  std::size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 4 >= line.size()) return 0;
+  return static_cast<pid_t>(std::strtol(line.c_str() + close + 4, nullptr, 10));
+}
+
+}  // namespace
+
+std::optional<std::string> recovery_waiting_for(pid_t postmaster) {
+  constexpr std::string_view kWaiting = "startup waiting for ";
+  std::error_code error;
+  for (std::filesystem::directory_iterator it("/proc", error), end; !error && it != end;
+       it.increment(error)) {
+    std::string pid = it->path().filename();
+    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+    if (parent_of(pid) != postmaster) continue;
+    std::string title = read_file("/proc/" + pid + "/cmdline").value_or("");
+    std::size_t at = title.find(kWaiting);
+    if (at == std::string::npos) continue;
+    std::string segment;
+    for (std::size_t i = at + kWaiting.size();
+         i < title.size() && std::isxdigit(static_cast<unsigned char>(title[i])); ++i) {
+      segment += title[i];
+    }
+    if (segment.size() == 24) return segment;
+  }
+  return std::nullopt;
 }
 
 std::optional<pid_t> running_postmaster(const std::string& data_dir) {

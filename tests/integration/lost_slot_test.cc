@@ -101,6 +101,44 @@ TEST_F(LostSlotTest, TheAgentReclonesAStandbyWhoseSlotWasLost) {
             << " ms after `tandem local start node2` (recloned)\n";
 }
 
+// A standby whose recovery, not yet consistent, waits for WAL that no node has any more (after
+// a host crash, a rewound node waited in CI's dry run for a segment its new primary had
+// removed: "starting" for ever). Made here by a backup label that starts node2's recovery at a
+// checkpoint in segment 1, gone everywhere once the slot was lost. Its agent sees the recovery
+// wait for one segment, and after kRecoveryStuckBeforeReclone copies node1 again (the old data
+// moved aside).
+TEST_F(LostSlotTest, TheAgentReclonesAStandbyWhoseRecoveryWaitsForWalNobodyHas) {
+  up(true);
+  ASSERT_EQ(bench::writable_node(config_), "node1");
+  ASSERT_NO_FATAL_FAILURE(lose_slot());
+  auto postgres = lookup_os_user(config_.os_user);
+  ASSERT_TRUE(postgres.has_value());
+  ASSERT_TRUE(write_owned_file(node("node2").data_dir + "/backup_label",
+                               "START WAL LOCATION: 0/1000028 (file 000000010000000000000001)\n"
+                               "CHECKPOINT LOCATION: 0/1000060\n"
+                               "BACKUP METHOD: streamed\n"
+                               "BACKUP FROM: primary\n"
+                               "START TIME: 2026-12-03 00:00:00 UTC\n"
+                               "LABEL: a checkpoint nobody has\n"
+                               "START TIMELINE: 1\n",
+                               *postgres, 0600)
+                  .has_value());
+  auto began = Steady::now();
+  tandem_ok({"local", "start", "node2"});
+  std::string log_file = config_.log_dir + "/node2.agent.log";
+  EXPECT_TRUE(eventually([&] { return streams(); }, std::chrono::seconds(120)))
+      << read_file(log_file).value_or("");
+  auto took = Steady::now() - began;
+  std::string log = read_file(log_file).value_or("");
+  EXPECT_NE(log.find("waiting 30 s for WAL that nobody streams to it"), std::string::npos) << log;
+  EXPECT_EQ(moved_aside("reinitialized"), 1);
+  EXPECT_TRUE(eventually(
+      [&] { return value("node2", "SELECT count(*)::text AS v FROM filler") == rows_; }));
+  std::cout << "recovery waiting for removed WAL, with agents: node2 streams again "
+            << std::chrono::duration_cast<milliseconds>(took).count()
+            << " ms after `tandem local start node2` (recloned)\n";
+}
+
 // Issue 12: when the copy cannot be made — no space — tandem says so and keeps the old data.
 // node2's data directory lives on a small file system of its own, filled up but for 4 MB.
 TEST_F(LostSlotTest, ACopyWithoutSpaceSaysSoAndKeepsTheOldData) {

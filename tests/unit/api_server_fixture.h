@@ -94,6 +94,7 @@ class ApiServerTest : public ::testing::Test {
   void publish_leader_snapshot() {
     AgentSnapshot snapshot{.view = view(), .cycles = 5, .at = clock_.steady_now()};
     snapshot.node.state = PgState::kPrimary;
+    snapshot.node.data_was_primary = true;
     snapshot.node.timeline = 1;
     snapshot.node.received_lsn = Lsn(0x3000000);
     snapshot.node.lease_renewed_at = clock_.steady_now();

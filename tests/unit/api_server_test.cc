@@ -324,6 +324,7 @@ TEST_F(ApiServerTest, PingsAreRecordedAndAnsweredWithWhatThisAgentHeard) {
   EXPECT_EQ(answer->state, PgState::kPrimary);
   EXPECT_TRUE(answer->leader);
   EXPECT_EQ(answer->follows, "node1");                       // who leads, in its view
+  EXPECT_FALSE(answer->standby_data);                        // a primary's data directory
   EXPECT_LT(answer->silence.at("node2"), milliseconds(20));  // just pinged
   EXPECT_GE(answer->silence.at("node3"), milliseconds(50));  // never: since the start
   EXPECT_FALSE(answer->silence.contains("node1"));

@@ -28,9 +28,13 @@ ClusterView view_led_by(std::optional<std::string> leader) {
   view.initialized = true;
   if (leader) view.leader = LeaderRecord{.name = *leader, .revision = 1};
   view.members["node1"] = {.name = "node1", .state = PgState::kPrimary, .timeline = 1};
-  view.members["node2"] = {.name = "node2", .state = PgState::kStandby, .timeline = 1};
-  view.members["node3"] = {
-      .name = "node3", .state = PgState::kStandby, .timeline = 1, .nofailover = true};
+  view.members["node2"] = {
+      .name = "node2", .state = PgState::kStandby, .timeline = 1, .received_lsn = Lsn(900)};
+  view.members["node3"] = {.name = "node3",
+                           .state = PgState::kStandby,
+                           .timeline = 1,
+                           .received_lsn = Lsn(900),
+                           .nofailover = true};
   return view;
 }
 
@@ -45,6 +49,7 @@ TEST(ClusterRequests, SwitchoverAndFailoverChecks) {
     std::optional<ErrorCode> refused;  // nullopt: planned
     const char* says;                  // the refusal's message, whole; or the planned `from`
     bool pending = false;              // a failover from node1 to node2 is under way
+    bool behind = false;               // node3 is on timeline 2, node2 on 1
   };
   const Case cases[] = {
       {"switchover to the best", kSwitchover, true, "", "", std::nullopt, "node1"},
@@ -77,6 +82,15 @@ TEST(ClusterRequests, SwitchoverAndFailoverChecks) {
        "node1 already leads"},
       {"failover to a node without agent", kFailover, false, "", "node4", ErrorCode::kConflict,
        "node4 is not a running standby with a live agent"},
+      // The agents' own rule (request_refusal): what they would not carry out is refused here.
+      {"switchover to a standby behind the newest timeline", kSwitchover, true, "", "node2",
+       ErrorCode::kConflict,
+       "node2 is on timeline 1, behind timeline 2 (only a failover may go there, with "
+       "--allow-data-loss)",
+       false, true},
+      {"failover to a standby behind the newest timeline", kFailover, true, "", "node2",
+       ErrorCode::kConflict,
+       "node2 is on timeline 1, behind timeline 2 (allow it with --allow-data-loss)", false, true},
       // Told what is under way first, even when the target looks unfit meanwhile.
       {"failover while one is pending", kFailover, true, "", "node4", ErrorCode::kConflict,
        "a failover from node1 to node2 is already under way: wait for it to end (or to expire) "
@@ -92,6 +106,7 @@ TEST(ClusterRequests, SwitchoverAndFailoverChecks) {
     ClusterView view = view_led_by(each.led ? std::optional<std::string>("node1") : std::nullopt);
     if (each.pending)
       view.switchover = SwitchoverRequest{.from = "node1", .to = "node2", .force = true};
+    if (each.behind) view.members["node3"].timeline = 2;
     auto planned = each.kind == kSwitchover
                        ? plan_switchover(view, config, each.expected_leader, each.to)
                        : plan_failover(view, config, each.expected_leader, each.to, false);
@@ -115,6 +130,31 @@ TEST(ClusterRequests, AFailoverCarriesAllowDataLoss) {
   ASSERT_TRUE(planned);
   EXPECT_TRUE(planned->allow_data_loss);
   EXPECT_TRUE(planned->force);
+}
+
+// Synchronous mode: only the synchronous standby (or the last leader) has every acknowledged
+// commit. The CLI and the API refuse a request for another node as the agents would, and only
+// --allow-data-loss lets a failover go there.
+TEST(ClusterRequests, SynchronousModeRefusesWhatTheAgentsWouldRefuse) {
+  ClusterConfig config = three_and_a_stopped_node();
+  config.ha.synchronous_mode = true;
+  ClusterView view = view_led_by("node1");
+  view.sync_leader = "node1";
+  view.sync_standby = "node3";
+  auto switchover = plan_switchover(view, config, "", "node2");
+  ASSERT_FALSE(switchover);
+  EXPECT_EQ(switchover.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(switchover.error().message,
+            "node2 is neither the synchronous standby (node3) nor the last leader (node1) (only a "
+            "failover may go there, with --allow-data-loss)");
+  auto failover = plan_failover(view, config, "", "node2", false);
+  ASSERT_FALSE(failover);
+  EXPECT_EQ(failover.error().message,
+            "node2 is neither the synchronous standby (node3) nor the last leader (node1) (allow "
+            "it with --allow-data-loss)");
+  EXPECT_TRUE(plan_failover(view, config, "", "node2", true));
+  EXPECT_TRUE(plan_failover(view, config, "", "node3", false))
+      << "nofailover: a failover forces it";
 }
 
 // Two requests at once (two API clients: the API takes no cluster lock) never overwrite each

@@ -116,5 +116,17 @@ TEST(ContactBook, WhoCouldStillWrite) {
   EXPECT_TRUE(facts.proven_fenced.empty());
 }
 
+// A server still starting may be a primary in crash recovery: it holds takeovers back, unless
+// its data is a standby's (a recovery that waits for WAL nobody has starts for ever, and held
+// every takeover back: the simulation, seed 2079 on several machines).
+TEST(ContactBook, AStartingServerBlocksOnlyWithAPrimarysData) {
+  ContactBook book("node2", {"node1", "node2", "node3"}, kStart);
+  book.answered("node1", {.state = PgState::kStarting}, at(1950));
+  book.answered("node3", {.state = PgState::kStarting, .standby_data = true}, at(1950));
+  for (const char* peer : {"node1", "node3"}) book.served(peer, at(1950));
+  EXPECT_EQ(book.facts(at(2000), kProof, kFresh).takeover_blockers,
+            (std::vector<std::string>{"node1"}));
+}
+
 }  // namespace
 }  // namespace tandem

@@ -145,6 +145,12 @@ TEST(Decide, EveryBranch) {
   quickly_failing_starts.start_failing_for = milliseconds(2'000);
   NodeObservation primary_recovering = observed(PgState::kStarting);
   primary_recovering.data_was_primary = true;
+  NodeObservation recovery_stuck = pointed_at_leader;
+  recovery_stuck.recovery_stuck_for = kRecoveryStuckBeforeReclone;
+  NodeObservation recovery_waiting = pointed_at_leader;
+  recovery_waiting.recovery_stuck_for = kRecoveryStuckBeforeReclone - milliseconds(1);
+  NodeObservation recovery_stuck_elsewhere = recovery_stuck;
+  recovery_stuck_elsewhere.upstream = "node3";
 
   const std::vector<Case> cases = {
       {"synchronous mode: the synchronous standby takes over, however far behind", sync_view,
@@ -292,6 +298,15 @@ TEST(Decide, EveryBranch) {
       {"leader restarting", view_with("node2", {}), observed(PgState::kStarting),
        Action::kRenewLease, "keep the lease"},
       {"standby starting", view_with("node1", {}), pointed_at_leader, Action::kNone, "starting"},
+      {"standby starting, its recovery waiting 30 s for one WAL segment", view_with("node1", {}),
+       recovery_stuck, Action::kReclone,
+       "waiting 30 s for WAL that nobody streams to it (removed on node1?): clone node1 again"},
+      {"standby starting, its recovery waiting a moment less", view_with("node1", {}),
+       recovery_waiting, Action::kNone, "starting"},
+      {"standby starting stuck, pointed elsewhere: follow first", view_with("node1", {}),
+       recovery_stuck_elsewhere, Action::kFollow, "follow it"},
+      {"leader restarting, its recovery waiting", view_with("node2", {}), recovery_stuck,
+       Action::kRenewLease, "keep the lease"},
       {"healthy primary", view_with("node2", {}), observed(PgState::kPrimary), Action::kRenewLease,
        "renew"},
       {"primary whose renewals fail", view_with("node2", {}), late_primary, Action::kRenewLease,
