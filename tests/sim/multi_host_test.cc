@@ -211,5 +211,76 @@ TEST(MultiHost, APrimaryCutOffFromTheStoreWhosePostgresDiesIsReplaced) {
   }
 }
 
+// A suspended primary host (a VM paused by its hypervisor, a laptop's lid): every process
+// stops for 8 s and CLOCK_MONOTONIC with them, while CLOCK_BOOTTIME goes on. Another node takes
+// over; at the resume the old primary's watchdog, on CLOCK_BOOTTIME, sees its deadline long
+// past and fences before PostgreSQL takes a write. The canary, an agent on a clock that stood
+// still (CLOCK_MONOTONIC), believes it renewed a moment ago: it must break the invariant "at
+// most one writable primary", or the simulation could not tell the two clocks apart.
+std::vector<std::string> suspend_the_primary(std::uint64_t seed, int nodes, bool monotonic) {
+  ScenarioSettings settings = scripted(nodes, seed);
+  settings.monotonic_clock = monotonic;
+  World world(seed, settings);
+  if (!world.start_cluster()) return {"the cluster did not start"};
+  int primary = world.writable_primary();
+  if (primary < 0) return {"no primary"};
+  world.suspend_host(primary, SimTime(8000));
+  world.advance(world.clock.now + SimTime(25000));
+  std::vector<std::string> found = world.verdict().violations;
+  if (!world.healthy()) found.push_back("not healthy 17 s after the resume");
+  if (world.writable_primary() == primary) found.push_back("no takeover from the suspended host");
+  return found;
+}
+
+TEST(MultiHost, ASuspendedPrimaryHostIsFencedAtItsResume) {
+  spdlog::set_level(spdlog::level::off);
+  for (int nodes : {2, 3, 5}) {
+    for (std::uint64_t seed = 1; seed <= kSeeds; ++seed) {
+      SCOPED_TRACE(fmt::format("seed {} ({} nodes)", seed, nodes));
+      EXPECT_EQ(suspend_the_primary(seed, nodes, false), std::vector<std::string>());
+    }
+  }
+}
+
+TEST(MultiHost, CatchesAnAgentOnAClockThatStopsInASuspend) {
+  spdlog::set_level(spdlog::level::off);
+  int caught = 0, runs = 0;
+  for (int nodes : {3, 5}) {
+    for (std::uint64_t seed = 1; seed <= kSeeds; ++seed, ++runs) {
+      for (const std::string& violation : suspend_the_primary(seed, nodes, true)) {
+        if (violation.find("two writable primaries") != std::string::npos) {
+          ++caught;
+          break;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(caught, runs) << "the invariant 'at most one writable primary' held for an agent "
+                             "whose clock stood still in a suspend";
+}
+
+// Links cut one way. The primary's host hears nothing (what it sends still arrives: its pings
+// reach the others, who count them, and its answers are lost): it must fence itself and another
+// take over, its pings arriving elsewhere holding nobody back. And etcd's answers to the
+// primary lost while its requests arrive (renewals applied, unconfirmed): the majority of the
+// agents still answers it, and it keeps writing.
+TEST(MultiHost, APrimaryThatHearsNothingIsReplacedWhateverItsPingsSay) {
+  for (int nodes : {3, 5}) {
+    expect_takeover_within(nodes, SimTime(5000), [](World& world, int primary, SimTime until) {
+      for (int i = 0; i <= static_cast<int>(world.slots.size()); ++i) {
+        world.network.cut_one_way(i, primary, until);
+      }
+    });
+  }
+}
+
+TEST(MultiHost, APrimaryWhoseStoreAnswersAreLostKeepsWritingThroughItsMajority) {
+  for (int nodes : {2, 3, 5}) {
+    expect_primary_keeps_writing(nodes, [](World& world, int primary, SimTime until) {
+      world.network.cut_one_way(world.network.store(), primary, until);
+    });
+  }
+}
+
 }  // namespace
 }  // namespace tandem::sim

@@ -12,11 +12,14 @@ bool SimNetwork::linked(int a, int b) const {
 }
 
 void SimNetwork::cut(int a, int b, SimTime until) {
-  if (a == b) return;
-  for (auto [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
-    SimTime& down = down_until_[from * (hosts_ + 1) + to];
-    down = std::max(down, until);
-  }
+  cut_one_way(a, b, until);
+  cut_one_way(b, a, until);
+}
+
+void SimNetwork::cut_one_way(int from, int to, SimTime until) {
+  if (from == to) return;
+  SimTime& down = down_until_[from * (hosts_ + 1) + to];
+  down = std::max(down, until);
   last_heal_ = std::max(last_heal_, until);
 }
 
@@ -35,11 +38,15 @@ void SimNetwork::split(const std::vector<bool>& side, bool store_with_side, SimT
 }
 
 std::string SimNetwork::describe(const std::vector<std::string>& names) const {
+  auto name = [&](int i) { return i == hosts_ ? std::string("store") : names[i]; };
   std::string text;
   for (int a = 0; a <= hosts_; ++a) {
     for (int b = a + 1; b <= hosts_; ++b) {
-      if (linked(a, b)) continue;
-      text += (text.empty() ? "" : " ") + names[a] + "-" + (b == hosts_ ? "store" : names[b]);
+      if (connected(a, b)) continue;
+      std::string link = !linked(a, b) && !linked(b, a) ? name(a) + "-" + name(b)
+                         : !linked(a, b)                ? name(a) + "->" + name(b)
+                                                        : name(b) + "->" + name(a);
+      text += (text.empty() ? "" : " ") + link;
     }
   }
   return text.empty() ? "none" : text;

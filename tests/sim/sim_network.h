@@ -1,6 +1,7 @@
 // The network of a multi-host simulation: one host per node (its agent, its watchdog, its
 // PostgreSQL) and the store (etcd, reached as one more endpoint). Every link is up, or cut until
-// a given time; links are symmetric. A partition is a set of cut links, and every cut heals on
+// a given time, in both directions or in one (a firewall rule that drops one way: a request
+// arrives and its answer does not). A partition is a set of cut links, and every cut heals on
 // its own, so a scenario always ends with the whole network back.
 #pragma once
 
@@ -19,11 +20,15 @@ class SimNetwork {
 
   // The store's index among the endpoints: after the hosts.
   int store() const { return hosts_; }
-  // Whether `a` and `b` (hosts or the store) reach each other now. A host always reaches itself.
+  // Whether what `a` sends reaches `b` (hosts or the store) now. A host always reaches itself.
   bool linked(int a, int b) const;
+  // Both ways: what a connection needs (replication, a copy, a rewind).
+  bool connected(int a, int b) const { return linked(a, b) && linked(b, a); }
 
   // Cuts the link between `a` and `b` until `until` (a longer cut already there stays).
   void cut(int a, int b, SimTime until);
+  // Drops what `from` sends to `to` until `until`; the other way stays.
+  void cut_one_way(int from, int to, SimTime until);
   // Cuts `host` off from every other host, from the store, or both.
   void isolate(int host, bool from_hosts, bool from_store, SimTime until);
   // Cuts the hosts with side[i] true from the others; the store stays with the first group

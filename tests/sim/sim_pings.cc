@@ -8,6 +8,7 @@ void SimPings::start(int index) {
   std::uint64_t generation = world_.slots[index].generation;
   for (int peer = 0; peer < static_cast<int>(world_.slots.size()); ++peer) {
     if (peer == index) continue;
+    dropped_.insert({index, peer});  // a new process: no connection yet
     SimTime first = world_.clock.now + world_.random_ms(SimTime(1), world_.config.ha.loop_interval);
     world_.at(first, index, [this, index, peer, generation] { tick(index, peer, generation); });
   }
@@ -31,12 +32,25 @@ void SimPings::tick(int from, int to, std::uint64_t generation) {
   }
   world_.at(world_.clock.now + world_.config.ha.loop_interval, from,
             [=, this] { tick(from, to, generation); });
-  if (!world_.network.linked(from, to)) return;  // the connection times out
+  std::pair<int, int> link{from, to};
+  if (!world_.network.linked(from, to)) {  // the connection times out
+    dropped_.insert(link);
+    return;
+  }
+  if (!world_.network.linked(to, from)) {
+    // Cut one way: no new connection is made; the one still open carries this ping, whose
+    // answer never comes, and is dropped.
+    if (!dropped_.insert(link).second) return;
+  } else {
+    dropped_.erase(link);
+  }
   Ping ping{from, to, generation, world_.clock.now};
   world_.at(world_.clock.now + latency(), to, [this, ping] { arrive(ping); });
 }
 
 // The peer's API: records the ping, answers with what its agent published after its last cycle.
+// Over a link cut one way the ping may arrive and its answer not: the peer counts a contact
+// the caller never has.
 void SimPings::arrive(Ping ping) {
   if (world_.network.linked(ping.from, ping.to)) serve(ping);
 }
@@ -48,12 +62,16 @@ void SimPings::serve(Ping ping) {
     world_.at(world_.thaw_of(ping.to), ping.to, [this, ping] { serve(ping); });
     return;
   }
-  auto now = world_.clock.steady_now();
+  auto now = peer.clock->steady_now();
   peer.contacts->served(world_.config.nodes[ping.from].name, now);
   PingReply reply = ping_reply(*peer.board, world_.config.nodes[ping.to].name);
   reply.silence = peer.contacts->silence(now);
   world_.at(world_.clock.now + latency(), ping.from, [this, ping, reply] {
-    if (world_.network.linked(ping.from, ping.to)) read(ping, reply);
+    if (world_.network.linked(ping.to, ping.from)) {
+      read(ping, reply);
+    } else {
+      dropped_.insert({ping.from, ping.to});  // no answer: the caller drops the connection
+    }
   });
 }
 
@@ -75,9 +93,10 @@ void SimPings::read(Ping ping, const PingReply& reply) {
   Slot& caller = world_.slots[ping.from];
   // Dated when the ping was sent, as the real pinger does: an answer that waited in the socket
   // while the caller was frozen is no fresh contact.
-  auto sent_at = world_.clock.steady_now() - (world_.clock.now - ping.sent);
+  auto sent_at = caller.clock->steady_now() - (world_.clock.now - ping.sent);
   caller.contacts->answered(world_.config.nodes[ping.to].name, reply, sent_at);
-  if (auto contact = caller.contacts->majority_contact_at()) caller.watchdog->keep_alive_by_peers(*contact);
+  if (auto contact = caller.contacts->majority_contact_at())
+    caller.watchdog->keep_alive_by_peers(*contact);
 }
 
 }  // namespace tandem::sim

@@ -8,9 +8,16 @@
 // pings nor answers. A request that reaches a frozen agent waits in its socket and is served
 // when it thaws; an answer that reaches a frozen caller is read when it thaws, with the time of
 // reading — as poll() hands over data that arrived while the process was stopped.
+//
+// Each pinger keeps one TCP connection per peer and drops it when a ping goes unanswered (a
+// fresh connection next time). Over a link cut one way, the ping sent on a connection made
+// before the cut still arrives and its answer does not; a new connection needs both ways (its
+// SYN-ACK is lost), so nothing more arrives until the link heals.
 #pragma once
 
 #include <cstdint>
+#include <set>
+#include <utility>
 
 #include "agent/contact_book.h"
 #include "sim_network.h"
@@ -40,6 +47,7 @@ class SimPings {
   SimTime latency();
 
   World& world_;
+  std::set<std::pair<int, int>> dropped_;  // (from, to): connections a timeout ended
 };
 
 }  // namespace tandem::sim

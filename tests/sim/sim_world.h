@@ -50,6 +50,26 @@ class SimClock final : public Clock {
   SimTime now{0};
 };
 
+// One host's clock, as its agent and watchdog read it. tandem reads CLOCK_BOOTTIME, which goes
+// on while the host is suspended; the canary's agent (ScenarioSettings::monotonic_clock) reads
+// one that stands still meanwhile, as CLOCK_MONOTONIC does, and after a resume believes that
+// no time passed since its last renewal.
+class HostClock final : public Clock {
+ public:
+  HostClock(SimClock& world, bool stops_in_suspend)
+      : world_(world), stops_in_suspend_(stops_in_suspend) {}
+  std::chrono::system_clock::time_point wall_now() const override { return world_.wall_now(); }
+  std::chrono::steady_clock::time_point steady_now() const override;
+  void sleep_for(std::chrono::milliseconds duration) override { world_.sleep_for(duration); }
+  // The host is suspended from `from` until `until`.
+  void suspend(SimTime from, SimTime until) { suspends_.emplace_back(from, until); }
+
+ private:
+  SimClock& world_;
+  bool stops_in_suspend_;
+  std::vector<std::pair<SimTime, SimTime>> suspends_;
+};
+
 // The store's own clock, for the TTLs of its keys: it stands still while the store is stopped,
 // as etcd's leases do (a new etcd leader extends every lease on taking office).
 class StoreClock final : public Clock {
@@ -85,6 +105,10 @@ struct Pg {
   // pg_ctl promote was sent and PostgreSQL has not finished promoting: it goes on by itself,
   // whatever its agent does meanwhile (frozen, say), until it promotes or is stopped.
   bool promote_pending = false;
+  // Its recovery needs WAL that no node has any more (a rewind whose source had removed the
+  // segments before the fork, say): it starts as a standby and never becomes consistent. Only a
+  // fresh copy ends it.
+  bool wal_gap = false;
 
   TimelineId timeline() const;
   bool primary() const { return data && running && !standby_signal; }
@@ -112,6 +136,11 @@ struct ScenarioSettings {
   bool round_one = false;
   // Nodes on several machines: etcd, quorum fencing, pings, network partitions.
   bool multi_host = false;
+  // The canary of suspended hosts: agents (and watchdogs) whose clock stops while their host is
+  // suspended, as CLOCK_MONOTONIC does.
+  bool monotonic_clock = false;
+  // The canary of the `sync` record: a primary that never makes a standby synchronous.
+  bool never_names_sync = false;
 };
 
 class World;
@@ -165,6 +194,7 @@ class SimStore final : public Store {
 
  private:
   Status reachable() const;
+  bool answer_lost();
   Ttl ttl_of(Ttl ttl) const;
   bool forgets(const std::string& key) const;
   template <typename T>
@@ -198,6 +228,7 @@ class SimWatchdog final : public Watchdog {
 // One node: its PostgreSQL model, its agent (while the agent process lives) and its faults.
 struct Slot {
   Pg pg;
+  std::unique_ptr<HostClock> clock;  // its host's: outlives its agents
   std::unique_ptr<SimNode> local;
   std::unique_ptr<SimStore> store;
   std::unique_ptr<SimWatchdog> watchdog;
@@ -214,10 +245,13 @@ struct Slot {
   // One thread stalled: the agent's cycle (a call that hangs, a page fault on a slow disk) while
   // its lease keeper, pinger and API threads run on.
   SimTime cycle_stalled_until{0};
-  SimTime host_frozen_from{0};  // everything of the node, PostgreSQL included
+  SimTime host_frozen_from{0};  // everything of the node, PostgreSQL included (or suspended)
   SimTime host_frozen_until{0};
   bool thaw_pending = false;  // multi-host: the watchdog checks first when the host thaws
   SimTime store_down_until{0};
+  // Its connection to the store ended by a request left unanswered: a new one needs the link
+  // both ways (see SimStore::answer_lost).
+  bool store_connection_dropped = false;
   SimTime store_slow_until{0};  // every store call takes up to store_slow_max
   SimTime store_slow_max{1500};
   SimTime pg_broken_until{0};  // PostgreSQL dies as soon as it starts (a bad setting, say)
@@ -268,6 +302,8 @@ class World {
   void spend(int busy, SimTime ms);
   SimTime random_ms(SimTime low, SimTime high);
   bool host_frozen(int index) const { return slots[index].host_frozen_until > clock.now; }
+  // Multi-host: the host suspended for `length` (see HostClock).
+  void suspend_host(int index, SimTime length);
   // The agent's threads (pinger and API included) are stopped: by SIGSTOP or with the host.
   bool agent_frozen(int index) const { return thaw_of(index) > clock.now; }
   bool agent_frozen_at(int index, SimTime when) const;
@@ -275,7 +311,7 @@ class World {
     return std::max(slots[index].agent_frozen_until, slots[index].host_frozen_until);
   }
   // Whether `a` reaches `b`'s PostgreSQL (replication, pg_rewind, a copy): a link, a live host.
-  bool reaches(int a, int b) const { return network.linked(a, b) && !host_frozen(b); }
+  bool reaches(int a, int b) const { return network.connected(a, b) && !host_frozen(b); }
   // The node's PostgreSQL accepts writes now: a primary, cut off or not. A frozen host's
   // accepts none while frozen (multi-host; on one machine the next node fences it first).
   bool writable(int index) const;
@@ -322,6 +358,8 @@ class World {
   // Liveness during faults, every 100 ms: see kLivenessBound.
   void check_liveness();
   bool able_to_lead() const;
+  bool up(int index) const;
+  void check_sync_record();
 
  public:
   // A host crash: the agent and its PostgreSQL die together (for scripts).
@@ -351,6 +389,8 @@ class World {
   int promotion_budget_ = 1;           // the bootstrap, then one per fault that may move the lead
   std::optional<SimTime> able_since_;  // since when able_to_lead() has held without a break
   bool liveness_reported_ = false;     // once per episode
+  std::optional<SimTime> sync_unnamed_since_;  // see check_sync_record
+  bool sync_reported_ = false;
 };
 
 // Liveness during faults, not only after they heal: whenever, for this long without a break,
@@ -364,6 +404,11 @@ class World {
 // takes the proof that it fenced itself (1.1 s; or the lease's lapse, 1 s, 2 s as etcd's whole
 // seconds), a cycle or two and a promotion (3 s): about 19 s, seen up to 19.8 s. 25 s.
 inline constexpr SimTime kLivenessBound{25000};
+
+// Synchronous mode: a standby streaming from the primary is named in the `sync` record within
+// this long (both up and connected): a cycle to make it synchronous, one to see it flushed past
+// that point and name it; 5 s leaves room for slow cycles.
+inline constexpr SimTime kSyncNamingBound{5000};
 
 // Runs one seeded scenario; the seed also chooses its settings.
 Verdict run_scenario(std::uint64_t seed, bool multi_host = false);

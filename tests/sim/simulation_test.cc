@@ -340,6 +340,27 @@ TEST(Simulation, AClaimantThatNeverReturnsBlocksNoFailover) {
   }
 }
 
+// The canary of the `sync` record: in synchronous mode a primary that never names a standby
+// synchronous leaves nobody the liveness rule would let lead, so that check alone would never
+// fire. The invariant on the record must: "a standby streaming ... the sync record names none".
+TEST(Simulation, CatchesAPrimaryThatNeverNamesASynchronousStandby) {
+  spdlog::set_level(spdlog::level::off);
+  int caught = 0;
+  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
+    World world(seed, {.nodes = 3, .synchronous = true, .faults = 0, .never_names_sync = true});
+    world.start_cluster();
+    world.advance(world.clock.now + SimTime(8000));
+    for (const std::string& violation : world.verdict().violations) {
+      if (violation.find("the sync record names none") != std::string::npos) {
+        ++caught;
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(caught, static_cast<int>(kScriptSeeds))
+      << "the invariant 'a streaming standby is named in the sync record' never broke";
+}
+
 TEST(Simulation, ASeedReplaysExactly) {
   spdlog::set_level(spdlog::level::off);
   for (auto [seed, multi_host] : {std::pair{7u, false}, {4242u, false}, {7u, true}, {99u, true}}) {
