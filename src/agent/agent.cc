@@ -637,21 +637,31 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   // nobody fences (found by the simulation once promotions ran on PostgreSQL's time).
   watch_postmaster(true);
   promoting_postmaster_ = node_.postmaster();
+  HistoryEntry record{.time_ms = wall_ms(clock_),
+                      .from = former,
+                      .to = self_.name,
+                      .timeline = *claimed,
+                      .switch_lsn = node.replayed_lsn,
+                      .lost_bytes = lost_bytes,
+                      .reason = reason};
   auto promoted = node_.promote(*claimed);
-  if (!promoted) return std::unexpected(promoted.error());
+  if (!promoted) {
+    // PostgreSQL may have finished promoting all the same — while this agent was frozen, say —
+    // and accepted writes before it was fenced: that timeline goes to the history too, dated
+    // when it was asked for (it was missing: a frozen promoter's timeline 2 between 1 and 3).
+    if (node_.switched_to(*claimed)) {
+      record.reason += fmt::format(" (PostgreSQL promoted onto timeline {}; then: {})", *claimed,
+                                   promoted.error().message);
+      (void)store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt);
+    }
+    return std::unexpected(promoted.error());
+  }
   if (promoted->timeline != *claimed) {
     spdlog::error("promoted to timeline {}, not the claimed {}", promoted->timeline, *claimed);
   }
-  std::int64_t now = wall_ms(clock_);
-  auto written = store_.put(layout_.history(now),
-                            encode_history({.time_ms = now,
-                                            .from = former,
-                                            .to = self_.name,
-                                            .timeline = promoted->timeline,
-                                            .switch_lsn = node.replayed_lsn,
-                                            .lost_bytes = lost_bytes,
-                                            .reason = reason}),
-                            std::nullopt);
+  record.timeline = promoted->timeline;
+  record.time_ms = wall_ms(clock_);
+  auto written = store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt);
   if (!written) return std::unexpected(written.error());
   last_leader_.clear();  // this node leads now; the next other leader will be seen
   return promoted->later_steps;

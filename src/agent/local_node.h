@@ -51,6 +51,9 @@ class LocalNode {
   // claim when the operator allowed the data loss (the numbers between are skipped). An error
   // when it does not accept writes afterwards.
   virtual Result<Promotion> promote(TimelineId target) = 0;
+  // Whether PostgreSQL switched to `timeline`: a promotion that failed for its agent (frozen,
+  // then fenced) may have gone through all the same, and accepted writes.
+  virtual bool switched_to(TimelineId timeline) = 0;
   virtual Status stop(StopMode mode) = 0;
   // A fast stop, then a start; returns once it accepts connections. `stopped` runs between the
   // two, and its failure leaves PostgreSQL stopped (a leader proves its lease there: the stop

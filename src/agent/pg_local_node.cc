@@ -118,6 +118,10 @@ Result<Promotion> PgLocalNode::promote(TimelineId target) {
   return Promotion{*timeline, promoted};
 }
 
+bool PgLocalNode::switched_to(TimelineId timeline) {
+  return switched_to_timeline(self_.data_dir, timeline);
+}
+
 Status PgLocalNode::restart(const std::function<Status()>& stopped,
                             const std::function<void()>& spawned) {
   if (auto ok = controller_.stop(self_, StopMode::kFast); !ok) return ok;

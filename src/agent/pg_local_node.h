@@ -32,6 +32,7 @@ class PgLocalNode final : public LocalNode {
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;
+  bool switched_to(TimelineId timeline) override;
   Status stop(StopMode mode) override { return controller_.stop(self_, mode); }
   Status restart(const std::function<Status()>& stopped,
                  const std::function<void()>& spawned) override;

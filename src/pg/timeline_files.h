@@ -15,4 +15,11 @@ namespace tandem {
 Status reserve_timelines(Connection& standby, const std::string& data_dir, TimelineId first,
                          TimelineId last);
 
+// Whether the PostgreSQL of `data_dir` switched to `timeline`: its pg_wal holds that timeline's
+// history file with a switch point in it (a placeholder of reserve_timelines has none).
+// PostgreSQL writes it at the end of a promotion, before it accepts a write: a promotion that
+// went through while its agent was frozen, and was then fenced, is known by it. Read without
+// following a link or opening anything but a regular file (the directory is the OS user's).
+bool switched_to_timeline(const std::string& data_dir, TimelineId timeline);
+
 }  // namespace tandem

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "../support/child_process.h"
@@ -28,6 +30,7 @@
 #include "local_cluster_fixture.h"
 #include "pg/postmaster.h"
 #include "proc/os_user.h"
+#include "proc/process_runner.h"
 #include "proc/secret_file.h"
 
 namespace tandem::testing {
@@ -810,6 +813,25 @@ TEST_F(MultiHostPromoterTest, APromoterFrozenMidPromotionNeverWritesBesideAnothe
   }
   EXPECT_TRUE(broken.empty()) << broken.size() << " acknowledged writes by a second writer, the "
                               << "first: " << (broken.empty() ? "" : broken.front());
+  // Every timeline that took a write is in the history, the frozen promoter's included (it
+  // was missing when PostgreSQL promoted while its agent was frozen and was then fenced).
+  SystemProcessRunner runner;
+  Result<ProcessResult> history = fail(ErrorCode::kFailed, "not run");
+  run_in_netns(network_->netns(0), [&] {  // etcd's hosts are reached from the nodes' network
+    history = runner.run({.program = TANDEM_BINARY,
+                          .args = {"-c", config_path_, "history", "--json"},
+                          .timeout = std::chrono::seconds(30)});
+  });
+  ASSERT_TRUE(history && history->exit_code == 0)
+      << (history ? history->output : history.error().message);
+  std::set<long> recorded;
+  auto entries = nlohmann::json::parse(history->output, nullptr, false);
+  for (const auto& entry : entries) recorded.insert(entry.value("timeline", 0L));
+  for (const auto& [timeline, writer] : writer_of) {
+    EXPECT_TRUE(timeline == 1 || recorded.contains(timeline))
+        << writer << " wrote on timeline " << timeline << ", which the history lacks:\n"
+        << history->output;
+  }
   std::cout << "switchover to " << target << " (its agent frozen 4 s mid-promotion, the request "
             << status.load() << "): writers in turn " << order << "; " << leader << " leads\n";
   EXPECT_GE(writer_of.size(), 2u) << "no write after the switchover";

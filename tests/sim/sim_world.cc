@@ -318,6 +318,12 @@ Result<Promotion> SimNode::promote(TimelineId target) {
   return Promotion{server.timeline(), {}};
 }
 
+bool SimNode::switched_to(TimelineId timeline) {
+  const std::vector<Record>& wal = pg().wal;
+  return std::any_of(wal.begin(), wal.end(),
+                     [&](const Record& record) { return record.timeline == timeline; });
+}
+
 Status SimNode::stop(StopMode mode) {
   if (auto ok = usable(); !ok) return ok;
   if (!pg().running) return {};

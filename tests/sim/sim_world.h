@@ -157,6 +157,7 @@ class SimNode final : public LocalNode {
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;
+  bool switched_to(TimelineId timeline) override;
   Status stop(StopMode mode) override;
   Status restart(const std::function<Status()>& stopped,
                  const std::function<void()>& spawned) override;
