@@ -9,8 +9,11 @@ all: build
 deps:
 	@scripts/install-deps
 
+# Optimized, with line tables only (-g1): backtraces keep their files and lines, and the build
+# takes a quarter less time than with full debug information (CI builds twice on two cores).
 build: deps
-	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # Every test: unit tests, then integration tests against real PostgreSQL 15.
@@ -55,9 +58,12 @@ sim: build
 # faults, the walk-through, hostile clients and files). The rest of the integration suite runs
 # once, in `make test`, to keep CI within its time; `make asan ASAN_INTEGRATION=.` runs them all.
 ASAN_INTEGRATION ?= ^(AgentTest|WalkthroughTest|HostileTest)\.
+# Only what those tests run is built (not the benchmarks), with line tables for the reports.
 asan: deps
-	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTANDEM_SANITIZE=ON >/dev/null
-	@cmake --build build-asan -j $(JOBS)
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
+	  -DTANDEM_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target tandem tandem_unit_tests tandem_sim_tests \
+	  tandem_integration_tests
 	@ctest --test-dir build-asan --output-on-failure -L unit -E '^House\.'
 	@ctest --test-dir build-asan --output-on-failure -L integration -R '$(ASAN_INTEGRATION)'
 
