@@ -21,12 +21,6 @@ std::int64_t wall_ms(Clock& clock) {
   return std::chrono::duration_cast<milliseconds>(clock.wall_now().time_since_epoch()).count();
 }
 
-// The steps after which this node may accept writes.
-bool may_make_writable(Action action) {
-  return action == Action::kPromote || action == Action::kTakeOver ||
-         action == Action::kStartPrimary || action == Action::kAcquireLease;
-}
-
 }  // namespace
 
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
@@ -161,7 +155,6 @@ Decision Agent::cycle() {
     view->members[self_.name] = member_record(node);
     // The last OTHER leader: a lease handed to this node names this node before it promotes.
     if (view->leader && !view->leader_is(self_.name)) last_leader_ = view->leader->name;
-    last_optime_ = view->last_leader_lsn;
     track_lease(*view, node);
   }
   // A primary restarted in place is watched while it starts: it may accept writes before the
@@ -395,7 +388,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kBootstrap:
       return bootstrap();
     case Action::kClone:
-      return node_.clone(decision.leader);
+      return node_.clone(decision.source);
     case Action::kStartPrimary: {
       // The lease is proven first: a standby that has just taken it over must win.
       if (ha_.synchronous_mode && view->sync_standby && !view->sync_standby->empty()) {
@@ -413,9 +406,9 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return started;
     }
     case Action::kStartStandby:
-      return node_.start_standby(decision.leader);
+      return node_.start_standby(decision.source);
     case Action::kRenewLease:
-      return renew_or_fence(*view, node);
+      return renew_or_fence(*view, node, decision.on_renewal_failure);
     case Action::kAcquireLease:
       return lease_.acquire();
     case Action::kTakeOver:
@@ -423,11 +416,11 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kPromote:
       // The lease was handed over: confirm it is still this node's before writing.
       if (auto ok = proof_to_write(renew_lease(*view, node)); !ok) return ok;
-      return promote(*view, node, decision.reason);
+      return promote(*view, node, decision);
     case Action::kHandOver:
-      return hand_over(*view, decision.leader);
+      return hand_over(*view, decision.target);
     case Action::kFollow:
-      return node_.follow(decision.leader);
+      return node_.follow(decision.source);
     case Action::kFence:
     case Action::kDemote:
       watch_postmaster(false);
@@ -436,7 +429,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kRejoin:
       return node_.rejoin();
     case Action::kReclone:
-      return node_.reclone(decision.leader);
+      return node_.reclone(decision.source);
     case Action::kReleaseLease:
       if (!lease_.held()) {
         if (auto ok = lease_.adopt(view->leader->revision); !ok) return ok;
@@ -448,22 +441,19 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
 
 // The leader renews (the keeper does, and the cycle makes sure) and in synchronous mode keeps
 // its synchronous standby named.
-Status Agent::renew_or_fence(const ClusterView& view, const NodeObservation& node) {
+Status Agent::renew_or_fence(const ClusterView& view, const NodeObservation& node,
+                             RenewalFailure on_failure) {
   if (auto ok = renew_lease(view, node); !ok) {
-    if (ha_.quorum_fencing) {
-      // The agents, not the store, keep this primary: an unreachable store changes nothing. But
-      // a lost compare-and-set means another node holds the lease now.
-      if (ok.error().code == ErrorCode::kConflict && node.state == PgState::kPrimary) {
-        (void)node_.stop(StopMode::kImmediate);
-        return fail_with_context(ok.error(), "the lease was taken over; fenced");
-      }
-      return ok;
+    // What the plan says a failure means (complete_plan in core/decide.cc); the deadline is
+    // read after the renewal, which may have taken long, so that no cycle waits past it.
+    if (on_failure == RenewalFailure::kFenceIfTakenOver &&
+        ok.error().code == ErrorCode::kConflict) {
+      (void)node_.stop(StopMode::kImmediate);
+      return fail_with_context(ok.error(), "the lease was taken over; fenced");
     }
-    // The one place the executor fences on its own: a failed renewal past the deadline leaves
-    // no cycle to wait for.
     auto renewed_at = lease_.confirmed_at();
     bool late = !renewed_at || since(*renewed_at, clock_) >= ha_.renew_deadline;
-    if (late && node.state == PgState::kPrimary) {
+    if (on_failure == RenewalFailure::kFenceIfPastDeadline && late) {
       lease_.drop();
       (void)node_.stop(StopMode::kImmediate);
       return fail_with_context(ok.error(), "renewal failed past the deadline; fenced");
@@ -479,11 +469,11 @@ Status Agent::renew_or_fence(const ClusterView& view, const NodeObservation& nod
 
 Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
                         const Decision& decision) {
-  if (!decision.leader.empty() && view.leader_is(decision.leader)) {
+  if (!decision.remove_lease_of.empty() && view.leader_is(decision.remove_lease_of)) {
     // Quorum fencing: the former leader is proven fenced but its lease lives on. Removing it
     // only if unchanged: had that leader renewed meanwhile, it would keep it.
     if (auto ok = store_.remove(layout_.leader(), view.leader->revision); !ok) {
-      return fail_with_context(ok.error(), "removing the lease of " + decision.leader);
+      return fail_with_context(ok.error(), "removing the lease of " + decision.remove_lease_of);
     }
   }
   if (auto ok = lease_.acquire(); !ok) return ok;
@@ -492,15 +482,15 @@ Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
     bool claimed_by_other = view.timeline_claim && view.timeline_claim->by != self_.name;
     node_.fence_others(claimed_by_other ? view.timeline_claim->by : std::string());
   }
-  if (!decision.leader.empty()) {
+  if (!decision.remove_lease_of.empty()) {
     // Claimed as decided: on the view without the fenced leader whose lease was removed (with
     // it, a claim it left would still count, and the claim would be refused).
     ClusterView taken = view;
     taken.leader.reset();
-    taken.members.erase(decision.leader);
-    return promote(taken, node, decision.reason);
+    taken.members.erase(decision.remove_lease_of);
+    return promote(taken, node, decision);
   }
-  return promote(view, node, decision.reason);  // watched from the promotion on
+  return promote(view, node, decision);  // watched from the promotion on
 }
 
 Status Agent::bootstrap() {
@@ -582,13 +572,9 @@ void Agent::publish_optime(const NodeObservation& node) {
 }
 
 Status Agent::promote(const ClusterView& view, const NodeObservation& node,
-                      const std::string& reason) {
+                      const Decision& decision) {
   std::string former = last_leader_;
   if (view.switchover && !view.switchover->from.empty()) former = view.switchover->from;
-  std::optional<std::int64_t> lost_bytes;
-  if (last_optime_ && node.received_lsn) {
-    lost_bytes = std::max<std::int64_t>(0, last_optime_->bytes_after(*node.received_lsn));
-  }
   // Only a holder of the lease claims a timeline or names itself in sync: a claim or a sync
   // record left by a node that then could not promote keeps the others from leading (found by
   // the simulation: an agent frozen between taking the lease and promoting claimed timeline 2
@@ -600,10 +586,8 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   // No timeline number serves two histories: the new one is claimed first. A failover the
   // operator forced with --allow-data-loss to a node behind the newest claim claims the one
   // after that claim: its promotion skips the numbers between.
-  bool forced = (view.switchover && view.switchover->force && view.switchover->allow_data_loss &&
-                 view.switchover->to == self_.name) ||
-                claim_abandoned(view);
-  auto claimed = claim_timeline(store_, layout_, self_.name, node.timeline, forced);
+  auto claimed =
+      claim_timeline(store_, layout_, self_.name, node.timeline, decision.claim_past_newest);
   if (!claimed) return std::unexpected(claimed.error());
   // A request that brought the lease here is carried out from the claim on, whatever becomes
   // of the promotion: a failover after it must not carry it out a second time (found by the
@@ -642,8 +626,8 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
                       .to = self_.name,
                       .timeline = *claimed,
                       .switch_lsn = node.replayed_lsn,
-                      .lost_bytes = lost_bytes,
-                      .reason = reason};
+                      .lost_bytes = decision.lost_bytes,
+                      .reason = decision.reason};
   auto promoted = node_.promote(*claimed);
   if (!promoted) {
     // PostgreSQL may have finished promoting all the same — while this agent was frozen, say —

@@ -73,12 +73,13 @@ class Agent {
   Status renew_lease(const ClusterView& view, const NodeObservation& node);
   // `renewed` unless the renewal it reports is too old to start writing on.
   Status proof_to_write(Status renewed);
-  Status renew_or_fence(const ClusterView& view, const NodeObservation& node);
+  Status renew_or_fence(const ClusterView& view, const NodeObservation& node,
+                        RenewalFailure on_failure);
   void publish_optime(const NodeObservation& node);
   // Removes the switchover or failover request read in `view`, by its revision.
   void remove_request(const ClusterView& view);
   Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
-  Status promote(const ClusterView& view, const NodeObservation& node, const std::string& reason);
+  Status promote(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status hand_over(const ClusterView& view, const std::string& target);
   MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);
@@ -123,8 +124,7 @@ class Agent {
   std::atomic<std::int64_t> slow_renewal_warned_ms_{0};
 
   std::optional<Lsn> published_optime_;
-  std::string last_leader_;         // the last other leader seen, for the history
-  std::optional<Lsn> last_optime_;  // the last leader position seen, for the history
+  std::string last_leader_;  // the last other leader seen, for the history
   std::optional<MemberRecord> published_record_;
   std::chrono::steady_clock::time_point published_at_{};
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;

@@ -212,9 +212,10 @@ Decision switchover_target(const ClusterView& view, const HaConfig& config) {
             fmt::format("a {} to {} was requested but it is not eligible: {}",
                         request.force ? "failover" : "switchover", target, *why)};
   }
-  return {Action::kHandOver,
-          fmt::format("a switchover was requested: stop cleanly and hand the lease to {}", target),
-          target};
+  return {.action = Action::kHandOver,
+          .reason = fmt::format("a switchover was requested: stop cleanly and hand the lease to {}",
+                                target),
+          .target = target};
 }
 
 Decision running_primary(const ClusterView& view, const NodeObservation& node,
@@ -420,7 +421,7 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
       decision.reason = fmt::format(
           "{} has not been heard from by a majority of the agents: it has fenced itself; {}",
           leader, decision.reason);
-      decision.leader = leader;  // the lease to remove first
+      decision.remove_lease_of = leader;  // the lease to remove first
     }
     if (decision.action == Action::kTakeOver) {
       decision.reason +=
@@ -486,6 +487,11 @@ std::string_view action_name(Action action) {
   return "unknown";
 }
 
+bool may_make_writable(Action action) {
+  return action == Action::kPromote || action == Action::kTakeOver ||
+         action == Action::kStartPrimary || action == Action::kAcquireLease;
+}
+
 std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config) {
   TimelineId newest = newest_standby_timeline(view);
   std::vector<const MemberRecord*> eligible;
@@ -535,8 +541,10 @@ HaConfig eligibility_rules(const ClusterConfig& config) {
           .synchronous_mode = config.ha.synchronous_mode};
 }
 
-Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
-                const HaConfig& config, TimePoint now) {
+namespace {
+
+Decision decide_action(const std::optional<ClusterView>& view, const NodeObservation& node,
+                       const HaConfig& config, TimePoint now) {
   if (!view) return without_store(node, config, now);
   if (!view->initialized && node.state != PgState::kNoData) {
     // A store without this cluster (deleted, replaced, wiped) next to a node with data: a new
@@ -588,6 +596,43 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
       return running_standby(*view, node, config);
   }
   return {Action::kNone, "unknown state"};
+}
+
+// The rest of the plan, for the executor to carry out without deciding anything: what a failed
+// renewal means, and how a promotion claims its timeline and what it records.
+void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
+                   const NodeObservation& node, const HaConfig& config) {
+  if (decision.action == Action::kRenewLease && node.state == PgState::kPrimary) {
+    // With quorum fencing the agents, not the store, keep this primary: an unreachable store
+    // changes nothing, but a lost compare-and-set means another node holds the lease now.
+    decision.on_renewal_failure = config.quorum_fencing ? RenewalFailure::kFenceIfTakenOver
+                                                        : RenewalFailure::kFenceIfPastDeadline;
+  }
+  if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
+    return;
+  }
+  ClusterView claimed_on = *view;
+  if (!decision.remove_lease_of.empty()) {  // as the executor claims: without that leader
+    claimed_on.leader.reset();
+    claimed_on.members.erase(decision.remove_lease_of);
+  }
+  const std::optional<SwitchoverRequest>& request = claimed_on.switchover;
+  decision.claim_past_newest =
+      (request && request->force && request->allow_data_loss && request->to == config.self) ||
+      claim_abandoned(claimed_on);
+  if (view->last_leader_lsn && node.received_lsn) {
+    decision.lost_bytes =
+        std::max<std::int64_t>(0, view->last_leader_lsn->bytes_after(*node.received_lsn));
+  }
+}
+
+}  // namespace
+
+Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
+                const HaConfig& config, TimePoint now) {
+  Decision decision = decide_action(view, node, config, now);
+  complete_plan(decision, view, node, config);
+  return decision;
 }
 
 }  // namespace tandem

@@ -2,6 +2,7 @@
 // the one action it returns, and logs the reason. No I/O, no clock reads: `now` is an argument.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,13 +48,38 @@ inline bool should_escalate(int failures, std::chrono::milliseconds failing_for)
   return failures >= kAttemptsBeforeEscalating && failing_for >= kFailingBeforeEscalating;
 }
 std::string_view action_name(Action action);
+// The steps after which the node may accept writes: from the moment one is decided, the node
+// answers the other agents "may write", even if the step fails (a promotion that timed out may
+// finish all the same).
+bool may_make_writable(Action action);
 
+// What a running primary's failed renewal of its lease means (Action::kRenewLease).
+enum class RenewalFailure {
+  kRetry,                // nothing yet: the next cycle, or the watchdog, sees to it
+  kFenceIfTakenOver,     // quorum fencing: stop at once if another node holds the lease now
+  kFenceIfPastDeadline,  // stop at once if no renewal was confirmed within renew_deadline
+};
+
+// The whole plan of one cycle: the agent carries it out and decides nothing of its own.
 struct Decision {
   Action action = Action::kNone;
   std::string reason;  // one sentence, logged every cycle
-  // The node to follow or clone from, when there is one; for a take-over under quorum fencing,
-  // the fenced former leader whose lease is removed first.
-  std::string leader;
+  // kClone, kStartStandby, kFollow, kReclone: the node to copy or stream from (also said, for
+  // the log, with kNone and kDemote: the leader).
+  std::string source;
+  // kHandOver: the standby the lease goes to.
+  std::string target;
+  // kTakeOver under quorum fencing: the fenced former leader whose lease is removed first (the
+  // timeline is then claimed on the view without it).
+  std::string remove_lease_of;
+  // kRenewLease by a running primary: what a failed renewal means.
+  RenewalFailure on_renewal_failure = RenewalFailure::kRetry;
+  // kTakeOver, kPromote: claim the timeline after the newest claim rather than after this
+  // node's own (a failover forced with --allow-data-loss to a node behind that claim, or a
+  // claim its claimant left behind)...
+  bool claim_past_newest = false;
+  // ...and the WAL the last leader published that this node never received, for the history.
+  std::optional<std::int64_t> lost_bytes;
 };
 
 // Quorum fencing: how long a primary must have been neither heard from by a majority of the

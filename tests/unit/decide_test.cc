@@ -449,8 +449,43 @@ TEST(Decide, QuorumFencing) {
   Decision takeover = decide(
       led_by_node1, lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof),
       quorum, kNow);
-  EXPECT_EQ(takeover.leader, "node1");
+  EXPECT_EQ(takeover.remove_lease_of, "node1");
   EXPECT_EQ(proof, milliseconds(1100));
+}
+
+// The rest of a cycle's plan, which the executor used to work out for itself: what a failed
+// renewal means, whether a promotion claims past the newest claim, and the WAL it loses.
+TEST(Decide, ThePlanSaysWhatTheExecutorUsedToDecide) {
+  HaConfig one_machine{.self = "node2"};
+  HaConfig quorum{.self = "node2", .quorum_fencing = true};
+  ClusterView led_by_me = view_with("node2", {standby("node1", 500)});
+  Decision renew = decide(led_by_me, observed(PgState::kPrimary), one_machine, kNow);
+  EXPECT_EQ(renew.action, Action::kRenewLease);
+  EXPECT_EQ(renew.on_renewal_failure, RenewalFailure::kFenceIfPastDeadline);
+  NodeObservation answered = observed(PgState::kPrimary);
+  answered.majority_contact_age = milliseconds(30);
+  renew = decide(led_by_me, answered, quorum, kNow);
+  EXPECT_EQ(renew.action, Action::kRenewLease);
+  EXPECT_EQ(renew.on_renewal_failure, RenewalFailure::kFenceIfTakenOver);
+  Decision restarting = decide(led_by_me, observed(PgState::kStarting), one_machine, kNow);
+  EXPECT_EQ(restarting.on_renewal_failure, RenewalFailure::kRetry) << "not a running primary";
+
+  // A failover forced with --allow-data-loss to this node claims past the newest claim, and
+  // the history will say how much of the last leader's WAL it never received.
+  ClusterView forced = view_with(std::nullopt, {standby("node2", 400)});
+  forced.switchover = SwitchoverRequest{.to = "node2", .force = true, .allow_data_loss = true};
+  forced.last_leader_lsn = at(1000);
+  NodeObservation standby_at_400 = observed(PgState::kStandby);
+  standby_at_400.received_lsn = at(400);
+  Decision takeover = decide(forced, standby_at_400, one_machine, kNow);
+  ASSERT_EQ(takeover.action, Action::kTakeOver) << takeover.reason;
+  EXPECT_TRUE(takeover.claim_past_newest);
+  EXPECT_EQ(takeover.lost_bytes, at(1000).bytes_after(at(400)));
+  ClusterView plain = view_with(std::nullopt, {standby("node2", 400)});
+  takeover = decide(plain, standby_at_400, one_machine, kNow);
+  ASSERT_EQ(takeover.action, Action::kTakeOver) << takeover.reason;
+  EXPECT_FALSE(takeover.claim_past_newest);
+  EXPECT_EQ(takeover.lost_bytes, std::nullopt) << "no position of a last leader known";
 }
 
 TEST(FailoverCandidates, RankedByReceivedWalThenName) {
