@@ -41,7 +41,7 @@ Agent::Agent(const AgentParts& parts)
       ha_(ha_config_for(parts.config, parts.self)),
       node_(parts.node),
       store_(parts.store),
-      layout_(parts.config.name),
+      layout_(parts.layout != nullptr ? *parts.layout : ClusterLayout(parts.config.name)),
       clock_(parts.clock),
       watchdog_(parts.watchdog),
       contacts_(parts.contacts),
@@ -161,8 +161,10 @@ Decision Agent::cycle() {
   // next cycle observes it. So is a postmaster asked to promote, until it exits: PostgreSQL
   // may finish a promotion whose pg_ctl gave up waiting, and an unwatched one would answer
   // pings "may not write" while it does (found by review).
+  record_finished_promotion();
   if (node.state == PgState::kStopped || node_.postmaster() != promoting_postmaster_) {
     promoting_postmaster_ = 0;
+    unrecorded_promotion_.reset();  // a new postmaster does not finish the old one's promotion
   }
   watch_postmaster(node.state == PgState::kPrimary ||
                    (node.state == PgState::kStarting && node.data_was_primary) ||
@@ -175,6 +177,18 @@ Decision Agent::cycle() {
   log_cycle(decision, result);
   report(node, view, decision, !result);
   return decision;
+}
+
+// A promotion whose pg_ctl failed, once PostgreSQL shows it went through (its timeline's
+// history file): recorded, as any promotion is.
+void Agent::record_finished_promotion() {
+  if (!unrecorded_promotion_ || !node_.switched_to(unrecorded_promotion_->timeline)) return;
+  const HistoryEntry& record = *unrecorded_promotion_;
+  if (store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt)) {
+    spdlog::warn("PostgreSQL promoted onto timeline {} although pg_ctl promote failed: recorded",
+                 record.timeline);
+    unrecorded_promotion_.reset();
+  }
 }
 
 void Agent::add_quorum_facts(NodeObservation& node) {
@@ -631,13 +645,13 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   auto promoted = node_.promote(*claimed);
   if (!promoted) {
     // PostgreSQL may have finished promoting all the same — while this agent was frozen, say —
-    // and accepted writes before it was fenced: that timeline goes to the history too, dated
-    // when it was asked for (it was missing: a frozen promoter's timeline 2 between 1 and 3).
-    if (node_.switched_to(*claimed)) {
-      record.reason += fmt::format(" (PostgreSQL promoted onto timeline {}; then: {})", *claimed,
-                                   promoted.error().message);
-      (void)store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt);
-    }
+    // and accepted writes before it was fenced, or may finish after pg_ctl gave up waiting:
+    // that timeline goes to the history too, dated when it was asked for (it was missing: a
+    // frozen promoter's timeline 2 between 1 and 3). Looked for again every cycle while this
+    // postmaster runs.
+    record.reason += fmt::format(" (pg_ctl promote: {})", promoted.error().message);
+    unrecorded_promotion_ = record;
+    record_finished_promotion();
     return std::unexpected(promoted.error());
   }
   if (promoted->timeline != *claimed) {

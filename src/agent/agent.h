@@ -41,6 +41,9 @@ struct AgentParts {
   AgentBoard* board = nullptr;
   // Renew the lease from a thread of its own (false: the caller ticks lease_keeper()).
   bool keeper_thread = true;
+  // The layout to read the store with; a copy shares its cache of decoded member records, so
+  // that agents in one process (the simulation's) decode each record once. A fresh one if null.
+  const ClusterLayout* layout = nullptr;
 };
 
 class Agent {
@@ -80,6 +83,7 @@ class Agent {
   void remove_request(const ClusterView& view);
   Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status promote(const ClusterView& view, const NodeObservation& node, const Decision& decision);
+  void record_finished_promotion();
   Status hand_over(const ClusterView& view, const std::string& target);
   MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);
@@ -119,6 +123,8 @@ class Agent {
   std::atomic<bool> stall_said_{false};
   // A postmaster asked to promote (pg_ctl promote sent), watched until it exits (0: none).
   pid_t promoting_postmaster_ = 0;
+  // A promotion whose pg_ctl failed, to record once PostgreSQL shows it went through.
+  std::optional<HistoryEntry> unrecorded_promotion_;
   // The last confirmed renewal's round trip (-1: none yet), and when a slow one was last said.
   std::atomic<std::int64_t> renewal_round_trip_ms_{-1};
   std::atomic<std::int64_t> slow_renewal_warned_ms_{0};

@@ -66,6 +66,7 @@ NodeObservation NodeObserver::observe() {
   if (!std::filesystem::exists(self_.data_dir + "/PG_VERSION")) {
     node.state = PgState::kNoData;
     connection_.reset();
+    waiting_segment_.clear();
     return node;
   }
   node.data_was_primary = !std::filesystem::exists(self_.data_dir + "/standby.signal");
@@ -73,6 +74,7 @@ NodeObservation NodeObserver::observe() {
     node.state = PgState::kStopped;
     connection_.reset();
     not_streaming_since_.reset();
+    waiting_segment_.clear();  // a new postmaster, a new wait
     return node;
   }
   node.state = PgState::kStarting;
@@ -83,8 +85,10 @@ NodeObservation NodeObserver::observe() {
   if (node.state == PgState::kStarting) {
     std::string segment = recovery_waiting_for(process_.pid()).value_or("");
     auto now = clock_.steady_now();
-    if (segment != waiting_segment_) {
+    // Counted afresh when it is pointed elsewhere: the new upstream may have that WAL.
+    if (segment != waiting_segment_ || node.upstream != waiting_upstream_) {
       waiting_segment_ = segment;
+      waiting_upstream_ = node.upstream;
       waiting_since_ = now;
     }
     if (!segment.empty()) {

@@ -37,6 +37,7 @@ class NodeObserver {
   std::optional<std::chrono::steady_clock::time_point> not_streaming_since_;
   // The WAL segment a starting server's recovery waits for, and since when.
   std::string waiting_segment_;
+  std::string waiting_upstream_;
   std::chrono::steady_clock::time_point waiting_since_{};
 };
 

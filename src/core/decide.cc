@@ -193,6 +193,13 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
           "PostgreSQL is down and nobody leads: start it read-only and join the election"};
 }
 
+// The leader's agent says it runs as a primary: what a standby pointed at it could stream.
+bool leader_runs_as_primary(const ClusterView& view) {
+  if (!view.leader) return false;
+  auto member = view.members.find(view.leader->name);
+  return member != view.members.end() && member->second.state == PgState::kPrimary;
+}
+
 // The standby a requested switchover hands the lease to: the one asked for, else the best.
 Decision switchover_target(const ClusterView& view, const HaConfig& config) {
   const SwitchoverRequest& request = *view.switchover;
@@ -580,7 +587,7 @@ Decision decide_action(const std::optional<ClusterView>& view, const NodeObserva
                 view->leader->name};
       }
       if (view->leader && !view->leader_is(config.self) && node.upstream == view->leader->name &&
-          node.recovery_stuck_for >= kRecoveryStuckBeforeReclone) {
+          leader_runs_as_primary(*view) && node.recovery_stuck_for >= kRecoveryStuckBeforeReclone) {
         return {Action::kReclone,
                 fmt::format("PostgreSQL is starting as a standby of {}, its recovery waiting {} s "
                             "for WAL that nobody streams to it (removed on {}?): clone {} again "

@@ -69,23 +69,33 @@ pid_t parent_of(const std::string& pid) {
 
 }  // namespace
 
-std::optional<std::string> recovery_waiting_for(pid_t postmaster) {
+std::optional<std::string> waiting_segment(std::string title) {
+  constexpr std::string_view kProgram = "postgres: ";
   constexpr std::string_view kWaiting = "startup waiting for ";
+  while (!title.empty() && (title.back() == '\0' || title.back() == ' ')) title.pop_back();
+  if (!title.starts_with(kProgram) || title.size() < kWaiting.size() + 24) return std::nullopt;
+  std::string segment = title.substr(title.size() - 24);
+  std::string before = title.substr(0, title.size() - 24);
+  if (!before.ends_with(kWaiting)) return std::nullopt;
+  std::string prefix =
+      before.substr(kProgram.size(), before.size() - kProgram.size() - kWaiting.size());
+  if (!prefix.empty() && !prefix.ends_with(": ")) return std::nullopt;  // the cluster's name
+  for (char c : segment) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
+  }
+  return segment;
+}
+
+std::optional<std::string> recovery_waiting_for(pid_t postmaster) {
   std::error_code error;
   for (std::filesystem::directory_iterator it("/proc", error), end; !error && it != end;
        it.increment(error)) {
     std::string pid = it->path().filename();
     if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
     if (parent_of(pid) != postmaster) continue;
-    std::string title = read_file("/proc/" + pid + "/cmdline").value_or("");
-    std::size_t at = title.find(kWaiting);
-    if (at == std::string::npos) continue;
-    std::string segment;
-    for (std::size_t i = at + kWaiting.size();
-         i < title.size() && std::isxdigit(static_cast<unsigned char>(title[i])); ++i) {
-      segment += title[i];
+    if (auto segment = waiting_segment(read_file("/proc/" + pid + "/cmdline").value_or(""))) {
+      return segment;
     }
-    if (segment.size() == 24) return segment;
   }
   return std::nullopt;
 }

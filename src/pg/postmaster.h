@@ -19,4 +19,11 @@ std::optional<pid_t> running_postmaster(const std::string& data_dir);
 // there is no such process. A recovery that waits for WAL nobody sends it waits on one name.
 std::optional<std::string> recovery_waiting_for(pid_t postmaster);
 
+// The segment in a process title (/proc/PID/cmdline) that is exactly a startup process's
+// "postgres: [cluster_name: ]startup waiting for <24 hex digits>"; nullopt for any other. A
+// backend's title, which begins with the user name a client sent (before it authenticates),
+// always goes on with its database, host and state: a client cannot pass for the startup
+// process.
+std::optional<std::string> waiting_segment(std::string title);
+
 }  // namespace tandem

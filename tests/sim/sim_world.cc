@@ -208,9 +208,9 @@ NodeObservation SimNode::observe() {
   node.upstream = server.standby_signal ? server.upstream : "";
   if (world_.clock.now < server.ready_at || (server.wal_gap && server.standby_signal)) {
     node.state = PgState::kStarting;
-    if (server.wal_gap && world_.clock.now > server.ready_at) {
-      node.recovery_stuck_for = world_.clock.now - server.ready_at;
-    }
+    SimTime since = std::max(server.ready_at, server.waiting_since);
+    if (server.wal_gap && world_.clock.now > since)
+      node.recovery_stuck_for = world_.clock.now - since;
     return node;
   }
   node.state = server.standby_signal ? PgState::kStandby : PgState::kPrimary;
@@ -292,6 +292,7 @@ Status SimNode::start_standby(const std::string& leader) {
 
 Status SimNode::follow(const std::string& leader) {
   if (auto ok = usable(); !ok) return ok;
+  if (pg().upstream != leader) pg().waiting_since = world_.clock.now;
   pg().upstream = leader;
   return {};
 }
@@ -902,7 +903,8 @@ void World::start_agent(int index) {
                                                   .watchdog = slot.watchdog.get(),
                                                   .contacts = slot.contacts.get(),
                                                   .board = slot.board.get(),
-                                                  .keeper_thread = false});
+                                                  .keeper_thread = false,
+                                                  .layout = &layout_});
   // The agent's own on_lost sends SIGQUIT to its writable postmaster; here that is the model's.
   slot.agent->lease_keeper().on_lost([this, index] { lease_lost(index); });
   // And its on_stalled stops that postmaster and then answers pings "may not write".
@@ -1252,8 +1254,13 @@ void World::check_sync_record() {
   bool due = settings.synchronous && primary >= 0 && up(primary) && !store_clock.stopped();
   std::optional<ClusterView> view;
   if (due) {
-    auto snapshot = store_.read(layout_.prefix());
-    if (snapshot) view = layout_.view(*snapshot);
+    // The two keys it needs, not the whole prefix (every 100 ms: the members' records are many).
+    auto snapshot = store_.read(layout_.leader());
+    auto sync = store_.read(layout_.sync());
+    if (snapshot && sync) {
+      snapshot->entries.merge(sync->entries);
+      view = layout_.view(*snapshot);
+    }
     const std::string& name = config.nodes[primary].name;
     due = view && view->leader_is(name);
     bool streams = false;

@@ -109,6 +109,8 @@ struct Pg {
   // segments before the fork, say): it starts as a standby and never becomes consistent. Only a
   // fresh copy ends it.
   bool wal_gap = false;
+  SimTime waiting_since{0};  // such a node's recovery has waited since (its agent counts afresh
+                             // once it is pointed elsewhere, or restarted)
 
   TimelineId timeline() const;
   bool primary() const { return data && running && !standby_signal; }

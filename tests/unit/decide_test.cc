@@ -149,6 +149,8 @@ TEST(Decide, EveryBranch) {
   recovery_stuck.recovery_stuck_for = kRecoveryStuckBeforeReclone;
   NodeObservation recovery_waiting = pointed_at_leader;
   recovery_waiting.recovery_stuck_for = kRecoveryStuckBeforeReclone - milliseconds(1);
+  ClusterView led_by_running_node1 = view_with("node1", {});
+  led_by_running_node1.members["node1"] = {.name = "node1", .state = PgState::kPrimary};
   NodeObservation recovery_stuck_elsewhere = recovery_stuck;
   recovery_stuck_elsewhere.upstream = "node3";
 
@@ -298,11 +300,13 @@ TEST(Decide, EveryBranch) {
       {"leader restarting", view_with("node2", {}), observed(PgState::kStarting),
        Action::kRenewLease, "keep the lease"},
       {"standby starting", view_with("node1", {}), pointed_at_leader, Action::kNone, "starting"},
-      {"standby starting, its recovery waiting 30 s for one WAL segment", view_with("node1", {}),
+      {"standby starting, its recovery waiting 30 s for one WAL segment", led_by_running_node1,
        recovery_stuck, Action::kReclone,
        "waiting 30 s for WAL that nobody streams to it (removed on node1?): clone node1 again"},
-      {"standby starting, its recovery waiting a moment less", view_with("node1", {}),
+      {"standby starting, its recovery waiting a moment less", led_by_running_node1,
        recovery_waiting, Action::kNone, "starting"},
+      {"standby starting stuck, but the leader does not run as a primary: nothing to stream",
+       view_with("node1", {}), recovery_stuck, Action::kNone, "starting"},
       {"standby starting stuck, pointed elsewhere: follow first", view_with("node1", {}),
        recovery_stuck_elsewhere, Action::kFollow, "follow it"},
       {"leader restarting, its recovery waiting", view_with("node2", {}), recovery_stuck,
