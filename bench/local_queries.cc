@@ -15,8 +15,10 @@ std::string node_conninfo(const ClusterConfig& config, const std::string& node) 
 std::string any_primary_conninfo(const ClusterConfig& config) {
   std::string hosts, ports;
   for (const NodeConfig& node : config.nodes) {
-    hosts += (hosts.empty() ? "" : ",") + config.socket_dir;
-    ports += (ports.empty() ? "" : ",") + std::to_string(node.port);
+    hosts += hosts.empty() ? "" : ",";
+    hosts += config.socket_dir;
+    ports += ports.empty() ? "" : ",";
+    ports += std::to_string(node.port);
   }
   return make_conninfo({{"host", hosts},
                         {"port", ports},

@@ -59,7 +59,10 @@ Result<std::int64_t> scale(std::string_view text, std::string_view what,
     }
   }
   std::string known;
-  for (const Unit& unit : units) known += (known.empty() ? "" : ", ") + std::string(unit.suffix);
+  for (const Unit& unit : units) {
+    known += known.empty() ? "" : ", ";
+    known += std::string(unit.suffix);
+  }
   return fail(ErrorCode::kInvalidArgument,
               fmt::format("'{}' is not a {}: use one of the units {}", trim(text), what, known));
 }

@@ -35,7 +35,8 @@ void EtcdCluster::start(std::size_t index) {
   const EtcdMember& member = members_[index];
   std::string initial;
   for (const EtcdMember& each : members_) {
-    initial += (initial.empty() ? "" : ",") + each.name + "=" + each.peer_url();
+    initial += initial.empty() ? "" : ",";
+    initial += each.name + "=" + each.peer_url();
   }
   std::vector<std::string> args = {"--name",
                                    member.name,

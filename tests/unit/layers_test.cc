@@ -141,7 +141,10 @@ std::map<std::string, Target> read_build(const std::filesystem::path& root) {
 
 std::string listed(const std::set<std::string>& names) {
   std::string text;
-  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  for (const std::string& name : names) {
+    text += text.empty() ? "" : ", ";
+    text += name;
+  }
   return text.empty() ? "nothing" : text;
 }
 
