@@ -1,8 +1,10 @@
 #include "dcs/sqlite_store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -75,7 +77,34 @@ constexpr char kLive[] = "(expires_at_ms IS NULL OR (boot_id = ?1 AND expires_at
 
 }  // namespace
 
+namespace {
+
+// The store's files are the agents' alone (0600): anyone who can open one can take SQLite's
+// locks on it — a read lock on the -shm's write byte held for ever blocks every write. A new
+// store is made 0600 before SQLite opens it (SQLite gives its -wal and -shm the database file's
+// mode); an existing one of this user's is narrowed to 0600. Never through a symbolic link,
+// and never by opening the file: closing any descriptor of a file drops every POSIX lock this
+// process holds on it — those of its other connections to the store too.
+void restrict_to_owner(const std::string& path) {
+  struct stat info {};
+  if (lstat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode) || info.st_uid != geteuid() ||
+      (info.st_mode & 077) == 0) {
+    return;
+  }
+  (void)fchmodat(AT_FDCWD, path.c_str(), 0600, AT_SYMLINK_NOFOLLOW);
+}
+
+// O_EXCL: a file that did not exist, so no connection of this process holds a lock on it.
+void create_private(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Clock& clock) {
+  create_private(path);
+  for (const char* suffix : {"", "-wal", "-shm"}) restrict_to_owner(path + suffix);
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(
           path.c_str(), &db,

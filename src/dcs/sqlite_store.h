@@ -26,6 +26,15 @@ class SqliteStore final : public Store {
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Clock& clock);
   ~SqliteStore() override;
 
+  // Where SQLite keeps the write lock of the store at `path` in WAL mode: a POSIX lock on one
+  // byte of its shared-memory file, held by the writer for as long as its transaction lasts
+  // (the lock WAL_WRITE_LOCK, at offset 120 of the -shm file: sqlite.org/walformat.html).
+  struct LockByte {
+    std::string file;
+    long long offset = 0;
+  };
+  static LockByte write_lock_byte(const std::string& path) { return {path + "-shm", 120}; }
+
   Result<StoreSnapshot> read(std::string_view prefix) override;
   Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
   Result<Revision> compare_and_set(const std::string& key, const std::string& value,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -261,6 +262,31 @@ INSTANTIATE_TEST_SUITE_P(Etcd, StoreContract, ::testing::Values(StoreFactory(etc
 // An agent that kept writing to a deleted store file, next to agents that opened a new one,
 // could believe it leads while another does: a store whose file was deleted or replaced is
 // unavailable, and stays so.
+// The store's files are its owner's alone: another local user who could open one could take
+// SQLite's locks on it (a read lock on the -shm's write byte blocks every write). A new store
+// is 0600, its -wal and -shm too; an older one left 0644 is narrowed when opened.
+TEST(SqliteStore, ItsFilesAreItsOwnersAlone) {
+  auto under_test = sqlite_store();
+  std::string path = under_test->dir + "/store.db";
+  ASSERT_TRUE(under_test->store->put("/c/leader", "node1", std::nullopt));
+  auto mode = [](const std::string& file) {
+    struct stat info {};
+    return stat(file.c_str(), &info) == 0 ? static_cast<int>(info.st_mode & 0777) : -1;
+  };
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    EXPECT_EQ(mode(path + suffix), 0600) << "store.db" << suffix;
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) chmod((path + suffix).c_str(), 0644);
+  auto again = SqliteStore::open(path, *under_test->clock);
+  ASSERT_TRUE(again);
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    EXPECT_EQ(mode(path + suffix), 0600) << "store.db" << suffix << ", narrowed";
+  }
+  // Narrowed by path: the first connection's locks are intact, it writes on.
+  EXPECT_TRUE(under_test->store->put("/c/leader", "node2", std::nullopt));
+  EXPECT_TRUE((*again)->put("/c/leader", "node3", std::nullopt));
+}
+
 TEST(SqliteStore, ADeletedOrReplacedFileIsUnavailable) {
   for (bool replace : {false, true}) {
     auto under_test = sqlite_store();
