@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include "core/reload_plan.h"
 #include "core/role_transitions.h"
 #include "ops/timeline_claim.h"
 #include "pg/postmaster.h"
@@ -39,6 +40,9 @@ Agent::Agent(const AgentParts& parts)
     : config_(parts.config),
       self_(parts.self),
       ha_(ha_config_for(parts.config, parts.self)),
+      running_config_(parts.config),
+      reload_requested_(parts.reload_requested),
+      read_config_(parts.read_config),
       node_(parts.node),
       store_(parts.store),
       layout_(parts.layout != nullptr ? *parts.layout : ClusterLayout(parts.config.name)),
@@ -46,8 +50,10 @@ Agent::Agent(const AgentParts& parts)
       watchdog_(parts.watchdog),
       contacts_(parts.contacts),
       board_(parts.board),
-      lease_(parts.lease_store != nullptr ? *parts.lease_store : parts.store, layout_.leader(),
-             parts.self.name, ha_.ttl, parts.clock) {
+      store_lock_(parts.store_lock),
+      service_(parts.service),
+      lease_store_(parts.lease_store != nullptr ? *parts.lease_store : parts.store),
+      lease_(lease_store_, layout_.leader(), parts.self.name, ha_.ttl, parts.clock) {
   // A renewal that finds another holder stops a writable PostgreSQL at once, from the keeper's
   // thread: a promotion or a checkpoint in the cycle must not delay it.
   lease_.on_lost([this] {
@@ -75,13 +81,32 @@ Agent::Agent(const AgentParts& parts)
 
 Agent::~Agent() { lease_.stop(); }
 
+bool Agent::others_may_lead() {
+  if (!ha_.synchronous_mode) return true;
+  // The cycle that hung may have named the synchronous standby after it read the store: a
+  // leader restarted in place unnamed it, named it again in its last cycle before the hang, and
+  // kept its lease — its PostgreSQL crashed meanwhile — for the whole 30 s hang, the named
+  // standby able to take over all along (seed 277724970).
+  // Read at most every ttl / 2: the keeper asks every tick while the lease is kept, and a slow
+  // store must not hold up its renewals.
+  auto now = std::chrono::duration_cast<milliseconds>(clock_.steady_now().time_since_epoch());
+  std::int64_t last = sync_read_at_ms_.load();
+  if (last < 0 || now.count() - last >= (ha_.ttl / 2).count()) {
+    sync_read_at_ms_ = now.count();
+    if (auto sync = lease_store_.read(layout_.sync())) {
+      others_may_lead_ = tandem::others_may_lead(layout_.view(*sync), ha_);
+    }
+  }
+  return others_may_lead_.load();
+}
+
 // From the keeper's thread: the cycle has not run for ha.cycle_stall_limit. Unless nobody else
 // may lead (synchronous mode without a synchronous standby: this primary goes on serving),
 // the writable postmaster is stopped at once, the keeper stops renewing and, once the
-// postmaster is gone, the pings are answered "may not write": the others take over as from
-// any primary that died.
+// postmaster is gone, the pings are answered "stopped, leading nobody": the others take over
+// as from any primary that died. Asked once a stall, with the lease held or not.
 bool Agent::cycle_stalled(milliseconds silent) {
-  if (!others_may_lead_.load()) {
+  if (!others_may_lead()) {
     if (!stall_said_.exchange(true)) {
       spdlog::error(
           "the agent's cycle has not run for {} ms (ha.cycle_stall_limit {} ms), but no "
@@ -90,10 +115,18 @@ bool Agent::cycle_stalled(milliseconds silent) {
     }
     return false;
   }
-  spdlog::error(
-      "the agent's cycle has not run for {} ms (ha.cycle_stall_limit {} ms): the lease is left "
-      "to lapse and PostgreSQL is stopped, so that another node leads",
-      silent.count(), ha_.cycle_stall_limit.count());
+  if (lease_.held() || writable_postmaster_.load() > 0) {
+    spdlog::error(
+        "the agent's cycle has not run for {} ms (ha.cycle_stall_limit {} ms): a writable "
+        "PostgreSQL is stopped and the lease left to lapse, so that another node leads; the "
+        "pings say this node leads nothing until the cycle runs again",
+        silent.count(), ha_.cycle_stall_limit.count());
+  } else {  // a long copy or rewind of a standby, say: nothing to stop
+    spdlog::info(
+        "the agent's cycle has been in one step for {} ms (ha.cycle_stall_limit {} ms): the "
+        "pings say this node leads nothing until the cycle runs again",
+        silent.count(), ha_.cycle_stall_limit.count());
+  }
   if (pid_t postmaster = writable_postmaster_.load(); postmaster > 0) {
     kill(postmaster, SIGQUIT);
     for (int waited = 0; waited < 300 && process_alive(postmaster); ++waited) {
@@ -105,7 +138,7 @@ bool Agent::cycle_stalled(milliseconds silent) {
     }
     if (process_alive(postmaster)) return true;  // still "may write": nobody takes over
   }
-  if (board_ != nullptr) board_->set_may_write(false);
+  if (board_ != nullptr) board_->set_stalled_out();
   return true;
 }
 
@@ -146,11 +179,11 @@ Decision Agent::cycle() {
   node.lease_renewed_at = lease_.confirmed_at();
   count_attempts(node);
   add_quorum_facts(node);
+  watch_store_lock(node);
   std::optional<ClusterView> view;
   if (snapshot) {
     view = layout_.view(*snapshot);
-    others_may_lead_ =
-        !ha_.synchronous_mode || (view->sync_standby && !view->sync_standby->empty());
+    others_may_lead_ = tandem::others_may_lead(*view, ha_);
     // This cycle's own facts beat the record published a cycle ago.
     view->members[self_.name] = member_record(node);
     // The last OTHER leader: a lease handed to this node names this node before it promotes.
@@ -161,7 +194,7 @@ Decision Agent::cycle() {
   // next cycle observes it. So is a postmaster asked to promote, until it exits: PostgreSQL
   // may finish a promotion whose pg_ctl gave up waiting, and an unwatched one would answer
   // pings "may not write" while it does (found by review).
-  record_finished_promotion();
+  record_finished_promotion(view ? &*view : nullptr);
   if (node.state == PgState::kStopped || node_.postmaster() != promoting_postmaster_) {
     promoting_postmaster_ = 0;
     unrecorded_promotion_.reset();  // a new postmaster does not finish the old one's promotion
@@ -171,6 +204,7 @@ Decision Agent::cycle() {
                    promoting_postmaster_ != 0);
   note_watchdog_fence();
   Decision decision = decide(view, node, ha_, clock_.steady_now());
+  say_ready(view, node, decision);
   Status result = execute(decision, node, view);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
   if (view) publish(node);
@@ -181,14 +215,63 @@ Decision Agent::cycle() {
 
 // A promotion whose pg_ctl failed, once PostgreSQL shows it went through (its timeline's
 // history file): recorded, as any promotion is.
-void Agent::record_finished_promotion() {
+// The service manager hears READY once this node's record is in the store: published before
+// the first cycle's step, which may be a copy of the primary taking hours (boot waits for a
+// Type=notify unit's READY).
+void Agent::say_ready(const std::optional<ClusterView>& view, const NodeObservation& node,
+                      const Decision& decision) {
+  if (service_ == nullptr || ready_said_ || !view) return;
+  publish(node);
+  if (!published_record_) return;
+  service_->ready(fmt::format("{}: {}", action_name(decision.action), decision.reason));
+  ready_said_ = true;
+}
+
+void Agent::record_finished_promotion(const ClusterView* view) {
   if (!unrecorded_promotion_ || !node_.switched_to(unrecorded_promotion_->timeline)) return;
-  const HistoryEntry& record = *unrecorded_promotion_;
-  if (store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt)) {
-    spdlog::warn("PostgreSQL promoted onto timeline {} although pg_ctl promote failed: recorded",
-                 record.timeline);
-    unrecorded_promotion_.reset();
+  // A forced failover to this node is carried out: it ran as a primary. Kept, it would be
+  // carried out again after the failovers that followed this node's fencing (fresh seed
+  // 204529234: the target frozen mid-promotion, two take-overs, then the same failover again).
+  // Removed (by its revision) whether or not the history can be written now.
+  if (view != nullptr && view->switchover && view->switchover->force &&
+      view->switchover->from != self_.name && view->switchover->to == self_.name) {
+    remove_request(*view);
   }
+  const HistoryEntry& record = *unrecorded_promotion_;
+  if (!store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt)) return;
+  spdlog::warn("PostgreSQL promoted onto timeline {} although pg_ctl promote failed: recorded",
+               record.timeline);
+  unrecorded_promotion_.reset();
+}
+
+void Agent::watch_store_lock(NodeObservation& node) {
+  if (store_lock_ == nullptr) return;
+  auto pid = store_lock_->stopped_holder();
+  if (!pid) {
+    stopped_holder_.reset();
+    return;
+  }
+  auto now = clock_.steady_now();
+  // Counted afresh for another process, or after a gap longer than a lease (this cycle hung,
+  // say): the limit is for one stop seen without a break, its SIGCONT sent at the start.
+  if (!stopped_holder_ || stopped_holder_->pid != *pid ||
+      now - stopped_holder_->last_seen > ha_.ttl) {
+    stopped_holder_ = {*pid, now, now};
+  }
+  stopped_holder_->last_seen = now;
+  node.store_lock_held_stopped = NodeObservation::StoppedLockHolder{
+      .pid = *pid,
+      .stopped_for =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - stopped_holder_->since)};
+}
+
+void Agent::unblock_store(const Decision::UnblockStore& unblock) {
+  Status sent = store_lock_ == nullptr ? Status{} : store_lock_->unblock(unblock.pid, unblock.kill);
+  spdlog::warn(
+      "process {} has held the store's write lock while stopped for {} ms: every write "
+      "waits on it; {} it{}",
+      unblock.pid, unblock.stopped_for.count(), unblock.kill ? "killed" : "resumed",
+      sent ? "" : " failed: " + sent.error().message);
 }
 
 void Agent::add_quorum_facts(NodeObservation& node) {
@@ -389,6 +472,7 @@ Status Agent::carry_out(NodeRequest request) {
 
 Status Agent::execute(const Decision& decision, const NodeObservation& node,
                       const std::optional<ClusterView>& view) {
+  if (decision.unblock_store) unblock_store(*decision.unblock_store);
   if (decision.action == Action::kNone) return {};
   if (find_transition(node.state, decision.action) == nullptr) {
     return fail(ErrorCode::kConflict,
@@ -422,6 +506,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kStartStandby:
       return node_.start_standby(decision.source);
     case Action::kRenewLease:
+      if (decision.remove_request) remove_request(*view);
       return renew_or_fence(*view, node, decision.on_renewal_failure);
     case Action::kAcquireLease:
       return lease_.acquire();
@@ -436,10 +521,16 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kFollow:
       return node_.follow(decision.source);
     case Action::kFence:
-    case Action::kDemote:
+    case Action::kDemote: {
+      // PostgreSQL first, the watchdog still armed: dropping the lease waits for a renewal the
+      // keeper has under way — up to the store's timeout — and a watchdog told to rest before
+      // it let the primary write on past its deadline while another took over (fresh
+      // multi-host seed 2596154221: two writable primaries for 237 ms).
+      Status stopped = node_.stop(StopMode::kImmediate);
       watch_postmaster(false);
       lease_.drop();
-      return node_.stop(StopMode::kImmediate);
+      return stopped;
+    }
     case Action::kRejoin:
       return node_.rejoin();
     case Action::kReclone:
@@ -554,12 +645,6 @@ Status Agent::proof_to_write(Status renewed) {
 }
 
 Status Agent::renew_lease(const ClusterView& view, const NodeObservation& node) {
-  // A request this node has carried out (or that named an old leader) is done with.
-  if (view.switchover && view.switchover->from != self_.name &&
-      (view.switchover->to.empty() || view.switchover->to == self_.name) &&
-      node.state == PgState::kPrimary) {
-    remove_request(view);
-  }
   // The keeper renews every quarter TTL on its own; the cycle renews only a lease it does not
   // keep yet (handed over, or held before this agent started) or one the keeper let age.
   Status renewed = lease_.held() ? lease_.renew(ha_.ttl / 4) : lease_.adopt(view.leader->revision);
@@ -651,7 +736,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     // postmaster runs.
     record.reason += fmt::format(" (pg_ctl promote: {})", promoted.error().message);
     unrecorded_promotion_ = record;
-    record_finished_promotion();
+    record_finished_promotion(&view);
     return std::unexpected(promoted.error());
   }
   if (promoted->timeline != *claimed) {
@@ -693,7 +778,7 @@ MemberRecord Agent::member_record(const NodeObservation& node) const {
       .replayed_lsn = node.replayed_lsn,
       .upstream = node.upstream,
       .api_address = self_.api_port != 0 ? fmt::format("{}:{}", self_.host, self_.api_port) : "",
-      .nofailover = self_.nofailover,
+      .nofailover = ha_.nofailover,
       .primary = primary_details_};
 }
 
@@ -712,6 +797,7 @@ void Agent::log_cycle(const Decision& decision, const Status& result) {
   if (!result) line += fmt::format(" -- failed: {}", result.error().message);
   // One line per cycle, but ten identical lines a second help nobody: a repeat is logged once
   // every ten seconds with its count.
+  if (service_ != nullptr && ready_said_ && line != last_line_) service_->status(line);
   int repeats_per_log = static_cast<int>(std::chrono::seconds(10) / ha_.loop_interval);
   if (line == last_line_ && ++repeats_ % repeats_per_log != 0) return;
   if (line == last_line_) {
@@ -728,11 +814,41 @@ void Agent::run(const std::atomic<bool>& stop) {
                ha_.loop_interval.count(), ha_.ttl.count(), ha_.renew_deadline.count());
   while (!stop.load()) {
     auto start = clock_.steady_now();
+    if (reload_requested_ != nullptr && reload_requested_->exchange(false) && read_config_) {
+      reload(read_config_());
+    }
     serve_request();
     cycle();
     node_.wait_for_exit(ha_.loop_interval - since(start, clock_));
   }
+  if (service_ != nullptr) {
+    service_->stopping("stopping: PostgreSQL is shut down cleanly and the lease handed over");
+  }
   shut_down();
+}
+
+void Agent::reload(const Result<ClusterConfig>& fresh) {
+  if (!fresh) {
+    spdlog::error("reload refused, the running config kept: {}", fresh.error().message);
+    return;
+  }
+  if (fresh->find_node(self_.name) == nullptr) {
+    spdlog::error("reload refused, the running config kept: the new config has no node {}",
+                  self_.name);
+    return;
+  }
+  ReloadPlan plan = plan_reload(running_config_, *fresh, self_.name);
+  spdlog::info("reload: {}", describe_reload(plan, running_config_, self_.name));
+  if (plan.maximum_lag_on_failover) {
+    ha_.maximum_lag_on_failover = *plan.maximum_lag_on_failover;
+    running_config_.ha.maximum_lag_on_failover = *plan.maximum_lag_on_failover;
+  }
+  if (plan.nofailover) {
+    ha_.nofailover = *plan.nofailover;
+    for (NodeConfig& node : running_config_.nodes) {
+      if (node.name == self_.name) node.nofailover = *plan.nofailover;
+    }
+  }
 }
 
 void Agent::shut_down() {

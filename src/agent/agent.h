@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,9 +18,11 @@
 #include "agent/fencing_watchdog.h"
 #include "agent/lease_keeper.h"
 #include "agent/local_node.h"
+#include "agent/store_lock_watch.h"
 #include "core/decide.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/store.h"
+#include "proc/service_notify.h"
 
 namespace tandem {
 
@@ -39,11 +42,22 @@ struct AgentParts {
   ContactBook* contacts = nullptr;
   // Where the agent reports each cycle and takes requests from its API; optional.
   AgentBoard* board = nullptr;
+  // The service manager (systemd, Type=notify): told READY once this node's first record is
+  // published, each new cycle line as the status, and STOPPING at shutdown; optional.
+  const ServiceNotifier* service = nullptr;
   // Renew the lease from a thread of its own (false: the caller ticks lease_keeper()).
   bool keeper_thread = true;
   // The layout to read the store with; a copy shares its cache of decoded member records, so
   // that agents in one process (the simulation's) decode each record once. A fresh one if null.
   const ClusterLayout* layout = nullptr;
+  // A reload (SIGHUP, `tandem reload`): when the flag is set, run() clears it between two
+  // cycles, reads the config again with read_config and applies what it can at once (see
+  // core/reload_plan.h); both optional.
+  std::atomic<bool>* reload_requested = nullptr;
+  std::function<Result<ClusterConfig>()> read_config;
+  // The embedded store's write lock (one machine): a process stopped while holding it is
+  // resumed, then killed (Decision::unblock_store); optional.
+  StoreLockWatch* store_lock = nullptr;
 };
 
 class Agent {
@@ -59,15 +73,22 @@ class Agent {
 
   // One cycle; returns the decision it executed. Public for tests.
   Decision cycle();
-  // Whether another node could take over from this one, as of the last cycle's view (false in
-  // synchronous mode while no standby is synchronous): a hung cycle gives up the lease only
-  // then. Public for the simulation.
-  bool others_may_lead() const { return others_may_lead_.load(); }
+  // Whether another node could take over from this one (false in synchronous mode while no
+  // standby is synchronous): a hung cycle gives up the lease only then. Read from the store
+  // now, on the keeper's connection (the last cycle's view may predate its own write of `sync`);
+  // the last cycle's answer if the store does not answer. Called from the keeper's thread,
+  // holding its write lock. Public for the simulation.
+  bool others_may_lead();
   // Carries out a request the API passed through the board, if any (run() does before each
   // cycle). Public for the simulation.
   void serve_request();
 
   LeaseKeeper& lease_keeper() { return lease_; }
+
+  // tandem.yaml read again: settings the cycle reads are applied at once; the others are named
+  // as waiting for a restart of the agent; a config with an error changes nothing. Logs one
+  // line. Called between two cycles (run() does it when asked).
+  void reload(const Result<ClusterConfig>& fresh);
 
  private:
   Status execute(const Decision& decision, const NodeObservation& node,
@@ -83,7 +104,9 @@ class Agent {
   void remove_request(const ClusterView& view);
   Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status promote(const ClusterView& view, const NodeObservation& node, const Decision& decision);
-  void record_finished_promotion();
+  void record_finished_promotion(const ClusterView* view);
+  void say_ready(const std::optional<ClusterView>& view, const NodeObservation& node,
+                 const Decision& decision);
   Status hand_over(const ClusterView& view, const std::string& target);
   MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);
@@ -100,6 +123,9 @@ class Agent {
   // `leader`: this node held the lease when it decided.
   void record_attempt(Action action, const Status& result, bool leader);
   void add_quorum_facts(NodeObservation& node);
+  void watch_store_lock(NodeObservation& node);
+  // Carries out Decision::unblock_store.
+  void unblock_store(const Decision::UnblockStore& unblock);
   void track_lease(const ClusterView& view, NodeObservation& node);
   Status carry_out(NodeRequest request);
   void refresh_primary_details(const NodeObservation& node);
@@ -109,6 +135,10 @@ class Agent {
   const ClusterConfig& config_;
   const NodeConfig& self_;
   HaConfig ha_;
+  // What reloads compare with: the config the agent started with, and what they applied since.
+  ClusterConfig running_config_;
+  std::atomic<bool>* reload_requested_;
+  std::function<Result<ClusterConfig>()> read_config_;
   LocalNode& node_;
   Store& store_;
   ClusterLayout layout_;
@@ -116,6 +146,17 @@ class Agent {
   Watchdog* watchdog_;
   ContactBook* contacts_;
   AgentBoard* board_;
+  StoreLockWatch* store_lock_;
+  struct StoppedHolder {  // the store's write lock held by a stopped process, seen since
+    std::int64_t pid = 0;
+    std::chrono::steady_clock::time_point since{};
+    std::chrono::steady_clock::time_point last_seen{};
+  };
+  std::optional<StoppedHolder> stopped_holder_;
+  const ServiceNotifier* service_;
+  bool ready_said_ = false;
+  Store& lease_store_;                             // the keeper's connection
+  std::atomic<std::int64_t> sync_read_at_ms_{-1};  // others_may_lead's last read of `sync`
   LeaseKeeper lease_;
   // The postmaster while it may accept writes (0: none): what a lost lease stops at once.
   std::atomic<pid_t> writable_postmaster_{0};

@@ -28,6 +28,7 @@ void AgentBoard::publish(AgentSnapshot snapshot, std::int64_t wall_ms) {
     while (!lag_.empty() && wall_ms - lag_.front().time_ms > window) lag_.pop_front();
   }
   snapshot_ = std::move(snapshot);
+  stalled_out_.store(false);
 }
 
 AgentSnapshot AgentBoard::snapshot() const {
@@ -37,12 +38,19 @@ AgentSnapshot AgentBoard::snapshot() const {
 
 PingReply ping_reply(const AgentBoard& board, std::string_view self) {
   AgentSnapshot snapshot = board.snapshot();
+  bool standby_data = snapshot.node.state != PgState::kNoData && !snapshot.node.data_was_primary;
+  // A cycle stalled out answers from what its keeper knows, not from its last snapshot: the
+  // primary it saw is stopped (fresh multi-host seed 204527433: a stalled primary's pings said
+  // "primary, leading" from that snapshot for 20 s after its postmaster had been stopped and
+  // its lease given up, and nobody took over).
+  if (board.stalled_out()) {
+    return {.state = PgState::kStopped, .leader = false, .standby_data = standby_data};
+  }
   bool leads = snapshot.view && snapshot.view->leader;
-  return {
-      .state = snapshot.node.state,
-      .leader = board.may_write() || (snapshot.view && snapshot.view->leader_is(self)),
-      .follows = leads ? snapshot.view->leader->name : std::string(),
-      .standby_data = snapshot.node.state != PgState::kNoData && !snapshot.node.data_was_primary};
+  return {.state = snapshot.node.state,
+          .leader = board.may_write() || (snapshot.view && snapshot.view->leader_is(self)),
+          .follows = leads ? snapshot.view->leader->name : std::string(),
+          .standby_data = standby_data};
 }
 
 std::deque<LagSample> AgentBoard::lag_history() const {

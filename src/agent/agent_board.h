@@ -61,6 +61,15 @@ class AgentBoard {
   void set_may_write(bool may) { may_write_.store(may); }
   bool may_write() const { return may_write_.load(); }
 
+  // The keeper's thread, once the cycle has stalled past ha.cycle_stall_limit and its writable
+  // postmaster is gone: until the cycle publishes again, the last snapshot (a primary, say, and
+  // a view in which it leads) is no word on this node, which is stopped and leads nobody.
+  void set_stalled_out() {
+    may_write_.store(false);
+    stalled_out_.store(true);
+  }
+  bool stalled_out() const { return stalled_out_.load(); }
+
   // API thread: hands the request to the agent and waits until it is carried out. Only one at a
   // time: another one meanwhile is a kConflict.
   Status request(NodeRequest request, std::chrono::milliseconds timeout);
@@ -75,6 +84,7 @@ class AgentBoard {
   Status post_locked(NodeRequest request);
   mutable std::mutex mutex_;
   std::atomic<bool> may_write_{false};
+  std::atomic<bool> stalled_out_{false};
   AgentSnapshot snapshot_;
   std::deque<LagSample> lag_;
   std::condition_variable finished_;

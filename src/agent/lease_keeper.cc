@@ -89,7 +89,7 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
 }
 
 Status LeaseKeeper::acquire() {
-  std::lock_guard write(write_mutex_);
+  auto write = lock_for_write();
   {
     std::lock_guard lock(state_mutex_);
     held_ = false;  // a creation is no renewal: a conflict here loses nothing
@@ -98,7 +98,7 @@ Status LeaseKeeper::acquire() {
 }
 
 Status LeaseKeeper::adopt(Revision revision) {
-  std::lock_guard write(write_mutex_);
+  auto write = lock_for_write();
   {
     std::lock_guard lock(state_mutex_);
     held_ = true;
@@ -109,7 +109,7 @@ Status LeaseKeeper::adopt(Revision revision) {
 }
 
 Status LeaseKeeper::renew(std::chrono::milliseconds fresh) {
-  std::lock_guard write(write_mutex_);
+  auto write = lock_for_write();
   return renew_locked(fresh);
 }
 
@@ -124,7 +124,7 @@ Status LeaseKeeper::renew_locked(std::chrono::milliseconds fresh) {
 }
 
 Status LeaseKeeper::hand_over(const std::string& target) {
-  std::lock_guard write(write_mutex_);
+  auto write = lock_for_write();
   {
     std::lock_guard lock(state_mutex_);
     if (!held_) return fail(ErrorCode::kConflict, "the lease is not held by " + self_);
@@ -135,7 +135,7 @@ Status LeaseKeeper::hand_over(const std::string& target) {
 }
 
 Status LeaseKeeper::release() {
-  std::lock_guard write(write_mutex_);
+  auto write = lock_for_write();
   {
     std::lock_guard lock(state_mutex_);
     if (!held_) return {};
@@ -151,7 +151,7 @@ Status LeaseKeeper::release() {
 }
 
 void LeaseKeeper::drop() {
-  std::lock_guard write(write_mutex_);
+  auto write = lock_for_write();
   std::lock_guard lock(state_mutex_);
   held_ = false;
   revision_ = 0;
@@ -171,6 +171,7 @@ std::optional<LeaseKeeper::SteadyTime> LeaseKeeper::confirmed_at() const {
 void LeaseKeeper::cycle_ran(SteadyTime at) {
   std::lock_guard lock(state_mutex_);
   cycle_ran_at_ = at;
+  stall_handled_ = false;
 }
 
 void LeaseKeeper::set_stall_limit(std::chrono::milliseconds limit) {
@@ -183,10 +184,22 @@ void LeaseKeeper::on_stalled(std::function<bool(std::chrono::milliseconds)> call
   stalled_callback_ = std::move(callback);
 }
 
+void LeaseKeeper::set_lock_wait(std::function<void()> wait) { lock_wait_ = std::move(wait); }
+
+std::unique_lock<std::mutex> LeaseKeeper::lock_for_write() {
+  if (!lock_wait_) return std::unique_lock(write_mutex_);
+  std::unique_lock write(write_mutex_, std::try_to_lock);
+  while (!write.owns_lock()) {
+    lock_wait_();
+    (void)write.try_lock();
+  }
+  return write;
+}
+
 void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
   // A write already on its way (the cycle's, say) is as good as this tick's.
   std::unique_lock write(write_mutex_, std::try_to_lock);
-  if (!write.owns_lock() || !held()) return;
+  if (!write.owns_lock()) return;
   std::optional<std::chrono::milliseconds> stalled;
   std::function<bool(std::chrono::milliseconds)> callback;
   {
@@ -194,19 +207,25 @@ void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
     auto silent = cycle_ran_at_ ? std::chrono::duration_cast<std::chrono::milliseconds>(
                                       clock_.steady_now() - *cycle_ran_at_)
                                 : std::chrono::milliseconds(0);
-    if (stall_limit_ > std::chrono::milliseconds(0) && silent >= stall_limit_) {
+    if (stall_limit_ > std::chrono::milliseconds(0) && silent >= stall_limit_ && !stall_handled_) {
       stalled = silent;
       callback = stalled_callback_;
     }
   }
-  // Asked holding the write lock: no renewal goes out meanwhile.
+  // Asked holding the write lock: no renewal goes out meanwhile. Asked with the lease lost too
+  // (a renewal the store refused, a cut): what the stalled cycle last said — "primary, leading"
+  // — must not stand for it (fresh multi-host seed 2596150244: a primary cut off from etcd
+  // while its cycle hung answered so for 25 s, its postmaster stopped long since, and nobody
+  // took over).
   if (stalled && (!callback || callback(*stalled))) {
     std::lock_guard lock(state_mutex_);
-    held_ = false;  // not written: its TTL ends it
+    stall_handled_ = true;  // once a stall
+    held_ = false;          // not written: its TTL ends it
     revision_ = 0;
     confirmed_at_.reset();
     return;
   }
+  if (!held()) return;
   (void)renew_locked(renew_every);  // unreachable: retried next tick; the watchdog fences
 }
 

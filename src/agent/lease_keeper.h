@@ -66,10 +66,11 @@ class LeaseKeeper {
 
   // The agent's cycle ran at `at`. The thread renews for a cycle that runs: once the cycle has
   // not run for `limit` (set_stall_limit; a call that never returns), it asks `on_stalled`
-  // (with how long the cycle has been silent) and, if it says so, stops keeping the lease —
-  // the lease lapses, another node leads. A keeper renewing for a hung cycle kept a leader
-  // whose PostgreSQL had died, and nobody led, for as long as the hang. `on_stalled` says no
-  // where nobody else may lead (synchronous mode, no synchronous standby): it is asked again.
+  // (with how long the cycle has been silent; held or not, once a stall unless it says no) and,
+  // if it says so, stops keeping the lease — the lease lapses, another node leads. A keeper
+  // renewing for a hung cycle kept a leader whose PostgreSQL had died, and nobody led, for as long
+  // as the hang. `on_stalled` says no where nobody else may lead (synchronous mode, no synchronous
+  // standby): it is asked again.
   void cycle_ran(SteadyTime at);
   void set_stall_limit(std::chrono::milliseconds limit);
   void on_stalled(std::function<bool(std::chrono::milliseconds)> callback);
@@ -81,7 +82,13 @@ class LeaseKeeper {
   // `renew_every` old.
   void tick(std::chrono::milliseconds renew_every);
 
+  // How a write waits while another thread's write is out: blocked on the lock, unless this is
+  // set (the simulation, whose threads are fibers of one thread: it lets simulated time pass
+  // between tries, as a blocked thread's would).
+  void set_lock_wait(std::function<void()> wait);
+
  private:
+  std::unique_lock<std::mutex> lock_for_write();
   Status renew_locked(std::chrono::milliseconds fresh);
   Status write_locked(const std::function<Result<Revision>(Revision)>& write, bool keep);
   void lost_locked();
@@ -94,6 +101,7 @@ class LeaseKeeper {
 
   // Held during every store write, so that the thread and the cycle never race on a revision.
   std::mutex write_mutex_;
+  std::function<void()> lock_wait_;
   mutable std::mutex state_mutex_;
   bool held_ = false;
   Revision revision_ = 0;
@@ -103,6 +111,7 @@ class LeaseKeeper {
   std::function<void()> lost_callback_;
   std::function<bool(std::chrono::milliseconds)> stalled_callback_;
   std::optional<SteadyTime> cycle_ran_at_;
+  bool stall_handled_ = false;                // on_stalled said yes for this stall: not asked again
   std::chrono::milliseconds stall_limit_{0};  // 0: no limit
 
   std::thread thread_;

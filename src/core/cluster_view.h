@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -134,6 +135,14 @@ struct NodeObservation {
   // How long the leader's lease has kept the revision this agent reads, counted from the first
   // cycle that read it: its holder has confirmed no renewal since (each renewal writes anew).
   std::chrono::milliseconds lease_unchanged_for{0};
+  // The embedded store (one machine): a process holding its write lock while stopped (SIGSTOP,
+  // Ctrl-Z, a debugger) — every agent's writes wait on it, renewals and take-overs alike — and
+  // how long this agent has seen it so, counted from the first cycle that did.
+  struct StoppedLockHolder {
+    std::int64_t pid = 0;
+    std::chrono::milliseconds stopped_for{0};
+  };
+  std::optional<StoppedLockHolder> store_lock_held_stopped;
 };
 
 // The HA settings of one agent, validated by validate_ha_config.

@@ -70,7 +70,10 @@ bool contains(const std::vector<std::string>& names, const std::string& name) {
 
 std::string joined(const std::vector<std::string>& names) {
   std::string text;
-  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  for (const std::string& name : names) {
+    text += text.empty() ? "" : ", ";
+    text += name;
+  }
   return text;
 }
 
@@ -452,6 +455,10 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
 
 }  // namespace
 
+std::chrono::milliseconds stopped_lock_holder_limit(const HaConfig& ha) {
+  return ha.renew_deadline / 3;
+}
+
 std::chrono::milliseconds proof_of_fencing(const HaConfig& ha) {
   return ha.renew_deadline + 5 * ha.loop_interval;
 }
@@ -512,6 +519,10 @@ std::vector<std::string> failover_candidates(const ClusterView& view, const HaCo
   std::vector<std::string> names;
   for (const MemberRecord* member : eligible) names.push_back(member->name);
   return names;
+}
+
+bool others_may_lead(const ClusterView& view, const HaConfig& config) {
+  return !config.synchronous_mode || (view.sync_standby && !view.sync_standby->empty());
 }
 
 std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config) {
@@ -605,15 +616,40 @@ Decision decide_action(const std::optional<ClusterView>& view, const NodeObserva
   return {Action::kNone, "unknown state"};
 }
 
+// Whether a running primary that leads is done with the pending request: one it carried out (or
+// that named an old leader), or a forced failover older than the newest timeline claim — its
+// target got past its claim (promoted, or failed after), or another node was promoted since,
+// and the cluster it was asked of is gone. Carried out again it would be a second promotion for
+// one request (fresh seed 3100032888: the target promoted, its history write lost to a store
+// outage, fenced, a take-over by the other node, then the same failover again). A first attempt
+// refused at its claim leaves the claim older than the request: it is retried.
+bool request_done(const ClusterView& view, const HaConfig& config) {
+  if (!view.switchover) return false;
+  const SwitchoverRequest& request = *view.switchover;
+  bool carried_out =
+      request.from != config.self && (request.to.empty() || request.to == config.self);
+  bool superseded =
+      request.force && view.timeline_claim && view.timeline_claim->revision > request.revision;
+  return carried_out || superseded;
+}
+
 // The rest of the plan, for the executor to carry out without deciding anything: what a failed
-// renewal means, and how a promotion claims its timeline and what it records.
+// renewal means, which request is done with, and how a promotion claims its timeline and what
+// it records.
 void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
                    const NodeObservation& node, const HaConfig& config) {
+  if (const auto& holder = node.store_lock_held_stopped) {
+    decision.unblock_store =
+        Decision::UnblockStore{.pid = holder->pid,
+                               .kill = holder->stopped_for >= stopped_lock_holder_limit(config),
+                               .stopped_for = holder->stopped_for};
+  }
   if (decision.action == Action::kRenewLease && node.state == PgState::kPrimary) {
     // With quorum fencing the agents, not the store, keep this primary: an unreachable store
     // changes nothing, but a lost compare-and-set means another node holds the lease now.
     decision.on_renewal_failure = config.quorum_fencing ? RenewalFailure::kFenceIfTakenOver
                                                         : RenewalFailure::kFenceIfPastDeadline;
+    decision.remove_request = view && request_done(*view, config);
   }
   if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
     return;

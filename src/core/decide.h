@@ -72,15 +72,33 @@ struct Decision {
   // kTakeOver under quorum fencing: the fenced former leader whose lease is removed first (the
   // timeline is then claimed on the view without it).
   std::string remove_lease_of;
-  // kRenewLease by a running primary: what a failed renewal means.
+  // kRenewLease by a running primary: what a failed renewal means...
   RenewalFailure on_renewal_failure = RenewalFailure::kRetry;
+  // ...and whether the pending switchover or failover request is done with (removed by its
+  // revision before the renewal).
+  bool remove_request = false;
   // kTakeOver, kPromote: claim the timeline after the newest claim rather than after this
   // node's own (a failover forced with --allow-data-loss to a node behind that claim, or a
   // claim its claimant left behind)...
   bool claim_past_newest = false;
   // ...and the WAL the last leader published that this node never received, for the history.
   std::optional<std::int64_t> lost_bytes;
+  // Any action: a process seen holding the embedded store's write lock while stopped
+  // (NodeObservation::store_lock_held_stopped) is resumed (SIGCONT) at once, and killed if it
+  // is still stopped holding it stopped_lock_holder_limit later (a debugger's, or one stopped
+  // again); carried out before the action, which may need to write.
+  struct UnblockStore {
+    std::int64_t pid = 0;
+    bool kill = false;
+    std::chrono::milliseconds stopped_for{0};
+  };
+  std::optional<UnblockStore> unblock_store;
 };
+
+// How long a process resumed while it held the embedded store's write lock stopped may stay so
+// before the agents kill it: a third of renew_deadline. A SIGCONT ends any stop but a
+// debugger's, and one that stops again at once holds the lock as long.
+std::chrono::milliseconds stopped_lock_holder_limit(const HaConfig& ha);
 
 // Quorum fencing: how long a primary must have been neither heard from by a majority of the
 // agents nor seen to renew its lease before it counts as fenced. Its watchdog stops it
@@ -99,6 +117,13 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
 // within maximum_lag_on_failover of the last leader position, on the newest timeline; ranked
 // by received WAL, then name.
 std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config);
+
+// Whether any node but the leader could take over from it at all: always in asynchronous mode;
+// in synchronous mode only while `sync` names a standby (the leader alone has every
+// acknowledged commit otherwise). A leader whose cycle hangs past ha.cycle_stall_limit gives
+// up its lease only then; `view` must be the store as it is now, not as a cycle read it before
+// naming or unnaming a standby (seed 277724970).
+bool others_may_lead(const ClusterView& view, const HaConfig& config);
 
 // For each member that is not a candidate (the leader aside), why not.
 std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config);

@@ -1,6 +1,9 @@
 // The agents against real PostgreSQL: bootstrap, host crash, postmaster crash, a dead agent's
 // fence, nofailover. Timings are printed, never asserted (bench/ measures them).
+#include <fmt/format.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +18,7 @@
 #include "local/local_agents.h"
 #include "local_cluster_fixture.h"
 #include "pg/postmaster.h"
+#include "proc/file_locks.h"
 #include "proc/os_user.h"
 
 namespace tandem::testing {
@@ -105,6 +109,10 @@ class AgentTest : public LocalClusterTest {
     WallClock::time_point at, fenced_at, promoted_at;
     std::size_t acknowledged = 0, lost = 0;  // writes, and those missing on the new primary
   };
+  bool holds_store_lock(pid_t pid) {
+    auto byte = SqliteStore::write_lock_byte(config_.store_file);
+    return posix_write_lock_holder(byte.file, byte.offset) == pid;
+  }
   void fault_primary_agent(int signal, AgentFault& fault) {
     up(1);
     fault.primary = current_primary();
@@ -119,6 +127,16 @@ class AgentTest : public LocalClusterTest {
     fault.agent = *agent;
     fault.at = WallClock::now();
     ASSERT_EQ(kill(fault.agent, signal), 0);
+    // A freeze inside a store write would hold every agent's writes: the others resume the
+    // agent (AProcessStoppedHoldingTheStoresWriteLockIsResumedThenKilled). This fault is the
+    // freeze outside one: one that landed inside is thawed at once and struck again.
+    for (int tries = 0; signal == SIGSTOP && tries < 50 && holds_store_lock(fault.agent); ++tries) {
+      kill(fault.agent, SIGCONT);
+      std::this_thread::sleep_for(milliseconds(3));
+      fault.at = WallClock::now();
+      kill(fault.agent, SIGSTOP);
+    }
+    ASSERT_FALSE(signal == SIGSTOP && holds_store_lock(fault.agent));
     ASSERT_TRUE(eventually([&] { return current_primary() == fault.standby; }));
     probe.stop();
     nlohmann::json entries;
@@ -369,6 +387,12 @@ TEST_F(AgentTest, FrozenAgentsPrimaryIsFencedBeforeATakeover) {
   // watchdog (a process of its own) stops PostgreSQL renew_deadline after the last confirmed
   // renewal; had the watchdog been frozen as well, the node taking over would stop it.
   AgentFault fault;
+  struct Thaw {  // however the test ends: a stopped agent would outlive the cluster
+    AgentFault& fault;
+    ~Thaw() {
+      if (fault.agent > 0) kill(fault.agent, SIGCONT);
+    }
+  } thaw{fault};
   ASSERT_NO_FATAL_FAILURE(fault_primary_agent(SIGSTOP, fault));
   kill(fault.agent, SIGCONT);
   // Issue 10: its watchdog's fast shutdown lets the WAL senders pass every flushed record on,
@@ -381,6 +405,65 @@ TEST_F(AgentTest, FrozenAgentsPrimaryIsFencedBeforeATakeover) {
            agent_log(fault.standby).find("fenced " + fault.primary) != std::string::npos;
   })) << agent_log(fault.primary);
   EXPECT_TRUE(eventually([&] { return streams(fault.standby, fault.primary); }));
+}
+
+// A process stopped while it holds the store's write lock (SIGSTOP inside a write, Ctrl-Z, a
+// debugger) would hold every agent's writes — the primary's renewals, any take-over — for as
+// long as it stays stopped. The agents resume it as soon as they see it, and kill it if it is
+// still stopped holding the lock a third of renew_deadline later (it stopped again at once).
+TEST_F(AgentTest, AProcessStoppedHoldingTheStoresWriteLockIsResumedThenKilled) {
+  up(1);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  auto byte = SqliteStore::write_lock_byte(config_.store_file);
+  for (std::string mode : {"once", "always"}) {
+    auto started = std::chrono::steady_clock::now();
+    pid_t holder = fork();
+    if (holder == 0) {
+      execl(HOLD_STORE_LOCK_BINARY, HOLD_STORE_LOCK_BINARY, config_.store_file.c_str(),
+            mode.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    ASSERT_GT(holder, 0);
+    struct Reap {  // however the test ends
+      pid_t pid;
+      ~Reap() {
+        if (pid > 0 && kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
+      }
+    } reap{holder};
+    // It holds the lock stopped (or has been resumed already: then it has held it).
+    int status = 0;
+    bool ended = eventually([&] { return waitpid(holder, &status, WNOHANG) == holder; },
+                            std::chrono::seconds(15));
+    ASSERT_TRUE(ended) << mode << ": still holding the lock, stopped=" << process_stopped(holder)
+                       << "; " << agent_log(primary);
+    reap.pid = 0;
+    auto took =
+        std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
+    if (mode == "once") {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    } else {
+      EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    }
+    std::string said = mode == "once" ? "resumed it" : "killed it";
+    EXPECT_TRUE(eventually([&] {
+      for (const NodeConfig& each : config_.nodes) {
+        if (agent_log(each.name).find(fmt::format("process {} has held the store's write lock",
+                                                  holder)) != std::string::npos &&
+            agent_log(each.name).find(said) != std::string::npos) {
+          return true;
+        }
+      }
+      return false;
+    }));
+    EXPECT_EQ(posix_write_lock_holder(byte.file, byte.offset), std::nullopt);
+    std::cout << "stopped holding the store's write lock (" << mode << "): ended after "
+              << took.count() << " ms\n";
+  }
+  // The store is written again: the cluster leads on.
+  EXPECT_TRUE(eventually([&] { return !current_primary().empty(); }));
+  EXPECT_TRUE(
+      eventually([&] { return streams(current_primary(), other_than(current_primary())); }));
 }
 
 TEST_F(AgentTest, NofailoverStandbyIsNeverPromoted) {

@@ -1,8 +1,12 @@
 #include "sim_world.h"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
 
 namespace tandem::sim {
 namespace {
@@ -95,6 +99,20 @@ Status SimStore::reachable() const {
   return {};
 }
 
+// One machine: another agent frozen inside a store write holds the write lock; a write waits
+// for it up to SQLite's busy timeout (400 ms), then fails.
+Status SimStore::write_lock() const {
+  auto held_by_other = [&] {
+    auto holder = world_.store_lock_holder();
+    return holder && *holder != index_;
+  };
+  if (!held_by_other()) return {};
+  world_.spend(index_, SimTime(400));
+  if (!world_.slots[index_].alive) return fail(ErrorCode::kUnavailable, "the agent is dead");
+  if (held_by_other()) return fail(ErrorCode::kUnavailable, "simulated: database is locked");
+  return {};
+}
+
 // The first round's agent claimed no timeline: its claims are acknowledged and forgotten.
 bool SimStore::forgets(const std::string& key) const {
   return world_.settings.round_one && key.ends_with("/timeline");
@@ -155,6 +173,7 @@ Result<StoreSnapshot> SimStore::read(std::string_view prefix) {
 
 Result<Revision> SimStore::create(const std::string& key, const std::string& value, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
+  if (auto ok = write_lock(); !ok) return std::unexpected(ok.error());
   if (forgets(key)) return Revision{1};
   auto result = inner_.create(key, value, ttl_of(ttl));
   if (key.ends_with("/leader") && result) {
@@ -167,6 +186,7 @@ Result<Revision> SimStore::create(const std::string& key, const std::string& val
 Result<Revision> SimStore::compare_and_set(const std::string& key, const std::string& value,
                                            Revision expected, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
+  if (auto ok = write_lock(); !ok) return std::unexpected(ok.error());
   if (forgets(key)) return Revision{1};
   auto result = inner_.compare_and_set(key, value, expected, ttl_of(ttl));
   if (key.ends_with("/leader") && result && value != world_.config.nodes[index_].name) {
@@ -177,11 +197,13 @@ Result<Revision> SimStore::compare_and_set(const std::string& key, const std::st
 
 Result<Revision> SimStore::put(const std::string& key, const std::string& value, Ttl ttl) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
+  if (auto ok = write_lock(); !ok) return std::unexpected(ok.error());
   return answer(inner_.put(key, value, ttl_of(ttl)), false, key);
 }
 
 Status SimStore::remove(const std::string& key, std::optional<Revision> expected) {
   if (auto ok = reachable(); !ok) return ok;
+  if (auto ok = write_lock(); !ok) return ok;
   return answer(inner_.remove(key, expected), expected.has_value(), key);
 }
 
@@ -533,7 +555,12 @@ World::World(std::uint64_t seed, ScenarioSettings scenario)
 }
 
 World::~World() {
+  // The calls still under way run to their end at once (objects live on their stacks).
+  finishing_ = true;
+  trace = false;
+  fibers_.finish_all();
   for (Slot& slot : slots) slot.agent.reset();
+  if (logger_before_trace_) spdlog::set_default_logger(logger_before_trace_);
 }
 
 int World::index_of(const std::string& name) const {
@@ -546,6 +573,39 @@ int World::index_of(const std::string& name) const {
 SimTime World::random_ms(SimTime low, SimTime high) {
   if (high <= low) return low;
   return low + SimTime(static_cast<long>(rng() % static_cast<std::uint64_t>((high - low).count())));
+}
+
+namespace {
+
+class SimulatedTimeSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit SimulatedTimeSink(const World& world) : world_(world) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    fmt::print(stderr, "[t={} {}] {}\n", world_.clock.now.count(),
+               world_.current >= 0 ? world_.config.nodes[world_.current].name : "-",
+               std::string_view(message.payload.data(), message.payload.size()));
+  }
+  void flush_() override {}
+
+ private:
+  const World& world_;
+};
+
+}  // namespace
+
+void World::trace_to_stderr() {
+  trace = true;
+  if (!logger_before_trace_) logger_before_trace_ = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("sim", std::make_shared<SimulatedTimeSink>(*this)));
+  spdlog::set_level(spdlog::level::info);
+}
+
+void World::trace_if_asked(std::uint64_t seed) {
+  const char* asked = std::getenv("TANDEM_SIM_TRACE_SCRIPT");
+  if (asked != nullptr && std::strtoull(asked, nullptr, 10) == seed) trace_to_stderr();
 }
 
 void World::note(const std::string& what) {
@@ -564,16 +624,120 @@ void World::schedule(SimTime at, Kind kind, int node, std::function<void()> call
 void World::spend(int busy, SimTime ms) {
   Slot& slot = slots[busy];
   ++slot.busy;
-  run_until(clock.now + ms);
   // An agent frozen meanwhile goes on only once it thaws; its cycle's thread, stalled in the
   // middle of a step, once the stall ends (while its lease keeper, whose store calls spend
   // here too, runs on).
+  Fibers::Fiber* self = fibers_.current();
+  bool keeper = self != nullptr ? Fibers::tag(self) % 2 == 1 : slot.keeper_busy;
   auto resumes = [&] {
-    SimTime stalled = slot.keeper_busy ? SimTime(0) : slot.cycle_stalled_until;
+    SimTime stalled = keeper ? SimTime(0) : slot.cycle_stalled_until;
     return std::max({slot.agent_frozen_until, slot.host_frozen_until, stalled});
   };
-  while (resumes() > clock.now) run_until(resumes());
+  if (self == nullptr) {  // a script's own call: the world runs on this stack meanwhile
+    run_until(clock.now + ms);
+    while (resumes() > clock.now) run_until(resumes());
+  } else {
+    SimTime wakes = clock.now + ms;
+    // The world going: every call runs to its end, but each wait still steps aside once, so
+    // that a call waiting for another's lock lets that one finish first (finish_all).
+    if (finishing_) fibers_.wait();
+    while (!finishing_ && std::max(wakes, resumes()) > clock.now) {
+      auto wait = std::make_shared<Slot::Wait>(Slot::Wait{.fiber = self});
+      slot.waits.push_back(wait);
+      schedule(std::max(wakes, resumes()), Kind::kCall, busy,
+               [this, busy, wait] { this->wake(busy, wait); });
+      fibers_.wait();
+      std::erase(slot.waits, wait);
+    }
+  }
   --slot.busy;
+}
+
+void World::wake(int index, const std::shared_ptr<Slot::Wait>& wait) {
+  if (wait->woken) return;  // a resume woke it earlier
+  wait->woken = true;
+  int outer = current;
+  current = index;
+  fibers_.resume(wait->fiber);
+  current = outer;
+}
+
+void World::park(int index, SimTime frozen, bool keeper) {
+  Slot& slot = slots[index];
+  (keeper ? slot.keeper_parked : slot.cycle_parked) = true;
+  schedule(frozen, Kind::kCall, index, [this, index, keeper, epoch = slot.thaw_epoch] {
+    Slot& parked = slots[index];
+    if (parked.thaw_epoch != epoch) return;  // resumed: woken already
+    (keeper ? parked.keeper_parked : parked.cycle_parked) = false;
+    dispatch(Event{.at = clock.now, .kind = keeper ? Kind::kKeeper : Kind::kCycle, .node = index});
+  });
+}
+
+std::optional<int> World::store_lock_holder() const {
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (slots[i].store_lock_until > clock.now && slots[i].alive && agent_frozen(i)) return i;
+  }
+  return std::nullopt;
+}
+
+std::int64_t World::agent_pid(int index) const {
+  return 1'000'000 + index * 10'000 + static_cast<std::int64_t>(slots[index].generation);
+}
+
+void World::freeze_in_store_write(int index, SimTime length, bool traced) {
+  Slot& slot = slots[index];
+  slot.agent_frozen_from = clock.now;
+  slot.agent_frozen_until = slot.store_lock_until = clock.now + length;
+  slot.lock_traced = traced;
+  note(fmt::format("  the agent of {} is frozen inside a store write{}", config.nodes[index].name,
+                   traced ? ", under a debugger" : ""));
+}
+
+void World::resume_agent(int index) {
+  Slot& slot = slots[index];
+  if (!slot.alive || slot.agent_frozen_until <= clock.now || slot.lock_traced) return;
+  note(fmt::format("the agent of {} is resumed (SIGCONT)", config.nodes[index].name));
+  end_freeze(index);
+}
+
+void World::kill_stopped_agent(int index) {
+  note(fmt::format("the agent of {} is killed: stopped holding the store's write lock",
+                   config.nodes[index].name));
+  kill_agent(index);  // its watchdog dies with it, its postmaster by PDEATHSIG
+  end_freeze(index);  // its calls unwind now: a dead process's threads are frozen no more
+  // Its service (Restart=on-failure, RestartSec=2) starts a new agent.
+  schedule(clock.now + SimTime(2000), Kind::kCall, index, [this, index] { start_agent(index); });
+}
+
+void World::end_freeze(int index) {
+  Slot& slot = slots[index];
+  slot.agent_frozen_until = clock.now;
+  slot.store_lock_until = clock.now;
+  // Woken now even on a frozen host: each call looks again, and waits on for the host's thaw.
+  ++slot.thaw_epoch;
+  auto waits = slot.waits;
+  for (const auto& wait : waits) {
+    schedule(clock.now, Kind::kCall, index, [this, index, wait] { this->wake(index, wait); });
+  }
+  if (std::exchange(slot.cycle_parked, false)) schedule(clock.now, Kind::kCycle, index);
+  if (std::exchange(slot.keeper_parked, false)) schedule(clock.now, Kind::kKeeper, index);
+}
+
+std::optional<std::int64_t> SimLockWatch::stopped_holder() {
+  auto holder = world_.store_lock_holder();
+  if (!holder) return std::nullopt;
+  return world_.agent_pid(*holder);
+}
+
+Status SimLockWatch::unblock(std::int64_t pid, bool kill) {
+  auto holder = world_.store_lock_holder();
+  if (!holder || world_.agent_pid(*holder) != pid) return {};  // not that process any more
+  if (kill) {
+    world_.kill_stopped_agent(*holder);
+    return {};
+  }
+  world_.resume_agent(*holder);
+  return {};
 }
 
 void World::run_until(SimTime until) {
@@ -645,15 +809,14 @@ void World::dispatch(Event event) {
       if (!slot.alive || !slot.agent) return;
       SimTime frozen = std::max(slot.agent_frozen_until, slot.host_frozen_until);
       if (frozen > clock.now) {
-        schedule(frozen, Kind::kKeeper, event.node);
+        park(event.node, frozen, true);
         return;
       }
       // One thread: while its last (slow) call is out, it does not tick again.
       schedule(clock.now + config.ha.ttl / 16, Kind::kKeeper, event.node);
       if (slot.keeper_busy || settings.round_one) return;
-      slot.keeper_busy = true;
-      slot.agent->lease_keeper().tick(config.ha.ttl / 4);
-      slot.keeper_busy = false;
+      int node = event.node;
+      fibers_.run([this, node] { keeper_tick(node); }, 2 * node + 1);
       return;
     }
     case Kind::kWatchdog:
@@ -683,24 +846,45 @@ void World::cycle(int index) {
   SimTime frozen =
       std::max({slot.agent_frozen_until, slot.host_frozen_until, slot.cycle_stalled_until});
   if (frozen > clock.now) {
-    schedule(frozen, Kind::kCycle, index);
+    park(index, frozen, false);
     return;
   }
-  SimTime started = clock.now;
-  ++slot.busy;
   int outer = current;
   current = index;
+  fibers_.run([this, index] { run_cycle(index); }, 2 * index);
+  current = outer;
+}
+
+void World::run_cycle(int index) {
+  Slot& slot = slots[index];
+  SimTime started = clock.now;
+  ++slot.busy;
   slot.agent->serve_request();
   if (slot.alive && slot.agent && !slot.destroy_pending) slot.agent->cycle();
-  current = outer;
   --slot.busy;
   if (slot.destroy_pending) {
-    slot.agent.reset();
-    slot.destroy_pending = false;
+    destroy_if_pending(index);
     return;
   }
   schedule(std::max(started + config.ha.loop_interval, clock.now + SimTime(1)), Kind::kCycle,
            index);
+}
+
+void World::keeper_tick(int index) {
+  Slot& slot = slots[index];
+  slot.keeper_busy = true;
+  ++slot.busy;
+  slot.agent->lease_keeper().tick(config.ha.ttl / 4);
+  --slot.busy;
+  slot.keeper_busy = false;
+  destroy_if_pending(index);
+}
+
+void World::destroy_if_pending(int index) {
+  Slot& slot = slots[index];
+  if (!slot.destroy_pending || slot.busy > 0) return;
+  slot.agent.reset();
+  slot.destroy_pending = false;
 }
 
 void World::watchdog(int index) {
@@ -895,6 +1079,11 @@ void World::start_agent(int index) {
         std::make_unique<ContactBook>(config.nodes[index].name, members, slot.clock->steady_now());
   }
   slot.board = std::make_unique<AgentBoard>();  // its API: pings, and requests at any moment
+  slot.store_lock_until = SimTime(0);
+  slot.lock_traced = false;
+  if (!multi_host() && !settings.no_lock_watch) {
+    slot.lock_watch = std::make_unique<SimLockWatch>(*this);
+  }
   slot.agent = std::make_unique<Agent>(AgentParts{.config = config,
                                                   .self = config.nodes[index],
                                                   .node = *slot.local,
@@ -904,7 +1093,11 @@ void World::start_agent(int index) {
                                                   .contacts = slot.contacts.get(),
                                                   .board = slot.board.get(),
                                                   .keeper_thread = false,
-                                                  .layout = &layout_});
+                                                  .layout = &layout_,
+                                                  .store_lock = slot.lock_watch.get()});
+  // Its cycle and its keeper are fibers of this thread: a write that finds the other's under
+  // way lets time pass until it is done, as the blocked thread would.
+  slot.agent->lease_keeper().set_lock_wait([this, index] { spend(index, SimTime(1)); });
   // The agent's own on_lost sends SIGQUIT to its writable postmaster; here that is the model's.
   slot.agent->lease_keeper().on_lost([this, index] { lease_lost(index); });
   // And its on_stalled stops that postmaster and then answers pings "may not write".
@@ -913,7 +1106,7 @@ void World::start_agent(int index) {
     note(fmt::format("{}'s cycle silent for {} ms: the keeper gives up the lease",
                      config.nodes[index].name, silent.count()));
     lease_lost(index);
-    slots[index].board->set_may_write(false);
+    slots[index].board->set_stalled_out();
     return true;
   });
   if (multi_host()) pings_.start(index);
@@ -927,6 +1120,9 @@ void World::kill_agent(int index) {
   Slot& slot = slots[index];
   if (!slot.alive) return;
   slot.alive = false;
+  // Its parked cycle and keeper die with it: a new agent starts chains of its own.
+  ++slot.thaw_epoch;
+  slot.cycle_parked = slot.keeper_parked = false;
   if (slot.busy > 0) {
     slot.destroy_pending = true;
   } else {
@@ -976,6 +1172,8 @@ void World::inject_fault() {
           if (slots[i].busy > 0 && !slots[i].keeper_busy && rng() % 2 == 0) target = i;
         }
         slots[target].cycle_stalled_until = back;
+        note(fmt::format("  only the cycle of {} stalls, until t={}", config.nodes[target].name,
+                         back.count()));
         break;
       }
       for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
@@ -983,6 +1181,14 @@ void World::inject_fault() {
       }
       slots[target].agent_frozen_from = clock.now;
       slots[target].agent_frozen_until = back;
+      note(fmt::format("  the agent of {} is frozen", config.nodes[target].name));
+      // One machine: one in three inside a store write, holding the store's write lock; one in
+      // four of those under a debugger (a SIGCONT does not end it), and then for longer than
+      // the liveness bound. Chosen from `back`, as above.
+      if (!multi_host() && back.count() % 3 == 1) {
+        bool traced = back.count() % 4 == 2;
+        freeze_in_store_write(target, traced ? SimTime(30000) : back - clock.now, traced);
+      }
       break;
     case 3:  // the whole host frozen
       slot.host_frozen_from = clock.now;
@@ -997,10 +1203,21 @@ void World::inject_fault() {
     case 5:  // a clean stop of the node, started again later
       if (slot.alive && slot.busy == 0 && slot.agent && !host_frozen(target) &&
           slot.agent_frozen_until <= clock.now) {
-        slot.agent->shut_down();
-        slot.agent.reset();
-        slot.alive = false;
-        schedule(back, Kind::kCall, target, [this, target] { start_agent(target); });
+        // On the agent's own fiber, as its cycle: its keeper may tick meanwhile, and the agent
+        // goes only once neither is under way (it went at once, under a waiting keeper).
+        fibers_.run(
+            [this, target, back] {
+              Slot& stopping = slots[target];
+              ++stopping.busy;
+              stopping.agent->shut_down();
+              --stopping.busy;
+              stopping.alive = false;
+              stopping.destroy_pending = true;
+              destroy_if_pending(target);
+              schedule(std::max(back, clock.now + SimTime(1)), Kind::kCall, target,
+                       [this, target] { start_agent(target); });
+            },
+            2 * target);
       }
       break;
     case 6:  // a switchover requested by a person
@@ -1067,16 +1284,9 @@ void World::inject_request(int target) {
       note("a switchover to " + name + " requested");
       request_switchover(name);
       break;
-    case 3: {
-      note("a failover to " + name + " requested");
-      auto snapshot = store_.read(layout_.prefix());
-      if (store_clock.stopped() || !snapshot) break;  // the person's request fails
-      ClusterView view = layout_.view(*snapshot);
-      SwitchoverRequest request{
-          .from = view.leader ? view.leader->name : "", .to = name, .force = true};
-      (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
+    case 3:
+      request_failover(name);
       break;
-    }
   }
 }
 
@@ -1135,6 +1345,18 @@ void World::inject_partition(int target, int fault, SimTime back) {
   note("cut links: " + network.describe(names));
 }
 
+bool World::only_an_operator_can_recover() const {
+  bool gone = false, stuck = true;
+  for (const Slot& slot : slots) {
+    if (slot.gone_for_good) {
+      gone = true;
+    } else {
+      stuck = stuck && slot.pg.wal_gap;
+    }
+  }
+  return gone && stuck;
+}
+
 bool World::healthy() const {
   int primary = -1;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
@@ -1167,6 +1389,15 @@ void World::request_switchover(const std::string& to) {
     SwitchoverRequest request{.from = layout_.view(*snapshot).leader->name, .to = to};
     (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
   }
+}
+
+void World::request_failover(const std::string& to) {
+  note("a failover to " + to + " requested");
+  auto snapshot = store_.read(layout_.prefix());
+  if (store_clock.stopped() || !snapshot) return;  // the person's request fails
+  ClusterView view = layout_.view(*snapshot);
+  SwitchoverRequest request{.from = view.leader ? view.leader->name : "", .to = to, .force = true};
+  (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
 }
 
 bool World::start_cluster() {
@@ -1327,7 +1558,13 @@ Verdict World::run() {
   last_fault_ = std::max(last_fault_, last_heal_);
   SimTime deadline = clock.now + SimTime(60000);
   while (!healthy() && clock.now < deadline) run_until(clock.now + SimTime(100));
-  if (!healthy()) {
+  if (!healthy() && only_an_operator_can_recover()) {
+    // Every node left needs WAL that only the node gone for good had (a rewind found it
+    // removed): no automation can make a primary of that; a person restores or forces one.
+    note(
+        "no healthy cluster, and none possible without an operator: every node left needs WAL "
+        "that only a node gone for good had");
+  } else if (!healthy()) {
     std::string states;
     for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
       const Pg& server = slots[i].pg;

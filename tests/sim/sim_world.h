@@ -16,6 +16,8 @@
 // in the real agent), watchdogs watch, faults strike.
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,9 +32,11 @@
 #include "agent/agent.h"
 #include "agent/fencing_watchdog.h"
 #include "agent/local_node.h"
+#include "agent/store_lock_watch.h"
 #include "common/clock.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/memory_store.h"
+#include "sim_fibers.h"
 #include "sim_network.h"
 #include "sim_pings.h"
 
@@ -143,6 +147,9 @@ struct ScenarioSettings {
   bool monotonic_clock = false;
   // The canary of the `sync` record: a primary that never makes a standby synchronous.
   bool never_names_sync = false;
+  // The canary of the store's write lock: agents that never look for a process stopped holding
+  // it (no StoreLockWatch).
+  bool no_lock_watch = false;
 };
 
 class World;
@@ -197,6 +204,7 @@ class SimStore final : public Store {
 
  private:
   Status reachable() const;
+  Status write_lock() const;
   bool answer_lost();
   Ttl ttl_of(Ttl ttl) const;
   bool forgets(const std::string& key) const;
@@ -205,6 +213,18 @@ class SimStore final : public Store {
   World& world_;
   int index_;
   Store& inner_;
+};
+
+// The embedded store's write lock as one agent watches it (one machine): held by an agent
+// frozen inside a store write (Slot::store_lock_until).
+class SimLockWatch final : public StoreLockWatch {
+ public:
+  explicit SimLockWatch(World& world) : world_(world) {}
+  std::optional<std::int64_t> stopped_holder() override;
+  Status unblock(std::int64_t pid, bool kill) override;
+
+ private:
+  World& world_;
 };
 
 class SimWatchdog final : public Watchdog {
@@ -248,6 +268,22 @@ struct Slot {
   // One thread stalled: the agent's cycle (a call that hangs, a page fault on a slow disk) while
   // its lease keeper, pinger and API threads run on.
   SimTime cycle_stalled_until{0};
+  // One machine: the agent frozen inside a store write holds the store's write lock (every
+  // other agent's writes wait, then fail) until then — its thaw — or until it is resumed or
+  // dies; `lock_traced`:
+  // frozen by a debugger, which a SIGCONT does not end.
+  SimTime store_lock_until{0};
+  bool lock_traced = false;
+  std::unique_ptr<SimLockWatch> lock_watch;
+  // A freeze ended early (SIGCONT): its cycle and keeper parked until the freeze's end run now.
+  std::uint64_t thaw_epoch = 0;
+  bool cycle_parked = false;
+  bool keeper_parked = false;
+  struct Wait {  // a call of its agent waiting in World::spend
+    Fibers::Fiber* fiber = nullptr;
+    bool woken = false;
+  };
+  std::vector<std::shared_ptr<Wait>> waits;
   SimTime host_frozen_from{0};  // everything of the node, PostgreSQL included (or suspended)
   SimTime host_frozen_until{0};
   bool thaw_pending = false;  // multi-host: the watchdog checks first when the host thaws
@@ -281,8 +317,12 @@ class World {
   const Verdict& verdict() const { return verdict_; }
   // One primary holding the lease, every other node streaming from it.
   bool healthy() const;
+  // A node is gone for good and every other one needs WAL only it had (seed 3100001054).
+  bool only_an_operator_can_recover() const;
   // A person asks the leader to hand over (to `to`, or to the best standby when empty).
   void request_switchover(const std::string& to = "");
+  // A person's `tandem failover --to NAME` (forced, without --allow-data-loss).
+  void request_failover(const std::string& to);
   // Called the moment a node's PostgreSQL is asked to promote (pg_ctl promote sent), with that
   // node: where a script strikes.
   std::function<void(int)> on_promote_requested;
@@ -301,10 +341,22 @@ class World {
     schedule(when, Kind::kCall, node, std::move(call));
   }
   // Lets `ms` of simulated time pass while `busy` is inside an operation: every other event
-  // runs meanwhile.
+  // runs meanwhile. A call on a fiber (every cycle and keeper tick) steps aside until then, and
+  // for as long as its thread is frozen or stalled after.
   void spend(int busy, SimTime ms);
   SimTime random_ms(SimTime low, SimTime high);
   bool host_frozen(int index) const { return slots[index].host_frozen_until > clock.now; }
+  // One machine: the node whose agent holds the store's write lock while frozen, if any.
+  std::optional<int> store_lock_holder() const;
+  // The pid of the node's agent process (one per start).
+  std::int64_t agent_pid(int index) const;
+  // The node's agent frozen for `length` inside a store write, holding the store's write lock
+  // (one machine), by SIGSTOP or by a debugger (`traced`: a SIGCONT does not end it).
+  void freeze_in_store_write(int index, SimTime length, bool traced);
+  // SIGCONT to a frozen agent: its freeze ends now, unless a debugger holds it.
+  void resume_agent(int index);
+  // SIGKILL to it; its service starts it again 2 s later.
+  void kill_stopped_agent(int index);
   // Multi-host: the host suspended for `length` (see HostClock).
   void suspend_host(int index, SimTime length);
   // The agent's threads (pinger and API included) are stopped: by SIGSTOP or with the host.
@@ -328,7 +380,12 @@ class World {
   void start_pg(int index);
   void note(const std::string& what);
   bool trace = false;  // the agents' log lines and the world's events on stderr
-  int current = -1;    // the node whose cycle runs (innermost), for the trace
+  // Sets `trace` and makes every log line go to stderr with the simulated time and the node
+  // whose call wrote it (the default logger: one world at a time).
+  void trace_to_stderr();
+  // A scripted case traces its seed `seed` when TANDEM_SIM_TRACE_SCRIPT names it.
+  void trace_if_asked(std::uint64_t seed);
+  int current = -1;  // the node whose cycle runs, for the trace
 
  private:
   enum class Kind { kCycle, kKeeper, kWatchdog, kReplicate, kWrite, kCall };
@@ -345,9 +402,19 @@ class World {
   void schedule(SimTime at, Kind kind, int node, std::function<void()> call = {});
   void run_until(SimTime until);
   void dispatch(Event event);
+  // The node's cycle (or keeper) waits for its agent's freeze to end at `frozen`; a resume
+  // ends the wait early.
+  void park(int index, SimTime frozen, bool keeper);
+  void wake(int index, const std::shared_ptr<Slot::Wait>& wait);
+  // The agent's freeze (and its hold on the store's lock) ends now: its parked calls go on.
+  void end_freeze(int index);
   void start_agent(int index);
   void kill_agent(int index);
   void cycle(int index);
+  void run_cycle(int index);
+  void keeper_tick(int index);
+  // The agent of a killed node goes once none of its calls is under way.
+  void destroy_if_pending(int index);
   void watchdog(int index);
   void watchdog_check(int index);
   void thaw_hosts(SimTime until);
@@ -372,6 +439,10 @@ class World {
   std::string fingerprint(const std::vector<Record>& wal, std::size_t length) const;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  // The agents' calls under way (declared after the slots: destroyed first, once finished).
+  Fibers fibers_;
+  bool finishing_ = false;                               // the world goes: a spend returns at once
+  std::shared_ptr<spdlog::logger> logger_before_trace_;  // put back when the world goes
 
  public:
   StoreClock store_clock{clock};  // the store (etcd) is stopped while this clock stands still

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/agent_board.h"
+
 namespace tandem {
 namespace {
 
@@ -126,6 +128,39 @@ TEST(ContactBook, AStartingServerBlocksOnlyWithAPrimarysData) {
   for (const char* peer : {"node1", "node3"}) book.served(peer, at(1950));
   EXPECT_EQ(book.facts(at(2000), kProof, kFresh).takeover_blockers,
             (std::vector<std::string>{"node1"}));
+}
+
+// A cycle stalled past ha.cycle_stall_limit, its postmaster stopped by the keeper: the pings
+// answer "stopped, leading nobody" whatever its last snapshot said, until the cycle publishes
+// again (fresh multi-host seed 204527433: "primary, leading" for 20 s, and nobody took over).
+TEST(ContactBook, AStalledOutAgentAnswersFromItsKeeperNotItsLastSnapshot) {
+  AgentBoard board;
+  AgentSnapshot last;
+  last.node.state = PgState::kPrimary;
+  last.node.data_was_primary = true;
+  last.view = ClusterView{};
+  last.view->leader = LeaderRecord{.name = "node1", .revision = 7};
+  board.publish(last, 1000);
+  board.set_may_write(true);
+  PingReply before = ping_reply(board, "node1");
+  EXPECT_EQ(before.state, PgState::kPrimary);
+  EXPECT_TRUE(before.leader);
+  EXPECT_EQ(before.follows, "node1");
+
+  board.set_stalled_out();
+  PingReply stalled = ping_reply(board, "node1");
+  EXPECT_EQ(stalled.state, PgState::kStopped);
+  EXPECT_FALSE(stalled.leader);
+  EXPECT_EQ(stalled.follows, "");
+  EXPECT_FALSE(stalled.standby_data);
+  ContactBook book("node2", {"node1", "node2", "node3"}, kStart);
+  book.answered("node1", stalled, at(100));
+  EXPECT_EQ(book.facts(at(150), kProof, kFresh).takeover_blockers,
+            std::vector<std::string>{"node3"});  // node1 holds nobody back; node3 never answered
+
+  board.publish(last, 2000);  // the cycle runs again: its own word counts
+  EXPECT_EQ(ping_reply(board, "node1").state, PgState::kPrimary);
+  EXPECT_TRUE(ping_reply(board, "node1").leader);
 }
 
 }  // namespace

@@ -492,6 +492,48 @@ TEST(Decide, ThePlanSaysWhatTheExecutorUsedToDecide) {
   EXPECT_EQ(takeover.lost_bytes, std::nullopt) << "no position of a last leader known";
 }
 
+// Which pending request the leader removes as it renews: one it carried out, one that named
+// an old leader, a forced failover older than the newest timeline claim (seed 3100032888);
+// not one it must still carry out, nor a forced one whose target was refused at its claim.
+TEST(Decide, TheLeaderRemovesRequestsThatAreDoneWith) {
+  HaConfig config{.self = "node2"};
+  struct RequestCase {
+    const char* name;
+    SwitchoverRequest request;
+    std::int64_t claim_revision;
+    bool removed;
+  };
+  std::vector<RequestCase> cases = {
+      {"a switchover to this node, carried out",
+       {.from = "node1", .to = "node2", .revision = 10},
+       5,
+       true},
+      {"a switchover to the best, carried out here", {.from = "node1", .revision = 10}, 5, true},
+      {"a switchover away from this node, to carry out",
+       {.from = "node2", .to = "node1", .revision = 10},
+       5,
+       false},
+      {"a failover forced to another node, not yet tried",
+       {.from = "node2", .to = "node1", .force = true, .revision = 10},
+       5,
+       false},
+      {"a failover forced to another node, superseded by a claim since",
+       {.from = "node2", .to = "node1", .force = true, .revision = 10},
+       12,
+       true},
+  };
+  for (const RequestCase& each : cases) {
+    ClusterView view = view_with("node2", {standby("node1", 500)});
+    view.switchover = each.request;
+    view.timeline_claim =
+        TimelineClaim{.timeline = 2, .by = "node2", .revision = each.claim_revision};
+    Decision renew = decide(view, observed(PgState::kPrimary), config, kNow);
+    EXPECT_EQ(renew.remove_request, each.removed) << each.name << ": " << renew.reason;
+  }
+  ClusterView none = view_with("node2", {standby("node1", 500)});
+  EXPECT_FALSE(decide(none, observed(PgState::kPrimary), config, kNow).remove_request);
+}
+
 TEST(FailoverCandidates, RankedByReceivedWalThenName) {
   ClusterView view = view_with(std::nullopt, {standby("node3", 300), standby("node1", 500),
                                               standby("node2", 500), standby("node4", 900, 0)});
@@ -515,6 +557,72 @@ TEST(RoleTransitions, TheDocsDiagramIsGeneratedFromTheTable) {
   EXPECT_EQ(text, transitions_diagram())
       << "docs/transitions.md is stale: regenerate it with `tandem transitions > "
          "docs/transitions.md`";
+}
+
+// Whether anybody but the leader could take over: a hung leader gives its lease up only then.
+TEST(Decide, OthersMayLeadUnlessSynchronousWithoutASynchronousStandby) {
+  struct Case {
+    const char* name;
+    bool synchronous;
+    std::optional<std::string> sync;  // the `sync` record: nullopt when absent
+    bool expected;
+  };
+  std::vector<Case> cases = {
+      {"asynchronous, no sync record", false, std::nullopt, true},
+      {"asynchronous, whatever the record says", false, std::string(), true},
+      {"synchronous, no sync record", true, std::nullopt, false},
+      {"synchronous, the record names nobody", true, std::string(), false},
+      {"synchronous, a standby named", true, std::string("node2"), true},
+  };
+  for (const Case& each : cases) {
+    HaConfig config{.self = "node1", .synchronous_mode = each.synchronous};
+    ClusterView view = view_with("node1", {standby("node2", 500)});
+    view.sync_standby = each.sync;
+    EXPECT_EQ(others_may_lead(view, config), each.expected) << each.name;
+  }
+}
+
+// A process stopped while it holds the embedded store's write lock: resumed as soon as it is
+// seen, killed if still so a third of renew_deadline later, whatever this node decides besides.
+TEST(Decide, AProcessStoppedHoldingTheStoresWriteLockIsResumedThenKilled) {
+  HaConfig config{.self = "node2"};  // renew_deadline 600 ms: the limit is 200 ms
+  struct Case {
+    const char* name;
+    std::optional<std::chrono::milliseconds> stopped_for;  // nullopt: nobody holds it stopped
+    PgState state;
+    std::optional<Decision::UnblockStore> expected;
+  };
+  using std::chrono::milliseconds;
+  std::vector<Case> cases = {
+      {"nobody holds it stopped", std::nullopt, PgState::kPrimary, std::nullopt},
+      {"seen stopped just now: resumed", milliseconds(0), PgState::kPrimary,
+       Decision::UnblockStore{.pid = 4242, .kill = false}},
+      {"still stopped, not for long: resumed again", milliseconds(199), PgState::kStandby,
+       Decision::UnblockStore{.pid = 4242, .kill = false}},
+      {"a stopped node too", milliseconds(100), PgState::kStopped,
+       Decision::UnblockStore{.pid = 4242, .kill = false}},
+      {"still stopped after the limit: killed", milliseconds(200), PgState::kStandby,
+       Decision::UnblockStore{.pid = 4242, .kill = true}},
+      {"by a primary too", milliseconds(900), PgState::kPrimary,
+       Decision::UnblockStore{.pid = 4242, .kill = true}},
+  };
+  for (const Case& each : cases) {
+    NodeObservation node = observed(each.state);
+    if (each.stopped_for) {
+      node.store_lock_held_stopped = {.pid = 4242, .stopped_for = *each.stopped_for};
+    }
+    ClusterView view = view_with("node1", {standby("node2", 500)});
+    Decision decision = decide(view, node, config, kNow);
+    ASSERT_EQ(decision.unblock_store.has_value(), each.expected.has_value()) << each.name;
+    if (!each.expected) continue;
+    EXPECT_EQ(decision.unblock_store->pid, 4242) << each.name;
+    EXPECT_EQ(decision.unblock_store->kill, each.expected->kill) << each.name;
+    EXPECT_EQ(decision.unblock_store->stopped_for, *each.stopped_for) << each.name;
+  }
+  // Without a view (the store unreadable) as well.
+  NodeObservation node = observed(PgState::kStandby);
+  node.store_lock_held_stopped = {.pid = 7, .stopped_for = std::chrono::milliseconds(250)};
+  EXPECT_TRUE(decide(std::nullopt, node, config, kNow).unblock_store);
 }
 
 }  // namespace

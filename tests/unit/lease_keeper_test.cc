@@ -101,6 +101,32 @@ TEST(LeaseKeeper, RenewsOnlyForACycleThatRuns) {
   EXPECT_EQ(f.lost, 0);
 }
 
+// A stall is reported with the lease lost too (a renewal the store refused, a cut off host):
+// the agent must stop answering for the hung cycle. Once a stall; again after the next one.
+TEST(LeaseKeeper, AStallIsReportedOnceEvenWithoutTheLease) {
+  Fixture f;
+  int asked = 0;
+  f.keeper.set_stall_limit(milliseconds(10000));
+  f.keeper.on_stalled([&](milliseconds) {
+    ++asked;
+    return true;
+  });
+  f.keeper.cycle_ran(f.clock.steady_now());  // never held
+  for (int i = 0; i < 150; ++i) {
+    f.clock.sleep_for(milliseconds(100));
+    f.keeper.tick(milliseconds(250));
+  }
+  EXPECT_EQ(asked, 1);
+  EXPECT_FALSE(f.keeper.held());
+  EXPECT_FALSE(f.leader());
+  f.keeper.cycle_ran(f.clock.steady_now());  // the cycle ran, then hung again
+  for (int i = 0; i < 110; ++i) {
+    f.clock.sleep_for(milliseconds(100));
+    f.keeper.tick(milliseconds(250));
+  }
+  EXPECT_EQ(asked, 2);
+}
+
 // Where nobody else may lead (synchronous mode, no synchronous standby), the agent says no:
 // the keeper goes on renewing for the hung cycle, asking again each time.
 TEST(LeaseKeeper, AStalledCycleKeepsTheLeaseWhereNobodyElseMayLead) {
