@@ -15,12 +15,6 @@ Status invalid(std::string message) {
   return fail(ErrorCode::kInvalidArgument, std::move(message));
 }
 
-// Slot names allow [a-z0-9_], at most 63 characters; a node's name becomes its slot's name.
-bool is_slot_name(std::string_view name) {
-  static const std::regex pattern("[a-z0-9_]{1,63}");
-  return std::regex_match(name.begin(), name.end(), pattern);
-}
-
 // Role and database names tandem creates: plain identifiers need no quoting anywhere.
 bool is_identifier(std::string_view name) {
   static const std::regex pattern("[a-z_][a-z0-9_]{0,62}");
@@ -46,6 +40,23 @@ bool is_ip_address(const std::string& host) {
          inet_pton(AF_INET6, host.c_str(), buffer) == 1;
 }
 
+}  // namespace
+
+void place_files_in(ClusterConfig& config, const std::string& dir) {
+  config.log_dir = dir + "/log";
+  config.password_file = dir + "/tandem.pgpass";
+  config.state_file = dir + "/state.json";
+  config.store_file = dir + "/store.db";
+  config.api.token_file = dir + "/api.token";
+}
+
+bool is_slot_name(std::string_view name) {
+  static const std::regex pattern("[a-z0-9_]{1,63}");
+  return std::regex_match(name.begin(), name.end(), pattern);
+}
+
+namespace {
+
 Status validate_node(const NodeConfig& node) {
   if (!is_slot_name(node.name)) {
     return invalid(fmt::format(
@@ -65,6 +76,10 @@ Status validate_node(const NodeConfig& node) {
         "node {}: host '{}' must be an IP address such as 127.0.0.1 (it is where PostgreSQL "
         "listens and what pg_hba allows), not a name",
         node.name, node.host));
+  }
+  if (node.listen.find_first_of("'\\\n") != std::string::npos) {
+    return invalid(fmt::format("node {}: listen '{}' may not hold quotes, backslashes or new lines",
+                               node.name, node.listen));
   }
   if (node.api_port < 0 || node.api_port > 65535 || node.api_port == node.port) {
     return invalid(fmt::format(
@@ -230,7 +245,10 @@ const NodeConfig* ClusterConfig::find_node(std::string_view node_name) const {
 Result<const NodeConfig*> ClusterConfig::node(std::string_view node_name) const {
   if (const NodeConfig* found = find_node(node_name)) return found;
   std::string known;
-  for (const NodeConfig& each : nodes) known += (known.empty() ? "" : ", ") + each.name;
+  for (const NodeConfig& each : nodes) {
+    known += known.empty() ? "" : ", ";
+    known += each.name;
+  }
   return fail(ErrorCode::kNotFound,
               fmt::format("unknown node '{}': this cluster has {}", node_name, known));
 }

@@ -15,6 +15,9 @@ namespace tandem {
 struct NodeConfig {
   std::string name;                // also its replication slot's and application_name's name
   std::string host = "127.0.0.1";  // address it listens on and replicas connect to
+  // listen_addresses when it must listen on more than `host` ("*", "127.0.0.1,10.0.0.5"): an
+  // adopted server keeps what its clients reach it on. Empty: `host` only.
+  std::string listen;
   int port = 5432;
   std::string data_dir;     // absolute
   bool nofailover = false;  // never promoted automatically
@@ -137,6 +140,13 @@ struct ClusterConfig {
   // Like find_node, with the error a person sees for a name that is not in the config.
   Result<const NodeConfig*> node(std::string_view node_name) const;
 };
+
+// tandem's own files of a cluster kept in one directory: logs, passwords, state, the store, the
+// API's token (`tandem local`, `tandem adopt`).
+void place_files_in(ClusterConfig& config, const std::string& dir);
+
+// Slot names allow [a-z0-9_], at most 63 characters; a node's name becomes its slot's name.
+bool is_slot_name(std::string_view name);
 
 // The URL of a node's agent API ("http://10.0.0.11:8008"; https when the API has TLS); "" for a
 // node without one.

@@ -102,10 +102,12 @@ void read_nodes(const YAML::Node& root, const std::string& base_dir, ClusterConf
   if (!nodes) return;
   if (!nodes.IsSequence()) reject("nodes must be a list");
   for (const YAML::Node& entry : nodes) {
-    check_keys(entry, "nodes[]", {"name", "host", "port", "data_dir", "nofailover", "api_port"});
+    check_keys(entry, "nodes[]",
+               {"name", "host", "listen", "port", "data_dir", "nofailover", "api_port"});
     NodeConfig node;
     read(entry, "name", node.name);
     read(entry, "host", node.host);
+    read(entry, "listen", node.listen);
     read(entry, "port", node.port);
     read(entry, "data_dir", node.data_dir);
     read(entry, "nofailover", node.nofailover);
@@ -333,6 +335,7 @@ void emit_nodes(const ClusterConfig& config, YAML::Emitter& out) {
     out << YAML::BeginMap;
     out << YAML::Key << "name" << YAML::Value << node.name;
     out << YAML::Key << "host" << YAML::Value << node.host;
+    if (!node.listen.empty()) out << YAML::Key << "listen" << YAML::Value << node.listen;
     out << YAML::Key << "port" << YAML::Value << node.port;
     out << YAML::Key << "data_dir" << YAML::Value << node.data_dir;
     if (node.nofailover) out << YAML::Key << "nofailover" << YAML::Value << true;

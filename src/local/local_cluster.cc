@@ -61,14 +61,10 @@ ClusterConfig local_config(const LocalLayout& layout) {
   config.os_user = layout.os_user;
   config.pg_bin = layout.pg_bin;
   config.socket_dir = layout.dir + "/run";
-  config.log_dir = layout.dir + "/log";
-  config.password_file = layout.dir + "/tandem.pgpass";
-  config.state_file = layout.dir + "/state.json";
-  config.store_file = layout.dir + "/store.db";
+  place_files_in(config, layout.dir);
   config.ha.agents = layout.agents;
   config.replication.max_slot_wal_keep_size = layout.max_slot_wal_keep_size;
   if (layout.app) config.app = AppConfig{"test_app", "test_app"};
-  config.api.token_file = layout.dir + "/api.token";
   int api_base_port = layout.api_base_port != 0 ? layout.api_base_port : layout.base_port + 2576;
   for (int index = 0; index <= layout.standbys; ++index) {
     std::string name = fmt::format("node{}", index + 1);

@@ -1,6 +1,7 @@
 #include "pg/connection.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -61,10 +62,17 @@ Result<Connection> Connection::open(const std::string& conninfo) {
   if (conn == nullptr) return fail(ErrorCode::kFailed, "libpq could not allocate a connection");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = one_line(PQerrorMessage(conn));
-    bool refused = message.find("password authentication failed") != std::string::npos ||
+    // "password authentication failed", "Peer authentication failed", ...
+    bool refused = message.find("authentication failed") != std::string::npos ||
                    message.find("no pg_hba.conf entry") != std::string::npos;
     return fail(refused ? ErrorCode::kPermissionDenied : ErrorCode::kUnavailable, message);
   }
+  // Notices and the server's last word to a connection it ends ("terminating connection due to
+  // administrator command") would go to stderr, in the middle of a command's output: to the
+  // debug log instead (a failed query reports the error itself).
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { spdlog::debug("PostgreSQL: {}", one_line(message)); },
+      nullptr);
   return connection;
 }
 

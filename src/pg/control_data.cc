@@ -72,6 +72,11 @@ Result<ControlData> parse_control_data(std::string_view output) {
   data.min_recovery_end = *min_recovery;
   data.min_recovery_timeline = *min_timeline;
   data.data_checksums = *checksums != 0;
+  // The settings the server last ran with (a standby must have at least its primary's).
+  if (auto level = field("wal_level setting")) data.wal_level = *level;
+  if (auto senders = number("max_wal_senders setting")) {
+    data.max_wal_senders = static_cast<int>(*senders);
+  }
   return data;
 }
 

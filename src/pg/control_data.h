@@ -19,6 +19,8 @@ struct ControlData {
   Lsn min_recovery_end;  // "Minimum recovery ending location" (0/0 on a primary)
   TimelineId min_recovery_timeline = 0;
   bool data_checksums = false;
+  std::string wal_level;    // "wal_level setting" ("replica", "logical"); "" if not printed
+  int max_wal_senders = 0;  // "max_wal_senders setting"; 0 if not printed
 
   // True when the server stopped cleanly; pg_rewind needs that of its target.
   bool cleanly_shut_down() const {

@@ -3,18 +3,22 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "common/units.h"
 #include "pg/connection.h"
+#include "proc/safe_file.h"
 
 namespace tandem {
 namespace {
 
-// A postgresql.conf string literal: single quotes, embedded quotes doubled.
+// A postgresql.conf string literal: single quotes, embedded quotes doubled and backslashes
+// escaped (the server reads a backslash as an escape: a conninfo's \' left as it is would end
+// the string early).
 std::string quoted(std::string_view value) {
   std::string out = "'";
   for (char c : value) {
-    if (c == '\'') out += '\'';
+    if (c == '\'' || c == '\\') out += c;
     out += c;
   }
   return out + "'";
@@ -62,13 +66,22 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
       "max_wal_senders = {}\n"
       "max_replication_slots = {}\n"
       "hot_standby = on\n"
+      "# pg_rewind needs hint bits in the WAL (implied by data checksums; an adopted cluster\n"
+      "# may have none).\n"
+      "wal_log_hints = on\n"
+      "# This node's own files: a configuration copied from another node (pg_rewind,\n"
+      "# pg_basebackup) may name that node's (Patroni writes absolute paths).\n"
+      "hba_file = {}\n"
+      "ident_file = {}\n"
       "wal_retrieve_retry_interval = {}\n"
       "max_slot_wal_keep_size = {}\n"
 
       "recovery_target_timeline = 'latest'\n"
       "log_line_prefix = '%m [%p] %q%a '\n",
-      node.name, quoted(node.name), quoted(node.host), node.port, quoted(config.socket_dir),
-      replication.max_wal_senders, replication.max_replication_slots,
+      node.name, quoted(node.name), quoted(node.listen.empty() ? node.host : node.listen),
+      node.port, quoted(config.socket_dir), replication.max_wal_senders,
+      replication.max_replication_slots, quoted(node.data_dir + "/pg_hba.conf"),
+      quoted(node.data_dir + "/pg_ident.conf"),
       quoted(format_duration(replication.wal_retrieve_retry_interval)),
       quoted(format_size_exact(replication.max_slot_wal_keep_size)));
   if (!synchronous_standby.empty()) {
@@ -141,23 +154,76 @@ std::optional<std::string> find_password(std::string_view passfile, std::string_
   return std::nullopt;
 }
 
-std::string configured_conninfo(const std::string& data_dir) {
-  std::ifstream in(data_dir + "/" + kTandemConfName);
-  std::string line;
-  constexpr std::string_view kPrefix = "primary_conninfo = '";
-  while (std::getline(in, line)) {
-    if (!line.starts_with(kPrefix) || !line.ends_with('\'')) continue;
-    // The value as quoted() wrote it: between single quotes, a quote doubled.
-    std::string value;
-    std::string_view body(line);
-    body = body.substr(kPrefix.size(), body.size() - kPrefix.size() - 1);
-    for (std::size_t i = 0; i < body.size(); ++i) {
-      value += body[i];
-      if (body[i] == '\'' && i + 1 < body.size() && body[i + 1] == '\'') ++i;
+std::optional<std::string> pgpass_lookup(std::string_view passfile, const PgpassKey& key) {
+  auto matches = [](const std::string& field, const std::string& value) {
+    return field == "*" || field == value;
+  };
+  while (!passfile.empty()) {
+    std::size_t newline = passfile.find('\n');
+    std::string_view line = passfile.substr(0, newline);
+    passfile.remove_prefix(newline == std::string_view::npos ? passfile.size() : newline + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    std::vector<std::string> fields = passfile_fields(line);
+    if (fields.size() == 5 && matches(fields[0], key.host) && matches(fields[1], key.port) &&
+        matches(fields[2], key.database) && matches(fields[3], key.user)) {
+      return fields[4];  // the first line that matches, as libpq takes it
     }
-    return value;
   }
-  return "";
+  return std::nullopt;
+}
+
+std::optional<std::string> conf_string(const std::string& path, std::string_view name) {
+  // In a directory of the OS user: never through a link planted there (adopt copies a password
+  // it finds into tandem's password file).
+  auto text = read_file_nofollow(path);
+  if (!text) return std::nullopt;
+  std::istringstream in(*text);
+  std::optional<std::string> found;
+  for (std::string line; std::getline(in, line);) {
+    std::string_view rest(line);
+    auto skip_blanks = [&] {
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+    };
+    skip_blanks();
+    if (!rest.starts_with(name)) continue;
+    rest.remove_prefix(name.size());
+    if (!rest.empty() && rest.front() != ' ' && rest.front() != '\t' && rest.front() != '=') {
+      continue;  // a longer name
+    }
+    skip_blanks();
+    if (rest.starts_with('=')) rest.remove_prefix(1);
+    skip_blanks();
+    std::string value;
+    if (rest.starts_with('\'')) {
+      // Quoted: '' or \' is a quote, \\ a backslash; the value ends at the lone quote.
+      bool closed = false;
+      for (std::size_t i = 1; i < rest.size(); ++i) {
+        if (rest[i] == '\\' && i + 1 < rest.size()) {
+          value += rest[++i];
+        } else if (rest[i] == '\'' && i + 1 < rest.size() && rest[i + 1] == '\'') {
+          value += rest[++i];
+        } else if (rest[i] == '\'') {
+          closed = true;
+          break;
+        } else {
+          value += rest[i];
+        }
+      }
+      if (!closed) continue;
+    } else {
+      while (!rest.empty() && rest.front() != ' ' && rest.front() != '\t' && rest.front() != '#') {
+        value += rest.front();
+        rest.remove_prefix(1);
+      }
+    }
+    found = value;
+  }
+  return found;
+}
+
+std::string configured_conninfo(const std::string& data_dir) {
+  return conf_string(data_dir + "/" + kTandemConfName, "primary_conninfo").value_or("");
 }
 
 std::string upstream_conninfo(const ClusterConfig& config, const NodeConfig& primary,

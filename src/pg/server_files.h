@@ -43,6 +43,20 @@ std::string render_passfile(const std::vector<Credential>& credentials);
 // The password of `role` in a password file, if present.
 std::optional<std::string> find_password(std::string_view passfile, std::string_view role);
 
+// The password libpq would take from a password file for a connection (its first line whose
+// fields match, "*" matching anything); nullopt when none does.
+struct PgpassKey {
+  std::string host;  // as the connection names it ("127.0.0.1", "localhost", a socket directory)
+  std::string port;
+  std::string database;  // "replication" for a replication connection
+  std::string user;
+};
+std::optional<std::string> pgpass_lookup(std::string_view passfile, const PgpassKey& key);
+
+// The value a postgresql.conf-style file gives `name` (its last line that sets it; quotes and
+// escapes undone), nullopt when none does or there is no such file.
+std::optional<std::string> conf_string(const std::string& path, std::string_view name);
+
 // The primary_conninfo that tandem.conf in `data_dir` sets, "" when none (or no file).
 std::string configured_conninfo(const std::string& data_dir);
 

@@ -116,4 +116,21 @@ Result<StandbyPosition> standby_position(Connection& connection) {
       .sender_port = sender_port ? std::optional(std::stoi(*sender_port)) : std::nullopt};
 }
 
+Result<std::vector<std::string>> pending_restart(Connection& connection) {
+  auto rows = connection.query("SELECT name FROM pg_settings WHERE pending_restart ORDER BY name");
+  if (!rows) return std::unexpected(rows.error());
+  std::vector<std::string> names;
+  for (std::size_t row = 0; row < rows->size(); ++row) names.push_back(rows->text(row, "name"));
+  return names;
+}
+
+Status reset_upstream_settings(Connection& connection) {
+  // ALTER SYSTEM cannot run inside a transaction block: one statement at a time.
+  for (const char* sql : {"ALTER SYSTEM RESET primary_conninfo",
+                          "ALTER SYSTEM RESET primary_slot_name", "SELECT pg_reload_conf()"}) {
+    if (auto ok = connection.execute(sql); !ok) return ok;
+  }
+  return {};
+}
+
 }  // namespace tandem

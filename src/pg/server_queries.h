@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/lsn.h"
 #include "core/status_report.h"
@@ -63,5 +64,12 @@ struct StandbyPosition {
   std::optional<int> sender_port;       // the port of the server it streams from, if it does
 };
 Result<StandbyPosition> standby_position(Connection& connection);
+
+// The settings whose new value waits for a restart (pg_settings.pending_restart).
+Result<std::vector<std::string>> pending_restart(Connection& connection);
+
+// Removes primary_conninfo and primary_slot_name from postgresql.auto.conf (pg_basebackup -R
+// puts them there, where they would override tandem.conf), then reloads the configuration.
+Status reset_upstream_settings(Connection& connection);
 
 }  // namespace tandem

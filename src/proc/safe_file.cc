@@ -13,8 +13,10 @@ namespace tandem {
 namespace {
 
 std::unexpected<Error> os_failure(std::string_view what, const std::string& path) {
-  return fail(errno == EACCES ? ErrorCode::kPermissionDenied : ErrorCode::kFailed,
-              fmt::format("{} {}: {}", what, path, std::strerror(errno)));
+  ErrorCode code = errno == EACCES   ? ErrorCode::kPermissionDenied
+                   : errno == ENOENT ? ErrorCode::kNotFound
+                                     : ErrorCode::kFailed;
+  return fail(code, fmt::format("{} {}: {}", what, path, std::strerror(errno)));
 }
 
 std::unexpected<Error> refused(std::string message) {
@@ -125,6 +127,20 @@ Result<Fd> open_file_nofollow(const std::string& path, int flags, mode_t mode) {
   if ((flags & O_NONBLOCK) == 0)
     fcntl(file.get(), F_SETFL, fcntl(file.get(), F_GETFL) & ~O_NONBLOCK);
   return file;
+}
+
+Result<std::string> read_file_nofollow(const std::string& path) {
+  auto file = open_file_nofollow(path, O_RDONLY);
+  if (!file) return std::unexpected(file.error());
+  std::string content;
+  char buffer[8192];
+  while (true) {
+    ssize_t got = ::read(file->get(), buffer, sizeof(buffer));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return os_failure("cannot read", path);
+    if (got == 0) return content;
+    content.append(buffer, static_cast<std::size_t>(got));
+  }
 }
 
 Status write_file_atomically(const std::string& path, std::string_view content, uid_t uid,

@@ -41,6 +41,10 @@ Result<Fd> open_trusted_dir(const std::string& dir);
 // single name. O_CLOEXEC is always added.
 Result<Fd> open_file_nofollow(const std::string& path, int flags, mode_t mode = 0600);
 
+// The whole content of `path`, opened as open_file_nofollow opens it: what root reads of a file in
+// a directory of the OS user is that file, never one a planted link leads to (which root might
+// then copy somewhere that user reads). kNotFound when there is no such file.
+Result<std::string> read_file_nofollow(const std::string& path);
 // Replaces `path` atomically with `content`: a fresh temporary (`path`.tmp, created with O_EXCL
 // and no link followed; a stale regular one is removed first, a link there is refused), fchown'd
 // to uid:gid when running as root (-1: keep), fchmod'd, fsync'd, renamed over `path`.

@@ -11,6 +11,7 @@
 #include "local/local_agents.h"
 #include "local/local_cluster.h"
 #include "pg/postmaster.h"
+#include "proc/os_user.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"
 
@@ -141,6 +142,36 @@ const NodeConfig& LocalClusterTest::node(const std::string& name) const {
     std::abort();
   }
   return *found;
+}
+
+void make_postgres_dir(const std::string& path) {
+  std::filesystem::create_directory(path);
+  auto postgres = lookup_os_user("postgres");
+  ASSERT_TRUE(postgres);
+  ASSERT_EQ(chown(path.c_str(), postgres->uid, postgres->gid), 0);
+}
+
+void stop_by_hand(const ClusterConfig& config, const std::string& dir) {
+  for (const NodeConfig& node : config.nodes) {
+    if (running_postmaster(node.data_dir)) {
+      run_as_postgres(
+          dir, "/usr/lib/postgresql/15/bin/pg_ctl -D " + node.data_dir + " -m immediate -w stop");
+    }
+  }
+}
+
+std::string run_as_postgres(const std::string& dir, const std::string& command, bool may_fail) {
+  SystemProcessRunner runner;
+  auto result = runner.run({.program = "/bin/sh",
+                            .args = {"-c", command},
+                            .run_as = "postgres",
+                            .working_dir = dir,
+                            .timeout = std::chrono::minutes(2)});
+  bool ok = result && result->exit_code == 0;
+  if (!may_fail) {
+    EXPECT_TRUE(ok) << command << ":\n" << (result ? result->output : result.error().message);
+  }
+  return ok ? result->output : "";
 }
 
 std::string pg_bin_marking_promotions(const std::string& dir, const std::string& mark) {

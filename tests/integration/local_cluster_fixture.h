@@ -54,6 +54,19 @@ class LocalClusterTest : public ::testing::Test {
   int base_port_ = 0;
 };
 
+// The DBA's directory of a cluster built by hand: `path`, made and given to the postgres OS
+// user, as the walk-through's are. Fails the current test if it cannot.
+void make_postgres_dir(const std::string& path);
+// Stops, as the postgres OS user (pg_ctl -m immediate), every server of `config` still running:
+// the servers a test started by hand and tandem did not take over.
+void stop_by_hand(const ClusterConfig& config, const std::string& dir);
+
+// A shell command as the postgres OS user, run in `dir` (a cluster built by hand, the
+// walk-through's way); fails the current test unless it exits 0 (or `may_fail`). Its output,
+// or "" when it failed.
+std::string run_as_postgres(const std::string& dir, const std::string& command,
+                            bool may_fail = false);
+
 // A directory of PostgreSQL's programs under `dir` (links to the installed ones) whose pg_ctl
 // leaves `mark` (a file in a directory anyone may write) when asked to promote, then does it:
 // a test freezes the promoter's agent on it. "" if PostgreSQL's programs are not found.

@@ -118,7 +118,10 @@ TEST_F(RejoinTest, RewindImpossibleFallsBackToACloneAndKeepsTheOldDirectory) {
   tandem_ok({"local", "crash", "node1"});
   tandem_ok({"promote", "node2"});
   exec("node2", "INSERT INTO t VALUES (3)");
-  run_as_postgres("postgres", {"--single", "-D", node("node1").data_dir, "template1"});
+  // Without checksums and, since tandem.conf turns it on, without wal_log_hints either (its end
+  // of recovery writes the setting into pg_control, which pg_rewind reads).
+  run_as_postgres("postgres", {"--single", "-c", "wal_log_hints=off", "-D", node("node1").data_dir,
+                               "template1"});
   run_as_postgres("pg_checksums", {"--disable", "-D", node("node1").data_dir});
 
   std::string output = tandem_ok({"rejoin", "node1"});

@@ -129,6 +129,24 @@ TEST_F(HostileFilesTest, OpenRefusesLinksHardLinksAndFifos) {
   ASSERT_TRUE(fresh) << fresh.error().message;
 }
 
+// tandem adopt reads postgresql.auto.conf (a password it copies into tandem's password file),
+// pg_hba.conf (rewritten with tandem's line first): a link there would hand root's file to the
+// OS user.
+TEST_F(HostileFilesTest, ReadingAServersFilesRefusesALink) {
+  std::ofstream(user_dir_ + "/pg_hba.conf") << "local all all peer\n";
+  auto plain = read_file_nofollow(user_dir_ + "/pg_hba.conf");
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_EQ(*plain, "local all all peer\n");
+  plant_link(user_dir_ + "/postgresql.auto.conf", secret_);
+  auto linked = read_file_nofollow(user_dir_ + "/postgresql.auto.conf");
+  ASSERT_FALSE(linked);
+  EXPECT_NE(linked.error().message.find("symbolic link"), std::string::npos)
+      << linked.error().message;
+  auto missing = read_file_nofollow(user_dir_ + "/absent.conf");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
 // A directory of the OS user replaced by a link: never followed (log/ -> /etc), never chowned.
 TEST_F(HostileFilesTest, DirectoriesAreNotFollowedOrChownedThroughLinks) {
   std::string root_only = root_ + "/root-only";

@@ -60,7 +60,10 @@ std::vector<Literal> string_literals(const std::string& source) {
       i = skip_quoted(source, i, '\'', line);  // a character literal, not a digit separator
     } else if (c == '"' && previous == 'R') {
       std::size_t open = source.find('(', i);
-      std::string close = ")" + source.substr(i + 1, open - i - 1) + "\"";
+      // Appended in turn: ")" + a temporary trips g++ 12's -Werror=restrict at -O3.
+      std::string close = ")";
+      close += source.substr(i + 1, open - i - 1);
+      close += '"';
       std::size_t end = open == std::string::npos ? open : source.find(close, open);
       if (end == std::string::npos) break;
       literals.push_back({line, source.substr(open + 1, end - open - 1)});

@@ -1,0 +1,430 @@
+#include "local/adopt.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "dcs/cluster_layout.h"
+#include "local/local_agents.h"
+#include "ops/store_access.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
+#include "pg/server_files.h"
+#include "pg/server_queries.h"
+#include "pg/slot_queries.h"
+#include "proc/os_user.h"
+#include "proc/safe_file.h"
+#include "proc/secret_file.h"
+
+namespace tandem {
+namespace {
+
+constexpr std::string_view kHbaMarker = "# tandem (adopt):";
+
+// The superuser over the node's socket as the server runs now (a standby may still use its
+// own socket directory until its restart).
+Result<Connection> connect_now(const Context& context, const NodeConfig& node,
+                               const ServerFacts& server) {
+  ClusterConfig as_found = context.config;
+  as_found.socket_dir = server.socket_dir.empty() ? context.config.socket_dir : server.socket_dir;
+  return connect_local_admin(as_found, node);
+}
+
+Status write_passwords(Context& context, const AdoptionPlan& plan) {
+  const ClusterConfig& config = context.config;
+  if (auto token = ensure_secret_file(config.api.token_file); !token) {
+    return std::unexpected(token.error());
+  }
+  if (!plan.replication_password) return {};
+  std::string existing = read_file(config.password_file).value_or("");
+  if (find_password(existing, config.replication.user)) return {};
+  if (auto ok =
+          write_owned_file(config.password_file,
+                           render_passfile({{config.replication.user, *plan.replication_password}}),
+                           context.os_user, 0600);
+      !ok) {
+    return ok;
+  }
+  context.report(fmt::format("the password of {} (from primary_conninfo) kept in {} (mode 0600)",
+                             config.replication.user, config.password_file));
+  return {};
+}
+
+// Appends `text` to a file of the data directory, never through a link planted there.
+Status append(const std::string& path, const std::string& text) {
+  auto file = open_file_nofollow(path, O_WRONLY | O_APPEND);
+  if (!file) return std::unexpected(file.error());
+  if (::write(file->get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return fail(ErrorCode::kFailed, "cannot append to " + path);
+  }
+  return {};
+}
+
+Status include_tandem_conf(Context& context, const NodeConfig& node) {
+  std::string path = node.data_dir + "/postgresql.conf";
+  auto text = read_file_nofollow(path);
+  if (!text) return std::unexpected(text.error());
+  if (text->find(kIncludeLine) != std::string::npos) return {};
+  if (auto ok = append(path, fmt::format("\n# tandem's settings ({}) come last.\n{}\n",
+                                         kTandemConfName, kIncludeLine));
+      !ok) {
+    return ok;
+  }
+  context.report(fmt::format("{}: postgresql.conf includes {} (tandem's settings) last", node.name,
+                             kTandemConfName));
+  return {};
+}
+
+// The superuser's line first in pg_hba.conf (peer, through tandem's ident map for the OS user
+// and root), the user's own lines kept after it. The map first: a line naming a map that is not
+// there yet would refuse everyone it matches. Each file is checked on its own (a run
+// interrupted between the two finishes the other).
+Status add_superuser_line(Context& context, const NodeConfig& node) {
+  const ClusterConfig& config = context.config;
+  std::string ident_path = node.data_dir + "/pg_ident.conf";
+  auto ident = read_file_nofollow(ident_path);
+  if (!ident) return std::unexpected(ident.error());
+  if (ident->find(kHbaMarker) == std::string::npos) {
+    if (auto ok = append(ident_path,
+                         fmt::format("\n{} root and {} are {}.\n{} {} {}\n{} root {}\n", kHbaMarker,
+                                     config.os_user, config.superuser, kIdentMap, config.os_user,
+                                     config.superuser, kIdentMap, config.superuser));
+        !ok) {
+      return ok;
+    }
+  }
+  std::string hba_path = node.data_dir + "/pg_hba.conf";
+  auto hba = read_file_nofollow(hba_path);
+  if (!hba) return std::unexpected(hba.error());
+  if (hba->find(kHbaMarker) != std::string::npos) return {};
+  std::string line = fmt::format("local all {} peer map={}", config.superuser, kIdentMap);
+  std::string block = fmt::format("{} its agents connect as {} over the socket.\n{}\n\n",
+                                  kHbaMarker, config.superuser, line);
+  if (auto ok = write_owned_file(hba_path, block + *hba, context.os_user, 0600); !ok) return ok;
+  context.report(
+      fmt::format("{}: the superuser could not connect as tandem does: added \"{}\" "
+                  "first in pg_hba.conf, and map {} to pg_ident.conf",
+                  node.name, line, kIdentMap));
+  return {};
+}
+
+Result<Connection> connect_adding_hba(Context& context, const NodeConfig& node,
+                                      const ServerFacts& server) {
+  auto connection = connect_now(context, node, server);
+  if (connection) return connection;
+  if (connection.error().code != ErrorCode::kPermissionDenied) return connection;
+  if (auto ok = add_superuser_line(context, node); !ok) return std::unexpected(ok.error());
+  if (auto ok = context.controller.reload(node); !ok) return std::unexpected(ok.error());
+  return connect_now(context, node, server);
+}
+
+// primary_conninfo and primary_slot_name out of postgresql.auto.conf (pg_basebackup -R put them
+// there; on a former standby promoted by hand they linger), where they would beat tandem.conf;
+// the file as it was kept beside it first.
+Status reset_upstream(Context& context, const NodeConfig& node, Connection& connection) {
+  std::string path = node.data_dir + "/postgresql.auto.conf";
+  auto text = read_file_nofollow(path);
+  if (!text) return std::unexpected(text.error());
+  if (text->find("primary_conninfo") == std::string::npos &&
+      text->find("primary_slot_name") == std::string::npos) {
+    return {};
+  }
+  std::string kept = path + ".before-tandem";
+  std::error_code error;
+  if (!std::filesystem::exists(kept, error)) {
+    if (auto ok = write_owned_file(kept, *text, context.os_user, 0600); !ok) return ok;
+  }
+  if (auto ok = reset_upstream_settings(connection); !ok) return ok;
+  context.report(
+      fmt::format("{}: primary_conninfo and primary_slot_name moved out of "
+                  "postgresql.auto.conf (as it was: {})",
+                  node.name, kept));
+  return {};
+}
+
+// tandem.conf (with the standby's upstream), included last; primary_conninfo and
+// primary_slot_name out of postgresql.auto.conf; reloaded.
+Status prepare_node(Context& context, const NodeConfig& node, const ServerFacts& server,
+                    const NodeConfig& primary) {
+  auto connection = connect_adding_hba(context, node, server);
+  if (!connection) return std::unexpected(connection.error());
+  auto in_recovery = is_in_recovery(*connection);
+  if (!in_recovery) return std::unexpected(in_recovery.error());
+  bool standby = node.name != primary.name;
+  if (*in_recovery != standby) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} changed role since it was read: run adopt again", node.name));
+  }
+  if (auto ok =
+          write_node_files(context.config, context.os_user, node, standby ? &primary : nullptr);
+      !ok) {
+    return ok;
+  }
+  if (auto ok = include_tandem_conf(context, node); !ok) return ok;
+  if (auto ok = reset_upstream(context, node, *connection); !ok) return ok;
+  if (standby) {
+    context.report(fmt::format("{}: streams from {} as tandem says in {} (slot {})", node.name,
+                               primary.name, kTandemConfName, node.name));
+  }
+  return context.controller.reload(node);
+}
+
+// Before any standby is pointed anew: its slot on the primary (a standby without one, or renamed,
+// gets one of its node's name) and the replication role's login as tandem's primary_conninfo
+// makes it (tandem's password file).
+Status check_replication(Context& context, const NodeConfig& primary, const ServerFacts& server) {
+  auto connection = connect_adding_hba(context, primary, server);
+  if (!connection) return std::unexpected(connection.error());
+  for (const NodeConfig& node : context.config.nodes) {
+    if (node.name == primary.name) continue;
+    auto created = ensure_slot(*connection, node.name);
+    if (!created) return fail_with_context(created.error(), "the slot of " + node.name);
+    if (*created) {
+      context.report(fmt::format("{}: created slot {} on {}", node.name, node.name, primary.name));
+    }
+  }
+  if (auto ok = check_replication_login(context.config, primary); !ok) {
+    return fail_with_context(
+        ok.error(), fmt::format("{} cannot log in for replication as tandem would (with "
+                                "{}): no standby was changed",
+                                context.config.replication.user, context.config.password_file));
+  }
+  return {};
+}
+
+// The primary's agent holds the lease (renewed: its TTL runs) and says it runs a primary.
+bool agent_leads(Context& context, const NodeConfig& primary) {
+  auto store = open_cluster_store(context.config, context.clock);
+  if (!store) return false;
+  ClusterLayout layout(context.config.name);
+  auto snapshot = (*store)->read(layout.prefix());
+  if (!snapshot) return false;
+  ClusterView view = layout.view(*snapshot);
+  auto member = view.members.find(primary.name);
+  return view.leader_is(primary.name) && member != view.members.end() &&
+         member->second.state == PgState::kPrimary;
+}
+
+bool streams_from(const Context& context, const NodeConfig& node, const ServerFacts& server,
+                  const NodeConfig& primary) {
+  auto connection = connect_now(context, node, server);
+  if (!connection) connection = connect_local_admin(context.config, node);
+  if (!connection) return false;
+  auto position = standby_position(*connection);
+  return position && position->sender_port == primary.port;
+}
+
+Status wait_streaming(Context& context, const NodeConfig& node, const ServerFacts& server,
+                      const NodeConfig& primary) {
+  if (poll_until(context.clock, context.streaming_timeout, std::chrono::milliseconds(100),
+                 [&] { return streams_from(context, node, server, primary); })) {
+    return {};
+  }
+  return fail(ErrorCode::kTimeout,
+              fmt::format("{} does not stream from {} after {} s", node.name, primary.name,
+                          context.streaming_timeout.count() / 1000));
+}
+
+Result<std::vector<std::string>> waiting_for_restart(const Context& context, const NodeConfig& node,
+                                                     const ServerFacts& server) {
+  auto connection = connect_now(context, node, server);
+  if (!connection) connection = connect_local_admin(context.config, node);
+  if (!connection) return std::unexpected(connection.error());
+  return pending_restart(*connection);
+}
+
+// A node whose agent has taken it over: the agent restarts a postmaster it did not start (one
+// that would not die with it), so tandem's settings apply, and the node is back in its role.
+Status wait_taken_over(Context& context, const NodeConfig& node, const ServerFacts& server,
+                       const NodeConfig& primary) {
+  std::string waiting_for = "its agent to restart it";
+  bool done =
+      poll_until(context.clock, std::chrono::minutes(2), std::chrono::milliseconds(100), [&] {
+        auto pending = waiting_for_restart(context, node, server);
+        if (!pending || !pending->empty()) return false;
+        if (node.name == primary.name) {
+          auto connection = connect_local_admin(context.config, node);
+          waiting_for = "it to accept writes, its agent leading";
+          return connection && check_writable(*connection).has_value() &&
+                 agent_leads(context, node);
+        }
+        waiting_for = "it to stream from " + primary.name;
+        return streams_from(context, node, server, primary);
+      });
+  if (!done) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("{}: still waiting for {} after 2 minutes (see {}/{}.agent.log)",
+                            node.name, waiting_for, context.config.log_dir, node.name));
+  }
+  return {};
+}
+
+// The store learns of the cluster: initialised by its primary, which holds the lease (without
+// a TTL until its agent renews it, so that the primary is not fenced before its agent starts),
+// on the timeline it runs. Nothing is overwritten: an adoption resumed finds them there.
+Status record_in_store(Context& context, const NodeConfig& primary, const ServerFacts& server) {
+  auto store = open_cluster_store(context.config, context.clock);
+  if (!store) return std::unexpected(store.error());
+  ClusterLayout layout(context.config.name);
+  // The lease and the claim first, `initialize` last (the mark a second run reads): a run that
+  // stops in between finds the cluster not adopted and writes them again (create-if-absent),
+  // and no agent starts before the lease names the primary.
+  for (const auto& [key, value] :
+       {std::pair{layout.leader(), primary.name},
+        {layout.timeline(), encode_timeline_claim(server.timeline, primary.name)},
+        {layout.initialize(), primary.name}}) {
+    auto written = (*store)->create(key, value, std::nullopt);
+    if (!written && written.error().code != ErrorCode::kConflict) {
+      return std::unexpected(written.error());
+    }
+  }
+  std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         context.clock.wall_now().time_since_epoch())
+                         .count();
+  auto written = (*store)->put(
+      layout.history(now),
+      encode_history({.time_ms = now,
+                      .to = primary.name,
+                      .timeline = server.timeline,
+                      .reason = "adopted by tandem: a running primary and its standbys"}),
+      std::nullopt);
+  if (!written) return std::unexpected(written.error());
+  context.report(fmt::format("the store ({}) knows the cluster: {} leads on timeline {}",
+                             context.config.store_file, primary.name, server.timeline));
+  return {};
+}
+
+// One node at a time, never two down at once: the standbys first, each streaming again before
+// the next; then the primary, restarted in place by its agent (writes wait for that restart
+// alone: a checkpoint first leaves its shutdown little to write).
+Status start_agents(Context& context, const std::string& config_path,
+                    const std::vector<ServerFacts>& servers, const NodeConfig& primary) {
+  const ClusterConfig& config = context.config;
+  const ServerFacts* primary_facts = nullptr;
+  for (std::size_t index = 0; index < config.nodes.size(); ++index) {
+    const NodeConfig& node = config.nodes[index];
+    if (node.name == primary.name) {
+      primary_facts = &servers[index];
+      continue;
+    }
+    if (running_agent(config, node)) continue;
+    if (auto ok = start_agent(context, config_path, node); !ok) return ok;
+    if (auto ok = wait_taken_over(context, node, servers[index], primary); !ok) return ok;
+    context.report(
+        fmt::format("{}: its agent restarted it with tandem's settings; it streams "
+                    "from {}",
+                    node.name, primary.name));
+  }
+  if (!running_agent(config, primary)) {
+    if (auto connection = connect_now(context, primary, *primary_facts)) {
+      (void)checkpoint(*connection);
+    }
+    auto started = context.clock.steady_now();
+    if (auto ok = start_agent(context, config_path, primary); !ok) return ok;
+    if (auto ok = wait_taken_over(context, primary, *primary_facts, primary); !ok) return ok;
+    context.report(fmt::format(
+        "{}: its agent restarted it in place with tandem's settings; it accepts writes again "
+        "({} ms after its agent started)",
+        primary.name,
+        std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() - started)
+            .count()));
+  }
+  return wait_cluster_ready(context, std::chrono::minutes(3));
+}
+
+Result<bool> adopted_already(Context& context) {
+  auto store = open_cluster_store(context.config, context.clock);
+  if (!store) return std::unexpected(store.error());
+  ClusterLayout layout(context.config.name);
+  auto snapshot = (*store)->read(layout.initialize());
+  if (!snapshot) return std::unexpected(snapshot.error());
+  return snapshot->find(layout.initialize()) != nullptr;
+}
+
+}  // namespace
+
+Status adopt_servers(Context& context, const std::string& config_path, const AdoptionPlan& plan,
+                     const std::vector<ServerFacts>& servers) {
+  const ClusterConfig& config = context.config;
+  auto primary = config.node(plan.primary);
+  if (!primary) return std::unexpected(primary.error());
+  const ServerFacts* primary_facts = nullptr;
+  for (std::size_t index = 0; index < config.nodes.size(); ++index) {
+    if (config.nodes[index].name == plan.primary) primary_facts = &servers[index];
+  }
+  auto adopted = adopted_already(context);
+  if (!adopted) return std::unexpected(adopted.error());
+  if (*adopted) {
+    // The store knows the cluster: its agents (started again if an interruption stopped them)
+    // own the nodes now; what may be left is the primary's restart.
+    context.report("the store knows this cluster already: finishing the adoption");
+    return start_agents(context, config_path, servers, **primary);
+  }
+  if (auto ok = write_passwords(context, plan); !ok) return ok;
+  if (auto ok = check_replication(context, **primary, *primary_facts); !ok) return ok;
+  for (std::size_t index = 0; index < config.nodes.size(); ++index) {
+    if (auto ok = prepare_node(context, config.nodes[index], servers[index], **primary); !ok) {
+      return ok;
+    }
+  }
+  for (std::size_t index = 0; index < config.nodes.size(); ++index) {
+    const NodeConfig& node = config.nodes[index];
+    if (node.name == plan.primary) continue;
+    if (auto ok = wait_streaming(context, node, servers[index], **primary); !ok) return ok;
+  }
+  if (auto ok = record_in_store(context, **primary, *primary_facts); !ok) return ok;
+  return start_agents(context, config_path, servers, **primary);
+}
+
+// A second run (an adoption interrupted) keeps the names and the cluster the first one wrote:
+// a standby's slot name, read from postgresql.auto.conf the first time, is no longer there.
+Status resume_options(const ClusterConfig& existing, const std::vector<ServerFacts>& servers,
+                      AdoptOptions& options, const std::string& path) {
+  options.cluster_name = existing.name;
+  options.names.clear();
+  options.resuming = true;
+  for (const ServerFacts& server : servers) {
+    const NodeConfig* found = nullptr;
+    for (const NodeConfig& node : existing.nodes) {
+      std::error_code error;
+      if (std::filesystem::weakly_canonical(node.data_dir, error).string() == server.data_dir) {
+        found = &node;
+      }
+    }
+    if (found == nullptr) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("{} describes another cluster (without {}): adopt into another "
+                              "--dir",
+                              path, server.data_dir));
+    }
+    options.names.push_back(found->name);
+    if (found->api_port != 0 && options.api_base_port == 0) {
+      options.api_base_port = found->api_port - static_cast<int>(options.names.size() - 1);
+    }
+  }
+  if (existing.nodes.size() != servers.size()) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} names {} nodes, and {} data directories were given", path,
+                            existing.nodes.size(), servers.size()));
+  }
+  return {};
+}
+
+Status write_adopted_config(const ClusterConfig& config, const std::string& dir,
+                            const std::string& path) {
+  std::error_code error;
+  auto os_user = lookup_os_user(config.os_user);
+  if (!os_user) return std::unexpected(os_user.error());
+  // Root runs what the config names: only root may change it, or the directory it is in.
+  OsUser owner = running_as_root() ? OsUser{"root", 0, 0, "/root"} : *os_user;
+  if (auto ok = ensure_owned_dir(dir, owner, 0755); !ok) return ok;
+  if (auto ok = check_private_dir(dir, *os_user); !ok) return ok;
+  if (auto ok = ensure_owned_dir(config.log_dir, *os_user, 0755); !ok) return ok;
+  if (std::filesystem::exists(path, error)) return {};
+  return write_owned_file(path, render_config(config), owner, 0644);
+}
+
+}  // namespace tandem
