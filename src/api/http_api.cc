@@ -89,8 +89,10 @@ Result<json> parse_body(const std::string& body, std::initializer_list<Field> fi
     }
     if (field == nullptr) {
       std::string known;
-      for (const Field& each : fields)
-        known += (known.empty() ? "" : ", ") + std::string(each.name);
+      for (const Field& each : fields) {
+        known += known.empty() ? "" : ", ";
+        known += std::string(each.name);
+      }
       return fail(ErrorCode::kInvalidArgument, fmt::format("unknown field '{}' (known: {})", key,
                                                            known.empty() ? "none" : known));
     }

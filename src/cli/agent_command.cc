@@ -19,8 +19,11 @@ namespace tandem {
 namespace {
 
 std::atomic<bool> stop_requested{false};
+// SIGHUP (systemctl reload, `tandem reload`): tandem.yaml read again between two cycles.
+std::atomic<bool> reload_requested{false};
 
 void request_stop(int) { stop_requested.store(true); }
+void request_reload(int) { reload_requested.store(true); }
 
 void install_signal_handlers() {
   struct sigaction action {};
@@ -29,6 +32,11 @@ void install_signal_handlers() {
   action.sa_flags = 0;  // no SA_RESTART: the agent's wait returns at once
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  struct sigaction hangup {};
+  hangup.sa_handler = request_reload;
+  sigemptyset(&hangup.sa_mask);
+  hangup.sa_flags = SA_RESTART;
+  sigaction(SIGHUP, &hangup, nullptr);
 }
 
 // One agent per node: an exclusive lock held for the agent's life.
@@ -60,8 +68,10 @@ struct AgentProcess {
   std::unique_ptr<Store> lease_store;
   std::unique_ptr<ContactBook> contacts;
   std::unique_ptr<PeerPinger> pinger;
+  std::unique_ptr<SqliteLockWatch> store_lock;  // one machine: the SQLite store's write lock
   std::unique_ptr<PgLocalNode> local;
   AgentBoard board;
+  ServiceNotifier service;  // systemd's notify socket, when it started the agent
   std::unique_ptr<Agent> agent;
   std::unique_ptr<Store> api_store;
   std::unique_ptr<ApiServer> api;
@@ -86,6 +96,9 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
   auto lease_store = open_cluster_store(config, session.clock());
   if (!lease_store) return std::unexpected(lease_store.error());
   process.lease_store = std::move(*lease_store);
+  if (!config.on_several_machines()) {
+    process.store_lock = std::make_unique<SqliteLockWatch>(config.store_file);
+  }
   // Quorum fencing (several machines): the agents ping each other every cycle.
   if (config.on_several_machines()) {
     std::vector<std::string> members;
@@ -104,15 +117,20 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
   process.local = std::make_unique<PgLocalNode>(session.config(), self, session.context().os_user,
                                                 session.binaries(), session.runner(),
                                                 *process.store, session.clock());
-  process.agent = std::make_unique<Agent>(AgentParts{.config = session.config(),
-                                                     .self = self,
-                                                     .node = *process.local,
-                                                     .store = *process.store,
-                                                     .clock = session.clock(),
-                                                     .lease_store = process.lease_store.get(),
-                                                     .watchdog = process.watchdog.get(),
-                                                     .contacts = process.contacts.get(),
-                                                     .board = &process.board});
+  process.agent = std::make_unique<Agent>(
+      AgentParts{.config = session.config(),
+                 .self = self,
+                 .node = *process.local,
+                 .store = *process.store,
+                 .clock = session.clock(),
+                 .lease_store = process.lease_store.get(),
+                 .watchdog = process.watchdog.get(),
+                 .contacts = process.contacts.get(),
+                 .board = &process.board,
+                 .service = &process.service,
+                 .reload_requested = &reload_requested,
+                 .read_config = [path = session.config_path()] { return load_config_file(path); },
+                 .store_lock = process.store_lock.get()});
 }
 
 // The API has a store connection of its own: its requests never wait behind a cycle.

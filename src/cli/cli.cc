@@ -35,6 +35,8 @@ std::optional<std::string> unknown_command(CLI::App& app, int argc, char** argv)
 int run_cli(int argc, char** argv) {
   CLI::App app{"tandem: PostgreSQL streaming replication made effortless and safe"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("tandem ") + TANDEM_VERSION,
+                       "Print tandem's version and exit");
   CliState state;
   app.add_option("-c,--config", state.options.config_path,
                  "Cluster config (default: $TANDEM_CONFIG, ./tandem.yaml, "
@@ -52,6 +54,10 @@ int run_cli(int argc, char** argv) {
   add_agent_command(app, state);
   add_history_command(app, state);
   add_control_commands(app, state);
+  add_dsn_command(app, state);
+  add_adopt_command(app, state);
+  add_restart_command(app, state);
+  add_reload_command(app, state);
   if (auto unknown = unknown_command(app, argc, argv)) {
     fmt::print(stderr, "tandem: error: {}\n", *unknown);
     return 2;

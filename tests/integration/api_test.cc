@@ -74,6 +74,15 @@ class ApiClusterTest : public LocalClusterTest {
     }
     return "";
   }
+  // The timeline `member` published, as `name`'s agent sees it (-1: not there).
+  long timeline_in_cluster(const std::string& name, const std::string& member) {
+    json cluster = get_json(name, "/cluster");
+    if (!cluster.is_object()) return -1;
+    for (const json& entry : cluster["members"]) {
+      if (entry["name"] == member && entry["timeline"].is_number()) return entry["timeline"];
+    }
+    return -1;
+  }
 
   std::string token_;
 };
@@ -171,6 +180,14 @@ TEST_F(ApiClusterTest, RequestsChangeTheCluster) {
   EXPECT_EQ(restarted_primary->status, 200) << restarted_primary->body;
   EXPECT_TRUE(eventually([&] { return primary() == "node2"; }));
   EXPECT_EQ(value("node2", "SELECT timeline_id::text AS v FROM pg_control_checkpoint()"), timeline);
+  // The same through the CLI's twin, `tandem restart NODE`; a node that is not there refused.
+  std::string pid_before = value("node3", "SELECT pg_postmaster_start_time()::text AS v");
+  EXPECT_NE(tandem_ok({"restart", "node3"}).find("node3 restarted"), std::string::npos);
+  EXPECT_NE(value("node3", "SELECT pg_postmaster_start_time()::text AS v"), pid_before);
+  EXPECT_TRUE(eventually([&] { return streams("node3"); }));
+  CommandOutput unknown = tandem({"restart", "node9"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("node9"), std::string::npos) << unknown.output;
 
   // Reinitialize: refused on the leader, done on a standby, the old data moved aside.
   EXPECT_EQ(post("node2", "/reinitialize")->status, 409);
@@ -203,7 +220,15 @@ TEST_F(ApiClusterTest, RequestsChangeTheCluster) {
   // Two failovers at once, to different nodes through different agents: the second is refused
   // (it never overwrites the first), the first is carried out. The cluster is paused meanwhile,
   // so that the first is still pending when the second comes.
-  ASSERT_TRUE(eventually([&] { return streams("node1") && streams("node2"); }));
+  // Both standbys stream from node3 and say so on its timeline: a standby that has not yet
+  // published the new timeline is refused as behind the claim (412), rightly, and the request
+  // under test would never be pending.
+  ASSERT_TRUE(eventually([&] {
+    long timeline = timeline_in_cluster("node2", "node3");
+    return streams("node1") && streams("node2") && timeline > 0 &&
+           timeline_in_cluster("node2", "node1") == timeline &&
+           timeline_in_cluster("node2", "node2") == timeline;
+  }));
   EXPECT_EQ(post("node3", "/pause")->status, 200);
   auto pending = std::async(
       std::launch::async, [&] { return post("node2", "/failover", "{\"candidate\": \"node1\"}"); });
@@ -341,11 +366,25 @@ TEST_F(ApiClusterTest, DashboardShowsTheClusterAndSwitchesOver) {
     auto lines = page.evaluate("document.querySelectorAll('#lag-chart polyline').length");
     return lines && lines->get<int>() >= 2;
   }));
-  std::string screenshot = std::string(TANDEM_ARTIFACTS_DIR) + "/dashboard.png";
+  // Every panel fits from 1280 px up: none wider than the window, none scrolling sideways
+  // (at 1280 the members table used to hide its last columns).
+  const std::string overflowing =
+      "[...document.querySelectorAll('main section')].filter(s => "
+      "s.scrollWidth > s.clientWidth || s.getBoundingClientRect().right > window.innerWidth)"
+      ".map(s => s.querySelector('h2').textContent + ': ' + s.scrollWidth + ' px in ' + "
+      "s.clientWidth)";
   std::filesystem::create_directories(TANDEM_ARTIFACTS_DIR);
-  ASSERT_TRUE(page.screenshot(screenshot));
-  EXPECT_GT(std::filesystem::file_size(screenshot), 10000u);
-  std::cout << "screenshot: " << screenshot << "\n";
+  for (int width : {1280, 1920}) {
+    ASSERT_TRUE(page.resize(width, 900));
+    auto cut = page.evaluate(overflowing);
+    ASSERT_TRUE(cut);
+    EXPECT_EQ(*cut, json::array()) << "at " << width << " px";
+    std::string screenshot =
+        fmt::format("{}/dashboard-{}.png", std::string(TANDEM_ARTIFACTS_DIR), width);
+    ASSERT_TRUE(page.screenshot(screenshot));
+    EXPECT_GT(std::filesystem::file_size(screenshot), 10000u);
+    std::cout << "screenshot: " << screenshot << "\n";
+  }
 }
 
 // Issue 11 against a real agent: garbage in a URL is a 400, a foreign Host a 421, and 500 slow or

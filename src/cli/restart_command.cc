@@ -1,0 +1,107 @@
+// tandem restart NODE: the CLI's twin of POST /restart — the node's agent restarts its
+// PostgreSQL between two of its cycles (a leader keeps its lease, watched throughout).
+// tandem reload [NODE]: the agents on this machine read tandem.yaml again (SIGHUP).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "local/local_agents.h"
+#include "proc/secret_file.h"
+
+namespace tandem {
+namespace {
+
+// POST `path` to the node's agent with the API's token; the agent's message, or its refusal.
+Result<std::string> ask_agent(const ClusterConfig& config, const NodeConfig& node,
+                              const std::string& path) {
+  std::string address = api_url(config, node);
+  if (address.empty()) {
+    return fail(ErrorCode::kInvalidArgument,
+                fmt::format("{} has no agent API (api_port in tandem.yaml): its agent cannot be "
+                            "asked",
+                            node.name));
+  }
+  auto token = read_secret_file(config.api.token_file);
+  if (!token) return fail_with_context(token.error(), "the API's token (api.token_file)");
+  httplib::Client client(address);
+  if (!config.api.tls_cert_file.empty()) {
+    // The agents' certificate, trusted as its own authority: the token goes only to them.
+    client.set_ca_cert_path(config.api.tls_cert_file);
+    client.enable_server_certificate_verification(true);
+  }
+  client.set_connection_timeout(std::chrono::seconds(3));
+  client.set_read_timeout(std::chrono::minutes(6));  // the agent gives a request 5 minutes
+  client.set_bearer_token_auth(*token);
+  auto reply = client.Post(path, "{}", "application/json");
+  if (!reply) {
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("no answer from {}'s agent at {}: {}", node.name, address,
+                            httplib::to_string(reply.error())));
+  }
+  auto body = nlohmann::json::parse(reply->body, nullptr, false);
+  std::string message =
+      body.is_object() ? body.value("message", body.value("error", reply->body)) : reply->body;
+  if (reply->status != 200) {
+    return fail(
+        reply->status == 409 || reply->status == 412 ? ErrorCode::kConflict : ErrorCode::kFailed,
+        fmt::format("{}'s agent refused: {}", node.name, message));
+  }
+  return message;
+}
+
+// SIGHUP to the agent of each node named (all by default) that runs on this machine.
+Status reload_agents(Context& context, const std::string& only) {
+  std::vector<std::string> signalled;
+  for (const NodeConfig& node : context.config.nodes) {
+    if (!only.empty() && node.name != only) continue;
+    if (!running_agent(context.config, node)) continue;
+    if (auto ok = kill_agent(context.config, node, SIGHUP); !ok) return ok;
+    signalled.push_back(node.name);
+  }
+  if (!only.empty() && signalled.empty()) {
+    if (auto known = context.config.node(only); !known) return std::unexpected(known.error());
+    return fail(ErrorCode::kNotFound, fmt::format("no agent of {} runs on this machine", only));
+  }
+  if (signalled.empty()) {
+    return fail(ErrorCode::kNotFound, "no agent of this cluster runs on this machine");
+  }
+  fmt::print("asked the agent{} of {} to read tandem.yaml again (each logs what it applied)\n",
+             signalled.size() > 1 ? "s" : "", fmt::join(signalled, ", "));
+  return {};
+}
+
+}  // namespace
+
+void add_reload_command(CLI::App& app, CliState& state) {
+  auto* command = app.add_subcommand(
+      "reload", "The agents on this machine (or NODE's) read tandem.yaml again (SIGHUP)");
+  auto node = std::make_shared<std::string>();
+  command->add_option("node", *node, "Only this node's agent");
+  command->callback([&state, node] {
+    state.result =
+        with_session(state, [&](Context& context) { return reload_agents(context, *node); });
+  });
+}
+
+void add_restart_command(CLI::App& app, CliState& state) {
+  auto* command = app.add_subcommand(
+      "restart", "Restart NODE's PostgreSQL through its agent, in its role (POST /restart)");
+  auto node = std::make_shared<std::string>();
+  command->add_option("node", *node, "Node name from tandem.yaml")->required();
+  command->callback([&state, node] {
+    state.result = with_session(state, [&](Context& context) -> Status {
+      auto target = context.config.node(*node);
+      if (!target) return std::unexpected(target.error());
+      auto message = ask_agent(context.config, **target, "/restart");
+      if (!message) return std::unexpected(message.error());
+      fmt::print("{}\n", *message);
+      return {};
+    });
+  });
+}
+
+}  // namespace tandem

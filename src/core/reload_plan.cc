@@ -1,0 +1,90 @@
+#include "core/reload_plan.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <functional>
+
+#include "common/units.h"
+
+namespace tandem {
+namespace {
+
+// A config without what a reload applies at once: equal when nothing else changed.
+ClusterConfig without_live_settings(ClusterConfig config) {
+  config.ha.maximum_lag_on_failover = 0;
+  for (NodeConfig& node : config.nodes) node.nofailover = false;
+  return config;
+}
+
+// Each setting that needs a restart, by the name tandem.yaml gives it, and how to tell a change.
+std::vector<std::pair<std::string, std::function<std::string(const ClusterConfig&)>>>
+restart_settings() {
+  auto ms = [](std::chrono::milliseconds value) { return std::to_string(value.count()); };
+  return {
+      {"name", [](const ClusterConfig& c) { return c.name; }},
+      {"nodes",
+       [](const ClusterConfig& c) { return render_config(ClusterConfig{.nodes = c.nodes}); }},
+      {"os_user", [](const ClusterConfig& c) { return c.os_user; }},
+      {"pg_bin", [](const ClusterConfig& c) { return c.pg_bin; }},
+      {"ha.loop_interval", [ms](const ClusterConfig& c) { return ms(c.ha.loop_interval); }},
+      {"ha.ttl", [ms](const ClusterConfig& c) { return ms(c.ha.ttl); }},
+      {"ha.renew_deadline", [ms](const ClusterConfig& c) { return ms(c.ha.renew_deadline); }},
+      {"ha.cycle_stall_limit", [ms](const ClusterConfig& c) { return ms(c.ha.cycle_stall_limit); }},
+      {"ha.synchronous_mode",
+       [](const ClusterConfig& c) { return std::string(c.ha.synchronous_mode ? "on" : "off"); }},
+      {"replication",
+       [](const ClusterConfig& c) {
+         return render_config(ClusterConfig{.replication = c.replication});
+       }},
+      {"api", [](const ClusterConfig& c) { return render_config(ClusterConfig{.api = c.api}); }},
+      {"etcd", [](const ClusterConfig& c) { return render_config(ClusterConfig{.etcd = c.etcd}); }},
+  };
+}
+
+}  // namespace
+
+ReloadPlan plan_reload(const ClusterConfig& running, const ClusterConfig& fresh,
+                       const std::string& self) {
+  ReloadPlan plan;
+  if (fresh.ha.maximum_lag_on_failover != running.ha.maximum_lag_on_failover) {
+    plan.maximum_lag_on_failover = fresh.ha.maximum_lag_on_failover;
+  }
+  const NodeConfig* before = running.find_node(self);
+  const NodeConfig* after = fresh.find_node(self);
+  if (before != nullptr && after != nullptr && before->nofailover != after->nofailover) {
+    plan.nofailover = after->nofailover;
+  }
+  ClusterConfig old_rest = without_live_settings(running);
+  ClusterConfig new_rest = without_live_settings(fresh);
+  for (const auto& [name, value] : restart_settings()) {
+    if (value(old_rest) != value(new_rest)) plan.need_restart.push_back(name);
+  }
+  // Anything else (paths, thresholds) changed: said as such rather than missed.
+  if (plan.need_restart.empty() && render_config(old_rest) != render_config(new_rest)) {
+    plan.need_restart.push_back("other settings");
+  }
+  return plan;
+}
+
+std::string describe_reload(const ReloadPlan& plan, const ClusterConfig& running,
+                            const std::string& self) {
+  std::vector<std::string> applied;
+  if (plan.maximum_lag_on_failover) {
+    applied.push_back(fmt::format("ha.maximum_lag_on_failover {} -> {}",
+                                  format_size_exact(running.ha.maximum_lag_on_failover),
+                                  format_size_exact(*plan.maximum_lag_on_failover)));
+  }
+  if (plan.nofailover) {
+    applied.push_back(fmt::format("nofailover of {} -> {}", self, *plan.nofailover));
+  }
+  std::string line = applied.empty() ? "nothing to apply at once"
+                                     : fmt::format("applied {}", fmt::join(applied, ", "));
+  if (!plan.need_restart.empty()) {
+    line += fmt::format("; changed but kept until the agent restarts: {}",
+                        fmt::join(plan.need_restart, ", "));
+  }
+  return line;
+}
+
+}  // namespace tandem

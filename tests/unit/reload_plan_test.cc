@@ -1,0 +1,92 @@
+// What an agent makes of tandem.yaml read again: applied at once, or kept until a restart.
+#include "core/reload_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+namespace tandem {
+namespace {
+
+ClusterConfig two_nodes() {
+  ClusterConfig config;
+  config.nodes = {{.name = "node1", .port = 5432, .data_dir = "/d/node1"},
+                  {.name = "node2", .port = 5433, .data_dir = "/d/node2"}};
+  return config;
+}
+
+TEST(ReloadPlan, AppliesWhatTheCycleReadsAndNamesTheRest) {
+  struct Case {
+    const char* what;
+    std::function<void(ClusterConfig&)> change;
+    std::optional<std::int64_t> lag;
+    std::optional<bool> nofailover;
+    std::vector<std::string> need_restart;
+    const char* line;
+  };
+  std::vector<Case> cases = {
+      {"nothing", [](ClusterConfig&) {}, {}, {}, {}, "nothing to apply at once"},
+      {"the lag allowed on failover",
+       [](ClusterConfig& c) { c.ha.maximum_lag_on_failover = 1 << 20; },
+       1 << 20,
+       {},
+       {},
+       "applied ha.maximum_lag_on_failover 16MB -> 1MB"},
+      {"this node's nofailover",
+       [](ClusterConfig& c) { c.nodes[0].nofailover = true; },
+       {},
+       true,
+       {},
+       "applied nofailover of node1 -> true"},
+      {"another node's nofailover: its own agent's",
+       [](ClusterConfig& c) { c.nodes[1].nofailover = true; },
+       {},
+       {},
+       {},
+       "nothing to apply at once"},
+      {"the lease's timing",
+       [](ClusterConfig& c) { c.ha.ttl = std::chrono::seconds(3); },
+       {},
+       {},
+       {"ha.ttl"},
+       "nothing to apply at once; changed but kept until the agent restarts: ha.ttl"},
+      {"a node added",
+       [](ClusterConfig& c) {
+         c.nodes.push_back({.name = "node3", .port = 5434, .data_dir = "/d/3"});
+       },
+       {},
+       {},
+       {"nodes"},
+       "changed but kept until the agent restarts: nodes"},
+      {"synchronous mode and the etcd endpoints",
+       [](ClusterConfig& c) {
+         c.ha.synchronous_mode = true;
+         c.etcd.endpoints = {"http://10.0.0.1:2379"};
+       },
+       {},
+       {},
+       {"ha.synchronous_mode", "etcd"},
+       "ha.synchronous_mode, etcd"},
+      {"a path",
+       [](ClusterConfig& c) { c.log_dir = "/elsewhere"; },
+       {},
+       {},
+       {"other settings"},
+       "other settings"},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.what);
+    ClusterConfig running = two_nodes();
+    ClusterConfig fresh = running;
+    each.change(fresh);
+    ReloadPlan plan = plan_reload(running, fresh, "node1");
+    EXPECT_EQ(plan.maximum_lag_on_failover, each.lag);
+    EXPECT_EQ(plan.nofailover, each.nofailover);
+    EXPECT_EQ(plan.need_restart, each.need_restart);
+    std::string line = describe_reload(plan, running, "node1");
+    EXPECT_NE(line.find(each.line), std::string::npos) << line;
+  }
+}
+
+}  // namespace
+}  // namespace tandem
