@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "bench/bench_cluster.h"
+#include "bench/report.h"
 #include "bench/starver.h"
 #include "bench/write_probe.h"
 #include "common/log.h"
@@ -349,6 +350,8 @@ int main(int argc, char** argv) {
   }
   tandem = std::filesystem::absolute(tandem).string();
   std::mt19937 random(seed);
+  // The code run is the code built now: its commit read before the trials, not after.
+  std::string source = describe_source();
   std::vector<Trial> results;
   for (int k = 0; k < trials; ++k) {
     const std::string& fault = smoke ? kSmokeFaults[k] : kFaults[k % kFaults.size()];
@@ -367,15 +370,19 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     results.push_back(std::move(trial));
   }
+  std::string command =
+      smoke ? "make chaos-smoke" : fmt::format("make chaos TRIALS={} (seed {})", trials, seed);
   std::string markdown = fmt::format(
       "# Chaos run\n\n{} trials (seed {}): a fault each on a fresh local cluster of 3 nodes with "
       "agents, under a write probe every 20 ms through the multi-host connection string and a "
       "writer per node; every third trial starved (busy loops on every core, SIGSTOP 300 ms / "
       "SIGCONT 100 ms bursts of the agents, their watchdogs and PostgreSQL from the fault for 2 s; "
       "an agent a fault froze stays frozen for the fault's whole 3 s). Stopped or "
-      "crashed nodes are started again 2 s after the fault.\n\n",
-      trials, seed);
-  nlohmann::json json{{"trials", trials}, {"seed", seed}, {"faults", summary(results, markdown)}};
+      "crashed nodes are started again 2 s after the fault.\n\nRun on {} with `{}`, from {}.\n\n",
+      trials, seed, describe_machine(), command, source);
+  nlohmann::json json{
+      {"trials", trials},   {"seed", seed},     {"machine", describe_machine()},
+      {"command", command}, {"source", source}, {"faults", summary(results, markdown)}};
   std::filesystem::create_directories(out);
   std::ofstream(out + "/chaos.json") << json.dump(2) << "\n";
   std::ofstream(out + "/chaos.md") << markdown;

@@ -87,6 +87,8 @@ void trial(const std::string& what, Run run, std::vector<Sample>& samples, int& 
 int main(int argc, char** argv) {
   init_logging(false);
   auto arguments = parse(argc, argv);
+  // The code measured is the code built now: its commit read before the trials, not after.
+  std::string source = describe_source();
   if (!arguments) {
     fmt::print(stderr, "tandem-bench: {}\n", arguments.error().message);
     return 2;
@@ -122,8 +124,8 @@ int main(int argc, char** argv) {
   std::string machine = describe_machine();
   std::string command = arguments->smoke ? "make bench-smoke" : "make bench";
   std::filesystem::create_directories(arguments->out);
-  std::ofstream(arguments->out + "/latest.json") << to_json(summaries, machine, command);
-  std::string markdown = to_markdown(summaries, machine, command);
+  std::ofstream(arguments->out + "/latest.json") << to_json(summaries, machine, command, source);
+  std::string markdown = to_markdown(summaries, machine, command, source);
   std::ofstream(arguments->out + "/latest.md") << markdown;
   if (!timeline.attempts.empty()) {
     std::ofstream(arguments->out + "/failover.svg") << failover_svg(timeline);

@@ -9,6 +9,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "proc/process_runner.h"
+
 namespace tandem::bench {
 namespace {
 
@@ -97,8 +99,25 @@ std::string describe_machine() {
                      memory_gib, name.release);
 }
 
+std::string describe_source() {
+  SystemProcessRunner runner;
+  auto head = runner.run(
+      {.program = "/usr/bin/git", .args = {"-C", TANDEM_SOURCE_DIR, "rev-parse", "HEAD"}});
+  if (!head || head->exit_code != 0) return "an unknown commit (no git checkout)";
+  std::string commit = head->output.substr(0, head->output.find('\n'));
+  auto status = runner.run(
+      {.program = "/usr/bin/git",
+       .args = {"-C", TANDEM_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no"}});
+  long changed = 0;
+  if (status && status->exit_code == 0) {
+    for (char c : status->output) changed += c == '\n' ? 1 : 0;
+  }
+  return changed == 0 ? fmt::format("commit {}", commit)
+                      : fmt::format("commit {} plus {} uncommitted changes", commit, changed);
+}
+
 std::string to_json(const std::vector<Summary>& summaries, const std::string& machine,
-                    const std::string& command) {
+                    const std::string& command, const std::string& source) {
   nlohmann::json scenarios = nlohmann::json::array();
   for (const Summary& summary : summaries) {
     scenarios.push_back({{"scenario", summary.scenario},
@@ -112,18 +131,21 @@ std::string to_json(const std::vector<Summary>& summaries, const std::string& ma
                          {"target", target_of(summary.scenario)},
                          {"others", others_of(summary.scenario)}});
   }
-  return nlohmann::json{{"machine", machine}, {"command", command}, {"scenarios", scenarios}}.dump(
-             2) +
+  return nlohmann::json{{"machine", machine},
+                        {"command", command},
+                        {"source", source},
+                        {"scenarios", scenarios}}
+             .dump(2) +
          "\n";
 }
 
 std::string to_markdown(const std::vector<Summary>& summaries, const std::string& machine,
-                        const std::string& command) {
+                        const std::string& command, const std::string& source) {
   std::string table = fmt::format(
-      "Measured on {} with `{}`.\n\n"
+      "Measured on {} with `{}`, from {}.\n\n"
       "| scenario | median | min | max | trials | acknowledged writes lost | target | others, "
       "same method |\n|---|---|---|---|---|---|---|---|\n",
-      machine, command);
+      machine, command, source);
   for (const Summary& summary : summaries) {
     std::string lost = "-";
     if (!summary.lost.empty()) {

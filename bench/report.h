@@ -20,11 +20,14 @@ std::vector<Summary> summarize(const std::vector<Sample>& samples);
 
 // What this machine is, for the reader of the figures.
 std::string describe_machine();
+// Which code the figures come from: "commit <sha>", with the count of uncommitted changes to
+// tracked files if any, read with git from the source directory the runner was built from.
+std::string describe_source();
 
 std::string to_json(const std::vector<Summary>& summaries, const std::string& machine,
-                    const std::string& command);
+                    const std::string& command, const std::string& source);
 std::string to_markdown(const std::vector<Summary>& summaries, const std::string& machine,
-                        const std::string& command);
+                        const std::string& command, const std::string& source);
 std::string failover_svg(const FailoverTimeline& timeline);
 
 }  // namespace tandem::bench

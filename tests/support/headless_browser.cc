@@ -52,11 +52,16 @@ Result<std::unique_ptr<HeadlessBrowser>> HeadlessBrowser::launch(const std::stri
   for (const char* domain : {"Page.enable", "Runtime.enable"}) {
     if (auto ok = browser->call(domain, json::object()); !ok) return std::unexpected(ok.error());
   }
-  auto sized = browser->call(
-      "Emulation.setDeviceMetricsOverride",
-      {{"width", 1280}, {"height", 900}, {"deviceScaleFactor", 1}, {"mobile", false}});
-  if (!sized) return std::unexpected(sized.error());
+  if (auto sized = browser->resize(1280, 900); !sized) return std::unexpected(sized.error());
   return browser;
+}
+
+Status HeadlessBrowser::resize(int width, int height) {
+  auto sized =
+      call("Emulation.setDeviceMetricsOverride",
+           {{"width", width}, {"height", height}, {"deviceScaleFactor", 1}, {"mobile", false}});
+  if (!sized) return std::unexpected(sized.error());
+  return {};
 }
 
 HeadlessBrowser::~HeadlessBrowser() {

@@ -20,6 +20,8 @@ class HeadlessBrowser {
   ~HeadlessBrowser();
 
   Status navigate(const std::string& url);
+  // The page's viewport, in CSS pixels (the layout follows at once).
+  Status resize(int width, int height);
   // The value of a JavaScript expression (promises awaited); errors for exceptions.
   Result<nlohmann::json> evaluate(const std::string& expression);
   // A real mouse click in the middle of the first element matching `selector`.
