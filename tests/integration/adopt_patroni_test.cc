@@ -237,14 +237,6 @@ postgresql:
     return tandem(args);
   }
 
-  ClusterConfig adopted_config() {
-    auto text = read_file(config_path_);
-    EXPECT_TRUE(text) << config_path_;
-    auto parsed = parse_config(text.value_or(""), dir_);
-    EXPECT_TRUE(parsed) << (parsed ? "" : parsed.error().message);
-    return parsed.value_or(config_);
-  }
-
   static constexpr char kRolesQuery[] =
       "SELECT string_agg(rolname || '=' || coalesce(rolpassword, ''), ',' ORDER BY rolname) "
       "AS v FROM pg_authid WHERE rolname IN ('postgres', 'replicator', 'test_app')";
@@ -327,7 +319,7 @@ TEST_F(AdoptPatroniTest, APausedPatroniClusterIsAdoptedInPlaceThenFailsOverAndRe
   CommandOutput adopted = adopt();
   ASSERT_EQ(adopted.exit_code, 0) << adopted.output;
   std::cout << adopted.output;
-  config_ = adopted_config();
+  config_ = config_on_disk();
   ASSERT_EQ(config_.nodes.size(), 2u);
   EXPECT_EQ(config_.nodes[0].name, leader);
   EXPECT_EQ(config_.nodes[1].name, replica) << "named after its slot";

@@ -108,14 +108,6 @@ class AdoptTest : public LocalClusterTest {
     return tandem(args);
   }
 
-  ClusterConfig adopted_config() {
-    auto text = read_file(config_path_);
-    EXPECT_TRUE(text) << config_path_;
-    auto parsed = parse_config(text.value_or(""), dir_);
-    EXPECT_TRUE(parsed) << (parsed ? "" : parsed.error().message);
-    return parsed.value_or(config_);
-  }
-
   std::string roles() {
     return psql(config_.nodes[0].port, "postgres",
                 "SELECT string_agg(rolname || '=' || coalesce(rolpassword, ''), ',' ORDER BY "
@@ -143,7 +135,7 @@ TEST_F(AdoptTest, TheWalkthroughsClusterIsAdoptedInPlaceThenFailsOverAndRejoinsB
 
   CommandOutput adopted = adopt();
   ASSERT_EQ(adopted.exit_code, 0) << adopted.output;
-  config_ = adopted_config();
+  config_ = config_on_disk();
   EXPECT_NE(adopted.output.find("without data checksums"), std::string::npos) << adopted.output;
   EXPECT_EQ(value("primary", "SELECT current_setting('wal_log_hints') AS v"), "on");
   EXPECT_EQ(value("localhost_standby", "SELECT current_setting('wal_log_hints') AS v"), "on");
@@ -300,7 +292,7 @@ TEST_P(AdoptInterruptedTest, FinishesWhenRunAgain) {
   ASSERT_FALSE(ended) << "the adoption ended (status " << status << ") before the step";
   CommandOutput again = adopt();
   ASSERT_EQ(again.exit_code, 0) << again.output;
-  config_ = adopted_config();
+  config_ = config_on_disk();
   EXPECT_TRUE(eventually([&] { return bench::streams(config_, "primary", "localhost_standby"); }));
   EXPECT_TRUE(running_agent(config_, config_.nodes[0]) && running_agent(config_, config_.nodes[1]));
   EXPECT_EQ(rows("primary"), "1:hoge,2:fuga");
@@ -357,7 +349,7 @@ TEST_F(AdoptTest, ServersThatRefuseRootGetTandemsSuperuserLineAndNothingElse) {
   std::string hba_before = read_file(pg_dir_ + "/primary/pg_hba.conf").value_or("");
   CommandOutput adopted = adopt();
   ASSERT_EQ(adopted.exit_code, 0) << adopted.output;
-  config_ = adopted_config();
+  config_ = config_on_disk();
   EXPECT_NE(adopted.output.find("added \"local all postgres peer map=tandem\""), std::string::npos)
       << adopted.output;
   std::string hba = read_file(pg_dir_ + "/primary/pg_hba.conf").value_or("");

@@ -125,6 +125,14 @@ void LocalClusterTest::exec(const std::string& name, const std::string& statemen
   EXPECT_TRUE(ok) << name << ": " << statements << ": " << (ok ? "" : ok.error().message);
 }
 
+ClusterConfig LocalClusterTest::config_on_disk() {
+  auto text = read_file(config_path_);
+  EXPECT_TRUE(text) << config_path_;
+  auto parsed = parse_config(text.value_or(""), dir_);
+  EXPECT_TRUE(parsed) << (parsed ? "" : parsed.error().message);
+  return parsed.value_or(config_);
+}
+
 bool LocalClusterTest::eventually(const std::function<bool()>& done,
                                   std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

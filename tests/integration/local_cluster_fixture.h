@@ -48,6 +48,10 @@ class LocalClusterTest : public ::testing::Test {
 
   const NodeConfig& node(const std::string& name) const;
 
+  // config_path_ as it is now (what `tandem adopt` wrote, say); fails the test, and returns
+  // config_, when it cannot be read or parsed.
+  ClusterConfig config_on_disk();
+
   std::string dir_;          // the cluster directory (tandem.yaml, data dirs, run/, log/)
   std::string config_path_;  // dir_/tandem.yaml
   ClusterConfig config_;

@@ -159,16 +159,10 @@ TEST(MultiHost, APromoterFrozenMidPromotionIsFencedBeforeAnotherTakesOver) {
       SCOPED_TRACE(fmt::format("seed {} ({} nodes)", seed, nodes));
       World world(seed, scripted(nodes, seed));
       ASSERT_TRUE(world.start_cluster());
-      int frozen = -1;
-      world.on_promote_requested = [&](int node) {
-        if (frozen >= 0) return;
-        frozen = node;
-        world.slots[node].agent_frozen_from = world.clock.now;
-        world.slots[node].agent_frozen_until = world.clock.now + SimTime(4000);
-      };
+      world.freeze_first_promoter(SimTime(4000));
       world.request_switchover();
       world.advance(world.clock.now + SimTime(25000));
-      ASSERT_GE(frozen, 0) << "no promotion was requested";
+      ASSERT_GE(world.frozen_promoter, 0) << "no promotion was requested";
       EXPECT_TRUE(world.healthy());
       EXPECT_EQ(world.verdict().violations, std::vector<std::string>());
     }

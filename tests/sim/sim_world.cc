@@ -1382,6 +1382,15 @@ bool World::healthy() const {
   return true;
 }
 
+void World::freeze_first_promoter(SimTime how_long) {
+  on_promote_requested = [this, how_long](int node) {
+    if (frozen_promoter >= 0) return;
+    frozen_promoter = node;
+    slots[node].agent_frozen_from = clock.now;
+    slots[node].agent_frozen_until = clock.now + how_long;
+  };
+}
+
 void World::request_switchover(const std::string& to) {
   auto snapshot = store_.read(layout_.prefix());
   if (store_clock.stopped()) return;  // the person's request fails

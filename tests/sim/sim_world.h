@@ -326,6 +326,10 @@ class World {
   // Called the moment a node's PostgreSQL is asked to promote (pg_ctl promote sent), with that
   // node: where a script strikes.
   std::function<void(int)> on_promote_requested;
+  // The first node asked to promote has its agent frozen from that moment for `how_long`
+  // (PostgreSQL promotes on meanwhile); frozen_promoter names it (-1 until then).
+  void freeze_first_promoter(SimTime how_long);
+  int frozen_promoter = -1;
 
   // For SimNode, SimStore.
   SimClock clock;

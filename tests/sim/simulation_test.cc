@@ -330,19 +330,13 @@ TEST(Simulation, AForcedFailoverIsCarriedOutOnceEvenIfItsTargetIsFencedMidPromot
         {.nodes = 3, .synchronous = false, .faults = 0, .promotion_latency_max = SimTime(100)});
     world.trace_if_asked(seed);
     ASSERT_TRUE(world.start_cluster());
-    int frozen = -1;
-    world.on_promote_requested = [&](int node) {
-      if (frozen >= 0) return;
-      frozen = node;
-      world.slots[node].agent_frozen_from = world.clock.now;
-      world.slots[node].agent_frozen_until = world.clock.now + SimTime(4000);
-    };
+    world.freeze_first_promoter(SimTime(4000));
     int leader = world.writable_primary();
     ASSERT_GE(leader, 0);
     std::string target = world.config.nodes[(leader + 1) % 3].name;
     world.request_failover(target);
     world.advance(world.clock.now + SimTime(30000));
-    ASSERT_GE(frozen, 0) << "no promotion was requested";
+    ASSERT_GE(world.frozen_promoter, 0) << "no promotion was requested";
     EXPECT_TRUE(world.healthy());
     // The bootstrap, the failover's promotion (fenced), one take-over after it: no more.
     EXPECT_LE(world.verdict().promotions, 3);
