@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build deb test unit integration demo bench bench-smoke chaos chaos-smoke asan sim clean format
+.PHONY: all deps build deb test unit integration demo bench bench-smoke chaos chaos-smoke chaos-multihost asan sim clean format
 
 all: build
 
@@ -48,6 +48,12 @@ bench-smoke: build
 # bench/results/chaos.{json,md}.
 chaos: build
 	@$(BUILD_DIR)/bench/tandem-chaos --tandem $(BUILD_DIR)/tandem --trials $(or $(TRIALS),110) --out bench/results
+
+# K random faults (TRIALS, default 30) on clusters of three hosts in network namespaces with a
+# 3-member etcd (root); results in bench/results/chaos-multihost.{json,md}. `make test` runs two
+# trials of fixed faults.
+chaos-multihost: build
+	@scripts/chaos-multihost $(BUILD_DIR)
 
 # Three short trials of the chaos runner, to keep it working (CI runs it).
 chaos-smoke: build

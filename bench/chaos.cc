@@ -14,13 +14,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "bench/bench_cluster.h"
+#include "bench/node_writers.h"
 #include "bench/report.h"
 #include "bench/starver.h"
 #include "bench/write_probe.h"
@@ -42,76 +41,6 @@ const std::vector<std::string> kFaults = {"host crash",      "postmaster kill", 
 // A smoke run's three trials: a host crash in synchronous mode (nothing acknowledged may be
 // lost), a switchover, and the primary's agent frozen on a starved machine.
 const std::vector<std::string> kSmokeFaults = {"host crash", "switchover", "agent SIGSTOP"};
-
-// A writer per node, straight to it: an acknowledged write proves the node was writable then.
-// Two nodes with overlapping runs of acknowledged writes were writable at once.
-class NodeWriters {
- public:
-  explicit NodeWriters(const BenchCluster& cluster) : cluster_(cluster) {
-    for (const NodeConfig& node : cluster.config().nodes) {
-      threads_.emplace_back([this, name = node.name] { run(name); });
-    }
-  }
-  ~NodeWriters() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (std::thread& thread : threads_) {
-      if (thread.joinable()) thread.join();
-    }
-  }
-  // The overlapping runs, as "nodeA and nodeB both writable for N ms".
-  std::vector<std::string> overlaps() const {
-    std::lock_guard lock(mutex_);
-    std::vector<std::string> found;
-    for (auto a = runs_.begin(); a != runs_.end(); ++a) {
-      for (auto b = std::next(a); b != runs_.end(); ++b) {
-        for (const auto& [a_from, a_to] : a->second) {
-          for (const auto& [b_from, b_to] : b->second) {
-            auto from = std::max(a_from, b_from), to = std::min(a_to, b_to);
-            if (from <= to) {  // a single write inside another's run counts
-              found.push_back(
-                  fmt::format("{} and {} both writable for {} ms", a->first, b->first,
-                              std::chrono::duration_cast<milliseconds>(to - from).count()));
-            }
-          }
-        }
-      }
-    }
-    return found;
-  }
-
- private:
-  void run(const std::string& name) {
-    std::optional<Connection> connection;
-    bool in_run = false;
-    while (!stop_) {
-      bool ok = false;
-      if (!connection) {
-        auto opened = cluster_.sql(name);
-        if (opened) connection.emplace(std::move(*opened));
-      }
-      if (connection) {
-        ok = connection->execute("INSERT INTO chaos_writer VALUES (1)").has_value();
-        if (!ok) connection.reset();
-      }
-      auto at = WallClock::now();  // dated by its answer, as every acknowledged write is
-      {
-        std::lock_guard lock(mutex_);
-        auto& runs = runs_[name];
-        if (ok && in_run) runs.back().second = at;
-        if (ok && !in_run) runs.push_back({at, at});
-      }
-      in_run = ok;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-  }
-
-  const BenchCluster& cluster_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-  mutable std::mutex mutex_;
-  std::map<std::string, std::vector<std::pair<WallClock::time_point, WallClock::time_point>>> runs_;
-};
 
 struct Trial {
   std::string fault;
@@ -214,7 +143,7 @@ Trial run_trial(const std::string& tandem, const std::string& fault, bool synchr
   }
   cluster.exec(cluster.current_primary(), "CREATE TABLE chaos_writer (i int)");
   WriteProbe probe(cluster.any_primary_conninfo(), milliseconds(20));
-  NodeWriters writers(cluster);
+  NodeWriters writers(cluster.config());
   probe.start();
   std::this_thread::sleep_for(milliseconds(1500 + random() % 500));
   auto history_before =

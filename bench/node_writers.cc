@@ -1,0 +1,76 @@
+#include "bench/node_writers.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "bench/local_queries.h"
+#include "pg/connection.h"
+
+namespace tandem::bench {
+
+using std::chrono::milliseconds;
+using WallClock = std::chrono::system_clock;
+
+NodeWriters::NodeWriters(const ClusterConfig& config) {
+  for (const NodeConfig& node : config.nodes) {
+    threads_.emplace_back([this, name = node.name, conninfo = node_conninfo(config, node.name)] {
+      run(name, conninfo);
+    });
+  }
+}
+
+void NodeWriters::stop() {
+  stop_ = true;
+  for (std::thread& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
+std::vector<std::string> NodeWriters::overlaps() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> found;
+  for (auto a = runs_.begin(); a != runs_.end(); ++a) {
+    for (auto b = std::next(a); b != runs_.end(); ++b) {
+      for (const auto& [a_from, a_to] : a->second) {
+        for (const auto& [b_from, b_to] : b->second) {
+          auto from = std::max(a_from, b_from), to = std::min(a_to, b_to);
+          if (from <= to) {
+            found.push_back(
+                fmt::format("{} and {} both writable for {} ms", a->first, b->first,
+                            std::chrono::duration_cast<milliseconds>(to - from).count()));
+          }
+        }
+      }
+    }
+  }
+  return found;
+}
+
+void NodeWriters::run(const std::string& name, const std::string& conninfo) {
+  std::optional<Connection> connection;
+  bool in_run = false;
+  while (!stop_) {
+    bool ok = false;
+    if (!connection) {
+      auto opened = Connection::open(conninfo);
+      if (opened) connection.emplace(std::move(*opened));
+    }
+    if (connection) {
+      ok = connection->execute("INSERT INTO chaos_writer VALUES (1)").has_value();
+      if (!ok) connection.reset();
+    }
+    auto at = WallClock::now();  // dated by its answer, as every acknowledged write is
+    {
+      std::lock_guard lock(mutex_);
+      auto& runs = runs_[name];
+      if (ok && in_run) runs.back().second = at;
+      if (ok && !in_run) runs.push_back({at, at});
+    }
+    in_run = ok;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+}  // namespace tandem::bench

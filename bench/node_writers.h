@@ -1,0 +1,43 @@
+// A writer per node, straight to it, for the chaos runners: an acknowledged write proves the node
+// was writable when its answer came. Two nodes with overlapping runs of acknowledged writes were
+// writable at once: a split brain, however short (a single write inside another's run counts).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/cluster_config.h"
+
+namespace tandem::bench {
+
+class NodeWriters {
+ public:
+  // One INSERT INTO chaos_writer every 20 ms on each node of `config` (its Unix socket), from
+  // now until stop(); the table must exist on the primary.
+  explicit NodeWriters(const ClusterConfig& config);
+  ~NodeWriters() { stop(); }
+  NodeWriters(const NodeWriters&) = delete;
+  NodeWriters& operator=(const NodeWriters&) = delete;
+
+  void stop();
+  // The overlapping runs, as "nodeA and nodeB both writable for N ms".
+  std::vector<std::string> overlaps() const;
+
+ private:
+  using Run =
+      std::pair<std::chrono::system_clock::time_point, std::chrono::system_clock::time_point>;
+  void run(const std::string& name, const std::string& conninfo);
+
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::vector<Run>> runs_;
+};
+
+}  // namespace tandem::bench
