@@ -35,6 +35,8 @@ const std::map<std::string, Reference>& references() {
        {"<= 1 s", "Patroni 11.8 s; pg_auto_failover 0.75 s"}},
       {"agent RSS, idle (MiB)",
        {"<= 6 MiB", "Patroni 61 MB; pg_auto_failover 29 MB; repmgrd 4.1 MB"}},
+      {"agent PSS, idle (MiB)", {"<= 5 MiB", ""}},
+      {"agent private memory, idle (MiB)", {"<= 3 MiB", ""}},
       {"agent CPU, idle (% of a core)", {"<= 0.1 %", ""}},
   };
   return table;

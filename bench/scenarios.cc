@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "bench/bench_cluster.h"
@@ -205,6 +207,22 @@ Result<std::vector<Sample>> idle_agents(const BenchOptions& options) {
     }
     return 0.0;
   };
+  // Memory as users count it (issue 19): RSS counts every page of the shared libraries the
+  // agent maps; PSS divides each shared page among the processes that map it, and private
+  // memory is the agent's alone (what stopping it gives back). kB in /proc/PID/smaps_rollup.
+  auto smaps_mib = [](pid_t pid, std::initializer_list<std::string_view> fields) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+    std::string line;
+    double kib = 0;
+    while (std::getline(in, line)) {
+      for (std::string_view field : fields) {
+        if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
+          kib += std::stod(line.substr(field.size() + 1));
+        }
+      }
+    }
+    return kib / 1024.0;
+  };
   std::map<std::string, std::pair<pid_t, long>> start;
   for (const NodeConfig& node : cluster.config().nodes) {
     if (auto pid = running_agent(cluster.config(), node))
@@ -217,6 +235,9 @@ Result<std::vector<Sample>> idle_agents(const BenchOptions& options) {
     double cpu = 100.0 * static_cast<double>(cpu_ticks(begin.first) - begin.second) /
                  static_cast<double>(sysconf(_SC_CLK_TCK)) / seconds;
     samples.push_back({"agent RSS, idle (MiB)", rss_mib(begin.first)});
+    samples.push_back({"agent PSS, idle (MiB)", smaps_mib(begin.first, {"Pss"})});
+    samples.push_back({"agent private memory, idle (MiB)",
+                       smaps_mib(begin.first, {"Private_Clean", "Private_Dirty"})});
     samples.push_back({"agent CPU, idle (% of a core)", cpu});
   }
   return samples;
