@@ -28,7 +28,8 @@ TEST(RenderTandemConf, PrimaryAndStandby) {
   for (const char* line :
        {"port = 5432\n", "wal_level = replica\n", "hot_standby = on\n", "max_wal_senders = 10\n",
         "max_replication_slots = 10\n", "wal_retrieve_retry_interval = '200ms'\n",
-        "max_slot_wal_keep_size = '1GB'\n", "unix_socket_directories = '/c/run'\n"}) {
+        "max_slot_wal_keep_size = '1GB'\n", "unix_socket_directories = '/c/run'\n",
+        "recovery_init_sync_method = syncfs\n"}) {
     EXPECT_NE(primary.find(line), std::string::npos) << line;
   }
   EXPECT_EQ(primary.find("primary_conninfo"), std::string::npos);
