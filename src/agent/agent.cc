@@ -51,6 +51,7 @@ Agent::Agent(const AgentParts& parts)
       contacts_(parts.contacts),
       board_(parts.board),
       store_lock_(parts.store_lock),
+      callbacks_(parts.callbacks),
       service_(parts.service),
       lease_store_(parts.lease_store != nullptr ? *parts.lease_store : parts.store),
       lease_(lease_store_, layout_.leader(), parts.self.name, ha_.ttl, parts.clock) {
@@ -180,6 +181,8 @@ Decision Agent::cycle() {
   count_attempts(node);
   add_quorum_facts(node);
   watch_store_lock(node);
+  node.settled_role_before = settled_role_;
+  if (auto role = settled_role(node.state)) settled_role_ = role;
   std::optional<ClusterView> view;
   if (snapshot) {
     view = layout_.view(*snapshot);
@@ -205,6 +208,7 @@ Decision Agent::cycle() {
   note_watchdog_fence();
   Decision decision = decide(view, node, ha_, clock_.steady_now());
   say_ready(view, node, decision);
+  if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
   if (view) publish(node);
@@ -455,12 +459,16 @@ Status Agent::carry_out(NodeRequest request) {
                         self_.name));
       }
     }
-    return node_.restart(
+    Status restarted = node_.restart(
         [this, leader]() -> Status {
           if (!leader) return {};
           return proof_to_write(lease_.renew());
         },
         [this, leader] { watch_postmaster(leader); });
+    if (restarted && callbacks_ != nullptr && settled_role_) {
+      callbacks_->fire({CallbackEvent::kRestart, *settled_role_});
+    }
+    return restarted;
   }
   if (!view.leader || view.leader_is(self_.name)) {
     return fail(ErrorCode::kConflict,
@@ -843,6 +851,10 @@ void Agent::reload(const Result<ClusterConfig>& fresh) {
     ha_.maximum_lag_on_failover = *plan.maximum_lag_on_failover;
     running_config_.ha.maximum_lag_on_failover = *plan.maximum_lag_on_failover;
   }
+  if (plan.callbacks) {
+    running_config_.callbacks = *plan.callbacks;
+    if (callbacks_ != nullptr) callbacks_->reconfigure(*plan.callbacks);
+  }
   if (plan.nofailover) {
     ha_.nofailover = *plan.nofailover;
     for (NodeConfig& node : running_config_.nodes) {
@@ -861,6 +873,8 @@ void Agent::shut_down() {
   watch_postmaster(false);
   if (auto ok = node_.stop(StopMode::kFast); !ok) {
     spdlog::warn("stopping PostgreSQL: {}", ok.error().message);
+  } else if (callbacks_ != nullptr && settled_role_ && *settled_role_ != "stopped") {
+    callbacks_->fire({CallbackEvent::kStop, *settled_role_});  // run before the agent exits
   }
   Status released = release_lease(view);
   lease_.stop();

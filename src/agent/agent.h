@@ -14,6 +14,7 @@
 #include <string>
 
 #include "agent/agent_board.h"
+#include "agent/callback_runner.h"
 #include "agent/contact_book.h"
 #include "agent/fencing_watchdog.h"
 #include "agent/lease_keeper.h"
@@ -58,6 +59,8 @@ struct AgentParts {
   // The embedded store's write lock (one machine): a process stopped while holding it is
   // resumed, then killed (Decision::unblock_store); optional.
   StoreLockWatch* store_lock = nullptr;
+  // The callbacks of tandem.yaml, run beside the cycle (Decision::callback); optional.
+  CallbackRunner* callbacks = nullptr;
 };
 
 class Agent {
@@ -153,6 +156,8 @@ class Agent {
     std::chrono::steady_clock::time_point last_seen{};
   };
   std::optional<StoppedHolder> stopped_holder_;
+  CallbackRunner* callbacks_;
+  std::optional<std::string> settled_role_;  // as the last cycle saw it (node_callbacks.h)
   const ServiceNotifier* service_;
   bool ready_said_ = false;
   Store& lease_store_;                             // the keeper's connection

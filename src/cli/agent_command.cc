@@ -71,7 +71,8 @@ struct AgentProcess {
   std::unique_ptr<SqliteLockWatch> store_lock;  // one machine: the SQLite store's write lock
   std::unique_ptr<PgLocalNode> local;
   AgentBoard board;
-  ServiceNotifier service;  // systemd's notify socket, when it started the agent
+  ServiceNotifier service;                    // systemd's notify socket, when it started the agent
+  std::unique_ptr<CallbackRunner> callbacks;  // outlives the agent: runs its last on_stop
   std::unique_ptr<Agent> agent;
   std::unique_ptr<Store> api_store;
   std::unique_ptr<ApiServer> api;
@@ -117,6 +118,8 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
   process.local = std::make_unique<PgLocalNode>(session.config(), self, session.context().os_user,
                                                 session.binaries(), session.runner(),
                                                 *process.store, session.clock());
+  process.callbacks = std::make_unique<CallbackRunner>(
+      session.config().callbacks, session.config().name, self.name, session.runner());
   process.agent = std::make_unique<Agent>(
       AgentParts{.config = session.config(),
                  .self = self,
@@ -130,7 +133,8 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
                  .service = &process.service,
                  .reload_requested = &reload_requested,
                  .read_config = [path = session.config_path()] { return load_config_file(path); },
-                 .store_lock = process.store_lock.get()});
+                 .store_lock = process.store_lock.get(),
+                 .callbacks = process.callbacks.get()});
 }
 
 // The API has a store connection of its own: its requests never wait behind a cycle.

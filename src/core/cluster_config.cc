@@ -208,6 +208,22 @@ Status validate_ha(const HaSettings& ha) {
 
 }  // namespace
 
+Status validate_callbacks(const CallbacksConfig& callbacks) {
+  for (const auto& [key, path] : {std::pair{"on_start", &callbacks.on_start},
+                                  {"on_stop", &callbacks.on_stop},
+                                  {"on_role_change", &callbacks.on_role_change},
+                                  {"on_restart", &callbacks.on_restart}}) {
+    if (!path->empty() && !path->starts_with('/')) {
+      return invalid(fmt::format("callbacks.{}: '{}' must be an absolute path", key, *path));
+    }
+  }
+  if (callbacks.timeout <= std::chrono::milliseconds(0) ||
+      callbacks.timeout > std::chrono::minutes(10)) {
+    return invalid("callbacks.timeout must be more than 0 and at most 10min");
+  }
+  return {};
+}
+
 Status validate_data_dirs(const std::vector<NodeConfig>& nodes) {
   // "d1", "d1/" and "./d1" are one directory; a directory inside another is not a new one.
   auto normal = [](const std::string& path) {
@@ -297,6 +313,7 @@ Status validate(const ClusterConfig& config) {
   if (api.tls_cert_file.empty() != api.tls_key_file.empty()) {
     return invalid("api: tls_cert_file and tls_key_file go together (both or neither)");
   }
+  if (auto ok = validate_callbacks(config.callbacks); !ok) return ok;
   if (config.etcd.enabled()) {
     for (const std::string& endpoint : config.etcd.endpoints) {
       if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://")) {

@@ -85,6 +85,24 @@ struct ApiConfig {
   std::vector<std::string> allowed_hosts;
 };
 
+// Commands the agent runs when its node starts, stops, changes role or is restarted: what moves
+// a virtual IP, repoints PgBouncer or pages someone. Each gets EVENT ROLE CLUSTER as arguments
+// (on_role_change primary main) and TANDEM_EVENT, TANDEM_ROLE, TANDEM_CLUSTER, TANDEM_NODE in its
+// environment; runs as the agent's user, one at a time in order on a thread of its own (never
+// in the agent's cycle), killed after `timeout`; its output goes to the agent's log. Empty: none.
+struct CallbacksConfig {
+  std::string on_start;
+  std::string on_stop;
+  std::string on_role_change;
+  std::string on_restart;
+  std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+
+  bool any() const {
+    return !on_start.empty() || !on_stop.empty() || !on_role_change.empty() || !on_restart.empty();
+  }
+  bool operator==(const CallbacksConfig&) const = default;
+};
+
 // etcd as the coordination store, for nodes on several machines. With endpoints, the agents use
 // it instead of the SQLite file, and fence by contact with each other (docs/ARCHITECTURE.md).
 struct EtcdConfig {
@@ -125,6 +143,7 @@ struct ClusterConfig {
   HaSettings ha;
   ApiConfig api;
   EtcdConfig etcd;
+  CallbacksConfig callbacks;
   std::vector<NodeConfig> nodes;
 
   // Several machines exactly when etcd is configured.

@@ -143,6 +143,9 @@ struct NodeObservation {
     std::chrono::milliseconds stopped_for{0};
   };
   std::optional<StoppedLockHolder> store_lock_held_stopped;
+  // The role ("primary", "standby", "stopped") this agent last saw the node settled in, before
+  // this cycle: the callbacks fire on its changes. nullopt at the agent's first cycle.
+  std::optional<std::string> settled_role_before;
 };
 
 // The HA settings of one agent, validated by validate_ha_config.

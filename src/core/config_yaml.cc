@@ -180,6 +180,19 @@ void read_etcd(const YAML::Node& root, const std::string& base_dir, EtcdConfig& 
   }
 }
 
+// Script paths stay as written (validate wants them absolute: a relative one would depend on
+// the directory the agent was started from).
+void read_callbacks(const YAML::Node& root, CallbacksConfig& callbacks) {
+  const YAML::Node node = root["callbacks"];
+  if (!node) return;
+  check_keys(node, "callbacks", {"on_start", "on_stop", "on_role_change", "on_restart", "timeout"});
+  read(node, "on_start", callbacks.on_start);
+  read(node, "on_stop", callbacks.on_stop);
+  read(node, "on_role_change", callbacks.on_role_change);
+  read(node, "on_restart", callbacks.on_restart);
+  read_duration(node, "timeout", callbacks.timeout);
+}
+
 // What the file leaves out and the nodes decide: on several machines every agent serves its
 // API on 8008; WAL senders and slots sized for the nodes; replication allowed from the nodes'
 // own addresses.
@@ -212,7 +225,7 @@ void apply_node_defaults(const YAML::Node& root, ClusterConfig& config) {
 ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   check_keys(root, "",
              {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
-              "ha", "api", "etcd", "nodes"});
+              "ha", "api", "etcd", "callbacks", "nodes"});
   ClusterConfig config;
   read(root, "cluster", config.name);
   read(root, "os_user", config.os_user);
@@ -228,6 +241,7 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   read_ha(root, config.ha);
   read_api(root, base_dir, config.api);
   read_etcd(root, base_dir, config.etcd);
+  read_callbacks(root, config.callbacks);
   read_nodes(root, base_dir, config);
   apply_node_defaults(root, config);
   return config;
@@ -329,6 +343,19 @@ void emit_api_and_etcd(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::EndMap;
 }
 
+void emit_callbacks(const CallbacksConfig& callbacks, YAML::Emitter& out) {
+  if (!callbacks.any()) return;
+  out << YAML::Key << "callbacks" << YAML::Value << YAML::BeginMap;
+  for (const auto& [key, value] : {std::pair{"on_start", &callbacks.on_start},
+                                   {"on_stop", &callbacks.on_stop},
+                                   {"on_role_change", &callbacks.on_role_change},
+                                   {"on_restart", &callbacks.on_restart}}) {
+    if (!value->empty()) out << YAML::Key << key << YAML::Value << *value;
+  }
+  out << YAML::Key << "timeout" << YAML::Value << format_duration(callbacks.timeout);
+  out << YAML::EndMap;
+}
+
 void emit_nodes(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
   for (const NodeConfig& node : config.nodes) {
@@ -359,6 +386,7 @@ std::string render_config(const ClusterConfig& config) {
   emit_paths_and_replication(config, out);
   emit_app_status_and_ha(config, out);
   emit_api_and_etcd(config, out);
+  emit_callbacks(config.callbacks, out);
   emit_nodes(config, out);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

@@ -638,6 +638,7 @@ bool request_done(const ClusterView& view, const HaConfig& config) {
 // it records.
 void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
                    const NodeObservation& node, const HaConfig& config) {
+  decision.callback = role_callback(node.settled_role_before, node.state);
   if (const auto& holder = node.store_lock_held_stopped) {
     decision.unblock_store =
         Decision::UnblockStore{.pid = holder->pid,

@@ -8,6 +8,7 @@
 
 #include "core/cluster_config.h"
 #include "core/cluster_view.h"
+#include "core/node_callbacks.h"
 
 namespace tandem {
 
@@ -93,6 +94,9 @@ struct Decision {
     std::chrono::milliseconds stopped_for{0};
   };
   std::optional<UnblockStore> unblock_store;
+  // Any action: the callback the node's observed change calls for (role_callback), handed to
+  // the callback runner before the action; it runs beside the cycle, never in it.
+  std::optional<Callback> callback;
 };
 
 // How long a process resumed while it held the embedded store's write lock stopped may stay so

@@ -13,6 +13,7 @@ namespace {
 // A config without what a reload applies at once: equal when nothing else changed.
 ClusterConfig without_live_settings(ClusterConfig config) {
   config.ha.maximum_lag_on_failover = 0;
+  config.callbacks = {};
   for (NodeConfig& node : config.nodes) node.nofailover = false;
   return config;
 }
@@ -50,6 +51,7 @@ ReloadPlan plan_reload(const ClusterConfig& running, const ClusterConfig& fresh,
   if (fresh.ha.maximum_lag_on_failover != running.ha.maximum_lag_on_failover) {
     plan.maximum_lag_on_failover = fresh.ha.maximum_lag_on_failover;
   }
+  if (!(fresh.callbacks == running.callbacks)) plan.callbacks = fresh.callbacks;
   const NodeConfig* before = running.find_node(self);
   const NodeConfig* after = fresh.find_node(self);
   if (before != nullptr && after != nullptr && before->nofailover != after->nofailover) {
@@ -78,6 +80,7 @@ std::string describe_reload(const ReloadPlan& plan, const ClusterConfig& running
   if (plan.nofailover) {
     applied.push_back(fmt::format("nofailover of {} -> {}", self, *plan.nofailover));
   }
+  if (plan.callbacks) applied.push_back("callbacks");
   std::string line = applied.empty() ? "nothing to apply at once"
                                      : fmt::format("applied {}", fmt::join(applied, ", "));
   if (!plan.need_restart.empty()) {

@@ -15,6 +15,7 @@ struct ReloadPlan {
   // Applied at once, between two cycles (nullopt: unchanged).
   std::optional<std::int64_t> maximum_lag_on_failover;
   std::optional<bool> nofailover;  // this node's
+  std::optional<CallbacksConfig> callbacks;
   // Changed, but kept at the running value until the agent restarts (its lease, watchdog,
   // store connections, API and PostgreSQL's files were made from them): "ha.ttl", "nodes", ...
   std::vector<std::string> need_restart;

@@ -215,4 +215,35 @@ Status make_owned_dir(const std::string& path, uid_t uid, gid_t gid, mode_t mode
   return {};
 }
 
+Status check_trusted_program(const std::string& path) {
+  std::error_code error;
+  std::filesystem::path resolved = std::filesystem::canonical(path, error);
+  if (error) return fail(ErrorCode::kNotFound, fmt::format("{}: {}", path, error.message()));
+  auto untrusted = [](const struct stat& info) {
+    bool owner_ok = info.st_uid == 0 || info.st_uid == geteuid();
+    return !owner_ok || (info.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+  };
+  struct stat info {};
+  if (stat(resolved.c_str(), &info) != 0) return os_failure("cannot stat", resolved.string());
+  if (!S_ISREG(info.st_mode) || (info.st_mode & S_IXUSR) == 0) {
+    return refused(fmt::format("{} is not an executable file", resolved.string()));
+  }
+  if (untrusted(info)) {
+    return refused(fmt::format(
+        "{} may be changed by another user than root (owner uid {}, mode {:o}): not run",
+        resolved.string(), info.st_uid, info.st_mode & 07777));
+  }
+  for (std::filesystem::path dir = resolved.parent_path();; dir = dir.parent_path()) {
+    if (stat(dir.c_str(), &info) != 0) return os_failure("cannot stat", dir.string());
+    if (untrusted(info)) {
+      return refused(fmt::format(
+          "{} is in {}, which another user than root may write (owner uid {}, mode {:o}): not "
+          "run",
+          resolved.string(), dir.string(), info.st_uid, info.st_mode & 07777));
+    }
+    if (dir == dir.root_path()) break;
+  }
+  return {};
+}
+
 }  // namespace tandem

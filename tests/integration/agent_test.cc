@@ -1,10 +1,13 @@
 // The agents against real PostgreSQL: bootstrap, host crash, postmaster crash, a dead agent's
 // fence, nofailover. Timings are printed, never asserted (bench/ measures them).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -226,6 +229,69 @@ TEST_F(AgentTest, HostCrashFailsOverAndTheOldPrimaryRejoinsByRewind) {
       << std::chrono::duration_cast<milliseconds>(crash.resumed->answered_at - crash.at).count()
       << " ms; " << acknowledged.size() - present << " of " << acknowledged.size()
       << " acknowledged writes missing on the new primary (asynchronous replication)\n";
+}
+
+// Issue 20.3: callbacks. A script that records its calls (in a directory only root may write:
+// the agent runs nothing another user could have changed). A host crash calls on_role_change
+// primary on the new primary exactly once and on no other node; the old primary, started
+// again, is a standby once more (on_start standby); a clean stop calls on_stop. The script
+// takes a second each time: the failover does not wait for it.
+TEST_F(AgentTest, CallbacksTellEachRoleChangeOnce) {
+  std::string scripts = fmt::format("/run/tandem-callbacks-{}", getpid());
+  std::filesystem::remove_all(scripts);
+  ASSERT_TRUE(std::filesystem::create_directory(scripts));
+  ASSERT_EQ(chmod(scripts.c_str(), 0755), 0);
+  std::string calls = dir_ + "/calls.log";
+  std::string script = scripts + "/record.sh";
+  std::ofstream(script) << "#!/bin/sh\necho \"$TANDEM_NODE $1 $2 $3\" >> '" << calls
+                        << "'\necho recorded\nsleep 1\n";
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  up(2, [&](ClusterConfig& config) {
+    config.callbacks = {.on_start = script, .on_stop = script, .on_role_change = script};
+  });
+  auto lines = [&] {
+    std::vector<std::string> read;
+    std::ifstream file(calls);
+    for (std::string line; std::getline(file, line);) read.push_back(line);
+    return read;
+  };
+  std::string old_primary = current_primary();
+  ASSERT_FALSE(old_primary.empty());
+  std::size_t before = lines().size();
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  Crash crash = crash_under_load(old_primary, probe, 20);
+  ASSERT_TRUE(crash.resumed);
+  probe.stop();
+  const std::string& new_primary = crash.new_primary;
+  tandem_ok({"local", "start", old_primary});
+  ASSERT_TRUE(eventually([&] { return streams(new_primary, old_primary); }));
+  std::string promoted = fmt::format("{} on_role_change primary {}", new_primary, config_.name);
+  std::string rejoined = fmt::format("{} on_start standby {}", old_primary, config_.name);
+  ASSERT_TRUE(eventually([&] {
+    auto now = lines();
+    return std::find(now.begin() + static_cast<long>(before), now.end(), rejoined) != now.end();
+  })) << fmt::format("{}", fmt::join(lines(), "\n"));
+  std::vector<std::string> after = lines();
+  after.erase(after.begin(), after.begin() + static_cast<long>(before));
+  EXPECT_EQ(std::count(after.begin(), after.end(), promoted), 1)
+      << fmt::format("{}", fmt::join(after, "\n"));
+  for (const std::string& line : after) {
+    if (line.find(" primary ") != std::string::npos) {
+      EXPECT_EQ(line, promoted);
+    }
+  }
+  EXPECT_NE(agent_log(new_primary).find("callback on_role_change primary: recorded"),
+            std::string::npos);
+  // A clean stop of the new primary's agent: on_stop primary, run before the agent exits.
+  std::size_t stopped_from = lines().size();
+  tandem_ok({"local", "stop", new_primary});
+  std::vector<std::string> last = lines();
+  last.erase(last.begin(), last.begin() + static_cast<long>(stopped_from));
+  EXPECT_NE(std::find(last.begin(), last.end(),
+                      fmt::format("{} on_stop primary {}", new_primary, config_.name)),
+            last.end())
+      << fmt::format("{}", fmt::join(last, "\n"));
+  std::filesystem::remove_all(scripts);
 }
 
 // Many standbys (issue 12): one host crash, one promotion, of the most advanced standby — every

@@ -38,9 +38,13 @@ TEST(ParseConfig, RoundTripsThroughRender) {
                  .tls_cert_file = "/etc/tandem/api.crt",
                  .tls_key_file = "/etc/tandem/api.key"};
   config->nodes[0].api_port = 8008;
+  config->callbacks = {.on_stop = "/usr/local/bin/page",
+                       .on_role_change = "/usr/local/bin/vip",
+                       .timeout = std::chrono::seconds(5)};
   auto again = parse_config(render_config(*config), "/elsewhere");
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(render_config(*again), render_config(*config));
+  EXPECT_EQ(again->callbacks, config->callbacks);
 }
 
 // The README's config for several machines: a name, an address and a data directory per node and
@@ -133,6 +137,13 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "same data_dir"},
       {"nodes: [{name: a, port: 1, data_dir: /srv/d1}, {name: b, port: 2, data_dir: /srv/d1/b}]",
        "the data_dir of b (/srv/d1/b) is inside that of a (/srv/d1)"},
+      // Issue 20: callbacks run as root; a relative path would depend on where the agent started.
+      {"callbacks: {on_role_change: vip.sh}\nnodes: [{name: a, port: 1}]",
+       "callbacks.on_role_change: 'vip.sh' must be an absolute path"},
+      {"callbacks: {on_stop: /x, timeout: 0s}\nnodes: [{name: a, port: 1}]",
+       "callbacks.timeout must be more than 0"},
+      {"callbacks: {on_promote: /x}\nnodes: [{name: a, port: 1}]",
+       "unknown key 'callbacks.on_promote'"},
   };
   for (const Case& c : cases) {
     auto config = parse_config(c.yaml, "/base");
