@@ -51,6 +51,7 @@ struct Trial {
   long acknowledged = 0;
   std::optional<long> lost;
   std::vector<std::string> split_brains;
+  std::vector<std::string> late;  // NodeWriters::late(): in flight through a stall
   int extra_promotions = 0;
   bool timelines_distinct = true;
   std::string failure;  // why it did not recover, "" when it did
@@ -168,6 +169,7 @@ Trial run_trial(const std::string& tandem, const std::string& fault, bool synchr
   probe.stop();
   writers.stop();
   trial.split_brains = writers.overlaps();
+  trial.late = writers.late();
   trial.acknowledged = static_cast<long>(probe.acknowledged().size());
   if (!recovered) {
     trial.failure = "not every node streams from one primary 90 s after the fault";
@@ -296,6 +298,7 @@ int main(int argc, char** argv) {
         trial.lost ? std::to_string(*trial.lost) : "?", trial.split_brains.size(),
         trial.extra_promotions, trial.failure.empty() ? "" : " FAILED: " + trial.failure);
     for (const std::string& overlap : trial.split_brains) fmt::print("    {}\n", overlap);
+    for (const std::string& late : trial.late) fmt::print("    {}\n", late);
     std::fflush(stdout);
     results.push_back(std::move(trial));
   }

@@ -48,6 +48,11 @@ std::vector<std::string> NodeWriters::overlaps() const {
   return found;
 }
 
+std::vector<std::string> NodeWriters::late() const {
+  std::lock_guard lock(mutex_);
+  return late_;
+}
+
 void NodeWriters::run(const std::string& name, const std::string& conninfo) {
   std::optional<Connection> connection;
   bool in_run = false;
@@ -57,11 +62,23 @@ void NodeWriters::run(const std::string& name, const std::string& conninfo) {
       auto opened = Connection::open(conninfo);
       if (opened) connection.emplace(std::move(*opened));
     }
+    auto sent = WallClock::now();
     if (connection) {
       ok = connection->execute("INSERT INTO chaos_writer VALUES (1)").has_value();
       if (!ok) connection.reset();
     }
     auto at = WallClock::now();  // dated by its answer, as every acknowledged write is
+    if (ok && at - sent > kLate) {
+      std::lock_guard lock(mutex_);
+      late_.push_back(fmt::format("{} acknowledged a write {} ms after it was sent", name,
+                                  std::chrono::duration_cast<milliseconds>(at - sent).count()));
+      auto& runs = runs_[name];
+      if (in_run) runs.back().second = std::max(runs.back().second, sent);
+      if (!in_run) runs.push_back({sent, sent});
+      in_run = false;  // the next write, if acknowledged, starts a run of its own
+      std::this_thread::sleep_for(milliseconds(20));
+      continue;
+    }
     {
       std::lock_guard lock(mutex_);
       auto& runs = runs_[name];

@@ -36,6 +36,12 @@ CallbackRunner::CallbackRunner(CallbacksConfig config, std::string cluster, std:
 CallbackRunner::~CallbackRunner() {
   {
     std::lock_guard lock(mutex_);
+    // Only the last one still waiting (the on_stop of a clean shutdown): a queue of scripts
+    // that hang until their timeout must not hold the agent's exit for each of them.
+    if (queue_.size() > 1) {
+      spdlog::warn("stopping: {} waiting callbacks dropped, the last one run", queue_.size() - 1);
+      queue_.erase(queue_.begin(), queue_.end() - 1);
+    }
     stopping_ = true;
   }
   wake_.notify_all();
@@ -80,11 +86,12 @@ void CallbackRunner::call(const Callback& callback, const CallbacksConfig& confi
   std::string_view event = callback_event_name(callback.event);
   const std::string& script = script_for(config, callback.event);
   if (script.empty()) return;  // removed by a reload meanwhile
-  if (auto trusted = check_trusted_program(script); !trusted) {
-    spdlog::error("callback {} {}: not run: {}", event, callback.role, trusted.error().message);
+  auto program = trusted_program(script);
+  if (!program) {
+    spdlog::error("callback {} {}: not run: {}", event, callback.role, program.error().message);
     return;
   }
-  ProcessSpec spec{.program = script,
+  ProcessSpec spec{.program = *program,
                    .args = {std::string(event), callback.role, cluster_},
                    .env = {{"TANDEM_EVENT", std::string(event)},
                            {"TANDEM_ROLE", callback.role},

@@ -19,7 +19,8 @@ class CallbackRunner {
  public:
   CallbackRunner(CallbacksConfig config, std::string cluster, std::string node,
                  ProcessRunner& runner);
-  // Runs what is queued (an on_stop at shutdown), each within its timeout, then stops.
+  // Lets the script running finish (within its timeout), runs the last one queued (the on_stop
+  // of a clean shutdown) and drops the others, said in the log; then stops.
   ~CallbackRunner();
   CallbackRunner(const CallbackRunner&) = delete;
   CallbackRunner& operator=(const CallbackRunner&) = delete;

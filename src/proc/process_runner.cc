@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "proc/os_user.h"
 
@@ -122,10 +123,25 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   close(pipe_fds[1]);
 
   ProcessResult result;
-  bool in_time = drain(pipe_fds[0], pid, Clock::now() + spec.timeout, result.output);
+  auto deadline = Clock::now() + spec.timeout;
+  bool in_time = drain(pipe_fds[0], pid, deadline, result.output);
   close(pipe_fds[0]);
+  // Its output closed is not its end (a script that sends it to a file, then hangs): the
+  // deadline holds until it exits.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (in_time) {
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) break;
+    if (Clock::now() >= deadline) {
+      kill(-pid, SIGKILL);
+      in_time = false;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!in_time) {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
   }
   if (!in_time) {
     return fail(

@@ -215,7 +215,7 @@ Status make_owned_dir(const std::string& path, uid_t uid, gid_t gid, mode_t mode
   return {};
 }
 
-Status check_trusted_program(const std::string& path) {
+Result<std::string> trusted_program(const std::string& path) {
   std::error_code error;
   std::filesystem::path resolved = std::filesystem::canonical(path, error);
   if (error) return fail(ErrorCode::kNotFound, fmt::format("{}: {}", path, error.message()));
@@ -243,7 +243,7 @@ Status check_trusted_program(const std::string& path) {
     }
     if (dir == dir.root_path()) break;
   }
-  return {};
+  return resolved.string();
 }
 
 }  // namespace tandem

@@ -56,10 +56,12 @@ Status write_file_atomically(const std::string& path, std::string_view content, 
 Status make_owned_dir(const std::string& dir, uid_t uid, gid_t gid, mode_t mode,
                       bool take_existing);
 
-// Whether root may run `path` (a callback): the file and every directory on its way, links
-// resolved, belong to root or tandem's own user and nobody else may write them — else the
-// PostgreSQL OS user (or anyone) could swap in a program of theirs and have root run it. A
-// regular file its owner may execute. The error names what is not trusted.
-Status check_trusted_program(const std::string& path);
+// The program root may run for `path` (a callback): `path` with every link resolved, when that
+// file and every directory on its way belong to root or tandem's own user and nobody else may
+// write them — else the PostgreSQL OS user (or anyone) could swap in a program of theirs and
+// have root run it. A regular file its owner may execute. Run what it returns, never `path`
+// itself: a link on the way may be changed after the check, the resolved path cannot. The
+// error names what is not trusted.
+Result<std::string> trusted_program(const std::string& path);
 
 }  // namespace tandem

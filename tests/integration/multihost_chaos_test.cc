@@ -4,9 +4,10 @@
 // primary's agent frozen, a host crash, a postmaster killed, an etcd member down, a standby's
 // host cut off, a switchover — under a write probe through the multi-host connection string and
 // a writer per node. A trial fails on two nodes writable at once (a single write counts), an
-// acknowledged write lost in synchronous mode, more promotions than its fault allows, or a
-// cluster that has not recovered (one primary, every other node streaming from it) 90 s after
-// its fault ended. Faults are never undone early: a cut lasts its 10 s, a freeze its 4 s.
+// acknowledged write lost in synchronous mode, more promotions than its fault allows (counted in
+// tandem's history, each on a timeline of its own), or a cluster that has not recovered (one
+// primary, every other node streaming from it) 90 s after its fault ended. Faults are never undone
+// early: a cut lasts its 10 s, a freeze its 4 s.
 //
 // `make test` runs two trials of fixed faults; scripts/chaos-multihost runs K with a random seed
 // and writes bench/results/chaos-multihost.{md,json}, naming the commit and the machine.
@@ -20,6 +21,7 @@
 #include "bench/node_writers.h"
 #include "bench/report.h"
 #include "multihost_fixture.h"
+#include "proc/process_runner.h"
 
 namespace tandem::testing {
 namespace {
@@ -52,6 +54,7 @@ struct Trial {
   long acknowledged = 0;
   std::optional<long> lost;
   std::vector<std::string> split_brains;
+  std::vector<std::string> late;  // writes in flight through a frozen host (NodeWriters::kLate)
   int promotions = 0;
   int extra_promotions = 0;
   std::string failure;
@@ -80,10 +83,18 @@ class MultiHostChaosTest : public MultiHostTest, public ::testing::WithParamInte
   }
   void adjust(ClusterConfig& config) override { config.ha.synchronous_mode = synchronous_; }
 
-  // The primary's timeline, from the name of the WAL file it writes; 0 when unreadable.
-  int timeline(const std::string& node) {
-    std::string file = query(node, "SELECT pg_walfile_name(pg_current_wal_lsn()) AS v");
-    return file.size() >= 8 ? static_cast<int>(std::stoul(file.substr(0, 8), nullptr, 16)) : 0;
+  // What tandem recorded of the cluster's promotions (`tandem history --json`, run on an etcd
+  // member's host: every node's host may be the one cut off); not an array when unreadable.
+  nlohmann::json history() {
+    SystemProcessRunner runner;
+    Result<ProcessResult> out = fail(ErrorCode::kFailed, "not run");
+    run_in_netns(network_->netns(nodes_), [&] {
+      out = runner.run({.program = TANDEM_BINARY,
+                        .args = {"-c", config_path_, "history", "--json"},
+                        .timeout = std::chrono::seconds(30)});
+    });
+    if (!out || out->exit_code != 0) return nullptr;
+    return nlohmann::json::parse(out->output, nullptr, false);
   }
   void inflict(const std::string& old_primary);
   bool switchover();
@@ -166,7 +177,8 @@ TEST_P(MultiHostChaosTest, OneRandomFault) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   Trial trial{.fault = fault_.name, .synchronous = synchronous_};
   std::string old_primary = primary();
-  int timeline_before = timeline(old_primary);
+  nlohmann::json history_before = history();
+  ASSERT_TRUE(history_before.is_array()) << "`tandem history --json` printed no history";
   {
     auto connection = Connection::open(node_conninfo(reach_, old_primary));
     ASSERT_TRUE(connection && connection->execute("CREATE TABLE chaos_writer (i int)"));
@@ -193,24 +205,37 @@ TEST_P(MultiHostChaosTest, OneRandomFault) {
   probe.stop();
   writers.stop();
   trial.split_brains = writers.overlaps();
+  trial.late = writers.late();
   trial.acknowledged = static_cast<long>(probe.acknowledged().size());
   if (!recovered) {
     trial.failure = "not every node streams from one primary 90 s after the fault";
   } else if (auto missing = probe.missing_on(node_conninfo(reach_, primary_now))) {
     trial.lost = static_cast<long>(missing->size());
-    int timeline_after = timeline(primary_now);
-    trial.promotions = timeline_after - timeline_before;
-    trial.extra_promotions = std::max(0, trial.promotions - fault_.promotions_allowed);
-    if (timeline_before == 0 || timeline_after == 0) trial.failure = "a timeline was unreadable";
+    nlohmann::json history_after = history();
+    if (!history_after.is_array()) {
+      trial.failure = "`tandem history --json` printed no history";
+    } else {
+      // Every promotion tandem made is recorded, on a timeline of its own.
+      trial.promotions = static_cast<int>(history_after.size() - history_before.size());
+      trial.extra_promotions = std::max(0, trial.promotions - fault_.promotions_allowed);
+      std::set<long> timelines;
+      for (const auto& entry : history_after) {
+        if (!timelines.insert(entry.value("timeline", 0L)).second) {
+          trial.failure = fmt::format("timeline {} recorded twice", entry.value("timeline", 0L));
+        }
+      }
+    }
   } else {
     trial.failure = "the final primary " + primary_now + " cannot be read";
   }
   std::cout << fmt::format(
       "trial {}: outage {:.2f} s, streaming {:.1f} s, lost {} of {}, promotions {}, split "
-      "brains {}{}\n",
+      "brains {}, acknowledged late {}{}\n",
       GetParam(), trial.outage_s.value_or(-1), trial.streaming_s.value_or(-1),
       trial.lost ? std::to_string(*trial.lost) : "?", trial.acknowledged, trial.promotions,
-      trial.split_brains.size(), trial.failure.empty() ? "" : ", FAILED: " + trial.failure);
+      trial.split_brains.size(), trial.late.size(),
+      trial.failure.empty() ? "" : ", FAILED: " + trial.failure);
+  for (const std::string& line : trial.late) std::cout << "  " << line << "\n";
   trials().push_back(trial);
   EXPECT_EQ(trial.split_brains, std::vector<std::string>()) << "two writable nodes";
   EXPECT_EQ(trial.failure, "");
@@ -249,14 +274,15 @@ class ChaosSummary : public ::testing::Environment {
         "included).\n\nRun on "
         "{} with `scripts/chaos-multihost` (TANDEM_CHAOS_TRIALS={} TANDEM_CHAOS_SEED={}), from "
         "{}.\n\n| fault | trials (sync) | outage median / max (s) | all streaming median / max "
-        "(s) | acknowledged writes lost (async / sync) | split brains | extra promotions | "
-        "failures to recover |\n|---|---|---|---|---|---|---|---|\n",
+        "(s) | acknowledged writes lost (async / sync) | split brains | writes acknowledged "
+        "late (in flight through a freeze) | extra promotions | failures to recover "
+        "|\n|---|---|---|---|---|---|---|---|---|\n",
         trials().size(), chaos_seed(), bench::describe_machine(), trial_count(), chaos_seed(),
         source_);
     nlohmann::json faults = nlohmann::json::array();
     for (const Fault& fault : kFaults) {
       std::vector<double> outages, streaming;
-      long lost_async = 0, lost_sync = 0, split = 0, extra = 0, failures = 0;
+      long lost_async = 0, lost_sync = 0, split = 0, late = 0, extra = 0, failures = 0;
       int count = 0, sync = 0;
       for (const Trial& trial : trials()) {
         if (trial.fault != fault.name) continue;
@@ -266,6 +292,7 @@ class ChaosSummary : public ::testing::Environment {
         if (trial.streaming_s) streaming.push_back(*trial.streaming_s);
         (trial.synchronous ? lost_sync : lost_async) += trial.lost.value_or(0);
         split += static_cast<long>(trial.split_brains.size());
+        late += static_cast<long>(trial.late.size());
         extra += trial.extra_promotions;
         failures += !trial.failure.empty();
       }
@@ -280,13 +307,13 @@ class ChaosSummary : public ::testing::Environment {
                         {"lost_async", lost_async},
                         {"lost_sync", lost_sync},
                         {"split_brains", split},
+                        {"acknowledged_late", late},
                         {"extra_promotions", extra},
                         {"failures_to_recover", failures}});
       markdown += fmt::format(
-          "| {} | {} ({}) | {:.2f} / {:.2f} | {:.1f} / {:.1f} | {} / {} | {} | "
-          "{} | {} |\n",
+          "| {} | {} ({}) | {:.2f} / {:.2f} | {:.1f} / {:.1f} | {} / {} | {} | {} | {} | {} |\n",
           fault.name, count, sync, median(outages), max_of(outages), median(streaming),
-          max_of(streaming), lost_async, lost_sync, split, extra, failures);
+          max_of(streaming), lost_async, lost_sync, split, late, extra, failures);
     }
     nlohmann::json json{{"trials", trials().size()},
                         {"seed", chaos_seed()},

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 #include "agent/callback_runner.h"
 #include "core/decide.h"
@@ -104,9 +105,10 @@ TEST(CallbackRunner, RunsEachInOrderWithItsArgumentsAndEnvironment) {
   {
     CallbackRunner callbacks(trusted_scripts(), "main", "node2", runner);
     callbacks.fire({CallbackEvent::kRoleChange, "primary"});
+    ASSERT_TRUE(runner.wait_for(1));
     callbacks.fire({CallbackEvent::kRestart, "primary"});  // no on_restart script: nothing
     callbacks.fire({CallbackEvent::kStop, "primary"});     // times out: said, not fatal
-  }                                                        // the destructor runs what is queued
+  }  // the destructor runs the last one queued
   ASSERT_EQ(runner.specs.size(), 2u);
   const ProcessSpec& first = runner.specs[0];
   EXPECT_EQ(first.program, "/usr/bin/true");
@@ -133,6 +135,33 @@ TEST(CallbackRunner, NeverBlocksTheCaller) {
   }
   runner.release();
   ASSERT_TRUE(runner.wait_for(1 + CallbackRunner::kMaxQueued));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(runner.specs.size(), 1 + CallbackRunner::kMaxQueued) << "none dropped";
+  // The newest kept: the last fired, index kMaxQueued + 4, even.
+  EXPECT_EQ(runner.specs.back().args[1], "primary");
+  EXPECT_EQ(runner.specs[1].args[1], "standby");  // the five oldest waiting (0-4) dropped
+}
+
+// At shutdown, only the last one waiting runs: the on_stop of a clean stop, not every script
+// queued behind one that hangs.
+TEST(CallbackRunner, AtShutdownRunsOnlyTheLastWaiting) {
+  RecordingRunner runner;
+  runner.hold = true;
+  std::thread releaser;
+  {
+    CallbackRunner callbacks(trusted_scripts(), "main", "node1", runner);
+    callbacks.fire({CallbackEvent::kStart, "standby"});
+    ASSERT_TRUE(runner.wait_for(1));
+    for (int i = 0; i < 5; ++i) callbacks.fire({CallbackEvent::kRoleChange, "primary"});
+    callbacks.fire({CallbackEvent::kStop, "primary"});
+    releaser = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      runner.release();
+    });
+  }
+  releaser.join();
+  ASSERT_EQ(runner.specs.size(), 2u);
+  EXPECT_EQ(runner.specs[1].args[0], "on_stop");
 }
 
 // A reload changes the scripts the next callbacks run.
@@ -148,9 +177,11 @@ TEST(CallbackRunner, ReconfiguredByAReload) {
   EXPECT_EQ(runner.specs[0].args[0], "on_start");
 }
 
-// Root runs a callback only if nobody else could have changed it.
-TEST(CheckTrustedProgram, RefusesWhatAnotherUserCouldChange) {
-  EXPECT_TRUE(check_trusted_program("/usr/bin/true"));
+// Root runs a callback only if nobody else could have changed it, and runs the file it checked.
+TEST(TrustedProgram, RefusesWhatAnotherUserCouldChange) {
+  auto system = trusted_program("/usr/bin/true");
+  ASSERT_TRUE(system) << system.error().message;
+  EXPECT_EQ(*system, "/usr/bin/true");
   char pattern[] = "/tmp/tandem-callback-XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);
   std::string dir = pattern;
@@ -159,34 +190,43 @@ TEST(CheckTrustedProgram, RefusesWhatAnotherUserCouldChange) {
   chmod(script.c_str(), 0755);
   chmod(dir.c_str(), 0755);
   // In /tmp, which every user writes (sticky or not: they may rename into it).
-  auto in_tmp = check_trusted_program(script);
+  auto in_tmp = trusted_program(script);
   ASSERT_FALSE(in_tmp);
   EXPECT_NE(in_tmp.error().message.find("which another user than root may write"),
             std::string::npos)
       << in_tmp.error().message;
-  // Not executable; a missing file.
-  chmod(script.c_str(), 0644);
-  EXPECT_FALSE(check_trusted_program(script));
-  EXPECT_FALSE(check_trusted_program(dir + "/missing.sh"));
+  EXPECT_FALSE(trusted_program(dir + "/missing.sh"));
+  // A link in /tmp to a trusted program: the program is what runs, never the link, which its
+  // owner could point elsewhere after the check.
+  std::filesystem::create_symlink("/usr/bin/true", dir + "/link");
+  auto linked = trusted_program(dir + "/link");
+  ASSERT_TRUE(linked) << linked.error().message;
+  EXPECT_EQ(*linked, "/usr/bin/true");
   std::filesystem::remove_all(dir);
 }
 
 // /run is root's, mode 0755 (the tests run as root, as CI does).
-TEST(CheckTrustedProgram, RefusesAScriptOthersMayWrite) {
+TEST(TrustedProgram, RefusesAScriptOthersMayWrite) {
   std::string dir = "/run/tandem-callback-test";
   std::filesystem::remove_all(dir);
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   std::string script = dir + "/vip.sh";
   std::ofstream(script) << "#!/bin/sh\n";
   chmod(script.c_str(), 0755);
-  EXPECT_TRUE(check_trusted_program(script)) << check_trusted_program(script).error().message;
+  auto fine = trusted_program(script);
+  ASSERT_TRUE(fine) << fine.error().message;
+  EXPECT_EQ(*fine, script);
+  chmod(script.c_str(), 0644);  // not executable
+  auto plain = trusted_program(script);
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error().message.find("not an executable file"), std::string::npos);
   chmod(script.c_str(), 0775);  // group-writable
-  auto group = check_trusted_program(script);
+  auto group = trusted_program(script);
   ASSERT_FALSE(group);
   EXPECT_NE(group.error().message.find("may be changed by another user"), std::string::npos);
   chmod(script.c_str(), 0755);
   ASSERT_EQ(chown(script.c_str(), 65534, 65534), 0);  // nobody's
-  EXPECT_FALSE(check_trusted_program(script));
+  EXPECT_FALSE(trusted_program(script));
   // A link in a trusted place to a script in /tmp is followed, and what it leads to refused.
   char pattern[] = "/tmp/tandem-callback-XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);
@@ -195,7 +235,7 @@ TEST(CheckTrustedProgram, RefusesAScriptOthersMayWrite) {
   chmod(planted.c_str(), 0755);
   chmod(pattern, 0755);
   std::filesystem::create_symlink(planted, dir + "/linked.sh");
-  auto linked = check_trusted_program(dir + "/linked.sh");
+  auto linked = trusted_program(dir + "/linked.sh");
   ASSERT_FALSE(linked);
   EXPECT_NE(linked.error().message.find(pattern), std::string::npos) << linked.error().message;
   std::filesystem::remove_all(pattern);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <memory>
 #include <set>
@@ -45,6 +46,27 @@ TEST(OsUser, AChildBecomesTheUserWithAllItsGroups) {
   for (gid_t gid : user->groups) expected.insert(std::to_string(gid));
   EXPECT_EQ(words(groups->output), expected)
       << "what `id -G postgres` says, supplementary included";
+}
+
+// The deadline holds whatever the child does with its output: one that keeps it open and one
+// that closes it (a callback sending it to a file), then hangs, are both killed at the deadline;
+// one that ends in time is waited for.
+TEST(ProcessRunner, KillsAChildAtItsDeadlineEvenAfterItClosedItsOutput) {
+  SystemProcessRunner runner;
+  for (const char* script : {"echo started; sleep 30", "exec >/dev/null 2>&1; sleep 30"}) {
+    SCOPED_TRACE(script);
+    auto start = std::chrono::steady_clock::now();
+    auto hung = runner.run(
+        {.program = "/bin/sh", .args = {"-c", script}, .timeout = std::chrono::milliseconds(500)});
+    ASSERT_FALSE(hung);
+    EXPECT_EQ(hung.error().code, ErrorCode::kTimeout);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  }
+  auto quick = runner.run({.program = "/bin/sh",
+                           .args = {"-c", "exec >/dev/null; sleep 0.2; exit 3"},
+                           .timeout = std::chrono::seconds(10)});
+  ASSERT_TRUE(quick);
+  EXPECT_EQ(quick->exit_code, 3);
 }
 
 // Children forked while other threads allocate and read the user and group databases all
