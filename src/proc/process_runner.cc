@@ -81,6 +81,20 @@ bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output) {
   }
 }
 
+// Its output closed is not its end (a script that sends it to a file, then hangs): waits for
+// the child's exit until the deadline, then kills its process group. False when it did.
+bool reap(pid_t pid, Clock::time_point deadline, int& status) {
+  while (true) {
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) return true;
+    if (Clock::now() >= deadline) {
+      kill(-pid, SIGKILL);
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 }  // namespace
 
 Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
@@ -126,19 +140,8 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   auto deadline = Clock::now() + spec.timeout;
   bool in_time = drain(pipe_fds[0], pid, deadline, result.output);
   close(pipe_fds[0]);
-  // Its output closed is not its end (a script that sends it to a file, then hangs): the
-  // deadline holds until it exits.
   int status = 0;
-  while (in_time) {
-    pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid || (done < 0 && errno != EINTR)) break;
-    if (Clock::now() >= deadline) {
-      kill(-pid, SIGKILL);
-      in_time = false;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  if (in_time) in_time = reap(pid, deadline, status);
   if (!in_time) {
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
