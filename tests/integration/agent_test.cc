@@ -240,6 +240,10 @@ TEST_F(AgentTest, CallbacksTellEachRoleChangeOnce) {
   std::string scripts = fmt::format("/run/tandem-callbacks-{}", getpid());
   std::filesystem::remove_all(scripts);
   ASSERT_TRUE(std::filesystem::create_directory(scripts));
+  struct Remove {  // whether the test passes or stops at an assertion
+    std::string dir;
+    ~Remove() { std::filesystem::remove_all(dir); }
+  } remove{scripts};
   ASSERT_EQ(chmod(scripts.c_str(), 0755), 0);
   std::string calls = dir_ + "/calls.log";
   std::string script = scripts + "/record.sh";
@@ -291,7 +295,6 @@ TEST_F(AgentTest, CallbacksTellEachRoleChangeOnce) {
                       fmt::format("{} on_stop primary {}", new_primary, config_.name)),
             last.end())
       << fmt::format("{}", fmt::join(last, "\n"));
-  std::filesystem::remove_all(scripts);
 }
 
 // Many standbys (issue 12): one host crash, one promotion, of the most advanced standby — every
