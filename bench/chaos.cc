@@ -312,9 +312,13 @@ int main(int argc, char** argv) {
       "an agent a fault froze stays frozen for the fault's whole 3 s). Stopped or "
       "crashed nodes are started again 2 s after the fault.\n\nRun on {} with `{}`, from {}.\n\n",
       trials, seed, describe_machine(), command, source);
-  nlohmann::json json{
-      {"trials", trials},   {"seed", seed},     {"machine", describe_machine()},
-      {"command", command}, {"source", source}, {"faults", summary(results, markdown)}};
+  nlohmann::json json{{"trials", trials},
+                      {"seed", seed},
+                      {"machine", describe_machine()},
+                      {"command", command},
+                      {"source", source},
+                      {"commit", commit_of(source)},
+                      {"faults", summary(results, markdown)}};
   std::filesystem::create_directories(out);
   std::ofstream(out + "/chaos.json") << json.dump(2) << "\n";
   std::ofstream(out + "/chaos.md") << markdown;

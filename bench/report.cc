@@ -101,6 +101,12 @@ std::string describe_machine() {
                      memory_gib, name.release);
 }
 
+std::string commit_of(const std::string& source) {
+  if (!source.starts_with("commit ")) return "";
+  std::string rest = source.substr(7);
+  return rest.substr(0, rest.find(' '));
+}
+
 std::string describe_source() {
   SystemProcessRunner runner;
   auto head = runner.run(
@@ -136,6 +142,7 @@ std::string to_json(const std::vector<Summary>& summaries, const std::string& ma
   return nlohmann::json{{"machine", machine},
                         {"command", command},
                         {"source", source},
+                        {"commit", commit_of(source)},
                         {"scenarios", scenarios}}
              .dump(2) +
          "\n";

@@ -23,6 +23,9 @@ std::string describe_machine();
 // Which code the figures come from: "commit <sha>", with the count of uncommitted changes to
 // tracked files if any, read with git from the source directory the runner was built from.
 std::string describe_source();
+// The commit's hash alone, from what describe_source() said ("" when it named none): the
+// results' "commit" field.
+std::string commit_of(const std::string& source);
 
 std::string to_json(const std::vector<Summary>& summaries, const std::string& machine,
                     const std::string& command, const std::string& source);

@@ -321,6 +321,7 @@ class ChaosSummary : public ::testing::Environment {
                         {"machine", bench::describe_machine()},
                         {"command", "scripts/chaos-multihost"},
                         {"source", source_},
+                        {"commit", bench::commit_of(source_)},
                         {"faults", faults}};
     std::filesystem::create_directories(out);
     std::ofstream(std::string(out) + "/chaos-multihost.json") << json.dump(2) << "\n";
