@@ -1,12 +1,12 @@
-// Synchronous mode on the leader: keeps one streaming standby synchronous and names it in the
-// store as the only one that may take over — but only once that standby has flushed every commit
-// acknowledged so far, so that the store never names a standby that could lack one.
+// Synchronous mode on the leader: carries out core's plan_sync (core/sync_plan.h) against the
+// local PostgreSQL and the store.
 #pragma once
 
 #include <optional>
 #include <string>
 
 #include "core/cluster_view.h"
+#include "core/sync_plan.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/store.h"
 #include "ops/context.h"
@@ -33,8 +33,8 @@ class SyncManager {
   Store& store_;
   const ClusterLayout& layout_;
   std::optional<std::string> configured_;  // what tandem.conf names; nullopt: not yet read
-  std::optional<Lsn> pending_since_;       // configured_ must flush this far to be published
-  std::optional<Connection> connection_;   // kept: update() runs every cycle
+  SyncMemory memory_;
+  std::optional<Connection> connection_;  // kept: update() runs every cycle
 };
 
 }  // namespace tandem

@@ -580,6 +580,74 @@ TEST_F(AgentTest, SynchronousModeLosesNoAcknowledgedWriteInAHostCrash) {
             << acknowledged.size() << " acknowledged writes lost\n";
 }
 
+// A synchronous standby that stalls while it streams (its host suspended, its disk hung: here
+// its WAL receiver frozen) would hold every commit until wal_sender_timeout ends its connection.
+// The leader makes the other streaming standby synchronous once the stalled one has flushed
+// nothing for kSyncStallLimit while behind, and writes go on (seed 20129486 of the simulation).
+TEST_F(AgentTest, AStalledSynchronousStandbyIsReplacedAndCommitsGoOn) {
+  up(2, [](ClusterConfig& config) { config.ha.synchronous_mode = true; });
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  std::string stalled;
+  ASSERT_TRUE(eventually([&] {
+    stalled = value(primary,
+                    "SELECT application_name AS v FROM pg_stat_replication "
+                    "WHERE sync_state = 'sync'");
+    return !stalled.empty() && stalled.find("ERROR") == std::string::npos &&
+           agent_log(primary).find(stalled + " is the synchronous standby") != std::string::npos;
+  }));
+  std::string receiver = value(stalled, "SELECT pid::text AS v FROM pg_stat_wal_receiver");
+  ASSERT_FALSE(receiver.empty());
+  pid_t frozen = std::stoi(receiver);
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));  // its table made while it streams
+  ASSERT_EQ(kill(frozen, SIGSTOP), 0);
+  struct Thaw {
+    pid_t pid;
+    ~Thaw() { kill(pid, SIGCONT); }
+  } thaw{frozen};
+  auto froze = WallClock::now();
+  probe.start();
+  std::string next;
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::string log = agent_log(primary);
+        std::string said = stalled + " has flushed nothing for ";
+        auto at = log.find(said);
+        if (at == std::string::npos) return false;
+        auto made = log.find("made ", at);
+        if (made == std::string::npos) return false;
+        next = log.substr(made + 5, log.find(' ', made + 5) - made - 5);
+        return log.find(next + " is the synchronous standby", made) != std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << agent_log(primary);
+  EXPECT_NE(next, stalled);
+  EXPECT_NE(next, primary);
+  // Commits go on while the stalled standby stays frozen.
+  auto replaced = WallClock::now();
+  ASSERT_TRUE(eventually([&] {
+    auto acknowledged = probe.first_success_after(replaced);
+    return acknowledged && acknowledged->answered_at > replaced;
+  }));
+  probe.stop();
+  milliseconds longest{0};
+  WallClock::time_point previous = froze;
+  for (const WriteAttempt& attempt : probe.attempts()) {
+    if (!attempt.acknowledged) continue;
+    longest =
+        std::max(longest, std::chrono::duration_cast<milliseconds>(attempt.answered_at - previous));
+    previous = attempt.answered_at;
+  }
+  EXPECT_EQ(value(primary,
+                  "SELECT application_name AS v FROM pg_stat_replication WHERE sync_state = "
+                  "'sync'"),
+            next);
+  kill(frozen, SIGCONT);
+  EXPECT_TRUE(eventually([&] { return streams(primary, stalled); }));
+  std::cout << "stalled synchronous standby: commits held for " << longest.count()
+            << " ms at most, then " << next << " synchronous\n";
+}
+
 // Every promotion in the history created a timeline of its own.
 void expect_distinct_timelines(const nlohmann::json& entries) {
   std::set<long> seen;

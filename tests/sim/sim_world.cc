@@ -447,30 +447,25 @@ void SimNode::fence_others(const std::string& claimant) {
   }
 }
 
-// SyncManager's rules on the model: a streaming standby is made synchronous, and named in the
-// store once it has flushed past the position at which it was made so.
+// core's plan_sync on the model, as SyncManager carries it out: a WAL position is a count of
+// records, and a standby streams when it is up, connected and holds a prefix of this WAL.
 Result<std::string> SimNode::update_sync(const ClusterView& view) {
   if (auto ok = usable(); !ok) return std::unexpected(ok.error());
   if (world_.settings.never_names_sync) return std::string();
   Pg& server = pg();
   std::string self = world_.config.nodes[index_].name;
-  std::string best;
-  std::size_t best_size = 0;
-  bool configured_streams = false;
+  SyncObservation seen{.configured = server.sync_names,
+                       .published = view.sync_standby.value_or(""),
+                       .current = Lsn(server.wal.size())};
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
     const Pg& other = world_.slots[j].pg;
-    std::string name = world_.config.nodes[j].name;
     bool streams = j != index_ && other.running && other.standby_signal && other.upstream == self &&
                    !other.not_streaming_since && world_.network.connected(index_, j) &&
                    is_prefix(other.wal, server.wal);
-    if (!streams) continue;
-    if (name == server.sync_names) configured_streams = true;
-    if (best.empty() || other.wal.size() > best_size) {
-      best = name;
-      best_size = other.wal.size();
-    }
+    // PostgreSQL reports the configured standby as sync while it streams.
+    if (streams) seen.streaming.push_back({config_name(j), Lsn(other.wal.size()), true});
   }
-  std::string published = view.sync_standby.value_or("");
+  SyncStep step = plan_sync(seen, sync_memory_, world_.slots[index_].clock->steady_now());
   ClusterLayout layout(world_.config.name);
   SimStore& store = *world_.slots[index_].store;
   Revision revision = view.sync_revision;
@@ -480,30 +475,15 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
     revision = *written;
     return {};
   };
-  auto unname = [&]() -> Status {
-    if (published.empty()) return {};
-    if (auto ok = write(""); !ok) return ok;
-    published.clear();
-    return {};
-  };
-  if (configured_streams) {
-    if (published == server.sync_names) return std::string();
-    if (auto ok = unname(); !ok) return std::unexpected(ok.error());
-    if (!pending_since_) pending_since_ = server.wal.size();
-    const Pg& standby = world_.slots[world_.index_of(server.sync_names)].pg;
-    if (standby.wal.size() < *pending_since_) return std::string();
-    if (auto ok = write(server.sync_names); !ok) return std::unexpected(ok.error());
-    pending_since_.reset();
-    return server.sync_names + " is the synchronous standby";
+  if (step.unname) {
+    if (auto ok = write(""); !ok) return std::unexpected(ok.error());
   }
-  if (auto ok = unname(); !ok) return std::unexpected(ok.error());
-  if (!best.empty()) {
-    server.sync_names = best;
-    pending_since_.reset();
-    return "made " + best + " synchronous";
+  if (step.configure) server.sync_names = *step.configure;
+  if (step.name) {
+    if (auto ok = write(*step.name); !ok) return std::unexpected(ok.error());
   }
-  server.sync_names.clear();
-  return std::string();
+  sync_memory_ = std::move(step.memory);
+  return step.why;
 }
 
 std::string SimNode::config_name(int index) const { return world_.config.nodes[index].name; }

@@ -34,6 +34,7 @@
 #include "agent/local_node.h"
 #include "agent/store_lock_watch.h"
 #include "common/clock.h"
+#include "core/sync_plan.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/memory_store.h"
 #include "sim_fibers.h"
@@ -177,7 +178,7 @@ class SimNode final : public LocalNode {
   void wait_for_exit(std::chrono::milliseconds) override {}
   void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override;
-  void reset_sync() override { pending_since_.reset(); }
+  void reset_sync() override { sync_memory_ = {}; }
 
  private:
   Pg& pg();
@@ -185,7 +186,7 @@ class SimNode final : public LocalNode {
   std::string config_name(int index) const;
   World& world_;
   int index_;
-  std::optional<std::size_t> pending_since_;
+  SyncMemory sync_memory_;
 };
 
 // The store as one agent reaches it: unavailable during its outages and once it is dead.

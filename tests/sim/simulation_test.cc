@@ -152,6 +152,15 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // PostgreSQL crashed meanwhile, because the cycle had read `sync` before naming the
       // standby again (restarted in place, it had unnamed it): nobody took over for 27 s.
       {277724970, false},
+      // Synchronous, several machines: the synchronous standby's host suspended while another
+      // standby streamed; the leader waited for the suspended one (PostgreSQL would until
+      // wal_sender_timeout) and named none for seconds (core/sync_plan.h, kSyncStallLimit).
+      {20007538, true},
+      {20101171, true},
+      {20120146, true},
+      {20129486, true},
+      {20171492, true},
+      {20189291, true},
   };
   for (auto [seed, multi_host] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host);

@@ -1,0 +1,78 @@
+#include "core/sync_plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace tandem {
+
+SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
+                   std::chrono::steady_clock::time_point now) {
+  SyncStep step;
+  step.memory.pending_since = memory.pending_since;
+  std::vector<const SyncObservation::Standby*> usable;
+  std::vector<std::string> stalled;
+  for (const SyncObservation::Standby& standby : seen.streaming) {
+    auto known = memory.progress.find(standby.name);
+    SyncMemory::Progress progress{standby.flush, now};
+    if (known != memory.progress.end() && known->second.flush == standby.flush) {
+      progress = known->second;
+    }
+    step.memory.progress[standby.name] = progress;
+    if (standby.flush < seen.current && now - progress.since >= kSyncStallLimit) {
+      stalled.push_back(standby.name);
+    } else {
+      usable.push_back(&standby);
+    }
+  }
+  // The store may name only a standby that has every acknowledged commit: PostgreSQL waits for
+  // the configured one alone, so a named standby that is not the configured one is unnamed
+  // first (found by the simulation: a crashed synchronous standby, replaced in PostgreSQL but
+  // still named in the store, came back and took over without the commits acknowledged since).
+  step.unname = !seen.published.empty();
+  auto configured = std::find_if(usable.begin(), usable.end(), [&](const auto* standby) {
+    return !seen.configured.empty() && standby->name == seen.configured;
+  });
+  if (configured != usable.end()) {
+    if (seen.published == seen.configured) {
+      step.unname = false;
+      return step;
+    }
+    if (!step.memory.pending_since) step.memory.pending_since = seen.current;
+    if (!(*configured)->synchronous || (*configured)->flush < *step.memory.pending_since) {
+      return step;
+    }
+    step.name = seen.configured;
+    step.memory.pending_since.reset();
+    step.why =
+        fmt::format("{} is the synchronous standby: it alone may take over", seen.configured);
+    return step;
+  }
+  // The configured standby is gone, stalled, or none was: first the store, then PostgreSQL;
+  // from now on no standby may take over in this primary's place until the next one has caught
+  // up.
+  std::string reason;
+  if (std::ranges::find(stalled, seen.configured) != stalled.end()) {
+    reason = fmt::format("{} has flushed nothing for {} ms while behind: ", seen.configured,
+                         kSyncStallLimit.count());
+  }
+  const SyncObservation::Standby* best = nullptr;
+  for (const auto* standby : usable) {
+    if (best == nullptr || standby->flush > best->flush) best = standby;
+  }
+  step.memory.pending_since.reset();
+  if (best != nullptr) {
+    step.configure = best->name;
+    step.why = fmt::format(
+        "{}made {} synchronous; it is named in the store once it has every acknowledged commit",
+        reason, best->name);
+  } else if (!seen.configured.empty()) {
+    step.configure = "";
+    step.why = reason +
+               "no standby streams: writes go on without a synchronous standby, and no standby "
+               "may take over without --allow-data-loss";
+  }
+  return step;
+}
+
+}  // namespace tandem

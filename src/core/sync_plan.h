@@ -1,0 +1,58 @@
+// Synchronous mode on the leader, as rules: which streaming standby PostgreSQL waits for, and
+// when the store may name it as the only one that may take over — only once it has flushed every
+// commit acknowledged so far, so that the store never names a standby that could lack one. The
+// agent (SyncManager) and the simulation both carry out these plans. Pure.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/lsn.h"
+
+namespace tandem {
+
+// A standby whose flush position lags the primary's WAL and has not moved for this long is
+// stalled (its host suspended or frozen, its disk hung): PostgreSQL would make every commit wait
+// for it until wal_sender_timeout ends its connection, so another streaming standby takes its
+// place. Found by the simulation (seed 20129486 on several machines): the synchronous standby's
+// host was suspended while a second standby streamed, and the leader kept waiting for the first.
+inline constexpr std::chrono::milliseconds kSyncStallLimit{2000};
+
+struct SyncObservation {
+  std::string configured;  // synchronous_standby_names, without quotes; "" for none
+  std::string published;   // the store's `sync` record of this leader; "" for none
+  Lsn current;             // where the primary's WAL ends
+  struct Standby {
+    std::string name;  // a member that may take over (nofailover ones left out)
+    Lsn flush;
+    bool synchronous = false;  // PostgreSQL reports it as sync
+  };
+  std::vector<Standby> streaming;
+};
+
+// What the leader remembers from one cycle to the next.
+struct SyncMemory {
+  std::optional<Lsn> pending_since;  // the configured standby must flush this far to be named
+  struct Progress {
+    Lsn flush;
+    std::chrono::steady_clock::time_point since;  // when flush was first seen at this position
+  };
+  std::map<std::string, Progress> progress;  // of each streaming standby
+};
+
+// The steps of one cycle, in order: unname in the store, configure PostgreSQL, name in the store.
+struct SyncStep {
+  bool unname = false;
+  std::optional<std::string> configure;  // the new synchronous_standby_names ("" for none)
+  std::optional<std::string> name;       // published in the store once the rest succeeded
+  std::string why;                       // one line for the log; "" when nothing changed
+  SyncMemory memory;                     // to keep when every step succeeded
+};
+
+SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
+                   std::chrono::steady_clock::time_point now);
+
+}  // namespace tandem

@@ -1,0 +1,177 @@
+// The leader's synchronous standby, as rules: which standby PostgreSQL waits for, when the store
+// names it, and when a stalled one is replaced.
+#include "core/sync_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+const Clock::time_point kStart{std::chrono::seconds(100)};
+
+struct Case {
+  const char* what;
+  SyncObservation seen;
+  SyncMemory memory;
+  milliseconds elapsed;  // since kStart, when the plan is made
+  bool unname;
+  std::optional<std::string> configure;
+  std::optional<std::string> name;
+  const char* why;  // the log line starts with it
+};
+
+// node2 was at 0/50 since kStart, per `memory`.
+SyncMemory seen_at(std::vector<std::pair<std::string, std::uint64_t>> flushes,
+                   std::optional<std::uint64_t> pending = std::nullopt) {
+  SyncMemory memory;
+  if (pending) memory.pending_since = Lsn(*pending);
+  for (auto& [name, flush] : flushes) memory.progress[name] = {Lsn(flush), kStart};
+  return memory;
+}
+
+TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
+  std::vector<Case> cases = {
+      {"named and streaming: nothing to do",
+       {"node2", "node2", Lsn(100), {{"node2", Lsn(100), true}}},
+       {},
+       milliseconds(0),
+       false,
+       {},
+       {},
+       ""},
+      {"none configured: the most advanced streaming one is made synchronous",
+       {"", "", Lsn(100), {{"node2", Lsn(80), false}, {"node3", Lsn(90), false}}},
+       {},
+       milliseconds(0),
+       false,
+       "node3",
+       {},
+       "made node3 synchronous"},
+      {"configured but not yet at the position it was made so: not named yet",
+       {"node3", "", Lsn(120), {{"node3", Lsn(110), true}}},
+       seen_at({{"node3", 100}}, 115),
+       milliseconds(100),
+       false,
+       {},
+       {},
+       ""},
+      {"configured and caught up: named",
+       {"node3", "", Lsn(120), {{"node3", Lsn(115), true}}},
+       seen_at({{"node3", 110}}, 115),
+       milliseconds(100),
+       false,
+       {},
+       "node3",
+       "node3 is the synchronous standby"},
+      {"configured but PostgreSQL does not wait for it yet: not named",
+       {"node3", "", Lsn(120), {{"node3", Lsn(120), false}}},
+       seen_at({{"node3", 110}}, 115),
+       milliseconds(100),
+       false,
+       {},
+       {},
+       ""},
+      {"named but another configured: unnamed first",
+       {"node3", "node2", Lsn(120), {{"node3", Lsn(100), true}}},
+       {},
+       milliseconds(0),
+       true,
+       {},
+       {},
+       ""},
+      {"the configured one gone: unnamed, the next made synchronous",
+       {"node2", "node2", Lsn(120), {{"node3", Lsn(100), false}}},
+       {},
+       milliseconds(0),
+       true,
+       "node3",
+       {},
+       "made node3 synchronous"},
+      {"nobody streams: writes go on without one",
+       {"node2", "node2", Lsn(120), {}},
+       {},
+       milliseconds(0),
+       true,
+       "",
+       {},
+       "no standby streams"},
+      {"the configured one behind and still for less than the limit: kept",
+       {"node2", "node2", Lsn(120), {{"node2", Lsn(50), true}, {"node3", Lsn(120), false}}},
+       seen_at({{"node2", 50}, {"node3", 110}}),
+       kSyncStallLimit - milliseconds(1),
+       false,
+       {},
+       {},
+       ""},
+      {"the configured one behind and still for the limit: replaced",
+       {"node2", "node2", Lsn(120), {{"node2", Lsn(50), true}, {"node3", Lsn(120), false}}},
+       seen_at({{"node2", 50}, {"node3", 110}}),
+       kSyncStallLimit,
+       true,
+       "node3",
+       {},
+       "node2 has flushed nothing for 2000 ms while behind: made node3 synchronous"},
+      {"the configured one still but caught up (an idle cluster): kept",
+       {"node2", "node2", Lsn(120), {{"node2", Lsn(120), true}}},
+       seen_at({{"node2", 120}}),
+       milliseconds(60000),
+       false,
+       {},
+       {},
+       ""},
+      {"the configured one moved: its stall counts from now",
+       {"node2", "node2", Lsn(120), {{"node2", Lsn(60), true}, {"node3", Lsn(120), false}}},
+       seen_at({{"node2", 50}}),
+       milliseconds(60000),
+       false,
+       {},
+       {},
+       ""},
+      {"a stalled one alone: none configured, and it is not chosen again",
+       {"node2", "node2", Lsn(120), {{"node2", Lsn(50), true}}},
+       seen_at({{"node2", 50}}),
+       kSyncStallLimit,
+       true,
+       "",
+       {},
+       "node2 has flushed nothing for 2000 ms while behind: no standby streams"},
+      {"a stalled one is no candidate",
+       {"", "", Lsn(120), {{"node2", Lsn(50), false}}},
+       seen_at({{"node2", 50}}),
+       kSyncStallLimit,
+       false,
+       {},
+       {},
+       ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    SyncStep step = plan_sync(c.seen, c.memory, kStart + c.elapsed);
+    EXPECT_EQ(step.unname, c.unname);
+    EXPECT_EQ(step.configure, c.configure);
+    EXPECT_EQ(step.name, c.name);
+    EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
+    EXPECT_EQ(step.why.empty(), std::string(c.why).empty()) << step.why;
+  }
+}
+
+TEST(SyncPlan, RemembersWhereEachStandbyWasAndSinceWhen) {
+  SyncObservation seen{"node2", "", Lsn(120), {{"node2", Lsn(50), true}}};
+  SyncStep first = plan_sync(seen, {}, kStart);
+  ASSERT_TRUE(first.memory.progress.contains("node2"));
+  EXPECT_EQ(first.memory.progress["node2"].since, kStart);
+  EXPECT_EQ(first.memory.pending_since, Lsn(120));
+  SyncStep second = plan_sync(seen, first.memory, kStart + milliseconds(500));
+  EXPECT_EQ(second.memory.progress["node2"].since, kStart);  // it has not moved
+  seen.streaming = {};
+  SyncStep gone = plan_sync(seen, second.memory, kStart + milliseconds(600));
+  EXPECT_FALSE(gone.memory.progress.contains("node2"));
+}
+
+}  // namespace
+}  // namespace tandem
