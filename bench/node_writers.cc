@@ -1,5 +1,6 @@
 #include "bench/node_writers.h"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,6 +13,12 @@ namespace tandem::bench {
 
 using std::chrono::milliseconds;
 using WallClock = std::chrono::system_clock;
+
+std::string time_of_day(WallClock::time_point at) {
+  auto seconds = std::chrono::floor<std::chrono::seconds>(at);
+  return fmt::format("{:%H:%M:%S}.{:03}", seconds,
+                     std::chrono::duration_cast<milliseconds>(at - seconds).count());
+}
 
 NodeWriters::NodeWriters(const ClusterConfig& config) {
   for (const NodeConfig& node : config.nodes) {
@@ -37,9 +44,9 @@ std::vector<std::string> NodeWriters::overlaps() const {
         for (const auto& [b_from, b_to] : b->second) {
           auto from = std::max(a_from, b_from), to = std::min(a_to, b_to);
           if (from <= to) {
-            found.push_back(
-                fmt::format("{} and {} both writable for {} ms", a->first, b->first,
-                            std::chrono::duration_cast<milliseconds>(to - from).count()));
+            found.push_back(fmt::format(
+                "{} and {} both writable for {} ms from {}", a->first, b->first,
+                std::chrono::duration_cast<milliseconds>(to - from).count(), time_of_day(from)));
           }
         }
       }

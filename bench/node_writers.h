@@ -20,6 +20,9 @@
 
 namespace tandem::bench {
 
+// "HH:MM:SS.mmm", to find a moment in the agents' logs.
+std::string time_of_day(std::chrono::system_clock::time_point at);
+
 class NodeWriters {
  public:
   // One INSERT INTO chaos_writer every 20 ms on each node of `config` (its Unix socket), from

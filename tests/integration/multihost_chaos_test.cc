@@ -12,6 +12,7 @@
 // `make test` runs two trials of fixed faults; scripts/chaos-multihost runs K with a random seed
 // and writes bench/results/chaos-multihost.{md,json}, naming the commit and the machine.
 //   TANDEM_CHAOS_TRIALS=K  TANDEM_CHAOS_SEED=N  TANDEM_CHAOS_OUT=DIR (the summary's directory)
+//   TANDEM_CHAOS_FAULT=NAME  TANDEM_CHAOS_MODE=sync|async (one fault, one mode, every trial)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -46,6 +47,12 @@ int trial_count() { return std::max(1, env_int("TANDEM_CHAOS_TRIALS", 2)); }
 // cut off, and a whole host frozen while cut from etcd (asynchronous, that fault can still end in
 // a write the thawed primary accepts while another leads: seed 634039, trial 13; open).
 unsigned chaos_seed() { return static_cast<unsigned>(env_int("TANDEM_CHAOS_SEED", 0)); }
+// To run one fault again and again: TANDEM_CHAOS_FAULT names it (as in kFaults), and
+// TANDEM_CHAOS_MODE=sync|async pins the mode.
+std::string env_text(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
 
 struct Trial {
   std::string fault;
@@ -80,6 +87,12 @@ class MultiHostChaosTest : public MultiHostTest, public ::testing::WithParamInte
     } else {
       fault_ = kFaults[random() % kFaults.size()];
       synchronous_ = random() % 2 == 0;
+    }
+    for (const Fault& fault : kFaults) {
+      if (fault.name == env_text("TANDEM_CHAOS_FAULT")) fault_ = fault;
+    }
+    if (!env_text("TANDEM_CHAOS_MODE").empty()) {
+      synchronous_ = env_text("TANDEM_CHAOS_MODE") == "sync";
     }
   }
   void adjust(ClusterConfig& config) override { config.ha.synchronous_mode = synchronous_; }
@@ -149,6 +162,7 @@ void MultiHostChaosTest::inflict(const std::string& old_primary) {
     EXPECT_TRUE(network_->block(host, etcd_hosts()));
     std::this_thread::sleep_for(freeze_for);
     for (pid_t pid : frozen) kill(pid, SIGCONT);
+    std::cout << "  thawed at " << bench::time_of_day(WallClock::now()) << "\n";
     std::this_thread::sleep_for(cut_for);
     EXPECT_TRUE(network_->unblock(host, etcd_hosts()));
   } else if (name == "agent frozen") {
