@@ -32,7 +32,7 @@ _tandem() {
   current="${COMP_WORDS[COMP_CWORD]}"
   previous="${COMP_WORDS[COMP_CWORD - 1]}"
   local commands="init clone status promote rejoin reinit slot local agent transitions history
-    switchover failover pause resume dsn adopt restart reload"
+    switchover failover pause resume dsn adopt restart reload member"
   for ((i = 1; i < COMP_CWORD; i++)); do
     word="${COMP_WORDS[i]}"
     case "$word" in
@@ -78,6 +78,19 @@ _tandem() {
     ;;
   slot)
     COMPREPLY=($(compgen -W "list drop cleanup --help" -- "$current"))
+    return
+    ;;
+  member)
+    if [[ "$previous" == member ]]; then
+      COMPREPLY=($(compgen -W "add remove --help" -- "$current"))
+    elif [[ "$previous" == --data-dir ]]; then
+      COMPREPLY=($(compgen -d -- "$current"))
+    elif [[ "$current" == -* ]]; then
+      COMPREPLY=($(compgen -W "--host --port --data-dir --api-port --nofailover --wait --help" \
+        -- "$current"))
+    elif [[ " ${COMP_WORDS[*]} " == *" remove "* ]]; then
+      COMPREPLY=($(compgen -W "$(_tandem_nodes)" -- "$current"))
+    fi
     return
     ;;
   local)

@@ -55,6 +55,12 @@ Agent::Agent(const AgentParts& parts)
       service_(parts.service),
       lease_store_(parts.lease_store != nullptr ? *parts.lease_store : parts.store),
       lease_(lease_store_, layout_.leader(), parts.self.name, ha_.ttl, parts.clock) {
+  if (parts.carry != nullptr) {
+    settled_role_ = parts.carry->settled_role;
+    last_leader_ = parts.carry->last_leader;
+    promoting_postmaster_ = parts.carry->promoting_postmaster;
+    unrecorded_promotion_ = parts.carry->unrecorded_promotion;
+  }
   // A renewal that finds another holder stops a writable PostgreSQL at once, from the keeper's
   // thread: a promotion or a checkpoint in the cycle must not delay it.
   lease_.on_lost([this] {
@@ -817,13 +823,18 @@ void Agent::log_cycle(const Decision& decision, const Status& result) {
   last_line_ = line;
 }
 
-void Agent::run(const std::atomic<bool>& stop) {
+RunEnd Agent::run(const std::atomic<bool>& stop) {
   spdlog::info("agent of {} starting (loop {} ms, lease {} ms, fence after {} ms)", self_.name,
                ha_.loop_interval.count(), ha_.ttl.count(), ha_.renew_deadline.count());
-  while (!stop.load()) {
+  while (!stop.load() && !removed_) {
     auto start = clock_.steady_now();
     if (reload_requested_ != nullptr && reload_requested_->exchange(false) && read_config_) {
       reload(read_config_());
+    }
+    if (removed_) break;
+    if (rebuild_with_) {
+      spdlog::info("the members changed: the agent is built again on them, PostgreSQL runs on");
+      return RunEnd::kRebuild;
     }
     serve_request();
     cycle();
@@ -833,6 +844,7 @@ void Agent::run(const std::atomic<bool>& stop) {
     service_->stopping("stopping: PostgreSQL is shut down cleanly and the lease handed over");
   }
   shut_down();
+  return RunEnd::kStopped;
 }
 
 void Agent::reload(const Result<ClusterConfig>& fresh) {
@@ -840,12 +852,20 @@ void Agent::reload(const Result<ClusterConfig>& fresh) {
     spdlog::error("reload refused, the running config kept: {}", fresh.error().message);
     return;
   }
+  ReloadPlan plan = plan_reload(running_config_, *fresh, self_.name);
   if (fresh->find_node(self_.name) == nullptr) {
-    spdlog::error("reload refused, the running config kept: the new config has no node {}",
-                  self_.name);
+    if (!plan.nodes) {
+      spdlog::error("reload refused, the running config kept: the new config has no node {}",
+                    self_.name);
+      return;
+    }
+    spdlog::warn(
+        "reload: {} is no longer a member: its agent stops (PostgreSQL shut down cleanly, its "
+        "data kept)",
+        self_.name);
+    removed_ = true;
     return;
   }
-  ReloadPlan plan = plan_reload(running_config_, *fresh, self_.name);
   spdlog::info("reload: {}", describe_reload(plan, running_config_, self_.name));
   if (plan.maximum_lag_on_failover) {
     ha_.maximum_lag_on_failover = *plan.maximum_lag_on_failover;
@@ -860,6 +880,10 @@ void Agent::reload(const Result<ClusterConfig>& fresh) {
     for (NodeConfig& node : running_config_.nodes) {
       if (node.name == self_.name) node.nofailover = *plan.nofailover;
     }
+  }
+  if (plan.nodes) {
+    rebuild_with_ = running_config_;
+    rebuild_with_->nodes = *plan.nodes;
   }
 }
 

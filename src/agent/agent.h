@@ -27,6 +27,16 @@
 
 namespace tandem {
 
+// What an agent passes on to the one built in its place when the members change (see
+// Agent::run): what it has seen of its own role and of the leaders before it.
+struct AgentCarry {
+  std::optional<std::string> settled_role;
+  std::string last_leader;
+  // A postmaster asked to promote, still watched, and a promotion not yet in the history.
+  pid_t promoting_postmaster = 0;
+  std::optional<HistoryEntry> unrecorded_promotion;
+};
+
 // What an agent is built from. Everything referenced outlives the agent.
 struct AgentParts {
   const ClusterConfig& config;
@@ -61,6 +71,14 @@ struct AgentParts {
   StoreLockWatch* store_lock = nullptr;
   // The callbacks of tandem.yaml, run beside the cycle (Decision::callback); optional.
   CallbackRunner* callbacks = nullptr;
+  // From the agent this one replaces (the members changed); optional.
+  const AgentCarry* carry = nullptr;
+};
+
+// Why Agent::run returned.
+enum class RunEnd {
+  kStopped,  // asked to stop, or this node was removed: PostgreSQL shut down, lease handed over
+  kRebuild,  // the members changed: build the agent again on rebuild_config(), PostgreSQL runs on
 };
 
 class Agent {
@@ -69,8 +87,16 @@ class Agent {
   ~Agent();
 
   // Runs cycles until `stop` becomes true, then shuts down: the leader stops PostgreSQL
-  // cleanly and hands the lease over at once; the member record is withdrawn.
-  void run(const std::atomic<bool>& stop);
+  // cleanly and hands the lease over at once; the member record is withdrawn. So too when a
+  // reload finds this node removed. When a reload adds or removes other members, returns
+  // kRebuild between two cycles without shutting anything down: the
+  // caller builds a new agent (and what else was made from the member list) on
+  // rebuild_config(), passing carry() on; its PostgreSQL runs on and its lease is adopted.
+  RunEnd run(const std::atomic<bool>& stop);
+  const ClusterConfig& rebuild_config() const { return *rebuild_with_; }
+  AgentCarry carry() const {
+    return {settled_role_, last_leader_, promoting_postmaster_, unrecorded_promotion_};
+  }
   // The shutdown run() ends with. Public for the simulation.
   void shut_down();
 
@@ -199,6 +225,8 @@ class Agent {
   std::optional<SeenLease> seen_lease_;
   std::string last_line_;
   int repeats_ = 0;
+  std::optional<ClusterConfig> rebuild_with_;  // the members changed: the config to rebuild on
+  bool removed_ = false;                       // a reload found this node removed
 };
 
 // The agent's HaConfig from the cluster config.

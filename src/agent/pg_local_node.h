@@ -45,6 +45,9 @@ class PgLocalNode final : public LocalNode {
   Result<std::string> update_sync(const ClusterView& view) override { return sync_.update(view); }
   void reset_sync() override { sync_.reset(); }
 
+  // The postmaster another PgLocalNode of this process spawned (see PostgresProcess::adopt).
+  void adopt_postmaster(pid_t pid) { process_.adopt(pid); }
+
   // The lines the operations report, one per step, go here (the agent's log by default).
   Context& context() { return context_; }
 

@@ -73,6 +73,12 @@ Status PostgresProcess::spawn(const NodeConfig& node) {
   return {};
 }
 
+void PostgresProcess::adopt(pid_t pid) {
+  if (pid <= 0) return;
+  pid_ = pid;
+  pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
 bool PostgresProcess::running() {
   if (pid_ <= 0) return false;
   int status = 0;

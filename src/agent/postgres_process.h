@@ -36,6 +36,10 @@ class PostgresProcess {
   // accept connections. REQUIRES: not running(); called from the thread that lives as long as
   // the agent (the death signal follows that thread).
   Status spawn(const NodeConfig& node);
+  // Takes over a postmaster this process spawned through another PostgresProcess (the agent
+  // built again when the members changed), as if spawned here. REQUIRES: not running(); `pid`
+  // is this process's child.
+  void adopt(pid_t pid);
   // Whether the child still runs; reaps it once it has exited.
   bool running();
   // Readable once the child exits; -1 when there is no child.

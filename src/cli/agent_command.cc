@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -63,6 +64,9 @@ Result<int> lock_node(const ClusterConfig& config, const NodeConfig& node) {
 // in reverse): the cycle's store connection, the watchdog, the lease keeper's store connection,
 // quorum fencing's contact book and pinger, the node, the board, the agent, then the API.
 struct AgentProcess {
+  // The config the node, the agent and the API are made from: the session's at first, the
+  // running one with the new members after a change (see rebuild).
+  std::unique_ptr<ClusterConfig> config;
   std::unique_ptr<Store> store;
   std::unique_ptr<FencingWatchdog> watchdog;
   std::unique_ptr<Store> lease_store;
@@ -114,14 +118,18 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
 
 // The agent, complete: its node runs PostgreSQL with the Session's programs, process runner
 // and clock.
-void build_agent(Session& session, const NodeConfig& self, AgentProcess& process) {
-  process.local = std::make_unique<PgLocalNode>(session.config(), self, session.context().os_user,
-                                                session.binaries(), session.runner(),
-                                                *process.store, session.clock());
-  process.callbacks = std::make_unique<CallbackRunner>(
-      session.config().callbacks, session.config().name, self.name, session.runner());
+void build_agent(Session& session, const NodeConfig& self, AgentProcess& process,
+                 const AgentCarry* carry) {
+  const ClusterConfig& config = *process.config;
+  process.local =
+      std::make_unique<PgLocalNode>(config, self, session.context().os_user, session.binaries(),
+                                    session.runner(), *process.store, session.clock());
+  if (!process.callbacks) {
+    process.callbacks = std::make_unique<CallbackRunner>(config.callbacks, config.name, self.name,
+                                                         session.runner());
+  }
   process.agent = std::make_unique<Agent>(
-      AgentParts{.config = session.config(),
+      AgentParts{.config = config,
                  .self = self,
                  .node = *process.local,
                  .store = *process.store,
@@ -134,19 +142,46 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
                  .reload_requested = &reload_requested,
                  .read_config = [path = session.config_path()] { return load_config_file(path); },
                  .store_lock = process.store_lock.get(),
-                 .callbacks = process.callbacks.get()});
+                 .callbacks = process.callbacks.get(),
+                 .carry = carry});
 }
 
 // The API has a store connection of its own: its requests never wait behind a cycle.
 Status start_api(Session& session, const NodeConfig& self, AgentProcess& process) {
   if (self.api_port == 0) return {};
-  auto opened = open_cluster_store(session.config(), session.clock());
-  if (!opened) return std::unexpected(opened.error());
-  process.api_store = std::move(*opened);
+  if (!process.api_store) {
+    auto opened = open_cluster_store(session.config(), session.clock());
+    if (!opened) return std::unexpected(opened.error());
+    process.api_store = std::move(*opened);
+  }
   process.api =
-      std::make_unique<ApiServer>(session.config(), self, process.board, *process.api_store,
+      std::make_unique<ApiServer>(*process.config, self, process.board, *process.api_store,
                                   session.clock(), process.contacts.get());
   return process.api->start();
+}
+
+// The members changed (one machine, see ReloadPlan::nodes): the node, the agent and the API
+// are made again from the new list between two cycles. What outlives them stays: the store
+// connections, the watchdog (still watching), the callbacks' runner, the board — and the
+// postmaster, this process's child, which the new node adopts: PostgreSQL is not restarted.
+// The new agent adopts the lease on its first cycle if this node holds it, well within the
+// watchdog's deadline.
+void rebuild(Session& session, const std::string& name, AgentProcess& process) {
+  auto next = std::make_unique<ClusterConfig>(process.agent->rebuild_config());
+  AgentCarry carry = process.agent->carry();
+  pid_t postmaster = process.local->postmaster();
+  if (process.api) process.api->stop();
+  process.api.reset();
+  process.agent.reset();
+  process.local.reset();
+  process.config = std::move(next);
+  const NodeConfig& self = *process.config->find_node(name);
+  build_agent(session, self, process, &carry);
+  process.local->adopt_postmaster(postmaster);
+  if (auto ok = start_api(session, self, process); !ok) {
+    spdlog::warn("the API did not start again: {}", ok.error().message);
+    process.api.reset();
+  }
 }
 
 Status run_agent(CliState& state, const std::string& node_name) {
@@ -161,11 +196,15 @@ Status run_agent(CliState& state, const std::string& node_name) {
   auto lock = lock_node(config, **node);
   if (!lock) return std::unexpected(lock.error());
   AgentProcess process;
+  process.config = std::make_unique<ClusterConfig>(config);
+  const NodeConfig& self = *process.config->find_node(node_name);
   if (auto ok = open_services(**session, **node, process); !ok) return ok;
-  build_agent(**session, **node, process);
-  if (auto ok = start_api(**session, **node, process); !ok) return ok;
+  build_agent(**session, self, process, nullptr);
+  if (auto ok = start_api(**session, self, process); !ok) return ok;
   if (process.pinger) process.pinger->start();
-  process.agent->run(stop_requested);
+  while (process.agent->run(stop_requested) == RunEnd::kRebuild) {
+    rebuild(**session, node_name, process);
+  }
   if (process.pinger) process.pinger->stop();
   if (process.api) process.api->stop();
   return {};

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <functional>
+#include <set>
 
 #include "common/units.h"
 
@@ -43,6 +45,24 @@ restart_settings() {
   };
 }
 
+// Whether the new list only adds or removes members, every member in both unchanged (one that
+// moved, a port or a data directory, is its agent's and PostgreSQL's restart).
+bool members_added_or_removed(const ClusterConfig& before, const ClusterConfig& after) {
+  for (const NodeConfig& node : before.nodes) {
+    const NodeConfig* same = after.find_node(node.name);
+    if (same != nullptr && render_config(ClusterConfig{.nodes = {node}}) !=
+                               render_config(ClusterConfig{.nodes = {*same}})) {
+      return false;
+    }
+  }
+  auto names = [](const ClusterConfig& config) {
+    std::set<std::string> all;
+    for (const NodeConfig& node : config.nodes) all.insert(node.name);
+    return all;
+  };
+  return names(before) != names(after);
+}
+
 }  // namespace
 
 ReloadPlan plan_reload(const ClusterConfig& running, const ClusterConfig& fresh,
@@ -59,6 +79,10 @@ ReloadPlan plan_reload(const ClusterConfig& running, const ClusterConfig& fresh,
   }
   ClusterConfig old_rest = without_live_settings(running);
   ClusterConfig new_rest = without_live_settings(fresh);
+  if (members_added_or_removed(old_rest, new_rest) && !fresh.on_several_machines()) {
+    plan.nodes = fresh.nodes;
+    old_rest.nodes = new_rest.nodes;  // not a change that waits
+  }
   for (const auto& [name, value] : restart_settings()) {
     if (value(old_rest) != value(new_rest)) plan.need_restart.push_back(name);
   }
@@ -81,6 +105,18 @@ std::string describe_reload(const ReloadPlan& plan, const ClusterConfig& running
     applied.push_back(fmt::format("nofailover of {} -> {}", self, *plan.nofailover));
   }
   if (plan.callbacks) applied.push_back("callbacks");
+  if (plan.nodes) {
+    std::vector<std::string> changes;
+    for (const NodeConfig& node : *plan.nodes) {
+      if (running.find_node(node.name) == nullptr) changes.push_back("+" + node.name);
+    }
+    for (const NodeConfig& node : running.nodes) {
+      bool kept = std::ranges::any_of(
+          *plan.nodes, [&](const NodeConfig& other) { return other.name == node.name; });
+      if (!kept) changes.push_back("-" + node.name);
+    }
+    applied.push_back(fmt::format("members {}", fmt::join(changes, " ")));
+  }
   std::string line = applied.empty() ? "nothing to apply at once"
                                      : fmt::format("applied {}", fmt::join(applied, ", "));
   if (!plan.need_restart.empty()) {

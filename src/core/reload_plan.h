@@ -16,6 +16,10 @@ struct ReloadPlan {
   std::optional<std::int64_t> maximum_lag_on_failover;
   std::optional<bool> nofailover;  // this node's
   std::optional<CallbacksConfig> callbacks;
+  // One machine: members added or removed, every other member unchanged. The agent takes the
+  // new list between two cycles without restarting PostgreSQL (AgentProcess rebuilds what
+  // was made from the old one); a node no longer listed stops its agent.
+  std::optional<std::vector<NodeConfig>> nodes;
   // Changed, but kept at the running value until the agent restarts (its lease, watchdog,
   // store connections, API and PostgreSQL's files were made from them): "ha.ttl", "nodes", ...
   std::vector<std::string> need_restart;

@@ -55,6 +55,9 @@ check "far_away node1" tandem -c "$dir/tandem.yaml" switchover --to ""
 check "crash" tandem local cr
 check "node1" tandem -c "$dir/tandem.yaml" local start n
 check "--allow-data-loss" tandem failover --al
+check "--help add remove" tandem member ""
+check "--data-dir" tandem member add node9 --da
+check "far_away" tandem -c "$dir/tandem.yaml" member remove f
 (cd "$dir" && check "far_away node1" tandem reinit "") || failures=$((failures + 1))
 check "" tandem -c "$dir/missing.yaml" restart ""
 

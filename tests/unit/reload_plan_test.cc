@@ -50,10 +50,22 @@ TEST(ReloadPlan, AppliesWhatTheCycleReadsAndNamesTheRest) {
        {},
        {"ha.ttl"},
        "nothing to apply at once; changed but kept until the agent restarts: ha.ttl"},
-      {"a node added",
+      {"a node added: taken at once (the agent is built again, PostgreSQL runs on)",
        [](ClusterConfig& c) {
          c.nodes.push_back({.name = "node3", .port = 5434, .data_dir = "/d/3"});
        },
+       {},
+       {},
+       {},
+       "applied members +node3"},
+      {"a node removed and another added",
+       [](ClusterConfig& c) { c.nodes[1] = {.name = "node3", .port = 5434, .data_dir = "/d/3"}; },
+       {},
+       {},
+       {},
+       "applied members +node3 -node2"},
+      {"a member moved: its restart",
+       [](ClusterConfig& c) { c.nodes[1].port = 6000; },
        {},
        {},
        {"nodes"},
@@ -92,6 +104,23 @@ TEST(ReloadPlan, AppliesWhatTheCycleReadsAndNamesTheRest) {
     std::string line = describe_reload(plan, running, "node1");
     EXPECT_NE(line.find(each.line), std::string::npos) << line;
   }
+}
+
+// On several machines the agents count majorities over the member list: a change waits for
+// their restart (core/member_change.h).
+TEST(ReloadPlan, MembersChangeOnlyOnOneMachineAtOnce) {
+  ClusterConfig running = two_nodes();
+  running.etcd.endpoints = {"http://10.0.0.1:2379"};
+  ClusterConfig fresh = running;
+  fresh.nodes.push_back({.name = "node3", .port = 5434, .data_dir = "/d/3"});
+  ReloadPlan plan = plan_reload(running, fresh, "node1");
+  EXPECT_FALSE(plan.nodes.has_value());
+  EXPECT_EQ(plan.need_restart, std::vector<std::string>{"nodes"});
+  running.etcd = {};
+  fresh.etcd = {};
+  plan = plan_reload(running, fresh, "node1");
+  ASSERT_TRUE(plan.nodes.has_value());
+  EXPECT_EQ(plan.nodes->size(), 3u);
 }
 
 }  // namespace
