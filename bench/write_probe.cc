@@ -108,4 +108,17 @@ std::optional<WriteAttempt> WriteProbe::first_success_after(
   return std::nullopt;
 }
 
+std::chrono::milliseconds WriteProbe::longest_without_write(
+    std::chrono::system_clock::time_point from, std::chrono::system_clock::time_point to) const {
+  auto longest = std::chrono::system_clock::duration::zero();
+  auto last = from;
+  for (const WriteAttempt& attempt : attempts()) {
+    if (!attempt.acknowledged || attempt.answered_at <= from || attempt.answered_at > to) continue;
+    longest = std::max(longest, attempt.answered_at - last);
+    last = std::max(last, attempt.answered_at);
+  }
+  longest = std::max(longest, to - last);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(longest);
+}
+
 }  // namespace tandem::bench

@@ -48,6 +48,11 @@ class WriteProbe {
       std::chrono::system_clock::time_point since) const;
   std::optional<WriteAttempt> first_success_after(
       std::chrono::system_clock::time_point since) const;
+  // The longest time within [from, to] without an acknowledged write: from `from`, or from an
+  // acknowledgement, to the next one (or to `to`). A stall counts as a refusal does: a write
+  // that waits 4 s for its answer leaves 4 s without writes, failed or not.
+  std::chrono::milliseconds longest_without_write(std::chrono::system_clock::time_point from,
+                                                  std::chrono::system_clock::time_point to) const;
 
  private:
   void run();

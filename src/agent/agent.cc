@@ -60,6 +60,8 @@ Agent::Agent(const AgentParts& parts)
     last_leader_ = parts.carry->last_leader;
     promoting_postmaster_ = parts.carry->promoting_postmaster;
     unrecorded_promotion_ = parts.carry->unrecorded_promotion;
+    writable_postmaster_ = parts.carry->writable_postmaster;
+    if (parts.carry->lease) lease_.resume(*parts.carry->lease);
   }
   // A renewal that finds another holder stops a writable PostgreSQL at once, from the keeper's
   // thread: a promotion or a checkpoint in the cycle must not delay it.
@@ -87,6 +89,16 @@ Agent::Agent(const AgentParts& parts)
 }
 
 Agent::~Agent() { lease_.stop(); }
+
+AgentCarry Agent::retire() {
+  lease_.stop();
+  return {.settled_role = settled_role_,
+          .last_leader = last_leader_,
+          .promoting_postmaster = promoting_postmaster_,
+          .unrecorded_promotion = unrecorded_promotion_,
+          .lease = lease_.kept(),
+          .writable_postmaster = writable_postmaster_.load()};
+}
 
 bool Agent::others_may_lead() {
   if (!ha_.synchronous_mode) return true;

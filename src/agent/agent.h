@@ -35,6 +35,10 @@ struct AgentCarry {
   // A postmaster asked to promote, still watched, and a promotion not yet in the history.
   pid_t promoting_postmaster = 0;
   std::optional<HistoryEntry> unrecorded_promotion;
+  // The lease as its keeper held it (renewed on by the next keeper without a gap), and the
+  // postmaster a lost lease stops at once.
+  std::optional<LeaseKeeper::Kept> lease;
+  pid_t writable_postmaster = 0;
 };
 
 // What an agent is built from. Everything referenced outlives the agent.
@@ -94,9 +98,9 @@ class Agent {
   // rebuild_config(), passing carry() on; its PostgreSQL runs on and its lease is adopted.
   RunEnd run(const std::atomic<bool>& stop);
   const ClusterConfig& rebuild_config() const { return *rebuild_with_; }
-  AgentCarry carry() const {
-    return {settled_role_, last_leader_, promoting_postmaster_, unrecorded_promotion_};
-  }
+  // After run() returned kRebuild: stops the lease keeper's thread (the lease stays in the
+  // store, untouched) and returns what the agent built in this one's place takes on.
+  AgentCarry retire();
   // The shutdown run() ends with. Public for the simulation.
   void shut_down();
 

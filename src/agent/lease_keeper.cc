@@ -229,6 +229,19 @@ void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
   (void)renew_locked(renew_every);  // unreachable: retried next tick; the watchdog fences
 }
 
+std::optional<LeaseKeeper::Kept> LeaseKeeper::kept() const {
+  std::lock_guard lock(state_mutex_);
+  if (!held_ || !confirmed_at_) return std::nullopt;
+  return Kept{revision_, *confirmed_at_};
+}
+
+void LeaseKeeper::resume(const Kept& kept) {
+  std::lock_guard lock(state_mutex_);
+  held_ = true;
+  revision_ = kept.revision;
+  confirmed_at_ = kept.confirmed_at;
+}
+
 void LeaseKeeper::start(std::chrono::milliseconds renew_every) {
   std::lock_guard lock(thread_mutex_);
   if (thread_.joinable()) return;

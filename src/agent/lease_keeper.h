@@ -64,6 +64,17 @@ class LeaseKeeper {
   // When the last confirmed renewal (or the creation) was sent; nullopt while not held.
   std::optional<SteadyTime> confirmed_at() const;
 
+  // A held lease, as a keeper passes it on to the one that replaces it (the agent built again
+  // on a new member list): the revision of its last write and when that write was confirmed.
+  struct Kept {
+    Revision revision = 0;
+    SteadyTime confirmed_at{};
+  };
+  // nullopt when not held. REQUIRES: the thread stopped (stop()), so that no renewal changes it.
+  std::optional<Kept> kept() const;
+  // Holds the lease as `kept` says, before start(): renewed from there as if by this keeper.
+  void resume(const Kept& kept);
+
   // The agent's cycle ran at `at`. The thread renews for a cycle that runs: once the cycle has
   // not run for `limit` (set_stall_limit; a call that never returns), it asks `on_stalled`
   // (with how long the cycle has been silent; held or not, once a stall unless it says no) and,

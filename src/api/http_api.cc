@@ -109,7 +109,7 @@ Result<json> parse_body(const std::string& body, std::initializer_list<Field> fi
 
 ApiServer::ApiServer(const ClusterConfig& config, const NodeConfig& self, AgentBoard& board,
                      Store& store, Clock& clock, ContactBook* contacts)
-    : config_(config),
+    : config_(std::make_shared<const ClusterConfig>(config)),
       self_(self),
       layout_(config.name),
       board_(board),
@@ -119,9 +119,33 @@ ApiServer::ApiServer(const ClusterConfig& config, const NodeConfig& self, AgentB
 
 ApiServer::~ApiServer() { stop(); }
 
+std::shared_ptr<const ClusterConfig> ApiServer::config() const {
+  std::lock_guard lock(config_mutex_);
+  return config_;
+}
+
+void ApiServer::set_members(const ClusterConfig& config) {
+  auto next = std::make_shared<const ClusterConfig>(config);
+  std::lock_guard lock(config_mutex_);
+  config_ = std::move(next);
+  allow_hosts(*config_);
+}
+
+void ApiServer::allow_hosts(const ClusterConfig& config) {
+  allowed_hosts_ = {"localhost", "127.0.0.1", "::1"};
+  for (const NodeConfig& node : config.nodes) allowed_hosts_.insert(node.host);
+  for (std::string name : config.api.allowed_hosts) {
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    allowed_hosts_.insert(name);
+  }
+}
+
 Status ApiServer::start() {
-  if (!config_.api.token_file.empty()) {
-    auto token = read_secret_file(config_.api.token_file);
+  std::shared_ptr<const ClusterConfig> held = config();
+  const ClusterConfig& config = *held;
+  if (!config.api.token_file.empty()) {
+    auto token = read_secret_file(config.api.token_file);
     if (token) {
       token_ = *token;
     } else if (token.error().code != ErrorCode::kNotFound) {
@@ -129,18 +153,18 @@ Status ApiServer::start() {
     }
   }
   if (token_.empty()) spdlog::warn("API: no token file, so every change (POST) is refused");
-  if (token_.empty() && config_.on_several_machines()) {
+  if (token_.empty() && config.on_several_machines()) {
     spdlog::warn(
         "API: no token file, so the other agents' pings are not authenticated: anyone who "
         "reaches this API can claim to be another agent (set api.token_file on every node)");
   }
   HttpServerOptions options{.host = self_.host, .port = self_.api_port};
-  bool tls = !config_.api.tls_cert_file.empty();
+  bool tls = !config.api.tls_cert_file.empty();
   std::string cannot_use = fmt::format("api: cannot use the certificate {} with the key {}",
-                                       config_.api.tls_cert_file, config_.api.tls_key_file);
+                                       config.api.tls_cert_file, config.api.tls_key_file);
   if (tls) {
-    auto cert = read_file(config_.api.tls_cert_file);
-    auto key = read_file(config_.api.tls_key_file);
+    auto cert = read_file(config.api.tls_cert_file);
+    auto key = read_file(config.api.tls_key_file);
     if (!cert || !key) {
       return fail(ErrorCode::kInvalidArgument,
                   fmt::format("{}: {}", cannot_use, (!cert ? cert : key).error().message));
@@ -150,15 +174,12 @@ Status ApiServer::start() {
   }
   // The other agents' pings decide fencing: their addresses have connections of their own that
   // public clients cannot take, and no per-address cap.
-  for (const NodeConfig& node : config_.nodes) {
+  for (const NodeConfig& node : config.nodes) {
     if (node.host != self_.host) options.reserved_addresses.insert(node.host);
   }
-  allowed_hosts_ = {"localhost", "127.0.0.1", "::1"};
-  for (const NodeConfig& node : config_.nodes) allowed_hosts_.insert(node.host);
-  for (std::string name : config_.api.allowed_hosts) {
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    allowed_hosts_.insert(name);
+  {
+    std::lock_guard lock(config_mutex_);
+    allow_hosts(config);
   }
   route();
   server_ = std::make_unique<HttpServer>(
@@ -171,7 +192,7 @@ Status ApiServer::start() {
     }
     return fail(ErrorCode::kConflict, "API: " + ok.error().message);
   }
-  spdlog::info("API on {}{}", api_url(config_, self_), token_.empty() ? " (read-only)" : "");
+  spdlog::info("API on {}{}", api_url(config, self_), token_.empty() ? " (read-only)" : "");
   return {};
 }
 
@@ -226,7 +247,7 @@ void ApiServer::get_health(const HttpRequest& request, HttpResponse& response) {
   AgentSnapshot snapshot = board_.snapshot();
   HealthReply reply = check_health(*check, {.self = self_.name,
                                             .snapshot = snapshot,
-                                            .ttl = config_.ha.ttl,
+                                            .ttl = config()->ha.ttl,
                                             .now = clock_.steady_now(),
                                             .lag_limit = lag});
   reply_json(response, reply.status, reply.body);
@@ -255,7 +276,7 @@ void ApiServer::get_ping(const HttpRequest& request, HttpResponse& response) {
 
 void ApiServer::get_cluster(const HttpRequest&, HttpResponse& response) {
   auto view = read_view();
-  reply_json(response, 200, cluster_json(config_, view ? std::optional(*view) : std::nullopt));
+  reply_json(response, 200, cluster_json(*config(), view ? std::optional(*view) : std::nullopt));
 }
 
 void ApiServer::get_history(const HttpRequest&, HttpResponse& response) {
@@ -312,7 +333,7 @@ void ApiServer::post_switchover(const HttpRequest& request, HttpResponse& respon
   }
   change_leader(
       [&](const ClusterView& view) {
-        return plan_switchover(view, config_, body->value("leader", ""),
+        return plan_switchover(view, *config(), body->value("leader", ""),
                                body->value("candidate", ""));
       },
       response);
@@ -325,8 +346,8 @@ void ApiServer::post_failover(const HttpRequest& request, HttpResponse& response
   if (!body) return reply_failure(response, body.error());
   change_leader(
       [&](const ClusterView& view) {
-        return plan_failover(view, config_, body->value("leader", ""), body->value("candidate", ""),
-                             body->value("allow_data_loss", false));
+        return plan_failover(view, *config(), body->value("leader", ""),
+                             body->value("candidate", ""), body->value("allow_data_loss", false));
       },
       response);
 }
@@ -432,8 +453,12 @@ HttpResponse ApiServer::dispatch(const HttpRequest& request) {
   HttpResponse response;
   // DNS rebinding: a page from elsewhere that made its name point here sends that name. Health
   // checks tell only up or down, and load balancers may name a node as they please: exempt.
-  if (request.has_header("Host") && !health_check_for(request.path) &&
-      !allowed_hosts_.contains(host_name(request.header("Host")))) {
+  bool host_allowed = true;
+  if (request.has_header("Host") && !health_check_for(request.path)) {
+    std::lock_guard lock(config_mutex_);
+    host_allowed = allowed_hosts_.contains(host_name(request.header("Host")));
+  }
+  if (!host_allowed) {
     reply_error(response, 421,
                 fmt::format("this API answers only to its own addresses, not to Host '{}' (add "
                             "names to api.allowed_hosts)",

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -21,7 +22,8 @@ namespace tandem {
 
 class ApiServer {
  public:
-  // REQUIRES: self.api_port != 0; everything passed outlives the server.
+  // REQUIRES: self.api_port != 0; `board`, `store`, `clock` and `contacts` outlive the server
+  // (the config and self are copied).
   ApiServer(const ClusterConfig& config, const NodeConfig& self, AgentBoard& board, Store& store,
             Clock& clock, ContactBook* contacts = nullptr);
   ~ApiServer();
@@ -30,6 +32,10 @@ class ApiServer {
   // POST refused), binds the port and serves on a thread of its own.
   Status start();
   void stop();
+
+  // The members changed (one machine, see ReloadPlan::nodes): requests from now on see the new
+  // list; those under way keep the one they started with. Any thread.
+  void set_members(const ClusterConfig& config);
 
   // How long a switchover or failover may take before it is withdrawn and answered 503.
   void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ = timeout; }
@@ -76,8 +82,13 @@ class ApiServer {
   void post_resume(const HttpRequest& request, HttpResponse& response);
   void set_paused_to(bool paused, const HttpRequest& request, HttpResponse& response);
 
-  const ClusterConfig& config_;
-  const NodeConfig& self_;
+  // The config as of now: a copy, replaced whole by set_members.
+  std::shared_ptr<const ClusterConfig> config() const;
+  void allow_hosts(const ClusterConfig& config);  // REQUIRES: config_mutex_ held
+
+  mutable std::mutex config_mutex_;
+  std::shared_ptr<const ClusterConfig> config_;
+  const NodeConfig self_;
   ClusterLayout layout_;
   AgentBoard& board_;
   Store& store_;
@@ -89,7 +100,7 @@ class ApiServer {
   std::map<std::string, Handler> gets_;
   std::map<std::string, Handler> posts_;
   std::set<std::string> slow_gets_;
-  std::set<std::string> allowed_hosts_;  // names and addresses a Host header may give
+  std::set<std::string> allowed_hosts_;  // names and addresses a Host header may give (locked)
 };
 
 }  // namespace tandem

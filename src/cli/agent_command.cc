@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -64,8 +63,8 @@ Result<int> lock_node(const ClusterConfig& config, const NodeConfig& node) {
 // in reverse): the cycle's store connection, the watchdog, the lease keeper's store connection,
 // quorum fencing's contact book and pinger, the node, the board, the agent, then the API.
 struct AgentProcess {
-  // The config the node, the agent and the API are made from: the session's at first, the
-  // running one with the new members after a change (see rebuild).
+  // The config the node and the agent are made from (the API keeps a copy): the session's at
+  // first, the running one with the new members after a change (see rebuild).
   std::unique_ptr<ClusterConfig> config;
   std::unique_ptr<Store> store;
   std::unique_ptr<FencingWatchdog> watchdog;
@@ -160,28 +159,22 @@ Status start_api(Session& session, const NodeConfig& self, AgentProcess& process
   return process.api->start();
 }
 
-// The members changed (one machine, see ReloadPlan::nodes): the node, the agent and the API
-// are made again from the new list between two cycles. What outlives them stays: the store
-// connections, the watchdog (still watching), the callbacks' runner, the board — and the
-// postmaster, this process's child, which the new node adopts: PostgreSQL is not restarted.
-// The new agent adopts the lease on its first cycle if this node holds it, well within the
-// watchdog's deadline.
+// The members changed (one machine, see ReloadPlan::nodes): the node and the agent are made
+// again from the new list between two cycles. What outlives them stays: the store connections,
+// the watchdog (still watching), the callbacks' runner, the board, the API (told the new list)
+// — and the postmaster, this process's child, which the new node adopts: PostgreSQL is not
+// restarted. The lease passes from the old keeper, stopped first, to the new one, which renews
+// it on from the same revision.
 void rebuild(Session& session, const std::string& name, AgentProcess& process) {
   auto next = std::make_unique<ClusterConfig>(process.agent->rebuild_config());
-  AgentCarry carry = process.agent->carry();
+  AgentCarry carry = process.agent->retire();
   pid_t postmaster = process.local->postmaster();
-  if (process.api) process.api->stop();
-  process.api.reset();
   process.agent.reset();
   process.local.reset();
   process.config = std::move(next);
-  const NodeConfig& self = *process.config->find_node(name);
-  build_agent(session, self, process, &carry);
+  build_agent(session, *process.config->find_node(name), process, &carry);
   process.local->adopt_postmaster(postmaster);
-  if (auto ok = start_api(session, self, process); !ok) {
-    spdlog::warn("the API did not start again: {}", ok.error().message);
-    process.api.reset();
-  }
+  if (process.api) process.api->set_members(*process.config);
 }
 
 Status run_agent(CliState& state, const std::string& node_name) {

@@ -71,8 +71,12 @@ Status add_member(Session& session, const NodeConfig& node, std::chrono::seconds
   if (!next) return std::unexpected(next.error());
   Context& context = (*next)->context();
   reload_running_agents(config, context);
+  std::string then = fmt::format(
+      "{} is a member now (tandem.yaml), but: start its agent with `tandem local start {}`, or "
+      "take it out with `tandem member remove {}`",
+      node.name, node.name, node.name);
   if (auto ok = start_agent(context, session.config_path(), *grown->find_node(node.name)); !ok) {
-    return ok;
+    return fail_with_context(ok.error(), then);
   }
   if (auto ok = wait_cluster_ready(context, wait); !ok) return ok;
   fmt::print("{} streams: the cluster has {} members\n", node.name, grown->nodes.size());
@@ -90,12 +94,20 @@ Status remove_member(Session& session, const std::string& name) {
   auto shrunk = plan_member_remove(config, name, view.leader ? view.leader->name : "");
   if (!shrunk) return std::unexpected(shrunk.error());
   const NodeConfig removed = *config.find_node(name);
-  if (auto ok = rewrite_config(session.config_path(), *shrunk); !ok) return ok;
-  fmt::print("{} removed from {}\n", name, session.config_path());
+  // Its agent first, cleanly (its PostgreSQL too): refused there, nothing has changed. Then the
+  // file, then the others take the new list.
   Context& old_context = session.context();
-  // Its agent first, cleanly (its PostgreSQL too), then the others take the new list.
-  if (auto ok = signal_agent(old_context, removed, SIGTERM); !ok) return ok;
+  if (auto ok = signal_agent(old_context, removed, SIGTERM); !ok) {
+    return fail_with_context(ok.error(), "stopping the agent of " + name + " (nothing changed)");
+  }
   old_context.report(fmt::format("stopped the agent of {} and its PostgreSQL", name));
+  if (auto ok = rewrite_config(session.config_path(), *shrunk); !ok) {
+    return fail_with_context(
+        ok.error(), fmt::format("{} is stopped but still a member (start it again with `tandem "
+                                "local start {}`)",
+                                name, name));
+  }
+  fmt::print("{} removed from {}\n", name, session.config_path());
   auto next = Session::open(*shrunk, session.config_path());
   if (!next) return std::unexpected(next.error());
   Context& context = (*next)->context();

@@ -13,13 +13,17 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
   std::vector<const SyncObservation::Standby*> usable;
   std::vector<std::string> stalled;
   for (const SyncObservation::Standby& standby : seen.streaming) {
+    // The clock starts at the first sight of it behind at this position: a standby that sat
+    // caught up through an idle minute is not stalled by the first commit after it (review).
     auto known = memory.progress.find(standby.name);
-    SyncMemory::Progress progress{standby.flush, now};
-    if (known != memory.progress.end() && known->second.flush == standby.flush) {
-      progress = known->second;
+    SyncMemory::Progress progress{standby.flush, std::nullopt};
+    if (standby.flush < seen.current) {
+      bool still = known != memory.progress.end() && known->second.flush == standby.flush &&
+                   known->second.behind_since;
+      progress.behind_since = still ? known->second.behind_since : now;
     }
     step.memory.progress[standby.name] = progress;
-    if (standby.flush < seen.current && now - progress.since >= kSyncStallLimit) {
+    if (progress.behind_since && now - *progress.behind_since >= kSyncStallLimit) {
       stalled.push_back(standby.name);
     } else {
       usable.push_back(&standby);

@@ -38,7 +38,9 @@ struct SyncMemory {
   std::optional<Lsn> pending_since;  // the configured standby must flush this far to be named
   struct Progress {
     Lsn flush;
-    std::chrono::steady_clock::time_point since;  // when flush was first seen at this position
+    // Since when it has been seen behind the primary at this position; nullopt while caught up
+    // (an idle standby is no stalled one).
+    std::optional<std::chrono::steady_clock::time_point> behind_since;
   };
   std::map<std::string, Progress> progress;  // of each streaming standby
 };

@@ -284,8 +284,11 @@ TEST_F(AgentTest, CallbacksTellEachRoleChangeOnce) {
       EXPECT_EQ(line, promoted);
     }
   }
-  EXPECT_NE(agent_log(new_primary).find("callback on_role_change primary: recorded"),
-            std::string::npos);
+  // The script's output reaches the log once it has ended (it sleeps a second).
+  EXPECT_TRUE(eventually([&] {
+    return agent_log(new_primary).find("callback on_role_change primary: recorded") !=
+           std::string::npos;
+  })) << agent_log(new_primary);
   // A clean stop of the new primary's agent: on_stop primary, run before the agent exits.
   std::size_t stopped_from = lines().size();
   tandem_ok({"local", "stop", new_primary});

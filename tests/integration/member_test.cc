@@ -3,9 +3,12 @@
 // keeps its data — the running agents taking the new list without a restart of PostgreSQL,
 // while a probe writes. Bad requests change nothing.
 #include <fmt/format.h>
+#include <httplib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "bench/local_queries.h"
 #include "bench/write_probe.h"
@@ -88,6 +91,18 @@ TEST_F(MemberTest, AddAndRemoveWhileTheClusterWrites) {
     EXPECT_TRUE(took(name, "+node3", 1)) << agent_log(name);
   }
 
+  // The leader's API lists node3 (told the new list, not restarted).
+  {
+    httplib::Client api(node(first).host, node(first).api_port);
+    auto cluster = api.Get("/cluster");
+    ASSERT_TRUE(cluster);
+    auto document = nlohmann::json::parse(cluster->body, nullptr, false);
+    std::set<std::string> members;
+    if (document.contains("members")) {
+      for (const auto& member : document["members"]) members.insert(member.value("name", ""));
+    }
+    EXPECT_TRUE(members.contains("node3")) << cluster->body;
+  }
   // The running agents know node3: the leader hands the lease to it.
   probe.stop();
   tandem_ok({"switchover", "--to", "node3"});

@@ -25,12 +25,18 @@ struct Case {
   const char* why;  // the log line starts with it
 };
 
-// node2 was at 0/50 since kStart, per `memory`.
+// Each standby seen behind at its position since kStart, per `memory`.
 SyncMemory seen_at(std::vector<std::pair<std::string, std::uint64_t>> flushes,
                    std::optional<std::uint64_t> pending = std::nullopt) {
   SyncMemory memory;
   if (pending) memory.pending_since = Lsn(*pending);
   for (auto& [name, flush] : flushes) memory.progress[name] = {Lsn(flush), kStart};
+  return memory;
+}
+// Each standby seen caught up at its position.
+SyncMemory caught_up_at(std::vector<std::pair<std::string, std::uint64_t>> flushes) {
+  SyncMemory memory;
+  for (auto& [name, flush] : flushes) memory.progress[name] = {Lsn(flush), std::nullopt};
   return memory;
 }
 
@@ -124,6 +130,14 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        {},
        ""},
+      {"caught up through an idle minute, then one commit ahead: its stall counts from now",
+       {"node2", "node2", Lsn(121), {{"node2", Lsn(120), true}, {"node3", Lsn(121), false}}},
+       caught_up_at({{"node2", 120}, {"node3", 120}}),
+       milliseconds(60000),
+       false,
+       {},
+       {},
+       ""},
       {"the configured one moved: its stall counts from now",
        {"node2", "node2", Lsn(120), {{"node2", Lsn(60), true}, {"node3", Lsn(120), false}}},
        seen_at({{"node2", 50}}),
@@ -164,12 +178,15 @@ TEST(SyncPlan, RemembersWhereEachStandbyWasAndSinceWhen) {
   SyncObservation seen{"node2", "", Lsn(120), {{"node2", Lsn(50), true}}};
   SyncStep first = plan_sync(seen, {}, kStart);
   ASSERT_TRUE(first.memory.progress.contains("node2"));
-  EXPECT_EQ(first.memory.progress["node2"].since, kStart);
+  EXPECT_EQ(first.memory.progress["node2"].behind_since, kStart);
   EXPECT_EQ(first.memory.pending_since, Lsn(120));
   SyncStep second = plan_sync(seen, first.memory, kStart + milliseconds(500));
-  EXPECT_EQ(second.memory.progress["node2"].since, kStart);  // it has not moved
+  EXPECT_EQ(second.memory.progress["node2"].behind_since, kStart);  // it has not moved
+  seen.current = Lsn(50);                                           // caught up: no longer behind
+  SyncStep idle = plan_sync(seen, second.memory, kStart + milliseconds(550));
+  EXPECT_EQ(idle.memory.progress["node2"].behind_since, std::nullopt);
   seen.streaming = {};
-  SyncStep gone = plan_sync(seen, second.memory, kStart + milliseconds(600));
+  SyncStep gone = plan_sync(seen, idle.memory, kStart + milliseconds(600));
   EXPECT_FALSE(gone.memory.progress.contains("node2"));
 }
 
