@@ -45,9 +45,10 @@ bench-smoke: build
 	@$(BUILD_DIR)/bench/tandem-bench --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/bench-smoke
 
 # K random faults on local clusters, a third of them on a starved machine; results in
-# bench/results/chaos.{json,md}.
+# bench/results/chaos.{json,md}, every trial's line in chaos.log.
 chaos: build
-	@$(BUILD_DIR)/bench/tandem-chaos --tandem $(BUILD_DIR)/tandem --trials $(or $(TRIALS),110) --out bench/results
+	@bash -o pipefail -c '$(BUILD_DIR)/bench/tandem-chaos --tandem $(BUILD_DIR)/tandem \
+	  --trials $(or $(TRIALS),110) --out bench/results 2>&1 | tee bench/results/chaos.log'
 
 # K random faults (TRIALS, default 30) on clusters of three hosts in network namespaces with a
 # 3-member etcd (root); results in bench/results/chaos-multihost.{json,md}. `make test` runs two
