@@ -41,8 +41,10 @@ class LocalNode {
   virtual Status clone(const std::string& leader) = 0;
   // Starts the server as a primary (the lease holder) and returns at once. `may_spawn` is
   // asked right before the postmaster is spawned, after every other step: a step that hung
-  // long enough for the lease to go elsewhere must not end in a primary.
-  virtual Status start_primary(const std::function<Status()>& may_spawn) = 0;
+  // long enough for the lease to go elsewhere must not end in a primary. Its commits wait for
+  // `synchronous_standby` ("" for none).
+  virtual Status start_primary(const std::function<Status()>& may_spawn,
+                               const std::string& synchronous_standby) = 0;
   // Starts the server read-only, streaming from `leader` ("" for nobody) and returns at once.
   virtual Status start_standby(const std::string& leader) = 0;
   // Points a running standby at `leader`.

@@ -71,8 +71,13 @@ Status PgLocalNode::clone(const std::string& leader) {
   return clone_standby(context_, self_, leader);
 }
 
-Status PgLocalNode::start_primary(const std::function<Status()>& may_spawn) {
-  if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr); !ok) return ok;
+Status PgLocalNode::start_primary(const std::function<Status()>& may_spawn,
+                                  const std::string& synchronous_standby) {
+  if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr,
+                                 ServerRole::kPrimary, synchronous_standby);
+      !ok) {
+    return ok;
+  }
   if (auto ok = may_spawn(); !ok) return ok;
   return controller_.spawn(self_);
 }

@@ -28,7 +28,8 @@ class PgLocalNode final : public LocalNode {
   std::optional<PrimaryDetails> primary_details() override { return observer_.primary_details(); }
   Status initialize() override;
   Status clone(const std::string& leader) override;
-  Status start_primary(const std::function<Status()>& may_spawn) override;
+  Status start_primary(const std::function<Status()>& may_spawn,
+                       const std::string& synchronous_standby) override;
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;

@@ -284,7 +284,8 @@ Status SimNode::clone(const std::string& leader) {
   return {};
 }
 
-Status SimNode::start_primary(const std::function<Status()>& may_spawn) {
+Status SimNode::start_primary(const std::function<Status()>& may_spawn,
+                              const std::string& synchronous_standby) {
   if (auto ok = usable(); !ok) return ok;
   if (auto ok = may_spawn(); !ok) return ok;
   Pg& server = pg();
@@ -292,7 +293,7 @@ Status SimNode::start_primary(const std::function<Status()>& may_spawn) {
   server.running = true;
   server.standby_signal = false;
   server.upstream.clear();
-  server.sync_names.clear();  // tandem.conf is written without synchronous_standby_names
+  server.sync_names = synchronous_standby;  // tandem.conf's synchronous_standby_names
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(800));
   world_.start_pg(index_);
   world_.became_primary(index_);
@@ -504,6 +505,7 @@ ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
   settings.synchronous = rng() % 2 == 0;
   settings.faults = 1 + static_cast<int>(rng() % 4);
   settings.promotion_latency_max = SimTime(rng() % 3 == 0 ? 4000 : 1200);
+  settings.rebuilds = rng() % 4 == 0;  // drawn last: the draws above are those of older runs
   return settings;
 }
 
@@ -1064,6 +1066,15 @@ void World::start_agent(int index) {
   if (!multi_host() && !settings.no_lock_watch) {
     slot.lock_watch = std::make_unique<SimLockWatch>(*this);
   }
+  build_agent(index, nullptr);
+  if (multi_host()) pings_.start(index);
+  schedule(clock.now + random_ms(SimTime(1), SimTime(100)), Kind::kCycle, index);
+  schedule(clock.now + SimTime(5), Kind::kKeeper, index);
+  schedule(clock.now + SimTime(10), Kind::kWatchdog, index);
+}
+
+void World::build_agent(int index, const AgentCarry* carry) {
+  Slot& slot = slots[index];
   slot.agent = std::make_unique<Agent>(AgentParts{.config = config,
                                                   .self = config.nodes[index],
                                                   .node = *slot.local,
@@ -1074,7 +1085,8 @@ void World::start_agent(int index) {
                                                   .board = slot.board.get(),
                                                   .keeper_thread = false,
                                                   .layout = &layout_,
-                                                  .store_lock = slot.lock_watch.get()});
+                                                  .store_lock = slot.lock_watch.get(),
+                                                  .carry = carry});
   // Its cycle and its keeper are fibers of this thread: a write that finds the other's under
   // way lets time pass until it is done, as the blocked thread would.
   slot.agent->lease_keeper().set_lock_wait([this, index] { spend(index, SimTime(1)); });
@@ -1089,10 +1101,19 @@ void World::start_agent(int index) {
     slots[index].board->set_stalled_out();
     return true;
   });
-  if (multi_host()) pings_.start(index);
-  schedule(clock.now + random_ms(SimTime(1), SimTime(100)), Kind::kCycle, index);
-  schedule(clock.now + SimTime(5), Kind::kKeeper, index);
-  schedule(clock.now + SimTime(10), Kind::kWatchdog, index);
+}
+
+void World::rebuild_agent(int index) {
+  Slot& slot = slots[index];
+  if (!slot.alive || !slot.agent || slot.destroy_pending) return;  // nothing runs to rebuild
+  if (slot.busy > 0 || agent_frozen(index) || slot.cycle_parked || slot.keeper_parked) {
+    schedule(clock.now + SimTime(5), Kind::kCall, index, [this, index] { rebuild_agent(index); });
+    return;
+  }
+  note(fmt::format("{}'s agent is built again (its members changed)", config.nodes[index].name));
+  AgentCarry carry = slot.agent->retire();
+  slot.agent.reset();
+  build_agent(index, &carry);
 }
 
 // A host crash: the agent dies, and with it (PR_SET_PDEATHSIG) its PostgreSQL and watchdog.
@@ -1541,6 +1562,11 @@ Verdict World::run() {
     last_fault_ = std::max(last_fault_, at);
     schedule(at, Kind::kCall, -1, [this] { inject_fault(); });
   }
+  for (int k = 0; settings.rebuilds && k < 3; ++k) {
+    int index = static_cast<int>(rng() % slots.size());
+    schedule(random_ms(clock.now, window_end), Kind::kCall, index,
+             [this, index] { rebuild_agent(index); });
+  }
   run_until(window_end + SimTime(5000));  // every restart has happened by then
   last_heal_ = std::max(last_heal_, network.last_heal());
   if (last_heal_ > clock.now) run_until(last_heal_);
@@ -1580,8 +1606,10 @@ Verdict World::run() {
   return verdict_;
 }
 
-Verdict run_scenario(std::uint64_t seed, bool multi_host) {
-  World world(seed, settings_for(seed, multi_host));
+Verdict run_scenario(std::uint64_t seed, bool multi_host, bool rebuilds) {
+  ScenarioSettings settings = settings_for(seed, multi_host);
+  settings.rebuilds = settings.rebuilds && rebuilds;
+  World world(seed, settings);
   return world.run();
 }
 

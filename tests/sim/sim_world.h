@@ -151,6 +151,9 @@ struct ScenarioSettings {
   // The canary of the store's write lock: agents that never look for a process stopped holding
   // it (no StoreLockWatch).
   bool no_lock_watch = false;
+  // Agents built again at random moments between two cycles, as a change of the members does
+  // (Agent::retire, AgentCarry): PostgreSQL, the watchdog, the board and the pings run on.
+  bool rebuilds = false;
 };
 
 class World;
@@ -163,7 +166,8 @@ class SimNode final : public LocalNode {
   std::optional<PrimaryDetails> primary_details() override { return std::nullopt; }
   Status initialize() override;
   Status clone(const std::string& leader) override;
-  Status start_primary(const std::function<Status()>& may_spawn) override;
+  Status start_primary(const std::function<Status()>& may_spawn,
+                       const std::string& synchronous_standby) override;
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;
@@ -362,6 +366,9 @@ class World {
   void resume_agent(int index);
   // SIGKILL to it; its service starts it again 2 s later.
   void kill_stopped_agent(int index);
+  // The node's agent built again in its process (see ScenarioSettings::rebuilds); waits for a
+  // cycle or a renewal under way to end, as the real one waits for its cycle to return.
+  void rebuild_agent(int index);
   // Multi-host: the host suspended for `length` (see HostClock).
   void suspend_host(int index, SimTime length);
   // The agent's threads (pinger and API included) are stopped: by SIGSTOP or with the host.
@@ -414,6 +421,9 @@ class World {
   // The agent's freeze (and its hold on the store's lock) ends now: its parked calls go on.
   void end_freeze(int index);
   void start_agent(int index);
+  // The agent of a slot whose watchdog, board, contacts and node are there: a new one, or one
+  // built again with what the old one passed on.
+  void build_agent(int index, const AgentCarry* carry);
   void kill_agent(int index);
   void cycle(int index);
   void run_cycle(int index);
@@ -490,7 +500,9 @@ inline constexpr SimTime kLivenessBound{25000};
 inline constexpr SimTime kSyncNamingBound{5000};
 
 // Runs one seeded scenario; the seed also chooses its settings.
-Verdict run_scenario(std::uint64_t seed, bool multi_host = false);
+// `rebuilds` false: never rebuild an agent, whatever the seed draws (the seeds that found bugs
+// before rebuilds were modelled replay their schedules).
+Verdict run_scenario(std::uint64_t seed, bool multi_host = false, bool rebuilds = true);
 ScenarioSettings settings_for(std::uint64_t seed, bool multi_host = false);
 
 }  // namespace tandem::sim
