@@ -114,10 +114,10 @@ std::string describe_source() {
   if (!head || head->exit_code != 0) return "an unknown commit (no git checkout)";
   std::string commit = head->output.substr(0, head->output.find('\n'));
   // The source's changes, not the results': a run writes its log into bench/results as it goes.
-  auto status = runner.run(
-      {.program = "/usr/bin/git",
-       .args = {"-C", TANDEM_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no", "--",
-                ".", ":(exclude)bench/results"}});
+  auto status =
+      runner.run({.program = "/usr/bin/git",
+                  .args = {"-C", TANDEM_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no",
+                           "--", ".", ":(exclude)bench/results"}});
   long changed = 0;
   if (status && status->exit_code == 0) {
     for (char c : status->output) changed += c == '\n' ? 1 : 0;
