@@ -5,8 +5,10 @@
 namespace tandem::bench {
 
 std::string node_conninfo(const ClusterConfig& config, const std::string& node) {
+  // An unknown name (no primary found, say) reaches no server rather than crashing the caller.
+  const NodeConfig* found = config.find_node(node);
   return make_conninfo({{"host", config.socket_dir},
-                        {"port", std::to_string(config.find_node(node)->port)},
+                        {"port", std::to_string(found != nullptr ? found->port : 0)},
                         {"user", config.superuser},
                         {"dbname", "test_app"},
                         {"connect_timeout", "1"}});
