@@ -90,6 +90,19 @@ class AgentTest : public LocalClusterTest {
     }));
     return crash;
   }
+  // The standby `primary` waits for, once its agent has named it in the store; "" if none
+  // within the wait.
+  std::string named_synchronous_standby(const std::string& primary) {
+    std::string standby;
+    bool named = eventually([&] {
+      standby = value(primary,
+                      "SELECT application_name AS v FROM pg_stat_replication "
+                      "WHERE sync_state = 'sync'");
+      return !standby.empty() && standby.find("ERROR") == std::string::npos &&
+             agent_log(primary).find(standby + " is the synchronous standby") != std::string::npos;
+    });
+    return named ? standby : "";
+  }
   std::string timeline(const std::string& name) {
     return value(name, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS v");
   }
@@ -562,15 +575,8 @@ TEST_F(AgentTest, SynchronousModeLosesNoAcknowledgedWriteInAHostCrash) {
   up(2, [](ClusterConfig& config) { config.ha.synchronous_mode = true; });
   std::string old_primary = current_primary();
   ASSERT_FALSE(old_primary.empty());
-  std::string sync_standby;
-  ASSERT_TRUE(eventually([&] {
-    sync_standby = value(old_primary,
-                         "SELECT application_name AS v FROM pg_stat_replication "
-                         "WHERE sync_state = 'sync'");
-    return !sync_standby.empty() && sync_standby.find("ERROR") == std::string::npos &&
-           agent_log(old_primary).find(sync_standby + " is the synchronous standby") !=
-               std::string::npos;
-  }));
+  std::string sync_standby = named_synchronous_standby(old_primary);
+  ASSERT_FALSE(sync_standby.empty());
   WriteProbe probe(any_primary_conninfo(), milliseconds(20));
   Crash crash = crash_under_load(old_primary, probe, 30);
   ASSERT_TRUE(crash.resumed);
@@ -595,14 +601,8 @@ TEST_F(AgentTest, AStalledSynchronousStandbyIsReplacedAndCommitsGoOn) {
   up(2, [](ClusterConfig& config) { config.ha.synchronous_mode = true; });
   std::string primary = current_primary();
   ASSERT_FALSE(primary.empty());
-  std::string stalled;
-  ASSERT_TRUE(eventually([&] {
-    stalled = value(primary,
-                    "SELECT application_name AS v FROM pg_stat_replication "
-                    "WHERE sync_state = 'sync'");
-    return !stalled.empty() && stalled.find("ERROR") == std::string::npos &&
-           agent_log(primary).find(stalled + " is the synchronous standby") != std::string::npos;
-  }));
+  std::string stalled = named_synchronous_standby(primary);
+  ASSERT_FALSE(stalled.empty());
   std::string receiver = value(stalled, "SELECT pid::text AS v FROM pg_stat_wal_receiver");
   ASSERT_FALSE(receiver.empty());
   pid_t frozen = std::stoi(receiver);
