@@ -147,7 +147,7 @@ Status signal_agent(Context& context, const NodeConfig& node, int signal) {
   return {};
 }
 
-Status wait_cluster_ready(Context& context, std::chrono::milliseconds timeout) {
+Status wait_cluster_ready(Context& context, std::chrono::milliseconds timeout, bool primary_only) {
   std::string waiting_for = "a primary";
   bool ready = poll_until(context.clock, timeout, std::chrono::milliseconds(200), [&] {
     ClusterReport report = collect_status(context);
@@ -155,6 +155,7 @@ Status wait_cluster_ready(Context& context, std::chrono::milliseconds timeout) {
       waiting_for = "a primary";
       return false;
     }
+    if (primary_only) return true;
     for (const NodeReport& node : report.nodes) {
       if (node.name == *report.primary) continue;
       if (node.role != NodeRole::kStandby || !node.replication ||

@@ -28,7 +28,8 @@ Status start_agent(Context& context, const std::string& config_path, const NodeC
 // Sends `signal` to the node's agent and, unless it is SIGKILL, waits until it has exited.
 Status signal_agent(Context& context, const NodeConfig& node, int signal);
 
-// Waits until one node is primary and every other streams from it.
-Status wait_cluster_ready(Context& context, std::chrono::milliseconds timeout);
+// Waits until one node is primary and, unless `primary_only`, every other streams from it.
+Status wait_cluster_ready(Context& context, std::chrono::milliseconds timeout,
+                          bool primary_only = false);
 
 }  // namespace tandem

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "local/local_agents.h"
@@ -87,9 +88,14 @@ Status local_up(Context& context, const std::string& config_path) {
     }
   }
   if (config.ha.agents) {
-    // The agents bootstrap, clone and start everything themselves.
+    // The agents bootstrap, clone and start everything themselves. A new cluster's primary is
+    // its first node, as without agents: its agent starts alone until it has bootstrapped.
+    bool fresh = std::ranges::none_of(config.nodes, has_data);
     for (const NodeConfig& node : config.nodes) {
       if (auto ok = start_agent(context, config_path, node); !ok) return ok;
+      if (fresh && &node == &config.nodes.front()) {
+        if (auto ok = wait_cluster_ready(context, std::chrono::minutes(1), true); !ok) return ok;
+      }
     }
     return wait_cluster_ready(context, std::chrono::minutes(3));
   }
