@@ -522,7 +522,8 @@ std::vector<std::string> failover_candidates(const ClusterView& view, const HaCo
 }
 
 bool others_may_lead(const ClusterView& view, const HaConfig& config) {
-  return !config.synchronous_mode || (view.sync_standby && !view.sync_standby->empty());
+  return !config.synchronous_mode || (view.sync_standby && !view.sync_standby->empty()) ||
+         (!view.sync_leader.empty() && view.sync_leader != config.self);
 }
 
 std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config) {

@@ -122,9 +122,11 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
 // by received WAL, then name.
 std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config);
 
-// Whether any node but the leader could take over from it at all: always in asynchronous mode;
-// in synchronous mode only while `sync` names a standby (the leader alone has every
-// acknowledged commit otherwise). A leader whose cycle hangs past ha.cycle_stall_limit gives
+// Whether any node but this one could lead at all: always in asynchronous mode; in synchronous
+// mode while `sync` names a standby, or names another node as the leader (this node then has no
+// acknowledged commit the others lack: seed 163652320, a primary whose cycle hung after another
+// took over answered "may write" for 30 s and blocked every takeover). Otherwise the leader
+// alone has every acknowledged commit. A leader whose cycle hangs past ha.cycle_stall_limit gives
 // up its lease only then; `view` must be the store as it is now, not as a cycle read it before
 // naming or unnaming a standby (seed 277724970).
 bool others_may_lead(const ClusterView& view, const HaConfig& config);

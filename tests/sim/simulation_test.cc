@@ -170,6 +170,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // at each restart in place, then its cycle hung 30 s with the lease: nobody could lead.
       // A restart in place now keeps waiting for the standby the record names.
       {270247736150, false, true},
+      // Synchronous, several machines: a primary's cycle hung after another node took over; at
+      // the stall limit its keeper kept "may write" because the sync record named no standby
+      // (it was written for the new leader, which had crashed): nobody led for 25 s.
+      {163652320, true, true},
   };
   for (auto [seed, multi_host, rebuilds] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds);

@@ -566,18 +566,22 @@ TEST(Decide, OthersMayLeadUnlessSynchronousWithoutASynchronousStandby) {
     bool synchronous;
     std::optional<std::string> sync;  // the `sync` record: nullopt when absent
     bool expected;
+    std::string sync_leader = "node1";  // the leader the record was written for
   };
   std::vector<Case> cases = {
       {"asynchronous, no sync record", false, std::nullopt, true},
       {"asynchronous, whatever the record says", false, std::string(), true},
-      {"synchronous, no sync record", true, std::nullopt, false},
+      {"synchronous, no sync record", true, std::nullopt, false, ""},
       {"synchronous, the record names nobody", true, std::string(), false},
       {"synchronous, a standby named", true, std::string("node2"), true},
+      {"synchronous, written for another leader", true, std::string(), true, "node3"},
+      {"synchronous, written for no leader yet", true, std::string(), false, ""},
   };
   for (const Case& each : cases) {
     HaConfig config{.self = "node1", .synchronous_mode = each.synchronous};
     ClusterView view = view_with("node1", {standby("node2", 500)});
     view.sync_standby = each.sync;
+    view.sync_leader = each.sync_leader;
     EXPECT_EQ(others_may_lead(view, config), each.expected) << each.name;
   }
 }
