@@ -514,7 +514,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
     case Action::kClone:
       return node_.clone(decision.source);
     case Action::kStartPrimary:
-      return start_primary(*view, node);
+      return start_primary(*view, node, decision);
     case Action::kStartStandby:
       return node_.start_standby(decision.source);
     case Action::kRenewLease:
@@ -585,29 +585,19 @@ Status Agent::renew_or_fence(const ClusterView& view, const NodeObservation& nod
 }
 
 // The lease holder's PostgreSQL is down: started again as the primary, in place.
-Status Agent::start_primary(const ClusterView& view, const NodeObservation& node) {
-  // The lease is proven first: a standby that has just taken it over must win.
-  std::string keep_sync;
-  if (ha_.synchronous_mode && view.sync_standby && !view.sync_standby->empty()) {
-    if (view.sync_leader == self_.name) {
-      // PostgreSQL restarts waiting for the standby the record names, as it did before:
-      // the record stays true, and that standby may take over should this node hang. A
-      // leader whose PostgreSQL would not start unnamed it at each restart, then its cycle
-      // hung, and nobody could lead for 30 s (fresh seed 270247736150).
-      keep_sync = *view.sync_standby;
-    } else {
-      // Named by another leader: this node restarts without a synchronous standby, and from
-      // then on only it has every acknowledged commit. A compare-and-set, before the
-      // renewal that proves the lease: a slow write between that proof and the start let
-      // a standby take over meanwhile (two primaries).
-      auto unnamed = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, "");
-      if (!unnamed) {
-        return fail_with_context(unnamed.error(), "unnaming the synchronous standby");
-      }
-    }
+Status Agent::start_primary(const ClusterView& view, const NodeObservation& node,
+                            const Decision& decision) {
+  // The record is unnamed before the renewal that proves the lease, by a compare-and-set: a
+  // slow write between that proof and the start let a standby take over meanwhile (two
+  // primaries).
+  if (decision.unname_sync) {
+    auto unnamed = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, "");
+    if (!unnamed) return fail_with_context(unnamed.error(), "unnaming the synchronous standby");
   }
+  // The lease is proven first: a standby that has just taken it over must win.
   if (auto ok = proof_to_write(renew_lease(view, node)); !ok) return ok;
-  Status started = node_.start_primary([this] { return still_keeping_lease(); }, keep_sync);
+  Status started =
+      node_.start_primary([this] { return still_keeping_lease(); }, decision.keep_sync_standby);
   if (started) watch_postmaster(true);
   return started;
 }

@@ -135,7 +135,8 @@ class Agent {
   void publish_optime(const NodeObservation& node);
   // Removes the switchover or failover request read in `view`, by its revision.
   void remove_request(const ClusterView& view);
-  Status start_primary(const ClusterView& view, const NodeObservation& node);
+  Status start_primary(const ClusterView& view, const NodeObservation& node,
+                       const Decision& decision);
   Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status promote(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   void record_finished_promotion(const ClusterView* view);

@@ -136,6 +136,28 @@ Decision rejoin(const NodeObservation& node, const std::string& why, const std::
   return {Action::kRejoin, why + ": rejoin it", leader};
 }
 
+// The leader's PostgreSQL is down: restarted in place (crash recovery, same timeline). In
+// synchronous mode, with the standby its own `sync` record names, or with none once a record
+// another leader wrote is unnamed.
+Decision restart_in_place(const ClusterView& view, const HaConfig& config) {
+  Decision decision{Action::kStartPrimary,
+                    "holds the lease and PostgreSQL is down: restart it in place (crash recovery, "
+                    "same timeline)"};
+  if (!config.synchronous_mode || !view.sync_standby || view.sync_standby->empty()) {
+    return decision;
+  }
+  if (view.sync_leader == config.self) {
+    decision.keep_sync_standby = *view.sync_standby;
+    decision.reason += fmt::format(", waiting for {} as its record says", *view.sync_standby);
+  } else {
+    decision.unname_sync = true;
+    decision.reason +=
+        fmt::format(", unnaming {} (named by {}): only this node has every acknowledged commit",
+                    *view.sync_standby, view.sync_leader);
+  }
+  return decision;
+}
+
 Decision stopped(const ClusterView& view, const NodeObservation& node, const HaConfig& config,
                  TimePoint now) {
   if (view.leader_is(config.self) && config.quorum_fencing && !may_write(node, config, now)) {
@@ -166,11 +188,7 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
             "holds the lease, but its data is still a standby's (the promotion did not finish): "
             "start it as a standby, then promote"};
   }
-  if (view.leader_is(config.self)) {
-    return {Action::kStartPrimary,
-            "holds the lease and PostgreSQL is down: restart it in place (crash recovery, same "
-            "timeline)"};
-  }
+  if (view.leader_is(config.self)) return restart_in_place(view, config);
   if (view.leader) {
     if (node.data_was_primary) {
       return rejoin(node, fmt::format("a former primary while {} leads", view.leader->name),

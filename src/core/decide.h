@@ -84,6 +84,14 @@ struct Decision {
   bool claim_past_newest = false;
   // ...and the WAL the last leader published that this node never received, for the history.
   std::optional<std::int64_t> lost_bytes;
+  // kStartPrimary in synchronous mode with a standby named in `sync`: PostgreSQL restarts
+  // waiting for that standby when the record is this node's own (it stays true, and that
+  // standby may take over should this node hang: fresh seed 270247736150)...
+  std::string keep_sync_standby;
+  // ...or, when another leader wrote it, the record is first unnamed by a compare-and-set on the
+  // revision read, before the renewal that proves the lease: from then on only this node has
+  // every acknowledged commit.
+  bool unname_sync = false;
   // Any action: a process seen holding the embedded store's write lock while stopped
   // (NodeObservation::store_lock_held_stopped) is resumed (SIGCONT) at once, and killed if it
   // is still stopped holding it stopped_lock_holder_limit later (a debugger's, or one stopped

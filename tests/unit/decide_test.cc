@@ -559,6 +559,38 @@ TEST(RoleTransitions, TheDocsDiagramIsGeneratedFromTheTable) {
          "docs/transitions.md`";
 }
 
+// A leader restarting in place in synchronous mode: with the standby its own record names, or
+// with none once another leader's record is unnamed; the plan says which, the agent carries it.
+TEST(Decide, RestartInPlaceKeepsItsOwnSynchronousStandbyAndUnnamesAnothersRecord) {
+  struct Case {
+    const char* name;
+    bool synchronous;
+    std::optional<std::string> sync;  // the `sync` record's standby: nullopt when absent
+    std::string sync_leader;          // the leader it was written for
+    std::string keep;
+    bool unname;
+  };
+  std::vector<Case> cases = {
+      {"asynchronous", false, std::string("node3"), "node2", "", false},
+      {"synchronous, no record", true, std::nullopt, "", "", false},
+      {"synchronous, its record names nobody", true, std::string(), "node2", "", false},
+      {"synchronous, its own record", true, std::string("node3"), "node2", "node3", false},
+      {"synchronous, another leader's record", true, std::string("node3"), "node1", "", true},
+  };
+  NodeObservation former_primary = observed(PgState::kStopped);
+  former_primary.data_was_primary = true;
+  for (const Case& each : cases) {
+    HaConfig config{.self = "node2", .synchronous_mode = each.synchronous};
+    ClusterView view = view_with("node2", {standby("node3", 500)});
+    view.sync_standby = each.sync;
+    view.sync_leader = each.sync_leader;
+    Decision decision = decide(view, former_primary, config, kNow);
+    EXPECT_EQ(decision.action, Action::kStartPrimary) << each.name << ": " << decision.reason;
+    EXPECT_EQ(decision.keep_sync_standby, each.keep) << each.name;
+    EXPECT_EQ(decision.unname_sync, each.unname) << each.name;
+  }
+}
+
 // Whether anybody but the leader could take over: a hung leader gives its lease up only then.
 TEST(Decide, OthersMayLeadUnlessSynchronousWithoutASynchronousStandby) {
   struct Case {
