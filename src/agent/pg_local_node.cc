@@ -36,6 +36,7 @@ PgLocalNode::PgLocalNode(const ClusterConfig& config, const NodeConfig& self, co
                .os_user = os_user,
                .controller = controller_,
                .clock = clock,
+               .runner = &runner,
                .report = [](const std::string& line) { spdlog::info("  {}", line); }},
       sync_(context_, self, store, layout_) {}
 

@@ -37,6 +37,7 @@ void add_adopt_command(CLI::App& app, CliState& state);
 void add_restart_command(CLI::App& app, CliState& state);
 void add_reload_command(CLI::App& app, CliState& state);
 void add_member_command(CLI::App& app, CliState& state);
+void add_backup_command(CLI::App& app, CliState& state);
 
 // Parses argv and runs the command. Returns the process exit status: 0 success, 1 the
 // operation failed (one line on stderr says why), 2 bad usage.

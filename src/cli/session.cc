@@ -79,6 +79,7 @@ Result<std::unique_ptr<Session>> Session::open(ClusterConfig config, std::string
       .os_user = *os_user,
       .controller = *session->controller_,
       .clock = session->clock_,
+      .runner = &session->runner_,
       .report = print_step,
   });
   return session;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -208,6 +209,45 @@ Status validate_ha(const HaSettings& ha) {
 
 }  // namespace
 
+// pgBackRest's stanza names: letters, digits, '-', '_' and '.'.
+bool is_stanza_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::ranges::all_of(name, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+  });
+}
+
+Status validate_backup(const ClusterConfig& config) {
+  const BackupConfig& backup = config.backup;
+  if (!backup.enabled()) return {};
+  if (!backup.repository.starts_with("/")) {
+    return invalid(
+        fmt::format("backup.repository '{}' must be an absolute path", backup.repository));
+  }
+  if (!is_stanza_name(config.stanza())) {
+    return invalid(fmt::format(
+        "backup.stanza '{}' may hold only letters, digits, '-', '_' and '.' (at most 64)",
+        config.stanza()));
+  }
+  if (backup.retention_full < 1 || backup.retention_full > 999) {
+    return invalid("backup.retention_full must be between 1 and 999");
+  }
+  if (!backup.pgbackrest.starts_with("/")) {
+    return invalid(
+        fmt::format("backup.pgbackrest '{}' must be an absolute path", backup.pgbackrest));
+  }
+  if (config.on_several_machines()) {
+    return invalid(
+        "backup: a repository for nodes on several machines needs pgBackRest's repository host, "
+        "which tandem does not set up yet; use one machine or leave backup out");
+  }
+  for (const std::string* path : {&backup.repository, &backup.pgbackrest}) {
+    if (path->find_first_of("'\"\\$`\n") != std::string::npos) {
+      return invalid(fmt::format("backup: '{}' may not hold quotes, '$', '`' or '\\'", *path));
+    }
+  }
+  return {};
+}
+
 Status validate_callbacks(const CallbacksConfig& callbacks) {
   for (const auto& [key, path] : {std::pair{"on_start", &callbacks.on_start},
                                   {"on_stop", &callbacks.on_stop},
@@ -314,6 +354,7 @@ Status validate(const ClusterConfig& config) {
     return invalid("api: tls_cert_file and tls_key_file go together (both or neither)");
   }
   if (auto ok = validate_callbacks(config.callbacks); !ok) return ok;
+  if (auto ok = validate_backup(config); !ok) return ok;
   if (config.etcd.enabled()) {
     for (const std::string& endpoint : config.etcd.endpoints) {
       if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://")) {

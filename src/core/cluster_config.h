@@ -116,6 +116,19 @@ struct EtcdConfig {
   bool enabled() const { return !endpoints.empty(); }
 };
 
+// Backups and the WAL archive, by pgBackRest (Debian's `pgbackrest`). With a repository, the
+// primary archives its WAL there, every standby can restore WAL from it, and `tandem backup`
+// takes backups from a streaming standby. One machine only for now: a
+// repository on several machines needs pgBackRest's repository host.
+struct BackupConfig {
+  std::string repository;  // repo1-path, an absolute directory the OS user may write; "": none
+  std::string stanza;      // pgBackRest's name for the cluster; "": the cluster's name
+  int retention_full = 2;  // full backups kept (repo1-retention-full); older ones expire
+  std::string pgbackrest = "/usr/bin/pgbackrest";
+  bool enabled() const { return !repository.empty(); }
+  bool operator==(const BackupConfig&) const = default;
+};
+
 // Where the nodes run, named once: everything that differs between the two branches on it.
 enum class Topology {
   // One machine: the agents share a SQLite store file; a primary writes while it renews its
@@ -144,6 +157,7 @@ struct ClusterConfig {
   ApiConfig api;
   EtcdConfig etcd;
   CallbacksConfig callbacks;
+  BackupConfig backup;
   std::vector<NodeConfig> nodes;
 
   // Several machines exactly when etcd is configured.
@@ -154,6 +168,8 @@ struct ClusterConfig {
   // A cluster of one node has nobody to hand over to, so no watchdog stops its PostgreSQL.
   bool has_watchdog() const { return nodes.size() > 1; }
 
+  // pgBackRest's stanza: backup.stanza, or the cluster's name.
+  std::string stanza() const { return backup.stanza.empty() ? name : backup.stanza; }
   // REQUIRES: validate() succeeded. Returns nullptr for an unknown name.
   const NodeConfig* find_node(std::string_view node_name) const;
   // Like find_node, with the error a person sees for a name that is not in the config.

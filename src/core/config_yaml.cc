@@ -193,6 +193,17 @@ void read_callbacks(const YAML::Node& root, CallbacksConfig& callbacks) {
   read_duration(node, "timeout", callbacks.timeout);
 }
 
+void read_backup(const YAML::Node& root, const std::string& base_dir, BackupConfig& backup) {
+  const YAML::Node node = root["backup"];
+  if (!node) return;
+  check_keys(node, "backup", {"repository", "stanza", "retention_full", "pgbackrest"});
+  read(node, "repository", backup.repository);
+  read(node, "stanza", backup.stanza);
+  read(node, "retention_full", backup.retention_full);
+  read(node, "pgbackrest", backup.pgbackrest);
+  if (!backup.repository.empty()) backup.repository = absolute(backup.repository, base_dir);
+}
+
 // What the file leaves out and the nodes decide: on several machines every agent serves its
 // API on 8008; WAL senders and slots sized for the nodes; replication allowed from the nodes'
 // own addresses.
@@ -225,7 +236,7 @@ void apply_node_defaults(const YAML::Node& root, ClusterConfig& config) {
 ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   check_keys(root, "",
              {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
-              "ha", "api", "etcd", "callbacks", "nodes"});
+              "ha", "api", "etcd", "callbacks", "backup", "nodes"});
   ClusterConfig config;
   read(root, "cluster", config.name);
   read(root, "os_user", config.os_user);
@@ -242,6 +253,7 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   read_api(root, base_dir, config.api);
   read_etcd(root, base_dir, config.etcd);
   read_callbacks(root, config.callbacks);
+  read_backup(root, base_dir, config.backup);
   read_nodes(root, base_dir, config);
   apply_node_defaults(root, config);
   return config;
@@ -356,6 +368,18 @@ void emit_callbacks(const CallbacksConfig& callbacks, YAML::Emitter& out) {
   out << YAML::EndMap;
 }
 
+void emit_backup(const BackupConfig& backup, YAML::Emitter& out) {
+  if (!backup.enabled()) return;
+  out << YAML::Key << "backup" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "repository" << YAML::Value << backup.repository;
+  if (!backup.stanza.empty()) out << YAML::Key << "stanza" << YAML::Value << backup.stanza;
+  out << YAML::Key << "retention_full" << YAML::Value << backup.retention_full;
+  if (backup.pgbackrest != BackupConfig{}.pgbackrest) {
+    out << YAML::Key << "pgbackrest" << YAML::Value << backup.pgbackrest;
+  }
+  out << YAML::EndMap;
+}
+
 void emit_nodes(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
   for (const NodeConfig& node : config.nodes) {
@@ -387,6 +411,7 @@ std::string render_config(const ClusterConfig& config) {
   emit_app_status_and_ha(config, out);
   emit_api_and_etcd(config, out);
   emit_callbacks(config.callbacks, out);
+  emit_backup(config.backup, out);
   emit_nodes(config, out);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

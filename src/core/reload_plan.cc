@@ -42,6 +42,10 @@ restart_settings() {
        }},
       {"api", [](const ClusterConfig& c) { return render_config(ClusterConfig{.api = c.api}); }},
       {"etcd", [](const ClusterConfig& c) { return render_config(ClusterConfig{.etcd = c.etcd}); }},
+      {"backup",
+       [](const ClusterConfig& c) {
+         return render_config(ClusterConfig{.name = c.name, .backup = c.backup});
+       }},
   };
 }
 

@@ -9,6 +9,7 @@
 #include "core/cluster_config.h"
 #include "pg/node_controller.h"
 #include "proc/os_user.h"
+#include "proc/process_runner.h"
 
 namespace tandem {
 
@@ -17,6 +18,8 @@ struct Context {
   OsUser os_user;
   NodeController& controller;
   Clock& clock;
+  // Runs the programs that are not PostgreSQL's (pgBackRest); nullptr where none is needed.
+  ProcessRunner* runner = nullptr;
   // Called with one line per step taken ("started node2 as a standby of node1").
   std::function<void(const std::string&)> report = [](const std::string&) {};
   // How long a new standby may take to stream after it started.

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "ops/backup.h"
 #include "ops/find_primary.h"
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
@@ -130,6 +131,9 @@ Status init_primary(Context& context, const NodeConfig& node) {
                             "(tandem clone {})",
                             (*other_primary)->name, node.name, node.name));
   }
+  if (context.config.backup.enabled()) {
+    if (auto ok = check_backup_repository(context.config, context.os_user); !ok) return ok;
+  }
   if (auto ok = prepare_dirs(context.config, context.os_user, node); !ok) return ok;
   auto credentials = ensure_passwords(context);
   if (!credentials) return std::unexpected(credentials.error());
@@ -138,7 +142,13 @@ Status init_primary(Context& context, const NodeConfig& node) {
   if (auto ok = write_server_files(context, node); !ok) return ok;
   if (auto ok = context.controller.start(node); !ok) return ok;
   context.report(fmt::format("started {} as primary on {}:{}", node.name, node.host, node.port));
-  return create_roles(context, node, *credentials);
+  if (auto ok = create_roles(context, node, *credentials); !ok) return ok;
+  if (!context.config.backup.enabled() || context.runner == nullptr) return {};
+  // Its WAL is archived from now on: the stanza must exist for archive-push to succeed.
+  if (auto ok = BackRest(context.config, *context.runner).create_stanza(node); !ok) return ok;
+  context.report(fmt::format("created pgBackRest stanza {} in {}", context.config.stanza(),
+                             context.config.backup.repository));
+  return {};
 }
 
 }  // namespace tandem

@@ -59,6 +59,13 @@ Status write_node_files(const ClusterConfig& config, const OsUser& os_user, cons
       !ok) {
     return ok;
   }
+  if (config.backup.enabled()) {
+    if (auto ok = write_owned_file(node.data_dir + "/" + kPgBackRestConfName,
+                                   render_pgbackrest_conf(config, node), os_user, 0600);
+        !ok) {
+      return ok;
+    }
+  }
   std::string signal = node.data_dir + "/standby.signal";
   if (role == ServerRole::kPrimary) {
     std::error_code error;

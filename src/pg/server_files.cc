@@ -48,7 +48,63 @@ std::vector<std::string> passfile_fields(std::string_view line) {
   return fields;
 }
 
+// A word for /bin/sh: single-quoted, with embedded single quotes closed, escaped and reopened.
+std::string shell_quoted(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// archive_mode = on: the primary archives, and a standby once promoted. Not `always`: pgBackRest
+// refuses its check and backups with it, and two nodes pushing the same segment at once make
+// one push fail (11 times in 16 segments here, each cleared by PostgreSQL's retry); WAL a primary
+// had not archived when it died may be missing from the archive after a failover (README, Backups).
+std::string archive_settings(const ClusterConfig& config, const NodeConfig& node) {
+  if (!config.backup.enabled()) return "";
+  std::string command = pgbackrest_command(config, node);
+  return fmt::format(
+      "# WAL archived to pgBackRest's repository {} by the primary; standbys fetch what they\n"
+      "# lack from it.\n"
+      "archive_mode = on\n"
+      "archive_command = {}\n"
+      "restore_command = {}\n",
+      config.backup.repository, quoted(command + " archive-push %p"),
+      quoted(command + " archive-get %f \"%p\""));
+}
+
 }  // namespace
+
+std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& node) {
+  return fmt::format("{} --config={} --stanza={}", shell_quoted(config.backup.pgbackrest),
+                     shell_quoted(node.data_dir + "/" + kPgBackRestConfName),
+                     shell_quoted(config.stanza()));
+}
+
+std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig& node) {
+  return fmt::format(
+      "# Managed by tandem for node {}: pgBackRest's settings, rewritten at every start.\n"
+      "[global]\n"
+      "repo1-path={}\n"
+      "repo1-retention-full={}\n"
+      "log-path={}\n"
+      "lock-path={}/pgbackrest\n"
+      "start-fast=y\n"
+      "\n"
+      "[{}]\n"
+      "pg1-path={}\n"
+      "pg1-port={}\n"
+      "pg1-socket-path={}\n"
+      "pg1-user={}\n",
+      node.name, config.backup.repository, config.backup.retention_full, config.log_dir,
+      config.socket_dir, config.stanza(), node.data_dir, node.port, config.socket_dir,
+      config.superuser);
+}
 
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
                                const std::optional<Upstream>& upstream,
@@ -91,6 +147,7 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
       quoted(node.data_dir + "/pg_ident.conf"),
       quoted(format_duration(replication.wal_retrieve_retry_interval)),
       quoted(format_size_exact(replication.max_slot_wal_keep_size)));
+  conf += archive_settings(config, node);
   if (!synchronous_standby.empty()) {
     // A commit returns once this standby has flushed it.
     conf +=

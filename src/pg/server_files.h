@@ -29,6 +29,15 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
                                const std::optional<Upstream>& upstream,
                                const std::string& synchronous_standby = "");
 
+// pgBackRest's settings for a node (backup.repository set): the repository, and this node as
+// pg1 — archive-push reads its own data directory's pg_control. In the data directory, beside
+// tandem.conf, and rewritten with it.
+inline constexpr char kPgBackRestConfName[] = "pgbackrest.conf";
+std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig& node);
+// The pgBackRest command line of a node's archive_command / restore_command, without the
+// command's own arguments: "/usr/bin/pgbackrest --config=DIR/pgbackrest.conf --stanza=S".
+std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& node);
+
 // Replication only for the replication role, from the configured networks, with SCRAM; the
 // app role only to its database; the superuser only over the Unix socket through the ident map.
 std::string render_pg_hba(const ClusterConfig& config);

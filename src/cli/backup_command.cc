@@ -1,0 +1,180 @@
+// tandem backup [--type full|diff|incr] [--from-primary] | backup list [--json] | backup check:
+// pgBackRest backups of the cluster, taken from a streaming standby when there is one.
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/table.h"
+#include "common/units.h"
+#include "ops/backup.h"
+#include "ops/status.h"
+
+namespace tandem {
+namespace {
+
+// The running primary and, unless `from_primary`, the first standby streaming from it.
+struct BackupSources {
+  const NodeConfig* primary = nullptr;
+  const NodeConfig* standby = nullptr;
+};
+
+Result<BackupSources> backup_sources(Context& context, bool from_primary) {
+  const ClusterConfig& config = context.config;
+  if (!config.backup.enabled()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "tandem.yaml has no backup section (backup.repository): nothing to back up to");
+  }
+  if (auto ok = check_backup_repository(config, context.os_user); !ok) {
+    return std::unexpected(ok.error());
+  }
+  ClusterReport report = collect_status(context);
+  if (!report.primary) return fail(ErrorCode::kUnavailable, "no primary is running");
+  BackupSources sources{.primary = config.find_node(*report.primary)};
+  if (from_primary) return sources;
+  for (const NodeReport& node : report.nodes) {
+    if (node.role == NodeRole::kStandby && node.replication &&
+        node.replication->state == "streaming") {
+      sources.standby = config.find_node(node.name);
+      break;
+    }
+  }
+  return sources;
+}
+
+std::string time_text(std::int64_t unix_seconds) {
+  auto time = std::chrono::system_clock::time_point(std::chrono::seconds(unix_seconds));
+  return fmt::format("{:%Y-%m-%d %H:%M:%S}", time);
+}
+
+Status take_backup(Session& session, const std::string& type_text, bool from_primary) {
+  Context& context = session.context();
+  auto type = parse_backup_type(type_text);
+  if (!type) return std::unexpected(type.error());
+  auto sources = backup_sources(context, from_primary);
+  if (!sources) return std::unexpected(sources.error());
+  BackRest backrest(context.config, session.runner());
+  if (auto ok = backrest.create_stanza(*sources->primary); !ok) return ok;
+  const NodeConfig& from = sources->standby ? *sources->standby : *sources->primary;
+  context.report(fmt::format("{} backup of stanza {} from {}{}", backup_type_name(*type),
+                             context.config.stanza(), from.name,
+                             sources->standby ? "" : " (the primary: no standby streams)"));
+  auto started = std::chrono::steady_clock::now();
+  if (auto ok = backrest.backup(*sources->primary, sources->standby, *type); !ok) return ok;
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  auto info = backrest.info(*sources->primary);
+  if (!info) return std::unexpected(info.error());
+  if (info->backups.empty()) {
+    return fail(ErrorCode::kFailed, "pgbackrest backup succeeded but info lists no backup");
+  }
+  const BackupSet& last = info->backups.back();
+  fmt::print("backup {} ({}) taken from {} in {:.1f} s: {} of data, {} added to the repository\n",
+             last.label, last.type, from.name, took.count() / 1000.0, format_size_human(last.size),
+             format_size_human(last.repository_delta));
+  return {};
+}
+
+Status list_backups(Session& session, bool json) {
+  Context& context = session.context();
+  if (!context.config.backup.enabled()) {
+    return fail(ErrorCode::kInvalidArgument, "tandem.yaml has no backup section");
+  }
+  BackRest backrest(context.config, session.runner());
+  // Any node's settings name the same repository; the first one's will do.
+  auto info = backrest.info(context.config.nodes.front());
+  if (!info) return std::unexpected(info.error());
+  if (json) {
+    nlohmann::json out = {{"stanza", context.config.stanza()},
+                          {"status", info->status},
+                          {"archive_min", info->archive_min},
+                          {"archive_max", info->archive_max},
+                          {"backups", nlohmann::json::array()}};
+    for (const BackupSet& set : info->backups) {
+      out["backups"].push_back({{"label", set.label},
+                                {"type", set.type},
+                                {"started", set.started},
+                                {"stopped", set.stopped},
+                                {"lsn_start", set.lsn_start},
+                                {"lsn_stop", set.lsn_stop},
+                                {"wal_start", set.wal_start},
+                                {"wal_stop", set.wal_stop},
+                                {"size", set.size},
+                                {"repository_size", set.repository_size},
+                                {"repository_delta", set.repository_delta},
+                                {"error", set.error}});
+    }
+    fmt::print("{}\n", out.dump(2));
+    return {};
+  }
+  fmt::print("stanza {}: {}; WAL archived {} .. {}\n", context.config.stanza(), info->status,
+             info->archive_min.empty() ? "-" : info->archive_min,
+             info->archive_max.empty() ? "-" : info->archive_max);
+  std::vector<std::vector<std::string>> rows;
+  for (const BackupSet& set : info->backups) {
+    rows.push_back({set.label, set.type, time_text(set.started),
+                    fmt::format("{} s", set.stopped - set.started), format_size_human(set.size),
+                    format_size_human(set.repository_delta), set.lsn_start + " .. " + set.lsn_stop,
+                    set.error ? "page checksum errors" : ""});
+  }
+  fmt::print(
+      "{}",
+      render_table({"LABEL", "TYPE", "STARTED", "TOOK", "SIZE", "ADDED", "LSN", "PROBLEMS"}, rows));
+  return {};
+}
+
+Status check_archive(Session& session) {
+  Context& context = session.context();
+  auto sources = backup_sources(context, true);
+  if (!sources) return std::unexpected(sources.error());
+  BackRest backrest(context.config, session.runner());
+  if (auto ok = backrest.create_stanza(*sources->primary); !ok) return ok;
+  if (auto ok = backrest.check(*sources->primary); !ok) return ok;
+  fmt::print("stanza {}: {}'s WAL reaches the repository {}\n", context.config.stanza(),
+             sources->primary->name, context.config.backup.repository);
+  return {};
+}
+
+template <typename Action>
+Status with_full_session(CliState& state, Action action) {
+  auto session = Session::open(state.options);
+  if (!session) return std::unexpected(session.error());
+  return action(**session);
+}
+
+}  // namespace
+
+void add_backup_command(CLI::App& app, CliState& state) {
+  auto* backup = app.add_subcommand(
+      "backup",
+      "Take a pgBackRest backup (from a streaming standby), list them, check the archive");
+  backup->require_subcommand(0, 1);
+  auto type = std::make_shared<std::string>("incr");
+  auto from_primary = std::make_shared<bool>(false);
+  backup->add_option("--type", *type, "full, diff or incr (incr: full when there is none yet)")
+      ->capture_default_str();
+  backup->add_flag("--from-primary", *from_primary,
+                   "Copy the files from the primary even when a standby streams");
+
+  auto* list = backup->add_subcommand("list", "The backups in the repository and the archive");
+  auto json = std::make_shared<bool>(false);
+  list->add_flag("--json", *json, "Print JSON for scripts");
+  list->callback([&state, json] {
+    state.result =
+        with_full_session(state, [&](Session& session) { return list_backups(session, *json); });
+  });
+  auto* check = backup->add_subcommand(
+      "check", "Create the stanza if needed and check that the primary's WAL reaches the archive");
+  check->callback([&state] {
+    state.result =
+        with_full_session(state, [](Session& session) { return check_archive(session); });
+  });
+  backup->callback([&state, backup, type, from_primary] {
+    if (!backup->get_subcommands().empty()) return;
+    state.result = with_full_session(
+        state, [&](Session& session) { return take_backup(session, *type, *from_primary); });
+  });
+}
+
+}  // namespace tandem

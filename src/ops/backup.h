@@ -1,0 +1,81 @@
+// Backups and the WAL archive through pgBackRest (backup: in tandem.yaml): the stanza, checks,
+// backups taken from a streaming standby, and what the repository holds. pgBackRest runs as the
+// OS user with a node's pgbackrest.conf (pg/server_files.h), never with /etc/pgbackrest.conf.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "core/cluster_config.h"
+#include "proc/os_user.h"
+#include "proc/process_runner.h"
+
+namespace tandem {
+
+// One backup in the repository (pgbackrest info).
+struct BackupSet {
+  std::string label;         // 20261204-221000F, 20261204-221000F_20261204-222000I
+  std::string type;          // full, diff, incr
+  std::int64_t started = 0;  // Unix seconds
+  std::int64_t stopped = 0;
+  std::string lsn_start;
+  std::string lsn_stop;
+  std::string wal_start;  // the first and last WAL segment it needs
+  std::string wal_stop;
+  std::int64_t size = 0;              // the database's size
+  std::int64_t repository_size = 0;   // what it takes in the repository, with what it refers to
+  std::int64_t repository_delta = 0;  // what this backup added to the repository
+  bool error = false;                 // a page checksum error was found while copying
+};
+
+// What the repository holds for the stanza.
+struct RepositoryInfo {
+  int status_code = 0;  // pgBackRest's: 0 ok, 1 missing stanza path, 2 no valid backups, ...
+  std::string status;   // its message
+  std::vector<BackupSet> backups;  // oldest first
+  std::string archive_min;         // the oldest and newest WAL segment archived ("" if none)
+  std::string archive_max;
+  bool stanza_exists() const { return status_code != 1; }
+};
+
+// Parses `pgbackrest info --output=json` for `stanza`; an error when it is not that output.
+Result<RepositoryInfo> parse_backrest_info(std::string_view json, const std::string& stanza);
+
+enum class BackupType { kFull, kDiff, kIncr };
+Result<BackupType> parse_backup_type(std::string_view text);
+std::string_view backup_type_name(BackupType type);
+
+// The repository must be an existing directory the OS user can write: a clear error otherwise
+// (tandem does not make it: a mistyped path would fill the wrong disk).
+Status check_backup_repository(const ClusterConfig& config, const OsUser& os_user);
+
+// pgBackRest for one cluster, run as its OS user.
+class BackRest {
+ public:
+  BackRest(const ClusterConfig& config, ProcessRunner& runner) : config_(config), runner_(runner) {}
+
+  // Creates the stanza from the primary, if it does not exist yet (run again: nothing to do).
+  Status create_stanza(const NodeConfig& primary);
+  // pgbackrest check on the primary: WAL reaches the archive (a WAL switch, then waits for it).
+  Status check(const NodeConfig& primary);
+  // A backup of `type`; from `standby` when given (the primary only starts and stops it).
+  // `progress_to_terminal`: pgBackRest's messages go to the terminal as it works.
+  Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
+                bool progress_to_terminal = false);
+  Result<RepositoryInfo> info(const NodeConfig& node);
+
+ private:
+  // pgbackrest --config=<node's> --stanza=S args..., as the OS user; fails on a non-zero exit
+  // with pgBackRest's own error line.
+  Result<std::string> run(const NodeConfig& node, std::vector<std::string> args,
+                          std::chrono::milliseconds timeout, bool progress_to_terminal = false);
+
+  const ClusterConfig& config_;
+  ProcessRunner& runner_;
+};
+
+}  // namespace tandem
