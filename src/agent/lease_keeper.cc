@@ -204,9 +204,12 @@ void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
   std::function<bool(std::chrono::milliseconds)> callback;
   {
     std::lock_guard lock(state_mutex_);
-    auto silent = cycle_ran_at_ ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      clock_.steady_now() - *cycle_ran_at_)
-                                : std::chrono::milliseconds(0);
+    // Counted from the first tick when no cycle has run yet: an agent built again on a new
+    // member list, the lease passed on to it, whose first cycle hung, was kept leading with its
+    // PostgreSQL down for the whole hang (multi-host seed 586998697516: nobody led for 25 s).
+    if (!cycle_ran_at_) cycle_ran_at_ = clock_.steady_now();
+    auto silent =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - *cycle_ran_at_);
     if (stall_limit_ > std::chrono::milliseconds(0) && silent >= stall_limit_ && !stall_handled_) {
       stalled = silent;
       callback = stalled_callback_;

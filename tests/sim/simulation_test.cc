@@ -174,6 +174,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // the stall limit its keeper kept "may write" because the sync record named no standby
       // (it was written for the new leader, which had crashed): nobody led for 25 s.
       {163652320, true, true},
+      // Synchronous, several machines: an agent built again on a new member list while its
+      // leader's PostgreSQL would not start; its first cycle hung 30 s and its keeper, which
+      // had taken the lease over, never counted the stall (no cycle of its own had run).
+      {586998697516, true, true},
   };
   for (auto [seed, multi_host, rebuilds] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds);

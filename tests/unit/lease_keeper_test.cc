@@ -127,6 +127,32 @@ TEST(LeaseKeeper, AStallIsReportedOnceEvenWithoutTheLease) {
   EXPECT_EQ(asked, 2);
 }
 
+// A keeper that took the lease over from the one it replaces (the agent built again on a new
+// member list) counts a stall from its first tick, before any cycle of its own has run: the
+// new agent's first cycle hung, and the lease was kept for all of it (multi-host seed
+// 586998697516: nobody led for 25 s).
+TEST(LeaseKeeper, AResumedLeaseIsGivenUpWhenTheFirstCycleHangs) {
+  Fixture f;
+  ASSERT_TRUE(f.keeper.acquire());
+  auto kept = f.keeper.kept();
+  ASSERT_TRUE(kept);
+  LeaseKeeper next{f.store, f.layout.leader(), "node1", milliseconds(1000), f.clock};
+  next.resume(*kept);
+  std::vector<milliseconds> stalls;
+  next.set_stall_limit(milliseconds(10000));
+  next.on_stalled([&](milliseconds silent) {
+    stalls.push_back(silent);
+    return true;
+  });
+  for (int i = 0; i < 120; ++i) {  // no cycle ever runs
+    next.tick(milliseconds(250));
+    f.clock.sleep_for(milliseconds(100));
+  }
+  ASSERT_EQ(stalls.size(), 1u);
+  EXPECT_GE(stalls[0], milliseconds(10000));
+  EXPECT_FALSE(next.held());
+}
+
 // Where nobody else may lead (synchronous mode, no synchronous standby), the agent says no:
 // the keeper goes on renewing for the hung cycle, asking again each time.
 TEST(LeaseKeeper, AStalledCycleKeepsTheLeaseWhereNobodyElseMayLead) {
