@@ -32,7 +32,7 @@ _tandem() {
   current="${COMP_WORDS[COMP_CWORD]}"
   previous="${COMP_WORDS[COMP_CWORD - 1]}"
   local commands="init clone status promote rejoin reinit slot local agent transitions history
-    switchover failover pause resume dsn adopt restart reload member"
+    switchover failover pause resume dsn adopt restart reload member backup restore"
   for ((i = 1; i < COMP_CWORD; i++)); do
     word="${COMP_WORDS[i]}"
     case "$word" in
@@ -46,7 +46,14 @@ _tandem() {
     COMPREPLY=($(compgen -f -- "$current"))
     return
     ;;
-  --node | --to | --from)
+  --to)
+    # restore's --to is a time or an LSN, switchover's and failover's a node.
+    [[ "$command" == restore ]] && COMPREPLY=($(compgen -W "latest immediate" -- "$current")) &&
+      return
+    COMPREPLY=($(compgen -W "$(_tandem_nodes)" -- "$current"))
+    return
+    ;;
+  --node | --from)
     COMPREPLY=($(compgen -W "$(_tandem_nodes)" -- "$current"))
     return
     ;;
@@ -71,6 +78,8 @@ _tandem() {
   status) options="--json --help" ;;
   dsn) options="--role --dbname --user --help" ;;
   history) options="--json --help" ;;
+  backup) options="list check --type --from-primary --json --help" ;;
+  restore) options="--to --dir --port --promote --set --help" ;;
   adopt)
     COMPREPLY=($(compgen -d -W "--dir --cluster --names --api-base-port --pg-bin --help" \
       -- "$current"))

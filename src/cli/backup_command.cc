@@ -143,9 +143,35 @@ Status with_full_session(CliState& state, Action action) {
   return action(**session);
 }
 
+void add_restore_command(CLI::App& app, CliState& state) {
+  auto* restore = app.add_subcommand(
+      "restore",
+      "Restore the cluster as it was at a time or LSN into a new data directory and start it "
+      "there, paused at the target (never over the running cluster)");
+  auto request = std::make_shared<RestoreRequest>();
+  restore
+      ->add_option("--to", request->target,
+                   "latest, immediate, an LSN (0/5000028) or a time (\"2026-12-04 22:30:00+00\")")
+      ->capture_default_str();
+  restore->add_option("--dir", request->dir, "A new data directory (absent or empty)")->required();
+  restore->add_option("--port", request->port, "The port the copy listens on")->required();
+  restore->add_flag("--promote", request->promote,
+                    "Promote the copy at the target: a primary of its own, not of the cluster");
+  restore->add_option("--set", request->set, "The backup to restore from (its label)");
+  restore->callback([&state, request] {
+    state.result = with_session(state, [&](Context& context) -> Status {
+      if (auto ok = restore_copy(context, *request); !ok) return ok;
+      fmt::print("restored into {}: psql -h {} -p {}\n", request->dir, context.config.socket_dir,
+                 request->port);
+      return {};
+    });
+  });
+}
+
 }  // namespace
 
 void add_backup_command(CLI::App& app, CliState& state) {
+  add_restore_command(app, state);
   auto* backup = app.add_subcommand(
       "backup",
       "Take a pgBackRest backup (from a streaming standby), list them, check the archive");

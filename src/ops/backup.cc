@@ -4,8 +4,15 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <regex>
 
+#include "common/clock.h"
+#include "pg/admin_connection.h"
+#include "pg/node_files.h"
 #include "pg/server_files.h"
+#include "pg/server_queries.h"
+#include "proc/ports.h"
+#include "proc/safe_file.h"
 
 namespace tandem {
 namespace {
@@ -174,10 +181,165 @@ Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, Ba
   return {};
 }
 
+Status BackRest::run_restore(const NodeConfig& node, std::vector<std::string> args) {
+  auto done = run(node, std::move(args), std::chrono::hours(24));
+  if (!done) return std::unexpected(done.error());
+  return {};
+}
+
 Result<RepositoryInfo> BackRest::info(const NodeConfig& node) {
   auto output = run(node, {"--output=json", "info"}, std::chrono::minutes(1));
   if (!output) return std::unexpected(output.error());
   return parse_backrest_info(*output, config_.stanza());
+}
+
+Result<std::vector<std::string>> restore_target_args(const RestoreRequest& request) {
+  const std::string& target = request.target;
+  std::string action = request.promote ? "--target-action=promote" : "--target-action=pause";
+  if (target == "latest") {
+    if (!request.promote) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "--to latest replays to the archive's end, where nothing can pause: add "
+                  "--promote, or name a time or an LSN");
+    }
+    return std::vector<std::string>{"--type=default"};
+  }
+  if (target == "immediate") return std::vector<std::string>{"--type=immediate", action};
+  if (std::regex_match(target, std::regex("[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}"))) {
+    return std::vector<std::string>{"--type=lsn", "--target=" + target, action};
+  }
+  if (!std::regex_match(target, std::regex("[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9:.]+.*"))) {
+    return fail(ErrorCode::kInvalidArgument,
+                fmt::format("--to '{}' is neither latest, immediate, an LSN (0/5000028) nor a "
+                            "time (2026-12-04 22:30:00+00)",
+                            target));
+  }
+  return std::vector<std::string>{"--type=time", "--target=" + target, action};
+}
+
+NodeConfig restored_node(const RestoreRequest& request) {
+  return {.name = fmt::format("restored_{}", request.port),
+          .host = "127.0.0.1",
+          .port = request.port,
+          .data_dir = request.dir};
+}
+
+namespace {
+
+// Refuses a directory or port the running cluster has, or one in use.
+Status check_restore_request(const ClusterConfig& config, const RestoreRequest& request) {
+  if (!config.backup.enabled()) {
+    return fail(ErrorCode::kInvalidArgument, "tandem.yaml has no backup section: no repository");
+  }
+  if (!request.dir.starts_with("/")) {
+    return fail(ErrorCode::kInvalidArgument,
+                fmt::format("--dir {} must be an absolute path", request.dir));
+  }
+  std::filesystem::path dir = std::filesystem::path(request.dir).lexically_normal();
+  for (const NodeConfig& node : config.nodes) {
+    std::filesystem::path data = std::filesystem::path(node.data_dir).lexically_normal();
+    auto [ends, _] = std::mismatch(data.begin(), data.end(), dir.begin(), dir.end());
+    if (ends == data.end() || node.port == request.port) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("{} is {}'s: a restore never goes over the running cluster",
+                              node.port == request.port ? fmt::format("port {}", request.port)
+                                                        : "--dir " + request.dir,
+                              node.name));
+    }
+  }
+  if (!is_absent_or_empty(request.dir)) {
+    return fail(
+        ErrorCode::kAlreadyExists,
+        fmt::format("--dir {} exists and is not empty: tandem never overwrites one", request.dir));
+  }
+  return check_port_free("127.0.0.1", request.port, "the restored copy");
+}
+
+// A node's pgbackrest.conf to read the repository's settings from.
+Result<const NodeConfig*> node_with_backrest_conf(const ClusterConfig& config) {
+  for (const NodeConfig& node : config.nodes) {
+    std::error_code error;
+    if (std::filesystem::exists(node.data_dir + "/" + kPgBackRestConfName, error)) return &node;
+  }
+  return fail(ErrorCode::kNotFound,
+              fmt::format("no node of this machine has {}: is backup configured on it?",
+                          kPgBackRestConfName));
+}
+
+// The copy's own settings: its port, no upstream, no archiving; standby.signal from a backup
+// taken from a standby would keep it replaying for ever.
+Status prepare_copy(const Context& context, const NodeConfig& copy) {
+  ClusterConfig alone = context.config;
+  alone.backup = {};
+  alone.name = copy.name;
+  if (auto ok =
+          write_owned_file(copy.data_dir + "/" + kTandemConfName,
+                           render_tandem_conf(alone, copy, std::nullopt), context.os_user, 0600);
+      !ok) {
+    return ok;
+  }
+  std::error_code error;
+  std::filesystem::remove(copy.data_dir + "/standby.signal", error);
+  std::filesystem::remove(copy.data_dir + "/" + kPgBackRestConfName, error);
+  return {};
+}
+
+}  // namespace
+
+Status restore_copy(Context& context, const RestoreRequest& request) {
+  const ClusterConfig& config = context.config;
+  if (auto ok = check_restore_request(config, request); !ok) return ok;
+  auto args = restore_target_args(request);
+  if (!args) return std::unexpected(args.error());
+  auto source = node_with_backrest_conf(config);
+  if (!source) return std::unexpected(source.error());
+  NodeConfig copy = restored_node(request);
+  if (auto ok = ensure_owned_dir(copy.data_dir, context.os_user, 0700, /*take_existing=*/true);
+      !ok) {
+    return ok;
+  }
+  // --archive-mode=off: the copy, once promoted, must not push its own timeline into the
+  // cluster's archive (tried: with pgBackRest's default it did).
+  args->insert(args->begin(), {"--pg1-path=" + copy.data_dir, "--archive-mode=off"});
+  if (!request.set.empty()) args->push_back("--set=" + request.set);
+  args->push_back("restore");
+  context.report(fmt::format("restoring stanza {} into {} (target {})", config.stanza(),
+                             copy.data_dir, request.target));
+  BackRest backrest(config, *context.runner);
+  if (auto ok = backrest.run_restore(**source, std::move(*args)); !ok) return ok;
+  if (auto ok = prepare_copy(context, copy); !ok) return ok;
+  if (auto ok = context.controller.start(copy); !ok) return ok;
+  context.report(
+      fmt::format("started the copy on port {}: replaying WAL from the archive", copy.port));
+  std::optional<RecoveryState> reached;
+  std::string last_error;
+  bool done =
+      poll_until(context.clock, std::chrono::hours(12), std::chrono::milliseconds(200), [&] {
+        auto connection = connect_admin(config, copy);
+        if (!connection) {
+          last_error = connection.error().message;
+          return false;
+        }
+        auto state = recovery_state(*connection);
+        if (!state) return false;
+        if (state->progress == RecoveryProgress::kReplaying) return false;
+        reached = *state;
+        return true;
+      });
+  if (!done || !reached) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("the copy did not reach its target: {}", last_error));
+  }
+  context.report(
+      reached->progress == RecoveryProgress::kPromoted
+          ? fmt::format("the copy is promoted: a primary of its own on port {}", copy.port)
+          : fmt::format("the copy is paused at its target (replayed to {}, last "
+                        "commit {}) on port {}: read-only until "
+                        "SELECT pg_wal_replay_resume() promotes it",
+                        reached->replayed ? reached->replayed->str() : "-",
+                        reached->last_commit_time.empty() ? "-" : reached->last_commit_time,
+                        copy.port));
+  return {};
 }
 
 }  // namespace tandem

@@ -11,6 +11,7 @@
 
 #include "common/result.h"
 #include "core/cluster_config.h"
+#include "ops/context.h"
 #include "proc/os_user.h"
 #include "proc/process_runner.h"
 
@@ -67,6 +68,8 @@ class BackRest {
   Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
                 bool progress_to_terminal = false);
   Result<RepositoryInfo> info(const NodeConfig& node);
+  // pgbackrest restore with `args` (the last one "restore"), with `node`'s settings.
+  Status run_restore(const NodeConfig& node, std::vector<std::string> args);
 
  private:
   // pgbackrest --config=<node's> --stanza=S args..., as the OS user; fails on a non-zero exit
@@ -77,5 +80,24 @@ class BackRest {
   const ClusterConfig& config_;
   ProcessRunner& runner_;
 };
+
+// tandem restore: a copy of the cluster as it was at `target`, restored from the repository into
+// a new data directory and started on its own port — never over the running cluster, and never
+// archiving into its repository.
+struct RestoreRequest {
+  // "latest" (the archive's end, then promoted), "immediate" (the backup's end), an LSN
+  // ("0/5000028") or a time PostgreSQL reads ("2026-12-04 22:30:00+00").
+  std::string target = "latest";
+  std::string dir;  // a new data directory (absent or empty)
+  int port = 0;
+  bool promote = false;  // at the target: promoted (a new primary of its own), else paused
+  std::string set;       // a backup label to restore from; "": pgBackRest picks one
+};
+// What tandem restore passes pgBackRest for a target: --type=... and --target=... .
+Result<std::vector<std::string>> restore_target_args(const RestoreRequest& request);
+// The restored copy as a node of no cluster: its own name, port and directory.
+NodeConfig restored_node(const RestoreRequest& request);
+// REQUIRES: context.runner. Returns once the copy is paused at its target or promoted.
+Status restore_copy(Context& context, const RestoreRequest& request);
 
 }  // namespace tandem

@@ -50,6 +50,27 @@ std::optional<TimelineId> writing_timeline(Connection& connection) {
   return timeline_of(*rows, "tli");
 }
 
+Result<RecoveryState> recovery_state(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT pg_is_in_recovery()::text AS recovery, "
+      "CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause, "
+      "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END AS replayed, "
+      "CASE WHEN pg_is_in_recovery() THEN pg_last_xact_replay_timestamp()::text END AS commit");
+  if (!rows) return std::unexpected(rows.error());
+  RecoveryState state;
+  if (rows->text(0, "recovery") != "true") {
+    state.progress = RecoveryProgress::kPromoted;
+    return state;
+  }
+  state.progress =
+      rows->text(0, "pause") == "paused" ? RecoveryProgress::kPaused : RecoveryProgress::kReplaying;
+  if (const auto& replayed = rows->get(0, "replayed")) {
+    if (auto lsn = Lsn::parse(*replayed)) state.replayed = *lsn;
+  }
+  state.last_commit_time = rows->get(0, "commit").value_or("");
+  return state;
+}
+
 std::optional<TimelineId> streaming_timeline(Connection& connection) {
   auto rows = connection.query(
       "SELECT received_tli::text AS tli FROM pg_stat_wal_receiver "

@@ -26,6 +26,16 @@ Result<TimelineId> primary_timeline(Connection& connection);
 // The timeline of the WAL a primary writes; nullopt when the query fails (a standby).
 std::optional<TimelineId> writing_timeline(Connection& connection);
 
+// Where a server restored from a backup is: still replaying, paused at its recovery target, or
+// promoted (out of recovery); with the last transaction it replayed or wrote.
+enum class RecoveryProgress { kReplaying, kPaused, kPromoted };
+struct RecoveryState {
+  RecoveryProgress progress = RecoveryProgress::kReplaying;
+  std::optional<Lsn> replayed;   // pg_last_wal_replay_lsn(), in recovery
+  std::string last_commit_time;  // of the last transaction replayed ("" when none or promoted)
+};
+Result<RecoveryState> recovery_state(Connection& connection);
+
 // The timeline a standby's WAL receiver streams; nullopt when it does not stream.
 std::optional<TimelineId> streaming_timeline(Connection& connection);
 

@@ -10,6 +10,8 @@
 
 #include "bench/local_queries.h"
 #include "local_cluster_fixture.h"
+#include "pg/connection.h"
+#include "pg/postmaster.h"
 
 namespace tandem::testing {
 namespace {
@@ -30,6 +32,29 @@ class BackupTest : public LocalClusterTest {
     json parsed = json::parse(out, nullptr, false);
     EXPECT_TRUE(parsed.is_object()) << out;
     return parsed;
+  }
+  // A value from a restored copy, over the cluster's socket directory.
+  std::string copy_value(int port, const std::string& query) {
+    auto connection = Connection::open(make_conninfo({{"host", config_.socket_dir},
+                                                      {"port", std::to_string(port)},
+                                                      {"user", config_.superuser},
+                                                      {"dbname", "test_app"},
+                                                      {"connect_timeout", "3"},
+                                                      {"options", "-c statement_timeout=10000"}}));
+    if (!connection) return "ERROR: " + connection.error().message;
+    auto rows = connection->query(query);
+    if (!rows) return "ERROR: " + rows.error().message;
+    return rows->text(0, "v");
+  }
+  // The restored copies run outside the cluster: stopped here, whatever the test did.
+  void TearDown() override {
+    for (const std::string& copy : {dir_ + "/before-drop", dir_ + "/latest"}) {
+      if (running_postmaster(copy)) {
+        run_as_postgres(dir_, "/usr/lib/postgresql/15/bin/pg_ctl -D " + copy + " -m fast -w stop",
+                        /*may_fail=*/true);
+      }
+    }
+    LocalClusterTest::TearDown();
   }
   bool streams(const std::string& standby) {
     std::string leader = primary();
@@ -80,6 +105,38 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   std::string table = tandem_ok({"backup", "list"});
   std::cout << table;
   EXPECT_NE(table.find("incr"), std::string::npos);
+
+  // Point-in-time recovery: rows deleted by mistake, seen again in a copy restored as it was
+  // just before — paused there, read-only; the running cluster untouched. (Not a DROP: the
+  // copy paused before its commit holds its lock, and a read of the table waits.)
+  std::string before_drop = value(leader, "SELECT clock_timestamp()::text AS v");
+  exec(leader, "SELECT pg_sleep(0.2)");
+  exec(leader, "DELETE FROM orders");
+  tandem_ok({"backup", "check"});  // the delete's WAL is in the archive
+  int port = find_free_ports(2);
+  std::string paused = tandem_ok({"restore", "--to", before_drop, "--dir", dir_ + "/before-drop",
+                                  "--port", std::to_string(port)});
+  std::cout << paused;
+  EXPECT_NE(paused.find("paused at its target"), std::string::npos) << paused;
+  EXPECT_EQ(copy_value(port, "SELECT count(*)::text AS v FROM orders"), "2000");
+  EXPECT_EQ(copy_value(port, "SELECT pg_is_in_recovery()::text AS v"), "true");
+  EXPECT_EQ(value(leader, "SELECT count(*)::text AS v FROM orders"), "0");
+  // The latest state, promoted: a primary of its own, which archives nothing into the
+  // cluster's repository.
+  std::string archived = backups()["archive_max"];
+  std::string promoted = tandem_ok({"restore", "--to", "latest", "--promote", "--dir",
+                                    dir_ + "/latest", "--port", std::to_string(port + 1)});
+  EXPECT_NE(promoted.find("promoted"), std::string::npos) << promoted;
+  EXPECT_EQ(copy_value(port + 1, "SELECT count(*)::text AS v FROM orders"), "0");
+  EXPECT_EQ(copy_value(port + 1, "SELECT pg_current_xact_id()::text AS v").find("ERROR"),
+            std::string::npos);  // it writes
+  EXPECT_EQ(copy_value(port + 1, "SELECT pg_switch_wal()::text AS v").find("ERROR"),
+            std::string::npos);
+  EXPECT_EQ(copy_value(port + 1,
+                       "SELECT count(*)::text AS v FROM pg_stat_archiver WHERE "
+                       "archived_count > 0"),
+            "0");
+  EXPECT_EQ(backups()["archive_max"], archived);
 }
 
 TEST_F(BackupTest, ARepositoryThatIsMissingOrClosedIsRefusedBeforeAnythingIsMade) {
