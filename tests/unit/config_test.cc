@@ -27,6 +27,13 @@ TEST(ParseConfig, DefaultsAndRelativePaths) {
   EXPECT_EQ(config->replication.max_slot_wal_keep_size, 1LL << 30);
   EXPECT_EQ(config->replication.wal_retrieve_retry_interval, std::chrono::milliseconds(200));
   EXPECT_FALSE(config->app);
+  EXPECT_FALSE(config->backup.enabled());
+  // A relative repository is the config file's directory's, as every path.
+  auto backed_up =
+      parse_config(std::string(kMinimal) + "backup: {repository: backups}\n", "/etc/tandem");
+  ASSERT_TRUE(backed_up) << backed_up.error().message;
+  EXPECT_EQ(backed_up->backup.repository, "/etc/tandem/backups");
+  EXPECT_EQ(backed_up->stanza(), backed_up->name);
 }
 
 TEST(ParseConfig, RoundTripsThroughRender) {
@@ -41,10 +48,13 @@ TEST(ParseConfig, RoundTripsThroughRender) {
   config->callbacks = {.on_stop = "/usr/local/bin/page",
                        .on_role_change = "/usr/local/bin/vip",
                        .timeout = std::chrono::seconds(5)};
+  config->backup = {.repository = "/srv/backup", .stanza = "main", .retention_full = 4};
   auto again = parse_config(render_config(*config), "/elsewhere");
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(render_config(*again), render_config(*config));
   EXPECT_EQ(again->callbacks, config->callbacks);
+  EXPECT_EQ(again->backup, config->backup);
+  EXPECT_EQ(again->stanza(), "main");
 }
 
 // The README's config for several machines: a name, an address and a data directory per node and
@@ -144,6 +154,18 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "callbacks.timeout must be more than 0"},
       {"callbacks: {on_promote: /x}\nnodes: [{name: a, port: 1}]",
        "unknown key 'callbacks.on_promote'"},
+      // Issue 18: backups with pgBackRest.
+      {"backup: {repository: /b, retention_full: 0}\nnodes: [{name: a, port: 1}]",
+       "backup.retention_full must be between 1 and 999"},
+      {"backup: {repository: /b, stanza: 'my stanza'}\nnodes: [{name: a, port: 1}]",
+       "backup.stanza 'my stanza' may hold only"},
+      {"backup: {repository: /b, pgbackrest: pgbackrest}\nnodes: [{name: a, port: 1}]",
+       "backup.pgbackrest 'pgbackrest' must be an absolute path"},
+      {"backup: {repository: \"/b'x\"}\nnodes: [{name: a, port: 1}]", "may not hold quotes"},
+      {"backup: {repository: /b, schedule: daily}\nnodes: [{name: a, port: 1}]",
+       "unknown key 'backup.schedule'"},
+      {"backup: {repository: /b}\netcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, port: 1}]",
+       "needs pgBackRest's repository host"},
   };
   for (const Case& c : cases) {
     auto config = parse_config(c.yaml, "/base");

@@ -43,6 +43,37 @@ TEST(RenderTandemConf, PrimaryAndStandby) {
 
 // The agent tells its upstream from tandem.conf while the server starts, and by host AND port:
 // nodes on several machines may all listen on 5432.
+// With a backup repository: the primary archives through pgBackRest with the node's own
+// settings file, standbys restore from it; without one, nothing of it. The commands survive
+// both quotings (the shell's, then postgresql.conf's) of a data directory with a quote in it.
+TEST(RenderTandemConf, ArchivesThroughPgBackRestWhenARepositoryIsSet) {
+  ClusterConfig config = config_with_app();
+  EXPECT_EQ(render_tandem_conf(config, config.nodes[1], std::nullopt).find("archive"),
+            std::string::npos);
+  config.name = "main";
+  config.log_dir = "/c/log";
+  config.backup.repository = "/srv/backup";
+  config.nodes[1].data_dir = "/c/it's node2";
+  std::string command = pgbackrest_command(config, config.nodes[1]);
+  EXPECT_EQ(command,
+            "'/usr/bin/pgbackrest' --config='/c/it'\\''s node2/pgbackrest.conf' --stanza='main'");
+  char pattern[] = "/tmp/tandem-conf-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  std::ofstream(dir + "/tandem.conf") << render_tandem_conf(config, config.nodes[1], std::nullopt);
+  EXPECT_EQ(conf_string(dir + "/tandem.conf", "archive_mode"), "on");
+  EXPECT_EQ(conf_string(dir + "/tandem.conf", "archive_command"), command + " archive-push %p");
+  EXPECT_EQ(conf_string(dir + "/tandem.conf", "restore_command"),
+            command + " archive-get %f \"%p\"");
+  std::filesystem::remove_all(dir);
+  std::string backrest = render_pgbackrest_conf(config, config.nodes[1]);
+  for (const char* line :
+       {"[global]\nrepo1-path=/srv/backup\n", "repo1-retention-full=2\n", "log-path=/c/log\n",
+        "lock-path=/c/run/pgbackrest\n", "[main]\npg1-path=/c/it's node2\npg1-port=5433\n",
+        "pg1-socket-path=/c/run\n", "pg1-user=postgres\n"}) {
+    EXPECT_NE(backrest.find(line), std::string::npos) << line << "\nin:\n" << backrest;
+  }
+}
+
 TEST(ConfiguredConninfo, ReadsBackWhatTandemWroteWithHostAndPort) {
   ClusterConfig config = config_with_app();
   config.password_file = "/c/it's.pgpass";  // a quote, doubled in the file

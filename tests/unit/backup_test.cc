@@ -1,0 +1,105 @@
+// What tandem reads from pgBackRest and what it asks of it: `info --output=json` (its shape as
+// pgBackRest 2.45 prints it) and the restore targets tandem restore accepts.
+#include "ops/backup.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem {
+namespace {
+
+// Trimmed from a real `pgbackrest info --output=json` (2.45): a full backup and an incremental
+// one, WAL archived on two timelines.
+constexpr char kInfo[] = R"([{"name":"other","status":{"code":1,"message":"missing stanza path"}},
+ {"name":"s1","status":{"code":0,"message":"ok","lock":{"backup":{"held":false}}},
+  "archive":[{"id":"15-1","min":"000000010000000000000001","max":"000000020000000000000012",
+              "database":{"id":1,"repo-key":1}}],
+  "backup":[{"label":"20261204-222931F","type":"full","prior":null,"reference":null,
+             "timestamp":{"start":1796423371,"stop":1796423374},
+             "lsn":{"start":"0/9000028","stop":"0/9000100"},
+             "archive":{"start":"000000010000000000000009","stop":"000000010000000000000009"},
+             "info":{"size":23074000,"delta":23074000,"repository":{"size":3057000,"delta":3057000}},
+             "error":false},
+            {"label":"20261204-222931F_20261204-222946I","type":"incr",
+             "prior":"20261204-222931F","reference":["20261204-222931F"],
+             "timestamp":{"start":1796423386,"stop":1796423388},
+             "lsn":{"start":"0/B000028","stop":"0/B000100"},
+             "archive":{"start":"00000001000000000000000B","stop":"00000001000000000000000B"},
+             "info":{"size":23074619,"delta":8458,"repository":{"size":3057046,"delta":430}},
+             "error":true}],
+  "db":[{"id":1,"repo-key":1,"system-id":7715579227913986634,"version":"15"}],
+  "repo":[{"key":1,"cipher":"none","status":{"code":0,"message":"ok"}}],"cipher":"none"}])";
+
+TEST(BackRestInfo, ReadsTheStanzasBackupsAndArchive) {
+  auto info = parse_backrest_info(kInfo, "s1");
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_TRUE(info->stanza_exists());
+  EXPECT_EQ(info->status, "ok");
+  EXPECT_EQ(info->archive_min, "000000010000000000000001");
+  EXPECT_EQ(info->archive_max, "000000020000000000000012");
+  ASSERT_EQ(info->backups.size(), 2u);
+  const BackupSet& full = info->backups[0];
+  EXPECT_EQ(full.label, "20261204-222931F");
+  EXPECT_EQ(full.type, "full");
+  EXPECT_EQ(full.stopped - full.started, 3);
+  EXPECT_EQ(full.lsn_start, "0/9000028");
+  EXPECT_EQ(full.wal_stop, "000000010000000000000009");
+  EXPECT_FALSE(full.error);
+  const BackupSet& incr = info->backups[1];
+  EXPECT_EQ(incr.type, "incr");
+  EXPECT_EQ(incr.size, 23074619);
+  EXPECT_EQ(incr.repository_size, 3057046);
+  EXPECT_EQ(incr.repository_delta, 430);
+  EXPECT_TRUE(incr.error);
+
+  auto missing = parse_backrest_info(kInfo, "other");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->stanza_exists());
+  EXPECT_TRUE(missing->backups.empty());
+  EXPECT_FALSE(parse_backrest_info(kInfo, "nobody"));
+  EXPECT_FALSE(parse_backrest_info("ERROR: [055]: unable to load info file", "s1"));
+}
+
+TEST(RestoreTarget, EachKindAsPgBackRestTakesIt) {
+  struct Case {
+    const char* target;
+    bool promote;
+    std::vector<std::string> args;  // empty: refused
+    const char* refusal = "";
+  };
+  std::vector<Case> cases = {
+      {"latest", true, {"--type=default"}},
+      {"latest", false, {}, "add --promote"},
+      {"immediate", false, {"--type=immediate", "--target-action=pause"}},
+      {"0/5000028", false, {"--type=lsn", "--target=0/5000028", "--target-action=pause"}},
+      {"2026-12-04 22:30:00+00",
+       true,
+       {"--type=time", "--target=2026-12-04 22:30:00+00", "--target-action=promote"}},
+      {"2026-12-04T22:30:00.123",
+       false,
+       {"--type=time", "--target=2026-12-04T22:30:00.123", "--target-action=pause"}},
+      {"yesterday", false, {}, "is neither latest, immediate, an LSN"},
+      {"0/50000X8", false, {}, "is neither"},
+  };
+  for (const Case& each : cases) {
+    auto args = restore_target_args({.target = each.target, .promote = each.promote});
+    if (each.args.empty()) {
+      ASSERT_FALSE(args) << each.target;
+      EXPECT_NE(args.error().message.find(each.refusal), std::string::npos) << args.error().message;
+      continue;
+    }
+    ASSERT_TRUE(args) << each.target << ": " << args.error().message;
+    EXPECT_EQ(*args, each.args) << each.target;
+  }
+}
+
+TEST(BackupType, NamesRoundTripAndOthersAreRefused) {
+  for (const char* name : {"full", "diff", "incr"}) {
+    auto type = parse_backup_type(name);
+    ASSERT_TRUE(type) << name;
+    EXPECT_EQ(backup_type_name(*type), name);
+  }
+  EXPECT_FALSE(parse_backup_type("differential"));
+}
+
+}  // namespace
+}  // namespace tandem
