@@ -334,8 +334,8 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
       reached->progress == RecoveryProgress::kPromoted
           ? fmt::format("the copy is promoted: a primary of its own on port {}", copy.port)
           : fmt::format("the copy is paused at its target (replayed to {}, last "
-                        "commit {}) on port {}: read-only until "
-                        "SELECT pg_wal_replay_resume() promotes it",
+                        "commit {}) on port {}: read-only; pg_wal_replay_resume() in it "
+                        "promotes it",
                         reached->replayed ? reached->replayed->str() : "-",
                         reached->last_commit_time.empty() ? "-" : reached->last_commit_time,
                         copy.port));
