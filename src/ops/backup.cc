@@ -333,12 +333,11 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
   context.report(
       reached->progress == RecoveryProgress::kPromoted
           ? fmt::format("the copy is promoted: a primary of its own on port {}", copy.port)
-          : fmt::format("the copy is paused at its target (replayed to {}, last "
-                        "commit {}) on port {}: read-only; pg_wal_replay_resume() in it "
-                        "promotes it",
-                        reached->replayed ? reached->replayed->str() : "-",
-                        reached->last_commit_time.empty() ? "-" : reached->last_commit_time,
-                        copy.port));
+          : fmt::format(
+                "the copy is paused at its target (replayed to {}, last transaction at {}) on "
+                "port {}: read-only until pg_wal_replay_resume promotes it",
+                reached->replayed ? reached->replayed->str() : "-",
+                reached->last_commit_time.empty() ? "-" : reached->last_commit_time, copy.port));
   return {};
 }
 
