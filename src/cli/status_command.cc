@@ -110,6 +110,13 @@ std::string render_status(const ClusterConfig& config, const ClusterReport& repo
     std::string decisions = render_agent_decisions(config);
     if (!decisions.empty()) out += "\n" + decisions;
   }
+  if (report.archiver) {
+    const ArchiverRow& archiver = *report.archiver;
+    out +=
+        fmt::format("\narchive: last archived {}, {} failures{}\n",
+                    archiver.last_archived_wal.empty() ? "nothing yet" : archiver.last_archived_wal,
+                    archiver.failed_count, archiver.failing() ? " (failing now)" : "");
+  }
   if (!report.slots.empty()) out += "\n" + render_slots(report);
   for (const std::string& warning : report.warnings) out += "\nWARNING: " + warning;
   if (!report.warnings.empty()) out += "\n";

@@ -111,6 +111,16 @@ void assess_agents(const ClusterReport& report, std::vector<std::string>& warnin
   }
 }
 
+// A failing archive_command is no silent disk filling with WAL.
+void assess_archiver(const ClusterReport& report, std::vector<std::string>& warnings) {
+  if (!report.archiver || !report.archiver->failing()) return;
+  const ArchiverRow& archiver = *report.archiver;
+  warnings.push_back(fmt::format(
+      "{}'s WAL archiving fails ({} failures, the last for {}): its WAL stays in pg_wal until an "
+      "archive_command succeeds (see its log; tandem backup check)",
+      report.primary.value_or("the primary"), archiver.failed_count, archiver.last_failed_wal));
+}
+
 }  // namespace
 
 std::vector<std::string> assess(const ClusterReport& report, const ClusterConfig& config,
@@ -118,6 +128,7 @@ std::vector<std::string> assess(const ClusterReport& report, const ClusterConfig
   std::vector<std::string> warnings;
   assess_nodes(report, warnings);
   assess_agents(report, warnings);
+  assess_archiver(report, warnings);
   for (const SlotRow& slot : report.slots) assess_slot(slot, config, now, warnings);
   return warnings;
 }

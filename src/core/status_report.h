@@ -52,6 +52,20 @@ struct NodeReport {
   std::optional<std::int64_t> lag_bytes;      // primary's position minus this node's replay
 };
 
+// The primary's WAL archiver (pg_stat_archiver), when the cluster archives (backup:).
+struct ArchiverRow {
+  std::int64_t archived_count = 0;
+  std::string last_archived_wal;
+  std::optional<WallTime> last_archived_at;
+  std::int64_t failed_count = 0;
+  std::string last_failed_wal;
+  std::optional<WallTime> last_failed_at;
+  // Failing now: its last attempt failed (no success since the last failure).
+  bool failing() const {
+    return last_failed_at && (!last_archived_at || *last_failed_at > *last_archived_at);
+  }
+};
+
 // What the agents say in the store, when the cluster has agents.
 struct AgentsReport {
   std::string leader;  // the lease holder, "" when none
@@ -65,7 +79,8 @@ struct AgentsReport {
 struct ClusterReport {
   std::vector<NodeReport> nodes;
   std::optional<AgentsReport> agents;
-  std::vector<SlotRow> slots;  // the primary's slots
+  std::vector<SlotRow> slots;           // the primary's slots
+  std::optional<ArchiverRow> archiver;  // the primary's, with backup: configured
   std::optional<std::string> primary;
   std::vector<std::string> warnings;
 };

@@ -16,12 +16,16 @@
 namespace tandem {
 namespace {
 
-void read_primary(Connection& connection, NodeReport& node, ClusterReport& report) {
+void read_primary(Connection& connection, const ClusterConfig& config, NodeReport& node,
+                  ClusterReport& report) {
   if (auto self = primary_position(connection)) {
     node.wal_lsn = self->wal_lsn;
     node.timeline = self->timeline;
   }
   node.detail = "accepting writes";
+  if (config.backup.enabled()) {
+    if (auto archiver = archiver_stats(connection)) report.archiver = *archiver;
+  }
   auto slots = physical_slots(connection);
   if (!slots) return;
   for (SlotRow& slot : *slots) report.slots.push_back(std::move(slot));
@@ -67,7 +71,7 @@ NodeReport read_node(Context& context, const NodeConfig& config_node, ClusterRep
   } else {
     node.role = NodeRole::kPrimary;
     if (!report.primary) report.primary = node.name;
-    read_primary(*connection, node, report);
+    read_primary(*connection, context.config, node, report);
     replication = replication_rows(*connection).value_or(std::vector<ReplicationRow>());
   }
   return node;

@@ -68,7 +68,19 @@ nlohmann::json report_to_json(const ClusterReport& report) {
               {"candidates", report.agents->candidates},
               {"not_eligible", report.agents->not_eligible}};
   }
+  nlohmann::json archiver = nullptr;
+  if (report.archiver) {
+    const ArchiverRow& row = *report.archiver;
+    archiver = {{"archived_count", row.archived_count},
+                {"last_archived_wal", row.last_archived_wal},
+                {"last_archived_at", time_json(row.last_archived_at)},
+                {"failed_count", row.failed_count},
+                {"last_failed_wal", row.last_failed_wal},
+                {"last_failed_at", time_json(row.last_failed_at)},
+                {"failing", row.failing()}};
+  }
   return {{"primary", optional_json(report.primary, identity)},
+          {"archiver", archiver},
           {"agents", agents},
           {"nodes", nodes},
           {"slots", slots},

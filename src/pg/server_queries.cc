@@ -71,6 +71,29 @@ Result<RecoveryState> recovery_state(Connection& connection) {
   return state;
 }
 
+Result<ArchiverRow> archiver_stats(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT archived_count, last_archived_wal, "
+      "(extract(epoch FROM last_archived_time) * 1000)::bigint AS archived_ms, failed_count, "
+      "last_failed_wal, (extract(epoch FROM last_failed_time) * 1000)::bigint AS failed_ms "
+      "FROM pg_stat_archiver");
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return fail(ErrorCode::kNotFound, "pg_stat_archiver has no row");
+  auto wall = [&](std::string_view column) -> std::optional<WallTime> {
+    auto ms = number_of(*rows, 0, column);
+    if (!ms) return std::nullopt;
+    return WallTime(std::chrono::milliseconds(static_cast<std::int64_t>(*ms)));
+  };
+  return ArchiverRow{
+      .archived_count =
+          static_cast<std::int64_t>(number_of(*rows, 0, "archived_count").value_or(0)),
+      .last_archived_wal = rows->text(0, "last_archived_wal"),
+      .last_archived_at = wall("archived_ms"),
+      .failed_count = static_cast<std::int64_t>(number_of(*rows, 0, "failed_count").value_or(0)),
+      .last_failed_wal = rows->text(0, "last_failed_wal"),
+      .last_failed_at = wall("failed_ms")};
+}
+
 std::optional<TimelineId> streaming_timeline(Connection& connection) {
   auto rows = connection.query(
       "SELECT received_tli::text AS tli FROM pg_stat_wal_receiver "

@@ -36,6 +36,9 @@ struct RecoveryState {
 };
 Result<RecoveryState> recovery_state(Connection& connection);
 
+// pg_stat_archiver of a server.
+Result<ArchiverRow> archiver_stats(Connection& connection);
+
 // The timeline a standby's WAL receiver streams; nullopt when it does not stream.
 std::optional<TimelineId> streaming_timeline(Connection& connection);
 

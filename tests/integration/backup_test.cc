@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "bench/local_queries.h"
 #include "local_cluster_fixture.h"
@@ -137,6 +138,26 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
                        "archived_count > 0"),
             "0");
   EXPECT_EQ(backups()["archive_max"], archived);
+
+  // The repository closed to the OS user: archiving fails, and status says so; opened again,
+  // the next segment goes through and the warning is gone.
+  EXPECT_NE(tandem_ok({"status"}).find("archive: last archived 0000000"), std::string::npos);
+  std::filesystem::permissions(repository, std::filesystem::perms::none);
+  auto archiver = [&] { return json::parse(tandem_ok({"status", "--json"}))["archiver"]; };
+  auto archiving = [&](bool fails) {
+    return eventually([&] {
+      exec(leader, "SELECT pg_current_xact_id()");
+      exec(leader, "SELECT pg_switch_wal()");  // a new segment to archive
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      json now = archiver();
+      return now.is_object() && now["failing"] == fails;
+    });
+  };
+  EXPECT_TRUE(archiving(true)) << archiver().dump();
+  std::string warned = tandem({"status"}).output;
+  EXPECT_NE(warned.find(leader + "'s WAL archiving fails"), std::string::npos) << warned;
+  std::filesystem::permissions(repository, std::filesystem::perms(0750));
+  EXPECT_TRUE(archiving(false)) << archiver().dump();
 }
 
 TEST_F(BackupTest, ARepositoryThatIsMissingOrClosedIsRefusedBeforeAnythingIsMade) {
