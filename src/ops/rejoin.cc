@@ -177,6 +177,43 @@ Result<RejoinOutcome> follow_or_rewind(Context& context, const NodeConfig& node,
   return outcome;
 }
 
+// A standby whose slot was invalidated, with a WAL archive: a new slot, and the standby
+// replays from the archive what the primary no longer has, then streams — no copy of the whole
+// database. Only for a node whose WAL the primary's history contains (one that diverged needs a
+// rewind, which needs that WAL); nullopt when it did not work out, said why: the caller
+// reclones.
+std::optional<RejoinOutcome> catch_up_from_archive(Context& context, const NodeConfig& node,
+                                                   const NodeConfig& primary) {
+  if (!context.config.backup.enabled()) return std::nullopt;
+  auto say_why = [&](const std::string& why) {
+    context.report(fmt::format("{} cannot catch up from the archive: {}", node.name, why));
+    return std::nullopt;
+  };
+  auto control = stopped_cleanly(context, node);
+  if (!control) return say_why(control.error().message);
+  auto primary_wal = read_primary_wal(context, primary);
+  if (!primary_wal) return say_why(primary_wal.error().message);
+  RejoinPlan plan = plan_rejoin(wal_position(*control), primary_wal->history, primary_wal->end);
+  if (plan.method != RejoinMethod::kFollow) return say_why(plan.reason);
+  auto admin = connect_admin(context.config, primary);
+  if (!admin) return say_why(admin.error().message);
+  if (auto created = ensure_slot(*admin, node.name); !created) {
+    return say_why(created.error().message);
+  }
+  context.report(
+      fmt::format("slot {} on {} was invalidated: created anew; {} replays what it "
+                  "lacks from the archive, then streams",
+                  node.name, primary.name, node.name));
+  if (auto ok = start_following(context, node, primary, context.streaming_timeout); !ok) {
+    (void)context.controller.stop(node, StopMode::kFast);
+    return say_why(ok.error().message);
+  }
+  context.report(fmt::format("{} streams from {} again (caught up from the archive)", node.name,
+                             primary.name));
+  return RejoinOutcome{.result = RejoinResult::kFollowed,
+                       .reason = "its slot was invalidated; caught up from the archive"};
+}
+
 }  // namespace
 
 Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
@@ -205,10 +242,12 @@ Result<RejoinOutcome> rejoin_node(Context& context, const NodeConfig& node) {
     }
   }
 
-  // The WAL it needs is gone from the primary: no rewind or restart brings it back.
+  // The WAL it needs is gone from the primary: no rewind or restart brings it back, but the
+  // archive may.
   if (auto lost = slot_is_lost(context, primary, node); !lost) {
     return std::unexpected(lost.error());
   } else if (*lost) {
+    if (auto caught = catch_up_from_archive(context, node, primary)) return *caught;
     context.report(
         fmt::format("slot {} on {} was invalidated: the WAL {} needs is gone; cloning "
                     "it again",

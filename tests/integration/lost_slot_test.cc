@@ -22,9 +22,13 @@ using Steady = std::chrono::steady_clock;
 
 class LostSlotTest : public LocalClusterTest {
  protected:
-  void up(bool agents) {
+  void up(bool agents, const std::string& repository = "") {
     write_config(
-        1, [](ClusterConfig& config) { config.replication.max_slot_wal_keep_size = 32LL << 20; },
+        1,
+        [&](ClusterConfig& config) {
+          config.replication.max_slot_wal_keep_size = 32LL << 20;
+          config.backup.repository = repository;
+        },
         agents);
     tandem_ok({"local", "up", "--dir", dir_});
     if (!agents) return;
@@ -102,6 +106,53 @@ TEST_F(LostSlotTest, TheAgentReclonesAStandbyWhoseSlotWasLost) {
   std::cout << "lost slot, with agents: node2 streams again "
             << std::chrono::duration_cast<milliseconds>(took).count()
             << " ms after `tandem local start node2` (recloned)\n";
+}
+
+// With a WAL archive (issue 18.2): the same lost slot costs no copy. Its agent makes the slot
+// anew and node2 replays from the archive what node1 no longer has, then streams.
+TEST_F(LostSlotTest, WithAnArchiveTheStandbyCatchesUpFromItWithoutACopy) {
+  std::string repository = dir_ + "/repo";
+  make_postgres_dir(repository);
+  up(true, repository);
+  ASSERT_EQ(bench::writable_node(config_), "node1");
+  ASSERT_NO_FATAL_FAILURE(lose_slot());
+  tandem_ok({"backup", "check"});  // every segment node2 lacks is in the archive
+  auto began = Steady::now();
+  tandem_ok({"local", "start", "node2"});
+  std::string log_file = config_.log_dir + "/node2.agent.log";
+  EXPECT_TRUE(eventually([&] { return streams(); }, std::chrono::seconds(90)))
+      << read_file(log_file).value_or("");
+  auto took = Steady::now() - began;
+  EXPECT_EQ(moved_aside("slot-lost"), 0) << read_file(log_file).value_or("");
+  // The slot serves node2 again: it holds WAL for it from now on.
+  std::string slot_state;
+  EXPECT_TRUE(eventually([&] {
+    slot_state = value("node1",
+                       "SELECT wal_status || ' ' || active::text AS v FROM pg_replication_slots "
+                       "WHERE slot_name = 'node2'");
+    return slot_state == "reserved true";
+  })) << slot_state;
+  EXPECT_TRUE(eventually(
+      [&] { return value("node2", "SELECT count(*)::text AS v FROM filler") == rows_; }));
+  std::cout << "lost slot, with an archive: node2 streams again "
+            << std::chrono::duration_cast<milliseconds>(took).count()
+            << " ms after `tandem local start node2` (no copy)\n";
+}
+
+// By hand, with an archive: `tandem rejoin` makes the lost slot anew and starts node2, which
+// replays from the archive what node1 no longer has — no copy.
+TEST_F(LostSlotTest, ByHandWithAnArchiveRejoinCatchesUpWithoutACopy) {
+  std::string repository = dir_ + "/repo";
+  make_postgres_dir(repository);
+  up(false, repository);
+  ASSERT_NO_FATAL_FAILURE(lose_slot());
+  tandem_ok({"backup", "check"});
+  std::string output = tandem_ok({"rejoin", "node2"});
+  EXPECT_NE(output.find("caught up from the archive"), std::string::npos) << output;
+  EXPECT_TRUE(eventually([&] { return streams(); }));
+  EXPECT_EQ(moved_aside("slot-lost"), 0);
+  EXPECT_TRUE(eventually(
+      [&] { return value("node2", "SELECT count(*)::text AS v FROM filler") == rows_; }));
 }
 
 // A standby whose recovery, not yet consistent, waits for WAL that no node has any more (after
