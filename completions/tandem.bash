@@ -71,6 +71,7 @@ _tandem() {
   init | clone | promote | rejoin | reinit | restart | reload)
     options="--help"
     [[ "$command" == clone ]] && options+=" --from"
+    [[ "$command" == restart ]] && options+=" --all"
     ;;
   switchover) options="--to --help" ;;
   failover) options="--to --allow-data-loss --help" ;;

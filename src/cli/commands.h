@@ -39,6 +39,9 @@ void add_reload_command(CLI::App& app, CliState& state);
 void add_member_command(CLI::App& app, CliState& state);
 void add_backup_command(CLI::App& app, CliState& state);
 
+// tandem switchover --to NODE (empty: the agents' best candidate), waiting until it is done.
+Status request_switchover(Context& context, const std::string& to);
+
 // Parses argv and runs the command. Returns the process exit status: 0 success, 1 the
 // operation failed (one line on stderr says why), 2 bad usage.
 int run_cli(int argc, char** argv);

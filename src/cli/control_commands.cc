@@ -42,15 +42,7 @@ Status request_and_wait(Context& context, StoreAccess& access, const SwitchoverR
 }
 
 Status switchover(CliState& state, const std::string& to) {
-  return with_session(state, [&](Context& context) -> Status {
-    auto access = open_store(context.config);
-    if (!access) return std::unexpected(access.error());
-    auto view = read_view(**access);
-    if (!view) return std::unexpected(view.error());
-    auto request = plan_switchover(*view, context.config, "", to);
-    if (!request) return std::unexpected(request.error());
-    return request_and_wait(context, **access, *request);
-  });
+  return with_session(state, [&](Context& context) { return request_switchover(context, to); });
 }
 
 Status failover(CliState& state, const std::string& to, bool allow_data_loss) {
@@ -83,6 +75,16 @@ Status pause_or_resume(CliState& state, bool paused) {
 }
 
 }  // namespace
+
+Status request_switchover(Context& context, const std::string& to) {
+  auto access = open_store(context.config);
+  if (!access) return std::unexpected(access.error());
+  auto view = read_view(**access);
+  if (!view) return std::unexpected(view.error());
+  auto request = plan_switchover(*view, context.config, "", to);
+  if (!request) return std::unexpected(request.error());
+  return request_and_wait(context, **access, *request);
+}
 
 void add_control_commands(CLI::App& app, CliState& state) {
   auto* planned = app.add_subcommand(

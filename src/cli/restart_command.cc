@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/rolling_restart.h"
 #include "local/local_agents.h"
+#include "ops/status.h"
 #include "proc/secret_file.h"
 
 namespace tandem {
@@ -74,6 +76,51 @@ Status reload_agents(Context& context, const std::string& only) {
   return {};
 }
 
+// tandem restart --all: each step carried out and finished — the cluster back to one primary
+// and every other node streaming — before the next; the first that fails stops it, said.
+Status rolling_restart(Context& context) {
+  ClusterReport report = collect_status(context);
+  if (!report.agents) {
+    return fail(ErrorCode::kInvalidArgument,
+                "a rolling restart needs the agents (ha.agents): restart each node by hand");
+  }
+  std::vector<RollingMember> members;
+  for (const NodeReport& node : report.nodes) {
+    members.push_back({node.name, node.role == NodeRole::kPrimary,
+                       node.role == NodeRole::kStandby && node.replication &&
+                           node.replication->state == "streaming"});
+  }
+  auto steps = plan_rolling_restart(members, report.agents->candidates);
+  if (!steps) return fail_with_context(steps.error(), "not restarting");
+  int done = 0;
+  for (const RollingStep& step : *steps) {
+    auto node = context.config.node(step.node);
+    if (!node) return std::unexpected(node.error());
+    Status ok;
+    if (step.kind == RollingStep::Kind::kSwitchover) {
+      context.report(fmt::format("switchover to {}", step.node));
+      ok = request_switchover(context, step.node);
+      if (ok) ok = wait_cluster_ready(context, std::chrono::minutes(2));
+    } else {
+      context.report(fmt::format("restarting {}", step.node));
+      auto message = ask_agent(context.config, **node, "/restart");
+      ok = message ? wait_cluster_ready(context, std::chrono::minutes(2))
+                   : Status(std::unexpected(message.error()));
+    }
+    if (!ok) {
+      return fail(
+          ok.error().code,
+          fmt::format("rolling restart stopped at step {} of {} ({} {}): {}", done + 1,
+                      steps->size(),
+                      step.kind == RollingStep::Kind::kSwitchover ? "switchover to" : "restart of",
+                      step.node, ok.error().message));
+    }
+    ++done;
+  }
+  fmt::print("restarted every node, one at a time ({} steps)\n", done);
+  return {};
+}
+
 }  // namespace
 
 void add_reload_command(CLI::App& app, CliState& state) {
@@ -89,11 +136,21 @@ void add_reload_command(CLI::App& app, CliState& state) {
 
 void add_restart_command(CLI::App& app, CliState& state) {
   auto* command = app.add_subcommand(
-      "restart", "Restart NODE's PostgreSQL through its agent, in its role (POST /restart)");
+      "restart",
+      "Restart NODE's PostgreSQL through its agent, in its role (POST /restart), or --all nodes "
+      "one at a time");
   auto node = std::make_shared<std::string>();
-  command->add_option("node", *node, "Node name from tandem.yaml")->required();
-  command->callback([&state, node] {
+  auto all = std::make_shared<bool>(false);
+  command->add_option("node", *node, "Node name from tandem.yaml");
+  command->add_flag("--all", *all,
+                    "Every node, one at a time: the standbys, then the primary after a "
+                    "switchover (a rolling restart)");
+  command->callback([&state, node, all] {
     state.result = with_session(state, [&](Context& context) -> Status {
+      if (*all == !node->empty()) {
+        return fail(ErrorCode::kInvalidArgument, "name one node, or --all for every node");
+      }
+      if (*all) return rolling_restart(context);
       auto target = context.config.node(*node);
       if (!target) return std::unexpected(target.error());
       auto message = ask_agent(context.config, **target, "/restart");

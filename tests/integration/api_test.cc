@@ -11,12 +11,14 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "../support/child_process.h"
 #include "../support/headless_browser.h"
 #include "../support/prometheus_text.h"
 #include "bench/local_queries.h"
+#include "bench/write_probe.h"
 #include "common/clock.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/sqlite_store.h"
@@ -255,6 +257,55 @@ TEST_F(ApiClusterTest, RequestsChangeTheCluster) {
 }
 
 // The example configuration, unchanged, with the cluster's ports from the environment.
+// tandem restart --all (issue 20.2): every postmaster restarted once, the standbys first, the
+// primary role moved by a switchover before its old holder restarts; a probe writing through
+// it all loses no acknowledged write. On a cluster already a node short: refused, nothing
+// restarted.
+TEST_F(ApiClusterTest, ARollingRestartRestartsEveryNodeOnceAndLosesNoWrite) {
+  up();
+  ASSERT_EQ(primary(), "node1");
+  ASSERT_TRUE(eventually([&] { return streams("node2") && streams("node3"); }));
+  auto started = [&] {
+    std::map<std::string, std::string> at;
+    for (const char* name : {"node1", "node2", "node3"}) {
+      at[name] = value(name, "SELECT pg_postmaster_start_time()::text AS v");
+    }
+    return at;
+  };
+  auto before = started();
+  bench::WriteProbe probe(bench::any_primary_conninfo(config_), std::chrono::milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  std::size_t acknowledged = probe.acknowledged().size();
+  std::string out = tandem_ok({"restart", "--all"});
+  std::cout << out;
+  EXPECT_NE(out.find("restarted every node, one at a time (4 steps)"), std::string::npos) << out;
+  EXPECT_LT(out.find("restarting node2"), out.find("switchover to"));
+  EXPECT_LT(out.find("switchover to"), out.find("restarting node1"));
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= acknowledged + 10; }));
+  probe.stop();
+  auto after = started();
+  for (const auto& [name, at] : before) {
+    EXPECT_NE(after[name], at) << name << " was not restarted";
+  }
+  EXPECT_NE(primary(), "node1");
+  auto missing = probe.missing_on(bench::any_primary_conninfo(config_));
+  ASSERT_TRUE(missing);
+  EXPECT_TRUE(missing->empty()) << missing->size() << " acknowledged writes lost";
+
+  // One node short: refused, and nothing restarted.
+  tandem_ok({"local", "stop", "node1"});
+  auto short_before = started();
+  CommandOutput refused = tandem({"restart", "--all"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("node1 does not stream from the primary"), std::string::npos)
+      << refused.output;
+  EXPECT_EQ(value("node2", "SELECT pg_postmaster_start_time()::text AS v"), short_before["node2"]);
+  EXPECT_EQ(value("node3", "SELECT pg_postmaster_start_time()::text AS v"), short_before["node3"]);
+  CommandOutput both = tandem({"restart", "node2", "--all"});
+  EXPECT_NE(both.output.find("name one node, or --all"), std::string::npos) << both.output;
+}
+
 TEST_F(ApiClusterTest, HaproxyFollowsTheFailover) {
   up();
   int ports = tandem::find_free_ports("127.0.0.1", 2).value_or(0);

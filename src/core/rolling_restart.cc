@@ -1,0 +1,43 @@
+#include "core/rolling_restart.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace tandem {
+
+Result<std::vector<RollingStep>> plan_rolling_restart(const std::vector<RollingMember>& members,
+                                                      const std::vector<std::string>& candidates) {
+  auto primaries = std::count_if(members.begin(), members.end(),
+                                 [](const RollingMember& member) { return member.primary; });
+  if (primaries != 1) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} nodes accept writes: a rolling restart needs exactly one primary",
+                            primaries));
+  }
+  std::vector<RollingStep> steps;
+  std::string primary;
+  for (const RollingMember& member : members) {
+    if (member.primary) {
+      primary = member.name;
+      continue;
+    }
+    if (!member.streaming) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("{} does not stream from the primary: a rolling restart would "
+                              "leave the cluster two nodes short; bring it back first",
+                              member.name));
+    }
+    steps.push_back({RollingStep::Kind::kRestart, member.name});
+  }
+  auto target = std::find_if(candidates.begin(), candidates.end(), [&](const std::string& name) {
+    return std::any_of(members.begin(), members.end(), [&](const RollingMember& member) {
+      return member.name == name && !member.primary;
+    });
+  });
+  if (target != candidates.end()) steps.push_back({RollingStep::Kind::kSwitchover, *target});
+  steps.push_back({RollingStep::Kind::kRestart, primary});
+  return steps;
+}
+
+}  // namespace tandem
