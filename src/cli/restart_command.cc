@@ -98,8 +98,14 @@ Status rolling_restart(Context& context) {
     if (!node) return std::unexpected(node.error());
     Status ok;
     if (step.kind == RollingStep::Kind::kSwitchover) {
-      context.report(fmt::format("switchover to {}", step.node));
-      ok = request_switchover(context, step.node);
+      // The agents' best candidate now: restarting the synchronous standby may have moved
+      // that role to another standby since the plan was made (review).
+      ClusterReport now = collect_status(context);
+      std::string to = now.agents && !now.agents->candidates.empty()
+                           ? now.agents->candidates.front()
+                           : step.node;
+      context.report(fmt::format("switchover to {}", to));
+      ok = request_switchover(context, to);
       if (ok) ok = wait_cluster_ready(context, std::chrono::minutes(2));
     } else {
       context.report(fmt::format("restarting {}", step.node));

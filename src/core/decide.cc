@@ -143,17 +143,21 @@ Decision restart_in_place(const ClusterView& view, const HaConfig& config) {
   Decision decision{Action::kStartPrimary,
                     "holds the lease and PostgreSQL is down: restart it in place (crash recovery, "
                     "same timeline)"};
-  if (!config.synchronous_mode || !view.sync_standby || view.sync_standby->empty()) {
-    return decision;
-  }
-  if (view.sync_leader == config.self) {
+  if (!config.synchronous_mode) return decision;
+  if (view.sync_leader != config.self) {
+    // Another leader's record, or none, even one naming nobody: rewritten as this node's own
+    // (review: a former leader's record left by synchronous mode turned off and on again).
+    std::string named = view.sync_standby.value_or("");
+    decision.unname_sync = true;
+    decision.reason += fmt::format(
+        ", the sync record rewritten as its own ({}): only this node has every acknowledged "
+        "commit",
+        view.sync_leader.empty() ? std::string("there was none")
+                                 : fmt::format("{} wrote it, naming {}", view.sync_leader,
+                                               named.empty() ? std::string("nobody") : named));
+  } else if (view.sync_standby && !view.sync_standby->empty()) {
     decision.keep_sync_standby = *view.sync_standby;
     decision.reason += fmt::format(", waiting for {} as its record says", *view.sync_standby);
-  } else {
-    decision.unname_sync = true;
-    decision.reason +=
-        fmt::format(", unnaming {} (named by {}): only this node has every acknowledged commit",
-                    *view.sync_standby, view.sync_leader);
   }
   return decision;
 }

@@ -88,9 +88,9 @@ struct Decision {
   // waiting for that standby when the record is this node's own (it stays true, and that
   // standby may take over should this node hang: fresh seed 270247736150)...
   std::string keep_sync_standby;
-  // ...or, when another leader wrote it, the record is first unnamed by a compare-and-set on the
-  // revision read, before the renewal that proves the lease: from then on only this node has
-  // every acknowledged commit.
+  // ...or, when another leader wrote it (or there is none), the record is first rewritten as
+  // this node's own naming nobody, by a compare-and-set on the revision read, before the renewal
+  // that proves the lease: from then on only this node has every acknowledged commit.
   bool unname_sync = false;
   // Any action: a process seen holding the embedded store's write lock while stopped
   // (NodeObservation::store_lock_held_stopped) is resumed (SIGCONT) at once, and killed if it

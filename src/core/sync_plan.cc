@@ -6,6 +6,12 @@
 
 namespace tandem {
 
+void read_sync_record(SyncObservation& seen, const std::optional<std::string>& sync_standby,
+                      const std::string& sync_leader, const std::string& self) {
+  seen.foreign = sync_leader != self;
+  seen.published = seen.foreign ? std::string() : sync_standby.value_or("");
+}
+
 SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    std::chrono::steady_clock::time_point now) {
   SyncStep step;
@@ -33,12 +39,12 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
   // the configured one alone, so a named standby that is not the configured one is unnamed
   // first (found by the simulation: a crashed synchronous standby, replaced in PostgreSQL but
   // still named in the store, came back and took over without the commits acknowledged since).
-  step.unname = !seen.published.empty();
+  step.unname = !seen.published.empty() || seen.foreign;
   auto configured = std::find_if(usable.begin(), usable.end(), [&](const auto* standby) {
     return !seen.configured.empty() && standby->name == seen.configured;
   });
   if (configured != usable.end()) {
-    if (seen.published == seen.configured) {
+    if (seen.published == seen.configured && !seen.foreign) {
       step.unname = false;
       return step;
     }

@@ -31,6 +31,11 @@ struct SyncObservation {
     bool synchronous = false;  // PostgreSQL reports it as sync
   };
   std::vector<Standby> streaming;
+  // The record was written for another leader, or there is none: it is rewritten as this
+  // leader's own, naming nobody, before anything else. A record another leader wrote says
+  // nothing true of this one (review: synchronous mode turned off and on again left a former
+  // leader's record, and a stalled leader gave up its lease on its word).
+  bool foreign = false;
 };
 
 // What the leader remembers from one cycle to the next.
@@ -53,6 +58,10 @@ struct SyncStep {
   std::string why;                       // one line for the log; "" when nothing changed
   SyncMemory memory;                     // to keep when every step succeeded
 };
+
+// The record as the leader `self` reads it into `seen` (published, foreign).
+void read_sync_record(SyncObservation& seen, const std::optional<std::string>& sync_standby,
+                      const std::string& sync_leader, const std::string& self);
 
 SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    std::chrono::steady_clock::time_point now);

@@ -1,6 +1,7 @@
 #include "ops/backup.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include "common/clock.h"
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
+#include "pg/postmaster.h"
 #include "pg/server_files.h"
 #include "pg/server_queries.h"
 #include "proc/ports.h"
@@ -110,6 +112,12 @@ std::string_view backup_type_name(BackupType type) {
 }
 
 Status check_backup_repository(const ClusterConfig& config, const OsUser& os_user) {
+  if (access(config.backup.pgbackrest.c_str(), X_OK) != 0) {
+    return fail(ErrorCode::kNotFound,
+                fmt::format("backup.pgbackrest {} is not a program tandem can run: install "
+                            "pgBackRest (apt-get install pgbackrest)",
+                            config.backup.pgbackrest));
+  }
   const std::string& repository = config.backup.repository;
   std::error_code error;
   if (!std::filesystem::is_directory(repository, error)) {
@@ -149,9 +157,8 @@ Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::strin
 }
 
 Status BackRest::create_stanza(const NodeConfig& primary) {
-  auto info = this->info(primary);
-  if (!info) return std::unexpected(info.error());
-  if (info->stanza_exists()) return {};
+  // Run even when the stanza exists: it does nothing then, but refuses a stanza made for
+  // another database (another system identifier), whose archive would refuse every segment.
   auto created = run(primary, {"stanza-create"}, std::chrono::minutes(2));
   if (!created) return std::unexpected(created.error());
   return {};
@@ -235,9 +242,17 @@ Status check_restore_request(const ClusterConfig& config, const RestoreRequest& 
     return fail(ErrorCode::kInvalidArgument,
                 fmt::format("--dir {} must be an absolute path", request.dir));
   }
-  std::filesystem::path dir = std::filesystem::path(request.dir).lexically_normal();
+  // Links resolved and trailing separators dropped on both sides: /data/node1/ and a link to it
+  // are node1's directory too (review).
+  auto resolved = [](const std::string& path) {
+    std::error_code error;
+    std::filesystem::path real = std::filesystem::weakly_canonical(path, error);
+    if (error) real = std::filesystem::path(path).lexically_normal();
+    return real.has_filename() ? real : real.parent_path();
+  };
+  std::filesystem::path dir = resolved(request.dir);
   for (const NodeConfig& node : config.nodes) {
-    std::filesystem::path data = std::filesystem::path(node.data_dir).lexically_normal();
+    std::filesystem::path data = resolved(node.data_dir);
     auto [ends, _] = std::mismatch(data.begin(), data.end(), dir.begin(), dir.end());
     if (ends == data.end() || node.port == request.port) {
       return fail(ErrorCode::kConflict,
@@ -278,9 +293,10 @@ Status prepare_copy(const Context& context, const NodeConfig& copy) {
       !ok) {
     return ok;
   }
-  std::error_code error;
-  std::filesystem::remove(copy.data_dir + "/standby.signal", error);
-  std::filesystem::remove(copy.data_dir + "/" + kPgBackRestConfName, error);
+  for (const std::string& name :
+       {std::string("standby.signal"), std::string(kPgBackRestConfName)}) {
+    if (auto ok = remove_file_nofollow(copy.data_dir + "/" + name); !ok) return ok;
+  }
   return {};
 }
 
@@ -308,24 +324,44 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
   BackRest backrest(config, *context.runner);
   if (auto ok = backrest.run_restore(**source, std::move(*args)); !ok) return ok;
   if (auto ok = prepare_copy(context, copy); !ok) return ok;
-  if (auto ok = context.controller.start(copy); !ok) return ok;
+  // Why the copy stopped, from its log: a target past the archive's end, say.
+  auto reason_in_log = [&](const std::string& otherwise) {
+    auto log = read_file_nofollow(config.log_dir + "/" + copy.name + ".log");
+    std::string line = log ? failure_line(*log) : "";
+    return line.empty() ? otherwise : line;
+  };
+  if (auto ok = context.controller.start(copy); !ok) {
+    return fail(ok.error().code, fmt::format("the restored copy in {} did not start: {}",
+                                             copy.data_dir, reason_in_log(ok.error().message)));
+  }
   context.report(
       fmt::format("started the copy on port {}: replaying WAL from the archive", copy.port));
   std::optional<RecoveryState> reached;
   std::string last_error;
+  bool stopped = false;
   bool done =
       poll_until(context.clock, std::chrono::hours(12), std::chrono::milliseconds(200), [&] {
+        if (!running_postmaster(copy.data_dir)) return stopped = true;
         auto connection = connect_admin(config, copy);
         if (!connection) {
           last_error = connection.error().message;
           return false;
         }
         auto state = recovery_state(*connection);
-        if (!state) return false;
+        if (!state) {
+          last_error = state.error().message;
+          return false;
+        }
         if (state->progress == RecoveryProgress::kReplaying) return false;
         reached = *state;
         return true;
       });
+  if (stopped) {
+    return fail(ErrorCode::kFailed,
+                fmt::format("the restored copy stopped before its target: {} (its data is kept "
+                            "in {})",
+                            reason_in_log("see its log"), copy.data_dir));
+  }
   if (!done || !reached) {
     return fail(ErrorCode::kTimeout,
                 fmt::format("the copy did not reach its target: {}", last_error));

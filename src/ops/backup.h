@@ -50,8 +50,9 @@ enum class BackupType { kFull, kDiff, kIncr };
 Result<BackupType> parse_backup_type(std::string_view text);
 std::string_view backup_type_name(BackupType type);
 
-// The repository must be an existing directory the OS user can write: a clear error otherwise
-// (tandem does not make it: a mistyped path would fill the wrong disk).
+// The repository must be an existing directory the OS user can write, and backup.pgbackrest a
+// program: a clear error otherwise (tandem does not make the repository: a mistyped path would
+// fill the wrong disk).
 Status check_backup_repository(const ClusterConfig& config, const OsUser& os_user);
 
 // pgBackRest for one cluster, run as its OS user.
@@ -59,7 +60,8 @@ class BackRest {
  public:
   BackRest(const ClusterConfig& config, ProcessRunner& runner) : config_(config), runner_(runner) {}
 
-  // Creates the stanza from the primary, if it does not exist yet (run again: nothing to do).
+  // Creates the stanza from the primary; run again, nothing to do — unless the stanza belongs to
+  // another database: an error then.
   Status create_stanza(const NodeConfig& primary);
   // pgbackrest check on the primary: WAL reaches the archive (a WAL switch, then waits for it).
   Status check(const NodeConfig& primary);

@@ -9,6 +9,7 @@
 
 #include "pg/server_files.h"
 #include "proc/ports.h"
+#include "proc/safe_file.h"
 
 namespace tandem {
 
@@ -67,11 +68,7 @@ Status write_node_files(const ClusterConfig& config, const OsUser& os_user, cons
     }
   }
   std::string signal = node.data_dir + "/standby.signal";
-  if (role == ServerRole::kPrimary) {
-    std::error_code error;
-    std::filesystem::remove(signal, error);
-    return {};
-  }
+  if (role == ServerRole::kPrimary) return remove_file_nofollow(signal);
   return write_owned_file(signal, "", os_user, 0600);
 }
 

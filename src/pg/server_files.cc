@@ -81,9 +81,18 @@ std::string archive_settings(const ClusterConfig& config, const NodeConfig& node
 }  // namespace
 
 std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& node) {
-  return fmt::format("{} --config={} --stanza={}", shell_quoted(config.backup.pgbackrest),
-                     shell_quoted(node.data_dir + "/" + kPgBackRestConfName),
-                     shell_quoted(config.stanza()));
+  // PostgreSQL replaces %p, %f and %r anywhere in the command: a '%' of a path is doubled.
+  auto literal = [](std::string_view value) {
+    std::string out;
+    for (char c : value) {
+      if (c == '%') out += '%';
+      out += c;
+    }
+    return out;
+  };
+  return fmt::format("{} --config={} --stanza={}", shell_quoted(literal(config.backup.pgbackrest)),
+                     shell_quoted(literal(node.data_dir + "/" + kPgBackRestConfName)),
+                     shell_quoted(literal(config.stanza())));
 }
 
 std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig& node) {

@@ -101,6 +101,17 @@ Result<Fd> open_trusted_dir(const std::string& dir) {
   return current;
 }
 
+Status remove_file_nofollow(const std::string& path) {
+  auto parts = split(path);
+  if (!parts) return std::unexpected(parts.error());
+  auto dir = open_trusted_dir(parts->dir);
+  if (!dir) return std::unexpected(dir.error());
+  if (unlinkat(dir->get(), parts->name.c_str(), 0) != 0 && errno != ENOENT) {
+    return os_failure("cannot remove", path);
+  }
+  return {};
+}
+
 Result<Fd> open_file_nofollow(const std::string& path, int flags, mode_t mode) {
   auto parts = split(path);
   if (!parts) return std::unexpected(parts.error());

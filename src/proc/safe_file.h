@@ -45,6 +45,10 @@ Result<Fd> open_file_nofollow(const std::string& path, int flags, mode_t mode = 
 // a directory of the OS user is that file, never one a planted link leads to (which root might
 // then copy somewhere that user reads). kNotFound when there is no such file.
 Result<std::string> read_file_nofollow(const std::string& path);
+// Removes `path` (a file) if it is there, through a descriptor of its directory opened as
+// open_trusted_dir opens it: a link planted on the way cannot make root remove a file elsewhere
+// (/etc/pgbackrest.conf, say). A missing file is no error.
+Status remove_file_nofollow(const std::string& path);
 // Replaces `path` atomically with `content`: a fresh temporary (`path`.tmp, created with O_EXCL
 // and no link followed; a stale regular one is removed first, a link there is refused), fchown'd
 // to uid:gid when running as root (-1: keep), fchmod'd, fsync'd, renamed over `path`.

@@ -455,9 +455,8 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
   if (world_.settings.never_names_sync) return std::string();
   Pg& server = pg();
   std::string self = world_.config.nodes[index_].name;
-  SyncObservation seen{.configured = server.sync_names,
-                       .published = view.sync_standby.value_or(""),
-                       .current = Lsn(server.wal.size())};
+  SyncObservation seen{.configured = server.sync_names, .current = Lsn(server.wal.size())};
+  read_sync_record(seen, view.sync_standby, view.sync_leader, self);
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
     const Pg& other = world_.slots[j].pg;
     bool streams = j != index_ && other.running && other.standby_signal && other.upstream == self &&

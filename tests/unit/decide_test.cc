@@ -572,7 +572,9 @@ TEST(Decide, RestartInPlaceKeepsItsOwnSynchronousStandbyAndUnnamesAnothersRecord
   };
   std::vector<Case> cases = {
       {"asynchronous", false, std::string("node3"), "node2", "", false},
-      {"synchronous, no record", true, std::nullopt, "", "", false},
+      {"synchronous, no record", true, std::nullopt, "", "", true},
+      {"synchronous, another leader's record naming nobody", true, std::string(), "node1", "",
+       true},
       {"synchronous, its record names nobody", true, std::string(), "node2", "", false},
       {"synchronous, its own record", true, std::string("node3"), "node2", "node3", false},
       {"synchronous, another leader's record", true, std::string("node3"), "node1", "", true},

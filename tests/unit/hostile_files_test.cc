@@ -99,6 +99,22 @@ TEST_F(HostileFilesTest, AtomicWriteRemovesAStaleTemporaryFile) {
 }
 
 // log/NODE.log (the agent restarts the postmaster), run/NODE.agent.lock (local start).
+// standby.signal, a restored copy's pgbackrest.conf: removed by root in the OS user's directory.
+// A directory the OS user swapped for a link to root's files is refused, nothing removed; a link
+// at the file itself is removed, not what it points to; a missing file is no error.
+TEST_F(HostileFilesTest, RemovingAFileNeverFollowsALink) {
+  std::string data = user_dir_ + "/node1";
+  plant_link(data, root_);  // the "data directory" now leads to root's directory
+  auto refused = remove_file_nofollow(data + "/secret");
+  ASSERT_FALSE(refused);
+  expect_untouched();
+  plant_link(user_dir_ + "/standby.signal", secret_);
+  ASSERT_TRUE(remove_file_nofollow(user_dir_ + "/standby.signal"));
+  expect_untouched();
+  EXPECT_FALSE(std::filesystem::is_symlink(user_dir_ + "/standby.signal"));
+  EXPECT_TRUE(remove_file_nofollow(user_dir_ + "/standby.signal"));  // gone already: fine
+}
+
 TEST_F(HostileFilesTest, OpenRefusesLinksHardLinksAndFifos) {
   plant_link(user_dir_ + "/node1.log", secret_);
   auto log = open_file_nofollow(user_dir_ + "/node1.log", O_WRONLY | O_CREAT | O_APPEND, 0640);
