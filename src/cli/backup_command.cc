@@ -136,13 +136,6 @@ Status check_archive(Session& session) {
   return {};
 }
 
-template <typename Action>
-Status with_full_session(CliState& state, Action action) {
-  auto session = Session::open(state.options);
-  if (!session) return std::unexpected(session.error());
-  return action(**session);
-}
-
 void add_restore_command(CLI::App& app, CliState& state) {
   auto* restore = app.add_subcommand(
       "restore",
@@ -188,17 +181,16 @@ void add_backup_command(CLI::App& app, CliState& state) {
   list->add_flag("--json", *json, "Print JSON for scripts");
   list->callback([&state, json] {
     state.result =
-        with_full_session(state, [&](Session& session) { return list_backups(session, *json); });
+        with_session_of(state, [&](Session& session) { return list_backups(session, *json); });
   });
   auto* check = backup->add_subcommand(
       "check", "Create the stanza if needed and check that the primary's WAL reaches the archive");
   check->callback([&state] {
-    state.result =
-        with_full_session(state, [](Session& session) { return check_archive(session); });
+    state.result = with_session_of(state, [](Session& session) { return check_archive(session); });
   });
   backup->callback([&state, backup, type, from_primary] {
     if (!backup->get_subcommands().empty()) return;
-    state.result = with_full_session(
+    state.result = with_session_of(
         state, [&](Session& session) { return take_backup(session, *type, *from_primary); });
   });
 }

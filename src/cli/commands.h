@@ -13,12 +13,18 @@ struct CliState {
   Status result;
 };
 
+// Like with_session, for a command that needs more than the Context (the process runner).
+template <typename Action>
+Status with_session_of(CliState& state, Action action) {
+  auto session = Session::open(state.options);
+  if (!session) return std::unexpected(session.error());
+  return action(**session);
+}
+
 // Opens the session of the command line's config and runs `action` on its Context.
 template <typename Action>
 Status with_session(CliState& state, Action action) {
-  auto session = Session::open(state.options);
-  if (!session) return std::unexpected(session.error());
-  return action((*session)->context());
+  return with_session_of(state, [&](Session& session) { return action(session.context()); });
 }
 
 void add_init_command(CLI::App& app, CliState& state);

@@ -135,7 +135,7 @@ Status check_backup_repository(const ClusterConfig& config, const OsUser& os_use
 }
 
 Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::string> args,
-                                  std::chrono::milliseconds timeout, bool progress_to_terminal) {
+                                  std::chrono::milliseconds timeout) {
   std::vector<std::string> full = {"--config=" + node.data_dir + "/" + kPgBackRestConfName,
                                    "--stanza=" + config_.stanza()};
   full.insert(full.end(), args.begin(), args.end());
@@ -143,8 +143,7 @@ Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::strin
                    .args = std::move(full),
                    .env = {{"PGPASSFILE", config_.password_file}},
                    .run_as = config_.os_user,
-                   .timeout = timeout,
-                   .stderr_to_terminal = progress_to_terminal};
+                   .timeout = timeout};
   auto result = runner_.run(spec);
   if (!result) return std::unexpected(result.error());
   if (result->exit_code != 0) {
@@ -170,8 +169,7 @@ Status BackRest::check(const NodeConfig& primary) {
   return {};
 }
 
-Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
-                        bool progress_to_terminal) {
+Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type) {
   std::vector<std::string> args = {fmt::format("--type={}", backup_type_name(type))};
   if (standby != nullptr) {
     // The standby as pg2: pgBackRest asks each which one is the primary, starts and stops the
@@ -181,9 +179,8 @@ Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, Ba
                  "--pg2-socket-path=" + config_.socket_dir, "--pg2-user=" + config_.superuser,
                  "--backup-standby"});
   }
-  if (progress_to_terminal) args.push_back("--log-level-console=info");
   args.push_back("backup");
-  auto done = run(primary, std::move(args), std::chrono::hours(24), progress_to_terminal);
+  auto done = run(primary, std::move(args), std::chrono::hours(24));
   if (!done) return std::unexpected(done.error());
   return {};
 }

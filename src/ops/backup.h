@@ -66,9 +66,7 @@ class BackRest {
   // pgbackrest check on the primary: WAL reaches the archive (a WAL switch, then waits for it).
   Status check(const NodeConfig& primary);
   // A backup of `type`; from `standby` when given (the primary only starts and stops it).
-  // `progress_to_terminal`: pgBackRest's messages go to the terminal as it works.
-  Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
-                bool progress_to_terminal = false);
+  Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type);
   Result<RepositoryInfo> info(const NodeConfig& node);
   // pgbackrest restore with `args` (the last one "restore"), with `node`'s settings.
   Status run_restore(const NodeConfig& node, std::vector<std::string> args);
@@ -77,7 +75,7 @@ class BackRest {
   // pgbackrest --config=<node's> --stanza=S args..., as the OS user; fails on a non-zero exit
   // with pgBackRest's own error line.
   Result<std::string> run(const NodeConfig& node, std::vector<std::string> args,
-                          std::chrono::milliseconds timeout, bool progress_to_terminal = false);
+                          std::chrono::milliseconds timeout);
 
   const ClusterConfig& config_;
   ProcessRunner& runner_;
