@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include "core/member_change.h"
 #include "core/reload_plan.h"
 #include "core/role_transitions.h"
 #include "ops/timeline_claim.h"
@@ -204,6 +205,7 @@ Decision Agent::cycle() {
   std::optional<ClusterView> view;
   if (snapshot) {
     view = layout_.view(*snapshot);
+    follow_member_list(*view);
     others_may_lead_ = tandem::others_may_lead(*view, ha_);
     // This cycle's own facts beat the record published a cycle ago.
     view->members[self_.name] = member_record(node);
@@ -869,7 +871,7 @@ void Agent::reload(const Result<ClusterConfig>& fresh) {
     return;
   }
   ReloadPlan plan = plan_reload(running_config_, *fresh, self_.name);
-  if (fresh->find_node(self_.name) == nullptr) {
+  if (with_running_members(*fresh, running_config_).find_node(self_.name) == nullptr) {
     if (!plan.nodes) {
       spdlog::error("reload refused, the running config kept: the new config has no node {}",
                     self_.name);
@@ -901,6 +903,38 @@ void Agent::reload(const Result<ClusterConfig>& fresh) {
     rebuild_with_ = running_config_;
     rebuild_with_->nodes = *plan.nodes;
   }
+}
+
+// Several machines: the agent runs the member list in the store, once there is one (`tandem
+// member`), and says which list it runs — the next change waits for every agent's word
+// (core/member_change.h, every_agent_took). A new list is taken between two cycles (kRebuild);
+// a list without this node stops the agent as a reload removing it would.
+void Agent::follow_member_list(const ClusterView& view) {
+  if (!running_config_.on_several_machines()) return;
+  std::uint64_t stored = view.member_list ? view.member_list->version : 0;
+  if (stored > running_config_.member_list && !rebuild_with_ && !removed_) {
+    const std::vector<NodeConfig>& nodes = view.member_list->nodes;
+    bool listed = std::any_of(nodes.begin(), nodes.end(),
+                              [&](const NodeConfig& node) { return node.name == self_.name; });
+    if (!listed) {
+      spdlog::warn(
+          "{} is no longer a member (member list {}): its agent stops (PostgreSQL shut down "
+          "cleanly, its data kept)",
+          self_.name, stored);
+      removed_ = true;
+      return;
+    }
+    spdlog::info("member list {} in the store: {} members, taken between two cycles", stored,
+                 nodes.size());
+    rebuild_with_ = running_config_;
+    rebuild_with_->nodes = nodes;
+    rebuild_with_->member_list = stored;
+    return;
+  }
+  if (list_acked_ || stored != running_config_.member_list) return;
+  auto written = store_.put(layout_.list_ack(self_.name), encode_list_ack(ack_of(running_config_)),
+                            std::nullopt);
+  if (written) list_acked_ = true;
 }
 
 void Agent::shut_down() {

@@ -122,6 +122,7 @@ class Agent {
   // as waiting for a restart of the agent; a config with an error changes nothing. Logs one
   // line. Called between two cycles (run() does it when asked).
   void reload(const Result<ClusterConfig>& fresh);
+  void follow_member_list(const ClusterView& view);
 
  private:
   Status execute(const Decision& decision, const NodeObservation& node,
@@ -232,7 +233,8 @@ class Agent {
   std::string last_line_;
   int repeats_ = 0;
   std::optional<ClusterConfig> rebuild_with_;  // the members changed: the config to rebuild on
-  bool removed_ = false;                       // a reload found this node removed
+  bool list_acked_ = false;  // several machines: the store knows which member list this runs
+  bool removed_ = false;     // a reload found this node removed
 };
 
 // The agent's HaConfig from the cluster config.

@@ -13,22 +13,50 @@ milliseconds since(SteadyTime then, SteadyTime now) {
 
 }  // namespace
 
-ContactBook::ContactBook(std::string self, std::vector<std::string> members, SteadyTime started)
-    : self_(std::move(self)), started_(started) {
+ContactBook::ContactBook(std::string self, std::vector<std::string> members, SteadyTime started,
+                         std::uint64_t list)
+    : self_(std::move(self)), started_(started), list_(list) {
   for (std::string& member : members) {
     if (member != self_) peers_.insert(std::move(member));
   }
 }
 
-void ContactBook::served(const std::string& peer, SteadyTime now) {
-  if (!peers_.contains(peer)) return;
+void ContactBook::set_members(std::vector<std::string> members, std::uint64_t list,
+                              SteadyTime now) {
   std::lock_guard lock(mutex_);
+  std::set<std::string> next;
+  for (std::string& member : members) {
+    if (member == self_) continue;
+    if (!peers_.contains(member)) joined_[member] = now;
+    next.insert(std::move(member));
+  }
+  for (auto* kept : {&served_, &backed_, &joined_}) {
+    std::erase_if(*kept, [&](const auto& entry) { return !next.contains(entry.first); });
+  }
+  std::erase_if(answered_, [&](const auto& entry) { return !next.contains(entry.first); });
+  peers_ = std::move(next);
+  list_ = list;
+}
+
+std::uint64_t ContactBook::list() const {
+  std::lock_guard lock(mutex_);
+  return list_;
+}
+
+bool ContactBook::knows(const std::string& peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_.contains(peer);
+}
+
+void ContactBook::served(const std::string& peer, SteadyTime now) {
+  std::lock_guard lock(mutex_);
+  if (!peers_.contains(peer)) return;
   served_[peer] = now;
 }
 
 void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime sent) {
-  if (!peers_.contains(peer)) return;
   std::lock_guard lock(mutex_);
+  if (!peers_.contains(peer) || reply.list != list_) return;
   auto found = answered_.find(peer);
   if (found != answered_.end() && found->second.at > sent) return;  // a newer ping's answer
   bool backs = !reply.leader && (reply.follows.empty() || reply.follows == self_);
@@ -39,9 +67,15 @@ void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime 
   }
 }
 
+SteadyTime ContactBook::known_since(const std::string& peer) const {
+  auto joined = joined_.find(peer);
+  return joined == joined_.end() ? started_ : joined->second;
+}
+
 milliseconds ContactBook::silence_of(const std::string& peer, SteadyTime now) const {
   auto found = served_.find(peer);
-  return since(found == served_.end() ? started_ : std::max(found->second, started_), now);
+  SteadyTime since_start = known_since(peer);
+  return since(found == served_.end() ? since_start : std::max(found->second, since_start), now);
 }
 
 std::map<std::string, milliseconds> ContactBook::silence(SteadyTime now) const {
@@ -73,7 +107,7 @@ QuorumFacts ContactBook::facts(SteadyTime now, milliseconds proof, milliseconds 
   std::vector<milliseconds> ages;
   for (const std::string& peer : peers_) {
     auto backed = backed_.find(peer);
-    ages.push_back(since(backed == backed_.end() ? started_ : backed->second, now));
+    ages.push_back(since(backed == backed_.end() ? known_since(peer) : backed->second, now));
   }
   std::sort(ages.begin(), ages.end());
   if (majority >= 2) facts.majority_contact_age = ages[majority - 2];

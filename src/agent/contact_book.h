@@ -37,6 +37,9 @@ struct PingReply {
   // but after a promotion, which takes the lease first.
   bool standby_data = false;
   std::map<std::string, std::chrono::milliseconds> silence;
+  // The member list the answering agent counts over (ClusterConfig::member_list): an answer
+  // from another list's agent is not counted (see ContactBook::set_members).
+  std::uint64_t list = 0;
 };
 
 struct QuorumFacts {
@@ -48,12 +51,20 @@ struct QuorumFacts {
 
 class ContactBook {
  public:
-  // `members`: every node of the cluster, `self` among them.
-  ContactBook(std::string self, std::vector<std::string> members, SteadyTime started);
+  // `members`: every node of the cluster, `self` among them; `list`: the version of that list.
+  ContactBook(std::string self, std::vector<std::string> members, SteadyTime started,
+              std::uint64_t list = 0);
+
+  // The members changed (several machines, `tandem member`): counted over `members` from now
+  // on, what the staying peers said kept, a new peer's silence counted from `now`. Only the
+  // answers of agents that run the same list count (see every_agent_took: at most two lists
+  // are ever run, and an agent left behind on an older one gets no majority from the others).
+  void set_members(std::vector<std::string> members, std::uint64_t list, SteadyTime now);
+  std::uint64_t list() const;
 
   void served(const std::string& peer, SteadyTime now);
   // `sent`: when the ping this answers was sent (an answer dated earlier than the one kept is
-  // an older ping's, and ignored).
+  // an older ping's, and ignored). An answer from an agent on another member list is ignored.
   void answered(const std::string& peer, PingReply reply, SteadyTime sent);
 
   // Per peer, how long it has not pinged this agent (since this agent started, at most).
@@ -72,7 +83,7 @@ class ContactBook {
   std::optional<SteadyTime> majority_contact_at() const;
 
   const std::string& self() const { return self_; }
-  bool knows(const std::string& peer) const { return peers_.contains(peer); }
+  bool knows(const std::string& peer) const;
 
  private:
   struct Answer {
@@ -80,11 +91,14 @@ class ContactBook {
     PingReply reply;
   };
   std::chrono::milliseconds silence_of(const std::string& peer, SteadyTime now) const;
+  SteadyTime known_since(const std::string& peer) const;  // its start, or when it joined
 
   std::string self_;
-  std::set<std::string> peers_;
   SteadyTime started_;
   mutable std::mutex mutex_;
+  std::set<std::string> peers_;
+  std::uint64_t list_ = 0;
+  std::map<std::string, SteadyTime> joined_;  // peers added since the start, and when
   std::map<std::string, SteadyTime> served_;
   std::map<std::string, Answer> answered_;
   std::map<std::string, SteadyTime> backed_;  // per peer, its last answer that backs this agent

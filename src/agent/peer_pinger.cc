@@ -23,7 +23,8 @@ std::string encode_ping_reply(const std::string& name, const PingReply& reply) {
               {"leader", reply.leader},
               {"follows", reply.follows},
               {"standby_data", reply.standby_data},
-              {"silence_ms", silence}}
+              {"silence_ms", silence},
+              {"list", reply.list}}
       .dump();
 }
 
@@ -36,6 +37,10 @@ std::optional<PingReply> decode_ping_reply(std::string_view body) {
                   .leader = object.value("leader", false),
                   .follows = object.value("follows", std::string()),
                   .standby_data = object.value("standby_data", false)};
+  // Agents of earlier versions send no list: they run tandem.yaml's (0).
+  if (object.contains("list") && object["list"].is_number_unsigned()) {
+    reply.list = object["list"].get<std::uint64_t>();
+  }
   auto silence = object.find("silence_ms");
   if (silence != object.end() && silence->is_object()) {
     for (const auto& [peer, quiet] : silence->items()) {

@@ -270,6 +270,7 @@ void ApiServer::get_ping(const HttpRequest& request, HttpResponse& response) {
   if (contacts_ != nullptr) {
     contacts_->served(request.param("from"), now);
     reply.silence = contacts_->silence(now);
+    reply.list = contacts_->list();
   }
   set_content(response, encode_ping_reply(self_.name, reply), "application/json");
 }

@@ -1,7 +1,9 @@
 // tandem agent --node NAME: run the agent of one node until SIGTERM or SIGINT.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "agent/pg_local_node.h"
 #include "api/http_api.h"
 #include "cli/commands.h"
+#include "dcs/cluster_layout.h"
 #include "ops/store_access.h"
 #include "proc/safe_file.h"
 
@@ -84,11 +87,10 @@ struct AgentProcess {
 // The store connections, the signal handlers and the watchdog: everything made before the
 // first thread starts.
 Status open_services(Session& session, const NodeConfig& self, AgentProcess& process) {
-  const ClusterConfig& config = session.config();
+  const ClusterConfig& config = *process.config;
   auto store = open_cluster_store(config, session.clock());
   if (!store) return std::unexpected(store.error());
   process.store = std::move(*store);
-  install_signal_handlers();
   // The hard stop of a primary whose right to write lapsed, forked before any thread starts
   // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
   if (config.has_watchdog()) {
@@ -105,10 +107,8 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
   }
   // Quorum fencing (several machines): the agents ping each other every cycle.
   if (config.on_several_machines()) {
-    std::vector<std::string> members;
-    for (const NodeConfig& each : config.nodes) members.push_back(each.name);
-    process.contacts =
-        std::make_unique<ContactBook>(self.name, members, session.clock().steady_now());
+    process.contacts = std::make_unique<ContactBook>(
+        self.name, names_of(config), session.clock().steady_now(), config.member_list);
     process.pinger = std::make_unique<PeerPinger>(config, self, *process.contacts,
                                                   process.watchdog.get(), session.clock());
   }
@@ -165,33 +165,83 @@ Status start_api(Session& session, const NodeConfig& self, AgentProcess& process
 // — and the postmaster, this process's child, which the new node adopts: PostgreSQL is not
 // restarted. The lease passes from the old keeper, stopped first, to the new one, which renews
 // it on from the same revision.
+//
+// Several machines: the pinger (its threads read the old list) stops first and starts again on
+// the new one; the contact book keeps what the staying peers said and counts over the new list
+// from then on.
 void rebuild(Session& session, const std::string& name, AgentProcess& process) {
   auto next = std::make_unique<ClusterConfig>(process.agent->rebuild_config());
   AgentCarry carry = process.agent->retire();
   pid_t postmaster = process.local->postmaster();
   process.agent.reset();
   process.local.reset();
+  if (process.pinger) process.pinger->stop();
+  process.pinger.reset();
   process.config = std::move(next);
-  build_agent(session, *process.config->find_node(name), process, &carry);
+  const NodeConfig& self = *process.config->find_node(name);
+  if (process.contacts) {
+    process.contacts->set_members(names_of(*process.config), process.config->member_list,
+                                  session.clock().steady_now());
+    process.pinger = std::make_unique<PeerPinger>(*process.config, self, *process.contacts,
+                                                  process.watchdog.get(), session.clock());
+  }
+  build_agent(session, self, process, &carry);
   process.local->adopt_postmaster(postmaster);
   if (process.api) process.api->set_members(*process.config);
+  if (process.pinger) process.pinger->start();
+}
+
+// Several machines: the member list in the store, once the members changed at run time,
+// replaces tandem.yaml's nodes, read before the agent counts over any list (an agent counting
+// over the file's older list could be two changes behind the others: core/member_change.h).
+// The store out of reach: waited for, said every 10 s; SIGTERM gives up.
+Status take_member_list(Session& session, ClusterConfig& config) {
+  if (!config.on_several_machines()) return {};
+  auto store = open_cluster_store(config, session.clock());
+  if (!store) return std::unexpected(store.error());
+  ClusterLayout layout(config.name);
+  for (int attempt = 0;; ++attempt) {
+    auto snapshot = (*store)->read(layout.prefix());
+    if (snapshot) {
+      ClusterView view = layout.view(*snapshot);
+      if (view.member_list) {
+        config.nodes = view.member_list->nodes;
+        config.member_list = view.member_list->version;
+        spdlog::info("member list {} from the store: {}", config.member_list,
+                     fmt::join(names_of(config), ", "));
+      }
+      return {};
+    }
+    if (stop_requested.load()) return std::unexpected(snapshot.error());
+    if (attempt % 10 == 0) {
+      spdlog::warn("waiting for the store to read the member list: {}", snapshot.error().message);
+    }
+    session.clock().sleep_for(std::chrono::seconds(1));
+  }
 }
 
 Status run_agent(CliState& state, const std::string& node_name) {
   auto session = Session::open(state.options);
   if (!session) return std::unexpected(session.error());
-  const ClusterConfig& config = (*session)->config();
+  install_signal_handlers();
+  AgentProcess process;
+  process.config = std::make_unique<ClusterConfig>((*session)->config());
+  const ClusterConfig& config = *process.config;
+  if (auto ok = take_member_list(**session, *process.config); !ok) return ok;
   auto node = config.node(node_name);
-  if (!node) return std::unexpected(node.error());
+  if (!node) {
+    if (config.member_list == 0) return std::unexpected(node.error());
+    return fail(ErrorCode::kNotFound,
+                fmt::format("{} is not a member (member list {} in the store: {})", node_name,
+                            config.member_list, fmt::join(names_of(config), ", ")));
+  }
   const OsUser& os_user = (*session)->context().os_user;
   if (auto ok = ensure_owned_dir(config.socket_dir, os_user, 0755); !ok) return ok;
   if (auto ok = ensure_owned_dir(config.log_dir, os_user, 0755); !ok) return ok;
   auto lock = lock_node(config, **node);
   if (!lock) return std::unexpected(lock.error());
-  AgentProcess process;
-  process.config = std::make_unique<ClusterConfig>(config);
-  const NodeConfig& self = *process.config->find_node(node_name);
-  if (auto ok = open_services(**session, **node, process); !ok) return ok;
+  const NodeConfig& self = **node;
+  if (auto ok = open_services(**session, self, process); !ok) return ok;
   build_agent(**session, self, process, nullptr);
   if (auto ok = start_api(**session, self, process); !ok) return ok;
   if (process.pinger) process.pinger->start();

@@ -1,16 +1,20 @@
 // tandem member add NODE --port P --data-dir D [--host H] [--api-port N] [--nofailover]
 // tandem member remove NODE
 //
-// Members at run time, on one machine: tandem.yaml is rewritten with one member more or less
+// Members at run time. On one machine: tandem.yaml is rewritten with one member more or less
 // (core/member_change.h says what is refused), the running agents read it again (SIGHUP) and
 // take the new list between two cycles without restarting PostgreSQL. A new member's agent is
 // started and clones it; a removed member's agent stops (PostgreSQL shut down cleanly), its slot
-// is dropped on the primary, and its data directory is kept.
+// is dropped on the primary, and its data directory is kept. On several machines: the new list
+// is written to etcd (StoreMembers below), every agent takes it from there; the new member's
+// agent is started on its host by the person adding it.
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <set>
+#include <thread>
 
 #include "cli/commands.h"
 #include "core/member_change.h"
@@ -120,6 +124,161 @@ Status remove_member(Session& session, const std::string& name) {
   return {};
 }
 
+// Several machines: the member list lives in the store, where every agent reads it; one change
+// at a time, each written only once every agent reported running the list before it
+// (core/member_change.h, every_agent_took), by compare-and-set on that list's revision.
+class StoreMembers {
+ public:
+  static Result<StoreMembers> read(Session& session) {
+    auto store = open_cluster_store(session.config(), session.clock());
+    if (!store) return std::unexpected(store.error());
+    StoreMembers members(session, std::move(*store));
+    if (auto ok = members.refresh(); !ok) return std::unexpected(ok.error());
+    return members;
+  }
+
+  // The running config: tandem.yaml's settings with the store's list, if it has one.
+  const ClusterConfig& running() const { return running_; }
+  const ClusterView& view() const { return view_; }
+  std::string leader() const { return view_.leader ? view_.leader->name : ""; }
+
+  // `next`'s nodes as the next list, if every agent took the running one (`except`: the node
+  // removed). Returns the new list's version.
+  Result<std::uint64_t> write(const ClusterConfig& next, const std::string& except) {
+    if (auto ok = every_agent_took(running_, layout_.list_acks(snapshot_), except); !ok) {
+      return fail_with_context(ok.error(), "nothing changed");
+    }
+    MemberList list{.version = running_.member_list + 1, .nodes = next.nodes};
+    std::string value = encode_member_list(list);
+    auto written = view_.member_list
+                       ? store_->compare_and_set(layout_.member_list(), value,
+                                                 view_.member_list_revision, std::nullopt)
+                       : store_->create(layout_.member_list(), value, std::nullopt);
+    if (!written && written.error().code == ErrorCode::kConflict) {
+      return fail(ErrorCode::kConflict,
+                  "the member list changed meanwhile (another tandem member?): nothing changed, "
+                  "look at it again and retry");
+    }
+    if (!written) return fail_with_context(written.error(), "writing the member list");
+    return list.version;
+  }
+
+  // Waits until every agent of `list` but `except` reported running version `version`; says
+  // who took it, and who did not in `timeout`.
+  void wait_taken(const ClusterConfig& list, std::uint64_t version, const std::string& except,
+                  std::chrono::milliseconds timeout) {
+    std::set<std::string> waiting;
+    for (const NodeConfig& node : list.nodes) {
+      if (node.name != except) waiting.insert(node.name);
+    }
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!waiting.empty() && std::chrono::steady_clock::now() < deadline) {
+      if (refresh()) {
+        auto acks = layout_.list_acks(snapshot_);
+        std::erase_if(waiting, [&](const std::string& name) {
+          auto ack = acks.find(name);
+          if (ack == acks.end() || ack->second.version != version) return false;
+          fmt::print("{}'s agent runs member list {}\n", name, version);
+          return true;
+        });
+      }
+      if (!waiting.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    for (const std::string& name : waiting) {
+      fmt::print(stderr,
+                 "warning: {}'s agent has not taken member list {} in {} s (stopped, or its "
+                 "host away?): it takes it once it reads the store; the next change waits "
+                 "for it\n",
+                 name, version, std::chrono::ceil<std::chrono::seconds>(timeout).count());
+    }
+  }
+
+  // Waits until `name`'s member record is gone (its agent stopped); false after `timeout`.
+  bool wait_stopped(const std::string& name, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (refresh() && !view_.members.contains(name)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return false;
+  }
+
+  void forget_ack(const std::string& name) { (void)store_->remove(layout_.list_ack(name), {}); }
+
+ private:
+  StoreMembers(Session& session, std::unique_ptr<Store> store)
+      : running_(session.config()), layout_(session.config().name), store_(std::move(store)) {}
+
+  Status refresh() {
+    auto snapshot = store_->read(layout_.prefix());
+    if (!snapshot) return fail_with_context(snapshot.error(), "reading the cluster from etcd");
+    snapshot_ = std::move(*snapshot);
+    view_ = layout_.view(snapshot_);
+    if (view_.member_list) {
+      running_.nodes = view_.member_list->nodes;
+      running_.member_list = view_.member_list->version;
+    }
+    return {};
+  }
+
+  ClusterConfig running_;
+  ClusterLayout layout_;
+  std::unique_ptr<Store> store_;
+  StoreSnapshot snapshot_;
+  ClusterView view_;
+};
+
+constexpr std::chrono::seconds kTakeTimeout{30};
+
+Status add_member_in_store(Session& session, const NodeConfig& node) {
+  auto members = StoreMembers::read(session);
+  if (!members) return std::unexpected(members.error());
+  auto grown = plan_member_add(members->running(), node);
+  if (!grown) return std::unexpected(grown.error());
+  auto version = members->write(*grown, "");
+  if (!version) return std::unexpected(version.error());
+  fmt::print("{} added: member list {} in etcd ({} members)\n", node.name, *version,
+             grown->nodes.size());
+  members->wait_taken(*grown, *version, node.name, kTakeTimeout);
+  fmt::print(
+      "now start its agent on {}: tandem -c tandem.yaml agent --node {} (tandem.yaml with the "
+      "same etcd; the member list comes from etcd) — it copies the primary into {}, which must "
+      "be absent or empty\n",
+      node.host, node.name, node.data_dir);
+  return {};
+}
+
+Status remove_member_in_store(Session& session, const std::string& name) {
+  auto members = StoreMembers::read(session);
+  if (!members) return std::unexpected(members.error());
+  auto shrunk = plan_member_remove(members->running(), name, members->leader());
+  if (!shrunk) return std::unexpected(shrunk.error());
+  const NodeConfig removed = *members->running().find_node(name);
+  auto version = members->write(*shrunk, name);
+  if (!version) return std::unexpected(version.error());
+  fmt::print("{} removed: member list {} in etcd ({} members)\n", name, *version,
+             shrunk->nodes.size());
+  if (members->wait_stopped(name, kTakeTimeout)) {
+    fmt::print("{}'s agent stopped (its PostgreSQL shut down cleanly)\n", name);
+  } else {
+    fmt::print(stderr,
+               "warning: {}'s agent still publishes (its host away?): it stops once it reads "
+               "the store; until then its slot stays\n",
+               name);
+  }
+  members->wait_taken(*shrunk, *version, "", kTakeTimeout);
+  members->forget_ack(name);
+  auto next = Session::open(*shrunk, session.config_path());
+  if (!next) return std::unexpected(next.error());
+  if (auto ok = drop_slot((*next)->context(), name);
+      !ok && ok.error().code != ErrorCode::kNotFound) {
+    return fail_with_context(ok.error(), "dropping the slot of " + name);
+  }
+  fmt::print("{} is no member any more: its data is kept in {} on {}\n", name, removed.data_dir,
+             removed.host);
+  return {};
+}
+
 }  // namespace
 
 void add_member_command(CLI::App& app, CliState& state) {
@@ -143,6 +302,10 @@ void add_member_command(CLI::App& app, CliState& state) {
       if (!wanted.data_dir.empty()) {
         wanted.data_dir = std::filesystem::absolute(wanted.data_dir).lexically_normal();
       }
+      if ((*session)->config().on_several_machines()) {
+        if (wanted.api_port == 0) wanted.api_port = 8008;  // the agents ping each other there
+        return add_member_in_store(**session, wanted);
+      }
       return add_member(**session, wanted, std::chrono::seconds(*wait));
     }();
   });
@@ -154,6 +317,9 @@ void add_member_command(CLI::App& app, CliState& state) {
     state.result = [&]() -> Status {
       auto session = Session::open(state.options);
       if (!session) return std::unexpected(session.error());
+      if ((*session)->config().on_several_machines()) {
+        return remove_member_in_store(**session, *name);
+      }
       return remove_member(**session, *name);
     }();
   });

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "dcs/cluster_layout.h"
+#include "ops/store_access.h"
 #include "proc/os_user.h"
 
 namespace tandem {
@@ -56,7 +58,27 @@ Result<std::unique_ptr<Session>> Session::open(const GlobalOptions& options) {
   auto config = load_config_file(*path);
   if (!config) return std::unexpected(config.error());
   std::error_code error;
-  return open(std::move(*config), std::filesystem::absolute(*path, error).string());
+  auto session = open(std::move(*config), std::filesystem::absolute(*path, error).string());
+  if (session) (*session)->take_member_list();
+  return session;
+}
+
+// Several machines: once the members changed at run time (`tandem member`), the list in the
+// store is the cluster's, tandem.yaml's nodes perhaps older. The store out of reach: the
+// file's list, as before.
+void Session::take_member_list() {
+  if (!config_.on_several_machines()) return;
+  auto store = open_cluster_store(config_, clock_);
+  if (!store) return;
+  ClusterLayout layout(config_.name);
+  auto snapshot = (*store)->read(layout.member_list());
+  if (!snapshot) return;
+  if (const StoredValue* stored = snapshot->find(layout.member_list())) {
+    if (auto list = decode_member_list(stored->value)) {
+      config_.nodes = list->nodes;
+      config_.member_list = list->version;
+    }
+  }
 }
 
 Result<std::unique_ptr<Session>> Session::open(ClusterConfig config, std::string config_path) {

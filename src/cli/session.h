@@ -39,6 +39,7 @@ class Session {
 
  private:
   explicit Session(ClusterConfig config) : config_(std::move(config)) {}
+  void take_member_list();
 
   ClusterConfig config_;
   std::string config_path_;

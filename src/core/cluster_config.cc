@@ -117,6 +117,42 @@ int default_max_replication_slots(std::size_t nodes) {
   return std::max(10, static_cast<int>(nodes) + 1);
 }
 
+std::vector<std::string> names_of(const ClusterConfig& config) {
+  std::vector<std::string> names;
+  for (const NodeConfig& node : config.nodes) names.push_back(node.name);
+  return names;
+}
+
+bool network_contains(std::string_view network, std::string_view address) {
+  auto slash = network.find('/');
+  if (slash == std::string_view::npos) return false;
+  std::string base(network.substr(0, slash));
+  std::string host(address);
+  int bits = 0;
+  try {
+    bits = std::stoi(std::string(network.substr(slash + 1)));
+  } catch (const std::exception&) {
+    return false;
+  }
+  unsigned char net[sizeof(in6_addr)] = {};
+  unsigned char addr[sizeof(in6_addr)] = {};
+  std::size_t size = 0;
+  if (inet_pton(AF_INET, base.c_str(), net) == 1 && inet_pton(AF_INET, host.c_str(), addr) == 1) {
+    size = 4;
+  } else if (inet_pton(AF_INET6, base.c_str(), net) == 1 &&
+             inet_pton(AF_INET6, host.c_str(), addr) == 1) {
+    size = 16;
+  } else {
+    return false;
+  }
+  if (bits < 0 || static_cast<std::size_t>(bits) > size * 8) return false;
+  for (std::size_t byte = 0; byte < size && bits > 0; ++byte, bits -= 8) {
+    unsigned mask = bits >= 8 ? 0xffU : (0xffU << (8 - bits)) & 0xffU;
+    if ((net[byte] & mask) != (addr[byte] & mask)) return false;
+  }
+  return true;
+}
+
 namespace {
 
 Status validate_replication(const ReplicationConfig& replication, std::size_t node_count) {

@@ -159,6 +159,10 @@ struct ClusterConfig {
   CallbacksConfig callbacks;
   BackupConfig backup;
   std::vector<NodeConfig> nodes;
+  // Several machines: the version of the member list in the store that `nodes` come from (see
+  // MemberList); 0 while no member was added or removed at run time (tandem.yaml's nodes).
+  // Never in tandem.yaml.
+  std::uint64_t member_list = 0;
 
   // Several machines exactly when etcd is configured.
   Topology topology() const {
@@ -175,6 +179,26 @@ struct ClusterConfig {
   // Like find_node, with the error a person sees for a name that is not in the config.
   Result<const NodeConfig*> node(std::string_view node_name) const;
 };
+
+// The members of a cluster on several machines, once changed at run time (`tandem member`): kept
+// in the store, where every agent reads it, with a version that grows by one with each change.
+// The agents count majorities over it (docs/ARCHITECTURE.md, members at run time).
+struct MemberList {
+  std::uint64_t version = 0;
+  std::vector<NodeConfig> nodes;
+};
+
+// What an agent last reported running: a list's version and the names on it.
+struct MemberListAck {
+  std::uint64_t version = 0;
+  std::vector<std::string> names;  // sorted
+};
+
+// The nodes' names, in the config's order.
+std::vector<std::string> names_of(const ClusterConfig& config);
+
+// Whether `address` (an IP address) lies in `network` (CIDR, IPv4 or IPv6).
+bool network_contains(std::string_view network, std::string_view address);
 
 // tandem's own files of a cluster kept in one directory: logs, passwords, state, the store, the
 // API's token (`tandem local`, `tandem adopt`).

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cluster_config.h"
 #include "core/lsn.h"
 #include "core/timeline.h"
 
@@ -98,6 +99,10 @@ struct ClusterView {
   // is a compare-and-set against it, so that a stale leader never overwrites a taker's.
   std::int64_t sync_revision = 0;
   std::optional<TimelineClaim> timeline_claim;
+  // Several machines, once a member was added or removed at run time: the list every agent
+  // runs (see MemberList), and the store revision it was written at (0: no list).
+  std::optional<MemberList> member_list;
+  std::int64_t member_list_revision = 0;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };

@@ -69,8 +69,18 @@ bool members_added_or_removed(const ClusterConfig& before, const ClusterConfig& 
 
 }  // namespace
 
-ReloadPlan plan_reload(const ClusterConfig& running, const ClusterConfig& fresh,
+ClusterConfig with_running_members(const ClusterConfig& fresh, const ClusterConfig& running) {
+  ClusterConfig read = fresh;
+  if (running.member_list > 0 && fresh.on_several_machines()) {
+    read.nodes = running.nodes;
+    read.member_list = running.member_list;
+  }
+  return read;
+}
+
+ReloadPlan plan_reload(const ClusterConfig& running, const ClusterConfig& file,
                        const std::string& self) {
+  ClusterConfig fresh = with_running_members(file, running);
   ReloadPlan plan;
   if (fresh.ha.maximum_lag_on_failover != running.ha.maximum_lag_on_failover) {
     plan.maximum_lag_on_failover = fresh.ha.maximum_lag_on_failover;

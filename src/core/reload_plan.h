@@ -25,6 +25,10 @@ struct ReloadPlan {
   std::vector<std::string> need_restart;
 };
 
+// `fresh` as the agent reads it: on several machines, once the members changed at run time,
+// the member list in the store rules and the file's nodes are not read (they may be older).
+ClusterConfig with_running_members(const ClusterConfig& fresh, const ClusterConfig& running);
+
 // REQUIRES: both validated; `self` names a node of `running`.
 ReloadPlan plan_reload(const ClusterConfig& running, const ClusterConfig& fresh,
                        const std::string& self);

@@ -66,12 +66,36 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     view.switchover = decode_switchover(switchover->value);
     if (view.switchover) view.switchover->revision = switchover->mod_revision;
   }
+  if (const StoredValue* list = snapshot.find(member_list())) {
+    view.member_list = this->list(list->value);
+    if (view.member_list) view.member_list_revision = list->mod_revision;
+  }
   std::string members = prefix_ + "members/";
   for (const auto& [key, stored] : snapshot.entries) {
     if (!key.starts_with(members)) continue;
     if (auto member = this->member(key, stored.value)) view.members[member->name] = *member;
   }
   return view;
+}
+
+std::optional<MemberList> ClusterLayout::list(const std::string& value) const {
+  std::lock_guard lock(members_->mutex);
+  auto& [text, decoded] = members_->list;
+  if (text != value || !decoded) {
+    text = value;
+    decoded = decode_member_list(value);
+  }
+  return decoded;
+}
+
+std::map<std::string, MemberListAck> ClusterLayout::list_acks(const StoreSnapshot& snapshot) const {
+  std::map<std::string, MemberListAck> acks;
+  std::string prefix = prefix_ + "list_acks/";
+  for (const auto& [key, stored] : snapshot.entries) {
+    if (!key.starts_with(prefix)) continue;
+    if (auto ack = decode_list_ack(stored.value)) acks[key.substr(prefix.size())] = *ack;
+  }
+  return acks;
 }
 
 std::optional<MemberRecord> ClusterLayout::member(const std::string& key,
@@ -190,6 +214,60 @@ std::optional<HistoryEntry> decode_history(std::string_view text) {
                                         ? std::optional((*object)["lost_bytes"].get<std::int64_t>())
                                         : std::nullopt,
                       .reason = object->value("reason", "")};
+}
+
+std::string encode_member_list(const MemberList& list) {
+  json nodes = json::array();
+  for (const NodeConfig& node : list.nodes) {
+    nodes.push_back({{"name", node.name},
+                     {"host", node.host},
+                     {"listen", node.listen},
+                     {"port", node.port},
+                     {"data_dir", node.data_dir},
+                     {"nofailover", node.nofailover},
+                     {"api_port", node.api_port}});
+  }
+  return json{{"version", list.version}, {"nodes", nodes}}.dump();
+}
+
+std::optional<MemberList> decode_member_list(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object || !(*object)["version"].is_number_unsigned() || !(*object)["nodes"].is_array()) {
+    return std::nullopt;
+  }
+  MemberList list{.version = (*object)["version"].get<std::uint64_t>()};
+  for (json entry : (*object)["nodes"]) {
+    if (!entry.is_object() || !entry["name"].is_string() || !entry["host"].is_string() ||
+        !entry["port"].is_number_integer() || !entry["data_dir"].is_string()) {
+      return std::nullopt;
+    }
+    list.nodes.push_back(NodeConfig{.name = entry["name"].get<std::string>(),
+                                    .host = entry["host"].get<std::string>(),
+                                    .listen = entry.value("listen", ""),
+                                    .port = entry["port"].get<int>(),
+                                    .data_dir = entry["data_dir"].get<std::string>(),
+                                    .nofailover = entry.value("nofailover", false),
+                                    .api_port = entry.value("api_port", 0)});
+  }
+  if (list.nodes.empty()) return std::nullopt;
+  return list;
+}
+
+std::string encode_list_ack(const MemberListAck& ack) {
+  return json{{"version", ack.version}, {"names", ack.names}}.dump();
+}
+
+std::optional<MemberListAck> decode_list_ack(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object || !(*object)["version"].is_number_unsigned() || !(*object)["names"].is_array()) {
+    return std::nullopt;
+  }
+  MemberListAck ack{.version = (*object)["version"].get<std::uint64_t>()};
+  for (const json& name : (*object)["names"]) {
+    if (!name.is_string()) return std::nullopt;
+    ack.names.push_back(name.get<std::string>());
+  }
+  return ack;
 }
 
 std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}.dump(); }

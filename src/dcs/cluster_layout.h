@@ -41,12 +41,20 @@ class ClusterLayout {
   std::string member(std::string_view name) const {
     return prefix_ + "members/" + std::string(name);
   }
+  // Several machines: the member list (once changed at run time), and what each agent
+  // reported running (no TTL: a stopped agent's word stays).
+  std::string member_list() const { return prefix_ + "member_list"; }
+  std::string list_ack(std::string_view name) const {
+    return prefix_ + "list_acks/" + std::string(name);
+  }
   std::string history(Revision revision) const;
 
   // Reads the view out of a snapshot of prefix(). Records that do not parse are skipped.
   // Thread-safe; member records read before and unchanged since are not parsed again (an
   // agent reads every member every cycle).
   ClusterView view(const StoreSnapshot& snapshot) const;
+  // Every agent's last report of the member list it runs, by node.
+  std::map<std::string, MemberListAck> list_acks(const StoreSnapshot& snapshot) const;
   // The history, oldest first.
   std::vector<HistoryEntry> history(const StoreSnapshot& snapshot) const;
 
@@ -54,7 +62,9 @@ class ClusterLayout {
   struct MemberCache {
     std::mutex mutex;
     std::map<std::string, std::pair<std::string, std::optional<MemberRecord>>> decoded;
+    std::pair<std::string, std::optional<MemberList>> list;  // the member list, decoded
   };
+  std::optional<MemberList> list(const std::string& value) const;
   std::optional<MemberRecord> member(const std::string& key, const std::string& value) const;
 
   std::string prefix_;
@@ -63,6 +73,10 @@ class ClusterLayout {
 
 std::string encode_member(const MemberRecord& member);
 std::optional<MemberRecord> decode_member(std::string_view json);
+std::string encode_member_list(const MemberList& list);
+std::optional<MemberList> decode_member_list(std::string_view json);
+std::string encode_list_ack(const MemberListAck& ack);
+std::optional<MemberListAck> decode_list_ack(std::string_view json);
 std::string encode_history(const HistoryEntry& entry);
 std::optional<HistoryEntry> decode_history(std::string_view json);
 // The cluster-wide settings people change at run time: {"paused": bool}.

@@ -45,7 +45,10 @@ constexpr int kEtcdMembers = 3;
 
 class MultiHostTest : public ::testing::Test {
  protected:
-  explicit MultiHostTest(int nodes = 3) : nodes_(nodes) {}
+  // `spare_hosts`: hosts without a node at first (after the etcd members'), for members added
+  // at run time.
+  explicit MultiHostTest(int nodes = 3, int spare_hosts = 0)
+      : nodes_(nodes), spare_hosts_(spare_hosts) {}
 
   void SetUp() override {
     char pattern[] = "/tmp/tandem-hosts-XXXXXX";
@@ -53,7 +56,7 @@ class MultiHostTest : public ::testing::Test {
     dir_ = pattern;
     chmod(dir_.c_str(), 0755);
     std::filesystem::create_directories(dir_ + "/agent-logs");
-    network_ = std::make_unique<TestNetwork>(nodes_ + kEtcdMembers);
+    network_ = std::make_unique<TestNetwork>(nodes_ + kEtcdMembers + spare_hosts_);
     ASSERT_EQ(network_->error(), "");
     std::vector<EtcdMember> members;
     for (int index = 0; index < kEtcdMembers; ++index) {
@@ -135,14 +138,15 @@ class MultiHostTest : public ::testing::Test {
     }
   }
 
-  void start_agent(int index) {
-    const std::string& name = config_.nodes[index].name;
+  void start_agent(int index) { agents_[index] = agent_on_host(index, config_.nodes[index].name); }
+  // The agent of `name` on host `host`, its socket directory mounted over the shared one.
+  std::unique_ptr<ChildProcess> agent_on_host(int host, const std::string& name) {
     // `ip netns exec` gives the command a mount namespace of its own: the mount stays there.
-    agents_[index] = std::make_unique<ChildProcess>(ChildOptions{
+    return std::make_unique<ChildProcess>(ChildOptions{
         .program = "/usr/sbin/ip",
-        .args = {"netns", "exec", network_->netns(index), "/bin/sh", "-c",
+        .args = {"netns", "exec", network_->netns(host), "/bin/sh", "-c",
                  "mount --bind \"$1\" \"$2\" && exec \"$3\" -c \"$4\" agent --node \"$5\"", "sh",
-                 host_socket_dir(index), config_.socket_dir, TANDEM_BINARY, config_path_, name},
+                 host_socket_dir(host), config_.socket_dir, TANDEM_BINARY, config_path_, name},
         .log_file = agent_log(name)});
   }
   std::string agent_log(const std::string& name) const {
@@ -324,6 +328,7 @@ class MultiHostTest : public ::testing::Test {
   }
 
   int nodes_;
+  int spare_hosts_;
   std::string dir_;
   std::string config_path_;
   ClusterConfig config_;  // what the agents run (tandem.yaml)

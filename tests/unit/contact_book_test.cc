@@ -163,5 +163,48 @@ TEST(ContactBook, AStalledOutAgentAnswersFromItsKeeperNotItsLastSnapshot) {
   EXPECT_TRUE(ping_reply(board, "node1").leader);
 }
 
+// Members at run time on several machines: the answers of an agent on another member list do
+// not count, the staying peers' words are kept across a change, and a new peer is silent only
+// since it joined.
+TEST(ContactBook, CountsOnlyAnswersOfAgentsOnItsOwnMemberList) {
+  ContactBook book("node1", {"node1", "node2", "node3"}, kStart, 4);
+  PingReply old_list = standby_reply({});
+  old_list.list = 3;
+  book.answered("node2", old_list, at(900));
+  EXPECT_FALSE(book.majority_contact_at()) << "an answer of list 3 counted on list 4";
+  PingReply same_list = standby_reply({});
+  same_list.list = 4;
+  book.answered("node2", same_list, at(950));
+  ASSERT_TRUE(book.majority_contact_at());
+  EXPECT_EQ(*book.majority_contact_at(), at(950));
+}
+
+TEST(ContactBook, AChangeOfMembersKeepsTheStayingPeersWords) {
+  ContactBook book("node1", {"node1", "node2", "node3"}, kStart, 0);
+  book.answered("node2", standby_reply({}), at(900));
+  book.served("node3", at(900));
+  book.set_members({"node1", "node2", "node4"}, 1, at(1000));
+  EXPECT_EQ(book.list(), 1u);
+  EXPECT_TRUE(book.knows("node4"));
+  EXPECT_FALSE(book.knows("node3"));
+  auto silence = book.silence(at(1500));
+  EXPECT_EQ(silence["node4"], milliseconds(500)) << "silent only since it joined";
+  EXPECT_FALSE(silence.contains("node3"));
+  // Three members still: node2's answer of 900 ms (before the change) is a majority with node1.
+  ASSERT_TRUE(book.majority_contact_at());
+  EXPECT_EQ(*book.majority_contact_at(), at(900));
+  // Four members: two answers besides node1's own; node4's of the old list does not count.
+  book.set_members({"node1", "node2", "node3", "node4"}, 2, at(1600));
+  PingReply old_list = standby_reply({});
+  old_list.list = 1;
+  book.answered("node4", old_list, at(1700));
+  EXPECT_FALSE(book.majority_contact_at());
+  PingReply new_list = standby_reply({});
+  new_list.list = 2;
+  book.answered("node4", new_list, at(1750));
+  ASSERT_TRUE(book.majority_contact_at());
+  EXPECT_EQ(*book.majority_contact_at(), at(900));
+}
+
 }  // namespace
 }  // namespace tandem

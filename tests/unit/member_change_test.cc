@@ -5,6 +5,8 @@
 
 #include <functional>
 
+#include "dcs/cluster_layout.h"
+
 namespace tandem {
 namespace {
 
@@ -57,13 +59,22 @@ TEST(MemberChange, AddsOneNodeOrSaysWhyNot) {
        [](ClusterConfig& c) { c.nodes.resize(1); },
        {.name = "node4", .port = 5435, .data_dir = "/c/4"},
        "runs without a watchdog"},
-      {"several machines",
+      {"several machines, an address pg_hba.conf allows",
        [](ClusterConfig& c) {
          c.etcd.endpoints = {"http://10.0.0.1:2379"};
+         c.replication.networks = {"10.0.0.0/24"};
          for (NodeConfig& node : c.nodes) node.api_port = 8008 + node.port;
        },
-       {.name = "node4", .port = 5435, .data_dir = "/c/4", .api_port = 9000},
-       "several machines"},
+       {.name = "node4", .host = "10.0.0.14", .port = 5435, .data_dir = "/c/4", .api_port = 9000},
+       ""},
+      {"several machines, an address outside replication.networks",
+       [](ClusterConfig& c) {
+         c.etcd.endpoints = {"http://10.0.0.1:2379"};
+         c.replication.networks = {"10.0.0.11/32", "10.0.0.12/32", "10.0.0.13/32"};
+         for (NodeConfig& node : c.nodes) node.api_port = 8008 + node.port;
+       },
+       {.name = "node4", .host = "10.0.0.14", .port = 5435, .data_dir = "/c/4", .api_port = 9000},
+       "10.0.0.14 is outside replication.networks"},
   };
   for (const Case& each : cases) {
     SCOPED_TRACE(each.what);
@@ -108,6 +119,127 @@ TEST(MemberChange, RemovesOneNodeButNeverTheLeader) {
       EXPECT_NE(shrunk.error().message.find(each.error), std::string::npos)
           << shrunk.error().message;
     }
+  }
+}
+
+// Several machines: a change is written only when every agent runs the current list (names and
+// version), so that no agent ever counts over a list two changes old.
+TEST(MemberChange, ANewListWaitsForEveryAgentToRunTheCurrentOne) {
+  ClusterConfig running = three_nodes();
+  running.member_list = 4;
+  MemberListAck current{.version = 4, .names = {"node1", "node2", "node3"}};
+  struct Case {
+    const char* what;
+    std::map<std::string, MemberListAck> acks;
+    std::string except;
+    const char* error;  // "" when it may be written
+  };
+  std::vector<Case> cases = {
+      {"every agent runs list 4",
+       {{"node1", current}, {"node2", current}, {"node3", current}},
+       "",
+       ""},
+      {"node3 still runs list 3",
+       {{"node1", current},
+        {"node2", current},
+        {"node3", {.version = 3, .names = {"node1", "node2"}}}},
+       "",
+       "node3's agent runs member list 3 (node1, node2), not the current 4"},
+      {"node3 never said",
+       {{"node1", current}, {"node2", current}},
+       "",
+       "node3's agent has not reported"},
+      {"node3, behind, is the one removed",
+       {{"node1", current},
+        {"node2", current},
+        {"node3", {.version = 3, .names = {"node1", "node2"}}}},
+       "node3",
+       ""},
+      {"node2 runs list 4 with other names (its tandem.yaml differs)",
+       {{"node1", current},
+        {"node2", {.version = 4, .names = {"node1", "node2"}}},
+        {"node3", current}},
+       "",
+       "node2's agent runs member list 4 (node1, node2)"},
+      {"an agent ahead of the list (an unfinished write) is not the list either",
+       {{"node1", current},
+        {"node2", {.version = 5, .names = {"node1", "node2", "node3", "node4"}}},
+        {"node3", current}},
+       "",
+       "node2's agent runs member list 5"},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.what);
+    Status ok = every_agent_took(running, each.acks, each.except);
+    if (std::string(each.error).empty()) {
+      EXPECT_TRUE(ok) << ok.error().message;
+    } else {
+      ASSERT_FALSE(ok);
+      EXPECT_NE(ok.error().message.find(each.error), std::string::npos) << ok.error().message;
+    }
+  }
+}
+
+// The list in the store and each agent's word, as written and read back; the view takes the
+// list with the revision a change compares with.
+TEST(MemberChange, TheStoresListAndAcksReadBackAsWritten) {
+  MemberList list{.version = 7, .nodes = three_nodes().nodes};
+  list.nodes[1].host = "10.0.0.12";
+  list.nodes[1].listen = "*";
+  list.nodes[2].nofailover = true;
+  list.nodes[2].api_port = 8008;
+  auto decoded = decode_member_list(encode_member_list(list));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->version, 7u);
+  ASSERT_EQ(decoded->nodes.size(), 3u);
+  for (std::size_t index = 0; index < 3; ++index) {
+    EXPECT_EQ(render_config(ClusterConfig{.nodes = {decoded->nodes[index]}}),
+              render_config(ClusterConfig{.nodes = {list.nodes[index]}}));
+  }
+  for (const char* bad :
+       {"", "[]", R"({"version": -1, "nodes": []})", R"({"version": 2})",
+        R"({"version": 2, "nodes": []})", R"({"version": 2, "nodes": [{"name": "n"}]})"}) {
+    EXPECT_FALSE(decode_member_list(bad)) << bad;
+  }
+  MemberListAck ack{.version = 7, .names = {"node1", "node2"}};
+  auto back = decode_list_ack(encode_list_ack(ack));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->version, 7u);
+  EXPECT_EQ(back->names, ack.names);
+
+  ClusterLayout layout("c");
+  StoreSnapshot snapshot;
+  snapshot.entries[layout.member_list()] = {encode_member_list(list), 42, 40};
+  snapshot.entries[layout.list_ack("node1")] = {encode_list_ack(ack), 43, 43};
+  snapshot.entries[layout.list_ack("node2")] = {"not json", 44, 44};
+  ClusterView view = layout.view(snapshot);
+  ASSERT_TRUE(view.member_list);
+  EXPECT_EQ(view.member_list->version, 7u);
+  EXPECT_EQ(view.member_list_revision, 42);
+  auto acks = layout.list_acks(snapshot);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks["node1"].version, 7u);
+  EXPECT_EQ(ack_of(ClusterConfig{.nodes = list.nodes, .member_list = 7}).names,
+            (std::vector<std::string>{"node1", "node2", "node3"}));
+}
+
+TEST(MemberChange, NetworksContainAddresses) {
+  struct Case {
+    const char* network;
+    const char* address;
+    bool contains;
+  };
+  const Case cases[] = {
+      {"10.0.0.0/24", "10.0.0.14", true},       {"10.0.0.0/24", "10.0.1.14", false},
+      {"10.0.0.11/32", "10.0.0.11", true},      {"10.0.0.11/32", "10.0.0.12", false},
+      {"0.0.0.0/0", "192.168.1.1", true},       {"10.213.5.0/25", "10.213.5.127", true},
+      {"10.213.5.0/25", "10.213.5.128", false}, {"fd00::/8", "fd12::1", true},
+      {"fd00::/8", "fe80::1", false},           {"10.0.0.0/24", "fd12::1", false},
+      {"10.0.0.0/33", "10.0.0.1", false},       {"not a network", "10.0.0.1", false},
+  };
+  for (const Case& each : cases) {
+    EXPECT_EQ(network_contains(each.network, each.address), each.contains)
+        << each.network << " " << each.address;
   }
 }
 
