@@ -203,9 +203,10 @@ Decision Agent::cycle() {
   node.settled_role_before = settled_role_;
   if (auto role = settled_role(node.state)) settled_role_ = role;
   std::optional<ClusterView> view;
+  bool act = true;  // false while the members change under it (follow_member_list)
   if (snapshot) {
     view = layout_.view(*snapshot);
-    follow_member_list(*view);
+    act = follow_member_list(*view, *snapshot);
     others_may_lead_ = tandem::others_may_lead(*view, ha_);
     // This cycle's own facts beat the record published a cycle ago.
     view->members[self_.name] = member_record(node);
@@ -226,7 +227,9 @@ Decision Agent::cycle() {
                    (node.state == PgState::kStarting && node.data_was_primary) ||
                    promoting_postmaster_ != 0);
   note_watchdog_fence();
-  Decision decision = decide(view, node, ha_, clock_.steady_now());
+  Decision decision =
+      act ? decide(view, node, ha_, clock_.steady_now())
+          : Decision{.reason = "the member list in the store changed: taken before deciding"};
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
@@ -606,6 +609,7 @@ Status Agent::start_primary(const ClusterView& view, const NodeObservation& node
 
 Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
                         const Decision& decision) {
+  if (auto ok = still_on_member_list(); !ok) return ok;
   if (!decision.remove_lease_of.empty() && view.leader_is(decision.remove_lease_of)) {
     // Quorum fencing: the former leader is proven fenced but its lease lives on. Removing it
     // only if unchanged: had that leader renewed meanwhile, it would keep it.
@@ -907,34 +911,89 @@ void Agent::reload(const Result<ClusterConfig>& fresh) {
 
 // Several machines: the agent runs the member list in the store, once there is one (`tandem
 // member`), and says which list it runs — the next change waits for every agent's word
-// (core/member_change.h, every_agent_took). A new list is taken between two cycles (kRebuild);
-// a list without this node stops the agent as a reload removing it would.
-void Agent::follow_member_list(const ClusterView& view) {
-  if (!running_config_.on_several_machines()) return;
+// (core/member_change.h, every_agent_took). Returns whether this cycle may act on its view:
+// not when the store's list is not the one it runs. A new list is taken between two cycles
+// (kRebuild); a list without this node stops the agent as a reload removing it would. Once
+// every member says it runs the list, and proof_of_fencing later, the contact book counts over
+// it alone (ContactBook::end_change).
+//
+// The records of agents outside the lists are not its members: a removed node whose agent has
+// not read the store yet is no candidate, no synchronous standby.
+bool Agent::follow_member_list(ClusterView& view, const StoreSnapshot& snapshot) {
+  if (!running_config_.on_several_machines()) return true;
+  std::uint64_t running = running_config_.member_list;
   std::uint64_t stored = view.member_list ? view.member_list->version : 0;
-  if (stored > running_config_.member_list && !rebuild_with_ && !removed_) {
-    const std::vector<NodeConfig>& nodes = view.member_list->nodes;
-    bool listed = std::any_of(nodes.begin(), nodes.end(),
-                              [&](const NodeConfig& node) { return node.name == self_.name; });
-    if (!listed) {
+  const MemberList* newer = stored > running ? &*view.member_list : nullptr;
+  auto listed = [](const std::vector<NodeConfig>& nodes, const std::string& name) {
+    return std::any_of(nodes.begin(), nodes.end(),
+                       [&](const NodeConfig& node) { return node.name == name; });
+  };
+  std::erase_if(view.members, [&](const auto& member) {
+    return running_config_.find_node(member.first) == nullptr ||
+           (newer != nullptr && !listed(newer->nodes, member.first));
+  });
+  if (removed_ || rebuild_with_) return false;
+  if (newer != nullptr) {
+    if (!listed(newer->nodes, self_.name)) {
       spdlog::warn(
           "{} is no longer a member (member list {}): its agent stops (PostgreSQL shut down "
           "cleanly, its data kept)",
           self_.name, stored);
       removed_ = true;
-      return;
+      // Its word that it left: it counts over no list any more (see end_change_when_taken).
+      ClusterConfig left = with_member_list(running_config_, *newer);
+      (void)store_.put(layout_.list_ack(self_.name), encode_list_ack(ack_of(left)), std::nullopt);
+      return false;
+    }
+    if (auto ok = takes_member_list(running_config_, *newer); !ok) {
+      if (refused_list_ != stored) spdlog::error("member list not taken: {}", ok.error().message);
+      refused_list_ = stored;
+      return true;  // it runs on with its own list, and says so: no acknowledgement
     }
     spdlog::info("member list {} in the store: {} members, taken between two cycles", stored,
-                 nodes.size());
-    rebuild_with_ = running_config_;
-    rebuild_with_->nodes = nodes;
-    rebuild_with_->member_list = stored;
+                 newer->nodes.size());
+    rebuild_with_ = with_member_list(running_config_, *newer);
+    return false;
+  }
+  if (stored != running) return true;  // an older list, or none: its own list, unacknowledged
+  if (!list_acked_) {
+    auto written = store_.put(layout_.list_ack(self_.name),
+                              encode_list_ack(ack_of(running_config_)), std::nullopt);
+    if (written) list_acked_ = true;
+  }
+  if (contacts_ != nullptr && contacts_->changing()) end_change_when_taken(snapshot);
+  return true;
+}
+
+void Agent::end_change_when_taken(const StoreSnapshot& snapshot) {
+  if (!previous_list_left(running_config_, layout_.list_acks(snapshot))) {
+    all_took_at_.reset();
     return;
   }
-  if (list_acked_ || stored != running_config_.member_list) return;
-  auto written = store_.put(layout_.list_ack(self_.name), encode_list_ack(ack_of(running_config_)),
-                            std::nullopt);
-  if (written) list_acked_ = true;
+  auto now = clock_.steady_now();
+  if (!all_took_at_) all_took_at_ = now;
+  if (now - *all_took_at_ < proof_of_fencing(ha_)) return;
+  contacts_->end_change();
+  spdlog::info("member list {}: the agents have left list {}; counting over list {} alone",
+               running_config_.member_list, running_config_.member_list - 1,
+               running_config_.member_list);
+}
+
+// Several machines: a takeover decided on a member list the store has meanwhile replaced (the
+// cycle stalled between its read and now) would count over a list others no longer run.
+Status Agent::still_on_member_list() {
+  if (!running_config_.on_several_machines()) return {};
+  auto key = store_.read(layout_.member_list());
+  if (!key) return std::unexpected(key.error());
+  const StoredValue* stored = key->find(layout_.member_list());
+  auto list = stored != nullptr ? decode_member_list(stored->value) : std::nullopt;
+  std::uint64_t version = list ? list->version : 0;
+  if (version != running_config_.member_list) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("the member list changed ({} -> {}) since this cycle read it",
+                            running_config_.member_list, version));
+  }
+  return {};
 }
 
 void Agent::shut_down() {

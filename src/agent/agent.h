@@ -122,9 +122,15 @@ class Agent {
   // as waiting for a restart of the agent; a config with an error changes nothing. Logs one
   // line. Called between two cycles (run() does it when asked).
   void reload(const Result<ClusterConfig>& fresh);
-  void follow_member_list(const ClusterView& view);
+  // A reload or the store's member list (several machines) removed this node (run() stops),
+  // or changed the members (run() returns kRebuild). Public for the simulation.
+  bool removed() const { return removed_; }
+  bool wants_rebuild() const { return rebuild_with_.has_value(); }
 
  private:
+  bool follow_member_list(ClusterView& view, const StoreSnapshot& snapshot);
+  void end_change_when_taken(const StoreSnapshot& snapshot);
+  Status still_on_member_list();
   Status execute(const Decision& decision, const NodeObservation& node,
                  const std::optional<ClusterView>& view);
   Status bootstrap();
@@ -233,8 +239,10 @@ class Agent {
   std::string last_line_;
   int repeats_ = 0;
   std::optional<ClusterConfig> rebuild_with_;  // the members changed: the config to rebuild on
-  bool list_acked_ = false;  // several machines: the store knows which member list this runs
-  bool removed_ = false;     // a reload found this node removed
+  bool list_acked_ = false;         // several machines: the store knows which member list this runs
+  std::uint64_t refused_list_ = 0;  // a list in the store not taken, said once
+  std::optional<SteadyTime> all_took_at_;  // when every member was first seen running the list
+  bool removed_ = false;                   // a reload found this node removed
 };
 
 // The agent's HaConfig from the cluster config.

@@ -14,28 +14,65 @@ milliseconds since(SteadyTime then, SteadyTime now) {
 }  // namespace
 
 ContactBook::ContactBook(std::string self, std::vector<std::string> members, SteadyTime started,
-                         std::uint64_t list)
+                         std::uint64_t list, std::vector<std::string> previous)
     : self_(std::move(self)), started_(started), list_(list) {
-  for (std::string& member : members) {
-    if (member != self_) peers_.insert(std::move(member));
+  set_lists(std::move(members), std::move(previous));
+}
+
+void ContactBook::set_lists(std::vector<std::string> members, std::vector<std::string> previous) {
+  lists_.clear();
+  peers_.clear();
+  for (auto* names : {&members, &previous}) {
+    if (names->empty()) continue;
+    std::set<std::string> list(names->begin(), names->end());
+    for (const std::string& name : list) {
+      if (name != self_) peers_.insert(name);
+    }
+    lists_.push_back(std::move(list));
   }
 }
 
-void ContactBook::set_members(std::vector<std::string> members, std::uint64_t list,
-                              SteadyTime now) {
+void ContactBook::set_members(std::vector<std::string> members, std::uint64_t list, SteadyTime now,
+                              std::vector<std::string> previous) {
   std::lock_guard lock(mutex_);
-  std::set<std::string> next;
-  for (std::string& member : members) {
-    if (member == self_) continue;
-    if (!peers_.contains(member)) joined_[member] = now;
-    next.insert(std::move(member));
+  std::set<std::string> before = peers_;
+  set_lists(std::move(members), std::move(previous));
+  for (const std::string& peer : peers_) {
+    if (!before.contains(peer)) joined_[peer] = now;
   }
   for (auto* kept : {&served_, &backed_, &joined_}) {
-    std::erase_if(*kept, [&](const auto& entry) { return !next.contains(entry.first); });
+    std::erase_if(*kept, [&](const auto& entry) { return !peers_.contains(entry.first); });
   }
-  std::erase_if(answered_, [&](const auto& entry) { return !next.contains(entry.first); });
-  peers_ = std::move(next);
+  std::erase_if(answered_, [&](const auto& entry) { return !peers_.contains(entry.first); });
   list_ = list;
+}
+
+void ContactBook::start_afresh(std::vector<std::string> members, std::uint64_t list, SteadyTime now,
+                               std::vector<std::string> previous) {
+  std::lock_guard lock(mutex_);
+  set_lists(std::move(members), std::move(previous));
+  served_.clear();
+  answered_.clear();
+  backed_.clear();
+  joined_.clear();
+  started_ = now;
+  list_ = list;
+}
+
+void ContactBook::end_change() {
+  std::lock_guard lock(mutex_);
+  if (lists_.size() < 2) return;
+  std::set<std::string> members = lists_.front();
+  set_lists(std::vector<std::string>(members.begin(), members.end()), {});
+  std::erase_if(served_, [&](const auto& entry) { return !peers_.contains(entry.first); });
+  std::erase_if(backed_, [&](const auto& entry) { return !peers_.contains(entry.first); });
+  std::erase_if(joined_, [&](const auto& entry) { return !peers_.contains(entry.first); });
+  std::erase_if(answered_, [&](const auto& entry) { return !peers_.contains(entry.first); });
+}
+
+bool ContactBook::changing() const {
+  std::lock_guard lock(mutex_);
+  return lists_.size() > 1;
 }
 
 std::uint64_t ContactBook::list() const {
@@ -56,10 +93,14 @@ void ContactBook::served(const std::string& peer, SteadyTime now) {
 
 void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime sent) {
   std::lock_guard lock(mutex_);
-  if (!peers_.contains(peer) || reply.list != list_) return;
+  if (!peers_.contains(peer)) return;
   auto found = answered_.find(peer);
   if (found != answered_.end() && found->second.at > sent) return;  // a newer ping's answer
-  bool backs = !reply.leader && (reply.follows.empty() || reply.follows == self_);
+  // What it says of itself and of the pings it served holds whatever list it runs; its backing
+  // counts only from an agent on this list (or, while the change is under way, the one before):
+  // an agent left behind on an older list gets no majority contact from the others.
+  bool same_list = reply.list == list_ || (lists_.size() > 1 && reply.list + 1 == list_);
+  bool backs = same_list && !reply.leader && (reply.follows.empty() || reply.follows == self_);
   answered_[peer] = {sent, std::move(reply)};
   if (backs) {
     auto kept = backed_.find(peer);
@@ -85,44 +126,71 @@ std::map<std::string, milliseconds> ContactBook::silence(SteadyTime now) const {
   return silences;
 }
 
-std::optional<SteadyTime> ContactBook::majority_contact_at() const {
-  std::lock_guard lock(mutex_);
-  std::size_t needed = majority_of(peers_.size() + 1) - 1;
-  if (needed == 0) return std::nullopt;
+std::optional<SteadyTime> ContactBook::majority_contact_in(const std::set<std::string>& list,
+                                                           SteadyTime now) const {
+  std::size_t needed = majority_of(list.size()) - (list.contains(self_) ? 1 : 0);
+  if (needed == 0) return now;
   std::vector<SteadyTime> times;
-  for (const auto& [peer, at] : backed_) times.push_back(at);
+  for (const auto& [peer, at] : backed_) {
+    if (list.contains(peer)) times.push_back(at);
+  }
   if (times.size() < needed) return std::nullopt;
   std::sort(times.begin(), times.end(), std::greater<>());
   return times[needed - 1];
 }
 
+std::optional<SteadyTime> ContactBook::majority_contact_at() const {
+  std::lock_guard lock(mutex_);
+  // A cluster of one node: no majority contact to speak of.
+  if (lists_.size() == 1 && majority_of(lists_.front().size()) <= 1) return std::nullopt;
+  std::optional<SteadyTime> oldest;
+  SteadyTime now = SteadyTime::max();
+  for (const std::set<std::string>& list : lists_) {
+    auto at = majority_contact_in(list, now);
+    if (!at) return std::nullopt;
+    if (*at != now && (!oldest || *at < *oldest)) oldest = at;
+  }
+  return oldest;
+}
+
+bool ContactBook::proven_fenced_in(const std::set<std::string>& list, const std::string& peer,
+                                   SteadyTime now, milliseconds proof, milliseconds fresh) const {
+  // So many members have not been pinged by it for `proof` that it cannot have had a majority
+  // of `list`: members - majority + 1 of them, this agent included.
+  std::size_t needed = list.size() - majority_of(list.size()) + 1;
+  std::size_t silent = list.contains(self_) && silence_of(peer, now) >= proof ? 1 : 0;
+  for (const auto& [witness, answer] : answered_) {
+    if (witness == peer || !list.contains(witness) || since(answer.at, now) > fresh) continue;
+    auto heard = answer.reply.silence.find(peer);
+    if (heard != answer.reply.silence.end() && heard->second >= proof) ++silent;
+  }
+  return silent >= needed;
+}
+
 QuorumFacts ContactBook::facts(SteadyTime now, milliseconds proof, milliseconds fresh) const {
   std::lock_guard lock(mutex_);
   QuorumFacts facts;
-  std::size_t members = peers_.size() + 1;
-  std::size_t majority = majority_of(members);
-
-  // Majority contact: the (majority - 1)-th freshest answer that backs this agent, this agent
-  // counting for itself.
-  std::vector<milliseconds> ages;
-  for (const std::string& peer : peers_) {
-    auto backed = backed_.find(peer);
-    ages.push_back(since(backed == backed_.end() ? known_since(peer) : backed->second, now));
-  }
-  std::sort(ages.begin(), ages.end());
-  if (majority >= 2) facts.majority_contact_age = ages[majority - 2];
-
-  // A peer is proven fenced when so many members have not been pinged by it for `proof` that
-  // it cannot have had a majority: members - majority + 1 of them, this agent included.
-  std::size_t needed = members - majority + 1;
-  for (const std::string& peer : peers_) {
-    std::size_t silent = silence_of(peer, now) >= proof ? 1 : 0;
-    for (const auto& [witness, answer] : answered_) {
-      if (witness == peer || since(answer.at, now) > fresh) continue;
-      auto heard = answer.reply.silence.find(peer);
-      if (heard != answer.reply.silence.end() && heard->second >= proof) ++silent;
+  // Majority contact: in each list counted over, the (majority - 1)-th freshest answer that
+  // backs this agent (this agent counting for itself); the oldest of them.
+  for (const std::set<std::string>& list : lists_) {
+    std::vector<milliseconds> ages;
+    for (const std::string& peer : list) {
+      if (peer == self_) continue;
+      auto backed = backed_.find(peer);
+      ages.push_back(since(backed == backed_.end() ? known_since(peer) : backed->second, now));
     }
-    if (silent >= needed) {
+    std::sort(ages.begin(), ages.end());
+    std::size_t needed = majority_of(list.size()) - (list.contains(self_) ? 1 : 0);
+    if (needed >= 1 && needed <= ages.size()) {
+      facts.majority_contact_age = std::max(facts.majority_contact_age, ages[needed - 1]);
+    }
+  }
+
+  for (const std::string& peer : peers_) {
+    bool fenced = std::all_of(lists_.begin(), lists_.end(), [&](const std::set<std::string>& list) {
+      return proven_fenced_in(list, peer, now, proof, fresh);
+    });
+    if (fenced) {
       facts.proven_fenced.push_back(peer);
       continue;
     }

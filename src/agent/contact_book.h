@@ -51,20 +51,39 @@ struct QuorumFacts {
 
 class ContactBook {
  public:
-  // `members`: every node of the cluster, `self` among them; `list`: the version of that list.
+  // `members`: every node of the cluster, `self` among them; `list`: the version of that list;
+  // `previous`: while a change of the members is under way, the list before it (see
+  // set_members), else empty.
   ContactBook(std::string self, std::vector<std::string> members, SteadyTime started,
-              std::uint64_t list = 0);
+              std::uint64_t list = 0, std::vector<std::string> previous = {});
 
-  // The members changed (several machines, `tandem member`): counted over `members` from now
-  // on, what the staying peers said kept, a new peer's silence counted from `now`. Only the
-  // answers of agents that run the same list count (see every_agent_took: at most two lists
-  // are ever run, and an agent left behind on an older one gets no majority from the others).
-  void set_members(std::vector<std::string> members, std::uint64_t list, SteadyTime now);
+  // The members changed (several machines, `tandem member`): what the staying peers said is
+  // kept, a new peer's silence counted from `now`. Only the answers of agents that run the same
+  // list count: one left behind on an older list gets no majority from the others.
+  //
+  // Until end_change(), every count is made over both lists, `previous` and `members`: a
+  // majority contact needs a majority of each, a proof of fencing enough silent members in
+  // each, and a member of either may block a takeover. The others move to the new list one by
+  // one, and a primary still counting over the old one (its majority of three) and a taker
+  // counting over the new one alone (two silent of four) could both be right; counted over
+  // both, any majority contact and any proof meet in a member.
+  void set_members(std::vector<std::string> members, std::uint64_t list, SteadyTime now,
+                   std::vector<std::string> previous = {});
+  // The same for an agent that skipped lists (left behind, added back): nothing it heard
+  // before counts, as after a restart.
+  void start_afresh(std::vector<std::string> members, std::uint64_t list, SteadyTime now,
+                    std::vector<std::string> previous);
+  // Every agent of the list runs it, and long enough for what an agent left behind counted
+  // to have lapsed (the agent waits proof_of_fencing after seeing the last one say so):
+  // counted over the list alone from now on.
+  void end_change();
+  bool changing() const;
   std::uint64_t list() const;
 
   void served(const std::string& peer, SteadyTime now);
   // `sent`: when the ping this answers was sent (an answer dated earlier than the one kept is
-  // an older ping's, and ignored). An answer from an agent on another member list is ignored.
+  // an older ping's, and ignored). An answer from an agent on another member list backs
+  // nobody (see set_members); what it says of the pings it served counts.
   void answered(const std::string& peer, PingReply reply, SteadyTime sent);
 
   // Per peer, how long it has not pinged this agent (since this agent started, at most).
@@ -92,11 +111,22 @@ class ContactBook {
   };
   std::chrono::milliseconds silence_of(const std::string& peer, SteadyTime now) const;
   SteadyTime known_since(const std::string& peer) const;  // its start, or when it joined
+  void set_lists(std::vector<std::string> members, std::vector<std::string> previous);
+  // The (needed)-th latest answer backing this agent among `list`'s other members, needed
+  // being what makes a majority of `list` with this agent (if on it); nullopt when fewer
+  // answered; `now` when none is needed.
+  std::optional<SteadyTime> majority_contact_in(const std::set<std::string>& list,
+                                                SteadyTime now) const;
+  bool proven_fenced_in(const std::set<std::string>& list, const std::string& peer, SteadyTime now,
+                        std::chrono::milliseconds proof, std::chrono::milliseconds fresh) const;
 
   std::string self_;
   SteadyTime started_;
   mutable std::mutex mutex_;
-  std::set<std::string> peers_;
+  std::set<std::string> peers_;  // every other member of any list counted over
+  // The lists counted over, each with this agent if it is on it: the list, and the one before
+  // it while a change is under way.
+  std::vector<std::set<std::string>> lists_;
   std::uint64_t list_ = 0;
   std::map<std::string, SteadyTime> joined_;  // peers added since the start, and when
   std::map<std::string, SteadyTime> served_;

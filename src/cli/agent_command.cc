@@ -14,6 +14,7 @@
 #include "agent/pg_local_node.h"
 #include "api/http_api.h"
 #include "cli/commands.h"
+#include "core/member_change.h"
 #include "dcs/cluster_layout.h"
 #include "ops/store_access.h"
 #include "proc/safe_file.h"
@@ -107,8 +108,9 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
   }
   // Quorum fencing (several machines): the agents ping each other every cycle.
   if (config.on_several_machines()) {
-    process.contacts = std::make_unique<ContactBook>(
-        self.name, names_of(config), session.clock().steady_now(), config.member_list);
+    process.contacts =
+        std::make_unique<ContactBook>(self.name, names_of(config), session.clock().steady_now(),
+                                      config.member_list, config.previous_members);
     process.pinger = std::make_unique<PeerPinger>(config, self, *process.contacts,
                                                   process.watchdog.get(), session.clock());
   }
@@ -171,6 +173,7 @@ Status start_api(Session& session, const NodeConfig& self, AgentProcess& process
 // from then on.
 void rebuild(Session& session, const std::string& name, AgentProcess& process) {
   auto next = std::make_unique<ClusterConfig>(process.agent->rebuild_config());
+  bool skipped = next->member_list > process.config->member_list + 1;  // left behind
   AgentCarry carry = process.agent->retire();
   pid_t postmaster = process.local->postmaster();
   process.agent.reset();
@@ -180,8 +183,9 @@ void rebuild(Session& session, const std::string& name, AgentProcess& process) {
   process.config = std::move(next);
   const NodeConfig& self = *process.config->find_node(name);
   if (process.contacts) {
-    process.contacts->set_members(names_of(*process.config), process.config->member_list,
-                                  session.clock().steady_now());
+    auto set = skipped ? &ContactBook::start_afresh : &ContactBook::set_members;
+    (process.contacts.get()->*set)(names_of(*process.config), process.config->member_list,
+                                   session.clock().steady_now(), process.config->previous_members);
     process.pinger = std::make_unique<PeerPinger>(*process.config, self, *process.contacts,
                                                   process.watchdog.get(), session.clock());
   }
@@ -205,8 +209,7 @@ Status take_member_list(Session& session, ClusterConfig& config) {
     if (snapshot) {
       ClusterView view = layout.view(*snapshot);
       if (view.member_list) {
-        config.nodes = view.member_list->nodes;
-        config.member_list = view.member_list->version;
+        config = with_member_list(config, *view.member_list);
         spdlog::info("member list {} from the store: {}", config.member_list,
                      fmt::join(names_of(config), ", "));
       }

@@ -95,7 +95,7 @@ Status remove_member(Session& session, const std::string& name) {
   auto snapshot = (*store)->read(layout.prefix());
   if (!snapshot) return fail_with_context(snapshot.error(), "reading who leads");
   ClusterView view = layout.view(*snapshot);
-  auto shrunk = plan_member_remove(config, name, view.leader ? view.leader->name : "");
+  auto shrunk = plan_member_remove(config, name, view);
   if (!shrunk) return std::unexpected(shrunk.error());
   const NodeConfig removed = *config.find_node(name);
   // Its agent first, cleanly (its PostgreSQL too): refused there, nothing has changed. Then the
@@ -148,7 +148,8 @@ class StoreMembers {
     if (auto ok = every_agent_took(running_, layout_.list_acks(snapshot_), except); !ok) {
       return fail_with_context(ok.error(), "nothing changed");
     }
-    MemberList list{.version = running_.member_list + 1, .nodes = next.nodes};
+    MemberList list{
+        .version = running_.member_list + 1, .nodes = next.nodes, .previous = names_of(running_)};
     std::string value = encode_member_list(list);
     auto written = view_.member_list
                        ? store_->compare_and_set(layout_.member_list(), value,
@@ -207,21 +208,22 @@ class StoreMembers {
 
  private:
   StoreMembers(Session& session, std::unique_ptr<Store> store)
-      : running_(session.config()), layout_(session.config().name), store_(std::move(store)) {}
+      : base_(session.config()),
+        running_(session.config()),
+        layout_(session.config().name),
+        store_(std::move(store)) {}
 
   Status refresh() {
     auto snapshot = store_->read(layout_.prefix());
     if (!snapshot) return fail_with_context(snapshot.error(), "reading the cluster from etcd");
     snapshot_ = std::move(*snapshot);
     view_ = layout_.view(snapshot_);
-    if (view_.member_list) {
-      running_.nodes = view_.member_list->nodes;
-      running_.member_list = view_.member_list->version;
-    }
+    if (view_.member_list) running_ = with_member_list(base_, *view_.member_list);
     return {};
   }
 
-  ClusterConfig running_;
+  ClusterConfig base_;     // tandem.yaml's
+  ClusterConfig running_;  // with the store's list
   ClusterLayout layout_;
   std::unique_ptr<Store> store_;
   StoreSnapshot snapshot_;
@@ -251,7 +253,7 @@ Status add_member_in_store(Session& session, const NodeConfig& node) {
 Status remove_member_in_store(Session& session, const std::string& name) {
   auto members = StoreMembers::read(session);
   if (!members) return std::unexpected(members.error());
-  auto shrunk = plan_member_remove(members->running(), name, members->leader());
+  auto shrunk = plan_member_remove(members->running(), name, members->view());
   if (!shrunk) return std::unexpected(shrunk.error());
   const NodeConfig removed = *members->running().find_node(name);
   auto version = members->write(*shrunk, name);

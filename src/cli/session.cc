@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/member_change.h"
 #include "dcs/cluster_layout.h"
 #include "ops/store_access.h"
 #include "proc/os_user.h"
@@ -74,10 +75,7 @@ void Session::take_member_list() {
   auto snapshot = (*store)->read(layout.member_list());
   if (!snapshot) return;
   if (const StoredValue* stored = snapshot->find(layout.member_list())) {
-    if (auto list = decode_member_list(stored->value)) {
-      config_.nodes = list->nodes;
-      config_.member_list = list->version;
-    }
+    if (auto list = decode_member_list(stored->value)) config_ = with_member_list(config_, *list);
   }
 }
 

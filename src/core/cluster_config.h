@@ -163,6 +163,9 @@ struct ClusterConfig {
   // MemberList); 0 while no member was added or removed at run time (tandem.yaml's nodes).
   // Never in tandem.yaml.
   std::uint64_t member_list = 0;
+  // The names on the list before it, while that change is under way (the agents count over
+  // both: agent/contact_book.h); empty otherwise. Never in tandem.yaml.
+  std::vector<std::string> previous_members;
 
   // Several machines exactly when etcd is configured.
   Topology topology() const {
@@ -186,6 +189,7 @@ struct ClusterConfig {
 struct MemberList {
   std::uint64_t version = 0;
   std::vector<NodeConfig> nodes;
+  std::vector<std::string> previous;  // the names on list version - 1
 };
 
 // What an agent last reported running: a list's version and the names on it.

@@ -48,7 +48,8 @@ Result<ClusterConfig> plan_member_add(const ClusterConfig& config, const NodeCon
 }
 
 Result<ClusterConfig> plan_member_remove(const ClusterConfig& config, const std::string& name,
-                                         const std::string& leader) {
+                                         const ClusterView& view) {
+  std::string leader = view.leader ? view.leader->name : "";
   if (auto known = config.node(name); !known) return std::unexpected(known.error());
   if (name == leader) {
     return refuse(fmt::format(
@@ -56,8 +57,26 @@ Result<ClusterConfig> plan_member_remove(const ClusterConfig& config, const std:
         "remove it",
         name));
   }
+  if (view.sync_revision != 0 && view.sync_standby && name == *view.sync_standby) {
+    return refuse(fmt::format(
+        "{} is the synchronous standby: with it gone only the leader could lead until another "
+        "is named; wait until the leader names another (tandem status), then remove it",
+        name));
+  }
+  if (view.sync_revision != 0 && leader.empty() && name == view.sync_leader) {
+    return refuse(fmt::format(
+        "nobody leads and {} led last in synchronous mode: it alone is known to have every "
+        "acknowledged commit; bring it back (or force a failover), then remove it",
+        name));
+  }
   if (config.nodes.size() < 2) {
     return refuse(fmt::format("{} is the only node", name));
+  }
+  if (config.on_several_machines() && config.nodes.size() < 3) {
+    return refuse(
+        fmt::format("{} is one of two: a cluster of one node on several machines would keep the "
+                    "watchdog of two (add another first)",
+                    name));
   }
   ClusterConfig shrunk = config;
   std::erase_if(shrunk.nodes, [&](const NodeConfig& node) { return node.name == name; });
@@ -94,6 +113,57 @@ Status every_agent_took(const ClusterConfig& running,
     }
   }
   return {};
+}
+
+ClusterConfig with_member_list(const ClusterConfig& config, const MemberList& list) {
+  ClusterConfig next = config;
+  next.nodes = list.nodes;
+  next.member_list = list.version;
+  next.previous_members = list.previous;
+  for (NodeConfig& node : next.nodes) {
+    if (const NodeConfig* mine = config.find_node(node.name)) node.nofailover = mine->nofailover;
+  }
+  return next;
+}
+
+Status takes_member_list(const ClusterConfig& running, const MemberList& list) {
+  if (list.version <= running.member_list) {
+    return refuse(fmt::format("member list {} does not follow list {}, which this agent runs",
+                              list.version, running.member_list));
+  }
+  // Left behind (removed, then added back while away): taken as a restart would take it.
+  if (list.version > running.member_list + 1) return {};
+  std::size_t kept = 0;
+  for (const NodeConfig& node : list.nodes) {
+    const NodeConfig* before = running.find_node(node.name);
+    if (before == nullptr) continue;
+    ++kept;
+    if (before->host != node.host || before->port != node.port ||
+        before->data_dir != node.data_dir || before->api_port != node.api_port ||
+        before->listen != node.listen) {
+      return refuse(
+          fmt::format("member list {} moves {} (its address, port or data directory): "
+                      "a member moves with its agent's restart",
+                      list.version, node.name));
+    }
+  }
+  bool one_added = kept == running.nodes.size() && list.nodes.size() == kept + 1;
+  bool one_removed = kept == list.nodes.size() && running.nodes.size() == kept + 1;
+  if (!one_added && !one_removed) {
+    return refuse(fmt::format("member list {} changes more than one member of list {}",
+                              list.version, running.member_list));
+  }
+  return {};
+}
+
+bool previous_list_left(const ClusterConfig& running,
+                        const std::map<std::string, MemberListAck>& acks) {
+  std::size_t behind = 0;
+  for (const std::string& name : running.previous_members) {
+    auto ack = acks.find(name);
+    if (ack == acks.end() || ack->second.version < running.member_list) ++behind;
+  }
+  return behind <= 1;
 }
 
 }  // namespace tandem

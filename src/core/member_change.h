@@ -10,6 +10,7 @@
 
 #include "common/result.h"
 #include "core/cluster_config.h"
+#include "core/cluster_view.h"
 
 namespace tandem {
 
@@ -20,10 +21,13 @@ namespace tandem {
 // (pg_hba.conf would refuse its copy and its stream).
 Result<ClusterConfig> plan_member_add(const ClusterConfig& config, const NodeConfig& node);
 
-// `config` without the node `name`. Refused: an unknown node, the current leader (`leader`:
-// switch over first), the last node.
+// `config` without the node `name`, the cluster being as `view` says. Refused: an unknown
+// node, the current leader (switch over first), a node the `sync` record names (synchronous
+// mode: the standby and the leader that named it are the only ones known to have every
+// acknowledged commit — removed, nobody else could lead), the last node, the last but one on
+// several machines.
 Result<ClusterConfig> plan_member_remove(const ClusterConfig& config, const std::string& name,
-                                         const std::string& leader);
+                                         const ClusterView& view);
 
 // Several machines: whether a new member list may be written over `running` (its nodes and
 // member_list), given what each agent last reported running (`acks`, by node). The agents count
@@ -37,7 +41,28 @@ Status every_agent_took(const ClusterConfig& running,
                         const std::map<std::string, MemberListAck>& acks,
                         const std::string& except);
 
+// Whether the change to `running`'s list is over for counting: every member of the list before
+// it (previous_members) but one runs a later list (or said it left, removed). A primary still
+// on the old list then has nobody there to back it — an agent backs only agents of its own
+// list — and a taker still on it re-reads the list before it takes over; so, once what that
+// last one counted has lapsed (proof_of_fencing), the agents count over the new list alone
+// (ContactBook::end_change). Two left behind (a host away, a removed agent frozen) keep the
+// change under way.
+bool previous_list_left(const ClusterConfig& running,
+                        const std::map<std::string, MemberListAck>& acks);
+
 // The acknowledgement an agent running `config` writes.
 MemberListAck ack_of(const ClusterConfig& config);
+
+// `config` with the store's member list: its nodes, version and previous names. A node's
+// nofailover stays the one `config` says (each host's tandem.yaml speaks for its own node).
+ClusterConfig with_member_list(const ClusterConfig& config, const MemberList& list);
+
+// Whether a running agent takes `list` over the one it runs: the next version, one member
+// added or removed, every other member as it was (a member that moved is its agent's and
+// PostgreSQL's restart). Anything else was not written by `tandem member`: not taken. A later
+// version than the next is taken as a restart takes it (an agent left behind: removed, then
+// added back while away; the others ran on without it): with a fresh contact book.
+Status takes_member_list(const ClusterConfig& running, const MemberList& list);
 
 }  // namespace tandem

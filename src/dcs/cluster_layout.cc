@@ -227,7 +227,7 @@ std::string encode_member_list(const MemberList& list) {
                      {"nofailover", node.nofailover},
                      {"api_port", node.api_port}});
   }
-  return json{{"version", list.version}, {"nodes", nodes}}.dump();
+  return json{{"version", list.version}, {"nodes", nodes}, {"previous", list.previous}}.dump();
 }
 
 std::optional<MemberList> decode_member_list(std::string_view text) {
@@ -250,6 +250,10 @@ std::optional<MemberList> decode_member_list(std::string_view text) {
                                     .api_port = entry.value("api_port", 0)});
   }
   if (list.nodes.empty()) return std::nullopt;
+  for (json name : (*object)["previous"]) {
+    if (!name.is_string()) return std::nullopt;
+    list.previous.push_back(name.get<std::string>());
+  }
   return list;
 }
 

@@ -66,6 +66,7 @@ void SimPings::serve(Ping ping) {
   peer.contacts->served(world_.config.nodes[ping.from].name, now);
   PingReply reply = ping_reply(*peer.board, world_.config.nodes[ping.to].name);
   reply.silence = peer.contacts->silence(now);
+  reply.list = peer.contacts->list();
   world_.at(world_.clock.now + latency(), ping.from, [this, ping, reply] {
     if (world_.network.linked(ping.to, ping.from)) {
       read(ping, reply);

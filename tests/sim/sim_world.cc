@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/member_change.h"
+
 namespace tandem::sim {
 namespace {
 
@@ -504,7 +506,8 @@ ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
   settings.synchronous = rng() % 2 == 0;
   settings.faults = 1 + static_cast<int>(rng() % 4);
   settings.promotion_latency_max = SimTime(rng() % 3 == 0 ? 4000 : 1200);
-  settings.rebuilds = rng() % 4 == 0;  // drawn last: the draws above are those of older runs
+  settings.rebuilds = rng() % 4 == 0;  // drawn after the others: theirs are older runs' draws
+  settings.member_changes = multi_host && settings.nodes >= 3 && rng() % 4 == 0;  // and last
   return settings;
 }
 
@@ -842,10 +845,22 @@ void World::run_cycle(int index) {
   ++slot.busy;
   slot.agent->serve_request();
   if (slot.alive && slot.agent && !slot.destroy_pending) slot.agent->cycle();
+  // The store's member list left this node out: the agent stops as run() does (PostgreSQL
+  // shut down cleanly, the lease handed over), and its process exits.
+  bool removed = slot.alive && slot.agent && !slot.destroy_pending && slot.agent->removed();
+  if (removed) slot.agent->shut_down();
   --slot.busy;
+  if (removed) {
+    note(fmt::format("{}'s agent stopped: no longer a member", config.nodes[index].name));
+    kill_agent(index);
+    return;
+  }
   if (slot.destroy_pending) {
     destroy_if_pending(index);
     return;
+  }
+  if (slot.alive && slot.agent && slot.agent->wants_rebuild()) {
+    schedule(clock.now + SimTime(1), Kind::kCall, index, [this, index] { rebuild_agent(index); });
   }
   schedule(std::max(started + config.ha.loop_interval, clock.now + SimTime(1)), Kind::kCycle,
            index);
@@ -1043,6 +1058,29 @@ void World::start_agent(int index) {
     schedule(clock.now + SimTime(10), Kind::kCall, index, [this, index] { start_agent(index); });
     return;
   }
+  // Multi-host: the member list is read from the store before anything counts over it
+  // (cli/agent_command.cc, take_member_list): the start waits for the store; a node off the
+  // list does not start.
+  ClusterConfig runs = config;
+  if (multi_host()) {
+    if (slot.store_down_until > clock.now || store_clock.stopped() ||
+        !network.connected(index, network.store())) {
+      schedule(clock.now + SimTime(1000), Kind::kCall, index,
+               [this, index] { start_agent(index); });
+      return;
+    }
+    auto snapshot = store_.read(layout_.member_list());
+    const StoredValue* stored = snapshot ? snapshot->find(layout_.member_list()) : nullptr;
+    if (auto list = stored ? decode_member_list(stored->value) : std::nullopt) {
+      runs = with_member_list(config, *list);
+    }
+    if (runs.find_node(config.nodes[index].name) == nullptr) {
+      note(fmt::format("{} is not a member (list {}): its agent does not start",
+                       config.nodes[index].name, runs.member_list));
+      return;
+    }
+  }
+  slot.config = std::make_unique<ClusterConfig>(runs);
   slot.destroy_pending = false;           // the dead agent, if still here, goes now
   slot.cycle_stalled_until = SimTime(0);  // a new process: its cycle's thread is a new one
   slot.store_connection_dropped = true;   // and no connection to the store yet
@@ -1054,10 +1092,9 @@ void World::start_agent(int index) {
   slot.alive = true;
   ++slot.generation;
   if (multi_host()) {
-    std::vector<std::string> members;
-    for (const NodeConfig& node : config.nodes) members.push_back(node.name);
-    slot.contacts =
-        std::make_unique<ContactBook>(config.nodes[index].name, members, slot.clock->steady_now());
+    slot.contacts = std::make_unique<ContactBook>(config.nodes[index].name, names_of(runs),
+                                                  slot.clock->steady_now(), runs.member_list,
+                                                  runs.previous_members);
   }
   slot.board = std::make_unique<AgentBoard>();  // its API: pings, and requests at any moment
   slot.store_lock_until = SimTime(0);
@@ -1065,6 +1102,7 @@ void World::start_agent(int index) {
   if (!multi_host() && !settings.no_lock_watch) {
     slot.lock_watch = std::make_unique<SimLockWatch>(*this);
   }
+  if (settings.count_new_list_alone && slot.contacts) slot.contacts->end_change();
   build_agent(index, nullptr);
   if (multi_host()) pings_.start(index);
   schedule(clock.now + random_ms(SimTime(1), SimTime(100)), Kind::kCycle, index);
@@ -1074,18 +1112,19 @@ void World::start_agent(int index) {
 
 void World::build_agent(int index, const AgentCarry* carry) {
   Slot& slot = slots[index];
-  slot.agent = std::make_unique<Agent>(AgentParts{.config = config,
-                                                  .self = config.nodes[index],
-                                                  .node = *slot.local,
-                                                  .store = *slot.store,
-                                                  .clock = *slot.clock,
-                                                  .watchdog = slot.watchdog.get(),
-                                                  .contacts = slot.contacts.get(),
-                                                  .board = slot.board.get(),
-                                                  .keeper_thread = false,
-                                                  .layout = &layout_,
-                                                  .store_lock = slot.lock_watch.get(),
-                                                  .carry = carry});
+  slot.agent =
+      std::make_unique<Agent>(AgentParts{.config = *slot.config,
+                                         .self = *slot.config->find_node(config.nodes[index].name),
+                                         .node = *slot.local,
+                                         .store = *slot.store,
+                                         .clock = *slot.clock,
+                                         .watchdog = slot.watchdog.get(),
+                                         .contacts = slot.contacts.get(),
+                                         .board = slot.board.get(),
+                                         .keeper_thread = false,
+                                         .layout = &layout_,
+                                         .store_lock = slot.lock_watch.get(),
+                                         .carry = carry});
   // Its cycle and its keeper are fibers of this thread: a write that finds the other's under
   // way lets time pass until it is done, as the blocked thread would.
   slot.agent->lease_keeper().set_lock_wait([this, index] { spend(index, SimTime(1)); });
@@ -1109,9 +1148,20 @@ void World::rebuild_agent(int index) {
     schedule(clock.now + SimTime(5), Kind::kCall, index, [this, index] { rebuild_agent(index); });
     return;
   }
-  note(fmt::format("{}'s agent is built again (its members changed)", config.nodes[index].name));
+  std::optional<ClusterConfig> next;
+  if (slot.agent->wants_rebuild()) next = slot.agent->rebuild_config();
+  note(fmt::format("{}'s agent is built again ({})", config.nodes[index].name,
+                   next ? fmt::format("member list {}", next->member_list) : "as a change would"));
   AgentCarry carry = slot.agent->retire();
   slot.agent.reset();
+  if (next) {
+    bool skipped = next->member_list > slot.config->member_list + 1;  // left behind
+    slot.config = std::make_unique<ClusterConfig>(*next);
+    auto set = skipped ? &ContactBook::start_afresh : &ContactBook::set_members;
+    (slot.contacts.get()->*set)(names_of(*next), next->member_list, slot.clock->steady_now(),
+                                next->previous_members);
+    if (settings.count_new_list_alone) slot.contacts->end_change();
+  }
   build_agent(index, &carry);
 }
 
@@ -1357,6 +1407,96 @@ bool World::only_an_operator_can_recover() const {
   return gone && stuck;
 }
 
+bool World::listed(int index) const {
+  if (!settings.member_changes) return true;
+  auto snapshot = const_cast<MemoryStore&>(store_).read(layout_.member_list());
+  const StoredValue* stored = snapshot ? snapshot->find(layout_.member_list()) : nullptr;
+  auto list = stored ? decode_member_list(stored->value) : std::nullopt;
+  if (!list) return true;
+  return std::any_of(list->nodes.begin(), list->nodes.end(),
+                     [&](const NodeConfig& node) { return node.name == config.nodes[index].name; });
+}
+
+// What `tandem member` does on several machines (cli/member_command.cc, StoreMembers): the
+// running list read, the change refused unless every agent runs it (every_agent_took), written
+// by compare-and-set. Mostly a standby removed; a node removed before is added back, and its
+// agent started by the person a moment later (its data kept: it rejoins). Never below two
+// members, never the leader.
+void World::change_members(int tries) {
+  if (store_clock.stopped()) return;  // etcd down: the command fails, nothing changes
+  auto snapshot = store_.read(layout_.prefix());
+  if (!snapshot) return;
+  ClusterView view = layout_.view(*snapshot);
+  ClusterConfig running = view.member_list ? with_member_list(config, *view.member_list) : config;
+  std::vector<int> outside, removable;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    const std::string& name = config.nodes[i].name;
+    if (running.find_node(name) == nullptr) {
+      if (!slots[i].gone_for_good) outside.push_back(i);
+    } else if (plan_member_remove(running, name, view) &&
+               (running.nodes.size() > 3 || (outside.empty() && rng() % 2 == 0))) {
+      removable.push_back(i);  // down to two at most: the smallest cluster quorum fencing keeps
+    }
+  }
+  bool add = !outside.empty() && (removable.empty() || rng() % 2 == 0);
+  if (!add && removable.empty()) return;
+  int target = add ? outside[rng() % outside.size()] : removable[rng() % removable.size()];
+  if (auto ok = change_member(target, add); !ok) {
+    note("member change refused: " + ok.error().message);
+    if (tries > 1) {
+      schedule(clock.now + SimTime(1000), Kind::kCall, -1,
+               [this, tries] { change_members(tries - 1); });
+    }
+  }
+}
+
+Status World::change_member(int target, bool add) {
+  if (store_clock.stopped()) return fail(ErrorCode::kUnavailable, "etcd is down");
+  auto snapshot = store_.read(layout_.prefix());
+  if (!snapshot) return std::unexpected(snapshot.error());
+  ClusterView view = layout_.view(*snapshot);
+  ClusterConfig running = view.member_list ? with_member_list(config, *view.member_list) : config;
+  const std::string& name = config.nodes[target].name;
+  ClusterConfig next = running;
+  if (add) {
+    if (running.find_node(name) != nullptr) return fail(ErrorCode::kConflict, "a member");
+    next.nodes.push_back(config.nodes[target]);
+  } else {
+    auto shrunk = plan_member_remove(running, name, view);
+    if (!shrunk) return std::unexpected(shrunk.error());
+    next = *shrunk;
+  }
+  if (auto ok = every_agent_took(running, layout_.list_acks(*snapshot), add ? "" : name); !ok) {
+    return ok;
+  }
+  std::string value = encode_member_list(
+      {.version = running.member_list + 1, .nodes = next.nodes, .previous = names_of(running)});
+  auto written = view.member_list ? store_.compare_and_set(layout_.member_list(), value,
+                                                           view.member_list_revision, std::nullopt)
+                                  : store_.create(layout_.member_list(), value, std::nullopt);
+  if (!written) return std::unexpected(written.error());
+  note(fmt::format("member list {}: {} {}", running.member_list + 1, name,
+                   add ? "added" : "removed"));
+  if (add) {
+    schedule(clock.now + random_ms(SimTime(200), SimTime(2000)), Kind::kCall, target,
+             [this, target] { start_added_agent(target); });
+  }
+  return {};
+}
+
+// The person starts the added node's agent; one still stopping (it read that it was removed)
+// is waited for, as `systemctl start` waits for the old process to go. One that never read it
+// runs on and takes the new list itself.
+void World::start_added_agent(int index) {
+  const Slot& slot = slots[index];
+  if (slot.alive && slot.agent && slot.agent->removed()) {
+    schedule(clock.now + SimTime(500), Kind::kCall, index,
+             [this, index] { start_added_agent(index); });
+    return;
+  }
+  start_agent(index);
+}
+
 bool World::healthy() const {
   int primary = -1;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
@@ -1373,7 +1513,7 @@ bool World::healthy() const {
   if (!view.leader_is(name)) return false;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     const Pg& server = slots[i].pg;
-    if (i == primary || slots[i].gone_for_good) continue;
+    if (i == primary || slots[i].gone_for_good || !listed(i)) continue;
     if (!server.running || !server.standby_signal || server.upstream != name ||
         server.not_streaming_since || !is_prefix(server.wal, slots[primary].pg.wal)) {
       return false;
@@ -1450,11 +1590,14 @@ bool World::up(int index) const {
 bool World::able_to_lead() const {
   if (store_clock.stopped()) return false;
   std::vector<int> up_nodes;
+  std::size_t members = 0;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    if (!listed(i)) continue;
+    ++members;
     if (up(i)) up_nodes.push_back(i);
   }
   const std::vector<int>& up = up_nodes;
-  if (up.size() < majority_of(slots.size())) return false;
+  if (up.size() < majority_of(members)) return false;
   for (int a : up) {
     for (int b : up) {
       if (!network.linked(a, b)) return false;
@@ -1566,6 +1709,10 @@ Verdict World::run() {
     schedule(random_ms(clock.now, window_end), Kind::kCall, index,
              [this, index] { rebuild_agent(index); });
   }
+  for (int k = 0; settings.member_changes && k < 3; ++k) {
+    schedule(random_ms(clock.now, window_end + SimTime(3000)), Kind::kCall, -1,
+             [this] { change_members(); });
+  }
   run_until(window_end + SimTime(5000));  // every restart has happened by then
   last_heal_ = std::max(last_heal_, network.last_heal());
   if (last_heal_ > clock.now) run_until(last_heal_);
@@ -1605,9 +1752,10 @@ Verdict World::run() {
   return verdict_;
 }
 
-Verdict run_scenario(std::uint64_t seed, bool multi_host, bool rebuilds) {
+Verdict run_scenario(std::uint64_t seed, bool multi_host, bool rebuilds, bool member_changes) {
   ScenarioSettings settings = settings_for(seed, multi_host);
   settings.rebuilds = settings.rebuilds && rebuilds;
+  settings.member_changes = settings.member_changes && member_changes;
   World world(seed, settings);
   return world.run();
 }

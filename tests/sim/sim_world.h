@@ -154,6 +154,13 @@ struct ScenarioSettings {
   // Agents built again at random moments between two cycles, as a change of the members does
   // (Agent::retire, AgentCarry): PostgreSQL, the watchdog, the board and the pings run on.
   bool rebuilds = false;
+  // Multi-host, three nodes or more: a person changes the members now and then, as `tandem
+  // member` does — a standby removed, a node removed earlier added back — one change at a time,
+  // each written only once every agent runs the list before it (core/member_change.h).
+  bool member_changes = false;
+  // The canary of member changes: agents that count over a new list alone at once, not over
+  // both lists while the change is under way (ContactBook::set_members).
+  bool count_new_list_alone = false;
 };
 
 class World;
@@ -263,6 +270,8 @@ struct Slot {
   std::unique_ptr<ContactBook> contacts;  // multi-host: the answers of the other agents
   std::unique_ptr<AgentBoard> board;      // its API: ping answers (multi-host) and requests
   std::unique_ptr<Agent> agent;
+  // The config its agent runs: multi-host, with the member list it took from the store.
+  std::unique_ptr<ClusterConfig> config;
   std::uint64_t generation = 0;  // of the agent process, counted at each start
   bool alive = false;            // the agent process (and its watchdog) runs
   int busy = 0;                  // inside a long operation of its cycle
@@ -369,6 +378,14 @@ class World {
   // The node's agent built again in its process (see ScenarioSettings::rebuilds); waits for a
   // cycle or a renewal under way to end, as the real one waits for its cycle to return.
   void rebuild_agent(int index);
+  // A person's `tandem member add|remove` (see ScenarioSettings::member_changes); refused as
+  // the CLI refuses, then tried again a second later, `tries` times in all.
+  void change_members(int tries = 5);
+  // One such change: the node added (its agent started a moment later) or removed.
+  Status change_member(int target, bool add);
+  void start_added_agent(int index);
+  // Whether the node is on the cluster's member list now (the store's; every node without one).
+  bool listed(int index) const;
   // Multi-host: the host suspended for `length` (see HostClock).
   void suspend_host(int index, SimTime length);
   // The agent's threads (pinger and API included) are stopped: by SIGSTOP or with the host.
@@ -502,7 +519,10 @@ inline constexpr SimTime kSyncNamingBound{5000};
 // Runs one seeded scenario; the seed also chooses its settings.
 // `rebuilds` false: never rebuild an agent, whatever the seed draws (the seeds that found bugs
 // before rebuilds were modelled replay their schedules).
-Verdict run_scenario(std::uint64_t seed, bool multi_host = false, bool rebuilds = true);
+// `member_changes` false: never change the members, whatever the seed draws (the same for the
+// seeds found before they were modelled).
+Verdict run_scenario(std::uint64_t seed, bool multi_host = false, bool rebuilds = true,
+                     bool member_changes = true);
 ScenarioSettings settings_for(std::uint64_t seed, bool multi_host = false);
 
 }  // namespace tandem::sim

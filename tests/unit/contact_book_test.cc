@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "agent/agent_board.h"
 
 namespace tandem {
@@ -204,6 +206,78 @@ TEST(ContactBook, AChangeOfMembersKeepsTheStayingPeersWords) {
   book.answered("node4", new_list, at(1750));
   ASSERT_TRUE(book.majority_contact_at());
   EXPECT_EQ(*book.majority_contact_at(), at(900));
+}
+
+// While a change of the members is under way a taker counts over both lists: a primary still
+// on the old list, backed by a majority of it, is never proven fenced by a quorum of the new
+// list alone (the two cases a review found: three to four, and three to two).
+TEST(ContactBook, WhileTheMembersChangeAProofMustHoldOverBothLists) {
+  struct Case {
+    const char* what;
+    std::string self;
+    std::vector<std::string> members, previous;
+    std::vector<std::string> witnesses;  // fresh answers on the new list saying p is silent
+  };
+  const Case cases[] = {
+      {"three to four: b and c silent of p, a (backing p) unheard",
+       "b",
+       {"p", "a", "b", "c"},
+       {"p", "a", "b"},
+       {"c"}},
+      {"three to two: a silent of p, r (backing p) unheard", "a", {"p", "a"}, {"p", "a", "r"}, {}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    ContactBook book(c.self, c.members, kStart, 5, c.previous);
+    EXPECT_TRUE(book.changing());
+    for (const std::string& witness : c.witnesses) {
+      PingReply reply = standby_reply({{"p", milliseconds(2000)}});
+      reply.list = 5;
+      book.answered(witness, reply, at(1900));
+    }
+    QuorumFacts facts = book.facts(at(2000), kProof, kFresh);
+    EXPECT_EQ(std::count(facts.proven_fenced.begin(), facts.proven_fenced.end(), "p"), 0)
+        << "p proven fenced over the new list alone";
+    book.end_change();  // every agent moved on (and what they counted lapsed)
+    EXPECT_FALSE(book.changing());
+    facts = book.facts(at(2000), kProof, kFresh);
+    EXPECT_EQ(std::count(facts.proven_fenced.begin(), facts.proven_fenced.end(), "p"), 1)
+        << "the same silence is a proof over the new list";
+  }
+}
+
+TEST(ContactBook, WhileTheMembersChangeAPrimaryNeedsAMajorityOfBothLists) {
+  // Three to four: a majority of {p,a,b,c} is three, of {p,a,b} two.
+  ContactBook book("p", {"p", "a", "b", "c"}, kStart, 5, {"p", "a", "b"});
+  PingReply on_new = standby_reply({});
+  on_new.list = 5;
+  book.answered("c", on_new, at(500));
+  EXPECT_FALSE(book.majority_contact_at()) << "c alone is no majority of either list";
+  PingReply on_old = standby_reply({});
+  on_old.list = 4;  // a has not taken the new list yet: it backs p on the list before
+  book.answered("a", on_old, at(600));
+  ASSERT_TRUE(book.majority_contact_at());
+  EXPECT_EQ(*book.majority_contact_at(), at(500));
+  EXPECT_EQ(book.facts(at(1000), kProof, kFresh).majority_contact_age, milliseconds(500));
+  // Once the change is over, an answer of the old list backs nobody.
+  book.end_change();
+  book.answered("a", on_old, at(900));
+  EXPECT_EQ(*book.majority_contact_at(), at(500)) << "a's old-list answer of 900 ms counted";
+}
+
+// A removed member still on the list before blocks a takeover until it answers read-only or is
+// proven fenced, whatever list it runs: what it says of itself holds.
+TEST(ContactBook, WhileTheMembersChangeAMemberOfTheOldListMayBlockATakeover) {
+  ContactBook book("a", {"a", "b"}, kStart, 5, {"a", "b", "r"});
+  PingReply b_reply = standby_reply({});
+  b_reply.list = 5;
+  book.answered("b", b_reply, at(950));
+  QuorumFacts facts = book.facts(at(1000), kProof, kFresh);
+  EXPECT_EQ(facts.takeover_blockers, std::vector<std::string>{"r"});
+  PingReply r_reply = standby_reply({});
+  r_reply.list = 4;
+  book.answered("r", r_reply, at(960));
+  EXPECT_TRUE(book.facts(at(1000), kProof, kFresh).takeover_blockers.empty());
 }
 
 }  // namespace

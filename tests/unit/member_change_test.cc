@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <optional>
 
 #include "dcs/cluster_layout.h"
 
@@ -93,32 +94,138 @@ TEST(MemberChange, AddsOneNodeOrSaysWhyNot) {
   }
 }
 
-TEST(MemberChange, RemovesOneNodeButNeverTheLeader) {
+TEST(MemberChange, RemovesOneNodeButNeverOneThatAloneMayLead) {
   struct Case {
     const char* what;
     std::string name;
     std::string leader;
+    std::optional<std::pair<std::string, std::string>> sync;  // the record: leader, standby
+    bool several_machines;
+    int nodes;
     const char* error;
   };
   std::vector<Case> cases = {
-      {"a standby", "node3", "node1", ""},
-      {"the leader", "node1", "node1", "node1 leads the cluster: switch over"},
-      {"an unknown node", "node9", "node1", "node9"},
-      {"a standby while nobody leads", "node2", "", ""},
+      {"a standby", "node3", "node1", {}, false, 3, ""},
+      {"the leader", "node1", "node1", {}, false, 3, "node1 leads the cluster: switch over"},
+      {"an unknown node", "node9", "node1", {}, false, 3, "node9"},
+      {"a standby while nobody leads", "node2", "", {}, false, 3, ""},
+      {"the synchronous standby",
+       "node2",
+       "node1",
+       {{"node1", "node2"}},
+       false,
+       3,
+       "node2 is the synchronous standby"},
+      {"another standby in synchronous mode", "node3", "node1", {{"node1", "node2"}}, false, 3, ""},
+      {"the last synchronous leader while nobody leads",
+       "node1",
+       "",
+       {{"node1", ""}},
+       true,
+       3,
+       "node1 led last in synchronous mode"},
+      {"a standby of two on several machines", "node2", "node1", {}, true, 2, "one of two"},
+      {"a standby of two on one machine", "node2", "node1", {}, false, 2, ""},
   };
   for (const Case& each : cases) {
     SCOPED_TRACE(each.what);
     ClusterConfig config = three_nodes();
-    auto shrunk = plan_member_remove(config, each.name, each.leader);
+    config.nodes.resize(each.nodes);
+    if (each.several_machines) config.etcd.endpoints = {"http://10.0.0.1:2379"};
+    ClusterView view;
+    if (!each.leader.empty()) view.leader = LeaderRecord{.name = each.leader, .revision = 1};
+    if (each.sync) {
+      view.sync_revision = 5;
+      view.sync_leader = each.sync->first;
+      view.sync_standby = each.sync->second;
+    }
+    auto shrunk = plan_member_remove(config, each.name, view);
     if (std::string(each.error).empty()) {
       ASSERT_TRUE(shrunk) << shrunk.error().message;
-      EXPECT_EQ(shrunk->nodes.size(), 2u);
+      EXPECT_EQ(shrunk->nodes.size(), config.nodes.size() - 1);
       EXPECT_EQ(shrunk->find_node(each.name), nullptr);
     } else {
       ASSERT_FALSE(shrunk);
       EXPECT_NE(shrunk.error().message.find(each.error), std::string::npos)
           << shrunk.error().message;
     }
+  }
+}
+
+// A running agent takes the next list when one member came or went and the others stayed as
+// they were; a list further on, as a restart would; nothing else.
+TEST(MemberChange, AnAgentTakesTheNextListOrOneFurtherOnButNotAnother) {
+  ClusterConfig running = three_nodes();
+  running.member_list = 4;
+  auto list_of = [&](std::uint64_t version, std::function<void(std::vector<NodeConfig>&)> edit) {
+    MemberList list{.version = version, .nodes = running.nodes};
+    edit(list.nodes);
+    return list;
+  };
+  struct Case {
+    const char* what;
+    MemberList list;
+    const char* error;
+  };
+  std::vector<Case> cases = {
+      {"one added",
+       list_of(5, [](auto& n) { n.push_back({.name = "node4", .port = 5435, .data_dir = "/4"}); }),
+       ""},
+      {"one removed", list_of(5, [](auto& n) { n.pop_back(); }), ""},
+      {"the same version", list_of(4, [](auto& n) { n.pop_back(); }), "does not follow list 4"},
+      {"an older version", list_of(3, [](auto& n) { n.pop_back(); }), "does not follow list 4"},
+      {"two removed", list_of(5, [](auto& n) { n.resize(1); }), "more than one member"},
+      {"one replaced",
+       list_of(5, [](auto& n) { n.back() = {.name = "node9", .port = 5439, .data_dir = "/9"}; }),
+       "more than one member"},
+      {"a staying member moved", list_of(5, [](auto& n) { n[1].port = 6000; }), "moves node2"},
+      {"two versions on, anything (a restart's view)", list_of(6, [](auto& n) { n.resize(2); }),
+       ""},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.what);
+    Status ok = takes_member_list(running, each.list);
+    if (std::string(each.error).empty()) {
+      EXPECT_TRUE(ok) << ok.error().message;
+    } else {
+      ASSERT_FALSE(ok);
+      EXPECT_NE(ok.error().message.find(each.error), std::string::npos) << ok.error().message;
+    }
+  }
+  // Each host's tandem.yaml speaks for its own node's nofailover.
+  running.nodes[0].nofailover = true;
+  MemberList list{.version = 5, .nodes = three_nodes().nodes, .previous = {"node1", "node2"}};
+  ClusterConfig taken = with_member_list(running, list);
+  EXPECT_TRUE(taken.nodes[0].nofailover);
+  EXPECT_EQ(taken.member_list, 5u);
+  EXPECT_EQ(taken.previous_members, list.previous);
+}
+
+// The change is over for counting once every member of the list before but one has moved on
+// (or said it left): that one alone has nobody on its list to back it.
+TEST(MemberChange, AChangeIsOverWhenAtMostOneOfThePreviousListIsBehind) {
+  ClusterConfig running = three_nodes();
+  running.member_list = 5;
+  running.previous_members = {"node1", "node2", "node3", "node4"};
+  MemberListAck on5{.version = 5}, on4{.version = 4}, on6{.version = 6};
+  struct Case {
+    const char* what;
+    std::map<std::string, MemberListAck> acks;
+    bool over;
+  };
+  std::vector<Case> cases = {
+      {"all on 5", {{"node1", on5}, {"node2", on5}, {"node3", on5}, {"node4", on5}}, true},
+      {"node4 left (removed, said so), one behind",
+       {{"node1", on4}, {"node2", on5}, {"node3", on5}, {"node4", on5}},
+       true},
+      {"one silent", {{"node1", on5}, {"node2", on5}, {"node3", on5}}, true},
+      {"two behind", {{"node1", on4}, {"node2", on4}, {"node3", on5}, {"node4", on5}}, false},
+      {"one behind, one silent", {{"node1", on4}, {"node2", on5}, {"node3", on5}}, false},
+      {"ahead counts as moved on", {{"node1", on6}, {"node2", on6}, {"node3", on5}}, true},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.what);
+    EXPECT_EQ(previous_list_left(running, each.acks), each.over);
   }
 }
 
