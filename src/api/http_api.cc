@@ -126,9 +126,18 @@ std::shared_ptr<const ClusterConfig> ApiServer::config() const {
 
 void ApiServer::set_members(const ClusterConfig& config) {
   auto next = std::make_shared<const ClusterConfig>(config);
+  if (server_) server_->set_reserved_addresses(agent_addresses(config));
   std::lock_guard lock(config_mutex_);
   config_ = std::move(next);
   allow_hosts(*config_);
+}
+
+std::set<std::string> ApiServer::agent_addresses(const ClusterConfig& config) const {
+  std::set<std::string> addresses;
+  for (const NodeConfig& node : config.nodes) {
+    if (node.host != self_.host) addresses.insert(node.host);
+  }
+  return addresses;
 }
 
 void ApiServer::allow_hosts(const ClusterConfig& config) {
@@ -174,9 +183,7 @@ Status ApiServer::start() {
   }
   // The other agents' pings decide fencing: their addresses have connections of their own that
   // public clients cannot take, and no per-address cap.
-  for (const NodeConfig& node : config.nodes) {
-    if (node.host != self_.host) options.reserved_addresses.insert(node.host);
-  }
+  options.reserved_addresses = agent_addresses(config);
   {
     std::lock_guard lock(config_mutex_);
     allow_hosts(config);

@@ -85,6 +85,8 @@ class ApiServer {
   // The config as of now: a copy, replaced whole by set_members.
   std::shared_ptr<const ClusterConfig> config() const;
   void allow_hosts(const ClusterConfig& config);  // REQUIRES: config_mutex_ held
+  // The other agents' addresses: their connections are reserved for pings.
+  std::set<std::string> agent_addresses(const ClusterConfig& config) const;
 
   mutable std::mutex config_mutex_;
   std::shared_ptr<const ClusterConfig> config_;

@@ -263,11 +263,12 @@ void HttpServer::accept_connections() {
       return;  // stop() shut the listening socket down
     }
     std::string peer = address_text(reinterpret_cast<sockaddr*>(&address));
-    bool reserved = options_.reserved_addresses.contains(peer);
     // Counted here, before libmicrohttpd (which starts connections on its own threads) knows
     // them: the caps hold however fast connections come.
+    bool reserved = false;
     {
       std::lock_guard lock(guard_mutex_);
+      reserved = options_.reserved_addresses.contains(peer);
       if (auto stale = pending_.find(fd); stale != pending_.end()) {  // never started
         release(stale->second);
         pending_.erase(stale);
@@ -326,6 +327,11 @@ void HttpServer::stop() {
   reserved_ = public_ = nullptr;
   close(listen_fd_);
   listen_fd_ = -1;
+}
+
+void HttpServer::set_reserved_addresses(std::set<std::string> addresses) {
+  std::lock_guard lock(guard_mutex_);
+  options_.reserved_addresses = std::move(addresses);
 }
 
 HttpServerStats HttpServer::stats() {

@@ -90,6 +90,8 @@ class HttpServer {
   // Waits for running handlers, then closes every connection.
   void stop();
   HttpServerStats stats();
+  // The members changed: the addresses whose connections are reserved (the other agents').
+  void set_reserved_addresses(std::set<std::string> addresses);
 
  private:
   struct Exchange;

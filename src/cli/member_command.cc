@@ -204,8 +204,6 @@ class StoreMembers {
     return false;
   }
 
-  void forget_ack(const std::string& name) { (void)store_->remove(layout_.list_ack(name), {}); }
-
  private:
   StoreMembers(Session& session, std::unique_ptr<Store> store)
       : base_(session.config()),
@@ -269,12 +267,15 @@ Status remove_member_in_store(Session& session, const std::string& name) {
                name);
   }
   members->wait_taken(*shrunk, *version, "", kTakeTimeout);
-  members->forget_ack(name);
   auto next = Session::open(*shrunk, session.config_path());
   if (!next) return std::unexpected(next.error());
   if (auto ok = drop_slot((*next)->context(), name);
       !ok && ok.error().code != ErrorCode::kNotFound) {
-    return fail_with_context(ok.error(), "dropping the slot of " + name);
+    // The member is removed all the same: only its slot is left to drop.
+    fmt::print(stderr,
+               "warning: {} is removed but its slot stays ({}): drop it with `tandem slot drop "
+               "{}` once its PostgreSQL is stopped\n",
+               name, ok.error().message, name);
   }
   fmt::print("{} is no member any more: its data is kept in {} on {}\n", name, removed.data_dir,
              removed.host);

@@ -74,6 +74,10 @@ ClusterConfig with_running_members(const ClusterConfig& fresh, const ClusterConf
   if (running.member_list > 0 && fresh.on_several_machines()) {
     read.nodes = running.nodes;
     read.member_list = running.member_list;
+    read.previous_members = running.previous_members;
+    for (NodeConfig& node : read.nodes) {  // each host's file speaks for its own node's
+      if (const NodeConfig* mine = fresh.find_node(node.name)) node.nofailover = mine->nofailover;
+    }
   }
   return read;
 }

@@ -26,7 +26,8 @@ struct ReloadPlan {
 };
 
 // `fresh` as the agent reads it: on several machines, once the members changed at run time,
-// the member list in the store rules and the file's nodes are not read (they may be older).
+// the member list in the store rules and the file's nodes are not read (they may be older) but
+// for their nofailover: each host's file speaks for its own node.
 ClusterConfig with_running_members(const ClusterConfig& fresh, const ClusterConfig& running);
 
 // REQUIRES: both validated; `self` names a node of `running`.

@@ -123,5 +123,25 @@ TEST(ReloadPlan, MembersChangeOnlyOnOneMachineAtOnce) {
   EXPECT_EQ(plan.nodes->size(), 3u);
 }
 
+// Several machines, the members changed at run time: the store's list rules, the file's nodes
+// (perhaps older) are not a change — but the file still speaks for its own node's nofailover.
+TEST(ReloadPlan, WithAMemberListInTheStoreTheFileSpeaksOnlyForItsOwnNode) {
+  ClusterConfig running = two_nodes();
+  running.etcd.endpoints = {"http://10.0.0.1:2379"};
+  running.nodes.push_back({.name = "node3", .port = 5434, .data_dir = "/d/3"});
+  running.member_list = 2;
+  ClusterConfig file = two_nodes();  // tandem.yaml from before node3 was added
+  file.etcd = running.etcd;
+  ReloadPlan plan = plan_reload(running, file, "node1");
+  EXPECT_FALSE(plan.nodes.has_value());
+  EXPECT_TRUE(plan.need_restart.empty()) << plan.need_restart.front();
+  EXPECT_FALSE(plan.nofailover.has_value());
+  file.nodes[0].nofailover = true;
+  plan = plan_reload(running, file, "node1");
+  ASSERT_TRUE(plan.nofailover.has_value());
+  EXPECT_TRUE(*plan.nofailover);
+  EXPECT_EQ(with_running_members(file, running).nodes.size(), 3u);
+}
+
 }  // namespace
 }  // namespace tandem
