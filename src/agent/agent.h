@@ -110,7 +110,8 @@ class Agent {
   // standby is synchronous): a hung cycle gives up the lease only then. Read from the store
   // now, on the keeper's connection (the last cycle's view may predate its own write of `sync`);
   // the last cycle's answer if the store does not answer. Called from the keeper's thread,
-  // holding its write lock. Public for the simulation.
+  // holding its write lock when free (not when a stalled cycle holds it). Public for the
+  // simulation.
   bool others_may_lead();
   // Carries out a request the API passed through the board, if any (run() does before each
   // cycle). Public for the simulation.

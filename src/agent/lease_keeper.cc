@@ -197,9 +197,12 @@ std::unique_lock<std::mutex> LeaseKeeper::lock_for_write() {
 }
 
 void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
-  // A write already on its way (the cycle's, say) is as good as this tick's.
+  // A write already on its way (the cycle's, say) is as good as this tick's renewal — but not
+  // as its look at a stall: a cycle stalled inside a write of the lease holds the write lock
+  // for the whole stall, and its pings said "leading" from its last snapshot all along (fresh
+  // multi-host seed 373602019722: a switchover's target stalled while adopting the lease it
+  // was handed, nobody led for 30 s).
   std::unique_lock write(write_mutex_, std::try_to_lock);
-  if (!write.owns_lock()) return;
   std::optional<std::chrono::milliseconds> stalled;
   std::function<bool(std::chrono::milliseconds)> callback;
   {
@@ -215,7 +218,9 @@ void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
       callback = stalled_callback_;
     }
   }
-  // Asked holding the write lock: no renewal goes out meanwhile. Asked with the lease lost too
+  // Asked holding the write lock when it is free: no renewal goes out meanwhile (a write the
+  // stalled cycle has under way is a compare-and-set: it renews only a lease nobody else took
+  // meanwhile). Asked with the lease lost too
   // (a renewal the store refused, a cut): what the stalled cycle last said — "primary, leading"
   // — must not stand for it (fresh multi-host seed 2596150244: a primary cut off from etcd
   // while its cycle hung answered so for 25 s, its postmaster stopped long since, and nobody
@@ -228,7 +233,7 @@ void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
     confirmed_at_.reset();
     return;
   }
-  if (!held()) return;
+  if (!write.owns_lock() || !held()) return;
   (void)renew_locked(renew_every);  // unreachable: retried next tick; the watchdog fences
 }
 

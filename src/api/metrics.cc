@@ -80,6 +80,33 @@ const PrimaryDetails* leader_details(const std::optional<ClusterView>& view) {
   return &*found->second.primary;
 }
 
+// The primary's WAL archiver (backup:), as pg_stat_archiver counts: an archive_command that
+// fails is WAL piling up in pg_wal, to be alerted on.
+void archive_metrics(const ArchiverRow* archiver, Exposition& out) {
+  auto seconds = [](WallTime at) {
+    return std::chrono::duration<double>(at.time_since_epoch()).count();
+  };
+  out.family("tandem_archive_archived_total", "counter",
+             "WAL segments the primary archived (pg_stat_archiver, since its statistics reset).");
+  if (archiver != nullptr) {
+    out.sample("tandem_archive_archived_total", static_cast<double>(archiver->archived_count));
+  }
+  out.family("tandem_archive_failed_total", "counter",
+             "Failed attempts of the primary's archive_command.");
+  if (archiver != nullptr) {
+    out.sample("tandem_archive_failed_total", static_cast<double>(archiver->failed_count));
+  }
+  out.family("tandem_archive_failing", "gauge",
+             "1 while the primary's last archive attempt failed (none succeeded since).");
+  if (archiver != nullptr) out.sample("tandem_archive_failing", archiver->failing() ? 1 : 0);
+  out.family("tandem_archive_last_archived_timestamp_seconds", "gauge",
+             "When the primary last archived a segment (Unix time): its age is time() - this.");
+  if (archiver != nullptr && archiver->last_archived_at) {
+    out.sample("tandem_archive_last_archived_timestamp_seconds",
+               seconds(*archiver->last_archived_at));
+  }
+}
+
 // The standbys' lag and the primary's slots.
 void replication_metrics(const AgentSnapshot& snapshot, Exposition& out) {
   out.family("tandem_replication_lag_bytes", "gauge",
@@ -112,6 +139,7 @@ void replication_metrics(const AgentSnapshot& snapshot, Exposition& out) {
       out.sample("tandem_slot_active", slot.active ? 1 : 0, {{"slot", slot.name}});
     }
   }
+  archive_metrics(primary != nullptr && primary->archiver ? &*primary->archiver : nullptr, out);
 }
 
 // The agent: failovers, its lease, its last decision, its cycles, what fails again and again.

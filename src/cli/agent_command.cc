@@ -195,6 +195,16 @@ void rebuild(Session& session, const std::string& name, AgentProcess& process) {
   if (process.pinger) process.pinger->start();
 }
 
+// Several machines: an agent whose node is not on the list says it runs none (as a removed
+// agent says before it stops): the others end a change on it (previous_list_left), and one
+// removed while its agent was down would otherwise hold every change under way for good.
+void say_left(Session& session, const ClusterConfig& config, const std::string& node_name) {
+  auto store = open_cluster_store(config, session.clock());
+  if (!store) return;
+  ClusterLayout layout(config.name);
+  (void)(*store)->put(layout.list_ack(node_name), encode_list_ack(ack_of(config)), std::nullopt);
+}
+
 // Several machines: the member list in the store, once the members changed at run time,
 // replaces tandem.yaml's nodes, read before the agent counts over any list (an agent counting
 // over the file's older list could be two changes behind the others: core/member_change.h).
@@ -234,6 +244,7 @@ Status run_agent(CliState& state, const std::string& node_name) {
   auto node = config.node(node_name);
   if (!node) {
     if (config.member_list == 0) return std::unexpected(node.error());
+    say_left(**session, config, node_name);
     return fail(ErrorCode::kNotFound,
                 fmt::format("{} is not a member (member list {} in the store: {})", node_name,
                             config.member_list, fmt::join(names_of(config), ", ")));

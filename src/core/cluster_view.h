@@ -37,9 +37,28 @@ struct PublishedSlot {
 
 // What only the primary knows, refreshed about once a second: its slots and, per standby
 // (application_name), the replay lag pg_stat_replication measures.
+using WallTime = std::chrono::system_clock::time_point;
+
+// The primary's WAL archiver (pg_stat_archiver), when the cluster archives (backup:).
+struct ArchiverRow {
+  std::int64_t archived_count = 0;
+  std::string last_archived_wal;
+  std::optional<WallTime> last_archived_at;
+  std::int64_t failed_count = 0;
+  std::string last_failed_wal;
+  std::optional<WallTime> last_failed_at;
+  // Failing now: its last attempt failed (no success since the last failure).
+  bool failing() const {
+    return last_failed_at && (!last_archived_at || *last_failed_at > *last_archived_at);
+  }
+  bool operator==(const ArchiverRow&) const = default;
+};
+
 struct PrimaryDetails {
   std::vector<PublishedSlot> slots;
   std::map<std::string, double> replay_lag_s;
+  // Its WAL archiver, once it archived or failed to (backup:): status, /cluster and /metrics.
+  std::optional<ArchiverRow> archiver;
   bool operator==(const PrimaryDetails&) const = default;
 };
 

@@ -10,12 +10,11 @@
 #include <vector>
 
 #include "core/cluster_config.h"
+#include "core/cluster_view.h"
 #include "core/lsn.h"
 #include "core/timeline.h"
 
 namespace tandem {
-
-using WallTime = std::chrono::system_clock::time_point;
 
 enum class NodeRole { kPrimary, kStandby, kStopped, kUnreachable };
 std::string_view role_name(NodeRole role);
@@ -50,20 +49,6 @@ struct NodeReport {
   std::optional<WallTime> last_replay_at;     // standby: commit time of the last replayed xact
   std::optional<ReplicationRow> replication;  // the primary's view of this standby
   std::optional<std::int64_t> lag_bytes;      // primary's position minus this node's replay
-};
-
-// The primary's WAL archiver (pg_stat_archiver), when the cluster archives (backup:).
-struct ArchiverRow {
-  std::int64_t archived_count = 0;
-  std::string last_archived_wal;
-  std::optional<WallTime> last_archived_at;
-  std::int64_t failed_count = 0;
-  std::string last_failed_wal;
-  std::optional<WallTime> last_failed_at;
-  // Failing now: its last attempt failed (no success since the last failure).
-  bool failing() const {
-    return last_failed_at && (!last_archived_at || *last_failed_at > *last_archived_at);
-  }
 };
 
 // What the agents say in the store, when the cluster has agents.

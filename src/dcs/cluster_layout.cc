@@ -121,6 +121,36 @@ std::vector<HistoryEntry> ClusterLayout::history(const StoreSnapshot& snapshot) 
 
 namespace {
 
+json archiver_json(const ArchiverRow& row) {
+  auto ms = [](const std::optional<WallTime>& at) {
+    return at ? json(std::chrono::duration_cast<std::chrono::milliseconds>(at->time_since_epoch())
+                         .count())
+              : json();
+  };
+  return {{"archived_count", row.archived_count},
+          {"last_archived_wal", row.last_archived_wal},
+          {"last_archived_ms", ms(row.last_archived_at)},
+          {"failed_count", row.failed_count},
+          {"last_failed_wal", row.last_failed_wal},
+          {"last_failed_ms", ms(row.last_failed_at)},
+          {"failing", row.failing()}};
+}
+
+std::optional<ArchiverRow> archiver_field(const json& object) {
+  if (!object.is_object()) return std::nullopt;
+  auto at = [&](const char* key) -> std::optional<WallTime> {
+    auto found = object.find(key);
+    if (found == object.end() || !found->is_number_integer()) return std::nullopt;
+    return WallTime(std::chrono::milliseconds(found->get<std::int64_t>()));
+  };
+  return ArchiverRow{.archived_count = object.value("archived_count", std::int64_t{0}),
+                     .last_archived_wal = object.value("last_archived_wal", ""),
+                     .last_archived_at = at("last_archived_ms"),
+                     .failed_count = object.value("failed_count", std::int64_t{0}),
+                     .last_failed_wal = object.value("last_failed_wal", ""),
+                     .last_failed_at = at("last_failed_ms")};
+}
+
 json primary_json(const std::optional<PrimaryDetails>& primary) {
   if (!primary) return nullptr;
   json slots = json::array();
@@ -131,7 +161,9 @@ json primary_json(const std::optional<PrimaryDetails>& primary) {
          {"wal_status", slot.wal_status},
          {"retained_bytes", slot.retained_bytes ? json(*slot.retained_bytes) : json()}});
   }
-  return {{"slots", slots}, {"replay_lag_s", primary->replay_lag_s}};
+  json document = {{"slots", slots}, {"replay_lag_s", primary->replay_lag_s}};
+  if (primary->archiver) document["archiver"] = archiver_json(*primary->archiver);
+  return document;
 }
 
 std::optional<PrimaryDetails> primary_field(const json& object) {
@@ -150,6 +182,9 @@ std::optional<PrimaryDetails> primary_field(const json& object) {
                                                      ? std::optional(retained.get<std::int64_t>())
                                                      : std::nullopt});
     }
+  }
+  if (auto archiver = found->find("archiver"); archiver != found->end()) {
+    details.archiver = archiver_field(*archiver);
   }
   auto lags = found->find("replay_lag_s");
   if (lags != found->end() && lags->is_object()) {

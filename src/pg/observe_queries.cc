@@ -1,6 +1,7 @@
 #include "pg/observe_queries.h"
 
 #include "pg/query_values.h"
+#include "pg/server_queries.h"
 
 namespace tandem {
 namespace {
@@ -65,6 +66,10 @@ Result<PrimaryDetails> read_primary_details(Connection& connection) {
     } else if (value) {
       details.replay_lag_s[rows->text(row, "name")] = std::stod(*value);
     }
+  }
+  if (auto archiver = archiver_stats(connection);
+      archiver && (archiver->archived_count > 0 || archiver->failed_count > 0)) {
+    details.archiver = *archiver;
   }
   return details;
 }

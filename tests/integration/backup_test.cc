@@ -3,6 +3,7 @@
 // working again after a host crash fails over — no step by hand. A repository that is missing
 // or closed to the OS user is refused with the reason, before anything is made.
 #include <fmt/format.h>
+#include <httplib.h>
 
 #include <filesystem>
 #include <iostream>
@@ -156,6 +157,20 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   EXPECT_TRUE(archiving(true)) << archiver().dump();
   std::string warned = tandem({"status"}).output;
   EXPECT_NE(warned.find(leader + "'s WAL archiving fails"), std::string::npos) << warned;
+  // The agents say it too, without asking PostgreSQL: /cluster and the metrics.
+  auto from_agent = [&](const std::string& path) {
+    httplib::Client client("127.0.0.1", config_.find_node(leader)->api_port);
+    auto reply = client.Get(path);
+    return reply && reply->status == 200 ? reply->body : std::string();
+  };
+  EXPECT_TRUE(eventually([&] {
+    json cluster = json::parse(from_agent("/cluster"), nullptr, false);
+    return cluster.is_object() && cluster["archiver"].is_object() &&
+           cluster["archiver"]["failing"] == true && cluster["archiver"]["archived_count"] > 0;
+  })) << from_agent("/cluster");
+  std::string metrics = from_agent("/metrics");
+  EXPECT_NE(metrics.find("\ntandem_archive_failing 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\ntandem_archive_failed_total "), std::string::npos) << metrics;
   std::filesystem::permissions(repository, std::filesystem::perms(0750));
   EXPECT_TRUE(archiving(false)) << archiver().dump();
 }

@@ -1077,6 +1077,8 @@ void World::start_agent(int index) {
     if (runs.find_node(config.nodes[index].name) == nullptr) {
       note(fmt::format("{} is not a member (list {}): its agent does not start",
                        config.nodes[index].name, runs.member_list));
+      (void)store_.put(layout_.list_ack(config.nodes[index].name), encode_list_ack(ack_of(runs)),
+                       std::nullopt);
       return;
     }
   }

@@ -184,6 +184,14 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // standby that counted over the new list alone took over while it still wrote. Agents
       // now count over both lists until the old one is left (ContactBook::set_members).
       {860463042591, true, true, true},
+      // The same, found next: a standby removed while its agent was down never said it left,
+      // the primary then gone for good; two of the old list behind kept the change under way
+      // for good and the last node could not lead (an agent refused as no member now says it
+      // left). And a switchover's target whose cycle stalled inside its write of the lease held
+      // the keeper's write lock, so the keeper never saw the stall: it answered "leading" from
+      // its last snapshot and nobody led for 30 s.
+      {373602023721, true, true, true},
+      {373602019722, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes);

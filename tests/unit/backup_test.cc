@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "api/cluster_json.h"
+#include "dcs/cluster_layout.h"
+
 namespace tandem {
 namespace {
 
@@ -99,6 +102,38 @@ TEST(BackupType, NamesRoundTripAndOthersAreRefused) {
     EXPECT_EQ(backup_type_name(*type), name);
   }
   EXPECT_FALSE(parse_backup_type("differential"));
+}
+
+// The primary's archiver travels in its member record (written and read back whole) and shows
+// in /cluster, where a failing archive_command is seen without asking PostgreSQL.
+TEST(BackupStatus, TheArchiverTravelsInThePrimarysRecordToCluster) {
+  MemberRecord primary{
+      .name = "node1",
+      .state = PgState::kPrimary,
+      .timeline = 2,
+      .primary = PrimaryDetails{
+          .archiver = ArchiverRow{.archived_count = 5,
+                                  .last_archived_wal = "000000020000000000000004",
+                                  .last_archived_at = WallTime(std::chrono::milliseconds(1000)),
+                                  .failed_count = 3,
+                                  .last_failed_wal = "000000020000000000000005",
+                                  .last_failed_at = WallTime(std::chrono::milliseconds(2000))}}};
+  auto decoded = decode_member(encode_member(primary));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(*decoded, primary);
+  ClusterConfig config;
+  config.nodes = {{.name = "node1", .port = 5432, .data_dir = "/d/1"}};
+  ClusterView view{.initialized = true, .leader = LeaderRecord{"node1", 4}};
+  view.members["node1"] = *decoded;
+  auto document = cluster_json(config, view);
+  ASSERT_TRUE(document.contains("archiver")) << document.dump();
+  EXPECT_EQ(document["archiver"]["archived_count"], 5);
+  EXPECT_EQ(document["archiver"]["failed_count"], 3);
+  EXPECT_EQ(document["archiver"]["failing"], true);
+  EXPECT_EQ(document["archiver"]["last_failed_ms"], 2000);
+  // A primary that never archived (no backup:) says nothing of an archiver.
+  view.members["node1"].primary->archiver.reset();
+  EXPECT_FALSE(cluster_json(config, view).contains("archiver"));
 }
 
 }  // namespace

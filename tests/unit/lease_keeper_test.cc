@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "dcs/cluster_layout.h"
@@ -151,6 +152,68 @@ TEST(LeaseKeeper, AResumedLeaseIsGivenUpWhenTheFirstCycleHangs) {
   ASSERT_EQ(stalls.size(), 1u);
   EXPECT_GE(stalls[0], milliseconds(10000));
   EXPECT_FALSE(next.held());
+}
+
+// A store whose compare-and-set waits until released: a cycle stalled inside a write of the
+// lease, holding the keeper's write lock.
+class StalledWrites final : public Store {
+ public:
+  explicit StalledWrites(Store& inner) : inner_(inner) {}
+  Result<StoreSnapshot> read(std::string_view prefix) override { return inner_.read(prefix); }
+  Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override {
+    return inner_.create(key, value, ttl);
+  }
+  Result<Revision> compare_and_set(const std::string& key, const std::string& value,
+                                   Revision expected, Ttl ttl) override {
+    if (stall) {
+      entered.set_value();
+      released.get_future().wait();
+    }
+    return inner_.compare_and_set(key, value, expected, ttl);
+  }
+  Result<Revision> put(const std::string& key, const std::string& value, Ttl ttl) override {
+    return inner_.put(key, value, ttl);
+  }
+  Status remove(const std::string& key, std::optional<Revision> expected) override {
+    return inner_.remove(key, expected);
+  }
+  Result<Revision> wait(std::string_view prefix, Revision after,
+                        std::chrono::milliseconds timeout) override {
+    return inner_.wait(prefix, after, timeout);
+  }
+  bool stall = false;
+  std::promise<void> entered, released;
+
+ private:
+  Store& inner_;
+};
+
+// Fresh multi-host seed 373602019722: the cycle stalled inside a write of the lease, and so
+// held the keeper's write lock for the whole stall; the keeper skipped its look at the stall
+// with its renewal, and the node answered "leading" from its last snapshot for 30 s.
+TEST(LeaseKeeper, AStallIsSeenWhileTheStalledCycleHoldsTheWriteLock) {
+  Fixture f;
+  StalledWrites store(f.store);
+  LeaseKeeper keeper{store, f.layout.leader(), "node1", milliseconds(1000), f.clock};
+  std::vector<milliseconds> stalls;
+  keeper.set_stall_limit(milliseconds(10000));
+  keeper.on_stalled([&](milliseconds silent) {
+    stalls.push_back(silent);
+    return true;
+  });
+  ASSERT_TRUE(keeper.acquire());
+  keeper.cycle_ran(f.clock.steady_now());
+  store.stall = true;
+  std::thread cycle([&] { (void)keeper.renew(); });  // the cycle's write, stalled
+  store.entered.get_future().wait();
+  for (int i = 0; i < 120; ++i) {
+    keeper.tick(milliseconds(250));
+    f.clock.sleep_for(milliseconds(100));
+  }
+  store.released.set_value();
+  cycle.join();
+  ASSERT_EQ(stalls.size(), 1u) << "the stall was never seen";
+  EXPECT_GE(stalls[0], milliseconds(10000));
 }
 
 // Where nobody else may lead (synchronous mode, no synchronous standby), the agent says no:

@@ -62,7 +62,14 @@ AgentSnapshot leader_snapshot() {
       .received_lsn = Lsn(0x5000000),
       .primary = PrimaryDetails{
           .slots = {{"node2", true, "reserved", 4096}, {"node3", false, "extended", 1 << 30}},
-          .replay_lag_s = {{"node2", 0.015}}}};
+          .replay_lag_s = {{"node2", 0.015}},
+          .archiver =
+              ArchiverRow{.archived_count = 17,
+                          .last_archived_wal = "000000030000000000000005",
+                          .last_archived_at = WallTime(std::chrono::seconds(1'800'000'000)),
+                          .failed_count = 2,
+                          .last_failed_wal = "000000030000000000000006",
+                          .last_failed_at = WallTime(std::chrono::seconds(1'800'000'010))}}};
   view.members["node2"] = {.name = "node2",
                            .state = PgState::kStandby,
                            .timeline = 3,
@@ -93,6 +100,10 @@ TEST(MetricsTest, ParsesAndFollowsTheConventions) {
       parsed->value("tandem_slot_retained_bytes", {{"slot", "node3"}, {"wal_status", "extended"}}),
       1 << 30);
   EXPECT_EQ(parsed->value("tandem_slot_active", {{"slot", "node3"}}), 0);
+  EXPECT_EQ(parsed->value("tandem_archive_archived_total"), 17);
+  EXPECT_EQ(parsed->value("tandem_archive_failed_total"), 2);
+  EXPECT_EQ(parsed->value("tandem_archive_failing"), 1);
+  EXPECT_EQ(parsed->value("tandem_archive_last_archived_timestamp_seconds"), 1.8e9);
   EXPECT_EQ(parsed->value("tandem_failovers_total"), 2);
   EXPECT_EQ(parsed->value("tandem_lease_remaining_seconds"), 0.75);
   EXPECT_EQ(parsed->value("tandem_lease_renewal_seconds"), 0.12);
