@@ -1,5 +1,6 @@
 #include "ops/backup.h"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <regex>
 
 #include "common/clock.h"
+#include "core/lsn.h"
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
 #include "pg/postmaster.h"
@@ -221,6 +223,47 @@ Result<std::vector<std::string>> restore_target_args(const RestoreRequest& reque
   return std::vector<std::string>{"--type=time", "--target=" + target, action};
 }
 
+Status check_restore_target(const RestoreRequest& request, const RepositoryInfo& repository,
+                            std::optional<double> target_epoch, double now_epoch) {
+  auto refuse = [](std::string why) { return fail(ErrorCode::kInvalidArgument, std::move(why)); };
+  std::vector<const BackupSet*> usable;
+  for (const BackupSet& backup : repository.backups) {
+    if (request.set.empty() || backup.label == request.set) usable.push_back(&backup);
+  }
+  if (usable.empty()) {
+    return refuse(
+        request.set.empty()
+            ? "the repository has no backup yet: take one (tandem backup) first"
+            : fmt::format("the repository has no backup {} (tandem backup list)", request.set));
+  }
+  const BackupSet& oldest = *usable.front();
+  auto when = [](std::int64_t epoch) {
+    return fmt::format("{:%Y-%m-%d %H:%M:%S}+00", fmt::gmtime(static_cast<std::time_t>(epoch)));
+  };
+  if (target_epoch && *target_epoch < static_cast<double>(oldest.stopped)) {
+    return refuse(fmt::format(
+        "--to {} is before the end of the oldest backup{} ({}): the earliest time to restore "
+        "to is {}",
+        request.target, request.set.empty() ? "" : " of that set", oldest.label,
+        when(oldest.stopped)));
+  }
+  if (target_epoch && *target_epoch > now_epoch) {
+    return refuse(fmt::format(
+        "--to {} is in the future: the archive ends now (--to latest --promote replays all of "
+        "it)",
+        request.target));
+  }
+  auto target_lsn = Lsn::parse(request.target);
+  auto oldest_lsn = Lsn::parse(oldest.lsn_stop);
+  if (target_lsn && oldest_lsn && *target_lsn < *oldest_lsn) {
+    return refuse(fmt::format(
+        "--to {} is before the end of the oldest backup ({} ends at {}): the earliest LSN to "
+        "restore to is {}",
+        request.target, oldest.label, oldest.lsn_stop, oldest.lsn_stop));
+  }
+  return {};
+}
+
 NodeConfig restored_node(const RestoreRequest& request) {
   return {.name = fmt::format("restored_{}", request.port),
           .host = "127.0.0.1",
@@ -297,6 +340,31 @@ Status prepare_copy(const Context& context, const NodeConfig& copy) {
   return {};
 }
 
+// check_restore_target with what the repository holds and, for a time, what PostgreSQL reads
+// in it (any server of the cluster that answers; none: pgBackRest and PostgreSQL say it later).
+Status restorable(Context& context, const RestoreRequest& request, const NodeConfig& source) {
+  BackRest backrest(context.config, *context.runner);
+  auto repository = backrest.info(source);
+  if (!repository) return fail_with_context(repository.error(), "reading the repository");
+  std::optional<double> target_epoch;
+  bool time_target =
+      request.target != "latest" && request.target != "immediate" && !Lsn::parse(request.target);
+  for (const NodeConfig& node : context.config.nodes) {
+    if (!time_target) break;
+    auto connection = connect_admin(context.config, node);
+    if (!connection) continue;
+    auto epoch = epoch_of(*connection, request.target);
+    if (!epoch && epoch.error().code != ErrorCode::kUnavailable) {
+      return fail(ErrorCode::kInvalidArgument,
+                  fmt::format("--to {}: {}", request.target, epoch.error().message));
+    }
+    if (epoch) target_epoch = *epoch;
+    break;
+  }
+  double now = std::chrono::duration<double>(context.clock.wall_now().time_since_epoch()).count();
+  return check_restore_target(request, *repository, target_epoch, now);
+}
+
 }  // namespace
 
 Status restore_copy(Context& context, const RestoreRequest& request) {
@@ -306,6 +374,7 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
   if (!args) return std::unexpected(args.error());
   auto source = node_with_backrest_conf(config);
   if (!source) return std::unexpected(source.error());
+  if (auto ok = restorable(context, request, **source); !ok) return ok;
   NodeConfig copy = restored_node(request);
   if (auto ok = ensure_owned_dir(copy.data_dir, context.os_user, 0700, /*take_existing=*/true);
       !ok) {
@@ -327,7 +396,9 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
     std::string line = log ? failure_line(*log) : "";
     return line.empty() ? otherwise : line;
   };
-  if (auto ok = context.controller.start(copy); !ok) {
+  // pg_ctl gives up waiting after the start timeout; a copy with much WAL to replay before it
+  // is consistent runs on meanwhile, and the wait below is the one that counts.
+  if (auto ok = context.controller.start(copy); !ok && !running_postmaster(copy.data_dir)) {
     return fail(ok.error().code, fmt::format("the restored copy in {} did not start: {}",
                                              copy.data_dir, reason_in_log(ok.error().message)));
   }

@@ -95,6 +95,12 @@ struct RestoreRequest {
 };
 // What tandem restore passes pgBackRest for a target: --type=... and --target=... .
 Result<std::vector<std::string>> restore_target_args(const RestoreRequest& request);
+// Whether the repository can restore `request`: it has a backup, one that ended before a time
+// target (`target_epoch`, Unix seconds, read by PostgreSQL) or an LSN target, the named set if
+// any; a time not after `now_epoch` (the archive ends now). Refused with the earliest point it
+// could restore to, before pgBackRest copies anything.
+Status check_restore_target(const RestoreRequest& request, const RepositoryInfo& repository,
+                            std::optional<double> target_epoch, double now_epoch);
 // The restored copy as a node of no cluster: its own name, port and directory.
 NodeConfig restored_node(const RestoreRequest& request);
 // REQUIRES: context.runner. Returns once the copy is paused at its target or promoted.

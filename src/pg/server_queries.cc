@@ -94,6 +94,14 @@ Result<ArchiverRow> archiver_stats(Connection& connection) {
       .last_failed_at = wall("failed_ms")};
 }
 
+Result<double> epoch_of(Connection& connection, const std::string& time) {
+  auto rows = connection.query("SELECT extract(epoch FROM $1::timestamptz)::text AS v", {time});
+  if (!rows) return std::unexpected(rows.error());
+  auto value = number_of(*rows, 0, "v");
+  if (!value) return fail(ErrorCode::kInvalidArgument, "not a time: " + time);
+  return *value;
+}
+
 std::optional<TimelineId> streaming_timeline(Connection& connection) {
   auto rows = connection.query(
       "SELECT received_tli::text AS tli FROM pg_stat_wal_receiver "

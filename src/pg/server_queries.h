@@ -38,6 +38,9 @@ Result<RecoveryState> recovery_state(Connection& connection);
 
 // pg_stat_archiver of a server.
 Result<ArchiverRow> archiver_stats(Connection& connection);
+// A time as PostgreSQL reads it ("2026-12-04 22:30:00+00", "yesterday"...), in Unix seconds;
+// PostgreSQL's own error for one it cannot read.
+Result<double> epoch_of(Connection& connection, const std::string& time);
 
 // The timeline a standby's WAL receiver streams; nullopt when it does not stream.
 std::optional<TimelineId> streaming_timeline(Connection& connection);

@@ -74,6 +74,13 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   EXPECT_EQ(empty["backups"].size(), 0u) << empty.dump();
   EXPECT_NE(tandem_ok({"backup", "check"}).find("reaches the repository"), std::string::npos);
 
+  // Nothing to restore from yet: refused before pgBackRest runs, no directory made.
+  CommandOutput early = tandem({"restore", "--to", "2026-01-01 00:00:00+00", "--dir",
+                                dir_ + "/too-early", "--port", std::to_string(find_free_ports(1))});
+  EXPECT_EQ(early.exit_code, 1);
+  EXPECT_NE(early.output.find("no backup yet"), std::string::npos) << early.output;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/too-early"));
+
   exec("node1", "CREATE TABLE orders (n int); INSERT INTO orders SELECT generate_series(1, 1000)");
   ASSERT_TRUE(eventually([&] { return streams("node2") && streams("node3"); }));
   std::string full = tandem_ok({"backup", "--type", "full"});
@@ -112,6 +119,18 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   // just before — paused there, read-only; the running cluster untouched. (Not a DROP: the
   // copy paused before its commit holds its lock, and a read of the table waits.)
   std::string before_drop = value(leader, "SELECT clock_timestamp()::text AS v");
+  // Before the oldest backup ended, or a time PostgreSQL cannot read: refused, nothing made.
+  for (const char* target : {"2026-01-01 00:00:00+00", "2026-13-45 25:00:00+00"}) {
+    CommandOutput refused = tandem({"restore", "--to", target, "--dir", dir_ + "/too-early",
+                                    "--port", std::to_string(find_free_ports(1))});
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find(std::string(target).starts_with("2026-13")
+                                      ? "out of range"
+                                      : "the earliest time to restore to is"),
+              std::string::npos)
+        << refused.output;
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/too-early"));
+  }
   exec(leader, "SELECT pg_sleep(0.2)");
   exec(leader, "DELETE FROM orders");
   tandem_ok({"backup", "check"});  // the delete's WAL is in the archive

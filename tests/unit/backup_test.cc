@@ -136,5 +136,65 @@ TEST(BackupStatus, TheArchiverTravelsInThePrimarysRecordToCluster) {
   EXPECT_FALSE(cluster_json(config, view).contains("archiver"));
 }
 
+// tandem restore refuses, before pgBackRest copies anything, a target the repository cannot
+// reach: none backed up yet, before the oldest backup's end (time or LSN), in the future, or an
+// unknown set.
+TEST(BackupRestore, ATargetTheRepositoryCannotReachIsRefusedFirst) {
+  RepositoryInfo repository;
+  repository.backups = {
+      {.label = "20261204-221000F", .started = 1000, .stopped = 1100, .lsn_stop = "0/5000100"},
+      {.label = "20261204-221000F_20261204-223000I",
+       .started = 2000,
+       .stopped = 2100,
+       .lsn_stop = "0/7000100"}};
+  RepositoryInfo none;
+  struct Case {
+    const char* what;
+    RestoreRequest request;
+    const RepositoryInfo* repository;
+    std::optional<double> target_epoch;
+    const char* error;  // "" when it may be restored
+  };
+  const Case cases[] = {
+      {"a time after the oldest backup", {.target = "t"}, &repository, 1500, ""},
+      {"a time before the oldest backup's end",
+       {.target = "t"},
+       &repository,
+       1050,
+       "before the end of the oldest backup (20261204-221000F): the earliest time to restore to "
+       "is 1970-01-01 00:18:20+00"},
+      {"a time in the future", {.target = "t"}, &repository, 5001, "in the future"},
+      {"no backup yet", {.target = "t"}, &none, 1500, "no backup yet"},
+      {"latest, promoted", {.target = "latest", .promote = true}, &repository, {}, ""},
+      {"an LSN after the oldest backup's end", {.target = "0/6000000"}, &repository, {}, ""},
+      {"an LSN before it", {.target = "0/4000000"}, &repository, {}, "the earliest LSN"},
+      {"a set, and a time after its end",
+       {.target = "t", .set = "20261204-221000F_20261204-223000I"},
+       &repository,
+       2200,
+       ""},
+      {"a set, and a time before its end",
+       {.target = "t", .set = "20261204-221000F_20261204-223000I"},
+       &repository,
+       1500,
+       "before the end of the oldest backup of that set"},
+      {"an unknown set",
+       {.target = "latest", .promote = true, .set = "nope"},
+       &repository,
+       {},
+       "no backup nope"},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.what);
+    Status ok = check_restore_target(each.request, *each.repository, each.target_epoch, 5000);
+    if (std::string(each.error).empty()) {
+      EXPECT_TRUE(ok) << ok.error().message;
+    } else {
+      ASSERT_FALSE(ok);
+      EXPECT_NE(ok.error().message.find(each.error), std::string::npos) << ok.error().message;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem
