@@ -34,7 +34,10 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
           .nofailover = self.nofailover,
           .synchronous_mode = config.ha.synchronous_mode,
-          .quorum_fencing = config.on_several_machines()};
+          .quorum_fencing = config.on_several_machines(),
+          .backup_schedule =
+              config.backup.enabled() ? config.backup.schedule : std::chrono::milliseconds(0),
+          .backup_full_every = config.backup.full_every};
 }
 
 Agent::Agent(const AgentParts& parts)
@@ -56,6 +59,7 @@ Agent::Agent(const AgentParts& parts)
       service_(parts.service),
       lease_store_(parts.lease_store != nullptr ? *parts.lease_store : parts.store),
       lease_(lease_store_, layout_.leader(), parts.self.name, ha_.ttl, parts.clock) {
+  backups_ = parts.backups;
   if (parts.carry != nullptr) {
     settled_role_ = parts.carry->settled_role;
     last_leader_ = parts.carry->last_leader;
@@ -202,6 +206,9 @@ Decision Agent::cycle() {
   watch_store_lock(node);
   node.settled_role_before = settled_role_;
   if (auto role = settled_role(node.state)) settled_role_ = role;
+  node.wall_ms =
+      std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch()).count();
+  node.backup_running = backups_ != nullptr && backups_->running();
   std::optional<ClusterView> view;
   bool act = true;  // false while the members change under it (follow_member_list)
   if (snapshot) {
@@ -233,6 +240,7 @@ Decision Agent::cycle() {
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
+  if (decision.backup && backups_ != nullptr && result) backups_->start(*decision.backup);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
   if (view) publish(node);
   log_cycle(decision, result);

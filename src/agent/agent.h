@@ -14,6 +14,7 @@
 #include <string>
 
 #include "agent/agent_board.h"
+#include "agent/backup_runner.h"
 #include "agent/callback_runner.h"
 #include "agent/contact_book.h"
 #include "agent/fencing_watchdog.h"
@@ -77,6 +78,8 @@ struct AgentParts {
   CallbackRunner* callbacks = nullptr;
   // From the agent this one replaces (the members changed); optional.
   const AgentCarry* carry = nullptr;
+  // Scheduled backups (backup.schedule), taken beside the cycle (Decision::backup); optional.
+  BackupRunner* backups = nullptr;
 };
 
 // Why Agent::run returned.
@@ -240,6 +243,7 @@ class Agent {
   std::string last_line_;
   int repeats_ = 0;
   std::optional<ClusterConfig> rebuild_with_;  // the members changed: the config to rebuild on
+  BackupRunner* backups_ = nullptr;            // scheduled backups, if configured
   bool list_acked_ = false;         // several machines: the store knows which member list this runs
   std::uint64_t refused_list_ = 0;  // a list in the store not taken, said once
   std::optional<SteadyTime> all_took_at_;  // when every member was first seen running the list

@@ -80,6 +80,7 @@ struct AgentProcess {
   AgentBoard board;
   ServiceNotifier service;                    // systemd's notify socket, when it started the agent
   std::unique_ptr<CallbackRunner> callbacks;  // outlives the agent: runs its last on_stop
+  std::unique_ptr<BackupRunner> backups;      // scheduled backups: outlives rebuilds
   std::unique_ptr<Agent> agent;
   std::unique_ptr<Store> api_store;
   std::unique_ptr<ApiServer> api;
@@ -129,6 +130,14 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
     process.callbacks = std::make_unique<CallbackRunner>(config.callbacks, config.name, self.name,
                                                          session.runner());
   }
+  if (!process.backups && config.backup.enabled() && config.backup.schedule.count() > 0) {
+    if (auto store = open_cluster_store(config, session.clock())) {
+      process.backups = std::make_unique<BackupRunner>(config, self.name, std::move(*store));
+    } else {
+      spdlog::error("scheduled backups off: no store connection for them: {}",
+                    store.error().message);
+    }
+  }
   process.agent = std::make_unique<Agent>(
       AgentParts{.config = config,
                  .self = self,
@@ -144,7 +153,8 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
                  .read_config = [path = session.config_path()] { return load_config_file(path); },
                  .store_lock = process.store_lock.get(),
                  .callbacks = process.callbacks.get(),
-                 .carry = carry});
+                 .carry = carry,
+                 .backups = process.backups.get()});
 }
 
 // The API has a store connection of its own: its requests never wait behind a cycle.

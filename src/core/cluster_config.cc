@@ -267,6 +267,15 @@ Status validate_backup(const ClusterConfig& config) {
   if (backup.retention_full < 1 || backup.retention_full > 999) {
     return invalid("backup.retention_full must be between 1 and 999");
   }
+  if (backup.schedule.count() != 0 && (backup.schedule < std::chrono::seconds(5) ||
+                                       backup.schedule > std::chrono::hours(24 * 366))) {
+    return invalid(
+        "backup.schedule must be between 5s and 366d (or left out: no scheduled backups)");
+  }
+  if (backup.full_every < std::chrono::seconds(5) ||
+      (backup.schedule.count() != 0 && backup.full_every < backup.schedule)) {
+    return invalid("backup.full_every must be at least 5s and at least backup.schedule");
+  }
   if (!backup.pgbackrest.starts_with("/")) {
     return invalid(
         fmt::format("backup.pgbackrest '{}' must be an absolute path", backup.pgbackrest));

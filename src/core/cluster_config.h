@@ -125,6 +125,10 @@ struct BackupConfig {
   std::string stanza;      // pgBackRest's name for the cluster; "": the cluster's name
   int retention_full = 2;  // full backups kept (repo1-retention-full); older ones expire
   std::string pgbackrest = "/usr/bin/pgbackrest";
+  // Backups taken by the primary's agent: one per `schedule` (0: none), a full one when the last
+  // full is `full_every` old, an incremental one otherwise (core/backup_schedule.h).
+  std::chrono::milliseconds schedule{0};
+  std::chrono::milliseconds full_every{std::chrono::hours(24 * 7)};
   bool enabled() const { return !repository.empty(); }
   bool operator==(const BackupConfig&) const = default;
 };

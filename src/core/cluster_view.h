@@ -100,6 +100,17 @@ struct TimelineClaim {
   std::int64_t revision = 0;  // for the next claim's compare-and-set
 };
 
+// backup: the scheduled backup of a slot of time (`schedule` long, counted from the epoch), as
+// the primary's agent left it.
+struct BackupRecord {
+  std::uint64_t slot = 0;
+  std::string state;              // "running", "done", "failed"
+  std::string by;                 // the node whose agent took it
+  std::string type;               // "full", "incr"
+  std::int64_t at_ms = 0;         // wall clock: when it started, or ended
+  std::int64_t last_full_ms = 0;  // when the last full backup the schedule took ended (0: none)
+};
+
 struct ClusterView {
   bool initialized = false;  // someone won the initialize key
   std::string initialized_by;
@@ -122,6 +133,9 @@ struct ClusterView {
   // runs (see MemberList), and the store revision it was written at (0: no list).
   std::optional<MemberList> member_list;
   std::int64_t member_list_revision = 0;
+  // Scheduled backups (backup.schedule): the last slot of time one was started in, and how it
+  // went (core/backup_schedule.h).
+  std::optional<BackupRecord> backup;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };
@@ -170,6 +184,10 @@ struct NodeObservation {
   // The role ("primary", "standby", "stopped") this agent last saw the node settled in, before
   // this cycle: the callbacks fire on its changes. nullopt at the agent's first cycle.
   std::optional<std::string> settled_role_before;
+  // Scheduled backups: the wall clock now (milliseconds since the epoch) and whether this
+  // agent's backup runner is taking one.
+  std::int64_t wall_ms = 0;
+  bool backup_running = false;
 };
 
 // The HA settings of one agent, validated by validate_ha_config.
@@ -189,6 +207,9 @@ struct HaConfig {
   // within renew_deadline OR a majority of the agents answer it; a standby takes over only from
   // a primary that has done neither (docs/ARCHITECTURE.md, "Several machines").
   bool quorum_fencing = false;
+  // Scheduled backups (backup.schedule, one machine): 0 for none.
+  std::chrono::milliseconds backup_schedule{0};
+  std::chrono::milliseconds backup_full_every{std::chrono::hours(24 * 7)};
 };
 
 }  // namespace tandem

@@ -196,8 +196,11 @@ void read_callbacks(const YAML::Node& root, CallbacksConfig& callbacks) {
 void read_backup(const YAML::Node& root, const std::string& base_dir, BackupConfig& backup) {
   const YAML::Node node = root["backup"];
   if (!node) return;
-  check_keys(node, "backup", {"repository", "stanza", "retention_full", "pgbackrest"});
+  check_keys(node, "backup",
+             {"repository", "stanza", "retention_full", "pgbackrest", "schedule", "full_every"});
   read(node, "repository", backup.repository);
+  read_duration(node, "schedule", backup.schedule);
+  read_duration(node, "full_every", backup.full_every);
   read(node, "stanza", backup.stanza);
   read(node, "retention_full", backup.retention_full);
   read(node, "pgbackrest", backup.pgbackrest);
@@ -374,6 +377,12 @@ void emit_backup(const BackupConfig& backup, YAML::Emitter& out) {
   out << YAML::Key << "repository" << YAML::Value << backup.repository;
   if (!backup.stanza.empty()) out << YAML::Key << "stanza" << YAML::Value << backup.stanza;
   out << YAML::Key << "retention_full" << YAML::Value << backup.retention_full;
+  if (backup.schedule.count() > 0) {
+    out << YAML::Key << "schedule" << YAML::Value << format_duration(backup.schedule);
+  }
+  if (backup.full_every != BackupConfig{}.full_every) {
+    out << YAML::Key << "full_every" << YAML::Value << format_duration(backup.full_every);
+  }
   if (backup.pgbackrest != BackupConfig{}.pgbackrest) {
     out << YAML::Key << "pgbackrest" << YAML::Value << backup.pgbackrest;
   }

@@ -668,6 +668,11 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
                                .kill = holder->stopped_for >= stopped_lock_holder_limit(config),
                                .stopped_for = holder->stopped_for};
   }
+  if (view && view->leader_is(config.self) && node.state == PgState::kPrimary &&
+      (decision.action == Action::kRenewLease || decision.action == Action::kNone)) {
+    decision.backup = plan_scheduled_backup(config.backup_schedule, config.backup_full_every, *view,
+                                            config.self, node.wall_ms, node.backup_running);
+  }
   if (decision.action == Action::kRenewLease && node.state == PgState::kPrimary) {
     // With quorum fencing the agents, not the store, keep this primary: an unreachable store
     // changes nothing, but a lost compare-and-set means another node holds the lease now.

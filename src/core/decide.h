@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backup_schedule.h"
 #include "core/cluster_config.h"
 #include "core/cluster_view.h"
 #include "core/node_callbacks.h"
@@ -105,6 +106,9 @@ struct Decision {
   // Any action: the callback the node's observed change calls for (role_callback), handed to
   // the callback runner before the action; it runs beside the cycle, never in it.
   std::optional<Callback> callback;
+  // The leader's running primary: a scheduled backup to start beside the cycle (the backup
+  // runner takes it from a streaming standby; core/backup_schedule.h).
+  std::optional<ScheduledBackup> backup;
 };
 
 // How long a process resumed while it held the embedded store's write lock stopped may stay so

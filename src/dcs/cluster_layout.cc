@@ -66,6 +66,9 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     view.switchover = decode_switchover(switchover->value);
     if (view.switchover) view.switchover->revision = switchover->mod_revision;
   }
+  if (const StoredValue* backup = snapshot.find(this->backup())) {
+    view.backup = decode_backup_record(backup->value);
+  }
   if (const StoredValue* list = snapshot.find(member_list())) {
     view.member_list = this->list(list->value);
     if (view.member_list) view.member_list_revision = list->mod_revision;
@@ -290,6 +293,23 @@ std::optional<MemberList> decode_member_list(std::string_view text) {
     list.previous.push_back(name.get<std::string>());
   }
   return list;
+}
+
+std::string encode_backup_record(const BackupRecord& record) {
+  return json{{"slot", record.slot}, {"state", record.state}, {"by", record.by},
+              {"type", record.type}, {"at_ms", record.at_ms}, {"last_full_ms", record.last_full_ms}}
+      .dump();
+}
+
+std::optional<BackupRecord> decode_backup_record(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object || !(*object)["slot"].is_number_unsigned()) return std::nullopt;
+  return BackupRecord{.slot = (*object)["slot"].get<std::uint64_t>(),
+                      .state = object->value("state", ""),
+                      .by = object->value("by", ""),
+                      .type = object->value("type", ""),
+                      .at_ms = object->value("at_ms", std::int64_t{0}),
+                      .last_full_ms = object->value("last_full_ms", std::int64_t{0})};
 }
 
 std::string encode_list_ack(const MemberListAck& ack) {

@@ -44,6 +44,8 @@ class ClusterLayout {
   // Several machines: the member list (once changed at run time), and what each agent
   // reported running (no TTL: a stopped agent's word stays).
   std::string member_list() const { return prefix_ + "member_list"; }
+  // Scheduled backups: the last slot's record (BackupRecord).
+  std::string backup() const { return prefix_ + "backup"; }
   std::string list_ack(std::string_view name) const {
     return prefix_ + "list_acks/" + std::string(name);
   }
@@ -76,6 +78,8 @@ std::optional<MemberRecord> decode_member(std::string_view json);
 std::string encode_member_list(const MemberList& list);
 std::optional<MemberList> decode_member_list(std::string_view json);
 std::string encode_list_ack(const MemberListAck& ack);
+std::string encode_backup_record(const BackupRecord& record);
+std::optional<BackupRecord> decode_backup_record(std::string_view json);
 std::optional<MemberListAck> decode_list_ack(std::string_view json);
 std::string encode_history(const HistoryEntry& entry);
 std::optional<HistoryEntry> decode_history(std::string_view json);

@@ -14,6 +14,7 @@
 #include "local_cluster_fixture.h"
 #include "pg/connection.h"
 #include "pg/postmaster.h"
+#include "proc/os_user.h"
 
 namespace tandem::testing {
 namespace {
@@ -192,6 +193,50 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   EXPECT_NE(metrics.find("\ntandem_archive_failed_total "), std::string::npos) << metrics;
   std::filesystem::permissions(repository, std::filesystem::perms(0750));
   EXPECT_TRUE(archiving(false)) << archiver().dump();
+}
+
+// backup.schedule: the primary's agent takes one backup per slot of time, from a streaming
+// standby; after a host crash the new primary's agent takes the next slots' (issue 18.3).
+TEST_F(BackupTest, TheLeadersAgentTakesTheScheduledBackupsAcrossAFailover) {
+  std::string repository = dir_ + "/repo";
+  make_postgres_dir(repository);
+  write_config(
+      2,
+      [&](ClusterConfig& config) {
+        config.backup.repository = repository;
+        config.backup.schedule = std::chrono::seconds(8);
+        config.backup.full_every = std::chrono::hours(1);
+      },
+      /*agents=*/true);
+  tandem_ok({"local", "up", "--dir", dir_});
+  ASSERT_EQ(primary(), "node1");
+  auto count = [&] { return backups()["backups"].size(); };
+  auto agent_log = [&](const std::string& name) {
+    return read_file(config_.log_dir + "/" + name + ".agent.log").value_or("");
+  };
+  ASSERT_TRUE(eventually([&] { return count() >= 2; }, std::chrono::seconds(60)))
+      << agent_log("node1");
+  json listed = backups();
+  EXPECT_EQ(listed["backups"][0]["type"], "full") << listed.dump();
+  EXPECT_EQ(listed["backups"][1]["type"], "incr") << listed.dump();
+  std::string log = agent_log("node1");
+  EXPECT_NE(log.find("scheduled backup (full) of slot"), std::string::npos) << log;
+  // The first may come from the primary (no standby streamed yet); once one streams, from it.
+  std::size_t incr = log.find("scheduled backup (incr) of slot");
+  ASSERT_NE(incr, std::string::npos) << log;
+  std::string line = log.substr(incr, log.find('\n', incr) - incr);
+  EXPECT_EQ(line.find("from node1"), std::string::npos) << "from the primary: " << line;
+
+  tandem_ok({"local", "crash", "node1"});
+  std::string leader;
+  ASSERT_TRUE(eventually([&] { return !(leader = primary()).empty() && leader != "node1"; },
+                         std::chrono::seconds(60)));
+  std::size_t before = count();
+  ASSERT_TRUE(eventually([&] { return count() >= before + 1; }, std::chrono::seconds(60)))
+      << agent_log(leader);
+  EXPECT_NE(agent_log(leader).find("scheduled backup (incr) of slot"), std::string::npos)
+      << agent_log(leader);
+  EXPECT_NE(tandem_ok({"backup", "check"}).find("reaches the repository"), std::string::npos);
 }
 
 TEST_F(BackupTest, ARepositoryThatIsMissingOrClosedIsRefusedBeforeAnythingIsMade) {

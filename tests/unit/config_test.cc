@@ -163,7 +163,9 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "backup.pgbackrest 'pgbackrest' must be an absolute path"},
       {"backup: {repository: \"/b'x\"}\nnodes: [{name: a, port: 1}]", "may not hold quotes"},
       {"backup: {repository: /b, schedule: daily}\nnodes: [{name: a, port: 1}]",
-       "unknown key 'backup.schedule'"},
+       "schedule: 'daily' is not a duration"},
+      {"backup: {repository: /b, when: daily}\nnodes: [{name: a, port: 1}]",
+       "unknown key 'backup.when'"},
       {"backup: {repository: /b}\netcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, port: 1}]",
        "needs pgBackRest's repository host"},
   };

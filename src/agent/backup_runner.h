@@ -1,0 +1,38 @@
+// Scheduled backups (Decision::backup) carried out beside the agent's cycle: one at a time, on a
+// thread of their own, pgBackRest run as the OS user; the store's `backup` record says when the
+// slot's backup started and how it ended (core/backup_schedule.h). A cycle never waits for one,
+// nor does a failover.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "core/backup_schedule.h"
+#include "core/cluster_config.h"
+#include "dcs/store.h"
+
+namespace tandem {
+
+class BackupRunner {
+ public:
+  // `store`: a connection of its own. Everything the runner uses is its own: a backup under way
+  // outlives the agent (see the destructor).
+  BackupRunner(ClusterConfig config, std::string self, std::unique_ptr<Store> store);
+  // A backup under way is left to finish on its thread, which holds all it uses; the agent's
+  // process ends it if it exits first (pgBackRest then stops too), its record still "running":
+  // the next leader, or this agent started again, takes the slot again.
+  ~BackupRunner();
+  BackupRunner(const BackupRunner&) = delete;
+  BackupRunner& operator=(const BackupRunner&) = delete;
+
+  bool running() const;
+  // Starts `backup` unless one runs; returns at once.
+  void start(const ScheduledBackup& backup);
+
+ private:
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace tandem

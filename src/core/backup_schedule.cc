@@ -1,0 +1,36 @@
+#include "core/backup_schedule.h"
+
+namespace tandem {
+
+std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds schedule,
+                                                     std::chrono::milliseconds full_every,
+                                                     const ClusterView& view,
+                                                     const std::string& self, std::int64_t now_ms,
+                                                     bool running_here) {
+  const std::optional<BackupRecord>& record = view.backup;
+  if (schedule.count() <= 0 || running_here || now_ms < 0) return std::nullopt;
+  auto slot = static_cast<std::uint64_t>(now_ms / schedule.count());
+  if (record && record->slot > slot) return std::nullopt;  // written by a clock ahead of ours
+  if (record && record->slot == slot) {
+    if (record->state == "done") return std::nullopt;
+    if (record->state == "failed" &&
+        now_ms - record->at_ms < std::chrono::milliseconds(kBackupRetry).count()) {
+      return std::nullopt;
+    }
+    // "running": another node's, or this agent's before it restarted; either way none runs
+    // here, and this node leads now.
+  }
+  std::int64_t last_full = record ? record->last_full_ms : 0;
+  bool full = last_full == 0 || now_ms - last_full >= full_every.count();
+  std::string from;
+  for (const auto& [name, member] : view.members) {
+    if (name != self && member.state == PgState::kStandby && member.upstream == self) {
+      from = name;
+      break;
+    }
+  }
+  return ScheduledBackup{
+      .slot = slot, .type = full ? "full" : "incr", .from = from, .last_full_ms = last_full};
+}
+
+}  // namespace tandem

@@ -1,0 +1,39 @@
+// Scheduled backups (backup.schedule): which backup the leader's agent starts, and when. Time is
+// cut into slots of `schedule` counted from the epoch, the same for every node; one backup per
+// slot, recorded in the store (BackupRecord) when it starts and when it ends, so that a failover
+// in the middle hands the slot to the new leader, which takes it again. Pure.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/cluster_view.h"
+
+namespace tandem {
+
+struct ScheduledBackup {
+  std::uint64_t slot = 0;
+  std::string type;               // "full" or "incr"
+  std::string from;               // a standby streaming from the leader; "": the leader itself
+  std::int64_t last_full_ms = 0;  // the record's, carried on
+};
+
+// A failed backup of the slot is tried again after this long (it may fail again at once: the
+// repository full, the previous leader's still holding pgBackRest's lock).
+inline constexpr std::chrono::seconds kBackupRetry{60};
+
+// The backup the leader starts now (`now_ms`, wall clock), if any: none without a
+// schedule or while one runs here; none when the slot's is done, or failed less than
+// kBackupRetry ago; the slot's again when another node started it (a failover since) or this
+// agent did and runs none (it restarted). Full when the schedule has taken no full one yet or
+// its last is `full_every` old, else incremental. From the first standby (by name) that streams
+// from the leader `self` in `view`, to spare the primary; from the leader when none does.
+std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds schedule,
+                                                     std::chrono::milliseconds full_every,
+                                                     const ClusterView& view,
+                                                     const std::string& self, std::int64_t now_ms,
+                                                     bool running_here);
+
+}  // namespace tandem
