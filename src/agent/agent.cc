@@ -195,9 +195,14 @@ Decision Agent::cycle() {
   // The store first: its read may wait for seconds (etcd out of reach), and a decision must rest
   // on what the node is NOW — its watchdog may have stopped it meanwhile, another may have
   // promoted. (The store's side is checked again by every compare-and-set.)
+  // Before the store: a backup that ends meanwhile has written "done" before it stops running.
+  bool backup_running = backups_ != nullptr && backups_->running();
+  std::int64_t backup_finished = backups_ != nullptr ? backups_->finished_ms() : 0;
   auto snapshot = store_.read(layout_.prefix());
   store_error_ = snapshot ? "" : snapshot.error().message;
   NodeObservation node = node_.observe();
+  node.backup_running = backup_running;
+  node.backup_finished_ms = backup_finished;
   if (node.state != PgState::kPrimary) node_.reset_sync();
   refresh_primary_details(node);
   node.lease_renewed_at = lease_.confirmed_at();
@@ -208,7 +213,7 @@ Decision Agent::cycle() {
   if (auto role = settled_role(node.state)) settled_role_ = role;
   node.wall_ms =
       std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch()).count();
-  node.backup_running = backups_ != nullptr && backups_->running();
+
   std::optional<ClusterView> view;
   bool act = true;  // false while the members change under it (follow_member_list)
   if (snapshot) {
@@ -240,7 +245,7 @@ Decision Agent::cycle() {
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
-  if (decision.backup && backups_ != nullptr && result) backups_->start(*decision.backup);
+  if (decision.backup && backups_ != nullptr && result) start_backup(*decision.backup);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
   if (view) publish(node);
   log_cycle(decision, result);
@@ -985,6 +990,14 @@ void Agent::end_change_when_taken(const StoreSnapshot& snapshot) {
   spdlog::info("member list {}: the agents have left list {}; counting over list {} alone",
                running_config_.member_list, running_config_.member_list - 1,
                running_config_.member_list);
+}
+
+// The scheduled backup decide() planned, from the standby it named (as this agent's config says
+// it now: the members may have changed since the runner was made).
+void Agent::start_backup(const ScheduledBackup& backup) {
+  std::optional<NodeConfig> standby;
+  if (const NodeConfig* named = running_config_.find_node(backup.from)) standby = *named;
+  backups_->start(backup, self_, standby);
 }
 
 // Several machines: a takeover decided on a member list the store has meanwhile replaced (the

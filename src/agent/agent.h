@@ -135,6 +135,7 @@ class Agent {
   bool follow_member_list(ClusterView& view, const StoreSnapshot& snapshot);
   void end_change_when_taken(const StoreSnapshot& snapshot);
   Status still_on_member_list();
+  void start_backup(const ScheduledBackup& backup);
   Status execute(const Decision& decision, const NodeObservation& node,
                  const std::optional<ClusterView>& view);
   Status bootstrap();

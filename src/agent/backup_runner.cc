@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "dcs/cluster_layout.h"
 #include "ops/backup.h"
+#include "ops/store_access.h"
 #include "proc/process_runner.h"
 
 namespace tandem {
@@ -15,56 +16,77 @@ namespace tandem {
 struct BackupRunner::Shared {
   ClusterConfig config;
   std::string self;
-  std::unique_ptr<Store> store;
   SystemProcessRunner runner;
   SystemClock clock;
   std::atomic<bool> running{false};
+  std::atomic<std::int64_t> finished{0};
 
   std::int64_t now_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                clock.wall_now().time_since_epoch())
         .count();
   }
-  void record(const ScheduledBackup& backup, const std::string& state, std::int64_t last_full) {
+  // The record, by compare-and-set on what it read: never over a later slot's (a leader
+  // deposed meanwhile must not undo its successor's), never lowering the last full backup.
+  Status record(const ScheduledBackup& backup, const std::string& state, std::int64_t last_full) {
+    auto store = open_cluster_store(config, clock);
+    if (!store) return std::unexpected(store.error());
     ClusterLayout layout(config.name);
-    BackupRecord record{.slot = backup.slot,
-                        .state = state,
-                        .by = self,
-                        .type = backup.type,
-                        .at_ms = now_ms(),
-                        .last_full_ms = last_full};
-    if (auto ok = store->put(layout.backup(), encode_backup_record(record), std::nullopt); !ok) {
-      spdlog::warn("scheduled backup: the store's record not written: {}", ok.error().message);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto snapshot = (*store)->read(layout.backup());
+      if (!snapshot) return std::unexpected(snapshot.error());
+      const StoredValue* stored = snapshot->find(layout.backup());
+      auto before = stored != nullptr ? decode_backup_record(stored->value) : std::nullopt;
+      if (before && before->slot_ms > backup.slot_ms) return {};  // a later slot's: kept
+      BackupRecord record{.slot_ms = backup.slot_ms,
+                          .state = state,
+                          .by = self,
+                          .type = backup.type,
+                          .at_ms = now_ms(),
+                          .last_full_ms = std::max(last_full, before ? before->last_full_ms : 0)};
+      std::string value = encode_backup_record(record);
+      auto written = stored != nullptr
+                         ? (*store)->compare_and_set(layout.backup(), value, stored->mod_revision,
+                                                     std::nullopt)
+                         : (*store)->create(layout.backup(), value, std::nullopt);
+      if (written) return {};
+      if (written.error().code != ErrorCode::kConflict) return std::unexpected(written.error());
+    }
+    return fail(ErrorCode::kConflict, "the record kept changing");
+  }
+  void say(const ScheduledBackup& backup, const std::string& state, std::int64_t last_full) {
+    if (auto ok = record(backup, state, last_full); !ok) {
+      spdlog::warn("scheduled backup: the store's record ({}) not written: {}", state,
+                   ok.error().message);
     }
   }
-  void take(const ScheduledBackup& backup) {
-    const NodeConfig* primary = config.find_node(self);
-    const NodeConfig* standby = backup.from.empty() ? nullptr : config.find_node(backup.from);
+  void take(const ScheduledBackup& backup, const NodeConfig& primary,
+            const std::optional<NodeConfig>& standby) {
     auto type = parse_backup_type(backup.type);
-    if (primary == nullptr || !type) return;
+    if (!type) return;
     auto started = clock.steady_now();
-    spdlog::info("scheduled backup ({}) of slot {} from {}: started", backup.type, backup.slot,
-                 standby != nullptr ? standby->name : self);
+    spdlog::info("scheduled backup ({}) of the slot from {} ms: started from {}", backup.type,
+                 backup.slot_ms, standby ? standby->name : primary.name);
     BackRest backrest(config, runner);
-    Status done = backrest.backup(*primary, standby, *type);
+    Status done = backrest.backup(primary, standby ? &*standby : nullptr, *type);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady_now() - started);
     if (done) {
-      spdlog::info("scheduled backup ({}) of slot {}: done in {} ms", backup.type, backup.slot,
-                   took.count());
-      record(backup, "done", backup.type == "full" ? now_ms() : backup.last_full_ms);
+      spdlog::info("scheduled backup ({}) of the slot from {} ms: done in {} ms", backup.type,
+                   backup.slot_ms, took.count());
+      say(backup, "done", backup.type == "full" ? now_ms() : backup.last_full_ms);
+      finished = backup.slot_ms;
     } else {
-      spdlog::error("scheduled backup ({}) of slot {} failed, tried again in {} s: {}", backup.type,
-                    backup.slot, kBackupRetry.count(), done.error().message);
-      record(backup, "failed", backup.last_full_ms);
+      spdlog::error("scheduled backup ({}) of the slot from {} ms failed, tried again in {} s: {}",
+                    backup.type, backup.slot_ms, kBackupRetry.count(), done.error().message);
+      say(backup, "failed", backup.last_full_ms);
     }
   }
 };
 
-BackupRunner::BackupRunner(ClusterConfig config, std::string self, std::unique_ptr<Store> store)
+BackupRunner::BackupRunner(ClusterConfig config, std::string self)
     : shared_(std::make_shared<Shared>()) {
   shared_->config = std::move(config);
   shared_->self = std::move(self);
-  shared_->store = std::move(store);
 }
 
 BackupRunner::~BackupRunner() {
@@ -75,11 +97,14 @@ BackupRunner::~BackupRunner() {
 
 bool BackupRunner::running() const { return shared_->running.load(); }
 
-void BackupRunner::start(const ScheduledBackup& backup) {
+std::int64_t BackupRunner::finished_ms() const { return shared_->finished.load(); }
+
+void BackupRunner::start(const ScheduledBackup& backup, const NodeConfig& primary,
+                         const std::optional<NodeConfig>& standby) {
   if (shared_->running.exchange(true)) return;
-  shared_->record(backup, "running", backup.last_full_ms);
-  std::thread([shared = shared_, backup] {
-    shared->take(backup);
+  shared_->say(backup, "running", backup.last_full_ms);
+  std::thread([shared = shared_, backup, primary, standby] {
+    shared->take(backup, primary, standby);
     shared->running = false;
   }).detach();
 }

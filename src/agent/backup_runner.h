@@ -6,19 +6,20 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/backup_schedule.h"
 #include "core/cluster_config.h"
-#include "dcs/store.h"
 
 namespace tandem {
 
 class BackupRunner {
  public:
-  // `store`: a connection of its own. Everything the runner uses is its own: a backup under way
-  // outlives the agent (see the destructor).
-  BackupRunner(ClusterConfig config, std::string self, std::unique_ptr<Store> store);
+  // Everything the runner uses is its own — the config, a clock, a store connection per write
+  // of the record, the process runner: a backup under way outlives the agent (see the
+  // destructor).
+  BackupRunner(ClusterConfig config, std::string self);
   // A backup under way is left to finish on its thread, which holds all it uses; the agent's
   // process ends it if it exits first (pgBackRest then stops too), its record still "running":
   // the next leader, or this agent started again, takes the slot again.
@@ -27,8 +28,11 @@ class BackupRunner {
   BackupRunner& operator=(const BackupRunner&) = delete;
 
   bool running() const;
-  // Starts `backup` unless one runs; returns at once.
-  void start(const ScheduledBackup& backup);
+  // The slot (its start) of the last backup this runner took to the end; 0: none.
+  std::int64_t finished_ms() const;
+  // Starts `backup` of `primary`, from `standby` when given, unless one runs; returns at once.
+  void start(const ScheduledBackup& backup, const NodeConfig& primary,
+             const std::optional<NodeConfig>& standby);
 
  private:
   struct Shared;

@@ -32,10 +32,12 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
                                  bool keep) {
   Revision expected = 0;
   bool was_held = false;
+  std::uint64_t stalls_before = 0;
   {
     std::lock_guard lock(state_mutex_);
     expected = revision_;
     was_held = held_;
+    stalls_before = stalls_handled_;
   }
   SteadyTime sent = clock_.steady_now();
   const SteadyTime first_sent = sent;
@@ -58,10 +60,19 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
   std::function<void(SteadyTime)> renewed;
   std::function<void()> lost;
   std::function<void(std::chrono::milliseconds)> answered;
+  bool stalled_out = false;
   {
     std::lock_guard lock(state_mutex_);
     answered = answered_callback_;
-    if (written) {
+    // The keeper gave the lease up for a stalled cycle while this write was under way (the
+    // write was the stalled cycle's): what it wrote is left to lapse, never kept — its
+    // PostgreSQL is stopped and its pings say it leads nothing.
+    stalled_out = written && keep && stalls_handled_ != stalls_before;
+    if (stalled_out) {
+      held_ = false;
+      revision_ = 0;
+      confirmed_at_.reset();
+    } else if (written) {
       held_ = keep;
       revision_ = keep ? *written : 0;
       if (keep) {
@@ -85,6 +96,10 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
         std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - first_sent));
   }
   if (!written) return std::unexpected(written.error());
+  if (stalled_out) {
+    return fail(ErrorCode::kConflict,
+                "the cycle stalled out while the lease was written: left to lapse");
+  }
   return {};
 }
 
@@ -228,7 +243,8 @@ void LeaseKeeper::tick(std::chrono::milliseconds renew_every) {
   if (stalled && (!callback || callback(*stalled))) {
     std::lock_guard lock(state_mutex_);
     stall_handled_ = true;  // once a stall
-    held_ = false;          // not written: its TTL ends it
+    ++stalls_handled_;
+    held_ = false;  // not written: its TTL ends it
     revision_ = 0;
     confirmed_at_.reset();
     return;

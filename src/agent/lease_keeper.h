@@ -122,7 +122,8 @@ class LeaseKeeper {
   std::function<void()> lost_callback_;
   std::function<bool(std::chrono::milliseconds)> stalled_callback_;
   std::optional<SteadyTime> cycle_ran_at_;
-  bool stall_handled_ = false;                // on_stalled said yes for this stall: not asked again
+  std::uint64_t stalls_handled_ = 0;  // a write under way while one is handled keeps nothing
+  bool stall_handled_ = false;        // on_stalled said yes for this stall: not asked again
   std::chrono::milliseconds stall_limit_{0};  // 0: no limit
 
   std::thread thread_;

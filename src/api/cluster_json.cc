@@ -73,17 +73,16 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
   }
   if (primary != nullptr && primary->archiver) {
     const ArchiverRow& archiver = *primary->archiver;
-    auto ms = [](const std::optional<WallTime>& at) {
-      return at ? json(std::chrono::duration_cast<std::chrono::milliseconds>(at->time_since_epoch())
-                           .count())
-                : json();
+    // As `tandem status --json` says it: Unix seconds, null when never.
+    auto seconds = [](const std::optional<WallTime>& at) {
+      return at ? json(std::chrono::duration<double>(at->time_since_epoch()).count()) : json();
     };
     document["archiver"] = {{"archived_count", archiver.archived_count},
                             {"last_archived_wal", archiver.last_archived_wal},
-                            {"last_archived_ms", ms(archiver.last_archived_at)},
+                            {"last_archived_at", seconds(archiver.last_archived_at)},
                             {"failed_count", archiver.failed_count},
                             {"last_failed_wal", archiver.last_failed_wal},
-                            {"last_failed_ms", ms(archiver.last_failed_at)},
+                            {"last_failed_at", seconds(archiver.last_failed_at)},
                             {"failing", archiver.failing()}};
   }
   if (primary != nullptr) {

@@ -131,12 +131,7 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
                                                          session.runner());
   }
   if (!process.backups && config.backup.enabled() && config.backup.schedule.count() > 0) {
-    if (auto store = open_cluster_store(config, session.clock())) {
-      process.backups = std::make_unique<BackupRunner>(config, self.name, std::move(*store));
-    } else {
-      spdlog::error("scheduled backups off: no store connection for them: {}",
-                    store.error().message);
-    }
+    process.backups = std::make_unique<BackupRunner>(config, self.name);
   }
   process.agent = std::make_unique<Agent>(
       AgentParts{.config = config,

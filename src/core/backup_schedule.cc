@@ -6,12 +6,14 @@ std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds s
                                                      std::chrono::milliseconds full_every,
                                                      const ClusterView& view,
                                                      const std::string& self, std::int64_t now_ms,
-                                                     bool running_here) {
+                                                     bool running_here, std::int64_t finished_ms) {
   const std::optional<BackupRecord>& record = view.backup;
   if (schedule.count() <= 0 || running_here || now_ms < 0) return std::nullopt;
-  auto slot = static_cast<std::uint64_t>(now_ms / schedule.count());
-  if (record && record->slot > slot) return std::nullopt;  // written by a clock ahead of ours
-  if (record && record->slot == slot) {
+  std::int64_t slot = now_ms - now_ms % schedule.count();
+  // Written by a clock ahead of ours, or under a shorter schedule: its slot first.
+  if (record && record->slot_ms > slot) return std::nullopt;
+  if (finished_ms >= slot) return std::nullopt;  // ended here, its record perhaps not written
+  if (record && record->slot_ms == slot) {
     if (record->state == "done") return std::nullopt;
     if (record->state == "failed" &&
         now_ms - record->at_ms < std::chrono::milliseconds(kBackupRetry).count()) {
@@ -23,14 +25,17 @@ std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds s
   std::int64_t last_full = record ? record->last_full_ms : 0;
   bool full = last_full == 0 || now_ms - last_full >= full_every.count();
   std::string from;
+  auto leader = view.members.find(self);
   for (const auto& [name, member] : view.members) {
-    if (name != self && member.state == PgState::kStandby && member.upstream == self) {
+    bool streams = leader != view.members.end() && leader->second.primary &&
+                   leader->second.primary->replay_lag_s.contains(name);
+    if (name != self && member.state == PgState::kStandby && member.upstream == self && streams) {
       from = name;
       break;
     }
   }
   return ScheduledBackup{
-      .slot = slot, .type = full ? "full" : "incr", .from = from, .last_full_ms = last_full};
+      .slot_ms = slot, .type = full ? "full" : "incr", .from = from, .last_full_ms = last_full};
 }
 
 }  // namespace tandem

@@ -14,7 +14,7 @@
 namespace tandem {
 
 struct ScheduledBackup {
-  std::uint64_t slot = 0;
+  std::int64_t slot_ms = 0;       // when its slot began
   std::string type;               // "full" or "incr"
   std::string from;               // a standby streaming from the leader; "": the leader itself
   std::int64_t last_full_ms = 0;  // the record's, carried on
@@ -27,13 +27,16 @@ inline constexpr std::chrono::seconds kBackupRetry{60};
 // The backup the leader starts now (`now_ms`, wall clock), if any: none without a
 // schedule or while one runs here; none when the slot's is done, or failed less than
 // kBackupRetry ago; the slot's again when another node started it (a failover since) or this
-// agent did and runs none (it restarted). Full when the schedule has taken no full one yet or
-// its last is `full_every` old, else incremental. From the first standby (by name) that streams
-// from the leader `self` in `view`, to spare the primary; from the leader when none does.
+// agent did and neither runs nor ended one (it restarted; `finished_ms`: the slot of the last
+// it ended, whose record may not have been written). Full when the schedule has taken no full
+// one yet or its last is `full_every` old, else incremental. From the first standby (by name)
+// the primary sees streaming (pg_stat_replication, in its own record), to spare the primary;
+// from the leader when none does.
 std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds schedule,
                                                      std::chrono::milliseconds full_every,
                                                      const ClusterView& view,
                                                      const std::string& self, std::int64_t now_ms,
-                                                     bool running_here);
+                                                     bool running_here,
+                                                     std::int64_t finished_ms = 0);
 
 }  // namespace tandem

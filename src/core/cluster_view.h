@@ -103,7 +103,9 @@ struct TimelineClaim {
 // backup: the scheduled backup of a slot of time (`schedule` long, counted from the epoch), as
 // the primary's agent left it.
 struct BackupRecord {
-  std::uint64_t slot = 0;
+  // When its slot began (wall clock, ms since the epoch): a start time, not a slot's number, so
+  // that a schedule made longer compares with what the old one recorded.
+  std::int64_t slot_ms = 0;
   std::string state;              // "running", "done", "failed"
   std::string by;                 // the node whose agent took it
   std::string type;               // "full", "incr"
@@ -187,7 +189,8 @@ struct NodeObservation {
   // Scheduled backups: the wall clock now (milliseconds since the epoch) and whether this
   // agent's backup runner is taking one.
   std::int64_t wall_ms = 0;
-  bool backup_running = false;
+  bool backup_running = false;          // read before the store, so never after its "done"
+  std::int64_t backup_finished_ms = 0;  // the slot of the last backup this agent ended (0: none)
 };
 
 // The HA settings of one agent, validated by validate_ha_config.

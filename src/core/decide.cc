@@ -670,8 +670,9 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
   }
   if (view && view->leader_is(config.self) && node.state == PgState::kPrimary &&
       (decision.action == Action::kRenewLease || decision.action == Action::kNone)) {
-    decision.backup = plan_scheduled_backup(config.backup_schedule, config.backup_full_every, *view,
-                                            config.self, node.wall_ms, node.backup_running);
+    decision.backup =
+        plan_scheduled_backup(config.backup_schedule, config.backup_full_every, *view, config.self,
+                              node.wall_ms, node.backup_running, node.backup_finished_ms);
   }
   if (decision.action == Action::kRenewLease && node.state == PgState::kPrimary) {
     // With quorum fencing the agents, not the store, keep this primary: an unreachable store

@@ -296,15 +296,16 @@ std::optional<MemberList> decode_member_list(std::string_view text) {
 }
 
 std::string encode_backup_record(const BackupRecord& record) {
-  return json{{"slot", record.slot}, {"state", record.state}, {"by", record.by},
-              {"type", record.type}, {"at_ms", record.at_ms}, {"last_full_ms", record.last_full_ms}}
+  return json{{"slot_ms", record.slot_ms}, {"state", record.state},
+              {"by", record.by},           {"type", record.type},
+              {"at_ms", record.at_ms},     {"last_full_ms", record.last_full_ms}}
       .dump();
 }
 
 std::optional<BackupRecord> decode_backup_record(std::string_view text) {
   auto object = parse_object(text);
-  if (!object || !(*object)["slot"].is_number_unsigned()) return std::nullopt;
-  return BackupRecord{.slot = (*object)["slot"].get<std::uint64_t>(),
+  if (!object || !(*object)["slot_ms"].is_number_integer()) return std::nullopt;
+  return BackupRecord{.slot_ms = (*object)["slot_ms"].get<std::int64_t>(),
                       .state = object->value("state", ""),
                       .by = object->value("by", ""),
                       .type = object->value("type", ""),

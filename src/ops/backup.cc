@@ -245,7 +245,7 @@ Status check_restore_target(const RestoreRequest& request, const RepositoryInfo&
         "--to {} is before the end of the oldest backup{} ({}): the earliest time to restore "
         "to is {}",
         request.target, request.set.empty() ? "" : " of that set", oldest.label,
-        when(oldest.stopped)));
+        when(oldest.stopped + 1)));  // its stop is in whole seconds: the next one is safe
   }
   if (target_epoch && *target_epoch > now_epoch) {
     return refuse(fmt::format(

@@ -220,9 +220,9 @@ TEST_F(BackupTest, TheLeadersAgentTakesTheScheduledBackupsAcrossAFailover) {
   EXPECT_EQ(listed["backups"][0]["type"], "full") << listed.dump();
   EXPECT_EQ(listed["backups"][1]["type"], "incr") << listed.dump();
   std::string log = agent_log("node1");
-  EXPECT_NE(log.find("scheduled backup (full) of slot"), std::string::npos) << log;
+  EXPECT_NE(log.find("scheduled backup (full) of the slot"), std::string::npos) << log;
   // The first may come from the primary (no standby streamed yet); once one streams, from it.
-  std::size_t incr = log.find("scheduled backup (incr) of slot");
+  std::size_t incr = log.find("scheduled backup (incr) of the slot");
   ASSERT_NE(incr, std::string::npos) << log;
   std::string line = log.substr(incr, log.find('\n', incr) - incr);
   EXPECT_EQ(line.find("from node1"), std::string::npos) << "from the primary: " << line;
@@ -234,7 +234,7 @@ TEST_F(BackupTest, TheLeadersAgentTakesTheScheduledBackupsAcrossAFailover) {
   std::size_t before = count();
   ASSERT_TRUE(eventually([&] { return count() >= before + 1; }, std::chrono::seconds(60)))
       << agent_log(leader);
-  EXPECT_NE(agent_log(leader).find("scheduled backup (incr) of slot"), std::string::npos)
+  EXPECT_NE(agent_log(leader).find("scheduled backup (incr) of the slot"), std::string::npos)
       << agent_log(leader);
   EXPECT_NE(tandem_ok({"backup", "check"}).find("reaches the repository"), std::string::npos);
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/cluster_config.h"
+#include "core/decide.h"
 
 namespace tandem {
 namespace {
@@ -12,15 +13,17 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kHour{3'600'000};
 constexpr milliseconds kWeek{7 * 24 * 3'600'000LL};
-// 10:30 on some day: slot 10 of that day's hours, counted from the epoch.
+// Half past the 1000th hour since the epoch: the slot of one hour from that hour on.
 constexpr std::int64_t kNow = 1'000 * kHour.count() + kHour.count() / 2;
 
 TEST(BackupSchedule, OneBackupPerSlotTakenAgainAfterAFailoverOrAFailure) {
   ClusterView view;
-  view.members["node1"] = {.name = "node1", .state = PgState::kPrimary};
+  view.members["node1"] = {.name = "node1",
+                           .state = PgState::kPrimary,
+                           .primary = PrimaryDetails{.replay_lag_s = {{"node2", 0}, {"node3", 0}}}};
   view.members["node2"] = {.name = "node2", .state = PgState::kStandby, .upstream = "node1"};
   view.members["node3"] = {.name = "node3", .state = PgState::kStandby, .upstream = "node1"};
-  const std::uint64_t slot = 1000;
+  const std::int64_t slot = 1'000 * kHour.count();
   std::int64_t week_ago = kNow - kWeek.count();
   struct Case {
     const char* what;
@@ -34,11 +37,12 @@ TEST(BackupSchedule, OneBackupPerSlotTakenAgainAfterAFailoverOrAFailure) {
        false, nullptr},
       {"one runs here", std::nullopt, true, nullptr},
       {"last slot's done, a full one a day ago: incremental",
-       BackupRecord{slot - 1, "done", "node1", "incr", kNow - kHour.count(), kNow - 86'400'000},
+       BackupRecord{slot - kHour.count(), "done", "node1", "incr", kNow - kHour.count(),
+                    kNow - 86'400'000},
        false, "incr"},
       {"last full a week ago: full",
-       BackupRecord{slot - 1, "done", "node1", "incr", kNow - kHour.count(), week_ago}, false,
-       "full"},
+       BackupRecord{slot - kHour.count(), "done", "node1", "incr", kNow - kHour.count(), week_ago},
+       false, "full"},
       {"started by the former leader (a failover since): taken again",
        BackupRecord{slot, "running", "node2", "incr", kNow - 1000, kNow - 86'400'000}, false,
        "incr"},
@@ -51,26 +55,37 @@ TEST(BackupSchedule, OneBackupPerSlotTakenAgainAfterAFailoverOrAFailure) {
       {"failed 2 min ago: again",
        BackupRecord{slot, "failed", "node1", "incr", kNow - 120'000, kNow - 86'400'000}, false,
        "incr"},
-      {"a record from a clock ahead", BackupRecord{slot + 1, "done", "node2", "incr", kNow, 0},
-       false, nullptr},
+      {"a record from a clock ahead",
+       BackupRecord{slot + kHour.count(), "done", "node2", "incr", kNow, 0}, false, nullptr},
+      {"a record of a shorter schedule, later in this slot (the schedule made longer)",
+       BackupRecord{slot + kHour.count() / 4, "done", "node1", "incr", kNow, kNow - 99}, false,
+       nullptr},
   };
   for (const Case& each : cases) {
     SCOPED_TRACE(each.what);
     view.backup = each.record;
     auto planned = plan_scheduled_backup(kHour, kWeek, view, "node1", kNow, each.running_here);
+    if (each.record && each.record->state == "running" && each.record->by == "node1") {
+      // Ended here, its "done" not written (the store out of reach): not taken again.
+      EXPECT_FALSE(plan_scheduled_backup(kHour, kWeek, view, "node1", kNow, false, slot));
+    }
     if (each.type == nullptr) {
       EXPECT_FALSE(planned) << planned->type;
       continue;
     }
     ASSERT_TRUE(planned);
     EXPECT_EQ(planned->type, each.type);
-    EXPECT_EQ(planned->slot, slot);
+    EXPECT_EQ(planned->slot_ms, slot);
     EXPECT_EQ(planned->from, "node2") << "from the first streaming standby";
     EXPECT_EQ(planned->last_full_ms, each.record ? each.record->last_full_ms : 0);
   }
   EXPECT_FALSE(plan_scheduled_backup(milliseconds(0), kWeek, view, "node1", kNow, false))
       << "no schedule";
   view.backup.reset();
+  view.members["node1"].primary->replay_lag_s.erase("node2");
+  auto third = plan_scheduled_backup(kHour, kWeek, view, "node1", kNow, false);
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->from, "node3") << "node2 points at node1 but the primary sees it not stream";
   view.members.erase("node2");
   view.members.erase("node3");
   auto alone = plan_scheduled_backup(kHour, kWeek, view, "node1", kNow, false);
@@ -97,6 +112,31 @@ TEST(BackupSchedule, TheConfigSaysHowOftenAndRefusesTheImpossible) {
     auto refused = parse(bad);
     EXPECT_FALSE(refused) << bad;
   }
+}
+
+// decide() plans a scheduled backup for the leader's running primary only: never on a standby,
+// never on a node that does not hold the lease, never without a schedule.
+TEST(BackupSchedule, OnlyTheLeadersRunningPrimaryIsGivenOne) {
+  HaConfig ha{.self = "node1", .backup_schedule = kHour, .backup_full_every = kWeek};
+  ClusterView view{.initialized = true, .leader = LeaderRecord{"node1", 7}};
+  view.members["node1"] = {.name = "node1", .state = PgState::kPrimary, .timeline = 1};
+  view.members["node2"] = {.name = "node2", .state = PgState::kStandby, .timeline = 1};
+  NodeObservation primary{.state = PgState::kPrimary, .timeline = 1};
+  primary.wall_ms = kNow;
+  std::chrono::steady_clock::time_point now{std::chrono::seconds(100)};
+  Decision decision = decide(view, primary, ha, now);
+  ASSERT_TRUE(decision.backup) << action_name(decision.action) << ": " << decision.reason;
+  EXPECT_EQ(decision.backup->type, "full");
+
+  NodeObservation standby{.state = PgState::kStandby, .timeline = 1, .upstream = "node1"};
+  standby.wall_ms = kNow;
+  EXPECT_FALSE(
+      decide(view, standby, HaConfig{.self = "node2", .backup_schedule = kHour}, now).backup);
+  view.leader = LeaderRecord{"node2", 8};  // another leads: node1 is to step down, not back up
+  EXPECT_FALSE(decide(view, primary, ha, now).backup);
+  view.leader = LeaderRecord{"node1", 7};
+  ha.backup_schedule = milliseconds(0);
+  EXPECT_FALSE(decide(view, primary, ha, now).backup);
 }
 
 }  // namespace

@@ -130,7 +130,7 @@ TEST(BackupStatus, TheArchiverTravelsInThePrimarysRecordToCluster) {
   EXPECT_EQ(document["archiver"]["archived_count"], 5);
   EXPECT_EQ(document["archiver"]["failed_count"], 3);
   EXPECT_EQ(document["archiver"]["failing"], true);
-  EXPECT_EQ(document["archiver"]["last_failed_ms"], 2000);
+  EXPECT_EQ(document["archiver"]["last_failed_at"], 2.0);
   // A primary that never archived (no backup:) says nothing of an archiver.
   view.members["node1"].primary->archiver.reset();
   EXPECT_FALSE(cluster_json(config, view).contains("archiver"));
@@ -162,7 +162,7 @@ TEST(BackupRestore, ATargetTheRepositoryCannotReachIsRefusedFirst) {
        &repository,
        1050,
        "before the end of the oldest backup (20261204-221000F): the earliest time to restore to "
-       "is 1970-01-01 00:18:20+00"},
+       "is 1970-01-01 00:18:21+00"},
       {"a time in the future", {.target = "t"}, &repository, 5001, "in the future"},
       {"no backup yet", {.target = "t"}, &none, 1500, "no backup yet"},
       {"latest, promoted", {.target = "latest", .promote = true}, &repository, {}, ""},

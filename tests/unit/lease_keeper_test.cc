@@ -214,6 +214,12 @@ TEST(LeaseKeeper, AStallIsSeenWhileTheStalledCycleHoldsTheWriteLock) {
   cycle.join();
   ASSERT_EQ(stalls.size(), 1u) << "the stall was never seen";
   EXPECT_GE(stalls[0], milliseconds(10000));
+  // The stalled write went through in the store, but the lease given up stays given up: no
+  // renewal for a cycle that has not run again.
+  EXPECT_FALSE(keeper.held());
+  f.clock.sleep_for(milliseconds(300));
+  keeper.tick(milliseconds(250));
+  EXPECT_FALSE(keeper.held());
 }
 
 // Where nobody else may lead (synchronous mode, no synchronous standby), the agent says no:
