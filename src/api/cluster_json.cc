@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "ops/status_json.h"
+
 namespace tandem {
 namespace {
 
@@ -72,18 +74,7 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
     document["members"].push_back(std::move(entry));
   }
   if (primary != nullptr && primary->archiver) {
-    const ArchiverRow& archiver = *primary->archiver;
-    // As `tandem status --json` says it: Unix seconds, null when never.
-    auto seconds = [](const std::optional<WallTime>& at) {
-      return at ? json(std::chrono::duration<double>(at->time_since_epoch()).count()) : json();
-    };
-    document["archiver"] = {{"archived_count", archiver.archived_count},
-                            {"last_archived_wal", archiver.last_archived_wal},
-                            {"last_archived_at", seconds(archiver.last_archived_at)},
-                            {"failed_count", archiver.failed_count},
-                            {"last_failed_wal", archiver.last_failed_wal},
-                            {"last_failed_at", seconds(archiver.last_failed_at)},
-                            {"failing", archiver.failing()}};
+    document["archiver"] = archiver_to_json(*primary->archiver);  // as status --json says it
   }
   if (primary != nullptr) {
     for (const PublishedSlot& slot : primary->slots) {

@@ -33,6 +33,16 @@ nlohmann::json replication_json(const ReplicationRow& row) {
 
 }  // namespace
 
+nlohmann::json archiver_to_json(const ArchiverRow& row) {
+  return {{"archived_count", row.archived_count},
+          {"last_archived_wal", row.last_archived_wal},
+          {"last_archived_at", time_json(row.last_archived_at)},
+          {"failed_count", row.failed_count},
+          {"last_failed_wal", row.last_failed_wal},
+          {"last_failed_at", time_json(row.last_failed_at)},
+          {"failing", row.failing()}};
+}
+
 nlohmann::json report_to_json(const ClusterReport& report) {
   auto identity = [](auto value) { return value; };
   nlohmann::json nodes = nlohmann::json::array();
@@ -68,17 +78,8 @@ nlohmann::json report_to_json(const ClusterReport& report) {
               {"candidates", report.agents->candidates},
               {"not_eligible", report.agents->not_eligible}};
   }
-  nlohmann::json archiver = nullptr;
-  if (report.archiver) {
-    const ArchiverRow& row = *report.archiver;
-    archiver = {{"archived_count", row.archived_count},
-                {"last_archived_wal", row.last_archived_wal},
-                {"last_archived_at", time_json(row.last_archived_at)},
-                {"failed_count", row.failed_count},
-                {"last_failed_wal", row.last_failed_wal},
-                {"last_failed_at", time_json(row.last_failed_at)},
-                {"failing", row.failing()}};
-  }
+  nlohmann::json archiver =
+      report.archiver ? archiver_to_json(*report.archiver) : nlohmann::json(nullptr);
   return {{"primary", optional_json(report.primary, identity)},
           {"archiver", archiver},
           {"agents", agents},
