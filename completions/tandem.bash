@@ -82,7 +82,7 @@ _tandem() {
   backup) options="list check --type --from-primary --json --help" ;;
   restore) options="--to --dir --port --promote --set --help" ;;
   adopt)
-    COMPREPLY=($(compgen -d -W "--dir --cluster --names --api-base-port --pg-bin --help" \
+    COMPREPLY=($(compgen -d -W "--dir --cluster --names --api-base-port --pg-bin --node --help" \
       -- "$current"))
     return
     ;;

@@ -20,6 +20,7 @@ struct AdoptArgs {
   std::vector<std::string> names;
   int api_base_port = 0;
   std::string pg_bin;
+  std::string node;  // several machines: this host's node, from the config
 };
 
 Result<std::vector<ServerFacts>> read_servers(const AdoptArgs& args, const PgBinaries& binaries,
@@ -135,13 +136,54 @@ Status adopt(const AdoptArgs& args, const GlobalOptions& global) {
   return {};
 }
 
+// adopt --node NAME: the config's node on this host (several machines).
+Status adopt_node_here(const AdoptArgs& args, CliState& state) {
+  if (!args.data_dirs.empty() || !args.names.empty() || args.api_base_port != 0) {
+    return fail(ErrorCode::kInvalidArgument,
+                "adopt --node takes its node's data directory, name and ports from the config: "
+                "give no data directory, --names or --api-base-port");
+  }
+  return with_session_of(state, [&](Session& session) -> Status {
+    Context& context = session.context();
+    auto node = context.config.node(args.node);
+    if (!node) return std::unexpected(node.error());
+    auto major = pg_major_version(session.binaries(), session.runner());
+    if (!major) return std::unexpected(major.error());
+    auto server = read_server_facts((*node)->data_dir, session.binaries(), session.runner());
+    if (!server) return std::unexpected(server.error());
+    auto adoption = plan_node_adoption(context.config, args.node, *server, *major);
+    if (!adoption) return fail_with_context(adoption.error(), "not adopted, nothing changed");
+    fmt::print("adopting {} ({}, {}) into cluster {} of {}\n", args.node,
+               adoption->standby ? "a standby of " + adoption->upstream : "the primary",
+               (*node)->data_dir, context.config.name, session.config_path());
+    if (adoption->without_checksums) {
+      fmt::print("  without data checksums: wal_log_hints (for pg_rewind) takes a restart\n");
+    }
+    auto step = check_node_adoption(context, session.config_path(), **node, *adoption);
+    if (!step) return fail_with_context(step.error(), "not adopted, nothing changed");
+    if (auto ok = adopt_node(context, session.config_path(), **node, *server, *adoption, *step);
+        !ok) {
+      return fail_with_context(ok.error(),
+                               fmt::format("adoption stopped, what it did so far kept (fix the "
+                                           "cause and run it again to finish: tandem -c {} adopt "
+                                           "--node {})",
+                                           session.config_path(), args.node));
+    }
+    fmt::print("adopted {}: see it with tandem -c {} status\n", args.node, session.config_path());
+    return {};
+  });
+}
+
 }  // namespace
 
 void add_adopt_command(CLI::App& app, CliState& state) {
   auto* command = app.add_subcommand(
       "adopt", "Take over running servers in place: a primary and the standbys streaming from it");
   auto args = std::make_shared<AdoptArgs>();
-  command->add_option("data_dirs", args->data_dirs, "Data directory of each server")->required();
+  command->add_option("data_dirs", args->data_dirs, "Data directory of each server (one machine)");
+  command->add_option("--node", args->node,
+                      "Several machines (etcd): adopt this host's node of the config, the "
+                      "primary's host first");
   command->add_option("--dir", args->dir, "Directory for tandem.yaml, the store and logs")
       ->capture_default_str();
   command->add_option("--cluster", args->cluster, "Name of the cluster")->capture_default_str();
@@ -156,7 +198,17 @@ void add_adopt_command(CLI::App& app, CliState& state) {
                    "primary's port + 2576)")
       ->check(CLI::Range(0, 65000));
   command->add_option("--pg-bin", args->pg_bin, "PostgreSQL bin directory (default: discover)");
-  command->callback([&state, args] { state.result = adopt(*args, state.options); });
+  command->callback([&state, args] {
+    if (!args->node.empty()) {
+      state.result = adopt_node_here(*args, state);
+    } else if (args->data_dirs.empty()) {
+      state.result = fail(ErrorCode::kInvalidArgument,
+                          "adopt: name the data directories (one machine), or --node NAME with "
+                          "the config (several machines)");
+    } else {
+      state.result = adopt(*args, state.options);
+    }
+  });
 }
 
 }  // namespace tandem

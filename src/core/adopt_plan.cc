@@ -58,8 +58,10 @@ std::optional<std::string> unsupported(const ServerFacts& server, const AdoptOpt
   return std::nullopt;
 }
 
-Status check_each(const std::vector<ServerFacts>& servers, const AdoptOptions& options) {
-  if (servers.size() < 2) {
+// `one`: a single server, on its own host (adopt --node).
+Status check_each(const std::vector<ServerFacts>& servers, const AdoptOptions& options,
+                  bool one = false) {
+  if (servers.size() < 2 && !one) {
     return refuse(
         "tandem adopts a primary and at least one standby streaming from it: name every data "
         "directory");
@@ -175,6 +177,65 @@ ClusterConfig base_config(const ServerFacts& primary, const AdoptOptions& option
 }
 
 }  // namespace
+
+Result<NodeAdoption> plan_node_adoption(const ClusterConfig& config, const std::string& name,
+                                        const ServerFacts& server, const std::string& pg_major) {
+  if (!config.on_several_machines()) {
+    return std::unexpected(
+        refuse("adopt --node is for nodes on several machines (etcd in the config); on one "
+               "machine name the data directories")
+            .error());
+  }
+  const NodeConfig* node = config.find_node(name);
+  if (node == nullptr) {
+    return std::unexpected(refuse(fmt::format("the config lists no node {}", name)).error());
+  }
+  AdoptOptions options{.pg_major = pg_major, .resuming = true};
+  if (auto ok = check_each({server}, options, /*one=*/true); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (server.os_user != config.os_user) {
+    return std::unexpected(refuse(fmt::format("{} belongs to {}, and the config's os_user is {}",
+                                              server.data_dir, server.os_user, config.os_user))
+                               .error());
+  }
+  if (server.port != node->port) {
+    return std::unexpected(
+        refuse(fmt::format("{} listens on port {}, and the config gives {} port {}",
+                           server.data_dir, server.port, name, node->port))
+            .error());
+  }
+  NodeAdoption adoption{.standby = server.standby, .without_checksums = !server.data_checksums};
+  if (!server.standby) return adoption;
+  auto value = [&](const char* key) {
+    auto found = server.upstream.find(key);
+    return found == server.upstream.end() ? std::string() : found->second;
+  };
+  std::string host = value("host").empty() ? value("hostaddr") : value("host");
+  std::string port = value("port").empty() ? "5432" : value("port");
+  for (const NodeConfig& other : config.nodes) {
+    if (other.name != name && other.host == host && std::to_string(other.port) == port) {
+      adoption.upstream = other.name;
+    }
+  }
+  if (adoption.upstream.empty()) {
+    return std::unexpected(
+        refuse(server.upstream.empty()
+                   ? fmt::format("{} is a standby streaming from nobody (no primary_conninfo)",
+                                 server.data_dir)
+                   : fmt::format("{} streams from {}:{}, which is no other node of the config",
+                                 server.data_dir, host, port))
+            .error());
+  }
+  if (value("user") != config.replication.user) {
+    return std::unexpected(
+        refuse(fmt::format("{} replicates as '{}', and the config's replication.user is '{}'",
+                           server.data_dir, value("user"), config.replication.user))
+            .error());
+  }
+  if (!value("password").empty()) adoption.replication_password = value("password");
+  return adoption;
+}
 
 std::string node_name_from_dir(const std::string& data_dir) {
   std::string path = data_dir;

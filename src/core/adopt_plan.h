@@ -68,6 +68,22 @@ struct AdoptionPlan {
 Result<AdoptionPlan> plan_adoption(const std::vector<ServerFacts>& servers,
                                    const AdoptOptions& options);
 
+// `tandem adopt --node NAME` on the node's own host (nodes on several machines): what the
+// config's node is as its server runs, or why it cannot be adopted.
+struct NodeAdoption {
+  bool standby = false;
+  std::string upstream;  // a standby's primary: the config's node its primary_conninfo names
+  // The replication role's password, when the standby's primary_conninfo carries one.
+  std::optional<std::string> replication_password;
+  bool without_checksums = false;
+};
+// Refused: a config without etcd, a node it does not list, a server not running, of another
+// major version or OS user, unsupported (as plan_adoption), on another port than the config's,
+// a standby streaming from no node of the config (or from itself), as another role than
+// replication.user.
+Result<NodeAdoption> plan_node_adoption(const ClusterConfig& config, const std::string& name,
+                                        const ServerFacts& server, const std::string& pg_major);
+
 // A node name from a data directory's last component: lower case, anything but [a-z0-9_] as _.
 std::string node_name_from_dir(const std::string& data_dir);
 

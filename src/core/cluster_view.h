@@ -138,6 +138,10 @@ struct ClusterView {
   // Scheduled backups (backup.schedule): the last slot of time one was started in, and how it
   // went (core/backup_schedule.h).
   std::optional<BackupRecord> backup;
+  // Several machines, while `tandem adopt --node` runs: the primary it took over, whose
+  // server its agent has not restarted yet. No watchdog fences that server, so its agent's
+  // silence proves nothing: nobody takes its lease over.
+  std::optional<std::string> adopting;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };

@@ -435,6 +435,15 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
   }
   if (!view.leader) return election(view, node, config);
   const std::string& leader = view.leader->name;
+  if (config.quorum_fencing && view.adopting == leader && contains(node.proven_fenced, leader)) {
+    // Found by MultiHostAdoptTest: the standbys adopted first, their agents proved the
+    // primary's silent and one took over while the adopted primary, under no watchdog, wrote on.
+    return {Action::kNone,
+            fmt::format("{} has not been heard from by a majority of the agents, but its server "
+                        "is being adopted and its agent does not run it yet: no watchdog fences "
+                        "it; no takeover",
+                        leader)};
+  }
   if (config.quorum_fencing && contains(node.proven_fenced, leader)) {
     if (node.lease_unchanged_for < proof_of_fencing(config)) {
       // Renewed within the proof's window: cut off from the agents, it still writes through

@@ -66,6 +66,9 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     view.switchover = decode_switchover(switchover->value);
     if (view.switchover) view.switchover->revision = switchover->mod_revision;
   }
+  if (const StoredValue* adopting = snapshot.find(this->adopting())) {
+    view.adopting = adopting->value;
+  }
   if (const StoredValue* backup = snapshot.find(this->backup())) {
     view.backup = decode_backup_record(backup->value);
   }

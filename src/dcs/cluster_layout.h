@@ -44,6 +44,11 @@ class ClusterLayout {
   // Several machines: the member list (once changed at run time), and what each agent
   // reported running (no TTL: a stopped agent's word stays).
   std::string member_list() const { return prefix_ + "member_list"; }
+  // `tandem adopt --node` on several machines: the node whose agent restarts its server now
+  // (with a TTL), so that two hosts' adoptions never have two nodes down at once.
+  std::string adopt_turn() const { return prefix_ + "adopt_turn"; }
+  // The primary adopt took over, until its agent runs it (ClusterView::adopting).
+  std::string adopting() const { return prefix_ + "adopting"; }
   // Scheduled backups: the last slot's record (BackupRecord).
   std::string backup() const { return prefix_ + "backup"; }
   std::string list_ack(std::string_view name) const {

@@ -6,12 +6,15 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "dcs/cluster_layout.h"
 #include "local/local_agents.h"
 #include "ops/store_access.h"
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
+#include "pg/roles.h"
 #include "pg/server_files.h"
 #include "pg/server_queries.h"
 #include "pg/slot_queries.h"
@@ -23,6 +26,9 @@ namespace tandem {
 namespace {
 
 constexpr std::string_view kHbaMarker = "# tandem (adopt):";
+// Nodes on several machines: tandem's lines between the hosts, above the one above if it is
+// there (connecting first may have added it).
+constexpr std::string_view kHostsHbaMarker = "# tandem (adopt, several machines):";
 
 // The superuser over the node's socket as the server runs now (a standby may still use its
 // own socket directory until its restart).
@@ -33,19 +39,27 @@ Result<Connection> connect_now(const Context& context, const NodeConfig& node,
   return connect_local_admin(as_found, node);
 }
 
-Status write_passwords(Context& context, const AdoptionPlan& plan) {
+// A line for `role` added to tandem's password file (made if absent, mode 0600).
+Status add_password(Context& context, const std::string& role, const std::string& password) {
+  const ClusterConfig& config = context.config;
+  std::string existing = read_file(config.password_file).value_or("");
+  std::string text = render_passfile({{role, password}});
+  if (!existing.empty()) {
+    if (existing.back() != '\n') existing += '\n';
+    text = existing + text.substr(text.find('\n') + 1);  // without a second header
+  }
+  return write_owned_file(config.password_file, text, context.os_user, 0600);
+}
+
+Status write_passwords(Context& context, const std::optional<std::string>& replication_password) {
   const ClusterConfig& config = context.config;
   if (auto token = ensure_secret_file(config.api.token_file); !token) {
     return std::unexpected(token.error());
   }
-  if (!plan.replication_password) return {};
+  if (!replication_password) return {};
   std::string existing = read_file(config.password_file).value_or("");
   if (find_password(existing, config.replication.user)) return {};
-  if (auto ok =
-          write_owned_file(config.password_file,
-                           render_passfile({{config.replication.user, *plan.replication_password}}),
-                           context.os_user, 0600);
-      !ok) {
+  if (auto ok = add_password(context, config.replication.user, *replication_password); !ok) {
     return ok;
   }
   context.report(fmt::format("the password of {} (from primary_conninfo) kept in {} (mode 0600)",
@@ -82,20 +96,21 @@ Status include_tandem_conf(Context& context, const NodeConfig& node) {
 // and root), the user's own lines kept after it. The map first: a line naming a map that is not
 // there yet would refuse everyone it matches. Each file is checked on its own (a run
 // interrupted between the two finishes the other).
-Status add_superuser_line(Context& context, const NodeConfig& node) {
+Status add_ident_map(Context& context, const NodeConfig& node) {
   const ClusterConfig& config = context.config;
   std::string ident_path = node.data_dir + "/pg_ident.conf";
   auto ident = read_file_nofollow(ident_path);
   if (!ident) return std::unexpected(ident.error());
-  if (ident->find(kHbaMarker) == std::string::npos) {
-    if (auto ok = append(ident_path,
-                         fmt::format("\n{} root and {} are {}.\n{} {} {}\n{} root {}\n", kHbaMarker,
-                                     config.os_user, config.superuser, kIdentMap, config.os_user,
-                                     config.superuser, kIdentMap, config.superuser));
-        !ok) {
-      return ok;
-    }
-  }
+  if (ident->find(kHbaMarker) != std::string::npos) return {};
+  return append(ident_path,
+                fmt::format("\n{} root and {} are {}.\n{} {} {}\n{} root {}\n", kHbaMarker,
+                            config.os_user, config.superuser, kIdentMap, config.os_user,
+                            config.superuser, kIdentMap, config.superuser));
+}
+
+Status add_superuser_line(Context& context, const NodeConfig& node) {
+  const ClusterConfig& config = context.config;
+  if (auto ok = add_ident_map(context, node); !ok) return ok;
   std::string hba_path = node.data_dir + "/pg_hba.conf";
   auto hba = read_file_nofollow(hba_path);
   if (!hba) return std::unexpected(hba.error());
@@ -271,11 +286,16 @@ Status record_in_store(Context& context, const NodeConfig& primary, const Server
   ClusterLayout layout(context.config.name);
   // The lease and the claim first, `initialize` last (the mark a second run reads): a run that
   // stops in between finds the cluster not adopted and writes them again (create-if-absent),
-  // and no agent starts before the lease names the primary.
-  for (const auto& [key, value] :
-       {std::pair{layout.leader(), primary.name},
-        {layout.timeline(), encode_timeline_claim(server.timeline, primary.name)},
-        {layout.initialize(), primary.name}}) {
+  // and no agent starts before the lease names the primary. On several machines the mark that
+  // it is being adopted comes before them all (see ClusterView::adopting).
+  std::vector<std::pair<std::string, std::string>> keys = {
+      {layout.leader(), primary.name},
+      {layout.timeline(), encode_timeline_claim(server.timeline, primary.name)},
+      {layout.initialize(), primary.name}};
+  if (context.config.on_several_machines()) {
+    keys.insert(keys.begin(), {layout.adopting(), primary.name});
+  }
+  for (const auto& [key, value] : keys) {
     auto written = (*store)->create(key, value, std::nullopt);
     if (!written && written.error().code != ErrorCode::kConflict) {
       return std::unexpected(written.error());
@@ -292,8 +312,10 @@ Status record_in_store(Context& context, const NodeConfig& primary, const Server
                       .reason = "adopted by tandem: a running primary and its standbys"}),
       std::nullopt);
   if (!written) return std::unexpected(written.error());
-  context.report(fmt::format("the store ({}) knows the cluster: {} leads on timeline {}",
-                             context.config.store_file, primary.name, server.timeline));
+  context.report(
+      fmt::format("the store ({}) knows the cluster: {} leads on timeline {}",
+                  context.config.on_several_machines() ? "etcd" : context.config.store_file,
+                  primary.name, server.timeline));
   return {};
 }
 
@@ -344,6 +366,261 @@ Result<bool> adopted_already(Context& context) {
   return snapshot->find(layout.initialize()) != nullptr;
 }
 
+// ---- Several machines: `tandem adopt --node NAME` on each node's own host ----
+
+// tandem's lines first in pg_hba.conf for nodes on several machines: the superuser over the
+// socket (peer, through the ident map), and from the nodes' networks the replication role and
+// the superuser with their passwords — md5 for a role whose password is stored as md5 (the
+// scram-sha-256 method would refuse it), scram-sha-256 otherwise. The user's lines are kept
+// after them.
+Status add_hosts_hba(Context& context, const NodeConfig& node, Connection& connection) {
+  const ClusterConfig& config = context.config;
+  std::string hba_path = node.data_dir + "/pg_hba.conf";
+  auto hba = read_file_nofollow(hba_path);
+  if (!hba) return std::unexpected(hba.error());
+  if (hba->find(kHostsHbaMarker) != std::string::npos) return {};
+  if (auto ok = add_ident_map(context, node); !ok) return ok;
+  std::map<std::string, std::string> methods;
+  for (const std::string& role : {config.replication.user, config.superuser}) {
+    auto kind = password_kind(connection, role);
+    if (!kind) return std::unexpected(kind.error());
+    methods[role] = *kind == PasswordKind::kMd5 ? "md5" : "scram-sha-256";
+  }
+  std::string lines = fmt::format("local all {} peer map={}\n", config.superuser, kIdentMap);
+  for (const std::string& network : config.replication.networks) {
+    lines += fmt::format("host replication {} {} {}\n", config.replication.user, network,
+                         methods[config.replication.user]);
+  }
+  for (const std::string& network : config.replication.networks) {
+    lines +=
+        fmt::format("host all {} {} {}\n", config.superuser, network, methods[config.superuser]);
+  }
+  std::string block = fmt::format(
+      "{} its agents connect as {} over the socket; between the nodes, {} and {} with the "
+      "passwords of tandem's password file.\n{}\n",
+      kHostsHbaMarker, config.superuser, config.replication.user, config.superuser, lines);
+  if (auto ok = write_owned_file(hba_path, block + *hba, context.os_user, 0600); !ok) return ok;
+  context.report(fmt::format(
+      "{}: pg_hba.conf starts with tandem's lines (yours kept after them): {} over the socket, "
+      "{} ({}) and {} ({}) from {}",
+      node.name, config.superuser, config.replication.user, methods[config.replication.user],
+      config.superuser, methods[config.superuser], fmt::join(config.replication.networks, ", ")));
+  return context.controller.reload(node);
+}
+
+// The superuser's password, which the agents of the other hosts log in with: the one in the
+// password file; on the primary set from it, or made and kept there first, when the role has
+// none. A password the file does not hold is never replaced.
+Status ensure_superuser_password(Context& context, Connection& connection, bool primary) {
+  const ClusterConfig& config = context.config;
+  auto known = find_password(read_file(config.password_file).value_or(""), config.superuser);
+  auto kind = password_kind(connection, config.superuser);
+  if (!kind) return std::unexpected(kind.error());
+  if (known && *kind != PasswordKind::kNone) return {};  // tried by logging in over TCP
+  if (*kind != PasswordKind::kNone) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("the superuser {} has a password that {} does not hold: add the line "
+                            "*:*:*:{}:PASSWORD to it (mode 0600, the same file on every host)",
+                            config.superuser, config.password_file, config.superuser));
+  }
+  if (!primary) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("the superuser {} has no password yet: adopt the primary's node "
+                            "first (it sets one)",
+                            config.superuser));
+  }
+  std::string password;
+  if (known) {
+    password = *known;
+  } else {
+    auto made = random_password();
+    if (!made) return std::unexpected(made.error());
+    password = *made;
+    // Kept before it is set: an adoption interrupted in between sets the same one again.
+    if (auto ok = add_password(context, config.superuser, password); !ok) return ok;
+  }
+  auto verifier = connection.encrypt_password(password, config.superuser);
+  if (!verifier) return std::unexpected(verifier.error());
+  if (auto ok = set_role_password(connection, config.superuser, *verifier); !ok) return ok;
+  context.report(fmt::format(
+      "the superuser {} had no password: set the one in {}{} (the agents of the other hosts log "
+      "in with it)",
+      config.superuser, config.password_file,
+      known ? "" : ", made now: copy that file to every host before adopting its node"));
+  return {};
+}
+
+// The state the node's agent publishes in the store, if it does.
+std::optional<PgState> published_state(Context& context, const std::string& name) {
+  auto store = open_cluster_store(context.config, context.clock);
+  if (!store) return std::nullopt;
+  ClusterLayout layout(context.config.name);
+  auto snapshot = (*store)->read(layout.prefix());
+  if (!snapshot) return std::nullopt;
+  ClusterView view = layout.view(*snapshot);
+  auto member = view.members.find(name);
+  if (member == view.members.end()) return std::nullopt;
+  return member->second.state;
+}
+
+// A standby adopted on its own host, seen from the primary's: its agent publishes it as a
+// standby, and over TCP (as the agents reach each other) it streams from `primary` with
+// tandem's settings in force (none waits for a restart).
+bool adopted_standby(Context& context, const NodeConfig& node, const NodeConfig& primary) {
+  if (published_state(context, node.name) != PgState::kStandby) return false;
+  auto connection = connect_admin(context.config, node);
+  if (!connection) return false;
+  auto pending = pending_restart(*connection);
+  auto position = standby_position(*connection);
+  return pending && pending->empty() && position && position->sender_port == primary.port;
+}
+
+// The turn to have a node restarted (adopt_turn, with a TTL: an adoption killed meanwhile does
+// not keep it): taken when free or ours already, waited for while another host's has it.
+constexpr std::chrono::minutes kTurnTtl{3};
+
+Status take_turn(Context& context, Store& store, const std::string& name) {
+  ClusterLayout layout(context.config.name);
+  std::string key = layout.adopt_turn();
+  std::string holder;
+  bool taken =
+      poll_until(context.clock, std::chrono::minutes(10), std::chrono::milliseconds(200), [&] {
+        if (store.create(key, name, kTurnTtl)) return true;
+        auto snapshot = store.read(key);
+        const StoredValue* held = snapshot ? snapshot->find(key) : nullptr;
+        if (held != nullptr && held->value == name) {
+          return store.put(key, name, kTurnTtl).has_value();
+        }
+        if (held != nullptr && holder != held->value) {
+          holder = held->value;
+          context.report(
+              fmt::format("{}: waiting while {}'s agent restarts it (never two nodes "
+                          "down at once)",
+                          name, holder));
+        }
+        return false;
+      });
+  if (!taken) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("{} waited 10 minutes for {}'s restart to end", name, holder));
+  }
+  return {};
+}
+
+void give_turn_back(Context& context, Store& store, const std::string& name) {
+  ClusterLayout layout(context.config.name);
+  std::string key = layout.adopt_turn();
+  auto snapshot = store.read(key);
+  const StoredValue* held = snapshot ? snapshot->find(key) : nullptr;
+  if (held != nullptr && held->value == name) (void)store.remove(key, held->mod_revision);
+}
+
+// `node`'s agent started, in its turn, and seen to have restarted it in its role.
+Status restart_by_agent(Context& context, const std::string& config_path, const NodeConfig& node,
+                        const ServerFacts& server, const NodeConfig& primary) {
+  auto store = open_cluster_store(context.config, context.clock);
+  if (!store) return std::unexpected(store.error());
+  if (auto ok = take_turn(context, **store, node.name); !ok) return ok;
+  if (node.name == primary.name) {
+    if (auto connection = connect_now(context, node, server)) (void)checkpoint(*connection);
+  }
+  if (auto ok = ensure_owned_dir(context.config.log_dir, context.os_user, 0755); !ok) {
+    give_turn_back(context, **store, node.name);
+    return ok;
+  }
+  auto started = context.clock.steady_now();
+  Status done = start_agent(context, config_path, node);
+  if (done) done = wait_taken_over(context, node, server, primary);
+  give_turn_back(context, **store, node.name);
+  if (!done) return done;
+  context.report(fmt::format(
+      "{}: its agent restarted it with tandem's settings; {} ({} ms after its agent started)",
+      node.name,
+      node.name == primary.name ? "it accepts writes again" : "it streams from " + primary.name,
+      std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() - started)
+          .count()));
+  return {};
+}
+
+// The primary's host, once the store knows the cluster: every standby adopted on its own host
+// (waited for, up to 10 minutes, saying how), then the primary restarted in place by its agent.
+Status finish_primary(Context& context, const std::string& config_path, const NodeConfig& node,
+                      const ServerFacts& server) {
+  const ClusterConfig& config = context.config;
+  if (!running_agent(config, node)) {
+    std::set<std::string> said;
+    bool all =
+        poll_until(context.clock, std::chrono::minutes(10), std::chrono::milliseconds(500), [&] {
+          bool done = true;
+          for (const NodeConfig& other : config.nodes) {
+            if (other.name == node.name || adopted_standby(context, other, node)) {
+              continue;
+            }
+            done = false;
+            if (said.insert(other.name).second) {
+              context.report(
+                  fmt::format("waiting for {} to be adopted on its host ({}): tandem -c "
+                              "{} adopt --node {}",
+                              other.name, other.host, config_path, other.name));
+            }
+          }
+          return done;
+        });
+    if (!all) {
+      return fail(ErrorCode::kTimeout,
+                  "the standbys were not all adopted within 10 minutes: adopt each on its host, "
+                  "then run this again");
+    }
+    if (auto ok = restart_by_agent(context, config_path, node, server, node); !ok) return ok;
+  } else if (auto ok = wait_taken_over(context, node, server, node); !ok) {
+    return ok;
+  }
+  // Its agent runs it now, under its watchdog: the standbys may prove it fenced again.
+  auto store = open_cluster_store(config, context.clock);
+  if (!store) return std::unexpected(store.error());
+  ClusterLayout layout(config.name);
+  auto mark = (*store)->read(layout.adopting());
+  if (!mark) return std::unexpected(mark.error());
+  if (const StoredValue* held = mark->find(layout.adopting())) {
+    if (auto ok = (*store)->remove(layout.adopting(), held->mod_revision); !ok) return ok;
+    context.report(
+        fmt::format("{} is adopted: the agents may fail it over from now on", node.name));
+  }
+  return wait_cluster_ready(context, std::chrono::minutes(3));
+}
+
+Status adopt_primary_node(Context& context, const std::string& config_path, const NodeConfig& node,
+                          const ServerFacts& server) {
+  const ClusterConfig& config = context.config;
+  if (auto ok = write_passwords(context, std::nullopt); !ok) return ok;
+  auto connection = connect_adding_hba(context, node, server);
+  if (!connection) return std::unexpected(connection.error());
+  if (auto ok = add_hosts_hba(context, node, *connection); !ok) return ok;
+  if (auto ok = ensure_superuser_password(context, *connection, true); !ok) return ok;
+  if (auto ok = check_replication(context, node, server); !ok) return ok;
+  if (auto ok = prepare_node(context, node, server, node); !ok) return ok;
+  if (auto admin = connect_admin(config, node); !admin) {
+    return fail_with_context(admin.error(), fmt::format("the superuser cannot log in to {} over "
+                                                        "TCP as the other hosts' agents will",
+                                                        node.name));
+  }
+  if (auto ok = record_in_store(context, node, server); !ok) return ok;
+  return finish_primary(context, config_path, node, server);
+}
+
+Status adopt_standby_node(Context& context, const std::string& config_path, const NodeConfig& node,
+                          const ServerFacts& server, const NodeAdoption& adoption,
+                          const NodeConfig& upstream) {
+  if (auto ok = write_passwords(context, adoption.replication_password); !ok) return ok;
+  auto connection = connect_adding_hba(context, node, server);
+  if (!connection) return std::unexpected(connection.error());
+  if (auto ok = ensure_superuser_password(context, *connection, false); !ok) return ok;
+  if (auto ok = add_hosts_hba(context, node, *connection); !ok) return ok;
+  if (auto ok = prepare_node(context, node, server, upstream); !ok) return ok;
+  if (auto ok = wait_streaming(context, node, server, upstream); !ok) return ok;
+  return restart_by_agent(context, config_path, node, server, upstream);
+}
+
 }  // namespace
 
 Status adopt_servers(Context& context, const std::string& config_path, const AdoptionPlan& plan,
@@ -363,7 +640,7 @@ Status adopt_servers(Context& context, const std::string& config_path, const Ado
     context.report("the store knows this cluster already: finishing the adoption");
     return start_agents(context, config_path, servers, **primary);
   }
-  if (auto ok = write_passwords(context, plan); !ok) return ok;
+  if (auto ok = write_passwords(context, plan.replication_password); !ok) return ok;
   if (auto ok = check_replication(context, **primary, *primary_facts); !ok) return ok;
   for (std::size_t index = 0; index < config.nodes.size(); ++index) {
     if (auto ok = prepare_node(context, config.nodes[index], servers[index], **primary); !ok) {
@@ -409,6 +686,93 @@ Status resume_options(const ClusterConfig& existing, const std::vector<ServerFac
     return fail(ErrorCode::kConflict,
                 fmt::format("{} names {} nodes, and {} data directories were given", path,
                             existing.nodes.size(), servers.size()));
+  }
+  return {};
+}
+
+Result<NodeAdoptionStep> check_node_adoption(Context& context, const std::string& config_path,
+                                             const NodeConfig& node, const NodeAdoption& adoption) {
+  const ClusterConfig& config = context.config;
+  auto store = open_cluster_store(config, context.clock);
+  if (!store) return std::unexpected(store.error());
+  ClusterLayout layout(config.name);
+  auto snapshot = (*store)->read(layout.prefix());
+  if (!snapshot) return std::unexpected(snapshot.error());
+  const StoredValue* initialized = snapshot->find(layout.initialize());
+  const StoredValue* leader = snapshot->find(layout.leader());
+  std::string passwords = read_file(config.password_file).value_or("");
+  auto refuse = [](std::string why) -> Result<NodeAdoptionStep> {
+    return fail(ErrorCode::kConflict, std::move(why));
+  };
+  if (!adoption.standby) {
+    if (initialized != nullptr && initialized->value == node.name) {
+      return NodeAdoptionStep::kPrimaryResumed;
+    }
+    if (initialized != nullptr) {
+      return refuse(
+          fmt::format("the store knows cluster {} already, made or adopted with {} as "
+                      "its primary: {} is not that primary",
+                      config.name, initialized->value, node.name));
+    }
+    if (!find_password(passwords, config.replication.user)) {
+      return refuse(
+          fmt::format("{} holds no password for {}: add the line *:*:*:{}:PASSWORD to "
+                      "it (mode 0600; the standbys' primary_conninfo may show it), the "
+                      "same file on every host",
+                      config.password_file, config.replication.user, config.replication.user));
+    }
+    return NodeAdoptionStep::kPrimary;
+  }
+  auto upstream = config.node(adoption.upstream);
+  if (!upstream) return std::unexpected(upstream.error());
+  if (initialized == nullptr) {
+    return refuse(
+        fmt::format("the store does not know cluster {} yet: adopt its primary first, "
+                    "on its host ({}): tandem -c {} adopt --node {}",
+                    config.name, (*upstream)->host, config_path, adoption.upstream));
+  }
+  if (running_agent(config, node)) return NodeAdoptionStep::kStandbyResumed;
+  if (leader == nullptr || leader->value != adoption.upstream) {
+    return refuse(
+        fmt::format("{} streams from {}, and {}: adopt it once it streams from the "
+                    "leader (tandem rejoin {})",
+                    node.name, adoption.upstream,
+                    leader == nullptr ? "nobody leads" : leader->value + " leads", node.name));
+  }
+  if (!adoption.replication_password && !find_password(passwords, config.replication.user)) {
+    return refuse(fmt::format(
+        "{}'s primary_conninfo holds no password and {} none for {}: add "
+        "the line *:*:*:{}:PASSWORD to it (mode 0600)",
+        node.name, config.password_file, config.replication.user, config.replication.user));
+  }
+  if (!find_password(passwords, config.superuser)) {
+    return refuse(
+        fmt::format("{} holds no password for the superuser {}: copy it from {}'s "
+                    "host, where adopting the primary wrote it (the same file on every "
+                    "host)",
+                    config.password_file, config.superuser, adoption.upstream));
+  }
+  return NodeAdoptionStep::kStandby;
+}
+
+Status adopt_node(Context& context, const std::string& config_path, const NodeConfig& node,
+                  const ServerFacts& server, const NodeAdoption& adoption, NodeAdoptionStep step) {
+  switch (step) {
+    case NodeAdoptionStep::kPrimary:
+      return adopt_primary_node(context, config_path, node, server);
+    case NodeAdoptionStep::kPrimaryResumed:
+      context.report("the store knows this cluster already: finishing the adoption");
+      return finish_primary(context, config_path, node, server);
+    case NodeAdoptionStep::kStandby:
+    case NodeAdoptionStep::kStandbyResumed: {
+      auto upstream = context.config.node(adoption.upstream);
+      if (!upstream) return std::unexpected(upstream.error());
+      if (step == NodeAdoptionStep::kStandby) {
+        return adopt_standby_node(context, config_path, node, server, adoption, **upstream);
+      }
+      context.report(fmt::format("{}'s agent runs already: finishing the adoption", node.name));
+      return wait_taken_over(context, node, server, **upstream);
+    }
   }
   return {};
 }

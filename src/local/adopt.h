@@ -30,6 +30,28 @@ namespace tandem {
 Status adopt_servers(Context& context, const std::string& config_path, const AdoptionPlan& plan,
                      const std::vector<ServerFacts>& servers);
 
+// `tandem adopt --node NAME` on the node's own host, nodes on several machines (etcd), the
+// config (the same file on every host) written by the person. The primary's host goes first:
+// tandem's lines first in pg_hba.conf (the superuser over the socket, the replication role and
+// the superuser between the nodes), the superuser's password (set from the password file, or
+// made and kept there, when it has none), every standby's slot, tandem.conf, the store told that
+// it leads; then it waits for the standbys. Each standby's host, once the store knows the
+// cluster: the same files, streaming from the primary as tandem says, then its agent restarts
+// it. The primary's agent restarts it last, in place. One node restarts at a time across the
+// hosts (the store's adopt_turn). Each step is done only if not done yet: run again after an
+// interruption, it finishes the job. `adoption` is what plan_node_adoption made of `server`;
+// `step` what check_node_adoption found.
+enum class NodeAdoptionStep { kPrimary, kPrimaryResumed, kStandby, kStandbyResumed };
+Status adopt_node(Context& context, const std::string& config_path, const NodeConfig& node,
+                  const ServerFacts& server, const NodeAdoption& adoption, NodeAdoptionStep step);
+// Where adopt_node would start for this node, or why it is refused, changing nothing: the
+// store knows another primary; a standby before its primary (the store does not know the
+// cluster yet) or streaming from another node than the leader; the password file without the
+// replication role's password (nor the standby's primary_conninfo), or, on a standby's host,
+// without the superuser's.
+Result<NodeAdoptionStep> check_node_adoption(Context& context, const std::string& config_path,
+                                             const NodeConfig& node, const NodeAdoption& adoption);
+
 // A second run (an adoption interrupted) keeps the names, the cluster and the API ports the
 // first one wrote to `existing` (a standby's slot name, read from postgresql.auto.conf the first
 // time, is no longer there); refused when `existing` describes other servers.

@@ -13,23 +13,10 @@
 #include "pg/roles.h"
 #include "pg/server_files.h"
 #include "proc/safe_file.h"
+#include "proc/secret_file.h"
 
 namespace tandem {
 namespace {
-
-// 32 characters from [A-Za-z0-9]: about 190 bits, and nothing to escape anywhere.
-Result<std::string> random_password() {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char bytes[32];
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  bool read_all = fd >= 0 && read(fd, bytes, sizeof(bytes)) == sizeof(bytes);
-  if (fd >= 0) close(fd);
-  if (!read_all) return fail(ErrorCode::kFailed, "cannot read /dev/urandom");
-  std::string password;
-  for (unsigned char byte : bytes) password += kAlphabet[byte % (sizeof(kAlphabet) - 1)];
-  return password;
-}
 
 // The password of each role tandem creates: kept from an existing password file, otherwise
 // new. The file is written only when something was added.

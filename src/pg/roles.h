@@ -16,6 +16,11 @@ Status set_role_password(Connection& connection, const std::string& role,
 Status create_login_role(Connection& connection, const std::string& role, bool replication,
                          const std::string& verifier);
 
+// How a role's password is stored (pg_authid.rolpassword): what pg_hba.conf's method must
+// accept for it. kNone also when the role does not exist.
+enum class PasswordKind { kNone, kMd5, kScram };
+Result<PasswordKind> password_kind(Connection& connection, const std::string& role);
+
 Status create_database(Connection& connection, const std::string& database,
                        const std::string& owner);
 

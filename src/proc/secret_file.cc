@@ -34,6 +34,20 @@ std::string trimmed(std::string text) {
 
 }  // namespace
 
+Result<std::string> random_password() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::array<unsigned char, 32> bytes{};
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  bool read_all =
+      fd >= 0 && read(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  if (fd >= 0) close(fd);
+  if (!read_all) return fail(ErrorCode::kFailed, "cannot read /dev/urandom");
+  std::string password;
+  for (unsigned char byte : bytes) password += kAlphabet[byte % (sizeof(kAlphabet) - 1)];
+  return password;
+}
+
 Result<std::string> ensure_secret_file(const std::string& path) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {

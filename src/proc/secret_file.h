@@ -11,6 +11,9 @@ namespace tandem {
 // unless it exists. Returns the token in the file either way.
 Result<std::string> ensure_secret_file(const std::string& path);
 
+// A new password: 32 characters from [A-Za-z0-9] (about 190 bits, nothing to escape anywhere).
+Result<std::string> random_password();
+
 // The secret in `path`, without surrounding whitespace. Refuses (kPermissionDenied) a file that
 // its group or others may read or write, and an empty one.
 Result<std::string> read_secret_file(const std::string& path);

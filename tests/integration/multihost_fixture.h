@@ -47,8 +47,9 @@ class MultiHostTest : public ::testing::Test {
  protected:
   // `spare_hosts`: hosts without a node at first (after the etcd members'), for members added
   // at run time.
-  explicit MultiHostTest(int nodes = 3, int spare_hosts = 0)
-      : nodes_(nodes), spare_hosts_(spare_hosts) {}
+  // `start_agents`: false for servers a test builds by hand (adopted later).
+  explicit MultiHostTest(int nodes = 3, int spare_hosts = 0, bool start_agents = true)
+      : nodes_(nodes), spare_hosts_(spare_hosts), start_agents_(start_agents) {}
 
   void SetUp() override {
     char pattern[] = "/tmp/tandem-hosts-XXXXXX";
@@ -90,6 +91,7 @@ class MultiHostTest : public ::testing::Test {
     std::ofstream(config_path_) << render_config(config_);
     ASSERT_TRUE(ensure_secret_file(config_.api.token_file));
     agents_.resize(nodes_);
+    if (!start_agents_) return;
     for (int index = 0; index < nodes_; ++index) start_agent(index);
   }
 
@@ -329,6 +331,7 @@ class MultiHostTest : public ::testing::Test {
 
   int nodes_;
   int spare_hosts_;
+  bool start_agents_;
   std::string dir_;
   std::string config_path_;
   ClusterConfig config_;  // what the agents run (tandem.yaml)

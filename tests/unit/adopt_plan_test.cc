@@ -198,5 +198,83 @@ TEST(AdoptPlan, RefusesWhatItCannotAdoptWithTheReason) {
   }
 }
 
+// adopt --node on a node's own host (several machines): the config is the person's, the facts
+// this host's server.
+ClusterConfig hosts_config() {
+  ClusterConfig config;
+  config.name = "prod";
+  config.os_user = "postgres";
+  config.etcd.endpoints = {"http://10.0.0.21:2379"};
+  config.replication.user = "repl_user";
+  config.replication.networks = {"10.0.0.11/32", "10.0.0.12/32"};
+  config.nodes = {{.name = "node1", .host = "10.0.0.11", .port = 5432, .data_dir = "/srv/pg1"},
+                  {.name = "node2", .host = "10.0.0.12", .port = 5432, .data_dir = "/srv/pg2"}};
+  return config;
+}
+ServerFacts hosts_standby() {
+  ServerFacts facts = standby();
+  facts.data_dir = "/srv/pg2";
+  facts.port = 5432;
+  facts.upstream["host"] = "10.0.0.11";
+  return facts;
+}
+
+TEST(AdoptPlan, ANodeOnItsOwnHost) {
+  auto standby_here = plan_node_adoption(hosts_config(), "node2", hosts_standby(), "15");
+  ASSERT_TRUE(standby_here) << standby_here.error().message;
+  EXPECT_TRUE(standby_here->standby);
+  EXPECT_EQ(standby_here->upstream, "node1");
+  EXPECT_EQ(standby_here->replication_password, "secret");
+  EXPECT_TRUE(standby_here->without_checksums);
+  ServerFacts resumed = primary();
+  resumed.data_dir = "/srv/pg1";
+  resumed.managed_by_tandem = true;  // a second run finds tandem.conf there
+  resumed.data_checksums = true;
+  auto primary_here = plan_node_adoption(hosts_config(), "node1", resumed, "15");
+  ASSERT_TRUE(primary_here) << primary_here.error().message;
+  EXPECT_FALSE(primary_here->standby);
+  EXPECT_FALSE(primary_here->without_checksums);
+
+  struct Case {
+    const char* what;
+    std::function<void(ClusterConfig&, ServerFacts&, std::string&)> change;
+    const char* says;
+  };
+  std::vector<Case> cases = {
+      {"one machine", [](auto& c, auto&, auto&) { c.etcd.endpoints.clear(); },
+       "name the data directories"},
+      {"a node the config does not list", [](auto&, auto&, auto& n) { n = "node9"; },
+       "lists no node node9"},
+      {"another major version", [](auto&, auto& f, auto&) { f.pg_version = "14"; },
+       "is PostgreSQL 14"},
+      {"not running", [](auto&, auto& f, auto&) { f.running = false; }, "is not running"},
+      {"another OS user", [](auto&, auto& f, auto&) { f.os_user = "alice"; },
+       "the config's os_user is postgres"},
+      {"another port", [](auto&, auto& f, auto&) { f.port = 5433; },
+       "listens on port 5433, and the config gives node2 port 5432"},
+      {"logical decoding", [](auto&, auto& f, auto&) { f.wal_level = "logical"; },
+       "wal_level = logical"},
+      {"streaming from a server the config does not list",
+       [](auto&, auto& f, auto&) { f.upstream["host"] = "10.0.0.99"; },
+       "streams from 10.0.0.99:5432, which is no other node"},
+      {"streaming from itself", [](auto&, auto& f, auto&) { f.upstream["host"] = "10.0.0.12"; },
+       "which is no other node"},
+      {"no primary_conninfo", [](auto&, auto& f, auto&) { f.upstream.clear(); },
+       "streaming from nobody"},
+      {"another replication role", [](auto&, auto& f, auto&) { f.upstream["user"] = "other"; },
+       "replicates as 'other', and the config's replication.user is 'repl_user'"},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.what);
+    ClusterConfig config = hosts_config();
+    ServerFacts facts = hosts_standby();
+    std::string name = "node2";
+    each.change(config, facts, name);
+    auto plan = plan_node_adoption(config, name, facts, "15");
+    ASSERT_FALSE(plan);
+    EXPECT_NE(plan.error().message.find(each.says), std::string::npos) << plan.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace tandem

@@ -388,6 +388,10 @@ TEST(Decide, QuorumFencing) {
   NodeObservation follower = observed(PgState::kStandby, "node1");
   ClusterView led_by_node1 = view_with("node1", {standby("node2", 500), standby("node3", 400)});
   ClusterView nobody = view_with(std::nullopt, {standby("node2", 500), standby("node3", 400)});
+  ClusterView adopting_node1 = led_by_node1;
+  adopting_node1.adopting = "node1";
+  ClusterView adopting_another = led_by_node1;
+  adopting_another.adopting = "node3";
   const milliseconds proof = proof_of_fencing(quorum);
   const std::vector<Case> cases = {
       {"store down, primary reaches a majority: keeps writing", std::nullopt,
@@ -430,6 +434,14 @@ TEST(Decide, QuorumFencing) {
        quorum},
       {"the leader is proven fenced and its lease unchanged: take over before it expires",
        led_by_node1, lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof),
+       Action::kTakeOver, "node1 has not been heard from by a majority", quorum},
+      {"the leader is proven fenced, but adopt has not handed its server to its agent: no "
+       "watchdog fences it, no takeover",
+       adopting_node1,
+       lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof * 10),
+       Action::kNone, "its agent does not run it yet", quorum},
+      {"a mark naming another node changes nothing", adopting_another,
+       lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof),
        Action::kTakeOver, "node1 has not been heard from by a majority", quorum},
       {"the leader is proven fenced but renewed its lease: no takeover", led_by_node1,
        lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof / 2),
