@@ -238,6 +238,7 @@ Decision Agent::cycle() {
   watch_postmaster(node.state == PgState::kPrimary ||
                    (node.state == PgState::kStarting && node.data_was_primary) ||
                    promoting_postmaster_ != 0);
+  node.postmaster_watched = writable_postmaster_ != 0;
   note_watchdog_fence();
   Decision decision =
       act ? decide(view, node, ha_, clock_.steady_now())
@@ -482,18 +483,12 @@ Status Agent::carry_out(NodeRequest request) {
     // store slow to answer the keeper meanwhile) may have outlasted it, and another node may
     // lead now (the simulation, seed 2768: two primaries).
     bool leader = view.leader_is(self_.name);
-    if (!leader) {
-      // Restarted in its role, a primary without the lease would write unwatched beside the
-      // leader (the simulation, seed 2768: a restart requested of the leader, served after a
-      // slow read of the store had seen its lease lapse).
-      NodeObservation now = node_.observe();
-      if (now.state == PgState::kPrimary || now.data_was_primary) {
-        return fail(
-            ErrorCode::kConflict,
-            fmt::format("{} does not hold the lease, and its data is a primary's: it is not "
-                        "restarted as one (its agent fences or rejoins it)",
-                        self_.name));
-      }
+    // Restarted in its role, a primary without the lease would write unwatched beside the
+    // leader (the simulation, seed 2768: a restart requested of the leader, served after a slow
+    // read of the store had seen its lease lapse); one behind another's claim beside the
+    // claimant (fresh seed 540497786959).
+    if (auto refused = restart_refusal(view, node_.observe(), self_.name)) {
+      return fail(ErrorCode::kConflict, *refused);
     }
     Status restarted = node_.restart(
         [this, leader]() -> Status {
@@ -537,6 +532,9 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return node_.start_standby(decision.source);
     case Action::kRenewLease:
       if (decision.remove_request) remove_request(*view);
+      if (decision.end_adoption) {
+        (void)store_.remove(layout_.adopting(), view->adopting_revision);
+      }
       return renew_or_fence(*view, node, decision.on_renewal_failure);
     case Action::kAcquireLease:
       return lease_.acquire();

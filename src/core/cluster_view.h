@@ -142,6 +142,7 @@ struct ClusterView {
   // server its agent has not restarted yet. No watchdog fences that server, so its agent's
   // silence proves nothing: nobody takes its lease over.
   std::optional<std::string> adopting;
+  std::int64_t adopting_revision = 0;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };
@@ -149,6 +150,9 @@ struct ClusterView {
 // What an agent sees of its own node this cycle.
 struct NodeObservation {
   PgState state = PgState::kNoData;
+  // Its watchdog watches the postmaster, which this agent started: one it did not start (an
+  // adopted server before its agent restarted it) no watchdog can fence.
+  bool postmaster_watched = false;
   bool data_was_primary = false;  // data directory without standby.signal
   TimelineId timeline = 0;
   std::optional<Lsn> received_lsn;

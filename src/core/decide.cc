@@ -689,6 +689,8 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
     decision.on_renewal_failure = config.quorum_fencing ? RenewalFailure::kFenceIfTakenOver
                                                         : RenewalFailure::kFenceIfPastDeadline;
     decision.remove_request = view && request_done(*view, config);
+    // Its agent runs the adopted server now, under its watchdog: the mark goes.
+    decision.end_adoption = view && view->adopting == config.self && node.postmaster_watched;
   }
   if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
     return;
@@ -709,6 +711,27 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
 }
 
 }  // namespace
+
+std::optional<std::string> restart_refusal(const ClusterView& view, const NodeObservation& now,
+                                           const std::string& self) {
+  bool primary_data = now.state == PgState::kPrimary || now.data_was_primary;
+  if (!primary_data) return std::nullopt;
+  if (!view.leader_is(self)) {
+    return fmt::format(
+        "{} does not hold the lease, and its data is a primary's: it is not "
+        "restarted as one (its agent fences or rejoins it)",
+        self);
+  }
+  if (auto behind = now.timeline == 0
+                        ? std::nullopt
+                        : behind_claimed_timeline(view.timeline_claim, self, now.timeline)) {
+    return fmt::format(
+        "{} holds the lease, but {}: it is not restarted as a primary (its agent "
+        "releases the lease)",
+        self, *behind);
+  }
+  return std::nullopt;
+}
 
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
                 const HaConfig& config, TimePoint now) {

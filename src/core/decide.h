@@ -109,6 +109,9 @@ struct Decision {
   // The leader's running primary: a scheduled backup to start beside the cycle (the backup
   // runner takes it from a streaming standby; core/backup_schedule.h).
   std::optional<ScheduledBackup> backup;
+  // A renewal by the node the store's `adopting` mark names, its postmaster watched: the mark
+  // removed (ClusterView::adopting), as adopt removes it once it sees the agent run the node.
+  bool end_adoption = false;
 };
 
 // How long a process resumed while it held the embedded store's write lock stopped may stay so
@@ -124,6 +127,15 @@ std::chrono::milliseconds stopped_lock_holder_limit(const HaConfig& ha);
 // renew_deadline + 4 cycles + 10 ms are needed; renew_deadline + 5 cycles are taken (1.1 s with
 // the defaults).
 std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
+
+// A restart requested through the API (or `tandem restart`), from a view read after the
+// request came: why the node must not be restarted in its role, if it must not. Its data is a
+// primary's and it does not hold the lease (it would write unwatched beside the leader), or it
+// holds the lease but another node claimed a newer timeline (a claimant that promoted while this
+// node's decision to take the lease back was made on an older view: the fresh seed
+// 540497786959 restarted the old primary beside it).
+std::optional<std::string> restart_refusal(const ClusterView& view, const NodeObservation& now,
+                                           const std::string& self);
 
 // REQUIRES: `view` is nullopt when the store could not be read this cycle.
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,

@@ -68,6 +68,7 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
   }
   if (const StoredValue* adopting = snapshot.find(this->adopting())) {
     view.adopting = adopting->value;
+    view.adopting_revision = adopting->mod_revision;
   }
   if (const StoredValue* backup = snapshot.find(this->backup())) {
     view.backup = decode_backup_record(backup->value);

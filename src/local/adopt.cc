@@ -295,6 +295,12 @@ Status record_in_store(Context& context, const NodeConfig& primary, const Server
   if (context.config.on_several_machines()) {
     keys.insert(keys.begin(), {layout.adopting(), primary.name});
   }
+  // Synchronous mode: the primary has every commit acknowledged so far (before adoption every
+  // one was its own), and no standby is synchronous yet. Without this record nobody — the
+  // primary included, once it lost its lease — could ever lead (found by the simulation).
+  if (context.config.ha.synchronous_mode) {
+    keys.insert(keys.end() - 1, {layout.sync(), encode_sync(primary.name, "")});
+  }
   for (const auto& [key, value] : keys) {
     auto written = (*store)->create(key, value, std::nullopt);
     if (!written && written.error().code != ErrorCode::kConflict) {
@@ -575,17 +581,28 @@ Status finish_primary(Context& context, const std::string& config_path, const No
   } else if (auto ok = wait_taken_over(context, node, server, node); !ok) {
     return ok;
   }
-  // Its agent runs it now, under its watchdog: the standbys may prove it fenced again.
-  auto store = open_cluster_store(config, context.clock);
-  if (!store) return std::unexpected(store.error());
+  // Its agent removes the mark once it renews with the postmaster it started under its watchdog
+  // (decide's end_adoption): from then on the standbys may prove it fenced again.
   ClusterLayout layout(config.name);
-  auto mark = (*store)->read(layout.adopting());
-  if (!mark) return std::unexpected(mark.error());
-  if (const StoredValue* held = mark->find(layout.adopting())) {
-    if (auto ok = (*store)->remove(layout.adopting(), held->mod_revision); !ok) return ok;
-    context.report(
-        fmt::format("{} is adopted: the agents may fail it over from now on", node.name));
+  bool marked = true;
+  bool gone =
+      poll_until(context.clock, std::chrono::minutes(2), std::chrono::milliseconds(100), [&] {
+        auto store = open_cluster_store(config, context.clock);
+        if (!store) return false;
+        auto mark = (*store)->read(layout.adopting());
+        marked = !mark || mark->find(layout.adopting()) != nullptr;
+        return !marked;
+      });
+  if (!gone) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("{}'s agent has not taken it over after 2 minutes (the store's "
+                            "adopting mark is still there; see {}/{}.agent.log)",
+                            node.name, config.log_dir, node.name));
   }
+  context.report(
+      fmt::format("{} is adopted: its agent runs it under its watchdog; the agents may "
+                  "fail it over from now on",
+                  node.name));
   return wait_cluster_ready(context, std::chrono::minutes(3));
 }
 

@@ -508,6 +508,8 @@ ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
   settings.promotion_latency_max = SimTime(rng() % 3 == 0 ? 4000 : 1200);
   settings.rebuilds = rng() % 4 == 0;  // drawn after the others: theirs are older runs' draws
   settings.member_changes = multi_host && settings.nodes >= 3 && rng() % 4 == 0;  // and last
+  // Then adoption (one at a time with member changes, which adopt does not expect meanwhile).
+  settings.adopted = multi_host && !settings.member_changes && rng() % 5 == 0;
   return settings;
 }
 
@@ -1170,7 +1172,11 @@ void World::rebuild_agent(int index) {
 // A host crash: the agent dies, and with it (PR_SET_PDEATHSIG) its PostgreSQL and watchdog.
 void World::kill_agent(int index) {
   Slot& slot = slots[index];
-  if (!slot.alive) return;
+  if (!slot.alive) {
+    // A host crash before adoption started its agent: its server, built by hand, dies alone.
+    if (adoption_pending_ && slot.pg.running) stop_pg(index, false);
+    return;
+  }
   slot.alive = false;
   // Its parked cycle and keeper die with it: a new agent starts chains of its own.
   ++slot.thaw_epoch;
@@ -1569,6 +1575,79 @@ bool World::start_cluster() {
   return healthy();
 }
 
+void World::start_adopted(SimTime primary_agent_at) {
+  // Built by hand: a primary with its first record, every other node a running standby of it
+  // with a copy; no agent anywhere.
+  const std::string& primary = config.nodes[0].name;
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    Pg& server = slots[i].pg;
+    server = Pg{};
+    server.data = server.running = true;
+    server.wal = {Record{1'000'000'000ULL, 1}};
+    server.standby_signal = i > 0;
+    if (i > 0) server.upstream = primary;
+    slots[i].postmaster_starts = 1;
+  }
+  promoted(0, 1);
+  // adopt on the primary's host tells the store: the mark first, then the lease without a TTL,
+  // the claim and `initialize` (record_in_store).
+  adoption_pending_ = true;
+  if (!settings.adopt_without_mark) (void)store_.put(layout_.adopting(), primary, std::nullopt);
+  (void)store_.create(layout_.leader(), primary, std::nullopt);
+  (void)store_.create(layout_.timeline(), encode_timeline_claim(1, primary), std::nullopt);
+  if (settings.synchronous)
+    (void)store_.create(layout_.sync(), encode_sync(primary, ""), std::nullopt);
+  (void)store_.create(layout_.initialize(), primary, std::nullopt);
+  // Each standby's host: its agent restarts its server (stopped cleanly, started by the agent).
+  SimTime at{0};
+  for (int i = 1; i < static_cast<int>(slots.size()); ++i) {
+    at += random_ms(SimTime(100), SimTime(1000));
+    schedule(at, Kind::kCall, i, [this, i] {
+      if (slots[i].pg.running) stop_pg(i, true);
+      start_agent(i);
+    });
+  }
+  schedule(std::max(primary_agent_at, at + SimTime(100)), Kind::kCall, 0,
+           [this] { adopt_primary(); });
+  schedule(kTick, Kind::kReplicate, -1);
+  schedule(kTick, Kind::kWrite, -1);
+  run_until(SimTime(3000));
+  check_liveness();
+}
+
+// The primary's host: its agent started (once the host runs and reaches the store), which
+// restarts its server in place; then the mark removed.
+void World::adopt_primary() {
+  if (host_frozen(0) || !network.connected(0, network.store()) || store_clock.stopped() ||
+      slots[0].store_down_until > clock.now) {
+    schedule(clock.now + SimTime(1000), Kind::kCall, 0, [this] { adopt_primary(); });
+    return;
+  }
+  note("adopt: the primary's agent starts");
+  if (slots[0].pg.running) stop_pg(0, true);  // its agent restarts it
+  start_agent(0);
+  watch_adoption_end();
+}
+
+void World::watch_adoption_end() {
+  // The primary's agent removes the mark itself once it renews with the postmaster it started
+  // (decide's end_adoption); adopt waits for that. The adoption is over then — or once another
+  // node leads (a person's switchover meanwhile): the mark, naming a node that does not lead,
+  // stops nobody, and that node's agent removes it when it leads again.
+  auto snapshot = store_.read(layout_.prefix());
+  if (!snapshot) return;  // cannot happen: the world's own store
+  ClusterView view = layout_.view(*snapshot);
+  const std::string& primary = config.nodes[0].name;
+  bool runs = slots[0].alive && writable(0) && view.leader_is(primary) && !view.adopting;
+  bool another_leads = slots[0].alive && view.leader && !view.leader_is(primary);
+  if (runs || another_leads) {
+    note("adopt: over");
+    adoption_pending_ = false;
+    return;
+  }
+  schedule(clock.now + SimTime(100), Kind::kCall, 0, [this] { watch_adoption_end(); });
+}
+
 int World::writable_primary() const {
   int found = -1;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
@@ -1675,6 +1754,10 @@ void World::check_sync_record() {
 
 void World::check_liveness() {
   schedule(clock.now + SimTime(100), Kind::kCall, -1, [this] { check_liveness(); });
+  if (adoption_pending_) {  // no failover is expected before the adoption ends
+    able_since_.reset();
+    return;
+  }
   check_sync_record();
   if (writable_primary() >= 0) {
     able_since_ = clock.now;  // the bound counts from the last moment a primary was there
@@ -1699,7 +1782,11 @@ void World::check_liveness() {
 }
 
 Verdict World::run() {
-  start_cluster();
+  if (settings.adopted) {
+    start_adopted(random_ms(SimTime(1500), SimTime(9000)));
+  } else {
+    start_cluster();
+  }
   SimTime window_end = clock.now + SimTime(6000);
   for (int k = 0; k < settings.faults; ++k) {
     SimTime at = random_ms(clock.now, window_end);
@@ -1721,7 +1808,13 @@ Verdict World::run() {
   last_fault_ = std::max(last_fault_, last_heal_);
   SimTime deadline = clock.now + SimTime(60000);
   while (!healthy() && clock.now < deadline) run_until(clock.now + SimTime(100));
-  if (!healthy() && only_an_operator_can_recover()) {
+  if (!healthy() && adoption_pending_ && slots[0].gone_for_good) {
+    // The adopted primary's host went for good before its agent ran it: nobody can prove its
+    // server stopped writing (no watchdog ever watched it), so no agent takes over.
+    note(
+        "no healthy cluster: the adopted primary's host is gone for good before its agent ran "
+        "it; only an operator can end the adoption");
+  } else if (!healthy() && only_an_operator_can_recover()) {
     // Every node left needs WAL that only the node gone for good had (a rewind found it
     // removed): no automation can make a primary of that; a person restores or forces one.
     note(
@@ -1754,10 +1847,12 @@ Verdict World::run() {
   return verdict_;
 }
 
-Verdict run_scenario(std::uint64_t seed, bool multi_host, bool rebuilds, bool member_changes) {
+Verdict run_scenario(std::uint64_t seed, bool multi_host, bool rebuilds, bool member_changes,
+                     bool adopted) {
   ScenarioSettings settings = settings_for(seed, multi_host);
   settings.rebuilds = settings.rebuilds && rebuilds;
   settings.member_changes = settings.member_changes && member_changes;
+  settings.adopted = settings.adopted && adopted;
   World world(seed, settings);
   return world.run();
 }

@@ -161,6 +161,15 @@ struct ScenarioSettings {
   // The canary of member changes: agents that count over a new list alone at once, not over
   // both lists while the change is under way (ContactBook::set_members).
   bool count_new_list_alone = false;
+  // Multi-host: the cluster begins as servers built by hand and taken over as `tandem adopt
+  // --node` does (local/adopt.cc): the first node's server runs as primary under no agent (so
+  // under no watchdog), the store knows it leads — a lease without a TTL and the `adopting`
+  // mark — and the standbys' agents start first, each restarting its server; the primary's
+  // starts seconds later, restarting it in place, and the mark goes once it runs it (the
+  // person's adopt, on the primary's host, reaching the store).
+  bool adopted = false;
+  // The canary of adoption: the store is told without the mark (the adoption as first written).
+  bool adopt_without_mark = false;
 };
 
 class World;
@@ -325,6 +334,13 @@ class World {
   // For scripted scenarios (no random faults): starts every agent and lets 3 s pass; whether
   // the cluster is healthy then. advance() lets simulated time pass, checking every invariant.
   bool start_cluster();
+  // For ScenarioSettings::adopted: the servers as built by hand, the store told, the agents
+  // started as the adoption starts them. `primary_agent_at`: when the primary's host runs adopt
+  // again (it waits for the standbys), its agent started then.
+  void start_adopted(SimTime primary_agent_at);
+  // The adoption has not ended: the primary's agent does not run its server yet, or the mark is
+  // still in the store. Failover is not expected meanwhile (nobody may prove it fenced).
+  bool adoption_pending() const { return adoption_pending_; }
   void advance(SimTime until) { run_until(until); }
   // The one node that accepts writes now; -1 for none (or several).
   int writable_primary() const;
@@ -497,6 +513,9 @@ class World {
   bool liveness_reported_ = false;     // once per episode
   std::optional<SimTime> sync_unnamed_since_;  // see check_sync_record
   bool sync_reported_ = false;
+  bool adoption_pending_ = false;
+  void adopt_primary();
+  void watch_adoption_end();
 };
 
 // Liveness during faults, not only after they heal: whenever, for this long without a break,
@@ -521,8 +540,9 @@ inline constexpr SimTime kSyncNamingBound{5000};
 // before rebuilds were modelled replay their schedules).
 // `member_changes` false: never change the members, whatever the seed draws (the same for the
 // seeds found before they were modelled).
+// `adopted` false: always a cluster bootstrapped by its agents (ScenarioSettings::adopted).
 Verdict run_scenario(std::uint64_t seed, bool multi_host = false, bool rebuilds = true,
-                     bool member_changes = true);
+                     bool member_changes = true, bool adopted = true);
 ScenarioSettings settings_for(std::uint64_t seed, bool multi_host = false);
 
 }  // namespace tandem::sim

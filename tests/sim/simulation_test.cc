@@ -122,6 +122,7 @@ TEST(Simulation, SeedsThatFoundBugs) {
     bool multi_host;
     bool rebuilds = false;        // found once agents were rebuilt: its schedule draws them
     bool member_changes = false;  // found once the members changed: its schedule draws them
+    bool adopted = false;         // found once adoption was modelled: its schedule draws it
   };
   const Seed seeds[] = {
       {704607, false},
@@ -192,9 +193,18 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // its last snapshot and nobody led for 30 s.
       {373602023721, true, true, true},
       {373602019722, true, true, true},
+      // A restart requested of the old primary while its slow store kept its decision to take
+      // the lease back on a view without the new claim: the claimant, whose host had frozen
+      // mid-promotion, finished promoting at its thaw, and the restart started the old primary
+      // beside it. A restart now refuses data behind another's claim (restart_refusal).
+      {540497786959, false, true},
+      // An adoption in synchronous mode told the store no `sync` record: the adopted primary,
+      // fenced by a store outage soon after its agent started, could never lead again, nor
+      // anyone else (no standby synchronous). adopt now names the primary in `sync`.
+      {73000007678, true, true, false, true},
   };
-  for (auto [seed, multi_host, rebuilds, member_changes] : seeds) {
-    Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes);
+  for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
+    Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);
     EXPECT_EQ(verdict.violations, std::vector<std::string>())
         << "seed " << seed << (multi_host ? " (multi-host)" : "");
   }

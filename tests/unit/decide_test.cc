@@ -546,6 +546,74 @@ TEST(Decide, TheLeaderRemovesRequestsThatAreDoneWith) {
   EXPECT_FALSE(decide(none, observed(PgState::kPrimary), config, kNow).remove_request);
 }
 
+// The adopting mark goes with a renewal by the node it names, and only once its watchdog
+// watches a postmaster its agent started (an adopted server not yet restarted is unfenceable).
+TEST(Decide, TheAdoptedPrimarysAgentEndsTheAdoptionOnceItWatchesItsPostmaster) {
+  HaConfig config{.self = "node2", .quorum_fencing = true};
+  struct AdoptionCase {
+    const char* name;
+    std::optional<std::string> mark;
+    bool watched;
+    bool ends;
+  };
+  std::vector<AdoptionCase> cases = {
+      {"marked, its postmaster watched", "node2", true, true},
+      {"marked, a postmaster it did not start", "node2", false, false},
+      {"the mark names another node", "node1", true, false},
+      {"no mark", std::nullopt, true, false},
+  };
+  for (const AdoptionCase& each : cases) {
+    ClusterView view = view_with("node2", {standby("node1", 500)});
+    view.adopting = each.mark;
+    NodeObservation node = observed(PgState::kPrimary);
+    node.postmaster_watched = each.watched;
+    Decision renew = decide(view, node, config, kNow);
+    EXPECT_EQ(renew.action, Action::kRenewLease) << each.name << ": " << renew.reason;
+    EXPECT_EQ(renew.end_adoption, each.ends) << each.name;
+  }
+}
+
+// A restart requested through the API: never a primary's data without the lease, nor behind
+// another node's claim.
+TEST(Decide, ARestartIsRefusedToPrimaryDataWithoutTheLeaseOrBehindAClaim) {
+  struct RestartCase {
+    const char* name;
+    std::optional<std::string> leader;
+    PgState state;
+    bool data_was_primary;
+    TimelineId timeline;
+    std::optional<TimelineClaim> claim;
+    const char* refused;  // nullptr: restarted
+  };
+  std::vector<RestartCase> cases = {
+      {"a standby, whoever leads", "node1", PgState::kStandby, false, 1, std::nullopt, nullptr},
+      {"the leader's primary", "node2", PgState::kPrimary, true, 2,
+       TimelineClaim{.timeline = 2, .by = "node2"}, nullptr},
+      {"the leader, stopped, its own claim of the next timeline", "node2", PgState::kStopped, true,
+       1, TimelineClaim{.timeline = 2, .by = "node2"}, nullptr},
+      {"a primary's data without the lease", "node1", PgState::kStopped, true, 1, std::nullopt,
+       "does not hold the lease"},
+      {"the leader behind another's claim", "node2", PgState::kStopped, true, 1,
+       TimelineClaim{.timeline = 2, .by = "node3"}, "behind timeline 2 claimed by node3"},
+      {"the leader's running primary behind another's claim", "node2", PgState::kPrimary, true, 1,
+       TimelineClaim{.timeline = 2, .by = "node3"}, "not restarted as a primary"},
+  };
+  for (const RestartCase& each : cases) {
+    ClusterView view = view_with(each.leader, {standby("node3", 500)});
+    view.timeline_claim = each.claim;
+    NodeObservation now = observed(each.state);
+    now.data_was_primary = each.data_was_primary;
+    now.timeline = each.timeline;
+    auto refused = restart_refusal(view, now, "node2");
+    if (each.refused == nullptr) {
+      EXPECT_FALSE(refused) << each.name << ": " << *refused;
+    } else {
+      ASSERT_TRUE(refused) << each.name;
+      EXPECT_NE(refused->find(each.refused), std::string::npos) << each.name << ": " << *refused;
+    }
+  }
+}
+
 TEST(FailoverCandidates, RankedByReceivedWalThenName) {
   ClusterView view = view_with(std::nullopt, {standby("node3", 300), standby("node1", 500),
                                               standby("node2", 500), standby("node4", 900, 0)});
