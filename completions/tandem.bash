@@ -70,7 +70,7 @@ _tandem() {
     ;;
   init | clone | promote | rejoin | reinit | restart | reload)
     options="--help"
-    [[ "$command" == clone ]] && options+=" --from"
+    [[ "$command" == clone ]] && options+=" --from --from-backup --set"
     [[ "$command" == restart ]] && options+=" --all"
     ;;
   switchover) options="--to --help" ;;

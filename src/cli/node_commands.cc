@@ -71,14 +71,28 @@ void add_clone_command(CLI::App& app, CliState& state) {
   auto* command = app.add_subcommand("clone", "Make NODE a streaming standby of the primary");
   auto node = std::make_shared<std::string>();
   auto from = std::make_shared<std::string>();
+  auto from_backup = std::make_shared<bool>(false);
+  auto set = std::make_shared<std::string>();
   command->add_option("node", *node, "Node name from tandem.yaml")->required();
-  command->add_option("--from", *from, "Copy from this node (default: the running primary)");
-  command->callback([&state, node, from] {
-    state.result = with_node(state, *node, [&](Context& context, const NodeConfig& target) {
-      fmt::print("clone {}\n", target.name);
-      return clone_standby(context, target,
-                           from->empty() ? std::nullopt : std::optional<std::string>(*from));
-    });
+  auto* from_option =
+      command->add_option("--from", *from, "Copy from this node (default: the running primary)");
+  command
+      ->add_flag("--from-backup", *from_backup,
+                 "Restore the newest backup of the repository instead, then replay the archive "
+                 "and stream")
+      ->excludes(from_option);
+  command->add_option("--set", *set, "With --from-backup: this backup (see tandem backup list)");
+  command->callback([&state, node, from, from_backup, set] {
+    state.result =
+        with_node(state, *node, [&](Context& context, const NodeConfig& target) -> Status {
+          fmt::print("clone {}\n", target.name);
+          if (*from_backup) return clone_from_backup(context, target, *set);
+          if (!set->empty()) {
+            return fail(ErrorCode::kInvalidArgument, "--set goes with --from-backup");
+          }
+          return clone_standby(context, target,
+                               from->empty() ? std::nullopt : std::optional<std::string>(*from));
+        });
   });
 }
 

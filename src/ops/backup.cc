@@ -311,16 +311,6 @@ Status check_restore_request(const ClusterConfig& config, const RestoreRequest& 
 }
 
 // A node's pgbackrest.conf to read the repository's settings from.
-Result<const NodeConfig*> node_with_backrest_conf(const ClusterConfig& config) {
-  for (const NodeConfig& node : config.nodes) {
-    std::error_code error;
-    if (std::filesystem::exists(node.data_dir + "/" + kPgBackRestConfName, error)) return &node;
-  }
-  return fail(ErrorCode::kNotFound,
-              fmt::format("no node of this machine has {}: is backup configured on it?",
-                          kPgBackRestConfName));
-}
-
 // The copy's own settings: its port, no upstream, no archiving; standby.signal from a backup
 // taken from a standby would keep it replaying for ever.
 Status prepare_copy(const Context& context, const NodeConfig& copy) {
@@ -366,6 +356,16 @@ Status restorable(Context& context, const RestoreRequest& request, const NodeCon
 }
 
 }  // namespace
+
+Result<const NodeConfig*> node_with_backrest_conf(const ClusterConfig& config) {
+  for (const NodeConfig& node : config.nodes) {
+    std::error_code error;
+    if (std::filesystem::exists(node.data_dir + "/" + kPgBackRestConfName, error)) return &node;
+  }
+  return fail(ErrorCode::kNotFound,
+              fmt::format("no node of this machine has {}: is backup configured on it?",
+                          kPgBackRestConfName));
+}
 
 Status restore_copy(Context& context, const RestoreRequest& request) {
   const ClusterConfig& config = context.config;

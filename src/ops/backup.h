@@ -81,6 +81,10 @@ class BackRest {
   ProcessRunner& runner_;
 };
 
+// A node of this machine with its pgbackrest.conf (written with tandem.conf): pgBackRest runs
+// with that one.
+Result<const NodeConfig*> node_with_backrest_conf(const ClusterConfig& config);
+
 // tandem restore: a copy of the cluster as it was at `target`, restored from the repository into
 // a new data directory and started on its own port — never over the running cluster, and never
 // archiving into its repository.

@@ -2,10 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "ops/backup.h"
 #include "ops/find_primary.h"
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
 #include "pg/node_probe.h"
+#include "pg/postmaster.h"
 #include "pg/server_files.h"
 #include "pg/slot_queries.h"
 
@@ -58,6 +62,68 @@ Status clone_standby(Context& context, const NodeConfig& node,
   }
   context.report(
       fmt::format("{} streams from {} on {}:{}", node.name, source->name, node.host, node.port));
+  return {};
+}
+
+Status clone_from_backup(Context& context, const NodeConfig& node, const std::string& set) {
+  const ClusterConfig& config = context.config;
+  if (!config.backup.enabled()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "--from-backup needs a repository: backup.repository in the config");
+  }
+  if (auto ok = check_new_node(node); !ok) return ok;
+  auto primary = find_primary(context, node.name);
+  if (!primary) return fail_with_context(primary.error(), "no primary to stream from");
+  auto source = node_with_backrest_conf(config);
+  if (!source) return std::unexpected(source.error());
+  BackRest backrest(config, *context.runner);
+  auto repository = backrest.info(**source);
+  if (!repository) return fail_with_context(repository.error(), "reading the repository");
+  if (repository->backups.empty()) {
+    return fail(ErrorCode::kConflict,
+                "the repository has no backup yet: take one (tandem backup), or clone from the "
+                "primary");
+  }
+  std::string label = set.empty() ? repository->backups.back().label : set;
+  if (std::none_of(repository->backups.begin(), repository->backups.end(),
+                   [&](const BackupSet& backup) { return backup.label == label; })) {
+    return fail(ErrorCode::kNotFound,
+                fmt::format("the repository has no backup {} (see tandem backup list)", label));
+  }
+  auto admin = connect_admin(config, **primary);
+  if (!admin) return std::unexpected(admin.error());
+  auto created = ensure_slot(*admin, node.name);
+  if (!created) return fail_with_context(created.error(), "the slot of " + node.name);
+  if (*created) {
+    context.report(fmt::format("created slot {} on {}", node.name, (*primary)->name));
+  }
+  if (auto ok = prepare_dirs(config, context.os_user, node); !ok) return ok;
+  context.report(fmt::format("restoring backup {} of stanza {} into {}", label, config.stanza(),
+                             node.data_dir));
+  // --type=preserve: pgBackRest writes no recovery settings of its own (they would name its
+  // options, not this node's pgbackrest.conf); tandem.conf gives the standby's below.
+  if (auto ok = backrest.run_restore(**source, {"--pg1-path=" + node.data_dir, "--type=preserve",
+                                                "--set=" + label, "restore"});
+      !ok) {
+    return ok;
+  }
+  if (auto ok = write_node_files(config, context.os_user, node, *primary); !ok) return ok;
+  // pg_ctl gives up waiting after its start timeout; a standby with much archive to replay
+  // runs on meanwhile, and the wait for streaming below is the one that counts.
+  if (auto ok = context.controller.start(node); !ok && !running_postmaster(node.data_dir)) {
+    return ok;
+  }
+  context.report(fmt::format("{} started: replaying the archive from the backup on", node.name));
+  if (auto ok = wait_streaming(
+          config, context.clock, **primary, node,
+          std::max<std::chrono::milliseconds>(context.streaming_timeout, std::chrono::minutes(10)));
+      !ok) {
+    return ok;
+  }
+  context.report(
+      fmt::format("{} streams from {} on {}:{} (made from backup {}, no copy of the "
+                  "primary)",
+                  node.name, (*primary)->name, node.host, node.port, label));
   return {};
 }
 

@@ -116,6 +116,32 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   std::cout << table;
   EXPECT_NE(table.find("incr"), std::string::npos);
 
+  // node1, crashed, made again from the repository (issue 18.4): its data moved aside as a
+  // person would, the full backup of timeline 1 — older than the failover — restored, the
+  // archive replayed across the failover (timeline 2's history file is there) and then
+  // streaming from the leader: no copy of the primary, no new backup (pgbackrest#2474).
+  std::string node1_dir = config_.find_node("node1")->data_dir;
+  std::filesystem::rename(node1_dir, node1_dir + ".crashed");
+  std::string full_label = listed["backups"][0]["label"];
+  CommandOutput unknown = tandem({"clone", "node1", "--from-backup", "--set", "20990101-000000F"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("has no backup 20990101-000000F"), std::string::npos)
+      << unknown.output;
+  EXPECT_FALSE(std::filesystem::exists(node1_dir)) << "a refusal made the data directory";
+  std::string cloned = tandem_ok({"clone", "node1", "--from-backup", "--set", full_label});
+  std::cout << cloned;
+  EXPECT_NE(cloned.find("made from backup " + full_label), std::string::npos) << cloned;
+  EXPECT_TRUE(eventually([&] { return bench::streams(config_, leader, "node1"); }));
+  EXPECT_TRUE(eventually([&] {
+    return value("node1", "SELECT count(*)::text AS v FROM orders") == "2000";
+  })) << "the rows written after the failover came from the archive and the stream";
+  EXPECT_EQ(value("node1", "SELECT received_tli::text AS v FROM pg_stat_wal_receiver"), "2");
+  EXPECT_EQ(backups()["backups"].size(), 2u) << "no new backup was taken";
+  // Its agent, started again, takes the standby over.
+  tandem_ok({"local", "start", "node1"});
+  EXPECT_TRUE(eventually([&] { return bench::streams(config_, leader, "node1"); },
+                         std::chrono::seconds(60)));
+
   // Point-in-time recovery: rows deleted by mistake, seen again in a copy restored as it was
   // just before — paused there, read-only; the running cluster untouched. (Not a DROP: the
   // copy paused before its commit holds its lock, and a read of the table waits.)
