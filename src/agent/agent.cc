@@ -19,10 +19,6 @@ milliseconds since(std::chrono::steady_clock::time_point then, Clock& clock) {
   return std::chrono::duration_cast<milliseconds>(clock.steady_now() - then);
 }
 
-std::int64_t wall_ms(Clock& clock) {
-  return std::chrono::duration_cast<milliseconds>(clock.wall_now().time_since_epoch()).count();
-}
-
 }  // namespace
 
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
@@ -37,7 +33,8 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .quorum_fencing = config.on_several_machines(),
           .backup_schedule =
               config.backup.enabled() ? config.backup.schedule : std::chrono::milliseconds(0),
-          .backup_full_every = config.backup.full_every};
+          .backup_full_every = config.backup.full_every,
+          .backup_repository = config.backup.enabled()};
 }
 
 Agent::Agent(const AgentParts& parts)
@@ -247,6 +244,7 @@ Decision Agent::cycle() {
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
   if (decision.backup && backups_ != nullptr && result) start_backup(*decision.backup);
+  if (decision.read_repository && backups_ != nullptr && result) backups_->read_repository(self_);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
   if (view) publish(node);
   log_cycle(decision, result);
@@ -448,7 +446,7 @@ void Agent::report(const NodeObservation& node, const std::optional<ClusterView>
       snapshot.lease_round_trip = milliseconds(round_trip);
     }
   }
-  board_->publish(std::move(snapshot), wall_ms(clock_));
+  board_->publish(std::move(snapshot), wall_ms_of(clock_));
 }
 
 void Agent::serve_request() {
@@ -663,7 +661,7 @@ Status Agent::bootstrap() {
   if (auto ok = node_.initialize(); !ok) return ok;
   if (auto ok = lease_.acquire(); !ok) return ok;
   (void)store_.create(layout_.timeline(), encode_timeline_claim(1, self_.name), std::nullopt);
-  std::int64_t now = wall_ms(clock_);
+  std::int64_t now = wall_ms_of(clock_);
   auto written = store_.put(
       layout_.history(now),
       encode_history(
@@ -767,7 +765,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   // nobody fences (found by the simulation once promotions ran on PostgreSQL's time).
   watch_postmaster(true);
   promoting_postmaster_ = node_.postmaster();
-  HistoryEntry record{.time_ms = wall_ms(clock_),
+  HistoryEntry record{.time_ms = wall_ms_of(clock_),
                       .from = former,
                       .to = self_.name,
                       .timeline = *claimed,
@@ -790,7 +788,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     spdlog::error("promoted to timeline {}, not the claimed {}", promoted->timeline, *claimed);
   }
   record.timeline = promoted->timeline;
-  record.time_ms = wall_ms(clock_);
+  record.time_ms = wall_ms_of(clock_);
   auto written = store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt);
   if (!written) return std::unexpected(written.error());
   last_leader_.clear();  // this node leads now; the next other leader will be seen

@@ -20,12 +20,9 @@ struct BackupRunner::Shared {
   SystemClock clock;
   std::atomic<bool> running{false};
   std::atomic<std::int64_t> finished{0};
+  std::optional<std::chrono::steady_clock::time_point> read_tried;  // by read_repository only
 
-  std::int64_t now_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               clock.wall_now().time_since_epoch())
-        .count();
-  }
+  std::int64_t now_ms() const { return wall_ms_of(clock); }
   // The record, by compare-and-set on what it read: never over a later slot's (a leader
   // deposed meanwhile must not undo its successor's), never lowering the last full backup.
   Status record(const ScheduledBackup& backup, const std::string& state, std::int64_t last_full) {
@@ -60,6 +57,18 @@ struct BackupRunner::Shared {
                    ok.error().message);
     }
   }
+  // The repository's newest backup to the store (last_backup); said in the log when it fails.
+  void read(const NodeConfig& node) {
+    BackRest backrest(config, runner);
+    auto repository = backrest.info(node);
+    if (!repository) {
+      spdlog::warn("reading the repository for its last backup: {}", repository.error().message);
+      return;
+    }
+    if (auto ok = record_last_backup(config, clock, last_backup_of(*repository, now_ms())); !ok) {
+      spdlog::warn("the store's record of the last backup not written: {}", ok.error().message);
+    }
+  }
   void take(const ScheduledBackup& backup, const NodeConfig& primary,
             const std::optional<NodeConfig>& standby) {
     auto type = parse_backup_type(backup.type);
@@ -75,6 +84,7 @@ struct BackupRunner::Shared {
                    backup.slot_ms, took.count());
       say(backup, "done", backup.type == "full" ? now_ms() : backup.last_full_ms);
       finished = backup.slot_ms;
+      read(primary);
     } else {
       spdlog::error("scheduled backup ({}) of the slot from {} ms failed, tried again in {} s: {}",
                     backup.type, backup.slot_ms, kBackupRetry.count(), done.error().message);
@@ -105,6 +115,18 @@ void BackupRunner::start(const ScheduledBackup& backup, const NodeConfig& primar
   shared_->say(backup, "running", backup.last_full_ms);
   std::thread([shared = shared_, backup, primary, standby] {
     shared->take(backup, primary, standby);
+    shared->running = false;
+  }).detach();
+}
+
+void BackupRunner::read_repository(const NodeConfig& self) {
+  if (shared_->running.load()) return;
+  auto now = shared_->clock.steady_now();
+  if (shared_->read_tried && now - *shared_->read_tried < std::chrono::minutes(1)) return;
+  if (shared_->running.exchange(true)) return;
+  shared_->read_tried = now;
+  std::thread([shared = shared_, self] {
+    shared->read(self);
     shared->running = false;
   }).detach();
 }

@@ -33,6 +33,10 @@ class BackupRunner {
   // Starts `backup` of `primary`, from `standby` when given, unless one runs; returns at once.
   void start(const ScheduledBackup& backup, const NodeConfig& primary,
              const std::optional<NodeConfig>& standby);
+  // Reads the repository (pgbackrest info with `self`'s settings) for its newest backup and
+  // writes it to the store's last_backup, on the runner's thread, unless a backup or a read
+  // runs or one was tried less than a minute ago (a broken repository is not read every cycle).
+  void read_repository(const NodeConfig& self);
 
  private:
   struct Shared;

@@ -20,7 +20,8 @@ std::string role_of(const ClusterView& view, const MemberRecord& member) {
 
 }  // namespace
 
-json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view) {
+json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view,
+                  std::int64_t now_ms) {
   json document = {{"cluster", config.name},   {"store_reachable", view.has_value()},
                    {"leader", json()},         {"paused", false},
                    {"sync_standby", json()},   {"timeline", json()},
@@ -75,6 +76,9 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
   }
   if (primary != nullptr && primary->archiver) {
     document["archiver"] = archiver_to_json(*primary->archiver);  // as status --json says it
+  }
+  if (view && view->last_backup) {
+    document["last_backup"] = last_backup_to_json(*view->last_backup, now_ms);
   }
   if (primary != nullptr) {
     for (const PublishedSlot& slot : primary->slots) {

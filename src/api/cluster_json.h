@@ -16,7 +16,9 @@ namespace tandem {
 // Members are listed in config order; one without a live agent has state "unknown".
 // Each member: name, role (leader | sync_standby | replica | none), state, host, port, api_url,
 // timeline, received_lsn, replayed_lsn, upstream, lag_bytes, lag_seconds, nofailover.
-nlohmann::json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view);
+// `now_ms`: the wall clock, for the last backup's age.
+nlohmann::json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view,
+                            std::int64_t now_ms = 0);
 
 nlohmann::json history_json(const std::vector<HistoryEntry>& history);
 

@@ -284,7 +284,9 @@ void ApiServer::get_ping(const HttpRequest& request, HttpResponse& response) {
 
 void ApiServer::get_cluster(const HttpRequest&, HttpResponse& response) {
   auto view = read_view();
-  reply_json(response, 200, cluster_json(*config(), view ? std::optional(*view) : std::nullopt));
+  reply_json(
+      response, 200,
+      cluster_json(*config(), view ? std::optional(*view) : std::nullopt, wall_ms_of(clock_)));
 }
 
 void ApiServer::get_history(const HttpRequest&, HttpResponse& response) {

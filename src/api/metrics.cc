@@ -107,6 +107,25 @@ void archive_metrics(const ArchiverRow* archiver, Exposition& out) {
   }
 }
 
+// The repository's newest backup (backup:), as the leader's agent last read it: alert on its age.
+void backup_metrics(const AgentSnapshot& snapshot, Exposition& out) {
+  const std::optional<LastBackup>* last = snapshot.view ? &snapshot.view->last_backup : nullptr;
+  bool any = last != nullptr && *last && (*last)->stopped_s > 0;
+  out.family("tandem_backup_last_completion_timestamp_seconds", "gauge",
+             "When the repository's newest backup ended (Unix time).");
+  if (any) {
+    out.sample("tandem_backup_last_completion_timestamp_seconds",
+               static_cast<double>((*last)->stopped_s));
+  }
+  out.family("tandem_backup_last_age_seconds", "gauge",
+             "How old the repository's newest backup is, as of this agent's last cycle.");
+  if (any) {
+    out.sample("tandem_backup_last_age_seconds",
+               static_cast<double>(
+                   std::max<std::int64_t>(0, snapshot.node.wall_ms / 1000 - (*last)->stopped_s)));
+  }
+}
+
 // The standbys' lag and the primary's slots.
 void replication_metrics(const AgentSnapshot& snapshot, Exposition& out) {
   out.family("tandem_replication_lag_bytes", "gauge",
@@ -140,6 +159,7 @@ void replication_metrics(const AgentSnapshot& snapshot, Exposition& out) {
     }
   }
   archive_metrics(primary != nullptr && primary->archiver ? &*primary->archiver : nullptr, out);
+  backup_metrics(snapshot, out);
 }
 
 // The agent: failovers, its lease, its last decision, its cycles, what fails again and again.

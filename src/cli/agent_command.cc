@@ -130,7 +130,7 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
     process.callbacks = std::make_unique<CallbackRunner>(config.callbacks, config.name, self.name,
                                                          session.runner());
   }
-  if (!process.backups && config.backup.enabled() && config.backup.schedule.count() > 0) {
+  if (!process.backups && config.backup.enabled()) {
     process.backups = std::make_unique<BackupRunner>(config, self.name);
   }
   process.agent = std::make_unique<Agent>(

@@ -2,6 +2,7 @@
 // pgBackRest backups of the cluster, taken from a streaming standby when there is one.
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
@@ -70,6 +71,12 @@ Status take_backup(Session& session, const std::string& type_text, bool from_pri
     return fail(ErrorCode::kFailed, "pgbackrest backup succeeded but info lists no backup");
   }
   const BackupSet& last = info->backups.back();
+  // The agents say the age of the last backup from the store (/cluster, /metrics).
+  if (auto ok = record_last_backup(context.config, context.clock,
+                                   last_backup_of(*info, wall_ms_of(context.clock)));
+      !ok) {
+    spdlog::warn("the store's record of the last backup not written: {}", ok.error().message);
+  }
   fmt::print("backup {} ({}) taken from {} in {:.1f} s: {} of data, {} added to the repository\n",
              last.label, last.type, from.name, took.count() / 1000.0, format_size_human(last.size),
              format_size_human(last.repository_delta));

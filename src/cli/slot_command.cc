@@ -24,7 +24,7 @@ void add_slot_command(CLI::App& app, CliState& state) {
       ClusterReport report = collect_status(context);
       if (!report.primary) return fail(ErrorCode::kUnavailable, "no primary is running");
       if (*json) {
-        fmt::print("{}\n", report_to_json(report)["slots"].dump(2));
+        fmt::print("{}\n", report_to_json(report, wall_ms_of(context.clock))["slots"].dump(2));
       } else {
         fmt::print("{}", render_slots(report));
       }

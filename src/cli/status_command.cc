@@ -91,7 +91,9 @@ std::string render_agent_decisions(const ClusterConfig& config) {
   return render_table({"AGENT", "LAST DECISION", "WHY"}, rows);
 }
 
-std::string render_status(const ClusterConfig& config, const ClusterReport& report) {
+// `now_ms`: the wall clock, for the last backup's age.
+std::string render_status(const ClusterConfig& config, const ClusterReport& report,
+                          std::int64_t now_ms) {
   std::string out;
   std::vector<std::vector<std::string>> rows;
   for (const NodeReport& node : report.nodes) rows.push_back(node_row(node));
@@ -109,6 +111,14 @@ std::string render_status(const ClusterConfig& config, const ClusterReport& repo
         agents.candidates.empty() ? "nobody" : agents.candidates.front());
     std::string decisions = render_agent_decisions(config);
     if (!decisions.empty()) out += "\n" + decisions;
+  }
+  if (report.agents && report.agents->last_backup) {
+    const LastBackup& last = *report.agents->last_backup;
+    std::int64_t age_s = std::max<std::int64_t>(0, now_ms / 1000 - last.stopped_s);
+    out += last.stopped_s == 0
+               ? std::string("\nlast backup: none in the repository\n")
+               : fmt::format("\nlast backup: {} ({}), ended {} ago\n", last.label, last.type,
+                             format_duration(std::chrono::seconds(age_s)));
   }
   if (report.archiver) {
     const ArchiverRow& archiver = *report.archiver;
@@ -157,16 +167,20 @@ void add_status_command(CLI::App& app, CliState& state) {
     }
     const ClusterConfig& config = (*session)->config();
     if (*json) {
-      fmt::print("{}\n", report_to_json(collect_status((*session)->context())).dump(2));
+      Context& context = (*session)->context();
+      fmt::print("{}\n",
+                 report_to_json(collect_status(context), wall_ms_of(context.clock)).dump(2));
       return;
     }
     if (!watching) {
-      fmt::print("{}", render_status(config, collect_status((*session)->context())));
+      fmt::print("{}", render_status(config, collect_status((*session)->context()),
+                                     wall_ms_of((*session)->clock())));
       return;
     }
     Clock& clock = (*session)->context().clock;
     while (true) {
-      std::string screen = render_status(config, collect_status((*session)->context()));
+      std::string screen = render_status(config, collect_status((*session)->context()),
+                                         wall_ms_of((*session)->clock()));
       auto now = std::chrono::floor<std::chrono::seconds>(clock.wall_now());
       // Home, clear: the whole screen is redrawn at once.
       fmt::print("\033[H\033[2J{} -- every {}, Ctrl-C to stop -- {:%H:%M:%S}\n\n{}", config.name,

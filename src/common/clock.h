@@ -21,6 +21,12 @@ class Clock {
   virtual void sleep_for(std::chrono::milliseconds duration) = 0;
 };
 
+// The wall clock in milliseconds since the epoch (what the store's records hold).
+inline std::int64_t wall_ms_of(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall_now().time_since_epoch())
+      .count();
+}
+
 class SystemClock final : public Clock {
  public:
   std::chrono::system_clock::time_point wall_now() const override {

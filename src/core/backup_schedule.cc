@@ -2,6 +2,12 @@
 
 namespace tandem {
 
+bool repository_read_due(const std::optional<LastBackup>& last, std::int64_t now_ms) {
+  return !last ||
+         now_ms - last->checked_ms >=
+             std::chrono::duration_cast<std::chrono::milliseconds>(kRepositoryReadEvery).count();
+}
+
 std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds schedule,
                                                      std::chrono::milliseconds full_every,
                                                      const ClusterView& view,

@@ -24,6 +24,12 @@ struct ScheduledBackup {
 // repository full, the previous leader's still holding pgBackRest's lock).
 inline constexpr std::chrono::seconds kBackupRetry{60};
 
+// How often the leader's agent reads the repository for its newest backup (last_backup), so
+// that backups taken by hand or by a cron job are seen too.
+inline constexpr std::chrono::minutes kRepositoryReadEvery{5};
+// Whether that read is due at `now_ms`: never read, or read kRepositoryReadEvery ago.
+bool repository_read_due(const std::optional<LastBackup>& last, std::int64_t now_ms);
+
 // The backup the leader starts now (`now_ms`, wall clock), if any: none without a
 // schedule or while one runs here; none when the slot's is done, or failed less than
 // kBackupRetry ago; the slot's again when another node started it (a failover since) or this

@@ -113,6 +113,15 @@ struct BackupRecord {
   std::int64_t last_full_ms = 0;  // when the last full backup the schedule took ended (0: none)
 };
 
+// last_backup: the newest backup the repository holds, as the leader's agent last read it
+// (pgbackrest info) or a backup taken through tandem wrote it.
+struct LastBackup {
+  std::string label;            // "" when the repository has no backup
+  std::string type;             // full, diff, incr
+  std::int64_t stopped_s = 0;   // when it ended, Unix seconds (0: no backup)
+  std::int64_t checked_ms = 0;  // when the repository was read (wall clock, ms)
+};
+
 struct ClusterView {
   bool initialized = false;  // someone won the initialize key
   std::string initialized_by;
@@ -138,6 +147,7 @@ struct ClusterView {
   // Scheduled backups (backup.schedule): the last slot of time one was started in, and how it
   // went (core/backup_schedule.h).
   std::optional<BackupRecord> backup;
+  std::optional<LastBackup> last_backup;
   // Several machines, while `tandem adopt --node` runs: the primary it took over, whose
   // server its agent has not restarted yet. No watchdog fences that server, so its agent's
   // silence proves nothing: nobody takes its lease over.
@@ -221,6 +231,7 @@ struct HaConfig {
   // Scheduled backups (backup.schedule, one machine): 0 for none.
   std::chrono::milliseconds backup_schedule{0};
   std::chrono::milliseconds backup_full_every{std::chrono::hours(24 * 7)};
+  bool backup_repository = false;  // backup: configured (the leader reads the repository)
 };
 
 }  // namespace tandem

@@ -682,6 +682,9 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
     decision.backup =
         plan_scheduled_backup(config.backup_schedule, config.backup_full_every, *view, config.self,
                               node.wall_ms, node.backup_running, node.backup_finished_ms);
+    decision.read_repository = config.backup_repository && !decision.backup &&
+                               !node.backup_running &&
+                               repository_read_due(view->last_backup, node.wall_ms);
   }
   if (decision.action == Action::kRenewLease && node.state == PgState::kPrimary) {
     // With quorum fencing the agents, not the store, keep this primary: an unreachable store

@@ -111,6 +111,9 @@ struct Decision {
   std::optional<ScheduledBackup> backup;
   // A renewal by the node the store's `adopting` mark names, its postmaster watched: the mark
   // removed (ClusterView::adopting), as adopt removes it once it sees the agent run the node.
+  // The leader's running primary, backup: configured: the repository read for its newest
+  // backup beside the cycle (last_backup), when due and no backup runs here.
+  bool read_repository = false;
   bool end_adoption = false;
 };
 

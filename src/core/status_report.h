@@ -59,6 +59,7 @@ struct AgentsReport {
   std::optional<std::string> sync_standby;
   std::vector<std::string> candidates;    // who may take over, best first
   std::vector<std::string> not_eligible;  // why the others may not
+  std::optional<LastBackup> last_backup;  // the repository's newest backup, as the store has it
 };
 
 struct ClusterReport {

@@ -66,6 +66,9 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     view.switchover = decode_switchover(switchover->value);
     if (view.switchover) view.switchover->revision = switchover->mod_revision;
   }
+  if (const StoredValue* last = snapshot.find(last_backup())) {
+    view.last_backup = decode_last_backup(last->value);
+  }
   if (const StoredValue* adopting = snapshot.find(this->adopting())) {
     view.adopting = adopting->value;
     view.adopting_revision = adopting->mod_revision;
@@ -315,6 +318,23 @@ std::optional<BackupRecord> decode_backup_record(std::string_view text) {
                       .type = object->value("type", ""),
                       .at_ms = object->value("at_ms", std::int64_t{0}),
                       .last_full_ms = object->value("last_full_ms", std::int64_t{0})};
+}
+
+std::string encode_last_backup(const LastBackup& last) {
+  return json{{"label", last.label},
+              {"type", last.type},
+              {"stopped_s", last.stopped_s},
+              {"checked_ms", last.checked_ms}}
+      .dump();
+}
+
+std::optional<LastBackup> decode_last_backup(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object || !(*object)["checked_ms"].is_number_integer()) return std::nullopt;
+  return LastBackup{.label = object->value("label", ""),
+                    .type = object->value("type", ""),
+                    .stopped_s = object->value("stopped_s", std::int64_t{0}),
+                    .checked_ms = (*object)["checked_ms"].get<std::int64_t>()};
 }
 
 std::string encode_list_ack(const MemberListAck& ack) {

@@ -51,6 +51,8 @@ class ClusterLayout {
   std::string adopting() const { return prefix_ + "adopting"; }
   // Scheduled backups: the last slot's record (BackupRecord).
   std::string backup() const { return prefix_ + "backup"; }
+  // The newest backup the repository holds (LastBackup).
+  std::string last_backup() const { return prefix_ + "last_backup"; }
   std::string list_ack(std::string_view name) const {
     return prefix_ + "list_acks/" + std::string(name);
   }
@@ -85,6 +87,8 @@ std::optional<MemberList> decode_member_list(std::string_view json);
 std::string encode_list_ack(const MemberListAck& ack);
 std::string encode_backup_record(const BackupRecord& record);
 std::optional<BackupRecord> decode_backup_record(std::string_view json);
+std::string encode_last_backup(const LastBackup& last);
+std::optional<LastBackup> decode_last_backup(std::string_view json);
 std::optional<MemberListAck> decode_list_ack(std::string_view json);
 std::string encode_history(const HistoryEntry& entry);
 std::optional<HistoryEntry> decode_history(std::string_view json);

@@ -10,6 +10,8 @@
 
 #include "common/clock.h"
 #include "core/lsn.h"
+#include "dcs/cluster_layout.h"
+#include "ops/store_access.h"
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
 #include "pg/postmaster.h"
@@ -356,6 +358,25 @@ Status restorable(Context& context, const RestoreRequest& request, const NodeCon
 }
 
 }  // namespace
+
+LastBackup last_backup_of(const RepositoryInfo& repository, std::int64_t now_ms) {
+  LastBackup last{.checked_ms = now_ms};
+  if (repository.backups.empty()) return last;
+  const BackupSet& newest = repository.backups.back();
+  last.label = newest.label;
+  last.type = newest.type;
+  last.stopped_s = newest.stopped;
+  return last;
+}
+
+Status record_last_backup(const ClusterConfig& config, Clock& clock, const LastBackup& last) {
+  auto store = open_cluster_store(config, clock);
+  if (!store) return std::unexpected(store.error());
+  ClusterLayout layout(config.name);
+  auto written = (*store)->put(layout.last_backup(), encode_last_backup(last), std::nullopt);
+  if (!written) return std::unexpected(written.error());
+  return {};
+}
 
 Result<const NodeConfig*> node_with_backrest_conf(const ClusterConfig& config) {
   for (const NodeConfig& node : config.nodes) {

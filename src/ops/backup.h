@@ -9,8 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "core/cluster_config.h"
+#include "core/cluster_view.h"
 #include "ops/context.h"
 #include "proc/os_user.h"
 #include "proc/process_runner.h"
@@ -80,6 +82,13 @@ class BackRest {
   const ClusterConfig& config_;
   ProcessRunner& runner_;
 };
+
+// The store's last_backup from what the repository holds (its newest backup, or none), read at
+// `now_ms` (wall clock).
+LastBackup last_backup_of(const RepositoryInfo& repository, std::int64_t now_ms);
+// Writes it to the store: the leader's agent after reading the repository, `tandem backup`
+// after a backup.
+Status record_last_backup(const ClusterConfig& config, Clock& clock, const LastBackup& last);
 
 // A node of this machine with its pgbackrest.conf (written with tandem.conf): pgBackRest runs
 // with that one.

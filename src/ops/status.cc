@@ -105,7 +105,8 @@ std::optional<AgentsReport> read_agents(Context& context, std::vector<std::strin
                       .synchronous_mode = config.ha.synchronous_mode,
                       .sync_standby = view.sync_standby,
                       .candidates = failover_candidates(view, ha),
-                      .not_eligible = ineligibility_reasons(view, ha)};
+                      .not_eligible = ineligibility_reasons(view, ha),
+                      .last_backup = view.last_backup};
 }
 
 }  // namespace

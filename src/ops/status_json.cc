@@ -43,7 +43,18 @@ nlohmann::json archiver_to_json(const ArchiverRow& row) {
           {"failing", row.failing()}};
 }
 
-nlohmann::json report_to_json(const ClusterReport& report) {
+nlohmann::json last_backup_to_json(const LastBackup& last, std::int64_t now_ms) {
+  bool any = last.stopped_s > 0;
+  return {{"label", any ? nlohmann::json(last.label) : nlohmann::json(nullptr)},
+          {"type", any ? nlohmann::json(last.type) : nlohmann::json(nullptr)},
+          {"stopped_at", any ? nlohmann::json(last.stopped_s) : nlohmann::json(nullptr)},
+          {"age_seconds",
+           any ? nlohmann::json(std::max<std::int64_t>(0, now_ms / 1000 - last.stopped_s))
+               : nlohmann::json(nullptr)},
+          {"checked_at", last.checked_ms / 1000.0}};
+}
+
+nlohmann::json report_to_json(const ClusterReport& report, std::int64_t now_ms) {
   auto identity = [](auto value) { return value; };
   nlohmann::json nodes = nlohmann::json::array();
   for (const NodeReport& node : report.nodes) {
@@ -76,7 +87,10 @@ nlohmann::json report_to_json(const ClusterReport& report) {
               {"synchronous_mode", report.agents->synchronous_mode},
               {"sync_standby", optional_json(report.agents->sync_standby, identity)},
               {"candidates", report.agents->candidates},
-              {"not_eligible", report.agents->not_eligible}};
+              {"not_eligible", report.agents->not_eligible},
+              {"last_backup", report.agents->last_backup
+                                  ? last_backup_to_json(*report.agents->last_backup, now_ms)
+                                  : nlohmann::json(nullptr)}};
   }
   nlohmann::json archiver =
       report.archiver ? archiver_to_json(*report.archiver) : nlohmann::json(nullptr);

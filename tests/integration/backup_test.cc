@@ -59,6 +59,17 @@ class BackupTest : public LocalClusterTest {
     }
     LocalClusterTest::TearDown();
   }
+  // GET `path` from `node`'s agent ("" when it does not answer 200).
+  std::string api_get(const std::string& node, const std::string& path) {
+    httplib::Client client("127.0.0.1", config_.find_node(node)->api_port);
+    auto reply = client.Get(path);
+    return reply && reply->status == 200 ? reply->body : std::string();
+  }
+  // The repository's newest backup as /cluster of `node`'s agent has it (null: none yet).
+  json last_backup(const std::string& node) {
+    json cluster = json::parse(api_get(node, "/cluster"), nullptr, false);
+    return cluster.is_object() && cluster.contains("last_backup") ? cluster["last_backup"] : json();
+  }
   bool streams(const std::string& standby) {
     std::string leader = primary();
     return !leader.empty() && bench::streams(config_, leader, standby);
@@ -73,6 +84,11 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   // The stanza exists from the bootstrap on: no backup yet, the primary's WAL archived.
   json empty = backups();
   EXPECT_EQ(empty["backups"].size(), 0u) << empty.dump();
+  // The leader's agent has read the repository: no backup yet, and /cluster says so.
+  EXPECT_TRUE(eventually([&] {
+    json last = last_backup("node2");
+    return last.is_object() && last["label"].is_null() && last["checked_at"].is_number();
+  })) << api_get("node2", "/cluster");
   EXPECT_NE(tandem_ok({"backup", "check"}).find("reaches the repository"), std::string::npos);
 
   // Nothing to restore from yet: refused before pgBackRest runs, no directory made.
@@ -88,6 +104,19 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   std::cout << full;
   EXPECT_NE(full.find("(full) taken from node"), std::string::npos) << full;
   EXPECT_EQ(full.find("taken from node1"), std::string::npos) << "from the primary: " << full;
+  // Every agent says the last backup and its age: /cluster, /metrics, and tandem status.
+  std::string full_label = backups()["backups"][0]["label"];
+  EXPECT_TRUE(eventually([&] { return last_backup("node3")["label"] == full_label; }))
+      << api_get("node3", "/cluster");
+  EXPECT_EQ(last_backup("node3")["type"], "full");
+  EXPECT_LT(last_backup("node3")["age_seconds"].get<double>(), 600);
+  EXPECT_TRUE(eventually([&] {
+    return api_get("node3", "/metrics").find("\ntandem_backup_last_age_seconds ") !=
+           std::string::npos;
+  })) << api_get("node3", "/metrics");
+  std::string status = tandem_ok({"status"});
+  EXPECT_NE(status.find("last backup: " + full_label + " (full), ended "), std::string::npos)
+      << status;
 
   // A host crash: another node leads, on a new timeline; its WAL reaches the archive with no
   // step by hand, and the next backup is taken from a standby of it.
@@ -122,7 +151,6 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   // streaming from the leader: no copy of the primary, no new backup (pgbackrest#2474).
   std::string node1_dir = config_.find_node("node1")->data_dir;
   std::filesystem::rename(node1_dir, node1_dir + ".crashed");
-  std::string full_label = listed["backups"][0]["label"];
   CommandOutput unknown = tandem({"clone", "node1", "--from-backup", "--set", "20990101-000000F"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.output.find("has no backup 20990101-000000F"), std::string::npos)
@@ -204,11 +232,7 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
   std::string warned = tandem({"status"}).output;
   EXPECT_NE(warned.find(leader + "'s WAL archiving fails"), std::string::npos) << warned;
   // The agents say it too, without asking PostgreSQL: /cluster and the metrics.
-  auto from_agent = [&](const std::string& path) {
-    httplib::Client client("127.0.0.1", config_.find_node(leader)->api_port);
-    auto reply = client.Get(path);
-    return reply && reply->status == 200 ? reply->body : std::string();
-  };
+  auto from_agent = [&](const std::string& path) { return api_get(leader, path); };
   EXPECT_TRUE(eventually([&] {
     json cluster = json::parse(from_agent("/cluster"), nullptr, false);
     return cluster.is_object() && cluster["archiver"].is_object() &&
@@ -252,6 +276,11 @@ TEST_F(BackupTest, TheLeadersAgentTakesTheScheduledBackupsAcrossAFailover) {
   ASSERT_NE(incr, std::string::npos) << log;
   std::string line = log.substr(incr, log.find('\n', incr) - incr);
   EXPECT_EQ(line.find("from node1"), std::string::npos) << "from the primary: " << line;
+  // After each scheduled backup the agent reads the repository: /cluster names the newest.
+  EXPECT_TRUE(eventually([&] {
+    json newest = backups()["backups"].back();
+    return last_backup("node2")["label"] == newest["label"];
+  })) << api_get("node2", "/cluster");
 
   tandem_ok({"local", "crash", "node1"});
   std::string leader;

@@ -1229,9 +1229,12 @@ void World::inject_fault() {
         for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
           if (slots[i].busy > 0 && !slots[i].keeper_busy && rng() % 2 == 0) target = i;
         }
-        slots[target].cycle_stalled_until = back;
+        // A cycle stalled already stays stalled until the later end (its call waits for that):
+        // a shorter second stall must not make the checks take it for running (fresh seed
+        // 74000033013: the sync record's bound counted against a primary still stalled).
+        slots[target].cycle_stalled_until = std::max(slots[target].cycle_stalled_until, back);
         note(fmt::format("  only the cycle of {} stalls, until t={}", config.nodes[target].name,
-                         back.count()));
+                         slots[target].cycle_stalled_until.count()));
         break;
       }
       for (int i = 0; i < static_cast<int>(slots.size()); ++i) {

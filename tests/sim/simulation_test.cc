@@ -202,6 +202,9 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // fenced by a store outage soon after its agent started, could never lead again, nor
       // anyone else (no standby synchronous). adopt now names the primary in `sync`.
       {73000007678, true, true, false, true},
+      // The simulation's own: a second, shorter stall of a stalled cycle made the checks take
+      // the still-stalled primary for running, and its sync record's bound counted.
+      {74000033013, false, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

@@ -139,5 +139,46 @@ TEST(BackupSchedule, OnlyTheLeadersRunningPrimaryIsGivenOne) {
   EXPECT_FALSE(decide(view, primary, ha, now).backup);
 }
 
+// The leader's agent reads the repository for its newest backup every kRepositoryReadEvery (so
+// that backups taken by hand are seen), never while a backup runs here, only on the leader's
+// running primary with backup: configured.
+TEST(BackupSchedule, TheLeaderReadsTheRepositoryForItsLastBackup) {
+  const std::int64_t every = 5 * 60 * 1000;
+  struct Case {
+    const char* what;
+    std::optional<LastBackup> last;
+    bool running;
+    bool due;
+  };
+  std::vector<Case> cases = {
+      {"never read", std::nullopt, false, true},
+      {"read a moment ago", LastBackup{.checked_ms = kNow - 1000}, false, false},
+      {"read just under five minutes ago", LastBackup{.checked_ms = kNow - every + 1}, false,
+       false},
+      {"read five minutes ago", LastBackup{.checked_ms = kNow - every}, false, true},
+      {"due, but a backup runs here", std::nullopt, true, false},
+  };
+  HaConfig ha{.self = "node1", .backup_repository = true};
+  ClusterView view{.initialized = true, .leader = LeaderRecord{"node1", 7}};
+  view.members["node1"] = {.name = "node1", .state = PgState::kPrimary, .timeline = 1};
+  std::chrono::steady_clock::time_point now{std::chrono::seconds(100)};
+  for (const Case& each : cases) {
+    view.last_backup = each.last;
+    NodeObservation primary{.state = PgState::kPrimary, .timeline = 1};
+    primary.wall_ms = kNow;
+    primary.backup_running = each.running;
+    EXPECT_EQ(decide(view, primary, ha, now).read_repository, each.due) << each.what;
+  }
+  view.last_backup.reset();
+  NodeObservation standby{.state = PgState::kStandby, .timeline = 1, .upstream = "node1"};
+  standby.wall_ms = kNow;
+  EXPECT_FALSE(decide(view, standby, HaConfig{.self = "node2", .backup_repository = true}, now)
+                   .read_repository);
+  NodeObservation primary{.state = PgState::kPrimary, .timeline = 1};
+  primary.wall_ms = kNow;
+  EXPECT_FALSE(decide(view, primary, HaConfig{.self = "node1"}, now).read_repository)
+      << "no backup: section";
+}
+
 }  // namespace
 }  // namespace tandem

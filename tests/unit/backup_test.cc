@@ -136,6 +136,31 @@ TEST(BackupStatus, TheArchiverTravelsInThePrimarysRecordToCluster) {
   EXPECT_FALSE(cluster_json(config, view).contains("archiver"));
 }
 
+// The repository's newest backup travels through the store (last_backup) to /cluster, with its
+// age; a repository with no backup says so.
+TEST(BackupStatus, TheLastBackupTravelsThroughTheStoreToCluster) {
+  constexpr std::int64_t kNow = 1'800'000'000'000;
+  ClusterView view{.initialized = true, .leader = LeaderRecord{"node1", 7}};
+  LastBackup last{.label = "20261205-050000F_20261205-060000I",
+                  .type = "incr",
+                  .stopped_s = kNow / 1000 - 90,
+                  .checked_ms = kNow - 10};
+  auto decoded = decode_last_backup(encode_last_backup(last));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->label, last.label);
+  EXPECT_EQ(decoded->stopped_s, last.stopped_s);
+  EXPECT_EQ(decoded->checked_ms, last.checked_ms);
+  ClusterConfig config;
+  config.nodes = {{.name = "node1", .port = 5432, .data_dir = "/d/1"}};
+  view.last_backup = last;
+  auto document = cluster_json(config, view, kNow);
+  EXPECT_EQ(document["last_backup"]["label"], last.label);
+  EXPECT_EQ(document["last_backup"]["type"], "incr");
+  EXPECT_EQ(document["last_backup"]["age_seconds"], 90);
+  view.last_backup = LastBackup{.checked_ms = kNow};  // a repository with no backup
+  EXPECT_TRUE(cluster_json(config, view, kNow)["last_backup"]["label"].is_null());
+}
+
 // tandem restore refuses, before pgBackRest copies anything, a target the repository cannot
 // reach: none backed up yet, before the oldest backup's end (time or LSN), in the future, or an
 // unknown set.

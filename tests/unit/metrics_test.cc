@@ -75,7 +75,12 @@ AgentSnapshot leader_snapshot() {
                            .timeline = 3,
                            .received_lsn = Lsn(0x5000000),
                            .replayed_lsn = Lsn(0x5000000 - 8192)};
+  view.last_backup = LastBackup{.label = "20261205-050000F",
+                                .type = "full",
+                                .stopped_s = 1'800'000'000,
+                                .checked_ms = 1'800'000'100'000};
   snapshot.view = view;
+  snapshot.node.wall_ms = 1'800'003'600'000;  // an hour after the backup ended
   return snapshot;
 }
 
@@ -104,6 +109,8 @@ TEST(MetricsTest, ParsesAndFollowsTheConventions) {
   EXPECT_EQ(parsed->value("tandem_archive_failed_total"), 2);
   EXPECT_EQ(parsed->value("tandem_archive_failing"), 1);
   EXPECT_EQ(parsed->value("tandem_archive_last_archived_timestamp_seconds"), 1.8e9);
+  EXPECT_EQ(parsed->value("tandem_backup_last_completion_timestamp_seconds"), 1.8e9);
+  EXPECT_EQ(parsed->value("tandem_backup_last_age_seconds"), 3600);
   EXPECT_EQ(parsed->value("tandem_failovers_total"), 2);
   EXPECT_EQ(parsed->value("tandem_lease_remaining_seconds"), 0.75);
   EXPECT_EQ(parsed->value("tandem_lease_renewal_seconds"), 0.12);
