@@ -233,6 +233,7 @@ constexpr std::chrono::seconds kTakeTimeout{30};
 Status add_member_in_store(Session& session, const NodeConfig& node) {
   auto members = StoreMembers::read(session);
   if (!members) return std::unexpected(members.error());
+  if (auto ok = no_adoption_under_way(members->view()); !ok) return ok;
   auto grown = plan_member_add(members->running(), node);
   if (!grown) return std::unexpected(grown.error());
   auto version = members->write(*grown, "");

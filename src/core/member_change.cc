@@ -47,8 +47,16 @@ Result<ClusterConfig> plan_member_add(const ClusterConfig& config, const NodeCon
   return grown;
 }
 
+Status no_adoption_under_way(const ClusterView& view) {
+  if (!view.adopting) return {};
+  return refuse(fmt::format(
+      "{} is being adopted (tandem adopt --node): change the members once its adoption ends",
+      *view.adopting));
+}
+
 Result<ClusterConfig> plan_member_remove(const ClusterConfig& config, const std::string& name,
                                          const ClusterView& view) {
+  if (auto ok = no_adoption_under_way(view); !ok) return std::unexpected(ok.error());
   std::string leader = view.leader ? view.leader->name : "";
   if (auto known = config.node(name); !known) return std::unexpected(known.error());
   if (name == leader) {

@@ -26,6 +26,10 @@ Result<ClusterConfig> plan_member_add(const ClusterConfig& config, const NodeCon
 // mode: the standby and the leader that named it are the only ones known to have every
 // acknowledged commit — removed, nobody else could lead), the last node, the last but one on
 // several machines.
+// Several machines: no member is added or removed while `tandem adopt --node` runs (the store's
+// adopting mark): its hosts wait for the members the config named.
+Status no_adoption_under_way(const ClusterView& view);
+
 Result<ClusterConfig> plan_member_remove(const ClusterConfig& config, const std::string& name,
                                          const ClusterView& view);
 

@@ -152,6 +152,23 @@ TEST(MemberChange, RemovesOneNodeButNeverOneThatAloneMayLead) {
   }
 }
 
+// While `tandem adopt --node` runs (the store's adopting mark), no member comes or goes.
+TEST(MemberChange, NothingChangesWhileAnAdoptionRuns) {
+  ClusterConfig config = three_nodes();
+  config.etcd.endpoints = {"http://10.0.0.1:2379"};
+  ClusterView view;
+  view.leader = LeaderRecord{.name = "node1", .revision = 1};
+  EXPECT_TRUE(no_adoption_under_way(view));
+  EXPECT_TRUE(plan_member_remove(config, "node3", view));
+  view.adopting = "node1";
+  auto refused = no_adoption_under_way(view);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("node1 is being adopted"), std::string::npos);
+  auto shrunk = plan_member_remove(config, "node3", view);
+  ASSERT_FALSE(shrunk);
+  EXPECT_NE(shrunk.error().message.find("once its adoption ends"), std::string::npos);
+}
+
 // A running agent takes the next list when one member came or went and the others stayed as
 // they were; a list further on, as a restart would; nothing else.
 TEST(MemberChange, AnAgentTakesTheNextListOrOneFurtherOnButNotAnother) {
