@@ -465,6 +465,13 @@ Status Agent::carry_out(NodeRequest request) {
   if (!snapshot) return fail_with_context(snapshot.error(), "reading the store");
   ClusterView view = layout_.view(*snapshot);
   if (request == NodeRequest::kRestart) {
+    // Restarted in its role, a primary without the lease would write unwatched beside the
+    // leader (the simulation, seed 2768: a restart requested of the leader, served after a slow
+    // read of the store had seen its lease lapse); one behind another's claim beside the
+    // claimant (fresh seed 540497786959). Refused before the lease is renewed for it.
+    if (auto refused = restart_refusal(view, node_.observe(), self_.name)) {
+      return fail(ErrorCode::kConflict, *refused);
+    }
     if (view.leader_is(self_.name)) {
       // The keeper renews throughout the restart; a fresh renewal proves the lease first.
       Status renewed =
@@ -481,13 +488,6 @@ Status Agent::carry_out(NodeRequest request) {
     // store slow to answer the keeper meanwhile) may have outlasted it, and another node may
     // lead now (the simulation, seed 2768: two primaries).
     bool leader = view.leader_is(self_.name);
-    // Restarted in its role, a primary without the lease would write unwatched beside the
-    // leader (the simulation, seed 2768: a restart requested of the leader, served after a slow
-    // read of the store had seen its lease lapse); one behind another's claim beside the
-    // claimant (fresh seed 540497786959).
-    if (auto refused = restart_refusal(view, node_.observe(), self_.name)) {
-      return fail(ErrorCode::kConflict, *refused);
-    }
     Status restarted = node_.restart(
         [this, leader]() -> Status {
           if (!leader) return {};
@@ -510,6 +510,9 @@ Status Agent::carry_out(NodeRequest request) {
 Status Agent::execute(const Decision& decision, const NodeObservation& node,
                       const std::optional<ClusterView>& view) {
   if (decision.unblock_store) unblock_store(*decision.unblock_store);
+  if (decision.end_adoption && view) {
+    (void)store_.remove(layout_.adopting(), view->adopting_revision);
+  }
   if (decision.action == Action::kNone) return {};
   if (find_transition(node.state, decision.action) == nullptr) {
     return fail(ErrorCode::kConflict,
@@ -530,9 +533,6 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       return node_.start_standby(decision.source);
     case Action::kRenewLease:
       if (decision.remove_request) remove_request(*view);
-      if (decision.end_adoption) {
-        (void)store_.remove(layout_.adopting(), view->adopting_revision);
-      }
       return renew_or_fence(*view, node, decision.on_renewal_failure);
     case Action::kAcquireLease:
       return lease_.acquire();

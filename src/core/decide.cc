@@ -366,6 +366,15 @@ TimelineId newest_standby_timeline(const ClusterView& view) {
 Decision election(const ClusterView& view, const NodeObservation& node, const HaConfig& config) {
   auto self = view.members.find(config.self);
   if (self == view.members.end()) return {Action::kNone, "nobody leads; not yet published"};
+  if (view.adopting && *view.adopting != config.self) {
+    // Its lease may lapse before its agent runs its server (the agent renews before it stops
+    // a postmaster it did not start, and may die or stall in between), and that server, under
+    // no watchdog, may still write: nobody takes over until the mark goes (found by review).
+    return {Action::kNone,
+            fmt::format("nobody leads, but {} is being adopted and its agent does not run its "
+                        "server yet: it may still write; no takeover",
+                        *view.adopting)};
+  }
   if (config.quorum_fencing && !node.takeover_blockers.empty()) {
     return {Action::kNone,
             fmt::format("nobody leads, but {} may still accept writes: no takeover until it "
@@ -692,9 +701,12 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
     decision.on_renewal_failure = config.quorum_fencing ? RenewalFailure::kFenceIfTakenOver
                                                         : RenewalFailure::kFenceIfPastDeadline;
     decision.remove_request = view && request_done(*view, config);
-    // Its agent runs the adopted server now, under its watchdog: the mark goes.
-    decision.end_adoption = view && view->adopting == config.self && node.postmaster_watched;
   }
+  // The adopted server is gone, replaced by a postmaster this agent started (a primary it
+  // watches, or a standby): the mark goes. (One on the same data directory cannot run beside it.)
+  decision.end_adoption = view && view->adopting == config.self &&
+                          ((node.state == PgState::kPrimary && node.postmaster_watched) ||
+                           node.state == PgState::kStandby);
   if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
     return;
   }

@@ -109,8 +109,8 @@ struct Decision {
   // The leader's running primary: a scheduled backup to start beside the cycle (the backup
   // runner takes it from a streaming standby; core/backup_schedule.h).
   std::optional<ScheduledBackup> backup;
-  // A renewal by the node the store's `adopting` mark names, its postmaster watched: the mark
-  // removed (ClusterView::adopting), as adopt removes it once it sees the agent run the node.
+  // The node the store's `adopting` mark names runs a postmaster its agent started (a primary
+  // it watches, or a standby): the mark removed (ClusterView::adopting); adopt waits for that.
   // The leader's running primary, backup: configured: the repository read for its newest
   // backup beside the cycle (last_backup), when due and no backup runs here.
   bool read_repository = false;

@@ -39,10 +39,20 @@ Result<Connection> connect_now(const Context& context, const NodeConfig& node,
   return connect_local_admin(as_found, node);
 }
 
+// tandem's password file as it is: "" when absent; never read through a link (root reads it, and
+// writes it back: a link planted there would copy another file).
+Result<std::string> read_password_file(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, error))) return "";
+  return read_file_nofollow(path);
+}
+
 // A line for `role` added to tandem's password file (made if absent, mode 0600).
 Status add_password(Context& context, const std::string& role, const std::string& password) {
   const ClusterConfig& config = context.config;
-  std::string existing = read_file(config.password_file).value_or("");
+  auto read = read_password_file(config.password_file);
+  if (!read) return std::unexpected(read.error());
+  std::string existing = *read;
   std::string text = render_passfile({{role, password}});
   if (!existing.empty()) {
     if (existing.back() != '\n') existing += '\n';
@@ -57,7 +67,7 @@ Status write_passwords(Context& context, const std::optional<std::string>& repli
     return std::unexpected(token.error());
   }
   if (!replication_password) return {};
-  std::string existing = read_file(config.password_file).value_or("");
+  std::string existing = read_password_file(config.password_file).value_or("");
   if (find_password(existing, config.replication.user)) return {};
   if (auto ok = add_password(context, config.replication.user, *replication_password); !ok) {
     return ok;
@@ -303,8 +313,19 @@ Status record_in_store(Context& context, const NodeConfig& primary, const Server
   }
   for (const auto& [key, value] : keys) {
     auto written = (*store)->create(key, value, std::nullopt);
-    if (!written && written.error().code != ErrorCode::kConflict) {
-      return std::unexpected(written.error());
+    if (written) continue;
+    if (written.error().code != ErrorCode::kConflict) return std::unexpected(written.error());
+    // There already: a run stopped half-way wrote it — the same, unless that run named another
+    // primary (the timeline claim's revision part differs: its number was read from the data).
+    if (key == layout.timeline()) continue;
+    auto stored = (*store)->read(key);
+    if (!stored) return std::unexpected(stored.error());
+    const StoredValue* found = stored->find(key);
+    if (found != nullptr && found->value != value) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("the store's {} says {}, not {}: another adoption or cluster wrote "
+                              "it",
+                              key, found->value, value));
     }
   }
   std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -419,7 +440,8 @@ Status add_hosts_hba(Context& context, const NodeConfig& node, Connection& conne
 // none. A password the file does not hold is never replaced.
 Status ensure_superuser_password(Context& context, Connection& connection, bool primary) {
   const ClusterConfig& config = context.config;
-  auto known = find_password(read_file(config.password_file).value_or(""), config.superuser);
+  auto known =
+      find_password(read_password_file(config.password_file).value_or(""), config.superuser);
   auto kind = password_kind(connection, config.superuser);
   if (!kind) return std::unexpected(kind.error());
   if (known && *kind != PasswordKind::kNone) return {};  // tried by logging in over TCP
@@ -612,6 +634,16 @@ Status adopt_primary_node(Context& context, const std::string& config_path, cons
   if (auto ok = write_passwords(context, std::nullopt); !ok) return ok;
   auto connection = connect_adding_hba(context, node, server);
   if (!connection) return std::unexpected(connection.error());
+  // tandem's lines ask for the replication role's password: one without any (trust, cert)
+  // would be refused from then on.
+  auto replication_kind = password_kind(*connection, config.replication.user);
+  if (!replication_kind) return std::unexpected(replication_kind.error());
+  if (*replication_kind == PasswordKind::kNone) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("{} has no password (the standbys log in without one): give it one "
+                            "and put it in {}; pg_hba.conf not changed",
+                            config.replication.user, config.password_file));
+  }
   if (auto ok = add_hosts_hba(context, node, *connection); !ok) return ok;
   if (auto ok = ensure_superuser_password(context, *connection, true); !ok) return ok;
   if (auto ok = check_replication(context, node, server); !ok) return ok;
@@ -622,6 +654,10 @@ Status adopt_primary_node(Context& context, const std::string& config_path, cons
                                                         node.name));
   }
   if (auto ok = record_in_store(context, node, server); !ok) return ok;
+  context.report(
+      fmt::format("every host needs {} and {} as they are here: copy them before "
+                  "adopting its node",
+                  config.password_file, config.api.token_file));
   return finish_primary(context, config_path, node, server);
 }
 
@@ -717,7 +753,9 @@ Result<NodeAdoptionStep> check_node_adoption(Context& context, const std::string
   if (!snapshot) return std::unexpected(snapshot.error());
   const StoredValue* initialized = snapshot->find(layout.initialize());
   const StoredValue* leader = snapshot->find(layout.leader());
-  std::string passwords = read_file(config.password_file).value_or("");
+  auto read = read_password_file(config.password_file);
+  if (!read) return std::unexpected(read.error());
+  const std::string& passwords = *read;
   auto refuse = [](std::string why) -> Result<NodeAdoptionStep> {
     return fail(ErrorCode::kConflict, std::move(why));
   };
@@ -761,6 +799,13 @@ Result<NodeAdoptionStep> check_node_adoption(Context& context, const std::string
         "{}'s primary_conninfo holds no password and {} none for {}: add "
         "the line *:*:*:{}:PASSWORD to it (mode 0600)",
         node.name, config.password_file, config.replication.user, config.replication.user));
+  }
+  std::error_code error;
+  if (!std::filesystem::exists(config.api.token_file, error)) {
+    return refuse(
+        fmt::format("there is no API token ({}) on this host: copy it from {}'s host, "
+                    "with the password file (the agents ping each other with it)",
+                    config.api.token_file, adoption.upstream));
   }
   if (!find_password(passwords, config.superuser)) {
     return refuse(

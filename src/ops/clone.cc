@@ -90,14 +90,34 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
     return fail(ErrorCode::kNotFound,
                 fmt::format("the repository has no backup {} (see tandem backup list)", label));
   }
+  // What would fail only after an hour of restoring is checked first: the replication login,
+  // and a slot of this name in use by another standby.
+  if (auto ok = check_replication_login(config, **primary); !ok) return ok;
   auto admin = connect_admin(config, **primary);
   if (!admin) return std::unexpected(admin.error());
+  auto slot = slot_active(*admin, node.name);
+  if (!slot) return std::unexpected(slot.error());
+  if (*slot && **slot) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("slot {} on {} is in use by a running standby: is {} already cloned "
+                            "elsewhere?",
+                            node.name, (*primary)->name, node.name));
+  }
   auto created = ensure_slot(*admin, node.name);
   if (!created) return fail_with_context(created.error(), "the slot of " + node.name);
   if (*created) {
     context.report(fmt::format("created slot {} on {}", node.name, (*primary)->name));
   }
-  if (auto ok = prepare_dirs(config, context.os_user, node); !ok) return ok;
+  // A slot made here and left behind by a failure below would hold the primary's WAL for ever.
+  auto drop_made_slot = [&](Status failed) -> Status {
+    if (*created) {
+      if (auto connection = connect_admin(config, **primary)) {
+        (void)drop_replication_slot(*connection, node.name);
+      }
+    }
+    return failed;
+  };
+  if (auto ok = prepare_dirs(config, context.os_user, node); !ok) return drop_made_slot(ok);
   context.report(fmt::format("restoring backup {} of stanza {} into {}", label, config.stanza(),
                              node.data_dir));
   // --type=preserve: pgBackRest writes no recovery settings of its own (they would name its
@@ -105,13 +125,17 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
   if (auto ok = backrest.run_restore(**source, {"--pg1-path=" + node.data_dir, "--type=preserve",
                                                 "--set=" + label, "restore"});
       !ok) {
-    return ok;
+    return drop_made_slot(fail_with_context(
+        ok.error(),
+        fmt::format("restoring into {} (what was restored is kept there)", node.data_dir)));
   }
-  if (auto ok = write_node_files(config, context.os_user, node, *primary); !ok) return ok;
+  if (auto ok = write_node_files(config, context.os_user, node, *primary); !ok) {
+    return drop_made_slot(ok);
+  }
   // pg_ctl gives up waiting after its start timeout; a standby with much archive to replay
   // runs on meanwhile, and the wait for streaming below is the one that counts.
   if (auto ok = context.controller.start(node); !ok && !running_postmaster(node.data_dir)) {
-    return ok;
+    return drop_made_slot(ok);
   }
   context.report(fmt::format("{} started: replaying the archive from the backup on", node.name));
   if (auto ok = wait_streaming(

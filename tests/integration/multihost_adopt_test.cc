@@ -4,8 +4,8 @@
 // with a 3-member etcd (multihost_fixture.h). Adopted host by host while a probe writes: a
 // standby first is refused (the store does not know the cluster), the primary's adoption is
 // interrupted while it waits for the standbys and run again, the two standbys are adopted at
-// once. Then the primary's host is cut off, another node takes over, and once healed the old
-// primary rejoins by pg_rewind; the rows of foo are intact.
+// once. Then the primary's host crashes, another node takes over, and once the host is back the
+// old primary rejoins by pg_rewind; the rows of foo are intact.
 #include "dcs/cluster_layout.h"
 #include "local/local_agents.h"
 #include "multihost_fixture.h"
@@ -241,19 +241,20 @@ TEST_F(MultiHostAdoptTest, TheWalkthroughsClusterOnThreeHostsIsAdoptedHostByHost
   EXPECT_EQ(twice.exit_code, 0);
   EXPECT_NE(twice.output.find("agent runs already"), std::string::npos) << twice.output;
 
-  // The primary's host cut off: another node takes over; healed, node1 rejoins by pg_rewind.
-  WriteProbe cut_probe(node_conninfo(reach_, "node1"), milliseconds(10), "probe_cut");
-  cut_probe.start();
-  ASSERT_TRUE(eventually([&] { return cut_probe.acknowledged().size() >= 20; }));
-  auto cut_at = WallClock::now();
-  ASSERT_TRUE(network_->cut(0));
+  // The primary's host crashes (every process of it killed): another node takes over; the
+  // host back, its agent started as its service would, node1 rejoins by pg_rewind.
+  WriteProbe crash_probe(node_conninfo(reach_, "node1"), milliseconds(10), "probe_crash");
+  crash_probe.start();
+  ASSERT_TRUE(eventually([&] { return crash_probe.acknowledged().size() >= 20; }));
+  auto crash_at = WallClock::now();
+  for (pid_t pid : host_pids(0)) kill(pid, SIGKILL);
   auto [new_primary, promoted_at] =
-      await_takeover("adopted, host cut off", "node1", cut_probe, cut_at);
+      await_takeover("adopted, host crash", "node1", crash_probe, crash_at);
   ASSERT_FALSE(new_primary.empty());
-  ASSERT_TRUE(network_->heal(0));
+  start_agent(0);
   EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }, std::chrono::seconds(90)))
-      << "node1 did not come back; see " << config_.log_dir;
-  EXPECT_NE(read(config_.log_dir + "/node1.agent.log").find("pg_rewind"), std::string::npos);
+      << "node1 did not come back; see " << agent_log("node1");
+  EXPECT_NE(log_of("node1").find("pg_rewind"), std::string::npos) << log_of("node1");
   EXPECT_EQ(
       app_query(new_primary, "SELECT string_agg(i || ':' || v, ',' ORDER BY i) AS v FROM foo"),
       "1:hoge,2:fuga");

@@ -203,6 +203,9 @@ class SimNode final : public LocalNode {
  private:
   Pg& pg();
   Status usable();
+  // An adopted server still running as started by hand: stopped cleanly first, as the agent's
+  // node controller stops a postmaster it did not start before it spawns its own.
+  void stop_foreign();
   std::string config_name(int index) const;
   World& world_;
   int index_;
@@ -322,6 +325,10 @@ struct Slot {
   // machine (with one pid per node, a restarted standby kept the watch of a promotion that had
   // failed — PostgreSQL stopped under it — and answered "may write" for good: seed 10000555).
   int postmaster_starts = 0;
+  // A server started by hand (ScenarioSettings::adopted), not by its agent: the agent sees it
+  // stopped (it is not its child), stops it before it starts its own, and no watchdog can fence
+  // it (its pid is not the agent's to watch). Cleared when it stops.
+  bool foreign_postmaster = false;
 };
 
 class World {

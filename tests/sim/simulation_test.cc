@@ -205,6 +205,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // The simulation's own: a second, shorter stall of a stalled cycle made the checks take
       // the still-stalled primary for running, and its sync record's bound counted.
       {74000033013, false, true},
+      // And a slow store at bootstrap, a fault of its own: the bootstrapper's lease lapsed
+      // before its creation was answered and another node took over, once; the promotion
+      // budget did not count it.
+      {76000018508, false, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

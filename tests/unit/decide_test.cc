@@ -440,9 +440,18 @@ TEST(Decide, QuorumFencing) {
        adopting_node1,
        lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof * 10),
        Action::kNone, "its agent does not run it yet", quorum},
-      {"a mark naming another node changes nothing", adopting_another,
-       lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof),
-       Action::kTakeOver, "node1 has not been heard from by a majority", quorum},
+      {"a mark naming another node: the leader proven fenced, but no election while it stays",
+       adopting_another,
+       lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof), Action::kNone,
+       "node3 is being adopted", quorum},
+      {"no lease, a node being adopted: no election (its server may still write)",
+       [&] {
+         ClusterView view = nobody;
+         view.adopting = "node1";
+         return view;
+       }(),
+       with_contact(follower, milliseconds(30), {"node1"}), Action::kNone,
+       "node1 is being adopted and its agent does not run its server yet", quorum},
       {"the leader is proven fenced but renewed its lease: no takeover", led_by_node1,
        lease_unchanged(with_contact(follower, milliseconds(30), {"node1"}), proof / 2),
        Action::kNone, "renewed its lease 550 ms ago or less: it may still write", quorum},
@@ -571,6 +580,12 @@ TEST(Decide, TheAdoptedPrimarysAgentEndsTheAdoptionOnceItWatchesItsPostmaster) {
     EXPECT_EQ(renew.action, Action::kRenewLease) << each.name << ": " << renew.reason;
     EXPECT_EQ(renew.end_adoption, each.ends) << each.name;
   }
+  // A standby its agent runs (another leads): the adopted server is gone, the mark too.
+  ClusterView led = view_with("node1", {standby("node2", 500)});
+  led.adopting = "node2";
+  EXPECT_TRUE(decide(led, observed(PgState::kStandby, "node1"), config, kNow).end_adoption);
+  // Stopped as the agent sees it (a postmaster it did not start looks stopped): kept.
+  EXPECT_FALSE(decide(led, observed(PgState::kStopped), config, kNow).end_adoption);
 }
 
 // A restart requested through the API: never a primary's data without the lease, nor behind
