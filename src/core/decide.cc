@@ -164,7 +164,12 @@ Decision restart_in_place(const ClusterView& view, const HaConfig& config) {
 
 Decision stopped(const ClusterView& view, const NodeObservation& node, const HaConfig& config,
                  TimePoint now) {
-  if (view.leader_is(config.self) && config.quorum_fencing && !may_write(node, config, now)) {
+  // The adopted primary's agent: its lease (written by adopt, without a TTL) nobody else can take
+  // while the mark stands, so it is this node's to prove by the compare-and-set that starts it
+  // (start_primary) — a lone survivor of two would otherwise stay down for ever, its lease never
+  // lapsing (fresh seed 80000018691).
+  if (view.leader_is(config.self) && config.quorum_fencing && !may_write(node, config, now) &&
+      view.adopting != config.self) {
     return {Action::kNone,
             fmt::format("holds the lease, but no majority of the agents answered for {} ms and {}: "
                         "stay down",

@@ -209,6 +209,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // before its creation was answered and another node took over, once; the promotion
       // budget did not count it.
       {76000018508, false, true},
+      // The adopted primary's server crashed before its agent started, and the other node of
+      // two went for good: its agent, holding adopt's lease without a TTL and no majority,
+      // stayed down for ever. The mark's node now proves that lease by starting (decide).
+      {80000018691, true, true, false, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

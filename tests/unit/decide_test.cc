@@ -426,6 +426,15 @@ TEST(Decide, QuorumFencing) {
        "node3 holds the lease", quorum},
       {"leader down without a majority or a renewal stays down", view_with("node2", {}),
        with_contact(late_stopped, milliseconds(900)), Action::kNone, "stay down", quorum},
+      {"the adopted leader, down without a majority or a renewal: restarts (its start proves "
+       "the lease)",
+       [] {
+         ClusterView view = view_with("node2", {});
+         view.adopting = "node2";
+         return view;
+       }(),
+       with_contact(late_stopped, milliseconds(900)), Action::kStartPrimary, "restart it in place",
+       quorum},
       {"leader down without a majority but renewing restarts", view_with("node2", {}),
        with_contact(late_stopped_renewed(), milliseconds(900)), Action::kStartPrimary,
        "restart it in place", quorum},
