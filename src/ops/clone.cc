@@ -65,20 +65,35 @@ Status clone_standby(Context& context, const NodeConfig& node,
   return {};
 }
 
-Status clone_from_backup(Context& context, const NodeConfig& node, const std::string& set) {
+namespace {
+
+// Where clone_from_backup copies from, checked before anything changes: the backup's label (the
+// newest, or the one named), the running primary and a node with pgbackrest.conf.
+struct BackupCloneSource {
+  const NodeConfig* primary = nullptr;
+  const NodeConfig* source = nullptr;
+  std::string label;
+};
+
+Result<BackupCloneSource> backup_clone_source(Context& context, const NodeConfig& node,
+                                              const std::string& set) {
   const ClusterConfig& config = context.config;
   if (!config.backup.enabled()) {
     return fail(ErrorCode::kInvalidArgument,
                 "--from-backup needs a repository: backup.repository in the config");
   }
-  if (auto ok = check_new_node(node); !ok) return ok;
+  if (auto ok = check_new_node(node); !ok) return std::unexpected(ok.error());
   auto primary = find_primary(context, node.name);
-  if (!primary) return fail_with_context(primary.error(), "no primary to stream from");
+  if (!primary) {
+    return std::unexpected(fail_with_context(primary.error(), "no primary to stream from").error());
+  }
   auto source = node_with_backrest_conf(config);
   if (!source) return std::unexpected(source.error());
   BackRest backrest(config, *context.runner);
   auto repository = backrest.info(**source);
-  if (!repository) return fail_with_context(repository.error(), "reading the repository");
+  if (!repository) {
+    return std::unexpected(fail_with_context(repository.error(), "reading the repository").error());
+  }
   if (repository->backups.empty()) {
     return fail(ErrorCode::kConflict,
                 "the repository has no backup yet: take one (tandem backup), or clone from the "
@@ -90,10 +105,22 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
     return fail(ErrorCode::kNotFound,
                 fmt::format("the repository has no backup {} (see tandem backup list)", label));
   }
+  return BackupCloneSource{.primary = *primary, .source = *source, .label = label};
+}
+
+}  // namespace
+
+Status clone_from_backup(Context& context, const NodeConfig& node, const std::string& set) {
+  const ClusterConfig& config = context.config;
+  auto from = backup_clone_source(context, node, set);
+  if (!from) return std::unexpected(from.error());
+  const NodeConfig* primary = from->primary;
+  const std::string& label = from->label;
+  BackRest backrest(config, *context.runner);
   // What would fail only after an hour of restoring is checked first: the replication login,
   // and a slot of this name in use by another standby.
-  if (auto ok = check_replication_login(config, **primary); !ok) return ok;
-  auto admin = connect_admin(config, **primary);
+  if (auto ok = check_replication_login(config, *primary); !ok) return ok;
+  auto admin = connect_admin(config, *primary);
   if (!admin) return std::unexpected(admin.error());
   auto slot = slot_active(*admin, node.name);
   if (!slot) return std::unexpected(slot.error());
@@ -101,17 +128,17 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
     return fail(ErrorCode::kConflict,
                 fmt::format("slot {} on {} is in use by a running standby: is {} already cloned "
                             "elsewhere?",
-                            node.name, (*primary)->name, node.name));
+                            node.name, primary->name, node.name));
   }
   auto created = ensure_slot(*admin, node.name);
   if (!created) return fail_with_context(created.error(), "the slot of " + node.name);
   if (*created) {
-    context.report(fmt::format("created slot {} on {}", node.name, (*primary)->name));
+    context.report(fmt::format("created slot {} on {}", node.name, primary->name));
   }
   // A slot made here and left behind by a failure below would hold the primary's WAL for ever.
   auto drop_made_slot = [&](Status failed) -> Status {
     if (*created) {
-      if (auto connection = connect_admin(config, **primary)) {
+      if (auto connection = connect_admin(config, *primary)) {
         (void)drop_replication_slot(*connection, node.name);
       }
     }
@@ -122,14 +149,15 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
                              node.data_dir));
   // --type=preserve: pgBackRest writes no recovery settings of its own (they would name its
   // options, not this node's pgbackrest.conf); tandem.conf gives the standby's below.
-  if (auto ok = backrest.run_restore(**source, {"--pg1-path=" + node.data_dir, "--type=preserve",
-                                                "--set=" + label, "restore"});
+  if (auto ok = backrest.run_restore(
+          *from->source,
+          {"--pg1-path=" + node.data_dir, "--type=preserve", "--set=" + label, "restore"});
       !ok) {
     return drop_made_slot(fail_with_context(
         ok.error(),
         fmt::format("restoring into {} (what was restored is kept there)", node.data_dir)));
   }
-  if (auto ok = write_node_files(config, context.os_user, node, *primary); !ok) {
+  if (auto ok = write_node_files(config, context.os_user, node, primary); !ok) {
     return drop_made_slot(ok);
   }
   // pg_ctl gives up waiting after its start timeout; a standby with much archive to replay
@@ -139,7 +167,7 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
   }
   context.report(fmt::format("{} started: replaying the archive from the backup on", node.name));
   if (auto ok = wait_streaming(
-          config, context.clock, **primary, node,
+          config, context.clock, *primary, node,
           std::max<std::chrono::milliseconds>(context.streaming_timeout, std::chrono::minutes(10)));
       !ok) {
     return ok;
@@ -147,7 +175,7 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
   context.report(
       fmt::format("{} streams from {} on {}:{} (made from backup {}, no copy of the "
                   "primary)",
-                  node.name, (*primary)->name, node.host, node.port, label));
+                  node.name, primary->name, node.host, node.port, label));
   return {};
 }
 
