@@ -15,6 +15,33 @@
 
 namespace tandem {
 
+namespace {
+
+// Before a copy starts: the replication role logs in to `source`, and the node's slot there is
+// not in use by a running standby. The superuser's connection, and whether the slot exists.
+struct CopySource {
+  Connection admin;
+  bool slot_exists = false;
+};
+
+Result<CopySource> check_copy_source(const ClusterConfig& config, const NodeConfig& source,
+                                     const std::string& node) {
+  if (auto ok = check_replication_login(config, source); !ok) return std::unexpected(ok.error());
+  auto admin = connect_admin(config, source);
+  if (!admin) return std::unexpected(admin.error());
+  auto slot = slot_active(*admin, node);
+  if (!slot) return std::unexpected(slot.error());
+  if (*slot && **slot) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("slot {} on {} is in use by a running standby: is {} already cloned "
+                            "elsewhere?",
+                            node, source.name, node));
+  }
+  return CopySource{.admin = std::move(*admin), .slot_exists = slot->has_value()};
+}
+
+}  // namespace
+
 Status clone_standby(Context& context, const NodeConfig& node,
                      std::optional<std::string> source_name) {
   const ClusterConfig& config = context.config;
@@ -32,18 +59,9 @@ Status clone_standby(Context& context, const NodeConfig& node,
   if (source->name == node.name) {
     return fail(ErrorCode::kInvalidArgument, fmt::format("{} cannot clone itself", node.name));
   }
-  if (auto ok = check_replication_login(config, *source); !ok) return ok;
-  auto admin = connect_admin(config, *source);
-  if (!admin) return std::unexpected(admin.error());
-  auto slot = slot_active(*admin, node.name);
-  if (!slot) return std::unexpected(slot.error());
-  if (*slot && **slot) {
-    return fail(ErrorCode::kConflict,
-                fmt::format("slot {} on {} is in use by a running standby: is {} already cloned "
-                            "elsewhere?",
-                            node.name, source->name, node.name));
-  }
-  bool create_slot = !*slot;
+  auto checked = check_copy_source(config, *source, node.name);
+  if (!checked) return std::unexpected(checked.error());
+  bool create_slot = !checked->slot_exists;
 
   if (auto ok = prepare_dirs(context.config, context.os_user, node); !ok) return ok;
   std::string source_conninfo = upstream_conninfo(config, *source, node.name);
@@ -119,18 +137,9 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
   BackRest backrest(config, *context.runner);
   // What would fail only after an hour of restoring is checked first: the replication login,
   // and a slot of this name in use by another standby.
-  if (auto ok = check_replication_login(config, *primary); !ok) return ok;
-  auto admin = connect_admin(config, *primary);
-  if (!admin) return std::unexpected(admin.error());
-  auto slot = slot_active(*admin, node.name);
-  if (!slot) return std::unexpected(slot.error());
-  if (*slot && **slot) {
-    return fail(ErrorCode::kConflict,
-                fmt::format("slot {} on {} is in use by a running standby: is {} already cloned "
-                            "elsewhere?",
-                            node.name, primary->name, node.name));
-  }
-  auto created = ensure_slot(*admin, node.name);
+  auto checked = check_copy_source(config, *primary, node.name);
+  if (!checked) return std::unexpected(checked.error());
+  auto created = ensure_slot(checked->admin, node.name);
   if (!created) return fail_with_context(created.error(), "the slot of " + node.name);
   if (*created) {
     context.report(fmt::format("created slot {} on {}", node.name, primary->name));
