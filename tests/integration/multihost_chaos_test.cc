@@ -2,12 +2,12 @@
 // own (network namespaces) with a 3-member etcd, one fault drawn at random — a host cut off, cut
 // from etcd alone or from the other agents alone, a whole host frozen while cut from etcd, the
 // primary's agent frozen, a host crash, a postmaster killed, an etcd member down, a standby's
-// host cut off, a switchover — under a write probe through the multi-host connection string and
-// a writer per node. A trial fails on two nodes writable at once (a single write counts), an
-// acknowledged write lost in synchronous mode, more promotions than its fault allows (counted in
-// tandem's history, each on a timeline of its own), or a cluster that has not recovered (one
-// primary, every other node streaming from it) 90 s after its fault ended. Faults are never undone
-// early: a cut lasts its 10 s, a freeze its 4 s.
+// host cut off, a switchover, the primary's calls dropped one way or the calls to it — under a
+// write probe through the multi-host connection string and a writer per node. A trial fails on two
+// nodes writable at once (a single write counts), an acknowledged write lost in synchronous mode,
+// more promotions than its fault allows (counted in tandem's history, each on a timeline of its
+// own), or a cluster that has not recovered (one primary, every other node streaming from it) 90 s
+// after its fault ended. Faults are never undone early: a cut lasts its 10 s, a freeze its 4 s.
 //
 // `make test` runs two trials of fixed faults; scripts/chaos-multihost runs K with a random seed
 // and writes bench/results/chaos-multihost.{md,json}, naming the commit and the machine.
@@ -32,11 +32,20 @@ struct Fault {
   int promotions_allowed;  // at most, by the design
 };
 
-const std::vector<Fault> kFaults = {{"host cut off", 1},         {"cut from etcd", 0},
-                                    {"cut from the agents", 0},  {"host frozen, etcd cut", 1},
-                                    {"agent frozen", 1},         {"host crash", 1},
-                                    {"postmaster kill", 1},      {"etcd member down", 0},
-                                    {"standby host cut off", 0}, {"switchover", 1}};
+// The two one-way cuts: the primary's own calls (to etcd and to the agents) dropped while every
+// call to it still gets through, and the other way round. Either may end in one failover.
+const std::vector<Fault> kFaults = {{"host cut off", 1},
+                                    {"cut from etcd", 0},
+                                    {"cut from the agents", 0},
+                                    {"host frozen, etcd cut", 1},
+                                    {"agent frozen", 1},
+                                    {"host crash", 1},
+                                    {"postmaster kill", 1},
+                                    {"etcd member down", 0},
+                                    {"standby host cut off", 0},
+                                    {"switchover", 1},
+                                    {"primary's calls dropped", 1},
+                                    {"calls to the primary dropped", 1}};
 
 int env_int(const char* name, int fallback) {
   const char* value = std::getenv(name);
@@ -185,6 +194,17 @@ void MultiHostChaosTest::inflict(const std::string& old_primary) {
     EXPECT_TRUE(network_->heal(others[0]));
   } else if (name == "switchover") {
     EXPECT_TRUE(switchover()) << "the switchover was refused";
+  } else if (name == "primary's calls dropped" || name == "calls to the primary dropped") {
+    std::vector<int> everyone_else = others;
+    for (int member : etcd_hosts()) everyone_else.push_back(member);
+    std::vector<int> callers = {host};
+    if (name == "calls to the primary dropped") callers = everyone_else;
+    for (int caller : callers) {
+      EXPECT_TRUE(caller == host ? network_->drop_calls(host, everyone_else)
+                                 : network_->drop_calls(caller, {host}));
+    }
+    std::this_thread::sleep_for(cut_for);
+    for (int caller : callers) EXPECT_TRUE(network_->restore_calls(caller));
   }
 }
 
@@ -284,7 +304,9 @@ class ChaosSummary : public ::testing::Environment {
         "3 nodes, each on a host of its own (network namespaces), with a 3-member etcd, under a "
         "write probe every 20 ms through the multi-host connection string and a writer per "
         "node. Cuts last 10 s, freezes 4 s (a frozen host is also cut from etcd during its "
-        "freeze and for 10 s after), a crashed host's agent starts again 3 s later. Outage: the "
+        "freeze and for 10 s after), a crashed host's agent starts again 3 s later. A one-way cut "
+        "drops what a host sends on the connections it opened (nftables: what it sends from "
+        "an ephemeral port), while connections opened to it work both ways. Outage: the "
         "longest time without an acknowledged write from the fault on (a write held through a "
         "freeze counts as a refused one). All streaming: "
         "from the fault's start until one primary has every other node streaming (a cut's 10 s "

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -103,6 +104,33 @@ Status TestNetwork::unblock(int host, const std::vector<int>& unreachable) {
     }
   }
   return {};
+}
+
+Status TestNetwork::drop_calls(int host, const std::vector<int>& to) {
+  std::string addresses;
+  for (int other : to) addresses += (addresses.empty() ? "" : ", ") + address(other);
+  const std::string table = "tandem_calls";
+  // A connection's opener sends from an ephemeral port, every server here (PostgreSQL, the
+  // agents' API, etcd) listens below them: conntrack would guess the direction of connections
+  // opened before the rule from the first packet it sees.
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  std::string first_ephemeral;
+  if (!(range >> first_ephemeral)) first_ephemeral = "32768";
+  for (const auto& command : std::vector<std::vector<std::string>>{
+           {"add", "table", "inet", table},
+           {"add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"},
+           {"add", "rule", "inet", table, "out", "ip", "daddr", "{ " + addresses + " }", "tcp",
+            "sport", ">=", first_ephemeral, "drop"}}) {
+    std::vector<std::string> args = {"netns", "exec", hosts_[host], "/usr/sbin/nft"};
+    args.insert(args.end(), command.begin(), command.end());
+    if (auto ok = ip(args); !ok) return ok;
+  }
+  return {};
+}
+
+Status TestNetwork::restore_calls(int host) {
+  return ip(
+      {"netns", "exec", hosts_[host], "/usr/sbin/nft", "delete", "table", "inet", "tandem_calls"});
 }
 
 Status TestNetwork::ip(const std::vector<std::string>& args) {

@@ -31,6 +31,11 @@ class TestNetwork {
   // reaches. Blackhole routes in its namespace; unblock() removes them.
   Status block(int host, const std::vector<int>& unreachable);
   Status unblock(int host, const std::vector<int>& unreachable);
+  // A one-way cut: whatever `host` sends on the connections it opened to these hosts is dropped
+  // on its way out (nftables, in its namespace: what it sends from an ephemeral port), so none
+  // of its calls there gets through, while the connections they open to it work both ways.
+  Status drop_calls(int host, const std::vector<int>& to);
+  Status restore_calls(int host);  // every call of `host` gets through again
 
  private:
   Status ip(const std::vector<std::string>& args);
