@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build deb test unit integration demo bench bench-smoke chaos chaos-smoke chaos-multihost asan sim clean format
+.PHONY: all deps build deb test unit integration demo bench bench-compare bench-smoke chaos chaos-smoke chaos-multihost asan sim clean format
 
 all: build
 
@@ -40,9 +40,16 @@ demo: build
 bench: build
 	@$(BUILD_DIR)/bench/tandem-bench --tandem $(BUILD_DIR)/tandem --trials $(or $(TRIALS),5) --out bench/results
 
-# One short trial of each scenario, to keep the benchmark working (CI runs it).
+# tandem and Patroni side by side on one etcd, the same probe and scenarios (K trials each, and
+# Patroni at its defaults and at its fastest); results in bench/results/compare.{md,json}. Root.
+bench-compare: build
+	@$(BUILD_DIR)/bench/tandem-compare --tandem $(BUILD_DIR)/tandem --trials $(or $(TRIALS),3) --out bench/results
+
+# One short trial of each scenario, and of the comparison with Patroni at its fastest, to keep
+# both runners working (CI runs it).
 bench-smoke: build
 	@$(BUILD_DIR)/bench/tandem-bench --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/bench-smoke
+	@$(BUILD_DIR)/bench/tandem-compare --tandem $(BUILD_DIR)/tandem --smoke --out $(BUILD_DIR)/bench-smoke
 
 # K random faults on local clusters, a third of them on a starved machine; results in
 # bench/results/chaos.{json,md}, every trial's line in chaos.log.

@@ -1,9 +1,12 @@
 // A local cluster for the benchmarks, driven through the tandem binary as a person would.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/cluster_config.h"
 #include "pg/connection.h"
@@ -47,6 +50,9 @@ class BenchCluster {
   std::string config_path_;
   ClusterConfig config_;
 };
+
+// The processes whose parent is `parent` (a postmaster's backends, an agent's watchdog).
+std::vector<pid_t> children_of(pid_t parent);
 
 // Polls `done` every 10 ms for up to `timeout`.
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout);

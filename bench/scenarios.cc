@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -35,19 +36,22 @@ void random_cycle_offset(milliseconds loop_interval) {
   std::this_thread::sleep_for(milliseconds(pick(random)));
 }
 
+// A cluster of the scenario's: its own settings, then the options' adjustment.
+std::unique_ptr<BenchCluster> make_cluster(const BenchOptions& options, int standbys,
+                                           const std::function<void(ClusterConfig&)>& own = {}) {
+  return std::make_unique<BenchCluster>(options.tandem_binary, standbys,
+                                        [&](ClusterConfig& config) {
+                                          if (own) own(config);
+                                          if (options.adjust) options.adjust(config);
+                                        });
+}
+
 Status up(BenchCluster& cluster) {
   return cluster.tandem_ok({"local", "up", "--dir", cluster.dir()});
 }
 
 std::unexpected<Error> failed(std::string_view what) {
   return fail(ErrorCode::kTimeout, std::string(what));
-}
-
-// The outage as issue 5 defines it: the first acknowledged write after the first failed
-// attempt that follows `since`, minus `since`.
-std::optional<WriteAttempt> resumed_after(const WriteProbe& probe, WallClock::time_point since) {
-  auto failure = probe.first_failure_after(since);
-  return failure ? probe.first_success_after(failure->at) : std::nullopt;
 }
 
 std::optional<WallClock::time_point> last_promotion(const BenchCluster& cluster) {
@@ -88,10 +92,35 @@ Result<Outage> outage_after(const BenchCluster& cluster, WriteProbe& probe,
 
 }  // namespace
 
+std::optional<WriteAttempt> resumed_after(const WriteProbe& probe, WallClock::time_point since) {
+  auto failure = probe.first_failure_after(since);
+  return failure ? probe.first_success_after(failure->at) : std::nullopt;
+}
+
+double write_gap(const WriteProbe& probe, WallClock::time_point asked_at) {
+  double gap = 0;
+  std::optional<WallClock::time_point> previous;
+  std::vector<WriteAttempt> attempts = probe.attempts();
+  for (const WriteAttempt& attempt : attempts) {
+    if (!attempt.acknowledged) continue;
+    if (previous && attempt.answered_at > asked_at - milliseconds(100)) {
+      gap = std::max(gap, seconds_between(*previous, attempt.answered_at));
+    }
+    previous = attempt.answered_at;
+  }
+  // Writes that never came back before the probe stopped: the gap runs to its last attempt.
+  if (!attempts.empty()) {
+    WallClock::time_point since = previous.value_or(asked_at);
+    gap = std::max(gap, seconds_between(since, attempts.back().at));
+  }
+  return gap;
+}
+
 Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchronous,
                                        FailoverTimeline* timeline) {
-  BenchCluster cluster(options.tandem_binary, 2,
-                       [&](ClusterConfig& config) { config.ha.synchronous_mode = synchronous; });
+  auto made = make_cluster(
+      options, 2, [&](ClusterConfig& config) { config.ha.synchronous_mode = synchronous; });
+  BenchCluster& cluster = *made;
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   std::string old_primary = cluster.current_primary();
   if (synchronous && !wait_for(
@@ -142,7 +171,8 @@ Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchro
 }
 
 Result<std::vector<Sample>> postmaster_crash(const BenchOptions& options) {
-  BenchCluster cluster(options.tandem_binary, 2);
+  auto made = make_cluster(options, 2);
+  BenchCluster& cluster = *made;
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   std::string primary = cluster.current_primary();
   WriteProbe probe(cluster.any_primary_conninfo(), milliseconds(20));
@@ -158,7 +188,8 @@ Result<std::vector<Sample>> postmaster_crash(const BenchOptions& options) {
 }
 
 Result<std::vector<Sample>> switchover(const BenchOptions& options) {
-  BenchCluster cluster(options.tandem_binary, 2);
+  auto made = make_cluster(options, 2);
+  BenchCluster& cluster = *made;
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   WriteProbe probe(cluster.any_primary_conninfo(), milliseconds(20));
   probe.start();
@@ -167,80 +198,108 @@ Result<std::vector<Sample>> switchover(const BenchOptions& options) {
   if (auto ok = cluster.tandem_ok({"switchover"}); !ok) return std::unexpected(ok.error());
   std::this_thread::sleep_for(std::chrono::seconds(1));
   probe.stop();
-  // The write gap: the longest time between two acknowledged writes around the switchover.
-  double gap = 0;
-  std::optional<WallClock::time_point> previous;
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (!attempt.acknowledged) continue;
-    if (previous && attempt.answered_at > asked_at - milliseconds(100)) {
-      gap = std::max(gap, seconds_between(*previous, attempt.answered_at));
-    }
-    previous = attempt.answered_at;
-  }
+  double gap = write_gap(probe, asked_at);
   return std::vector<Sample>{{"switchover: write gap (s)", gap,
                               lost_writes(probe, cluster, cluster.current_primary()),
                               static_cast<long>(probe.acknowledged().size())}};
 }
 
 Result<std::vector<Sample>> idle_agents(const BenchOptions& options) {
-  BenchCluster cluster(options.tandem_binary, 2);
+  auto made = make_cluster(options, 2);
+  BenchCluster& cluster = *made;
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   std::this_thread::sleep_for(std::chrono::seconds(2));  // settle after the bootstrap
-  auto cpu_ticks = [](pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    std::istringstream fields(line.substr(line.rfind(')') + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    for (int index = 3; fields >> field; ++index) {
-      if (index == 14) utime = std::stol(field);
-      if (index == 15) stime = std::stol(field);
-    }
-    return utime + stime;
-  };
-  auto rss_mib = [](pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.starts_with("VmRSS:")) return std::stod(line.substr(6)) / 1024.0;
-    }
-    return 0.0;
-  };
-  // Memory as users count it (issue 19): RSS counts every page of the shared libraries the
-  // agent maps; PSS divides each shared page among the processes that map it, and private
-  // memory is the agent's alone (what stopping it gives back). kB in /proc/PID/smaps_rollup.
-  auto smaps_mib = [](pid_t pid, std::initializer_list<std::string_view> fields) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
-    std::string line;
-    double kib = 0;
-    while (std::getline(in, line)) {
-      for (std::string_view field : fields) {
-        if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
-          kib += std::stod(line.substr(field.size() + 1));
-        }
-      }
-    }
-    return kib / 1024.0;
-  };
-  std::map<std::string, std::pair<pid_t, long>> start;
+  // An agent is two processes: the agent and the watchdog it forks (issue 19 counts both).
+  std::map<std::string, std::pair<std::vector<pid_t>, long>> start;
   for (const NodeConfig& node : cluster.config().nodes) {
-    if (auto pid = running_agent(cluster.config(), node))
-      start[node.name] = {*pid, cpu_ticks(*pid)};
+    auto pid = running_agent(cluster.config(), node);
+    if (!pid) continue;
+    std::vector<pid_t> processes = with_helpers(*pid);
+    start[node.name] = {processes, cpu_ticks(processes)};
   }
   std::this_thread::sleep_for(options.idle_for);
   double seconds = std::chrono::duration<double>(options.idle_for).count();
   std::vector<Sample> samples;
   for (const auto& [name, begin] : start) {
-    double cpu = 100.0 * static_cast<double>(cpu_ticks(begin.first) - begin.second) /
-                 static_cast<double>(sysconf(_SC_CLK_TCK)) / seconds;
-    samples.push_back({"agent RSS, idle (MiB)", rss_mib(begin.first)});
-    samples.push_back({"agent PSS, idle (MiB)", smaps_mib(begin.first, {"Pss"})});
-    samples.push_back({"agent private memory, idle (MiB)",
-                       smaps_mib(begin.first, {"Private_Clean", "Private_Dirty"})});
-    samples.push_back({"agent CPU, idle (% of a core)", cpu});
+    std::vector<Sample> cost = idle_cost(begin.first, begin.second, seconds);
+    samples.insert(samples.end(), cost.begin(), cost.end());
   }
   return samples;
+}
+
+std::vector<pid_t> with_helpers(pid_t pid) {
+  auto program = [](pid_t of) {
+    std::ifstream in("/proc/" + std::to_string(of) + "/comm");
+    std::string name;
+    std::getline(in, name);
+    return name;
+  };
+  std::vector<pid_t> processes = {pid};
+  for (pid_t child : children_of(pid)) {
+    if (program(child).starts_with(program(pid))) processes.push_back(child);  // tandem-watchdog
+  }
+  return processes;
+}
+
+long cpu_ticks(const std::vector<pid_t>& pids) {
+  long ticks = 0;
+  for (pid_t pid : pids) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(in, line);
+    if (line.rfind(')') == std::string::npos) continue;
+    std::istringstream fields(line.substr(line.rfind(')') + 2));
+    std::string field;
+    for (int index = 3; fields >> field; ++index) {
+      if (index == 14 || index == 15) ticks += std::stol(field);  // utime, stime
+    }
+  }
+  return ticks;
+}
+
+namespace {
+
+double rss_mib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmRSS:")) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0.0;
+}
+
+// Memory as users count it (issue 19): RSS counts every page of the shared libraries the
+// agent maps; PSS divides each shared page among the processes that map it, and private
+// memory is the agent's alone (what stopping it gives back). kB in /proc/PID/smaps_rollup.
+double smaps_mib(pid_t pid, std::initializer_list<std::string_view> fields) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string line;
+  double kib = 0;
+  while (std::getline(in, line)) {
+    for (std::string_view field : fields) {
+      if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
+        kib += std::stod(line.substr(field.size() + 1));
+      }
+    }
+  }
+  return kib / 1024.0;
+}
+
+}  // namespace
+
+std::vector<Sample> idle_cost(const std::vector<pid_t>& pids, long ticks_before, double seconds) {
+  double cpu = 100.0 * static_cast<double>(cpu_ticks(pids) - ticks_before) /
+               static_cast<double>(sysconf(_SC_CLK_TCK)) / seconds;
+  double rss = 0, pss = 0, private_mib = 0;
+  for (pid_t pid : pids) {
+    rss += rss_mib(pid);
+    pss += smaps_mib(pid, {"Pss"});
+    private_mib += smaps_mib(pid, {"Private_Clean", "Private_Dirty"});
+  }
+  return {{"agent RSS, idle (MiB)", rss},
+          {"agent PSS, idle (MiB)", pss},
+          {"agent private memory, idle (MiB)", private_mib},
+          {"agent CPU, idle (% of a core)", cpu}};
 }
 
 namespace {

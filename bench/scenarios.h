@@ -2,7 +2,10 @@
 // way shared issue 5 defines it, and tears the cluster down.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -10,6 +13,7 @@
 
 #include "bench/write_probe.h"
 #include "common/result.h"
+#include "core/cluster_config.h"
 
 namespace tandem::bench {
 
@@ -28,6 +32,9 @@ struct FailoverTimeline {
 
 struct BenchOptions {
   std::string tandem_binary;
+  // Applied to every cluster's configuration after the scenario's own settings (the comparison
+  // with Patroni runs tandem on an etcd: its endpoints and a cluster name of its own).
+  std::function<void(ClusterConfig&)> adjust;
   std::chrono::milliseconds idle_for{std::chrono::seconds(60)};
   std::vector<int> sizes_mb = {100, 1024};
 };
@@ -41,6 +48,21 @@ Result<std::vector<Sample>> switchover(const BenchOptions& options);
 // Each agent of an idle cluster: resident memory ("agent RSS (MiB)") and CPU ("agent CPU (% of
 // a core)"); the value stands in Sample::seconds.
 Result<std::vector<Sample>> idle_agents(const BenchOptions& options);
+// Measures shared with the comparison runner (bench/compare.cc):
+// The outage as issue 5 defines it: the first acknowledged write after the first failed attempt
+// that follows `since` (nullopt while there is none).
+std::optional<WriteAttempt> resumed_after(const WriteProbe& probe,
+                                          std::chrono::system_clock::time_point since);
+// The write gap of a switchover: the longest time between two acknowledged writes from 100 ms
+// before it was asked on.
+double write_gap(const WriteProbe& probe, std::chrono::system_clock::time_point asked_at);
+// A daemon and the children it forked running the same program (tandem's watchdog).
+std::vector<pid_t> with_helpers(pid_t pid);
+// The CPU time of processes so far (clock ticks), and their idle cost since `ticks_before`,
+// `seconds` ago: "agent CPU, idle (% of a core)", RSS, PSS and private memory (MiB), summed
+// (RSS counts shared pages once per process: PSS is the honest sum).
+long cpu_ticks(const std::vector<pid_t>& pids);
+std::vector<Sample> idle_cost(const std::vector<pid_t>& pids, long ticks_before, double seconds);
 // tandem clone against a bare pg_basebackup --checkpoint=fast of the same data.
 Result<std::vector<Sample>> clone_time(const BenchOptions& options, int size_mb);
 // Rejoining the old primary after a failover: by pg_rewind, and by a fresh clone.
