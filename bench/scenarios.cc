@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -90,6 +92,56 @@ Result<Outage> outage_after(const BenchCluster& cluster, WriteProbe& probe,
   return Outage{killed_at, *resumed};
 }
 
+// Where a failover's time goes (issue 19), as the new primary's agent logs it: "NODE promoted;
+// it accepts writes (N ms)", N being its `pg_ctl promote`. Log lines: "2026-12-05T08:07:12.691
+// info: message", in local time. Before the promotion: the lease lapsing, the standby's agent
+// seeing it, taking the lease and claiming the timeline; after: the client's reconnection.
+struct FailoverSteps {
+  std::optional<WallClock::time_point> promoted;
+  double promote_seconds = 0;
+};
+
+std::optional<WallClock::time_point> log_time(const std::string& line) {
+  std::tm parts{};
+  int millis = 0;
+  if (line.size() < 23 || !strptime(line.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &parts) ||
+      line[19] != '.' || std::sscanf(line.c_str() + 20, "%3d", &millis) != 1) {
+    return std::nullopt;
+  }
+  parts.tm_isdst = -1;
+  return WallClock::from_time_t(std::mktime(&parts)) + milliseconds(millis);
+}
+
+FailoverSteps failover_steps(const BenchCluster& cluster, WallClock::time_point since) {
+  const std::string marker = "promoted; it accepts writes (";
+  FailoverSteps steps;
+  for (const NodeConfig& node : cluster.config().nodes) {
+    std::ifstream log(cluster.dir() + "/log/" + node.name + ".agent.log");
+    for (std::string line; std::getline(log, line);) {
+      auto at = log_time(line);
+      auto found = line.find(marker);
+      // Dated to the millisecond it was written: a fraction of one may precede `since`.
+      if (!at || *at < since - milliseconds(1) || found == std::string::npos) continue;
+      if (!steps.promoted || *at < *steps.promoted) {
+        steps.promoted = *at;
+        steps.promote_seconds = std::atof(line.c_str() + found + marker.size()) / 1000.0;
+      }
+    }
+  }
+  return steps;
+}
+
+// The steps as samples, named after the scenario ("host crash, asynchronous").
+std::vector<Sample> step_samples(const std::string& scenario, const FailoverSteps& steps,
+                                 WallClock::time_point killed_at, WallClock::time_point resumed) {
+  if (!steps.promoted) return {};
+  return {{scenario + ": until pg_ctl promote began (s)",
+           seconds_between(killed_at, *steps.promoted) - steps.promote_seconds},
+          {scenario + ": pg_ctl promote (s)", steps.promote_seconds},
+          {scenario + ": from promoted to a write acknowledged (s)",
+           seconds_between(*steps.promoted, resumed)}};
+}
+
 }  // namespace
 
 std::optional<WriteAttempt> resumed_after(const WriteProbe& probe, WallClock::time_point since) {
@@ -163,11 +215,15 @@ Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchro
     }
   }
   std::string mode = synchronous ? "synchronous" : "asynchronous";
-  return std::vector<Sample>{
+  std::vector<Sample> samples = {
       {"host crash, " + mode + ": writes stopped (s)",
        seconds_between(killed_at, resumed->answered_at), lost_writes(probe, cluster, new_primary),
        static_cast<long>(probe.acknowledged().size())},
       {"old primary streaming after its agent starts (s)", seconds_between(started_at, back_at)}};
+  std::vector<Sample> steps = step_samples(
+      "host crash, " + mode, failover_steps(cluster, killed_at), killed_at, resumed->answered_at);
+  samples.insert(samples.end(), steps.begin(), steps.end());
+  return samples;
 }
 
 Result<std::vector<Sample>> postmaster_crash(const BenchOptions& options) {
