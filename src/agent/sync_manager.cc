@@ -39,7 +39,9 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     std::erase(names, '"');
     configured_ = names;
   }
-  SyncObservation seen{.configured = *configured_, .current = replication->current_wal};
+  SyncObservation seen{.configured = *configured_,
+                       .current = replication->current_wal,
+                       .commits_waiting = replication->commits_waiting};
   read_sync_record(seen, view.sync_standby, view.sync_leader, self_.name);
   for (const StreamingStandby& standby : replication->standbys) {
     const NodeConfig* node = context_.config.find_node(standby.application_name);

@@ -23,7 +23,8 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
     // caught up through an idle minute is not stalled by the first commit after it (review).
     auto known = memory.progress.find(standby.name);
     SyncMemory::Progress progress{standby.flush, std::nullopt};
-    if (standby.flush < seen.current) {
+    bool waited_for = seen.commits_waiting && standby.name == seen.configured;
+    if (standby.flush < seen.current || waited_for) {
       bool still = known != memory.progress.end() && known->second.flush == standby.flush &&
                    known->second.behind_since;
       progress.behind_since = still ? known->second.behind_since : now;
@@ -63,8 +64,12 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
   // up.
   std::string reason;
   if (std::ranges::find(stalled, seen.configured) != stalled.end()) {
-    reason = fmt::format("{} has flushed nothing for {} ms while behind: ", seen.configured,
-                         kSyncStallLimit.count());
+    auto found =
+        std::ranges::find(seen.streaming, seen.configured, &SyncObservation::Standby::name);
+    bool behind = found != seen.streaming.end() && found->flush < seen.current;
+    reason = fmt::format("{} has {} nothing for {} ms while {}: ", seen.configured,
+                         behind ? "flushed" : "acknowledged", kSyncStallLimit.count(),
+                         behind ? "behind" : "commits wait for it");
   }
   const SyncObservation::Standby* best = nullptr;
   for (const auto* standby : usable) {

@@ -14,11 +14,12 @@
 
 namespace tandem {
 
-// A standby whose flush position lags the primary's WAL and has not moved for this long is
-// stalled (its host suspended or frozen, its disk hung): PostgreSQL would make every commit wait
-// for it until wal_sender_timeout ends its connection, so another streaming standby takes its
-// place. Found by the simulation (seed 20129486 on several machines): the synchronous standby's
-// host was suspended while a second standby streamed, and the leader kept waiting for the first.
+// A standby whose flush position lags the primary's WAL, or that commits wait for, and has not
+// moved for this long is stalled (its host suspended or frozen, its disk hung, its replies
+// lost): PostgreSQL would make every commit wait for it until wal_sender_timeout ends its
+// connection, so another streaming standby takes its place. Found by the simulation (seed 20129486
+// on several machines): the synchronous standby's host was suspended while a second standby
+// streamed, and the leader kept waiting for the first.
 inline constexpr std::chrono::milliseconds kSyncStallLimit{2000};
 
 struct SyncObservation {
@@ -36,6 +37,12 @@ struct SyncObservation {
   // nothing true of this one (review: synchronous mode turned off and on again left a former
   // leader's record, and a stalled leader gave up its lease on its word).
   bool foreign = false;
+  // A commit waits for a synchronous standby now (pg_stat_activity: wait event SyncRep).
+  // PostgreSQL releases waiters only when a reply of the standby comes in: one whose last reply
+  // covered every commit, then made synchronous and cut off from sending (its replies lost on
+  // the way, while the primary's WAL still reaches it), holds every commit while looking caught
+  // up (found by the chaos run's one-way cut: writes stopped for the whole cut).
+  bool commits_waiting = false;
 };
 
 // What the leader remembers from one cycle to the next.

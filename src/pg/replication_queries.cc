@@ -49,16 +49,21 @@ Result<SynchronousReplication> read_synchronous_replication(Connection& primary)
   auto rows = primary.query(
       "SELECT application_name, flush_lsn::text AS flush, sync_state, "
       "pg_current_wal_lsn()::text AS current, current_setting('synchronous_standby_names') "
-      "AS configured FROM pg_stat_replication WHERE state = 'streaming' "
+      "AS configured, NULL::boolean AS waiting FROM pg_stat_replication "
+      "WHERE state = 'streaming' "
       "UNION ALL SELECT NULL, NULL, NULL, pg_current_wal_lsn()::text, "
-      "current_setting('synchronous_standby_names')");
+      "current_setting('synchronous_standby_names'), "
+      "EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep')");
   if (!rows) return std::unexpected(rows.error());
   SynchronousReplication replication;
   for (std::size_t row = 0; row < rows->size(); ++row) {
     replication.current_wal =
         Lsn::parse(rows->text(row, "current")).value_or(replication.current_wal);
     if (row == 0) replication.standby_names = rows->text(row, "configured");
-    if (!rows->get(row, "application_name")) continue;
+    if (!rows->get(row, "application_name")) {
+      replication.commits_waiting = rows->text(row, "waiting") == "t";
+      continue;
+    }
     replication.standbys.push_back({.application_name = rows->text(row, "application_name"),
                                     .flush = lsn_of(*rows, row, "flush"),
                                     .synchronous = rows->text(row, "sync_state") == "sync"});

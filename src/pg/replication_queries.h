@@ -32,6 +32,7 @@ struct SynchronousReplication {
   Lsn current_wal;                         // where the primary's WAL ends
   std::string standby_names;               // synchronous_standby_names, as set
   std::vector<StreamingStandby> standbys;  // those whose WAL sender streams
+  bool commits_waiting = false;            // a backend waits for a synchronous standby (SyncRep)
 };
 // One round trip, for the synchronous standby's manager.
 Result<SynchronousReplication> read_synchronous_replication(Connection& primary);
