@@ -177,9 +177,10 @@ Result<std::vector<Sample>> patroni_switchover(const PatroniSettings& settings,
   if (auto ok = cluster.switchover(primary, (primary + 1) % cluster.members()); !ok) {
     return std::unexpected(ok.error());
   }
-  // patronictl returns once the candidate leads; writes may come back later than that.
-  wait_for([&] { return cluster.writable() == (primary + 1) % cluster.members(); },
-           patience(settings));
+  // As for tandem: a write sent after the command returned must be acknowledged.
+  if (!wait_for_write_after(probe, WallClock::now(), patience(settings))) {
+    return failed("no write was acknowledged after the switchover");
+  }
   std::this_thread::sleep_for(std::chrono::seconds(1));
   probe.stop();
   std::optional<int> now_primary = cluster.writable();
@@ -196,6 +197,7 @@ Result<std::vector<Sample>> patroni_idle(const PatroniSettings& settings, const 
   std::this_thread::sleep_for(std::chrono::seconds(2));  // settle after the bootstrap
   std::vector<std::pair<std::vector<pid_t>, long>> start;
   for (int member = 0; member < cluster.members(); ++member) {
+    if (cluster.daemon_pid(member) <= 0) return failed("a Patroni daemon does not run");
     std::vector<pid_t> processes = with_helpers(cluster.daemon_pid(member));
     start.emplace_back(processes, cpu_ticks(processes));
   }
@@ -203,22 +205,33 @@ Result<std::vector<Sample>> patroni_idle(const PatroniSettings& settings, const 
   double seconds = std::chrono::duration<double>(options.idle_for).count();
   std::vector<Sample> samples;
   for (const auto& [processes, ticks] : start) {
+    if (!all_alive(processes)) return failed("a Patroni daemon ended while idle");
     std::vector<Sample> cost = idle_cost(processes, ticks, seconds);
     samples.insert(samples.end(), cost.begin(), cost.end());
   }
   return samples;
 }
 
+struct System {
+  std::string label;
+  std::string settings;
+  std::vector<Sample> samples;
+  std::map<std::string, int> failed;  // trials that failed, by scenario
+};
+
+// One trial of `scenario` on `system`: its samples, or its failure counted.
 template <typename Run>
-void trial(const std::string& what, Run run, std::vector<Sample>& samples, int& failures) {
-  fmt::print("  {} ... ", what);
+void trial(System& system, const std::string& scenario, Run run, int& failures) {
+  fmt::print("  {} {} ... ", system.label, scenario);
   std::fflush(stdout);
   auto result = run();
   if (!result) {
     fmt::print("FAILED: {}\n", result.error().message);
+    ++system.failed[scenario];
     ++failures;
     return;
   }
+  std::vector<Sample>& samples = system.samples;
   for (const Sample& sample : *result) {
     fmt::print(
         "{}: {:.3f}{} ", sample.scenario, sample.seconds,
@@ -228,12 +241,6 @@ void trial(const std::string& what, Run run, std::vector<Sample>& samples, int& 
   fmt::print("\n");
   std::fflush(stdout);
 }
-
-struct System {
-  std::string label;
-  std::string settings;
-  std::vector<Sample> samples;
-};
 
 const std::vector<std::string>& measures() {
   static const std::vector<std::string> all = {"host crash, asynchronous: writes stopped (s)",
@@ -255,7 +262,7 @@ std::optional<Summary> summary_of(const System& system, const std::string& measu
 }
 
 std::string cell(const std::optional<Summary>& summary) {
-  if (!summary) return "failed";
+  if (!summary) return "-";  // not run, or every trial failed (listed below the table)
   std::string text =
       summary->values.size() == 1
           ? fmt::format("{:.3f}", summary->median)
@@ -301,9 +308,15 @@ std::string report_markdown(const std::vector<System>& systems, const std::strin
     }
     text += "\n";
   }
-  text += "\nSettings:\n";
+  text += "\nSettings, and the trials that failed (not in the figures above):\n";
   for (const System& system : systems) {
-    text += fmt::format("- {}: {}\n", system.label, system.settings);
+    std::string failed;
+    for (const auto& [scenario, count] : system.failed) {
+      failed += fmt::format("{}{} {} of {}", failed.empty() ? "" : ", ", scenario, count,
+                            scenario == "idle" ? 1 : trials);
+    }
+    text += fmt::format("- {}: {}; failed: {}\n", system.label, system.settings,
+                        failed.empty() ? "none" : failed);
   }
   return text;
 }
@@ -325,8 +338,10 @@ std::string report_json(const std::vector<System>& systems, const std::string& m
           {"max", summary->max},       {"values", summary->values},
           {"lost", summary->lost},     {"acknowledged", summary->acknowledged}};
     }
-    out["systems"].push_back(
-        {{"label", system.label}, {"settings", system.settings}, {"measures", measures_json}});
+    out["systems"].push_back({{"label", system.label},
+                              {"settings", system.settings},
+                              {"measures", measures_json},
+                              {"failed_trials", system.failed}});
   }
   return out.dump(2) + "\n";
 }
@@ -374,37 +389,34 @@ int main(int argc, char** argv) {
   int failures = 0;
   for (int k = 1; k <= arguments->trials; ++k) {
     fmt::print("trial {} of {}\n", k, arguments->trials);
-    std::vector<Sample>& ours = systems[0].samples;
     if (arguments->only != "patroni") {
+      System& ours = systems[0];
       trial(
-          "tandem host crash", [&] { return host_crash(options, false, nullptr); }, ours, failures);
+          ours, "host crash", [&] { return host_crash(options, false, nullptr); }, failures);
       trial(
-          "tandem postmaster crash", [&] { return postmaster_crash(options); }, ours, failures);
+          ours, "postmaster crash", [&] { return postmaster_crash(options); }, failures);
       trial(
-          "tandem switchover", [&] { return switchover(options); }, ours, failures);
+          ours, "switchover", [&] { return switchover(options); }, failures);
     }
     for (std::size_t index = 0; index < patronis.size() && arguments->only != "tandem"; ++index) {
       const PatroniSettings& settings = patronis[index];
-      std::vector<Sample>& theirs = systems[index + 1].samples;
       for (const auto& [what, run] : std::vector<std::pair<std::string, PatroniScenario>>{
                {"host crash", patroni_host_crash},
                {"postmaster crash", patroni_postmaster_crash},
                {"switchover", patroni_switchover}}) {
         trial(
-            settings.label + " " + what, [&] { return run(settings, endpoint, options); }, theirs,
-            failures);
+            systems[index + 1], what, [&] { return run(settings, endpoint, options); }, failures);
       }
     }
   }
   if (arguments->only != "patroni") {
     trial(
-        "tandem idle", [&] { return idle_agents(options); }, systems[0].samples, failures);
+        systems[0], "idle", [&] { return idle_agents(options); }, failures);
   }
   for (std::size_t index = 0; index < patronis.size() && arguments->only != "tandem"; ++index) {
     trial(
-        patronis[index].label + " idle",
-        [&] { return patroni_idle(patronis[index], endpoint, options); },
-        systems[index + 1].samples, failures);
+        systems[index + 1], "idle",
+        [&] { return patroni_idle(patronis[index], endpoint, options); }, failures);
   }
   std::string machine = describe_machine();
   std::string command = arguments->smoke

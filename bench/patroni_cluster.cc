@@ -123,8 +123,10 @@ Status PatroniCluster::start(int member) {
   // setpriv execs Patroni itself as postgres: the child's pid is the daemon's.
   daemons_[member] = std::make_unique<testing::ChildProcess>(
       testing::ChildOptions{.program = "setpriv",
+                            // setpriv's change of user clears the parent-death signal: set
+                            // again, the daemon goes with this runner however it ends.
                             .args = {"--reuid=postgres", "--regid=postgres", "--init-groups",
-                                     kPatroni, config_path(member)},
+                                     "--pdeathsig=KILL", kPatroni, config_path(member)},
                             .env = {{"HOME", "/var/lib/postgresql"}},
                             .log_file = fmt::format("{}/patroni-{}.log", dir_, names_[member])});
   return {};
@@ -212,19 +214,29 @@ bool PatroniCluster::streams(int primary, int standby) const {
 }
 
 std::optional<pid_t> PatroniCluster::postmaster_pid(int member) const {
-  std::ifstream file(pg_dir_ + "/" + names_[member] + "/postmaster.pid");
+  std::string data_dir = pg_dir_ + "/" + names_[member];
+  std::ifstream file(data_dir + "/postmaster.pid");
   pid_t pid = 0;
-  if (file >> pid && pid > 0 && kill(pid, 0) == 0) return pid;
-  return std::nullopt;
+  if (!(file >> pid) || pid <= 0) return std::nullopt;
+  // A stale file may name a pid reused since: only a postgres running in that directory.
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string program;
+  std::error_code error;
+  auto cwd = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/cwd", error);
+  if (!std::getline(comm, program) || program != "postgres" || error ||
+      cwd != std::filesystem::path(data_dir)) {
+    return std::nullopt;
+  }
+  return pid;
 }
 
 void PatroniCluster::crash(int member) {
-  if (daemons_[member]) kill(daemons_[member]->pid(), SIGKILL);
-  if (auto pid = postmaster_pid(member)) {
-    std::vector<pid_t> backends = children_of(*pid);
-    kill(*pid, SIGKILL);
-    for (pid_t backend : backends) kill(backend, SIGKILL);
-  }
+  // As `tandem local crash` does: the pids first, then the daemon and the postmaster SIGKILLed
+  // back to back (the backends die when they notice their postmaster gone).
+  pid_t daemon = daemon_pid(member);
+  std::optional<pid_t> postmaster = postmaster_pid(member);
+  if (daemon > 0) kill(daemon, SIGKILL);
+  if (postmaster) kill(*postmaster, SIGKILL);
   daemons_[member].reset();  // reaps the killed daemon
 }
 

@@ -116,7 +116,7 @@ FailoverSteps failover_steps(const BenchCluster& cluster, WallClock::time_point 
   const std::string marker = "promoted; it accepts writes (";
   FailoverSteps steps;
   for (const NodeConfig& node : cluster.config().nodes) {
-    std::ifstream log(cluster.dir() + "/log/" + node.name + ".agent.log");
+    std::ifstream log(cluster.config().log_dir + "/" + node.name + ".agent.log");
     for (std::string line; std::getline(log, line);) {
       auto at = log_time(line);
       auto found = line.find(marker);
@@ -160,12 +160,25 @@ double write_gap(const WriteProbe& probe, WallClock::time_point asked_at) {
     }
     previous = attempt.answered_at;
   }
-  // Writes that never came back before the probe stopped: the gap runs to its last attempt.
+  // Writes that never came back before the probe stopped: the gap runs to its last answer.
   if (!attempts.empty()) {
     WallClock::time_point since = previous.value_or(asked_at);
-    gap = std::max(gap, seconds_between(since, attempts.back().at));
+    const WriteAttempt& last = attempts.back();
+    gap = std::max(gap, seconds_between(since, std::max(last.at, last.answered_at)));
   }
   return gap;
+}
+
+bool wait_for_write_after(const WriteProbe& probe, WallClock::time_point since,
+                          milliseconds timeout) {
+  return wait_for(
+      [&] {
+        for (const WriteAttempt& attempt : probe.attempts()) {
+          if (attempt.acknowledged && attempt.at >= since) return true;
+        }
+        return false;
+      },
+      timeout);
 }
 
 Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchronous,
@@ -252,6 +265,9 @@ Result<std::vector<Sample>> switchover(const BenchOptions& options) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   auto asked_at = WallClock::now();
   if (auto ok = cluster.tandem_ok({"switchover"}); !ok) return std::unexpected(ok.error());
+  if (!wait_for_write_after(probe, WallClock::now(), std::chrono::seconds(60))) {
+    return failed("no write was acknowledged after the switchover");
+  }
   std::this_thread::sleep_for(std::chrono::seconds(1));
   probe.stop();
   double gap = write_gap(probe, asked_at);
@@ -269,7 +285,7 @@ Result<std::vector<Sample>> idle_agents(const BenchOptions& options) {
   std::map<std::string, std::pair<std::vector<pid_t>, long>> start;
   for (const NodeConfig& node : cluster.config().nodes) {
     auto pid = running_agent(cluster.config(), node);
-    if (!pid) continue;
+    if (!pid) return failed(node.name + "'s agent does not run");
     std::vector<pid_t> processes = with_helpers(*pid);
     start[node.name] = {processes, cpu_ticks(processes)};
   }
@@ -277,10 +293,21 @@ Result<std::vector<Sample>> idle_agents(const BenchOptions& options) {
   double seconds = std::chrono::duration<double>(options.idle_for).count();
   std::vector<Sample> samples;
   for (const auto& [name, begin] : start) {
+    if (!all_alive(begin.first)) return failed(name + "'s agent ended while idle");
     std::vector<Sample> cost = idle_cost(begin.first, begin.second, seconds);
     samples.insert(samples.end(), cost.begin(), cost.end());
   }
   return samples;
+}
+
+bool all_alive(const std::vector<pid_t>& pids) {
+  for (pid_t pid : pids) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line) || line.rfind(')') == std::string::npos) return false;
+    if (line.substr(line.rfind(')') + 2, 1) == "Z") return false;  // a zombie counts nothing
+  }
+  return true;
 }
 
 std::vector<pid_t> with_helpers(pid_t pid) {

@@ -56,8 +56,13 @@ std::optional<WriteAttempt> resumed_after(const WriteProbe& probe,
 // The write gap of a switchover: the longest time between two acknowledged writes from 100 ms
 // before it was asked on.
 double write_gap(const WriteProbe& probe, std::chrono::system_clock::time_point asked_at);
+// Waits up to `timeout` for a write sent at or after `since` to be acknowledged.
+bool wait_for_write_after(const WriteProbe& probe, std::chrono::system_clock::time_point since,
+                          std::chrono::milliseconds timeout);
 // A daemon and the children it forked running the same program (tandem's watchdog).
 std::vector<pid_t> with_helpers(pid_t pid);
+// Whether every one of them still runs (no zombie): an idle figure of a dead one is no figure.
+bool all_alive(const std::vector<pid_t>& pids);
 // The CPU time of processes so far (clock ticks), and their idle cost since `ticks_before`,
 // `seconds` ago: "agent CPU, idle (% of a core)", RSS, PSS and private memory (MiB), summed
 // (RSS counts shared pages once per process: PSS is the honest sum).

@@ -24,9 +24,13 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
     auto known = memory.progress.find(standby.name);
     SyncMemory::Progress progress{standby.flush, std::nullopt};
     bool waited_for = seen.commits_waiting && standby.name == seen.configured;
-    if (standby.flush < seen.current || waited_for) {
-      bool still = known != memory.progress.end() && known->second.flush == standby.flush &&
-                   known->second.behind_since;
+    bool still = known != memory.progress.end() && known->second.flush == standby.flush &&
+                 known->second.behind_since;
+    // Stalled, it stays so until its position moves: one stalled while commits waited for it
+    // looks caught up once replaced, and was chosen again (review: two standbys whose replies
+    // were lost took turns, holding every commit).
+    bool was_stalled = still && now - *known->second.behind_since >= kSyncStallLimit;
+    if (standby.flush < seen.current || waited_for || was_stalled) {
       progress.behind_since = still ? known->second.behind_since : now;
     }
     step.memory.progress[standby.name] = progress;

@@ -6,8 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -106,16 +106,27 @@ Status TestNetwork::unblock(int host, const std::vector<int>& unreachable) {
   return {};
 }
 
+// The servers the tests run listen at or below it: PostgreSQL 5432, etcd 2379-2380, the agents'
+// API 8008 (multihost_fixture.h).
+constexpr int kHighestServerPort = 8008;
+
 Status TestNetwork::drop_calls(int host, const std::vector<int>& to) {
   std::string addresses;
   for (int other : to) addresses += (addresses.empty() ? "" : ", ") + address(other);
   const std::string table = "tandem_calls";
   // A connection's opener sends from an ephemeral port, every server here (PostgreSQL, the
   // agents' API, etcd) listens below them: conntrack would guess the direction of connections
-  // opened before the rule from the first packet it sees.
-  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  // opened before the rule from the first packet it sees. The range is the namespace's own.
+  SystemProcessRunner runner;
+  auto range = runner.run(
+      {.program = "/usr/sbin/ip",
+       .args = {"netns", "exec", hosts_[host], "cat", "/proc/sys/net/ipv4/ip_local_port_range"},
+       .timeout = std::chrono::seconds(10)});
   std::string first_ephemeral;
-  if (!(range >> first_ephemeral)) first_ephemeral = "32768";
+  if (!range || range->exit_code != 0 || !(std::istringstream(range->output) >> first_ephemeral) ||
+      std::atoi(first_ephemeral.c_str()) <= kHighestServerPort) {
+    return fail(ErrorCode::kFailed, "cannot read the ephemeral ports of " + hosts_[host]);
+  }
   for (const auto& command : std::vector<std::vector<std::string>>{
            {"add", "table", "inet", table},
            {"add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"},
