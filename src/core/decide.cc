@@ -324,20 +324,27 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
   if (config.synchronous_mode) {
     // Two nodes have every acknowledged commit: the standby the last leader named, and that
     // leader itself (a cluster stopped or crashed whole comes back through it).
+    // No record at all and no timeline ever claimed: nobody has led with a record, so the only
+    // primary there has been is the node that bootstrapped the cluster (fresh seed 1100291983:
+    // the answer to its first lease write was lost, it fenced itself before writing a record,
+    // and nobody could ever lead again).
+    const std::string& last_leader =
+        !view.sync_standby && view.sync_revision == 0 && !view.timeline_claim ? view.initialized_by
+                                                                              : view.sync_leader;
     bool named = view.sync_standby && !view.sync_standby->empty();
-    if (member.name != view.sync_leader && (!named || member.name != *view.sync_standby)) {
-      if (!named && view.sync_leader.empty()) {
+    if (member.name != last_leader && (!named || member.name != *view.sync_standby)) {
+      if (!named && last_leader.empty()) {
         return "no standby is synchronous: a takeover could lose acknowledged commits (force "
                "one with tandem failover --to NODE --allow-data-loss)";
       }
       return named ? fmt::format(
                          "{} is neither the synchronous standby ({}) nor the last leader "
                          "({})",
-                         member.name, *view.sync_standby, view.sync_leader)
+                         member.name, *view.sync_standby, last_leader)
                    : fmt::format(
                          "no standby is synchronous and {} is not the last leader ({}): "
                          "a takeover could lose acknowledged commits",
-                         member.name, view.sync_leader);
+                         member.name, last_leader);
     }
   }
   if (member.timeline < newest_timeline) {

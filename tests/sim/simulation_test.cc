@@ -213,6 +213,11 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // two went for good: its agent, holding adopt's lease without a TTL and no majority,
       // stayed down for ever. The mark's node now proves that lease by starting (decide).
       {80000018691, true, true, false, true},
+      // Synchronous, two nodes: the answer to the bootstrapper's first lease write was lost; it
+      // fenced itself before writing any `sync` record, and with no record nobody was the last
+      // leader: nobody could ever lead. With no record and no timeline ever claimed, the node
+      // that bootstrapped the cluster is the last leader (the only primary there has been).
+      {1100291983, false, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

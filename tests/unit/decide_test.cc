@@ -107,6 +107,14 @@ TEST(Decide, EveryBranch) {
   ClusterView sync_other_leader = sync_none;
   sync_other_leader.sync_leader = "node1";
   const HaConfig sync_config{.self = "node2", .synchronous_mode = true};
+  // No `sync` record at all: the node that bootstrapped is the last leader, unless a timeline
+  // was ever claimed (fresh seed 1100291983).
+  ClusterView sync_no_record = view_with(std::nullopt, {standby("node2", 900)});
+  sync_no_record.initialized_by = "node2";
+  ClusterView sync_no_record_other = sync_no_record;
+  sync_no_record_other.initialized_by = "node1";
+  ClusterView sync_no_record_claimed = sync_no_record;
+  sync_no_record_claimed.timeline_claim = TimelineClaim{.timeline = 2, .by = "node2"};
   // node1 claimed timeline 2 and is stopped: it may be the last primary, back soon in place.
   ClusterView claimed_ahead =
       view_with(std::nullopt,
@@ -164,6 +172,15 @@ TEST(Decide, EveryBranch) {
        observed(PgState::kStandby), Action::kNone, "no standby is synchronous", sync_config},
       {"synchronous mode: the last leader comes back after a full stop", sync_last_leader,
        observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
+      {"synchronous mode: no record, this node bootstrapped the cluster and nobody promoted",
+       sync_no_record, observed(PgState::kStandby), Action::kTakeOver, "most advanced",
+       sync_config},
+      {"synchronous mode: no record, another bootstrapped the cluster", sync_no_record_other,
+       observed(PgState::kStandby), Action::kNone, "node2 is not the last leader (node1)",
+       sync_config},
+      {"synchronous mode: no record, but a timeline was claimed since the bootstrap",
+       sync_no_record_claimed, observed(PgState::kStandby), Action::kNone,
+       "no standby is synchronous", sync_config},
       {"synchronous mode: nobody synchronous, another was the last leader", sync_other_leader,
        observed(PgState::kStandby), Action::kNone, "node2 is not the last leader (node1)",
        sync_config},
