@@ -783,7 +783,7 @@ void World::thaw_hosts(SimTime until) {
 void World::suspend_host(int index, SimTime length) {
   Slot& slot = slots[index];
   note(fmt::format("{} is suspended for {} ms", config.nodes[index].name, length.count()));
-  slot.host_frozen_from = clock.now;
+  if (!host_frozen(index)) slot.host_frozen_from = clock.now;
   slot.host_frozen_until = std::max(slot.host_frozen_until, clock.now + length);
   slot.thaw_pending = true;
   slot.clock->suspend(clock.now, clock.now + length);
@@ -1267,8 +1267,13 @@ void World::inject_fault() {
       }
       break;
     case 3:  // the whole host frozen
-      slot.host_frozen_from = clock.now;
-      slot.host_frozen_until = clock.now + random_ms(SimTime(200), SimTime(2500));
+      // A host already frozen or suspended stays so at least as long as it was to: a second,
+      // shorter freeze ended a suspension early, and the host ran on with its clock suspended
+      // (long run, seed 1100076031: its agent, waiting on a clock that stood still, never named
+      // a synchronous standby, and the checker took it for running).
+      if (!host_frozen(target)) slot.host_frozen_from = clock.now;
+      slot.host_frozen_until =
+          std::max(slot.host_frozen_until, clock.now + random_ms(SimTime(200), SimTime(2500)));
       slot.thaw_pending = multi_host();
       if (multi_host() && rng() % 3 == 0)
         suspend_host(target, random_ms(SimTime(2000), SimTime(15000)));

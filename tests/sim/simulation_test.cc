@@ -218,6 +218,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // leader: nobody could ever lead. With no record and no timeline ever claimed, the node
       // that bootstrapped the cluster is the last leader (the only primary there has been).
       {1100291983, false, true, true, true},
+      // The simulation's own: a second, shorter freeze of a suspended host ended the suspension
+      // early, its agent then running on a clock that stood still (never naming a synchronous
+      // standby), and the checker took that leader for running.
+      {1100076031, true, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);
