@@ -69,7 +69,7 @@ chaos-smoke: build
 
 # A long run of the simulation: 1,000,000 schedules (SCENARIOS=N to change), from seeds no other
 # run uses; the result, naming its commit and machine and every seed that failed, in
-# bench/results/sim.{md,json}. Hours on two cores.
+# bench/results/sim.{md,json}. About 72 minutes on two cores.
 sim: build
 	@scripts/sim-long $(BUILD_DIR)
 
