@@ -12,6 +12,31 @@ void read_sync_record(SyncObservation& seen, const std::optional<std::string>& s
   seen.published = seen.foreign ? std::string() : sync_standby.value_or("");
 }
 
+namespace {
+
+// Where a standby is, and since when it has stood there behind the primary or with commits
+// waiting for it. The clock starts at the first sight of it so at this position: a standby that
+// sat caught up through an idle minute is not stalled by the first commit after it (review).
+SyncMemory::Progress progress_of(const SyncObservation& seen,
+                                 const SyncObservation::Standby& standby, const SyncMemory& memory,
+                                 std::chrono::steady_clock::time_point now) {
+  auto known = memory.progress.find(standby.name);
+  SyncMemory::Progress progress{standby.flush, std::nullopt};
+  bool waited_for = seen.commits_waiting && standby.name == seen.configured;
+  bool still = known != memory.progress.end() && known->second.flush == standby.flush &&
+               known->second.behind_since;
+  // Stalled, it stays so until its position moves: one stalled while commits waited for it
+  // looks caught up once replaced, and was chosen again (review: two standbys whose replies
+  // were lost took turns, holding every commit).
+  bool was_stalled = still && now - *known->second.behind_since >= kSyncStallLimit;
+  if (standby.flush < seen.current || waited_for || was_stalled) {
+    progress.behind_since = still ? known->second.behind_since : now;
+  }
+  return progress;
+}
+
+}  // namespace
+
 SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    std::chrono::steady_clock::time_point now) {
   SyncStep step;
@@ -19,20 +44,7 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
   std::vector<const SyncObservation::Standby*> usable;
   std::vector<std::string> stalled;
   for (const SyncObservation::Standby& standby : seen.streaming) {
-    // The clock starts at the first sight of it behind at this position: a standby that sat
-    // caught up through an idle minute is not stalled by the first commit after it (review).
-    auto known = memory.progress.find(standby.name);
-    SyncMemory::Progress progress{standby.flush, std::nullopt};
-    bool waited_for = seen.commits_waiting && standby.name == seen.configured;
-    bool still = known != memory.progress.end() && known->second.flush == standby.flush &&
-                 known->second.behind_since;
-    // Stalled, it stays so until its position moves: one stalled while commits waited for it
-    // looks caught up once replaced, and was chosen again (review: two standbys whose replies
-    // were lost took turns, holding every commit).
-    bool was_stalled = still && now - *known->second.behind_since >= kSyncStallLimit;
-    if (standby.flush < seen.current || waited_for || was_stalled) {
-      progress.behind_since = still ? known->second.behind_since : now;
-    }
+    SyncMemory::Progress progress = progress_of(seen, standby, memory, now);
     step.memory.progress[standby.name] = progress;
     if (progress.behind_since && now - *progress.behind_since >= kSyncStallLimit) {
       stalled.push_back(standby.name);
