@@ -104,6 +104,28 @@ std::chrono::seconds patience(const PatroniSettings& settings) {
   return std::chrono::seconds(settings.ttl + 2 * settings.loop_wait + 60);
 }
 
+struct Outage {
+  WallClock::time_point killed_at;
+  WriteAttempt resumed;
+};
+
+// Starts the probe, runs `kill` at a random point of Patroni's loop after a second of writes, and
+// waits until writes resume (as tandem's scenarios do, bench/scenarios.cc).
+Result<Outage> outage_after(const PatroniSettings& settings, WriteProbe& probe,
+                            const std::function<void()>& kill, const std::string& what) {
+  probe.start();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  random_loop_offset(settings);
+  auto killed_at = WallClock::now();
+  kill();
+  std::optional<WriteAttempt> resumed;
+  if (!wait_for([&] { return (resumed = resumed_after(probe, killed_at)).has_value(); },
+                patience(settings))) {
+    return failed("writes did not resume after the " + what);
+  }
+  return Outage{killed_at, *resumed};
+}
+
 using PatroniScenario = std::function<Result<std::vector<Sample>>(
     const PatroniSettings&, const std::string& etcd, const BenchOptions&)>;
 
@@ -113,16 +135,9 @@ Result<std::vector<Sample>> patroni_host_crash(const PatroniSettings& settings,
   if (auto ok = cluster.up(); !ok) return std::unexpected(ok.error());
   int old_primary = cluster.writable().value_or(0);
   WriteProbe probe(cluster.any_primary_conninfo(), milliseconds(20));
-  probe.start();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  random_loop_offset(settings);
-  auto killed_at = WallClock::now();
-  cluster.crash(old_primary);
-  std::optional<WriteAttempt> resumed;
-  if (!wait_for([&] { return (resumed = resumed_after(probe, killed_at)).has_value(); },
-                patience(settings))) {
-    return failed("writes did not resume after the host crash");
-  }
+  auto outage = outage_after(
+      settings, probe, [&] { cluster.crash(old_primary); }, "host crash");
+  if (!outage) return std::unexpected(outage.error());
   std::optional<int> new_primary = cluster.writable();
   std::this_thread::sleep_for(milliseconds(300));
   probe.stop();
@@ -135,8 +150,8 @@ Result<std::vector<Sample>> patroni_host_crash(const PatroniSettings& settings,
   auto back_at = WallClock::now();
   return std::vector<Sample>{
       {"host crash, asynchronous: writes stopped (s)",
-       seconds_between(killed_at, resumed->answered_at), lost_on(probe, cluster, *new_primary),
-       static_cast<long>(probe.acknowledged().size())},
+       seconds_between(outage->killed_at, outage->resumed.answered_at),
+       lost_on(probe, cluster, *new_primary), static_cast<long>(probe.acknowledged().size())},
       {"old primary streaming after its agent starts (s)", seconds_between(started_at, back_at)}};
 }
 
@@ -146,23 +161,17 @@ Result<std::vector<Sample>> patroni_postmaster_crash(const PatroniSettings& sett
   if (auto ok = cluster.up(); !ok) return std::unexpected(ok.error());
   int primary = cluster.writable().value_or(0);
   WriteProbe probe(cluster.any_primary_conninfo(), milliseconds(20));
-  probe.start();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  random_loop_offset(settings);
-  auto killed_at = WallClock::now();
-  cluster.kill_postmaster(primary);
-  std::optional<WriteAttempt> resumed;
-  if (!wait_for([&] { return (resumed = resumed_after(probe, killed_at)).has_value(); },
-                patience(settings))) {
-    return failed("writes did not resume after the postmaster crash");
-  }
+  auto outage = outage_after(
+      settings, probe, [&] { cluster.kill_postmaster(primary); }, "postmaster crash");
+  if (!outage) return std::unexpected(outage.error());
   std::this_thread::sleep_for(milliseconds(200));
   probe.stop();
   std::optional<int> now_primary = cluster.writable();
   if (!now_primary) return failed("no single writable member after the postmaster crash");
-  return std::vector<Sample>{
-      {"postmaster crash: writes stopped (s)", seconds_between(killed_at, resumed->answered_at),
-       lost_on(probe, cluster, *now_primary), static_cast<long>(probe.acknowledged().size())}};
+  return std::vector<Sample>{{"postmaster crash: writes stopped (s)",
+                              seconds_between(outage->killed_at, outage->resumed.answered_at),
+                              lost_on(probe, cluster, *now_primary),
+                              static_cast<long>(probe.acknowledged().size())}};
 }
 
 Result<std::vector<Sample>> patroni_switchover(const PatroniSettings& settings,
