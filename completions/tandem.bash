@@ -32,7 +32,7 @@ _tandem() {
   current="${COMP_WORDS[COMP_CWORD]}"
   previous="${COMP_WORDS[COMP_CWORD - 1]}"
   local commands="init clone status promote rejoin reinit slot local agent transitions history
-    switchover failover pause resume dsn adopt restart reload member backup restore"
+    switchover failover pause resume dsn adopt restart reload member backup restore config"
   for ((i = 1; i < COMP_CWORD; i++)); do
     word="${COMP_WORDS[i]}"
     case "$word" in
@@ -71,7 +71,7 @@ _tandem() {
   init | clone | promote | rejoin | reinit | restart | reload)
     options="--help"
     [[ "$command" == clone ]] && options+=" --from --from-backup --set"
-    [[ "$command" == restart ]] && options+=" --all"
+    [[ "$command" == restart ]] && options+=" --all --pending"
     ;;
   switchover) options="--to --help" ;;
   failover) options="--to --allow-data-loss --help" ;;
@@ -88,6 +88,11 @@ _tandem() {
     ;;
   slot)
     COMPREPLY=($(compgen -W "list drop cleanup --help" -- "$current"))
+    return
+    ;;
+  config)
+    [[ "$previous" == config ]] && COMPREPLY=($(compgen -W "set unset show --help" -- "$current"))
+    [[ "$previous" == show ]] && COMPREPLY=($(compgen -W "--json --help" -- "$current"))
     return
     ;;
   member)

@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -200,6 +201,8 @@ Decision Agent::cycle() {
   NodeObservation node = node_.observe();
   node.backup_running = backup_running;
   node.backup_finished_ms = backup_finished;
+  node.settings_applied = settings_applied_;
+  log_configuration_errors(node);
   if (node.state != PgState::kPrimary) node_.reset_sync();
   refresh_primary_details(node);
   node.lease_renewed_at = lease_.confirmed_at();
@@ -513,6 +516,7 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
   if (decision.end_adoption && view) {
     (void)store_.remove(layout_.adopting(), view->adopting_revision);
   }
+  if (decision.apply_settings && view && view->settings) apply_settings(*view->settings);
   if (decision.action == Action::kNone) return {};
   if (find_transition(node.state, decision.action) == nullptr) {
     return fail(ErrorCode::kConflict,
@@ -824,7 +828,30 @@ MemberRecord Agent::member_record(const NodeObservation& node) const {
       .upstream = node.upstream,
       .api_address = self_.api_port != 0 ? fmt::format("{}:{}", self_.host, self_.api_port) : "",
       .nofailover = ha_.nofailover,
-      .primary = primary_details_};
+      .primary = primary_details_,
+      .settings_revision = settings_applied_,
+      .pending_restart = node.pending_restart};
+}
+
+void Agent::apply_settings(const ClusterSettings& settings) {
+  if (auto ok = node_.apply_settings(settings); !ok) {
+    spdlog::warn("the cluster's settings (revision {}) were not applied: {}", settings.revision,
+                 ok.error().message);
+    return;
+  }
+  settings_applied_ = settings.revision;
+  std::vector<std::string> names;
+  for (const auto& [name, value] : settings.values) names.push_back(name + "=" + value);
+  spdlog::info("applied the cluster's settings (revision {}): {}", settings.revision,
+               names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")));
+}
+
+void Agent::log_configuration_errors(const NodeObservation& node) {
+  if (node.configuration_errors == logged_configuration_errors_) return;
+  logged_configuration_errors_ = node.configuration_errors;
+  for (const std::string& error : node.configuration_errors) {
+    spdlog::warn("PostgreSQL did not apply a line of its configuration: {}", error);
+  }
 }
 
 void Agent::publish(const NodeObservation& node) {

@@ -176,6 +176,9 @@ class Agent {
   void track_lease(const ClusterView& view, NodeObservation& node);
   Status carry_out(NodeRequest request);
   void refresh_primary_details(const NodeObservation& node);
+  // Decision::apply_settings carried out; its outcome logged, never the cycle's.
+  void apply_settings(const ClusterSettings& settings);
+  void log_configuration_errors(const NodeObservation& node);
   void report(const NodeObservation& node, const std::optional<ClusterView>& view,
               const Decision& decision, bool failed);
 
@@ -202,6 +205,10 @@ class Agent {
   std::optional<StoppedHolder> stopped_holder_;
   CallbackRunner* callbacks_;
   std::optional<std::string> settled_role_;  // as the last cycle saw it (node_callbacks.h)
+  // The cluster's settings: the revision last applied, and the server's configuration errors
+  // as last logged (logged again only when they change).
+  std::int64_t settings_applied_ = 0;
+  std::vector<std::string> logged_configuration_errors_;
   const ServiceNotifier* service_;
   bool ready_said_ = false;
   Store& lease_store_;                             // the keeper's connection

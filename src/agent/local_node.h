@@ -89,6 +89,10 @@ class LocalNode {
   virtual Result<std::string> update_sync(const ClusterView& view) = 0;
   // The node is no primary now: whatever update_sync remembered is forgotten.
   virtual void reset_sync() = 0;
+
+  // Writes the cluster's settings into the data directory (tandem.settings.conf, which
+  // tandem.conf includes) and, when the server runs, has it read them again.
+  virtual Status apply_settings(const ClusterSettings& settings) = 0;
 };
 
 }  // namespace tandem

@@ -6,6 +6,7 @@
 #include "pg/observe_queries.h"
 #include "pg/postmaster.h"
 #include "pg/server_files.h"
+#include "pg/server_queries.h"
 
 namespace tandem {
 std::string NodeObserver::node_at(const std::string& conninfo) const {
@@ -24,11 +25,48 @@ std::string NodeObserver::node_at(const std::string& conninfo) const {
   return "";
 }
 
+namespace {
+// How often a server's configuration state is read: a setting waits for a restart only after a
+// reload, and a reload through tandem reads it often for a while.
+constexpr std::chrono::seconds kConfigurationReadEvery{10};
+constexpr std::chrono::milliseconds kConfigurationReadOftenEvery{500};
+constexpr std::chrono::seconds kConfigurationLookOftenFor{3};
+}  // namespace
+
+void NodeObserver::read_configuration_state(NodeObservation& node) {
+  auto now = clock_.steady_now();
+  if (now >= configuration_due_) {
+    if (auto pending = pending_restart(*connection_)) pending_restart_ = std::move(*pending);
+    if (auto errors = configuration_errors(*connection_))
+      configuration_errors_ = std::move(*errors);
+    using Duration = std::chrono::steady_clock::duration;
+    configuration_due_ = now + (now < look_often_until_ ? Duration(kConfigurationReadOftenEvery)
+                                                        : Duration(kConfigurationReadEvery));
+  }
+  node.pending_restart = pending_restart_;
+  node.configuration_errors = configuration_errors_;
+}
+
+Status NodeObserver::reload() {
+  if (!connection_) {
+    auto opened = Connection::open(local_admin_conninfo(config_, self_));
+    if (!opened) return std::unexpected(opened.error());
+    connection_.emplace(std::move(*opened));
+  }
+  if (auto ok = reload_configuration(*connection_); !ok) return ok;
+  configuration_due_ = clock_.steady_now();
+  look_often_until_ = configuration_due_ + kConfigurationLookOftenFor;
+  return {};
+}
+
 void NodeObserver::query(NodeObservation& node) {
   if (!connection_) {
     auto opened = Connection::open(local_admin_conninfo(config_, self_));
     if (!opened) return;
     connection_.emplace(std::move(*opened));
+    // Perhaps a new server: what it waits to restart for is read at once, and again soon.
+    configuration_due_ = clock_.steady_now();
+    look_often_until_ = configuration_due_ + kConfigurationLookOftenFor;
   }
   auto server = observe_server(*connection_);
   if (!server) {
@@ -36,6 +74,7 @@ void NodeObserver::query(NodeObservation& node) {
     return;
   }
   node.state = server->standby ? PgState::kStandby : PgState::kPrimary;
+  read_configuration_state(node);
   node.received_lsn = server->received;
   node.replayed_lsn = server->replayed;
   if (server->timeline) node.timeline = *server->timeline;

@@ -24,8 +24,16 @@ class NodeObserver {
   // the query fails.
   std::optional<PrimaryDetails> primary_details();
 
+  // Asks the running server to read its configuration files again (pg_reload_conf()); what
+  // it then waits to restart for is read each cycle for the next seconds (the reload reaches
+  // the server's processes a moment later).
+  Status reload();
+
  private:
   void query(NodeObservation& node);
+  // pg_settings.pending_restart and pg_file_settings' errors, read every 10 s (more often
+  // after a reload or a new connection), the last answer copied into each observation.
+  void read_configuration_state(NodeObservation& node);
   // The node a primary_conninfo points at, by host and port ("" when none is).
   std::string node_at(const std::string& conninfo) const;
 
@@ -39,6 +47,10 @@ class NodeObserver {
   std::string waiting_segment_;
   std::string waiting_upstream_;
   std::chrono::steady_clock::time_point waiting_since_{};
+  std::vector<std::string> pending_restart_;
+  std::vector<std::string> configuration_errors_;
+  std::chrono::steady_clock::time_point configuration_due_{};
+  std::chrono::steady_clock::time_point look_often_until_{};
 };
 
 }  // namespace tandem

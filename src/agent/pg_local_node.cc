@@ -14,6 +14,7 @@
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
 #include "pg/postmaster.h"
+#include "pg/server_files.h"
 #include "pg/server_queries.h"
 #include "pg/timeline_files.h"
 
@@ -204,6 +205,20 @@ void PgLocalNode::fence_primary(const NodeConfig& other) {
                   was_primary ? "as a primary" : "as the claimant of the newest timeline",
                   clean ? "fast" : "immediate"));
   if (clean && was_primary) await_wal_of(other);
+}
+
+Status PgLocalNode::apply_settings(const ClusterSettings& settings) {
+  std::string path = self_.data_dir + "/" + kSettingsConfName;
+  if (auto ok = write_owned_file(path, render_settings_conf(settings.values, settings.revision),
+                                 context_.os_user, 0600);
+      !ok) {
+    return fail_with_context(ok.error(), "writing " + path);
+  }
+  if (!process_.running()) return {};  // read when it starts
+  if (auto ok = observer_.reload(); !ok) {
+    return fail_with_context(ok.error(), "asking PostgreSQL to read its configuration again");
+  }
+  return {};
 }
 
 // After a clean shutdown of `other`, waits (at most a second) until this standby has received

@@ -45,6 +45,7 @@ class PgLocalNode final : public LocalNode {
   void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override { return sync_.update(view); }
   void reset_sync() override { sync_.reset(); }
+  Status apply_settings(const ClusterSettings& settings) override;
 
   // The postmaster another PgLocalNode of this process spawned (see PostgresProcess::adopt).
   void adopt_postmaster(pid_t pid) { process_.adopt(pid); }

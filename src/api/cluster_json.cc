@@ -63,6 +63,7 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
       entry["received_lsn"] = lsn_or_null(member->received_lsn);
       entry["replayed_lsn"] = lsn_or_null(member->replayed_lsn);
       entry["upstream"] = member->upstream;
+      entry["pending_restart"] = member->pending_restart;
       if (auto lag = lag_bytes.find(node.name); lag != lag_bytes.end()) {
         entry["lag_bytes"] = lag->second;
       }
@@ -76,6 +77,10 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
   }
   if (primary != nullptr && primary->archiver) {
     document["archiver"] = archiver_to_json(*primary->archiver);  // as status --json says it
+  }
+  if (view && view->settings) {
+    document["settings"] = {{"revision", view->settings->revision},
+                            {"values", view->settings->values}};
   }
   if (view && view->last_backup) {
     document["last_backup"] = last_backup_to_json(*view->last_backup, now_ms);

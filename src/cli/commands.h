@@ -44,6 +44,7 @@ void add_restart_command(CLI::App& app, CliState& state);
 void add_reload_command(CLI::App& app, CliState& state);
 void add_member_command(CLI::App& app, CliState& state);
 void add_backup_command(CLI::App& app, CliState& state);
+void add_config_command(CLI::App& app, CliState& state);
 
 // tandem switchover --to NODE (empty: the agents' best candidate), waiting until it is done.
 Status request_switchover(Context& context, const std::string& to);

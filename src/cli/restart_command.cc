@@ -78,7 +78,7 @@ Status reload_agents(Context& context, const std::string& only) {
 
 // tandem restart --all: each step carried out and finished — the cluster back to one primary
 // and every other node streaming — before the next; the first that fails stops it, said.
-Status rolling_restart(Context& context) {
+Status rolling_restart(Context& context, bool pending_only) {
   ClusterReport report = collect_status(context);
   if (!report.agents) {
     return fail(ErrorCode::kInvalidArgument,
@@ -88,10 +88,15 @@ Status rolling_restart(Context& context) {
   for (const NodeReport& node : report.nodes) {
     members.push_back({node.name, node.role == NodeRole::kPrimary,
                        node.role == NodeRole::kStandby && node.replication &&
-                           node.replication->state == "streaming"});
+                           node.replication->state == "streaming",
+                       !node.pending_restart.empty()});
   }
-  auto steps = plan_rolling_restart(members, report.agents->candidates);
+  auto steps = plan_rolling_restart(members, report.agents->candidates, pending_only);
   if (!steps) return fail_with_context(steps.error(), "not restarting");
+  if (steps->empty()) {
+    fmt::print("no node waits for a restart: nothing restarted\n");
+    return {};
+  }
   int done = 0;
   for (const RollingStep& step : *steps) {
     auto node = context.config.node(step.node);
@@ -123,7 +128,8 @@ Status rolling_restart(Context& context) {
     }
     ++done;
   }
-  fmt::print("restarted every node, one at a time ({} steps)\n", done);
+  fmt::print("restarted {}, one at a time ({} steps)\n",
+             pending_only ? "the nodes that waited for a restart" : "every node", done);
   return {};
 }
 
@@ -151,12 +157,19 @@ void add_restart_command(CLI::App& app, CliState& state) {
   command->add_flag("--all", *all,
                     "Every node, one at a time: the standbys, then the primary after a "
                     "switchover (a rolling restart)");
-  command->callback([&state, node, all] {
+  auto pending = std::make_shared<bool>(false);
+  command->add_flag("--pending", *pending,
+                    "With --all: only the nodes whose server waits for a restart to apply a "
+                    "setting (tandem config set)");
+  command->callback([&state, node, all, pending] {
     state.result = with_session(state, [&](Context& context) -> Status {
       if (*all == !node->empty()) {
         return fail(ErrorCode::kInvalidArgument, "name one node, or --all for every node");
       }
-      if (*all) return rolling_restart(context);
+      if (*pending && !*all) {
+        return fail(ErrorCode::kInvalidArgument, "--pending goes with --all");
+      }
+      if (*all) return rolling_restart(context, *pending);
       auto target = context.config.node(*node);
       if (!target) return std::unexpected(target.error());
       auto message = ask_agent(context.config, **target, "/restart");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/cluster_config.h"
+#include "core/cluster_settings.h"
 #include "core/lsn.h"
 #include "core/timeline.h"
 
@@ -73,6 +74,10 @@ struct MemberRecord {
   std::string api_address;  // host:port of its agent's HTTP API, "" without one
   bool nofailover = false;
   std::optional<PrimaryDetails> primary;  // the primary's record only
+  // The cluster's settings: the revision this agent applied (0: none), and the settings its
+  // server waits to restart for (pg_settings.pending_restart).
+  std::int64_t settings_revision = 0;
+  std::vector<std::string> pending_restart;
   bool operator==(const MemberRecord&) const = default;
 };
 
@@ -153,6 +158,8 @@ struct ClusterView {
   // silence proves nothing: nobody takes its lease over.
   std::optional<std::string> adopting;
   std::int64_t adopting_revision = 0;
+  // The cluster's PostgreSQL settings (`tandem config set`), nullopt when none were ever set.
+  std::optional<ClusterSettings> settings;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
 };
@@ -209,6 +216,12 @@ struct NodeObservation {
   std::int64_t wall_ms = 0;
   bool backup_running = false;          // read before the store, so never after its "done"
   std::int64_t backup_finished_ms = 0;  // the slot of the last backup this agent ended (0: none)
+  // The cluster's settings: the store revision of those this agent last applied (0: none)...
+  std::int64_t settings_applied = 0;
+  // ...and what its running server says of its configuration, read every few seconds: the
+  // settings that wait for a restart, and the lines it could not apply.
+  std::vector<std::string> pending_restart;
+  std::vector<std::string> configuration_errors;
 };
 
 // The HA settings of one agent, validated by validate_ha_config.

@@ -719,6 +719,8 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
   decision.end_adoption = view && view->adopting == config.self &&
                           ((node.state == PgState::kPrimary && node.postmaster_watched) ||
                            node.state == PgState::kStandby);
+  decision.apply_settings = view && view->settings && node.state != PgState::kNoData &&
+                            view->settings->revision != node.settings_applied;
   if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
     return;
   }

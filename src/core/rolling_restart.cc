@@ -7,7 +7,8 @@
 namespace tandem {
 
 Result<std::vector<RollingStep>> plan_rolling_restart(const std::vector<RollingMember>& members,
-                                                      const std::vector<std::string>& candidates) {
+                                                      const std::vector<std::string>& candidates,
+                                                      bool pending_only) {
   auto primaries = std::count_if(members.begin(), members.end(),
                                  [](const RollingMember& member) { return member.primary; });
   if (primaries != 1) {
@@ -17,9 +18,11 @@ Result<std::vector<RollingStep>> plan_rolling_restart(const std::vector<RollingM
   }
   std::vector<RollingStep> steps;
   std::string primary;
+  bool primary_pending = false;
   for (const RollingMember& member : members) {
     if (member.primary) {
       primary = member.name;
+      primary_pending = member.pending;
       continue;
     }
     if (!member.streaming) {
@@ -28,8 +31,10 @@ Result<std::vector<RollingStep>> plan_rolling_restart(const std::vector<RollingM
                               "leave the cluster two nodes short; bring it back first",
                               member.name));
     }
-    steps.push_back({RollingStep::Kind::kRestart, member.name});
+    if (!pending_only || member.pending)
+      steps.push_back({RollingStep::Kind::kRestart, member.name});
   }
+  if (pending_only && !primary_pending) return steps;
   auto target = std::find_if(candidates.begin(), candidates.end(), [&](const std::string& name) {
     return std::any_of(members.begin(), members.end(), [&](const RollingMember& member) {
       return member.name == name && !member.primary;

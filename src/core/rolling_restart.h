@@ -14,6 +14,7 @@ struct RollingMember {
   std::string name;
   bool primary = false;
   bool streaming = false;  // a standby streaming from the primary
+  bool pending = true;     // its server waits for a restart to apply a setting
 };
 
 struct RollingStep {
@@ -33,7 +34,10 @@ struct RollingStep {
 // standby, or none may take over) the primary restarts in place last: writes wait for it.
 // Refused, naming the node, unless exactly one node is primary and every other streams: a
 // rolling restart must not start on a cluster that is already one node short.
+// `pending_only` (tandem restart --pending): only the nodes whose server waits for a restart,
+// in the same order; none is no step at all.
 Result<std::vector<RollingStep>> plan_rolling_restart(const std::vector<RollingMember>& members,
-                                                      const std::vector<std::string>& candidates);
+                                                      const std::vector<std::string>& candidates,
+                                                      bool pending_only = false);
 
 }  // namespace tandem

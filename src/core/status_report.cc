@@ -1,6 +1,7 @@
 #include "core/status_report.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/units.h"
 
@@ -38,6 +39,17 @@ void assess_nodes(const ClusterReport& report, std::vector<std::string>& warning
   int primaries = 0;
   for (const NodeReport& node : report.nodes) {
     if (node.role == NodeRole::kPrimary) ++primaries;
+  }
+  for (const NodeReport& node : report.nodes) {
+    for (const std::string& error : node.configuration_errors) {
+      warnings.push_back(fmt::format(
+          "{}'s PostgreSQL did not apply a line of its configuration: {}", node.name, error));
+    }
+    if (!node.pending_restart.empty()) {
+      warnings.push_back(
+          fmt::format("{} waits for a restart to apply {} (tandem restart --all --pending)",
+                      node.name, fmt::join(node.pending_restart, ", ")));
+    }
   }
   if (primaries == 0) warnings.push_back("no primary is running: writes are impossible");
   if (primaries > 1) {

@@ -46,9 +46,11 @@ struct NodeReport {
   std::optional<TimelineId> timeline;
   std::optional<Lsn> wal_lsn;     // primary: current write position; standby: last received
   std::optional<Lsn> replay_lsn;  // standby only
-  std::optional<WallTime> last_replay_at;     // standby: commit time of the last replayed xact
-  std::optional<ReplicationRow> replication;  // the primary's view of this standby
-  std::optional<std::int64_t> lag_bytes;      // primary's position minus this node's replay
+  std::optional<WallTime> last_replay_at;         // standby: commit time of the last replayed xact
+  std::optional<ReplicationRow> replication;      // the primary's view of this standby
+  std::optional<std::int64_t> lag_bytes;          // primary's position minus this node's replay
+  std::vector<std::string> pending_restart;       // settings whose new value waits for a restart
+  std::vector<std::string> configuration_errors;  // lines of its configuration not applied
 };
 
 // What the agents say in the store, when the cluster has agents.

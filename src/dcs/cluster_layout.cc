@@ -76,6 +76,10 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
   if (const StoredValue* backup = snapshot.find(this->backup())) {
     view.backup = decode_backup_record(backup->value);
   }
+  if (const StoredValue* settings = snapshot.find(this->settings())) {
+    view.settings = decode_settings(settings->value);
+    if (view.settings) view.settings->revision = settings->mod_revision;
+  }
   if (const StoredValue* list = snapshot.find(member_list())) {
     view.member_list = this->list(list->value);
     if (view.member_list) view.member_list_revision = list->mod_revision;
@@ -216,7 +220,9 @@ std::string encode_member(const MemberRecord& member) {
               {"upstream", member.upstream},
               {"api_address", member.api_address},
               {"nofailover", member.nofailover},
-              {"primary", primary_json(member.primary)}}
+              {"primary", primary_json(member.primary)},
+              {"settings_revision", member.settings_revision},
+              {"pending_restart", member.pending_restart}}
       .dump();
 }
 
@@ -225,6 +231,12 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
   if (!object || !(*object)["name"].is_string()) return std::nullopt;
   auto state = parse_pg_state(object->value("state", ""));
   if (!state) return std::nullopt;
+  std::vector<std::string> pending;
+  if (auto found = object->find("pending_restart"); found != object->end() && found->is_array()) {
+    for (const json& name : *found) {
+      if (name.is_string()) pending.push_back(name.get<std::string>());
+    }
+  }
   return MemberRecord{.name = (*object)["name"].get<std::string>(),
                       .state = *state,
                       .timeline = object->value("timeline", TimelineId{0}),
@@ -233,7 +245,9 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
                       .upstream = object->value("upstream", ""),
                       .api_address = object->value("api_address", ""),
                       .nofailover = object->value("nofailover", false),
-                      .primary = primary_field(*object)};
+                      .primary = primary_field(*object),
+                      .settings_revision = object->value("settings_revision", std::int64_t{0}),
+                      .pending_restart = std::move(pending)};
 }
 
 std::string encode_history(const HistoryEntry& entry) {
@@ -352,6 +366,23 @@ std::optional<MemberListAck> decode_list_ack(std::string_view text) {
     ack.names.push_back(name.get<std::string>());
   }
   return ack;
+}
+
+std::string encode_settings(const std::map<std::string, std::string>& settings) {
+  return json{{"settings", settings}}.dump();
+}
+
+std::optional<ClusterSettings> decode_settings(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object || !object->contains("settings") || !(*object)["settings"].is_object()) {
+    return std::nullopt;
+  }
+  ClusterSettings settings;
+  for (const auto& [name, value] : (*object)["settings"].items()) {
+    if (!value.is_string()) return std::nullopt;
+    settings.values[name] = value.get<std::string>();
+  }
+  return settings;
 }
 
 std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}.dump(); }

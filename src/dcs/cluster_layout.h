@@ -1,5 +1,6 @@
 // Where a cluster lives in the coordination store, and how its records are written there:
-// /tandem/<cluster>/{initialize, leader, optime, config, members/<name>, history/<revision>}.
+// /tandem/<cluster>/{initialize, leader, optime, config, settings, members/<name>,
+// history/<revision>, ...}.
 // Values are JSON.
 #pragma once
 
@@ -53,6 +54,8 @@ class ClusterLayout {
   std::string backup() const { return prefix_ + "backup"; }
   // The newest backup the repository holds (LastBackup).
   std::string last_backup() const { return prefix_ + "last_backup"; }
+  // The cluster's PostgreSQL settings (`tandem config set`): ClusterSettings.
+  std::string settings() const { return prefix_ + "settings"; }
   std::string list_ack(std::string_view name) const {
     return prefix_ + "list_acks/" + std::string(name);
   }
@@ -92,6 +95,9 @@ std::optional<LastBackup> decode_last_backup(std::string_view json);
 std::optional<MemberListAck> decode_list_ack(std::string_view json);
 std::string encode_history(const HistoryEntry& entry);
 std::optional<HistoryEntry> decode_history(std::string_view json);
+// settings: {"settings": {name: value}}; the revision is the key's.
+std::string encode_settings(const std::map<std::string, std::string>& settings);
+std::optional<ClusterSettings> decode_settings(std::string_view json);
 // The cluster-wide settings people change at run time: {"paused": bool}.
 std::string encode_cluster_config(bool paused);
 // sync: {"leader": name, "standby": name or ""}, written by the leader in synchronous mode.

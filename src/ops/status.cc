@@ -65,6 +65,9 @@ NodeReport read_node(Context& context, const NodeConfig& config_node, ClusterRep
     node.detail = standby.error().message;
     return node;
   }
+  node.pending_restart = pending_restart(*connection).value_or(std::vector<std::string>());
+  node.configuration_errors =
+      configuration_errors(*connection).value_or(std::vector<std::string>());
   if (*standby) {
     node.role = NodeRole::kStandby;
     read_standby(*connection, context.config, node);

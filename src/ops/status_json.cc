@@ -67,6 +67,7 @@ nlohmann::json report_to_json(const ClusterReport& report, std::int64_t now_ms) 
                      {"replay_lsn", lsn_json(node.replay_lsn)},
                      {"last_replay_at", time_json(node.last_replay_at)},
                      {"lag_bytes", optional_json(node.lag_bytes, identity)},
+                     {"pending_restart", node.pending_restart},
                      {"replication", node.replication ? replication_json(*node.replication)
                                                       : nlohmann::json(nullptr)}});
   }

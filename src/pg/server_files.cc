@@ -115,6 +115,16 @@ std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig
       config.superuser);
 }
 
+std::string render_settings_conf(const std::map<std::string, std::string>& settings,
+                                 std::int64_t revision) {
+  std::string conf = fmt::format(
+      "# The cluster's settings, written by its agent from the coordination store (revision "
+      "{}).\n# Change them with `tandem config set NAME=VALUE`: this file is rewritten.\n",
+      revision);
+  for (const auto& [name, value] : settings) conf += fmt::format("{} = {}\n", name, quoted(value));
+  return conf;
+}
+
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
                                const std::optional<Upstream>& upstream,
                                const std::string& synchronous_standby) {
@@ -122,6 +132,8 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
   std::string conf = fmt::format(
       "# Managed by tandem for node {}: rewritten by init, clone, promote and rejoin.\n"
       "# Put your own settings in postgresql.conf, above the line that includes this file.\n"
+      "# The cluster's settings (tandem config set) first: the lines below win over them.\n"
+      "include_if_exists = '{}'\n"
       "cluster_name = {}\n"
       "listen_addresses = {}\n"
       "port = {}\n"
@@ -150,10 +162,10 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
 
       "recovery_target_timeline = 'latest'\n"
       "log_line_prefix = '%m [%p] %q%a '\n",
-      node.name, quoted(node.name), quoted(node.listen.empty() ? node.host : node.listen),
-      node.port, quoted(config.socket_dir), replication.max_wal_senders,
-      replication.max_replication_slots, quoted(node.data_dir + "/pg_hba.conf"),
-      quoted(node.data_dir + "/pg_ident.conf"),
+      node.name, kSettingsConfName, quoted(node.name),
+      quoted(node.listen.empty() ? node.host : node.listen), node.port, quoted(config.socket_dir),
+      replication.max_wal_senders, replication.max_replication_slots,
+      quoted(node.data_dir + "/pg_hba.conf"), quoted(node.data_dir + "/pg_ident.conf"),
       quoted(format_duration(replication.wal_retrieve_retry_interval)),
       quoted(format_size_exact(replication.max_slot_wal_keep_size)));
   conf += archive_settings(config, node);

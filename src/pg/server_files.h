@@ -2,6 +2,8 @@
 // pg_hba.conf and pg_ident.conf, and the libpq password file. Pure text rendering.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +30,12 @@ struct Upstream {
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
                                const std::optional<Upstream>& upstream,
                                const std::string& synchronous_standby = "");
+
+// The cluster's settings (`tandem config set`), which every agent writes into its data
+// directory; tandem.conf includes it first, so that tandem's own lines come after it.
+inline constexpr char kSettingsConfName[] = "tandem.settings.conf";
+std::string render_settings_conf(const std::map<std::string, std::string>& settings,
+                                 std::int64_t revision);
 
 // pgBackRest's settings for a node (backup.repository set): the repository, and this node as
 // pg1 — archive-push reads its own data directory's pg_control. In the data directory, beside

@@ -176,6 +176,44 @@ Result<std::vector<std::string>> pending_restart(Connection& connection) {
   return names;
 }
 
+Result<std::optional<SettingDefinition>> setting_definition(Connection& connection,
+                                                            const std::string& name) {
+  auto rows = connection.query(
+      "SELECT name, vartype, context, coalesce(unit, '') AS unit, min_val, max_val, "
+      "array_to_string(enumvals, E'\\n') AS enumvals FROM pg_settings WHERE name = $1",
+      {name});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return std::optional<SettingDefinition>();
+  SettingDefinition definition{.name = rows->text(0, "name"),
+                               .vartype = rows->text(0, "vartype"),
+                               .context = rows->text(0, "context"),
+                               .unit = rows->text(0, "unit")};
+  if (const auto& min = rows->get(0, "min_val")) definition.min = std::stod(*min);
+  if (const auto& max = rows->get(0, "max_val")) definition.max = std::stod(*max);
+  std::string choices = rows->text(0, "enumvals");
+  for (std::size_t start = 0; !choices.empty() && start <= choices.size();) {
+    std::size_t end = choices.find('\n', start);
+    if (end == std::string::npos) end = choices.size();
+    definition.enumvals.push_back(choices.substr(start, end - start));
+    start = end + 1;
+  }
+  return std::optional(std::move(definition));
+}
+
+Result<std::vector<std::string>> configuration_errors(Connection& connection) {
+  auto rows = connection.query(
+      "SELECT sourcefile || ':' || sourceline || ' ' || coalesce(name, '') || ': ' || error "
+      "AS line FROM pg_file_settings WHERE error IS NOT NULL ORDER BY seqno");
+  if (!rows) return std::unexpected(rows.error());
+  std::vector<std::string> lines;
+  for (std::size_t row = 0; row < rows->size(); ++row) lines.push_back(rows->text(row, "line"));
+  return lines;
+}
+
+Status reload_configuration(Connection& connection) {
+  return connection.execute("SELECT pg_reload_conf()");
+}
+
 Status reset_upstream_settings(Connection& connection) {
   // ALTER SYSTEM cannot run inside a transaction block: one statement at a time.
   for (const char* sql : {"ALTER SYSTEM RESET primary_conninfo",

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cluster_settings.h"
 #include "core/lsn.h"
 #include "core/status_report.h"
 #include "core/timeline.h"
@@ -83,6 +84,18 @@ Result<StandbyPosition> standby_position(Connection& connection);
 
 // The settings whose new value waits for a restart (pg_settings.pending_restart).
 Result<std::vector<std::string>> pending_restart(Connection& connection);
+
+// What pg_settings says of `name`: its type, context, unit, range and values; nullopt when the
+// server knows no such setting.
+Result<std::optional<SettingDefinition>> setting_definition(Connection& connection,
+                                                            const std::string& name);
+
+// The lines of the server's configuration files it could not apply (pg_file_settings.error):
+// "file:line name: error".
+Result<std::vector<std::string>> configuration_errors(Connection& connection);
+
+// Asks the postmaster to read its configuration files again (pg_reload_conf()).
+Status reload_configuration(Connection& connection);
 
 // Removes primary_conninfo and primary_slot_name from postgresql.auto.conf (pg_basebackup -R
 // puts them there, where they would override tandem.conf), then reloads the configuration.

@@ -306,6 +306,103 @@ TEST_F(ApiClusterTest, ARollingRestartRestartsEveryNodeOnceAndLosesNoWrite) {
   EXPECT_NE(both.output.find("name one node, or --all"), std::string::npos) << both.output;
 }
 
+// tandem config set | show | unset (issue 20.1): checked against the server's pg_settings,
+// stored once, applied by every agent; a setting that needs a restart shows as pending in
+// status and /cluster until `tandem restart --all --pending`; bad input stores nothing.
+TEST_F(ApiClusterTest, ClusterSettingsReachEveryNodeAndWaitForARestartWhereNeeded) {
+  up();
+  ASSERT_TRUE(eventually([&] { return streams("node2") && streams("node3"); }));
+  const std::vector<std::string> nodes = {"node1", "node2", "node3"};
+  auto on_every_node = [&](const std::string& name, const std::string& expected) {
+    return eventually(
+        [&] {
+          for (const std::string& each : nodes) {
+            if (value(each, "SELECT current_setting('" + name + "') AS v") != expected)
+              return false;
+          }
+          return true;
+        },
+        std::chrono::seconds(10));
+  };
+  std::string out =
+      tandem_ok({"config", "set", "work_mem=64MB", "log_min_duration_statement=250ms"});
+  std::cout << out;
+  EXPECT_NE(out.find("stored for the cluster"), std::string::npos) << out;
+  EXPECT_NE(out.find("applied on node1, node2, node3"), std::string::npos) << out;
+  EXPECT_TRUE(on_every_node("work_mem", "64MB"));
+  EXPECT_TRUE(on_every_node("log_min_duration_statement", "250ms"));
+  json shown = json::parse(tandem_ok({"config", "show", "--json"}), nullptr, false);
+  ASSERT_TRUE(shown.is_object());
+  EXPECT_EQ(shown["settings"]["work_mem"], "64MB");
+  long revision = shown["revision"];
+
+  // Bad input: a clear line each, nothing stored (one bad assignment stores none of the others).
+  struct Refusal {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  std::vector<Refusal> refusals = {
+      {{"config", "set", "work_mem=lots"}, "work_mem: \"lots\" is not a number"},
+      {{"config", "set", "no_such_setting=1"}, "no_such_setting: PostgreSQL has no such setting"},
+      {{"config", "set", "port=6000"}, "port is tandem's to set"},
+      {{"config", "set", "synchronous_standby_names=*"}, "synchronous_standby_names is tandem's"},
+      {{"config", "set", "work_mem=8MB", "shared_buffers=8kB"},
+       "shared_buffers: \"8kB\" is outside"},
+      {{"config", "set", "wal_block_size=4096"}, "cannot be set"},
+      {{"config", "set", "work_mem"}, "expected NAME=VALUE"},
+      {{"config", "unset", "statement_timeout"}, "statement_timeout is not set for the cluster"},
+  };
+  for (const Refusal& refusal : refusals) {
+    CommandOutput refused = tandem(refusal.args);
+    EXPECT_NE(refused.exit_code, 0) << refused.output;
+    EXPECT_NE(refused.output.find(refusal.says), std::string::npos) << refused.output;
+  }
+  shown = json::parse(tandem_ok({"config", "show", "--json"}), nullptr, false);
+  EXPECT_EQ(shown["revision"], revision);
+  EXPECT_EQ(shown["settings"]["work_mem"], "64MB");
+
+  // A setting that needs a restart: applied, and pending everywhere until the rolling restart.
+  out = tandem_ok({"config", "set", "shared_buffers=64MB"});
+  std::cout << out;
+  EXPECT_NE(out.find("shared_buffers waits for a restart on node1, node2, node3"),
+            std::string::npos)
+      << out;
+  std::string status = tandem_ok({"status"});
+  EXPECT_NE(status.find("node2 waits for a restart to apply shared_buffers"), std::string::npos)
+      << status;
+  EXPECT_TRUE(eventually([&] {
+    json cluster = get_json("node3", "/cluster");
+    if (!cluster.is_object()) return false;
+    for (const json& member : cluster["members"]) {
+      if (member["pending_restart"] != json::array({"shared_buffers"})) return false;
+    }
+    return true;
+  })) << get_json("node3", "/cluster").dump();
+  EXPECT_EQ(value("node1", "SELECT current_setting('shared_buffers') AS v"), "128MB");
+  bench::WriteProbe probe(bench::any_primary_conninfo(config_), std::chrono::milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  out = tandem_ok({"restart", "--all", "--pending"});
+  std::cout << out;
+  EXPECT_NE(out.find("restarted the nodes that waited for a restart"), std::string::npos) << out;
+  std::size_t acknowledged = probe.acknowledged().size();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= acknowledged + 10; }));
+  probe.stop();
+  auto missing = probe.missing_on(bench::any_primary_conninfo(config_));
+  ASSERT_TRUE(missing);
+  EXPECT_TRUE(missing->empty()) << missing->size() << " acknowledged writes lost";
+  EXPECT_TRUE(on_every_node("shared_buffers", "64MB"));
+  status = tandem_ok({"status"});
+  EXPECT_EQ(status.find("waits for a restart"), std::string::npos) << status;
+  out = tandem_ok({"restart", "--all", "--pending"});
+  EXPECT_NE(out.find("no node waits for a restart: nothing restarted"), std::string::npos) << out;
+
+  // Unset: each node's own value rules again.
+  tandem_ok({"config", "unset", "work_mem"});
+  EXPECT_TRUE(on_every_node("work_mem", "4MB"));
+  EXPECT_TRUE(on_every_node("log_min_duration_statement", "250ms"));
+}
+
 TEST_F(ApiClusterTest, HaproxyFollowsTheFailover) {
   up();
   int ports = tandem::find_free_ports("127.0.0.1", 2).value_or(0);

@@ -199,6 +199,8 @@ class SimNode final : public LocalNode {
   void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override;
   void reset_sync() override { sync_memory_ = {}; }
+  // The simulation's store holds no settings: never asked.
+  Status apply_settings(const ClusterSettings&) override { return {}; }
 
  private:
   Pg& pg();

@@ -614,6 +614,37 @@ TEST(Decide, TheAdoptedPrimarysAgentEndsTheAdoptionOnceItWatchesItsPostmaster) {
   EXPECT_FALSE(decide(led, observed(PgState::kStopped), config, kNow).end_adoption);
 }
 
+// The cluster's settings are applied once per revision, by every node with data, whatever the
+// cycle's action.
+TEST(Decide, TheClustersSettingsAreAppliedOncePerRevision) {
+  HaConfig config{.self = "node2"};
+  struct SettingsCase {
+    const char* name;
+    std::optional<std::int64_t> stored;  // nullopt: no settings key
+    std::int64_t applied;
+    PgState state;
+    bool apply;
+  };
+  std::vector<SettingsCase> cases = {
+      {"never applied, a standby", 7, 0, PgState::kStandby, true},
+      {"an older revision applied", 7, 5, PgState::kStandby, true},
+      {"this revision applied", 7, 7, PgState::kStandby, false},
+      {"stopped: written for its start", 7, 0, PgState::kStopped, true},
+      {"no data yet: its copy brings them", 7, 0, PgState::kNoData, false},
+      {"no settings ever set", std::nullopt, 0, PgState::kStandby, false},
+  };
+  for (const SettingsCase& each : cases) {
+    ClusterView view = view_with("node1", {standby("node2", 500)});
+    if (each.stored) view.settings = ClusterSettings{{{"work_mem", "64MB"}}, *each.stored};
+    NodeObservation node = observed(each.state, "node1");
+    node.settings_applied = each.applied;
+    EXPECT_EQ(decide(view, node, config, kNow).apply_settings, each.apply) << each.name;
+  }
+  // Without the store, nothing is applied.
+  NodeObservation node = observed(PgState::kStandby, "node1");
+  EXPECT_FALSE(decide(std::nullopt, node, config, kNow).apply_settings);
+}
+
 // A restart requested through the API: never a primary's data without the lease, nor behind
 // another node's claim.
 TEST(Decide, ARestartIsRefusedToPrimaryDataWithoutTheLeaseOrBehindAClaim) {

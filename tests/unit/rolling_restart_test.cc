@@ -62,5 +62,40 @@ TEST(RollingRestart, StandbysFirstThenTheOldPrimaryAfterASwitchover) {
   }
 }
 
+// tandem restart --all --pending: only the servers that wait for a restart, in the same order;
+// the cluster must still be whole before anything restarts.
+TEST(RollingRestart, PendingOnlyRestartsTheNodesThatWaitForIt) {
+  using Kind = RollingStep::Kind;
+  RollingMember p1{"node1", true, false, true};
+  RollingMember s2{"node2", false, true, true};
+  RollingMember s3{"node3", false, true, false};
+  RollingMember p1_done{"node1", true, false, false};
+  RollingMember s2_done{"node2", false, true, false};
+  struct Case {
+    const char* name;
+    std::vector<RollingMember> members;
+    std::vector<RollingStep> steps;
+  };
+  std::vector<Case> cases = {
+      {"a standby and the primary wait",
+       {p1, s2, s3},
+       {{Kind::kRestart, "node2"}, {Kind::kSwitchover, "node3"}, {Kind::kRestart, "node1"}}},
+      {"only a standby waits", {p1_done, s2, s3}, {{Kind::kRestart, "node2"}}},
+      {"only the primary waits",
+       {p1, s2_done, s3},
+       {{Kind::kSwitchover, "node3"}, {Kind::kRestart, "node1"}}},
+      {"nobody waits", {p1_done, s2_done, s3}, {}},
+  };
+  for (const Case& each : cases) {
+    auto steps = plan_rolling_restart(each.members, {"node3", "node2"}, true);
+    ASSERT_TRUE(steps) << each.name << ": " << steps.error().message;
+    EXPECT_EQ(*steps, each.steps) << each.name;
+  }
+  // A standby down: refused, even though it does not wait for a restart itself.
+  auto refused = plan_rolling_restart({p1, s2, {"node3", false, false, false}}, {"node2"}, true);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("node3 does not stream"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tandem

@@ -95,6 +95,26 @@ TEST(ConfiguredConninfo, ReadsBackWhatTandemWroteWithHostAndPort) {
   std::filesystem::remove_all(dir);
 }
 
+// The cluster's settings: one line each, quoted as the server reads them back (conf_string
+// reads as the server does), and tandem.conf includes them before its own lines.
+TEST(RenderSettingsConf, EveryValueQuotedAndIncludedBeforeTandemsOwnLines) {
+  char pattern[] = "/tmp/tandem-conf-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  std::string path = dir + "/" + kSettingsConfName;
+  std::ofstream(path) << render_settings_conf(
+      {{"work_mem", "64MB"}, {"application_name", "it's \\ mine"}, {"search_path", ""}}, 42);
+  EXPECT_EQ(conf_string(path, "work_mem"), "64MB");
+  EXPECT_EQ(conf_string(path, "application_name"), "it's \\ mine");
+  EXPECT_EQ(conf_string(path, "search_path"), "");
+  std::filesystem::remove_all(dir);
+  EXPECT_NE(render_settings_conf({}, 42).find("revision 42"), std::string::npos);
+  ClusterConfig config = config_with_app();
+  std::string conf = render_tandem_conf(config, config.nodes[0], std::nullopt);
+  auto include = conf.find("include_if_exists = 'tandem.settings.conf'\n");
+  ASSERT_NE(include, std::string::npos) << conf;
+  EXPECT_LT(include, conf.find("port = 5432"));
+}
+
 // What adopt reads of a server's own files: pg_basebackup -R's postgresql.auto.conf, a
 // hand-edited postgresql.conf.
 TEST(ConfString, ReadsTheLastSettingAsTheServerWould) {

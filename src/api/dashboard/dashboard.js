@@ -47,7 +47,9 @@ function renderMembers(cluster) {
     row.dataset.node = member.name;
     cell(row, member.name, "name");
     cell(row, member.role, `role role-${member.role}`);
-    cell(row, member.state, `state state-${member.state}`);
+    const pending = member.pending_restart && member.pending_restart.length ?
+        ` · restart pending: ${member.pending_restart.join(", ")}` : "";
+    cell(row, member.state + pending, `state state-${member.state}`);
     cell(row, member.timeline);
     cell(row, member.received_lsn);
     cell(row, member.replayed_lsn);
