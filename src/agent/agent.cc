@@ -246,6 +246,12 @@ Decision Agent::cycle() {
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
+  if (decision.action == Action::kClone || decision.action == Action::kRejoin ||
+      decision.action == Action::kReclone) {
+    // The copy or rewind brought the source's tandem.settings.conf, perhaps a revision older:
+    // written again next cycle.
+    settings_applied_ = 0;
+  }
   if (decision.backup && backups_ != nullptr && result) start_backup(*decision.backup);
   if (decision.read_repository && backups_ != nullptr && result) backups_->read_repository(self_);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
