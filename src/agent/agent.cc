@@ -202,6 +202,9 @@ Decision Agent::cycle() {
   node.backup_running = backup_running;
   node.backup_finished_ms = backup_finished;
   node.settings_applied = settings_applied_;
+  // This observation read the server's configuration state since the last apply (the observer
+  // reads it at once after one): its record may say so.
+  settings_confirmed_ = settings_applied_;
   log_configuration_errors(node);
   if (node.state != PgState::kPrimary) node_.reset_sync();
   refresh_primary_details(node);
@@ -247,7 +250,7 @@ Decision Agent::cycle() {
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
   if (decision.action == Action::kClone || decision.action == Action::kRejoin ||
-      decision.action == Action::kReclone) {
+      decision.action == Action::kReclone || decision.action == Action::kBootstrap) {
     // The copy or rewind brought the source's tandem.settings.conf, perhaps a revision older:
     // written again next cycle.
     settings_applied_ = 0;
@@ -835,19 +838,29 @@ MemberRecord Agent::member_record(const NodeObservation& node) const {
       .api_address = self_.api_port != 0 ? fmt::format("{}:{}", self_.host, self_.api_port) : "",
       .nofailover = ha_.nofailover,
       .primary = primary_details_,
-      .settings_revision = settings_applied_,
-      .pending_restart = node.pending_restart};
+      .settings_revision = settings_confirmed_,
+      .pending_restart = node.pending_restart,
+      .configuration_errors = node.configuration_errors};
 }
 
 void Agent::apply_settings(const ClusterSettings& settings) {
+  // The store may hold what `tandem config set` would never have written.
+  if (auto ok = check_stored_settings(settings.values); !ok) {
+    if (refused_settings_ != settings.revision) {
+      spdlog::error("the cluster's settings (revision {}) are not applied: {}", settings.revision,
+                    ok.error().message);
+      refused_settings_ = settings.revision;
+    }
+    return;
+  }
   if (auto ok = node_.apply_settings(settings); !ok) {
     spdlog::warn("the cluster's settings (revision {}) were not applied: {}", settings.revision,
                  ok.error().message);
     return;
   }
   settings_applied_ = settings.revision;
-  std::vector<std::string> names;
-  for (const auto& [name, value] : settings.values) names.push_back(name + "=" + value);
+  std::vector<std::string> names;  // not their values: one may be a secret
+  for (const auto& [name, value] : settings.values) names.push_back(name);
   spdlog::info("applied the cluster's settings (revision {}): {}", settings.revision,
                names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")));
 }

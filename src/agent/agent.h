@@ -208,7 +208,9 @@ class Agent {
   // The cluster's settings: the revision last applied, and the server's configuration errors
   // as last logged (logged again only when they change).
   std::int64_t settings_applied_ = 0;
+  std::int64_t settings_confirmed_ = 0;  // applied, and the server's answer observed since
   std::vector<std::string> logged_configuration_errors_;
+  std::int64_t refused_settings_ = 0;  // the revision last refused (logged once)
   const ServiceNotifier* service_;
   bool ready_said_ = false;
   Store& lease_store_;                             // the keeper's connection

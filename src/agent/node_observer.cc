@@ -47,16 +47,9 @@ void NodeObserver::read_configuration_state(NodeObservation& node) {
   node.configuration_errors = configuration_errors_;
 }
 
-Status NodeObserver::reload() {
-  if (!connection_) {
-    auto opened = Connection::open(local_admin_conninfo(config_, self_));
-    if (!opened) return std::unexpected(opened.error());
-    connection_.emplace(std::move(*opened));
-  }
-  if (auto ok = reload_configuration(*connection_); !ok) return ok;
+void NodeObserver::configuration_reloaded() {
   configuration_due_ = clock_.steady_now();
   look_often_until_ = configuration_due_ + kConfigurationLookOftenFor;
-  return {};
 }
 
 void NodeObserver::query(NodeObservation& node) {

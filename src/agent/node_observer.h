@@ -24,10 +24,10 @@ class NodeObserver {
   // the query fails.
   std::optional<PrimaryDetails> primary_details();
 
-  // Asks the running server to read its configuration files again (pg_reload_conf()); what
-  // it then waits to restart for is read each cycle for the next seconds (the reload reaches
-  // the server's processes a moment later).
-  Status reload();
+  // The server was told to read its configuration files again: what it then waits to restart
+  // for is read every half second for the next seconds (the reload reaches its processes a
+  // moment later).
+  void configuration_reloaded();
 
  private:
   void query(NodeObservation& node);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "ops/clone.h"
@@ -214,10 +215,15 @@ Status PgLocalNode::apply_settings(const ClusterSettings& settings) {
       !ok) {
     return fail_with_context(ok.error(), "writing " + path);
   }
-  if (!process_.running()) return {};  // read when it starts
-  if (auto ok = observer_.reload(); !ok) {
-    return fail_with_context(ok.error(), "asking PostgreSQL to read its configuration again");
+  pid_t postmaster = process_.running() ? process_.pid() : 0;
+  if (postmaster <= 0) return {};  // read when it starts
+  // SIGHUP, as pg_ctl reload sends it: no connection needed, a starting server too.
+  if (kill(postmaster, SIGHUP) != 0) {
+    return fail(ErrorCode::kFailed,
+                fmt::format("telling PostgreSQL to read its configuration again: {}",
+                            std::strerror(errno)));
   }
+  observer_.configuration_reloaded();
   return {};
 }
 

@@ -79,8 +79,10 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
     document["archiver"] = archiver_to_json(*primary->archiver);  // as status --json says it
   }
   if (view && view->settings) {
-    document["settings"] = {{"revision", view->settings->revision},
-                            {"values", view->settings->values}};
+    // Names, not values: /cluster is open to read, and a value may be a secret.
+    std::vector<std::string> names;
+    for (const auto& [name, value] : view->settings->values) names.push_back(name);
+    document["settings"] = {{"revision", view->settings->revision}, {"names", names}};
   }
   if (view && view->last_backup) {
     document["last_backup"] = last_backup_to_json(*view->last_backup, now_ms);

@@ -44,6 +44,14 @@ Status change(Context& context, const Result<SettingsChange>& changed) {
                                        kApplyTimeout);
   if (!applied) return fail_with_context(applied.error(), "stored, but not seen applied");
   print_applied(*applied);
+  for (const auto& [node, errors] : applied->refused) {
+    for (const std::string& error : errors) fmt::print("{} refused {}\n", node, error);
+  }
+  if (!applied->refused.empty()) {
+    return fail(ErrorCode::kFailed,
+                "PostgreSQL refused a value (above): it keeps its old one, and would not start "
+                "with this one — tandem config unset NAME, or set another value");
+  }
   return {};
 }
 

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "core/rolling_restart.h"
 #include "local/local_agents.h"
+#include "ops/cluster_settings.h"
 #include "ops/status.h"
 #include "proc/secret_file.h"
 
@@ -78,7 +79,29 @@ Status reload_agents(Context& context, const std::string& only) {
 
 // tandem restart --all: each step carried out and finished — the cluster back to one primary
 // and every other node streaming — before the next; the first that fails stops it, said.
+// --pending trusts what each server says waits for a restart only once every agent applied the
+// cluster's settings as the store has them.
+Status settings_applied_everywhere(Context& context) {
+  auto settings = read_cluster_settings(context);
+  if (!settings) return std::unexpected(settings.error());
+  if (settings->revision == 0) return {};
+  auto applied = wait_settings_applied(context, settings->revision, {}, std::chrono::seconds(5));
+  if (!applied) return std::unexpected(applied.error());
+  if (!applied->behind.empty()) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("the agent of {} has not applied the cluster's settings yet: what "
+                            "waits for a restart there is not known",
+                            fmt::join(applied->behind, ", ")));
+  }
+  return {};
+}
+
 Status rolling_restart(Context& context, bool pending_only) {
+  if (pending_only) {
+    if (auto ok = settings_applied_everywhere(context); !ok) {
+      return fail_with_context(ok.error(), "not restarting");
+    }
+  }
   ClusterReport report = collect_status(context);
   if (!report.agents) {
     return fail(ErrorCode::kInvalidArgument,

@@ -398,6 +398,11 @@ Status validate(const ClusterConfig& config) {
   if (api.tls_cert_file.empty() != api.tls_key_file.empty()) {
     return invalid("api: tls_cert_file and tls_key_file go together (both or neither)");
   }
+  const PostgresTlsConfig& tls = config.tls;
+  if (tls.cert_file.empty() != tls.key_file.empty() ||
+      tls.cert_file.empty() != tls.ca_file.empty()) {
+    return invalid("postgresql.tls: cert_file, key_file and ca_file go together (all or none)");
+  }
   if (auto ok = validate_callbacks(config.callbacks); !ok) return ok;
   if (auto ok = validate_backup(config); !ok) return ok;
   if (config.etcd.enabled()) {

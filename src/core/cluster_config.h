@@ -133,6 +133,21 @@ struct BackupConfig {
   bool operator==(const BackupConfig&) const = default;
 };
 
+// TLS for PostgreSQL's own traffic (postgresql.tls): each server serves cert_file (its key in
+// key_file, owned by the OS user with mode 0600, or by root with 0640 and the OS user's group,
+// as PostgreSQL demands); every connection over TCP that tandem, a standby, pg_basebackup or
+// pg_rewind opens checks it against ca_file (sslmode=verify-full: the CA and the node's address
+// in the certificate), and pg_hba accepts TCP connections over TLS only (hostssl). The same
+// paths on every host, each host's files its own; ca_file readable by the OS user (a standby's
+// WAL receiver reads it).
+struct PostgresTlsConfig {
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;
+  bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const PostgresTlsConfig&) const = default;
+};
+
 // Where the nodes run, named once: everything that differs between the two branches on it.
 enum class Topology {
   // One machine: the agents share a SQLite store file; a primary writes while it renews its
@@ -162,6 +177,7 @@ struct ClusterConfig {
   EtcdConfig etcd;
   CallbacksConfig callbacks;
   BackupConfig backup;
+  PostgresTlsConfig tls;  // postgresql.tls in tandem.yaml
   std::vector<NodeConfig> nodes;
   // Several machines: the version of the member list in the store that `nodes` come from (see
   // MemberList); 0 while no member was added or removed at run time (tandem.yaml's nodes).

@@ -20,6 +20,9 @@ struct Owned {
 
 constexpr std::string_view kNodeFile = "tandem.yaml gives each node its own";
 constexpr std::string_view kReplication = "the agents set it as a node's role changes";
+constexpr std::string_view kStandbysFirst =
+    "a standby needs at least its primary's value or it cannot take over: set it in each "
+    "node's postgresql.conf, the standbys first when it grows";
 
 // Every setting tandem.conf writes, and the few it relies on without writing.
 constexpr std::array kOwned{
@@ -37,6 +40,9 @@ constexpr std::array kOwned{
     Owned{"wal_receiver_status_interval",
           "synchronous mode needs a standby to confirm each second"},
     Owned{"hba_file", "tandem writes each node's pg_hba.conf"},
+    Owned{"ssl", "tandem.yaml's postgresql.tls sets it"},
+    Owned{"ssl_cert_file", "tandem.yaml's postgresql.tls sets it"},
+    Owned{"ssl_key_file", "tandem.yaml's postgresql.tls sets it"},
     Owned{"ident_file", "tandem writes each node's pg_ident.conf"},
     Owned{"config_file", "it is where the server starts from"},
     Owned{"data_directory", kNodeFile},
@@ -62,6 +68,16 @@ constexpr std::array kOwned{
     Owned{"recovery_target_xid", "restores take a target (tandem restore --to)"},
     Owned{"recovery_target_action", "restores take a target (tandem restore --to)"},
     Owned{"recovery_target_inclusive", "restores take a target (tandem restore --to)"},
+    Owned{"recovery_end_command", "it would run inside a promotion and could hold a failover"},
+    Owned{"full_page_writes", "pg_rewind needs it on"},
+    Owned{"update_process_title", "the agents read a starting server's recovery in its title"},
+    Owned{"lc_messages", "the agents read the server's messages in English"},
+    // A standby needs at least its primary's value of these, or its replay pauses and it cannot
+    // be promoted (or it does not start): changed node by node, standbys first when raised.
+    Owned{"max_connections", kStandbysFirst},
+    Owned{"max_worker_processes", kStandbysFirst},
+    Owned{"max_prepared_transactions", kStandbysFirst},
+    Owned{"max_locks_per_transaction", kStandbysFirst},
 };
 
 std::string_view trimmed(std::string_view text) {
@@ -136,10 +152,11 @@ Result<std::string> check_number(const SettingDefinition& definition, std::strin
   char* end = nullptr;
   double number = 0;
   bool integer = definition.vartype == "integer";
+  errno = 0;
   if (integer) {
-    errno = 0;
     long long whole = std::strtoll(start, &end, 0);
     if (*end == '.' || *end == 'e' || *end == 'E' || errno == ERANGE) {
+      errno = 0;
       number = std::strtod(start, &end);
     } else {
       number = static_cast<double>(whole);
@@ -147,7 +164,8 @@ Result<std::string> check_number(const SettingDefinition& definition, std::strin
   } else {
     number = std::strtod(start, &end);
   }
-  if (end == start || !std::isfinite(number)) {
+  // PostgreSQL refuses what strtod cannot represent (1e-400 as much as 1e400).
+  if (end == start || errno == ERANGE || !std::isfinite(number)) {
     return fail(ErrorCode::kInvalidArgument,
                 fmt::format("{}: \"{}\" is not a number", definition.name, value));
   }
@@ -195,7 +213,47 @@ std::optional<bool> parse_bool(std::string_view value) {
   return std::nullopt;
 }
 
+// PostgreSQL's grammar of a setting's name: an identifier, or two joined by a dot (a
+// placeholder for an extension's). Anything else breaks the file it is written to.
+bool valid_identifier(std::string_view word) {
+  if (word.empty() || std::isdigit(static_cast<unsigned char>(word.front()))) return false;
+  return std::all_of(word.begin(), word.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+bool valid_name(std::string_view name) {
+  auto dot = name.find('.');
+  if (dot == std::string_view::npos) return valid_identifier(name);
+  return valid_identifier(name.substr(0, dot)) && valid_identifier(name.substr(dot + 1));
+}
+
+Status no_control_characters(std::string_view name, std::string_view value) {
+  for (char c : value) {
+    if (std::iscntrl(static_cast<unsigned char>(c))) {
+      return fail(
+          ErrorCode::kInvalidArgument,
+          fmt::format("{}: a value cannot hold a line break or another control character", name));
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+Status check_stored_settings(const std::map<std::string, std::string>& values) {
+  for (const auto& [name, value] : values) {
+    if (name != lower(name) || !valid_name(name)) {
+      return fail(ErrorCode::kInvalidArgument, fmt::format("\"{}\" is not a setting's name", name));
+    }
+    if (auto reason = owned_setting(name)) {
+      return fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{} is tandem's to set: {}", name, *reason));
+    }
+    if (auto ok = no_control_characters(name, value); !ok) return ok;
+  }
+  return {};
+}
 
 std::optional<std::string> owned_setting(std::string_view name) {
   std::string key = lower(name);
@@ -216,12 +274,13 @@ Result<std::pair<std::string, std::string>> parse_assignment(std::string_view te
   if (name.empty()) {
     return fail(ErrorCode::kInvalidArgument, fmt::format("\"{}\": no setting named", text));
   }
-  for (char c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.') {
-      return fail(ErrorCode::kInvalidArgument,
-                  fmt::format("\"{}\": a setting's name has letters, digits, _ and . only", name));
-    }
+  if (!valid_name(name)) {
+    return fail(ErrorCode::kInvalidArgument,
+                fmt::format("\"{}\": not a setting's name (letters, digits and _, not first a "
+                            "digit; an extension's: one . between two such)",
+                            name));
   }
+  if (auto ok = no_control_characters(name, value); !ok) return std::unexpected(ok.error());
   return std::pair{std::move(name), std::move(value)};
 }
 
@@ -235,11 +294,8 @@ Result<std::string> check_setting(const SettingDefinition& definition, std::stri
                 fmt::format("{} cannot be set: PostgreSQL fixes it when the cluster is made",
                             definition.name));
   }
-  for (char c : value) {
-    if (c == '\n' || c == '\r' || c == '\0') {
-      return fail(ErrorCode::kInvalidArgument,
-                  fmt::format("{}: a value cannot hold a line break", definition.name));
-    }
+  if (auto ok = no_control_characters(definition.name, value); !ok) {
+    return std::unexpected(ok.error());
   }
   if (definition.vartype == "bool") {
     auto parsed = parse_bool(value);

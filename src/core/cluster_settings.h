@@ -47,6 +47,11 @@ Result<std::pair<std::string, std::string>> parse_assignment(std::string_view te
 // setting (PostgreSQL fixes it) or one tandem owns is refused with the reason.
 Result<std::string> check_setting(const SettingDefinition& definition, std::string_view value);
 
+// What an agent checks before it writes the store's settings into its data directory — the
+// store may hold what no `tandem config set` would have written: every name PostgreSQL's
+// grammar (lower-cased), none tandem's, no value with a line break. One bad entry refuses all.
+Status check_stored_settings(const std::map<std::string, std::string>& values);
+
 // Whether a new value takes effect only once the server restarts.
 inline bool needs_restart(const SettingDefinition& definition) {
   return definition.context == "postmaster";

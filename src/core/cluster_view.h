@@ -78,6 +78,7 @@ struct MemberRecord {
   // server waits to restart for (pg_settings.pending_restart).
   std::int64_t settings_revision = 0;
   std::vector<std::string> pending_restart;
+  std::vector<std::string> configuration_errors;  // pg_file_settings' errors: "file:line name: why"
   bool operator==(const MemberRecord&) const = default;
 };
 

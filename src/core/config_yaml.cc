@@ -163,6 +163,21 @@ void read_api(const YAML::Node& root, const std::string& base_dir, ApiConfig& ap
   }
 }
 
+void read_postgresql(const YAML::Node& root, const std::string& base_dir, PostgresTlsConfig& tls) {
+  const YAML::Node postgresql = root["postgresql"];
+  if (!postgresql) return;
+  check_keys(postgresql, "postgresql", {"tls"});
+  const YAML::Node section = postgresql["tls"];
+  if (!section) return;
+  check_keys(section, "postgresql.tls", {"cert_file", "key_file", "ca_file"});
+  read(section, "cert_file", tls.cert_file);
+  read(section, "key_file", tls.key_file);
+  read(section, "ca_file", tls.ca_file);
+  for (std::string* path : {&tls.cert_file, &tls.key_file, &tls.ca_file}) {
+    if (!path->empty()) *path = absolute(*path, base_dir);
+  }
+}
+
 void read_etcd(const YAML::Node& root, const std::string& base_dir, EtcdConfig& etcd_config) {
   const YAML::Node etcd = root["etcd"];
   if (!etcd) return;
@@ -239,7 +254,7 @@ void apply_node_defaults(const YAML::Node& root, ClusterConfig& config) {
 ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   check_keys(root, "",
              {"cluster", "os_user", "pg_bin", "superuser", "paths", "replication", "app", "status",
-              "ha", "api", "etcd", "callbacks", "backup", "nodes"});
+              "ha", "api", "etcd", "callbacks", "backup", "postgresql", "nodes"});
   ClusterConfig config;
   read(root, "cluster", config.name);
   read(root, "os_user", config.os_user);
@@ -257,6 +272,7 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   read_etcd(root, base_dir, config.etcd);
   read_callbacks(root, config.callbacks);
   read_backup(root, base_dir, config.backup);
+  read_postgresql(root, base_dir, config.tls);
   read_nodes(root, base_dir, config);
   apply_node_defaults(root, config);
   return config;
@@ -358,6 +374,16 @@ void emit_api_and_etcd(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::EndMap;
 }
 
+void emit_postgresql(const PostgresTlsConfig& tls, YAML::Emitter& out) {
+  if (!tls.enabled()) return;
+  out << YAML::Key << "postgresql" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "cert_file" << YAML::Value << tls.cert_file;
+  out << YAML::Key << "key_file" << YAML::Value << tls.key_file;
+  out << YAML::Key << "ca_file" << YAML::Value << tls.ca_file;
+  out << YAML::EndMap << YAML::EndMap;
+}
+
 void emit_callbacks(const CallbacksConfig& callbacks, YAML::Emitter& out) {
   if (!callbacks.any()) return;
   out << YAML::Key << "callbacks" << YAML::Value << YAML::BeginMap;
@@ -421,6 +447,7 @@ std::string render_config(const ClusterConfig& config) {
   emit_api_and_etcd(config, out);
   emit_callbacks(config.callbacks, out);
   emit_backup(config.backup, out);
+  emit_postgresql(config.tls, out);
   emit_nodes(config, out);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

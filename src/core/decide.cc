@@ -719,7 +719,11 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
   decision.end_adoption = view && view->adopting == config.self &&
                           ((node.state == PgState::kPrimary && node.postmaster_watched) ||
                            node.state == PgState::kStandby);
-  decision.apply_settings = view && view->settings && node.state != PgState::kNoData &&
+  // Never ahead of a step a failover waits on: a cycle later.
+  bool urgent = decision.action == Action::kTakeOver || decision.action == Action::kPromote ||
+                decision.action == Action::kFence || decision.action == Action::kDemote ||
+                decision.action == Action::kHandOver;
+  decision.apply_settings = view && view->settings && node.state != PgState::kNoData && !urgent &&
                             view->settings->revision != node.settings_applied;
   if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
     return;

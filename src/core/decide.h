@@ -115,9 +115,10 @@ struct Decision {
   // backup beside the cycle (last_backup), when due and no backup runs here.
   bool read_repository = false;
   bool end_adoption = false;
-  // Any action, a node with data: the cluster's settings (ClusterView::settings) changed since
-  // this agent applied them — written into the data directory (a running server reloaded),
-  // before the action.
+  // A node with data, any action but those a failover waits on (take-over, promotion, fencing,
+  // demotion, hand-over: a cycle later): the cluster's settings (ClusterView::settings) changed
+  // since this agent applied them — written into the data directory (a running server told to
+  // read them), before the action.
   bool apply_settings = false;
 };
 

@@ -42,6 +42,8 @@ restart_settings() {
        }},
       {"api", [](const ClusterConfig& c) { return render_config(ClusterConfig{.api = c.api}); }},
       {"etcd", [](const ClusterConfig& c) { return render_config(ClusterConfig{.etcd = c.etcd}); }},
+      {"postgresql.tls",
+       [](const ClusterConfig& c) { return render_config(ClusterConfig{.tls = c.tls}); }},
       {"backup",
        [](const ClusterConfig& c) {
          return render_config(ClusterConfig{.name = c.name, .backup = c.backup});

@@ -209,6 +209,16 @@ std::optional<PrimaryDetails> primary_field(const json& object) {
   return details;
 }
 
+std::vector<std::string> strings_field(const json& object, const char* key) {
+  std::vector<std::string> strings;
+  if (auto found = object.find(key); found != object.end() && found->is_array()) {
+    for (const json& each : *found) {
+      if (each.is_string()) strings.push_back(each.get<std::string>());
+    }
+  }
+  return strings;
+}
+
 }  // namespace
 
 std::string encode_member(const MemberRecord& member) {
@@ -222,7 +232,8 @@ std::string encode_member(const MemberRecord& member) {
               {"nofailover", member.nofailover},
               {"primary", primary_json(member.primary)},
               {"settings_revision", member.settings_revision},
-              {"pending_restart", member.pending_restart}}
+              {"pending_restart", member.pending_restart},
+              {"configuration_errors", member.configuration_errors}}
       .dump();
 }
 
@@ -231,12 +242,6 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
   if (!object || !(*object)["name"].is_string()) return std::nullopt;
   auto state = parse_pg_state(object->value("state", ""));
   if (!state) return std::nullopt;
-  std::vector<std::string> pending;
-  if (auto found = object->find("pending_restart"); found != object->end() && found->is_array()) {
-    for (const json& name : *found) {
-      if (name.is_string()) pending.push_back(name.get<std::string>());
-    }
-  }
   return MemberRecord{.name = (*object)["name"].get<std::string>(),
                       .state = *state,
                       .timeline = object->value("timeline", TimelineId{0}),
@@ -247,7 +252,8 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
                       .nofailover = object->value("nofailover", false),
                       .primary = primary_field(*object),
                       .settings_revision = object->value("settings_revision", std::int64_t{0}),
-                      .pending_restart = std::move(pending)};
+                      .pending_restart = strings_field(*object, "pending_restart"),
+                      .configuration_errors = strings_field(*object, "configuration_errors")};
 }
 
 std::string encode_history(const HistoryEntry& entry) {

@@ -7,6 +7,7 @@
 #include "dcs/cluster_layout.h"
 #include "ops/store_access.h"
 #include "pg/admin_connection.h"
+#include "pg/server_files.h"
 #include "pg/server_queries.h"
 
 namespace tandem {
@@ -175,8 +176,13 @@ Result<SettingsApplied> wait_settings_applied(Context& context, std::int64_t rev
       // a few seconds after its reload).
       if (member.settings_revision < revision) {
         applied.behind.push_back(name);
-      } else {
-        applied.pending_restart[name] = member.pending_restart;
+        continue;
+      }
+      applied.pending_restart[name] = member.pending_restart;
+      for (const std::string& error : member.configuration_errors) {
+        if (error.find(kSettingsConfName) != std::string::npos) {
+          applied.refused[name].push_back(error);
+        }
       }
     }
     return applied.behind.empty();
@@ -190,6 +196,7 @@ Result<SettingsApplied> wait_settings_applied(Context& context, std::int64_t rev
   // shows within a second or two (one whose value did not change never does).
   auto all_pending_shown = [&] {
     if (!all_applied()) return false;
+    if (!applied.refused.empty()) return true;
     for (const auto& [name, pending] : applied.pending_restart) {
       for (const std::string& wanted : expect_pending) {
         if (std::find(pending.begin(), pending.end(), wanted) == pending.end()) return false;

@@ -32,6 +32,9 @@ Result<ClusterSettings> read_cluster_settings(Context& context);
 struct SettingsApplied {
   std::map<std::string, std::vector<std::string>> pending_restart;
   std::vector<std::string> behind;
+  // Lines of tandem.settings.conf a server could not apply (pg_file_settings), by node: values
+  // the checks let through that PostgreSQL refuses (a time zone it does not know, say).
+  std::map<std::string, std::vector<std::string>> refused;
 };
 Result<SettingsApplied> wait_settings_applied(Context& context, std::int64_t revision,
                                               const std::vector<std::string>& expect_pending,

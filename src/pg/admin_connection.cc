@@ -3,17 +3,39 @@
 #include <fmt/format.h>
 
 namespace tandem {
+namespace {
+
+// The superuser's sessions take nothing from the cluster's settings that could change what
+// tandem's statements mean or cut them short: functions and views from pg_catalog only (a
+// search_path through a schema others can write would run their functions as the superuser),
+// no statement, lock or idle timeout (a CHECKPOINT before a rewind, the observer's kept
+// connection).
+constexpr char kPinnedSession[] =
+    "-c search_path=pg_catalog,pg_temp -c statement_timeout=0 -c lock_timeout=0 "
+    "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0";
+
+}  // namespace
+
+std::map<std::string, std::string> with_tls(const ClusterConfig& config,
+                                            std::map<std::string, std::string> parameters) {
+  if (config.tls.enabled()) {
+    parameters["sslmode"] = "verify-full";
+    parameters["sslrootcert"] = config.tls.ca_file;
+  }
+  return parameters;
+}
 
 std::string admin_conninfo(const ClusterConfig& config, const NodeConfig& node,
                            const std::string& database) {
   if (!config.on_several_machines()) return local_admin_conninfo(config, node, database);
-  return make_conninfo({{"host", node.host},
-                        {"port", std::to_string(node.port)},
-                        {"user", config.superuser},
-                        {"dbname", database},
-                        {"passfile", config.password_file},
-                        {"connect_timeout", "3"},
-                        {"application_name", "tandem"}});
+  return make_conninfo(with_tls(config, {{"host", node.host},
+                                         {"port", std::to_string(node.port)},
+                                         {"user", config.superuser},
+                                         {"dbname", database},
+                                         {"passfile", config.password_file},
+                                         {"connect_timeout", "3"},
+                                         {"application_name", "tandem"},
+                                         {"options", kPinnedSession}}));
 }
 
 Result<Connection> connect_local_admin(const ClusterConfig& config, const NodeConfig& node,
@@ -30,7 +52,8 @@ std::string local_admin_conninfo(const ClusterConfig& config, const NodeConfig& 
                         {"user", config.superuser},
                         {"dbname", database},
                         {"connect_timeout", "3"},
-                        {"application_name", "tandem"}});
+                        {"application_name", "tandem"},
+                        {"options", kPinnedSession}});
 }
 
 Result<Connection> connect_admin(const ClusterConfig& config, const NodeConfig& node,
@@ -41,12 +64,12 @@ Result<Connection> connect_admin(const ClusterConfig& config, const NodeConfig& 
 }
 
 Status check_replication_login(const ClusterConfig& config, const NodeConfig& primary) {
-  std::string conninfo = make_conninfo({{"host", primary.host},
-                                        {"port", std::to_string(primary.port)},
-                                        {"user", config.replication.user},
-                                        {"passfile", config.password_file},
-                                        {"replication", "true"},
-                                        {"connect_timeout", "5"}});
+  std::string conninfo = make_conninfo(with_tls(config, {{"host", primary.host},
+                                                         {"port", std::to_string(primary.port)},
+                                                         {"user", config.replication.user},
+                                                         {"passfile", config.password_file},
+                                                         {"replication", "true"},
+                                                         {"connect_timeout", "5"}}));
   auto connection = Connection::open(conninfo);
   if (connection) return {};
   const Error& error = connection.error();

@@ -2,12 +2,18 @@
 // on several machines, over TCP; and checking the replication role's login.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "core/cluster_config.h"
 #include "pg/connection.h"
 
 namespace tandem {
+
+// A connection over TCP with postgresql.tls configured: TLS, the server's certificate checked
+// against the CA and its address (sslmode=verify-full, sslrootcert). Unchanged without it.
+std::map<std::string, std::string> with_tls(const ClusterConfig& config,
+                                            std::map<std::string, std::string> parameters);
 
 // The superuser, as a node on any host reaches another: over the node's Unix socket (peer
 // authentication through the ident map) on one machine; with nodes on several machines (etcd),

@@ -52,8 +52,13 @@ Result<std::string> client_uri(const ClusterConfig& config, const ClientUriOptio
     hosts += fmt::format("{}:{}", uri_host(node.host), node.port);
   }
   std::string user = options.user.empty() ? "" : percent_encoded(options.user) + "@";
-  return fmt::format("postgresql://{}{}/{}?target_session_attrs={}", user, hosts,
-                     percent_encoded(options.dbname), attrs);
+  // With postgresql.tls the servers take TCP connections over TLS only: the client checks
+  // their certificates as tandem does.
+  std::string tls = config.tls.enabled()
+                        ? "&sslmode=verify-full&sslrootcert=" + percent_encoded(config.tls.ca_file)
+                        : "";
+  return fmt::format("postgresql://{}{}/{}?target_session_attrs={}{}", user, hosts,
+                     percent_encoded(options.dbname), attrs, tls);
 }
 
 }  // namespace tandem

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/units.h"
+#include "pg/admin_connection.h"
 #include "pg/connection.h"
 #include "proc/safe_file.h"
 
@@ -146,6 +147,7 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
       "# pg_rewind needs hint bits in the WAL (implied by data checksums; an adopted cluster\n"
       "# may have none).\n"
       "wal_log_hints = on\n"
+      "full_page_writes = on\n"
       "# Before crash recovery, one syncfs() of the data directory's file system rather than an\n"
       "# fsync() of every file in it: a postmaster crash on a busy machine took seconds here.\n"
       "recovery_init_sync_method = syncfs\n"
@@ -174,6 +176,12 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
     conf +=
         fmt::format("synchronous_standby_names = {}\n", quoted("\"" + synchronous_standby + "\""));
   }
+  if (config.tls.enabled()) {
+    conf += fmt::format(
+        "# postgresql.tls: TLS for every connection over TCP (pg_hba takes no other).\n"
+        "ssl = on\nssl_cert_file = {}\nssl_key_file = {}\n",
+        quoted(config.tls.cert_file), quoted(config.tls.key_file));
+  }
   if (upstream) {
     conf += fmt::format("primary_conninfo = {}\nprimary_slot_name = {}\n",
                         quoted(upstream->conninfo), quoted(upstream->slot));
@@ -186,17 +194,20 @@ std::string render_pg_hba(const ClusterConfig& config) {
       "# Managed by tandem. TYPE, DATABASE, USER, ADDRESS, METHOD.\n"
       "# The superuser only over the Unix socket, as the OS users of the pg_ident map.\n";
   hba += fmt::format("local all {} peer map={}\n", config.superuser, kIdentMap);
+  // With postgresql.tls, connections over TCP only over TLS: no line takes any other.
+  std::string_view host = config.tls.enabled() ? "hostssl" : "host";
   if (config.app) {
     hba += fmt::format("local {} {} scram-sha-256\n", config.app->database, config.app->user);
   }
   hba += "# Replication only for the replication role, from the configured networks.\n";
   for (const std::string& network : config.replication.networks) {
-    hba += fmt::format("host replication {} {} scram-sha-256\n", config.replication.user, network);
+    hba +=
+        fmt::format("{} replication {} {} scram-sha-256\n", host, config.replication.user, network);
   }
   if (config.app) {
     for (const std::string& network : config.replication.networks) {
-      hba += fmt::format("host {} {} {} scram-sha-256\n", config.app->database, config.app->user,
-                         network);
+      hba += fmt::format("{} {} {} {} scram-sha-256\n", host, config.app->database,
+                         config.app->user, network);
     }
   }
   if (config.on_several_machines()) {
@@ -204,7 +215,7 @@ std::string render_pg_hba(const ClusterConfig& config) {
         "# Nodes on several machines: the superuser also from the nodes' networks, with its\n"
         "# password (pg_rewind from the primary, slots, checks from the other agents).\n";
     for (const std::string& network : config.replication.networks) {
-      hba += fmt::format("host all {} {} scram-sha-256\n", config.superuser, network);
+      hba += fmt::format("{} all {} {} scram-sha-256\n", host, config.superuser, network);
     }
   }
   return hba;
@@ -313,12 +324,12 @@ std::string configured_conninfo(const std::string& data_dir) {
 
 std::string upstream_conninfo(const ClusterConfig& config, const NodeConfig& primary,
                               const std::string& application_name) {
-  return make_conninfo({{"host", primary.host},
-                        {"port", std::to_string(primary.port)},
-                        {"user", config.replication.user},
-                        {"passfile", config.password_file},
-                        {"application_name", application_name},
-                        {"connect_timeout", "2"}});
+  return make_conninfo(with_tls(config, {{"host", primary.host},
+                                         {"port", std::to_string(primary.port)},
+                                         {"user", config.replication.user},
+                                         {"passfile", config.password_file},
+                                         {"application_name", application_name},
+                                         {"connect_timeout", "2"}}));
 }
 
 }  // namespace tandem

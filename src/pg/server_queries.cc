@@ -180,7 +180,8 @@ Result<std::optional<SettingDefinition>> setting_definition(Connection& connecti
                                                             const std::string& name) {
   auto rows = connection.query(
       "SELECT name, vartype, context, coalesce(unit, '') AS unit, min_val, max_val, "
-      "array_to_string(enumvals, E'\\n') AS enumvals FROM pg_settings WHERE name = $1",
+      "array_to_string(enumvals, E'\\n') AS enumvals FROM pg_settings WHERE lower(name) = "
+      "lower($1)",
       {name});
   if (!rows) return std::unexpected(rows.error());
   if (rows->empty()) return std::optional<SettingDefinition>();
@@ -201,17 +202,17 @@ Result<std::optional<SettingDefinition>> setting_definition(Connection& connecti
 }
 
 Result<std::vector<std::string>> configuration_errors(Connection& connection) {
+  // A new value of a setting that needs a restart reads "setting could not be applied" too: that
+  // one is pending_restart's to tell, not an error (PostgreSQL says no more of either).
   auto rows = connection.query(
-      "SELECT sourcefile || ':' || sourceline || ' ' || coalesce(name, '') || ': ' || error "
-      "AS line FROM pg_file_settings WHERE error IS NOT NULL ORDER BY seqno");
+      "SELECT f.sourcefile || ':' || f.sourceline || ' ' || coalesce(f.name, '') || ': ' || "
+      "f.error AS line FROM pg_file_settings f LEFT JOIN pg_settings s ON lower(s.name) = "
+      "lower(f.name) WHERE f.error IS NOT NULL AND (s.context IS DISTINCT FROM 'postmaster' OR "
+      "f.error <> 'setting could not be applied') ORDER BY f.seqno");
   if (!rows) return std::unexpected(rows.error());
   std::vector<std::string> lines;
   for (std::size_t row = 0; row < rows->size(); ++row) lines.push_back(rows->text(row, "line"));
   return lines;
-}
-
-Status reload_configuration(Connection& connection) {
-  return connection.execute("SELECT pg_reload_conf()");
 }
 
 Status reset_upstream_settings(Connection& connection) {

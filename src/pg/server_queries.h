@@ -91,11 +91,9 @@ Result<std::optional<SettingDefinition>> setting_definition(Connection& connecti
                                                             const std::string& name);
 
 // The lines of the server's configuration files it could not apply (pg_file_settings.error):
-// "file:line name: error".
+// "file:line name: error". A setting that waits for a restart is not among them, whether its
+// new value is good or not: PostgreSQL tells them apart only when it starts.
 Result<std::vector<std::string>> configuration_errors(Connection& connection);
-
-// Asks the postmaster to read its configuration files again (pg_reload_conf()).
-Status reload_configuration(Connection& connection);
 
 // Removes primary_conninfo and primary_slot_name from postgresql.auto.conf (pg_basebackup -R
 // puts them there, where they would override tandem.conf), then reloads the configuration.

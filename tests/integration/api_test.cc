@@ -360,6 +360,13 @@ TEST_F(ApiClusterTest, ClusterSettingsReachEveryNodeAndWaitForARestartWhereNeede
   shown = json::parse(tandem_ok({"config", "show", "--json"}), nullptr, false);
   EXPECT_EQ(shown["revision"], revision);
   EXPECT_EQ(shown["settings"]["work_mem"], "64MB");
+  // A value only the server can judge: stored, refused by every server, said; unset again.
+  CommandOutput zone = tandem({"config", "set", "TimeZone=Nowhere/Else"});
+  EXPECT_NE(zone.exit_code, 0) << zone.output;
+  EXPECT_NE(zone.output.find("node2 refused"), std::string::npos) << zone.output;
+  EXPECT_NE(zone.output.find("tandem config unset NAME"), std::string::npos) << zone.output;
+  EXPECT_NE(value("node1", "SELECT current_setting('TimeZone') AS v"), "Nowhere/Else");
+  tandem_ok({"config", "unset", "timezone"});
 
   // A setting that needs a restart: applied, and pending everywhere until the rolling restart.
   out = tandem_ok({"config", "set", "shared_buffers=64MB"});

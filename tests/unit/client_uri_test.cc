@@ -35,6 +35,19 @@ TEST(ClientUri, EveryNodeWithTheRoleAsTargetSessionAttrs) {
   }
 }
 
+// With postgresql.tls the servers take TCP connections over TLS only: the clients' URI checks
+// their certificates against the cluster's CA.
+TEST(ClientUri, WithTlsTheCertificatesAreChecked) {
+  ClusterConfig config = two_nodes();
+  config.tls = {
+      .cert_file = "/etc/t/s.crt", .key_file = "/etc/t/s.key", .ca_file = "/etc/t/ca.crt"};
+  auto uri = client_uri(config, {});
+  ASSERT_TRUE(uri) << uri.error().message;
+  EXPECT_EQ(*uri,
+            "postgresql://10.0.0.1:5432,[fe80::2]:5433/postgres?target_session_attrs=read-write"
+            "&sslmode=verify-full&sslrootcert=%2Fetc%2Ft%2Fca.crt");
+}
+
 TEST(ClientUri, AnUnknownRoleOrAnEmptyDatabaseIsAClearError) {
   auto role = client_uri(two_nodes(), {.role = "writer"});
   ASSERT_FALSE(role);

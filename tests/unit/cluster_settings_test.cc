@@ -71,6 +71,8 @@ TEST(ClusterSettings, ValuesAreCheckedAsPostgresqlReadsThem) {
       {"checkpoint_completion_target", "1.1", nullptr, "outside its range 0 .. 1"},
       {"checkpoint_completion_target", "90%", nullptr, "this setting takes no unit"},
       {"checkpoint_completion_target", "nan", nullptr, "is not a number"},
+      {"checkpoint_completion_target", "1e-400", nullptr, "is not a number"},  // ERANGE
+      {"statement_timeout", "1e-400", nullptr, "is not a number"},
       {"autovacuum_vacuum_cost_delay", "2ms", "2ms"},
       {"autovacuum_vacuum_cost_delay", "500us", "500us"},
       {"autovacuum_vacuum_cost_delay", "1s", nullptr, "outside its range"},
@@ -85,6 +87,7 @@ TEST(ClusterSettings, ValuesAreCheckedAsPostgresqlReadsThem) {
       {"log_statement", "some", nullptr, "\"some\" is not one of none, ddl, mod, all"},
       {"application_name", "it's mine", "it's mine"},
       {"application_name", "two\nlines", nullptr, "a value cannot hold a line break"},
+      {"application_name", "bell\a", nullptr, "another control character"},
       {"wal_block_size", "8192", nullptr, "cannot be set: PostgreSQL fixes it"},
       {"max_wal_senders", "20", nullptr,
        "max_wal_senders is tandem's to set: tandem.yaml's replication.max_wal_senders sets it"},
@@ -122,6 +125,12 @@ TEST(ClusterSettings, AssignmentsAreSplitAndNamesLowerCased) {
       {"=64MB", nullptr},
       {"work mem=64MB", nullptr},
       {"work_mem;drop=1", nullptr},
+      {"a.b.c=x", nullptr},  // each breaks the file it would be written to
+      {"x.=x", nullptr},
+      {".x=x", nullptr},
+      {"1a.b=x", nullptr},
+      {"foo.bar=a\nb", nullptr},
+      {"TimeZone=UTC", "timezone", "UTC"},
   };
   for (const Case& each : cases) {
     auto parsed = parse_assignment(each.text);
@@ -143,12 +152,46 @@ TEST(ClusterSettings, WhatTandemWritesIsTandemsToSet) {
     EXPECT_TRUE(owned_setting(name)) << name;
   }
   for (const char* name : {"work_mem", "shared_buffers", "log_min_duration_statement",
-                           "max_connections", "hot_standby_feedback"}) {
+                           "hot_standby_feedback", "search_path"}) {
     EXPECT_FALSE(owned_setting(name)) << name;
+  }
+  // What a standby needs at least as much of as its primary, and what the agents read.
+  for (const char* name : {"max_connections", "max_worker_processes", "max_prepared_transactions",
+                           "max_locks_per_transaction", "full_page_writes", "lc_messages",
+                           "update_process_title", "recovery_end_command", "ssl"}) {
+    EXPECT_TRUE(owned_setting(name)) << name;
   }
   auto known = definitions();
   EXPECT_TRUE(needs_restart(known.at("shared_buffers")));
   EXPECT_FALSE(needs_restart(known.at("work_mem")));
+}
+
+// The agent checks what the store holds before writing it: the store may hold what no `tandem
+// config set` would have written.
+TEST(ClusterSettings, AnAgentRefusesStoredSettingsThatWouldBreakTheFile) {
+  struct Case {
+    std::map<std::string, std::string> values;
+    const char* refusal;  // nullptr: written
+  };
+  std::vector<Case> cases = {
+      {{}, nullptr},
+      {{{"work_mem", "64MB"}, {"pg_stat_statements.max", "1000"}}, nullptr},
+      {{{"work_mem", "64MB\nport = 1"}}, "line break"},
+      {{{"work_mem\nport", "1"}}, "is not a setting's name"},
+      {{{"Work_Mem", "64MB"}}, "is not a setting's name"},
+      {{{"a.b.c", "1"}}, "is not a setting's name"},
+      {{{"port", "6000"}}, "port is tandem's to set"},
+  };
+  for (const Case& each : cases) {
+    auto checked = check_stored_settings(each.values);
+    if (each.refusal == nullptr) {
+      EXPECT_TRUE(checked) << checked.error().message;
+    } else {
+      ASSERT_FALSE(checked) << each.refusal;
+      EXPECT_NE(checked.error().message.find(each.refusal), std::string::npos)
+          << checked.error().message;
+    }
+  }
 }
 
 // The settings travel through the store (their revision is the key's), each agent's record says
@@ -161,7 +204,8 @@ TEST(ClusterSettings, TravelThroughTheStoreToCluster) {
                       .state = PgState::kPrimary,
                       .timeline = 1,
                       .settings_revision = 12,
-                      .pending_restart = {"shared_buffers"}};
+                      .pending_restart = {"shared_buffers"},
+                      .configuration_errors = {"/d/1/tandem.settings.conf:3 timezone: invalid"}};
   snapshot.entries[layout.member("node1")] = {encode_member(member), 13, 13};
   ClusterView view = layout.view(snapshot);
   ASSERT_TRUE(view.settings);
@@ -175,7 +219,8 @@ TEST(ClusterSettings, TravelThroughTheStoreToCluster) {
   config.nodes = {{.name = "node1", .port = 5432, .data_dir = "/d/1"}};
   auto document = cluster_json(config, view);
   EXPECT_EQ(document["members"][0]["pending_restart"][0], "shared_buffers") << document.dump();
-  EXPECT_EQ(document["settings"]["values"]["work_mem"], "64MB") << document.dump();
+  EXPECT_EQ(document["settings"]["names"][0], "work_mem") << document.dump();
+  EXPECT_EQ(document.dump().find("64MB"), std::string::npos) << "a value shown to anyone";
 }
 
 }  // namespace

@@ -49,12 +49,23 @@ TEST(ParseConfig, RoundTripsThroughRender) {
                        .on_role_change = "/usr/local/bin/vip",
                        .timeout = std::chrono::seconds(5)};
   config->backup = {.repository = "/srv/backup", .stanza = "main", .retention_full = 4};
+  config->tls = {.cert_file = "/etc/tandem/server.crt",
+                 .key_file = "/etc/tandem/server.key",
+                 .ca_file = "/etc/tandem/ca.crt"};
   auto again = parse_config(render_config(*config), "/elsewhere");
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(render_config(*again), render_config(*config));
   EXPECT_EQ(again->callbacks, config->callbacks);
   EXPECT_EQ(again->backup, config->backup);
+  EXPECT_EQ(again->tls, config->tls);
   EXPECT_EQ(again->stanza(), "main");
+  // Relative paths are the config file's directory's.
+  auto relative = parse_config(
+      "postgresql: {tls: {cert_file: s.crt, key_file: s.key, ca_file: ca.crt}}\n"
+      "nodes: [{name: a, port: 1}]",
+      "/etc/tandem");
+  ASSERT_TRUE(relative) << relative.error().message;
+  EXPECT_EQ(relative->tls.ca_file, "/etc/tandem/ca.crt");
 }
 
 // The README's config for several machines: a name, an address and a data directory per node and
@@ -108,6 +119,11 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
       {"nodes: [{name: a, port: 1, api_port: 70000}]", "api_port 70000"},
       {"api: {tls_cert_file: cert.pem}\nnodes: [{name: a, port: 1}]", "go together"},
       {"api: {token: x}\nnodes: [{name: a, port: 1}]", "token"},
+      {"postgresql: {tls: {cert_file: s.crt, key_file: s.key}}\nnodes: [{name: a, port: 1}]",
+       "postgresql.tls: cert_file, key_file and ca_file go together"},
+      {"postgresql: {tls: {cert: s.crt}}\nnodes: [{name: a, port: 1}]",
+       "unknown key 'postgresql.tls.cert'"},
+      {"postgresql: {ssl: on}\nnodes: [{name: a, port: 1}]", "unknown key 'postgresql.ssl'"},
       {"etcd: {endpoints: [10.0.0.1:2379]}\nnodes: [{name: a, port: 1}]", "must be a URL"},
       {"etcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, port: 1, api_port: 0}]",
        "needs an api_port"},

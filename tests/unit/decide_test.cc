@@ -640,6 +640,12 @@ TEST(Decide, TheClustersSettingsAreAppliedOncePerRevision) {
     node.settings_applied = each.applied;
     EXPECT_EQ(decide(view, node, config, kNow).apply_settings, each.apply) << each.name;
   }
+  // Never ahead of a step a failover waits on.
+  ClusterView led_by_none = view_with(std::nullopt, {standby("node2", 500)});
+  led_by_none.settings = ClusterSettings{{{"work_mem", "64MB"}}, 7};
+  Decision take_over = decide(led_by_none, observed(PgState::kStandby, "node1"), config, kNow);
+  ASSERT_EQ(take_over.action, Action::kTakeOver) << take_over.reason;
+  EXPECT_FALSE(take_over.apply_settings);
   // Without the store, nothing is applied.
   NodeObservation node = observed(PgState::kStandby, "node1");
   EXPECT_FALSE(decide(std::nullopt, node, config, kNow).apply_settings);

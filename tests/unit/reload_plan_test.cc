@@ -79,6 +79,14 @@ TEST(ReloadPlan, AppliesWhatTheCycleReadsAndNamesTheRest) {
        {},
        {"ha.synchronous_mode", "etcd"},
        "ha.synchronous_mode, etcd"},
+      {"TLS between hosts: PostgreSQL's files are rendered from it",
+       [](ClusterConfig& c) {
+         c.tls = {.cert_file = "/s.crt", .key_file = "/s.key", .ca_file = "/ca"};
+       },
+       {},
+       {},
+       {"postgresql.tls"},
+       "postgresql.tls"},
       {"the callbacks: the next one runs the new script",
        [](ClusterConfig& c) { c.callbacks.on_role_change = "/usr/local/bin/vip"; },
        {},

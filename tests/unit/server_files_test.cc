@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "pg/admin_connection.h"
 #include "pg/connection.h"
 
 namespace tandem {
@@ -93,6 +94,42 @@ TEST(ConfiguredConninfo, ReadsBackWhatTandemWroteWithHostAndPort) {
   EXPECT_EQ((*parameters)["passfile"], "/c/it's.pgpass");
   EXPECT_FALSE(parse_conninfo("host='unterminated"));
   std::filesystem::remove_all(dir);
+}
+
+// postgresql.tls: the server serves TLS, TCP lines of pg_hba take only TLS, and every
+// connection tandem and the standbys open over TCP checks the certificate (verify-full).
+TEST(RenderTandemConf, WithTlsEveryTcpConnectionIsVerified) {
+  ClusterConfig config = config_with_app();
+  config.etcd.endpoints = {"http://10.1.0.9:2379"};
+  for (NodeConfig& node : config.nodes) node.api_port = 8008;
+  std::string plain = render_tandem_conf(config, config.nodes[0], std::nullopt);
+  EXPECT_EQ(plain.find("ssl = on"), std::string::npos);
+  EXPECT_EQ(render_pg_hba(config).find("hostssl"), std::string::npos);
+  EXPECT_EQ(upstream_conninfo(config, config.nodes[0], "node2").find("sslmode"), std::string::npos);
+  config.tls = {.cert_file = "/c/tls/server.crt",
+                .key_file = "/c/tls/server.key",
+                .ca_file = "/c/tls/ca.crt"};
+  std::string conf = render_tandem_conf(config, config.nodes[0], std::nullopt);
+  EXPECT_NE(conf.find("ssl = on\nssl_cert_file = '/c/tls/server.crt'\n"
+                      "ssl_key_file = '/c/tls/server.key'\n"),
+            std::string::npos)
+      << conf;
+  std::string hba = render_pg_hba(config);
+  EXPECT_NE(hba.find("hostssl replication replicator 10.1.0.0/24 scram-sha-256"), std::string::npos)
+      << hba;
+  EXPECT_NE(hba.find("hostssl test_app test_app 10.1.0.0/24"), std::string::npos) << hba;
+  EXPECT_NE(hba.find("hostssl all postgres 10.1.0.0/24"), std::string::npos) << hba;
+  EXPECT_EQ(hba.find("\nhost "), std::string::npos) << hba;
+  EXPECT_NE(hba.find("local all postgres peer"), std::string::npos);
+  for (const std::string& conninfo : {upstream_conninfo(config, config.nodes[0], "node2"),
+                                      admin_conninfo(config, config.nodes[0])}) {
+    auto parameters = parse_conninfo(conninfo);
+    ASSERT_TRUE(parameters) << conninfo;
+    EXPECT_EQ(parameters->at("sslmode"), "verify-full") << conninfo;
+    EXPECT_EQ(parameters->at("sslrootcert"), "/c/tls/ca.crt") << conninfo;
+  }
+  // Over the Unix socket, no TLS.
+  EXPECT_EQ(local_admin_conninfo(config, config.nodes[0]).find("sslmode"), std::string::npos);
 }
 
 // The cluster's settings: one line each, quoted as the server reads them back (conf_string
