@@ -12,7 +12,7 @@ namespace {
 // Runs `command` through /bin/sh; its exit code and its output (stdout and stderr).
 CommandOutput shell(const std::string& command) {
   CommandOutput out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = popen(("{ " + command + "; } 2>&1").c_str(), "r");
   if (pipe == nullptr) return out;
   char buffer[4096];
   while (std::size_t read = fread(buffer, 1, sizeof(buffer), pipe)) out.output.append(buffer, read);
@@ -21,7 +21,7 @@ CommandOutput shell(const std::string& command) {
   return out;
 }
 
-std::string quoted(const std::string& word) {
+std::string sh_quoted(const std::string& word) {
   std::string out = "'";
   for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
@@ -57,7 +57,7 @@ class TlsHostTest : public MultiHostTest {
     CommandOutput made = shell(fmt::format(
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
         "-keyout {0}/ca.key -out {0}/ca.crt -subj {1}",
-        quoted(dir), quoted("/CN=" + name)));
+        sh_quoted(dir), sh_quoted("/CN=" + name)));
     EXPECT_EQ(made.exit_code, 0) << made.output;
     return made.exit_code == 0;
   }
@@ -70,7 +70,7 @@ class TlsHostTest : public MultiHostTest {
         "-keyout {0}/server.key -out {0}/server.csr -subj /CN={2} && "
         "openssl x509 -req -in {0}/server.csr -CA {1}/ca.crt -CAkey {1}/ca.key -CAcreateserial "
         "-days 2 -out {0}/server.crt -extfile {0}/san.ext && chmod 0600 {0}/server.key",
-        quoted(dir), quoted(ca), address));
+        sh_quoted(dir), sh_quoted(ca), address));
     EXPECT_EQ(made.exit_code, 0) << made.output;
     return made.exit_code == 0;
   }
@@ -80,11 +80,11 @@ class TlsHostTest : public MultiHostTest {
   CommandOutput on_host(int index, const std::string& command) {
     return shell(
         fmt::format("ip netns exec {} /bin/sh -c {}", network_->netns(index),
-                    quoted(fmt::format("mount --bind {} {} && {}", quoted(host_socket_dir(index)),
-                                       quoted(config_.socket_dir), command))));
+                    sh_quoted(fmt::format("mount --bind {} {} && {}", sh_quoted(host_socket_dir(index)),
+                                       sh_quoted(config_.socket_dir), command))));
   }
   CommandOutput tandem_on_host(int index, const std::string& args) {
-    return on_host(index, fmt::format("{} -c {} {}", TANDEM_BINARY, quoted(config_path_), args));
+    return on_host(index, fmt::format("{} -c {} {}", TANDEM_BINARY, sh_quoted(config_path_), args));
   }
   // The standbys of `node` whose replication connection is encrypted.
   std::string encrypted_standbys(const std::string& node) {
@@ -116,7 +116,7 @@ TEST_F(TlsHostTest, ReplicationRewindAndTandemsConnectionsGoOverVerifiedTls) {
   // Over TCP, no TLS, no entry: refused by pg_hba, whatever the password.
   CommandOutput plain =
       on_host(other, fmt::format("psql {} -c 'SELECT 1'",
-                                 quoted(fmt::format("host={} port=5432 user={} dbname=postgres "
+                                 sh_quoted(fmt::format("host={} port=5432 user={} dbname=postgres "
                                                     "sslmode=disable passfile={}",
                                                     network_->address(old_index), config_.superuser,
                                                     config_.password_file))));
