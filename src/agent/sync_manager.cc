@@ -41,7 +41,8 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
   }
   SyncObservation seen{.configured = *configured_,
                        .current = replication->current_wal,
-                       .commits_waiting = replication->commits_waiting};
+                       .commits_waiting = replication->commits_waiting,
+                       .strict = context_.config.ha.synchronous_mode_strict};
   read_sync_record(seen, view.sync_standby, view.sync_leader, self_.name);
   for (const StreamingStandby& standby : replication->standbys) {
     const NodeConfig* node = context_.config.find_node(standby.application_name);

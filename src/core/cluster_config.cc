@@ -216,6 +216,9 @@ namespace {
 Status validate_ha(const HaSettings& ha) {
   using std::chrono::milliseconds;
   if (ha.loop_interval < milliseconds(10)) return invalid("ha.loop_interval must be at least 10ms");
+  if (ha.synchronous_mode_strict && !ha.synchronous_mode) {
+    return invalid("ha.synchronous_mode_strict needs ha.synchronous_mode");
+  }
   if (ha.renew_deadline >= ha.ttl) {
     return invalid(fmt::format(
         "ha.renew_deadline ({} ms) must be shorter than ha.ttl ({} ms): a primary must stop "

@@ -68,8 +68,11 @@ struct HaSettings {
   std::chrono::milliseconds cycle_stall_limit{0};
   std::int64_t maximum_lag_on_failover = 16LL << 20;
   // The leader keeps one standby synchronous and only that one may take over: no commit that
-  // was acknowledged is lost. Without a streaming standby, writes go on unprotected.
+  // was acknowledged is lost. Without a streaming standby, writes go on unprotected...
   bool synchronous_mode = false;
+  // ...unless strict: then commits wait until a standby streams (synchronous_standby_names
+  // '*' whenever no standby is named, a promoted standby's first commit included).
+  bool synchronous_mode_strict = false;
 };
 
 // ha.cycle_stall_limit, or when unset the longer of 60 s and 10 x ha.ttl.

@@ -139,7 +139,7 @@ void read_ha(const YAML::Node& root, HaSettings& ha_settings) {
   if (!ha) return;
   check_keys(ha, "ha",
              {"agents", "loop_interval", "ttl", "renew_deadline", "cycle_stall_limit",
-              "maximum_lag_on_failover", "synchronous_mode"});
+              "maximum_lag_on_failover", "synchronous_mode", "synchronous_mode_strict"});
   read(ha, "agents", ha_settings.agents);
   read_duration(ha, "loop_interval", ha_settings.loop_interval);
   read_duration(ha, "ttl", ha_settings.ttl);
@@ -147,6 +147,7 @@ void read_ha(const YAML::Node& root, HaSettings& ha_settings) {
   read_duration(ha, "cycle_stall_limit", ha_settings.cycle_stall_limit);
   read_size(ha, "maximum_lag_on_failover", ha_settings.maximum_lag_on_failover);
   read(ha, "synchronous_mode", ha_settings.synchronous_mode);
+  read(ha, "synchronous_mode_strict", ha_settings.synchronous_mode_strict);
 }
 
 void read_api(const YAML::Node& root, const std::string& base_dir, ApiConfig& api_config) {
@@ -343,6 +344,9 @@ void emit_app_status_and_ha(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::Key << "maximum_lag_on_failover" << YAML::Value
       << format_size_exact(config.ha.maximum_lag_on_failover);
   out << YAML::Key << "synchronous_mode" << YAML::Value << config.ha.synchronous_mode;
+  if (config.ha.synchronous_mode_strict) {
+    out << YAML::Key << "synchronous_mode_strict" << YAML::Value << true;
+  }
   out << YAML::EndMap;
 }
 

@@ -36,6 +36,10 @@ restart_settings() {
       {"ha.cycle_stall_limit", [ms](const ClusterConfig& c) { return ms(c.ha.cycle_stall_limit); }},
       {"ha.synchronous_mode",
        [](const ClusterConfig& c) { return std::string(c.ha.synchronous_mode ? "on" : "off"); }},
+      {"ha.synchronous_mode_strict",
+       [](const ClusterConfig& c) {
+         return std::string(c.ha.synchronous_mode_strict ? "on" : "off");
+       }},
       {"replication",
        [](const ClusterConfig& c) {
          return render_config(ClusterConfig{.replication = c.replication});

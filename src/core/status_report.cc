@@ -107,6 +107,14 @@ void assess_slot(const SlotRow& slot, const ClusterConfig& config, WallTime now,
 void assess_agents(const ClusterReport& report, std::vector<std::string>& warnings) {
   if (!report.agents) return;
   const AgentsReport& agents = *report.agents;
+  if (agents.synchronous_mode && !agents.leader.empty() &&
+      (!agents.sync_standby || agents.sync_standby->empty())) {
+    warnings.push_back(agents.synchronous_strict
+                           ? "no synchronous standby is named: commits wait until a standby has "
+                             "caught up (synchronous_mode_strict)"
+                           : "no synchronous standby is named: commits go on unprotected, and "
+                             "no standby may take over until one has caught up");
+  }
   if (agents.paused) {
     warnings.push_back("paused: the agents take no automatic action (tandem resume)");
   }

@@ -58,6 +58,7 @@ struct AgentsReport {
   std::string leader;  // the lease holder, "" when none
   bool paused = false;
   bool synchronous_mode = false;
+  bool synchronous_strict = false;  // ha.synchronous_mode_strict
   std::optional<std::string> sync_standby;
   std::vector<std::string> candidates;    // who may take over, best first
   std::vector<std::string> not_eligible;  // why the others may not

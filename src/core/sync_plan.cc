@@ -92,16 +92,20 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
     if (best == nullptr || standby->flush > best->flush) best = standby;
   }
   step.memory.pending_since.reset();
+  // Nobody to name: PostgreSQL waits for nobody, or in strict mode for any standby ("*").
+  std::string none = seen.strict ? "*" : "";
   if (best != nullptr) {
     step.configure = best->name;
     step.why = fmt::format(
         "{}made {} synchronous; it is named in the store once it has every acknowledged commit",
         reason, best->name);
-  } else if (!seen.configured.empty()) {
-    step.configure = "";
-    step.why = reason +
-               "no standby streams: writes go on without a synchronous standby, and no standby "
-               "may take over without --allow-data-loss";
+  } else if (seen.configured != none) {
+    step.configure = none;
+    step.why = reason + (seen.strict ? "no standby streams: commits wait until one does "
+                                       "(synchronous_mode_strict)"
+                                     : "no standby streams: writes go on without a synchronous "
+                                       "standby, and no standby may take over without "
+                                       "--allow-data-loss");
   }
   return step;
 }

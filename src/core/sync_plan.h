@@ -43,6 +43,9 @@ struct SyncObservation {
   // the way, while the primary's WAL still reaches it), holds every commit while looking caught
   // up (found by the chaos run's one-way cut: writes stopped for the whole cut).
   bool commits_waiting = false;
+  // ha.synchronous_mode_strict: with no standby to name, PostgreSQL waits for any ("*") rather
+  // than for none.
+  bool strict = false;
 };
 
 // What the leader remembers from one cycle to the next.

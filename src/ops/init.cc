@@ -71,7 +71,11 @@ Status write_server_files(Context& context, const NodeConfig& node) {
       static_cast<ssize_t>(include.size())) {
     return fail(ErrorCode::kFailed, "cannot append to " + conf_path);
   }
-  return write_node_files(context.config, context.os_user, node, nullptr);
+  // A new cluster's first start creates its roles, and no standby exists yet to wait for:
+  // strict synchronous mode begins once the leader's agent names '*' (its sync manager).
+  ClusterConfig first_start = context.config;
+  first_start.ha.synchronous_mode_strict = false;
+  return write_node_files(first_start, context.os_user, node, nullptr);
 }
 
 Status create_roles(Context& context, const NodeConfig& node,

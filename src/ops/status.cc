@@ -106,6 +106,7 @@ std::optional<AgentsReport> read_agents(Context& context, std::vector<std::strin
   return AgentsReport{.leader = view.leader ? view.leader->name : "",
                       .paused = view.paused,
                       .synchronous_mode = config.ha.synchronous_mode,
+                      .synchronous_strict = config.ha.synchronous_mode_strict,
                       .sync_standby = view.sync_standby,
                       .candidates = failover_candidates(view, ha),
                       .not_eligible = ineligibility_reasons(view, ha),

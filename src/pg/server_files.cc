@@ -171,7 +171,12 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
       quoted(format_duration(replication.wal_retrieve_retry_interval)),
       quoted(format_size_exact(replication.max_slot_wal_keep_size)));
   conf += archive_settings(config, node);
-  if (!synchronous_standby.empty()) {
+  bool strict = config.ha.synchronous_mode && config.ha.synchronous_mode_strict;
+  if (synchronous_standby == kAnyStandby || (strict && synchronous_standby.empty())) {
+    // Strict synchronous mode with no standby named: a commit waits until any standby has
+    // flushed it. A standby's own file says so too: promoted, its first commit waits.
+    conf += fmt::format("synchronous_standby_names = '{}'\n", kAnyStandby);
+  } else if (!synchronous_standby.empty()) {
     // A commit returns once this standby has flushed it.
     conf +=
         fmt::format("synchronous_standby_names = {}\n", quoted("\"" + synchronous_standby + "\""));

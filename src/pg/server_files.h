@@ -24,6 +24,9 @@ struct Upstream {
   std::string slot;      // primary_slot_name
 };
 
+// synchronous_standby_names' word for any standby (strict synchronous mode, none named).
+inline constexpr char kAnyStandby[] = "*";
+
 // The node's own settings plus the replication settings every node shares. A standby gets
 // primary_conninfo and primary_slot_name; the primary gets none.
 // A primary in synchronous mode names its synchronous standby (empty: none).

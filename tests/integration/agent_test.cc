@@ -16,6 +16,7 @@
 
 #include "bench/local_queries.h"
 #include "bench/write_probe.h"
+#include "core/sync_plan.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/sqlite_store.h"
 #include "local/local_agents.h"
@@ -653,6 +654,45 @@ TEST_F(AgentTest, AStalledSynchronousStandbyIsReplacedAndCommitsGoOn) {
   EXPECT_TRUE(eventually([&] { return streams(primary, stalled); }));
   std::cout << "stalled synchronous standby: commits held for " << longest.count()
             << " ms at most, then " << next << " synchronous\n";
+}
+
+// ha.synchronous_mode_strict (issue 20.5): with its only standby down, the primary acknowledges
+// no commit — PostgreSQL waits for any standby ('*') — and status says so; the standby back, the
+// commits waiting are acknowledged and it has every one of them.
+TEST_F(AgentTest, StrictSynchronousModeHoldsCommitsWhileNoStandbyStreams) {
+  up(1, [](ClusterConfig& config) {
+    config.ha.synchronous_mode = true;
+    config.ha.synchronous_mode_strict = true;
+  });
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  std::string standby = named_synchronous_standby(primary);
+  ASSERT_FALSE(standby.empty());
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 10; }));
+  tandem_ok({"local", "stop", standby});
+  ASSERT_TRUE(eventually([&] {
+    return value(primary, "SELECT current_setting('synchronous_standby_names') AS v") == "*";
+  })) << agent_log(primary);
+  auto held_from = WallClock::now();
+  std::string status = tandem_ok({"status"});
+  EXPECT_NE(status.find("commits wait until a standby has caught up (synchronous_mode_strict)"),
+            std::string::npos)
+      << status;
+  // Longer than the stall limit and a few cycles: nothing acknowledged meanwhile.
+  std::this_thread::sleep_for(kSyncStallLimit + std::chrono::seconds(1));
+  auto acknowledged = probe.first_success_after(held_from);
+  EXPECT_FALSE(acknowledged && acknowledged->answered_at > held_from)
+      << "a commit was acknowledged with no standby streaming";
+  tandem_ok({"local", "start", standby});
+  ASSERT_TRUE(eventually([&] {
+    auto after = probe.first_success_after(held_from);
+    return after && after->answered_at > held_from;
+  })) << agent_log(primary);
+  EXPECT_TRUE(eventually([&] { return named_synchronous_standby(primary) == standby; }));
+  probe.stop();
+  EXPECT_EQ(rows_in_probe(standby, probe), static_cast<long>(probe.acknowledged().size()));
 }
 
 // Every promotion in the history created a timeline of its own.

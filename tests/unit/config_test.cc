@@ -124,6 +124,8 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
       {"postgresql: {tls: {cert: s.crt}}\nnodes: [{name: a, port: 1}]",
        "unknown key 'postgresql.tls.cert'"},
       {"postgresql: {ssl: on}\nnodes: [{name: a, port: 1}]", "unknown key 'postgresql.ssl'"},
+      {"ha: {synchronous_mode_strict: true}\nnodes: [{name: a, port: 1}]",
+       "ha.synchronous_mode_strict needs ha.synchronous_mode"},
       {"etcd: {endpoints: [10.0.0.1:2379]}\nnodes: [{name: a, port: 1}]", "must be a URL"},
       {"etcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, port: 1, api_port: 0}]",
        "needs an api_port"},

@@ -42,6 +42,26 @@ TEST(RenderTandemConf, PrimaryAndStandby) {
   EXPECT_EQ(standby.find("password="), std::string::npos);
 }
 
+// ha.synchronous_mode_strict: with nobody named, any standby is waited for — on a primary and
+// in a standby's own file (promoted, its first commit waits) — but not at a new cluster's first
+// start, which creates its roles with no standby to wait for (ops/init).
+TEST(RenderTandemConf, StrictSynchronousModeWaitsForAnyStandby) {
+  ClusterConfig config = config_with_app();
+  config.ha.synchronous_mode = true;
+  EXPECT_EQ(render_tandem_conf(config, config.nodes[0], std::nullopt).find("synchronous_standby"),
+            std::string::npos);
+  config.ha.synchronous_mode_strict = true;
+  Upstream upstream{upstream_conninfo(config, config.nodes[0], "node2"), "node2"};
+  for (const std::string& conf : {render_tandem_conf(config, config.nodes[0], std::nullopt),
+                                  render_tandem_conf(config, config.nodes[1], upstream),
+                                  render_tandem_conf(config, config.nodes[0], std::nullopt, "*")}) {
+    EXPECT_NE(conf.find("synchronous_standby_names = '*'\n"), std::string::npos) << conf;
+  }
+  EXPECT_NE(render_tandem_conf(config, config.nodes[0], std::nullopt, "node2")
+                .find("synchronous_standby_names = '\"node2\"'\n"),
+            std::string::npos);
+}
+
 // The agent tells its upstream from tandem.conf while the server starts, and by host AND port:
 // nodes on several machines may all listen on 5432.
 // With a backup repository: the primary archives through pgBackRest with the node's own

@@ -247,6 +247,65 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
   }
 }
 
+// ha.synchronous_mode_strict: with nobody to name, PostgreSQL waits for any standby ("*"), never
+// for none; a standby that streams is named as in the plain mode.
+TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
+  auto strict = [](SyncObservation seen) {
+    seen.strict = true;
+    return seen;
+  };
+  std::vector<Case> cases = {
+      {"the named standby gone: unnamed, then any standby waited for",
+       strict({"node2", "node2", Lsn(100), {}}),
+       {},
+       milliseconds(0),
+       true,
+       "*",
+       {},
+       "no standby streams: commits wait until one does (synchronous_mode_strict)"},
+      {"any standby waited for already, none streams: nothing to do",
+       strict({"*", "", Lsn(100), {}}),
+       {},
+       milliseconds(0),
+       false,
+       {},
+       {},
+       ""},
+      {"none configured yet (a new cluster): any standby waited for",
+       strict({"", "", Lsn(100), {}}),
+       {},
+       milliseconds(0),
+       false,
+       "*",
+       {},
+       "no standby streams: commits wait"},
+      {"a standby streams while any is waited for: made the synchronous one by name",
+       strict({"*", "", Lsn(100), {{"node3", Lsn(100), true}}}),
+       {},
+       milliseconds(0),
+       false,
+       "node3",
+       {},
+       "made node3 synchronous"},
+      {"a stalled synchronous standby, no other: any standby waited for",
+       strict({"node3", "node3", Lsn(120), {{"node3", Lsn(100), true}}}),
+       seen_at({{"node3", 100}}),
+       kSyncStallLimit,
+       true,
+       "*",
+       {},
+       "node3 has flushed nothing for 2000 ms while behind: no standby streams: commits wait"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    SyncStep step = plan_sync(c.seen, c.memory, kStart + c.elapsed);
+    EXPECT_EQ(step.unname, c.unname);
+    EXPECT_EQ(step.configure, c.configure);
+    EXPECT_EQ(step.name, c.name);
+    EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
+  }
+}
+
 TEST(SyncPlan, RemembersWhereEachStandbyWasAndSinceWhen) {
   SyncObservation seen{"node2", "", Lsn(120), {{"node2", Lsn(50), true}}};
   SyncStep first = plan_sync(seen, {}, kStart);
