@@ -110,9 +110,11 @@ NodeObservation NodeObserver::observe() {
     return node;
   }
   node.state = PgState::kStarting;
-  // Until it answers, where the server is pointed is what its tandem.conf says.
-  node.upstream = node_at(configured_conninfo(self_.data_dir));
   query(node);
+  // Until it answers, where the server is pointed is what its tandem.conf says (read only then:
+  // a path walk and a file every cycle were a tenth of an idle agent's cost).
+  if (node.state == PgState::kStarting)
+    node.upstream = node_at(configured_conninfo(self_.data_dir));
   if (node.state != PgState::kStandby) not_streaming_since_.reset();
   if (node.state == PgState::kStarting) {
     std::string segment = recovery_waiting_for(process_.pid()).value_or("");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 
 namespace tandem {
 namespace {
@@ -17,12 +18,29 @@ std::unexpected<Error> unavailable(sqlite3* db, std::string_view doing) {
               fmt::format("sqlite store: {}: {}", doing, db ? sqlite3_errmsg(db) : "no database"));
 }
 
+// A statement of the store's connection, prepared once and kept (an agent reads and writes the
+// store several times a second, and preparing was a fifth of its idle cost): each use binds,
+// steps, and on its end is reset with its bindings cleared. REQUIRES: the store's mutex held.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &statement_, nullptr) != SQLITE_OK) statement_ = nullptr;
+  Statement(sqlite3* db, std::map<std::string, sqlite3_stmt*>& cache, const std::string& sql)
+      : db_(db) {
+    auto [entry, added] = cache.try_emplace(sql, nullptr);
+    if (added && sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &entry->second,
+                                    nullptr) != SQLITE_OK) {
+      sqlite3_finalize(entry->second);
+      cache.erase(entry);  // prepared again next time
+      return;
+    }
+    statement_ = entry->second;
   }
-  ~Statement() { sqlite3_finalize(statement_); }
+  ~Statement() {
+    if (statement_ == nullptr) return;
+    sqlite3_reset(statement_);
+    sqlite3_clear_bindings(statement_);
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
   bool ok() const { return statement_ != nullptr; }
   Statement& bind(int index, std::string_view text) {
     sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()),
@@ -54,6 +72,12 @@ class Statement {
 
 bool run(sqlite3* db, const char* sql) {
   return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+// A statement without results (BEGIN, COMMIT, ROLLBACK), from the cache.
+bool run(sqlite3* db, std::map<std::string, sqlite3_stmt*>& cache, const char* sql) {
+  Statement statement(db, cache, sql);
+  return statement.ok() && statement.step() == SQLITE_DONE;
 }
 
 std::string read_boot_id() {
@@ -171,7 +195,10 @@ Status SqliteStore::check_identity() const {
   return {};
 }
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::~SqliteStore() {
+  for (auto& [sql, statement] : statements_) sqlite3_finalize(statement);
+  sqlite3_close(db_);
+}
 
 std::int64_t SqliteStore::now_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -182,13 +209,13 @@ std::int64_t SqliteStore::now_ms() const {
 Result<StoreSnapshot> SqliteStore::read(std::string_view prefix) {
   std::lock_guard lock(mutex_);
   if (auto ok = check_identity(); !ok) return std::unexpected(ok.error());
-  if (!run(db_, "BEGIN")) return unavailable(db_, "read");
+  if (!run(db_, statements_, "BEGIN")) return unavailable(db_, "read");
   StoreSnapshot snapshot;
-  Statement revision(db_, "SELECT revision FROM meta WHERE id = 1");
-  Statement keys(db_, fmt::format("SELECT key, value, mod_revision, create_revision FROM kv "
-                                  "WHERE {} AND substr(key, 1, ?3) = ?4",
-                                  kLive)
-                          .c_str());
+  Statement revision(db_, statements_, "SELECT revision FROM meta WHERE id = 1");
+  Statement keys(db_, statements_,
+                 fmt::format("SELECT key, value, mod_revision, create_revision FROM kv "
+                             "WHERE {} AND substr(key, 1, ?3) = ?4",
+                             kLive));
   bool ok = revision.ok() && keys.ok() && revision.step() == SQLITE_ROW;
   if (ok) {
     snapshot.revision = revision.integer(0);
@@ -203,10 +230,10 @@ Result<StoreSnapshot> SqliteStore::read(std::string_view prefix) {
   }
   if (!ok) {
     auto error = unavailable(db_, "read");
-    run(db_, "ROLLBACK");
+    run(db_, statements_, "ROLLBACK");
     return error;
   }
-  run(db_, "COMMIT");
+  run(db_, statements_, "COMMIT");
   return snapshot;
 }
 
@@ -214,15 +241,15 @@ Result<Revision> SqliteStore::write(const std::string& key, const std::optional<
                                     Condition condition, Revision expected, Ttl ttl) {
   std::lock_guard lock(mutex_);
   if (auto ok = check_identity(); !ok) return std::unexpected(ok.error());
-  if (!run(db_, "BEGIN IMMEDIATE")) return unavailable(db_, "write " + key);
+  if (!run(db_, statements_, "BEGIN IMMEDIATE")) return unavailable(db_, "write " + key);
   auto rollback = [&](Result<Revision> result) {
-    run(db_, "ROLLBACK");
+    run(db_, statements_, "ROLLBACK");
     return result;
   };
-  Statement current(db_, fmt::format("SELECT mod_revision, create_revision FROM kv "
-                                     "WHERE {} AND key = ?3",
-                                     kLive)
-                             .c_str());
+  Statement current(db_, statements_,
+                    fmt::format("SELECT mod_revision, create_revision FROM kv "
+                                "WHERE {} AND key = ?3",
+                                kLive));
   if (!current.ok()) return rollback(unavailable(db_, "write " + key));
   current.bind(1, boot_id_).bind(2, now_ms()).bind(3, key);
   int step = current.step();
@@ -239,19 +266,21 @@ Result<Revision> SqliteStore::write(const std::string& key, const std::optional<
         fail(ErrorCode::kConflict, fmt::format("{} is not at revision {}", key, expected)));
   }
   if (!value && !exists) {
-    Statement leftover(db_, "DELETE FROM kv WHERE key = ?1");  // an expired one, if any
+    Statement leftover(db_, statements_,
+                       "DELETE FROM kv WHERE key = ?1");  // an expired one, if any
     if (leftover.ok()) leftover.bind(1, key).step();
-    run(db_, "COMMIT");
+    run(db_, statements_, "COMMIT");
     return Revision{0};
   }
-  Statement bump(db_, "UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision");
+  Statement bump(db_, statements_,
+                 "UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision");
   if (!bump.ok() || bump.step() != SQLITE_ROW) return rollback(unavailable(db_, "write " + key));
   Revision revision = bump.integer(0);
   bump.reset();
-  Statement change(db_, "INSERT OR REPLACE INTO changes VALUES (?1, ?2)");
+  Statement change(db_, statements_, "INSERT OR REPLACE INTO changes VALUES (?1, ?2)");
   bool ok = change.ok() && change.bind(1, key).bind(2, revision).step() == SQLITE_DONE;
   if (value) {
-    Statement upsert(db_, "INSERT OR REPLACE INTO kv VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    Statement upsert(db_, statements_, "INSERT OR REPLACE INTO kv VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     ok = ok && upsert.ok();
     if (ok) {
       upsert.bind(1, key).bind(2, *value).bind(3, revision);
@@ -264,10 +293,10 @@ Result<Revision> SqliteStore::write(const std::string& key, const std::optional<
       ok = upsert.step() == SQLITE_DONE;
     }
   } else {
-    Statement erase(db_, "DELETE FROM kv WHERE key = ?1");
+    Statement erase(db_, statements_, "DELETE FROM kv WHERE key = ?1");
     ok = ok && erase.ok() && erase.bind(1, key).step() == SQLITE_DONE;
   }
-  if (!ok || !run(db_, "COMMIT")) return rollback(unavailable(db_, "write " + key));
+  if (!ok || !run(db_, statements_, "COMMIT")) return rollback(unavailable(db_, "write " + key));
   return revision;
 }
 
@@ -300,7 +329,7 @@ Result<Revision> SqliteStore::wait(std::string_view prefix, Revision after,
     bool changed = false;
     {
       std::lock_guard lock(mutex_);
-      Statement query(db_,
+      Statement query(db_, statements_,
                       "SELECT (SELECT revision FROM meta WHERE id = 1), EXISTS (SELECT 1 FROM "
                       "changes WHERE revision > ?1 AND substr(key, 1, ?2) = ?3)");
       if (!query.ok()) return unavailable(db_, "wait");

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,7 @@
 #include "dcs/store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace tandem {
 
@@ -68,6 +70,8 @@ class SqliteStore final : public Store {
   std::string path_;
   FileId file_;
   std::mutex mutex_;  // one statement at a time on db_
+  // Prepared statements of db_ by their text, kept until the store closes (Statement).
+  std::map<std::string, sqlite3_stmt*> statements_;
 };
 
 }  // namespace tandem
