@@ -112,6 +112,15 @@ int main(int argc, char** argv) {
   }
   trial(
       "idle agents", [&] { return idle_agents(options); }, samples, failures);
+  // Scale (issue 19.5): a primary and eight standbys; the agents ping nobody on one machine, but
+  // every one reads every member's record each cycle.
+  for (int k = 1; k <= arguments->trials; ++k) {
+    trial(
+        "host crash, 9 nodes", [&] { return host_crash(options, false, nullptr, 8); }, samples,
+        failures);
+  }
+  trial(
+      "idle agents, 9 nodes", [&] { return idle_agents(options, 8); }, samples, failures);
   for (int size : options.sizes_mb) {
     trial(
         fmt::format("clone {} MB", size), [&] { return clone_time(options, size); }, samples,

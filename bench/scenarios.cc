@@ -31,6 +31,11 @@ double seconds_between(WallClock::time_point from, WallClock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+// The default cluster (a primary and two standbys) says nothing; others say their size.
+std::string nodes_suffix(int standbys) {
+  return standbys == 2 ? "" : fmt::format(", {} nodes", standbys + 1);
+}
+
 // A random point of the agent's cycle, as issue 5 asks: the kill must not line up with it.
 void random_cycle_offset(milliseconds loop_interval) {
   static std::mt19937 random(std::random_device{}());
@@ -182,9 +187,9 @@ bool wait_for_write_after(const WriteProbe& probe, WallClock::time_point since,
 }
 
 Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchronous,
-                                       FailoverTimeline* timeline) {
+                                       FailoverTimeline* timeline, int standbys) {
   auto made = make_cluster(
-      options, 2, [&](ClusterConfig& config) { config.ha.synchronous_mode = synchronous; });
+      options, standbys, [&](ClusterConfig& config) { config.ha.synchronous_mode = synchronous; });
   BenchCluster& cluster = *made;
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   std::string old_primary = cluster.current_primary();
@@ -227,12 +232,13 @@ Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchro
       }
     }
   }
-  std::string mode = synchronous ? "synchronous" : "asynchronous";
+  std::string mode = (synchronous ? "synchronous" : "asynchronous") + nodes_suffix(standbys);
   std::vector<Sample> samples = {
       {"host crash, " + mode + ": writes stopped (s)",
        seconds_between(killed_at, resumed->answered_at), lost_writes(probe, cluster, new_primary),
        static_cast<long>(probe.acknowledged().size())},
-      {"old primary streaming after its agent starts (s)", seconds_between(started_at, back_at)}};
+      {"old primary streaming after its agent starts" + nodes_suffix(standbys) + " (s)",
+       seconds_between(started_at, back_at)}};
   std::vector<Sample> steps = step_samples(
       "host crash, " + mode, failover_steps(cluster, killed_at), killed_at, resumed->answered_at);
   samples.insert(samples.end(), steps.begin(), steps.end());
@@ -276,8 +282,8 @@ Result<std::vector<Sample>> switchover(const BenchOptions& options) {
                               static_cast<long>(probe.acknowledged().size())}};
 }
 
-Result<std::vector<Sample>> idle_agents(const BenchOptions& options) {
-  auto made = make_cluster(options, 2);
+Result<std::vector<Sample>> idle_agents(const BenchOptions& options, int standbys) {
+  auto made = make_cluster(options, standbys);
   BenchCluster& cluster = *made;
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   std::this_thread::sleep_for(std::chrono::seconds(2));  // settle after the bootstrap
@@ -295,6 +301,11 @@ Result<std::vector<Sample>> idle_agents(const BenchOptions& options) {
   for (const auto& [name, begin] : start) {
     if (!all_alive(begin.first)) return failed(name + "'s agent ended while idle");
     std::vector<Sample> cost = idle_cost(begin.first, begin.second, seconds);
+    for (Sample& sample :
+         cost) {  // "agent CPU, idle (% ...)" -> "agent CPU, idle, 9 nodes (% ...)"
+      auto unit = sample.scenario.rfind(" (");
+      if (unit != std::string::npos) sample.scenario.insert(unit, nodes_suffix(standbys));
+    }
     samples.insert(samples.end(), cost.begin(), cost.end());
   }
   return samples;

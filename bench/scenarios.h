@@ -41,13 +41,14 @@ struct BenchOptions {
 
 // Host crash (agent and postmaster killed together at a random point of the agent's cycle):
 // the outage, lost writes, and how soon the old primary streams once its agent starts again.
+// `standbys` other than 2 names its samples "..., N nodes" (issue 19.5: 1 primary + 8 standbys).
 Result<std::vector<Sample>> host_crash(const BenchOptions& options, bool synchronous,
-                                       FailoverTimeline* timeline);
+                                       FailoverTimeline* timeline, int standbys = 2);
 Result<std::vector<Sample>> postmaster_crash(const BenchOptions& options);
 Result<std::vector<Sample>> switchover(const BenchOptions& options);
 // Each agent of an idle cluster: resident memory ("agent RSS (MiB)") and CPU ("agent CPU (% of
 // a core)"); the value stands in Sample::seconds.
-Result<std::vector<Sample>> idle_agents(const BenchOptions& options);
+Result<std::vector<Sample>> idle_agents(const BenchOptions& options, int standbys = 2);
 // Measures shared with the comparison runner (bench/compare.cc):
 // The outage as issue 5 defines it: the first acknowledged write after the first failed attempt
 // that follows `since` (nullopt while there is none).
