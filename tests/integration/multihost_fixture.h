@@ -238,6 +238,22 @@ class MultiHostTest : public ::testing::Test {
     return takeover;
   }
 
+  // After a failover from `old_primary` (host `old_index`, cut off) to `new_primary`: the new
+  // primary takes a write, the old host heals, and the old primary rejoins by pg_rewind,
+  // streams from the new one and has that write.
+  void expect_rejoin_by_rewind(int old_index, const std::string& old_primary,
+                               const std::string& new_primary) {
+    auto connection = Connection::open(node_conninfo(reach_, new_primary));
+    ASSERT_TRUE(connection);
+    EXPECT_TRUE(connection->execute("CREATE TABLE after_cut AS SELECT 1 AS n"));
+    ASSERT_TRUE(network_->heal(old_index));
+    EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
+        << "see " << agent_log(old_primary);
+    EXPECT_TRUE(eventually(
+        [&] { return query(old_primary, "SELECT n::text AS v FROM after_cut") == "1"; }));
+    EXPECT_NE(log_of(old_primary).find("pg_rewind"), std::string::npos);
+  }
+
   // Writes `probe` attempted but was refused, the first few printed with their error.
   static std::size_t refused(const WriteProbe& probe) {
     std::size_t count = 0;

@@ -36,18 +36,8 @@ TEST_F(MultiHostTest, ACutOffPrimaryStopsWritingBeforeAnotherIsPromotedAndRejoin
   EXPECT_LT(refused->at, promoted_at);
   EXPECT_EQ(query(old_primary, "SELECT 1::text AS v"), "") << "the old primary still serves";
 
-  // The new primary takes writes.
-  auto connection = Connection::open(node_conninfo(reach_, new_primary));
-  ASSERT_TRUE(connection);
-  EXPECT_TRUE(connection->execute("CREATE TABLE after_cut AS SELECT 1 AS n"));
-
-  // Healed: the old primary rejoins by pg_rewind and streams from the new one.
-  ASSERT_TRUE(network_->heal(old_index));
-  EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
-      << "see " << agent_log(old_primary);
-  EXPECT_TRUE(
-      eventually([&] { return query(old_primary, "SELECT n::text AS v FROM after_cut") == "1"; }));
-  EXPECT_NE(log_of(old_primary).find("pg_rewind"), std::string::npos);
+  // The new primary takes writes; healed, the old primary rejoins by pg_rewind.
+  ASSERT_NO_FATAL_FAILURE(expect_rejoin_by_rewind(old_index, old_primary, new_primary));
   for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
     EXPECT_EQ(entry.path().filename().string().find(".diverged-"), std::string::npos)
         << "recloned instead of rewound: " << entry.path();

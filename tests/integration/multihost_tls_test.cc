@@ -78,10 +78,10 @@ class TlsHostTest : public MultiHostTest {
   // `command` on host `index`, with its socket directory (and certificates) mounted, as its
   // agent has them.
   CommandOutput on_host(int index, const std::string& command) {
-    return shell(
-        fmt::format("ip netns exec {} /bin/sh -c {}", network_->netns(index),
-                    sh_quoted(fmt::format("mount --bind {} {} && {}", sh_quoted(host_socket_dir(index)),
-                                       sh_quoted(config_.socket_dir), command))));
+    return shell(fmt::format(
+        "ip netns exec {} /bin/sh -c {}", network_->netns(index),
+        sh_quoted(fmt::format("mount --bind {} {} && {}", sh_quoted(host_socket_dir(index)),
+                              sh_quoted(config_.socket_dir), command))));
   }
   CommandOutput tandem_on_host(int index, const std::string& args) {
     return on_host(index, fmt::format("{} -c {} {}", TANDEM_BINARY, sh_quoted(config_path_), args));
@@ -117,9 +117,9 @@ TEST_F(TlsHostTest, ReplicationRewindAndTandemsConnectionsGoOverVerifiedTls) {
   CommandOutput plain =
       on_host(other, fmt::format("psql {} -c 'SELECT 1'",
                                  sh_quoted(fmt::format("host={} port=5432 user={} dbname=postgres "
-                                                    "sslmode=disable passfile={}",
-                                                    network_->address(old_index), config_.superuser,
-                                                    config_.password_file))));
+                                                       "sslmode=disable passfile={}",
+                                                       network_->address(old_index),
+                                                       config_.superuser, config_.password_file))));
   EXPECT_NE(plain.exit_code, 0) << plain.output;
   EXPECT_NE(plain.output.find("no encryption"), std::string::npos) << plain.output;
 
@@ -134,15 +134,7 @@ TEST_F(TlsHostTest, ReplicationRewindAndTandemsConnectionsGoOverVerifiedTls) {
   ASSERT_TRUE(network_->cut(old_index));
   auto [new_primary, promoted_at] = await_takeover("host cut off", old_primary, probe, cut_at);
   ASSERT_FALSE(new_primary.empty());
-  auto connection = Connection::open(node_conninfo(reach_, new_primary));
-  ASSERT_TRUE(connection);
-  EXPECT_TRUE(connection->execute("CREATE TABLE after_cut AS SELECT 1 AS n"));
-  ASSERT_TRUE(network_->heal(old_index));
-  EXPECT_TRUE(eventually([&] { return all_stream_from(new_primary); }))
-      << "see " << agent_log(old_primary);
-  EXPECT_TRUE(
-      eventually([&] { return query(old_primary, "SELECT n::text AS v FROM after_cut") == "1"; }));
-  EXPECT_NE(log_of(old_primary).find("pg_rewind"), std::string::npos);
+  ASSERT_NO_FATAL_FAILURE(expect_rejoin_by_rewind(old_index, old_primary, new_primary));
   EXPECT_TRUE(eventually([&] { return encrypted_standbys(new_primary) == "2"; }));
 
   // A server whose certificate another CA signed: refused, libpq's reason in status.

@@ -40,6 +40,18 @@ SyncMemory caught_up_at(std::vector<std::pair<std::string, std::uint64_t>> flush
   return memory;
 }
 
+void check(const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    SyncStep step = plan_sync(c.seen, c.memory, kStart + c.elapsed);
+    EXPECT_EQ(step.unname, c.unname);
+    EXPECT_EQ(step.configure, c.configure);
+    EXPECT_EQ(step.name, c.name);
+    EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
+    EXPECT_EQ(step.why.empty(), std::string(c.why).empty()) << step.why;
+  }
+}
+
 TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
   std::vector<Case> cases = {
       {"named and streaming: nothing to do",
@@ -236,15 +248,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.what);
-    SyncStep step = plan_sync(c.seen, c.memory, kStart + c.elapsed);
-    EXPECT_EQ(step.unname, c.unname);
-    EXPECT_EQ(step.configure, c.configure);
-    EXPECT_EQ(step.name, c.name);
-    EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
-    EXPECT_EQ(step.why.empty(), std::string(c.why).empty()) << step.why;
-  }
+  check(cases);
 }
 
 // ha.synchronous_mode_strict: with nobody to name, PostgreSQL waits for any standby ("*"), never
@@ -296,14 +300,7 @@ TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
        {},
        "node3 has flushed nothing for 2000 ms while behind: no standby streams: commits wait"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.what);
-    SyncStep step = plan_sync(c.seen, c.memory, kStart + c.elapsed);
-    EXPECT_EQ(step.unname, c.unname);
-    EXPECT_EQ(step.configure, c.configure);
-    EXPECT_EQ(step.name, c.name);
-    EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
-  }
+  check(cases);
 }
 
 TEST(SyncPlan, RemembersWhereEachStandbyWasAndSinceWhen) {
