@@ -211,7 +211,12 @@ Status check_replication(Context& context, const NodeConfig& primary, const Serv
       context.report(fmt::format("{}: created slot {} on {}", node.name, node.name, primary.name));
     }
   }
-  if (auto ok = check_replication_login(context.config, primary); !ok) {
+  // postgresql.tls is switched on by the adoption itself (tandem.conf, after this check, which
+  // must change nothing when it refuses): the password is checked over what the server serves
+  // now, TLS if it already does (libpq's sslmode=prefer).
+  ClusterConfig as_served = context.config;
+  as_served.tls = {};
+  if (auto ok = check_replication_login(as_served, primary); !ok) {
     return fail_with_context(
         ok.error(), fmt::format("{} cannot log in for replication as tandem would (with "
                                 "{}): no standby was changed",

@@ -319,6 +319,9 @@ Status prepare_copy(const Context& context, const NodeConfig& copy) {
   ClusterConfig alone = context.config;
   alone.backup = {};
   alone.name = copy.name;
+  // A cluster of its own, which no standby will ever join: its commits wait for none.
+  alone.ha.synchronous_mode = false;
+  alone.ha.synchronous_mode_strict = false;
   if (auto ok =
           write_owned_file(copy.data_dir + "/" + kTandemConfName,
                            render_tandem_conf(alone, copy, std::nullopt), context.os_user, 0600);
@@ -431,7 +434,8 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
   bool done =
       poll_until(context.clock, std::chrono::hours(12), std::chrono::milliseconds(200), [&] {
         if (!running_postmaster(copy.data_dir)) return stopped = true;
-        auto connection = connect_admin(config, copy);
+        // Over its socket: on this machine, whatever TCP and TLS the cluster's nodes use.
+        auto connection = connect_local_admin(config, copy);
         if (!connection) {
           last_error = connection.error().message;
           return false;

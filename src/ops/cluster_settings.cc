@@ -66,6 +66,12 @@ Result<Stored> read_stored(Context& context) {
 
 // Writes `values` in place of what was read, unless someone changed it since.
 Result<ClusterSettings> write_stored(Stored& stored, std::map<std::string, std::string> values) {
+  // What the agents would refuse as a whole, a setting stored by an older tandem that this one
+  // owns among them, is never written: said, with the way out.
+  if (auto ok = check_stored_settings(values); !ok) {
+    return fail(ErrorCode::kInvalidArgument,
+                ok.error().message + ": the stored settings hold it (tandem config unset it)");
+  }
   std::string encoded = encode_settings(values);
   auto written = stored.present
                      ? stored.store->compare_and_set(stored.layout.settings(), encoded,

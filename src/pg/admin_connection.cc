@@ -6,13 +6,15 @@ namespace tandem {
 namespace {
 
 // The superuser's sessions take nothing from the cluster's settings that could change what
-// tandem's statements mean or cut them short: functions and views from pg_catalog only (a
-// search_path through a schema others can write would run their functions as the superuser),
-// no statement, lock or idle timeout (a CHECKPOINT before a rewind, the observer's kept
-// connection).
+// tandem's statements mean, cut them short or hold them: functions and views from pg_catalog only
+// (a search_path through a schema others can write would run their functions as the superuser), no
+// statement, lock or idle timeout (a CHECKPOINT before a rewind, the observer's kept connection).
+// Its own commits (roles, passwords) never wait for a synchronous standby: strict mode waits for
+// any, and there may be none yet.
 constexpr char kPinnedSession[] =
     "-c search_path=pg_catalog,pg_temp -c statement_timeout=0 -c lock_timeout=0 "
-    "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0";
+    "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 "
+    "-c synchronous_commit=local";
 
 }  // namespace
 

@@ -118,9 +118,11 @@ std::optional<Lsn> received_wal(Connection& connection) {
 }
 
 Status check_writable(Connection& connection) {
-  auto xid = connection.query("SELECT pg_current_xact_id()");
-  if (!xid) return std::unexpected(xid.error());
-  return {};
+  // Rolled back: a commit may wait for a synchronous standby (strict mode waits for any, and a
+  // freshly promoted primary may have none yet), an abort never does.
+  Status assigned = connection.execute("BEGIN; SELECT pg_current_xact_id()");
+  (void)connection.execute("ROLLBACK");  // the connection usable again, whatever happened
+  return assigned;
 }
 
 Status checkpoint(Connection& connection) { return connection.execute("CHECKPOINT"); }
