@@ -57,9 +57,7 @@ void NodeObserver::query(NodeObservation& node) {
     auto opened = Connection::open(local_admin_conninfo(config_, self_));
     if (!opened) return;
     connection_.emplace(std::move(*opened));
-    // Perhaps a new server: what it waits to restart for is read at once, and again soon.
-    configuration_due_ = clock_.steady_now();
-    look_often_until_ = configuration_due_ + kConfigurationLookOftenFor;
+    configuration_reloaded();  // perhaps a new server: its configuration read at once, and soon
   }
   auto server = observe_server(*connection_);
   if (!server) {

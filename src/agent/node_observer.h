@@ -24,9 +24,9 @@ class NodeObserver {
   // the query fails.
   std::optional<PrimaryDetails> primary_details();
 
-  // The server was told to read its configuration files again: what it then waits to restart
-  // for is read every half second for the next seconds (the reload reaches its processes a
-  // moment later).
+  // The server was told to read its configuration files again, or is newly connected to: what
+  // it waits to restart for is read at once, then every half second for the next seconds (a
+  // reload reaches its processes a moment later).
   void configuration_reloaded();
 
  private:

@@ -16,6 +16,12 @@ namespace {
 // How long `config set` waits for every running agent to apply the change.
 constexpr std::chrono::seconds kApplyTimeout{15};
 
+void print_behind(const SettingsApplied& applied) {
+  if (applied.behind.empty()) return;
+  fmt::print("not applied yet by the agent of {} (each applies it within a cycle of running)\n",
+             fmt::join(applied.behind, ", "));
+}
+
 void print_applied(const SettingsApplied& applied) {
   std::vector<std::string> done;
   std::map<std::string, std::vector<std::string>> waiting;  // setting -> nodes
@@ -24,10 +30,7 @@ void print_applied(const SettingsApplied& applied) {
     for (const std::string& name : pending) waiting[name].push_back(node);
   }
   if (!done.empty()) fmt::print("applied on {}\n", fmt::join(done, ", "));
-  if (!applied.behind.empty()) {
-    fmt::print("not applied yet by the agent of {} (each applies it within a cycle of running)\n",
-               fmt::join(applied.behind, ", "));
-  }
+  print_behind(applied);
   for (const auto& [name, nodes] : waiting) {
     fmt::print("{} waits for a restart on {}: tandem restart --all --pending\n", name,
                fmt::join(nodes, ", "));
@@ -84,9 +87,7 @@ Status show(Context& context, bool json) {
         {name, value, waiting.empty() ? "-" : fmt::format("{}", fmt::join(waiting, ", "))});
   }
   fmt::print("{}", render_table({"NAME", "VALUE", "WAITS FOR A RESTART ON"}, rows));
-  if (!applied->behind.empty()) {
-    fmt::print("not applied yet by the agent of {}\n", fmt::join(applied->behind, ", "));
-  }
+  print_behind(*applied);
   return {};
 }
 

@@ -246,10 +246,7 @@ Status check_stored_settings(const std::map<std::string, std::string>& values) {
     if (name != lower(name) || !valid_name(name)) {
       return fail(ErrorCode::kInvalidArgument, fmt::format("\"{}\" is not a setting's name", name));
     }
-    if (auto reason = owned_setting(name)) {
-      return fail(ErrorCode::kInvalidArgument,
-                  fmt::format("{} is tandem's to set: {}", name, *reason));
-    }
+    if (auto ok = not_owned(name); !ok) return ok;
     if (auto ok = no_control_characters(name, value); !ok) return ok;
   }
   return {};
@@ -261,6 +258,12 @@ std::optional<std::string> owned_setting(std::string_view name) {
     if (owned.name == key) return std::string(owned.reason);
   }
   return std::nullopt;
+}
+
+Status not_owned(std::string_view name) {
+  auto reason = owned_setting(name);
+  if (!reason) return {};
+  return fail(ErrorCode::kInvalidArgument, fmt::format("{} is tandem's to set: {}", name, *reason));
 }
 
 Result<std::pair<std::string, std::string>> parse_assignment(std::string_view text) {
@@ -285,10 +288,7 @@ Result<std::pair<std::string, std::string>> parse_assignment(std::string_view te
 }
 
 Result<std::string> check_setting(const SettingDefinition& definition, std::string_view value) {
-  if (auto reason = owned_setting(definition.name)) {
-    return fail(ErrorCode::kInvalidArgument,
-                fmt::format("{} is tandem's to set: {}", definition.name, *reason));
-  }
+  if (auto ok = not_owned(definition.name); !ok) return std::unexpected(ok.error());
   if (definition.context == "internal") {
     return fail(ErrorCode::kInvalidArgument,
                 fmt::format("{} cannot be set: PostgreSQL fixes it when the cluster is made",

@@ -37,6 +37,8 @@ struct ClusterSettings {
 // Why tandem sets `name` itself (tandem.conf, tandem.yaml, the agents), or nullopt when a person
 // may set it for the cluster.
 std::optional<std::string> owned_setting(std::string_view name);
+// The refusal of an owned setting, with the reason ("port is tandem's to set: ..."); {} otherwise.
+Status not_owned(std::string_view name);
 
 // "NAME=VALUE" split, the name lower-cased (PostgreSQL's names are) and both trimmed.
 Result<std::pair<std::string, std::string>> parse_assignment(std::string_view text);

@@ -99,10 +99,8 @@ Result<SettingsChange> set_cluster_settings(Context& context,
   for (const std::string& assignment : assignments) {
     auto pair = parse_assignment(assignment);
     if (!pair) return std::unexpected(pair.error());
-    if (auto reason = owned_setting(pair->first)) {
-      return fail(ErrorCode::kInvalidArgument,
-                  fmt::format("{} is tandem's to set: {}", pair->first, *reason));
-    }
+    // Refused before any server is asked.
+    if (auto ok = not_owned(pair->first); !ok) return std::unexpected(ok.error());
     parsed.push_back(std::move(*pair));
   }
   auto connection = any_running_node(context.config);
