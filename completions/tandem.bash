@@ -79,7 +79,7 @@ _tandem() {
   status) options="--json --help" ;;
   dsn) options="--role --dbname --user --help" ;;
   history) options="--json --help" ;;
-  backup) options="list check --type --from-primary --json --help" ;;
+  backup) options="list check --type --from-primary --progress --json --help" ;;
   restore) options="--to --dir --port --promote --set --help" ;;
   adopt)
     COMPREPLY=($(compgen -d -W "--dir --cluster --names --api-base-port --pg-bin --node --help" \

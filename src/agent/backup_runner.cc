@@ -77,7 +77,14 @@ struct BackupRunner::Shared {
     spdlog::info("scheduled backup ({}) of the slot from {} ms: started from {}", backup.type,
                  backup.slot_ms, standby ? standby->name : primary.name);
     BackRest backrest(config, runner);
-    Status done = backrest.backup(primary, standby ? &*standby : nullptr, *type);
+    ProgressSteps steps;
+    auto on_progress = [&](const BackupProgress& progress) {
+      if (auto step = steps.next(progress)) {
+        spdlog::info("scheduled backup ({}) of the slot from {} ms: {}", backup.type,
+                     backup.slot_ms, progress_text(*step));
+      }
+    };
+    Status done = backrest.backup(primary, standby ? &*standby : nullptr, *type, on_progress);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady_now() - started);
     if (done) {
       spdlog::info("scheduled backup ({}) of the slot from {} ms: done in {} ms", backup.type,
@@ -86,9 +93,11 @@ struct BackupRunner::Shared {
       finished = backup.slot_ms;
       read(primary);
     } else {
+      bool busy = done.error().code == ErrorCode::kConflict;
       spdlog::error("scheduled backup ({}) of the slot from {} ms failed, tried again in {} s: {}",
-                    backup.type, backup.slot_ms, kBackupRetry.count(), done.error().message);
-      say(backup, "failed", backup.last_full_ms);
+                    backup.type, backup.slot_ms,
+                    busy ? kBackupBusyRetry.count() : kBackupRetry.count(), done.error().message);
+      say(backup, busy ? "busy" : "failed", backup.last_full_ms);
     }
   }
 };

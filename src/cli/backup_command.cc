@@ -4,7 +4,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/table.h"
@@ -49,7 +54,34 @@ std::string time_text(std::int64_t unix_seconds) {
   return fmt::format("{:%Y-%m-%d %H:%M:%S}", time);
 }
 
-Status take_backup(Session& session, const std::string& type_text, bool from_primary) {
+// Where the backup is, on standard error: one line rewritten on a terminal; otherwise (asked
+// for by --progress) a line at each step.
+class ProgressDisplay {
+ public:
+  explicit ProgressDisplay(bool terminal) : terminal_(terminal) {}
+  ~ProgressDisplay() {
+    if (terminal_ && shown_) fmt::print(stderr, "\n");
+  }
+  ProgressDisplay(const ProgressDisplay&) = delete;
+  ProgressDisplay& operator=(const ProgressDisplay&) = delete;
+  void operator()(const BackupProgress& progress) {
+    if (terminal_) {
+      fmt::print(stderr, "\r{:<56}", "backup: " + progress_text(progress));
+      std::fflush(stderr);
+      shown_ = true;
+    } else if (auto step = steps_.next(progress)) {
+      fmt::print(stderr, "backup: {}\n", progress_text(*step));
+    }
+  }
+
+ private:
+  bool terminal_;
+  bool shown_ = false;
+  ProgressSteps steps_;
+};
+
+Status take_backup(Session& session, const std::string& type_text, bool from_primary,
+                   bool progress) {
   Context& context = session.context();
   auto type = parse_backup_type(type_text);
   if (!type) return std::unexpected(type.error());
@@ -62,7 +94,16 @@ Status take_backup(Session& session, const std::string& type_text, bool from_pri
                              context.config.stanza(), from.name,
                              sources->standby ? "" : " (the primary: no standby streams)"));
   auto started = std::chrono::steady_clock::now();
-  if (auto ok = backrest.backup(*sources->primary, sources->standby, *type); !ok) return ok;
+  bool terminal = isatty(STDERR_FILENO) == 1;
+  std::function<void(const BackupProgress&)> on_progress;
+  std::optional<ProgressDisplay> display;
+  if (terminal || progress) {
+    display.emplace(terminal);
+    on_progress = [&display](const BackupProgress& where) { (*display)(where); };
+  }
+  auto done = backrest.backup(*sources->primary, sources->standby, *type, on_progress);
+  display.reset();  // its last line ended before what follows
+  if (!done) return done;
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   auto info = backrest.info(*sources->primary);
@@ -178,10 +219,13 @@ void add_backup_command(CLI::App& app, CliState& state) {
   backup->require_subcommand(0, 1);
   auto type = std::make_shared<std::string>("incr");
   auto from_primary = std::make_shared<bool>(false);
+  auto progress = std::make_shared<bool>(false);
   backup->add_option("--type", *type, "full, diff or incr (incr: full when there is none yet)")
       ->capture_default_str();
   backup->add_flag("--from-primary", *from_primary,
                    "Copy the files from the primary even when a standby streams");
+  backup->add_flag("--progress", *progress,
+                   "Say where the backup is on standard error (always shown on a terminal)");
 
   auto* list = backup->add_subcommand("list", "The backups in the repository and the archive");
   auto json = std::make_shared<bool>(false);
@@ -195,10 +239,11 @@ void add_backup_command(CLI::App& app, CliState& state) {
   check->callback([&state] {
     state.result = with_session_of(state, [](Session& session) { return check_archive(session); });
   });
-  backup->callback([&state, backup, type, from_primary] {
+  backup->callback([&state, backup, type, from_primary, progress] {
     if (!backup->get_subcommands().empty()) return;
-    state.result = with_session_of(
-        state, [&](Session& session) { return take_backup(session, *type, *from_primary); });
+    state.result = with_session_of(state, [&](Session& session) {
+      return take_backup(session, *type, *from_primary, *progress);
+    });
   });
 }
 

@@ -112,7 +112,7 @@ struct BackupRecord {
   // When its slot began (wall clock, ms since the epoch): a start time, not a slot's number, so
   // that a schedule made longer compares with what the old one recorded.
   std::int64_t slot_ms = 0;
-  std::string state;              // "running", "done", "failed"
+  std::string state;              // "running", "done", "failed", "busy" (pgBackRest's lock held)
   std::string by;                 // the node whose agent took it
   std::string type;               // "full", "incr"
   std::int64_t at_ms = 0;         // wall clock: when it started, or ended

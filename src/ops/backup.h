@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +50,32 @@ struct RepositoryInfo {
 // Parses `pgbackrest info --output=json` for `stanza`; an error when it is not that output.
 Result<RepositoryInfo> parse_backrest_info(std::string_view json, const std::string& stanza);
 
+// Where a running pgbackrest backup is, read from a line of its console log at level detail.
+struct BackupProgress {
+  enum class Phase {
+    kCheckpoint,  // the backup starts after a checkpoint of the primary
+    kCopying,     // `percent` of the files' bytes copied (or matched to the prior backup)
+    kArchiving,   // stopped; waiting for the WAL it needs to reach the archive
+    kDone,        // the backup is in the repository (expiry may follow)
+  };
+  Phase phase = Phase::kCheckpoint;
+  double percent = 0;
+};
+// nullopt for a line that says nothing of progress.
+std::optional<BackupProgress> parse_backup_progress(std::string_view line);
+// "copying 42.5 %", "waiting for the primary's checkpoint", ...
+std::string progress_text(const BackupProgress& progress);
+// Progress thinned out to its steps, for a log: each phase, and each tenth of the copy.
+class ProgressSteps {
+ public:
+  // The step `progress` reaches (the copy rounded down to its tenth), or nullopt when it
+  // reaches none new.
+  std::optional<BackupProgress> next(const BackupProgress& progress);
+
+ private:
+  std::optional<BackupProgress> last_;
+};
+
 enum class BackupType { kFull, kDiff, kIncr };
 Result<BackupType> parse_backup_type(std::string_view text);
 std::string_view backup_type_name(BackupType type);
@@ -68,7 +96,9 @@ class BackRest {
   // pgbackrest check on the primary: WAL reaches the archive (a WAL switch, then waits for it).
   Status check(const NodeConfig& primary);
   // A backup of `type`; from `standby` when given (the primary only starts and stops it).
-  Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type);
+  // `on_progress`, when given, hears where it is as it goes.
+  Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
+                const std::function<void(const BackupProgress&)>& on_progress = {});
   Result<RepositoryInfo> info(const NodeConfig& node);
   // pgbackrest restore with `args` (the last one "restore"), with `node`'s settings.
   Status run_restore(const NodeConfig& node, std::vector<std::string> args);
@@ -77,7 +107,8 @@ class BackRest {
   // pgbackrest --config=<node's> --stanza=S args..., as the OS user; fails on a non-zero exit
   // with pgBackRest's own error line.
   Result<std::string> run(const NodeConfig& node, std::vector<std::string> args,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout,
+                          std::function<void(std::string_view)> on_line = {});
 
   const ClusterConfig& config_;
   ProcessRunner& runner_;

@@ -61,9 +61,24 @@ std::vector<std::string> child_environment(const ProcessSpec& spec, const OsUser
   _exit(127);
 }
 
+// Hands each complete line of `output` from `from` on to `on_line`; returns where the next
+// line starts.
+std::size_t pass_lines(const std::string& output, std::size_t from,
+                       const std::function<void(std::string_view)>& on_line) {
+  if (!on_line) return from;
+  while (true) {
+    std::size_t end = output.find('\n', from);
+    if (end == std::string::npos) return from;
+    on_line(std::string_view(output).substr(from, end - from));
+    from = end + 1;
+  }
+}
+
 // Reads the child's output until it closes its end; kills the group when the deadline passes.
-bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output) {
+bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output,
+           const std::function<void(std::string_view)>& on_line) {
   char buffer[4096];
+  std::size_t next_line = 0;
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
@@ -78,6 +93,7 @@ bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output) {
     if (count < 0 && errno == EINTR) continue;
     if (count <= 0) return true;
     output.append(buffer, static_cast<std::size_t>(count));
+    next_line = pass_lines(output, next_line, on_line);
   }
 }
 
@@ -138,7 +154,7 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
 
   ProcessResult result;
   auto deadline = Clock::now() + spec.timeout;
-  bool in_time = drain(pipe_fds[0], pid, deadline, result.output);
+  bool in_time = drain(pipe_fds[0], pid, deadline, result.output, spec.on_line);
   close(pipe_fds[0]);
   int status = 0;
   if (in_time) in_time = reap(pid, deadline, status);
@@ -199,7 +215,7 @@ std::string failure_line(std::string_view output) {
     std::size_t end = output.find('\n', start);
     if (end == std::string_view::npos) end = output.size();
     std::string_view line = output.substr(start, end - start);
-    for (std::string_view mark : {"error:", "FATAL:", "could not", "No space left"}) {
+    for (std::string_view mark : {"error:", "ERROR: [", "FATAL:", "could not", "No space left"}) {
       if (line.find(mark) != std::string_view::npos) {
         found = std::string(line);
         break;

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -24,6 +26,9 @@ struct ProcessSpec {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   // Let the child write its stderr to ours (a progress bar on a terminal) instead of capturing.
   bool stderr_to_terminal = false;
+  // Called with each line of its output as it comes (without the newline), from the thread
+  // that runs it: a progress display. The output is captured all the same.
+  std::function<void(std::string_view line)> on_line;
 };
 
 struct ProcessResult {
@@ -48,7 +53,8 @@ class SystemProcessRunner final : public ProcessRunner {
 // The last non-empty line of a tool's output, which is where PostgreSQL's tools put the reason.
 std::string last_line(std::string_view output);
 // The line of a failed program's output that says why: its last error line (one holding
-// "error:", "FATAL:", "could not" or "No space left"), else its last line.
+// "error:", "ERROR: [" (pgBackRest's), "FATAL:", "could not" or "No space left"), else its
+// last line.
 std::string failure_line(std::string_view output);
 
 }  // namespace tandem

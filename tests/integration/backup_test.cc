@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 #include "bench/local_queries.h"
@@ -100,9 +102,16 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
 
   exec("node1", "CREATE TABLE orders (n int); INSERT INTO orders SELECT generate_series(1, 1000)");
   ASSERT_TRUE(eventually([&] { return streams("node2") && streams("node3"); }));
-  std::string full = tandem_ok({"backup", "--type", "full"});
+  std::string full = tandem_ok({"backup", "--type", "full", "--progress"});
   std::cout << full;
   EXPECT_NE(full.find("(full) taken from node"), std::string::npos) << full;
+  // Where it was, as it went: the checkpoint, the copy by tenths to 100 %, the archive.
+  for (const char* step : {"backup: waiting for the primary's checkpoint\n",
+                           "backup: copying 0.0 %\n", "backup: copying 100.0 %\n",
+                           "backup: copied; waiting for its WAL to reach the archive\n",
+                           "backup: in the repository\n"}) {
+    EXPECT_NE(full.find(step), std::string::npos) << step << " in:\n" << full;
+  }
   EXPECT_EQ(full.find("taken from node1"), std::string::npos) << "from the primary: " << full;
   // Every agent says the last backup and its age: /cluster, /metrics, and tandem status.
   std::string full_label = backups()["backups"][0]["label"];
@@ -292,6 +301,68 @@ TEST_F(BackupTest, TheLeadersAgentTakesTheScheduledBackupsAcrossAFailover) {
   EXPECT_NE(agent_log(leader).find("scheduled backup (incr) of the slot"), std::string::npos)
       << agent_log(leader);
   EXPECT_NE(tandem_ok({"backup", "check"}).find("reaches the repository"), std::string::npos);
+}
+
+// The primary's host crashes in the middle of a scheduled backup (copying from a standby): the
+// new primary's agent takes the same slot's backup again, and the repository holds a whole
+// backup of it (issue 18.3: "not lost by a failover in the middle").
+TEST_F(BackupTest, AFailoverInTheMiddleOfAScheduledBackupHandsItsSlotToTheNewPrimary) {
+  std::string repository = dir_ + "/repo";
+  make_postgres_dir(repository);
+  write_config(
+      2,
+      [&](ClusterConfig& config) {
+        config.backup.repository = repository;
+        config.backup.schedule = std::chrono::seconds(45);
+        config.backup.full_every = std::chrono::hours(1);
+      },
+      /*agents=*/true);
+  tandem_ok({"local", "up", "--dir", dir_});
+  ASSERT_EQ(primary(), "node1");
+  auto agent_log = [&](const std::string& name) {
+    return read_file(config_.log_dir + "/" + name + ".agent.log").value_or("");
+  };
+  ASSERT_TRUE(eventually([&] { return backups()["backups"].size() >= 1; },
+                         std::chrono::seconds(60)))
+      << agent_log("node1");
+  // Enough to copy for several seconds (pgBackRest compresses every file).
+  exec("node1",
+       "CREATE TABLE big AS SELECT g, md5(g::text) AS m FROM generate_series(1, 4000000) g");
+  // The next slot's backup, caught copying (the big table's file, the largest, comes first).
+  std::regex copying(R"(scheduled backup \(incr\) of the slot from ([0-9]+) ms: copying 0\.0 %)");
+  std::smatch found;
+  std::string log;
+  ASSERT_TRUE(eventually(
+      [&] {
+        log = agent_log("node1");
+        return std::regex_search(log, found, copying);
+      },
+      std::chrono::seconds(90)))
+      << log;
+  std::string slot = found[1];
+  tandem_ok({"local", "crash", "node1"});
+  ASSERT_EQ(agent_log("node1").find("of the slot from " + slot + " ms: done"), std::string::npos)
+      << "the backup ended before the crash: nothing was interrupted";
+  std::string leader;
+  ASSERT_TRUE(eventually([&] { return !(leader = primary()).empty() && leader != "node1"; },
+                         std::chrono::seconds(60)));
+  // The same slot, taken again by the new primary's agent, to the end.
+  std::string done = "scheduled backup (incr) of the slot from " + slot + " ms: done";
+  ASSERT_TRUE(eventually([&] { return agent_log(leader).find(done) != std::string::npos; },
+                         std::chrono::seconds(90)))
+      << agent_log(leader);
+  std::istringstream lines(agent_log(leader));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("of the slot from " + slot) != std::string::npos) std::cout << line << "\n";
+  }
+  json listed = backups();
+  EXPECT_EQ(listed["status"], "ok") << listed.dump();
+  ASSERT_GE(listed["backups"].size(), 2u) << listed.dump();
+  json last = listed["backups"].back();
+  EXPECT_EQ(last["type"], "incr") << listed.dump();
+  EXPECT_GT(last["size"].get<std::int64_t>(), 200 << 20) << "the big table is in it";
+  EXPECT_NE(tandem_ok({"backup", "check"}).find(leader + "'s WAL reaches the repository"),
+            std::string::npos);
 }
 
 TEST_F(BackupTest, ARepositoryThatIsMissingOrClosedIsRefusedBeforeAnythingIsMade) {

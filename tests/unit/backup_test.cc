@@ -62,6 +62,67 @@ TEST(BackRestInfo, ReadsTheStanzasBackupsAndArchive) {
   EXPECT_FALSE(parse_backrest_info("ERROR: [055]: unable to load info file", "s1"));
 }
 
+TEST(BackupProgress, ReadFromPgBackRestsDetailLog) {
+  using Phase = BackupProgress::Phase;
+  struct Case {
+    const char* line;
+    std::optional<Phase> phase;  // nullopt: says nothing of progress
+    double percent = 0;
+  };
+  std::vector<Case> cases = {
+      {"2026-12-05 13:39:54.877 P00   INFO: execute non-exclusive backup start: backup begins "
+       "after the next regular checkpoint completes",
+       Phase::kCheckpoint},
+      {"2026-12-05 13:41:34.162 P00   INFO: backup start archive = 00000001000000000000001A, "
+       "lsn = 0/1A000028",
+       Phase::kCopying, 0},
+      {"2026-12-05 13:42:16.578 P01 DETAIL: backup file /tmp/x/data/base/5/16384 (274.2MB, "
+       "92.54%) checksum 241e76fe1080b751393572d76ee209bb65ecca66",
+       Phase::kCopying, 92.54},
+      {"2026-12-05 13:42:17.294 P01 DETAIL: backup file /tmp/x/data/base/1/13399 (0B, 100.00%)",
+       Phase::kCopying, 100},
+      {"P01 DETAIL: match file from prior backup /tmp/x (a b)/base/1/1255 (768KB, 3%) checksum "
+       "adb7",
+       Phase::kCopying, 3},
+      {"P00   INFO: execute non-exclusive backup stop and wait for all WAL segments to archive",
+       Phase::kArchiving, 100},
+      {"P00   INFO: new backup label = 20261205-134216F", Phase::kDone, 100},
+      {"P00   INFO: backup command begin 2.45: --config=/x --type=full", std::nullopt},
+      {"P01 DETAIL: backup file /x (8KB, many%)", std::nullopt},
+      {"WARN: option 'repo1-retention-full' is not set", std::nullopt},
+      {"", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    auto progress = parse_backup_progress(c.line);
+    ASSERT_EQ(progress.has_value(), c.phase.has_value()) << c.line;
+    if (!progress) continue;
+    EXPECT_EQ(progress->phase, *c.phase) << c.line;
+    EXPECT_DOUBLE_EQ(progress->percent, c.percent) << c.line;
+  }
+  EXPECT_EQ(progress_text({Phase::kCopying, 42.54}), "copying 42.5 %");
+
+  // For a log: each phase once, the copy by tenths.
+  ProgressSteps steps;
+  std::vector<std::string> said;
+  for (BackupProgress progress :
+       std::vector<BackupProgress>{{Phase::kCheckpoint},
+                                   {Phase::kCopying, 0},
+                                   {Phase::kCopying, 3.5},
+                                   {Phase::kCopying, 19.99},
+                                   {Phase::kCopying, 20},
+                                   {Phase::kCopying, 73},
+                                   {Phase::kCopying, 100},
+                                   {Phase::kCopying, 100},
+                                   {Phase::kArchiving, 100},
+                                   {Phase::kDone, 100}}) {
+    if (auto step = steps.next(progress)) said.push_back(progress_text(*step));
+  }
+  EXPECT_EQ(said, (std::vector<std::string>{
+                      "waiting for the primary's checkpoint", "copying 0.0 %", "copying 10.0 %",
+                      "copying 20.0 %", "copying 70.0 %", "copying 100.0 %",
+                      "copied; waiting for its WAL to reach the archive", "in the repository"}));
+}
+
 TEST(RestoreTarget, EachKindAsPgBackRestTakesIt) {
   struct Case {
     const char* target;

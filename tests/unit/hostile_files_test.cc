@@ -255,6 +255,25 @@ TEST(FailureLine, PrefersTheErrorOverTheCleanup) {
                          "pg_basebackup: error: background process terminated unexpectedly\n"
                          "pg_basebackup: removing contents of data directory \"/x\"\n"),
             "pg_basebackup: error: could not write to file \"x\": No space left on device");
+  // pgBackRest's error, among the lines of a detail log (a progress display).
+  EXPECT_EQ(failure_line("P00   INFO: backup command begin 2.45: --type=full\n"
+                         "ERROR: [050]: unable to acquire lock on file 'x-backup.lock'\n"
+                         "       HINT: is another pgBackRest process running?\n"
+                         "P00   INFO: backup command end: aborted with exception [050]\n"),
+            "ERROR: [050]: unable to acquire lock on file 'x-backup.lock'");
+}
+
+TEST(ProcessRunner, HandsOnEachLineAsItComesAndStillCapturesAll) {
+  SystemProcessRunner runner;
+  std::vector<std::string> lines;
+  // The second line comes in two writes, the last with no newline.
+  ProcessSpec spec{.program = "/bin/sh",
+                   .args = {"-c", "printf 'one\\ntw'; sleep 0.1; printf 'o\\nthree'"},
+                   .on_line = [&](std::string_view line) { lines.emplace_back(line); }};
+  auto done = runner.run(spec);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(done->output, "one\ntwo\nthree");
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two"}));
 }
 
 TEST(CheckPortFree, SaysWhatIsWrong) {
