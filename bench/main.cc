@@ -1,6 +1,8 @@
 // tandem-bench: how long writes stop and what is lost, measured on local clusters.
 // Usage: tandem-bench [--tandem PATH] [--trials K] [--out DIR] [--smoke]
-//                     [--idle-seconds S] [--sizes 100,1024]
+//                     [--idle-seconds S] [--sizes 100,1024] [--only NAME]
+// --only runs the trials whose name starts with NAME ("backup", "host crash"): for a look at one
+// scenario; its results go to --out like any others'.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -21,7 +23,10 @@ struct Arguments {
   int trials = 5;
   std::string out = "bench/results";
   bool smoke = false;
+  std::string only;  // run only the trials whose name starts so ("": all)
 };
+
+std::string g_only;  // Arguments::only, for trial()
 
 Result<Arguments> parse(int argc, char** argv) {
   Arguments arguments;
@@ -36,6 +41,8 @@ Result<Arguments> parse(int argc, char** argv) {
       arguments.trials = std::max(1, std::atoi(next().c_str()));
     } else if (flag == "--out") {
       arguments.out = next();
+    } else if (flag == "--only") {
+      arguments.only = next();
     } else if (flag == "--smoke") {
       arguments.smoke = true;
     } else if (flag == "--idle-seconds") {
@@ -65,6 +72,7 @@ Result<Arguments> parse(int argc, char** argv) {
 
 template <typename Run>
 void trial(const std::string& what, Run run, std::vector<Sample>& samples, int& failures) {
+  if (!what.starts_with(g_only)) return;
   fmt::print("  {} ... ", what);
   std::fflush(stdout);
   auto result = run();
@@ -94,6 +102,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const BenchOptions& options = arguments->options;
+  g_only = arguments->only;
   std::vector<Sample> samples;
   FailoverTimeline timeline;
   int failures = 0;
@@ -128,6 +137,12 @@ int main(int argc, char** argv) {
     trial(
         fmt::format("rejoin {} MB", size), [&] { return rejoin_time(options, size); }, samples,
         failures);
+  }
+  // Backups and restores with pgBackRest (issue 18): what tandem's wrapper costs.
+  for (int size : options.sizes_mb) {
+    trial(
+        fmt::format("backup and restore {} MB", size),
+        [&] { return backup_restore_time(options, size); }, samples, failures);
   }
   std::vector<Summary> summaries = summarize(samples);
   std::string machine = describe_machine();

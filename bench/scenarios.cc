@@ -18,6 +18,8 @@
 #include "bench/bench_cluster.h"
 #include "local/local_agents.h"
 #include "pg/pg_binaries.h"
+#include "pg/server_files.h"
+#include "proc/ports.h"
 #include "proc/os_user.h"
 #include "proc/process_runner.h"
 
@@ -490,6 +492,144 @@ Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb
   return std::vector<Sample>{{"rejoin " + size + ": by pg_rewind (s)", *rewind},
                              {"rejoin " + size + ": by reclone (s)", *reclone},
                              {"rejoin " + size + ": rewind / reclone", *rewind / *reclone}};
+}
+
+namespace {
+
+// A program run as the cluster's OS user; fails with its output unless it exits 0.
+Status run_as_os_user(const BenchCluster& cluster, const std::string& program,
+                      std::vector<std::string> args) {
+  SystemProcessRunner runner;
+  auto result = runner.run({.program = program,
+                            .args = std::move(args),
+                            .env = {{"PGPASSFILE", cluster.config().password_file}},
+                            .run_as = cluster.config().os_user,
+                            .working_dir = "/tmp",
+                            .timeout = std::chrono::minutes(30)});
+  if (!result) return std::unexpected(result.error());
+  if (result->exit_code != 0) {
+    return fail(ErrorCode::kFailed, fmt::format("{} failed: {}", program, result->output));
+  }
+  return {};
+}
+
+// What someone running pgBackRest by hand does for a copy promoted at the backup's end: restore,
+// drop the standby.signal a backup from a standby carries, start it on a port of its own with
+// no archiving, and wait until it takes writes.
+Status bare_restore(const BenchCluster& cluster, const std::string& pg_ctl,
+                    const std::string& conf, const std::string& dir, int port) {
+  const ClusterConfig& config = cluster.config();
+  if (auto ok = run_as_os_user(cluster, config.backup.pgbackrest,
+                               {"--config=" + conf, "--stanza=" + config.stanza(),
+                                "--pg1-path=" + dir, "--archive-mode=off", "--type=immediate",
+                                "--target-action=promote", "restore"});
+      !ok) {
+    return ok;
+  }
+  std::filesystem::remove(dir + "/standby.signal");
+  if (auto ok = run_as_os_user(
+          cluster, pg_ctl,
+          {"-D", dir, "-l", dir + "/bare.log", "-o",
+           fmt::format("-p {} -c archive_mode=off -c primary_conninfo='' -c "
+                       "synchronous_standby_names=''",
+                       port),
+           "start"});
+      !ok) {
+    return ok;
+  }
+  bool promoted = wait_for(
+      [&] {
+        auto connection = Connection::open(make_conninfo({{"host", config.socket_dir},
+                                                          {"port", std::to_string(port)},
+                                                          {"user", config.superuser},
+                                                          {"dbname", "postgres"},
+                                                          {"connect_timeout", "2"}}));
+        if (!connection) return false;
+        auto rows = connection->query("SELECT pg_is_in_recovery()::text AS v");
+        return rows && rows->text(0, "v") == "false";
+      },
+      std::chrono::minutes(30));
+  if (!promoted) return fail(ErrorCode::kTimeout, "the bare restore was not promoted");
+  return run_as_os_user(cluster, pg_ctl, {"-D", dir, "-m", "fast", "stop"});
+}
+
+}  // namespace
+
+Result<std::vector<Sample>> backup_restore_time(const BenchOptions& options, int size_mb) {
+  BenchCluster cluster(options.tandem_binary, 1, [](ClusterConfig& config) {
+    config.ha.agents = false;
+    config.backup.repository =
+        std::filesystem::path(config.nodes.front().data_dir).parent_path().string() + "/repo";
+  });
+  const ClusterConfig& config = cluster.config();
+  auto os_user = lookup_os_user(config.os_user);
+  if (!os_user) return std::unexpected(os_user.error());
+  if (auto ok = ensure_owned_dir(config.backup.repository, *os_user, 0700); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
+  fill(cluster, "node1", size_mb);
+  wait_for(
+      [&] {
+        return cluster.value("node2", "SELECT count(*)::text AS v FROM fill") ==
+               std::to_string(size_mb * 900);
+      },
+      std::chrono::minutes(5));
+  const NodeConfig& primary = *config.find_node("node1");
+  const NodeConfig& standby = *config.find_node("node2");
+  std::string conf = primary.data_dir + "/" + kPgBackRestConfName;
+  std::vector<std::string> bare_backup = {"--config=" + conf,
+                                          "--stanza=" + config.stanza(),
+                                          "--type=full",
+                                          "--pg2-path=" + standby.data_dir,
+                                          fmt::format("--pg2-port={}", standby.port),
+                                          "--pg2-socket-path=" + config.socket_dir,
+                                          "--pg2-user=" + config.superuser,
+                                          "--backup-standby",
+                                          "backup"};
+  std::string size = fmt::format("{} MB", size_mb);
+  std::vector<Sample> samples;
+  double tandem_sum = 0, bare_sum = 0;
+  for (int round = 0; round < 2; ++round) {
+    auto bare = timed([&] { return run_as_os_user(cluster, config.backup.pgbackrest, bare_backup); });
+    if (!bare) return std::unexpected(bare.error());
+    auto ours = timed([&] { return cluster.tandem_ok({"backup", "--type", "full"}); });
+    if (!ours) return std::unexpected(ours.error());
+    samples.push_back({"backup " + size + ": tandem backup (s)", *ours});
+    samples.push_back({"backup " + size + ": bare pgbackrest backup (s)", *bare});
+    tandem_sum += *ours;
+    bare_sum += *bare;
+  }
+  samples.push_back({"backup " + size + ": tandem / bare", tandem_sum / bare_sum});
+  tandem_sum = bare_sum = 0;
+  int port = find_free_ports("127.0.0.1", 1).value_or(0);
+  SystemProcessRunner runner;
+  auto binaries = find_pg_binaries(config.pg_bin, runner);
+  if (!binaries) return std::unexpected(binaries.error());
+  std::string pg_ctl = binaries->path("pg_ctl");
+  for (int round = 0; round < 2; ++round) {
+    std::string bare_dir = fmt::format("{}/bare-restore-{}", cluster.dir(), round);
+    std::string our_dir = fmt::format("{}/restore-{}", cluster.dir(), round);
+    if (auto ok = ensure_owned_dir(bare_dir, *os_user, 0700); !ok) {
+      return std::unexpected(ok.error());
+    }
+    auto bare = timed([&] { return bare_restore(cluster, pg_ctl, conf, bare_dir, port); });
+    if (!bare) return std::unexpected(bare.error());
+    auto ours = timed([&] {
+      return cluster.tandem_ok({"restore", "--to", "immediate", "--promote", "--dir", our_dir,
+                                "--port", std::to_string(port)});
+    });
+    if (!ours) return std::unexpected(ours.error());
+    if (auto ok = run_as_os_user(cluster, pg_ctl, {"-D", our_dir, "-m", "fast", "stop"}); !ok) {
+      return std::unexpected(ok.error());
+    }
+    samples.push_back({"restore " + size + ": tandem restore (s)", *ours});
+    samples.push_back({"restore " + size + ": bare pgbackrest restore and start (s)", *bare});
+    tandem_sum += *ours;
+    bare_sum += *bare;
+  }
+  samples.push_back({"restore " + size + ": tandem / bare", tandem_sum / bare_sum});
+  return samples;
 }
 
 }  // namespace tandem::bench

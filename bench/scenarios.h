@@ -73,5 +73,9 @@ std::vector<Sample> idle_cost(const std::vector<pid_t>& pids, long ticks_before,
 Result<std::vector<Sample>> clone_time(const BenchOptions& options, int size_mb);
 // Rejoining the old primary after a failover: by pg_rewind, and by a fresh clone.
 Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb);
+// A full backup from the standby (tandem backup against the pgbackrest command it runs, typed
+// by hand), and a restore started and promoted at the backup's end (tandem restore against
+// pgbackrest restore, then pg_ctl start and a wait for the promotion), each twice in turn.
+Result<std::vector<Sample>> backup_restore_time(const BenchOptions& options, int size_mb);
 
 }  // namespace tandem::bench

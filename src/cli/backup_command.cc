@@ -88,7 +88,6 @@ Status take_backup(Session& session, const std::string& type_text, bool from_pri
   auto sources = backup_sources(context, from_primary);
   if (!sources) return std::unexpected(sources.error());
   BackRest backrest(context.config, session.runner());
-  if (auto ok = backrest.create_stanza(*sources->primary); !ok) return ok;
   const NodeConfig& from = sources->standby ? *sources->standby : *sources->primary;
   context.report(fmt::format("{} backup of stanza {} from {}{}", backup_type_name(*type),
                              context.config.stanza(), from.name,

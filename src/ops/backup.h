@@ -44,6 +44,7 @@ struct RepositoryInfo {
   std::vector<BackupSet> backups;  // oldest first
   std::string archive_min;         // the oldest and newest WAL segment archived ("" if none)
   std::string archive_max;
+  std::vector<std::string> system_ids;  // of the databases the stanza was made for
   bool stanza_exists() const { return status_code != 1; }
 };
 
@@ -84,6 +85,11 @@ std::string_view backup_type_name(BackupType type);
 // program: a clear error otherwise (tandem does not make the repository: a mistyped path would
 // fill the wrong disk).
 Status check_backup_repository(const ClusterConfig& config, const OsUser& os_user);
+
+// A new cluster's stanza must not be in the repository yet: one there is another database's
+// (a new cluster has a system identifier of its own), whose archive would refuse every WAL
+// segment. Read before initdb, so that nothing is made (issue 18.6).
+Status check_stanza_free(const ClusterConfig& config, ProcessRunner& runner);
 
 // pgBackRest for one cluster, run as its OS user.
 class BackRest {

@@ -124,6 +124,9 @@ Status init_primary(Context& context, const NodeConfig& node) {
   }
   if (context.config.backup.enabled()) {
     if (auto ok = check_backup_repository(context.config, context.os_user); !ok) return ok;
+    if (context.runner != nullptr) {
+      if (auto ok = check_stanza_free(context.config, *context.runner); !ok) return ok;
+    }
   }
   if (auto ok = prepare_dirs(context.config, context.os_user, node); !ok) return ok;
   auto credentials = ensure_passwords(context);

@@ -389,5 +389,36 @@ TEST_F(BackupTest, ARepositoryThatIsMissingOrClosedIsRefusedBeforeAnythingIsMade
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/node1/PG_VERSION"));
 }
 
+// A stanza already in the repository belongs to another database: a new cluster there would
+// have every WAL segment refused. Refused before initdb, and the repository's backup kept
+// (issue 18.6).
+TEST_F(BackupTest, ANewClusterIsRefusedAStanzaAnotherDatabaseMade) {
+  std::string repository = dir_ + "/repo";
+  make_postgres_dir(repository);
+  write_config(
+      0, [&](ClusterConfig& config) { config.backup.repository = repository; },
+      /*agents=*/false);
+  tandem_ok({"local", "up", "--dir", dir_, "--manual"});
+  tandem_ok({"backup", "--type", "full"});
+  std::string label = backups()["backups"][0]["label"];
+  tandem_ok({"local", "down"});
+  // The same configuration over a new data directory: initdb would make another database.
+  std::filesystem::rename(dir_ + "/node1", dir_ + "/node1.old");
+  CommandOutput out = tandem({"local", "up", "--dir", dir_, "--manual"});
+  EXPECT_NE(out.exit_code, 0) << out.output;
+  EXPECT_NE(out.output.find("backup.repository " + repository + " already holds stanza " +
+                            config_.stanza() + " (a database with system identifier "),
+            std::string::npos)
+      << out.output;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/node1/PG_VERSION")) << "initdb ran";
+  std::cout << out.output;
+  // The old database back (its pgbackrest.conf names the repository): its backup is still there.
+  std::filesystem::remove(dir_ + "/node1");
+  std::filesystem::rename(dir_ + "/node1.old", dir_ + "/node1");
+  json kept = backups();
+  ASSERT_EQ(kept["backups"].size(), 1u) << kept.dump();
+  EXPECT_EQ(kept["backups"][0]["label"], label);
+}
+
 }  // namespace
 }  // namespace tandem::testing

@@ -54,6 +54,8 @@ TEST(BackRestInfo, ReadsTheStanzasBackupsAndArchive) {
   EXPECT_EQ(incr.repository_delta, 430);
   EXPECT_TRUE(incr.error);
 
+  EXPECT_EQ(info->system_ids, (std::vector<std::string>{"7715579227913986634"}));
+
   auto missing = parse_backrest_info(kInfo, "other");
   ASSERT_TRUE(missing);
   EXPECT_FALSE(missing->stanza_exists());
