@@ -143,6 +143,9 @@ int main(int argc, char** argv) {
     trial(
         fmt::format("backup and restore {} MB", size),
         [&] { return backup_restore_time(options, size); }, samples, failures);
+    trial(
+        fmt::format("backup: a lost slot caught up from the archive, {} MB", size),
+        [&] { return archive_catch_up_time(options, size); }, samples, failures);
   }
   std::vector<Summary> summaries = summarize(samples);
   std::string machine = describe_machine();

@@ -632,4 +632,69 @@ Result<std::vector<Sample>> backup_restore_time(const BenchOptions& options, int
   return samples;
 }
 
+Result<std::vector<Sample>> archive_catch_up_time(const BenchOptions& options, int size_mb) {
+  BenchCluster cluster(options.tandem_binary, 1, [](ClusterConfig& config) {
+    config.ha.agents = false;
+    config.replication.max_slot_wal_keep_size = 32LL << 20;
+    config.backup.repository =
+        std::filesystem::path(config.nodes.front().data_dir).parent_path().string() + "/repo";
+  });
+  auto os_user = lookup_os_user(cluster.config().os_user);
+  if (!os_user) return std::unexpected(os_user.error());
+  if (auto ok = ensure_owned_dir(cluster.config().backup.repository, *os_user, 0700); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
+  fill(cluster, "node1", size_mb);
+  if (!wait_for([&] { return cluster.streams("node1", "node2"); }, std::chrono::minutes(5))) {
+    return failed("node2 does not stream");
+  }
+  if (auto ok = cluster.tandem_ok({"local", "stop", "node2"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto left_at = cluster.value("node1", "SELECT pg_current_wal_lsn()::text AS v");
+  if (!left_at) return failed("node1's WAL position unread");
+  cluster.exec("node1", "CREATE TABLE away (pad text)");
+  bool lost = wait_for(
+      [&] {
+        cluster.exec("node1",
+                     "INSERT INTO away SELECT repeat('x', 1000) FROM generate_series(1, 20000); "
+                     "SELECT pg_switch_wal(); CHECKPOINT;");
+        return cluster.value("node1",
+                             "SELECT wal_status AS v FROM pg_replication_slots WHERE "
+                             "slot_name = 'node2'") == "lost";
+      },
+      std::chrono::minutes(3));
+  if (!lost) return failed("node2's slot was never lost");
+  auto behind = cluster.value(
+      "node1", fmt::format("SELECT (pg_current_wal_lsn() - '{}')::bigint::text AS v", *left_at));
+  if (auto ok = cluster.tandem_ok({"backup", "check"}); !ok) return std::unexpected(ok.error());
+  auto streaming = [&] {
+    return wait_for([&] { return cluster.streams("node1", "node2"); }, std::chrono::minutes(10))
+               ? Status{}
+               : Status(failed("node2 does not stream again"));
+  };
+  auto catch_up = timed([&]() -> Status {
+    if (auto ok = cluster.tandem_ok({"rejoin", "node2"}); !ok) return ok;
+    return streaming();
+  });
+  if (!catch_up) return std::unexpected(catch_up.error());
+  if (auto ok = cluster.tandem_ok({"local", "stop", "node2"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = move_aside(cluster, "node2"); !ok) return std::unexpected(ok.error());
+  auto reclone = timed([&]() -> Status {
+    if (auto ok = cluster.tandem_ok({"clone", "node2"}); !ok) return ok;
+    return streaming();
+  });
+  if (!reclone) return std::unexpected(reclone.error());
+  std::string size = fmt::format("{} MB", size_mb);
+  double missed_mb = behind ? std::stod(*behind) / (1 << 20) : 0;
+  return std::vector<Sample>{
+      {"lost slot " + size + ": WAL written while away (MB)", missed_mb},
+      {"lost slot " + size + ": caught up from the archive (s)", *catch_up},
+      {"lost slot " + size + ": by reclone (s)", *reclone},
+      {"lost slot " + size + ": archive / reclone", *catch_up / *reclone}};
+}
+
 }  // namespace tandem::bench

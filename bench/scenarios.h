@@ -77,5 +77,9 @@ Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb
 // by hand), and a restore started and promoted at the backup's end (tandem restore against
 // pgbackrest restore, then pg_ctl start and a wait for the promotion), each twice in turn.
 Result<std::vector<Sample>> backup_restore_time(const BenchOptions& options, int size_mb);
+// A standby away until its slot was lost (over 32 MB of WAL written meanwhile), brought back by
+// `tandem rejoin` replaying the archive, against a reclone of the same node; until each
+// streams.
+Result<std::vector<Sample>> archive_catch_up_time(const BenchOptions& options, int size_mb);
 
 }  // namespace tandem::bench
