@@ -10,6 +10,7 @@
 
 #include "bench/report.h"
 #include "bench/scenarios.h"
+#include "bench/starver.h"
 #include "common/log.h"
 #include "proc/detached.h"
 
@@ -70,6 +71,16 @@ Result<Arguments> parse(int argc, char** argv) {
   return arguments;
 }
 
+// "postmaster crash: writes stopped (s)" -> "postmaster crash, under load: writes stopped (s)";
+// a name without a colon gets it before its unit.
+std::string under_load(std::string name) {
+  std::size_t at = name.find(':');
+  if (at == std::string::npos) at = name.rfind(" (");
+  if (at == std::string::npos) at = name.size();
+  name.insert(at, ", under load");
+  return name;
+}
+
 template <typename Run>
 void trial(const std::string& what, Run run, std::vector<Sample>& samples, int& failures) {
   if (!what.starts_with(g_only)) return;
@@ -118,6 +129,29 @@ int main(int argc, char** argv) {
         "postmaster crash", [&] { return postmaster_crash(options); }, samples, failures);
     trial(
         "switchover", [&] { return switchover(options); }, samples, failures);
+  }
+  // Under load (issue 19.7): a busy loop on every core for the whole trial, the cluster's
+  // setup included; the samples' names say ", under load".
+  for (int k = 1; k <= arguments->trials; ++k) {
+    auto loaded = [&](auto scenario) {
+      return [&, scenario]() -> Result<std::vector<Sample>> {
+        BusyLoops load;
+        auto result = scenario();
+        if (result) {
+          for (Sample& sample : *result) sample.scenario = under_load(sample.scenario);
+        }
+        return result;
+      };
+    };
+    trial(
+        "host crash, under load",
+        loaded([&] { return host_crash(options, false, nullptr); }), samples, failures);
+    trial(
+        "postmaster crash, under load", loaded([&] { return postmaster_crash(options); }),
+        samples, failures);
+    trial(
+        "switchover, under load", loaded([&] { return switchover(options); }), samples,
+        failures);
   }
   trial(
       "idle agents", [&] { return idle_agents(options); }, samples, failures);

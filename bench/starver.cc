@@ -33,7 +33,7 @@ pid_t parent_of(pid_t pid) {
 
 }  // namespace
 
-Starver::Starver(const ClusterConfig& config) : config_(config) {
+BusyLoops::BusyLoops() {
   for (unsigned i = 0; i < std::max(2u, std::thread::hardware_concurrency()); ++i) {
     pid_t parent = getpid();
     pid_t child = fork();
@@ -47,6 +47,16 @@ Starver::Starver(const ClusterConfig& config) : config_(config) {
     }
     if (child > 0) spinners_.push_back(child);
   }
+}
+
+BusyLoops::~BusyLoops() {
+  for (pid_t child : spinners_) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+}
+
+Starver::Starver(const ClusterConfig& config) : config_(config) {
   bursts_ = std::thread([this] {
     while (!stop_) {
       std::vector<pid_t> frozen = targets();
@@ -100,10 +110,6 @@ Starver::~Starver() {
   stop_ = true;
   bursts_.join();
   for (pid_t pid : targets()) kill(pid, SIGCONT);
-  for (pid_t child : spinners_) {
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-  }
 }
 
 }  // namespace tandem::bench

@@ -17,6 +17,19 @@
 
 namespace tandem::bench {
 
+// A busy loop on every core (at least two), each a child process that dies with this one: a
+// loaded machine (issue 19.7), without the starver's freezes.
+class BusyLoops {
+ public:
+  BusyLoops();
+  ~BusyLoops();  // the loops end
+  BusyLoops(const BusyLoops&) = delete;
+  BusyLoops& operator=(const BusyLoops&) = delete;
+
+ private:
+  std::vector<pid_t> spinners_;
+};
+
 class Starver {
  public:
   // Starts starving at once; `config` must outlive the starver.
@@ -33,7 +46,7 @@ class Starver {
   std::vector<pid_t> targets() const;
 
   const ClusterConfig& config_;
-  std::vector<pid_t> spinners_;
+  BusyLoops busy_;
   std::atomic<bool> stop_{false};
   mutable std::mutex mutex_;
   std::set<pid_t> held_;  // frozen by someone else: left alone
