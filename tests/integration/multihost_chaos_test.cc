@@ -13,6 +13,8 @@
 // and writes bench/results/chaos-multihost.{md,json}, naming the commit and the machine.
 //   TANDEM_CHAOS_TRIALS=K  TANDEM_CHAOS_SEED=N  TANDEM_CHAOS_OUT=DIR (the summary's directory)
 //   TANDEM_CHAOS_FAULT=NAME  TANDEM_CHAOS_MODE=sync|async (one fault, one mode, every trial)
+//   TANDEM_CHAOS_NAME=BASE (the summary's files: BASE.md, BASE.json; chaos-multihost unless
+//   said: `make bench-multihost` writes multihost.* for its one fault)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -311,12 +313,15 @@ class ChaosSummary : public ::testing::Environment {
         "freeze counts as a refused one). All streaming: "
         "from the fault's start until one primary has every other node streaming (a cut's 10 s "
         "included).\n\nRun on "
-        "{} with `scripts/chaos-multihost` (TANDEM_CHAOS_TRIALS={} TANDEM_CHAOS_SEED={}), from "
-        "{}.\n\n| fault | trials (sync) | outage median / max (s) | all streaming median / max "
+        "{} with `scripts/chaos-multihost` (TANDEM_CHAOS_TRIALS={} TANDEM_CHAOS_SEED={}{}), "
+        "from {}.\n\n| fault | trials (sync) | outage median / max (s) | all streaming median / max "
         "(s) | acknowledged writes lost (async / sync) | split brains | writes acknowledged "
         "late (in flight through a freeze) | extra promotions | failures to recover "
         "|\n|---|---|---|---|---|---|---|---|---|\n",
         trials().size(), chaos_seed(), bench::describe_machine(), trial_count(), chaos_seed(),
+        env_text("TANDEM_CHAOS_FAULT").empty()
+            ? std::string()
+            : fmt::format(" TANDEM_CHAOS_FAULT=\"{}\"", env_text("TANDEM_CHAOS_FAULT")),
         source_);
     nlohmann::json faults = nlohmann::json::array();
     for (const Fault& fault : kFaults) {
@@ -362,8 +367,10 @@ class ChaosSummary : public ::testing::Environment {
                         {"commit", bench::commit_of(source_)},
                         {"faults", faults}};
     std::filesystem::create_directories(out);
-    std::ofstream(std::string(out) + "/chaos-multihost.json") << json.dump(2) << "\n";
-    std::ofstream(std::string(out) + "/chaos-multihost.md") << markdown;
+    std::string base = env_text("TANDEM_CHAOS_NAME").empty() ? "chaos-multihost"
+                                                               : env_text("TANDEM_CHAOS_NAME");
+    std::ofstream(std::string(out) + "/" + base + ".json") << json.dump(2) << "\n";
+    std::ofstream(std::string(out) + "/" + base + ".md") << markdown;
     std::cout << "\n" << markdown;
   }
 
