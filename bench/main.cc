@@ -60,6 +60,12 @@ Result<Arguments> parse(int argc, char** argv) {
       return fail(ErrorCode::kInvalidArgument, "unknown argument " + flag);
     }
   }
+  bool out_given = false;
+  for (int i = 1; i < argc; ++i) out_given |= std::string(argv[i]) == "--out";
+  if (!arguments.only.empty() && !out_given) {
+    // Part of a run is no `make bench`: never over the committed results.
+    return fail(ErrorCode::kInvalidArgument, "--only needs --out DIR (not bench/results)");
+  }
   arguments.options.tandem_binary =
       std::filesystem::absolute(arguments.options.tandem_binary).string();
   if (arguments.smoke) {
@@ -143,15 +149,11 @@ int main(int argc, char** argv) {
         return result;
       };
     };
-    trial(
-        "host crash, under load",
-        loaded([&] { return host_crash(options, false, nullptr); }), samples, failures);
-    trial(
-        "postmaster crash, under load", loaded([&] { return postmaster_crash(options); }),
-        samples, failures);
-    trial(
-        "switchover, under load", loaded([&] { return switchover(options); }), samples,
-        failures);
+    trial("host crash, under load", loaded([&] { return host_crash(options, false, nullptr); }),
+          samples, failures);
+    trial("postmaster crash, under load", loaded([&] { return postmaster_crash(options); }),
+          samples, failures);
+    trial("switchover, under load", loaded([&] { return switchover(options); }), samples, failures);
   }
   trial(
       "idle agents", [&] { return idle_agents(options); }, samples, failures);
@@ -183,7 +185,10 @@ int main(int argc, char** argv) {
   }
   std::vector<Summary> summaries = summarize(samples);
   std::string machine = describe_machine();
-  std::string command = arguments->smoke ? "make bench-smoke" : "make bench";
+  std::string command = arguments->smoke ? "make bench-smoke"
+                        : arguments->only.empty()
+                            ? "make bench"
+                            : fmt::format("tandem-bench --only \"{}\"", arguments->only);
   std::filesystem::create_directories(arguments->out);
   std::ofstream(arguments->out + "/latest.json") << to_json(summaries, machine, command, source);
   std::string markdown = to_markdown(summaries, machine, command, source);

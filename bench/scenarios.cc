@@ -19,8 +19,8 @@
 #include "local/local_agents.h"
 #include "pg/pg_binaries.h"
 #include "pg/server_files.h"
-#include "proc/ports.h"
 #include "proc/os_user.h"
+#include "proc/ports.h"
 #include "proc/process_runner.h"
 
 namespace tandem::bench {
@@ -516,24 +516,23 @@ Status run_as_os_user(const BenchCluster& cluster, const std::string& program,
 // What someone running pgBackRest by hand does for a copy promoted at the backup's end: restore,
 // drop the standby.signal a backup from a standby carries, start it on a port of its own with
 // no archiving, and wait until it takes writes.
-Status bare_restore(const BenchCluster& cluster, const std::string& pg_ctl,
-                    const std::string& conf, const std::string& dir, int port) {
+Status bare_restore(const BenchCluster& cluster, const std::string& pg_ctl, const std::string& conf,
+                    const std::string& dir, int port) {
   const ClusterConfig& config = cluster.config();
-  if (auto ok = run_as_os_user(cluster, config.backup.pgbackrest,
-                               {"--config=" + conf, "--stanza=" + config.stanza(),
-                                "--pg1-path=" + dir, "--archive-mode=off", "--type=immediate",
-                                "--target-action=promote", "restore"});
+  if (auto ok = run_as_os_user(
+          cluster, config.backup.pgbackrest,
+          {"--config=" + conf, "--stanza=" + config.stanza(), "--pg1-path=" + dir,
+           "--archive-mode=off", "--type=immediate", "--target-action=promote", "restore"});
       !ok) {
     return ok;
   }
   std::filesystem::remove(dir + "/standby.signal");
-  if (auto ok = run_as_os_user(
-          cluster, pg_ctl,
-          {"-D", dir, "-l", dir + "/bare.log", "-o",
-           fmt::format("-p {} -c archive_mode=off -c primary_conninfo='' -c "
-                       "synchronous_standby_names=''",
-                       port),
-           "start"});
+  if (auto ok = run_as_os_user(cluster, pg_ctl,
+                               {"-D", dir, "-l", dir + "/bare.log", "-o",
+                                fmt::format("-p {} -c archive_mode=off -c primary_conninfo='' -c "
+                                            "synchronous_standby_names=''",
+                                            port),
+                                "start"});
       !ok) {
     return ok;
   }
@@ -591,7 +590,8 @@ Result<std::vector<Sample>> backup_restore_time(const BenchOptions& options, int
   std::vector<Sample> samples;
   double tandem_sum = 0, bare_sum = 0;
   for (int round = 0; round < 2; ++round) {
-    auto bare = timed([&] { return run_as_os_user(cluster, config.backup.pgbackrest, bare_backup); });
+    auto bare =
+        timed([&] { return run_as_os_user(cluster, config.backup.pgbackrest, bare_backup); });
     if (!bare) return std::unexpected(bare.error());
     auto ours = timed([&] { return cluster.tandem_ok({"backup", "--type", "full"}); });
     if (!ours) return std::unexpected(ours.error());
@@ -690,11 +690,10 @@ Result<std::vector<Sample>> archive_catch_up_time(const BenchOptions& options, i
   if (!reclone) return std::unexpected(reclone.error());
   std::string size = fmt::format("{} MB", size_mb);
   double missed_mb = behind ? std::stod(*behind) / (1 << 20) : 0;
-  return std::vector<Sample>{
-      {"lost slot " + size + ": WAL written while away (MB)", missed_mb},
-      {"lost slot " + size + ": caught up from the archive (s)", *catch_up},
-      {"lost slot " + size + ": by reclone (s)", *reclone},
-      {"lost slot " + size + ": archive / reclone", *catch_up / *reclone}};
+  return std::vector<Sample>{{"lost slot " + size + ": WAL written while away (MB)", missed_mb},
+                             {"lost slot " + size + ": caught up from the archive (s)", *catch_up},
+                             {"lost slot " + size + ": by reclone (s)", *reclone},
+                             {"lost slot " + size + ": archive / reclone", *catch_up / *reclone}};
 }
 
 }  // namespace tandem::bench

@@ -35,12 +35,18 @@ struct BackupRunner::Shared {
       const StoredValue* stored = snapshot->find(layout.backup());
       auto before = stored != nullptr ? decode_backup_record(stored->value) : std::nullopt;
       if (before && before->slot_ms > backup.slot_ms) return {};  // a later slot's: kept
+      // A busy slot stays busy since its first refusal, through the "running" of each retry.
+      bool same_slot = before && before->slot_ms == backup.slot_ms;
+      std::int64_t busy_since =
+          (state == "busy" || state == "running") && same_slot ? before->busy_since_ms : 0;
+      if (state == "busy" && busy_since == 0) busy_since = now_ms();
       BackupRecord record{.slot_ms = backup.slot_ms,
                           .state = state,
                           .by = self,
                           .type = backup.type,
                           .at_ms = now_ms(),
-                          .last_full_ms = std::max(last_full, before ? before->last_full_ms : 0)};
+                          .last_full_ms = std::max(last_full, before ? before->last_full_ms : 0),
+                          .busy_since_ms = busy_since};
       std::string value = encode_backup_record(record);
       auto written = stored != nullptr
                          ? (*store)->compare_and_set(layout.backup(), value, stored->mod_revision,
@@ -84,7 +90,8 @@ struct BackupRunner::Shared {
                      backup.slot_ms, progress_text(*step));
       }
     };
-    Status done = backrest.backup(primary, standby ? &*standby : nullptr, *type, on_progress);
+    Status done = checkpoint_after_promotion(config, primary);
+    if (done) done = backrest.backup(primary, standby ? &*standby : nullptr, *type, on_progress);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady_now() - started);
     if (done) {
       spdlog::info("scheduled backup ({}) of the slot from {} ms: done in {} ms", backup.type,
@@ -93,7 +100,7 @@ struct BackupRunner::Shared {
       finished = backup.slot_ms;
       read(primary);
     } else {
-      bool busy = done.error().code == ErrorCode::kConflict;
+      bool busy = done.error().code == ErrorCode::kConflict;  // the stanza's lock held
       spdlog::error("scheduled backup ({}) of the slot from {} ms failed, tried again in {} s: {}",
                     backup.type, backup.slot_ms,
                     busy ? kBackupBusyRetry.count() : kBackupRetry.count(), done.error().message);

@@ -3,7 +3,6 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -60,17 +59,18 @@ class ProgressDisplay {
  public:
   explicit ProgressDisplay(bool terminal) : terminal_(terminal) {}
   ~ProgressDisplay() {
-    if (terminal_ && shown_) fmt::print(stderr, "\n");
+    if (terminal_ && shown_) std::fputs("\n", stderr);
   }
   ProgressDisplay(const ProgressDisplay&) = delete;
   ProgressDisplay& operator=(const ProgressDisplay&) = delete;
   void operator()(const BackupProgress& progress) {
+    // stdio, not fmt::print: a closed standard error must not throw out of pgBackRest's run.
     if (terminal_) {
-      fmt::print(stderr, "\r{:<56}", "backup: " + progress_text(progress));
+      std::fprintf(stderr, "\rbackup: %-48s", progress_text(progress).c_str());
       std::fflush(stderr);
       shown_ = true;
     } else if (auto step = steps_.next(progress)) {
-      fmt::print(stderr, "backup: {}\n", progress_text(*step));
+      std::fprintf(stderr, "backup: %s\n", progress_text(*step).c_str());
     }
   }
 
@@ -92,6 +92,7 @@ Status take_backup(Session& session, const std::string& type_text, bool from_pri
   context.report(fmt::format("{} backup of stanza {} from {}{}", backup_type_name(*type),
                              context.config.stanza(), from.name,
                              sources->standby ? "" : " (the primary: no standby streams)"));
+  if (auto ok = checkpoint_after_promotion(context.config, *sources->primary); !ok) return ok;
   auto started = std::chrono::steady_clock::now();
   bool terminal = isatty(STDERR_FILENO) == 1;
   std::function<void(const BackupProgress&)> on_progress;

@@ -21,9 +21,13 @@ std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds s
   if (finished_ms >= slot) return std::nullopt;  // ended here, its record perhaps not written
   if (record && record->slot_ms == slot) {
     if (record->state == "done") return std::nullopt;
-    auto retry = record->state == "busy"     ? std::chrono::milliseconds(kBackupBusyRetry)
-                 : record->state == "failed" ? std::chrono::milliseconds(kBackupRetry)
-                                             : std::chrono::milliseconds(0);
+    auto failed_retry = std::chrono::milliseconds(kBackupRetry);
+    bool briefly_busy = record->state == "busy" && record->busy_since_ms > 0 &&
+                        now_ms - record->busy_since_ms < failed_retry.count();
+    auto retry = briefly_busy ? std::chrono::milliseconds(kBackupBusyRetry)
+                 : record->state == "failed" || record->state == "busy"
+                     ? failed_retry
+                     : std::chrono::milliseconds(0);
     if (now_ms - record->at_ms < retry.count()) return std::nullopt;
     // "running": another node's, or this agent's before it restarted; either way none runs
     // here, and this node leads now.

@@ -26,7 +26,8 @@ inline constexpr std::chrono::seconds kBackupRetry{60};
 // One refused because another pgBackRest process held the stanza's lock ("busy": the backup of
 // a node that led before a failover, still ending) is tried again sooner: the lock goes when
 // that process ends, and the slot may be short (found by BackupTest: a crash in the middle of a
-// 45 s slot's backup, whose retry a minute later fell in the next slot).
+// 45 s slot's backup, whose retry a minute later fell in the next slot). Busy for kBackupRetry,
+// it is tried as a failed one is (a backup by hand of hours holds the lock as long).
 inline constexpr std::chrono::seconds kBackupBusyRetry{5};
 
 // How often the leader's agent reads the repository for its newest backup (last_backup), so
@@ -37,12 +38,12 @@ bool repository_read_due(const std::optional<LastBackup>& last, std::int64_t now
 
 // The backup the leader starts now (`now_ms`, wall clock), if any: none without a
 // schedule or while one runs here; none when the slot's is done, or failed less than
-// kBackupRetry ago (kBackupBusyRetry when it was "busy"); the slot's again when another node started it (a failover since) or this
-// agent did and neither runs nor ended one (it restarted; `finished_ms`: the slot of the last
-// it ended, whose record may not have been written). Full when the schedule has taken no full
-// one yet or its last is `full_every` old, else incremental. From the first standby (by name)
-// the primary sees streaming (pg_stat_replication, in its own record), to spare the primary;
-// from the leader when none does.
+// kBackupRetry ago (kBackupBusyRetry when it was "busy"); the slot's again when another node
+// started it (a failover since) or this agent did and neither runs nor ended one (it restarted;
+// `finished_ms`: the slot of the last it ended, whose record may not have been written). Full when
+// the schedule has taken no full one yet or its last is `full_every` old, else incremental. From
+// the first standby (by name) the primary sees streaming (pg_stat_replication, in its own record),
+// to spare the primary; from the leader when none does.
 std::optional<ScheduledBackup> plan_scheduled_backup(std::chrono::milliseconds schedule,
                                                      std::chrono::milliseconds full_every,
                                                      const ClusterView& view,

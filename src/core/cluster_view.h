@@ -117,6 +117,9 @@ struct BackupRecord {
   std::string type;               // "full", "incr"
   std::int64_t at_ms = 0;         // wall clock: when it started, or ended
   std::int64_t last_full_ms = 0;  // when the last full backup the schedule took ended (0: none)
+  // Since when the slot's backup has been busy, attempt after attempt ("running" in between
+  // keeps it); 0 when it is not.
+  std::int64_t busy_since_ms = 0;
 };
 
 // last_backup: the newest backup the repository holds, as the leader's agent last read it

@@ -323,9 +323,13 @@ std::optional<MemberList> decode_member_list(std::string_view text) {
 }
 
 std::string encode_backup_record(const BackupRecord& record) {
-  return json{{"slot_ms", record.slot_ms}, {"state", record.state},
-              {"by", record.by},           {"type", record.type},
-              {"at_ms", record.at_ms},     {"last_full_ms", record.last_full_ms}}
+  return json{{"slot_ms", record.slot_ms},
+              {"state", record.state},
+              {"by", record.by},
+              {"type", record.type},
+              {"at_ms", record.at_ms},
+              {"last_full_ms", record.last_full_ms},
+              {"busy_since_ms", record.busy_since_ms}}
       .dump();
 }
 
@@ -337,7 +341,8 @@ std::optional<BackupRecord> decode_backup_record(std::string_view text) {
                       .by = object->value("by", ""),
                       .type = object->value("type", ""),
                       .at_ms = object->value("at_ms", std::int64_t{0}),
-                      .last_full_ms = object->value("last_full_ms", std::int64_t{0})};
+                      .last_full_ms = object->value("last_full_ms", std::int64_t{0}),
+                      .busy_since_ms = object->value("busy_since_ms", std::int64_t{0})};
 }
 
 std::string encode_last_backup(const LastBackup& last) {

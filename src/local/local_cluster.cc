@@ -11,6 +11,7 @@
 #include "ops/init.h"
 #include "pg/node_probe.h"
 #include "pg/postmaster.h"
+#include "proc/detached.h"
 #include "proc/ports.h"
 #include "proc/secret_file.h"
 
@@ -157,13 +158,17 @@ std::vector<const NodeConfig*> agent_stop_order(Context& context) {
   return standbys;
 }
 
-// A host crash: the agent and its postmaster die at the same instant.
+// A host crash: the agent, what it started (its watchdog, a backup's pgBackRest and workers)
+// and its postmaster die at the same instant — a pgBackRest left running held the stanza's
+// lock half a minute after the "crash" (BackupTest).
 Status crash_with_agent(Context& context, const NodeConfig& node) {
   auto agent = find_agent(context.config, node);
   if (!agent) return std::unexpected(agent.error());
   auto postmaster = running_postmaster(node.data_dir);
   if (*agent) {
+    std::vector<pid_t> started = descendants_of(**agent);
     if (auto ok = kill_agent(context.config, node, SIGKILL); !ok) return ok;
+    for (pid_t pid : started) kill(pid, SIGKILL);
   }
   if (postmaster) kill(*postmaster, SIGKILL);
   if (!*agent && !postmaster) {

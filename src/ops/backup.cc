@@ -114,10 +114,13 @@ std::optional<BackupProgress> parse_backup_progress(std::string_view line) {
   if (has("INFO: new backup label = ")) return BackupProgress{Phase::kDone, 100};
   // DETAIL: backup file /data/base/5/16384 (274.2MB, 92.54%) checksum ...
   // DETAIL: match file from prior backup /data/base/1/1255 (768KB, 3.10%) checksum ...
-  static const std::regex kFile(R"(DETAIL: (backup file|match file from prior backup) .* \([^,()]*, ([0-9]{1,3}(\.[0-9]+)?)%\))");
+  // (and "checksum resumed file"; a bundle adds a field before the size): the share is the
+  // last field in the parentheses after the file's name.
+  if (!has("DETAIL: ") || !has(" file ")) return std::nullopt;
+  static const std::regex kShare(R"(\((?:[^()]*, )?([0-9]{1,3}(\.[0-9]+)?)%\))");
   std::match_results<std::string_view::const_iterator> found;
-  if (std::regex_search(line.begin(), line.end(), found, kFile)) {
-    return BackupProgress{Phase::kCopying, std::stod(found[2].str())};
+  if (std::regex_search(line.begin(), line.end(), found, kShare)) {
+    return BackupProgress{Phase::kCopying, std::stod(found[1].str())};
   }
   return std::nullopt;
 }
@@ -201,20 +204,27 @@ Status check_stanza_free(const ClusterConfig& config, ProcessRunner& runner) {
   auto result = runner.run(spec);
   if (!result) return std::unexpected(result.error());
   if (result->exit_code != 0) {
-    return fail(ErrorCode::kFailed, fmt::format("pgbackrest info of {} failed: {}",
-                                                config.backup.repository,
-                                                failure_line(result->output)));
+    return fail(ErrorCode::kFailed,
+                fmt::format("pgbackrest info of {} failed: {}", config.backup.repository,
+                            failure_line(result->output)));
   }
   auto info = parse_backrest_info(result->output, config.stanza());
   if (!info) return std::unexpected(info.error());
   if (!info->stanza_exists()) return {};
+  if (info->system_ids.empty()) {  // a half-made stanza, or one pgBackRest cannot read
+    return fail(ErrorCode::kAlreadyExists,
+                fmt::format("backup.repository {} has stanza {}, which pgBackRest reads as: {}; "
+                            "a new cluster needs a stanza of its own (set backup.stanza); "
+                            "nothing was made",
+                            config.backup.repository, config.stanza(), info->status));
+  }
   return fail(ErrorCode::kAlreadyExists,
               fmt::format("backup.repository {} already holds stanza {} (a database with system "
-                          "identifier {}): a new cluster needs a stanza of its own (set "
-                          "backup.stanza, or move the old one aside); nothing was made",
-                          config.backup.repository, config.stanza(),
-                          info->system_ids.empty() ? std::string("unknown")
-                                                   : info->system_ids.back()));
+                          "identifier {}, {} backups): a new cluster needs a stanza of its own "
+                          "(set backup.stanza; `pgbackrest --stanza={} stop` then `stanza-delete` "
+                          "removes one no longer wanted); nothing was made",
+                          config.backup.repository, config.stanza(), info->system_ids.back(),
+                          info->backups.size(), config.stanza()));
 }
 
 Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::string> args,
@@ -233,14 +243,20 @@ Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::strin
   if (!result) return std::unexpected(result.error());
   if (result->exit_code != 0) {
     std::string reason = failure_line(result->output);
-    // pgBackRest's LockAcquireError: another of its processes holds the stanza's lock (a
-    // backup of a node that was the primary, still ending).
+    // pgBackRest's LockAcquireError when another of its processes holds the stanza's lock (a
+    // backup of a node that was the primary, still ending) — not when the lock file cannot be
+    // opened, the same code; FileMissingError when the stanza was never created — not for any
+    // other missing file. By their hints (pgBackRest 2.45).
     constexpr int kLockHeld = 50;
-    // FileMissingError: a stanza never created, among others.
     constexpr int kFileMissing = 55;
-    return fail(result->exit_code == kLockHeld      ? ErrorCode::kConflict
-                : result->exit_code == kFileMissing ? ErrorCode::kNotFound
-                                                    : ErrorCode::kFailed,
+    bool busy = result->exit_code == kLockHeld &&
+                result->output.find("is another pgBackRest process running?") != std::string::npos;
+    bool no_stanza =
+        result->exit_code == kFileMissing &&
+        result->output.find("has a stanza-create been performed?") != std::string::npos;
+    return fail(busy        ? ErrorCode::kConflict
+                : no_stanza ? ErrorCode::kNotFound
+                            : ErrorCode::kFailed,
                 fmt::format("pgbackrest {} failed (exit {}): {}", args.empty() ? "" : args.back(),
                             result->exit_code, reason.empty() ? "no output" : reason));
   }
@@ -261,31 +277,24 @@ Status BackRest::check(const NodeConfig& primary) {
   return {};
 }
 
-namespace {
-
-// pgBackRest refuses a backup while the primary's last checkpoint is of an older timeline than
-// its WAL ("WAL timeline 2 does not match pg_control timeline 1"): a freshly promoted primary's
-// first checkpoint is a spread one. Found by BackupTest: the new primary's agent, taking again
-// the backup a failover interrupted, failed so and lost the slot. A checkpoint then, at once.
 Status checkpoint_after_promotion(const ClusterConfig& config, const NodeConfig& primary) {
-  auto connection = connect_admin(config, primary);
-  if (!connection) return std::unexpected(connection.error());
-  auto checkpointed = checkpoint_wal(*connection);
-  if (!checkpointed) return std::unexpected(checkpointed.error());
-  auto writing = primary_timeline(*connection);
-  if (!writing) return std::unexpected(writing.error());
-  if (checkpointed->timeline >= *writing) return {};
-  return checkpoint(*connection);
+  auto checked = [&]() -> Status {
+    auto connection = connect_admin(config, primary);
+    if (!connection) return std::unexpected(connection.error());
+    auto checkpointed = checkpoint_wal(*connection);
+    if (!checkpointed) return std::unexpected(checkpointed.error());
+    auto writing = primary_timeline(*connection);
+    if (!writing) return std::unexpected(writing.error());
+    if (checkpointed->timeline >= *writing) return {};
+    return checkpoint(*connection);
+  }();
+  if (checked) return {};
+  return fail(ErrorCode::kFailed,
+              fmt::format("{} before the backup: {}", primary.name, checked.error().message));
 }
-
-}  // namespace
 
 Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
                         const std::function<void(const BackupProgress&)>& on_progress) {
-  if (auto ok = checkpoint_after_promotion(config_, primary); !ok) {
-    return fail(ok.error().code,
-                fmt::format("{} before the backup: {}", primary.name, ok.error().message));
-  }
   std::vector<std::string> args = {fmt::format("--type={}", backup_type_name(type))};
   std::function<void(std::string_view)> on_line;
   if (on_progress) {
@@ -306,9 +315,9 @@ Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, Ba
   args.push_back("backup");
   auto done = run(primary, args, std::chrono::hours(24), on_line);
   if (!done && done.error().code == ErrorCode::kNotFound) {
-    // No stanza yet: made, then the backup again. Not made before every backup: a
-    // stanza-create takes 0.6 s here, an eighth of a small backup (bench: the wrapper's cost).
-    // pgBackRest's backup itself refuses a stanza of another database.
+    // No stanza yet (pgBackRest refuses at once): made, then the backup again. Not made before
+    // every backup: a stanza-create takes 0.6 s here, an eighth of a small backup (bench: the
+    // wrapper's cost). pgBackRest's backup itself refuses a stanza of another database.
     if (auto ok = create_stanza(primary); !ok) return ok;
     done = run(primary, std::move(args), std::chrono::hours(24), std::move(on_line));
   }
@@ -558,24 +567,23 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
   std::optional<RecoveryState> reached;
   std::string last_error;
   bool stopped = false;
-  bool done =
-      poll_until(context.clock, std::chrono::hours(12), std::chrono::milliseconds(50), [&] {
-        if (!running_postmaster(copy.data_dir)) return stopped = true;
-        // Over its socket: on this machine, whatever TCP and TLS the cluster's nodes use.
-        auto connection = connect_local_admin(config, copy);
-        if (!connection) {
-          last_error = connection.error().message;
-          return false;
-        }
-        auto state = recovery_state(*connection);
-        if (!state) {
-          last_error = state.error().message;
-          return false;
-        }
-        if (state->progress == RecoveryProgress::kReplaying) return false;
-        reached = *state;
-        return true;
-      });
+  bool done = poll_until(context.clock, std::chrono::hours(12), std::chrono::milliseconds(50), [&] {
+    if (!running_postmaster(copy.data_dir)) return stopped = true;
+    // Over its socket: on this machine, whatever TCP and TLS the cluster's nodes use.
+    auto connection = connect_local_admin(config, copy);
+    if (!connection) {
+      last_error = connection.error().message;
+      return false;
+    }
+    auto state = recovery_state(*connection);
+    if (!state) {
+      last_error = state.error().message;
+      return false;
+    }
+    if (state->progress == RecoveryProgress::kReplaying) return false;
+    reached = *state;
+    return true;
+  });
   if (stopped) {
     return fail(ErrorCode::kFailed,
                 fmt::format("the restored copy stopped before its target: {} (its data is kept "

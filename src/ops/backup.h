@@ -91,6 +91,13 @@ Status check_backup_repository(const ClusterConfig& config, const OsUser& os_use
 // segment. Read before initdb, so that nothing is made (issue 18.6).
 Status check_stanza_free(const ClusterConfig& config, ProcessRunner& runner);
 
+// pgBackRest refuses a backup while the primary's last checkpoint is of an older timeline than
+// its WAL ("WAL timeline 2 does not match pg_control timeline 1"): a freshly promoted primary's
+// first checkpoint is a spread one. Found by BackupTest: the new primary's agent, taking again
+// the backup a failover interrupted, failed so and lost the slot. Run before every backup: a
+// checkpoint then, at once, and nothing otherwise.
+Status checkpoint_after_promotion(const ClusterConfig& config, const NodeConfig& primary);
+
 // pgBackRest for one cluster, run as its OS user.
 class BackRest {
  public:
@@ -102,7 +109,9 @@ class BackRest {
   // pgbackrest check on the primary: WAL reaches the archive (a WAL switch, then waits for it).
   Status check(const NodeConfig& primary);
   // A backup of `type`; from `standby` when given (the primary only starts and stops it).
-  // `on_progress`, when given, hears where it is as it goes.
+  // `on_progress`, when given, hears where it is as it goes. Makes the stanza first when
+  // pgBackRest says there is none. A failure because another pgBackRest process holds the
+  // stanza's lock is kConflict. Callers run checkpoint_after_promotion before.
   Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
                 const std::function<void(const BackupProgress&)>& on_progress = {});
   Result<RepositoryInfo> info(const NodeConfig& node);

@@ -18,4 +18,9 @@ Result<pid_t> spawn_detached(const std::string& program, const std::vector<std::
 // This running program's own path, to start more of itself.
 std::string own_executable();
 
+// Every process descended from `pid` (children, theirs, ...), from /proc: what a host crash
+// takes down with an agent (the pgBackRest a backup runs, and its workers in process groups of
+// their own).
+std::vector<pid_t> descendants_of(pid_t pid);
+
 }  // namespace tandem

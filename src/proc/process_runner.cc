@@ -61,24 +61,51 @@ std::vector<std::string> child_environment(const ProcessSpec& spec, const OsUser
   _exit(127);
 }
 
-// Hands each complete line of `output` from `from` on to `on_line`; returns where the next
-// line starts.
-std::size_t pass_lines(const std::string& output, std::size_t from,
-                       const std::function<void(std::string_view)>& on_line) {
-  if (!on_line) return from;
-  while (true) {
-    std::size_t end = output.find('\n', from);
-    if (end == std::string::npos) return from;
-    on_line(std::string_view(output).substr(from, end - from));
-    from = end + 1;
+// What a child's output goes through as it comes: each line to the spec's on_line (one that
+// throws hears nothing more: the child is still reaped), and with one, only the last 64 KiB
+// kept in the result (pgBackRest's detail log is a line per file).
+class LineFeed {
+ public:
+  LineFeed(const std::function<void(std::string_view)>& on_line, std::string& output)
+      : on_line_(on_line), output_(output) {}
+  void add(const char* data, std::size_t size) {
+    output_.append(data, size);
+    while (on_line_) {
+      std::size_t end = output_.find('\n', next_);
+      if (end == std::string::npos) break;
+      pass(std::string_view(output_).substr(next_, end - next_));
+      next_ = end + 1;
+    }
+    if (on_line_ && next_ > kKept * 4) {
+      std::size_t cut = next_ - kKept;
+      output_.erase(0, cut);
+      next_ -= cut;
+    }
   }
-}
+  void end() {  // a last line without a newline
+    if (on_line_ && next_ < output_.size()) pass(std::string_view(output_).substr(next_));
+    next_ = output_.size();
+  }
+
+ private:
+  static constexpr std::size_t kKept = 64 * 1024;
+  void pass(std::string_view line) {
+    try {
+      on_line_(line);
+    } catch (...) {
+      on_line_ = nullptr;
+    }
+  }
+  std::function<void(std::string_view)> on_line_;
+  std::string& output_;
+  std::size_t next_ = 0;
+};
 
 // Reads the child's output until it closes its end; kills the group when the deadline passes.
 bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output,
            const std::function<void(std::string_view)>& on_line) {
   char buffer[4096];
-  std::size_t next_line = 0;
+  LineFeed feed(on_line, output);
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
@@ -91,9 +118,11 @@ bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output,
     if (ready <= 0) continue;
     ssize_t count = read(fd, buffer, sizeof(buffer));
     if (count < 0 && errno == EINTR) continue;
-    if (count <= 0) return true;
-    output.append(buffer, static_cast<std::size_t>(count));
-    next_line = pass_lines(output, next_line, on_line);
+    if (count <= 0) {
+      feed.end();
+      return true;
+    }
+    feed.add(buffer, static_cast<std::size_t>(count));
   }
 }
 

@@ -26,8 +26,9 @@ struct ProcessSpec {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   // Let the child write its stderr to ours (a progress bar on a terminal) instead of capturing.
   bool stderr_to_terminal = false;
-  // Called with each line of its output as it comes (without the newline), from the thread
-  // that runs it: a progress display. The output is captured all the same.
+  // Called with each line of its output as it comes (without the newline; the last one too),
+  // from the thread that runs it: a progress display. One that throws is called no more. With
+  // it, ProcessResult::output keeps the output's last 64 KiB at least, not all of it.
   std::function<void(std::string_view line)> on_line;
 };
 

@@ -314,7 +314,8 @@ class ChaosSummary : public ::testing::Environment {
         "from the fault's start until one primary has every other node streaming (a cut's 10 s "
         "included).\n\nRun on "
         "{} with `scripts/chaos-multihost` (TANDEM_CHAOS_TRIALS={} TANDEM_CHAOS_SEED={}{}), "
-        "from {}.\n\n| fault | trials (sync) | outage median / max (s) | all streaming median / max "
+        "from {}.\n\n| fault | trials (sync) | outage median / max (s) | all streaming median / "
+        "max "
         "(s) | acknowledged writes lost (async / sync) | split brains | writes acknowledged "
         "late (in flight through a freeze) | extra promotions | failures to recover "
         "|\n|---|---|---|---|---|---|---|---|---|\n",
@@ -367,8 +368,8 @@ class ChaosSummary : public ::testing::Environment {
                         {"commit", bench::commit_of(source_)},
                         {"faults", faults}};
     std::filesystem::create_directories(out);
-    std::string base = env_text("TANDEM_CHAOS_NAME").empty() ? "chaos-multihost"
-                                                               : env_text("TANDEM_CHAOS_NAME");
+    std::string base =
+        env_text("TANDEM_CHAOS_NAME").empty() ? "chaos-multihost" : env_text("TANDEM_CHAOS_NAME");
     std::ofstream(std::string(out) + "/" + base + ".json") << json.dump(2) << "\n";
     std::ofstream(std::string(out) + "/" + base + ".md") << markdown;
     std::cout << "\n" << markdown;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "api/cluster_json.h"
 #include "dcs/cluster_layout.h"
 
@@ -91,6 +93,8 @@ TEST(BackupProgress, ReadFromPgBackRestsDetailLog) {
       {"P00   INFO: new backup label = 20261205-134216F", Phase::kDone, 100},
       {"P00   INFO: backup command begin 2.45: --config=/x --type=full", std::nullopt},
       {"P01 DETAIL: backup file /x (8KB, many%)", std::nullopt},
+      {"P01 DETAIL: backup file /x (bundle 1/8192, 8KB, 41.5%) checksum 1", Phase::kCopying, 41.5},
+      {"P01 DETAIL: checksum resumed file /x (8KB, 12%)", Phase::kCopying, 12},
       {"WARN: option 'repo1-retention-full' is not set", std::nullopt},
       {"", std::nullopt},
   };
@@ -106,23 +110,88 @@ TEST(BackupProgress, ReadFromPgBackRestsDetailLog) {
   // For a log: each phase once, the copy by tenths.
   ProgressSteps steps;
   std::vector<std::string> said;
-  for (BackupProgress progress :
-       std::vector<BackupProgress>{{Phase::kCheckpoint},
-                                   {Phase::kCopying, 0},
-                                   {Phase::kCopying, 3.5},
-                                   {Phase::kCopying, 19.99},
-                                   {Phase::kCopying, 20},
-                                   {Phase::kCopying, 73},
-                                   {Phase::kCopying, 100},
-                                   {Phase::kCopying, 100},
-                                   {Phase::kArchiving, 100},
-                                   {Phase::kDone, 100}}) {
+  for (BackupProgress progress : std::vector<BackupProgress>{{Phase::kCheckpoint},
+                                                             {Phase::kCopying, 0},
+                                                             {Phase::kCopying, 3.5},
+                                                             {Phase::kCopying, 19.99},
+                                                             {Phase::kCopying, 20},
+                                                             {Phase::kCopying, 73},
+                                                             {Phase::kCopying, 100},
+                                                             {Phase::kCopying, 100},
+                                                             {Phase::kArchiving, 100},
+                                                             {Phase::kDone, 100}}) {
     if (auto step = steps.next(progress)) said.push_back(progress_text(*step));
   }
   EXPECT_EQ(said, (std::vector<std::string>{
                       "waiting for the primary's checkpoint", "copying 0.0 %", "copying 10.0 %",
                       "copying 20.0 %", "copying 70.0 %", "copying 100.0 %",
                       "copied; waiting for its WAL to reach the archive", "in the repository"}));
+}
+
+// pgBackRest as a script: each run answers the next scripted result, and is recorded.
+class ScriptedBackRest final : public ProcessRunner {
+ public:
+  explicit ScriptedBackRest(std::vector<ProcessResult> answers) : answers_(std::move(answers)) {}
+  Result<ProcessResult> run(const ProcessSpec& spec) override {
+    calls.push_back(spec.args);
+    ProcessResult answer = answers_.at(calls.size() - 1);
+    if (spec.on_line) {
+      std::istringstream lines(answer.output);
+      for (std::string line; std::getline(lines, line);) spec.on_line(line);
+    }
+    return answer;
+  }
+  std::vector<std::vector<std::string>> calls;
+
+ private:
+  std::vector<ProcessResult> answers_;
+};
+
+TEST(BackRestBackup, MakesTheStanzaOnlyWhenPgBackRestSaysThereIsNone) {
+  ClusterConfig config;
+  config.name = "c1";
+  config.backup.repository = "/repo";
+  NodeConfig primary{.name = "node1", .port = 5432, .data_dir = "/data/node1"};
+  const std::string no_stanza =
+      "ERROR: [055]: unable to load info file '/repo/backup/c1/backup.info':\n"
+      "       HINT: has a stanza-create been performed?\n";
+  const std::string copied =
+      "P01 DETAIL: backup file /data/node1/base/1/1 (8KB, 100.00%) checksum 1\n";
+  // No stanza: made, then the same backup again, its progress heard.
+  ScriptedBackRest runner({{55, no_stanza}, {0, ""}, {0, copied}});
+  std::vector<double> heard;
+  auto done = BackRest(config, runner)
+                  .backup(primary, nullptr, BackupType::kFull, [&](const BackupProgress& progress) {
+                    heard.push_back(progress.percent);
+                  });
+  ASSERT_TRUE(done) << done.error().message;
+  ASSERT_EQ(runner.calls.size(), 3u);
+  EXPECT_EQ(runner.calls[1].back(), "stanza-create");
+  EXPECT_EQ(runner.calls[2], runner.calls[0]) << "the backup again, as asked";
+  EXPECT_EQ(heard, (std::vector<double>{100}));
+
+  // Another missing file: no stanza-create, the error as pgBackRest said it.
+  ScriptedBackRest other({{55, "ERROR: [055]: unable to open missing file '/x/pgbackrest.conf'"}});
+  done = BackRest(config, other).backup(primary, nullptr, BackupType::kFull);
+  ASSERT_FALSE(done);
+  EXPECT_EQ(other.calls.size(), 1u);
+  EXPECT_EQ(done.error().code, ErrorCode::kFailed);
+
+  // The stanza's lock held by another pgBackRest: kConflict (tried again soon); the lock file
+  // unreadable, the same exit code: a plain failure.
+  ScriptedBackRest locked({{50,
+                            "ERROR: [050]: unable to acquire lock on file 'x': Resource "
+                            "temporarily unavailable\n       HINT: is another pgBackRest process "
+                            "running?\n"}});
+  done = BackRest(config, locked).backup(primary, nullptr, BackupType::kIncr);
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.error().code, ErrorCode::kConflict);
+  ScriptedBackRest denied({{50,
+                            "ERROR: [050]: unable to acquire lock on file 'x': Permission "
+                            "denied\n"}});
+  done = BackRest(config, denied).backup(primary, nullptr, BackupType::kIncr);
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.error().code, ErrorCode::kFailed);
 }
 
 TEST(RestoreTarget, EachKindAsPgBackRestTakesIt) {

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 
 #include "local/local_agents.h"
 #include "proc/os_user.h"
@@ -273,7 +274,28 @@ TEST(ProcessRunner, HandsOnEachLineAsItComesAndStillCapturesAll) {
   auto done = runner.run(spec);
   ASSERT_TRUE(done) << done.error().message;
   EXPECT_EQ(done->output, "one\ntwo\nthree");
-  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two"}));
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
+
+  // A callback that throws hears no more, and the child is still waited for.
+  int heard = 0;
+  spec.on_line = [&](std::string_view) {
+    ++heard;
+    throw std::runtime_error("stderr closed");
+  };
+  done = runner.run(spec);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(heard, 1);
+  EXPECT_EQ(done->exit_code, 0);
+
+  // With a callback, a long output keeps its end (the lines all heard).
+  int count = 0;
+  spec.args = {"-c", "seq 1 200000"};
+  spec.on_line = [&](std::string_view) { ++count; };
+  done = runner.run(spec);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(count, 200000);
+  EXPECT_LT(done->output.size(), 300'000u);
+  EXPECT_TRUE(done->output.ends_with("199999\n200000\n"));
 }
 
 TEST(CheckPortFree, SaysWhatIsWrong) {
