@@ -481,6 +481,8 @@ Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb
     if (auto ok = cluster.tandem_ok(args); !ok) return std::unexpected(ok.error());
   }
   cluster.exec("node2", "UPDATE fill SET pad = 'y' WHERE g % 1000 = 0");
+  // pg_rewind copies every WAL segment of the source whole, recycled ones too: how much there is.
+  auto source_wal = cluster.value("node2", "SELECT sum(size)::text AS v FROM pg_ls_waldir()");
   auto rewind = timed([&] { return cluster.tandem_ok({"rejoin", "node1"}); });
   if (!rewind) return std::unexpected(rewind.error());
   if (auto ok = cluster.tandem_ok({"local", "stop", "node1"}); !ok)
@@ -489,7 +491,9 @@ Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb
   auto reclone = timed([&] { return cluster.tandem_ok({"clone", "node1"}); });
   if (!reclone) return std::unexpected(reclone.error());
   std::string size = fmt::format("{} MB", size_mb);
-  return std::vector<Sample>{{"rejoin " + size + ": by pg_rewind (s)", *rewind},
+  double wal_mb = source_wal ? std::stod(*source_wal) / (1 << 20) : 0;
+  return std::vector<Sample>{{"rejoin " + size + ": the new primary's pg_wal (MB)", wal_mb},
+                             {"rejoin " + size + ": by pg_rewind (s)", *rewind},
                              {"rejoin " + size + ": by reclone (s)", *reclone},
                              {"rejoin " + size + ": rewind / reclone", *rewind / *reclone}};
 }
