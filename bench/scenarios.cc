@@ -407,6 +407,24 @@ void fill(const BenchCluster& cluster, const std::string& primary, int size_mb) 
                                     size_mb * 900));
 }
 
+// fill() on node1, then until node2 has it all.
+void fill_and_replicate(const BenchCluster& cluster, int size_mb) {
+  fill(cluster, "node1", size_mb);
+  wait_for(
+      [&] {
+        return cluster.value("node2", "SELECT count(*)::text AS v FROM fill") ==
+               std::to_string(size_mb * 900);
+      },
+      std::chrono::minutes(5));
+}
+
+// The cluster's backup.repository, made for its OS user.
+Status make_repository(const BenchCluster& cluster) {
+  auto os_user = lookup_os_user(cluster.config().os_user);
+  if (!os_user) return std::unexpected(os_user.error());
+  return ensure_owned_dir(cluster.config().backup.repository, *os_user, 0700);
+}
+
 template <typename F>
 Result<double> timed(F action) {
   auto start = std::chrono::steady_clock::now();
@@ -469,13 +487,7 @@ Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb
   BenchCluster cluster(options.tandem_binary, 1,
                        [](ClusterConfig& config) { config.ha.agents = false; });
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
-  fill(cluster, "node1", size_mb);
-  wait_for(
-      [&] {
-        return cluster.value("node2", "SELECT count(*)::text AS v FROM fill") ==
-               std::to_string(size_mb * 900);
-      },
-      std::chrono::minutes(5));
+  fill_and_replicate(cluster, size_mb);
   for (const auto& args :
        std::vector<std::vector<std::string>>{{"local", "crash", "node1"}, {"promote", "node2"}}) {
     if (auto ok = cluster.tandem_ok(args); !ok) return std::unexpected(ok.error());
@@ -565,19 +577,11 @@ Result<std::vector<Sample>> backup_restore_time(const BenchOptions& options, int
         std::filesystem::path(config.nodes.front().data_dir).parent_path().string() + "/repo";
   });
   const ClusterConfig& config = cluster.config();
+  if (auto ok = make_repository(cluster); !ok) return std::unexpected(ok.error());
   auto os_user = lookup_os_user(config.os_user);
   if (!os_user) return std::unexpected(os_user.error());
-  if (auto ok = ensure_owned_dir(config.backup.repository, *os_user, 0700); !ok) {
-    return std::unexpected(ok.error());
-  }
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
-  fill(cluster, "node1", size_mb);
-  wait_for(
-      [&] {
-        return cluster.value("node2", "SELECT count(*)::text AS v FROM fill") ==
-               std::to_string(size_mb * 900);
-      },
-      std::chrono::minutes(5));
+  fill_and_replicate(cluster, size_mb);
   const NodeConfig& primary = *config.find_node("node1");
   const NodeConfig& standby = *config.find_node("node2");
   std::string conf = primary.data_dir + "/" + kPgBackRestConfName;
@@ -643,11 +647,7 @@ Result<std::vector<Sample>> archive_catch_up_time(const BenchOptions& options, i
     config.backup.repository =
         std::filesystem::path(config.nodes.front().data_dir).parent_path().string() + "/repo";
   });
-  auto os_user = lookup_os_user(cluster.config().os_user);
-  if (!os_user) return std::unexpected(os_user.error());
-  if (auto ok = ensure_owned_dir(cluster.config().backup.repository, *os_user, 0700); !ok) {
-    return std::unexpected(ok.error());
-  }
+  if (auto ok = make_repository(cluster); !ok) return std::unexpected(ok.error());
   if (auto ok = up(cluster); !ok) return std::unexpected(ok.error());
   fill(cluster, "node1", size_mb);
   if (!wait_for([&] { return cluster.streams("node1", "node2"); }, std::chrono::minutes(5))) {
