@@ -271,8 +271,8 @@ void add_local_kill_pg(CLI::App& local, CliState& state) {
 void add_local_crash(CLI::App& local, CliState& state) {
   auto* crash = local.add_subcommand(
       "crash",
-      "Crash NODE: its agent and PostgreSQL killed together (without agents: pg_ctl "
-      "stop -m immediate)");
+      "Crash NODE: its agent, what the agent started and PostgreSQL killed together (without "
+      "agents: pg_ctl stop -m immediate)");
   auto node = std::make_shared<std::string>();
   crash->add_option("node", *node, "Node name")->required();
   crash->callback([&state, node] {
