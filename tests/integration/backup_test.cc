@@ -329,18 +329,24 @@ TEST_F(BackupTest, AFailoverInTheMiddleOfAScheduledBackupHandsItsSlotToTheNewPri
   // Enough to copy for several seconds (pgBackRest compresses every file).
   exec("node1",
        "CREATE TABLE big AS SELECT g, md5(g::text) AS m FROM generate_series(1, 4000000) g");
-  // The next slot's backup, caught copying (the big table's file, the largest, comes first).
-  std::regex copying(R"(scheduled backup \(incr\) of the slot from ([0-9]+) ms: copying 0\.0 %)");
+  // The first backup that starts once the table is whole, caught copying (the big table's
+  // file, the largest, comes first; it takes seconds). One that started before may be short.
+  std::size_t table_made = agent_log("node1").size();
+  std::regex started(R"(scheduled backup \(incr\) of the slot from ([0-9]+) ms: started from)");
   std::smatch found;
   std::string log;
   ASSERT_TRUE(eventually(
       [&] {
-        log = agent_log("node1");
-        return std::regex_search(log, found, copying);
+        log = agent_log("node1").substr(table_made);
+        return std::regex_search(log, found, started);
       },
-      std::chrono::seconds(90)))
+      std::chrono::seconds(150)))
       << log;
   std::string slot = found[1];
+  ASSERT_TRUE(eventually([&] {
+    return agent_log("node1").find("of the slot from " + slot + " ms: copying 0.0 %") !=
+           std::string::npos;
+  })) << agent_log("node1");
   auto crashed_at = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
