@@ -51,8 +51,6 @@ class BenchCluster {
   ClusterConfig config_;
 };
 
-// The processes whose parent is `parent` (a postmaster's backends, an agent's watchdog).
-std::vector<pid_t> children_of(pid_t parent);
 
 // Polls `done` every 10 ms for up to `timeout`.
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout);

@@ -19,6 +19,7 @@
 #include "local/local_agents.h"
 #include "pg/pg_binaries.h"
 #include "pg/server_files.h"
+#include "proc/detached.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"
@@ -432,6 +433,23 @@ Result<double> timed(F action) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// A program run as the cluster's OS user; fails with its output unless it exits 0.
+Status run_as_os_user(const BenchCluster& cluster, const std::string& program,
+                      std::vector<std::string> args) {
+  SystemProcessRunner runner;
+  auto result = runner.run({.program = program,
+                            .args = std::move(args),
+                            .env = {{"PGPASSFILE", cluster.config().password_file}},
+                            .run_as = cluster.config().os_user,
+                            .working_dir = "/tmp",
+                            .timeout = std::chrono::minutes(30)});
+  if (!result) return std::unexpected(result.error());
+  if (result->exit_code != 0) {
+    return fail(ErrorCode::kFailed, fmt::format("{} failed: {}", program, result->output));
+  }
+  return {};
+}
+
 Status move_aside(const BenchCluster& cluster, const std::string& node) {
   const NodeConfig* config = cluster.config().find_node(node);
   std::error_code error;
@@ -459,22 +477,15 @@ Result<std::vector<Sample>> clone_time(const BenchOptions& options, int size_mb)
   auto os_user = lookup_os_user(cluster.config().os_user);
   if (!os_user) return std::unexpected(os_user.error());
   if (auto ok = ensure_owned_dir(target, *os_user, 0700); !ok) return std::unexpected(ok.error());
-  auto bare = timed([&]() -> Status {
-    auto result = runner.run(
-        {.program = binaries->path("pg_basebackup"),
-         .args = {"-D", target, "-X", "stream", "--checkpoint=fast",
-                  "--dbname=" +
-                      make_conninfo(
-                          {{"host", "127.0.0.1"},
-                           {"port", std::to_string(cluster.config().find_node("node1")->port)},
-                           {"user", cluster.config().replication.user},
-                           {"passfile", cluster.config().password_file}})},
-         .run_as = cluster.config().os_user,
-         .working_dir = "/tmp"});
-    if (!result || result->exit_code != 0) {
-      return fail(ErrorCode::kFailed, result ? result->output : result.error().message);
-    }
-    return {};
+  auto bare = timed([&] {
+    return run_as_os_user(
+        cluster, binaries->path("pg_basebackup"),
+        {"-D", target, "-X", "stream", "--checkpoint=fast",
+         "--dbname=" +
+             make_conninfo({{"host", "127.0.0.1"},
+                            {"port", std::to_string(cluster.config().find_node("node1")->port)},
+                            {"user", cluster.config().replication.user},
+                            {"passfile", cluster.config().password_file}})});
   });
   if (!bare) return std::unexpected(bare.error());
   std::string size = fmt::format("{} MB", size_mb);
@@ -511,23 +522,6 @@ Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb
 }
 
 namespace {
-
-// A program run as the cluster's OS user; fails with its output unless it exits 0.
-Status run_as_os_user(const BenchCluster& cluster, const std::string& program,
-                      std::vector<std::string> args) {
-  SystemProcessRunner runner;
-  auto result = runner.run({.program = program,
-                            .args = std::move(args),
-                            .env = {{"PGPASSFILE", cluster.config().password_file}},
-                            .run_as = cluster.config().os_user,
-                            .working_dir = "/tmp",
-                            .timeout = std::chrono::minutes(30)});
-  if (!result) return std::unexpected(result.error());
-  if (result->exit_code != 0) {
-    return fail(ErrorCode::kFailed, fmt::format("{} failed: {}", program, result->output));
-  }
-  return {};
-}
 
 // What someone running pgBackRest by hand does for a copy promoted at the backup's end: restore,
 // drop the standby.signal a backup from a standby carries, start it on a port of its own with

@@ -6,30 +6,16 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "local/local_agents.h"
 #include "pg/postmaster.h"
+#include "proc/detached.h"
 #include "proc/os_user.h"
 
 namespace tandem::bench {
 namespace {
 
 using std::chrono::milliseconds;
-
-// The parent of `pid`, from /proc/PID/stat ("pid (comm) state ppid ..."); 0 if unknown.
-pid_t parent_of(pid_t pid) {
-  std::string text = read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
-  std::size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(text.substr(close + 1));
-  std::string state;
-  pid_t parent = 0;
-  rest >> state >> parent;
-  return parent;
-}
 
 }  // namespace
 
@@ -91,15 +77,9 @@ std::vector<pid_t> Starver::targets() const {
     if (auto postmaster = running_postmaster(node.data_dir)) parents.push_back(*postmaster);
   }
   found.insert(found.end(), parents.begin(), parents.end());
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
-    std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    pid_t pid = std::stoi(name);
-    pid_t parent = parent_of(pid);
-    for (pid_t each : parents) {
-      if (parent == each) found.push_back(pid);
-    }
+  for (pid_t parent : parents) {
+    std::vector<pid_t> children = children_of(parent);
+    found.insert(found.end(), children.begin(), children.end());
   }
   std::lock_guard lock(mutex_);
   std::erase_if(found, [&](pid_t pid) { return held_.contains(pid); });

@@ -5,10 +5,10 @@
 
 #include <cctype>
 #include <cerrno>
-#include <filesystem>
 #include <fstream>
 #include <vector>
 
+#include "proc/detached.h"
 #include "proc/os_user.h"
 
 namespace tandem {
@@ -55,20 +55,6 @@ bool process_alive(pid_t pid) {
   return code != 'Z' && code != 'X';
 }
 
-namespace {
-
-// The parent of `pid`, from /proc/pid/stat ("pid (comm) state ppid ..."); 0 when unknown.
-pid_t parent_of(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  std::size_t close = line.rfind(')');
-  if (close == std::string::npos || close + 4 >= line.size()) return 0;
-  return static_cast<pid_t>(std::strtol(line.c_str() + close + 4, nullptr, 10));
-}
-
-}  // namespace
-
 std::optional<std::string> waiting_segment(std::string title) {
   constexpr std::string_view kProgram = "postgres: ";
   constexpr std::string_view kWaiting = "startup waiting for ";
@@ -87,15 +73,9 @@ std::optional<std::string> waiting_segment(std::string title) {
 }
 
 std::optional<std::string> recovery_waiting_for(pid_t postmaster) {
-  std::error_code error;
-  for (std::filesystem::directory_iterator it("/proc", error), end; !error && it != end;
-       it.increment(error)) {
-    std::string pid = it->path().filename();
-    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
-    if (parent_of(pid) != postmaster) continue;
-    if (auto segment = waiting_segment(read_file("/proc/" + pid + "/cmdline").value_or(""))) {
-      return segment;
-    }
+  for (pid_t child : children_of(postmaster)) {
+    std::string cmdline = read_file("/proc/" + std::to_string(child) + "/cmdline").value_or("");
+    if (auto segment = waiting_segment(cmdline)) return segment;
   }
   return std::nullopt;
 }

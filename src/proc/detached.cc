@@ -49,8 +49,11 @@ std::string own_executable() {
   return std::filesystem::read_symlink("/proc/self/exe", error).string();
 }
 
-std::vector<pid_t> descendants_of(pid_t pid) {
-  std::multimap<pid_t, pid_t> children;  // parent -> child
+namespace {
+
+// Each running process under its parent, from /proc/PID/stat ("pid (comm) state ppid ...").
+std::multimap<pid_t, pid_t> children_by_parent() {
+  std::multimap<pid_t, pid_t> children;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
     std::string name = entry.path().filename().string();
@@ -65,6 +68,21 @@ std::vector<pid_t> descendants_of(pid_t pid) {
     pid_t parent = 0;
     if (rest >> state >> parent) children.emplace(parent, std::stoi(name));
   }
+  return children;
+}
+
+}  // namespace
+
+std::vector<pid_t> children_of(pid_t parent) {
+  std::multimap<pid_t, pid_t> children = children_by_parent();
+  std::vector<pid_t> found;
+  auto [first, last] = children.equal_range(parent);
+  for (auto it = first; it != last; ++it) found.push_back(it->second);
+  return found;
+}
+
+std::vector<pid_t> descendants_of(pid_t pid) {
+  std::multimap<pid_t, pid_t> children = children_by_parent();
   std::vector<pid_t> found;
   std::vector<pid_t> todo = {pid};
   while (!todo.empty()) {

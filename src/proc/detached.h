@@ -18,6 +18,9 @@ Result<pid_t> spawn_detached(const std::string& program, const std::vector<std::
 // This running program's own path, to start more of itself.
 std::string own_executable();
 
+// The processes whose parent is `parent` (a postmaster's backends, an agent's watchdog), from
+// /proc.
+std::vector<pid_t> children_of(pid_t parent);
 // Every process descended from `pid` (children, theirs, ...), from /proc: what a host crash
 // takes down with an agent (the pgBackRest a backup runs, and its workers in process groups of
 // their own).
