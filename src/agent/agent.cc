@@ -33,7 +33,9 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .synchronous_mode = config.ha.synchronous_mode,
           .quorum_fencing = config.on_several_machines(),
           .backup_schedule =
-              config.backup.enabled() ? config.backup.schedule : std::chrono::milliseconds(0),
+              // With a repository host, backups are taken there (tandem repository).
+          config.backup.enabled() && !config.backup.remote() ? config.backup.schedule
+                                                             : std::chrono::milliseconds(0),
           .backup_full_every = config.backup.full_every,
           .backup_repository = config.backup.enabled()};
 }

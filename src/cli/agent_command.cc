@@ -16,8 +16,11 @@
 #include "cli/commands.h"
 #include "core/member_change.h"
 #include "dcs/cluster_layout.h"
+#include "ops/backup.h"
 #include "ops/store_access.h"
+#include "pg/server_files.h"
 #include "proc/safe_file.h"
+#include "proc/supervised_process.h"
 
 namespace tandem {
 namespace {
@@ -81,6 +84,8 @@ struct AgentProcess {
   ServiceNotifier service;                    // systemd's notify socket, when it started the agent
   std::unique_ptr<CallbackRunner> callbacks;  // outlives the agent: runs its last on_stop
   std::unique_ptr<BackupRunner> backups;      // scheduled backups: outlives rebuilds
+  // pgBackRest's TLS server for the repository host (backup.repository_host): outlives rebuilds.
+  std::unique_ptr<SupervisedProcess> backup_server;
   std::unique_ptr<Agent> agent;
   std::unique_ptr<Store> api_store;
   std::unique_ptr<ApiServer> api;
@@ -132,6 +137,11 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
   }
   if (!process.backups && config.backup.enabled()) {
     process.backups = std::make_unique<BackupRunner>(config, self.name);
+  }
+  if (!process.backup_server && config.backup.remote()) {
+    process.backup_server = std::make_unique<SupervisedProcess>(
+        session.runner(), backrest_server_spec(config, self.data_dir + "/" + kPgBackRestConfName),
+        "pgBackRest's TLS server");
   }
   process.agent = std::make_unique<Agent>(
       AgentParts{.config = config,

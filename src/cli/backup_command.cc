@@ -31,6 +31,12 @@ Result<BackupSources> backup_sources(Context& context, bool from_primary) {
     return fail(ErrorCode::kInvalidArgument,
                 "tandem.yaml has no backup section (backup.repository): nothing to back up to");
   }
+  if (config.backup.remote() && !on_repository_host(config)) {
+    return fail(ErrorCode::kInvalidArgument,
+                fmt::format("backups are taken on the repository host {} (pgBackRest copies "
+                            "where the repository is): run this command there",
+                            config.backup.repository_host));
+  }
   if (auto ok = check_backup_repository(config, context.os_user); !ok) {
     return std::unexpected(ok.error());
   }
@@ -130,8 +136,15 @@ Status list_backups(Session& session, bool json) {
     return fail(ErrorCode::kInvalidArgument, "tandem.yaml has no backup section");
   }
   BackRest backrest(context.config, session.runner());
-  // Any node's settings name the same repository; the first one's will do.
-  auto info = backrest.info(context.config.nodes.front());
+  // Any node's settings name the same repository: this machine's first; the repository host's
+  // own there.
+  const NodeConfig* source = &context.config.nodes.front();
+  if (!on_repository_host(context.config)) {
+    auto local = node_with_backrest_conf(context.config);
+    if (!local) return std::unexpected(local.error());
+    source = *local;
+  }
+  auto info = backrest.info(*source);
   if (!info) return std::unexpected(info.error());
   if (json) {
     nlohmann::json out = {{"stanza", context.config.stanza()},
@@ -177,7 +190,10 @@ Status check_archive(Session& session) {
   auto sources = backup_sources(context, true);
   if (!sources) return std::unexpected(sources.error());
   BackRest backrest(context.config, session.runner());
-  if (auto ok = backrest.create_stanza(*sources->primary); !ok) return ok;
+  // With a repository host, `tandem repository` makes the stanza.
+  if (!context.config.backup.remote()) {
+    if (auto ok = backrest.create_stanza(*sources->primary); !ok) return ok;
+  }
   if (auto ok = backrest.check(*sources->primary); !ok) return ok;
   fmt::print("stanza {}: {}'s WAL reaches the repository {}\n", context.config.stanza(),
              sources->primary->name, context.config.backup.repository);

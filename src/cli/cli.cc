@@ -60,6 +60,7 @@ int run_cli(int argc, char** argv) {
   add_reload_command(app, state);
   add_member_command(app, state);
   add_backup_command(app, state);
+  add_repository_command(app, state);
   add_config_command(app, state);
   if (auto unknown = unknown_command(app, argc, argv)) {
     fmt::print(stderr, "tandem: error: {}\n", *unknown);

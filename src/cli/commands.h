@@ -36,6 +36,7 @@ void add_reinit_command(CLI::App& app, CliState& state);
 void add_slot_command(CLI::App& app, CliState& state);
 void add_local_command(CLI::App& app, CliState& state);
 void add_agent_command(CLI::App& app, CliState& state);
+void add_repository_command(CLI::App& app, CliState& state);
 void add_history_command(CLI::App& app, CliState& state);
 void add_control_commands(CLI::App& app, CliState& state);
 void add_dsn_command(CLI::App& app, CliState& state);

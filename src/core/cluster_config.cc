@@ -283,12 +283,36 @@ Status validate_backup(const ClusterConfig& config) {
     return invalid(
         fmt::format("backup.pgbackrest '{}' must be an absolute path", backup.pgbackrest));
   }
-  if (config.on_several_machines()) {
+  if (config.on_several_machines() && !backup.remote()) {
     return invalid(
-        "backup: a repository for nodes on several machines needs pgBackRest's repository host, "
-        "which tandem does not set up yet; use one machine or leave backup out");
+        "backup: nodes on several machines reach their repository on a repository host: set "
+        "backup.repository_host (its address) and run `tandem repository` there");
   }
-  for (const std::string* path : {&backup.repository, &backup.pgbackrest}) {
+  if (backup.remote()) {
+    if (!is_ip_address(backup.repository_host)) {
+      return invalid(
+          fmt::format("backup.repository_host '{}' must be an IP address", backup.repository_host));
+    }
+    if (backup.tls_port < 1 || backup.tls_port > 65535) {
+      return invalid("backup.tls_port must be between 1 and 65535");
+    }
+    const PostgresTlsConfig& tls = backup.tls;
+    if (!tls.enabled() || tls.key_file.empty() || tls.ca_file.empty()) {
+      return invalid(
+          "backup.repository_host: pgBackRest's TLS needs certificates: backup.tls (cert_file, "
+          "key_file, ca_file) or postgresql.tls");
+    }
+    for (const NodeConfig& node : config.nodes) {
+      if (node.host == backup.repository_host) {
+        return invalid(fmt::format(
+            "backup.repository_host {} is node {}'s address: the repository belongs on a "
+            "host of its own, which outlives any node",
+            backup.repository_host, node.name));
+      }
+    }
+  }
+  for (const std::string* path : {&backup.repository, &backup.pgbackrest, &backup.tls.cert_file,
+                                  &backup.tls.key_file, &backup.tls.ca_file}) {
     if (path->find_first_of("'\"\\$`\n") != std::string::npos) {
       return invalid(fmt::format("backup: '{}' may not hold quotes, '$', '`' or '\\'", *path));
     }

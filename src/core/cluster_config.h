@@ -119,23 +119,6 @@ struct EtcdConfig {
   bool enabled() const { return !endpoints.empty(); }
 };
 
-// Backups and the WAL archive, by pgBackRest (Debian's `pgbackrest`). With a repository, the
-// primary archives its WAL there, every standby can restore WAL from it, and `tandem backup`
-// takes backups from a streaming standby. One machine only for now: a
-// repository on several machines needs pgBackRest's repository host.
-struct BackupConfig {
-  std::string repository;  // repo1-path, an absolute directory the OS user may write; "": none
-  std::string stanza;      // pgBackRest's name for the cluster; "": the cluster's name
-  int retention_full = 2;  // full backups kept (repo1-retention-full); older ones expire
-  std::string pgbackrest = "/usr/bin/pgbackrest";
-  // Backups taken by the primary's agent: one per `schedule` (0: none), a full one when the last
-  // full is `full_every` old, an incremental one otherwise (core/backup_schedule.h).
-  std::chrono::milliseconds schedule{0};
-  std::chrono::milliseconds full_every{std::chrono::hours(24 * 7)};
-  bool enabled() const { return !repository.empty(); }
-  bool operator==(const BackupConfig&) const = default;
-};
-
 // TLS for PostgreSQL's own traffic (postgresql.tls): each server serves cert_file (its key in
 // key_file, owned by the OS user with mode 0600, or by root with 0640 and the OS user's group,
 // as PostgreSQL demands); every connection over TCP that tandem, a standby, pg_basebackup or
@@ -149,6 +132,35 @@ struct PostgresTlsConfig {
   std::string ca_file;
   bool enabled() const { return !cert_file.empty(); }
   bool operator==(const PostgresTlsConfig&) const = default;
+};
+
+// Backups and the WAL archive, by pgBackRest (Debian's `pgbackrest`). With a repository, the
+// primary archives its WAL there, every standby can restore WAL from it, and `tandem backup`
+// takes backups from a streaming standby. Nodes on several machines reach it on a repository
+// host (repository_host): every host runs pgBackRest's TLS server (each agent its node's, `tandem
+// repository` the repository host's), each authenticated by a certificate whose common name is
+// its address.
+struct BackupConfig {
+  std::string repository;  // repo1-path, an absolute directory the OS user may write; "": none
+  // The repository host's address: the repository is a directory there, backups are taken
+  // there (pgBackRest takes them only where the repository is), the nodes archive to it and
+  // restore from it over TLS. "": the repository is on the nodes' own machine.
+  std::string repository_host;
+  int tls_port = 8432;  // pgBackRest's TLS server on every host (tls-server-port)
+  // The certificates pgBackRest's TLS presents and checks, the same paths on every host, each
+  // host's own, signed by one CA, common name and subjectAltName its address; left out:
+  // postgresql.tls's.
+  PostgresTlsConfig tls;
+  std::string stanza;      // pgBackRest's name for the cluster; "": the cluster's name
+  int retention_full = 2;  // full backups kept (repo1-retention-full); older ones expire
+  std::string pgbackrest = "/usr/bin/pgbackrest";
+  // Backups taken by the primary's agent: one per `schedule` (0: none), a full one when the last
+  // full is `full_every` old, an incremental one otherwise (core/backup_schedule.h).
+  std::chrono::milliseconds schedule{0};
+  std::chrono::milliseconds full_every{std::chrono::hours(24 * 7)};
+  bool enabled() const { return !repository.empty(); }
+  bool remote() const { return enabled() && !repository_host.empty(); }
+  bool operator==(const BackupConfig&) const = default;
 };
 
 // Where the nodes run, named once: everything that differs between the two branches on it.

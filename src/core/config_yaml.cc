@@ -213,8 +213,20 @@ void read_backup(const YAML::Node& root, const std::string& base_dir, BackupConf
   const YAML::Node node = root["backup"];
   if (!node) return;
   check_keys(node, "backup",
-             {"repository", "stanza", "retention_full", "pgbackrest", "schedule", "full_every"});
+             {"repository", "stanza", "retention_full", "pgbackrest", "schedule", "full_every",
+              "repository_host", "tls_port", "tls"});
   read(node, "repository", backup.repository);
+  read(node, "repository_host", backup.repository_host);
+  read(node, "tls_port", backup.tls_port);
+  if (const YAML::Node tls = node["tls"]) {
+    check_keys(tls, "backup.tls", {"cert_file", "key_file", "ca_file"});
+    read(tls, "cert_file", backup.tls.cert_file);
+    read(tls, "key_file", backup.tls.key_file);
+    read(tls, "ca_file", backup.tls.ca_file);
+    for (std::string* path : {&backup.tls.cert_file, &backup.tls.key_file, &backup.tls.ca_file}) {
+      if (!path->empty()) *path = absolute(*path, base_dir);
+    }
+  }
   read_duration(node, "schedule", backup.schedule);
   read_duration(node, "full_every", backup.full_every);
   read(node, "stanza", backup.stanza);
@@ -274,6 +286,8 @@ ClusterConfig read_config(const YAML::Node& root, const std::string& base_dir) {
   read_callbacks(root, config.callbacks);
   read_backup(root, base_dir, config.backup);
   read_postgresql(root, base_dir, config.tls);
+  // pgBackRest's TLS presents postgresql.tls's certificates unless told otherwise.
+  if (config.backup.remote() && !config.backup.tls.enabled()) config.backup.tls = config.tls;
   read_nodes(root, base_dir, config);
   apply_node_defaults(root, config);
   return config;
@@ -401,10 +415,24 @@ void emit_callbacks(const CallbacksConfig& callbacks, YAML::Emitter& out) {
   out << YAML::EndMap;
 }
 
-void emit_backup(const BackupConfig& backup, YAML::Emitter& out) {
+void emit_backup(const BackupConfig& backup, const PostgresTlsConfig& postgresql_tls,
+                 YAML::Emitter& out) {
   if (!backup.enabled()) return;
   out << YAML::Key << "backup" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "repository" << YAML::Value << backup.repository;
+  if (backup.remote()) {
+    out << YAML::Key << "repository_host" << YAML::Value << backup.repository_host;
+    if (backup.tls_port != BackupConfig{}.tls_port) {
+      out << YAML::Key << "tls_port" << YAML::Value << backup.tls_port;
+    }
+    if (backup.tls != postgresql_tls) {
+      out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "cert_file" << YAML::Value << backup.tls.cert_file;
+      out << YAML::Key << "key_file" << YAML::Value << backup.tls.key_file;
+      out << YAML::Key << "ca_file" << YAML::Value << backup.tls.ca_file;
+      out << YAML::EndMap;
+    }
+  }
   if (!backup.stanza.empty()) out << YAML::Key << "stanza" << YAML::Value << backup.stanza;
   out << YAML::Key << "retention_full" << YAML::Value << backup.retention_full;
   if (backup.schedule.count() > 0) {
@@ -450,7 +478,7 @@ std::string render_config(const ClusterConfig& config) {
   emit_app_status_and_ha(config, out);
   emit_api_and_etcd(config, out);
   emit_callbacks(config.callbacks, out);
-  emit_backup(config.backup, out);
+  emit_backup(config.backup, config.tls, out);
   emit_postgresql(config.tls, out);
   emit_nodes(config, out);
   out << YAML::EndMap;

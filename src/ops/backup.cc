@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -227,11 +229,51 @@ Status check_stanza_free(const ClusterConfig& config, ProcessRunner& runner) {
                           info->backups.size(), config.stanza()));
 }
 
+ProcessSpec backrest_server_spec(const ClusterConfig& config, const std::string& conf) {
+  return {.program = config.backup.pgbackrest,
+          .args = {"--config=" + conf, "--log-level-console=warn", "server"},
+          .env = {{"PGPASSFILE", config.password_file}},
+          .run_as = config.os_user};
+}
+
+std::string repository_conf_path(const ClusterConfig& config) {
+  return config.backup.repository + "/" + kRepositoryConfName;
+}
+
+bool on_repository_host(const ClusterConfig& config) {
+  return config.backup.remote() && is_own_address(config.backup.repository_host);
+}
+
+Status write_repository_conf(const ClusterConfig& config, const OsUser& os_user) {
+  return write_owned_file(repository_conf_path(config), render_repository_conf(config), os_user,
+                          0600);
+}
+
+std::string BackRest::conf_of(const NodeConfig& node) const {
+  if (on_repository_host(config_)) return repository_conf_path(config_);
+  return node.data_dir + "/" + kPgBackRestConfName;
+}
+
+Status BackRest::need_repository_host(std::string_view command) const {
+  if (!config_.backup.remote() || on_repository_host(config_)) return {};
+  return fail(ErrorCode::kInvalidArgument,
+              fmt::format("pgBackRest's {} runs where the repository is: on the repository host "
+                          "{} (tandem {} there)",
+                          command, config_.backup.repository_host,
+                          command == "backup" ? "backup" : "repository"));
+}
+
 Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::string> args,
                                   std::chrono::milliseconds timeout,
                                   std::function<void(std::string_view)> on_line) {
-  std::vector<std::string> full = {"--config=" + node.data_dir + "/" + kPgBackRestConfName,
-                                   "--stanza=" + config_.stanza()};
+  std::vector<std::string> full = {"--config=" + conf_of(node), "--stanza=" + config_.stanza()};
+  // The repository host's settings name no node: for the commands that reach one, `node` is
+  // pg1 (the primary).
+  std::string_view command = args.empty() ? "" : args.back();
+  if (on_repository_host(config_) &&
+      (command == "stanza-create" || command == "check" || command == "backup")) {
+    std::ranges::copy(remote_pg_args(config_, 1, node), std::back_inserter(full));
+  }
   full.insert(full.end(), args.begin(), args.end());
   ProcessSpec spec{.program = config_.backup.pgbackrest,
                    .args = std::move(full),
@@ -266,6 +308,7 @@ Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::strin
 Status BackRest::create_stanza(const NodeConfig& primary) {
   // Run even when the stanza exists: it does nothing then, but refuses a stanza made for
   // another database (another system identifier), whose archive would refuse every segment.
+  if (auto ok = need_repository_host("stanza-create"); !ok) return ok;
   auto created = run(primary, {"stanza-create"}, std::chrono::minutes(2));
   if (!created) return std::unexpected(created.error());
   return {};
@@ -304,7 +347,12 @@ Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, Ba
       if (auto progress = parse_backup_progress(line)) on_progress(*progress);
     };
   }
-  if (standby != nullptr) {
+  if (auto ok = need_repository_host("backup"); !ok) return ok;
+  if (standby != nullptr && config_.backup.remote()) {
+    // The standby as pg2, on its host: the primary only starts and stops the backup.
+    std::ranges::copy(remote_pg_args(config_, 2, *standby), std::back_inserter(args));
+    args.push_back("--backup-standby");
+  } else if (standby != nullptr) {
     // The standby as pg2: pgBackRest asks each which one is the primary, starts and stops the
     // backup there and copies the files from the standby.
     args.insert(args.end(),

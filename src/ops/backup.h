@@ -98,6 +98,17 @@ Status check_stanza_free(const ClusterConfig& config, ProcessRunner& runner);
 // checkpoint then, at once, and nothing otherwise.
 Status checkpoint_after_promotion(const ClusterConfig& config, const NodeConfig& primary);
 
+// pgBackRest's TLS server with the settings in `conf` (a node's pgbackrest.conf, or the
+// repository host's), as the OS user, the password file at hand for its connections to the
+// node's PostgreSQL.
+ProcessSpec backrest_server_spec(const ClusterConfig& config, const std::string& conf);
+
+// The repository host's pgBackRest settings (pg/server_files.h), in the repository.
+std::string repository_conf_path(const ClusterConfig& config);
+// Whether this machine is the repository host (it has its address).
+bool on_repository_host(const ClusterConfig& config);
+Status write_repository_conf(const ClusterConfig& config, const OsUser& os_user);
+
 // pgBackRest for one cluster, run as its OS user.
 class BackRest {
  public:
@@ -119,8 +130,12 @@ class BackRest {
   Status run_restore(const NodeConfig& node, std::vector<std::string> args);
 
  private:
-  // pgbackrest --config=<node's> --stanza=S args..., as the OS user; fails on a non-zero exit
-  // with pgBackRest's own error line.
+  // The settings pgBackRest runs with: on the repository host its own, else `node`'s.
+  std::string conf_of(const NodeConfig& node) const;
+  // Refused off the repository host, when there is one: `command` runs only there.
+  Status need_repository_host(std::string_view command) const;
+  // pgbackrest --config=<conf_of(node)> --stanza=S args..., as the OS user; fails on a non-zero
+  // exit with pgBackRest's own error line.
   Result<std::string> run(const NodeConfig& node, std::vector<std::string> args,
                           std::chrono::milliseconds timeout,
                           std::function<void(std::string_view)> on_line = {});

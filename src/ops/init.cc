@@ -122,7 +122,10 @@ Status init_primary(Context& context, const NodeConfig& node) {
                             "(tandem clone {})",
                             (*other_primary)->name, node.name, node.name));
   }
-  if (context.config.backup.enabled()) {
+  // With a repository host, the repository is there, and so is the stanza: `tandem repository`
+  // makes it once this primary answers.
+  bool local_repository = context.config.backup.enabled() && !context.config.backup.remote();
+  if (local_repository) {
     if (auto ok = check_backup_repository(context.config, context.os_user); !ok) return ok;
     if (context.runner != nullptr) {
       if (auto ok = check_stanza_free(context.config, *context.runner); !ok) return ok;
@@ -137,7 +140,7 @@ Status init_primary(Context& context, const NodeConfig& node) {
   if (auto ok = context.controller.start(node); !ok) return ok;
   context.report(fmt::format("started {} as primary on {}:{}", node.name, node.host, node.port));
   if (auto ok = create_roles(context, node, *credentials); !ok) return ok;
-  if (!context.config.backup.enabled() || context.runner == nullptr) return {};
+  if (!local_repository || context.runner == nullptr) return {};
   // Its WAL is archived from now on: the stanza must exist for archive-push to succeed.
   if (auto ok = BackRest(context.config, *context.runner).create_stanza(node); !ok) return ok;
   context.report(fmt::format("created pgBackRest stanza {} in {}", context.config.stanza(),

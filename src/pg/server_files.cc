@@ -96,12 +96,55 @@ std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& no
                      shell_quoted(literal(config.stanza())));
 }
 
+namespace {
+
+// pgBackRest's TLS server on this host: at `address`, taking only the clients named (by their
+// certificates' common names, their addresses) and for this stanza only.
+std::string tls_server_settings(const ClusterConfig& config, const std::string& address,
+                                const std::vector<std::string>& clients) {
+  const PostgresTlsConfig& tls = config.backup.tls;
+  std::string conf = fmt::format(
+      "tls-server-address={}\n"
+      "tls-server-port={}\n"
+      "tls-server-cert-file={}\n"
+      "tls-server-key-file={}\n"
+      "tls-server-ca-file={}\n",
+      address, config.backup.tls_port, tls.cert_file, tls.key_file, tls.ca_file);
+  for (const std::string& client : clients) {
+    conf += fmt::format("tls-server-auth={}={}\n", client, config.stanza());
+  }
+  return conf;
+}
+
+// How this host reaches another's TLS server: `prefix` repo1-host or pgN-host.
+std::string tls_client_settings(const ClusterConfig& config, const std::string& prefix,
+                                const std::string& address) {
+  const PostgresTlsConfig& tls = config.backup.tls;
+  return fmt::format(
+      "{0}={1}\n"
+      "{0}-type=tls\n"
+      "{0}-port={2}\n"
+      "{0}-cert-file={3}\n"
+      "{0}-key-file={4}\n"
+      "{0}-ca-file={5}\n",
+      prefix, address, config.backup.tls_port, tls.cert_file, tls.key_file, tls.ca_file);
+}
+
+}  // namespace
+
 std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig& node) {
+  std::string global = fmt::format("repo1-path={}\n", config.backup.repository);
+  if (config.backup.remote()) {
+    // The repository on its host: reached over TLS; this host's server answers it alone.
+    global += tls_client_settings(config, "repo1-host", config.backup.repository_host);
+    global += tls_server_settings(config, node.host, {config.backup.repository_host});
+  } else {
+    global += fmt::format("repo1-retention-full={}\n", config.backup.retention_full);
+  }
   return fmt::format(
       "# Managed by tandem for node {}: pgBackRest's settings, rewritten at every start.\n"
       "[global]\n"
-      "repo1-path={}\n"
-      "repo1-retention-full={}\n"
+      "{}"
       "log-path={}\n"
       "lock-path={}/pgbackrest\n"
       "start-fast=y\n"
@@ -110,10 +153,49 @@ std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig
       "pg1-path={}\n"
       "pg1-port={}\n"
       "pg1-socket-path={}\n"
-      "pg1-user={}\n",
-      node.name, config.backup.repository, config.backup.retention_full, config.log_dir,
-      config.socket_dir, config.stanza(), node.data_dir, node.port, config.socket_dir,
-      config.superuser);
+      "pg1-user={}\n"
+      "{}",
+      node.name, global, config.log_dir, config.socket_dir, config.stanza(), node.data_dir,
+      node.port, config.socket_dir, config.superuser,
+      // A standby's restore_command gives up on an unreachable repository host after 5 s, not
+      // pgBackRest's 60: PostgreSQL waits for each one (its start, its next try at streaming).
+      // Tried: with the repository host down, a new standby did not accept connections in 60 s.
+      config.backup.remote() ? "\n[global:archive-get]\nio-timeout=5\n" : "");
+}
+
+std::string render_repository_conf(const ClusterConfig& config) {
+  std::vector<std::string> clients;
+  for (const NodeConfig& node : config.nodes) clients.push_back(node.host);
+  return fmt::format(
+      "# Managed by tandem (tandem repository): pgBackRest's settings on the repository host,\n"
+      "# rewritten at every start. The nodes are not listed: tandem names the primary (and the\n"
+      "# standby a backup copies from) on each command line, so that a node cut off costs no\n"
+      "# wait (pgBackRest tries every listed node, each for up to its io-timeout).\n"
+      "[global]\n"
+      "repo1-path={}\n"
+      "repo1-retention-full={}\n"
+      "log-path={}\n"
+      "lock-path={}/pgbackrest\n"
+      "start-fast=y\n"
+      "{}",
+      config.backup.repository, config.backup.retention_full, config.log_dir, config.socket_dir,
+      tls_server_settings(config, config.backup.repository_host, clients));
+}
+
+std::vector<std::string> remote_pg_args(const ClusterConfig& config, int index,
+                                        const NodeConfig& node) {
+  const PostgresTlsConfig& tls = config.backup.tls;
+  std::string pg = fmt::format("--pg{}", index);
+  return {pg + "-host=" + node.host,
+          pg + "-host-type=tls",
+          fmt::format("{}-host-port={}", pg, config.backup.tls_port),
+          pg + "-host-cert-file=" + tls.cert_file,
+          pg + "-host-key-file=" + tls.key_file,
+          pg + "-host-ca-file=" + tls.ca_file,
+          pg + "-path=" + node.data_dir,
+          fmt::format("{}-port={}", pg, node.port),
+          pg + "-socket-path=" + config.socket_dir,
+          pg + "-user=" + config.superuser};
 }
 
 std::string render_settings_conf(const std::map<std::string, std::string>& settings,
@@ -222,6 +304,13 @@ std::string render_pg_hba(const ClusterConfig& config) {
     for (const std::string& network : config.replication.networks) {
       hba += fmt::format("{} all {} {} scram-sha-256\n", host, config.superuser, network);
     }
+  }
+  if (config.backup.remote()) {
+    // Its backups start with a checkpoint of a freshly promoted primary (ops/backup.h).
+    hba += "# The repository host: the superuser, with its password, before its backups.\n";
+    hba += fmt::format("{} postgres {} {}/{} scram-sha-256\n", host, config.superuser,
+                       config.backup.repository_host,
+                       config.backup.repository_host.find(':') == std::string::npos ? 32 : 128);
   }
   return hba;
 }

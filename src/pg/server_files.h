@@ -44,7 +44,16 @@ std::string render_settings_conf(const std::map<std::string, std::string>& setti
 // pg1 — archive-push reads its own data directory's pg_control. In the data directory, beside
 // tandem.conf, and rewritten with it.
 inline constexpr char kPgBackRestConfName[] = "pgbackrest.conf";
+// With a repository host, it reaches the repository there over TLS, and serves pgBackRest's
+// TLS server (which the agent runs) to the repository host alone.
 std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig& node);
+// pgBackRest's settings on the repository host (backup.repository_host): the repository and
+// its TLS server for the nodes.
+inline constexpr char kRepositoryConfName[] = "tandem-pgbackrest.conf";
+std::string render_repository_conf(const ClusterConfig& config);
+// On the repository host's command lines: `node` as pg<index>, reached on its host's TLS server.
+std::vector<std::string> remote_pg_args(const ClusterConfig& config, int index,
+                                        const NodeConfig& node);
 // The pgBackRest command line of a node's archive_command / restore_command, without the
 // command's own arguments: "/usr/bin/pgbackrest --config=DIR/pgbackrest.conf --stanza=S".
 std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& node);

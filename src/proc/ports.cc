@@ -49,6 +49,16 @@ int try_bind(const std::string& host, int port) {
 
 }  // namespace
 
+bool is_own_address(const std::string& host) {
+  auto address = socket_address(host, 0);
+  if (!address) return false;
+  int fd = socket(address->address.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool bound = bind(fd, address->get(), address->length) == 0;
+  close(fd);
+  return bound;
+}
+
 bool port_in_use(const std::string& host, int port) { return try_bind(host, port) != 0; }
 
 Status check_port_free(const std::string& host, int port, std::string_view owner) {

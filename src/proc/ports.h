@@ -22,6 +22,10 @@ std::optional<SocketAddress> socket_address(const std::string& host, int port);
 
 bool port_in_use(const std::string& host, int port);
 
+// True when `host` is an IP address of this machine (one a socket can bind): where the command
+// runs, the repository host or a node's.
+bool is_own_address(const std::string& host);
+
 // Ok when host:port can be bound now. Otherwise one line that says why: the host is not an IP
 // address, not an address of this machine, the port is in use, or binding it is not allowed.
 // `owner` names whose port it is ("node1", "node1's API").

@@ -180,6 +180,7 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   if (pid == 0)
     exec_child(spec, user ? &*user : nullptr, pipe_fds[1], argv.data(), envp.data(), parent);
   close(pipe_fds[1]);
+  if (spec.on_start) spec.on_start(pid);
 
   ProcessResult result;
   auto deadline = Clock::now() + spec.timeout;

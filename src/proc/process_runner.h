@@ -30,6 +30,9 @@ struct ProcessSpec {
   // from the thread that runs it: a progress display. One that throws is called no more. With
   // it, ProcessResult::output keeps the output's last 64 KiB at least, not all of it.
   std::function<void(std::string_view line)> on_line;
+  // Called with the child's pid (also its process group's) once it is started, from the thread
+  // that runs it: what stops a server before its deadline (SupervisedProcess).
+  std::function<void(int pid)> on_start;
 };
 
 struct ProcessResult {

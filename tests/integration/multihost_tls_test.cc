@@ -29,6 +29,8 @@ std::string sh_quoted(const std::string& word) {
 
 class TlsHostTest : public MultiHostTest {
  protected:
+  explicit TlsHostTest(int spare_hosts = 0) : MultiHostTest(3, spare_hosts) {}
+
   // The certificates of each host in its own directory, which its agent (and so its
   // PostgreSQL) sees at the same path as every other host sees its own: tls/ under the socket
   // directory, mounted per host.
@@ -64,7 +66,8 @@ class TlsHostTest : public MultiHostTest {
   // server.crt and server.key in `dir`, for `address`, signed by the CA in `ca`.
   bool make_server_cert(const std::string& ca, const std::string& dir, const std::string& address) {
     std::string extensions = dir + "/san.ext";
-    std::ofstream(extensions) << "subjectAltName = IP:" << address << "\n";
+    // The address as a DNS name too: pgBackRest 2.45 compares the host only with DNS names.
+    std::ofstream(extensions) << "subjectAltName = IP:" << address << ", DNS:" << address << "\n";
     CommandOutput made = shell(fmt::format(
         "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
         "-keyout {0}/server.key -out {0}/server.csr -subj /CN={2} && "
@@ -160,6 +163,150 @@ TEST_F(TlsHostTest, ReplicationRewindAndTandemsConnectionsGoOverVerifiedTls) {
       std::chrono::seconds(20)))
       << detail;
   EXPECT_EQ(status_detail(asking, new_primary), "accepting writes");
+}
+
+// Backups on several machines (issue 18.1): the repository on a host of its own, where `tandem
+// repository` runs pgBackRest's TLS server, makes the stanza and where backups are taken; each
+// agent runs its node's TLS server. The repository is mounted on that host alone: the nodes
+// reach it only over TLS.
+class RepositoryHostTest : public TlsHostTest {
+ protected:
+  RepositoryHostTest() : TlsHostTest(/*spare_hosts=*/1) {}
+
+  int repository_host() const { return nodes_ + kEtcdMembers; }
+  std::string repository_dir() const { return dir_ + "/repository-host"; }
+
+  void adjust(ClusterConfig& config) override {
+    ASSERT_NO_FATAL_FAILURE(TlsHostTest::adjust(config));
+    auto postgres = lookup_os_user(config.os_user);
+    ASSERT_TRUE(postgres);
+    int host = repository_host();
+    std::string socket_dir = host_socket_dir(host);
+    std::string tls = socket_dir + "/tls";
+    std::filesystem::create_directories(tls);
+    ASSERT_EQ(chown(socket_dir.c_str(), postgres->uid, postgres->gid), 0);
+    ASSERT_TRUE(make_server_cert(dir_ + "/ca", tls, network_->address(host)));
+    ASSERT_EQ(chown((tls + "/server.key").c_str(), postgres->uid, postgres->gid), 0);
+    std::filesystem::copy_file(dir_ + "/ca/ca.crt", tls + "/ca.crt");
+    for (const std::string& dir : {dir_ + "/repository", repository_dir()}) {
+      std::filesystem::create_directories(dir);
+      ASSERT_EQ(chown(dir.c_str(), postgres->uid, postgres->gid), 0);
+    }
+    config.backup.repository = dir_ + "/repository";
+    config.backup.repository_host = network_->address(host);
+    config.backup.tls = config.tls;  // what tandem.yaml leaves out means
+  }
+
+  // `command` on the repository host: its socket directory (certificates, pgBackRest's locks)
+  // and the repository mounted there.
+  std::string on_repository_host(const std::string& command) const {
+    return fmt::format("mount --bind {} {} && mount --bind {} {} && {}",
+                       sh_quoted(host_socket_dir(repository_host())), sh_quoted(config_.socket_dir),
+                       sh_quoted(repository_dir()), sh_quoted(config_.backup.repository), command);
+  }
+  CommandOutput tandem_on_repository_host(const std::string& args) {
+    return shell(fmt::format("ip netns exec {} /bin/sh -c {}", network_->netns(repository_host()),
+                             sh_quoted(on_repository_host(fmt::format(
+                                 "{} -c {} {}", TANDEM_BINARY, sh_quoted(config_path_), args)))));
+  }
+  void start_repository() {
+    repository_ = std::make_unique<ChildProcess>(ChildOptions{
+        .program = "/usr/sbin/ip",
+        .args = {"netns", "exec", network_->netns(repository_host()), "/bin/sh", "-c",
+                 on_repository_host(fmt::format("exec {} -c {} repository", TANDEM_BINARY,
+                                                sh_quoted(config_path_)))},
+        .log_file = agent_log("repository")});
+  }
+  void TearDown() override {
+    repository_.reset();
+    TlsHostTest::TearDown();
+  }
+  // What a psql on host `index` prints for `sql` against the server on port `port` there.
+  std::string psql_on_host(int index, int port, const std::string& sql) {
+    CommandOutput out = on_host(
+        index, fmt::format("runuser -u {} -- psql -X -At -h {} -p {} -d test_app -c {}",
+                           config_.os_user, sh_quoted(config_.socket_dir), port, sh_quoted(sql)));
+    return out.output;
+  }
+
+  std::unique_ptr<ChildProcess> repository_;
+};
+
+TEST_F(RepositoryHostTest, NodesArchiveToTheRepositoryHostWhereBackupsAreTakenAcrossAFailover) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  start_repository();
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  // The stanza, made by the repository host once the primary answers; then WAL reaches it.
+  CommandOutput checked;
+  EXPECT_TRUE(eventually(
+      [&] {
+        checked = tandem_on_repository_host("backup check");
+        return checked.exit_code == 0;
+      },
+      std::chrono::seconds(60)))
+      << checked.output << "\nsee " << agent_log("repository");
+  auto connection = Connection::open(node_conninfo(reach_, old_primary));
+  ASSERT_TRUE(connection);
+  ASSERT_TRUE(connection->execute("CREATE TABLE kept AS SELECT generate_series(1, 1000) AS n"));
+
+  // A backup, on the repository host, copied from a standby.
+  CommandOutput backup = tandem_on_repository_host("backup --type full");
+  EXPECT_EQ(backup.exit_code, 0) << backup.output;
+  EXPECT_EQ(backup.output.find("taken from " + old_primary), std::string::npos) << backup.output;
+  EXPECT_NE(backup.output.find("taken from node"), std::string::npos) << backup.output;
+  // Refused on a node's host, with where to run it.
+  CommandOutput refused = tandem_on_host(old_index, "backup");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("on the repository host " + network_->address(repository_host())),
+            std::string::npos)
+      << refused.output;
+  // Nothing reached the repository but through the repository host's TLS server: seen from
+  // the nodes' hosts, its directory is empty.
+  EXPECT_TRUE(std::filesystem::is_empty(config_.backup.repository));
+  EXPECT_TRUE(
+      std::filesystem::exists(repository_dir() + "/backup/" + config_.stanza() + "/backup.info"));
+
+  // A failover: the new primary archives its timeline, the archive checks again, and the next
+  // backup (incremental) is taken with the old primary's host still cut off.
+  ASSERT_TRUE(network_->cut(old_index));
+  auto other = await_other_primary(old_primary, std::chrono::seconds(60));
+  ASSERT_TRUE(other);
+  std::string new_primary = other->first;
+  auto after = Connection::open(node_conninfo(reach_, new_primary));
+  ASSERT_TRUE(after);
+  ASSERT_TRUE(after->execute("INSERT INTO kept SELECT generate_series(1001, 1500)"));
+  EXPECT_TRUE(eventually(
+      [&] {
+        checked = tandem_on_repository_host("backup check");
+        return checked.exit_code == 0;
+      },
+      std::chrono::seconds(60)))
+      << checked.output;
+  backup = tandem_on_repository_host("backup --type incr");
+  EXPECT_EQ(backup.exit_code, 0) << backup.output;
+  std::string history = fmt::format("{}/archive/{}", repository_dir(), config_.stanza());
+  bool has_history = false;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(history)) {
+    if (entry.path().filename() == "00000002.history") has_history = true;
+  }
+  EXPECT_TRUE(has_history) << "no timeline 2 history file in " << history;
+
+  // A point-in-time restore on a node's host, from the repository host: every row.
+  int restorer = index_of(new_primary);
+  std::string restored = fmt::format("{}/restored", dir_);
+  CommandOutput restore = tandem_on_host(
+      restorer, fmt::format("restore --to latest --promote --dir {} --port 5499", restored));
+  EXPECT_EQ(restore.exit_code, 0) << restore.output;
+  EXPECT_EQ(psql_on_host(restorer, 5499, "SELECT count(*) FROM kept"), "1500\n");
+  on_host(restorer, fmt::format("runuser -u {} -- /usr/lib/postgresql/15/bin/pg_ctl -D {} -m fast "
+                                "-w stop",
+                                config_.os_user, sh_quoted(restored)));
+
+  // The old primary back by pg_rewind; the archive still checks.
+  ASSERT_NO_FATAL_FAILURE(expect_rejoin_by_rewind(old_index, old_primary, new_primary));
+  checked = tandem_on_repository_host("backup check");
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
 }
 
 }  // namespace
