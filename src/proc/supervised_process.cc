@@ -55,9 +55,10 @@ void SupervisedProcess::loop() {
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(30)) {
       delay = std::chrono::seconds(1);
     }
+    std::string said = result ? failure_line(result->output) : "";
     std::string why = !result ? result.error().message
                               : fmt::format("ended (exit {}): {}", result->exit_code,
-                                            failure_line(result->output));
+                                            said.empty() ? "no output" : said);
     spdlog::error("{}: {}; started again in {} s", what_, why, delay.count());
     wake_.wait_for(lock, delay, [this] { return stopping_; });
     delay = std::min(delay * 2, std::chrono::seconds(8));

@@ -59,6 +59,22 @@ TEST(ParseConfig, RoundTripsThroughRender) {
   EXPECT_EQ(again->backup, config->backup);
   EXPECT_EQ(again->tls, config->tls);
   EXPECT_EQ(again->stanza(), "main");
+  // A repository host: its TLS is postgresql.tls's when the file says nothing else, and stays
+  // left out when written again.
+  config->backup.repository_host = "10.0.0.9";
+  config->backup.tls = config->tls;
+  std::string rendered = render_config(*config);
+  EXPECT_EQ(rendered.find("cert_file: /etc/tandem/server.crt"),
+            rendered.rfind("cert_file: /etc/tandem/server.crt"))
+      << rendered;
+  again = parse_config(rendered, "/elsewhere");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->backup, config->backup);
+  config->backup.tls.cert_file = "/etc/tandem/backrest.crt";
+  config->backup.tls_port = 8433;
+  again = parse_config(render_config(*config), "/elsewhere");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->backup, config->backup);
   // Relative paths are the config file's directory's.
   auto relative = parse_config(
       "postgresql: {tls: {cert_file: s.crt, key_file: s.key, ca_file: ca.crt}}\n"
@@ -185,7 +201,27 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
       {"backup: {repository: /b, when: daily}\nnodes: [{name: a, port: 1}]",
        "unknown key 'backup.when'"},
       {"backup: {repository: /b}\netcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, port: 1}]",
-       "needs pgBackRest's repository host"},
+       "set backup.repository_host"},
+      // Issue 18.1: a repository host.
+      {"backup: {repository: /b, repository_host: repo.example}\nnodes: [{name: a, port: 1}]",
+       "backup.repository_host 'repo.example' must be an IP address"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9}\nnodes: [{name: a, port: 1}]",
+       "pgBackRest's TLS needs certificates"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls_port: 0, tls: {cert_file: /c, "
+       "key_file: /k, ca_file: /a}}\nnodes: [{name: a, port: 1}]",
+       "backup.tls_port must be between 1 and 65535"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: /c}}\nnodes: "
+       "[{name: a, port: 1}]",
+       "pgBackRest's TLS needs certificates"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: /c, key_file: /k, "
+       "ca_file: /a, crl: /x}}\nnodes: [{name: a, port: 1}]",
+       "unknown key 'backup.tls.crl'"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: \"/c'\", key_file: "
+       "/k, ca_file: /a}}\nnodes: [{name: a, port: 1}]",
+       "may not hold quotes"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: /c, key_file: /k, "
+       "ca_file: /a}}\nnodes: [{name: a, host: 10.0.0.9, port: 1}]",
+       "is node a's address: the repository belongs on a host of its own"},
   };
   for (const Case& c : cases) {
     auto config = parse_config(c.yaml, "/base");

@@ -3,6 +3,7 @@
 // handing a directory to `nobody`, then planting links where tandem writes.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,12 +11,14 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #include "local/local_agents.h"
 #include "proc/os_user.h"
 #include "proc/ports.h"
 #include "proc/process_runner.h"
 #include "proc/safe_file.h"
+#include "proc/supervised_process.h"
 
 namespace tandem {
 namespace {
@@ -298,6 +301,13 @@ TEST(ProcessRunner, HandsOnEachLineAsItComesAndStillCapturesAll) {
   EXPECT_TRUE(done->output.ends_with("199999\n200000\n"));
 }
 
+TEST(IsOwnAddress, TellsThisMachinesAddressesFromOthers) {
+  EXPECT_TRUE(is_own_address("127.0.0.1"));
+  EXPECT_TRUE(is_own_address("::1"));
+  EXPECT_FALSE(is_own_address("192.0.2.1"));  // TEST-NET-1
+  EXPECT_FALSE(is_own_address("localhost"));  // a name, not an address
+}
+
 TEST(CheckPortFree, SaysWhatIsWrong) {
   auto name = check_port_free("localhost", 5432, "node1");
   ASSERT_FALSE(name);
@@ -309,6 +319,49 @@ TEST(CheckPortFree, SaysWhatIsWrong) {
   EXPECT_NE(foreign.error().message.find("192.0.2.1 of node1 is not an address of this machine"),
             std::string::npos)
       << foreign.error().message;
+}
+
+// A server that ends is started again (a second later, then later still); one still running
+// when the object goes is stopped, its process group with it, at once.
+TEST(SupervisedProcess, StartsAServerAgainAndStopsItWhenItGoes) {
+  char pattern[] = "/tmp/tandem-supervised-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  SystemProcessRunner runner;
+  {
+    SupervisedProcess quitter(
+        runner, ProcessSpec{.program = "/bin/sh", .args = {"-c", "echo x >> '" + dir + "/runs'"}},
+        "a quitter");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (quitter.starts() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_GE(quitter.starts(), 2);
+  }
+  EXPECT_GE(contents(dir + "/runs").size(), 4u);
+  auto started = std::chrono::steady_clock::now();
+  {
+    // A child of its own (the shell's sleep) goes too.
+    SupervisedProcess server(
+        runner,
+        ProcessSpec{.program = "/bin/sh",
+                    .args = {"-c", "sleep 300 & echo $! > '" + dir + "/child'; wait"}},
+        "a server");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (contents(dir + "/child").empty() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(server.starts(), 1);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+  std::string child = contents(dir + "/child");
+  ASSERT_FALSE(child.empty());
+  pid_t pid = std::stoi(child);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(kill(pid, 0), 0) << "the server's child " << pid << " outlived it";
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -93,6 +94,56 @@ TEST(RenderTandemConf, ArchivesThroughPgBackRestWhenARepositoryIsSet) {
         "pg1-socket-path=/c/run\n", "pg1-user=postgres\n"}) {
     EXPECT_NE(backrest.find(line), std::string::npos) << line << "\nin:\n" << backrest;
   }
+}
+
+// With a repository host: each node reaches the repository there over TLS and serves its own
+// TLS server to that host alone; the repository host's file names the nodes as clients, and its
+// commands name the node they reach. A node's archive-get gives up within 5 s.
+TEST(RenderPgBackRestConf, ReachesTheRepositoryHostOverTls) {
+  ClusterConfig config = config_with_app();
+  config.name = "main";
+  config.log_dir = "/c/log";
+  config.backup.repository = "/srv/backup";
+  config.backup.repository_host = "10.0.0.9";
+  config.nodes[0].host = "10.0.0.1";
+  config.nodes[1].host = "10.0.0.2";
+  config.backup.tls = {
+      .cert_file = "/t/host.crt", .key_file = "/t/host.key", .ca_file = "/t/ca.crt"};
+  std::string node = render_pgbackrest_conf(config, config.nodes[1]);
+  for (const char* line :
+       {"[global]\nrepo1-path=/srv/backup\nrepo1-host=10.0.0.9\nrepo1-host-type=tls\n",
+        "repo1-host-port=8432\n", "repo1-host-cert-file=/t/host.crt\n",
+        "repo1-host-key-file=/t/host.key\n", "repo1-host-ca-file=/t/ca.crt\n",
+        "tls-server-address=10.0.0.2\n", "tls-server-port=8432\n",
+        "tls-server-cert-file=/t/host.crt\n", "tls-server-ca-file=/t/ca.crt\n",
+        "tls-server-auth=10.0.0.9=main\n",
+        "[main]\npg1-path=", "[global:archive-get]\nio-timeout=5\n"}) {
+    EXPECT_NE(node.find(line), std::string::npos) << line << "\nin:\n" << node;
+  }
+  EXPECT_EQ(node.find("repo1-retention-full"), std::string::npos) << node;  // the host's to say
+  EXPECT_EQ(node.find("tls-server-auth=10.0.0.1"), std::string::npos) << node;
+  std::string repository = render_repository_conf(config);
+  for (const char* line : {"[global]\nrepo1-path=/srv/backup\nrepo1-retention-full=2\n",
+                           "tls-server-address=10.0.0.9\n",
+                           "tls-server-auth=10.0.0.1=main\ntls-server-auth=10.0.0.2=main\n"}) {
+    EXPECT_NE(repository.find(line), std::string::npos) << line << "\nin:\n" << repository;
+  }
+  EXPECT_EQ(repository.find("pg1-"), std::string::npos) << repository;
+  std::vector<std::string> args = remote_pg_args(config, 2, config.nodes[1]);
+  for (const char* arg : {"--pg2-host=10.0.0.2", "--pg2-host-type=tls", "--pg2-host-port=8432",
+                          "--pg2-host-cert-file=/t/host.crt", "--pg2-host-ca-file=/t/ca.crt",
+                          "--pg2-port=5433", "--pg2-user=postgres"}) {
+    EXPECT_NE(std::ranges::find(args, std::string(arg)), args.end()) << arg;
+  }
+  // Without a repository host, none of it.
+  config.backup.repository_host.clear();
+  EXPECT_EQ(render_pgbackrest_conf(config, config.nodes[1]).find("tls"), std::string::npos);
+  // The repository host may take the superuser's connections (a checkpoint before a backup).
+  config.backup.repository_host = "10.0.0.9";
+  config.etcd.endpoints = {"http://10.0.0.5:2379"};
+  EXPECT_NE(render_pg_hba(config).find("host postgres postgres 10.0.0.9/32 scram-sha-256\n"),
+            std::string::npos)
+      << render_pg_hba(config);
 }
 
 TEST(ConfiguredConninfo, ReadsBackWhatTandemWroteWithHostAndPort) {
