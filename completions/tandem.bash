@@ -32,7 +32,8 @@ _tandem() {
   current="${COMP_WORDS[COMP_CWORD]}"
   previous="${COMP_WORDS[COMP_CWORD - 1]}"
   local commands="init clone status promote rejoin reinit slot local agent transitions history
-    switchover failover pause resume dsn adopt restart reload member backup restore config"
+    switchover failover pause resume dsn adopt restart reload member backup restore config
+    repository"
   for ((i = 1; i < COMP_CWORD; i++)); do
     word="${COMP_WORDS[i]}"
     case "$word" in
@@ -76,6 +77,7 @@ _tandem() {
   switchover) options="--to --help" ;;
   failover) options="--to --allow-data-loss --help" ;;
   agent) options="--node --help" ;;
+  repository) options="--help" ;;
   status) options="--json --help" ;;
   dsn) options="--role --dbname --user --help" ;;
   history) options="--json --help" ;;

@@ -44,6 +44,7 @@ for dep in libpq5 libsystemd0 libmicrohttpd libyaml-cpp postgresql-15; do
 done
 contents=$(dpkg-deb -c "$deb")
 for file in ./usr/bin/tandem ./lib/systemd/system/tandem@.service \
+  ./lib/systemd/system/tandem-repository.service \
   ./usr/share/man/man1/tandem.1.gz ./usr/share/doc/tandem/copyright \
   ./usr/share/doc/tandem/changelog.gz ./usr/share/doc/tandem/examples/haproxy.cfg \
   ./usr/share/bash-completion/completions/tandem; do
@@ -65,6 +66,8 @@ bash -c 'source /usr/share/bash-completion/completions/tandem && complete -p tan
   fail "the installed bash completion does not load"
 (cd "$work" && cp /lib/systemd/system/tandem@.service "tandem@node1.service" &&
   systemd-analyze verify "./tandem@node1.service") || fail "the installed unit is not valid"
+systemd-analyze verify /lib/systemd/system/tandem-repository.service ||
+  fail "the installed repository host's unit is not valid"
 
 # A local cluster from the installed binary: a primary and a standby streaming from it.
 # Two free ports in a row (PostgreSQL's; the agents' API ports follow 2576 above).
