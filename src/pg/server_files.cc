@@ -160,7 +160,11 @@ std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig
       // A standby's restore_command gives up on an unreachable repository host after 5 s, not
       // pgBackRest's 60: PostgreSQL waits for each one (its start, its next try at streaming).
       // Tried: with the repository host down, a new standby did not accept connections in 60 s.
-      config.backup.remote() ? "\n[global:archive-get]\nio-timeout=5\n" : "");
+      // The primary's archive_command after 10 s: its failures show in status sooner (a segment
+      // still copies as long as some bytes move every 10 s).
+      config.backup.remote() ? "\n[global:archive-get]\nio-timeout=5\n"
+                               "\n[global:archive-push]\nio-timeout=10\n"
+                             : "");
 }
 
 std::string render_repository_conf(const ClusterConfig& config) {

@@ -307,6 +307,39 @@ TEST_F(RepositoryHostTest, NodesArchiveToTheRepositoryHostWhereBackupsAreTakenAc
   ASSERT_NO_FATAL_FAILURE(expect_rejoin_by_rewind(old_index, old_primary, new_primary));
   checked = tandem_on_repository_host("backup check");
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
+
+  // The repository host cut off: the primary keeps writing (its WAL stays in pg_wal), and
+  // status says its archiving fails; healed, the archive catches up.
+  ASSERT_TRUE(network_->cut(repository_host()));
+  std::string last_cut_segment;
+  for (int segment = 0; segment < 3; ++segment) {
+    EXPECT_TRUE(after->execute("INSERT INTO kept SELECT generate_series(1, 1000)"));
+    last_cut_segment = query(new_primary, "SELECT pg_walfile_name(pg_switch_wal()) AS v");
+  }
+  ASSERT_EQ(last_cut_segment.size(), 24u) << last_cut_segment;
+  std::string warnings;
+  EXPECT_TRUE(eventually(
+      [&] {
+        CommandOutput status = tandem_on_host(restorer, "status --json");
+        auto report = nlohmann::json::parse(status.output, nullptr, false);
+        warnings = report.is_object() ? report["warnings"].dump() : status.output;
+        return warnings.find("WAL archiving fails") != std::string::npos;
+      },
+      std::chrono::seconds(60)))
+      << warnings;
+  ASSERT_TRUE(network_->heal(repository_host()));
+  EXPECT_TRUE(eventually(
+      [&] {
+        checked = tandem_on_repository_host("backup check");
+        return checked.exit_code == 0;
+      },
+      std::chrono::seconds(90)))
+      << checked.output;
+  EXPECT_EQ(query(new_primary,
+                  fmt::format("SELECT (failed_count > 0 AND last_archived_wal >= '{}')::text AS v "
+                              "FROM pg_stat_archiver",
+                              last_cut_segment)),
+            "true");
 }
 
 }  // namespace

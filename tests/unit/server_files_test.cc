@@ -116,8 +116,8 @@ TEST(RenderPgBackRestConf, ReachesTheRepositoryHostOverTls) {
         "repo1-host-key-file=/t/host.key\n", "repo1-host-ca-file=/t/ca.crt\n",
         "tls-server-address=10.0.0.2\n", "tls-server-port=8432\n",
         "tls-server-cert-file=/t/host.crt\n", "tls-server-ca-file=/t/ca.crt\n",
-        "tls-server-auth=10.0.0.9=main\n",
-        "[main]\npg1-path=", "[global:archive-get]\nio-timeout=5\n"}) {
+        "tls-server-auth=10.0.0.9=main\n", "[main]\npg1-path=",
+        "[global:archive-get]\nio-timeout=5\n", "[global:archive-push]\nio-timeout=10\n"}) {
     EXPECT_NE(node.find(line), std::string::npos) << line << "\nin:\n" << node;
   }
   EXPECT_EQ(node.find("repo1-retention-full"), std::string::npos) << node;  // the host's to say
