@@ -342,5 +342,37 @@ TEST_F(RepositoryHostTest, NodesArchiveToTheRepositoryHostWhereBackupsAreTakenAc
             "true");
 }
 
+// With backup.schedule, the repository host takes the slot's backup (pgBackRest 2.45 backs up
+// only where the repository is; the primary's agent takes none), from a standby.
+class ScheduledRepositoryHostTest : public RepositoryHostTest {
+ protected:
+  void adjust(ClusterConfig& config) override {
+    ASSERT_NO_FATAL_FAILURE(RepositoryHostTest::adjust(config));
+    config.backup.schedule = std::chrono::seconds(20);
+  }
+};
+
+TEST_F(ScheduledRepositoryHostTest, TheRepositoryHostTakesTheScheduledBackupsFromAStandby) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string leader = primary();
+  start_repository();
+  nlohmann::json listed;
+  EXPECT_TRUE(eventually(
+      [&] {
+        CommandOutput list = tandem_on_repository_host("backup list --json");
+        listed = nlohmann::json::parse(list.output, nullptr, false);
+        return listed.is_object() && !listed["backups"].empty();
+      },
+      std::chrono::seconds(90)))
+      << listed.dump() << "\nsee " << agent_log("repository");
+  std::string log = log_of("repository");
+  EXPECT_NE(log.find("scheduled backup (full) of the slot from"), std::string::npos) << log;
+  EXPECT_EQ(log.find("started from " + leader), std::string::npos) << log;
+  EXPECT_NE(log.find("started from node"), std::string::npos) << log;
+  for (const NodeConfig& node : config_.nodes) {
+    EXPECT_EQ(log_of(node.name).find("scheduled backup"), std::string::npos) << node.name;
+  }
+}
+
 }  // namespace
 }  // namespace tandem::testing
