@@ -41,6 +41,21 @@ bool is_ip_address(const std::string& host) {
          inet_pton(AF_INET6, host.c_str(), buffer) == 1;
 }
 
+// An address one host has and others reach it at: not unspecified, loopback or multicast.
+bool is_host_address(const std::string& host) {
+  in_addr v4{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    std::uint32_t address = ntohl(v4.s_addr);
+    return address != 0 && (address >> 24) != 127 && (address >> 28) != 0xE;
+  }
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    return !IN6_IS_ADDR_UNSPECIFIED(&v6) && !IN6_IS_ADDR_LOOPBACK(&v6) &&
+           !IN6_IS_ADDR_MULTICAST(&v6) && !IN6_IS_ADDR_V4MAPPED(&v6);
+  }
+  return false;
+}
+
 }  // namespace
 
 void place_files_in(ClusterConfig& config, const std::string& dir) {
@@ -289,9 +304,11 @@ Status validate_backup(const ClusterConfig& config) {
         "backup.repository_host (its address) and run `tandem repository` there");
   }
   if (backup.remote()) {
-    if (!is_ip_address(backup.repository_host)) {
+    if (!is_host_address(backup.repository_host)) {
       return invalid(
-          fmt::format("backup.repository_host '{}' must be an IP address", backup.repository_host));
+          fmt::format("backup.repository_host '{}' must be the IP address of one host (not a name, "
+                      "loopback, multicast or 0.0.0.0)",
+                      backup.repository_host));
     }
     if (backup.tls_port < 1 || backup.tls_port > 65535) {
       return invalid("backup.tls_port must be between 1 and 65535");
@@ -302,6 +319,7 @@ Status validate_backup(const ClusterConfig& config) {
           "backup.repository_host: pgBackRest's TLS needs certificates: backup.tls (cert_file, "
           "key_file, ca_file) or postgresql.tls");
     }
+    std::set<std::string> hosts;
     for (const NodeConfig& node : config.nodes) {
       if (node.host == backup.repository_host) {
         return invalid(fmt::format(
@@ -309,6 +327,22 @@ Status validate_backup(const ClusterConfig& config) {
             "host of its own, which outlives any node",
             backup.repository_host, node.name));
       }
+      if (!hosts.insert(node.host).second) {
+        return invalid(
+            fmt::format("backup.repository_host: node {} shares the host {} with another; its one "
+                        "pgBackRest TLS "
+                        "server on backup.tls_port serves one node",
+                        node.name, node.host));
+      }
+      if (node.port == backup.tls_port || node.api_port == backup.tls_port) {
+        return invalid(
+            fmt::format("backup.tls_port {} is node {}'s port too", backup.tls_port, node.name));
+      }
+    }
+    if (!config.on_several_machines()) {
+      return invalid(
+          "backup.repository_host is for nodes on several machines (etcd); on one machine the "
+          "repository is a directory of it: leave repository_host out");
     }
   }
   for (const std::string* path : {&backup.repository, &backup.pgbackrest, &backup.tls.cert_file,

@@ -249,29 +249,33 @@ Status write_repository_conf(const ClusterConfig& config, const OsUser& os_user)
                           0600);
 }
 
+BackRest::BackRest(const ClusterConfig& config, ProcessRunner& runner,
+                   std::optional<bool> here_is_repository_host)
+    : config_(config),
+      runner_(runner),
+      here_is_repository_host_(here_is_repository_host.value_or(on_repository_host(config))) {}
+
 std::string BackRest::conf_of(const NodeConfig& node) const {
-  if (on_repository_host(config_)) return repository_conf_path(config_);
+  if (here_is_repository_host_) return repository_conf_path(config_);
   return node.data_dir + "/" + kPgBackRestConfName;
 }
 
-Status BackRest::need_repository_host(std::string_view command) const {
-  if (!config_.backup.remote() || on_repository_host(config_)) return {};
+Status BackRest::need_repository_host() const {
+  if (!config_.backup.remote() || here_is_repository_host_) return {};
   return fail(ErrorCode::kInvalidArgument,
-              fmt::format("pgBackRest's {} runs where the repository is: on the repository host "
-                          "{} (tandem {} there)",
-                          command, config_.backup.repository_host,
-                          command == "backup" ? "backup" : "repository"));
+              fmt::format("pgBackRest 2.45 takes a backup only where the repository is: run "
+                          "tandem backup on the repository host {}",
+                          config_.backup.repository_host));
 }
 
 Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::string> args,
                                   std::chrono::milliseconds timeout,
-                                  std::function<void(std::string_view)> on_line) {
+                                  std::function<void(std::string_view)> on_line,
+                                  bool names_primary) {
   std::vector<std::string> full = {"--config=" + conf_of(node), "--stanza=" + config_.stanza()};
   // The repository host's settings name no node: for the commands that reach one, `node` is
-  // pg1 (the primary).
-  std::string_view command = args.empty() ? "" : args.back();
-  if (on_repository_host(config_) &&
-      (command == "stanza-create" || command == "check" || command == "backup")) {
+  // pg1 (the primary). pgBackRest refuses pg options to the others (info).
+  if (names_primary && here_is_repository_host_) {
     std::ranges::copy(remote_pg_args(config_, 1, node), std::back_inserter(full));
   }
   full.insert(full.end(), args.begin(), args.end());
@@ -308,14 +312,13 @@ Result<std::string> BackRest::run(const NodeConfig& node, std::vector<std::strin
 Status BackRest::create_stanza(const NodeConfig& primary) {
   // Run even when the stanza exists: it does nothing then, but refuses a stanza made for
   // another database (another system identifier), whose archive would refuse every segment.
-  if (auto ok = need_repository_host("stanza-create"); !ok) return ok;
-  auto created = run(primary, {"stanza-create"}, std::chrono::minutes(2));
+  auto created = run(primary, {"stanza-create"}, std::chrono::minutes(2), {}, kNamesThePrimary);
   if (!created) return std::unexpected(created.error());
   return {};
 }
 
 Status BackRest::check(const NodeConfig& primary) {
-  auto checked = run(primary, {"check"}, std::chrono::minutes(2));
+  auto checked = run(primary, {"check"}, std::chrono::minutes(2), {}, kNamesThePrimary);
   if (!checked) return std::unexpected(checked.error());
   return {};
 }
@@ -347,7 +350,7 @@ Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, Ba
       if (auto progress = parse_backup_progress(line)) on_progress(*progress);
     };
   }
-  if (auto ok = need_repository_host("backup"); !ok) return ok;
+  if (auto ok = need_repository_host(); !ok) return ok;
   if (standby != nullptr && config_.backup.remote()) {
     // The standby as pg2, on its host: the primary only starts and stops the backup.
     std::ranges::copy(remote_pg_args(config_, 2, *standby), std::back_inserter(args));
@@ -361,13 +364,14 @@ Status BackRest::backup(const NodeConfig& primary, const NodeConfig* standby, Ba
                  "--backup-standby"});
   }
   args.push_back("backup");
-  auto done = run(primary, args, std::chrono::hours(24), on_line);
+  auto done = run(primary, args, std::chrono::hours(24), on_line, kNamesThePrimary);
   if (!done && done.error().code == ErrorCode::kNotFound) {
     // No stanza yet (pgBackRest refuses at once): made, then the backup again. Not made before
     // every backup: a stanza-create takes 0.6 s here, an eighth of a small backup (bench: the
     // wrapper's cost). pgBackRest's backup itself refuses a stanza of another database.
     if (auto ok = create_stanza(primary); !ok) return ok;
-    done = run(primary, std::move(args), std::chrono::hours(24), std::move(on_line));
+    done =
+        run(primary, std::move(args), std::chrono::hours(24), std::move(on_line), kNamesThePrimary);
   }
   if (!done) return std::unexpected(done.error());
   return {};

@@ -112,7 +112,10 @@ Status write_repository_conf(const ClusterConfig& config, const OsUser& os_user)
 // pgBackRest for one cluster, run as its OS user.
 class BackRest {
  public:
-  BackRest(const ClusterConfig& config, ProcessRunner& runner) : config_(config), runner_(runner) {}
+  // `here_is_repository_host`: whether it runs on the repository host (its settings, the nodes
+  // named on command lines); left out, whether this machine has its address.
+  BackRest(const ClusterConfig& config, ProcessRunner& runner,
+           std::optional<bool> here_is_repository_host = std::nullopt);
 
   // Creates the stanza from the primary; run again, nothing to do — unless the stanza belongs to
   // another database: an error then.
@@ -132,16 +135,20 @@ class BackRest {
  private:
   // The settings pgBackRest runs with: on the repository host its own, else `node`'s.
   std::string conf_of(const NodeConfig& node) const;
-  // Refused off the repository host, when there is one: `command` runs only there.
-  Status need_repository_host(std::string_view command) const;
+  // A backup is refused off the repository host, when there is one.
+  Status need_repository_host() const;
   // pgbackrest --config=<conf_of(node)> --stanza=S args..., as the OS user; fails on a non-zero
-  // exit with pgBackRest's own error line.
+  // exit with pgBackRest's own error line. `names_primary`: a command that reaches the primary
+  // (`node`), named as pg1 on the repository host's command line.
+  static constexpr bool kNamesThePrimary = true;
   Result<std::string> run(const NodeConfig& node, std::vector<std::string> args,
                           std::chrono::milliseconds timeout,
-                          std::function<void(std::string_view)> on_line = {});
+                          std::function<void(std::string_view)> on_line = {},
+                          bool names_primary = false);
 
   const ClusterConfig& config_;
   ProcessRunner& runner_;
+  bool here_is_repository_host_;
 };
 
 // The store's last_backup from what the repository holds (its newest backup, or none), read at

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,13 +51,27 @@ int try_bind(const std::string& host, int port) {
 }  // namespace
 
 bool is_own_address(const std::string& host) {
-  auto address = socket_address(host, 0);
-  if (!address) return false;
-  int fd = socket(address->address.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  bool bound = bind(fd, address->get(), address->length) == 0;
-  close(fd);
-  return bound;
+  // The interfaces' addresses, not a probe by bind(): with net.ipv4.ip_nonlocal_bind (keepalived,
+  // HAProxy) any address binds (review).
+  auto wanted = socket_address(host, 0);
+  if (!wanted) return false;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (ifaddrs* entry = list; entry != nullptr && !found; entry = entry->ifa_next) {
+    const sockaddr* address = entry->ifa_addr;
+    if (address == nullptr || address->sa_family != wanted->address.ss_family) continue;
+    if (address->sa_family == AF_INET) {
+      found = reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr ==
+              reinterpret_cast<const sockaddr_in*>(wanted->get())->sin_addr.s_addr;
+    } else if (address->sa_family == AF_INET6) {
+      found = std::memcmp(&reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr,
+                          &reinterpret_cast<const sockaddr_in6*>(wanted->get())->sin6_addr,
+                          sizeof(in6_addr)) == 0;
+    }
+  }
+  freeifaddrs(list);
+  return found;
 }
 
 bool port_in_use(const std::string& host, int port) { return try_bind(host, port) != 0; }

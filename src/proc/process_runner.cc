@@ -180,6 +180,9 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   if (pid == 0)
     exec_child(spec, user ? &*user : nullptr, pipe_fds[1], argv.data(), envp.data(), parent);
   close(pipe_fds[1]);
+  // Its own group from here on, whichever of the two runs first: a kill of the group right
+  // after on_start must find it (review: the child's own setpgid could come later).
+  setpgid(pid, pid);
   if (spec.on_start) spec.on_start(pid);
 
   ProcessResult result;

@@ -12,6 +12,10 @@ SupervisedProcess::SupervisedProcess(ProcessRunner& runner, ProcessSpec spec, st
     : runner_(runner), spec_(std::move(spec)), what_(std::move(what)) {
   // A year: it runs until stopped (the runner kills it at its deadline).
   spec_.timeout = std::chrono::hours(24 * 365);
+  // Its output in the log as it comes, the result's copy capped.
+  spec_.on_line = [this](std::string_view line) {
+    if (!line.empty()) spdlog::info("{}: {}", what_, line);
+  };
   spec_.on_start = [this](int pid) {
     std::lock_guard lock(mutex_);
     pid_ = pid;
@@ -23,12 +27,15 @@ SupervisedProcess::SupervisedProcess(ProcessRunner& runner, ProcessSpec spec, st
 }
 
 SupervisedProcess::~SupervisedProcess() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-    if (pid_ != 0) kill(-pid_, SIGTERM);
-  }
+  std::unique_lock lock(mutex_);
+  stopping_ = true;
+  if (pid_ != 0) kill(-pid_, SIGTERM);
   wake_.notify_all();
+  if (!wake_.wait_for(lock, kStopGrace, [this] { return ended_; }) && pid_ != 0) {
+    spdlog::warn("{}: still running {} s after SIGTERM: killed", what_, kStopGrace.count());
+    kill(-pid_, SIGKILL);
+  }
+  lock.unlock();
   thread_.join();
 }
 
@@ -38,6 +45,14 @@ int SupervisedProcess::starts() const {
 }
 
 void SupervisedProcess::loop() {
+  struct Ended {
+    SupervisedProcess& self;
+    ~Ended() {
+      std::lock_guard lock(self.mutex_);
+      self.ended_ = true;
+      self.wake_.notify_all();
+    }
+  } ended{*this};
   // Started again a second after it ends; after each quick end twice as late, up to 8 s (a
   // configuration file not written yet, a port taken).
   std::chrono::seconds delay{1};

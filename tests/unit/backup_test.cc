@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "api/cluster_json.h"
@@ -192,6 +193,49 @@ TEST(BackRestBackup, MakesTheStanzaOnlyWhenPgBackRestSaysThereIsNone) {
   done = BackRest(config, denied).backup(primary, nullptr, BackupType::kIncr);
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().code, ErrorCode::kFailed);
+}
+
+// With a repository host: there, its own settings and the nodes named on the command line
+// (the primary as pg1 for what reaches it, the standby as pg2 for a backup, nothing for info);
+// on a node's host, the node's settings, and no backup.
+TEST(BackRestOnARepositoryHost, NamesTheNodesEachCommandReaches) {
+  ClusterConfig config;
+  config.name = "c1";
+  config.backup.repository = "/repo";
+  config.backup.repository_host = "10.0.0.9";
+  config.backup.tls = {.cert_file = "/t/c", .key_file = "/t/k", .ca_file = "/t/a"};
+  NodeConfig primary{.name = "node1", .host = "10.0.0.1", .port = 5432, .data_dir = "/d/1"};
+  NodeConfig standby{.name = "node2", .host = "10.0.0.2", .port = 5432, .data_dir = "/d/2"};
+  auto has = [](const std::vector<std::string>& args, const std::string& arg) {
+    return std::ranges::find(args, arg) != args.end();
+  };
+  ScriptedBackRest there({{0, ""}, {0, ""}, {0, "[]"}});
+  BackRest repository(config, there, /*here_is_repository_host=*/true);
+  ASSERT_TRUE(repository.backup(primary, &standby, BackupType::kFull));
+  ASSERT_TRUE(repository.check(primary));
+  (void)repository.info(primary);
+  ASSERT_EQ(there.calls.size(), 3u);
+  const auto& backup = there.calls[0];
+  EXPECT_TRUE(has(backup, "--config=/repo/tandem-pgbackrest.conf"));
+  for (const char* arg : {"--pg1-host=10.0.0.1", "--pg1-path=/d/1", "--pg1-host-type=tls",
+                          "--pg2-host=10.0.0.2", "--pg2-path=/d/2", "--backup-standby"}) {
+    EXPECT_TRUE(has(backup, arg)) << arg;
+  }
+  EXPECT_TRUE(has(there.calls[1], "--pg1-host=10.0.0.1"));
+  EXPECT_FALSE(has(there.calls[1], "--pg2-host=10.0.0.2"));
+  for (const std::string& arg : there.calls[2]) {
+    EXPECT_FALSE(arg.starts_with("--pg")) << "info takes no node: " << arg;
+  }
+  // On a node's host: its own settings; a backup refused with where to go.
+  ScriptedBackRest node_host({{0, ""}});
+  BackRest node(config, node_host, /*here_is_repository_host=*/false);
+  auto refused = node.backup(primary, &standby, BackupType::kFull);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("on the repository host 10.0.0.9"), std::string::npos);
+  EXPECT_TRUE(node_host.calls.empty());
+  ASSERT_TRUE(node.check(primary));
+  EXPECT_TRUE(has(node_host.calls[0], "--config=/d/1/pgbackrest.conf"));
+  EXPECT_FALSE(has(node_host.calls[0], "--pg1-host=10.0.0.1"));
 }
 
 TEST(RestoreTarget, EachKindAsPgBackRestTakesIt) {

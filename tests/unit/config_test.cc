@@ -63,6 +63,10 @@ TEST(ParseConfig, RoundTripsThroughRender) {
   // left out when written again.
   config->backup.repository_host = "10.0.0.9";
   config->backup.tls = config->tls;
+  config->etcd.endpoints = {"http://10.0.0.5:2379"};
+  config->nodes[0].host = "10.0.0.1";
+  config->nodes[1].host = "10.0.0.2";
+  config->nodes[1].api_port = 8008;
   std::string rendered = render_config(*config);
   EXPECT_EQ(rendered.find("cert_file: /etc/tandem/server.crt"),
             rendered.rfind("cert_file: /etc/tandem/server.crt"))
@@ -204,7 +208,21 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "set backup.repository_host"},
       // Issue 18.1: a repository host.
       {"backup: {repository: /b, repository_host: repo.example}\nnodes: [{name: a, port: 1}]",
-       "backup.repository_host 'repo.example' must be an IP address"},
+       "backup.repository_host 'repo.example' must be the IP address of one host"},
+      {"backup: {repository: /b, repository_host: 127.0.0.1}\nnodes: [{name: a, port: 1}]",
+       "not a name, loopback, multicast or 0.0.0.0"},
+      {"backup: {repository: /b, repository_host: '::'}\nnodes: [{name: a, port: 1}]",
+       "not a name, loopback, multicast or 0.0.0.0"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: /c, key_file: /k, "
+       "ca_file: /a}}\nnodes: [{name: a, host: 10.0.0.1, port: 1}]",
+       "backup.repository_host is for nodes on several machines"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: /c, key_file: /k, "
+       "ca_file: /a}}\nnodes: [{name: a, host: 10.0.0.1, port: 8432}]",
+       "backup.tls_port 8432 is node a's port too"},
+      {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: /c, key_file: /k, "
+       "ca_file: /a}}\nnodes: [{name: a, host: 10.0.0.1, port: 1}, {name: b, host: 10.0.0.1, "
+       "port: 2}]",
+       "node b shares the host 10.0.0.1 with another"},
       {"backup: {repository: /b, repository_host: 10.0.0.9}\nnodes: [{name: a, port: 1}]",
        "pgBackRest's TLS needs certificates"},
       {"backup: {repository: /b, repository_host: 10.0.0.9, tls_port: 0, tls: {cert_file: /c, "
@@ -217,7 +235,8 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "ca_file: /a, crl: /x}}\nnodes: [{name: a, port: 1}]",
        "unknown key 'backup.tls.crl'"},
       {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: \"/c'\", key_file: "
-       "/k, ca_file: /a}}\nnodes: [{name: a, port: 1}]",
+       "/k, ca_file: /a}}\netcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, host: 10.0.0.1, "
+       "port: 1, api_port: 8008}]",
        "may not hold quotes"},
       {"backup: {repository: /b, repository_host: 10.0.0.9, tls: {cert_file: /c, key_file: /k, "
        "ca_file: /a}}\nnodes: [{name: a, host: 10.0.0.9, port: 1}]",

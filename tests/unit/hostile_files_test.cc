@@ -305,6 +305,7 @@ TEST(IsOwnAddress, TellsThisMachinesAddressesFromOthers) {
   EXPECT_TRUE(is_own_address("127.0.0.1"));
   EXPECT_TRUE(is_own_address("::1"));
   EXPECT_FALSE(is_own_address("192.0.2.1"));  // TEST-NET-1
+  EXPECT_FALSE(is_own_address("127.0.0.2"));  // binds (all of 127/8 does), but no interface has it
   EXPECT_FALSE(is_own_address("localhost"));  // a name, not an address
 }
 
