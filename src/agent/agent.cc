@@ -259,9 +259,6 @@ Decision Agent::cycle() {
   }
   if (decision.backup && backups_ != nullptr && result) start_backup(*decision.backup);
   if (decision.read_repository && backups_ != nullptr && result) backups_->read_repository(self_);
-  if (decision.archive_left_timeline && backups_ != nullptr && result) {
-    backups_->archive_left_timeline(self_);
-  }
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
   if (view) publish(node);
   log_cycle(decision, result);

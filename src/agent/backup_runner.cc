@@ -135,25 +135,6 @@ void BackupRunner::start(const ScheduledBackup& backup, const NodeConfig& primar
   }).detach();
 }
 
-void BackupRunner::archive_left_timeline(const NodeConfig& self) {
-  if (shared_->running.exchange(true)) {
-    spdlog::warn(
-        "the timeline left behind not archived: a backup or a read of the repository "
-        "runs");
-    return;
-  }
-  std::thread([shared = shared_, self] {
-    auto pushed = tandem::archive_left_timeline(shared->config, shared->runner, self);
-    if (!pushed) {
-      spdlog::warn("archiving what the old primary may not have: {}", pushed.error().message);
-    } else if (*pushed > 0) {
-      spdlog::info("archived {} WAL segment{} of the timeline left behind that the archive lacked",
-                   *pushed, *pushed == 1 ? "" : "s");
-    }
-    shared->running = false;
-  }).detach();
-}
-
 void BackupRunner::read_repository(const NodeConfig& self) {
   if (shared_->running.load()) return;
   auto now = shared_->clock.steady_now();

@@ -37,9 +37,6 @@ class BackupRunner {
   // writes it to the store's last_backup, on the runner's thread, unless a backup or a read
   // runs or one was tried less than a minute ago (a broken repository is not read every cycle).
   void read_repository(const NodeConfig& self);
-  // After `self` was promoted: the segments of the timeline it left that the archive may lack,
-  // pushed on the runner's thread (ops archive_left_timeline).
-  void archive_left_timeline(const NodeConfig& self);
 
  private:
   struct Shared;

@@ -114,10 +114,6 @@ struct Decision {
   // The leader's running primary, backup: configured: the repository read for its newest
   // backup beside the cycle (last_backup), when due and no backup runs here.
   bool read_repository = false;
-  // A promotion (a take-over or a handed-over lease), backup: configured: once it succeeded,
-  // the WAL of the timeline left behind that the archive may lack is pushed beside the cycle
-  // (the old primary may have died before archiving it).
-  bool archive_left_timeline = false;
   bool end_adoption = false;
   // A node with data, any action but those a failover waits on (take-over, promotion, fencing,
   // demotion, hand-over: a cycle later): the cluster's settings (ClusterView::settings) changed

@@ -2,10 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
-#include <functional>
 
 namespace tandem {
 namespace {
@@ -74,37 +71,6 @@ std::optional<Lsn> TimelineHistory::switch_point(TimelineId timeline) const {
 
 std::string history_file_name(TimelineId timeline) {
   return fmt::format("{:08X}.history", timeline);
-}
-
-std::vector<std::string> segments_before_switch(const std::vector<std::string>& names,
-                                                TimelineId timeline, Lsn switch_point,
-                                                std::uint64_t segment_size) {
-  if (segment_size == 0 || (0x100000000ULL % segment_size) != 0) return {};
-  std::uint64_t per_id = 0x100000000ULL / segment_size;
-  std::uint64_t switch_segment = switch_point.value() / segment_size;
-  auto hex = [](std::string_view text, std::uint64_t& out) {
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out, 16);
-    return error == std::errc() && end == text.data() + text.size();
-  };
-  std::vector<std::pair<std::uint64_t, std::string>> found;
-  for (const std::string& name : names) {
-    std::uint64_t tli = 0;
-    std::uint64_t id = 0;
-    std::uint64_t seg = 0;
-    if (name.size() != 24 || !std::ranges::all_of(name, [](char c) { return std::isxdigit(c); }) ||
-        !hex(std::string_view(name).substr(0, 8), tli) ||
-        !hex(std::string_view(name).substr(8, 8), id) ||
-        !hex(std::string_view(name).substr(16, 8), seg)) {
-      continue;
-    }
-    std::uint64_t number = id * per_id + seg;
-    if (tli == timeline && seg < per_id && number < switch_segment)
-      found.emplace_back(number, name);
-  }
-  std::ranges::sort(found, std::greater<>());
-  std::vector<std::string> newest_first;
-  for (auto& [number, name] : found) newest_first.push_back(std::move(name));
-  return newest_first;
 }
 
 }  // namespace tandem

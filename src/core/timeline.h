@@ -48,12 +48,4 @@ class TimelineHistory {
 // The history file name PostgreSQL uses for a timeline: "00000002.history".
 std::string history_file_name(TimelineId timeline);
 
-// Of the file names in a pg_wal directory, the WAL segments of `timeline` that hold only WAL
-// from before `switch_point`, where a promoted node left that timeline, newest first: whole and
-// true segments. The one holding the switch point is renamed .partial at the promotion, and a
-// name after it is a recycled file holding old WAL. `segment_size`: bytes per segment.
-std::vector<std::string> segments_before_switch(const std::vector<std::string>& names,
-                                                TimelineId timeline, Lsn switch_point,
-                                                std::uint64_t segment_size);
-
 }  // namespace tandem

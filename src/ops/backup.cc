@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cstdio>
 #include <filesystem>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -14,7 +12,6 @@
 
 #include "common/clock.h"
 #include "core/lsn.h"
-#include "core/timeline.h"
 #include "dcs/cluster_layout.h"
 #include "ops/store_access.h"
 #include "pg/admin_connection.h"
@@ -384,105 +381,6 @@ Status BackRest::run_restore(const NodeConfig& node, std::vector<std::string> ar
   auto done = run(node, std::move(args), std::chrono::hours(24));
   if (!done) return std::unexpected(done.error());
   return {};
-}
-
-Result<bool> BackRest::archive_push(const NodeConfig& node, const std::string& segment_path) {
-  auto pushed = run(node, {"archive-push", segment_path}, std::chrono::minutes(5));
-  if (!pushed) return std::unexpected(pushed.error());
-  // pgBackRest 2.45 warns "WAL file '...' already exists in the repo1 archive with the same
-  // checksum" and succeeds.
-  return pushed->find("already exists") == std::string::npos;
-}
-
-Result<int> archive_left_timeline(const ClusterConfig& config, ProcessRunner& runner,
-                                  const NodeConfig& node) {
-  std::string wal_dir = node.data_dir + "/pg_wal";
-  std::vector<std::string> names;
-  TimelineId newest = 0;
-  std::uint64_t segment_size = 0;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(wal_dir, error)) {
-    std::string name = entry.path().filename().string();
-    names.push_back(name);
-    TimelineId timeline = 0;
-    if (name.size() == 16 && name.ends_with(".history") &&
-        std::sscanf(name.c_str(), "%8X", &timeline) == 1) {
-      newest = std::max(newest, timeline);
-    }
-    if (name.size() == 24 && segment_size == 0 && entry.is_regular_file(error)) {
-      segment_size = entry.file_size(error);
-    }
-  }
-  if (error) {
-    return fail(ErrorCode::kFailed, fmt::format("reading {}: {}", wal_dir, error.message()));
-  }
-  if (newest < 2) return 0;  // never promoted: nothing left behind
-  auto text = read_file_nofollow(wal_dir + "/" + history_file_name(newest));
-  if (!text) return std::unexpected(text.error());
-  auto history = TimelineHistory::parse(newest, *text);
-  if (!history) return std::unexpected(history.error());
-  if (history->switches().empty()) return 0;
-  const TimelineSwitch& left = history->switches().back();
-  BackRest backrest(config, runner);
-  int pushed = 0;
-  for (const std::string& name :
-       segments_before_switch(names, left.timeline, left.switch_point, segment_size)) {
-    auto done = backrest.archive_push(node, wal_dir + "/" + name);
-    if (!done) return std::unexpected(done.error());
-    if (!*done) break;  // the old primary archived up to here, in order
-    ++pushed;
-  }
-  return pushed;
-}
-
-Result<int> settle_archive_duty(const ClusterConfig& config, ProcessRunner& runner,
-                                const NodeConfig& node) {
-  std::string wal_dir = node.data_dir + "/pg_wal";
-  TimelineId newest = 0;
-  std::vector<std::string> owed;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(wal_dir, error)) {
-    std::string name = entry.path().filename().string();
-    TimelineId timeline = 0;
-    if (name.size() == 16 && name.ends_with(".history") &&
-        std::sscanf(name.c_str(), "%8X", &timeline) == 1) {
-      newest = std::max(newest, timeline);
-    }
-  }
-  for (const auto& entry :
-       std::filesystem::directory_iterator(wal_dir + "/archive_status", error)) {
-    std::string name = entry.path().filename().string();
-    std::string segment = name.substr(0, name.size() > 6 ? name.size() - 6 : 0);
-    TimelineId timeline = 0;
-    if (name.size() == 30 && name.ends_with(".ready") &&
-        std::ranges::all_of(segment, [](char c) { return std::isxdigit(c) != 0; }) &&
-        std::sscanf(segment.c_str(), "%8X", &timeline) == 1 && timeline < newest) {
-      owed.push_back(segment);
-    }
-  }
-  std::ranges::sort(owed);
-  BackRest backrest(config, runner);
-  int settled = 0;
-  for (const std::string& segment : owed) {
-    if (settled == 8) break;
-    auto pushed = backrest.archive_push(node, wal_dir + "/" + segment);
-    if (!pushed && pushed.error().message.find("with a different checksum") == std::string::npos) {
-      return std::unexpected(pushed.error());
-    }
-    std::string status = wal_dir + "/archive_status/" + segment;
-    ProcessSpec done{.program = "/bin/mv",
-                     .args = {"-T", "--", status + ".ready", status + ".done"},
-                     .run_as = config.os_user,
-                     .timeout = std::chrono::seconds(30)};
-    auto moved = runner.run(done);
-    if (!moved) return std::unexpected(moved.error());
-    if (moved->exit_code != 0) {
-      return fail(ErrorCode::kFailed,
-                  fmt::format("marking {} archived: {}", segment, failure_line(moved->output)));
-    }
-    ++settled;
-  }
-  return settled;
 }
 
 Result<RepositoryInfo> BackRest::info(const NodeConfig& node) {

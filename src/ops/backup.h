@@ -129,9 +129,6 @@ class BackRest {
   Status backup(const NodeConfig& primary, const NodeConfig* standby, BackupType type,
                 const std::function<void(const BackupProgress&)>& on_progress = {});
   Result<RepositoryInfo> info(const NodeConfig& node);
-  // pgbackrest archive-push of one WAL segment file of `node`: true when pushed, false when
-  // the archive held it already (the same checksum; another is an error).
-  Result<bool> archive_push(const NodeConfig& node, const std::string& segment_path);
   // pgbackrest restore with `args` (the last one "restore"), with `node`'s settings.
   Status run_restore(const NodeConfig& node, std::vector<std::string> args);
 
@@ -153,22 +150,6 @@ class BackRest {
   ProcessRunner& runner_;
   bool here_is_repository_host_;
 };
-
-// After a promotion of `node`: the WAL segments of the timeline it left that it holds in pg_wal
-// (core segments_before_switch, after its newest history file), pushed to the archive newest
-// first until one is there already. The old primary may have died before archiving them, and
-// no standby archives what it receives: without them a restore past the failover has a hole.
-// Returns how many were pushed.
-Result<int> archive_left_timeline(const ClusterConfig& config, ProcessRunner& runner,
-                                  const NodeConfig& node);
-
-// A former primary about to follow another's timeline: the WAL segments of an older timeline
-// its archiver still owes (archive_status .ready) handed over — pushed, or found in the archive
-// already (the new primary's copy, whose end after a WAL switch differs from this one's: the
-// archiver would refuse to go past it for ever), then marked .done, at most 8; one pgBackRest
-// cannot push for another reason stays owed. Returns how many were handed over.
-Result<int> settle_archive_duty(const ClusterConfig& config, ProcessRunner& runner,
-                                const NodeConfig& node);
 
 // The store's last_backup from what the repository holds (its newest backup, or none), read at
 // `now_ms` (wall clock).

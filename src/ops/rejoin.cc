@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "ops/backup.h"
 #include "ops/clone.h"
 #include "ops/find_primary.h"
 #include "pg/admin_connection.h"
@@ -97,20 +96,6 @@ Result<std::string> reclone(Context& context, const NodeConfig& node, const Node
 Status start_following(Context& context, const NodeConfig& node, const NodeConfig& primary,
                        std::chrono::milliseconds timeout) {
   if (auto ok = write_node_files(context.config, context.os_user, node, &primary); !ok) return ok;
-  if (context.config.backup.enabled() && context.runner != nullptr) {
-    // What it still owed the archive as a primary, handed over before it follows (the new
-    // primary pushed its own copies of the same segments: ops/backup.h).
-    auto settled = settle_archive_duty(context.config, *context.runner, node);
-    if (!settled) {
-      context.report(fmt::format("WAL {} still owes the archive is left to its archiver: {}",
-                                 node.name, settled.error().message));
-    } else if (*settled > 0) {
-      context.report(
-          fmt::format("{} WAL segment{} of an older timeline {} owed the archive: "
-                      "handed over",
-                      *settled, *settled == 1 ? "" : "s", node.name));
-    }
-  }
   if (auto ok = context.controller.start(node); !ok) return ok;
   return wait_streaming(context.config, context.clock, primary, node, timeout);
 }
