@@ -98,7 +98,7 @@ TEST(RenderTandemConf, ArchivesThroughPgBackRestWhenARepositoryIsSet) {
 
 // With a repository host: each node reaches the repository there over TLS and serves its own
 // TLS server to that host alone; the repository host's file names the nodes as clients, and its
-// commands name the node they reach. A node's archive-get gives up within 5 s.
+// commands name the node they reach. A node's archive-get gives up within 2 s.
 TEST(RenderPgBackRestConf, ReachesTheRepositoryHostOverTls) {
   ClusterConfig config = config_with_app();
   config.name = "main";
@@ -117,7 +117,7 @@ TEST(RenderPgBackRestConf, ReachesTheRepositoryHostOverTls) {
         "tls-server-address=10.0.0.2\n", "tls-server-port=8432\n",
         "tls-server-cert-file=/t/host.crt\n", "tls-server-ca-file=/t/ca.crt\n",
         "tls-server-auth=10.0.0.9=main\n", "[main]\npg1-path=",
-        "[global:archive-get]\nio-timeout=5\n", "[global:archive-push]\nio-timeout=10\n"}) {
+        "[global:archive-get]\nio-timeout=2\n", "[global:archive-push]\nio-timeout=10\n"}) {
     EXPECT_NE(node.find(line), std::string::npos) << line << "\nin:\n" << node;
   }
   EXPECT_EQ(node.find("repo1-retention-full"), std::string::npos) << node;  // the host's to say
