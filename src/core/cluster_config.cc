@@ -270,6 +270,54 @@ bool is_stanza_name(std::string_view name) {
   });
 }
 
+// backup.repository_host: one host's address, certificates, one node per host, several
+// machines.
+Status validate_repository_host(const ClusterConfig& config) {
+  const BackupConfig& backup = config.backup;
+  if (!backup.remote()) return {};
+  if (!is_host_address(backup.repository_host)) {
+    return invalid(
+        fmt::format("backup.repository_host '{}' must be the IP address of one host (not a name, "
+                    "loopback, multicast or 0.0.0.0)",
+                    backup.repository_host));
+  }
+  if (backup.tls_port < 1 || backup.tls_port > 65535) {
+    return invalid("backup.tls_port must be between 1 and 65535");
+  }
+  const PostgresTlsConfig& tls = backup.tls;
+  if (!tls.enabled() || tls.key_file.empty() || tls.ca_file.empty()) {
+    return invalid(
+        "backup.repository_host: pgBackRest's TLS needs certificates: backup.tls (cert_file, "
+        "key_file, ca_file) or postgresql.tls");
+  }
+  std::set<std::string> hosts;
+  for (const NodeConfig& node : config.nodes) {
+    if (node.host == backup.repository_host) {
+      return invalid(
+          fmt::format("backup.repository_host {} is node {}'s address: the repository belongs on a "
+                      "host of its own, which outlives any node",
+                      backup.repository_host, node.name));
+    }
+    if (!hosts.insert(node.host).second) {
+      return invalid(
+          fmt::format("backup.repository_host: node {} shares the host {} with another; its one "
+                      "pgBackRest TLS "
+                      "server on backup.tls_port serves one node",
+                      node.name, node.host));
+    }
+    if (node.port == backup.tls_port || node.api_port == backup.tls_port) {
+      return invalid(
+          fmt::format("backup.tls_port {} is node {}'s port too", backup.tls_port, node.name));
+    }
+  }
+  if (!config.on_several_machines()) {
+    return invalid(
+        "backup.repository_host is for nodes on several machines (etcd); on one machine the "
+        "repository is a directory of it: leave repository_host out");
+  }
+  return {};
+}
+
 Status validate_backup(const ClusterConfig& config) {
   const BackupConfig& backup = config.backup;
   if (!backup.enabled()) return {};
@@ -303,48 +351,7 @@ Status validate_backup(const ClusterConfig& config) {
         "backup: nodes on several machines reach their repository on a repository host: set "
         "backup.repository_host (its address) and run `tandem repository` there");
   }
-  if (backup.remote()) {
-    if (!is_host_address(backup.repository_host)) {
-      return invalid(
-          fmt::format("backup.repository_host '{}' must be the IP address of one host (not a name, "
-                      "loopback, multicast or 0.0.0.0)",
-                      backup.repository_host));
-    }
-    if (backup.tls_port < 1 || backup.tls_port > 65535) {
-      return invalid("backup.tls_port must be between 1 and 65535");
-    }
-    const PostgresTlsConfig& tls = backup.tls;
-    if (!tls.enabled() || tls.key_file.empty() || tls.ca_file.empty()) {
-      return invalid(
-          "backup.repository_host: pgBackRest's TLS needs certificates: backup.tls (cert_file, "
-          "key_file, ca_file) or postgresql.tls");
-    }
-    std::set<std::string> hosts;
-    for (const NodeConfig& node : config.nodes) {
-      if (node.host == backup.repository_host) {
-        return invalid(fmt::format(
-            "backup.repository_host {} is node {}'s address: the repository belongs on a "
-            "host of its own, which outlives any node",
-            backup.repository_host, node.name));
-      }
-      if (!hosts.insert(node.host).second) {
-        return invalid(
-            fmt::format("backup.repository_host: node {} shares the host {} with another; its one "
-                        "pgBackRest TLS "
-                        "server on backup.tls_port serves one node",
-                        node.name, node.host));
-      }
-      if (node.port == backup.tls_port || node.api_port == backup.tls_port) {
-        return invalid(
-            fmt::format("backup.tls_port {} is node {}'s port too", backup.tls_port, node.name));
-      }
-    }
-    if (!config.on_several_machines()) {
-      return invalid(
-          "backup.repository_host is for nodes on several machines (etcd); on one machine the "
-          "repository is a directory of it: leave repository_host out");
-    }
-  }
+  if (auto ok = validate_repository_host(config); !ok) return ok;
   for (const std::string* path : {&backup.repository, &backup.pgbackrest, &backup.tls.cert_file,
                                   &backup.tls.key_file, &backup.tls.ca_file}) {
     if (path->find_first_of("'\"\\$`\n") != std::string::npos) {
