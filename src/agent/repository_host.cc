@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -111,12 +112,21 @@ Status run_repository_host(const ClusterConfig& config, const OsUser& os_user,
   spdlog::info("repository host {}: pgBackRest's TLS server on port {}, repository {}",
                config.backup.repository_host, config.backup.tls_port, config.backup.repository);
   ClusterLayout layout(config.name);
+  std::unique_ptr<Store> store;  // opened again after a failed read
   while (!stop.load()) {
     // The leader's view: which node is the primary, which standbys stream from it.
-    auto store = open_cluster_store(config, clock);
-    auto snapshot = store ? (*store)->read(layout.prefix())
-                          : Result<StoreSnapshot>(std::unexpected(store.error()));
+    Result<StoreSnapshot> snapshot = fail(ErrorCode::kUnavailable, "not opened");
+    if (!store) {
+      auto opened = open_cluster_store(config, clock);
+      if (opened) {
+        store = std::move(*opened);
+      } else {
+        snapshot = std::unexpected(opened.error());
+      }
+    }
+    if (store) snapshot = store->read(layout.prefix());
     if (!snapshot) {
+      store.reset();
       store_problem.say("the coordination store: " + snapshot.error().message);
     } else {
       store_problem.say("");

@@ -140,7 +140,7 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
   }
   if (!process.backup_server && config.backup.remote()) {
     process.backup_server = std::make_unique<SupervisedProcess>(
-        session.runner(), backrest_server_spec(config, self.data_dir + "/" + kPgBackRestConfName),
+        session.runner(), backrest_server_spec(config, pgbackrest_conf_path(self)),
         "pgBackRest's TLS server");
   }
   process.agent = std::make_unique<Agent>(

@@ -301,8 +301,7 @@ Status validate_repository_host(const ClusterConfig& config) {
     if (!hosts.insert(node.host).second) {
       return invalid(
           fmt::format("backup.repository_host: node {} shares the host {} with another; its one "
-                      "pgBackRest TLS "
-                      "server on backup.tls_port serves one node",
+                      "pgBackRest TLS server on backup.tls_port serves one node",
                       node.name, node.host));
     }
     if (node.port == backup.tls_port || node.api_port == backup.tls_port) {

@@ -257,7 +257,7 @@ BackRest::BackRest(const ClusterConfig& config, ProcessRunner& runner,
 
 std::string BackRest::conf_of(const NodeConfig& node) const {
   if (here_is_repository_host_) return repository_conf_path(config_);
-  return node.data_dir + "/" + kPgBackRestConfName;
+  return pgbackrest_conf_path(node);
 }
 
 Status BackRest::need_repository_host() const {
@@ -572,7 +572,7 @@ Status record_last_backup(const ClusterConfig& config, Clock& clock, const LastB
 Result<const NodeConfig*> node_with_backrest_conf(const ClusterConfig& config) {
   for (const NodeConfig& node : config.nodes) {
     std::error_code error;
-    if (std::filesystem::exists(node.data_dir + "/" + kPgBackRestConfName, error)) return &node;
+    if (std::filesystem::exists(pgbackrest_conf_path(node), error)) return &node;
   }
   return fail(ErrorCode::kNotFound,
               fmt::format("no node of this machine has {}: is backup configured on it?",

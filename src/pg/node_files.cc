@@ -61,8 +61,8 @@ Status write_node_files(const ClusterConfig& config, const OsUser& os_user, cons
     return ok;
   }
   if (config.backup.enabled()) {
-    if (auto ok = write_owned_file(node.data_dir + "/" + kPgBackRestConfName,
-                                   render_pgbackrest_conf(config, node), os_user, 0600);
+    if (auto ok = write_owned_file(pgbackrest_conf_path(node), render_pgbackrest_conf(config, node),
+                                   os_user, 0600);
         !ok) {
       return ok;
     }

@@ -92,7 +92,7 @@ std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& no
     return out;
   };
   return fmt::format("{} --config={} --stanza={}", shell_quoted(literal(config.backup.pgbackrest)),
-                     shell_quoted(literal(node.data_dir + "/" + kPgBackRestConfName)),
+                     shell_quoted(literal(pgbackrest_conf_path(node))),
                      shell_quoted(literal(config.stanza())));
 }
 

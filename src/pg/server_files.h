@@ -44,6 +44,9 @@ std::string render_settings_conf(const std::map<std::string, std::string>& setti
 // pg1 — archive-push reads its own data directory's pg_control. In the data directory, beside
 // tandem.conf, and rewritten with it.
 inline constexpr char kPgBackRestConfName[] = "pgbackrest.conf";
+inline std::string pgbackrest_conf_path(const NodeConfig& node) {
+  return node.data_dir + "/" + kPgBackRestConfName;
+}
 // With a repository host, it reaches the repository there over TLS, and serves pgBackRest's
 // TLS server (which the agent runs) to the repository host alone.
 std::string render_pgbackrest_conf(const ClusterConfig& config, const NodeConfig& node);
