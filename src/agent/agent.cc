@@ -229,6 +229,7 @@ Decision Agent::cycle() {
     view->members[self_.name] = member_record(node);
     // The last OTHER leader: a lease handed to this node names this node before it promotes.
     if (view->leader && !view->leader_is(self_.name)) last_leader_ = view->leader->name;
+    note_leader_archived(*view);
     track_lease(*view, node);
   }
   // A primary restarted in place is watched while it starts: it may accept writes before the
@@ -250,6 +251,9 @@ Decision Agent::cycle() {
           : Decision{.reason = "the member list in the store changed: taken before deciding"};
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
+  if (decision.archive_received_wal && backups_ != nullptr) {
+    backups_->mark_received_wal(self_, leader_archived_);
+  }
   Status result = execute(decision, node, view);
   if (decision.action == Action::kClone || decision.action == Action::kRejoin ||
       decision.action == Action::kReclone || decision.action == Action::kBootstrap) {
@@ -278,6 +282,18 @@ void Agent::say_ready(const std::optional<ClusterView>& view, const NodeObservat
   if (!published_record_) return;
   service_->ready(fmt::format("{}: {}", action_name(decision.action), decision.reason));
   ready_said_ = true;
+}
+
+// The last segment the other leader's primary was seen to archive: what a promotion of this
+// node need not archive again (Decision::archive_received_wal).
+void Agent::note_leader_archived(const ClusterView& view) {
+  if (!view.leader || view.leader_is(self_.name)) return;
+  auto record = view.members.find(view.leader->name);
+  if (record == view.members.end() || !record->second.primary ||
+      !record->second.primary->archiver) {
+    return;
+  }
+  leader_archived_ = record->second.primary->archiver->last_archived_wal;
 }
 
 void Agent::record_finished_promotion(const ClusterView* view) {

@@ -152,6 +152,7 @@ class Agent {
   Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status promote(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   void record_finished_promotion(const ClusterView* view);
+  void note_leader_archived(const ClusterView& view);
   void say_ready(const std::optional<ClusterView>& view, const NodeObservation& node,
                  const Decision& decision);
   Status hand_over(const ClusterView& view, const std::string& target);
@@ -229,7 +230,8 @@ class Agent {
   std::atomic<std::int64_t> slow_renewal_warned_ms_{0};
 
   std::optional<Lsn> published_optime_;
-  std::string last_leader_;  // the last other leader seen, for the history
+  std::string last_leader_;      // the last other leader seen, for the history
+  std::string leader_archived_;  // the last segment it was seen to archive (backup:)
   std::optional<MemberRecord> published_record_;
   std::chrono::steady_clock::time_point published_at_{};
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;

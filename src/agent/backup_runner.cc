@@ -9,6 +9,7 @@
 #include "dcs/cluster_layout.h"
 #include "ops/backup.h"
 #include "ops/store_access.h"
+#include "ops/wal_archive.h"
 #include "proc/process_runner.h"
 
 namespace tandem {
@@ -133,6 +134,19 @@ void BackupRunner::start(const ScheduledBackup& backup, const NodeConfig& primar
     shared->take(backup, primary, standby);
     shared->running = false;
   }).detach();
+}
+
+void BackupRunner::mark_received_wal(const NodeConfig& self, const std::string& archived) {
+  auto marked = tandem::mark_received_wal(shared_->config, shared_->runner, self, archived);
+  if (!marked) {
+    spdlog::warn("the WAL received from the old primary is not marked for the archive: {}",
+                 marked.error().message);
+  } else if (*marked > 0) {
+    spdlog::info(
+        "{} WAL segment{} received from the old primary marked for the archive before the "
+        "promotion (after {}, the last it was seen to archive)",
+        *marked, *marked == 1 ? "" : "s", archived.empty() ? "none known" : archived);
+  }
 }
 
 void BackupRunner::read_repository(const NodeConfig& self) {

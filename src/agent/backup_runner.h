@@ -37,6 +37,11 @@ class BackupRunner {
   // writes it to the store's last_backup, on the runner's thread, unless a backup or a read
   // runs or one was tried less than a minute ago (a broken repository is not read every cycle).
   void read_repository(const NodeConfig& self);
+  // Before `self`, a standby, is promoted: what it received that the old primary may not have
+  // archived (after `archived`, its last archived segment as last seen) marked for its own
+  // archiver (ops mark_received_wal), at once, on the caller's thread (a directory read and
+  // one short process); logged.
+  void mark_received_wal(const NodeConfig& self, const std::string& archived);
 
  private:
   struct Shared;

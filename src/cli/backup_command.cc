@@ -15,6 +15,7 @@
 #include "common/units.h"
 #include "ops/backup.h"
 #include "ops/status.h"
+#include "ops/wal_archive.h"
 
 namespace tandem {
 namespace {
@@ -225,10 +226,30 @@ void add_restore_command(CLI::App& app, CliState& state) {
   });
 }
 
+// PostgreSQL's archive_command with backup: (pg/server_files.cc), not for people: pgBackRest's
+// archive-push run through ops archive_push_segment, its output to PostgreSQL's log.
+void add_archive_push_command(CLI::App& app, CliState& state) {
+  auto* push = app.add_subcommand(
+      "archive-push", "PostgreSQL's archive_command: pgBackRest's archive-push of one segment");
+  push->group("");  // hidden
+  auto command = std::make_shared<std::vector<std::string>>();
+  push->add_option("command", *command, "pgBackRest's command line, the segment's path last")
+      ->required();
+  push->callback([&state, command] {
+    SystemProcessRunner runner;
+    std::string output;
+    auto pushed = archive_push_segment(runner, *command, output);
+    std::fputs(output.c_str(), stderr);
+    if (pushed && !pushed->empty()) fmt::print(stderr, "{}\n", *pushed);
+    state.result = pushed ? Status{} : Status(std::unexpected(pushed.error()));
+  });
+}
+
 }  // namespace
 
 void add_backup_command(CLI::App& app, CliState& state) {
   add_restore_command(app, state);
+  add_archive_push_command(app, state);
   auto* backup = app.add_subcommand(
       "backup",
       "Take a pgBackRest backup (from a streaming standby), list them, check the archive");

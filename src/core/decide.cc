@@ -707,6 +707,9 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
                                !node.backup_running &&
                                repository_read_due(view->last_backup, node.wall_ms);
   }
+  decision.archive_received_wal =
+      config.backup_repository &&
+      (decision.action == Action::kTakeOver || decision.action == Action::kPromote);
   if (decision.action == Action::kRenewLease && node.state == PgState::kPrimary) {
     // With quorum fencing the agents, not the store, keep this primary: an unreachable store
     // changes nothing, but a lost compare-and-set means another node holds the lease now.

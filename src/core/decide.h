@@ -114,6 +114,10 @@ struct Decision {
   // The leader's running primary, backup: configured: the repository read for its newest
   // backup beside the cycle (last_backup), when due and no backup runs here.
   bool read_repository = false;
+  // A promotion (a take-over or a handed-over lease), backup: configured: before it, the WAL
+  // this standby received that the old primary may have died before archiving is marked for
+  // its own archiver (ops/wal_archive.h).
+  bool archive_received_wal = false;
   bool end_adoption = false;
   // A node with data, any action but those a failover waits on (take-over, promotion, fencing,
   // demotion, hand-over: a cycle later): the cluster's settings (ClusterView::settings) changed

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 namespace tandem {
@@ -71,6 +73,64 @@ std::optional<Lsn> TimelineHistory::switch_point(TimelineId timeline) const {
 
 std::string history_file_name(TimelineId timeline) {
   return fmt::format("{:08X}.history", timeline);
+}
+
+namespace {
+
+bool hex_field(std::string_view text, std::uint64_t& out) {
+  if (!std::ranges::all_of(text, [](char c) { return std::isxdigit(c) != 0; })) return false;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out, 16);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+struct SegmentName {
+  std::uint64_t timeline = 0;
+  std::uint64_t log = 0;
+  std::uint64_t segment = 0;
+};
+
+std::optional<SegmentName> parse_segment_name(std::string_view name) {
+  SegmentName parsed;
+  if (name.size() != 24 || !hex_field(name.substr(0, 8), parsed.timeline) ||
+      !hex_field(name.substr(8, 8), parsed.log) || !hex_field(name.substr(16, 8), parsed.segment)) {
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+}  // namespace
+
+std::optional<TimelineId> segment_timeline(std::string_view name) {
+  auto parsed = parse_segment_name(name);
+  if (!parsed || parsed->timeline == 0) return std::nullopt;
+  return static_cast<TimelineId>(parsed->timeline);
+}
+
+TimelineId newest_history(const std::vector<std::string>& names) {
+  TimelineId newest = 1;
+  for (std::string_view name : names) {
+    std::uint64_t timeline = 0;
+    if (name.size() == 16 && name.ends_with(".history") && hex_field(name.substr(0, 8), timeline)) {
+      newest = std::max<TimelineId>(newest, static_cast<TimelineId>(timeline));
+    }
+  }
+  return newest;
+}
+
+bool left_behind(std::string_view segment, const std::vector<std::string>& names) {
+  auto timeline = segment_timeline(segment);
+  return timeline && *timeline < newest_history(names);
+}
+
+std::vector<std::string> received_after(const std::vector<std::string>& received,
+                                        TimelineId timeline, std::string_view archived) {
+  bool ordered = segment_timeline(archived) == timeline;  // names of one timeline sort in order
+  std::vector<std::string> owed;
+  for (const std::string& name : received) {
+    if (segment_timeline(name) == timeline && (!ordered || name > archived)) owed.push_back(name);
+  }
+  std::ranges::sort(owed);
+  return owed;
 }
 
 }  // namespace tandem

@@ -48,4 +48,20 @@ class TimelineHistory {
 // The history file name PostgreSQL uses for a timeline: "00000002.history".
 std::string history_file_name(TimelineId timeline);
 
+// Before a standby is promoted: of the WAL segments it received whole (`received`, those its
+// archive_status says .done), those of `timeline` (the one it follows) after `archived`, the
+// last segment the old primary was seen to archive — all of them when that is no segment of
+// `timeline` — oldest first: what the old primary may have died before archiving.
+std::vector<std::string> received_after(const std::vector<std::string>& received,
+                                        TimelineId timeline, std::string_view archived);
+
+// The timeline of a WAL segment's file name ("000000020000000000000007": 2); nullopt for any
+// other name (a .partial or .history file, a status file).
+std::optional<TimelineId> segment_timeline(std::string_view name);
+// The newest timeline with a history file among a pg_wal directory's file names; 1 for none.
+TimelineId newest_history(const std::vector<std::string>& names);
+// Whether `segment` is a WAL segment of a timeline older than the newest one a pg_wal directory
+// with `names` has a history file of: of a timeline that node has left.
+bool left_behind(std::string_view segment, const std::vector<std::string>& names);
+
 }  // namespace tandem

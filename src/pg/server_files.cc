@@ -8,6 +8,7 @@
 #include "common/units.h"
 #include "pg/admin_connection.h"
 #include "pg/connection.h"
+#include "proc/detached.h"
 #include "proc/safe_file.h"
 
 namespace tandem {
@@ -62,10 +63,22 @@ std::string shell_quoted(std::string_view value) {
   return out + "'";
 }
 
+// PostgreSQL replaces %p, %f and %r anywhere in a command: a '%' of a path is doubled.
+std::string literal(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '%') out += '%';
+    out += c;
+  }
+  return out;
+}
+
 // archive_mode = on: the primary archives, and a standby once promoted. Not `always`: pgBackRest
 // refuses its check and backups with it, and two nodes pushing the same segment at once make
-// one push fail (11 times in 16 segments here, each cleared by PostgreSQL's retry); WAL a primary
-// had not archived when it died may be missing from the archive after a failover (README, Backups).
+// one push fail (11 times in 16 segments here, each cleared by PostgreSQL's retry). WAL a primary
+// had not archived when it died is archived by the node promoted in its place (ops
+// mark_received_wal); pgBackRest runs through `tandem archive-push`, which lets a former primary
+// go past its own copy of such a segment (ops archive_push_segment).
 std::string archive_settings(const ClusterConfig& config, const NodeConfig& node) {
   if (!config.backup.enabled()) return "";
   std::string command = pgbackrest_command(config, node);
@@ -75,22 +88,15 @@ std::string archive_settings(const ClusterConfig& config, const NodeConfig& node
       "archive_mode = on\n"
       "archive_command = {}\n"
       "restore_command = {}\n",
-      config.backup.repository, quoted(command + " archive-push %p"),
+      config.backup.repository,
+      quoted(shell_quoted(literal(own_executable())) + " archive-push -- " + command +
+             " archive-push %p"),
       quoted(command + " archive-get %f \"%p\""));
 }
 
 }  // namespace
 
 std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& node) {
-  // PostgreSQL replaces %p, %f and %r anywhere in the command: a '%' of a path is doubled.
-  auto literal = [](std::string_view value) {
-    std::string out;
-    for (char c : value) {
-      if (c == '%') out += '%';
-      out += c;
-    }
-    return out;
-  };
   return fmt::format("{} --config={} --stanza={}", shell_quoted(literal(config.backup.pgbackrest)),
                      shell_quoted(literal(pgbackrest_conf_path(node))),
                      shell_quoted(literal(config.stanza())));

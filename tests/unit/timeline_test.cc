@@ -58,5 +58,65 @@ TEST(TimelineHistory, FileName) {
   EXPECT_EQ(history_file_name(0x1A), "0000001A.history");
 }
 
+// Before a promotion: what the standby received of the timeline it follows after the old
+// primary's last archived segment, oldest first; all of that timeline when the last archived
+// is no segment of it (another timeline's, a .partial or .backup file, unknown).
+TEST(ReceivedAfter, WhatTheOldPrimaryMayNotHaveArchived) {
+  std::vector<std::string> received = {"000000020000000000000009", "000000020000000000000007",
+                                       "000000010000000000000006", "00000002000000000000000A",
+                                       "000000020000000100000000", "000000020000000000000008"};
+  struct Case {
+    std::string archived;
+    std::vector<std::string> owed;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"000000020000000000000008",
+            {"000000020000000000000009", "00000002000000000000000A", "000000020000000100000000"}},
+           {"000000020000000100000000", {}},
+           {"000000020000000100000001", {}},
+           {"",
+            {"000000020000000000000007", "000000020000000000000008", "000000020000000000000009",
+             "00000002000000000000000A", "000000020000000100000000"}},
+           {"000000010000000000000006",  // the timeline before: all of this one
+            {"000000020000000000000007", "000000020000000000000008", "000000020000000000000009",
+             "00000002000000000000000A", "000000020000000100000000"}},
+           {"000000020000000000000009.partial",
+            {"000000020000000000000007", "000000020000000000000008", "000000020000000000000009",
+             "00000002000000000000000A", "000000020000000100000000"}},
+       }) {
+    EXPECT_EQ(received_after(received, 2, c.archived), c.owed) << c.archived;
+  }
+}
+
+// What `tandem archive-push` may count as archived after pgBackRest's error 45: a segment of a
+// timeline older than the node's newest history file, and nothing else.
+TEST(LeftBehind, OnlySegmentsOfATimelineTheNodeHasLeft) {
+  std::vector<std::string> promoted_twice = {"00000002.history", "00000003.history",
+                                             "000000030000000000000009", "archive_status"};
+  struct Case {
+    std::string segment;
+    std::vector<std::string> wal;
+    bool left;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"000000010000000000000006", promoted_twice, true},
+           {"000000020000000000000008", promoted_twice, true},
+           {"000000030000000000000009", promoted_twice, false},  // its own timeline
+           {"000000040000000000000009", promoted_twice, false},
+           {"000000010000000000000006", {"000000010000000000000006"}, false},  // never left
+           {"00000002.history", promoted_twice, false},
+           {"000000020000000000000008.partial", promoted_twice, false},
+           {"00000001000000000000000G", promoted_twice, false},
+           {"000000000000000000000006", promoted_twice, false},
+       }) {
+    EXPECT_EQ(left_behind(c.segment, c.wal), c.left) << c.segment;
+  }
+  EXPECT_EQ(newest_history(promoted_twice), 3u);
+  EXPECT_EQ(newest_history({"0000000A.history", "00000009.history", "0000000Z.history"}), 10u);
+  EXPECT_EQ(newest_history({}), 1u);
+  EXPECT_EQ(segment_timeline("0000000A0000000000000001"), 10u);
+  EXPECT_EQ(segment_timeline("0000000A0000000000000001.partial"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace tandem

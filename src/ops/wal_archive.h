@@ -1,0 +1,37 @@
+// The WAL a failover leaves out of the archive, and PostgreSQL's archive_command with backup:
+// (tandem archive-push). The archive is pgBackRest's (ops/backup.h).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "core/cluster_config.h"
+#include "proc/process_runner.h"
+
+namespace tandem {
+
+// Before `node`, a standby, is promoted: the WAL segments it received whole (archive_status
+// .done) of the timeline it follows, after `archived` (the old primary's last archived segment as
+// last published; "" when unknown: all of them), marked .ready as the OS user, so that once
+// promoted its own archiver pushes them, and PostgreSQL keeps each until it is archived. The old
+// primary may have died before archiving them, and no standby archives what it receives:
+// without them a restore past the failover has a hole. Marked after the promotion, a segment was
+// once recycled first by the promotion's checkpoint (BackupTest). Those the archive holds
+// already pgBackRest accepts again (archive_push_segment). Returns how many were marked.
+Result<int> mark_received_wal(const ClusterConfig& config, ProcessRunner& runner,
+                              const NodeConfig& node, std::string_view archived);
+
+// archive_command with backup:: `command` is pgBackRest's archive-push, its last argument the
+// segment's path (PostgreSQL's %p, in the data directory). Ok when pgBackRest archived it, or
+// when it refused it with error 45 (the archive holds another copy, another checksum) for a
+// segment of a timeline this node has left (core left_behind): that copy is the one a promoted
+// node pushed (mark_received_wal), the same WAL with another tail after a WAL switch, and the
+// archiver would otherwise retry the segment for ever. The value: a line saying so, or "".
+// An error: pgBackRest's reason; `output` gets pgBackRest's output either way.
+Result<std::string> archive_push_segment(ProcessRunner& runner,
+                                         const std::vector<std::string>& command,
+                                         std::string& output);
+
+}  // namespace tandem
