@@ -195,19 +195,31 @@ Status check_backup_repository(const ClusterConfig& config, const OsUser& os_use
 }
 
 Status check_stanza_free(const ClusterConfig& config, ProcessRunner& runner) {
-  // No node has its pgbackrest.conf yet: the repository named, and no configuration file read
-  // (never /etc/pgbackrest.conf).
+  // No node has its pgbackrest.conf yet: the repository named (on the repository host, reached
+  // over TLS, which answers within 10 s or not at all), and no configuration file read (never
+  // /etc/pgbackrest.conf).
+  std::vector<std::string> args = {"--no-config", "--repo1-path=" + config.backup.repository};
+  std::string where = config.backup.repository;
+  if (config.backup.remote()) {
+    std::ranges::copy(repository_host_args(config), std::back_inserter(args));
+    args.push_back("--io-timeout=10");
+    where = fmt::format("{} on the repository host {}", config.backup.repository,
+                        config.backup.repository_host);
+  }
+  for (const char* arg : {"--log-level-file=off", "--log-level-console=warn", "--output=json"}) {
+    args.emplace_back(arg);
+  }
+  args.push_back("--stanza=" + config.stanza());
+  args.emplace_back("info");
   ProcessSpec spec{.program = config.backup.pgbackrest,
-                   .args = {"--no-config", "--repo1-path=" + config.backup.repository,
-                            "--stanza=" + config.stanza(), "--log-level-file=off",
-                            "--log-level-console=warn", "--output=json", "info"},
+                   .args = std::move(args),
                    .run_as = config.os_user,
                    .timeout = std::chrono::minutes(1)};
   auto result = runner.run(spec);
   if (!result) return std::unexpected(result.error());
   if (result->exit_code != 0) {
     return fail(ErrorCode::kFailed,
-                fmt::format("pgbackrest info of {} failed: {}", config.backup.repository,
+                fmt::format("pgbackrest info of {} failed: {}; nothing was made", where,
                             failure_line(result->output)));
   }
   auto info = parse_backrest_info(result->output, config.stanza());

@@ -123,13 +123,14 @@ Status init_primary(Context& context, const NodeConfig& node) {
                             (*other_primary)->name, node.name, node.name));
   }
   // With a repository host, the repository is there, and so is the stanza: `tandem repository`
-  // makes it once this primary answers.
+  // makes it once this primary answers. Either way, a stanza there already is another
+  // database's, and the repository host must answer.
   bool local_repository = context.config.backup.enabled() && !context.config.backup.remote();
   if (local_repository) {
     if (auto ok = check_backup_repository(context.config, context.os_user); !ok) return ok;
-    if (context.runner != nullptr) {
-      if (auto ok = check_stanza_free(context.config, *context.runner); !ok) return ok;
-    }
+  }
+  if (context.config.backup.enabled() && context.runner != nullptr) {
+    if (auto ok = check_stanza_free(context.config, *context.runner); !ok) return ok;
   }
   if (auto ok = prepare_dirs(context.config, context.os_user, node); !ok) return ok;
   auto credentials = ensure_passwords(context);

@@ -209,6 +209,16 @@ std::vector<std::string> remote_pg_args(const ClusterConfig& config, int index,
           pg + "-user=" + config.superuser};
 }
 
+std::vector<std::string> repository_host_args(const ClusterConfig& config) {
+  const PostgresTlsConfig& tls = config.backup.tls;
+  return {"--repo1-host=" + config.backup.repository_host,
+          "--repo1-host-type=tls",
+          fmt::format("--repo1-host-port={}", config.backup.tls_port),
+          "--repo1-host-cert-file=" + tls.cert_file,
+          "--repo1-host-key-file=" + tls.key_file,
+          "--repo1-host-ca-file=" + tls.ca_file};
+}
+
 std::string render_settings_conf(const std::map<std::string, std::string>& settings,
                                  std::int64_t revision) {
   std::string conf = fmt::format(

@@ -57,6 +57,8 @@ std::string render_repository_conf(const ClusterConfig& config);
 // On the repository host's command lines: `node` as pg<index>, reached on its host's TLS server.
 std::vector<std::string> remote_pg_args(const ClusterConfig& config, int index,
                                         const NodeConfig& node);
+// On a node's host, with no pgbackrest.conf yet: the repository host reached over TLS.
+std::vector<std::string> repository_host_args(const ClusterConfig& config);
 // The pgBackRest command line of a node's archive_command / restore_command, without the
 // command's own arguments: "/usr/bin/pgbackrest --config=DIR/pgbackrest.conf --stanza=S".
 std::string pgbackrest_command(const ClusterConfig& config, const NodeConfig& node);

@@ -3,6 +3,8 @@
 // connections over TCP check it (verify-full), and pg_hba takes no TCP connection without TLS.
 // A server whose certificate another CA signed is refused, with libpq's reason in status.
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include "multihost_fixture.h"
 
@@ -253,6 +255,25 @@ TEST_F(RepositoryHostTest, NodesArchiveToTheRepositoryHostWhereBackupsAreTakenAc
   int old_index = index_of(old_primary);
   // The stanza, made by the repository host once the primary answers; then WAL reaches it.
   EXPECT_TRUE(archive_checks(std::chrono::seconds(60)));
+  // A new cluster naming that stanza: refused on a node's host before initdb, by what the
+  // repository host answers; nothing made.
+  ClusterConfig another = config_;
+  another.name = "other";
+  another.backup.stanza = config_.stanza();
+  for (NodeConfig& node : another.nodes) {
+    node.data_dir += "-other";
+    node.port += 100;
+    if (node.api_port != 0) node.api_port += 100;
+  }
+  std::string other_path = dir_ + "/other.yaml";
+  std::ofstream(other_path) << render_config(another);
+  CommandOutput refused_init =
+      on_host(old_index, fmt::format("{} -c {} init {}", TANDEM_BINARY, sh_quoted(other_path),
+                                     another.nodes[old_index].name));
+  EXPECT_NE(refused_init.exit_code, 0);
+  EXPECT_NE(refused_init.output.find("already holds stanza " + config_.stanza()), std::string::npos)
+      << refused_init.output;
+  EXPECT_FALSE(std::filesystem::exists(another.nodes[old_index].data_dir));
   auto connection = Connection::open(node_conninfo(reach_, old_primary));
   ASSERT_TRUE(connection);
   ASSERT_TRUE(connection->execute("CREATE TABLE kept AS SELECT generate_series(1, 1000) AS n"));

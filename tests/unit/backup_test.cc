@@ -238,6 +238,48 @@ TEST(BackRestOnARepositoryHost, NamesTheNodesEachCommandReaches) {
   EXPECT_FALSE(has(node_host.calls[0], "--pg1-host=10.0.0.1"));
 }
 
+// Before initdb, a stanza already in the repository is another database's: refused, and so is
+// a repository that cannot be read. With a repository host, pgBackRest asks it over TLS.
+TEST(CheckStanzaFree, AsksTheRepositoryWhereverItIs) {
+  ClusterConfig config;
+  config.name = "s1";
+  config.backup.repository = "/repo";
+  auto has = [](const std::vector<std::string>& args, const std::string& arg) {
+    return std::ranges::find(args, arg) != args.end();
+  };
+  constexpr char kNone[] = R"([{"name":"s1","status":{"code":1,"message":"missing stanza path"}}])";
+  ScriptedBackRest here({{0, kNone}, {0, kInfo}});
+  ASSERT_TRUE(check_stanza_free(config, here));
+  auto taken = check_stanza_free(config, here);
+  ASSERT_FALSE(taken);
+  EXPECT_NE(taken.error().message.find("already holds stanza s1 (a database with system "
+                                       "identifier 7715579227913986634, 2 backups)"),
+            std::string::npos)
+      << taken.error().message;
+  for (const char* arg : {"--no-config", "--repo1-path=/repo", "--stanza=s1", "info"}) {
+    EXPECT_TRUE(has(here.calls[0], arg)) << arg;
+  }
+  EXPECT_FALSE(has(here.calls[0], "--repo1-host=10.0.0.9"));
+
+  config.backup.repository_host = "10.0.0.9";
+  config.backup.tls = {.cert_file = "/t/c", .key_file = "/t/k", .ca_file = "/t/a"};
+  ScriptedBackRest remote(
+      {{0, kInfo}, {56, "ERROR: [056]: unable to connect to '10.0.0.9:8432': timeout"}});
+  ASSERT_FALSE(check_stanza_free(config, remote));
+  for (const char* arg :
+       {"--no-config", "--repo1-path=/repo", "--repo1-host=10.0.0.9", "--repo1-host-type=tls",
+        "--repo1-host-port=8432", "--repo1-host-cert-file=/t/c", "--repo1-host-key-file=/t/k",
+        "--repo1-host-ca-file=/t/a", "--stanza=s1", "info"}) {
+    EXPECT_TRUE(has(remote.calls[0], arg)) << arg;
+  }
+  EXPECT_EQ(remote.calls[0].back(), "info");
+  auto unreachable = check_stanza_free(config, remote);
+  ASSERT_FALSE(unreachable);
+  EXPECT_EQ(unreachable.error().message,
+            "pgbackrest info of /repo on the repository host 10.0.0.9 failed: ERROR: [056]: "
+            "unable to connect to '10.0.0.9:8432': timeout; nothing was made");
+}
+
 TEST(RestoreTarget, EachKindAsPgBackRestTakesIt) {
   struct Case {
     const char* target;
