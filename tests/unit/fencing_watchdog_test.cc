@@ -46,8 +46,8 @@ TEST(FencingWatchdog, StopsTheWatchedProcessWithoutAMajority) {
   ASSERT_TRUE(exited_within(postmaster, milliseconds(2000)));
   auto took = std::chrono::duration_cast<milliseconds>(Steady::now() - began);
   EXPECT_GE(took, milliseconds(190));
-  // Bounded from above too: the deadline, plus its 10 ms look and this test's 5 ms polling,
-  // with room for a busy machine.
+  // Bounded from above too: the deadline, plus this test's 5 ms polling, with room for a busy
+  // machine.
   EXPECT_LE(took, milliseconds(200 + 150));
   ASSERT_TRUE((*watchdog)->fenced_at());
 }
@@ -85,6 +85,21 @@ TEST(FencingWatchdog, AnswersNeverBringBackALapsedRight) {
   (*watchdog)->watch(0);
   kill(second, SIGKILL);
   waitpid(second, nullptr, 0);
+}
+
+// A resting watchdog sleeps until it is told what to watch (a second at most): named a
+// postmaster whose right lapsed long ago, it stops it at once, not at its next look.
+TEST(FencingWatchdog, WakesWhenToldWhatToWatch) {
+  auto watchdog = FencingWatchdog::start(milliseconds(200));
+  ASSERT_TRUE(watchdog);
+  (*watchdog)->keep_alive(SystemClock().steady_now());
+  std::this_thread::sleep_for(milliseconds(400));  // resting, its right lapsed meanwhile
+  pid_t postmaster = sleeper();
+  auto began = Steady::now();
+  (*watchdog)->watch(postmaster);
+  ASSERT_TRUE(exited_within(postmaster, milliseconds(2000)));
+  EXPECT_LE(std::chrono::duration_cast<milliseconds>(Steady::now() - began), milliseconds(150))
+      << "not woken by watch(): stopped at its next look";
 }
 
 TEST(FencingWatchdog, LeavesItAloneWhileAnswersComeOrWhenNotWatching) {
