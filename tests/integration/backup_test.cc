@@ -260,9 +260,10 @@ TEST_F(BackupTest, ArchivesAndBacksUpFromAStandbyAcrossAFailover) {
 // What bites users of the peers (issue 18): after three failovers and a switchover every
 // timeline's history file is in the archive; a restore to the latest point has every write
 // synchronous mode acknowledged — each failover a host crash while the probe writes, a WAL
-// segment completed just before, which the old primary may not have archived (the new primary
-// pushes what it holds of the timeline it left); and a standby made again from the first
-// backup, older than every failover, joins with no new backup.
+// segment completed just before, which the old primary may not have archived (the standby
+// marks what it received for its own archiver before it is promoted: ops/wal_archive.h); and a
+// standby made again from the first backup, older than every failover, joins with no new
+// backup.
 TEST_F(BackupTest, ThreeFailoversAndASwitchoverLeaveEveryTimelineAndWriteInTheArchive) {
   std::string repository = dir_ + "/repo";
   make_postgres_dir(repository);
