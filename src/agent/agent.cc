@@ -251,9 +251,6 @@ Decision Agent::cycle() {
           : Decision{.reason = "the member list in the store changed: taken before deciding"};
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
-  if (decision.archive_received_wal && backups_ != nullptr) {
-    backups_->mark_received_wal(self_, leader_archived_);
-  }
   Status result = execute(decision, node, view);
   if (decision.action == Action::kClone || decision.action == Action::kRejoin ||
       decision.action == Action::kReclone || decision.action == Action::kBootstrap) {
@@ -783,6 +780,11 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     // last leader, without those commits (fresh seed 901962: 1 acknowledged commit lost).
     auto named = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, "");
     if (!named) return fail_with_context(named.error(), "naming this node in sync");
+  }
+  // What the old primary may have died before archiving, marked for this node's archiver while
+  // it is a standby still (Decision::archive_received_wal): a few milliseconds.
+  if (decision.archive_received_wal && backups_ != nullptr) {
+    backups_->mark_received_wal(self_, leader_archived_);
   }
   // The steps before (fencing other primaries, the claim) may have taken long enough for the
   // lease to go elsewhere — to the former primary restarting in place, say: a renewal confirms

@@ -77,8 +77,10 @@ std::string history_file_name(TimelineId timeline) {
 
 namespace {
 
+// PostgreSQL's WAL file names: upper-case hexadecimal digits.
 bool hex_field(std::string_view text, std::uint64_t& out) {
-  if (!std::ranges::all_of(text, [](char c) { return std::isxdigit(c) != 0; })) return false;
+  auto digit = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+  if (text.empty() || !std::ranges::all_of(text, digit)) return false;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out, 16);
   return error == std::errc() && end == text.data() + text.size();
 }
@@ -117,19 +119,27 @@ TimelineId newest_history(const std::vector<std::string>& names) {
   return newest;
 }
 
-bool left_behind(std::string_view segment, const std::vector<std::string>& names) {
+bool of_a_timeline_left(std::string_view segment, const TimelineHistory& history) {
   auto timeline = segment_timeline(segment);
-  return timeline && *timeline < newest_history(names);
+  return timeline && *timeline != history.current() && history.switch_point(*timeline);
 }
 
 std::vector<std::string> received_after(const std::vector<std::string>& received,
-                                        TimelineId timeline, std::string_view archived) {
-  bool ordered = segment_timeline(archived) == timeline;  // names of one timeline sort in order
+                                        std::string_view archived) {
+  // Ordered by position in the WAL (the name's last 16 digits), whatever the timeline: the old
+  // primary's archiver goes in that order, and a .partial or .backup file names its segment
+  // in its first 24 characters.
+  auto position = [](std::string_view name) { return name.substr(8, 16); };
+  std::string_view last = archived.size() >= 24 && segment_timeline(archived.substr(0, 24))
+                              ? archived.substr(0, 24)
+                              : std::string_view();
   std::vector<std::string> owed;
   for (const std::string& name : received) {
-    if (segment_timeline(name) == timeline && (!ordered || name > archived)) owed.push_back(name);
+    if (segment_timeline(name) && (last.empty() || position(name) > position(last))) {
+      owed.push_back(name);
+    }
   }
-  std::ranges::sort(owed);
+  std::ranges::sort(owed, {}, position);
   return owed;
 }
 

@@ -49,19 +49,24 @@ class TimelineHistory {
 std::string history_file_name(TimelineId timeline);
 
 // Before a standby is promoted: of the WAL segments it received whole (`received`, those its
-// archive_status says .done), those of `timeline` (the one it follows) after `archived`, the
-// last segment the old primary was seen to archive — all of them when that is no segment of
-// `timeline` — oldest first: what the old primary may have died before archiving.
+// archive_status says .done), those after `archived` — the last file the old primary was seen
+// to archive: a segment, or a .partial or .backup file of one; any other name (a .history file,
+// "") stands for none — in the order of the WAL: what the old primary may have died before
+// archiving. Of any timeline: a promoted node dead before its archiver pushed what it owed
+// leaves that timeline's behind. Whatever a standby received is a true copy of its timeline.
 std::vector<std::string> received_after(const std::vector<std::string>& received,
-                                        TimelineId timeline, std::string_view archived);
+                                        std::string_view archived);
 
 // The timeline of a WAL segment's file name ("000000020000000000000007": 2); nullopt for any
 // other name (a .partial or .history file, a status file).
 std::optional<TimelineId> segment_timeline(std::string_view name);
 // The newest timeline with a history file among a pg_wal directory's file names; 1 for none.
 TimelineId newest_history(const std::vector<std::string>& names);
-// Whether `segment` is a WAL segment of a timeline older than the newest one a pg_wal directory
-// with `names` has a history file of: of a timeline that node has left.
-bool left_behind(std::string_view segment, const std::vector<std::string>& names);
+// Whether `segment` is a WAL segment of a timeline that ended in `history` (a node's newest
+// history): of a timeline the node left. Recovery along that history reads such a segment up to
+// the switch point at most (the one holding it is read under the next timeline's name), WAL
+// every node that followed the timeline holds alike; what lies after it there is WAL of the
+// timeline left, or none.
+bool of_a_timeline_left(std::string_view segment, const TimelineHistory& history);
 
 }  // namespace tandem

@@ -6,6 +6,7 @@
 
 #include "ops/find_primary.h"
 #include "ops/timeline_claim.h"
+#include "ops/wal_archive.h"
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
 #include "pg/node_probe.h"
@@ -122,6 +123,14 @@ Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
   auto claimed = claim_timeline(store, ClusterLayout(context.config.name), node.name, *timeline);
   if (!claimed) return std::unexpected(claimed.error());
   context.report(fmt::format("claimed timeline {} for {}", *claimed, node.name));
+  if (context.config.backup.enabled() && context.runner != nullptr) {
+    // What the old primary may not have archived (ops/wal_archive.h): all it received.
+    auto marked = mark_received_wal(context.config, *context.runner, node, "");
+    context.report(marked ? fmt::format("{} WAL segments {} received marked for its archiver",
+                                        *marked, node.name)
+                          : fmt::format("WAL {} received not marked for its archiver: {}",
+                                        node.name, marked.error().message));
+  }
   if (auto ok = promote_in_place(context, node); !ok) return ok;
   return repoint_standbys(context, node);
 }

@@ -13,23 +13,26 @@
 namespace tandem {
 
 // Before `node`, a standby, is promoted: the WAL segments it received whole (archive_status
-// .done) of the timeline it follows, after `archived` (the old primary's last archived segment as
-// last published; "" when unknown: all of them), marked .ready as the OS user, so that once
-// promoted its own archiver pushes them, and PostgreSQL keeps each until it is archived. The old
-// primary may have died before archiving them, and no standby archives what it receives:
-// without them a restore past the failover has a hole. Marked after the promotion, a segment was
-// once recycled first by the promotion's checkpoint (BackupTest). Those the archive holds
-// already pgBackRest accepts again (archive_push_segment). Returns how many were marked.
+// .done) after `archived` (core received_after: the old primary's last archived file as last
+// published; "" when unknown: all of them) marked for its archiver — .done renamed .ready as
+// the OS user — so that once promoted it pushes them, and PostgreSQL keeps each until it is
+// archived. The old primary may have died before archiving them, and no standby archives what
+// it receives: without them a restore past the failover has a hole. Marked after the
+// promotion, a segment was once recycled first by the promotion's checkpoint (BackupTest).
+// Only what the standby still holds can be saved so. Those the archive holds already pgBackRest
+// accepts again (archive_push_segment). Returns how many were marked.
 Result<int> mark_received_wal(const ClusterConfig& config, ProcessRunner& runner,
                               const NodeConfig& node, std::string_view archived);
 
 // archive_command with backup:: `command` is pgBackRest's archive-push, its last argument the
 // segment's path (PostgreSQL's %p, in the data directory). Ok when pgBackRest archived it, or
-// when it refused it with error 45 (the archive holds another copy, another checksum) for a
-// segment of a timeline this node has left (core left_behind): that copy is the one a promoted
-// node pushed (mark_received_wal), the same WAL with another tail after a WAL switch, and the
-// archiver would otherwise retry the segment for ever. The value: a line saying so, or "".
-// An error: pgBackRest's reason; `output` gets pgBackRest's output either way.
+// when it refused it with error 45 (the archive holds another copy of that segment, another
+// checksum) for a segment that begins before its timeline ended, as the newest history file in
+// its pg_wal says (core of_a_timeline_left): a copy another node pushed of the same WAL,
+// which differs after a WAL switch record or after the switch point, past what recovery reads
+// (seen in BackupTest) — the archiver would otherwise retry the segment for ever. The value: a line
+// saying so, or "". An error: pgBackRest's reason (or the runner's). `output` gets pgBackRest's
+// output, "" if it did not run.
 Result<std::string> archive_push_segment(ProcessRunner& runner,
                                          const std::vector<std::string>& command,
                                          std::string& output);

@@ -82,6 +82,10 @@ std::string literal(std::string_view value) {
 std::string archive_settings(const ClusterConfig& config, const NodeConfig& node) {
   if (!config.backup.enabled()) return "";
   std::string command = pgbackrest_command(config, node);
+  // The program that writes this file, which runs as root: a user who could change it would
+  // be root already. Rewritten at every start, so an upgrade's new path is taken.
+  std::string tandem = own_executable();
+  if (tandem.empty()) tandem = "/usr/bin/tandem";
   return fmt::format(
       "# WAL archived to pgBackRest's repository {} by the primary; standbys fetch what they\n"
       "# lack from it.\n"
@@ -89,8 +93,7 @@ std::string archive_settings(const ClusterConfig& config, const NodeConfig& node
       "archive_command = {}\n"
       "restore_command = {}\n",
       config.backup.repository,
-      quoted(shell_quoted(literal(own_executable())) + " archive-push -- " + command +
-             " archive-push %p"),
+      quoted(shell_quoted(literal(tandem)) + " archive-push -- " + command + " archive-push %p"),
       quoted(command + " archive-get %f \"%p\""));
 }
 

@@ -46,7 +46,11 @@ Result<pid_t> spawn_detached(const std::string& program, const std::vector<std::
 
 std::string own_executable() {
   std::error_code error;
-  return std::filesystem::read_symlink("/proc/self/exe", error).string();
+  std::string path = std::filesystem::read_symlink("/proc/self/exe", error).string();
+  // Replaced under the running process (a package upgrade): the path names the new program.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
+  return path;
 }
 
 namespace {

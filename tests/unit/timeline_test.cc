@@ -58,60 +58,65 @@ TEST(TimelineHistory, FileName) {
   EXPECT_EQ(history_file_name(0x1A), "0000001A.history");
 }
 
-// Before a promotion: what the standby received of the timeline it follows after the old
-// primary's last archived segment, oldest first; all of that timeline when the last archived
-// is no segment of it (another timeline's, a .partial or .backup file, unknown).
+// Before a promotion: what the standby received after the old primary's last archived file, in
+// the order of the WAL, of any timeline; all of it when that names no segment.
 TEST(ReceivedAfter, WhatTheOldPrimaryMayNotHaveArchived) {
-  std::vector<std::string> received = {"000000020000000000000009", "000000020000000000000007",
-                                       "000000010000000000000006", "00000002000000000000000A",
-                                       "000000020000000100000000", "000000020000000000000008"};
+  std::vector<std::string> received = {
+      "000000020000000000000009", "000000020000000000000007",        "000000010000000000000006",
+      "00000002000000000000000A", "000000030000000100000000",        "000000020000000000000008",
+      "00000002.history",         "000000010000000000000007.partial"};
+  std::vector<std::string> all = {"000000010000000000000006", "000000020000000000000007",
+                                  "000000020000000000000008", "000000020000000000000009",
+                                  "00000002000000000000000A", "000000030000000100000000"};
   struct Case {
     std::string archived;
     std::vector<std::string> owed;
   };
   for (const Case& c : std::vector<Case>{
            {"000000020000000000000008",
-            {"000000020000000000000009", "00000002000000000000000A", "000000020000000100000000"}},
-           {"000000020000000100000000", {}},
-           {"000000020000000100000001", {}},
-           {"",
-            {"000000020000000000000007", "000000020000000000000008", "000000020000000000000009",
-             "00000002000000000000000A", "000000020000000100000000"}},
-           {"000000010000000000000006",  // the timeline before: all of this one
-            {"000000020000000000000007", "000000020000000000000008", "000000020000000000000009",
-             "00000002000000000000000A", "000000020000000100000000"}},
+            {"000000020000000000000009", "00000002000000000000000A", "000000030000000100000000"}},
+           {"000000010000000000000008",  // another timeline: by position in the WAL
+            {"000000020000000000000009", "00000002000000000000000A", "000000030000000100000000"}},
            {"000000020000000000000009.partial",
-            {"000000020000000000000007", "000000020000000000000008", "000000020000000000000009",
-             "00000002000000000000000A", "000000020000000100000000"}},
+            {"00000002000000000000000A", "000000030000000100000000"}},
+           {"000000020000000000000009.00000028.backup",
+            {"00000002000000000000000A", "000000030000000100000000"}},
+           {"000000030000000100000000", {}},
+           {"000000030000000100000001", {}},
+           {"", all},
+           {"00000002.history", all},
+           {"garbage", all},
        }) {
-    EXPECT_EQ(received_after(received, 2, c.archived), c.owed) << c.archived;
+    EXPECT_EQ(received_after(received, c.archived), c.owed) << c.archived;
   }
 }
 
 // What `tandem archive-push` may count as archived after pgBackRest's error 45: a segment of a
-// timeline older than the node's newest history file, and nothing else.
-TEST(LeftBehind, OnlySegmentsOfATimelineTheNodeHasLeft) {
-  std::vector<std::string> promoted_twice = {"00000002.history", "00000003.history",
-                                             "000000030000000000000009", "archive_status"};
+// timeline that ended in the node's newest history, and nothing else.
+TEST(OfATimelineLeft, OnlySegmentsOfATimelineTheHistoryEnded) {
+  auto history = TimelineHistory::parse(3,
+                                        "1\t0/7000060\tno recovery target specified\n"
+                                        "2\t0/9000000\tno recovery target specified\n");
+  ASSERT_TRUE(history);
   struct Case {
     std::string segment;
-    std::vector<std::string> wal;
     bool left;
   };
   for (const Case& c : std::vector<Case>{
-           {"000000010000000000000006", promoted_twice, true},
-           {"000000020000000000000008", promoted_twice, true},
-           {"000000030000000000000009", promoted_twice, false},  // its own timeline
-           {"000000040000000000000009", promoted_twice, false},
-           {"000000010000000000000006", {"000000010000000000000006"}, false},  // never left
-           {"00000002.history", promoted_twice, false},
-           {"000000020000000000000008.partial", promoted_twice, false},
-           {"00000001000000000000000G", promoted_twice, false},
-           {"000000000000000000000006", promoted_twice, false},
+           {"000000010000000000000006", true},
+           {"000000010000000000000007", true},  // holds the switch point
+           {"000000010000000000000008", true},  // after it: read by no recovery along it
+           {"000000020000000000000009", true},
+           {"000000030000000000000009", false},  // its own timeline
+           {"000000040000000000000009", false},  // not in its history
+           {"000000050000000000000001", false},
+           {"00000002.history", false},
+           {"000000010000000000000006.partial", false},
+           {"000000010000000000000006.00000028.backup", false},
+           {"00000001000000000000000g", false},
        }) {
-    EXPECT_EQ(left_behind(c.segment, c.wal), c.left) << c.segment;
+    EXPECT_EQ(of_a_timeline_left(c.segment, *history), c.left) << c.segment;
   }
-  EXPECT_EQ(newest_history(promoted_twice), 3u);
   EXPECT_EQ(newest_history({"0000000A.history", "00000009.history", "0000000Z.history"}), 10u);
   EXPECT_EQ(newest_history({}), 1u);
   EXPECT_EQ(segment_timeline("0000000A0000000000000001"), 10u);
