@@ -281,6 +281,14 @@ void Agent::say_ready(const std::optional<ClusterView>& view, const NodeObservat
   ready_said_ = true;
 }
 
+// What the old primary may have died before archiving, marked for this node's archiver while it
+// is a standby still (Decision::archive_received_wal): a few milliseconds, before a promotion.
+void Agent::mark_received_wal(const Decision& decision) {
+  if (decision.archive_received_wal && backups_ != nullptr) {
+    backups_->mark_received_wal(self_, leader_archived_);
+  }
+}
+
 // The last segment the other leader's primary was seen to archive: what a promotion of this
 // node need not archive again (Decision::archive_received_wal).
 void Agent::note_leader_archived(const ClusterView& view) {
@@ -781,11 +789,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     auto named = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, "");
     if (!named) return fail_with_context(named.error(), "naming this node in sync");
   }
-  // What the old primary may have died before archiving, marked for this node's archiver while
-  // it is a standby still (Decision::archive_received_wal): a few milliseconds.
-  if (decision.archive_received_wal && backups_ != nullptr) {
-    backups_->mark_received_wal(self_, leader_archived_);
-  }
+  mark_received_wal(decision);
   // The steps before (fencing other primaries, the claim) may have taken long enough for the
   // lease to go elsewhere — to the former primary restarting in place, say: a renewal confirms
   // it now, after the claim, so that from here on nobody else can restart as the newest

@@ -153,6 +153,7 @@ class Agent {
   Status promote(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   void record_finished_promotion(const ClusterView* view);
   void note_leader_archived(const ClusterView& view);
+  void mark_received_wal(const Decision& decision);
   void say_ready(const std::optional<ClusterView>& view, const NodeObservation& node,
                  const Decision& decision);
   Status hand_over(const ClusterView& view, const std::string& target);
