@@ -27,12 +27,12 @@ Result<int> mark_received_wal(const ClusterConfig& config, ProcessRunner& runner
 // archive_command with backup:: `command` is pgBackRest's archive-push, its last argument the
 // segment's path (PostgreSQL's %p, in the data directory). Ok when pgBackRest archived it, or
 // when it refused it with error 45 (the archive holds another copy of that segment, another
-// checksum) for a segment that begins before its timeline ended, as the newest history file in
-// its pg_wal says (core of_a_timeline_left): a copy another node pushed of the same WAL,
-// which differs after a WAL switch record or after the switch point, past what recovery reads
-// (seen in BackupTest) — the archiver would otherwise retry the segment for ever. The value: a line
-// saying so, or "". An error: pgBackRest's reason (or the runner's). `output` gets pgBackRest's
-// output, "" if it did not run.
+// checksum) for a segment of a timeline that ended in the newest history file of its pg_wal
+// (core of_a_timeline_left): another node's copy, which differs only past what recovery along
+// that history reads — after a WAL switch record, or after the switch point (seen in
+// BackupTest); the archiver would otherwise retry the segment for ever and archive nothing
+// after it. The value: a line saying so, or "". An error: pgBackRest's reason (or the
+// runner's). `output` gets pgBackRest's output, "" if it did not run.
 Result<std::string> archive_push_segment(ProcessRunner& runner,
                                          const std::vector<std::string>& command,
                                          std::string& output);
