@@ -12,21 +12,17 @@
 namespace tandem {
 namespace {
 
-struct WalDirectory {
+// The names in a directory of pg_wal.
+Result<std::vector<std::string>> list_wal_directory(const std::string& wal_dir) {
   std::vector<std::string> names;
-};
-
-Result<WalDirectory> list_wal_directory(const std::string& wal_dir) {
-  WalDirectory listed;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(wal_dir, error)) {
-    std::string name = entry.path().filename().string();
-    listed.names.push_back(std::move(name));
+    names.push_back(entry.path().filename().string());
   }
   if (error) {
     return fail(ErrorCode::kFailed, fmt::format("reading {}: {}", wal_dir, error.message()));
   }
-  return listed;
+  return names;
 }
 
 // pgBackRest's "ERROR: [045]: WAL file 'SEGMENT' already exists in the repo1 archive with a
@@ -55,11 +51,11 @@ Result<int> mark_received_wal(const ClusterConfig& config, ProcessRunner& runner
   auto statuses = list_wal_directory(wal_dir + "/archive_status");
   if (!statuses) return std::unexpected(statuses.error());
   std::set<std::string> done;
-  for (const std::string& name : statuses->names) {
+  for (const std::string& name : *statuses) {
     if (name.ends_with(".done")) done.insert(name.substr(0, name.size() - 5));
   }
   std::vector<std::string> received;
-  for (const std::string& name : listed->names) {
+  for (const std::string& name : *listed) {
     if (done.contains(name)) received.push_back(name);
   }
   // .done renamed .ready, as PostgreSQL's own XLogArchiveNotify leaves it: with .done beside
@@ -114,7 +110,7 @@ Result<std::string> archive_push_segment(ProcessRunner& runner,
   if (archive_holds_another_copy(*pushed, segment)) {
     std::string wal_dir = path.has_parent_path() ? path.parent_path().string() : ".";
     auto listed = list_wal_directory(wal_dir);
-    auto history = listed ? newest_history_in(wal_dir, listed->names)
+    auto history = listed ? newest_history_in(wal_dir, *listed)
                           : Result<TimelineHistory>(std::unexpected(listed.error()));
     if (history && of_a_timeline_left(segment, *history)) {
       return fmt::format(
