@@ -89,6 +89,7 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
     }
   }
   if (renewed) renewed(sent);
+  if (renewed && !was_held) wake_thread();  // kept from now on: renewals start
   if (lost) lost();
   // Out of reach is not slow: the cycle says the store is unreachable.
   if (answered && (written || written.error().code == ErrorCode::kConflict)) {
@@ -260,24 +261,50 @@ std::optional<LeaseKeeper::Kept> LeaseKeeper::kept() const {
 }
 
 void LeaseKeeper::resume(const Kept& kept) {
+  {
+    std::lock_guard lock(state_mutex_);
+    held_ = true;
+    revision_ = kept.revision;
+    confirmed_at_ = kept.confirmed_at;
+  }
+  wake_thread();
+}
+
+void LeaseKeeper::wake_thread() {
+  {
+    std::lock_guard lock(thread_mutex_);
+    woken_ = true;
+  }
+  wake_.notify_all();
+}
+
+// Four ticks per renewal while the lease is held, so a renewal is late by at most a quarter of
+// its interval. Not held, a tick only looks for a stalled cycle: the next one is due when the
+// cycle that ran last would count as stalled (an idle agent's thread sleeps, woken when the
+// lease is kept again).
+std::chrono::milliseconds LeaseKeeper::next_tick(std::chrono::milliseconds renew_every) const {
+  std::chrono::milliseconds tick = renew_every / 4;
   std::lock_guard lock(state_mutex_);
-  held_ = true;
-  revision_ = kept.revision;
-  confirmed_at_ = kept.confirmed_at;
+  if (held_) return tick;
+  if (stall_limit_ <= std::chrono::milliseconds(0) || !cycle_ran_at_) return std::chrono::hours(1);
+  auto due = std::chrono::ceil<std::chrono::milliseconds>(*cycle_ran_at_ + stall_limit_ -
+                                                          clock_.steady_now());
+  return std::max(tick, due);
 }
 
 void LeaseKeeper::start(std::chrono::milliseconds renew_every) {
   std::lock_guard lock(thread_mutex_);
   if (thread_.joinable()) return;
   stopping_ = false;
-  // Ticks four times per renewal, so a renewal is late by at most a quarter of its interval.
   thread_ = std::thread([this, renew_every] {
     std::unique_lock lock(thread_mutex_);
     while (!stopping_) {
       lock.unlock();
       tick(renew_every);
+      auto next = next_tick(renew_every);
       lock.lock();
-      wake_.wait_for(lock, renew_every / 4, [this] { return stopping_; });
+      wake_.wait_for(lock, next, [this] { return stopping_ || woken_; });
+      woken_ = false;
     }
   });
 }

@@ -86,7 +86,8 @@ class LeaseKeeper {
   void set_stall_limit(std::chrono::milliseconds limit);
   void on_stalled(std::function<bool(std::chrono::milliseconds)> callback);
 
-  // Renews from a thread of its own every `renew_every` while the lease is held.
+  // Renews from a thread of its own every `renew_every` while the lease is held; not held, the
+  // thread wakes only when a cycle would count as stalled, or when the lease is kept again.
   void start(std::chrono::milliseconds renew_every);
   void stop();
   // What that thread does each time: renews a held lease whose last confirmation is at least
@@ -103,6 +104,8 @@ class LeaseKeeper {
   Status renew_locked(std::chrono::milliseconds fresh);
   Status write_locked(const std::function<Result<Revision>(Revision)>& write, bool keep);
   void lost_locked();
+  void wake_thread();
+  std::chrono::milliseconds next_tick(std::chrono::milliseconds renew_every) const;
 
   Store& store_;
   const std::string key_;
@@ -130,6 +133,7 @@ class LeaseKeeper {
   std::mutex thread_mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool woken_ = false;  // the lease is kept again: the next tick at once
 };
 
 }  // namespace tandem

@@ -120,6 +120,7 @@ struct MhdCallbacks {
       if (pending == self->pending_.end()) return;  // not admitted by the acceptor: untracked
       self->guarded_[connection] = pending->second;
       self->pending_.erase(pending);
+      self->sweep_wakeup_.notify_all();  // a deadline to keep
       return;
     }
     auto it = self->guarded_.find(connection);
@@ -316,9 +317,9 @@ void HttpServer::stop() {
   queue_changed_.notify_all();
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
-  sweeping_ = false;
   {
     std::lock_guard lock(guard_mutex_);
+    sweeping_ = false;
     sweep_wakeup_.notify_all();
   }
   if (sweeper_.joinable()) sweeper_.join();
@@ -402,6 +403,7 @@ void HttpServer::arm(MHD_Connection* connection, bool armed) {
   if (it == guarded_.end()) return;
   it->second.deadline =
       armed ? std::optional(SteadyClock::now() + options_.request_deadline) : std::nullopt;
+  if (armed) sweep_wakeup_.notify_all();
 }
 
 // Cuts connections that did not deliver a whole request in time: shutdown() makes libmicrohttpd
@@ -410,14 +412,23 @@ void HttpServer::arm(MHD_Connection* connection, bool armed) {
 void HttpServer::sweep() {
   std::unique_lock lock(guard_mutex_);
   while (sweeping_) {
-    sweep_wakeup_.wait_for(lock, std::chrono::milliseconds(100));
     auto now = SteadyClock::now();
+    std::optional<SteadyClock::time_point> next;  // the nearest deadline still ahead
     for (auto& [connection, guarded] : guarded_) {
-      if (guarded.deadline && *guarded.deadline <= now && guarded.fd >= 0) {
+      if (!guarded.deadline || guarded.fd < 0) continue;
+      if (*guarded.deadline <= now) {
         shutdown(guarded.fd, SHUT_RDWR);
         guarded.deadline.reset();
         ++cut_;
+      } else if (!next || *guarded.deadline < *next) {
+        next = guarded.deadline;
       }
+    }
+    // Asleep until then, or until a deadline is set (an idle agent's API wakes nobody).
+    if (next) {
+      sweep_wakeup_.wait_until(lock, *next);
+    } else {
+      sweep_wakeup_.wait(lock);
     }
   }
 }

@@ -360,3 +360,35 @@ TEST(LeaseKeeper, ItsThreadRenewsWhileTheCycleIsBusy) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// The keeper's thread, on the real clock: without the lease it sleeps (it looks only for a
+// stalled cycle, due a minute on); once the lease is kept it is woken and renews every
+// interval at once, not a minute later.
+TEST(LeaseKeeperThread, SleepsWithoutTheLeaseAndRenewsOnceItIsKept) {
+  SystemClock clock;
+  MemoryStore store{clock};
+  ClusterLayout layout{"c"};
+  LeaseKeeper keeper{store, layout.leader(), "node1", milliseconds(1000), clock};
+  std::atomic<int> renewals = 0;
+  keeper.on_renewed([&](auto) { ++renewals; });
+  keeper.set_stall_limit(milliseconds(60'000));
+  keeper.cycle_ran(clock.steady_now());
+  keeper.start(milliseconds(100));
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(renewals.load(), 0) << "nothing held, nothing written";
+  ASSERT_TRUE(keeper.acquire());
+  int after_acquire = renewals.load();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (renewals.load() < after_acquire + 3 && std::chrono::steady_clock::now() < deadline) {
+    keeper.cycle_ran(clock.steady_now());
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_GE(renewals.load(), after_acquire + 3) << "renewed by its thread within 5 s";
+  keeper.stop();
+}
+
+}  // namespace
+}  // namespace tandem
