@@ -1,6 +1,9 @@
 #include "agent/store_lock_watch.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dcs/sqlite_store.h"
 #include "proc/file_locks.h"
@@ -13,7 +16,25 @@ SqliteLockWatch::SqliteLockWatch(std::string store_path) {
   offset_ = byte.offset;
 }
 
+bool SqliteLockWatch::maybe_held() {
+  struct stat now {};
+  if (lstat(file_.c_str(), &now) != 0 || !S_ISREG(now.st_mode)) return true;
+  if (fd_ < 0 || now.st_dev != device_ || now.st_ino != inode_) {
+    // The old descriptor (a file replaced) stays open: see fd_.
+    int fd = open(file_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return true;
+    fd_ = fd;
+    device_ = now.st_dev;
+    inode_ = now.st_ino;
+  }
+  auto taker = posix_lock_taker(fd_, offset_);
+  return !taker || *taker != 0;
+}
+
+// The kernel's answer first: mostly nobody holds the lock, and the look at /proc/locks that
+// names a holder for sure is for when somebody does (a write under way, or a stopped process).
 std::optional<std::int64_t> SqliteLockWatch::stopped_holder() {
+  if (!maybe_held()) return std::nullopt;
   auto holder = posix_write_lock_holder(file_, offset_);
   if (!holder || !process_stopped(*holder)) return std::nullopt;
   return *holder;

@@ -30,8 +30,15 @@ class SqliteLockWatch final : public StoreLockWatch {
   Status unblock(std::int64_t pid, bool kill) override;
 
  private:
+  // Whether somebody may hold the lock: asked of the kernel over a descriptor of the lock's
+  // file, opened once (again if the file was replaced) and never closed — closing a descriptor
+  // drops every POSIX lock this process holds on the file, its own store connections' too.
+  bool maybe_held();
+
   std::string file_;
   long long offset_;
+  int fd_ = -1;
+  std::uint64_t device_ = 0, inode_ = 0;
 };
 
 }  // namespace tandem

@@ -68,6 +68,21 @@ std::optional<PosixLock> parse_posix_lock(std::string_view line) {
 
 namespace {
 
+std::string read_whole_file(const char* path) {
+  std::string text;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    ssize_t got = read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(got));
+  }
+  close(fd);
+  return text;
+}
+
 bool covers(const PosixLock& lock, long long offset) {
   return lock.write && lock.start <= offset && (lock.end == -1 || offset <= lock.end);
 }
@@ -102,14 +117,28 @@ bool holds_write_lock(pid_t pid, dev_t device, ino_t inode, long long offset) {
 std::optional<pid_t> posix_write_lock_holder(const std::string& path, long long offset) {
   struct stat info {};
   if (lstat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return std::nullopt;
-  std::ifstream locks("/proc/locks");
-  std::string line;
-  while (std::getline(locks, line)) {
+  // Read with plain calls: an ifstream's setup was most of this look, made every cycle.
+  std::string text = read_whole_file("/proc/locks");
+  for (std::string_view rest = text; !rest.empty();) {
+    std::size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
     auto lock = parse_posix_lock(line);
     if (!lock || lock->inode != info.st_ino || !covers(*lock, offset)) continue;
     if (holds_write_lock(lock->pid, info.st_dev, info.st_ino, offset)) return lock->pid;
   }
   return std::nullopt;
+}
+
+std::optional<pid_t> posix_lock_taker(int fd, long long offset) {
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = offset;
+  probe.l_len = 1;
+  if (fcntl(fd, F_GETLK, &probe) != 0) return std::nullopt;
+  if (probe.l_type == F_UNLCK) return 0;
+  return probe.l_pid > 0 ? std::optional<pid_t>(probe.l_pid) : std::nullopt;
 }
 
 // /proc/PID/stat: "PID (COMM) S ...", COMM may hold spaces and parentheses: the state follows

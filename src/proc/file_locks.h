@@ -33,6 +33,12 @@ std::optional<PosixLock> parse_posix_lock(std::string_view line);
 // followed).
 std::optional<pid_t> posix_write_lock_holder(const std::string& path, long long offset);
 
+// Whether any other process holds a POSIX lock on byte `offset` of the file open at `fd`, asked
+// of the kernel for that one byte (F_GETLK): the pid it names (the process that took the lock,
+// not confirmed), 0 when nobody holds one, nullopt when the kernel could not say. One system
+// call, where /proc/locks takes a lock of the whole system's to be read.
+std::optional<pid_t> posix_lock_taker(int fd, long long offset);
+
 // Whether the process is stopped now: by a signal (SIGSTOP, SIGTSTP: state T) or under a
 // debugger (t). False when it runs, sleeps, or is gone.
 bool process_stopped(pid_t pid);

@@ -102,6 +102,11 @@ TEST(FileLocks, AStoppedHolderIsFoundAndResumedOnlyWhileItHoldsTheLock) {
   ASSERT_TRUE(eventually([&] { return process_stopped(child); }));
   EXPECT_EQ(posix_write_lock_holder(path, 120), child);
   EXPECT_EQ(posix_write_lock_holder(path, 121), std::nullopt) << "another byte";
+  // The kernel's quick answer, over a descriptor of this process's (read-only suffices).
+  int probe = open(path.c_str(), O_RDONLY);
+  ASSERT_GE(probe, 0);
+  EXPECT_EQ(posix_lock_taker(probe, 120), child);
+  EXPECT_EQ(posix_lock_taker(probe, 121), 0) << "another byte";
   EXPECT_FALSE(process_stopped(getpid()));
 
   // `still` false: nothing is sent, the child stays stopped.
@@ -116,6 +121,8 @@ TEST(FileLocks, AStoppedHolderIsFoundAndResumedOnlyWhileItHoldsTheLock) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_EQ(posix_write_lock_holder(path, 120), std::nullopt);
+  EXPECT_EQ(posix_lock_taker(probe, 120), 0) << "released";
+  close(probe);
   EXPECT_FALSE(process_stopped(child)) << "gone";
   // A process that is gone: nothing to do, no error (and no other process that may have its
   // pid by now is signalled: `still` asks the lock).
