@@ -200,7 +200,9 @@ Decision Agent::cycle() {
   std::int64_t backup_finished = backups_ != nullptr ? backups_->finished_ms() : 0;
   auto snapshot = store_.read(layout_.prefix());
   store_error_ = snapshot ? "" : snapshot.error().message;
-  NodeObservation node = node_.observe();
+  std::optional<ClusterView> view;
+  if (snapshot) view = layout_.view(*snapshot);
+  NodeObservation node = node_.observe(at_rest(view));
   node.backup_running = backup_running;
   node.backup_finished_ms = backup_finished;
   node.settings_applied = settings_applied_;
@@ -219,10 +221,8 @@ Decision Agent::cycle() {
   node.wall_ms =
       std::chrono::duration_cast<milliseconds>(clock_.wall_now().time_since_epoch()).count();
 
-  std::optional<ClusterView> view;
   bool act = true;  // false while the members change under it (follow_member_list)
-  if (snapshot) {
-    view = layout_.view(*snapshot);
+  if (view) {
     act = follow_member_list(*view, *snapshot);
     others_may_lead_ = tandem::others_may_lead(*view, ha_);
     // This cycle's own facts beat the record published a cycle ago.
@@ -261,6 +261,7 @@ Decision Agent::cycle() {
   if (decision.backup && backups_ != nullptr && result) start_backup(*decision.backup);
   if (decision.read_repository && backups_ != nullptr && result) backups_->read_repository(self_);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
+  remember_for_rest(node, decision, result);
   if (view) publish(node);
   log_cycle(decision, result);
   report(node, view, decision, !result);
@@ -316,6 +317,34 @@ void Agent::record_finished_promotion(const ClusterView* view) {
   spdlog::warn("PostgreSQL promoted onto timeline {} although pg_ctl promote failed: recorded",
                record.timeline);
   unrecorded_promotion_.reset();
+}
+
+void Agent::remember_for_rest(const NodeObservation& node, const Decision& decision,
+                              const Status& result) {
+  last_cycle_ = RestFacts{.state = node.state,
+                          .action = decision.action,
+                          .failed = !result,
+                          .answer_repeated = node.answer_repeated};
+  answered_at_ = node.answered_at;
+}
+
+// Whether this cycle may take the server's last answer again (core/observe_rest.h), from the
+// last cycle and the lease as this cycle reads it.
+bool Agent::at_rest(const std::optional<ClusterView>& view) const {
+  if (!view || !last_cycle_ || !answered_at_) return false;
+  RestFacts facts = *last_cycle_;
+  facts.answer_age = since(*answered_at_, clock_);
+  facts.leads = view->leader_is(self_.name);
+  facts.someone_leads = view->leader.has_value();
+  if (auto confirmed = lease_.confirmed_at()) facts.renewed_ago = since(*confirmed, clock_);
+  if (view->leader) {
+    facts.holder_changed = !seen_lease_ || seen_lease_->holder != view->leader->name;
+    if (!facts.holder_changed && seen_lease_->revision == view->leader->revision) {
+      facts.lease_unchanged_for = since(seen_lease_->since, clock_);
+    }
+  }
+  facts.request_pending = view->switchover.has_value();
+  return may_rest(facts, ha_);
 }
 
 void Agent::watch_store_lock(NodeObservation& node) {
@@ -504,7 +533,7 @@ Status Agent::carry_out(NodeRequest request) {
     // leader (the simulation, seed 2768: a restart requested of the leader, served after a slow
     // read of the store had seen its lease lapse); one behind another's claim beside the
     // claimant (fresh seed 540497786959). Refused before the lease is renewed for it.
-    if (auto refused = restart_refusal(view, node_.observe(), self_.name)) {
+    if (auto refused = restart_refusal(view, node_.observe(false), self_.name)) {
       return fail(ErrorCode::kConflict, *refused);
     }
     if (view.leader_is(self_.name)) {

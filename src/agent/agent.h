@@ -22,6 +22,7 @@
 #include "agent/local_node.h"
 #include "agent/store_lock_watch.h"
 #include "core/decide.h"
+#include "core/observe_rest.h"
 #include "dcs/cluster_layout.h"
 #include "dcs/store.h"
 #include "proc/service_notify.h"
@@ -172,6 +173,9 @@ class Agent {
   // `leader`: this node held the lease when it decided.
   void record_attempt(Action action, const Status& result, bool leader);
   void add_quorum_facts(NodeObservation& node);
+  bool at_rest(const std::optional<ClusterView>& view) const;
+  void remember_for_rest(const NodeObservation& node, const Decision& decision,
+                         const Status& result);
   void watch_store_lock(NodeObservation& node);
   // Carries out Decision::unblock_store.
   void unblock_store(const Decision::UnblockStore& unblock);
@@ -253,6 +257,10 @@ class Agent {
     std::chrono::steady_clock::time_point since{};
   };
   std::optional<SeenLease> seen_lease_;
+  // The last cycle, as the next one's rest is judged (at_rest): its node's state, step, outcome
+  // and whether the server's answer repeated; when the server gave the answer it carried.
+  std::optional<RestFacts> last_cycle_;
+  std::optional<std::chrono::steady_clock::time_point> answered_at_;
   std::string last_line_;
   int repeats_ = 0;
   std::optional<ClusterConfig> rebuild_with_;  // the members changed: the config to rebuild on

@@ -30,8 +30,9 @@ class LocalNode {
   virtual ~LocalNode() = default;
 
   // Everything the agent observes of its node but what only the agent knows (the lease, the
-  // escalation counters, the other agents' answers).
-  virtual NodeObservation observe() = 0;
+  // escalation counters, the other agents' answers). `at_rest` (core/observe_rest.h): the
+  // server's last answer may be taken again where nothing shows it could have changed.
+  virtual NodeObservation observe(bool at_rest) = 0;
   // A primary's slots and its standbys' replay lag; nullopt when they cannot be read.
   virtual std::optional<PrimaryDetails> primary_details() = 0;
 

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "core/cluster_view.h"
 #include "pg/connection.h"
+#include "pg/observe_queries.h"
 
 namespace tandem {
 
@@ -17,8 +18,10 @@ class NodeObserver {
                Clock& clock)
       : config_(config), self_(self), process_(process), clock_(clock) {}
 
-  // Everything but lease_renewed_at, which only the agent knows.
-  NodeObservation observe();
+  // Everything but lease_renewed_at, which only the agent knows. `at_rest`: the server's last
+  // answer is taken again if the same postmaster runs, standby.signal is as it said, and the
+  // WAL file at the position it gave is untouched since (core/observe_rest.h).
+  NodeObservation observe(bool at_rest);
 
   // A primary's slots and its standbys' replay lag, over the same connection; nullopt when
   // the query fails.
@@ -30,7 +33,27 @@ class NodeObserver {
   void configuration_reloaded();
 
  private:
+  // The server's answer, with what shows it still stands: the postmaster that gave it and the
+  // WAL file where its position is (inode, size, modification time), as found right after.
+  struct WalStamp {
+    std::uint64_t inode = 0;
+    std::int64_t size = 0;
+    std::int64_t modified_ns = 0;
+    bool operator==(const WalStamp&) const = default;
+  };
+  struct Answer {
+    ServerObservation server;
+    pid_t postmaster = 0;
+    std::chrono::steady_clock::time_point at{};
+    bool repeated = false;
+    std::optional<WalStamp> wal;
+    bool quiet = false;    // may stand at rest (see query)
+    std::string upstream;  // the node its primary_conninfo names
+  };
   void query(NodeObservation& node);
+  bool answer_stands(const NodeObservation& node) const;
+  std::optional<WalStamp> wal_stamp(const ServerObservation& server) const;
+  void take_answer(const Answer& answer, NodeObservation& node, bool fresh);
   // pg_settings.pending_restart and pg_file_settings' errors, read every 10 s (more often
   // after a reload or a new connection), the last answer copied into each observation.
   void read_configuration_state(NodeObservation& node);
@@ -42,6 +65,7 @@ class NodeObserver {
   PostgresProcess& process_;
   Clock& clock_;
   std::optional<Connection> connection_;
+  std::optional<Answer> answer_;
   std::optional<std::chrono::steady_clock::time_point> not_streaming_since_;
   // The WAL segment a starting server's recovery waits for, and since when.
   std::string waiting_segment_;

@@ -52,8 +52,8 @@ Result<const NodeConfig*> PgLocalNode::leader_node(const std::string& name) cons
   return leader;
 }
 
-NodeObservation PgLocalNode::observe() {
-  NodeObservation node = observer_.observe();
+NodeObservation PgLocalNode::observe(bool at_rest) {
+  NodeObservation node = observer_.observe(at_rest);
   if (node.state != PgState::kStopped) {
     stopped_timeline_.reset();
     return node;

@@ -24,7 +24,7 @@ class PgLocalNode final : public LocalNode {
   PgLocalNode(const ClusterConfig& config, const NodeConfig& self, const OsUser& os_user,
               const PgBinaries& binaries, ProcessRunner& runner, Store& store, Clock& clock);
 
-  NodeObservation observe() override;
+  NodeObservation observe(bool at_rest) override;
   std::optional<PrimaryDetails> primary_details() override { return observer_.primary_details(); }
   Status initialize() override;
   Status clone(const std::string& leader) override;

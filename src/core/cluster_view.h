@@ -226,6 +226,11 @@ struct NodeObservation {
   // settings that wait for a restart, and the lines it could not apply.
   std::vector<std::string> pending_restart;
   std::vector<std::string> configuration_errors;
+  // When the server gave the answer this observation carries (state, positions, timeline,
+  // upstream): this cycle, or an earlier one's taken again at rest (core/observe_rest.h); nullopt
+  // when it gave none. And whether that answer said what the one before it said.
+  std::optional<std::chrono::steady_clock::time_point> answered_at;
+  bool answer_repeated = false;
 };
 
 // The HA settings of one agent, validated by validate_ha_config.

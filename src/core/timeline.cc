@@ -101,6 +101,12 @@ std::optional<SegmentName> parse_segment_name(std::string_view name) {
 
 }  // namespace
 
+std::string wal_segment_name(TimelineId timeline, Lsn position, std::uint64_t segment_bytes) {
+  std::uint64_t per_log = 0x100000000ULL / segment_bytes;
+  std::uint64_t segment = position.value() / segment_bytes;
+  return fmt::format("{:08X}{:08X}{:08X}", timeline, segment / per_log, segment % per_log);
+}
+
 std::optional<TimelineId> segment_timeline(std::string_view name) {
   auto parsed = parse_segment_name(name);
   if (!parsed || parsed->timeline == 0) return std::nullopt;

@@ -48,6 +48,11 @@ class TimelineHistory {
 // The history file name PostgreSQL uses for a timeline: "00000002.history".
 std::string history_file_name(TimelineId timeline);
 
+// The name of the WAL segment file of `timeline` that holds `position`, with segments of
+// `segment_bytes` (initdb's default, 16 MB, unless told): "000000020000000000000007".
+std::string wal_segment_name(TimelineId timeline, Lsn position,
+                             std::uint64_t segment_bytes = 16ULL << 20);
+
 // Before a standby is promoted: of the WAL segments it received whole (`received`, those its
 // archive_status says .done), those after `archived` — the last file the old primary was seen
 // to archive: a segment, or a .partial or .backup file of one; any other name (a .history file,

@@ -25,7 +25,19 @@ constexpr char kObserve[] =
     "       (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() "
     "        WHERE name ~ '^[0-9A-F]{8}[.]history$')) "
     "     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int "
-    "END AS timeline";
+    "END AS timeline, "
+    // What a cycle at rest needs to know the answer still stands (core/observe_rest.h): the
+    // timeline the WAL is written on now, the segment size, and whether no WAL is in flight —
+    // a primary's inserted WAL all flushed, a standby's received WAL all flushed and replayed.
+    "CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver) "
+    "     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int "
+    "END AS write_timeline, "
+    "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS segment_bytes, "
+    "CASE WHEN pg_is_in_recovery() THEN "
+    "       coalesce((SELECT written_lsn = flushed_lsn FROM pg_stat_wal_receiver), false) "
+    "       AND pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() "
+    "     ELSE pg_current_wal_insert_lsn() = pg_current_wal_flush_lsn() "
+    "END::text AS wal_settled";
 
 constexpr char kPrimaryDetails[] =
     "SELECT 'slot' AS kind, slot_name::text AS name, active::text AS active, wal_status, "
@@ -48,6 +60,10 @@ Result<ServerObservation> observe_server(Connection& connection) {
                            .primary_conninfo = rows->text(0, "conninfo")};
   if (auto timeline = rows->get(0, "timeline"))
     server.timeline = static_cast<TimelineId>(std::stoul(*timeline));
+  if (auto timeline = rows->get(0, "write_timeline"))
+    server.write_timeline = static_cast<TimelineId>(std::stoul(*timeline));
+  if (auto bytes = rows->get(0, "segment_bytes")) server.segment_bytes = std::stoull(*bytes);
+  server.wal_settled = rows->text(0, "wal_settled") == "true";
   return server;
 }
 

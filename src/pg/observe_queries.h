@@ -20,6 +20,12 @@ struct ServerObservation {
   std::string primary_conninfo;     // the setting, as the server runs with it
   // A standby: the newest timeline it knows of; a primary: the one it writes on.
   std::optional<TimelineId> timeline;
+  // The timeline its WAL is written on now (a standby's WAL receiver's; none without one), the
+  // size of its WAL segments, and whether no WAL was in flight when it answered (see kObserve).
+  std::optional<TimelineId> write_timeline;
+  std::uint64_t segment_bytes = 0;
+  bool wal_settled = false;
+  bool operator==(const ServerObservation&) const = default;
 };
 Result<ServerObservation> observe_server(Connection& connection);
 

@@ -219,31 +219,71 @@ Status SimNode::usable() {
   return {};
 }
 
-NodeObservation SimNode::observe() {
+// At rest, the answer stands while the same postmaster runs with standby.signal as it said, and
+// its WAL file looks untouched. More pessimistic than the real check (a quiet file, nothing in
+// flight, its stamp taken after): an answer given at a WAL length that is a multiple of five is
+// blind — every later write and timeline switch missed until the next full look, at most a
+// second later (no draw: the seeds' schedules stay as they were).
+bool SimNode::answer_stands(const Pg& server) const {
+  if (!answer_ || answer_->postmaster != world_.slots[index_].postmaster_starts ||
+      answer_->standby_signal != server.standby_signal) {
+    return false;
+  }
+  if (answer_->wal % 5 == 0) return true;
+  return server.wal.size() == answer_->wal && answer_->timeline == server.timeline();
+}
+
+NodeObservation SimNode::observe(bool at_rest) {
   NodeObservation node;
   const Pg& server = pg();
-  if (!server.data) return node;
+  if (!server.data) {
+    answer_.reset();
+    return node;
+  }
   node.data_was_primary = !server.standby_signal;
   if (!server.running || world_.slots[index_].foreign_postmaster) {
+    answer_.reset();
     node.state = PgState::kStopped;
     node.timeline = server.timeline();
     return node;
   }
   node.upstream = server.standby_signal ? server.upstream : "";
   if (world_.clock.now < server.ready_at || (server.wal_gap && server.standby_signal)) {
+    answer_.reset();
     node.state = PgState::kStarting;
     SimTime since = std::max(server.ready_at, server.waiting_since);
     if (server.wal_gap && world_.clock.now > since)
       node.recovery_stuck_for = world_.clock.now - since;
     return node;
   }
+  ++world_.answers;
+  if (at_rest && answer_stands(server)) {
+    ++world_.answers_at_rest;
+    node = answer_->said;
+    node.data_was_primary = !server.standby_signal;
+    if (!answer_->streaming && server.not_streaming_since) {
+      node.not_streaming_for = world_.clock.now - *server.not_streaming_since;
+    }
+    return node;
+  }
   node.state = server.standby_signal ? PgState::kStandby : PgState::kPrimary;
   node.timeline = server.timeline();
   node.received_lsn = lsn_of(server.wal.size());
   node.replayed_lsn = node.received_lsn;
-  if (server.standby_signal && server.not_streaming_since) {
-    node.not_streaming_for = world_.clock.now - *server.not_streaming_since;
-  }
+  bool streaming = !(server.standby_signal && server.not_streaming_since);
+  if (!streaming) node.not_streaming_for = world_.clock.now - *server.not_streaming_since;
+  node.answered_at = world_.slots[index_].clock->steady_now();  // its agent's clock
+  node.answer_repeated =
+      answer_ && answer_->said.state == node.state &&
+      answer_->said.received_lsn == node.received_lsn && answer_->said.timeline == node.timeline &&
+      answer_->said.upstream == node.upstream && answer_->streaming == streaming &&
+      answer_->postmaster == world_.slots[index_].postmaster_starts;
+  answer_ = Answer{.said = node,
+                   .streaming = streaming,
+                   .postmaster = world_.slots[index_].postmaster_starts,
+                   .standby_signal = server.standby_signal,
+                   .wal = server.wal.size(),
+                   .timeline = server.timeline()};
   return node;
 }
 
@@ -1861,6 +1901,8 @@ Verdict World::run() {
                           verdict_.promotions - 1, settings.faults));
   }
   verdict_.acknowledged = static_cast<int>(acknowledged_.size());
+  verdict_.answers = answers;
+  verdict_.answers_at_rest = answers_at_rest;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     if (!slots[i].pg.primary()) continue;
     became_primary(i);

@@ -131,6 +131,10 @@ struct Verdict {
   // The longest time without a writable primary while a majority could have had one (see
   // kLivenessBound).
   SimTime longest_leaderless_while_able{0};
+  // The agents' looks at a running server that answered, and how many of them took the last
+  // answer again at rest (core/observe_rest.h).
+  long answers = 0;
+  long answers_at_rest = 0;
 };
 
 struct ScenarioSettings {
@@ -178,7 +182,7 @@ class World;
 class SimNode final : public LocalNode {
  public:
   SimNode(World& world, int index) : world_(world), index_(index) {}
-  NodeObservation observe() override;
+  NodeObservation observe(bool at_rest) override;
   std::optional<PrimaryDetails> primary_details() override { return std::nullopt; }
   Status initialize() override;
   Status clone(const std::string& leader) override;
@@ -212,6 +216,19 @@ class SimNode final : public LocalNode {
   World& world_;
   int index_;
   SyncMemory sync_memory_;
+  // The server's last answer, as a real agent keeps it for a cycle at rest (core/observe_rest.h):
+  // what it said and what stood for it then — the postmaster (its start count), standby.signal,
+  // how much WAL there was and on which timeline.
+  struct Answer {
+    NodeObservation said;
+    bool streaming = false;
+    int postmaster = 0;
+    bool standby_signal = false;
+    std::size_t wal = 0;
+    TimelineId timeline = 0;
+  };
+  std::optional<Answer> answer_;
+  bool answer_stands(const Pg& server) const;
 };
 
 // The store as one agent reaches it: unavailable during its outages and once it is dead.
@@ -336,6 +353,7 @@ struct Slot {
 class World {
  public:
   World(std::uint64_t seed, ScenarioSettings settings);
+  long answers = 0, answers_at_rest = 0;  // Verdict::answers, Verdict::answers_at_rest
   ~World();
   // Runs the scenario: bootstrap, faults, then quiet until the cluster is healthy (bounded).
   Verdict run();

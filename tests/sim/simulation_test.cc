@@ -56,7 +56,7 @@ void run_seeds(bool multi_host, std::uint64_t default_count, std::uint64_t defau
   std::atomic<int> failed{0};
   int max_failures = static_cast<int>(env_number("TANDEM_SIM_MAX_FAILURES", 5));
   std::mutex mutex;
-  long promotions = 0, acknowledged = 0, lost_async = 0;
+  long promotions = 0, acknowledged = 0, lost_async = 0, answers = 0, answers_at_rest = 0;
   SimTime slowest{0}, leaderless{0};
   std::vector<std::string> failures;
   auto work = [&] {
@@ -67,6 +67,8 @@ void run_seeds(bool multi_host, std::uint64_t default_count, std::uint64_t defau
       promotions += verdict.promotions;
       acknowledged += verdict.acknowledged;
       lost_async += verdict.lost_async;
+      answers += verdict.answers;
+      answers_at_rest += verdict.answers_at_rest;
       slowest = std::max(slowest, verdict.recovered_after);
       leaderless = std::max(leaderless, verdict.longest_leaderless_while_able);
       if (verdict.violations.empty()) continue;
@@ -94,7 +96,8 @@ void run_seeds(bool multi_host, std::uint64_t default_count, std::uint64_t defau
             << acknowledged << " acknowledged writes (" << lost_async
             << " lost in asynchronous mode), slowest recovery " << slowest.count()
             << " ms, longest without a primary while a majority could have had one "
-            << leaderless.count() << " ms\n";
+            << leaderless.count() << " ms; " << answers_at_rest << " of " << answers
+            << " looks at a server took its last answer again at rest\n";
 }
 
 TEST(Simulation, SeededScenariosKeepEveryInvariant) {

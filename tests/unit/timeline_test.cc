@@ -58,6 +58,30 @@ TEST(TimelineHistory, FileName) {
   EXPECT_EQ(history_file_name(0x1A), "0000001A.history");
 }
 
+// The file a position is in: 256 segments of 16 MB to a "log" of 4 GB (at a segment boundary the
+// next one, where the next write goes; pg_walfile_name() names the one before).
+TEST(WalSegmentName, NamesTheFileThatHoldsAPosition) {
+  struct Case {
+    TimelineId timeline;
+    std::uint64_t position;
+    std::uint64_t segment_bytes;
+    const char* name;
+  };
+  const Case cases[] = {
+      {1, 0x0, 16ULL << 20, "000000010000000000000000"},
+      {1, 0x3FFFFFF, 16ULL << 20, "000000010000000000000003"},
+      {1, 0x4000000, 16ULL << 20, "000000010000000000000004"},
+      {2, 0x16B374D848, 16ULL << 20, "0000000200000016000000B3"},
+      {0x1A, 0xFFFFFFFF, 16ULL << 20, "0000001A00000000000000FF"},
+      {3, 0x100000000, 16ULL << 20, "000000030000000100000000"},
+      {1, 0x16B374D848, 1ULL << 30, "000000010000001600000002"},  // initdb --wal-segsize=1024
+  };
+  for (const Case& each : cases) {
+    EXPECT_EQ(wal_segment_name(each.timeline, Lsn(each.position), each.segment_bytes), each.name)
+        << std::hex << each.position;
+  }
+}
+
 // Before a promotion: what the standby received after the old primary's last archived file, in
 // the order of the WAL, of any timeline; all of it when that names no segment.
 TEST(ReceivedAfter, WhatTheOldPrimaryMayNotHaveArchived) {

@@ -1,0 +1,25 @@
+#include "core/observe_rest.h"
+
+#include <algorithm>
+
+namespace tandem {
+
+bool may_rest(const RestFacts& facts, const HaConfig& ha) {
+  if (facts.failed || facts.request_pending || !facts.answer_repeated || !facts.answer_age ||
+      *facts.answer_age >= kRestAskEvery || !facts.someone_leads || facts.holder_changed) {
+    return false;
+  }
+  // Renewed within a renewal interval and a cycle (the lease keeper renews every quarter ttl).
+  if (facts.state == PgState::kPrimary) {
+    return facts.leads && facts.action == Action::kRenewLease && facts.renewed_ago &&
+           *facts.renewed_ago <= ha.ttl / 4 + ha.loop_interval;
+  }
+  // Half the lease's time: the rest is over long before anyone may take over — under quorum
+  // fencing, a cycle or two before the proof that the holder fenced itself is complete.
+  std::chrono::milliseconds limit = ha.ttl / 2;
+  if (ha.quorum_fencing) limit = std::min(limit, proof_of_fencing(ha) - 2 * ha.loop_interval);
+  return facts.state == PgState::kStandby && !facts.leads && facts.action == Action::kNone &&
+         facts.lease_unchanged_for <= limit;
+}
+
+}  // namespace tandem

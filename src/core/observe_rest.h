@@ -1,0 +1,46 @@
+// When an agent may take its PostgreSQL's last answer for this cycle's instead of asking again.
+// An idle agent asked its server ten times a second for facts that had not changed, most of its
+// idle cost (issue 19.3). A cycle at rest asks nothing of the server, but the node is still seen
+// anew where it could change at once: the data directory, the postmaster (by its pidfd),
+// standby.signal (a promotion removes it) and the WAL file where the last answer's position is
+// (a write changes it). So what a cycle at rest can miss is a WAL position that moved without
+// touching that file's time stamp (kept at the kernel's clock tick), and a WAL receiver that
+// stopped: for one second at most, the age after which the server is asked again whatever.
+//
+// And only while the cluster is settled: the node's last step was the settled one (a standby
+// that follows, a primary that renews), the answers repeat, and the lease is being renewed: a
+// lease unrenewed for half its time, a switchover asked for, anything that makes the agents act
+// makes every one of them ask its server each cycle again, before anyone could take over.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+#include "core/cluster_view.h"
+#include "core/decide.h"
+
+namespace tandem {
+
+inline constexpr std::chrono::milliseconds kRestAskEvery{1000};
+
+struct RestFacts {
+  // The last cycle: its observation's state and step, and whether the step failed.
+  PgState state = PgState::kNoData;
+  Action action = Action::kNone;
+  bool failed = false;
+  // The server's last answer: how old it is, and whether it said what the one before said.
+  std::optional<std::chrono::milliseconds> answer_age;
+  bool answer_repeated = false;
+  // The lease as this cycle reads it: whether this node holds it, how long since its own last
+  // confirmed renewal (when it does), and how long another holder's has kept its revision.
+  bool leads = false;
+  bool someone_leads = false;
+  bool holder_changed = false;  // another node holds the lease than the last cycle read
+  std::optional<std::chrono::milliseconds> renewed_ago;
+  std::chrono::milliseconds lease_unchanged_for{0};
+  bool request_pending = false;  // a switchover or failover asked for
+};
+
+bool may_rest(const RestFacts& facts, const HaConfig& ha);
+
+}  // namespace tandem

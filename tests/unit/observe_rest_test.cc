@@ -1,0 +1,102 @@
+// When an agent may take its server's last answer again instead of asking (core/observe_rest.h).
+#include "core/observe_rest.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+
+RestFacts settled_standby() {
+  return RestFacts{.state = PgState::kStandby,
+                   .action = Action::kNone,
+                   .answer_age = milliseconds(300),
+                   .answer_repeated = true,
+                   .someone_leads = true,
+                   .lease_unchanged_for = milliseconds(150)};
+}
+
+RestFacts settled_primary() {
+  return RestFacts{.state = PgState::kPrimary,
+                   .action = Action::kRenewLease,
+                   .answer_age = milliseconds(300),
+                   .answer_repeated = true,
+                   .leads = true,
+                   .someone_leads = true,
+                   .renewed_ago = milliseconds(200)};
+}
+
+TEST(MayRest, OnlyASettledNodeWhoseLeaseIsRenewedRests) {
+  HaConfig ha;  // ttl 1 s, loop 100 ms: renewed every 250 ms
+  struct Case {
+    const char* what;
+    RestFacts facts;
+    bool rests;
+  };
+  auto with = [](RestFacts facts, auto change) {
+    change(facts);
+    return facts;
+  };
+  const Case cases[] = {
+      {"a standby following a leader that renews", settled_standby(), true},
+      {"a primary renewing its lease", settled_primary(), true},
+      {"the answer is a second old: asked again",
+       with(settled_standby(), [](RestFacts& f) { f.answer_age = milliseconds(1000); }), false},
+      {"no answer kept", with(settled_standby(), [](RestFacts& f) { f.answer_age.reset(); }),
+       false},
+      {"the last answer differed from the one before",
+       with(settled_standby(), [](RestFacts& f) { f.answer_repeated = false; }), false},
+      {"the lease unrenewed for half its time",
+       with(settled_standby(), [](RestFacts& f) { f.lease_unchanged_for = milliseconds(501); }),
+       false},
+      {"the lease just within half its time",
+       with(settled_standby(), [](RestFacts& f) { f.lease_unchanged_for = milliseconds(500); }),
+       true},
+      {"nobody leads", with(settled_standby(), [](RestFacts& f) { f.someone_leads = false; }),
+       false},
+      {"another node leads than last cycle",
+       with(settled_standby(), [](RestFacts& f) { f.holder_changed = true; }), false},
+      {"a switchover asked for",
+       with(settled_standby(), [](RestFacts& f) { f.request_pending = true; }), false},
+      {"the last step failed", with(settled_standby(), [](RestFacts& f) { f.failed = true; }),
+       false},
+      {"the last step was a repoint",
+       with(settled_standby(), [](RestFacts& f) { f.action = Action::kFollow; }), false},
+      {"a standby that holds the lease (about to promote)",
+       with(settled_standby(), [](RestFacts& f) { f.leads = true; }), false},
+      {"a starting server",
+       with(settled_standby(), [](RestFacts& f) { f.state = PgState::kStarting; }), false},
+      {"a primary whose renewal is late (a stopped store writer, a slow store)",
+       with(settled_primary(), [](RestFacts& f) { f.renewed_ago = milliseconds(351); }), false},
+      {"a primary renewed a quarter ttl and a cycle ago",
+       with(settled_primary(), [](RestFacts& f) { f.renewed_ago = milliseconds(350); }), true},
+      {"a primary without a confirmed renewal",
+       with(settled_primary(), [](RestFacts& f) { f.renewed_ago.reset(); }), false},
+      {"a primary that does not hold the lease",
+       with(settled_primary(), [](RestFacts& f) { f.leads = false; }), false},
+      {"a primary that did anything but renew",
+       with(settled_primary(), [](RestFacts& f) { f.action = Action::kNone; }), false},
+  };
+  for (const Case& each : cases) EXPECT_EQ(may_rest(each.facts, ha), each.rests) << each.what;
+}
+
+// Under quorum fencing a standby may take over once a majority has not heard from the holder
+// for proof_of_fencing (renew_deadline + 5 loops), which a long lease leaves well under half its
+// time: the rest ends two cycles before.
+TEST(MayRest, UnderQuorumFencingTheRestEndsBeforeTheProofOfFencing) {
+  HaConfig ha{.loop_interval = milliseconds(100),
+              .ttl = milliseconds(4000),
+              .renew_deadline = milliseconds(1000),
+              .quorum_fencing = true};  // proof of fencing: 1.5 s
+  RestFacts facts = settled_standby();
+  facts.lease_unchanged_for = milliseconds(1300);
+  EXPECT_TRUE(may_rest(facts, ha));
+  facts.lease_unchanged_for = milliseconds(1301);
+  EXPECT_FALSE(may_rest(facts, ha)) << "within two cycles of the proof";
+  ha.quorum_fencing = false;
+  EXPECT_TRUE(may_rest(facts, ha)) << "without quorum fencing, half the lease's 4 s";
+}
+
+}  // namespace
+}  // namespace tandem
