@@ -120,7 +120,7 @@ struct MhdCallbacks {
       if (pending == self->pending_.end()) return;  // not admitted by the acceptor: untracked
       self->guarded_[connection] = pending->second;
       self->pending_.erase(pending);
-      self->sweep_wakeup_.notify_all();  // a deadline to keep
+      if (auto& deadline = self->guarded_[connection].deadline) self->wake_sweeper_for(*deadline);
       return;
     }
     auto it = self->guarded_.find(connection);
@@ -403,7 +403,12 @@ void HttpServer::arm(MHD_Connection* connection, bool armed) {
   if (it == guarded_.end()) return;
   it->second.deadline =
       armed ? std::optional(SteadyClock::now() + options_.request_deadline) : std::nullopt;
-  if (armed) sweep_wakeup_.notify_all();
+  if (it->second.deadline) wake_sweeper_for(*it->second.deadline);
+}
+
+// REQUIRES: guard_mutex_ held.
+void HttpServer::wake_sweeper_for(SteadyClock::time_point deadline) {
+  if (!sweep_at_ || deadline < *sweep_at_) sweep_wakeup_.notify_all();
 }
 
 // Cuts connections that did not deliver a whole request in time: shutdown() makes libmicrohttpd
@@ -424,7 +429,8 @@ void HttpServer::sweep() {
         next = guarded.deadline;
       }
     }
-    // Asleep until then, or until a deadline is set (an idle agent's API wakes nobody).
+    // Asleep until then, or until an earlier deadline is set (an idle agent's API wakes nobody).
+    sweep_at_ = next;
     if (next) {
       sweep_wakeup_.wait_until(lock, *next);
     } else {

@@ -139,6 +139,10 @@ class HttpServer {
   std::thread acceptor_;
   std::atomic<bool> sweeping_{false};
   std::condition_variable sweep_wakeup_;
+  // When the sweeper wakes next (nullopt: not before it is woken); guarded by guard_mutex_. A
+  // deadline set later than that needs no wake-up: requests come and go without one.
+  std::optional<std::chrono::steady_clock::time_point> sweep_at_;
+  void wake_sweeper_for(std::chrono::steady_clock::time_point deadline);
 };
 
 }  // namespace tandem
