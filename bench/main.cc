@@ -166,22 +166,24 @@ int main(int argc, char** argv) {
   }
   trial(
       "idle agents, 9 nodes", [&] { return idle_agents(options, 8); }, samples, failures);
-  for (int size : options.sizes_mb) {
-    trial(
-        fmt::format("clone {} MB", size), [&] { return clone_time(options, size); }, samples,
-        failures);
-    trial(
-        fmt::format("rejoin {} MB", size), [&] { return rejoin_time(options, size); }, samples,
-        failures);
-  }
-  // Backups and restores with pgBackRest (issue 18): what tandem's wrapper costs.
-  for (int size : options.sizes_mb) {
-    trial(
-        fmt::format("backup and restore {} MB", size),
-        [&] { return backup_restore_time(options, size); }, samples, failures);
-    trial(
-        fmt::format("backup: a lost slot caught up from the archive, {} MB", size),
-        [&] { return archive_catch_up_time(options, size); }, samples, failures);
+  // As many trials as the failovers (issue 19.9), each on a cluster of its own, its pairs in
+  // turn; then backups and restores with pgBackRest (issue 18): what tandem's wrapper costs.
+  for (int k = 1; k <= arguments->trials; ++k) {
+    fmt::print("sizes: trial {} of {}\n", k, arguments->trials);
+    for (int size : options.sizes_mb) {
+      trial(
+          fmt::format("clone {} MB", size), [&] { return clone_time(options, size); }, samples,
+          failures);
+      trial(
+          fmt::format("rejoin {} MB", size), [&] { return rejoin_time(options, size); }, samples,
+          failures);
+      trial(
+          fmt::format("backup and restore {} MB", size),
+          [&] { return backup_restore_time(options, size); }, samples, failures);
+      trial(
+          fmt::format("backup: a lost slot caught up from the archive, {} MB", size),
+          [&] { return archive_catch_up_time(options, size); }, samples, failures);
+    }
   }
   std::vector<Summary> summaries = summarize(samples);
   std::string machine = describe_machine();
