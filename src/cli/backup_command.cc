@@ -238,7 +238,7 @@ void add_archive_push_command(CLI::App& app, CliState& state) {
   push->callback([&state, command] {
     SystemProcessRunner runner;
     std::string output;
-    auto pushed = archive_push_segment(runner, *command, output);
+    auto pushed = archive_push_segment(runner, *command, pgbackrest_variables(environ), output);
     std::fputs(output.c_str(), stderr);
     if (pushed && !pushed->empty()) fmt::print(stderr, "{}\n", *pushed);
     state.result = pushed ? Status{} : Status(std::unexpected(pushed.error()));

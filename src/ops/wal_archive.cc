@@ -85,8 +85,20 @@ Result<int> mark_received_wal(const ClusterConfig& config, ProcessRunner& runner
   return marked;
 }
 
+std::map<std::string, std::string> pgbackrest_variables(const char* const* environment) {
+  std::map<std::string, std::string> found;
+  for (; environment != nullptr && *environment != nullptr; ++environment) {
+    std::string_view entry(*environment);
+    auto equals = entry.find('=');
+    if (!entry.starts_with("PGBACKREST_") || equals == std::string_view::npos) continue;
+    found[std::string(entry.substr(0, equals))] = std::string(entry.substr(equals + 1));
+  }
+  return found;
+}
+
 Result<std::string> archive_push_segment(ProcessRunner& runner,
                                          const std::vector<std::string>& command,
+                                         const std::map<std::string, std::string>& environment,
                                          std::string& output) {
   output.clear();
   if (command.size() < 2 || !command.front().starts_with("/")) {
@@ -99,6 +111,7 @@ Result<std::string> archive_push_segment(ProcessRunner& runner,
   if (error) return fail(ErrorCode::kFailed, "tandem archive-push: " + error.message());
   ProcessSpec push{.program = command.front(),
                    .args = std::vector<std::string>(command.begin() + 1, command.end()),
+                   .env = environment,
                    .working_dir = here,
                    .timeout = std::chrono::hours(1)};
   auto pushed = runner.run(push);

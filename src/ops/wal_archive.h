@@ -2,6 +2,7 @@
 // (tandem archive-push). The archive is pgBackRest's (ops/backup.h).
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,9 +33,15 @@ Result<int> mark_received_wal(const ClusterConfig& config, ProcessRunner& runner
 // that history reads — after a WAL switch record, or after the switch point (seen in
 // BackupTest); the archiver would otherwise retry the segment for ever and archive nothing
 // after it. The value: a line saying so, or "". An error: pgBackRest's reason (or the
-// runner's). `output` gets pgBackRest's output, "" if it did not run.
+// runner's). `output` gets pgBackRest's output, "" if it did not run. `environment`: what
+// pgBackRest is given beside the runner's minimal environment (pgbackrest_variables).
 Result<std::string> archive_push_segment(ProcessRunner& runner,
                                          const std::vector<std::string>& command,
+                                         const std::map<std::string, std::string>& environment,
                                          std::string& output);
+
+// The PGBACKREST_* variables of an environment (entries "NAME=value", ending with a null, as
+// `environ`): pgBackRest's own options, which PostgreSQL's archive_command passes on to it.
+std::map<std::string, std::string> pgbackrest_variables(const char* const* environment);
 
 }  // namespace tandem

@@ -86,11 +86,13 @@ TEST_F(WalArchiveTest, ArchivePushCountsOnlyAnotherCopyOfATimelineTheNodeLeft) {
     AnsweringRunner runner(c.answer);
     std::string path = (dir_ / "pg_wal" / c.segment).string();
     std::string output;
-    auto pushed = archive_push_segment(
-        runner, {"/usr/bin/pgbackrest", "--stanza=s", "archive-push", path}, output);
+    auto pushed =
+        archive_push_segment(runner, {"/usr/bin/pgbackrest", "--stanza=s", "archive-push", path},
+                             {{"PGBACKREST_REPO1_PATH", "/srv/repo"}}, output);
     ASSERT_EQ(runner.calls.size(), 1u);
     EXPECT_EQ(runner.calls[0].program, "/usr/bin/pgbackrest");
     EXPECT_EQ(runner.calls[0].args.back(), path);
+    EXPECT_EQ(runner.calls[0].env.at("PGBACKREST_REPO1_PATH"), "/srv/repo") << "passed on";
     EXPECT_EQ(output, c.answer.output);
     ASSERT_EQ(pushed.has_value(), c.ok) << c.segment << " " << c.answer.output;
     if (pushed) {
@@ -107,10 +109,10 @@ TEST_F(WalArchiveTest, ArchivePushCountsOnlyAnotherCopyOfATimelineTheNodeLeft) {
   EXPECT_FALSE(archive_push_segment(refused,
                                     {"/usr/bin/pgbackrest", "archive-push",
                                      (dir_ / "pg_wal" / "000000010000000000000006").string()},
-                                    output));
+                                    {}, output));
   AnsweringRunner runner({0, ""});
-  EXPECT_FALSE(archive_push_segment(runner, {"pgbackrest", "x"}, output));
-  EXPECT_FALSE(archive_push_segment(runner, {}, output));
+  EXPECT_FALSE(archive_push_segment(runner, {"pgbackrest", "x"}, {}, output));
+  EXPECT_FALSE(archive_push_segment(runner, {}, {}, output));
   EXPECT_TRUE(runner.calls.empty()) << "bad arguments run nothing";
 }
 
@@ -210,6 +212,30 @@ TEST_F(WalArchiveTest, TheShellRenamesEachStatusFile) {
   EXPECT_TRUE(fs::exists(status_dir / "000000010000000000000006.ready"));
   EXPECT_FALSE(fs::exists(status_dir / "000000010000000000000006.done"));
   EXPECT_FALSE(fs::exists(status_dir / "000000010000000000000005.ready"));
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// PostgreSQL runs archive_command with its own environment: pgBackRest's options set there
+// (PGBACKREST_REPO1_PATH, say) reach pgBackRest through tandem's wrapper, and nothing else does.
+TEST(PgbackrestVariables, OnlyPgBackRestsOwnArePassedOn) {
+  const char* environment[] = {"PATH=/usr/bin",
+                               "PGBACKREST_REPO1_PATH=/srv/repo",
+                               "PGBACKREST_LOG_LEVEL_CONSOLE=info",
+                               "PGBACKREST_EMPTY=",
+                               "XPGBACKREST_NOT=1",
+                               "PGBACKREST_NO_EQUALS",
+                               "PGDATA=/var/lib/postgresql",
+                               nullptr};
+  std::map<std::string, std::string> expected = {{"PGBACKREST_EMPTY", ""},
+                                                 {"PGBACKREST_LOG_LEVEL_CONSOLE", "info"},
+                                                 {"PGBACKREST_REPO1_PATH", "/srv/repo"}};
+  EXPECT_EQ(pgbackrest_variables(environment), expected);
+  EXPECT_TRUE(pgbackrest_variables(nullptr).empty());
 }
 
 }  // namespace
