@@ -89,7 +89,7 @@ Status LeaseKeeper::write_locked(const std::function<Result<Revision>(Revision)>
     }
   }
   if (renewed) renewed(sent);
-  if (renewed && !was_held) wake_thread();  // kept from now on: renewals start
+  if (written && keep && !stalled_out && !was_held) wake_thread();  // kept now: renewals start
   if (lost) lost();
   // Out of reach is not slow: the cycle says the store is unreachable.
   if (answered && (written || written.error().code == ErrorCode::kConflict)) {
@@ -120,8 +120,13 @@ Status LeaseKeeper::adopt(Revision revision) {
     held_ = true;
     revision_ = revision;
   }
-  return write_locked(
+  Status adopted = write_locked(
       [&](Revision expected) { return store_.compare_and_set(key_, self_, expected, ttl_); }, true);
+  // Held before the write (write_locked sees it so): the thread, asleep without the lease, is
+  // woken here — a switchover's target adopts the lease handed to it, then promotes while the
+  // thread renews (found by review: it slept on until a stall would have been due).
+  if (adopted) wake_thread();
+  return adopted;
 }
 
 Status LeaseKeeper::renew(std::chrono::milliseconds fresh) {
@@ -191,8 +196,11 @@ void LeaseKeeper::cycle_ran(SteadyTime at) {
 }
 
 void LeaseKeeper::set_stall_limit(std::chrono::milliseconds limit) {
-  std::lock_guard lock(state_mutex_);
-  stall_limit_ = limit;
+  {
+    std::lock_guard lock(state_mutex_);
+    stall_limit_ = limit;
+  }
+  wake_thread();  // its sleep was measured by the old limit
 }
 
 void LeaseKeeper::on_stalled(std::function<bool(std::chrono::milliseconds)> callback) {

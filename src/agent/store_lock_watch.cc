@@ -23,9 +23,11 @@ bool SqliteLockWatch::maybe_held() {
     // The old descriptor (a file replaced) stays open: see fd_.
     int fd = open(file_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return true;
+    struct stat opened {};
+    if (fstat(fd, &opened) != 0) return true;  // kept open all the same: see fd_
     fd_ = fd;
-    device_ = now.st_dev;
-    inode_ = now.st_ino;
+    device_ = opened.st_dev;  // what was opened, if the file was replaced in between
+    inode_ = opened.st_ino;
   }
   auto taker = posix_lock_taker(fd_, offset_);
   return !taker || *taker != 0;

@@ -390,5 +390,54 @@ TEST(LeaseKeeperThread, SleepsWithoutTheLeaseAndRenewsOnceItIsKept) {
   keeper.stop();
 }
 
+// A lease handed over is adopted (the switchover's target, before it promotes): the sleeping
+// thread is woken and renews while the cycle is busy, as it does for a lease acquired.
+TEST(LeaseKeeperThread, RenewsALeaseItAdopts) {
+  SystemClock clock;
+  MemoryStore store{clock};
+  ClusterLayout layout{"c"};
+  auto handed = store.create(layout.leader(), "node1", milliseconds(1000));
+  ASSERT_TRUE(handed);
+  LeaseKeeper keeper{store, layout.leader(), "node1", milliseconds(1000), clock};
+  std::atomic<int> renewals = 0;
+  keeper.on_renewed([&](auto) { ++renewals; });
+  keeper.set_stall_limit(milliseconds(60'000));
+  keeper.cycle_ran(clock.steady_now());
+  keeper.start(milliseconds(100));
+  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_TRUE(keeper.adopt(*handed));
+  int after_adopt = renewals.load();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (renewals.load() < after_adopt + 3 && std::chrono::steady_clock::now() < deadline) {
+    keeper.cycle_ran(clock.steady_now());
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_GE(renewals.load(), after_adopt + 3) << "renewed by its thread within 5 s";
+  keeper.stop();
+}
+
+// A stall limit set while the thread sleeps by an older one (none: an hour) counts at once.
+TEST(LeaseKeeperThread, ANewStallLimitIsKeptAtOnce) {
+  SystemClock clock;
+  MemoryStore store{clock};
+  ClusterLayout layout{"c"};
+  LeaseKeeper keeper{store, layout.leader(), "node1", milliseconds(1000), clock};
+  std::atomic<int> stalls = 0;
+  keeper.on_stalled([&](auto) {
+    ++stalls;
+    return true;
+  });
+  keeper.cycle_ran(clock.steady_now());
+  keeper.start(milliseconds(100));
+  std::this_thread::sleep_for(milliseconds(100));
+  keeper.set_stall_limit(milliseconds(300));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (stalls.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(stalls.load(), 1) << "the cycle silent past the new limit, told within 5 s";
+  keeper.stop();
+}
+
 }  // namespace
 }  // namespace tandem
