@@ -364,56 +364,52 @@ TEST(LeaseKeeper, ItsThreadRenewsWhileTheCycleIsBusy) {
 namespace tandem {
 namespace {
 
-// The keeper's thread, on the real clock: without the lease it sleeps (it looks only for a
-// stalled cycle, due a minute on); once the lease is kept it is woken and renews every
-// interval at once, not a minute later.
-TEST(LeaseKeeperThread, SleepsWithoutTheLeaseAndRenewsOnceItIsKept) {
+// The keeper's thread on the real clock, asleep without the lease (a stalled cycle is due a
+// minute on), its renewals counted.
+struct ThreadFixture {
   SystemClock clock;
   MemoryStore store{clock};
   ClusterLayout layout{"c"};
   LeaseKeeper keeper{store, layout.leader(), "node1", milliseconds(1000), clock};
   std::atomic<int> renewals = 0;
-  keeper.on_renewed([&](auto) { ++renewals; });
-  keeper.set_stall_limit(milliseconds(60'000));
-  keeper.cycle_ran(clock.steady_now());
-  keeper.start(milliseconds(100));
-  std::this_thread::sleep_for(milliseconds(300));
-  EXPECT_EQ(renewals.load(), 0) << "nothing held, nothing written";
-  ASSERT_TRUE(keeper.acquire());
-  int after_acquire = renewals.load();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (renewals.load() < after_acquire + 3 && std::chrono::steady_clock::now() < deadline) {
+
+  ThreadFixture() {
+    keeper.on_renewed([this](auto) { ++renewals; });
+    keeper.set_stall_limit(milliseconds(60'000));
     keeper.cycle_ran(clock.steady_now());
-    std::this_thread::sleep_for(milliseconds(20));
+    keeper.start(milliseconds(100));
   }
-  EXPECT_GE(renewals.load(), after_acquire + 3) << "renewed by its thread within 5 s";
-  keeper.stop();
+  ~ThreadFixture() { keeper.stop(); }
+  // Whether the thread renews three times more than `before` within 5 s while cycles run.
+  bool renews_after(int before) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (renewals.load() < before + 3 && std::chrono::steady_clock::now() < deadline) {
+      keeper.cycle_ran(clock.steady_now());
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return renewals.load() >= before + 3;
+  }
+};
+
+// Once the lease is kept the thread is woken and renews every interval at once, not a minute
+// later.
+TEST(LeaseKeeperThread, SleepsWithoutTheLeaseAndRenewsOnceItIsKept) {
+  ThreadFixture f;
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(f.renewals.load(), 0) << "nothing held, nothing written";
+  ASSERT_TRUE(f.keeper.acquire());
+  EXPECT_TRUE(f.renews_after(f.renewals.load())) << "renewed by its thread within 5 s";
 }
 
 // A lease handed over is adopted (the switchover's target, before it promotes): the sleeping
 // thread is woken and renews while the cycle is busy, as it does for a lease acquired.
 TEST(LeaseKeeperThread, RenewsALeaseItAdopts) {
-  SystemClock clock;
-  MemoryStore store{clock};
-  ClusterLayout layout{"c"};
-  auto handed = store.create(layout.leader(), "node1", milliseconds(1000));
+  ThreadFixture f;
+  auto handed = f.store.create(f.layout.leader(), "node1", milliseconds(1000));
   ASSERT_TRUE(handed);
-  LeaseKeeper keeper{store, layout.leader(), "node1", milliseconds(1000), clock};
-  std::atomic<int> renewals = 0;
-  keeper.on_renewed([&](auto) { ++renewals; });
-  keeper.set_stall_limit(milliseconds(60'000));
-  keeper.cycle_ran(clock.steady_now());
-  keeper.start(milliseconds(100));
   std::this_thread::sleep_for(milliseconds(200));
-  ASSERT_TRUE(keeper.adopt(*handed));
-  int after_adopt = renewals.load();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (renewals.load() < after_adopt + 3 && std::chrono::steady_clock::now() < deadline) {
-    keeper.cycle_ran(clock.steady_now());
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  EXPECT_GE(renewals.load(), after_adopt + 3) << "renewed by its thread within 5 s";
-  keeper.stop();
+  ASSERT_TRUE(f.keeper.adopt(*handed));
+  EXPECT_TRUE(f.renews_after(f.renewals.load())) << "renewed by its thread within 5 s";
 }
 
 // A stall limit set while the thread sleeps by an older one (none: an hour) counts at once.
