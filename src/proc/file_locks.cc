@@ -15,6 +15,8 @@
 #include <sstream>
 #include <vector>
 
+#include "proc/os_user.h"
+
 namespace tandem {
 
 namespace {
@@ -68,21 +70,6 @@ std::optional<PosixLock> parse_posix_lock(std::string_view line) {
 
 namespace {
 
-std::string read_whole_file(const char* path) {
-  std::string text;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
-  char buffer[4096];
-  for (;;) {
-    ssize_t got = read(fd, buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    text.append(buffer, static_cast<std::size_t>(got));
-  }
-  close(fd);
-  return text;
-}
-
 bool covers(const PosixLock& lock, long long offset) {
   return lock.write && lock.start <= offset && (lock.end == -1 || offset <= lock.end);
 }
@@ -117,8 +104,7 @@ bool holds_write_lock(pid_t pid, dev_t device, ino_t inode, long long offset) {
 std::optional<pid_t> posix_write_lock_holder(const std::string& path, long long offset) {
   struct stat info {};
   if (lstat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return std::nullopt;
-  // Read with plain calls: an ifstream's setup was most of this look, made every cycle.
-  std::string text = read_whole_file("/proc/locks");
+  std::string text = read_file("/proc/locks").value_or("");
   for (std::string_view rest = text; !rest.empty();) {
     std::size_t end = rest.find('\n');
     std::string_view line = rest.substr(0, end);

@@ -74,15 +74,24 @@ Status write_owned_file(const std::string& path, std::string_view content, const
   return write_file_atomically(path, content, owner.uid, owner.gid, mode);
 }
 
+// Plain calls, no stream: an agent reads /proc files every cycle (the store-lock watch), and an
+// ifstream's setup cost more than the read.
 Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     return fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kFailed,
                 fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+  std::string content;
+  char buffer[4096];
+  for (;;) {
+    ssize_t got = read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // the end, or what could be read (as the stream gave)
+    content.append(buffer, static_cast<std::size_t>(got));
+  }
+  close(fd);
+  return content;
 }
 
 Status check_private_dir(const std::string& dir, const OsUser& owner) {
