@@ -568,12 +568,24 @@ Status Agent::carry_out(NodeRequest request) {
                 view.leader ? self_.name + " is the leader: only a standby is reinitialized"
                             : "nobody leads: there is no primary to copy");
   }
+  // Its own claim, should its server run on it, is marked used first (as a cycle would): the
+  // copy replaces that history.
+  if (auto ok = mark_claim_promoted(store_, layout_, self_.name, node_.observe(false).timeline);
+      !ok) {
+    return ok;
+  }
   return node_.reclone(view.leader->name);
 }
 
 Status Agent::execute(const Decision& decision, const NodeObservation& node,
                       const std::optional<ClusterView>& view) {
   if (decision.unblock_store) unblock_store(*decision.unblock_store);
+  if (decision.mark_claim_promoted) {
+    Status marked = mark_claim_promoted(store_, layout_, self_.name, node.timeline);
+    if (!marked && (decision.action == Action::kRejoin || decision.action == Action::kReclone)) {
+      return marked;
+    }
+  }
   if (decision.end_adoption && view) {
     (void)store_.remove(layout_.adopting(), view->adopting_revision);
   }

@@ -104,6 +104,11 @@ struct TimelineClaim {
   TimelineId timeline = 0;
   std::string by;             // the node that claimed it
   std::int64_t revision = 0;  // for the next claim's compare-and-set
+  // Its claimant's server was seen on it: the promotion happened (its agent marks it at the
+  // first sight, a cycle after it at most). A claim not so marked may be its claimant's own
+  // unfinished promotion, which it may try again; a marked one is used, even should the
+  // claimant's data later be replaced by a copy from a node behind it.
+  bool promoted = false;
 };
 
 // backup: the scheduled backup of a slot of time (`schedule` long, counted from the epoch), as

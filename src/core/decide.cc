@@ -429,9 +429,15 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
   }
   std::string beyond;
   if (behind_claimed_timeline(view.timeline_claim, config.self, self->second.timeline)) {
-    beyond = fmt::format(
-        "; timeline {} was claimed by {}, which leads no more and is gone: claiming the next",
-        view.timeline_claim->timeline, view.timeline_claim->by);
+    beyond = view.timeline_claim->by == config.self
+                 ? fmt::format(
+                       "; timeline {} was this node's, a history its data no longer holds: "
+                       "claiming the next",
+                       view.timeline_claim->timeline)
+                 : fmt::format(
+                       "; timeline {} was claimed by {}, which leads no more and is gone: "
+                       "claiming the next",
+                       view.timeline_claim->timeline, view.timeline_claim->by);
   }
   return {Action::kTakeOver,
           fmt::format("nobody leads and this node is the most advanced eligible standby ({}){}",
@@ -728,6 +734,8 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
                 decision.action == Action::kHandOver;
   decision.apply_settings = view && view->settings && node.state != PgState::kNoData && !urgent &&
                             view->settings->revision != node.settings_applied;
+  decision.mark_claim_promoted =
+      view && claim_to_mark(view->timeline_claim, config.self, node.timeline);
   if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
     return;
   }

@@ -124,6 +124,11 @@ struct Decision {
   // since this agent applied them — written into the data directory (a running server told to
   // read them), before the action.
   bool apply_settings = false;
+  // Any action: the newest timeline claim is this node's own, unmarked, and its server runs on
+  // that timeline (core/timeline_claim.h, claim_to_mark): it is marked promoted before the
+  // action. A rejoin or a reclone waits until the mark is written: its data replaced first, the
+  // node would take its used claim for an unfinished promotion and use the number again.
+  bool mark_claim_promoted = false;
 };
 
 // How long a process resumed while it held the embedded store's write lock stopped may stay so

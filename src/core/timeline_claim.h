@@ -13,8 +13,12 @@ namespace tandem {
 
 // Why `node`, on `timeline`, may not promote, or nullopt when it may. It may when its timeline
 // is at least the newest claimed one, or when the newest claim is its own for the timeline right
-// after it (a promotion of its own that did not complete). A node behind the newest claim lacks
-// what a newer primary may have written, and its promotion would fork an older history.
+// after it and not marked promoted (a promotion of its own that did not complete). A node behind
+// the newest claim lacks what a newer primary may have written, and its promotion would fork an
+// older history. Its own claim, marked, is no exception: the node promoted onto it and has
+// since lost that history (a reinitialization or a rewind onto a copy from a node that never
+// promoted); promoting again onto the same number would give it two histories (fresh seed
+// 273562385).
 std::optional<std::string> behind_claimed_timeline(const std::optional<TimelineClaim>& claim,
                                                    std::string_view node, TimelineId timeline);
 
@@ -27,6 +31,11 @@ std::optional<std::string> behind_claimed_timeline(const std::optional<TimelineC
 // written; in synchronous mode the claimant named itself alone in `sync` first, so nobody else
 // qualifies — and claims the timeline after it.
 bool claim_abandoned(const ClusterView& view);
+
+// Whether `node`, seen on `timeline` (0: not read), should mark the newest claim promoted: the
+// claim is its own, unmarked, and its server runs on the claimed timeline.
+bool claim_to_mark(const std::optional<TimelineClaim>& claim, std::string_view node,
+                   TimelineId timeline);
 
 // The timeline a promotion of a node on `timeline` creates.
 inline TimelineId promoted_timeline(TimelineId timeline) { return timeline + 1; }

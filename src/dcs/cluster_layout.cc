@@ -58,8 +58,9 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
   if (const StoredValue* claim = snapshot.find(this->timeline())) {
     auto object = parse_object(claim->value);
     if (object && (*object)["timeline"].is_number_unsigned()) {
-      view.timeline_claim = TimelineClaim{(*object)["timeline"].get<TimelineId>(),
-                                          object->value("by", ""), claim->mod_revision};
+      view.timeline_claim =
+          TimelineClaim{(*object)["timeline"].get<TimelineId>(), object->value("by", ""),
+                        claim->mod_revision, object->value("promoted", false)};
     }
   }
   if (const StoredValue* switchover = snapshot.find(this->switchover())) {
@@ -398,8 +399,10 @@ std::optional<ClusterSettings> decode_settings(std::string_view text) {
 
 std::string encode_cluster_config(bool paused) { return json{{"paused", paused}}.dump(); }
 
-std::string encode_timeline_claim(TimelineId timeline, const std::string& by) {
-  return json{{"timeline", timeline}, {"by", by}}.dump();
+std::string encode_timeline_claim(TimelineId timeline, const std::string& by, bool promoted) {
+  json claim{{"timeline", timeline}, {"by", by}};
+  if (promoted) claim["promoted"] = true;
+  return claim.dump();
 }
 
 Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,

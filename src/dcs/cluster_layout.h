@@ -109,8 +109,9 @@ std::string encode_sync(const std::string& leader, const std::string& standby);
 Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
                                          Revision expected, const std::string& leader,
                                          const std::string& standby);
-// timeline: {"timeline": number, "by": name}.
-std::string encode_timeline_claim(TimelineId timeline, const std::string& by);
+// timeline: {"timeline": number, "by": name, "promoted": true once the claimant ran on it}.
+std::string encode_timeline_claim(TimelineId timeline, const std::string& by,
+                                  bool promoted = false);
 std::string encode_switchover(const SwitchoverRequest& request);
 std::optional<SwitchoverRequest> decode_switchover(std::string_view json);
 

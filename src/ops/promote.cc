@@ -132,6 +132,11 @@ Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
                                         node.name, marked.error().message));
   }
   if (auto ok = promote_in_place(context, node); !ok) return ok;
+  if (auto ok = mark_claim_promoted(store, ClusterLayout(context.config.name), node.name, *claimed);
+      !ok) {
+    context.report(fmt::format("timeline {} not marked promoted: {} (its agent marks it)", *claimed,
+                               ok.error().message));
+  }
   return repoint_standbys(context, node);
 }
 

@@ -20,4 +20,10 @@ Result<TimelineId> claim_timeline(Store& store, const ClusterLayout& layout,
                                   const std::string& node, TimelineId timeline,
                                   bool beyond_newer = false);
 
+// Marks the newest claim promoted when core's claim_to_mark says so for `node` seen on
+// `timeline`: by compare-and-set, so a newer claim written meanwhile is left as it is (it
+// supersedes this one). kUnavailable when the store cannot be reached.
+Status mark_claim_promoted(Store& store, const ClusterLayout& layout, const std::string& node,
+                           TimelineId timeline);
+
 }  // namespace tandem

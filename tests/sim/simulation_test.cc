@@ -225,6 +225,11 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // early, its agent then running on a clock that stood still (never naming a synchronous
       // standby), and the checker took that leader for running.
       {1100076031, true, true, true, true},
+      // Two nodes: node2 promoted onto timeline 2 and was then reinitialized, through the API,
+      // from node1, which held the lease as a standby of timeline 1 and froze before claiming;
+      // node2 took over again and, its own claim taken for an unfinished promotion, used
+      // timeline 2 a second time. A claim is now marked promoted once its claimant runs on it.
+      {273562385, false, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

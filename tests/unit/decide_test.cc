@@ -539,6 +539,57 @@ TEST(Decide, ThePlanSaysWhatTheExecutorUsedToDecide) {
   EXPECT_EQ(takeover.lost_bytes, std::nullopt) << "no position of a last leader known";
 }
 
+// Its own claim of the next timeline: tried again while unmarked (an unfinished promotion), but
+// once marked promoted the node has lost that history (reinitialized from a node that never
+// promoted: fresh seed 273562385) and claims past it. A claim its server runs on is marked.
+TEST(Decide, AnOwnClaimMarkedPromotedIsNotTriedAgain) {
+  struct ClaimCase {
+    const char* name;
+    TimelineClaim claim;
+    TimelineId timeline;   // the node's, as observed
+    const char* claiming;  // what the reason says of the claim; nullptr: nothing
+    bool mark;
+  };
+  const std::vector<ClaimCase> cases = {
+      {"its own unfinished promotion", {.timeline = 2, .by = "node2"}, 1, nullptr, false},
+      {"its own, used and lost since",
+       {.timeline = 2, .by = "node2", .promoted = true},
+       1,
+       "timeline 2 was this node's, a history its data no longer holds: claiming the next",
+       false},
+      {"another's, whose claimant is a standby below it",
+       {.timeline = 2, .by = "node3"},
+       1,
+       "timeline 2 was claimed by node3, which leads no more and is gone: claiming the next",
+       false},
+      {"its own, its server on it", {.timeline = 2, .by = "node2"}, 2, nullptr, true},
+      {"its own, marked, its server on it",
+       {.timeline = 2, .by = "node2", .promoted = true},
+       2,
+       nullptr,
+       false},
+  };
+  for (const ClaimCase& each : cases) {
+    ClusterView view =
+        view_with(std::nullopt, {standby("node2", 400, each.timeline), standby("node3", 300)});
+    view.timeline_claim = each.claim;
+    NodeObservation node = observed(PgState::kStandby);
+    node.timeline = each.timeline;
+    node.received_lsn = at(400);
+    Decision decision = decide(view, node, {.self = "node2"}, kNow);
+    EXPECT_EQ(decision.action, Action::kTakeOver) << each.name << ": " << decision.reason;
+    if (each.claiming == nullptr) {
+      EXPECT_EQ(decision.reason.find("claim"), std::string::npos)
+          << each.name << ": " << decision.reason;
+    } else {
+      EXPECT_NE(decision.reason.find(each.claiming), std::string::npos)
+          << each.name << ": " << decision.reason;
+      EXPECT_TRUE(decision.claim_past_newest) << each.name;
+    }
+    EXPECT_EQ(decision.mark_claim_promoted, each.mark) << each.name;
+  }
+}
+
 // Which pending request the leader removes as it renews: one it carried out, one that named
 // an old leader, a forced failover older than the newest timeline claim (seed 3100032888);
 // not one it must still carry out, nor a forced one whose target was refused at its claim.
