@@ -35,9 +35,19 @@ Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfi
                       const NodeConfig& standby, std::chrono::milliseconds timeout) {
   std::string last_state = "not connected";
   bool upstream_in_recovery = false;
+  bool unreachable = false;  // since unreachable_since, every connection refused
+  std::chrono::steady_clock::time_point unreachable_since{};
+  std::string unreachable_why;
   bool streaming = poll_until(clock, timeout, std::chrono::milliseconds(100), [&] {
     auto upstream = connect_admin(config, primary);
-    if (!upstream) return false;
+    if (!upstream) {
+      if (!unreachable) unreachable_since = clock.steady_now();
+      unreachable = true;
+      unreachable_why = upstream.error().message;
+      // Gone: ends the wait as if done; told apart below.
+      return clock.steady_now() - unreachable_since >= kUpstreamGoneAfter;
+    }
+    unreachable = false;
     // The primary handed over or was demoted meanwhile: waiting for it is waiting for nothing.
     auto recovering = is_in_recovery(*upstream);
     if (recovering && *recovering) return upstream_in_recovery = true;
@@ -63,6 +73,15 @@ Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfi
                 fmt::format("{} is no longer a primary (it is in recovery): {} follows whoever "
                             "leads now",
                             primary.name, standby.name));
+  }
+  if (streaming && unreachable) {
+    return fail(
+        ErrorCode::kUnavailable,
+        fmt::format("{} has refused connections for {} s ({}): {} follows whoever leads "
+                    "now",
+                    primary.name,
+                    std::chrono::duration_cast<std::chrono::seconds>(kUpstreamGoneAfter).count(),
+                    unreachable_why, standby.name));
   }
   if (!streaming) {
     return fail(

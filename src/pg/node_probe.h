@@ -25,7 +25,11 @@ NodeProbe probe_node(const ClusterConfig& config, NodeController& controller,
 
 // Waits up to `timeout` until `primary` reports `standby` streaming in pg_stat_replication
 // and the standby receives the primary's timeline. Gives up at once (kUnavailable) when
-// `primary` is in recovery: it handed over meanwhile, and nobody streams from it as a primary.
+// `primary` is in recovery: it handed over meanwhile, and nobody streams from it as a primary;
+// and when `primary` has refused every connection for kUpstreamGoneAfter: it stopped (a clean
+// stop that handed the lease over, a crash), and the standby follows whoever leads next rather
+// than waiting out `timeout` for it.
+inline constexpr std::chrono::milliseconds kUpstreamGoneAfter{5000};
 Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfig& primary,
                       const NodeConfig& standby, std::chrono::milliseconds timeout);
 

@@ -180,5 +180,19 @@ TEST_F(ThreeNodeRejoinTest, WaitingForAPrimaryThatBecameAStandbyEndsAtOnce) {
       wait_streaming(config_, clock, node("node1"), node("node3"), std::chrono::seconds(20)));
 }
 
+// Nor does it wait out its timeout for a primary that stopped (the agent test's clean stop of
+// the leader: the new standby's clone waited 60 s for its gone upstream before its agent could
+// follow the new leader): refused connections for kUpstreamGoneAfter end the wait.
+TEST_F(ThreeNodeRejoinTest, WaitingForAPrimaryThatStoppedEndsWithoutTheTimeout) {
+  tandem_ok({"local", "stop", "node1"});
+  SystemClock clock;
+  auto waited =
+      wait_streaming(config_, clock, node("node1"), node("node3"), std::chrono::seconds(120));
+  ASSERT_FALSE(waited);
+  EXPECT_EQ(waited.error().code, ErrorCode::kUnavailable) << waited.error().message;
+  EXPECT_NE(waited.error().message.find("node1 has refused connections for 5 s"), std::string::npos)
+      << waited.error().message;
+}
+
 }  // namespace
 }  // namespace tandem::testing
