@@ -19,6 +19,7 @@
 #include "ops/backup.h"
 #include "ops/store_access.h"
 #include "pg/server_files.h"
+#include "proc/heap.h"
 #include "proc/safe_file.h"
 #include "proc/supervised_process.h"
 
@@ -101,6 +102,9 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
   // The hard stop of a primary whose right to write lapsed, forked before any thread starts
   // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
   if (config.has_watchdog()) {
+    // Its copy of the heap is shared until the agent writes a page again, and then its own: the
+    // smaller the heap it is forked with, the less it keeps.
+    return_free_heap();
     auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.on_several_machines());
     if (!started) return std::unexpected(started.error());
     process.watchdog = std::move(*started);
@@ -274,6 +278,7 @@ Status run_agent(CliState& state, const std::string& node_name) {
   build_agent(**session, self, process, nullptr);
   if (auto ok = start_api(**session, self, process); !ok) return ok;
   if (process.pinger) process.pinger->start();
+  return_free_heap();  // what start-up dropped: the agent runs for months
   while (process.agent->run(stop_requested) == RunEnd::kRebuild) {
     rebuild(**session, node_name, process);
   }

@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <map>
+#include <mutex>
 
 namespace tandem {
 namespace {
@@ -128,6 +129,11 @@ void create_private(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Clock& clock) {
+  // Every connection's page cache would take 20 pages at once (about 87 KiB) at its first read,
+  // for a store of a few pages, in each of an agent's connections: with no bulk, pages come one
+  // at a time (issue 19.2). Set before SQLite initialises, else refused, harmlessly.
+  static std::once_flag page_cache;
+  std::call_once(page_cache, [] { sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0); });
   create_private(path);
   for (const char* suffix : {"", "-wal", "-shm"}) restrict_to_owner(path + suffix);
   sqlite3* db = nullptr;
