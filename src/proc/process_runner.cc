@@ -127,11 +127,20 @@ bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output,
 }
 
 // Its output closed is not its end (a script that sends it to a file, then hangs): waits for
-// the child's exit until the deadline, then kills its process group. False when it did.
-bool reap(pid_t pid, Clock::time_point deadline, int& status) {
+// the child's exit until the deadline, then kills its process group. False when it did. Exited,
+// it is left unreaped (WNOWAIT) for on_exit, then reaped.
+bool reap(pid_t pid, Clock::time_point deadline, int& status,
+          const std::function<void(int)>& on_exit) {
   while (true) {
-    pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid || (done < 0 && errno != EINTR)) return true;
+    siginfo_t info{};
+    int waited = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
+    if (waited == 0 && info.si_pid == pid) {
+      if (on_exit) on_exit(pid);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return true;
+    }
+    if (waited < 0 && errno != EINTR) return true;
     if (Clock::now() >= deadline) {
       kill(-pid, SIGKILL);
       return false;
@@ -190,8 +199,13 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   bool in_time = drain(pipe_fds[0], pid, deadline, result.output, spec.on_line);
   close(pipe_fds[0]);
   int status = 0;
-  if (in_time) in_time = reap(pid, deadline, status);
+  if (in_time) in_time = reap(pid, deadline, status, spec.on_exit);
   if (!in_time) {
+    // Killed at its deadline: ends, then is forgotten and reaped likewise.
+    siginfo_t info{};
+    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    if (spec.on_exit) spec.on_exit(pid);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }

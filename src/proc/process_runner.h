@@ -33,6 +33,11 @@ struct ProcessSpec {
   // Called with the child's pid (also its process group's) once it is started, from the thread
   // that runs it: what stops a server before its deadline (SupervisedProcess).
   std::function<void(int pid)> on_start;
+  // Called once the child has exited, before it is reaped, from the same thread: until then its
+  // pid (and its group's) cannot be another process's, so whoever may signal it by that pid
+  // forgets it here, not after the run returns (SupervisedProcess: a stop in between signalled
+  // a pid the system was free to give to another process).
+  std::function<void(int pid)> on_exit;
 };
 
 struct ProcessResult {

@@ -23,6 +23,12 @@ SupervisedProcess::SupervisedProcess(ProcessRunner& runner, ProcessSpec spec, st
     // Stopped while it was being started: it goes at once.
     if (stopping_) kill(-pid, SIGTERM);
   };
+  // Forgotten while its pid is still its own (unreaped): a stop never signals a pid the system
+  // has given to another process since.
+  spec_.on_exit = [this](int) {
+    std::lock_guard lock(mutex_);
+    pid_ = 0;
+  };
   thread_ = std::thread([this] { loop(); });
 }
 

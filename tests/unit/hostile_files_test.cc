@@ -301,6 +301,36 @@ TEST(ProcessRunner, HandsOnEachLineAsItComesAndStillCapturesAll) {
   EXPECT_TRUE(done->output.ends_with("199999\n200000\n"));
 }
 
+// on_exit hears of the child's end while it is still a zombie: its pid cannot have gone to
+// another process yet (SupervisedProcess forgets it there). At its deadline too.
+TEST(ProcessRunner, SaysTheEndBeforeItReapsTheChild) {
+  SystemProcessRunner runner;
+  auto state_of = [](int pid) {
+    std::string stat = contents("/proc/" + std::to_string(pid) + "/stat");
+    auto closing = stat.rfind(')');
+    return closing == std::string::npos || closing + 2 >= stat.size() ? '?' : stat[closing + 2];
+  };
+  for (bool late : {false, true}) {
+    int started = 0, ended = 0;
+    char state = '?';
+    ProcessSpec spec{.program = "/bin/sh",
+                     .args = {"-c", late ? "exec sleep 30" : "exit 3"},
+                     .timeout = std::chrono::milliseconds(late ? 300 : 10000),
+                     .on_start = [&](int pid) { started = pid; },
+                     .on_exit =
+                         [&](int pid) {
+                           ended = pid;
+                           state = state_of(pid);
+                         }};
+    auto done = runner.run(spec);
+    EXPECT_EQ(done.has_value(), !late);
+    EXPECT_NE(started, 0);
+    EXPECT_EQ(ended, started) << (late ? "killed at its deadline" : "exited");
+    EXPECT_EQ(state, 'Z') << "on_exit must come before the reaping";
+    EXPECT_EQ(state_of(started), '?') << "reaped once run returns";
+  }
+}
+
 TEST(IsOwnAddress, TellsThisMachinesAddressesFromOthers) {
   EXPECT_TRUE(is_own_address("127.0.0.1"));
   EXPECT_TRUE(is_own_address("::1"));
