@@ -504,7 +504,12 @@ Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb
   // read, every page of it would be written to the WAL whole (data checksums) by the first scan
   // after the failover — the UPDATE below — and the rewound node would replay the whole table:
   // that measured the first read of new data, not what a rewind costs (issue 19.6).
-  cluster.exec("node1", "VACUUM fill; CHECKPOINT");
+  // Apart: VACUUM refuses to run in the transaction a string of statements makes.
+  auto connection = cluster.sql("node1");
+  if (!connection) return std::unexpected(connection.error());
+  for (const char* statement : {"VACUUM fill", "CHECKPOINT"}) {
+    if (auto ok = connection->execute(statement); !ok) return std::unexpected(ok.error());
+  }
   auto vacuumed = cluster.value("node1", "SELECT pg_current_wal_lsn()::text AS v");
   if (!vacuumed) return failed("no WAL position on node1");
   if (!wait_for(
