@@ -313,6 +313,7 @@ void Agent::record_finished_promotion(const ClusterView* view) {
     remove_request(*view);
   }
   const HistoryEntry& record = *unrecorded_promotion_;
+  (void)mark_claim_promoted(store_, layout_, self_.name, record.timeline);
   if (!store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt)) return;
   spdlog::warn("PostgreSQL promoted onto timeline {} although pg_ctl promote failed: recorded",
                record.timeline);
@@ -869,6 +870,9 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   record.time_ms = wall_ms_of(clock_);
   auto written = store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt);
   if (!written) return std::unexpected(written.error());
+  // Used: marked at once rather than at the next cycle's sight of it (a crash before the first
+  // checkpoint on the new timeline leaves pg_control naming the old one).
+  (void)mark_claim_promoted(store_, layout_, self_.name, promoted->timeline);
   last_leader_.clear();  // this node leads now; the next other leader will be seen
   return promoted->later_steps;
 }
