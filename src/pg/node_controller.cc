@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "pg/postmaster.h"
+#include "proc/sync_filesystems.h"
 
 namespace tandem {
 namespace {
@@ -111,10 +112,18 @@ Status PgNodeController::base_backup(const NodeConfig& node, const std::string& 
 
 Result<std::string> PgNodeController::rewind(const NodeConfig& node,
                                              const std::string& source_conninfo) {
-  return run(
-      "pg_rewind",
-      {"--target-pgdata=" + node.data_dir, "--source-server=" + source_conninfo, "--progress"},
-      timeouts_.copy);
+  // --no-sync, then a syncfs of each filesystem the directory spans: pg_rewind's own sync is an
+  // fsync of every file of the data directory, whole tables it never touched included — 1.5 to
+  // 2 s of a rewind at 4 GB here (bench: rejoin).
+  auto output = run("pg_rewind",
+                    {"--target-pgdata=" + node.data_dir, "--source-server=" + source_conninfo,
+                     "--progress", "--no-sync"},
+                    timeouts_.copy);
+  if (!output) return output;
+  if (auto synced = sync_filesystems_of(node.data_dir); !synced) {
+    return fail_with_context(synced.error(), "pg_rewind done, its copy not synced");
+  }
+  return output;
 }
 
 Result<ControlData> PgNodeController::control_data(const NodeConfig& node) {
@@ -133,6 +142,11 @@ Status PgNodeController::finish_crash_recovery(const NodeConfig& node) {
   auto output =
       run("postgres", {"--single", "-F", "-D", node.data_dir, "template1"}, timeouts_.start);
   if (!output) return std::unexpected(output.error());
+  // Written with fsync off: made durable here, whatever comes next (pg_rewind used to do it; it
+  // does not since --no-sync, and a node that then follows without a rewind never did).
+  if (auto synced = sync_filesystems_of(node.data_dir); !synced) {
+    return fail_with_context(synced.error(), "crash recovery done, not synced");
+  }
   return {};
 }
 
