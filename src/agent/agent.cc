@@ -866,15 +866,20 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   if (promoted->timeline != *claimed) {
     spdlog::error("promoted to timeline {}, not the claimed {}", promoted->timeline, *claimed);
   }
-  record.timeline = promoted->timeline;
+  if (auto ok = record_promotion(record, promoted->timeline); !ok) return ok;
+  return promoted->later_steps;
+}
+
+Status Agent::record_promotion(HistoryEntry record, TimelineId timeline) {
+  record.timeline = timeline;
   record.time_ms = wall_ms_of(clock_);
   auto written = store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt);
   if (!written) return std::unexpected(written.error());
   // Used: marked at once rather than at the next cycle's sight of it (a crash before the first
   // checkpoint on the new timeline leaves pg_control naming the old one).
-  (void)mark_claim_promoted(store_, layout_, self_.name, promoted->timeline);
+  (void)mark_claim_promoted(store_, layout_, self_.name, timeline);
   last_leader_.clear();  // this node leads now; the next other leader will be seen
-  return promoted->later_steps;
+  return {};
 }
 
 Status Agent::hand_over(const ClusterView& view, const std::string& target) {

@@ -152,6 +152,8 @@ class Agent {
                        const Decision& decision);
   Status take_over(const ClusterView& view, const NodeObservation& node, const Decision& decision);
   Status promote(const ClusterView& view, const NodeObservation& node, const Decision& decision);
+  // A finished promotion onto `timeline`: its history written, its claim marked promoted.
+  Status record_promotion(HistoryEntry record, TimelineId timeline);
   void record_finished_promotion(const ClusterView* view);
   void note_leader_archived(const ClusterView& view);
   void mark_received_wal(const Decision& decision);
