@@ -127,25 +127,30 @@ bool drain(int fd, pid_t pid, Clock::time_point deadline, std::string& output,
 }
 
 // Its output closed is not its end (a script that sends it to a file, then hangs): waits for
-// the child's exit until the deadline, then kills its process group. False when it did. Exited,
-// it is left unreaped (WNOWAIT) for on_exit, then reaped.
-bool reap(pid_t pid, Clock::time_point deadline, int& status,
-          const std::function<void(int)>& on_exit) {
+// the child's exit until the deadline, then kills its process group. False when it did. The
+// child is left unreaped (WNOWAIT): see forget_and_reap.
+bool wait_exit(pid_t pid, Clock::time_point deadline) {
   while (true) {
     siginfo_t info{};
     int waited = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
-    if (waited == 0 && info.si_pid == pid) {
-      if (on_exit) on_exit(pid);
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      return true;
-    }
+    if (waited == 0 && info.si_pid == pid) return true;
     if (waited < 0 && errno != EINTR) return true;
     if (Clock::now() >= deadline) {
       kill(-pid, SIGKILL);
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// Once the child has ended (killed at its deadline, it is waited for), on_exit hears of it while
+// its pid is still its own, then it is reaped.
+void forget_and_reap(pid_t pid, int& status, const std::function<void(int)>& on_exit) {
+  siginfo_t info{};
+  while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  if (on_exit) on_exit(pid);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
 }
 
@@ -199,16 +204,8 @@ Result<ProcessResult> SystemProcessRunner::run(const ProcessSpec& spec) {
   bool in_time = drain(pipe_fds[0], pid, deadline, result.output, spec.on_line);
   close(pipe_fds[0]);
   int status = 0;
-  if (in_time) in_time = reap(pid, deadline, status, spec.on_exit);
-  if (!in_time) {
-    // Killed at its deadline: ends, then is forgotten and reaped likewise.
-    siginfo_t info{};
-    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
-    }
-    if (spec.on_exit) spec.on_exit(pid);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
+  if (in_time) in_time = wait_exit(pid, deadline);
+  forget_and_reap(pid, status, spec.on_exit);
   if (!in_time) {
     return fail(
         ErrorCode::kTimeout,
