@@ -683,13 +683,13 @@ Status Agent::start_primary(const ClusterView& view, const NodeObservation& node
   // slow write between that proof and the start let a standby take over meanwhile (two
   // primaries).
   if (decision.unname_sync) {
-    auto unnamed = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, "");
+    auto unnamed = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, {});
     if (!unnamed) return fail_with_context(unnamed.error(), "unnaming the synchronous standby");
   }
   // The lease is proven first: a standby that has just taken it over must win.
   if (auto ok = proof_to_write(renew_lease(view, node)); !ok) return ok;
   Status started =
-      node_.start_primary([this] { return still_keeping_lease(); }, decision.keep_sync_standby);
+      node_.start_primary([this] { return still_keeping_lease(); }, decision.keep_sync_standbys);
   if (started) watch_postmaster(true);
   return started;
 }
@@ -828,7 +828,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     // was sent, and the old leader may have retaken the lease since, restarted in place and
     // unnamed its standby — taking commits alone. Overwriting that record named this node the
     // last leader, without those commits (fresh seed 901962: 1 acknowledged commit lost).
-    auto named = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, "");
+    auto named = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, {});
     if (!named) return fail_with_context(named.error(), "naming this node in sync");
   }
   mark_received_wal(decision);

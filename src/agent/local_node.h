@@ -43,9 +43,9 @@ class LocalNode {
   // Starts the server as a primary (the lease holder) and returns at once. `may_spawn` is
   // asked right before the postmaster is spawned, after every other step: a step that hung
   // long enough for the lease to go elsewhere must not end in a primary. Its commits wait for
-  // `synchronous_standby` ("" for none).
+  // every one of `synchronous_standbys` (none for empty).
   virtual Status start_primary(const std::function<Status()>& may_spawn,
-                               const std::string& synchronous_standby) = 0;
+                               const std::vector<std::string>& synchronous_standbys) = 0;
   // Starts the server read-only, streaming from `leader` ("" for nobody) and returns at once.
   virtual Status start_standby(const std::string& leader) = 0;
   // Points a running standby at `leader`.
@@ -85,7 +85,7 @@ class LocalNode {
   // for abandoned (the simulation, seed 2000495: two primaries once it thawed).
   virtual void fence_others(const std::string& claimant) = 0;
 
-  // Synchronous mode, on the primary: names a synchronous standby (in PostgreSQL, then in the
+  // Synchronous mode, on the primary: names synchronous standbys (in PostgreSQL, then in the
   // store) as SyncManager does; returns what changed, "" for nothing.
   virtual Result<std::string> update_sync(const ClusterView& view) = 0;
   // The node is no primary now: whatever update_sync remembered is forgotten.

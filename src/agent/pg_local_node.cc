@@ -75,9 +75,9 @@ Status PgLocalNode::clone(const std::string& leader) {
 }
 
 Status PgLocalNode::start_primary(const std::function<Status()>& may_spawn,
-                                  const std::string& synchronous_standby) {
+                                  const std::vector<std::string>& synchronous_standbys) {
   if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr,
-                                 ServerRole::kPrimary, synchronous_standby);
+                                 ServerRole::kPrimary, synchronous_standbys);
       !ok) {
     return ok;
   }

@@ -29,7 +29,7 @@ class PgLocalNode final : public LocalNode {
   Status initialize() override;
   Status clone(const std::string& leader) override;
   Status start_primary(const std::function<Status()>& may_spawn,
-                       const std::string& synchronous_standby) override;
+                       const std::vector<std::string>& synchronous_standbys) override;
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;

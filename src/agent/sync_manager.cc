@@ -3,6 +3,7 @@
 #include "pg/admin_connection.h"
 #include "pg/node_files.h"
 #include "pg/replication_queries.h"
+#include "pg/server_files.h"
 
 namespace tandem {
 
@@ -12,14 +13,14 @@ void SyncManager::reset() {
   memory_ = {};
 }
 
-Status SyncManager::configure(const std::string& standby) {
+Status SyncManager::configure(const SyncNames& standbys) {
   if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr,
-                                 ServerRole::kPrimary, standby);
+                                 ServerRole::kPrimary, standbys);
       !ok) {
     return ok;
   }
   if (auto ok = context_.controller.reload(self_); !ok) return ok;
-  configured_ = standby;
+  configured_ = standbys;
   return {};
 }
 
@@ -34,16 +35,13 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     connection_.reset();  // the server restarted: reconnect next cycle
     return std::unexpected(replication.error());
   }
-  if (!configured_) {
-    std::string names = replication->standby_names;
-    std::erase(names, '"');
-    configured_ = names;
-  }
+  if (!configured_) configured_ = parse_standby_names(replication->standby_names);
   SyncObservation seen{.configured = *configured_,
                        .current = replication->current_wal,
                        .commits_waiting = replication->commits_waiting,
-                       .strict = context_.config.ha.synchronous_mode_strict};
-  read_sync_record(seen, view.sync_standby, view.sync_leader, self_.name);
+                       .strict = context_.config.ha.synchronous_mode_strict,
+                       .count = context_.config.ha.synchronous_node_count};
+  read_sync_record(seen, view.sync_standbys, view.sync_leader, self_.name);
   for (const StreamingStandby& standby : replication->standbys) {
     const NodeConfig* node = context_.config.find_node(standby.application_name);
     if (node == nullptr || node->nofailover || !standby.flush) continue;
@@ -51,14 +49,14 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
   }
   SyncStep step = plan_sync(seen, memory_, context_.clock.steady_now());
   Revision revision = view.sync_revision;
-  auto write = [&](const std::string& standby) -> Status {
-    auto written = write_sync_if_unchanged(store_, layout_, revision, self_.name, standby);
+  auto write = [&](const SyncNames& standbys) -> Status {
+    auto written = write_sync_if_unchanged(store_, layout_, revision, self_.name, standbys);
     if (!written) return std::unexpected(written.error());
     revision = *written;
     return {};
   };
-  if (step.unname) {
-    if (auto ok = write(""); !ok) return std::unexpected(ok.error());
+  if (step.narrow) {
+    if (auto ok = write(*step.narrow); !ok) return std::unexpected(ok.error());
   }
   if (step.configure) {
     if (auto ok = configure(*step.configure); !ok) return std::unexpected(ok.error());

@@ -26,13 +26,13 @@ class SyncManager {
   void reset();
 
  private:
-  Status configure(const std::string& standby);
+  Status configure(const SyncNames& standbys);
 
   Context& context_;
   const NodeConfig& self_;
   Store& store_;
   const ClusterLayout& layout_;
-  std::optional<std::string> configured_;  // what tandem.conf names; nullopt: not yet read
+  std::optional<SyncNames> configured_;  // what tandem.conf names; nullopt: not yet read
   SyncMemory memory_;
   std::optional<Connection> connection_;  // kept: update() runs every cycle
 };

@@ -14,7 +14,7 @@ json lsn_or_null(const std::optional<Lsn>& lsn) { return lsn ? json(lsn->str()) 
 std::string role_of(const ClusterView& view, const MemberRecord& member) {
   if (view.leader_is(member.name)) return "leader";
   if (member.state != PgState::kStandby) return "none";
-  if (view.sync_standby && *view.sync_standby == member.name) return "sync_standby";
+  if (view.sync_names(member.name)) return "sync_standby";
   return "replica";
 }
 
@@ -24,14 +24,16 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
                   std::int64_t now_ms) {
   json document = {{"cluster", config.name},   {"store_reachable", view.has_value()},
                    {"leader", json()},         {"paused", false},
-                   {"sync_standby", json()},   {"timeline", json()},
+                   {"sync_standby", json()},   {"sync_standbys", json::array()},
+                   {"timeline", json()},
                    {"members", json::array()}, {"slots", json::array()}};
   std::map<std::string, std::int64_t> lag_bytes;
   const PrimaryDetails* primary = nullptr;
   if (view) {
     document["paused"] = view->paused;
-    if (view->sync_standby && !view->sync_standby->empty()) {
-      document["sync_standby"] = *view->sync_standby;
+    if (view->sync_names_any()) {
+      document["sync_standby"] = view->sync_standbys->front();
+      document["sync_standbys"] = *view->sync_standbys;
     }
     if (view->leader) {
       document["leader"] = view->leader->name;

@@ -12,7 +12,8 @@
 
 namespace tandem {
 
-// {cluster, leader, paused, sync_standby, timeline, store_reachable, members: [...], slots: [...]}
+// {cluster, leader, paused, sync_standby (the first of sync_standbys), sync_standbys, timeline,
+// store_reachable, members: [...], slots: [...]}
 // Members are listed in config order; one without a live agent has state "unknown".
 // Each member: name, role (leader | sync_standby | replica | none), state, host, port, api_url,
 // timeline, received_lsn, replayed_lsn, upstream, lag_bytes, lag_seconds, nofailover.

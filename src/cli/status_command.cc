@@ -10,6 +10,7 @@
 #include "cli/status_view.h"
 #include "cli/table.h"
 #include "common/units.h"
+#include "core/sync_plan.h"
 #include "ops/status.h"
 #include "ops/status_json.h"
 
@@ -106,7 +107,11 @@ std::string render_status(const ClusterConfig& config, const ClusterReport& repo
         "\nlease: {}{}{}; next primary if it fails: {}\n",
         agents.leader.empty() ? "nobody" : agents.leader, agents.paused ? " (paused)" : "",
         agents.synchronous_mode
-            ? fmt::format(", synchronous standby: {}", agents.sync_standby.value_or("none"))
+            ? fmt::format(", synchronous standby{}: {}",
+                          agents.sync_standbys && agents.sync_standbys->size() > 1 ? "s" : "",
+                          agents.sync_standbys && !agents.sync_standbys->empty()
+                              ? join_names(*agents.sync_standbys)
+                              : "none")
             : "",
         agents.candidates.empty() ? "nobody" : agents.candidates.front());
     std::string decisions = render_agent_decisions(config);

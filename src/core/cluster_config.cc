@@ -234,6 +234,13 @@ Status validate_ha(const HaSettings& ha) {
   if (ha.synchronous_mode_strict && !ha.synchronous_mode) {
     return invalid("ha.synchronous_mode_strict needs ha.synchronous_mode");
   }
+  if (ha.synchronous_node_count < 1) {
+    return invalid(fmt::format("ha.synchronous_node_count must be at least 1, not {}",
+                               ha.synchronous_node_count));
+  }
+  if (ha.synchronous_node_count != 1 && !ha.synchronous_mode) {
+    return invalid("ha.synchronous_node_count needs ha.synchronous_mode");
+  }
   if (ha.renew_deadline >= ha.ttl) {
     return invalid(fmt::format(
         "ha.renew_deadline ({} ms) must be shorter than ha.ttl ({} ms): a primary must stop "

@@ -73,6 +73,9 @@ struct HaSettings {
   // ...unless strict: then commits wait until a standby streams (synchronous_standby_names
   // '*' whenever no standby is named, a promoted standby's first commit included).
   bool synchronous_mode_strict = false;
+  // How many standbys every commit waits for (all of them), once that many stream; any of them
+  // may take over. Fewer stream: commits wait for those there are.
+  int synchronous_node_count = 1;
 };
 
 // ha.cycle_stall_limit, or when unset the longer of 60 s and 10 x ha.ttl.

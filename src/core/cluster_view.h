@@ -2,6 +2,7 @@
 // agent observes of its own node. The inputs of decide().
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -146,9 +147,9 @@ struct ClusterView {
   std::optional<Lsn> last_leader_lsn;
   bool paused = false;
   std::optional<SwitchoverRequest> switchover;
-  // Synchronous mode: the standby that has every acknowledged commit ("" when none has), and
-  // the leader that named it (it has every acknowledged commit too).
-  std::optional<std::string> sync_standby;
+  // Synchronous mode: the standbys that have every acknowledged commit (empty when none has;
+  // nullopt: no record), and the leader that named them (it has every acknowledged commit too).
+  std::optional<std::vector<std::string>> sync_standbys;
   std::string sync_leader;
   // The store revision of the last write of `sync` (0: no such key): a leader's update of it
   // is a compare-and-set against it, so that a stale leader never overwrites a taker's.
@@ -171,6 +172,12 @@ struct ClusterView {
   std::optional<ClusterSettings> settings;
 
   bool leader_is(std::string_view name) const { return leader && leader->name == name; }
+  // The `sync` record names `name` as a standby that has every acknowledged commit.
+  bool sync_names(std::string_view name) const {
+    return sync_standbys && std::ranges::find(*sync_standbys, name) != sync_standbys->end();
+  }
+  // The `sync` record names a standby.
+  bool sync_names_any() const { return sync_standbys && !sync_standbys->empty(); }
 };
 
 // What an agent sees of its own node this cycle.

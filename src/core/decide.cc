@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/sync_plan.h"
 #include "core/timeline_claim.h"
 
 namespace tandem {
@@ -147,7 +148,7 @@ Decision restart_in_place(const ClusterView& view, const HaConfig& config) {
   if (view.sync_leader != config.self) {
     // Another leader's record, or none, even one naming nobody: rewritten as this node's own
     // (review: a former leader's record left by synchronous mode turned off and on again).
-    std::string named = view.sync_standby.value_or("");
+    std::string named = view.sync_standbys ? join_names(*view.sync_standbys) : "";
     decision.unname_sync = true;
     decision.reason += fmt::format(
         ", the sync record rewritten as its own ({}): only this node has every acknowledged "
@@ -155,9 +156,10 @@ Decision restart_in_place(const ClusterView& view, const HaConfig& config) {
         view.sync_leader.empty() ? std::string("there was none")
                                  : fmt::format("{} wrote it, naming {}", view.sync_leader,
                                                named.empty() ? std::string("nobody") : named));
-  } else if (view.sync_standby && !view.sync_standby->empty()) {
-    decision.keep_sync_standby = *view.sync_standby;
-    decision.reason += fmt::format(", waiting for {} as its record says", *view.sync_standby);
+  } else if (view.sync_names_any()) {
+    decision.keep_sync_standbys = *view.sync_standbys;
+    decision.reason +=
+        fmt::format(", waiting for {} as its record says", join_names(*view.sync_standbys));
   }
   return decision;
 }
@@ -322,25 +324,27 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
   }
   if (member.nofailover) return fmt::format("{} is tagged nofailover", member.name);
   if (config.synchronous_mode) {
-    // Two nodes have every acknowledged commit: the standby the last leader named, and that
+    // These nodes have every acknowledged commit: the standbys the last leader named, and that
     // leader itself (a cluster stopped or crashed whole comes back through it).
     // No record at all and no timeline ever claimed: nobody has led with a record, so the only
     // primary there has been is the node that bootstrapped the cluster (fresh seed 1100291983:
     // the answer to its first lease write was lost, it fenced itself before writing a record,
     // and nobody could ever lead again).
     const std::string& last_leader =
-        !view.sync_standby && view.sync_revision == 0 && !view.timeline_claim ? view.initialized_by
-                                                                              : view.sync_leader;
-    bool named = view.sync_standby && !view.sync_standby->empty();
-    if (member.name != last_leader && (!named || member.name != *view.sync_standby)) {
+        !view.sync_standbys && view.sync_revision == 0 && !view.timeline_claim
+            ? view.initialized_by
+            : view.sync_leader;
+    bool named = view.sync_names_any();
+    if (member.name != last_leader && !view.sync_names(member.name)) {
       if (!named && last_leader.empty()) {
         return "no standby is synchronous: a takeover could lose acknowledged commits (force "
                "one with tandem failover --to NODE --allow-data-loss)";
       }
       return named ? fmt::format(
-                         "{} is neither the synchronous standby ({}) nor the last leader "
-                         "({})",
-                         member.name, *view.sync_standby, last_leader)
+                         "{} is neither {} ({}) nor the last leader ({})", member.name,
+                         view.sync_standbys->size() == 1 ? "the synchronous standby"
+                                                         : "a synchronous standby",
+                         join_names(*view.sync_standbys), last_leader)
                    : fmt::format(
                          "no standby is synchronous and {} is not the last leader ({}): "
                          "a takeover could lose acknowledged commits",
@@ -580,7 +584,7 @@ std::vector<std::string> failover_candidates(const ClusterView& view, const HaCo
 }
 
 bool others_may_lead(const ClusterView& view, const HaConfig& config) {
-  return !config.synchronous_mode || (view.sync_standby && !view.sync_standby->empty()) ||
+  return !config.synchronous_mode || view.sync_names_any() ||
          (!view.sync_leader.empty() && view.sync_leader != config.self);
 }
 

@@ -85,10 +85,10 @@ struct Decision {
   bool claim_past_newest = false;
   // ...and the WAL the last leader published that this node never received, for the history.
   std::optional<std::int64_t> lost_bytes;
-  // kStartPrimary in synchronous mode with a standby named in `sync`: PostgreSQL restarts
-  // waiting for that standby when the record is this node's own (it stays true, and that
-  // standby may take over should this node hang: fresh seed 270247736150)...
-  std::string keep_sync_standby;
+  // kStartPrimary in synchronous mode with standbys named in `sync`: PostgreSQL restarts
+  // waiting for those standbys when the record is this node's own (it stays true, and they
+  // may take over should this node hang: fresh seed 270247736150)...
+  std::vector<std::string> keep_sync_standbys;
   // ...or, when another leader wrote it (or there is none), the record is first rewritten as
   // this node's own naming nobody, by a compare-and-set on the revision read, before the renewal
   // that proves the lease: from then on only this node has every acknowledged commit.

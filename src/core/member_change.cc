@@ -65,10 +65,11 @@ Result<ClusterConfig> plan_member_remove(const ClusterConfig& config, const std:
         "remove it",
         name));
   }
-  if (view.sync_revision != 0 && view.sync_standby && name == *view.sync_standby) {
+  if (view.sync_revision != 0 && view.sync_names(name)) {
     return refuse(fmt::format(
-        "{} is the synchronous standby: with it gone only the leader could lead until another "
-        "is named; wait until the leader names another (tandem status), then remove it",
+        "{} is a synchronous standby: with it gone only the leader and the standbys named with "
+        "it could lead until another is named; wait until the leader names another (tandem "
+        "status), then remove it",
         name));
   }
   if (view.sync_revision != 0 && leader.empty() && name == view.sync_leader) {

@@ -40,6 +40,8 @@ restart_settings() {
        [](const ClusterConfig& c) {
          return std::string(c.ha.synchronous_mode_strict ? "on" : "off");
        }},
+      {"ha.synchronous_node_count",
+       [](const ClusterConfig& c) { return std::to_string(c.ha.synchronous_node_count); }},
       {"replication",
        [](const ClusterConfig& c) {
          return render_config(ClusterConfig{.replication = c.replication});

@@ -108,7 +108,7 @@ void assess_agents(const ClusterReport& report, std::vector<std::string>& warnin
   if (!report.agents) return;
   const AgentsReport& agents = *report.agents;
   if (agents.synchronous_mode && !agents.leader.empty() &&
-      (!agents.sync_standby || agents.sync_standby->empty())) {
+      (!agents.sync_standbys || agents.sync_standbys->empty())) {
     warnings.push_back(agents.synchronous_strict
                            ? "no synchronous standby is named: commits wait until a standby has "
                              "caught up (synchronous_mode_strict)"

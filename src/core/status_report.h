@@ -59,7 +59,8 @@ struct AgentsReport {
   bool paused = false;
   bool synchronous_mode = false;
   bool synchronous_strict = false;  // ha.synchronous_mode_strict
-  std::optional<std::string> sync_standby;
+  // The `sync` record's standbys (nullopt: no record).
+  std::optional<std::vector<std::string>> sync_standbys;
   std::vector<std::string> candidates;    // who may take over, best first
   std::vector<std::string> not_eligible;  // why the others may not
   std::optional<LastBackup> last_backup;  // the repository's newest backup, as the store has it

@@ -3,26 +3,44 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 namespace tandem {
 
-void read_sync_record(SyncObservation& seen, const std::optional<std::string>& sync_standby,
+void read_sync_record(SyncObservation& seen, const std::optional<SyncNames>& sync_standbys,
                       const std::string& sync_leader, const std::string& self) {
   seen.foreign = sync_leader != self;
-  seen.published = seen.foreign ? std::string() : sync_standby.value_or("");
+  seen.published = seen.foreign ? SyncNames() : sync_standbys.value_or(SyncNames());
+}
+
+std::string join_names(const SyncNames& names) {
+  std::string joined;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) joined += i + 1 == names.size() ? " and " : ", ";
+    joined += names[i];
+  }
+  return joined;
 }
 
 namespace {
+
+bool contains(const SyncNames& names, const std::string& name) {
+  return std::ranges::find(names, name) != names.end();
+}
+
+bool same_set(const SyncNames& a, const SyncNames& b) {
+  return std::set<std::string>(a.begin(), a.end()) == std::set<std::string>(b.begin(), b.end());
+}
 
 // Where a standby is, and since when it has stood there behind the primary or with commits
 // waiting for it. The clock starts at the first sight of it so at this position: a standby that
 // sat caught up through an idle minute is not stalled by the first commit after it (review).
 SyncMemory::Progress progress_of(const SyncObservation& seen,
-                                 const SyncObservation::Standby& standby, const SyncMemory& memory,
+                                 const SyncObservation::Standby& standby, bool waited_for,
+                                 const SyncMemory& memory,
                                  std::chrono::steady_clock::time_point now) {
   auto known = memory.progress.find(standby.name);
   SyncMemory::Progress progress{standby.flush, std::nullopt};
-  bool waited_for = seen.commits_waiting && standby.name == seen.configured;
   bool still = known != memory.progress.end() && known->second.flush == standby.flush &&
                known->second.behind_since;
   // Stalled, it stays so until its position moves: one stalled while commits waited for it
@@ -35,77 +53,138 @@ SyncMemory::Progress progress_of(const SyncObservation& seen,
   return progress;
 }
 
-}  // namespace
-
-SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
-                   std::chrono::steady_clock::time_point now) {
-  SyncStep step;
-  step.memory.pending_since = memory.pending_since;
+struct Sorted {
   std::vector<const SyncObservation::Standby*> usable;
-  std::vector<std::string> stalled;
+  SyncNames stalled;
+};
+
+// Commits that wait while every configured standby has flushed them wait for replies that do
+// not come: each configured one is suspect. While one of them is behind, that one is.
+Sorted sort_standbys(const SyncObservation& seen, const SyncMemory& memory, SyncStep& step,
+                     std::chrono::steady_clock::time_point now) {
+  bool one_behind = std::ranges::any_of(seen.streaming, [&](const auto& standby) {
+    return contains(seen.configured, standby.name) && standby.flush < seen.current;
+  });
+  Sorted sorted;
   for (const SyncObservation::Standby& standby : seen.streaming) {
-    SyncMemory::Progress progress = progress_of(seen, standby, memory, now);
+    bool waited_for = seen.commits_waiting && !one_behind && contains(seen.configured, standby.name);
+    SyncMemory::Progress progress = progress_of(seen, standby, waited_for, memory, now);
     step.memory.progress[standby.name] = progress;
     if (progress.behind_since && now - *progress.behind_since >= kSyncStallLimit) {
-      stalled.push_back(standby.name);
+      sorted.stalled.push_back(standby.name);
     } else {
-      usable.push_back(&standby);
+      sorted.usable.push_back(&standby);
     }
   }
-  // The store may name only a standby that has every acknowledged commit: PostgreSQL waits for
-  // the configured one alone, so a named standby that is not the configured one is unnamed
-  // first (found by the simulation: a crashed synchronous standby, replaced in PostgreSQL but
-  // still named in the store, came back and took over without the commits acknowledged since).
-  step.unname = !seen.published.empty() || seen.foreign;
-  auto configured = std::find_if(usable.begin(), usable.end(), [&](const auto* standby) {
-    return !seen.configured.empty() && standby->name == seen.configured;
-  });
-  if (configured != usable.end()) {
-    if (seen.published == seen.configured && !seen.foreign) {
-      step.unname = false;
-      return step;
-    }
-    if (!step.memory.pending_since) step.memory.pending_since = seen.current;
-    if (!(*configured)->synchronous || (*configured)->flush < *step.memory.pending_since) {
-      return step;
-    }
-    step.name = seen.configured;
-    step.memory.pending_since.reset();
-    step.why =
-        fmt::format("{} is the synchronous standby: it alone may take over", seen.configured);
-    return step;
+  return sorted;
+}
+
+// The standbys PostgreSQL should wait for: the configured ones that still may, then the most
+// advanced of the others, up to the count.
+SyncNames choose(const SyncObservation& seen, const Sorted& sorted) {
+  SyncNames chosen;
+  auto count = static_cast<std::size_t>(std::max(seen.count, 1));
+  for (const std::string& name : seen.configured) {
+    bool usable = std::ranges::any_of(sorted.usable, [&](auto* s) { return s->name == name; });
+    if (usable && chosen.size() < count) chosen.push_back(name);
   }
-  // The configured standby is gone, stalled, or none was: first the store, then PostgreSQL;
-  // from now on no standby may take over in this primary's place until the next one has caught
-  // up.
+  std::vector<const SyncObservation::Standby*> others;
+  for (const auto* standby : sorted.usable) {
+    if (!contains(chosen, standby->name)) others.push_back(standby);
+  }
+  std::ranges::stable_sort(others, [](auto* a, auto* b) { return a->flush > b->flush; });
+  for (const auto* standby : others) {
+    if (chosen.size() < count) chosen.push_back(standby->name);
+  }
+  return chosen;
+}
+
+std::string stall_reason(const SyncObservation& seen, const Sorted& sorted) {
   std::string reason;
-  if (std::ranges::find(stalled, seen.configured) != stalled.end()) {
-    auto found =
-        std::ranges::find(seen.streaming, seen.configured, &SyncObservation::Standby::name);
+  for (const std::string& name : seen.configured) {
+    if (!contains(sorted.stalled, name)) continue;
+    auto found = std::ranges::find(seen.streaming, name, &SyncObservation::Standby::name);
     bool behind = found != seen.streaming.end() && found->flush < seen.current;
-    reason = fmt::format("{} has {} nothing for {} ms while {}: ", seen.configured,
-                         behind ? "flushed" : "acknowledged", kSyncStallLimit.count(),
-                         behind ? "behind" : "commits wait for it");
+    reason += fmt::format("{} has {} nothing for {} ms while {}: ", name,
+                          behind ? "flushed" : "acknowledged", kSyncStallLimit.count(),
+                          behind ? "behind" : "commits wait for it");
   }
-  const SyncObservation::Standby* best = nullptr;
-  for (const auto* standby : usable) {
-    if (best == nullptr || standby->flush > best->flush) best = standby;
-  }
-  step.memory.pending_since.reset();
+  return reason;
+}
+
+// PostgreSQL is to wait for `chosen` instead of what it waits for now.
+void reconfigure(const SyncObservation& seen, const Sorted& sorted, const SyncNames& chosen,
+                 SyncStep& step) {
   // Nobody to name: PostgreSQL waits for nobody, or in strict mode for any standby ("*").
-  std::string none = seen.strict ? "*" : "";
-  if (best != nullptr) {
-    step.configure = best->name;
+  SyncNames none = seen.strict ? SyncNames{"*"} : SyncNames{};
+  SyncNames wanted = chosen.empty() ? none : chosen;
+  if (wanted == seen.configured) return;
+  step.configure = wanted;
+  // A new configuration, a new starting point for those not named yet.
+  step.memory.pending_since.clear();
+  std::string reason = stall_reason(seen, sorted);
+  SyncNames added;
+  for (const std::string& name : chosen) {
+    if (!contains(seen.configured, name)) added.push_back(name);
+  }
+  if (!added.empty()) {
     step.why = fmt::format(
-        "{}made {} synchronous; it is named in the store once it has every acknowledged commit",
-        reason, best->name);
-  } else if (seen.configured != none) {
-    step.configure = none;
+        "{}made {} synchronous; {} named in the store once {} every acknowledged commit", reason,
+        join_names(added), added.size() == 1 ? "it is" : "they are",
+        added.size() == 1 ? "it has" : "each has");
+  } else if (!chosen.empty()) {
+    step.why = fmt::format("{}commits wait for {} only", reason, join_names(chosen));
+  } else {
     step.why = reason + (seen.strict ? "no standby streams: commits wait until one does "
                                        "(synchronous_mode_strict)"
                                      : "no standby streams: writes go on without a synchronous "
                                        "standby, and no standby may take over without "
                                        "--allow-data-loss");
+  }
+}
+
+}  // namespace
+
+SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
+                   std::chrono::steady_clock::time_point now) {
+  SyncStep step;
+  Sorted sorted = sort_standbys(seen, memory, step, now);
+  SyncNames chosen = choose(seen, sorted);
+  // The store may name only a standby that has every acknowledged commit: PostgreSQL waits for
+  // the configured ones alone, so a named standby that is not configured, or is to be dropped,
+  // leaves the record first (found by the simulation: a crashed synchronous standby, replaced in
+  // PostgreSQL but still named in the store, came back and took over without the commits
+  // acknowledged since).
+  SyncNames kept;
+  for (const std::string& name : seen.published) {
+    if (contains(seen.configured, name) && contains(chosen, name)) kept.push_back(name);
+  }
+  if (seen.foreign || kept != seen.published) step.narrow = kept;
+  reconfigure(seen, sorted, chosen, step);
+  if (step.configure) return step;  // named from the next cycle on, once they have caught up
+  // PostgreSQL waits for `chosen`: each is named once it has flushed past where the WAL ended
+  // when it was first seen so configured.
+  SyncNames named;
+  for (const std::string& name : chosen) {
+    if (contains(kept, name)) {
+      named.push_back(name);
+      continue;
+    }
+    auto pending = memory.pending_since.find(name);
+    Lsn since = pending != memory.pending_since.end() ? pending->second : seen.current;
+    auto standby = std::ranges::find(seen.streaming, name, &SyncObservation::Standby::name);
+    if (standby->synchronous && standby->flush >= since) {
+      named.push_back(name);
+    } else {
+      step.memory.pending_since[name] = since;
+    }
+  }
+  if (!same_set(named, kept)) {
+    step.name = named;
+    step.why = named.size() == 1
+                   ? fmt::format("{} is the synchronous standby: it alone may take over", named[0])
+                   : fmt::format("{} are the synchronous standbys: only they may take over",
+                                 join_names(named));
   }
   return step;
 }

@@ -1,7 +1,8 @@
-// Synchronous mode on the leader, as rules: which streaming standby PostgreSQL waits for, and
-// when the store may name it as the only one that may take over — only once it has flushed every
-// commit acknowledged so far, so that the store never names a standby that could lack one. The
-// agent (SyncManager) and the simulation both carry out these plans. Pure.
+// Synchronous mode on the leader, as rules: which streaming standbys PostgreSQL waits for
+// (ha.synchronous_node_count of them, every one of them for every commit), and when the store
+// may name each as one that may take over — only once it has flushed every commit acknowledged
+// so far, so that the store never names a standby that could lack one. The agent (SyncManager)
+// and the simulation both carry out these plans. Pure.
 #pragma once
 
 #include <chrono>
@@ -22,10 +23,13 @@ namespace tandem {
 // streamed, and the leader kept waiting for the first.
 inline constexpr std::chrono::milliseconds kSyncStallLimit{2000};
 
+// Standby names, in order; {"*"} in synchronous_standby_names stands for any standby.
+using SyncNames = std::vector<std::string>;
+
 struct SyncObservation {
-  std::string configured;  // synchronous_standby_names, without quotes; "" for none
-  std::string published;   // the store's `sync` record of this leader; "" for none
-  Lsn current;             // where the primary's WAL ends
+  SyncNames configured;  // synchronous_standby_names' standbys; empty for none
+  SyncNames published;   // the store's `sync` record of this leader; empty for none
+  Lsn current;           // where the primary's WAL ends
   struct Standby {
     std::string name;  // a member that may take over (nofailover ones left out)
     Lsn flush;
@@ -46,11 +50,15 @@ struct SyncObservation {
   // ha.synchronous_mode_strict: with no standby to name, PostgreSQL waits for any ("*") rather
   // than for none.
   bool strict = false;
+  // ha.synchronous_node_count: how many standbys every commit waits for, when that many stream.
+  int count = 1;
 };
 
 // What the leader remembers from one cycle to the next.
 struct SyncMemory {
-  std::optional<Lsn> pending_since;  // the configured standby must flush this far to be named
+  // Each configured standby not yet named must flush this far to be named: where the WAL ended
+  // when it was first seen configured.
+  std::map<std::string, Lsn> pending_since;
   struct Progress {
     Lsn flush;
     // Since when it has been seen behind the primary at this position; nullopt while caught up
@@ -60,18 +68,22 @@ struct SyncMemory {
   std::map<std::string, Progress> progress;  // of each streaming standby
 };
 
-// The steps of one cycle, in order: unname in the store, configure PostgreSQL, name in the store.
+// The steps of one cycle, in order: narrow the record in the store (those PostgreSQL will no
+// longer wait for leave it), configure PostgreSQL, name in the store.
 struct SyncStep {
-  bool unname = false;
-  std::optional<std::string> configure;  // the new synchronous_standby_names ("" for none)
-  std::optional<std::string> name;       // published in the store once the rest succeeded
+  std::optional<SyncNames> narrow;     // the record rewritten as this leader's, naming these
+  std::optional<SyncNames> configure;  // the new synchronous_standby_names (empty for none)
+  std::optional<SyncNames> name;       // the whole record, once the rest succeeded
   std::string why;                       // one line for the log; "" when nothing changed
   SyncMemory memory;                     // to keep when every step succeeded
 };
 
 // The record as the leader `self` reads it into `seen` (published, foreign).
-void read_sync_record(SyncObservation& seen, const std::optional<std::string>& sync_standby,
+void read_sync_record(SyncObservation& seen, const std::optional<SyncNames>& sync_standbys,
                       const std::string& sync_leader, const std::string& self);
+
+// "a", "a and b", "a, b and c": for the log.
+std::string join_names(const SyncNames& names);
 
 SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    std::chrono::steady_clock::time_point now);

@@ -17,6 +17,20 @@ std::optional<Lsn> lsn_field(const json& object, const char* key) {
 
 json lsn_json(const std::optional<Lsn>& lsn) { return lsn ? json(lsn->str()) : json(nullptr); }
 
+std::vector<std::string> decode_sync_standbys(const json& record) {
+  std::vector<std::string> standbys;
+  auto list = record.find("standbys");
+  if (list != record.end() && list->is_array()) {
+    for (const json& name : *list) {
+      if (name.is_string()) standbys.push_back(name.get<std::string>());
+    }
+    return standbys;
+  }
+  std::string standby = record.value("standby", "");
+  if (!standby.empty()) standbys.push_back(standby);
+  return standbys;
+}
+
 std::optional<json> parse_object(std::string_view text) {
   json object = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!object.is_object()) return std::nullopt;
@@ -51,7 +65,7 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     view.sync_revision = sync->mod_revision;
     auto object = parse_object(sync->value);
     if (object) {
-      view.sync_standby = object->value("standby", "");
+      view.sync_standbys = decode_sync_standbys(*object);
       view.sync_leader = object->value("leader", "");
     }
   }
@@ -407,14 +421,18 @@ std::string encode_timeline_claim(TimelineId timeline, const std::string& by, bo
 
 Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
                                          Revision expected, const std::string& leader,
-                                         const std::string& standby) {
-  std::string value = encode_sync(leader, standby);
+                                         const std::vector<std::string>& standbys) {
+  std::string value = encode_sync(leader, standbys);
   return expected == 0 ? store.create(layout.sync(), value, std::nullopt)
                        : store.compare_and_set(layout.sync(), value, expected, std::nullopt);
 }
 
-std::string encode_sync(const std::string& leader, const std::string& standby) {
-  return json{{"leader", leader}, {"standby", standby}}.dump();
+// "standby" alone is what an agent of before ha.synchronous_node_count reads: the first of
+// them, a subset of what the record names, which only narrows who may take over.
+std::string encode_sync(const std::string& leader, const std::vector<std::string>& standbys) {
+  json record{{"leader", leader}, {"standby", standbys.empty() ? "" : standbys.front()}};
+  if (standbys.size() > 1) record["standbys"] = standbys;
+  return record.dump();
 }
 
 std::string encode_switchover(const SwitchoverRequest& request) {

@@ -100,15 +100,16 @@ std::string encode_settings(const std::map<std::string, std::string>& settings);
 std::optional<ClusterSettings> decode_settings(std::string_view json);
 // The cluster-wide settings people change at run time: {"paused": bool}.
 std::string encode_cluster_config(bool paused);
-// sync: {"leader": name, "standby": name or ""}, written by the leader in synchronous mode.
-std::string encode_sync(const std::string& leader, const std::string& standby);
+// sync: {"leader": name, "standby": the first name or "", "standbys": [names] when more than
+// one}, written by the leader in synchronous mode.
+std::string encode_sync(const std::string& leader, const std::vector<std::string>& standbys);
 // A leader's update of `sync`, only if nobody wrote it since `expected` (0: only if absent):
 // a leader that decided on an old view — a slow store, a stall — must not overwrite the record
 // a node taking over wrote meanwhile (found by the simulation: nobody could lead any more).
 // Returns the new revision; kConflict if someone else wrote it.
 Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
                                          Revision expected, const std::string& leader,
-                                         const std::string& standby);
+                                         const std::vector<std::string>& standbys);
 // timeline: {"timeline": number, "by": name, "promoted": true once the claimant ran on it}.
 std::string encode_timeline_claim(TimelineId timeline, const std::string& by,
                                   bool promoted = false);

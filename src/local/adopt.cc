@@ -314,7 +314,7 @@ Status record_in_store(Context& context, const NodeConfig& primary, const Server
   // one was its own), and no standby is synchronous yet. Without this record nobody — the
   // primary included, once it lost its lease — could ever lead (found by the simulation).
   if (context.config.ha.synchronous_mode) {
-    keys.insert(keys.end() - 1, {layout.sync(), encode_sync(primary.name, "")});
+    keys.insert(keys.end() - 1, {layout.sync(), encode_sync(primary.name, {})});
   }
   for (const auto& [key, value] : keys) {
     auto written = (*store)->create(key, value, std::nullopt);

@@ -107,7 +107,7 @@ std::optional<AgentsReport> read_agents(Context& context, std::vector<std::strin
                       .paused = view.paused,
                       .synchronous_mode = config.ha.synchronous_mode,
                       .synchronous_strict = config.ha.synchronous_mode_strict,
-                      .sync_standby = view.sync_standby,
+                      .sync_standbys = view.sync_standbys,
                       .candidates = failover_candidates(view, ha),
                       .not_eligible = ineligibility_reasons(view, ha),
                       .last_backup = view.last_backup};

@@ -86,7 +86,12 @@ nlohmann::json report_to_json(const ClusterReport& report, std::int64_t now_ms) 
     agents = {{"leader", report.agents->leader},
               {"paused", report.agents->paused},
               {"synchronous_mode", report.agents->synchronous_mode},
-              {"sync_standby", optional_json(report.agents->sync_standby, identity)},
+              // The first of sync_standbys, as one name, for readers of one standby.
+              {"sync_standby", optional_json(report.agents->sync_standbys,
+                                             [](const std::vector<std::string>& names) {
+                                               return names.empty() ? std::string() : names.front();
+                                             })},
+              {"sync_standbys", optional_json(report.agents->sync_standbys, identity)},
               {"candidates", report.agents->candidates},
               {"not_eligible", report.agents->not_eligible},
               {"last_backup", report.agents->last_backup

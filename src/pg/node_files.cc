@@ -49,13 +49,13 @@ Status prepare_dirs(const ClusterConfig& config, const OsUser& os_user, const No
 
 Status write_node_files(const ClusterConfig& config, const OsUser& os_user, const NodeConfig& node,
                         const NodeConfig* upstream_primary, ServerRole role,
-                        const std::string& synchronous_standby) {
+                        const std::vector<std::string>& synchronous_standbys) {
   std::optional<Upstream> upstream;
   if (upstream_primary != nullptr) {
     upstream = Upstream{upstream_conninfo(config, *upstream_primary, node.name), node.name};
   }
   if (auto ok = write_owned_file(node.data_dir + "/" + kTandemConfName,
-                                 render_tandem_conf(config, node, upstream, synchronous_standby),
+                                 render_tandem_conf(config, node, upstream, synchronous_standbys),
                                  os_user, 0600);
       !ok) {
     return ok;

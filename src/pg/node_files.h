@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "core/cluster_config.h"
@@ -27,7 +28,7 @@ enum class ServerRole { kPrimary, kStandby };
 // runs read-only, streaming from nobody.
 Status write_node_files(const ClusterConfig& config, const OsUser& os_user, const NodeConfig& node,
                         const NodeConfig* upstream_primary, ServerRole role,
-                        const std::string& synchronous_standby = "");
+                        const std::vector<std::string>& synchronous_standbys = {});
 // The usual pairing: a standby of `upstream_primary`, or a primary when it is nullptr.
 inline Status write_node_files(const ClusterConfig& config, const OsUser& os_user,
                                const NodeConfig& node, const NodeConfig* upstream_primary) {

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -232,9 +235,58 @@ std::string render_settings_conf(const std::map<std::string, std::string>& setti
   return conf;
 }
 
+std::string standby_names_value(const std::vector<std::string>& standbys) {
+  if (standbys.size() == 1 && standbys[0] == kAnyStandby) return kAnyStandby;
+  std::string list;
+  for (const std::string& name : standbys) list += (list.empty() ? "\"" : ",\"") + name + "\"";
+  return standbys.size() > 1 ? fmt::format("FIRST {} ({})", standbys.size(), list) : list;
+}
+
+std::vector<std::string> parse_standby_names(std::string_view value) {
+  auto trim = [](std::string_view text) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+      text.remove_prefix(1);
+    }
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+      text.remove_suffix(1);
+    }
+    return text;
+  };
+  value = trim(value);
+  if (value.empty()) return {};
+  std::size_t wanted = 1;
+  auto open = value.find('(');
+  if (open != std::string_view::npos) {
+    std::string head(trim(value.substr(0, open)));
+    std::ranges::transform(head, head.begin(), [](unsigned char c) { return std::toupper(c); });
+    if (head.starts_with("ANY")) return {kAnyStandby};
+    if (head.starts_with("FIRST")) head = head.substr(5);
+    head = std::string(trim(head));
+    wanted = head.empty() ? 1 : std::strtoul(head.c_str(), nullptr, 10);
+    auto close = value.rfind(')');
+    if (close == std::string_view::npos || close < open) return {kAnyStandby};
+    value = value.substr(open + 1, close - open - 1);
+  }
+  std::vector<std::string> names;
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    std::string name(trim(value.substr(0, comma)));
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+      name = name.substr(1, name.size() - 2);
+    }
+    names.push_back(name);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  if (std::ranges::find(names, kAnyStandby) != names.end() || wanted != names.size()) {
+    return {kAnyStandby};
+  }
+  return names;
+}
+
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
                                const std::optional<Upstream>& upstream,
-                               const std::string& synchronous_standby) {
+                               const std::vector<std::string>& synchronous_standbys) {
   const ReplicationConfig& replication = config.replication;
   std::string conf = fmt::format(
       "# Managed by tandem for node {}: rewritten by init, clone, promote and rejoin.\n"
@@ -278,14 +330,14 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
       quoted(format_size_exact(replication.max_slot_wal_keep_size)));
   conf += archive_settings(config, node);
   bool strict = config.ha.synchronous_mode && config.ha.synchronous_mode_strict;
-  if (synchronous_standby == kAnyStandby || (strict && synchronous_standby.empty())) {
+  if (strict && synchronous_standbys.empty()) {
     // Strict synchronous mode with no standby named: a commit waits until any standby has
     // flushed it. A standby's own file says so too: promoted, its first commit waits.
     conf += fmt::format("synchronous_standby_names = '{}'\n", kAnyStandby);
-  } else if (!synchronous_standby.empty()) {
-    // A commit returns once this standby has flushed it.
-    conf +=
-        fmt::format("synchronous_standby_names = {}\n", quoted("\"" + synchronous_standby + "\""));
+  } else if (!synchronous_standbys.empty()) {
+    // A commit returns once every one of these standbys has flushed it (or any, for "*").
+    conf += fmt::format("synchronous_standby_names = {}\n",
+                        quoted(standby_names_value(synchronous_standbys)));
   }
   if (config.tls.enabled()) {
     conf += fmt::format(

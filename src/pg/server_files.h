@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/cluster_config.h"
@@ -27,12 +28,20 @@ struct Upstream {
 // synchronous_standby_names' word for any standby (strict synchronous mode, none named).
 inline constexpr char kAnyStandby[] = "*";
 
+// synchronous_standby_names for commits that wait for every one of `standbys`: "node2" quoted
+// for one, 'FIRST 2 ("node2","node3")' for two; "" for none.
+std::string standby_names_value(const std::vector<std::string>& standbys);
+// What a synchronous_standby_names PostgreSQL reports says every commit waits for: its
+// standbys when it waits for all it names, {"*"} when it waits for any or for fewer than it
+// names (ANY, or FIRST 1 of two: not every one of them has each commit), {} for none.
+std::vector<std::string> parse_standby_names(std::string_view value);
+
 // The node's own settings plus the replication settings every node shares. A standby gets
 // primary_conninfo and primary_slot_name; the primary gets none.
-// A primary in synchronous mode names its synchronous standby (empty: none).
+// A primary in synchronous mode names its synchronous standbys (empty: none; {"*"}: any).
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
                                const std::optional<Upstream>& upstream,
-                               const std::string& synchronous_standby = "");
+                               const std::vector<std::string>& synchronous_standbys = {});
 
 // The cluster's settings (`tandem config set`), which every agent writes into its data
 // directory; tandem.conf includes it first, so that tandem's own lines come after it.

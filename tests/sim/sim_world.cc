@@ -333,7 +333,7 @@ void SimNode::stop_foreign() {
 }
 
 Status SimNode::start_primary(const std::function<Status()>& may_spawn,
-                              const std::string& synchronous_standby) {
+                              const SyncNames& synchronous_standbys) {
   if (auto ok = usable(); !ok) return ok;
   if (auto ok = may_spawn(); !ok) return ok;
   stop_foreign();
@@ -343,7 +343,7 @@ Status SimNode::start_primary(const std::function<Status()>& may_spawn,
   server.running = true;
   server.standby_signal = false;
   server.upstream.clear();
-  server.sync_names = synchronous_standby;  // tandem.conf's synchronous_standby_names
+  server.sync_names = synchronous_standbys;  // tandem.conf's synchronous_standby_names
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(800));
   world_.start_pg(index_);
   world_.became_primary(index_);
@@ -511,28 +511,34 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
   if (world_.settings.never_names_sync) return std::string();
   Pg& server = pg();
   std::string self = world_.config.nodes[index_].name;
-  SyncObservation seen{.configured = server.sync_names, .current = Lsn(server.wal.size())};
-  read_sync_record(seen, view.sync_standby, view.sync_leader, self);
+  SyncObservation seen{.configured = server.sync_names,
+                       .current = Lsn(server.wal.size()),
+                       .count = world_.settings.sync_count};
+  read_sync_record(seen, view.sync_standbys, view.sync_leader, self);
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
     const Pg& other = world_.slots[j].pg;
     bool streams = j != index_ && other.running && other.standby_signal && other.upstream == self &&
                    !other.not_streaming_since && world_.network.connected(index_, j) &&
                    is_prefix(other.wal, server.wal);
-    // PostgreSQL reports the configured standby as sync while it streams.
-    if (streams) seen.streaming.push_back({config_name(j), Lsn(other.wal.size()), true});
+    // PostgreSQL reports the configured standbys as sync while they stream.
+    if (streams) {
+      seen.streaming.push_back({config_name(j), Lsn(other.wal.size()),
+                                std::ranges::find(server.sync_names, config_name(j)) !=
+                                    server.sync_names.end()});
+    }
   }
   SyncStep step = plan_sync(seen, sync_memory_, world_.slots[index_].clock->steady_now());
   ClusterLayout layout(world_.config.name);
   SimStore& store = *world_.slots[index_].store;
   Revision revision = view.sync_revision;
-  auto write = [&](const std::string& standby) -> Status {
-    auto written = write_sync_if_unchanged(store, layout, revision, self, standby);
+  auto write = [&](const SyncNames& standbys) -> Status {
+    auto written = write_sync_if_unchanged(store, layout, revision, self, standbys);
     if (!written) return std::unexpected(written.error());
     revision = *written;
     return {};
   };
-  if (step.unname) {
-    if (auto ok = write(""); !ok) return std::unexpected(ok.error());
+  if (step.narrow) {
+    if (auto ok = write(*step.narrow); !ok) return std::unexpected(ok.error());
   }
   if (step.configure) server.sync_names = *step.configure;
   if (step.name) {
@@ -564,6 +570,8 @@ ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
   settings.member_changes = multi_host && settings.nodes >= 3 && rng() % 4 == 0;  // and last
   // Then adoption (one at a time with member changes, which adopt does not expect meanwhile).
   settings.adopted = multi_host && !settings.member_changes && rng() % 5 == 0;
+  // Then several synchronous standbys, where there are two standbys to wait for.
+  if (settings.synchronous && settings.nodes >= 3 && rng() % 2 == 0) settings.sync_count = 2;
   return settings;
 }
 
@@ -571,6 +579,7 @@ World::World(std::uint64_t seed, ScenarioSettings scenario)
     : rng(seed), settings(scenario), network(scenario.nodes, clock.now), layout_("sim") {
   config.name = "sim";
   config.ha.synchronous_mode = settings.synchronous;
+  config.ha.synchronous_node_count = settings.sync_count;
   // The least the config allows (10 x ttl): a cycle stalled longer than this gives up the lease.
   config.ha.cycle_stall_limit = 10 * config.ha.ttl;
   // With etcd endpoints the agents fence by quorum (ha_config_for).
@@ -1015,15 +1024,18 @@ void World::replicate() {
       server.not_streaming_since = clock.now;
     }
   }
-  // A commit waiting for its synchronous standby returns once that standby has it, or once the
-  // primary stops waiting (no synchronous standby configured any more).
+  // A commit waiting for its synchronous standbys returns once every one of them has it, or
+  // once the primary stops waiting (no synchronous standby configured any more).
   for (auto it = pending_acks_.begin(); it != pending_acks_.end();) {
     const Pg& primary = slots[index_of(it->second)].pg;
-    bool done = primary.sync_names.empty();
-    if (!done) {
-      const Pg& standby = slots[index_of(primary.sync_names)].pg;
-      done = std::any_of(standby.wal.begin(), standby.wal.end(),
-                         [&](const Record& record) { return record.id == it->first; });
+    std::size_t waited = primary.sync_names.size();
+    if (settings.waits_for_first_only) waited = std::min<std::size_t>(waited, 1);
+    bool done = true;
+    for (std::size_t k = 0; k < waited; ++k) {
+      int standby = index_of(primary.sync_names[k]);  // never "*": no strict mode here
+      done = done && standby >= 0 &&
+             std::ranges::any_of(slots[standby].pg.wal,
+                                 [&](const Record& record) { return record.id == it->first; });
     }
     if (done) {
       acknowledged_.insert(it->first);
@@ -1664,7 +1676,7 @@ void World::start_adopted(SimTime primary_agent_at) {
   (void)store_.create(layout_.leader(), primary, std::nullopt);
   (void)store_.create(layout_.timeline(), encode_timeline_claim(1, primary), std::nullopt);
   if (settings.synchronous)
-    (void)store_.create(layout_.sync(), encode_sync(primary, ""), std::nullopt);
+    (void)store_.create(layout_.sync(), encode_sync(primary, {}), std::nullopt);
   (void)store_.create(layout_.initialize(), primary, std::nullopt);
   // Each standby's host: its agent started, which restarts the server as its own.
   SimTime at{0};
@@ -1763,7 +1775,7 @@ bool World::able_to_lead() const {
     if (!server.data || server.wal_gap) return false;
     if (!settings.synchronous) return true;
     const std::string& name = config.nodes[i].name;
-    if (view->sync_revision != 0 && view->sync_leader != name && view->sync_standby != name) {
+    if (view->sync_revision != 0 && view->sync_leader != name && !view->sync_names(name)) {
       return false;
     }
     std::set<std::uint64_t> present;
@@ -1800,7 +1812,7 @@ void World::check_sync_record() {
                       !standby.not_streaming_since && clock.now >= standby.ready_at);
     }
     due = due && streams &&
-          !(view->sync_leader == name && view->sync_standby && !view->sync_standby->empty());
+          !(view->sync_leader == name && view->sync_names_any());
   }
   if (!due) {
     sync_unnamed_since_.reset();

@@ -105,7 +105,7 @@ struct Pg {
   SimTime ready_at{0};  // a started server answers from then on
   std::vector<Record> wal;
   std::string upstream;    // primary_conninfo: the node it streams from
-  std::string sync_names;  // synchronous_standby_names (a primary)
+  SyncNames sync_names;    // synchronous_standby_names (a primary): it waits for every one
   std::optional<SimTime> not_streaming_since;
   // pg_ctl promote was sent and PostgreSQL has not finished promoting: it goes on by itself,
   // whatever its agent does meanwhile (frozen, say), until it promotes or is stopped.
@@ -152,6 +152,11 @@ struct ScenarioSettings {
   bool monotonic_clock = false;
   // The canary of the `sync` record: a primary that never makes a standby synchronous.
   bool never_names_sync = false;
+  // Synchronous mode: ha.synchronous_node_count.
+  int sync_count = 1;
+  // The canary of several synchronous standbys: PostgreSQL waits for the first of those it
+  // names only (FIRST 1), while the record names them all.
+  bool waits_for_first_only = false;
   // The canary of the store's write lock: agents that never look for a process stopped holding
   // it (no StoreLockWatch).
   bool no_lock_watch = false;
@@ -187,7 +192,7 @@ class SimNode final : public LocalNode {
   Status initialize() override;
   Status clone(const std::string& leader) override;
   Status start_primary(const std::function<Status()>& may_spawn,
-                       const std::string& synchronous_standby) override;
+                       const SyncNames& synchronous_standbys) override;
   Status start_standby(const std::string& leader) override;
   Status follow(const std::string& leader) override;
   Result<Promotion> promote(TimelineId target) override;

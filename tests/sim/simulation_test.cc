@@ -325,6 +325,13 @@ TEST(Simulation, Trace) {
   if (seed == 0) GTEST_SKIP() << "set TANDEM_SIM_TRACE=SEED to trace one scenario";
   ScenarioSettings settings = settings_for(seed, env_number("TANDEM_SIM_MULTIHOST", 0) != 0);
   settings.rebuilds = settings.rebuilds && env_number("TANDEM_SIM_REBUILDS", 1) != 0;
+  // TANDEM_SIM_WAITS_FOR_FIRST=1 traces the canary of several synchronous standbys.
+  if (env_number("TANDEM_SIM_WAITS_FOR_FIRST", 0) != 0) {
+    settings.nodes = 3;
+    settings.synchronous = true;
+    settings.sync_count = 2;
+    settings.waits_for_first_only = true;
+  }
   World world(seed, settings);
   world.trace_to_stderr();
   Verdict verdict = world.run();
@@ -524,6 +531,73 @@ TEST(Simulation, CatchesAPrimaryThatNeverNamesASynchronousStandby) {
   }
   EXPECT_EQ(caught, static_cast<int>(kScriptSeeds))
       << "the invariant 'a streaming standby is named in the sync record' never broke";
+}
+
+// ha.synchronous_node_count 2 on five machines: the second of the two synchronous standbys
+// has its host suspended, for less than the stall limit, so that it stays named; the primary
+// and the first then crash together (three hosts are left, a majority). The second thaws and,
+// named, it alone of them may take over: it must hold
+// every acknowledged commit, which it does only because PostgreSQL waited for it too. The
+// canary waits for the first only (FIRST 1 while the record names both): commits acknowledged
+// during the suspension are lost, and the invariant on every new primary must say so.
+Verdict second_synchronous_standby_suspended(std::uint64_t seed, bool canary, int& taker,
+                                             int& second) {
+  World world(seed, {.nodes = 5,
+                     .synchronous = true,
+                     .faults = 0,
+                     .multi_host = true,
+                     .sync_count = 2,
+                     .waits_for_first_only = canary});
+  world.trace_if_asked(seed);
+  EXPECT_TRUE(world.start_cluster());
+  int primary = world.writable_primary();
+  EXPECT_GE(primary, 0);
+  if (primary < 0) return world.verdict();
+  SimTime deadline = world.clock.now + SimTime(10000);
+  while (world.slots[primary].pg.sync_names.size() < 2 && world.clock.now < deadline) {
+    world.advance(world.clock.now + SimTime(100));
+  }
+  world.advance(world.clock.now + SimTime(1000));  // both named by now
+  const SyncNames names = world.slots[primary].pg.sync_names;
+  EXPECT_EQ(names.size(), 2u);
+  if (names.size() < 2) return world.verdict();
+  int first = world.index_of(names[0]);
+  second = world.index_of(names[1]);
+  world.suspend_host(second, SimTime(1500));
+  world.advance(world.clock.now + SimTime(1000));  // commits go on meanwhile
+  world.crash_host(primary);
+  world.crash_host(first);
+  world.advance(world.clock.now + SimTime(20000));
+  taker = world.writable_primary();
+  return world.verdict();
+}
+
+TEST(Simulation, OfTwoSynchronousStandbysTheOneSuspendedTakesOverWithEveryCommit) {
+  spdlog::set_level(spdlog::level::off);
+  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    int taker = -1, second = -2;
+    Verdict verdict = second_synchronous_standby_suspended(seed, false, taker, second);
+    EXPECT_EQ(verdict.violations, std::vector<std::string>());
+    EXPECT_EQ(taker, second) << "the named standby that thawed did not take over";
+  }
+}
+
+TEST(Simulation, CatchesAPrimaryThatWaitsForOneOfTheTwoItNames) {
+  spdlog::set_level(spdlog::level::off);
+  int caught = 0;
+  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
+    int taker = -1, second = -2;
+    Verdict verdict = second_synchronous_standby_suspended(seed, true, taker, second);
+    for (const std::string& violation : verdict.violations) {
+      if (violation.find("became primary without") != std::string::npos) {
+        ++caught;
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(caught, static_cast<int>(kScriptSeeds))
+      << "a standby PostgreSQL never waited for took over and no invariant broke";
 }
 
 TEST(Simulation, ASeedReplaysExactly) {

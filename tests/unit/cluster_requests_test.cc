@@ -140,7 +140,7 @@ TEST(ClusterRequests, SynchronousModeRefusesWhatTheAgentsWouldRefuse) {
   config.ha.synchronous_mode = true;
   ClusterView view = view_led_by("node1");
   view.sync_leader = "node1";
-  view.sync_standby = "node3";
+  view.sync_standbys = {"node3"};
   auto switchover = plan_switchover(view, config, "", "node2");
   ASSERT_FALSE(switchover);
   EXPECT_EQ(switchover.error().code, ErrorCode::kConflict);

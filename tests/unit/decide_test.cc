@@ -12,6 +12,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using TimePoint = std::chrono::steady_clock::time_point;
+using Names = std::vector<std::string>;
 
 const TimePoint kNow{std::chrono::seconds(1000)};
 
@@ -97,11 +98,16 @@ TEST(Decide, EveryBranch) {
   ClusterView lagging_self = lagging;
 
   ClusterView sync_view = lagging;  // node2 is 32 MB behind, node3 further
-  sync_view.sync_standby = "node2";
+  sync_view.sync_standbys = {"node2"};
   ClusterView sync_other = view_with(std::nullopt, {standby("node2", 900), standby("node3", 10)});
-  sync_other.sync_standby = "node3";
+  sync_other.sync_standbys = {"node3"};
+  // ha.synchronous_node_count 2: either named standby has every acknowledged commit.
+  ClusterView sync_second = lagging;
+  sync_second.sync_standbys = {"node3", "node2"};
+  ClusterView sync_two_others = sync_other;
+  sync_two_others.sync_standbys = {"node3", "node4"};
   ClusterView sync_none = view_with(std::nullopt, {standby("node2", 900)});
-  sync_none.sync_standby = "";
+  sync_none.sync_standbys = std::vector<std::string>();
   ClusterView sync_last_leader = sync_none;  // node2 led, alone: it has every commit
   sync_last_leader.sync_leader = "node2";
   ClusterView sync_other_leader = sync_none;
@@ -125,7 +131,7 @@ TEST(Decide, EveryBranch) {
   ClusterView claimant_never_promoted = claimed_ahead;  // alive, still a standby, no lease
   claimant_never_promoted.members["node1"] = standby("node1", 800);
   ClusterView claimant_gone_sync = claimant_gone;  // it named itself alone in sync first
-  claimant_gone_sync.sync_standby = "";
+  claimant_gone_sync.sync_standbys = std::vector<std::string>();
   claimant_gone_sync.sync_leader = "node1";
   ClusterView claimed_by_me = view_with(std::nullopt, {standby("node2", 900)});
   claimed_by_me.timeline_claim = TimelineClaim{.timeline = 2, .by = "node2"};
@@ -165,6 +171,12 @@ TEST(Decide, EveryBranch) {
   const std::vector<Case> cases = {
       {"synchronous mode: the synchronous standby takes over, however far behind", sync_view,
        observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
+      {"synchronous mode: the second of two synchronous standbys takes over too", sync_second,
+       observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
+      {"synchronous mode: a standby neither of two synchronous standbys may not",
+       sync_two_others, observed(PgState::kStandby), Action::kNone,
+       "node2 is neither a synchronous standby (node3 and node4) nor the last leader",
+       sync_config},
       {"synchronous mode: a more advanced asynchronous standby may not", sync_other,
        observed(PgState::kStandby), Action::kNone,
        "node2 is neither the synchronous standby (node3) nor the last leader", sync_config},
@@ -751,6 +763,18 @@ TEST(FailoverCandidates, RankedByReceivedWalThenName) {
             (std::vector<std::string>{"node1", "node2", "node3"}));
 }
 
+// Synchronous mode with two synchronous standbys: either may take over, a more advanced
+// asynchronous one may not.
+TEST(FailoverCandidates, InSynchronousModeOnlyTheNamedStandbysAndTheLastLeader) {
+  ClusterView view = view_with(std::nullopt, {standby("node2", 300), standby("node3", 500),
+                                              standby("node4", 900)});
+  view.sync_leader = "node1";
+  view.sync_standbys = {"node2", "node3"};
+  view.sync_revision = 7;
+  EXPECT_EQ(failover_candidates(view, {.self = "node2", .synchronous_mode = true}),
+            (std::vector<std::string>{"node3", "node2"}));
+}
+
 TEST(RoleTransitions, RefusesEdgesNotInTheTable) {
   EXPECT_EQ(find_transition(PgState::kPrimary, Action::kPromote), nullptr);
   EXPECT_EQ(find_transition(PgState::kStandby, Action::kFence), nullptr);
@@ -774,30 +798,31 @@ TEST(Decide, RestartInPlaceKeepsItsOwnSynchronousStandbyAndUnnamesAnothersRecord
   struct Case {
     const char* name;
     bool synchronous;
-    std::optional<std::string> sync;  // the `sync` record's standby: nullopt when absent
-    std::string sync_leader;          // the leader it was written for
-    std::string keep;
+    std::optional<Names> sync;  // the `sync` record's standbys: nullopt when absent
+    std::string sync_leader;    // the leader it was written for
+    Names keep;
     bool unname;
   };
   std::vector<Case> cases = {
-      {"asynchronous", false, std::string("node3"), "node2", "", false},
-      {"synchronous, no record", true, std::nullopt, "", "", true},
-      {"synchronous, another leader's record naming nobody", true, std::string(), "node1", "",
-       true},
-      {"synchronous, its record names nobody", true, std::string(), "node2", "", false},
-      {"synchronous, its own record", true, std::string("node3"), "node2", "node3", false},
-      {"synchronous, another leader's record", true, std::string("node3"), "node1", "", true},
+      {"asynchronous", false, Names{"node3"}, "node2", {}, false},
+      {"synchronous, no record", true, std::nullopt, "", {}, true},
+      {"synchronous, another leader's record naming nobody", true, Names(), "node1", {}, true},
+      {"synchronous, its record names nobody", true, Names(), "node2", {}, false},
+      {"synchronous, its own record", true, Names{"node3"}, "node2", {"node3"}, false},
+      {"synchronous, its own record naming two", true, Names{"node3", "node4"}, "node2",
+       {"node3", "node4"}, false},
+      {"synchronous, another leader's record", true, Names{"node3"}, "node1", {}, true},
   };
   NodeObservation former_primary = observed(PgState::kStopped);
   former_primary.data_was_primary = true;
   for (const Case& each : cases) {
     HaConfig config{.self = "node2", .synchronous_mode = each.synchronous};
     ClusterView view = view_with("node2", {standby("node3", 500)});
-    view.sync_standby = each.sync;
+    view.sync_standbys = each.sync;
     view.sync_leader = each.sync_leader;
     Decision decision = decide(view, former_primary, config, kNow);
     EXPECT_EQ(decision.action, Action::kStartPrimary) << each.name << ": " << decision.reason;
-    EXPECT_EQ(decision.keep_sync_standby, each.keep) << each.name;
+    EXPECT_EQ(decision.keep_sync_standbys, each.keep) << each.name;
     EXPECT_EQ(decision.unname_sync, each.unname) << each.name;
   }
 }
@@ -807,23 +832,24 @@ TEST(Decide, OthersMayLeadUnlessSynchronousWithoutASynchronousStandby) {
   struct Case {
     const char* name;
     bool synchronous;
-    std::optional<std::string> sync;  // the `sync` record: nullopt when absent
+    std::optional<Names> sync;  // the `sync` record: nullopt when absent
     bool expected;
     std::string sync_leader = "node1";  // the leader the record was written for
   };
   std::vector<Case> cases = {
       {"asynchronous, no sync record", false, std::nullopt, true},
-      {"asynchronous, whatever the record says", false, std::string(), true},
+      {"asynchronous, whatever the record says", false, Names(), true},
       {"synchronous, no sync record", true, std::nullopt, false, ""},
-      {"synchronous, the record names nobody", true, std::string(), false},
-      {"synchronous, a standby named", true, std::string("node2"), true},
-      {"synchronous, written for another leader", true, std::string(), true, "node3"},
-      {"synchronous, written for no leader yet", true, std::string(), false, ""},
+      {"synchronous, the record names nobody", true, Names(), false},
+      {"synchronous, a standby named", true, Names{"node2"}, true},
+      {"synchronous, two standbys named", true, Names{"node2", "node3"}, true},
+      {"synchronous, written for another leader", true, Names(), true, "node3"},
+      {"synchronous, written for no leader yet", true, Names(), false, ""},
   };
   for (const Case& each : cases) {
     HaConfig config{.self = "node1", .synchronous_mode = each.synchronous};
     ClusterView view = view_with("node1", {standby("node2", 500)});
-    view.sync_standby = each.sync;
+    view.sync_standbys = each.sync;
     view.sync_leader = each.sync_leader;
     EXPECT_EQ(others_may_lead(view, config), each.expected) << each.name;
   }

@@ -115,7 +115,7 @@ TEST(MemberChange, RemovesOneNodeButNeverOneThatAloneMayLead) {
        {{"node1", "node2"}},
        false,
        3,
-       "node2 is the synchronous standby"},
+       "node2 is a synchronous standby"},
       {"another standby in synchronous mode", "node3", "node1", {{"node1", "node2"}}, false, 3, ""},
       {"the last synchronous leader while nobody leads",
        "node1",
@@ -137,7 +137,7 @@ TEST(MemberChange, RemovesOneNodeButNeverOneThatAloneMayLead) {
     if (each.sync) {
       view.sync_revision = 5;
       view.sync_leader = each.sync->first;
-      view.sync_standby = each.sync->second;
+      view.sync_standbys = {each.sync->second};
     }
     auto shrunk = plan_member_remove(config, each.name, view);
     if (std::string(each.error).empty()) {

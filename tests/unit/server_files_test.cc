@@ -55,12 +55,46 @@ TEST(RenderTandemConf, StrictSynchronousModeWaitsForAnyStandby) {
   Upstream upstream{upstream_conninfo(config, config.nodes[0], "node2"), "node2"};
   for (const std::string& conf : {render_tandem_conf(config, config.nodes[0], std::nullopt),
                                   render_tandem_conf(config, config.nodes[1], upstream),
-                                  render_tandem_conf(config, config.nodes[0], std::nullopt, "*")}) {
+                                  render_tandem_conf(config, config.nodes[0], std::nullopt, {"*"})}) {
     EXPECT_NE(conf.find("synchronous_standby_names = '*'\n"), std::string::npos) << conf;
   }
-  EXPECT_NE(render_tandem_conf(config, config.nodes[0], std::nullopt, "node2")
+  EXPECT_NE(render_tandem_conf(config, config.nodes[0], std::nullopt, {"node2"})
                 .find("synchronous_standby_names = '\"node2\"'\n"),
             std::string::npos);
+  // ha.synchronous_node_count 2: every commit waits for both.
+  EXPECT_NE(render_tandem_conf(config, config.nodes[0], std::nullopt, {"node2", "node3"})
+                .find("synchronous_standby_names = 'FIRST 2 (\"node2\",\"node3\")'\n"),
+            std::string::npos);
+}
+
+// What PostgreSQL reports back, read as the standbys every commit waits for: anything that
+// does not wait for every standby it names reads as "*", which no record may be made from.
+TEST(StandbyNames, ReadsBackWhatEveryCommitWaitsFor) {
+  struct Case {
+    const char* value;
+    std::vector<std::string> standbys;
+  };
+  std::vector<Case> cases = {
+      {"", {}},
+      {"*", {"*"}},
+      {"\"node2\"", {"node2"}},
+      {"node2", {"node2"}},
+      {"FIRST 2 (\"node2\",\"node3\")", {"node2", "node3"}},
+      {"2 (node2, node3)", {"node2", "node3"}},
+      {"first 2 ( \"node2\" , node3 )", {"node2", "node3"}},
+      {"FIRST 1 (node2, node3)", {"*"}},
+      {"node2, node3", {"*"}},
+      {"ANY 2 (node2, node3)", {"*"}},
+      {"2 (node2, *)", {"*"}},
+      {"2 (node2", {"*"}},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(parse_standby_names(c.value), c.standbys) << c.value;
+  }
+  for (const std::vector<std::string>& standbys :
+       {std::vector<std::string>{"node2"}, {"node2", "node3"}, {"a", "b", "c"}}) {
+    EXPECT_EQ(parse_standby_names(standby_names_value(standbys)), standbys);
+  }
 }
 
 // The agent tells its upstream from tandem.conf while the server starts, and by host AND port:

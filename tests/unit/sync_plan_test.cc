@@ -29,8 +29,10 @@ struct Case {
 SyncMemory seen_at(std::vector<std::pair<std::string, std::uint64_t>> flushes,
                    std::optional<std::uint64_t> pending = std::nullopt) {
   SyncMemory memory;
-  if (pending) memory.pending_since = Lsn(*pending);
-  for (auto& [name, flush] : flushes) memory.progress[name] = {Lsn(flush), kStart};
+  for (auto& [name, flush] : flushes) {
+    memory.progress[name] = {Lsn(flush), kStart};
+    if (pending) memory.pending_since[name] = Lsn(*pending);
+  }
   return memory;
 }
 // Each standby seen caught up at its position.
@@ -44,9 +46,14 @@ void check(const std::vector<Case>& cases) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
     SyncStep step = plan_sync(c.seen, c.memory, kStart + c.elapsed);
-    EXPECT_EQ(step.unname, c.unname);
-    EXPECT_EQ(step.configure, c.configure);
-    EXPECT_EQ(step.name, c.name);
+    // One standby at most, as before ha.synchronous_node_count: "" for none.
+    auto names = [](const std::optional<std::string>& one) -> std::optional<SyncNames> {
+      if (!one) return std::nullopt;
+      return one->empty() ? SyncNames() : SyncNames{*one};
+    };
+    EXPECT_EQ(step.narrow, c.unname ? std::optional<SyncNames>(SyncNames()) : std::nullopt);
+    EXPECT_EQ(step.configure, names(c.configure));
+    EXPECT_EQ(step.name, names(c.name));
     EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
     EXPECT_EQ(step.why.empty(), std::string(c.why).empty()) << step.why;
   }
@@ -55,7 +62,7 @@ void check(const std::vector<Case>& cases) {
 TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
   std::vector<Case> cases = {
       {"named and streaming: nothing to do",
-       {"node2", "node2", Lsn(100), {{"node2", Lsn(100), true}}},
+       {{"node2"}, {"node2"}, Lsn(100), {{"node2", Lsn(100), true}}},
        {},
        milliseconds(0),
        false,
@@ -63,7 +70,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"another leader's record: rewritten as this one's, then the standby named",
-       {"node2", "", Lsn(100), {{"node2", Lsn(100), true}}, true},
+       {{"node2"}, {}, Lsn(100), {{"node2", Lsn(100), true}}, true},
        {},
        milliseconds(0),
        true,
@@ -71,7 +78,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        "node2",
        "node2 is the synchronous standby"},
       {"another leader's record, nothing streams: rewritten as this one's, naming nobody",
-       {"", "", Lsn(100), {}, true},
+       {{}, {}, Lsn(100), {}, true},
        {},
        milliseconds(0),
        true,
@@ -79,7 +86,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"none configured: the most advanced streaming one is made synchronous",
-       {"", "", Lsn(100), {{"node2", Lsn(80), false}, {"node3", Lsn(90), false}}},
+       {{}, {}, Lsn(100), {{"node2", Lsn(80), false}, {"node3", Lsn(90), false}}},
        {},
        milliseconds(0),
        false,
@@ -87,7 +94,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        "made node3 synchronous"},
       {"configured but not yet at the position it was made so: not named yet",
-       {"node3", "", Lsn(120), {{"node3", Lsn(110), true}}},
+       {{"node3"}, {}, Lsn(120), {{"node3", Lsn(110), true}}},
        seen_at({{"node3", 100}}, 115),
        milliseconds(100),
        false,
@@ -95,7 +102,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"configured and caught up: named",
-       {"node3", "", Lsn(120), {{"node3", Lsn(115), true}}},
+       {{"node3"}, {}, Lsn(120), {{"node3", Lsn(115), true}}},
        seen_at({{"node3", 110}}, 115),
        milliseconds(100),
        false,
@@ -103,7 +110,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        "node3",
        "node3 is the synchronous standby"},
       {"configured but PostgreSQL does not wait for it yet: not named",
-       {"node3", "", Lsn(120), {{"node3", Lsn(120), false}}},
+       {{"node3"}, {}, Lsn(120), {{"node3", Lsn(120), false}}},
        seen_at({{"node3", 110}}, 115),
        milliseconds(100),
        false,
@@ -111,7 +118,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"named but another configured: unnamed first",
-       {"node3", "node2", Lsn(120), {{"node3", Lsn(100), true}}},
+       {{"node3"}, {"node2"}, Lsn(120), {{"node3", Lsn(100), true}}},
        {},
        milliseconds(0),
        true,
@@ -119,7 +126,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"the configured one gone: unnamed, the next made synchronous",
-       {"node2", "node2", Lsn(120), {{"node3", Lsn(100), false}}},
+       {{"node2"}, {"node2"}, Lsn(120), {{"node3", Lsn(100), false}}},
        {},
        milliseconds(0),
        true,
@@ -127,7 +134,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        "made node3 synchronous"},
       {"nobody streams: writes go on without one",
-       {"node2", "node2", Lsn(120), {}},
+       {{"node2"}, {"node2"}, Lsn(120), {}},
        {},
        milliseconds(0),
        true,
@@ -135,7 +142,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        "no standby streams"},
       {"the configured one behind and still for less than the limit: kept",
-       {"node2", "node2", Lsn(120), {{"node2", Lsn(50), true}, {"node3", Lsn(120), false}}},
+       {{"node2"}, {"node2"}, Lsn(120), {{"node2", Lsn(50), true}, {"node3", Lsn(120), false}}},
        seen_at({{"node2", 50}, {"node3", 110}}),
        kSyncStallLimit - milliseconds(1),
        false,
@@ -143,7 +150,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"the configured one behind and still for the limit: replaced",
-       {"node2", "node2", Lsn(120), {{"node2", Lsn(50), true}, {"node3", Lsn(120), false}}},
+       {{"node2"}, {"node2"}, Lsn(120), {{"node2", Lsn(50), true}, {"node3", Lsn(120), false}}},
        seen_at({{"node2", 50}, {"node3", 110}}),
        kSyncStallLimit,
        true,
@@ -151,7 +158,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        "node2 has flushed nothing for 2000 ms while behind: made node3 synchronous"},
       {"the configured one still but caught up (an idle cluster): kept",
-       {"node2", "node2", Lsn(120), {{"node2", Lsn(120), true}}},
+       {{"node2"}, {"node2"}, Lsn(120), {{"node2", Lsn(120), true}}},
        caught_up_at({{"node2", 120}}),
        milliseconds(60000),
        false,
@@ -159,7 +166,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"caught up through an idle minute, then one commit ahead: its stall counts from now",
-       {"node2", "node2", Lsn(121), {{"node2", Lsn(120), true}, {"node3", Lsn(121), false}}},
+       {{"node2"}, {"node2"}, Lsn(121), {{"node2", Lsn(120), true}, {"node3", Lsn(121), false}}},
        caught_up_at({{"node2", 120}, {"node3", 120}}),
        milliseconds(60000),
        false,
@@ -167,7 +174,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"the configured one moved: its stall counts from now",
-       {"node2", "node2", Lsn(120), {{"node2", Lsn(60), true}, {"node3", Lsn(120), false}}},
+       {{"node2"}, {"node2"}, Lsn(120), {{"node2", Lsn(60), true}, {"node3", Lsn(120), false}}},
        seen_at({{"node2", 50}}),
        milliseconds(60000),
        false,
@@ -175,7 +182,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"a stalled one alone: none configured, and it is not chosen again",
-       {"node2", "node2", Lsn(120), {{"node2", Lsn(50), true}}},
+       {{"node2"}, {"node2"}, Lsn(120), {{"node2", Lsn(50), true}}},
        seen_at({{"node2", 50}}),
        kSyncStallLimit,
        true,
@@ -183,8 +190,8 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        "node2 has flushed nothing for 2000 ms while behind: no standby streams"},
       {"the configured one caught up but commits wait for it, for less than the limit: kept",
-       {"node2",
-        "node2",
+       {{"node2"},
+        {"node2"},
         Lsn(120),
         {{"node2", Lsn(120), true}, {"node3", Lsn(120), false}},
         false,
@@ -197,8 +204,8 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        ""},
       {"the configured one caught up but commits wait for it for the limit (its replies lost): "
        "replaced",
-       {"node2",
-        "node2",
+       {{"node2"},
+        {"node2"},
         Lsn(120),
         {{"node2", Lsn(120), true}, {"node3", Lsn(120), false}},
         false,
@@ -211,7 +218,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        "node2 has acknowledged nothing for 2000 ms while commits wait for it: made node3 "
        "synchronous"},
       {"commits wait, but the configured one moved: its stall counts from now",
-       {"node2", "node2", Lsn(120), {{"node2", Lsn(120), true}}, false, true},
+       {{"node2"}, {"node2"}, Lsn(120), {{"node2", Lsn(120), true}}, false, true},
        seen_at({{"node2", 110}}),
        milliseconds(60000),
        false,
@@ -219,8 +226,8 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"a caught-up standby commits do not wait for is no stalled one",
-       {"node2",
-        "node2",
+       {{"node2"},
+        {"node2"},
         Lsn(120),
         {{"node2", Lsn(120), true}, {"node3", Lsn(120), false}},
         false,
@@ -232,7 +239,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        ""},
       {"stalled while commits waited, replaced, caught up at the same position: no candidate",
-       {"node3", "", Lsn(120), {{"node2", Lsn(120), false}, {"node3", Lsn(100), true}}},
+       {{"node3"}, {}, Lsn(120), {{"node2", Lsn(120), false}, {"node3", Lsn(100), true}}},
        seen_at({{"node2", 120}, {"node3", 100}}),
        kSyncStallLimit,
        false,
@@ -240,7 +247,7 @@ TEST(SyncPlan, NamesOnlyAStandbyThatHasEveryCommitAndReplacesAStalledOne) {
        {},
        "node3 has flushed nothing for 2000 ms while behind: no standby streams"},
       {"a stalled one is no candidate",
-       {"", "", Lsn(120), {{"node2", Lsn(50), false}}},
+       {{}, {}, Lsn(120), {{"node2", Lsn(50), false}}},
        seen_at({{"node2", 50}}),
        kSyncStallLimit,
        false,
@@ -260,7 +267,7 @@ TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
   };
   std::vector<Case> cases = {
       {"the named standby gone: unnamed, then any standby waited for",
-       strict({"node2", "node2", Lsn(100), {}}),
+       strict({{"node2"}, {"node2"}, Lsn(100), {}}),
        {},
        milliseconds(0),
        true,
@@ -268,7 +275,7 @@ TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
        {},
        "no standby streams: commits wait until one does (synchronous_mode_strict)"},
       {"any standby waited for already, none streams: nothing to do",
-       strict({"*", "", Lsn(100), {}}),
+       strict({{"*"}, {}, Lsn(100), {}}),
        {},
        milliseconds(0),
        false,
@@ -276,7 +283,7 @@ TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
        {},
        ""},
       {"none configured yet (a new cluster): any standby waited for",
-       strict({"", "", Lsn(100), {}}),
+       strict({{}, {}, Lsn(100), {}}),
        {},
        milliseconds(0),
        false,
@@ -284,7 +291,7 @@ TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
        {},
        "no standby streams: commits wait"},
       {"a standby streams while any is waited for: made the synchronous one by name",
-       strict({"*", "", Lsn(100), {{"node3", Lsn(100), true}}}),
+       strict({{"*"}, {}, Lsn(100), {{"node3", Lsn(100), true}}}),
        {},
        milliseconds(0),
        false,
@@ -292,7 +299,7 @@ TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
        {},
        "made node3 synchronous"},
       {"a stalled synchronous standby, no other: any standby waited for",
-       strict({"node3", "node3", Lsn(120), {{"node3", Lsn(100), true}}}),
+       strict({{"node3"}, {"node3"}, Lsn(120), {{"node3", Lsn(100), true}}}),
        seen_at({{"node3", 100}}),
        kSyncStallLimit,
        true,
@@ -303,12 +310,165 @@ TEST(SyncPlan, StrictWaitsForAnyStandbyRatherThanNone) {
   check(cases);
 }
 
+// ha.synchronous_node_count 2: PostgreSQL waits for two standbys, each named in the record once
+// it has every acknowledged commit; one leaves the record before PostgreSQL stops waiting for
+// it, and the one that stays is never unnamed meanwhile.
+TEST(SyncPlan, TwoStandbysEachNamedOnceCaughtUpAndDroppedFromTheRecordFirst) {
+  struct TwoCase {
+    const char* what;
+    SyncObservation seen;
+    SyncMemory memory;
+    milliseconds elapsed;
+    std::optional<SyncNames> narrow;
+    std::optional<SyncNames> configure;
+    std::optional<SyncNames> name;
+    const char* why;
+  };
+  auto two = [](SyncObservation seen) {
+    seen.count = 2;
+    return seen;
+  };
+  const SyncNames both{"node3", "node2"};
+  std::vector<TwoCase> cases = {
+      {"none configured: the two most advanced made synchronous",
+       two({{}, {}, Lsn(100), {{"node2", Lsn(80)}, {"node3", Lsn(90)}, {"node4", Lsn(70)}}}),
+       {},
+       milliseconds(0),
+       {},
+       both,
+       {},
+       "made node3 and node2 synchronous; they are named in the store once each has"},
+      {"one streams: it alone, commits wait for it",
+       two({{}, {}, Lsn(100), {{"node3", Lsn(90)}}}),
+       {},
+       milliseconds(0),
+       {},
+       SyncNames{"node3"},
+       {},
+       "made node3 synchronous"},
+      {"a second one streams: added to PostgreSQL's, the first stays named",
+       two({{"node3"}, {"node3"}, Lsn(100), {{"node3", Lsn(100), true}, {"node2", Lsn(90)}}}),
+       {},
+       milliseconds(0),
+       {},
+       both,
+       {},
+       "made node2 synchronous; it is named"},
+      {"both configured and past where they were made so: both named",
+       two({both, {}, Lsn(120), {{"node2", Lsn(110), true}, {"node3", Lsn(120), true}}}),
+       seen_at({{"node2", 100}, {"node3", 100}}, 105),
+       milliseconds(100),
+       {},
+       {},
+       both,
+       "node3 and node2 are the synchronous standbys: only they may take over"},
+      {"one past it, the other not: the first named alone",
+       two({both, {}, Lsn(120), {{"node2", Lsn(100), true}, {"node3", Lsn(120), true}}}),
+       seen_at({{"node2", 100}, {"node3", 100}}, 105),
+       milliseconds(100),
+       {},
+       {},
+       SyncNames{"node3"},
+       "node3 is the synchronous standby"},
+      {"one named, the other not yet past it: nothing",
+       two({both, {"node3"}, Lsn(120), {{"node2", Lsn(100), true}, {"node3", Lsn(120), true}}}),
+       seen_at({{"node2", 100}}, 105),
+       milliseconds(100),
+       {},
+       {},
+       {},
+       ""},
+      {"one gone, another streams: it leaves the record, then the other takes its place",
+       two({both, both, Lsn(120), {{"node3", Lsn(120), true}, {"node4", Lsn(110)}}}),
+       {},
+       milliseconds(0),
+       SyncNames{"node3"},
+       SyncNames{"node3", "node4"},
+       {},
+       "made node4 synchronous"},
+      {"one gone, no other: commits wait for the one left",
+       two({both, both, Lsn(120), {{"node3", Lsn(120), true}}}),
+       {},
+       milliseconds(0),
+       SyncNames{"node3"},
+       SyncNames{"node3"},
+       {},
+       "commits wait for node3 only"},
+      {"one stalled: replaced, the other stays named",
+       two({both,
+            both,
+            Lsn(120),
+            {{"node2", Lsn(50), true}, {"node3", Lsn(120), true}, {"node4", Lsn(120)}}}),
+       seen_at({{"node2", 50}}),
+       kSyncStallLimit,
+       SyncNames{"node3"},
+       SyncNames{"node3", "node4"},
+       {},
+       "node2 has flushed nothing for 2000 ms while behind: made node4 synchronous"},
+      {"commits wait while one is behind: that one is the stalled one, not the caught-up other",
+       two({both,
+            both,
+            Lsn(120),
+            {{"node2", Lsn(120), true}, {"node3", Lsn(100), true}, {"node4", Lsn(120)}},
+            false,
+            true}),
+       [] {  // node2 caught up, node3 behind at 100 since kStart
+         SyncMemory memory = seen_at({{"node3", 100}});
+         memory.progress["node2"] = {Lsn(120), std::nullopt};
+         return memory;
+       }(),
+       kSyncStallLimit,
+       SyncNames{"node2"},
+       SyncNames{"node2", "node4"},
+       {},
+       "node3 has flushed nothing for 2000 ms while behind: made node4 synchronous"},
+      {"commits wait while both are caught up: both suspect",
+       two({both,
+            both,
+            Lsn(120),
+            {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}, {"node4", Lsn(120)}},
+            false,
+            true}),
+       seen_at({{"node2", 120}, {"node3", 120}}),
+       kSyncStallLimit,
+       SyncNames{},
+       SyncNames{"node4"},
+       {},
+       "node3 has acknowledged nothing for 2000 ms while commits wait for it: node2 has"},
+      {"the count lowered to one: the second leaves the record, then PostgreSQL's",
+       {both, both, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}},
+       {},
+       milliseconds(0),
+       SyncNames{"node3"},
+       SyncNames{"node3"},
+       {},
+       "commits wait for node3 only"},
+      {"another leader's record naming two: rewritten as this one's first",
+       two({both, {}, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}, true}),
+       {},
+       milliseconds(0),
+       SyncNames{},
+       {},
+       both,
+       "node3 and node2 are the synchronous standbys"},
+  };
+  for (const TwoCase& c : cases) {
+    SCOPED_TRACE(c.what);
+    SyncStep step = plan_sync(c.seen, c.memory, kStart + c.elapsed);
+    EXPECT_EQ(step.narrow, c.narrow);
+    EXPECT_EQ(step.configure, c.configure);
+    EXPECT_EQ(step.name, c.name);
+    EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
+    EXPECT_EQ(step.why.empty(), std::string(c.why).empty()) << step.why;
+  }
+}
+
 TEST(SyncPlan, RemembersWhereEachStandbyWasAndSinceWhen) {
-  SyncObservation seen{"node2", "", Lsn(120), {{"node2", Lsn(50), true}}};
+  SyncObservation seen{{"node2"}, {}, Lsn(120), {{"node2", Lsn(50), true}}};
   SyncStep first = plan_sync(seen, {}, kStart);
   ASSERT_TRUE(first.memory.progress.contains("node2"));
   EXPECT_EQ(first.memory.progress["node2"].behind_since, kStart);
-  EXPECT_EQ(first.memory.pending_since, Lsn(120));
+  EXPECT_EQ(first.memory.pending_since, (std::map<std::string, Lsn>{{"node2", Lsn(120)}}));
   SyncStep second = plan_sync(seen, first.memory, kStart + milliseconds(500));
   EXPECT_EQ(second.memory.progress["node2"].behind_since, kStart);  // it has not moved
   seen.current = Lsn(50);                                           // caught up: no longer behind
