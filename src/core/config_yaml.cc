@@ -364,8 +364,7 @@ void emit_app_status_and_ha(const ClusterConfig& config, YAML::Emitter& out) {
     out << YAML::Key << "synchronous_mode_strict" << YAML::Value << true;
   }
   if (config.ha.synchronous_node_count != 1) {
-    out << YAML::Key << "synchronous_node_count" << YAML::Value
-        << config.ha.synchronous_node_count;
+    out << YAML::Key << "synchronous_node_count" << YAML::Value << config.ha.synchronous_node_count;
   }
   out << YAML::EndMap;
 }

@@ -331,20 +331,18 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
     // the answer to its first lease write was lost, it fenced itself before writing a record,
     // and nobody could ever lead again).
     const std::string& last_leader =
-        !view.sync_standbys && view.sync_revision == 0 && !view.timeline_claim
-            ? view.initialized_by
-            : view.sync_leader;
+        !view.sync_standbys && view.sync_revision == 0 && !view.timeline_claim ? view.initialized_by
+                                                                               : view.sync_leader;
     bool named = view.sync_names_any();
     if (member.name != last_leader && !view.sync_names(member.name)) {
       if (!named && last_leader.empty()) {
         return "no standby is synchronous: a takeover could lose acknowledged commits (force "
                "one with tandem failover --to NODE --allow-data-loss)";
       }
-      return named ? fmt::format(
-                         "{} is neither {} ({}) nor the last leader ({})", member.name,
-                         view.sync_standbys->size() == 1 ? "the synchronous standby"
-                                                         : "a synchronous standby",
-                         join_names(*view.sync_standbys), last_leader)
+      return named ? fmt::format("{} is neither {} ({}) nor the last leader ({})", member.name,
+                                 view.sync_standbys->size() == 1 ? "the synchronous standby"
+                                                                 : "a synchronous standby",
+                                 join_names(*view.sync_standbys), last_leader)
                    : fmt::format(
                          "no standby is synchronous and {} is not the last leader ({}): "
                          "a takeover could lose acknowledged commits",

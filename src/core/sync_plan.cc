@@ -67,7 +67,8 @@ Sorted sort_standbys(const SyncObservation& seen, const SyncMemory& memory, Sync
   });
   Sorted sorted;
   for (const SyncObservation::Standby& standby : seen.streaming) {
-    bool waited_for = seen.commits_waiting && !one_behind && contains(seen.configured, standby.name);
+    bool waited_for =
+        seen.commits_waiting && !one_behind && contains(seen.configured, standby.name);
     SyncMemory::Progress progress = progress_of(seen, standby, waited_for, memory, now);
     step.memory.progress[standby.name] = progress;
     if (progress.behind_since && now - *progress.behind_since >= kSyncStallLimit) {

@@ -74,8 +74,8 @@ struct SyncStep {
   std::optional<SyncNames> narrow;     // the record rewritten as this leader's, naming these
   std::optional<SyncNames> configure;  // the new synchronous_standby_names (empty for none)
   std::optional<SyncNames> name;       // the whole record, once the rest succeeded
-  std::string why;                       // one line for the log; "" when nothing changed
-  SyncMemory memory;                     // to keep when every step succeeded
+  std::string why;                     // one line for the log; "" when nothing changed
+  SyncMemory memory;                   // to keep when every step succeeded
 };
 
 // The record as the leader `self` reads it into `seen` (published, foreign).

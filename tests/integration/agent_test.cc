@@ -656,6 +656,105 @@ TEST_F(AgentTest, AStalledSynchronousStandbyIsReplacedAndCommitsGoOn) {
             << " ms at most, then " << next << " synchronous\n";
 }
 
+// ha.synchronous_node_count 2 (issue 20.5): every commit waits for both standbys, both are
+// named, and either may take over. One of them frozen (its WAL receiver stopped), commits wait
+// for it too, until the leader drops it after the stall limit and they go on with the other;
+// thawed, it is named again. Then the primary's host crashes: one of the two leads, with every
+// acknowledged write.
+TEST_F(AgentTest, TwoSynchronousStandbysHoldEveryCommitAndEitherTakesOver) {
+  up(2, [](ClusterConfig& config) {
+    config.ha.synchronous_mode = true;
+    config.ha.synchronous_node_count = 2;
+  });
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  auto both_named = [&](std::size_t from) {
+    return value(primary,
+                 "SELECT count(*)::text AS v FROM pg_stat_replication WHERE sync_state = "
+                 "'sync'") == "2" &&
+           agent_log(primary).find(" are the synchronous standbys", from) != std::string::npos;
+  };
+  ASSERT_TRUE(eventually([&] { return both_named(0); })) << agent_log(primary);
+  std::string names = value(primary, "SELECT current_setting('synchronous_standby_names') AS v");
+  EXPECT_TRUE(names.starts_with("FIRST 2 (")) << names;
+  std::vector<std::string> standbys;
+  for (const NodeConfig& node : config_.nodes) {
+    if (node.name != primary) standbys.push_back(node.name);
+  }
+  ASSERT_EQ(standbys.size(), 2u);
+  std::string status = tandem_ok({"status"});
+  EXPECT_TRUE(status.find("synchronous standbys: " + standbys[0] + " and " + standbys[1]) !=
+                  std::string::npos ||
+              status.find("synchronous standbys: " + standbys[1] + " and " + standbys[0]) !=
+                  std::string::npos)
+      << status;
+  // The second one frozen: commits wait for it as much as for the first.
+  const std::string& frozen_name = standbys[1];
+  const std::string& other = standbys[0];
+  std::string receiver = value(frozen_name, "SELECT pid::text AS v FROM pg_stat_wal_receiver");
+  ASSERT_FALSE(receiver.empty());
+  pid_t frozen = std::stoi(receiver);
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  std::size_t log_before = agent_log(primary).size();
+  ASSERT_EQ(kill(frozen, SIGSTOP), 0);
+  struct Thaw {
+    pid_t pid;
+    ~Thaw() { kill(pid, SIGCONT); }
+  } thaw{frozen};
+  auto froze = WallClock::now();
+  probe.start();
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::string log = agent_log(primary);
+        auto at = log.find(frozen_name + " has flushed nothing for ", log_before);
+        return at != std::string::npos &&
+               log.find("commits wait for " + other + " only", at) != std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << agent_log(primary);
+  auto dropped = WallClock::now();
+  ASSERT_TRUE(eventually([&] {
+    auto acknowledged = probe.first_success_after(dropped);
+    return acknowledged && acknowledged->answered_at > dropped;
+  }));
+  // The longest stretch without an acknowledged write since the freeze: PostgreSQL waited for
+  // the frozen standby until it was dropped, the stall limit at least.
+  milliseconds longest{0};
+  WallClock::time_point previous = froze;
+  for (const WriteAttempt& attempt : probe.attempts()) {
+    if (!attempt.acknowledged || attempt.answered_at < froze) continue;
+    longest =
+        std::max(longest, std::chrono::duration_cast<milliseconds>(attempt.answered_at - previous));
+    previous = attempt.answered_at;
+  }
+  // (Half of it: the last write acknowledged before may have been answered just after the
+  // freeze; without the wait the stretch is a few probe intervals.)
+  EXPECT_GE(longest, kSyncStallLimit / 2) << "commits did not wait for the frozen standby";
+  // Thawed, it catches up and is named again beside the other.
+  std::size_t log_thawed = agent_log(primary).size();
+  kill(frozen, SIGCONT);
+  ASSERT_TRUE(eventually([&] { return both_named(log_thawed); }, std::chrono::seconds(30)))
+      << agent_log(primary);
+  probe.stop();
+  EXPECT_EQ(rows_in_probe(other, probe), static_cast<long>(probe.acknowledged().size()));
+  // The primary's host crashes under load: one of the two takes over with every write.
+  WriteProbe load(any_primary_conninfo(), milliseconds(20), "load");
+  Crash crash = crash_under_load(primary, load, 30);
+  ASSERT_TRUE(crash.resumed);
+  EXPECT_TRUE(crash.new_primary == standbys[0] || crash.new_primary == standbys[1])
+      << crash.new_primary;
+  load.stop();
+  long present = rows_in_probe(crash.new_primary, load);
+  EXPECT_EQ(present, static_cast<long>(load.acknowledged().size()))
+      << "acknowledged writes lost with two synchronous standbys";
+  EXPECT_EQ(rows_in_probe(crash.new_primary, probe),
+            static_cast<long>(probe.acknowledged().size()));
+  std::cout << "two synchronous standbys: commits held " << longest.count() << " ms while "
+            << frozen_name << " was frozen; after the host crash " << crash.new_primary
+            << " leads, " << static_cast<long>(load.acknowledged().size()) - present << " of "
+            << load.acknowledged().size() << " acknowledged writes lost\n";
+}
+
 // ha.synchronous_mode_strict (issue 20.5): with its only standby down, the primary acknowledges
 // no commit — PostgreSQL waits for any standby ('*') — and status says so; the standby back, the
 // commits waiting are acknowledged and it has every one of them.

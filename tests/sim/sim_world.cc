@@ -522,9 +522,9 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
                    is_prefix(other.wal, server.wal);
     // PostgreSQL reports the configured standbys as sync while they stream.
     if (streams) {
-      seen.streaming.push_back({config_name(j), Lsn(other.wal.size()),
-                                std::ranges::find(server.sync_names, config_name(j)) !=
-                                    server.sync_names.end()});
+      seen.streaming.push_back(
+          {config_name(j), Lsn(other.wal.size()),
+           std::ranges::find(server.sync_names, config_name(j)) != server.sync_names.end()});
     }
   }
   SyncStep step = plan_sync(seen, sync_memory_, world_.slots[index_].clock->steady_now());
@@ -1811,8 +1811,7 @@ void World::check_sync_record() {
                       standby.standby_signal && !standby.wal_gap && standby.upstream == name &&
                       !standby.not_streaming_since && clock.now >= standby.ready_at);
     }
-    due = due && streams &&
-          !(view->sync_leader == name && view->sync_names_any());
+    due = due && streams && !(view->sync_leader == name && view->sync_names_any());
   }
   if (!due) {
     sync_unnamed_since_.reset();

@@ -104,8 +104,8 @@ struct Pg {
   bool standby_signal = false;
   SimTime ready_at{0};  // a started server answers from then on
   std::vector<Record> wal;
-  std::string upstream;    // primary_conninfo: the node it streams from
-  SyncNames sync_names;    // synchronous_standby_names (a primary): it waits for every one
+  std::string upstream;  // primary_conninfo: the node it streams from
+  SyncNames sync_names;  // synchronous_standby_names (a primary): it waits for every one
   std::optional<SimTime> not_streaming_since;
   // pg_ctl promote was sent and PostgreSQL has not finished promoting: it goes on by itself,
   // whatever its agent does meanwhile (frozen, say), until it promotes or is stopped.

@@ -173,10 +173,9 @@ TEST(Decide, EveryBranch) {
        observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
       {"synchronous mode: the second of two synchronous standbys takes over too", sync_second,
        observed(PgState::kStandby), Action::kTakeOver, "most advanced", sync_config},
-      {"synchronous mode: a standby neither of two synchronous standbys may not",
-       sync_two_others, observed(PgState::kStandby), Action::kNone,
-       "node2 is neither a synchronous standby (node3 and node4) nor the last leader",
-       sync_config},
+      {"synchronous mode: a standby neither of two synchronous standbys may not", sync_two_others,
+       observed(PgState::kStandby), Action::kNone,
+       "node2 is neither a synchronous standby (node3 and node4) nor the last leader", sync_config},
       {"synchronous mode: a more advanced asynchronous standby may not", sync_other,
        observed(PgState::kStandby), Action::kNone,
        "node2 is neither the synchronous standby (node3) nor the last leader", sync_config},
@@ -766,8 +765,8 @@ TEST(FailoverCandidates, RankedByReceivedWalThenName) {
 // Synchronous mode with two synchronous standbys: either may take over, a more advanced
 // asynchronous one may not.
 TEST(FailoverCandidates, InSynchronousModeOnlyTheNamedStandbysAndTheLastLeader) {
-  ClusterView view = view_with(std::nullopt, {standby("node2", 300), standby("node3", 500),
-                                              standby("node4", 900)});
+  ClusterView view = view_with(
+      std::nullopt, {standby("node2", 300), standby("node3", 500), standby("node4", 900)});
   view.sync_leader = "node1";
   view.sync_standbys = {"node2", "node3"};
   view.sync_revision = 7;
@@ -809,8 +808,12 @@ TEST(Decide, RestartInPlaceKeepsItsOwnSynchronousStandbyAndUnnamesAnothersRecord
       {"synchronous, another leader's record naming nobody", true, Names(), "node1", {}, true},
       {"synchronous, its record names nobody", true, Names(), "node2", {}, false},
       {"synchronous, its own record", true, Names{"node3"}, "node2", {"node3"}, false},
-      {"synchronous, its own record naming two", true, Names{"node3", "node4"}, "node2",
-       {"node3", "node4"}, false},
+      {"synchronous, its own record naming two",
+       true,
+       Names{"node3", "node4"},
+       "node2",
+       {"node3", "node4"},
+       false},
       {"synchronous, another leader's record", true, Names{"node3"}, "node1", {}, true},
   };
   NodeObservation former_primary = observed(PgState::kStopped);

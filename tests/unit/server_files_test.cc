@@ -53,9 +53,10 @@ TEST(RenderTandemConf, StrictSynchronousModeWaitsForAnyStandby) {
             std::string::npos);
   config.ha.synchronous_mode_strict = true;
   Upstream upstream{upstream_conninfo(config, config.nodes[0], "node2"), "node2"};
-  for (const std::string& conf : {render_tandem_conf(config, config.nodes[0], std::nullopt),
-                                  render_tandem_conf(config, config.nodes[1], upstream),
-                                  render_tandem_conf(config, config.nodes[0], std::nullopt, {"*"})}) {
+  for (const std::string& conf :
+       {render_tandem_conf(config, config.nodes[0], std::nullopt),
+        render_tandem_conf(config, config.nodes[1], upstream),
+        render_tandem_conf(config, config.nodes[0], std::nullopt, {"*"})}) {
     EXPECT_NE(conf.find("synchronous_standby_names = '*'\n"), std::string::npos) << conf;
   }
   EXPECT_NE(render_tandem_conf(config, config.nodes[0], std::nullopt, {"node2"})
