@@ -13,7 +13,11 @@ void SyncManager::reset() {
   memory_ = {};
 }
 
+// A failure anywhere leaves what PostgreSQL waits for unknown: tandem.conf may name a list the
+// server has not taken, which any later reload would apply behind the plan's back (review: a
+// reload that failed, then an operator's). The next cycle settles it again from the server.
 Status SyncManager::configure(const SyncNames& standbys) {
+  configured_.reset();
   if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr,
                                  ServerRole::kPrimary, standbys);
       !ok) {
@@ -35,7 +39,14 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
     connection_.reset();  // the server restarted: reconnect next cycle
     return std::unexpected(replication.error());
   }
-  if (!configured_) configured_ = parse_standby_names(replication->standby_names);
+  // What PostgreSQL waits for, as the server says, written back to tandem.conf and reloaded: an
+  // agent that died between writing the file and reloading left a list there the server never
+  // took.
+  if (!configured_) {
+    if (auto ok = configure(parse_standby_names(replication->standby_names)); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
   SyncObservation seen{.configured = *configured_,
                        .current = replication->current_wal,
                        .commits_waiting = replication->commits_waiting,

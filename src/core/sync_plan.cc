@@ -155,10 +155,24 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
   // the configured ones alone, so a named standby that is not configured, or is to be dropped,
   // leaves the record first (found by the simulation: a crashed synchronous standby, replaced in
   // PostgreSQL but still named in the store, came back and took over without the commits
-  // acknowledged since).
+  // acknowledged since). One PostgreSQL reports as not synchronous leaves it too, whatever this
+  // leader believes it configured (review: a reload that failed after tandem.conf was written).
+  // Across a change of the list, only the members of the part both lists begin with stay: each
+  // WAL sender takes a reload on its own, ranking the standbys by priorities some of which may
+  // still be the old list's, and only there does none rank before a member that stays (review).
   SyncNames kept;
+  std::size_t common = 0;
+  while (common < seen.configured.size() && common < chosen.size() &&
+         seen.configured[common] == chosen[common]) {
+    ++common;
+  }
   for (const std::string& name : seen.published) {
-    if (contains(seen.configured, name) && contains(chosen, name)) kept.push_back(name);
+    auto standby = std::ranges::find(seen.streaming, name, &SyncObservation::Standby::name);
+    bool in_common = std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(common),
+                               name) != chosen.begin() + static_cast<std::ptrdiff_t>(common);
+    if (in_common && standby != seen.streaming.end() && standby->synchronous) {
+      kept.push_back(name);
+    }
   }
   if (seen.foreign || kept != seen.published) step.narrow = kept;
   reconfigure(seen, sorted, chosen, step);
