@@ -6,6 +6,7 @@
 
 #include <optional>
 
+#include "api/cluster_json.h"
 #include "dcs/memory_store.h"
 #include "fake_node_controller.h"
 
@@ -224,6 +225,65 @@ TEST(ClusterRequests, ASwitchoverWhoseTargetFailedSaysWhoLeads) {
             "node2 did not become the primary (it took the request up and its promotion failed, "
             "or it was refused: see the agents' logs); node1 leads now");
   EXPECT_LT(clock.steady_now().time_since_epoch(), std::chrono::seconds(1)) << "not at once";
+}
+
+// The `sync` record names a set (ha.synchronous_node_count): it reads back as written, and a
+// record an agent of before wrote (its one `standby`) reads as that one name. `/cluster` gives
+// the set, its first as `sync_standby`, and each member of it the role sync_standby.
+TEST(SyncRecord, ReadsBackAsWrittenAndAsAnAgentOfBeforeWroteIt) {
+  testing::FakeClock clock;
+  MemoryStore store(clock);
+  ClusterLayout layout("unit");
+  using Names = std::vector<std::string>;
+  struct Case {
+    std::string value;
+    Names expected;
+  };
+  std::vector<Case> cases = {
+      {encode_sync("node1", {}), {}},
+      {encode_sync("node1", {"node2"}), {"node2"}},
+      {encode_sync("node1", {"node3", "node2"}), {"node3", "node2"}},
+      {R"({"leader": "node1", "standby": "node2"})", {"node2"}},
+      {R"({"leader": "node1", "standby": ""})", {}},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.value);
+    ASSERT_TRUE(store.put(layout.sync(), each.value, std::nullopt));
+    auto snapshot = store.read(layout.prefix());
+    ASSERT_TRUE(snapshot);
+    ClusterView view = layout.view(*snapshot);
+    ASSERT_TRUE(view.sync_standbys);
+    EXPECT_EQ(*view.sync_standbys, each.expected);
+    EXPECT_EQ(view.sync_leader, "node1");
+    EXPECT_EQ(view.sync_names_any(), !each.expected.empty());
+    for (const std::string& name : each.expected) EXPECT_TRUE(view.sync_names(name));
+    EXPECT_FALSE(view.sync_names("node1"));
+  }
+  // As an agent of before reads it: "standby" is the first of them.
+  auto old = nlohmann::json::parse(encode_sync("node1", {"node3", "node2"}));
+  EXPECT_EQ(old["standby"], "node3");
+
+  ClusterConfig config;
+  for (const char* name : {"node1", "node2", "node3"}) {
+    config.nodes.push_back({.name = name, .port = 5432, .data_dir = std::string("/d/") + name});
+  }
+  ClusterView view;
+  view.leader = LeaderRecord{.name = "node1", .revision = 1};
+  view.sync_leader = "node1";
+  view.sync_standbys = Names{"node3", "node2"};
+  for (const char* name : {"node2", "node3"}) {
+    view.members[name] = {.name = name, .state = PgState::kStandby};
+  }
+  auto document = cluster_json(config, view);
+  EXPECT_EQ(document["sync_standby"], "node3") << document.dump();
+  EXPECT_EQ(document["sync_standbys"], nlohmann::json(Names{"node3", "node2"}));
+  int named = 0;
+  for (const auto& member : document["members"]) {
+    if (member["name"] == "node1") continue;
+    EXPECT_EQ(member["role"], "sync_standby") << member.dump();
+    ++named;
+  }
+  EXPECT_EQ(named, 2) << document.dump();
 }
 
 }  // namespace

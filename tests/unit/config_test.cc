@@ -52,9 +52,12 @@ TEST(ParseConfig, RoundTripsThroughRender) {
   config->tls = {.cert_file = "/etc/tandem/server.crt",
                  .key_file = "/etc/tandem/server.key",
                  .ca_file = "/etc/tandem/ca.crt"};
+  config->ha.synchronous_mode = true;
+  config->ha.synchronous_node_count = 2;
   auto again = parse_config(render_config(*config), "/elsewhere");
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(render_config(*again), render_config(*config));
+  EXPECT_EQ(again->ha.synchronous_node_count, 2);
   EXPECT_EQ(again->callbacks, config->callbacks);
   EXPECT_EQ(again->backup, config->backup);
   EXPECT_EQ(again->tls, config->tls);
@@ -146,6 +149,12 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
       {"postgresql: {ssl: on}\nnodes: [{name: a, port: 1}]", "unknown key 'postgresql.ssl'"},
       {"ha: {synchronous_mode_strict: true}\nnodes: [{name: a, port: 1}]",
        "ha.synchronous_mode_strict needs ha.synchronous_mode"},
+      {"ha: {synchronous_node_count: 2}\nnodes: [{name: a, port: 1}]",
+       "ha.synchronous_node_count needs ha.synchronous_mode"},
+      {"ha: {synchronous_mode: true, synchronous_node_count: 0}\nnodes: [{name: a, port: 1}]",
+       "ha.synchronous_node_count must be at least 1, not 0"},
+      {"ha: {synchronous_mode: true, synchronous_node_count: two}\nnodes: [{name: a, port: 1}]",
+       "'synchronous_node_count' has a value of the wrong type"},
       {"etcd: {endpoints: [10.0.0.1:2379]}\nnodes: [{name: a, port: 1}]", "must be a URL"},
       {"etcd: {endpoints: [http://e:2379]}\nnodes: [{name: a, port: 1, api_port: 0}]",
        "needs an api_port"},
