@@ -133,11 +133,14 @@ int inflict(const std::string& fault, BenchCluster& cluster, std::mt19937& rando
   return 1;
 }
 
+// `sync_count`: ha.synchronous_node_count of the synchronous trials.
 Trial run_trial(const std::string& tandem, const std::string& fault, bool synchronous, bool starved,
-                std::mt19937& random) {
+                int sync_count, std::mt19937& random) {
   Trial trial{.fault = fault, .synchronous = synchronous, .starved = starved};
-  BenchCluster cluster(tandem, 2,
-                       [&](ClusterConfig& config) { config.ha.synchronous_mode = synchronous; });
+  BenchCluster cluster(tandem, 2, [&](ClusterConfig& config) {
+    config.ha.synchronous_mode = synchronous;
+    if (synchronous) config.ha.synchronous_node_count = sync_count;
+  });
   if (auto ok = cluster.tandem_ok({"local", "up", "--dir", cluster.dir()}); !ok) {
     trial.failure = "local up: " + ok.error().message;
     return trial;
@@ -260,6 +263,8 @@ int main(int argc, char** argv) {
   std::string out = "bench/results";
   unsigned seed = std::random_device{}();
   bool smoke = false;
+  bool all_synchronous = false;
+  int sync_count = 1;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -272,6 +277,10 @@ int main(int argc, char** argv) {
     } else if (flag == "--smoke") {
       trials = 3;
       smoke = true;
+    } else if (flag == "--synchronous") {  // every trial synchronous
+      all_synchronous = true;
+    } else if (flag == "--synchronous-node-count") {  // both standbys synchronous with 2
+      sync_count = std::max(1, std::atoi(next().c_str()));
     } else if (flag == "--seed") {
       seed = static_cast<unsigned>(std::atol(next().c_str()));
     } else {
@@ -287,9 +296,9 @@ int main(int argc, char** argv) {
   for (int k = 0; k < trials; ++k) {
     const std::string& fault = smoke ? kSmokeFaults[k] : kFaults[k % kFaults.size()];
     // Every other fault cycle synchronous; in a smoke run, the host crash.
-    bool synchronous = smoke ? k == 0 : (k / kFaults.size()) % 2 == 1;
+    bool synchronous = all_synchronous || (smoke ? k == 0 : (k / kFaults.size()) % 2 == 1);
     bool starved = k % 3 == 2;
-    Trial trial = run_trial(tandem, fault, synchronous, starved, random);
+    Trial trial = run_trial(tandem, fault, synchronous, starved, sync_count, random);
     fmt::print(
         "trial {:3} {:16} {:5} {:7} outage {:5.2f} s, streaming {:5.1f} s, lost {}, "
         "split brains {}, extra promotions {}{}\n",
@@ -304,6 +313,13 @@ int main(int argc, char** argv) {
   }
   std::string command =
       smoke ? "make chaos-smoke" : fmt::format("make chaos TRIALS={} (seed {})", trials, seed);
+  if (all_synchronous || sync_count != 1) {
+    command = fmt::format(
+        "tandem-chaos --trials {} --seed {}{}{} --out {}", trials, seed,
+        all_synchronous ? " --synchronous" : "",
+        sync_count != 1 ? fmt::format(" --synchronous-node-count {}", sync_count) : std::string(),
+        out);
+  }
   std::string markdown = fmt::format(
       "# Chaos run\n\n{} trials (seed {}): a fault each on a fresh local cluster of 3 nodes with "
       "agents, under a write probe every 20 ms through the multi-host connection string and a "
@@ -312,14 +328,21 @@ int main(int argc, char** argv) {
       "an agent a fault froze stays frozen for the fault's whole 3 s). Stopped or "
       "crashed nodes are started again 2 s after the fault. Outage: the longest time without an "
       "acknowledged write from the fault until every node streams again (a write held through a "
-      "freeze counts as a refused one).\n\nRun on {} with `{}`, from {}.\n\n",
-      trials, seed, describe_machine(), command, source);
+      "freeze counts as a refused one).{}\n\nRun on {} with `{}`, from {}.\n\n",
+      trials, seed,
+      sync_count != 1
+          ? fmt::format(" Synchronous trials with ha.synchronous_node_count {}: every commit "
+                        "waits for both standbys, and either may take over.",
+                        sync_count)
+          : std::string(),
+      describe_machine(), command, source);
   nlohmann::json json{{"trials", trials},
                       {"seed", seed},
                       {"machine", describe_machine()},
                       {"command", command},
                       {"source", source},
                       {"commit", commit_of(source)},
+                      {"synchronous_node_count", sync_count},
                       {"faults", summary(results, markdown)}};
   std::filesystem::create_directories(out);
   std::ofstream(out + "/chaos.json") << json.dump(2) << "\n";

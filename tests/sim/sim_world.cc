@@ -343,7 +343,7 @@ Status SimNode::start_primary(const std::function<Status()>& may_spawn,
   server.running = true;
   server.standby_signal = false;
   server.upstream.clear();
-  server.sync_names = synchronous_standbys;  // tandem.conf's synchronous_standby_names
+  server.sync_names = server.sync_file = synchronous_standbys;  // tandem.conf's, in effect
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(800));
   world_.start_pg(index_);
   world_.became_primary(index_);
@@ -511,7 +511,27 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
   if (world_.settings.never_names_sync) return std::string();
   Pg& server = pg();
   std::string self = world_.config.nodes[index_].name;
-  SyncObservation seen{.configured = server.sync_names,
+  // SyncManager::configure: tandem.conf written, then a reload that may fail; a failure leaves
+  // the belief unknown, and the next cycle settles it from the server (the canary keeps it).
+  bool canary = world_.settings.no_sync_settle;
+  auto configure = [&](const SyncNames& names) -> Status {
+    if (!canary) sync_believed_.reset();
+    server.sync_file = names;
+    if (world_.slots[index_].reloads_fail) {
+      return fail(ErrorCode::kUnavailable, "pg_ctl reload failed");
+    }
+    server.sync_names = names;
+    sync_believed_ = names;
+    return {};
+  };
+  if (!sync_believed_) {
+    if (canary) {
+      sync_believed_ = server.sync_names;  // as SHOW says
+    } else if (auto ok = configure(server.sync_names); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  SyncObservation seen{.configured = *sync_believed_,
                        .current = Lsn(server.wal.size()),
                        .count = world_.settings.sync_count};
   read_sync_record(seen, view.sync_standbys, view.sync_leader, self);
@@ -540,7 +560,9 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
   if (step.narrow) {
     if (auto ok = write(*step.narrow); !ok) return std::unexpected(ok.error());
   }
-  if (step.configure) server.sync_names = *step.configure;
+  if (step.configure) {
+    if (auto ok = configure(*step.configure); !ok) return std::unexpected(ok.error());
+  }
   if (step.name) {
     if (auto ok = write(*step.name); !ok) return std::unexpected(ok.error());
   }
@@ -1086,6 +1108,7 @@ void World::finish_promotion(int index, TimelineId target) {
   server.standby_signal = false;
   server.upstream.clear();
   server.sync_names.clear();
+  server.sync_file.clear();  // a standby's tandem.conf names none
   became_primary(index);
 }
 
@@ -1612,6 +1635,19 @@ void World::freeze_first_promoter(SimTime how_long) {
     slots[node].agent_frozen_from = clock.now;
     slots[node].agent_frozen_until = clock.now + how_long;
   };
+}
+
+void World::freeze_agent(int index, SimTime how_long) {
+  note(fmt::format("  the agent of {} is frozen for {} ms", config.nodes[index].name,
+                   how_long.count()));
+  slots[index].agent_frozen_from = clock.now;
+  slots[index].agent_frozen_until = clock.now + how_long;
+}
+
+void World::reload_by_hand(int index) {
+  Pg& server = slots[index].pg;
+  note(fmt::format("  {}'s PostgreSQL is reloaded by hand", config.nodes[index].name));
+  if (server.running) server.sync_names = server.sync_file;
 }
 
 void World::request_switchover(const std::string& to) {

@@ -105,7 +105,8 @@ struct Pg {
   SimTime ready_at{0};  // a started server answers from then on
   std::vector<Record> wal;
   std::string upstream;  // primary_conninfo: the node it streams from
-  SyncNames sync_names;  // synchronous_standby_names (a primary): it waits for every one
+  SyncNames sync_names;  // synchronous_standby_names in effect (a primary): it waits for each
+  SyncNames sync_file;   // ...and as tandem.conf says, which a reload (or a start) puts in effect
   std::optional<SimTime> not_streaming_since;
   // pg_ctl promote was sent and PostgreSQL has not finished promoting: it goes on by itself,
   // whatever its agent does meanwhile (frozen, say), until it promotes or is stopped.
@@ -157,6 +158,10 @@ struct ScenarioSettings {
   // The canary of several synchronous standbys: PostgreSQL waits for the first of those it
   // names only (FIRST 1), while the record names them all.
   bool waits_for_first_only = false;
+  // The canary of a failed reload: the leader believes what it last configured with success
+  // and reads the server only when it starts leading, not after a failure (SyncManager before
+  // the review), so tandem.conf may hold a list the server has not taken.
+  bool no_sync_settle = false;
   // The canary of the store's write lock: agents that never look for a process stopped holding
   // it (no StoreLockWatch).
   bool no_lock_watch = false;
@@ -207,7 +212,10 @@ class SimNode final : public LocalNode {
   void wait_for_exit(std::chrono::milliseconds) override {}
   void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override;
-  void reset_sync() override { sync_memory_ = {}; }
+  void reset_sync() override {
+    sync_memory_ = {};
+    sync_believed_.reset();
+  }
   // The simulation's store holds no settings: never asked.
   Status apply_settings(const ClusterSettings&) override { return {}; }
 
@@ -221,6 +229,8 @@ class SimNode final : public LocalNode {
   World& world_;
   int index_;
   SyncMemory sync_memory_;
+  // What the leader believes PostgreSQL waits for (SyncManager's); nullopt: read it again.
+  std::optional<SyncNames> sync_believed_;
   // The server's last answer, as a real agent keeps it for a cycle at rest (core/observe_rest.h):
   // what it said and what stood for it then — the postmaster (its start count), standby.signal,
   // how much WAL there was and on which timeline.
@@ -337,6 +347,7 @@ struct Slot {
   SimTime host_frozen_from{0};  // everything of the node, PostgreSQL included (or suspended)
   SimTime host_frozen_until{0};
   bool thaw_pending = false;  // multi-host: the watchdog checks first when the host thaws
+  bool reloads_fail = false;  // pg_ctl reload fails (its server is unaffected)
   SimTime store_down_until{0};
   // Its connection to the store ended by a request left unanswered: a new one needs the link
   // both ways (see SimStore::answer_lost).
@@ -392,6 +403,11 @@ class World {
   // (PostgreSQL promotes on meanwhile); frozen_promoter names it (-1 until then).
   void freeze_first_promoter(SimTime how_long);
   int frozen_promoter = -1;
+  // The node's agent (its threads, not its watchdog nor PostgreSQL) frozen for `how_long`.
+  void freeze_agent(int index, SimTime how_long);
+  // A person reloads the node's PostgreSQL (pg_ctl reload, or `tandem config set`): tandem.conf
+  // as it stands takes effect.
+  void reload_by_hand(int index);
 
   // For SimNode, SimStore.
   SimClock clock;

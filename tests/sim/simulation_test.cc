@@ -600,6 +600,83 @@ TEST(Simulation, CatchesAPrimaryThatWaitsForOneOfTheTwoItNames) {
       << "a standby PostgreSQL never waited for took over and no invariant broke";
 }
 
+// A reload that fails after tandem.conf was written (review): ha.synchronous_node_count 2 on
+// five machines, the leader's reloads failing, the second synchronous standby (b) suspended
+// until it is stalled — the leader writes a list without it, which the server does not take —
+// then back and named again; the reloads work again. A person's reload then puts tandem.conf in
+// effect while b is suspended again and the leader's agent is frozen (its cycle cannot see what
+// PostgreSQL now waits for); the primary and the first standby crash, and b, named, takes over.
+// The leader that settles what PostgreSQL waits for after a failure wrote back the list in
+// effect: commits waited for b. The canary, believing what it last configured with success,
+// left the list without b in the file, and commits acknowledged without b are lost.
+Verdict reload_failed_then_applied_by_hand(std::uint64_t seed, bool canary, int& taker,
+                                           int& second) {
+  World world(seed, {.nodes = 5,
+                     .synchronous = true,
+                     .faults = 0,
+                     .multi_host = true,
+                     .sync_count = 2,
+                     .no_sync_settle = canary});
+  world.trace_if_asked(seed);
+  EXPECT_TRUE(world.start_cluster());
+  int primary = world.writable_primary();
+  EXPECT_GE(primary, 0);
+  if (primary < 0) return world.verdict();
+  SimTime deadline = world.clock.now + SimTime(10000);
+  while (world.slots[primary].pg.sync_names.size() < 2 && world.clock.now < deadline) {
+    world.advance(world.clock.now + SimTime(100));
+  }
+  world.advance(world.clock.now + SimTime(1000));
+  const SyncNames names = world.slots[primary].pg.sync_names;
+  EXPECT_EQ(names.size(), 2u);
+  if (names.size() < 2) return world.verdict();
+  int first = world.index_of(names[0]);
+  second = world.index_of(names[1]);
+  world.slots[primary].reloads_fail = true;
+  world.suspend_host(second, SimTime(3000));  // stalled after 2 s: a list without it, not taken
+  world.advance(world.clock.now + SimTime(4000));
+  world.slots[primary].reloads_fail = false;
+  world.advance(world.clock.now + SimTime(1000));
+  EXPECT_EQ(world.slots[primary].pg.sync_names, names) << "the server took no other list";
+  world.suspend_host(second, SimTime(1500));
+  world.freeze_agent(primary, SimTime(5000));
+  world.reload_by_hand(primary);
+  world.advance(world.clock.now + SimTime(300));  // commits go on, or wait for b
+  world.crash_host(primary);
+  world.crash_host(first);
+  world.advance(world.clock.now + SimTime(20000));
+  taker = world.writable_primary();
+  return world.verdict();
+}
+
+TEST(Simulation, AListTheServerDidNotTakeIsWrittenBackBeforeAReloadByHandAppliesIt) {
+  spdlog::set_level(spdlog::level::off);
+  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    int taker = -1, second = -2;
+    Verdict verdict = reload_failed_then_applied_by_hand(seed, false, taker, second);
+    EXPECT_EQ(verdict.violations, std::vector<std::string>());
+    EXPECT_EQ(taker, second) << "the named standby that thawed did not take over";
+  }
+}
+
+TEST(Simulation, CatchesALeaderThatBelievesAListItFailedToReplace) {
+  spdlog::set_level(spdlog::level::off);
+  int caught = 0;
+  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
+    int taker = -1, second = -2;
+    Verdict verdict = reload_failed_then_applied_by_hand(seed, true, taker, second);
+    for (const std::string& violation : verdict.violations) {
+      if (violation.find("became primary without") != std::string::npos) {
+        ++caught;
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(caught, static_cast<int>(kScriptSeeds))
+      << "a list the server took behind the leader's back lost no acknowledged commit";
+}
+
 TEST(Simulation, ASeedReplaysExactly) {
   spdlog::set_level(spdlog::level::off);
   for (auto [seed, multi_host] : {std::pair{7u, false}, {4242u, false}, {7u, true}, {99u, true}}) {
