@@ -158,6 +158,13 @@ void replication_metrics(const AgentSnapshot& snapshot, Exposition& out) {
       out.sample("tandem_slot_active", slot.active ? 1 : 0, {{"slot", slot.name}});
     }
   }
+  out.family("tandem_synchronous_standbys", "gauge",
+             "Synchronous mode: the standbys the sync record names, each with every "
+             "acknowledged commit (below ha.synchronous_node_count while one catches up).");
+  out.sample("tandem_synchronous_standbys",
+             snapshot.view && snapshot.view->sync_standbys
+                 ? static_cast<double>(snapshot.view->sync_standbys->size())
+                 : 0.0);
   archive_metrics(primary != nullptr && primary->archiver ? &*primary->archiver : nullptr, out);
   backup_metrics(snapshot, out);
 }

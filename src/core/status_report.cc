@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "common/units.h"
+#include "core/sync_plan.h"
 
 namespace tandem {
 
@@ -114,6 +115,14 @@ void assess_agents(const ClusterReport& report, std::vector<std::string>& warnin
                              "caught up (synchronous_mode_strict)"
                            : "no synchronous standby is named: commits go on unprotected, and "
                              "no standby may take over until one has caught up");
+  } else if (agents.synchronous_mode && !agents.leader.empty() &&
+             agents.sync_standbys->size() <
+                 static_cast<std::size_t>(agents.synchronous_node_count)) {
+    warnings.push_back(
+        fmt::format("{} of {} synchronous standbys named ({}): a commit is on fewer standbys than "
+                    "ha.synchronous_node_count asks until another streams and has caught up",
+                    agents.sync_standbys->size(), agents.synchronous_node_count,
+                    join_names(*agents.sync_standbys)));
   }
   if (agents.paused) {
     warnings.push_back("paused: the agents take no automatic action (tandem resume)");

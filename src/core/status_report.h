@@ -59,6 +59,7 @@ struct AgentsReport {
   bool paused = false;
   bool synchronous_mode = false;
   bool synchronous_strict = false;  // ha.synchronous_mode_strict
+  int synchronous_node_count = 1;   // ha.synchronous_node_count
   // The `sync` record's standbys (nullopt: no record).
   std::optional<std::vector<std::string>> sync_standbys;
   std::vector<std::string> candidates;    // who may take over, best first

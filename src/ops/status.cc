@@ -107,6 +107,7 @@ std::optional<AgentsReport> read_agents(Context& context, std::vector<std::strin
                       .paused = view.paused,
                       .synchronous_mode = config.ha.synchronous_mode,
                       .synchronous_strict = config.ha.synchronous_mode_strict,
+                      .synchronous_node_count = config.ha.synchronous_node_count,
                       .sync_standbys = view.sync_standbys,
                       .candidates = failover_candidates(view, ha),
                       .not_eligible = ineligibility_reasons(view, ha),

@@ -116,6 +116,17 @@ TEST_F(ApiServerTest, ClusterHistoryLagAndMetrics) {
   EXPECT_EQ(testing::naming_violations(*parsed, "tandem_"), std::vector<std::string>{});
   EXPECT_EQ(parsed->value("tandem_leader"), 1);
   EXPECT_EQ(parsed->value("tandem_failovers_total"), 0);
+  EXPECT_EQ(parsed->value("tandem_synchronous_standbys"), 0);
+  // Synchronous mode, two standbys named (ha.synchronous_node_count 2).
+  ASSERT_TRUE(store_.put(layout_.sync(), encode_sync("node1", {"node2", "node3"}), std::nullopt));
+  publish_leader_snapshot();
+  parsed = testing::parse_prometheus_text(client_->Get("/metrics")->body);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->value("tandem_synchronous_standbys"), 2);
+  document = json::parse(client_->Get("/cluster")->body);
+  EXPECT_EQ(document["sync_standbys"], json({"node2", "node3"}));
+  EXPECT_EQ(document["members"][1]["role"], "sync_standby");
+  EXPECT_EQ(document["members"][2]["role"], "sync_standby");
 }
 
 TEST_F(ApiServerTest, DashboardIsServedFromTheBinary) {

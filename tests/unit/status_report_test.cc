@@ -107,6 +107,17 @@ TEST(Assess, WarnsOfWhatMatters) {
   ClusterReport healthy_agents = primary_with({});
   healthy_agents.agents = AgentsReport{.leader = "node1", .candidates = {"node2"}};
   cases.push_back({"healthy agents", healthy_agents, nullptr});
+  ClusterReport one_of_two = primary_with({});
+  one_of_two.agents = AgentsReport{.leader = "node1",
+                                   .synchronous_mode = true,
+                                   .synchronous_node_count = 2,
+                                   .sync_standbys = std::vector<std::string>{"node2"},
+                                   .candidates = {"node2"}};
+  cases.push_back({"one of two synchronous standbys named", one_of_two,
+                   "1 of 2 synchronous standbys named (node2): a commit is on fewer standbys"});
+  ClusterReport two_of_two = one_of_two;
+  two_of_two.agents->sync_standbys = std::vector<std::string>{"node2", "node3"};
+  cases.push_back({"two of two synchronous standbys named", two_of_two, nullptr});
 
   for (const Case& c : cases) {
     auto warnings = assess(c.report, config, now);
