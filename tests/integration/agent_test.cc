@@ -34,6 +34,12 @@ using bench::WriteProbe;
 using std::chrono::milliseconds;
 using WallClock = std::chrono::system_clock;
 
+// A process stopped by the test (SIGSTOP) goes on when the test ends, passed or not.
+struct ThawOnExit {
+  pid_t pid;
+  ~ThawOnExit() { kill(pid, SIGCONT); }
+};
+
 class AgentTest : public LocalClusterTest {
  protected:
   // Three nodes: `behind` stopped, `first` (the primary) crashed, `second` promoted onto
@@ -103,6 +109,19 @@ class AgentTest : public LocalClusterTest {
              agent_log(primary).find(standby + " is the synchronous standby") != std::string::npos;
     });
     return named ? standby : "";
+  }
+  // The longest stretch without an acknowledged write since `from`.
+  static milliseconds longest_without_an_acknowledgement(const WriteProbe& probe,
+                                                         WallClock::time_point from) {
+    milliseconds longest{0};
+    WallClock::time_point previous = from;
+    for (const WriteAttempt& attempt : probe.attempts()) {
+      if (!attempt.acknowledged || attempt.answered_at < from) continue;
+      longest = std::max(longest,
+                         std::chrono::duration_cast<milliseconds>(attempt.answered_at - previous));
+      previous = attempt.answered_at;
+    }
+    return longest;
   }
   std::string timeline(const std::string& name) {
     return value(name, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS v");
@@ -609,10 +628,7 @@ TEST_F(AgentTest, AStalledSynchronousStandbyIsReplacedAndCommitsGoOn) {
   pid_t frozen = std::stoi(receiver);
   WriteProbe probe(any_primary_conninfo(), milliseconds(20));  // its table made while it streams
   ASSERT_EQ(kill(frozen, SIGSTOP), 0);
-  struct Thaw {
-    pid_t pid;
-    ~Thaw() { kill(pid, SIGCONT); }
-  } thaw{frozen};
+  ThawOnExit thaw{frozen};
   auto froze = WallClock::now();
   probe.start();
   std::string next;
@@ -638,14 +654,7 @@ TEST_F(AgentTest, AStalledSynchronousStandbyIsReplacedAndCommitsGoOn) {
     return acknowledged && acknowledged->answered_at > replaced;
   }));
   probe.stop();
-  milliseconds longest{0};
-  WallClock::time_point previous = froze;
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (!attempt.acknowledged) continue;
-    longest =
-        std::max(longest, std::chrono::duration_cast<milliseconds>(attempt.answered_at - previous));
-    previous = attempt.answered_at;
-  }
+  milliseconds longest = longest_without_an_acknowledgement(probe, froze);
   EXPECT_EQ(value(primary,
                   "SELECT application_name AS v FROM pg_stat_replication WHERE sync_state = "
                   "'sync'"),
@@ -697,10 +706,7 @@ TEST_F(AgentTest, TwoSynchronousStandbysHoldEveryCommitAndEitherTakesOver) {
   WriteProbe probe(any_primary_conninfo(), milliseconds(20));
   std::size_t log_before = agent_log(primary).size();
   ASSERT_EQ(kill(frozen, SIGSTOP), 0);
-  struct Thaw {
-    pid_t pid;
-    ~Thaw() { kill(pid, SIGCONT); }
-  } thaw{frozen};
+  ThawOnExit thaw{frozen};
   auto froze = WallClock::now();
   probe.start();
   ASSERT_TRUE(eventually(
@@ -719,14 +725,7 @@ TEST_F(AgentTest, TwoSynchronousStandbysHoldEveryCommitAndEitherTakesOver) {
   }));
   // The longest stretch without an acknowledged write since the freeze: PostgreSQL waited for
   // the frozen standby until it was dropped, the stall limit at least.
-  milliseconds longest{0};
-  WallClock::time_point previous = froze;
-  for (const WriteAttempt& attempt : probe.attempts()) {
-    if (!attempt.acknowledged || attempt.answered_at < froze) continue;
-    longest =
-        std::max(longest, std::chrono::duration_cast<milliseconds>(attempt.answered_at - previous));
-    previous = attempt.answered_at;
-  }
+  milliseconds longest = longest_without_an_acknowledgement(probe, froze);
   // (Half of it: the last write acknowledged before may have been answered just after the
   // freeze; without the wait the stretch is a few probe intervals.)
   EXPECT_GE(longest, kSyncStallLimit / 2) << "commits did not wait for the frozen standby";
@@ -758,9 +757,8 @@ TEST_F(AgentTest, TwoSynchronousStandbysHoldEveryCommitAndEitherTakesOver) {
   EXPECT_EQ(rows_in_probe(frozen_name, probe), static_cast<long>(probe.acknowledged().size()));
   std::cout << "two synchronous standbys: commits held " << longest.count() << " ms while "
             << frozen_name << " was frozen; the primary and " << other << " crashed, "
-            << frozen_name << " leads, "
-            << static_cast<long>(load.acknowledged().size()) - present << " of "
-            << load.acknowledged().size() << " acknowledged writes lost\n";
+            << frozen_name << " leads, " << static_cast<long>(load.acknowledged().size()) - present
+            << " of " << load.acknowledged().size() << " acknowledged writes lost\n";
 }
 
 // ha.synchronous_mode_strict (issue 20.5): with its only standby down, the primary acknowledges

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -533,21 +534,19 @@ TEST(Simulation, CatchesAPrimaryThatNeverNamesASynchronousStandby) {
       << "the invariant 'a streaming standby is named in the sync record' never broke";
 }
 
-// ha.synchronous_node_count 2 on five machines: the second of the two synchronous standbys
-// has its host suspended, for less than the stall limit, so that it stays named; the primary
-// and the first then crash together (three hosts are left, a majority). The second thaws and,
-// named, it alone of them may take over: it must hold
-// every acknowledged commit, which it does only because PostgreSQL waited for it too. The
-// canary waits for the first only (FIRST 1 while the record names both): commits acknowledged
-// during the suspension are lost, and the invariant on every new primary must say so.
-Verdict second_synchronous_standby_suspended(std::uint64_t seed, bool canary, int& taker,
-                                             int& second) {
-  World world(seed, {.nodes = 5,
-                     .synchronous = true,
-                     .faults = 0,
-                     .multi_host = true,
-                     .sync_count = 2,
-                     .waits_for_first_only = canary});
+// ha.synchronous_node_count 2 on five machines: the cluster started until both standbys are
+// named, then `script` strikes (given the primary and the second named standby); the primary
+// and the first named standby crash together (three hosts are left, a majority), and 20 s pass.
+// `taker`: the writable primary then; `second`: the second named standby.
+Verdict two_synchronous_then_crash(std::uint64_t seed, ScenarioSettings settings,
+                                   const std::function<void(World&, int, int)>& script, int& taker,
+                                   int& second) {
+  settings.nodes = 5;
+  settings.synchronous = true;
+  settings.faults = 0;
+  settings.multi_host = true;
+  settings.sync_count = 2;
+  World world(seed, settings);
   world.trace_if_asked(seed);
   EXPECT_TRUE(world.start_cluster());
   int primary = world.writable_primary();
@@ -561,120 +560,84 @@ Verdict second_synchronous_standby_suspended(std::uint64_t seed, bool canary, in
   const SyncNames names = world.slots[primary].pg.sync_names;
   EXPECT_EQ(names.size(), 2u);
   if (names.size() < 2) return world.verdict();
-  int first = world.index_of(names[0]);
   second = world.index_of(names[1]);
-  world.suspend_host(second, SimTime(1500));
-  world.advance(world.clock.now + SimTime(1000));  // commits go on meanwhile
+  script(world, primary, second);
   world.crash_host(primary);
-  world.crash_host(first);
+  world.crash_host(world.index_of(names[0]));
   world.advance(world.clock.now + SimTime(20000));
   taker = world.writable_primary();
   return world.verdict();
 }
 
+// Over the script seeds: the agent as built loses nothing and the second named standby leads;
+// its canary loses acknowledged commits in every seed.
+void expect_second_takes_over_and_canary_caught(
+    const std::function<Verdict(std::uint64_t, bool, int&, int&)>& scenario, const char* uncaught) {
+  spdlog::set_level(spdlog::level::off);
+  int caught = 0;
+  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    int taker = -1, second = -2;
+    Verdict verdict = scenario(seed, false, taker, second);
+    EXPECT_EQ(verdict.violations, std::vector<std::string>());
+    EXPECT_EQ(taker, second) << "the named standby that thawed did not take over";
+    Verdict canary = scenario(seed, true, taker, second);
+    caught += std::ranges::any_of(canary.violations, [](const std::string& violation) {
+      return violation.find("became primary without") != std::string::npos;
+    });
+  }
+  EXPECT_EQ(caught, static_cast<int>(kScriptSeeds)) << uncaught;
+}
+
+// The second named standby has its host suspended for less than the stall limit, so that it
+// stays named, before the crash. It thaws and, named, it alone of those left may take over: it
+// must hold every acknowledged commit, which it does only because PostgreSQL waited for it too.
+// The canary waits for the first only (FIRST 1 while the record names both): commits
+// acknowledged during the suspension are lost, and the invariant on every new primary says so.
 TEST(Simulation, OfTwoSynchronousStandbysTheOneSuspendedTakesOverWithEveryCommit) {
-  spdlog::set_level(spdlog::level::off);
-  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
-    SCOPED_TRACE(fmt::format("seed {}", seed));
-    int taker = -1, second = -2;
-    Verdict verdict = second_synchronous_standby_suspended(seed, false, taker, second);
-    EXPECT_EQ(verdict.violations, std::vector<std::string>());
-    EXPECT_EQ(taker, second) << "the named standby that thawed did not take over";
-  }
+  expect_second_takes_over_and_canary_caught(
+      [](std::uint64_t seed, bool canary, int& taker, int& second) {
+        return two_synchronous_then_crash(
+            seed, {.waits_for_first_only = canary},
+            [](World& world, int, int second) {
+              world.suspend_host(second, SimTime(1500));
+              world.advance(world.clock.now + SimTime(1000));  // commits go on meanwhile
+            },
+            taker, second);
+      },
+      "a standby PostgreSQL never waited for took over and no invariant broke");
 }
 
-TEST(Simulation, CatchesAPrimaryThatWaitsForOneOfTheTwoItNames) {
-  spdlog::set_level(spdlog::level::off);
-  int caught = 0;
-  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
-    int taker = -1, second = -2;
-    Verdict verdict = second_synchronous_standby_suspended(seed, true, taker, second);
-    for (const std::string& violation : verdict.violations) {
-      if (violation.find("became primary without") != std::string::npos) {
-        ++caught;
-        break;
-      }
-    }
-  }
-  EXPECT_EQ(caught, static_cast<int>(kScriptSeeds))
-      << "a standby PostgreSQL never waited for took over and no invariant broke";
-}
-
-// A reload that fails after tandem.conf was written (review): ha.synchronous_node_count 2 on
-// five machines, the leader's reloads failing, the second synchronous standby (b) suspended
-// until it is stalled — the leader writes a list without it, which the server does not take —
-// then back and named again; the reloads work again. A person's reload then puts tandem.conf in
-// effect while b is suspended again and the leader's agent is frozen (its cycle cannot see what
-// PostgreSQL now waits for); the primary and the first standby crash, and b, named, takes over.
-// The leader that settles what PostgreSQL waits for after a failure wrote back the list in
-// effect: commits waited for b. The canary, believing what it last configured with success,
-// left the list without b in the file, and commits acknowledged without b are lost.
-Verdict reload_failed_then_applied_by_hand(std::uint64_t seed, bool canary, int& taker,
-                                           int& second) {
-  World world(seed, {.nodes = 5,
-                     .synchronous = true,
-                     .faults = 0,
-                     .multi_host = true,
-                     .sync_count = 2,
-                     .no_sync_settle = canary});
-  world.trace_if_asked(seed);
-  EXPECT_TRUE(world.start_cluster());
-  int primary = world.writable_primary();
-  EXPECT_GE(primary, 0);
-  if (primary < 0) return world.verdict();
-  SimTime deadline = world.clock.now + SimTime(10000);
-  while (world.slots[primary].pg.sync_names.size() < 2 && world.clock.now < deadline) {
-    world.advance(world.clock.now + SimTime(100));
-  }
-  world.advance(world.clock.now + SimTime(1000));
-  const SyncNames names = world.slots[primary].pg.sync_names;
-  EXPECT_EQ(names.size(), 2u);
-  if (names.size() < 2) return world.verdict();
-  int first = world.index_of(names[0]);
-  second = world.index_of(names[1]);
-  world.slots[primary].reloads_fail = true;
-  world.suspend_host(second, SimTime(3000));  // stalled after 2 s: a list without it, not taken
-  world.advance(world.clock.now + SimTime(4000));
-  world.slots[primary].reloads_fail = false;
-  world.advance(world.clock.now + SimTime(1000));
-  EXPECT_EQ(world.slots[primary].pg.sync_names, names) << "the server took no other list";
-  world.suspend_host(second, SimTime(1500));
-  world.freeze_agent(primary, SimTime(5000));
-  world.reload_by_hand(primary);
-  world.advance(world.clock.now + SimTime(300));  // commits go on, or wait for b
-  world.crash_host(primary);
-  world.crash_host(first);
-  world.advance(world.clock.now + SimTime(20000));
-  taker = world.writable_primary();
-  return world.verdict();
-}
-
+// A reload that fails after tandem.conf was written (review): the leader's reloads failing, the
+// second synchronous standby (b) suspended until it is stalled — the leader writes a list
+// without it, which the server does not take — then back and named again; the reloads work
+// again. A person's reload then puts tandem.conf in effect while b is suspended again and the
+// leader's agent is frozen (its cycle cannot see what PostgreSQL now waits for); the crash
+// follows, and b, named, takes over. The leader that settles what PostgreSQL waits for after a
+// failure wrote back the list in effect: commits waited for b. The canary, believing what it
+// last configured with success, left the list without b in the file, and commits acknowledged
+// without b are lost.
 TEST(Simulation, AListTheServerDidNotTakeIsWrittenBackBeforeAReloadByHandAppliesIt) {
-  spdlog::set_level(spdlog::level::off);
-  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
-    SCOPED_TRACE(fmt::format("seed {}", seed));
-    int taker = -1, second = -2;
-    Verdict verdict = reload_failed_then_applied_by_hand(seed, false, taker, second);
-    EXPECT_EQ(verdict.violations, std::vector<std::string>());
-    EXPECT_EQ(taker, second) << "the named standby that thawed did not take over";
-  }
-}
-
-TEST(Simulation, CatchesALeaderThatBelievesAListItFailedToReplace) {
-  spdlog::set_level(spdlog::level::off);
-  int caught = 0;
-  for (std::uint64_t seed = 1; seed <= kScriptSeeds; ++seed) {
-    int taker = -1, second = -2;
-    Verdict verdict = reload_failed_then_applied_by_hand(seed, true, taker, second);
-    for (const std::string& violation : verdict.violations) {
-      if (violation.find("became primary without") != std::string::npos) {
-        ++caught;
-        break;
-      }
-    }
-  }
-  EXPECT_EQ(caught, static_cast<int>(kScriptSeeds))
-      << "a list the server took behind the leader's back lost no acknowledged commit";
+  expect_second_takes_over_and_canary_caught(
+      [](std::uint64_t seed, bool canary, int& taker, int& second) {
+        return two_synchronous_then_crash(
+            seed, {.no_sync_settle = canary},
+            [](World& world, int primary, int second) {
+              const SyncNames names = world.slots[primary].pg.sync_names;
+              world.slots[primary].reloads_fail = true;
+              world.suspend_host(second, SimTime(3000));  // stalled after 2 s: a new list
+              world.advance(world.clock.now + SimTime(4000));
+              world.slots[primary].reloads_fail = false;
+              world.advance(world.clock.now + SimTime(1000));
+              EXPECT_EQ(world.slots[primary].pg.sync_names, names) << "no other list taken";
+              world.suspend_host(second, SimTime(1500));
+              world.freeze_agent(primary, SimTime(5000));
+              world.reload_by_hand(primary);
+              world.advance(world.clock.now + SimTime(300));  // commits go on, or wait for b
+            },
+            taker, second);
+      },
+      "a list the server took behind the leader's back lost no acknowledged commit");
 }
 
 TEST(Simulation, ASeedReplaysExactly) {
