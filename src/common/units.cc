@@ -3,10 +3,22 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
 namespace tandem {
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
 namespace {
 
 struct Unit {
@@ -19,16 +31,6 @@ constexpr std::array kSizeUnits = {Unit{"TB", 1LL << 40}, Unit{"GB", 1LL << 30},
                                    Unit{"MB", 1LL << 20}, Unit{"kB", 1LL << 10}, Unit{"B", 1}};
 constexpr std::array kDurationUnits = {Unit{"min", 60'000}, Unit{"ms", 1}, Unit{"d", 86'400'000},
                                        Unit{"h", 3'600'000}, Unit{"s", 1'000}};
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 // Splits "16MB" into 16 and "MB"; fails unless the number is a non-negative integer.
 Result<std::pair<std::int64_t, std::string_view>> split_number(std::string_view text,

@@ -11,6 +11,9 @@
 namespace tandem {
 
 // "16MB", "1GB", "512kB", "1024" (bytes). Units are powers of 1024, as PostgreSQL uses them.
+// `text` without the white space around it.
+std::string_view trim(std::string_view text);
+
 Result<std::int64_t> parse_size(std::string_view text);
 // The largest unit that divides the size exactly, in PostgreSQL's spelling ("1GB", "640kB").
 std::string format_size_exact(std::int64_t bytes);

@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "common/units.h"
+
 namespace tandem {
 namespace {
 
@@ -79,16 +81,6 @@ constexpr std::array kOwned{
     Owned{"max_prepared_transactions", kStandbysFirst},
     Owned{"max_locks_per_transaction", kStandbysFirst},
 };
-
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -169,7 +161,7 @@ Result<std::string> check_number(const SettingDefinition& definition, std::strin
     return fail(ErrorCode::kInvalidArgument,
                 fmt::format("{}: \"{}\" is not a number", definition.name, value));
   }
-  std::string_view unit = trimmed(std::string_view(end));
+  std::string_view unit = trim(std::string_view(end));
   if (!unit.empty()) {
     auto base = base_unit(definition.unit);
     if (!base) {
@@ -272,8 +264,8 @@ Result<std::pair<std::string, std::string>> parse_assignment(std::string_view te
     return fail(ErrorCode::kInvalidArgument,
                 fmt::format("\"{}\": expected NAME=VALUE (work_mem=64MB, say)", text));
   }
-  std::string name = lower(trimmed(text.substr(0, equals)));
-  std::string value(trimmed(text.substr(equals + 1)));
+  std::string name = lower(trim(text.substr(0, equals)));
+  std::string value(trim(text.substr(equals + 1)));
   if (name.empty()) {
     return fail(ErrorCode::kInvalidArgument, fmt::format("\"{}\": no setting named", text));
   }

@@ -28,6 +28,13 @@ bool contains(const SyncNames& names, const std::string& name) {
   return std::ranges::find(names, name) != names.end();
 }
 
+// The standby of that name among those streaming, or nullptr.
+const SyncObservation::Standby* streaming_standby(const SyncObservation& seen,
+                                                  const std::string& name) {
+  auto found = std::ranges::find(seen.streaming, name, &SyncObservation::Standby::name);
+  return found != seen.streaming.end() ? &*found : nullptr;
+}
+
 bool same_set(const SyncNames& a, const SyncNames& b) {
   return std::set<std::string>(a.begin(), a.end()) == std::set<std::string>(b.begin(), b.end());
 }
@@ -104,8 +111,8 @@ std::string stall_reason(const SyncObservation& seen, const Sorted& sorted) {
   std::string reason;
   for (const std::string& name : seen.configured) {
     if (!contains(sorted.stalled, name)) continue;
-    auto found = std::ranges::find(seen.streaming, name, &SyncObservation::Standby::name);
-    bool behind = found != seen.streaming.end() && found->flush < seen.current;
+    const SyncObservation::Standby* found = streaming_standby(seen, name);
+    bool behind = found != nullptr && found->flush < seen.current;
     reason += fmt::format("{} has {} nothing for {} ms while {}: ", name,
                           behind ? "flushed" : "acknowledged", kSyncStallLimit.count(),
                           behind ? "behind" : "commits wait for it");
@@ -166,15 +173,13 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
          seen.configured[common] == chosen[common]) {
     ++common;
   }
-  for (const std::string& name : seen.published) {
-    auto standby = std::ranges::find(seen.streaming, name, &SyncObservation::Standby::name);
-    bool in_common = std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(common),
-                               name) != chosen.begin() + static_cast<std::ptrdiff_t>(common);
-    if (in_common && standby != seen.streaming.end() && standby->synchronous) {
-      kept.push_back(name);
+  for (std::size_t i = 0; i < common; ++i) {
+    const SyncObservation::Standby* standby = streaming_standby(seen, chosen[i]);
+    if (contains(seen.published, chosen[i]) && standby != nullptr && standby->synchronous) {
+      kept.push_back(chosen[i]);
     }
   }
-  if (seen.foreign || kept != seen.published) step.narrow = kept;
+  if (seen.foreign || !same_set(kept, seen.published)) step.narrow = kept;
   reconfigure(seen, sorted, chosen, step);
   if (step.configure) return step;  // named from the next cycle on, once they have caught up
   // PostgreSQL waits for `chosen`: each is named once it has flushed past where the WAL ended
@@ -187,7 +192,7 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
     }
     auto pending = memory.pending_since.find(name);
     Lsn since = pending != memory.pending_since.end() ? pending->second : seen.current;
-    auto standby = std::ranges::find(seen.streaming, name, &SyncObservation::Standby::name);
+    const SyncObservation::Standby* standby = streaming_standby(seen, name);
     if (standby->synchronous && standby->flush >= since) {
       named.push_back(name);
     } else {

@@ -243,15 +243,6 @@ std::string standby_names_value(const std::vector<std::string>& standbys) {
 }
 
 std::vector<std::string> parse_standby_names(std::string_view value) {
-  auto trim = [](std::string_view text) {
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-      text.remove_prefix(1);
-    }
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-      text.remove_suffix(1);
-    }
-    return text;
-  };
   value = trim(value);
   if (value.empty()) return {};
   std::size_t wanted = 1;

@@ -326,13 +326,6 @@ TEST(Simulation, Trace) {
   if (seed == 0) GTEST_SKIP() << "set TANDEM_SIM_TRACE=SEED to trace one scenario";
   ScenarioSettings settings = settings_for(seed, env_number("TANDEM_SIM_MULTIHOST", 0) != 0);
   settings.rebuilds = settings.rebuilds && env_number("TANDEM_SIM_REBUILDS", 1) != 0;
-  // TANDEM_SIM_WAITS_FOR_FIRST=1 traces the canary of several synchronous standbys.
-  if (env_number("TANDEM_SIM_WAITS_FOR_FIRST", 0) != 0) {
-    settings.nodes = 3;
-    settings.synchronous = true;
-    settings.sync_count = 2;
-    settings.waits_for_first_only = true;
-  }
   World world(seed, settings);
   world.trace_to_stderr();
   Verdict verdict = world.run();
