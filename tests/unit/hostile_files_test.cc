@@ -362,8 +362,10 @@ TEST(SupervisedProcess, StartsAServerAgainAndStopsItWhenItGoes) {
     SupervisedProcess quitter(
         runner, ProcessSpec{.program = "/bin/sh", .args = {"-c", "echo x >> '" + dir + "/runs'"}},
         "a quitter");
+    // Waits for the second run's line, not for its start: a start counted before the shell
+    // wrote would be stopped with the object, its line never written.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (quitter.starts() < 2 && std::chrono::steady_clock::now() < deadline) {
+    while (contents(dir + "/runs").size() < 4u && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     EXPECT_GE(quitter.starts(), 2);
