@@ -119,6 +119,10 @@ std::unique_ptr<httplib::Client> EtcdStore::make_client(std::size_t endpoint,
   client->set_read_timeout(read_timeout);
   client->set_write_timeout(options_.request_timeout);
   client->set_keep_alive(true);
+  // A request is written in two sends (its headers, then its JSON body): with Nagle's algorithm
+  // on, the body waits for the headers' ACK, which etcd's side delays (~40 ms on Linux), so every
+  // request took 45 ms on loopback and a failover's dozen took half a second.
+  client->set_tcp_nodelay(true);
   if (!options_.ca_file.empty()) {
     client->set_ca_cert_path(options_.ca_file.c_str());
     client->enable_server_certificate_verification(true);
