@@ -232,13 +232,13 @@ void ApiServer::route() {
 }
 
 Result<ClusterView> ApiServer::read_view() {
-  auto snapshot = store_.read(layout_.prefix());
+  auto snapshot = store_.read(layout_.prefix(), layout_.history_prefix());
   if (!snapshot) return std::unexpected(snapshot.error());
   return layout_.view(*snapshot);
 }
 
 Result<std::vector<HistoryEntry>> ApiServer::read_history() {
-  auto snapshot = store_.read(layout_.prefix());
+  auto snapshot = store_.read(layout_.history_prefix());
   if (!snapshot) return std::unexpected(snapshot.error());
   return layout_.history(*snapshot);
 }

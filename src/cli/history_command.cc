@@ -24,7 +24,7 @@ Status print_history(CliState& state, bool json) {
     auto store = open_cluster_store(context.config, clock);
     if (!store) return std::unexpected(store.error());
     ClusterLayout layout(context.config.name);
-    auto snapshot = (*store)->read(layout.prefix());
+    auto snapshot = (*store)->read(layout.history_prefix());
     if (!snapshot) return std::unexpected(snapshot.error());
     std::vector<HistoryEntry> entries = layout.history(*snapshot);
     if (json) {

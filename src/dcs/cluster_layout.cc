@@ -41,7 +41,7 @@ std::optional<json> parse_object(std::string_view text) {
 
 std::string ClusterLayout::history(Revision revision) const {
   // Zero-padded so that keys sort in the order they were written.
-  return fmt::format("{}history/{:020}", prefix_, revision);
+  return fmt::format("{}{:020}", history_prefix(), revision);
 }
 
 ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
@@ -140,7 +140,7 @@ std::optional<MemberRecord> ClusterLayout::member(const std::string& key,
 
 std::vector<HistoryEntry> ClusterLayout::history(const StoreSnapshot& snapshot) const {
   std::vector<HistoryEntry> entries;
-  std::string history = prefix_ + "history/";
+  std::string history = history_prefix();
   for (const auto& [key, stored] : snapshot.entries) {
     if (!key.starts_with(history)) continue;
     if (auto entry = decode_history(stored.value)) entries.push_back(*entry);

@@ -60,6 +60,9 @@ class ClusterLayout {
     return prefix_ + "list_acks/" + std::string(name);
   }
   std::string history(Revision revision) const;
+  // Where the history's records are: left out of the cycle's read (Store::read's `except`), as
+  // nothing in a view comes from them and they only grow.
+  std::string history_prefix() const { return prefix_ + "history/"; }
 
   // Reads the view out of a snapshot of prefix(). Records that do not parse are skipped.
   // Thread-safe; member records read before and unchanged since are not parsed again (an

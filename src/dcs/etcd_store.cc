@@ -74,19 +74,6 @@ json put_request(const std::string& key, const std::string& value, std::int64_t 
 
 }  // namespace
 
-std::string prefix_end(std::string_view prefix) {
-  std::string end(prefix);
-  while (!end.empty()) {
-    auto last = static_cast<unsigned char>(end.back());
-    if (last < 0xFF) {
-      end.back() = static_cast<char>(last + 1);
-      return end;
-    }
-    end.pop_back();
-  }
-  return std::string(1, '\0');  // every key
-}
-
 Result<std::unique_ptr<EtcdStore>> EtcdStore::open(EtcdOptions options, Clock& clock) {
   if (options.endpoints.empty()) {
     return fail(ErrorCode::kInvalidArgument, "etcd: no endpoints");
@@ -229,18 +216,51 @@ Result<bool> EtcdStore::keep_alive(std::int64_t lease) {
   return number(object["result"], "TTL") > 0;  // an unknown lease comes back without a TTL
 }
 
-Result<StoreSnapshot> EtcdStore::read(std::string_view prefix) {
-  json request = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
-  auto reply = call("/v3/kv/range", request.dump());
-  if (!reply) return std::unexpected(reply.error());
-  json object = json::parse(*reply, nullptr, false);
-  if (!object.is_object()) return std::unexpected(unavailable("range: not JSON"));
+// Without `except`, one range. With it, the two ranges either side of it in one transaction, so
+// at one revision: etcd reads a range of keys only, and [prefix, except) and [past except, past
+// prefix) are that range without `except`.
+Result<StoreSnapshot> EtcdStore::read(std::string_view prefix, std::string_view except) {
+  if (auto ok = check_read_prefixes(prefix, except); !ok) return std::unexpected(ok.error());
+  auto range = [](std::string_view from, std::string_view to) {
+    return json{{"key", base64_encode(from)}, {"range_end", base64_encode(to)}};
+  };
+  std::string end = prefix_end(prefix);
+  json object;
+  std::vector<const json*> ranges;
+  if (except.empty()) {
+    auto reply = call("/v3/kv/range", range(prefix, end).dump());
+    if (!reply) return std::unexpected(reply.error());
+    object = json::parse(*reply, nullptr, false);
+    if (!object.is_object()) return std::unexpected(unavailable("range: not JSON"));
+    ranges.push_back(&object);
+  } else {
+    json request = {
+        {"success", json::array({{{"request_range", range(prefix, except)}},
+                                 {{"request_range", range(prefix_end(except), end)}}})}};
+    auto reply = call("/v3/kv/txn", request.dump());
+    if (!reply) return std::unexpected(reply.error());
+    object = json::parse(*reply, nullptr, false);
+    if (!object.is_object() || !object.value("succeeded", false)) {
+      return std::unexpected(unavailable("ranges: not JSON"));
+    }
+    // By reference: value() would copy, and the pointers kept would outlive the copy.
+    auto responses = object.find("responses");
+    if (responses != object.end() && responses->is_array()) {
+      for (const json& response : *responses) {
+        auto found = response.find("response_range");
+        if (found != response.end() && found->is_object()) ranges.push_back(&*found);
+      }
+    }
+    if (ranges.size() != 2) return std::unexpected(unavailable("range: not two answers"));
+  }
   StoreSnapshot snapshot;
   snapshot.revision = number(object.value("header", json::object()), "revision");
-  for (const json& kv : object.value("kvs", json::array())) {
-    snapshot.entries[text(kv, "key")] = {.value = text(kv, "value"),
-                                         .mod_revision = number(kv, "mod_revision"),
-                                         .create_revision = number(kv, "create_revision")};
+  for (const json* answer : ranges) {
+    for (const json& kv : answer->value("kvs", json::array())) {
+      snapshot.entries[text(kv, "key")] = {.value = text(kv, "value"),
+                                           .mod_revision = number(kv, "mod_revision"),
+                                           .create_revision = number(kv, "create_revision")};
+    }
   }
   return snapshot;
 }

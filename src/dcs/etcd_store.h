@@ -46,7 +46,8 @@ class EtcdStore final : public Store {
   static Result<std::unique_ptr<EtcdStore>> open(EtcdOptions options, Clock& clock);
   ~EtcdStore() override;
 
-  Result<StoreSnapshot> read(std::string_view prefix) override;
+  using Store::read;
+  Result<StoreSnapshot> read(std::string_view prefix, std::string_view except) override;
   Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
   Result<Revision> compare_and_set(const std::string& key, const std::string& value,
                                    Revision expected, Ttl ttl) override;
@@ -87,8 +88,5 @@ class EtcdStore final : public Store {
   std::mutex lease_mutex_;  // held over a lease's keepalive or grant; taken before mutex_
   std::map<std::string, KeptLease> leases_;  // per key written with a TTL
 };
-
-// The first key after every key that starts with `prefix` (etcd's range_end for a prefix).
-std::string prefix_end(std::string_view prefix);
 
 }  // namespace tandem

@@ -38,12 +38,14 @@ Revision MemoryStore::write(const std::string& key, const std::string& value, Tt
   return revision_;
 }
 
-Result<StoreSnapshot> MemoryStore::read(std::string_view prefix) {
+Result<StoreSnapshot> MemoryStore::read(std::string_view prefix, std::string_view except) {
+  if (auto ok = check_read_prefixes(prefix, except); !ok) return std::unexpected(ok.error());
   std::lock_guard lock(mutex_);
   if (auto ok = check_available(); !ok) return std::unexpected(ok.error());
   StoreSnapshot snapshot{revision_, {}};
   for (const auto& [key, entry] : entries_) {
-    if (under(key, prefix) && live(key) != nullptr) snapshot.entries[key] = entry.stored;
+    if (!under(key, prefix) || (!except.empty() && under(key, except))) continue;
+    if (live(key) != nullptr) snapshot.entries[key] = entry.stored;
   }
   return snapshot;
 }

@@ -14,7 +14,8 @@ class MemoryStore final : public Store {
  public:
   explicit MemoryStore(Clock& clock) : clock_(clock) {}
 
-  Result<StoreSnapshot> read(std::string_view prefix) override;
+  using Store::read;
+  Result<StoreSnapshot> read(std::string_view prefix, std::string_view except) override;
   Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
   Result<Revision> compare_and_set(const std::string& key, const std::string& value,
                                    Revision expected, Ttl ttl) override;

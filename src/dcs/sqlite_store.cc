@@ -44,8 +44,9 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
   bool ok() const { return statement_ != nullptr; }
   Statement& bind(int index, std::string_view text) {
-    sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()),
-                      SQLITE_TRANSIENT);
+    // An empty view may point nowhere, and SQLite binds a null pointer as NULL, not as ''.
+    sqlite3_bind_text(statement_, index, text.data() != nullptr ? text.data() : "",
+                      static_cast<int>(text.size()), SQLITE_TRANSIENT);
     return *this;
   }
   Statement& bind(int index, std::int64_t number) {
@@ -214,20 +215,28 @@ std::int64_t SqliteStore::now_ms() const {
 }
 
 // One statement, so one read transaction of its own (a consistent snapshot without BEGIN and
-// COMMIT, two more steps every cycle): the store's revision comes as the row without a key.
-Result<StoreSnapshot> SqliteStore::read(std::string_view prefix) {
+// COMMIT, two more steps every cycle): the store's revision comes as the row without a key. The
+// keys come as two ranges of the key's index, [?3, ?4) and [?5, ?6): the prefix with `except`
+// cut out of it, or the prefix and nothing. Only their rows are read, not the history's.
+Result<StoreSnapshot> SqliteStore::read(std::string_view prefix, std::string_view except) {
+  if (auto ok = check_read_prefixes(prefix, except); !ok) return std::unexpected(ok.error());
   static const std::string kRead = fmt::format(
       "SELECT NULL, NULL, revision, 0 FROM meta WHERE id = 1 UNION ALL "
-      "SELECT key, value, mod_revision, create_revision FROM kv WHERE {} AND substr(key, 1, ?3) = "
-      "?4",
+      "SELECT key, value, mod_revision, create_revision FROM kv WHERE {0} AND key >= ?3 AND "
+      "key < ?4 UNION ALL "
+      "SELECT key, value, mod_revision, create_revision FROM kv WHERE {0} AND key >= ?5 AND "
+      "key < ?6",
       kLive);
+  std::string end = prefix_end(prefix);
+  std::string below = except.empty() ? end : std::string(except);
+  std::string above = except.empty() ? end : prefix_end(except);
   std::lock_guard lock(mutex_);
   if (auto ok = check_identity(); !ok) return std::unexpected(ok.error());
   StoreSnapshot snapshot;
   Statement keys(db_, statements_, kRead);
   if (!keys.ok()) return unavailable(db_, "read");
-  keys.bind(1, boot_id_).bind(2, now_ms()).bind(3, static_cast<std::int64_t>(prefix.size()));
-  keys.bind(4, prefix);
+  keys.bind(1, boot_id_).bind(2, now_ms()).bind(3, prefix).bind(4, below).bind(5, above);
+  keys.bind(6, end);
   int step = SQLITE_ROW;
   bool revision_read = false;
   while ((step = keys.step()) == SQLITE_ROW) {

@@ -37,7 +37,8 @@ class SqliteStore final : public Store {
   };
   static LockByte write_lock_byte(const std::string& path) { return {path + "-shm", 120}; }
 
-  Result<StoreSnapshot> read(std::string_view prefix) override;
+  using Store::read;
+  Result<StoreSnapshot> read(std::string_view prefix, std::string_view except) override;
   Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
   Result<Revision> compare_and_set(const std::string& key, const std::string& value,
                                    Revision expected, Ttl ttl) override;

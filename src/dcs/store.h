@@ -35,6 +35,13 @@ struct StoreSnapshot {
   }
 };
 
+// The first key after every key that starts with `prefix`, in byte order (etcd's range_end for a
+// prefix; "\0", every key, for a prefix of 0xFF bytes only).
+std::string prefix_end(std::string_view prefix);
+// What Store::read asks of its prefixes: `prefix` not empty nor all 0xFF bytes (it has an end),
+// `except` empty or under `prefix`. kInvalidArgument otherwise.
+Status check_read_prefixes(std::string_view prefix, std::string_view except);
+
 // How long a key lives without being written again; nullopt: for ever.
 using Ttl = std::optional<std::chrono::milliseconds>;
 
@@ -45,8 +52,11 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Every key under `prefix` whose TTL has not run out, at one revision.
-  virtual Result<StoreSnapshot> read(std::string_view prefix) = 0;
+  // Every key under `prefix` whose TTL has not run out, at one revision, but those under `except`
+  // (a narrower prefix; empty: none left out). The agent's cycle leaves out the history, which
+  // only grows.
+  virtual Result<StoreSnapshot> read(std::string_view prefix, std::string_view except) = 0;
+  Result<StoreSnapshot> read(std::string_view prefix) { return read(prefix, {}); }
   // Creates the key only if it is absent (or expired). kConflict if it exists.
   virtual Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) = 0;
   // Writes the key only if its mod_revision is `expected` (it must exist). kConflict otherwise.

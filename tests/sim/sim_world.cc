@@ -166,9 +166,9 @@ Result<T> SimStore::answer(Result<T> result, bool conditional, const std::string
   }
 }
 
-Result<StoreSnapshot> SimStore::read(std::string_view prefix) {
+Result<StoreSnapshot> SimStore::read(std::string_view prefix, std::string_view except) {
   if (auto ok = reachable(); !ok) return std::unexpected(ok.error());
-  auto snapshot = inner_.read(prefix);
+  auto snapshot = inner_.read(prefix, except);
   if (answer_lost()) return fail(ErrorCode::kUnavailable, "simulated: the answer was dropped");
   return snapshot;
 }

@@ -250,7 +250,8 @@ class SimNode final : public LocalNode {
 class SimStore final : public Store {
  public:
   SimStore(World& world, int index, Store& inner) : world_(world), index_(index), inner_(inner) {}
-  Result<StoreSnapshot> read(std::string_view prefix) override;
+  using Store::read;
+  Result<StoreSnapshot> read(std::string_view prefix, std::string_view except) override;
   Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override;
   Result<Revision> compare_and_set(const std::string& key, const std::string& value,
                                    Revision expected, Ttl ttl) override;

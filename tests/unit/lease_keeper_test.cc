@@ -159,7 +159,10 @@ TEST(LeaseKeeper, AResumedLeaseIsGivenUpWhenTheFirstCycleHangs) {
 class StalledWrites final : public Store {
  public:
   explicit StalledWrites(Store& inner) : inner_(inner) {}
-  Result<StoreSnapshot> read(std::string_view prefix) override { return inner_.read(prefix); }
+  using Store::read;
+  Result<StoreSnapshot> read(std::string_view prefix, std::string_view except) override {
+    return inner_.read(prefix, except);
+  }
   Result<Revision> create(const std::string& key, const std::string& value, Ttl ttl) override {
     return inner_.create(key, value, ttl);
   }

@@ -14,7 +14,10 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "../support/etcd_server.h"
 #include "dcs/etcd_store.h"
@@ -231,6 +234,32 @@ TEST_P(StoreContract, ReadsOnlyThePrefix) {
   auto snapshot = store_->read("/a/").value();
   EXPECT_EQ(snapshot.entries.size(), 2u);
   EXPECT_EQ(snapshot.find("/b/1"), nullptr);
+}
+
+// The cycle's read leaves the history out: exactly the keys under `except`, none beside them (the
+// keys just before and after its range in byte order), at the revision a whole read gives.
+TEST_P(StoreContract, ReadsThePrefixButWhatIsUnderExcept) {
+  for (const char* key : {"/a/hist", "/a/history", "/a/history/", "/a/history/1", "/a/history/2",
+                          "/a/history0", "/a/historyz", "/a/leader", "/a/members/n1", "/b/1"}) {
+    store_->put(key, "v", std::nullopt).value();
+  }
+  auto whole = store_->read("/a/").value();
+  auto some = store_->read("/a/", "/a/history/").value();
+  std::vector<std::string> keys;
+  for (const auto& [key, stored] : some.entries) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"/a/hist", "/a/history", "/a/history0", "/a/historyz",
+                                            "/a/leader", "/a/members/n1"}));
+  EXPECT_EQ(some.revision, whole.revision);
+  EXPECT_EQ(whole.entries.size(), 9u);
+  auto only = store_->read("/a/history/").value();
+  EXPECT_EQ(only.entries.size(), 3u);
+  // What is left out must lie inside what is read, and a prefix must have an end.
+  for (auto [prefix, except] : std::vector<std::pair<std::string, std::string>>{
+           {"/a/", "/b/"}, {"/a/", "/a/"}, {"/a/", "/"}, {"", ""}, {"\xff", ""}}) {
+    auto refused = store_->read(prefix, except);
+    ASSERT_FALSE(refused) << prefix << " except " << except;
+    EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  }
 }
 
 TEST_P(StoreContract, WaitWakesOnAWriteUnderThePrefixAndOtherwiseTimesOut) {
