@@ -30,7 +30,7 @@ PgLocalNode::PgLocalNode(const ClusterConfig& config, const NodeConfig& self, co
       self_(self),
       clock_(clock),
       layout_(config.name),
-      programs_(config, binaries, runner),
+      programs_(config, binaries, runner, os_user, clock),
       process_(config.log_dir + "/" + self.name + ".log", binaries, os_user, clock),
       controller_(config, self.name, programs_, process_, clock),
       observer_(config, self, process_, clock),

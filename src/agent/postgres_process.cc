@@ -1,22 +1,11 @@
 #include "agent/postgres_process.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <fstream>
-
-#include "proc/safe_file.h"
 
 namespace tandem {
 
@@ -32,44 +21,11 @@ void PostgresProcess::forget() {
 
 Status PostgresProcess::spawn(const NodeConfig& node) {
   if (pid_ > 0) return fail(ErrorCode::kConflict, "PostgreSQL already runs as this agent's child");
-  // The log directory belongs to the OS user: a link planted at the log is refused, not followed.
-  auto opened = open_file_nofollow(log_file_, O_WRONLY | O_CREAT | O_APPEND, 0640);
-  if (!opened) return fail_with_context(opened.error(), "PostgreSQL's log");
-  int log = opened->release();
-  if (running_as_root() && fchown(log, os_user_.uid, os_user_.gid) != 0) {
-    close(log);
-    return fail(ErrorCode::kFailed,
-                fmt::format("cannot give {} to {}: {}", log_file_, os_user_.name, strerror(errno)));
-  }
-  std::string program = binaries_.path("postgres");
-  std::string data_dir = node.data_dir;
-  std::string home = "HOME=" + os_user_.home;
-  char* argv[] = {program.data(), const_cast<char*>("-D"), data_dir.data(), nullptr};
-  char* envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), const_cast<char*>("LANG=C.UTF-8"),
-                  home.data(), nullptr};
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(log);
-    return fail(ErrorCode::kFailed, fmt::format("fork: {}", strerror(errno)));
-  }
-  if (pid == 0) {
-    setsid();  // no terminal signals: only the agent decides when it stops
-    int input = open("/dev/null", O_RDONLY);
-    dup2(input, STDIN_FILENO);
-    dup2(log, STDOUT_FILENO);
-    dup2(log, STDERR_FILENO);
-    close_range(3, ~0U, 0);
-    if (running_as_root() && !become_os_user(os_user_)) _exit(126);
-    // After setuid, which clears it. If the agent is already gone, do not start at all.
-    prctl(PR_SET_PDEATHSIG, SIGQUIT);
-    if (getppid() != parent) _exit(125);
-    execve(program.c_str(), argv, envp);
-    _exit(127);
-  }
-  close(log);
-  pid_ = pid;
-  pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  auto pid = spawn_postmaster(binaries_.path("postgres"), node.data_dir, log_file_, os_user_,
+                              /*die_with_caller=*/true);
+  if (!pid) return std::unexpected(pid.error());
+  pid_ = *pid;
+  pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
   return {};
 }
 

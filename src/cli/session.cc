@@ -92,8 +92,8 @@ Result<std::unique_ptr<Session>> Session::open(ClusterConfig config, std::string
   auto binaries = find_pg_binaries(session->config_.pg_bin, session->runner_);
   if (!binaries) return std::unexpected(binaries.error());
   session->binaries_ = std::move(*binaries);
-  session->controller_ =
-      std::make_unique<PgNodeController>(session->config_, session->binaries_, session->runner_);
+  session->controller_ = std::make_unique<PgNodeController>(
+      session->config_, session->binaries_, session->runner_, *os_user, session->clock_);
   session->context_ = std::make_unique<Context>(Context{
       .config = session->config_,
       .os_user = *os_user,

@@ -620,7 +620,7 @@ Status restore_copy(Context& context, const RestoreRequest& request) {
     std::string line = log ? failure_line(*log) : "";
     return line.empty() ? otherwise : line;
   };
-  // pg_ctl gives up waiting after the start timeout; a copy with much WAL to replay before it
+  // start() gives up waiting after the start timeout; a copy with much WAL to replay before it
   // is consistent runs on meanwhile, and the wait below is the one that counts.
   if (auto ok = context.controller.start(copy); !ok && !running_postmaster(copy.data_dir)) {
     return fail(ok.error().code, fmt::format("the restored copy in {} did not start: {}",

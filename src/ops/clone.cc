@@ -169,7 +169,7 @@ Status clone_from_backup(Context& context, const NodeConfig& node, const std::st
   if (auto ok = write_node_files(config, context.os_user, node, primary); !ok) {
     return drop_made_slot(ok);
   }
-  // pg_ctl gives up waiting after its start timeout; a standby with much archive to replay
+  // start() gives up waiting after its start timeout; a standby with much archive to replay
   // runs on meanwhile, and the wait for streaming below is the one that counts.
   if (auto ok = context.controller.start(node); !ok && !running_postmaster(node.data_dir)) {
     return drop_made_slot(ok);

@@ -6,10 +6,12 @@
 #include <chrono>
 #include <string>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "core/cluster_config.h"
 #include "pg/control_data.h"
 #include "pg/pg_binaries.h"
+#include "proc/os_user.h"
 #include "proc/process_runner.h"
 
 namespace tandem {
@@ -53,9 +55,15 @@ struct ControllerTimeouts {
 // Runs the real programs from `binaries` through `runner`.
 class PgNodeController final : public NodeController {
  public:
+  // `os_user` runs the postmaster start() spawns; `clock` paces start()'s wait.
   PgNodeController(const ClusterConfig& config, PgBinaries binaries, ProcessRunner& runner,
-                   ControllerTimeouts timeouts = {})
-      : config_(config), binaries_(std::move(binaries)), runner_(runner), timeouts_(timeouts) {}
+                   OsUser os_user, Clock& clock, ControllerTimeouts timeouts = {})
+      : config_(config),
+        binaries_(std::move(binaries)),
+        runner_(runner),
+        os_user_(std::move(os_user)),
+        clock_(clock),
+        timeouts_(timeouts) {}
 
   Status initdb(const NodeConfig& node) override;
   Status start(const NodeConfig& node) override;
@@ -81,6 +89,8 @@ class PgNodeController final : public NodeController {
   const ClusterConfig& config_;
   PgBinaries binaries_;
   ProcessRunner& runner_;
+  OsUser os_user_;
+  Clock& clock_;
   ControllerTimeouts timeouts_;
 };
 

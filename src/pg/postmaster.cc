@@ -1,15 +1,21 @@
 #include "pg/postmaster.h"
 
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <vector>
 
 #include "proc/detached.h"
 #include "proc/os_user.h"
+#include "proc/safe_file.h"
 
 namespace tandem {
 namespace {
@@ -86,6 +92,50 @@ std::optional<pid_t> running_postmaster(const std::string& data_dir) {
   if (!(pid_file >> pid) || pid <= 0) return std::nullopt;
   if (!process_alive(pid)) return std::nullopt;
   if (!runs_on(pid, data_dir)) return std::nullopt;
+  return pid;
+}
+
+Result<pid_t> spawn_postmaster(const std::string& postgres, const std::string& data_dir,
+                               const std::string& log_file, const OsUser& os_user,
+                               bool die_with_caller) {
+  // The log directory belongs to the OS user: a link planted at the log is refused, not followed.
+  auto opened = open_file_nofollow(log_file, O_WRONLY | O_CREAT | O_APPEND, 0640);
+  if (!opened) return fail_with_context(opened.error(), "PostgreSQL's log");
+  int log = opened->release();
+  if (running_as_root() && fchown(log, os_user.uid, os_user.gid) != 0) {
+    close(log);
+    return fail(ErrorCode::kFailed,
+                fmt::format("cannot give {} to {}: {}", log_file, os_user.name, strerror(errno)));
+  }
+  std::string program = postgres;
+  std::string directory = data_dir;
+  std::string home = "HOME=" + os_user.home;
+  char* argv[] = {program.data(), const_cast<char*>("-D"), directory.data(), nullptr};
+  char* envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), const_cast<char*>("LANG=C.UTF-8"),
+                  home.data(), nullptr};
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(log);
+    return fail(ErrorCode::kFailed, fmt::format("fork: {}", strerror(errno)));
+  }
+  if (pid == 0) {
+    setsid();  // no terminal signals: only tandem decides when it stops
+    int input = open("/dev/null", O_RDONLY);
+    dup2(input, STDIN_FILENO);
+    dup2(log, STDOUT_FILENO);
+    dup2(log, STDERR_FILENO);
+    close_range(3, ~0U, 0);
+    if (running_as_root() && !become_os_user(os_user)) _exit(126);
+    if (die_with_caller) {
+      // After setuid, which clears it. If the caller is already gone, do not start at all.
+      prctl(PR_SET_PDEATHSIG, SIGQUIT);
+      if (getppid() != parent) _exit(125);
+    }
+    execve(program.c_str(), argv, envp);
+    _exit(127);
+  }
+  close(log);
   return pid;
 }
 

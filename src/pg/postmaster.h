@@ -6,7 +6,20 @@
 #include <optional>
 #include <string>
 
+#include "common/result.h"
+#include "proc/os_user.h"
+
 namespace tandem {
+
+// Starts `postgres -D data_dir` (`postgres`: the program's path) as `os_user` when tandem runs as
+// root, in a session of its own, stdin from /dev/null, stdout and stderr appended to `log_file`
+// (opened without following a link, and given to the OS user); returns its pid, a child of this
+// process, without waiting. With `die_with_caller` the kernel sends it SIGQUIT, an immediate
+// shutdown, when the calling thread ends (PR_SET_PDEATHSIG), and it does not start at all if the
+// caller is gone by then: the agent's fence. Without, it outlives the caller, as pg_ctl's does.
+Result<pid_t> spawn_postmaster(const std::string& postgres, const std::string& data_dir,
+                               const std::string& log_file, const OsUser& os_user,
+                               bool die_with_caller);
 
 // True while the process exists and is not a zombie (an exited child nobody has reaped).
 bool process_alive(pid_t pid);
