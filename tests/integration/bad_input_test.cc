@@ -119,6 +119,20 @@ TEST_F(BadInputTest, EachIsRefusedAndChangesNothing) {
     close(listener);
   }
   {
+    SCOPED_TRACE("a server whose configuration PostgreSQL refuses");
+    tandem_ok({"local", "stop", "node2"});
+    std::string conf = node("node2").data_dir + "/postgresql.conf";
+    std::string good = read_file(conf).value();
+    std::ofstream(conf, std::ios::app) << "shared_buffers = 'lots'\n";
+    // PostgreSQL's own reason, from what the postmaster wrote to its log before it exited.
+    expect_refused({"local", "start", "node2"},
+                   "node2 did not start: " /* the log line's time stamp, then */);
+    expect_refused({"local", "start", "node2"},
+                   "FATAL:  configuration file \"" + conf + "\" contains errors");
+    std::ofstream(conf, std::ios::trunc) << good;
+    tandem_ok({"local", "start", "node2"});
+  }
+  {
     SCOPED_TRACE("PostgreSQL binaries not found");
     std::string config =
         config_variant("nobin", "os_user: postgres", "os_user: postgres\npg_bin: /nonexistent/bin");
