@@ -198,7 +198,7 @@ Decision Agent::cycle() {
   // Before the store: a backup that ends meanwhile has written "done" before it stops running.
   bool backup_running = backups_ != nullptr && backups_->running();
   std::int64_t backup_finished = backups_ != nullptr ? backups_->finished_ms() : 0;
-  auto snapshot = store_.read(layout_.prefix(), layout_.history_prefix());
+  auto snapshot = layout_.read_state(store_);
   store_error_ = snapshot ? "" : snapshot.error().message;
   std::optional<ClusterView> view;
   if (snapshot) view = layout_.view(*snapshot);
@@ -526,7 +526,7 @@ void Agent::serve_request() {
 }
 
 Status Agent::carry_out(NodeRequest request) {
-  auto snapshot = store_.read(layout_.prefix(), layout_.history_prefix());
+  auto snapshot = layout_.read_state(store_);
   if (!snapshot) return fail_with_context(snapshot.error(), "reading the store");
   ClusterView view = layout_.view(*snapshot);
   if (request == NodeRequest::kRestart) {
@@ -1135,9 +1135,7 @@ Status Agent::still_on_member_list() {
 
 void Agent::shut_down() {
   std::optional<ClusterView> view;
-  if (auto snapshot = store_.read(layout_.prefix(), layout_.history_prefix())) {
-    view = layout_.view(*snapshot);
-  }
+  if (auto snapshot = layout_.read_state(store_)) view = layout_.view(*snapshot);
   if (view && view->leader_is(self_.name) && !lease_.held()) {
     (void)lease_.adopt(view->leader->revision);
   }

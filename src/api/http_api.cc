@@ -232,7 +232,7 @@ void ApiServer::route() {
 }
 
 Result<ClusterView> ApiServer::read_view() {
-  auto snapshot = store_.read(layout_.prefix(), layout_.history_prefix());
+  auto snapshot = layout_.read_state(store_);
   if (!snapshot) return std::unexpected(snapshot.error());
   return layout_.view(*snapshot);
 }

@@ -63,6 +63,10 @@ class ClusterLayout {
   // Where the history's records are: left out of the cycle's read (Store::read's `except`), as
   // nothing in a view comes from them and they only grow.
   std::string history_prefix() const { return prefix_ + "history/"; }
+  // Every key of the cluster but its history, at one revision: all that view() reads.
+  Result<StoreSnapshot> read_state(Store& store) const {
+    return store.read(prefix(), history_prefix());
+  }
 
   // Reads the view out of a snapshot of prefix(). Records that do not parse are skipped.
   // Thread-safe; member records read before and unchanged since are not parsed again (an
