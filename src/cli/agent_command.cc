@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "core/member_change.h"
 #include "dcs/cluster_layout.h"
+#include "local/local_agents.h"
 #include "ops/backup.h"
 #include "ops/store_access.h"
 #include "pg/server_files.h"
@@ -45,26 +46,6 @@ void install_signal_handlers() {
   sigemptyset(&hangup.sa_mask);
   hangup.sa_flags = SA_RESTART;
   sigaction(SIGHUP, &hangup, nullptr);
-}
-
-// One agent per node: an exclusive lock held for the agent's life.
-Result<int> lock_node(const ClusterConfig& config, const NodeConfig& node) {
-  std::string path = fmt::format("{}/{}.agent.lock", config.socket_dir, node.name);
-  // The socket directory belongs to the OS user: a link planted there is refused, so root
-  // never truncates and writes a file of that user's choice.
-  auto opened = open_file_nofollow(path, O_RDWR | O_CREAT, 0644);
-  if (!opened) return std::unexpected(opened.error());
-  int fd = opened->release();
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
-    return fail(ErrorCode::kConflict, fmt::format("an agent of {} already runs", node.name));
-  }
-  std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd, 0) != 0 || write(fd, pid.data(), pid.size()) < 0) {
-    close(fd);
-    return fail(ErrorCode::kFailed, fmt::format("cannot write {}", path));
-  }
-  return fd;
 }
 
 // What one agent process holds besides the Session, in the order it is built (and destroyed
@@ -271,7 +252,7 @@ Status run_agent(CliState& state, const std::string& node_name) {
   const OsUser& os_user = (*session)->context().os_user;
   if (auto ok = ensure_owned_dir(config.socket_dir, os_user, 0755); !ok) return ok;
   if (auto ok = ensure_owned_dir(config.log_dir, os_user, 0755); !ok) return ok;
-  auto lock = lock_node(config, **node);
+  auto lock = lock_agent(config, **node, (*session)->clock());
   if (!lock) return std::unexpected(lock.error());
   const NodeConfig& self = **node;
   if (auto ok = open_services(**session, self, process); !ok) return ok;

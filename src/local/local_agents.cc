@@ -94,6 +94,24 @@ std::optional<pid_t> running_agent(const ClusterConfig& config, const NodeConfig
   return find_agent(config, node).value_or(std::nullopt);
 }
 
+Result<int> lock_agent(const ClusterConfig& config, const NodeConfig& node, Clock& clock,
+                       std::chrono::milliseconds patience) {
+  std::string path = lock_path(config, node);
+  // The socket directory belongs to the OS user: a link planted there is refused, so root
+  // never truncates and writes a file of that user's choice.
+  auto opened = open_file_nofollow(path, O_RDWR | O_CREAT, 0644);
+  if (!opened) return std::unexpected(opened.error());
+  bool locked = poll_until(clock, patience, std::chrono::milliseconds(5),
+                           [&] { return flock(opened->get(), LOCK_EX | LOCK_NB) == 0; });
+  if (!locked)
+    return fail(ErrorCode::kConflict, fmt::format("an agent of {} already runs", node.name));
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(opened->get(), 0) != 0 || write(opened->get(), pid.data(), pid.size()) < 0) {
+    return fail(ErrorCode::kFailed, fmt::format("cannot write {}", path));
+  }
+  return opened->release();
+}
+
 Status kill_agent(const ClusterConfig& config, const NodeConfig& node, int signal) {
   auto found = find_agent(config, node);
   if (!found) return std::unexpected(found.error());

@@ -19,6 +19,13 @@ Result<std::optional<pid_t>> find_agent(const ClusterConfig& config, const NodeC
 // find_agent without the error: nullopt when no agent is known to run.
 std::optional<pid_t> running_agent(const ClusterConfig& config, const NodeConfig& node);
 
+// The lock the node's agent holds for its whole life, taken for this process, its pid written in
+// it: the descriptor to keep open. kConflict when another agent of the node holds it. The lock is
+// tried again for up to `patience`: find_agent takes it shared for an instant to ask whether an
+// agent runs, and an agent starting in that instant must not give up.
+Result<int> lock_agent(const ClusterConfig& config, const NodeConfig& node, Clock& clock,
+                       std::chrono::milliseconds patience = std::chrono::seconds(1));
+
 // Sends `signal` to the node's agent, verified by find_agent, through a pidfd (no pid reuse).
 Status kill_agent(const ClusterConfig& config, const NodeConfig& node, int signal);
 

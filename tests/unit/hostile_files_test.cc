@@ -246,6 +246,37 @@ TEST_F(HostileFilesTest, LockNamingAnotherProcessIsRefused) {
   close(fd);
 }
 
+// find_agent asks whether an agent runs by taking its lock shared for an instant; an agent
+// starting in that instant waits for it, while a lock held by another agent is refused.
+TEST_F(HostileFilesTest, AnAgentStartingWhileItsLockIsProbedWaitsForTheProbe) {
+  ClusterConfig config;
+  config.socket_dir = user_dir_;
+  NodeConfig node{.name = "node1", .data_dir = root_ + "/node1"};
+  std::string lock = user_dir_ + "/node1.agent.lock";
+  int probe = open(lock.c_str(), O_RDONLY | O_CREAT, 0644);
+  ASSERT_GE(probe, 0);
+  ASSERT_EQ(flock(probe, LOCK_SH), 0);
+  SystemClock clock;
+  // Without patience the probe's instant is taken for a running agent.
+  auto impatient = lock_agent(config, node, clock, std::chrono::milliseconds(0));
+  ASSERT_FALSE(impatient);
+  EXPECT_EQ(impatient.error().code, ErrorCode::kConflict);
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    flock(probe, LOCK_UN);
+  });
+  auto patient = lock_agent(config, node, clock);
+  release.join();
+  ASSERT_TRUE(patient) << patient.error().message;
+  EXPECT_EQ(read_file(lock).value_or(""), std::to_string(getpid()) + "\n");
+  // Held now: a second agent of node1 is refused once its patience is spent.
+  auto second = lock_agent(config, node, clock, std::chrono::milliseconds(30));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().message, "an agent of node1 already runs");
+  close(*patient);
+  close(probe);
+}
+
 TEST(FailureLine, PrefersTheErrorOverTheCleanup) {
   EXPECT_EQ(failure_line("creating directory ... ok\n"
                          "initdb: error: could not write to file \"base/1/1249\": No space left "
