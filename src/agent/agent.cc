@@ -31,6 +31,8 @@ HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
           .maximum_lag_on_failover = config.ha.maximum_lag_on_failover,
           .nofailover = self.nofailover,
           .synchronous_mode = config.ha.synchronous_mode,
+          .synchronous_quorum = config.ha.synchronous_mode && config.ha.synchronous_quorum,
+          .freeze_settle = config.replication.wal_retrieve_retry_interval + config.ha.loop_interval,
           .quorum_fencing = config.on_several_machines(),
           .backup_schedule =
               // With a repository host, backups are taken there (tandem repository).
@@ -225,6 +227,7 @@ Decision Agent::cycle() {
   if (view) {
     act = follow_member_list(*view, *snapshot);
     others_may_lead_ = tandem::others_may_lead(*view, ha_);
+    take_stored_promise(*view);
     // This cycle's own facts beat the record published a cycle ago.
     view->members[self_.name] = member_record(node);
     // The last OTHER leader: a lease handed to this node names this node before it promotes.
@@ -249,6 +252,7 @@ Decision Agent::cycle() {
   Decision decision =
       act ? decide(view, node, ha_, clock_.steady_now())
           : Decision{.reason = "the member list in the store changed: taken before deciding"};
+  if (view) std::tie(frozen_for_, frozen_at_) = std::tie(decision.frozen_for, decision.frozen_at);
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
@@ -613,6 +617,13 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       if (decision.remove_request) remove_request(*view);
       return renew_or_fence(*view, node, decision.on_renewal_failure);
     case Action::kAcquireLease:
+      if (decision.unname_sync) {
+        // Quorum commit: the record anew before the lease, so that a standby counting freezes
+        // on the old one writes nothing, and the frozen ones see a newer revision.
+        auto unnamed =
+            write_sync_if_unchanged(store_, layout_, view->sync_revision, self_.name, {});
+        if (!unnamed) return fail_with_context(unnamed.error(), "writing the sync record anew");
+      }
       return lease_.acquire();
     case Action::kTakeOver:
       return take_over(*view, node, decision);
@@ -697,6 +708,13 @@ Status Agent::start_primary(const ClusterView& view, const NodeObservation& node
 Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
                         const Decision& decision) {
   if (auto ok = still_on_member_list(); !ok) return ok;
+  if (decision.name_in_sync_first) {
+    // Quorum commit: the freezes counted were promised for this revision of the record; one of
+    // them may have thawed since only through a newer one, and then this write fails and the
+    // node takes nothing.
+    auto named = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, {});
+    if (!named) return fail_with_context(named.error(), "naming this node in sync");
+  }
   if (!decision.remove_lease_of.empty() && view.leader_is(decision.remove_lease_of)) {
     // Quorum fencing: the former leader is proven fenced but its lease lives on. Removing it
     // only if unchanged: had that leader renewed meanwhile, it would keep it.
@@ -821,7 +839,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
       (view.switchover->to.empty() || view.switchover->to == self_.name)) {
     remove_request(view);
   }
-  if (ha_.synchronous_mode) {
+  if (ha_.synchronous_mode && !decision.name_in_sync_first) {
     // From here on only this node is sure to have every acknowledged commit; the last leader
     // and its synchronous standby no longer are. A compare-and-set against the record this
     // decision read: a renewal answered late (a slow store) proves the lease only as of when it
@@ -901,6 +919,15 @@ Status Agent::hand_over(const ClusterView& view, const std::string& target) {
   return {};
 }
 
+// A promise this agent did not make (its predecessor's, before a restart) still binds it.
+void Agent::take_stored_promise(const ClusterView& view) {
+  auto stored = view.members.find(self_.name);
+  if (!published_record_ && stored != view.members.end() && stored->second.frozen_for) {
+    frozen_for_ = stored->second.frozen_for;
+    frozen_at_ = stored->second.frozen_at;
+  }
+}
+
 MemberRecord Agent::member_record(const NodeObservation& node) const {
   return {
       .name = self_.name,
@@ -914,7 +941,9 @@ MemberRecord Agent::member_record(const NodeObservation& node) const {
       .primary = primary_details_,
       .settings_revision = settings_confirmed_,
       .pending_restart = node.pending_restart,
-      .configuration_errors = node.configuration_errors};
+      .configuration_errors = node.configuration_errors,
+      .frozen_for = frozen_for_,
+      .frozen_at = frozen_at_};
 }
 
 void Agent::apply_settings(const ClusterSettings& settings) {

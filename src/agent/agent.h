@@ -240,6 +240,11 @@ class Agent {
   std::string last_leader_;      // the last other leader seen, for the history
   std::string leader_archived_;  // the last segment it was seen to archive (backup:)
   std::optional<MemberRecord> published_record_;
+  // Quorum commit: the promise this node's record carries (Decision::frozen_for, frozen_at), or
+  // the one its record in the store carried when this agent started.
+  void take_stored_promise(const ClusterView& view);
+  std::optional<std::int64_t> frozen_for_;
+  std::optional<Lsn> frozen_at_;
   std::chrono::steady_clock::time_point published_at_{};
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;
   std::uint64_t cycles_ = 0;

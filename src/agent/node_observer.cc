@@ -147,6 +147,19 @@ void NodeObserver::take_answer(const Answer& answer, NodeObservation& node, bool
       node.not_streaming_for =
           std::chrono::duration_cast<std::chrono::milliseconds>(now - *not_streaming_since_);
     }
+    // Pointed nowhere and without a receiver: the clock of a freeze (quorum commit). The
+    // positions this answer carries were read in the same statement.
+    if (server.receiver_present || !server.primary_conninfo.empty()) {
+      receiver_stopped_since_.reset();
+    } else if (!receiver_stopped_since_) {
+      receiver_stopped_since_ = answer.at;
+    }
+    // Counted to now at rest too: the WAL untouched since, a receiver started meanwhile has
+    // flushed nothing past what this answer says.
+    if (receiver_stopped_since_) {
+      node.receiver_stopped_for =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - *receiver_stopped_since_);
+    }
   }
 }
 
@@ -172,6 +185,7 @@ NodeObservation NodeObserver::observe(bool at_rest) {
     connection_.reset();
     answer_.reset();
     not_streaming_since_.reset();
+    receiver_stopped_since_.reset();
     waiting_segment_.clear();  // a new postmaster, a new wait
     return node;
   }
@@ -185,7 +199,10 @@ NodeObservation NodeObserver::observe(bool at_rest) {
   // a path walk and a file every cycle were a tenth of an idle agent's cost).
   if (node.state == PgState::kStarting)
     node.upstream = node_at(configured_conninfo(self_.data_dir));
-  if (node.state != PgState::kStandby) not_streaming_since_.reset();
+  if (node.state != PgState::kStandby) {
+    not_streaming_since_.reset();
+    receiver_stopped_since_.reset();
+  }
   if (node.state == PgState::kStarting) {
     std::string segment = recovery_waiting_for(process_.pid()).value_or("");
     auto now = clock_.steady_now();

@@ -67,6 +67,8 @@ class NodeObserver {
   std::optional<Connection> connection_;
   std::optional<Answer> answer_;
   std::optional<std::chrono::steady_clock::time_point> not_streaming_since_;
+  // Since the first answer that showed no primary_conninfo and no WAL receiver (a freeze).
+  std::optional<std::chrono::steady_clock::time_point> receiver_stopped_since_;
   // The WAL segment a starting server's recovery waits for, and since when.
   std::string waiting_segment_;
   std::string waiting_upstream_;

@@ -95,6 +95,16 @@ Status PgLocalNode::start_standby(const std::string& leader) {
 }
 
 Status PgLocalNode::follow(const std::string& leader) {
+  if (leader.empty()) {
+    // A freeze (quorum commit): no primary_conninfo, so the startup process stops the WAL
+    // receiver and starts none.
+    if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr,
+                                   ServerRole::kStandby);
+        !ok) {
+      return ok;
+    }
+    return controller_.reload(self_);
+  }
   auto upstream = leader_node(leader);
   if (!upstream) return std::unexpected(upstream.error());
   if (auto ok = write_node_files(context_.config, context_.os_user, self_, *upstream); !ok) {

@@ -10,21 +10,29 @@ namespace tandem {
 void SyncManager::reset() {
   connection_.reset();
   configured_.reset();
+  configured_any_ = 0;
   memory_ = {};
+}
+
+bool member_frozen(const ClusterView& view) {
+  return std::ranges::any_of(view.members, [&](const auto& member) {
+    return member.second.frozen_for == view.sync_revision;
+  });
 }
 
 // A failure anywhere leaves what PostgreSQL waits for unknown: tandem.conf may name a list the
 // server has not taken, which any later reload would apply behind the plan's back (review: a
 // reload that failed, then an operator's). The next cycle settles it again from the server.
-Status SyncManager::configure(const SyncNames& standbys) {
+Status SyncManager::configure(const SyncNames& standbys, int any) {
   configured_.reset();
   if (auto ok = write_node_files(context_.config, context_.os_user, self_, nullptr,
-                                 ServerRole::kPrimary, standbys);
+                                 ServerRole::kPrimary, standbys, any);
       !ok) {
     return ok;
   }
   if (auto ok = context_.controller.reload(self_); !ok) return ok;
   configured_ = standbys;
+  configured_any_ = any;
   return {};
 }
 
@@ -43,16 +51,20 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
   // agent that died between writing the file and reloading left a list there the server never
   // took.
   if (!configured_) {
-    if (auto ok = configure(parse_standby_names(replication->standby_names)); !ok) {
-      return std::unexpected(ok.error());
-    }
+    auto quorum = parse_quorum_names(replication->standby_names);
+    Status ok = quorum ? configure(quorum->second, quorum->first)
+                       : configure(parse_standby_names(replication->standby_names));
+    if (!ok) return std::unexpected(ok.error());
   }
   SyncObservation seen{.configured = *configured_,
                        .current = replication->current_wal,
                        .commits_waiting = replication->commits_waiting,
                        .strict = context_.config.ha.synchronous_mode_strict,
-                       .count = context_.config.ha.synchronous_node_count};
-  read_sync_record(seen, view.sync_standbys, view.sync_leader, self_.name);
+                       .count = context_.config.ha.synchronous_node_count,
+                       .quorum = context_.config.ha.synchronous_quorum,
+                       .configured_any = configured_any_,
+                       .member_frozen = member_frozen(view)};
+  read_sync_record(seen, view.sync_standbys, view.sync_leader, self_.name, view.sync_quorum);
   for (const StreamingStandby& standby : replication->standbys) {
     const NodeConfig* node = context_.config.find_node(standby.application_name);
     if (node == nullptr || node->nofailover || !standby.flush) continue;
@@ -60,20 +72,22 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
   }
   SyncStep step = plan_sync(seen, memory_, context_.clock.steady_now());
   Revision revision = view.sync_revision;
-  auto write = [&](const SyncNames& standbys) -> Status {
-    auto written = write_sync_if_unchanged(store_, layout_, revision, self_.name, standbys);
+  auto write = [&](const SyncNames& standbys, int quorum) -> Status {
+    auto written = write_sync_if_unchanged(store_, layout_, revision, self_.name, standbys, quorum);
     if (!written) return std::unexpected(written.error());
     revision = *written;
     return {};
   };
   if (step.narrow) {
-    if (auto ok = write(*step.narrow); !ok) return std::unexpected(ok.error());
+    if (auto ok = write(*step.narrow, step.narrow_quorum); !ok) return std::unexpected(ok.error());
   }
   if (step.configure) {
-    if (auto ok = configure(*step.configure); !ok) return std::unexpected(ok.error());
+    if (auto ok = configure(*step.configure, step.configure_any); !ok) {
+      return std::unexpected(ok.error());
+    }
   }
   if (step.name) {
-    if (auto ok = write(*step.name); !ok) return std::unexpected(ok.error());
+    if (auto ok = write(*step.name, step.name_quorum); !ok) return std::unexpected(ok.error());
   }
   memory_ = std::move(step.memory);
   return step.why;

@@ -14,6 +14,9 @@
 
 namespace tandem {
 
+// Quorum commit: a member promised a freeze for the record's revision (MemberRecord::frozen_for).
+bool member_frozen(const ClusterView& view);
+
 class SyncManager {
  public:
   SyncManager(Context& context, const NodeConfig& self, Store& store, const ClusterLayout& layout)
@@ -26,13 +29,14 @@ class SyncManager {
   void reset();
 
  private:
-  Status configure(const SyncNames& standbys);
+  Status configure(const SyncNames& standbys, int any = 0);
 
   Context& context_;
   const NodeConfig& self_;
   Store& store_;
   const ClusterLayout& layout_;
   std::optional<SyncNames> configured_;  // what tandem.conf names; nullopt: not yet read
+  int configured_any_ = 0;               // ...as ANY configured_any_ (quorum commit); 0: not
   SyncMemory memory_;
   std::optional<Connection> connection_;  // kept: update() runs every cycle
 };

@@ -238,6 +238,9 @@ Status validate_ha(const HaSettings& ha) {
     return invalid(fmt::format("ha.synchronous_node_count must be at least 1, not {}",
                                ha.synchronous_node_count));
   }
+  if (ha.synchronous_quorum && !ha.synchronous_mode) {
+    return invalid("ha.synchronous_quorum needs ha.synchronous_mode");
+  }
   if (ha.synchronous_node_count != 1 && !ha.synchronous_mode) {
     return invalid("ha.synchronous_node_count needs ha.synchronous_mode");
   }

@@ -76,6 +76,11 @@ struct HaSettings {
   // How many standbys every commit waits for (all of them), once that many stream; any of them
   // may take over. Fewer stream: commits wait for those there are.
   int synchronous_node_count = 1;
+  // Quorum commit: commits wait for any synchronous_node_count of every streaming standby
+  // (synchronous_standby_names 'ANY k (...)'), so that one standby's crash stops no write; a
+  // takeover needs the standbys the record names frozen (docs/ARCHITECTURE.md, "Quorum
+  // commit").
+  bool synchronous_quorum = false;
 };
 
 // ha.cycle_stall_limit, or when unset the longer of 60 s and 10 x ha.ttl.

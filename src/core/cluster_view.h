@@ -80,6 +80,10 @@ struct MemberRecord {
   std::int64_t settings_revision = 0;
   std::vector<std::string> pending_restart;
   std::vector<std::string> configuration_errors;  // pg_file_settings' errors: "file:line name: why"
+  // Quorum commit, a promise: this standby's WAL receiver is stopped at frozen_at and stays so
+  // until the lease holder writes a `sync` record of a newer revision than frozen_for.
+  std::optional<std::int64_t> frozen_for;
+  std::optional<Lsn> frozen_at;
   bool operator==(const MemberRecord&) const = default;
 };
 
@@ -151,6 +155,9 @@ struct ClusterView {
   // nullopt: no record), and the leader that named them (it has every acknowledged commit too).
   std::optional<std::vector<std::string>> sync_standbys;
   std::string sync_leader;
+  // Quorum commit: every acknowledged commit is on this many of sync_standbys (fewer than all
+  // of them); nullopt: on every one. A takeover then needs the others frozen (decide.h).
+  std::optional<int> sync_quorum;
   // The store revision of the last write of `sync` (0: no such key): a leader's update of it
   // is a compare-and-set against it, so that a stale leader never overwrites a taker's.
   std::int64_t sync_revision = 0;
@@ -193,6 +200,10 @@ struct NodeObservation {
   std::string upstream;  // where tandem.conf points it
   // A standby: how long its WAL receiver has not been streaming (0 while it streams).
   std::chrono::milliseconds not_streaming_for{0};
+  // A standby whose server takes no primary_conninfo: how long it has had no WAL receiver at all
+  // (0 while it has one, or is pointed somewhere). received_lsn, read after, is where that
+  // receiver stopped.
+  std::chrono::milliseconds receiver_stopped_for{0};
   // A server that does not accept connections yet: how long its recovery has waited for one
   // and the same WAL segment (0 while it replays, or waits for none).
   std::chrono::milliseconds recovery_stuck_for{0};
@@ -255,6 +266,14 @@ struct HaConfig {
   std::int64_t maximum_lag_on_failover = 16LL << 20;
   bool nofailover = false;
   bool synchronous_mode = false;
+  // ha.synchronous_quorum: commits wait for any k standbys (synchronous_standby_names 'ANY k'),
+  // and a standby the record names stops its WAL receiver when no leader holds the lease — a
+  // freeze — before any of them takes over (docs/ARCHITECTURE.md, "Quorum commit").
+  bool synchronous_quorum = false;
+  // How long a frozen standby's receiver must have been gone before it says where it stopped:
+  // a reload its startup process had not yet taken could start the old one again within
+  // wal_retrieve_retry_interval.
+  std::chrono::milliseconds freeze_settle{300};
   // A standby pointed at the leader that has not streamed for this long cannot follow it (it
   // replayed past the leader's fork): it is rejoined.
   std::chrono::milliseconds rejoin_after{3000};

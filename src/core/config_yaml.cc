@@ -140,7 +140,7 @@ void read_ha(const YAML::Node& root, HaSettings& ha_settings) {
   check_keys(ha, "ha",
              {"agents", "loop_interval", "ttl", "renew_deadline", "cycle_stall_limit",
               "maximum_lag_on_failover", "synchronous_mode", "synchronous_mode_strict",
-              "synchronous_node_count"});
+              "synchronous_node_count", "synchronous_quorum"});
   read(ha, "agents", ha_settings.agents);
   read_duration(ha, "loop_interval", ha_settings.loop_interval);
   read_duration(ha, "ttl", ha_settings.ttl);
@@ -150,6 +150,7 @@ void read_ha(const YAML::Node& root, HaSettings& ha_settings) {
   read(ha, "synchronous_mode", ha_settings.synchronous_mode);
   read(ha, "synchronous_mode_strict", ha_settings.synchronous_mode_strict);
   read(ha, "synchronous_node_count", ha_settings.synchronous_node_count);
+  read(ha, "synchronous_quorum", ha_settings.synchronous_quorum);
 }
 
 void read_api(const YAML::Node& root, const std::string& base_dir, ApiConfig& api_config) {
@@ -362,6 +363,9 @@ void emit_app_status_and_ha(const ClusterConfig& config, YAML::Emitter& out) {
   out << YAML::Key << "synchronous_mode" << YAML::Value << config.ha.synchronous_mode;
   if (config.ha.synchronous_mode_strict) {
     out << YAML::Key << "synchronous_mode_strict" << YAML::Value << true;
+  }
+  if (config.ha.synchronous_quorum) {
+    out << YAML::Key << "synchronous_quorum" << YAML::Value << true;
   }
   if (config.ha.synchronous_node_count != 1) {
     out << YAML::Key << "synchronous_node_count" << YAML::Value << config.ha.synchronous_node_count;

@@ -10,6 +10,49 @@
 namespace tandem {
 namespace {
 
+// Quorum commit: the promise this node last published (MemberRecord::frozen_for).
+std::optional<std::int64_t> own_promise(const ClusterView& view, const std::string& self) {
+  auto found = view.members.find(self);
+  return found != view.members.end() ? found->second.frozen_for : std::nullopt;
+}
+
+// A frozen standby may stream from the leader again: the lease holder wrote `sync` after this
+// node's last promise. Before, the old leader's acknowledgements could still count on it.
+bool thawed(const ClusterView& view, const std::string& self) {
+  auto promise = own_promise(view, self);
+  return view.leader && view.sync_leader == view.leader->name && promise &&
+         view.sync_revision > *promise;
+}
+
+// A standby that promised to stay frozen and is not thawed yet: it streams from nobody.
+bool holds_freeze(const ClusterView& view, const HaConfig& config) {
+  return config.synchronous_quorum && own_promise(view, config.self) &&
+         !thawed(view, config.self);
+}
+
+Decision frozen(const ClusterView& view, const HaConfig& config, const std::string& leader) {
+  return {Action::kNone,
+          fmt::format("frozen for sync revision {} (quorum commit): streams from {} again once "
+                      "it writes the sync record anew",
+                      *own_promise(view, config.self), leader),
+          leader};
+}
+
+// A standby the quorum record names, still pointed somewhere, freezes before any election.
+bool must_freeze(const ClusterView& view, const NodeObservation& node, const HaConfig& config) {
+  return config.synchronous_quorum && view.sync_quorum && view.sync_names(config.self) &&
+         !node.upstream.empty();
+}
+
+Decision freeze(const ClusterView& view, const std::string& why) {
+  return {Action::kFollow,
+          fmt::format("{}: stop the WAL receiver (freeze) so that no primary counts on this node "
+                      "for any {} of {} any more, before an election",
+                      why, *view.sync_quorum, join_names(*view.sync_standbys)),
+          ""};
+}
+
+
 using std::chrono::milliseconds;
 using TimePoint = std::chrono::steady_clock::time_point;
 
@@ -205,6 +248,12 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
       return rejoin(node, fmt::format("a former primary while {} leads", view.leader->name),
                     view.leader->name);
     }
+    if (holds_freeze(view, config)) {
+      return {Action::kStartStandby,
+              fmt::format("PostgreSQL is down: start it as a standby of nobody, frozen for sync "
+                          "revision {} (quorum commit) until {} writes the record anew",
+                          *own_promise(view, config.self), view.leader->name)};
+    }
     return {Action::kStartStandby,
             fmt::format("PostgreSQL is down: start it as a standby of {}", view.leader->name),
             view.leader->name};
@@ -235,7 +284,7 @@ bool leader_runs_as_primary(const ClusterView& view) {
 // The standby a requested switchover hands the lease to: the one asked for, else the best.
 Decision switchover_target(const ClusterView& view, const HaConfig& config) {
   const SwitchoverRequest& request = *view.switchover;
-  std::vector<std::string> candidates = failover_candidates(view, config);
+  std::vector<std::string> candidates = failover_candidates(view, config, /*planned=*/true);
   std::erase(candidates, config.self);
   std::string target = request.to;
   if (target.empty()) {
@@ -317,8 +366,40 @@ Decision running_primary(const ClusterView& view, const NodeObservation& node,
 }
 
 // Why a member may not take over, or nullopt when it may.
+// Under the quorum record (k of S), a member of S has every acknowledged commit once |S| - k
+// others are frozen for this very record and it has received what each of them had: any k of S
+// meet those |S| - k + 1.
+std::optional<std::string> quorum_shortfall(const ClusterView& view, const MemberRecord& member) {
+  const std::vector<std::string>& named = *view.sync_standbys;
+  int needed = static_cast<int>(named.size()) - *view.sync_quorum;
+  std::vector<std::string> frozen;
+  for (const std::string& name : named) {
+    auto other = view.members.find(name);
+    if (name == member.name || other == view.members.end() ||
+        other->second.frozen_for != view.sync_revision || !other->second.frozen_at) {
+      continue;
+    }
+    if (member.received_lsn && *other->second.frozen_at > *member.received_lsn) {
+      return fmt::format("{} ({}) is behind {}, frozen at {}", member.name,
+                         member.received_lsn->str(), name, other->second.frozen_at->str());
+    }
+    frozen.push_back(name);
+  }
+  if (static_cast<int>(frozen.size()) < needed) {
+    return fmt::format(
+        "{} needs {} other standbys of the quorum ({} of {}) frozen for sync revision {}, and {} "
+        "{}",
+        member.name, needed, *view.sync_quorum, join_names(named), view.sync_revision,
+        frozen.size(), frozen.empty() ? "are" : fmt::format("are ({})", join_names(frozen)));
+  }
+  return std::nullopt;
+}
+
+// `planned`: the leader hands the lease over after a clean stop, which passes every record to
+// the standbys that stream (no freeze is needed for quorum commit).
 std::optional<std::string> ineligible(const ClusterView& view, const MemberRecord& member,
-                                      TimelineId newest_timeline, const HaConfig& config) {
+                                      TimelineId newest_timeline, const HaConfig& config,
+                                      bool planned = false) {
   if (member.state != PgState::kStandby) {
     return fmt::format("{} is not a running standby", member.name);
   }
@@ -347,6 +428,9 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
                          "no standby is synchronous and {} is not the last leader ({}): "
                          "a takeover could lose acknowledged commits",
                          member.name, last_leader);
+    }
+    if (view.sync_quorum && member.name != last_leader && !planned) {
+      if (auto why = quorum_shortfall(view, member)) return why;
     }
   }
   if (member.timeline < newest_timeline) {
@@ -462,7 +546,10 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
     }
     return {Action::kPromote, "holds the lease while in recovery: promote"};
   }
-  if (!view.leader) return election(view, node, config);
+  if (!view.leader) {
+    if (must_freeze(view, node, config)) return freeze(view, "nobody leads");
+    return election(view, node, config);
+  }
   const std::string& leader = view.leader->name;
   if (config.quorum_fencing && view.adopting == leader && contains(node.proven_fenced, leader)) {
     // Found by MultiHostAdoptTest: the standbys adopted first, their agents proved the
@@ -483,6 +570,10 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
                           leader, ms(node.lease_unchanged_for))};
     }
     // Both proofs hold: its holder has fenced itself (the lease may live on in etcd).
+    if (must_freeze(view, node, config)) {
+      return freeze(view, fmt::format("{} has not been heard from by a majority of the agents",
+                                      leader));
+    }
     ClusterView without_leader = view;
     without_leader.leader.reset();
     without_leader.members.erase(leader);
@@ -499,6 +590,7 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
     }
     return decision;
   }
+  if (holds_freeze(view, config)) return frozen(view, config, leader);
   if (node.upstream != leader) {
     return {Action::kFollow,
             fmt::format("streams from '{}', but {} leads: follow it", node.upstream, leader),
@@ -566,11 +658,12 @@ bool may_make_writable(Action action) {
          action == Action::kStartPrimary || action == Action::kAcquireLease;
 }
 
-std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config) {
+std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config,
+                                             bool planned) {
   TimelineId newest = newest_standby_timeline(view);
   std::vector<const MemberRecord*> eligible;
   for (const auto& [name, member] : view.members) {
-    if (!ineligible(view, member, newest, config)) eligible.push_back(&member);
+    if (!ineligible(view, member, newest, config, planned)) eligible.push_back(&member);
   }
   std::sort(eligible.begin(), eligible.end(), [](const MemberRecord* a, const MemberRecord* b) {
     if (*a->received_lsn != *b->received_lsn) return *a->received_lsn > *b->received_lsn;
@@ -609,7 +702,9 @@ std::optional<std::string> request_refusal(const ClusterView& view,
     return fmt::format("{} is tagged nofailover (a failover forces it)", request.to);
   }
   candidate.nofailover = false;
-  auto why = ineligible(view, candidate, newest_standby_timeline(view), config);
+  // With a leader, the request is carried out by a hand-over after its clean stop.
+  auto why = ineligible(view, candidate, newest_standby_timeline(view), config,
+                        view.leader.has_value());
   if (!why) return std::nullopt;
   return fmt::format("{} ({}with --allow-data-loss)", *why,
                      request.force ? "allow it " : "only a failover may go there, ");
@@ -649,6 +744,9 @@ Decision decide_action(const std::optional<ClusterView>& view, const NodeObserva
     case PgState::kStarting:
       if (view->leader_is(config.self)) {
         return {Action::kRenewLease, "PostgreSQL is starting as the leader: keep the lease"};
+      }
+      if (view->leader && !node.data_was_primary && holds_freeze(*view, config)) {
+        return frozen(*view, config, view->leader->name);
       }
       if (view->leader && !node.data_was_primary && node.upstream != view->leader->name) {
         // A standby still recovering (not yet consistent, say) streams from nobody until it
@@ -695,6 +793,35 @@ bool request_done(const ClusterView& view, const HaConfig& config) {
 }
 
 // The rest of the plan, for the executor to carry out without deciding anything: what a failed
+// Quorum commit: the promise a frozen standby publishes, kept while it holds and renewed at
+// the record's revision once its receiver has settled; a takeover writes the record first, and
+// a primary that retakes its lease writes it anew (a taker that counted freezes on the old
+// revision then writes nothing).
+void plan_quorum_promise(Decision& decision, const ClusterView& view, const NodeObservation& node,
+                         const HaConfig& config) {
+  if (decision.action == Action::kTakeOver) decision.name_in_sync_first = true;
+  if (decision.action == Action::kAcquireLease && config.synchronous_mode) {
+    decision.unname_sync = true;
+  }
+  bool streams_from_nobody = decision.action == Action::kFollow ? decision.source.empty()
+                                                                : node.upstream.empty();
+  if (node.state == PgState::kNoData || node.data_was_primary || !streams_from_nobody ||
+      (decision.action == Action::kStartStandby && !decision.source.empty())) {
+    return;
+  }
+  if (node.state == PgState::kStandby && node.upstream.empty() &&
+      node.receiver_stopped_for >= config.freeze_settle && node.received_lsn) {
+    decision.frozen_for = view.sync_revision;
+    decision.frozen_at = node.received_lsn;
+    return;
+  }
+  auto self = view.members.find(config.self);
+  if (holds_freeze(view, config) && self != view.members.end()) {
+    decision.frozen_for = self->second.frozen_for;
+    decision.frozen_at = self->second.frozen_at;
+  }
+}
+
 // renewal means, which request is done with, and how a promotion claims its timeline and what
 // it records.
 void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
@@ -738,6 +865,7 @@ void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
                             view->settings->revision != node.settings_applied;
   decision.mark_claim_promoted =
       view && claim_to_mark(view->timeline_claim, config.self, node.timeline);
+  if (view && config.synchronous_quorum) plan_quorum_promise(decision, *view, node, config);
   if (!view || (decision.action != Action::kTakeOver && decision.action != Action::kPromote)) {
     return;
   }

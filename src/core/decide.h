@@ -129,6 +129,15 @@ struct Decision {
   // action. A rejoin or a reclone waits until the mark is written: its data replaced first, the
   // node would take its used claim for an unfinished promotion and use the number again.
   bool mark_claim_promoted = false;
+  // Quorum commit (HaConfig::synchronous_quorum): the promise this standby publishes in its
+  // member record (MemberRecord::frozen_for, frozen_at): its WAL receiver stopped there, settled
+  // (receiver_stopped_for), and it stays so until the lease holder writes `sync` anew.
+  std::optional<std::int64_t> frozen_for;
+  std::optional<Lsn> frozen_at;
+  // kTakeOver under quorum commit: the `sync` record is written first, naming this node, by a
+  // compare-and-set on the revision the freezes it counted were published for; lost, nothing
+  // else is done (no lease is taken).
+  bool name_in_sync_first = false;
 };
 
 // How long a process resumed while it held the embedded store's write lock stopped may stay so
@@ -161,7 +170,9 @@ Decision decide(const std::optional<ClusterView>& view, const NodeObservation& n
 // The standbys that may take over, best first: alive, running as standby, not nofailover,
 // within maximum_lag_on_failover of the last leader position, on the newest timeline; ranked
 // by received WAL, then name.
-std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config);
+// `planned`: for a hand-over by a leader that stops cleanly first (quorum commit needs no freeze).
+std::vector<std::string> failover_candidates(const ClusterView& view, const HaConfig& config,
+                                             bool planned = false);
 
 // Whether any node but this one could lead at all: always in asynchronous mode; in synchronous
 // mode while `sync` names a standby, or names another node as the leader (this node then has no

@@ -8,9 +8,11 @@
 namespace tandem {
 
 void read_sync_record(SyncObservation& seen, const std::optional<SyncNames>& sync_standbys,
-                      const std::string& sync_leader, const std::string& self) {
+                      const std::string& sync_leader, const std::string& self,
+                      std::optional<int> sync_quorum) {
   seen.foreign = sync_leader != self;
   seen.published = seen.foreign ? SyncNames() : sync_standbys.value_or(SyncNames());
+  seen.published_quorum = seen.foreign ? std::nullopt : sync_quorum;
 }
 
 std::string join_names(const SyncNames& names) {
@@ -155,6 +157,7 @@ void reconfigure(const SyncObservation& seen, const Sorted& sorted, const SyncNa
 
 SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    std::chrono::steady_clock::time_point now) {
+  if (seen.quorum) return plan_quorum_sync(seen, memory, now);
   SyncStep step;
   Sorted sorted = sort_standbys(seen, memory, step, now);
   SyncNames chosen = choose(seen, sorted);
@@ -206,6 +209,124 @@ SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    : fmt::format("{} are the synchronous standbys: only they may take over",
                                  join_names(named));
   }
+  return step;
+}
+
+bool quorum_implies(int k, const SyncNames& names, int k2, const SyncNames& names2) {
+  if (k2 <= 0) return true;
+  int outside = 0;
+  for (const std::string& name : names) outside += contains(names2, name) ? 0 : 1;
+  return k - outside >= k2;
+}
+
+namespace {
+
+SyncNames united(const SyncNames& a, const SyncNames& b) {
+  SyncNames all = a;
+  for (const std::string& name : b) {
+    if (!contains(all, name)) all.push_back(name);
+  }
+  return all;
+}
+
+// How many of `names` every commit waits for under a configuration: ANY k, or each of a list
+// (FIRST n of n, tandem's priority form), or one for "*" (which may be any standby at all).
+int waited_for(const SyncNames& names, int any) {
+  return any > 0 ? any : static_cast<int>(names.size());
+}
+
+// A record that both the published one (k, S) and the configurations `mix` (kc, Sc) imply:
+// every standby either names (a superset with the same k is weaker), k lowered by each member
+// of S it leaves out and by each of Sc it cannot name ("*"). {0, {}} when none is left.
+std::pair<int, SyncNames> narrowed(const SyncObservation& seen, int k, int kc,
+                                   const SyncNames& sc) {
+  SyncNames names;
+  for (const std::string& name : united(seen.published, sc)) {
+    if (name != "*") names.push_back(name);
+  }
+  int dropped = 0;
+  for (const std::string& name : seen.published) dropped += contains(names, name) ? 0 : 1;
+  int outside = 0;
+  for (const std::string& name : sc) outside += contains(names, name) ? 0 : 1;
+  int quorum = std::min(k - dropped, kc - outside);
+  if (quorum <= 0) return {0, {}};
+  return {quorum, names};
+}
+
+std::string quorum_text(int k, const SyncNames& names) {
+  return fmt::format("any {} of {}", k, join_names(names));
+}
+
+}  // namespace
+
+SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
+                          std::chrono::steady_clock::time_point now) {
+  SyncStep step;
+  Sorted sorted = sort_standbys(seen, memory, step, now);
+  SyncNames chosen;
+  for (const auto* standby : sorted.usable) chosen.push_back(standby->name);
+  std::ranges::sort(chosen);
+  int count = std::min(std::max(seen.count, 1), static_cast<int>(chosen.size()));
+  SyncNames wanted = chosen.empty() && seen.strict ? SyncNames{"*"} : chosen;
+  int wanted_any = chosen.empty() ? 0 : count;
+  bool change = wanted != seen.configured || wanted_any != seen.configured_any;
+  int kc = waited_for(seen.configured, seen.configured_any);
+  // Across the reload, a WAL sender may count the smaller number over both lists.
+  int k_mix = change ? std::min(kc, waited_for(wanted, wanted_any)) : kc;
+  SyncNames mix = change ? united(seen.configured, wanted) : seen.configured;
+  int k = seen.published_quorum.value_or(static_cast<int>(seen.published.size()));
+  SyncNames kept = seen.published;
+  int kept_k = k;
+  if (seen.foreign || !quorum_implies(k_mix, mix, k, seen.published)) {
+    std::tie(kept_k, kept) = narrowed(seen, k, k_mix, mix);
+  }
+  // A member's freeze is answered by a newer revision of the record: written again.
+  if (seen.foreign || kept != seen.published || kept_k != k || seen.member_frozen) {
+    step.narrow = kept;
+    step.narrow_quorum = kept_k;
+  }
+  if (change) {
+    step.configure = wanted;
+    step.configure_any = wanted_any;
+    step.memory.quorum_since.reset();
+    std::string reason = stall_reason(seen, sorted);
+    step.why = chosen.empty()
+                   ? reason + (seen.strict ? "no standby streams: commits wait until one does "
+                                             "(synchronous_mode_strict)"
+                                           : "no standby streams: writes go on without a "
+                                             "synchronous standby, and no standby may take over "
+                                             "without --allow-data-loss")
+                   : fmt::format("{}commits wait for {}; named in the store once {} of them "
+                                 "have every acknowledged commit",
+                                 reason, quorum_text(wanted_any, wanted), wanted_any);
+    return step;
+  }
+  // PostgreSQL waits for any kc of Sc: the record says so once kc of them have flushed past
+  // where the WAL ended when every one of them was seen in the quorum.
+  if (seen.configured.empty() || contains(seen.configured, "*")) return step;
+  if (same_set(kept, seen.configured) && kept_k == kc) return step;
+  bool implied = quorum_implies(kept_k, kept, kc, seen.configured);
+  bool all_in = std::ranges::all_of(seen.configured, [&](const std::string& name) {
+    const SyncObservation::Standby* standby = streaming_standby(seen, name);
+    return standby != nullptr && standby->synchronous;
+  });
+  if (!implied && !all_in) return step;
+  Lsn since = memory.quorum_since.value_or(seen.current);
+  int past = 0;
+  for (const std::string& name : seen.configured) {
+    const SyncObservation::Standby* standby = streaming_standby(seen, name);
+    if (standby != nullptr && standby->synchronous && standby->flush >= since) ++past;
+  }
+  if (!implied && past < kc) {
+    step.memory.quorum_since = since;
+    return step;
+  }
+  step.name = seen.configured;
+  step.name_quorum = kc;
+  step.why = fmt::format("every acknowledged commit is on {}: a takeover needs {} of them "
+                         "frozen",
+                         quorum_text(kc, seen.configured),
+                         static_cast<int>(seen.configured.size()) - kc + 1);
   return step;
 }
 

@@ -52,6 +52,20 @@ struct SyncObservation {
   bool strict = false;
   // ha.synchronous_node_count: how many standbys every commit waits for, when that many stream.
   int count = 1;
+  // ha.synchronous_quorum: PostgreSQL waits for any `count` of every usable streaming standby
+  // (synchronous_standby_names = 'ANY k (...)'), and the record says that every acknowledged
+  // commit is on `k` of the standbys it names (plan_quorum_sync below).
+  bool quorum = false;
+  // synchronous_standby_names is `ANY configured_any (configured)`; 0 for the other forms (a
+  // list every commit waits for each of, "*", or none).
+  int configured_any = 0;
+  // The record's quorum: every acknowledged commit is on that many of the standbys it names;
+  // nullopt: on every one of them.
+  std::optional<int> published_quorum;
+  // A member published that it stopped its WAL receiver for the record's revision (a freeze,
+  // MemberRecord::frozen_for) while this leader holds the lease: the record is written again,
+  // its revision the newer, which lets it stream again (core/decide.h, quorum commit).
+  bool member_frozen = false;
 };
 
 // What the leader remembers from one cycle to the next.
@@ -66,6 +80,9 @@ struct SyncMemory {
     std::optional<std::chrono::steady_clock::time_point> behind_since;
   };
   std::map<std::string, Progress> progress;  // of each streaming standby
+  // Quorum: where the WAL ended when the configuration was first seen in effect for every
+  // standby it names; k of them flushed past it, the record may say what it says.
+  std::optional<Lsn> quorum_since;
 };
 
 // The steps of one cycle, in order: narrow the record in the store (those PostgreSQL will no
@@ -76,16 +93,40 @@ struct SyncStep {
   std::optional<SyncNames> name;       // the whole record, once the rest succeeded
   std::string why;                     // one line for the log; "" when nothing changed
   SyncMemory memory;                   // to keep when every step succeeded
+  // Quorum commit: the record's quorum written with `narrow` and with `name` (0: every named
+  // standby has every acknowledged commit), and `configure` as `ANY configure_any (...)` (0:
+  // the other forms).
+  int narrow_quorum = 0;
+  int configure_any = 0;
+  int name_quorum = 0;
 };
 
 // The record as the leader `self` reads it into `seen` (published, foreign).
 void read_sync_record(SyncObservation& seen, const std::optional<SyncNames>& sync_standbys,
-                      const std::string& sync_leader, const std::string& self);
+                      const std::string& sync_leader, const std::string& self,
+                      std::optional<int> sync_quorum = std::nullopt);
 
 // "a", "a and b", "a, b and c": for the log.
 std::string join_names(const SyncNames& names);
 
+// With seen.quorum, plan_quorum_sync's plan.
 SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    std::chrono::steady_clock::time_point now);
+
+// Quorum commit. PostgreSQL takes `ANY kc (Sc)`: a commit returns once any kc of Sc flushed it.
+// The record says (k, S): every acknowledged commit is on at least k members of S. The rules
+// that keep it true (docs/ARCHITECTURE.md, "Quorum commit"):
+// - a configuration implies the record when each kc-subset of Sc holds k members of S:
+//   kc - |Sc \ S| >= k. Across a reload, each WAL sender takes the new list and count on its
+//   own, so every mix must: the smaller count over the union of both lists;
+// - the record narrows to (k', S') when the old one implies it (k - |S \ S'| >= k'), and
+//   grows to what the configuration says once kc members of Sc flushed past where the WAL
+//   ended when that configuration was in effect for all of them.
+// Sc is every usable streaming standby (none stalled), kc = min(count, |Sc|).
+SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
+                          std::chrono::steady_clock::time_point now);
+
+// Every acknowledged commit on `k` of `names` implies it on `k2` of `names2`.
+bool quorum_implies(int k, const SyncNames& names, int k2, const SyncNames& names2);
 
 }  // namespace tandem

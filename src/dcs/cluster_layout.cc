@@ -19,7 +19,10 @@ json lsn_json(const std::optional<Lsn>& lsn) { return lsn ? json(lsn->str()) : j
 
 std::vector<std::string> decode_sync_standbys(const json& record) {
   std::vector<std::string> standbys;
-  auto list = record.find("standbys");
+  // A quorum record keeps its members under a key of its own: an agent that knows no quorum
+  // reads "standby" (empty) and names nobody, never all of them.
+  auto list = record.find("quorum_standbys");
+  if (list == record.end()) list = record.find("standbys");
   if (list != record.end() && list->is_array()) {
     for (const json& name : *list) {
       if (name.is_string()) standbys.push_back(name.get<std::string>());
@@ -67,6 +70,13 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     if (object) {
       view.sync_standbys = decode_sync_standbys(*object);
       view.sync_leader = object->value("leader", "");
+      auto quorum = object->find("quorum");
+      if (quorum != object->end() && quorum->is_number_integer() && object->contains("quorum_standbys")) {
+        // Out of range: read as the strictest, every named standby.
+        int k = quorum->get<int>();
+        auto named = static_cast<int>(view.sync_standbys->size());
+        if (k >= 1 && k < named) view.sync_quorum = k;
+      }
     }
   }
   if (const StoredValue* claim = snapshot.find(this->timeline())) {
@@ -237,7 +247,7 @@ std::vector<std::string> strings_field(const json& object, const char* key) {
 }  // namespace
 
 std::string encode_member(const MemberRecord& member) {
-  return json{{"name", member.name},
+  json record{{"name", member.name},
               {"state", pg_state_name(member.state)},
               {"timeline", member.timeline},
               {"received_lsn", lsn_json(member.received_lsn)},
@@ -248,8 +258,12 @@ std::string encode_member(const MemberRecord& member) {
               {"primary", primary_json(member.primary)},
               {"settings_revision", member.settings_revision},
               {"pending_restart", member.pending_restart},
-              {"configuration_errors", member.configuration_errors}}
-      .dump();
+              {"configuration_errors", member.configuration_errors}};
+  if (member.frozen_for && member.frozen_at) {
+    record["frozen_for"] = *member.frozen_for;
+    record["frozen_at"] = member.frozen_at->str();
+  }
+  return record.dump();
 }
 
 std::optional<MemberRecord> decode_member(std::string_view text) {
@@ -257,6 +271,13 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
   if (!object || !(*object)["name"].is_string()) return std::nullopt;
   auto state = parse_pg_state(object->value("state", ""));
   if (!state) return std::nullopt;
+  std::optional<std::int64_t> frozen_for;
+  std::optional<Lsn> frozen_at = lsn_field(*object, "frozen_at");
+  if (frozen_at && object->contains("frozen_for") && (*object)["frozen_for"].is_number_integer()) {
+    frozen_for = (*object)["frozen_for"].get<std::int64_t>();
+  } else {
+    frozen_at.reset();
+  }
   return MemberRecord{.name = (*object)["name"].get<std::string>(),
                       .state = *state,
                       .timeline = object->value("timeline", TimelineId{0}),
@@ -268,7 +289,9 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
                       .primary = primary_field(*object),
                       .settings_revision = object->value("settings_revision", std::int64_t{0}),
                       .pending_restart = strings_field(*object, "pending_restart"),
-                      .configuration_errors = strings_field(*object, "configuration_errors")};
+                      .configuration_errors = strings_field(*object, "configuration_errors"),
+                      .frozen_for = frozen_for,
+                      .frozen_at = frozen_at};
 }
 
 std::string encode_history(const HistoryEntry& entry) {
@@ -421,15 +444,20 @@ std::string encode_timeline_claim(TimelineId timeline, const std::string& by, bo
 
 Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
                                          Revision expected, const std::string& leader,
-                                         const std::vector<std::string>& standbys) {
-  std::string value = encode_sync(leader, standbys);
+                                         const std::vector<std::string>& standbys, int quorum) {
+  std::string value = encode_sync(leader, standbys, quorum);
   return expected == 0 ? store.create(layout.sync(), value, std::nullopt)
                        : store.compare_and_set(layout.sync(), value, expected, std::nullopt);
 }
 
 // "standby" alone is what an agent of before ha.synchronous_node_count reads: the first of
 // them, a subset of what the record names, which only narrows who may take over.
-std::string encode_sync(const std::string& leader, const std::vector<std::string>& standbys) {
+std::string encode_sync(const std::string& leader, const std::vector<std::string>& standbys,
+                        int quorum) {
+  if (quorum > 0 && quorum < static_cast<int>(standbys.size())) {
+    return json{{"leader", leader}, {"standby", ""}, {"quorum", quorum}, {"quorum_standbys", standbys}}
+        .dump();
+  }
   json record{{"leader", leader}, {"standby", standbys.empty() ? "" : standbys.front()}};
   if (standbys.size() > 1) record["standbys"] = standbys;
   return record.dump();

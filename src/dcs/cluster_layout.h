@@ -108,15 +108,19 @@ std::optional<ClusterSettings> decode_settings(std::string_view json);
 // The cluster-wide settings people change at run time: {"paused": bool}.
 std::string encode_cluster_config(bool paused);
 // sync: {"leader": name, "standby": the first name or "", "standbys": [names] when more than
-// one}, written by the leader in synchronous mode.
-std::string encode_sync(const std::string& leader, const std::vector<std::string>& standbys);
+// one}, written by the leader in synchronous mode. Quorum commit, when `quorum` is below the
+// number of names (every acknowledged commit on `quorum` of them): {"leader", "standby": "",
+// "quorum": k, "quorum_standbys": [names]}.
+std::string encode_sync(const std::string& leader, const std::vector<std::string>& standbys,
+                        int quorum = 0);
 // A leader's update of `sync`, only if nobody wrote it since `expected` (0: only if absent):
 // a leader that decided on an old view — a slow store, a stall — must not overwrite the record
 // a node taking over wrote meanwhile (found by the simulation: nobody could lead any more).
 // Returns the new revision; kConflict if someone else wrote it.
 Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
                                          Revision expected, const std::string& leader,
-                                         const std::vector<std::string>& standbys);
+                                         const std::vector<std::string>& standbys,
+                                         int quorum = 0);
 // timeline: {"timeline": number, "by": name, "promoted": true once the claimant ran on it}.
 std::string encode_timeline_claim(TimelineId timeline, const std::string& by,
                                   bool promoted = false);

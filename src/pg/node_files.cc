@@ -49,13 +49,14 @@ Status prepare_dirs(const ClusterConfig& config, const OsUser& os_user, const No
 
 Status write_node_files(const ClusterConfig& config, const OsUser& os_user, const NodeConfig& node,
                         const NodeConfig* upstream_primary, ServerRole role,
-                        const std::vector<std::string>& synchronous_standbys) {
+                        const std::vector<std::string>& synchronous_standbys, int synchronous_any) {
   std::optional<Upstream> upstream;
   if (upstream_primary != nullptr) {
     upstream = Upstream{upstream_conninfo(config, *upstream_primary, node.name), node.name};
   }
   if (auto ok = write_owned_file(node.data_dir + "/" + kTandemConfName,
-                                 render_tandem_conf(config, node, upstream, synchronous_standbys),
+                                 render_tandem_conf(config, node, upstream, synchronous_standbys,
+                                                    synchronous_any),
                                  os_user, 0600);
       !ok) {
     return ok;

@@ -28,7 +28,8 @@ enum class ServerRole { kPrimary, kStandby };
 // runs read-only, streaming from nobody.
 Status write_node_files(const ClusterConfig& config, const OsUser& os_user, const NodeConfig& node,
                         const NodeConfig* upstream_primary, ServerRole role,
-                        const std::vector<std::string>& synchronous_standbys = {});
+                        const std::vector<std::string>& synchronous_standbys = {},
+                        int synchronous_any = 0);
 // The usual pairing: a standby of `upstream_primary`, or a primary when it is nullptr.
 inline Status write_node_files(const ClusterConfig& config, const OsUser& os_user,
                                const NodeConfig& node, const NodeConfig* upstream_primary) {

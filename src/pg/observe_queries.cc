@@ -57,6 +57,7 @@ Result<ServerObservation> observe_server(Connection& connection) {
                            .received = lsn_of(*rows, 0, "received"),
                            .replayed = lsn_of(*rows, 0, "replayed"),
                            .receiver_streaming = rows->text(0, "receiver") == "streaming",
+                           .receiver_present = rows->get(0, "receiver").has_value(),
                            .primary_conninfo = rows->text(0, "conninfo")};
   if (auto timeline = rows->get(0, "timeline"))
     server.timeline = static_cast<TimelineId>(std::stoul(*timeline));

@@ -17,6 +17,7 @@ struct ServerObservation {
   std::optional<Lsn> received;
   std::optional<Lsn> replayed;
   bool receiver_streaming = false;  // a standby's WAL receiver streams
+  bool receiver_present = false;    // a standby has a WAL receiver at all (pg_stat_wal_receiver)
   std::string primary_conninfo;     // the setting, as the server runs with it
   // A standby: the newest timeline it knows of; a primary: the one it writes on.
   std::optional<TimelineId> timeline;

@@ -235,11 +235,53 @@ std::string render_settings_conf(const std::map<std::string, std::string>& setti
   return conf;
 }
 
-std::string standby_names_value(const std::vector<std::string>& standbys) {
+std::string standby_names_value(const std::vector<std::string>& standbys, int any) {
   if (standbys.size() == 1 && standbys[0] == kAnyStandby) return kAnyStandby;
   std::string list;
   for (const std::string& name : standbys) list += (list.empty() ? "\"" : ",\"") + name + "\"";
+  if (any > 0) return fmt::format("ANY {} ({})", any, list);
   return standbys.size() > 1 ? fmt::format("FIRST {} ({})", standbys.size(), list) : list;
+}
+
+namespace {
+
+// "a", "b" (quotes optional) into a, b.
+std::vector<std::string> split_names(std::string_view value) {
+  std::vector<std::string> names;
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    std::string name(trim(value.substr(0, comma)));
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+      name = name.substr(1, name.size() - 2);
+    }
+    names.push_back(name);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return names;
+}
+
+}  // namespace
+
+std::optional<std::pair<int, std::vector<std::string>>> parse_quorum_names(std::string_view value) {
+  value = trim(value);
+  auto open = value.find('(');
+  auto close = value.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
+    return std::nullopt;
+  }
+  std::string head(trim(value.substr(0, open)));
+  std::ranges::transform(head, head.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (!head.starts_with("ANY")) return std::nullopt;
+  std::string count(trim(std::string_view(head).substr(3)));
+  int any = count.empty() ? 0 : std::atoi(count.c_str());
+  if (any < 1) return std::nullopt;
+  std::vector<std::string> names = split_names(value.substr(open + 1, close - open - 1));
+  if (names.empty() || std::ranges::find(names, kAnyStandby) != names.end() ||
+      any > static_cast<int>(names.size())) {
+    return std::nullopt;
+  }
+  return std::pair{any, names};
 }
 
 std::vector<std::string> parse_standby_names(std::string_view value) {
@@ -258,17 +300,7 @@ std::vector<std::string> parse_standby_names(std::string_view value) {
     if (close == std::string_view::npos || close < open) return {kAnyStandby};
     value = value.substr(open + 1, close - open - 1);
   }
-  std::vector<std::string> names;
-  while (!value.empty()) {
-    auto comma = value.find(',');
-    std::string name(trim(value.substr(0, comma)));
-    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
-      name = name.substr(1, name.size() - 2);
-    }
-    names.push_back(name);
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
+  std::vector<std::string> names = split_names(value);
   if (std::ranges::find(names, kAnyStandby) != names.end() || wanted != names.size()) {
     return {kAnyStandby};
   }
@@ -277,7 +309,8 @@ std::vector<std::string> parse_standby_names(std::string_view value) {
 
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
                                const std::optional<Upstream>& upstream,
-                               const std::vector<std::string>& synchronous_standbys) {
+                               const std::vector<std::string>& synchronous_standbys,
+                               int synchronous_any) {
   const ReplicationConfig& replication = config.replication;
   std::string conf = fmt::format(
       "# Managed by tandem for node {}: rewritten by init, clone, promote and rejoin.\n"
@@ -328,7 +361,7 @@ std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& no
   } else if (!synchronous_standbys.empty()) {
     // A commit returns once every one of these standbys has flushed it (or any, for "*").
     conf += fmt::format("synchronous_standby_names = {}\n",
-                        quoted(standby_names_value(synchronous_standbys)));
+                        quoted(standby_names_value(synchronous_standbys, synchronous_any)));
   }
   if (config.tls.enabled()) {
     conf += fmt::format(

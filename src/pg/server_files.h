@@ -29,8 +29,11 @@ struct Upstream {
 inline constexpr char kAnyStandby[] = "*";
 
 // synchronous_standby_names for commits that wait for every one of `standbys`: "node2" quoted
-// for one, 'FIRST 2 ("node2","node3")' for two; "" for none.
-std::string standby_names_value(const std::vector<std::string>& standbys);
+// for one, 'FIRST 2 ("node2","node3")' for two; "" for none. With `any` (quorum commit), for
+// any `any` of them: 'ANY 1 ("node2","node3")'.
+std::string standby_names_value(const std::vector<std::string>& standbys, int any = 0);
+// A synchronous_standby_names of the form ANY k (names): k and the names; nullopt otherwise.
+std::optional<std::pair<int, std::vector<std::string>>> parse_quorum_names(std::string_view value);
 // What a synchronous_standby_names PostgreSQL reports says every commit waits for: its
 // standbys when it waits for all it names, {"*"} when it waits for any or for fewer than it
 // names (ANY, or FIRST 1 of two: not every one of them has each commit), {} for none.
@@ -41,7 +44,8 @@ std::vector<std::string> parse_standby_names(std::string_view value);
 // A primary in synchronous mode names its synchronous standbys (empty: none; {"*"}: any).
 std::string render_tandem_conf(const ClusterConfig& config, const NodeConfig& node,
                                const std::optional<Upstream>& upstream,
-                               const std::vector<std::string>& synchronous_standbys = {});
+                               const std::vector<std::string>& synchronous_standbys = {},
+                               int synchronous_any = 0);
 
 // The cluster's settings (`tandem config set`), which every agent writes into its data
 // directory; tandem.conf includes it first, so that tandem's own lines come after it.

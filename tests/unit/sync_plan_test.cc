@@ -488,5 +488,191 @@ TEST(SyncPlan, RemembersWhereEachStandbyWasAndSinceWhen) {
   EXPECT_FALSE(gone.memory.progress.contains("node2"));
 }
 
+// Whether "every acknowledged commit on k of S" implies "on k2 of S2".
+TEST(SyncPlan, QuorumImplication) {
+  struct Row {
+    int k;
+    SyncNames s;
+    int k2;
+    SyncNames s2;
+    bool implies;
+  };
+  std::vector<Row> rows = {
+      {1, {"a", "b"}, 1, {"a", "b"}, true},
+      {1, {"a", "b"}, 1, {"a", "b", "c"}, true},   // a superset, the same k: weaker
+      {1, {"a", "b"}, 1, {"a"}, false},            // b alone may hold a commit
+      {2, {"a", "b"}, 1, {"a"}, true},             // both hold each: a does
+      {2, {"a", "b", "c"}, 1, {"a", "b"}, true},   // two of three: one of any two
+      {2, {"a", "b", "c"}, 2, {"a", "b"}, false},  // a and c may hold it, not b
+      {1, {"a"}, 2, {"a", "b"}, false},            // raising k needs the flushes
+      {0, {}, 1, {"a"}, false},
+      {3, {"a", "b"}, 0, {}, true},  // nothing is implied by anything
+  };
+  for (const Row& row : rows) {
+    EXPECT_EQ(quorum_implies(row.k, row.s, row.k2, row.s2), row.implies)
+        << row.k << " of " << join_names(row.s) << " => " << row.k2 << " of "
+        << join_names(row.s2);
+  }
+}
+
+// ha.synchronous_quorum: PostgreSQL waits for any `count` of every usable streaming standby;
+// the record says so once that many flushed past where the WAL ended when the configuration
+// was in effect, narrows before a change every mix of old and new would not imply, and is
+// written anew when a member froze for it.
+TEST(SyncPlan, QuorumConfiguresEveryStandbyAndNamesThemOnceEnoughCaughtUp) {
+  struct QuorumCase {
+    const char* what;
+    SyncObservation seen;
+    SyncMemory memory;
+    std::optional<std::pair<int, SyncNames>> narrow;
+    std::optional<std::pair<int, SyncNames>> configure;
+    std::optional<std::pair<int, SyncNames>> name;
+    std::optional<Lsn> quorum_since;
+    const char* why;
+  };
+  auto quorum = [](SyncObservation seen, int any, std::optional<int> published) {
+    seen.quorum = true;
+    seen.configured_any = any;
+    seen.published_quorum = published;
+    return seen;
+  };
+  const SyncNames both{"node2", "node3"};
+  using Q = std::pair<int, SyncNames>;
+  std::vector<QuorumCase> cases = {
+      {"none configured: every streaming standby, any one of them",
+       quorum({{}, {}, Lsn(100), {{"node3", Lsn(90)}, {"node2", Lsn(80)}}}, 0, std::nullopt),
+       {},
+       {},
+       Q{1, both},
+       {},
+       std::nullopt,
+       "commits wait for any 1 of node2 and node3"},
+      {"configured, not yet both in the quorum: nothing named, no starting point",
+       quorum({both, {}, Lsn(100), {{"node2", Lsn(100), true}, {"node3", Lsn(100), false}}}, 1,
+              std::nullopt),
+       {},
+       {},
+       {},
+       {},
+       std::nullopt,
+       ""},
+      {"both in the quorum: where the WAL ends is the starting point",
+       quorum({both, {}, Lsn(100), {{"node2", Lsn(90), true}, {"node3", Lsn(90), true}}}, 1,
+              std::nullopt),
+       {},
+       {},
+       {},
+       {},
+       Lsn(100),
+       ""},
+      {"one flushed past it: the record says any one of both",
+       quorum({both, {}, Lsn(120), {{"node2", Lsn(100), true}, {"node3", Lsn(90), true}}}, 1,
+              std::nullopt),
+       {.quorum_since = Lsn(100)},
+       {},
+       {},
+       Q{1, both},
+       std::nullopt,
+       "every acknowledged commit is on any 1 of node2 and node3: a takeover needs 2"},
+      {"named and unchanged: nothing to do",
+       quorum({both, both, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}}, 1,
+              1),
+       {},
+       {},
+       {},
+       {},
+       std::nullopt,
+       ""},
+      {"node3 gone: PostgreSQL waits for node2 alone; the record, which that implies, stays",
+       quorum({both, both, Lsn(120), {{"node2", Lsn(120), true}}}, 1, 1),
+       {},
+       {},
+       Q{1, {"node2"}},
+       {},
+       std::nullopt,
+       "commits wait for any 1 of node2"},
+      {"a third standby: the record names it first (weaker: node4 alone may hold a commit once "
+       "configured), then PostgreSQL waits for any one of three",
+       quorum({both,
+               both,
+               Lsn(120),
+               {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}, {"node4", Lsn(120), false}}},
+              1, 1),
+       {},
+       Q{1, {"node2", "node3", "node4"}},
+       Q{1, {"node2", "node3", "node4"}},
+       {},
+       std::nullopt,
+       "commits wait for any 1 of node2, node3 and node4"},
+      {"any two of three, lowered to one of three by the count: the record follows the mix",
+       quorum({{"node2", "node3", "node4"},
+               {"node2", "node3", "node4"},
+               Lsn(120),
+               {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}, {"node4", Lsn(120), true}}},
+              2, 2),
+       {},
+       Q{1, {"node2", "node3", "node4"}},
+       Q{1, {"node2", "node3", "node4"}},
+       {},
+       std::nullopt,
+       "commits wait for any 1 of"},
+      {"a member froze for this record while this leader leads: written anew",
+       [&] {
+         SyncObservation seen = quorum(
+             {both, both, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}}, 1, 1);
+         seen.member_frozen = true;
+         return seen;
+       }(),
+       {},
+       Q{1, both},
+       {},
+       {},
+       std::nullopt,
+       ""},
+      {"another leader's record: rewritten as this one's, naming nobody, then named at once "
+       "(both flushed where the WAL ends)",
+       quorum({both, {}, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}, true},
+              1, std::nullopt),
+       {},
+       Q{0, {}},
+       {},
+       Q{1, both},
+       std::nullopt,
+       "every acknowledged commit is on any 1 of node2 and node3"},
+      {"node3 gone and configured out: the record (1 of both) cannot become 1 of node2 until "
+       "node2 flushed past the starting point",
+       quorum({{"node2"}, both, Lsn(130), {{"node2", Lsn(120), true}}}, 1, 1),
+       {.quorum_since = Lsn(125)},
+       {},
+       {},
+       {},
+       Lsn(125),
+       ""},
+      {"...and once it has, it alone is named",
+       quorum({{"node2"}, both, Lsn(130), {{"node2", Lsn(125), true}}}, 1, 1),
+       {.quorum_since = Lsn(125)},
+       {},
+       {},
+       Q{1, {"node2"}},
+       std::nullopt,
+       "every acknowledged commit is on any 1 of node2"},
+  };
+  for (const QuorumCase& c : cases) {
+    SCOPED_TRACE(c.what);
+    SyncStep step = plan_sync(c.seen, c.memory, kStart);
+    auto as_pair = [](const std::optional<SyncNames>& names,
+                      int k) -> std::optional<std::pair<int, SyncNames>> {
+      if (!names) return std::nullopt;
+      return std::pair{k, *names};
+    };
+    EXPECT_EQ(as_pair(step.narrow, step.narrow_quorum), c.narrow);
+    EXPECT_EQ(as_pair(step.configure, step.configure_any), c.configure);
+    EXPECT_EQ(as_pair(step.name, step.name_quorum), c.name);
+    EXPECT_EQ(step.memory.quorum_since, c.quorum_since);
+    EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
+    EXPECT_EQ(step.why.empty(), std::string(c.why).empty()) << step.why;
+  }
+}
+
 }  // namespace
 }  // namespace tandem
