@@ -366,6 +366,30 @@ Decision running_primary(const ClusterView& view, const NodeObservation& node,
 }
 
 // Why a member may not take over, or nullopt when it may.
+// Quorum commit: a hand-over needs no freeze, for the old primary stopped cleanly and passed
+// its WAL to the standbys that streamed — but the target may not have streamed then (found by
+// the simulation: a target cut off before the hand-over promoted without the commits the other
+// standby had acknowledged). It promotes once it has received up to the old primary's shutdown
+// checkpoint (published before the hand-over), and lets the lease go if it cannot.
+std::optional<Decision> quorum_hand_over_wait(const ClusterView& view, const NodeObservation& node,
+                                              const HaConfig& config) {
+  if (!config.synchronous_quorum || !view.sync_quorum || !view.last_leader_lsn) {
+    return std::nullopt;
+  }
+  if (node.received_lsn && *node.received_lsn >= *view.last_leader_lsn) return std::nullopt;
+  std::string where = node.received_lsn ? node.received_lsn->str() : std::string("nothing");
+  if (node.not_streaming_for >= config.rejoin_after) {
+    return Decision{Action::kReleaseLease,
+                    fmt::format("{} handed over the lease, but this node received {}, short of its "
+                                "shutdown checkpoint {}, and streams from nobody: release it",
+                                view.switchover->from, where, view.last_leader_lsn->str())};
+  }
+  return Decision{Action::kNone,
+                  fmt::format("{} handed over the lease: waits to receive up to its shutdown "
+                              "checkpoint {} before promoting (has {})",
+                              view.switchover->from, view.last_leader_lsn->str(), where)};
+}
+
 // Under the quorum record (k of S), a member of S has every acknowledged commit once |S| - k
 // others are frozen for this very record and it has received what each of them had: any k of S
 // meet those |S| - k + 1.
@@ -540,6 +564,7 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
       return {Action::kReleaseLease, fmt::format("holds the lease, but {}: release it", *why)};
     }
     if (view.switchover && !view.switchover->from.empty()) {
+      if (auto wait = quorum_hand_over_wait(view, node, config)) return *wait;
       return {Action::kPromote, fmt::format("{} handed over the lease in a requested switchover: "
                                             "promote",
                                             view.switchover->from)};

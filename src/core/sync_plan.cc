@@ -323,10 +323,13 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
   }
   step.name = seen.configured;
   step.name_quorum = kc;
-  step.why = fmt::format("every acknowledged commit is on {}: a takeover needs {} of them "
-                         "frozen",
-                         quorum_text(kc, seen.configured),
-                         static_cast<int>(seen.configured.size()) - kc + 1);
+  auto size = static_cast<int>(seen.configured.size());
+  step.why = kc == size ? fmt::format("every acknowledged commit is on each of {}: any of them "
+                                      "may take over",
+                                      join_names(seen.configured))
+                        : fmt::format("every acknowledged commit is on {}: a takeover needs {} of "
+                                      "them frozen",
+                                      quorum_text(kc, seen.configured), size - kc + 1);
   return step;
 }
 

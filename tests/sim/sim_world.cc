@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "agent/sync_manager.h"
 #include "core/member_change.h"
 
 namespace tandem::sim {
@@ -272,6 +273,13 @@ NodeObservation SimNode::observe(bool at_rest) {
   node.replayed_lsn = node.received_lsn;
   bool streaming = !(server.standby_signal && server.not_streaming_since);
   if (!streaming) node.not_streaming_for = world_.clock.now - *server.not_streaming_since;
+  if (server.standby_signal && server.upstream.empty() && server.receiver_stopped_since) {
+    node.receiver_stopped_for = world_.clock.now - *server.receiver_stopped_since;
+  }
+  if (server.standby_signal && server.pretends_frozen_since) {
+    node.upstream = "";
+    node.receiver_stopped_for = world_.clock.now - *server.pretends_frozen_since;
+  }
   node.answered_at = world_.slots[index_].clock->steady_now();  // its agent's clock
   node.answer_repeated =
       answer_ && answer_->said.state == node.state &&
@@ -344,6 +352,7 @@ Status SimNode::start_primary(const std::function<Status()>& may_spawn,
   server.standby_signal = false;
   server.upstream.clear();
   server.sync_names = server.sync_file = synchronous_standbys;  // tandem.conf's, in effect
+  server.sync_any = server.sync_file_any = 0;  // every one of them (restart_in_place)
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(800));
   world_.start_pg(index_);
   world_.became_primary(index_);
@@ -359,6 +368,7 @@ Status SimNode::start_standby(const std::string& leader) {
   server.running = true;
   server.standby_signal = true;
   server.upstream = leader;
+  server.pretends_frozen_since.reset();
   server.not_streaming_since.reset();
   server.ready_at = world_.clock.now + world_.random_ms(SimTime(20), SimTime(500));
   world_.start_pg(index_);
@@ -367,6 +377,11 @@ Status SimNode::start_standby(const std::string& leader) {
 
 Status SimNode::follow(const std::string& leader) {
   if (auto ok = usable(); !ok) return ok;
+  if (leader.empty() && world_.settings.freeze_keeps_streaming) {
+    if (!pg().pretends_frozen_since) pg().pretends_frozen_since = world_.clock.now;
+    return {};
+  }
+  pg().pretends_frozen_since.reset();
   if (pg().upstream != leader) pg().waiting_since = world_.clock.now;
   pg().upstream = leader;
   return {};
@@ -514,27 +529,34 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
   // SyncManager::configure: tandem.conf written, then a reload that may fail; a failure leaves
   // the belief unknown, and the next cycle settles it from the server (the canary keeps it).
   bool canary = world_.settings.no_sync_settle;
-  auto configure = [&](const SyncNames& names) -> Status {
+  auto configure = [&](const SyncNames& names, int any) -> Status {
     if (!canary) sync_believed_.reset();
     server.sync_file = names;
+    server.sync_file_any = any;
     if (world_.slots[index_].reloads_fail) {
       return fail(ErrorCode::kUnavailable, "pg_ctl reload failed");
     }
     server.sync_names = names;
+    server.sync_any = any;
     sync_believed_ = names;
+    sync_believed_any_ = any;
     return {};
   };
   if (!sync_believed_) {
     if (canary) {
       sync_believed_ = server.sync_names;  // as SHOW says
-    } else if (auto ok = configure(server.sync_names); !ok) {
+      sync_believed_any_ = server.sync_any;
+    } else if (auto ok = configure(server.sync_names, server.sync_any); !ok) {
       return std::unexpected(ok.error());
     }
   }
   SyncObservation seen{.configured = *sync_believed_,
                        .current = Lsn(server.wal.size()),
-                       .count = world_.settings.sync_count};
-  read_sync_record(seen, view.sync_standbys, view.sync_leader, self);
+                       .count = world_.settings.sync_count,
+                       .quorum = world_.settings.sync_quorum,
+                       .configured_any = sync_believed_any_,
+                       .member_frozen = member_frozen(view)};
+  read_sync_record(seen, view.sync_standbys, view.sync_leader, self, view.sync_quorum);
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
     const Pg& other = world_.slots[j].pg;
     bool streams = j != index_ && other.running && other.standby_signal && other.upstream == self &&
@@ -551,20 +573,24 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
   ClusterLayout layout(world_.config.name);
   SimStore& store = *world_.slots[index_].store;
   Revision revision = view.sync_revision;
-  auto write = [&](const SyncNames& standbys) -> Status {
-    auto written = write_sync_if_unchanged(store, layout, revision, self, standbys);
+  auto write = [&](const SyncNames& standbys, int quorum) -> Status {
+    auto written = write_sync_if_unchanged(store, layout, revision, self, standbys, quorum);
     if (!written) return std::unexpected(written.error());
     revision = *written;
     return {};
   };
   if (step.narrow) {
-    if (auto ok = write(*step.narrow); !ok) return std::unexpected(ok.error());
+    if (auto ok = write(*step.narrow, step.narrow_quorum); !ok) {
+      return std::unexpected(ok.error());
+    }
   }
   if (step.configure) {
-    if (auto ok = configure(*step.configure); !ok) return std::unexpected(ok.error());
+    if (auto ok = configure(*step.configure, step.configure_any); !ok) {
+      return std::unexpected(ok.error());
+    }
   }
   if (step.name) {
-    if (auto ok = write(*step.name); !ok) return std::unexpected(ok.error());
+    if (auto ok = write(*step.name, step.name_quorum); !ok) return std::unexpected(ok.error());
   }
   sync_memory_ = std::move(step.memory);
   return step.why;
@@ -594,6 +620,8 @@ ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
   settings.adopted = multi_host && !settings.member_changes && rng() % 5 == 0;
   // Then several synchronous standbys, where there are two standbys to wait for.
   if (settings.synchronous && settings.nodes >= 3 && rng() % 2 == 0) settings.sync_count = 2;
+  // Then quorum commit, where a quorum may be smaller than the standbys there are.
+  if (settings.synchronous && settings.nodes >= 3 && rng() % 2 == 0) settings.sync_quorum = true;
   return settings;
 }
 
@@ -602,6 +630,7 @@ World::World(std::uint64_t seed, ScenarioSettings scenario)
   config.name = "sim";
   config.ha.synchronous_mode = settings.synchronous;
   config.ha.synchronous_node_count = settings.sync_count;
+  config.ha.synchronous_quorum = settings.sync_quorum;
   // The least the config allows (10 x ttl): a cycle stalled longer than this gives up the lease.
   config.ha.cycle_stall_limit = 10 * config.ha.ttl;
   // With etcd endpoints the agents fence by quorum (ha_config_for).
@@ -844,6 +873,10 @@ void World::thaw_hosts(SimTime until) {
     if (slot.alive && majority && rng() % 2 == 0) {
       slot.watchdog->keep_alive_by_peers(slot.clock->steady_now());
     }
+    if (settings.thaw_writes_first) {
+      write();
+      replicate();
+    }
     if (slot.alive) watchdog_check(i);
     check_invariants();
   }
@@ -1045,20 +1078,31 @@ void World::replicate() {
     } else if (!server.not_streaming_since) {
       server.not_streaming_since = clock.now;
     }
+    if (!server.upstream.empty()) {
+      server.receiver_stopped_since.reset();
+    } else if (!server.receiver_stopped_since) {
+      server.receiver_stopped_since = clock.now;
+    }
   }
   // A commit waiting for its synchronous standbys returns once every one of them has it, or
   // once the primary stops waiting (no synchronous standby configured any more).
   for (auto it = pending_acks_.begin(); it != pending_acks_.end();) {
     const Pg& primary = slots[index_of(it->second)].pg;
-    std::size_t waited = primary.sync_names.size();
-    if (settings.waits_for_first_only) waited = std::min<std::size_t>(waited, 1);
-    bool done = true;
-    for (std::size_t k = 0; k < waited; ++k) {
+    // Every one of them, or any sync_any of them (quorum commit); the canary, the first only.
+    std::size_t waited = primary.sync_any > 0 ? static_cast<std::size_t>(primary.sync_any)
+                                              : primary.sync_names.size();
+    std::size_t listed = primary.sync_any > 0 ? primary.sync_names.size() : waited;
+    if (settings.waits_for_first_only) listed = waited = std::min<std::size_t>(waited, 1);
+    std::size_t have = 0;
+    for (std::size_t k = 0; k < listed; ++k) {
       int standby = index_of(primary.sync_names[k]);  // never "*": no strict mode here
-      done = done && standby >= 0 &&
-             std::ranges::any_of(slots[standby].pg.wal,
-                                 [&](const Record& record) { return record.id == it->first; });
+      if (standby >= 0 &&
+          std::ranges::any_of(slots[standby].pg.wal,
+                              [&](const Record& record) { return record.id == it->first; })) {
+        ++have;
+      }
     }
+    bool done = have >= waited;
     if (done) {
       acknowledged_.insert(it->first);
       it = pending_acks_.erase(it);
@@ -1109,6 +1153,7 @@ void World::finish_promotion(int index, TimelineId target) {
   server.upstream.clear();
   server.sync_names.clear();
   server.sync_file.clear();  // a standby's tandem.conf names none
+  server.sync_any = server.sync_file_any = 0;
   became_primary(index);
 }
 
@@ -1647,7 +1692,10 @@ void World::freeze_agent(int index, SimTime how_long) {
 void World::reload_by_hand(int index) {
   Pg& server = slots[index].pg;
   note(fmt::format("  {}'s PostgreSQL is reloaded by hand", config.nodes[index].name));
-  if (server.running) server.sync_names = server.sync_file;
+  if (server.running) {
+    server.sync_names = server.sync_file;
+    server.sync_any = server.sync_file_any;
+  }
 }
 
 void World::request_switchover(const std::string& to) {
@@ -1760,6 +1808,18 @@ void World::watch_adoption_end() {
   schedule(clock.now + SimTime(100), Kind::kCall, 0, [this] { watch_adoption_end(); });
 }
 
+std::size_t World::acknowledged_missing_on(int index) const {
+  std::set<std::uint64_t> present;
+  for (const Record& record : slots[index].pg.wal) present.insert(record.id);
+  return static_cast<std::size_t>(std::ranges::count_if(
+      acknowledged_, [&](std::uint64_t id) { return !present.contains(id); }));
+}
+
+ClusterView World::store_view() const {
+  auto snapshot = const_cast<MemoryStore&>(store_).read(layout_.prefix(), layout_.history_prefix());
+  return snapshot ? layout_.view(*snapshot) : ClusterView{};
+}
+
 int World::writable_primary() const {
   int found = -1;
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
@@ -1813,6 +1873,15 @@ bool World::able_to_lead() const {
     const std::string& name = config.nodes[i].name;
     if (view->sync_revision != 0 && view->sync_leader != name && !view->sync_names(name)) {
       return false;
+    }
+    // Quorum commit: a named standby takes over once |S| - k other members froze, and only up
+    // ones can.
+    if (view->sync_quorum && view->sync_leader != name) {
+      std::size_t others_up = 0;
+      for (int j : up) {
+        if (j != i && view->sync_names(config.nodes[j].name) && slots[j].pg.data) ++others_up;
+      }
+      if (others_up + *view->sync_quorum < view->sync_standbys->size()) return false;
     }
     std::set<std::uint64_t> present;
     for (const Record& record : server.wal) present.insert(record.id);

@@ -107,6 +107,13 @@ struct Pg {
   std::string upstream;  // primary_conninfo: the node it streams from
   SyncNames sync_names;  // synchronous_standby_names in effect (a primary): it waits for each
   SyncNames sync_file;   // ...and as tandem.conf says, which a reload (or a start) puts in effect
+  // Quorum commit: 'ANY sync_any (sync_names)' in effect, and in tandem.conf; 0: every one.
+  int sync_any = 0;
+  int sync_file_any = 0;
+  // A standby pointed at nobody (a freeze): since when it has had no WAL receiver.
+  std::optional<SimTime> receiver_stopped_since;
+  // The canary's freeze: since when it says it streams from nobody, streaming on.
+  std::optional<SimTime> pretends_frozen_since;
   std::optional<SimTime> not_streaming_since;
   // pg_ctl promote was sent and PostgreSQL has not finished promoting: it goes on by itself,
   // whatever its agent does meanwhile (frozen, say), until it promotes or is stopped.
@@ -155,6 +162,14 @@ struct ScenarioSettings {
   bool never_names_sync = false;
   // Synchronous mode: ha.synchronous_node_count.
   int sync_count = 1;
+  // Synchronous mode: ha.synchronous_quorum (commits wait for any sync_count of the standbys).
+  bool sync_quorum = false;
+  // The canary of quorum commit: a freeze that leaves the WAL receiver running (the server
+  // says it streams from nobody while it goes on acknowledging).
+  bool freeze_keeps_streaming = false;
+  // Beyond tandem's model, for that canary: a thawed host's PostgreSQL takes a write, and its
+  // standbys' replies, before its watchdog stops it (two writers for that instant).
+  bool thaw_writes_first = false;
   // The canary of several synchronous standbys: PostgreSQL waits for the first of those it
   // names only (FIRST 1), while the record names them all.
   bool waits_for_first_only = false;
@@ -215,6 +230,7 @@ class SimNode final : public LocalNode {
   void reset_sync() override {
     sync_memory_ = {};
     sync_believed_.reset();
+    sync_believed_any_ = 0;
   }
   // The simulation's store holds no settings: never asked.
   Status apply_settings(const ClusterSettings&) override { return {}; }
@@ -231,6 +247,7 @@ class SimNode final : public LocalNode {
   SyncMemory sync_memory_;
   // What the leader believes PostgreSQL waits for (SyncManager's); nullopt: read it again.
   std::optional<SyncNames> sync_believed_;
+  int sync_believed_any_ = 0;
   // The server's last answer, as a real agent keeps it for a cycle at rest (core/observe_rest.h):
   // what it said and what stood for it then — the postmaster (its start count), standby.signal,
   // how much WAL there was and on which timeline.
@@ -388,6 +405,10 @@ class World {
   void advance(SimTime until) { run_until(until); }
   // The one node that accepts writes now; -1 for none (or several).
   int writable_primary() const;
+  // How many acknowledged commits the node's WAL lacks.
+  std::size_t acknowledged_missing_on(int index) const;
+  // The store as every agent reads it (the history left out).
+  ClusterView store_view() const;
   const Verdict& verdict() const { return verdict_; }
   // One primary holding the lease, every other node streaming from it.
   bool healthy() const;
