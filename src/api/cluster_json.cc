@@ -22,11 +22,11 @@ std::string role_of(const ClusterView& view, const MemberRecord& member) {
 
 json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view,
                   std::int64_t now_ms) {
-  json document = {{"cluster", config.name}, {"store_reachable", view.has_value()},
-                   {"leader", json()},       {"paused", false},
-                   {"sync_standby", json()}, {"sync_standbys", json::array()},
-                   {"timeline", json()},     {"members", json::array()},
-                   {"slots", json::array()}};
+  json document = {{"cluster", config.name},   {"store_reachable", view.has_value()},
+                   {"leader", json()},         {"paused", false},
+                   {"sync_standby", json()},   {"sync_standbys", json::array()},
+                   {"sync_quorum", json()},    {"timeline", json()},
+                   {"members", json::array()}, {"slots", json::array()}};
   std::map<std::string, std::int64_t> lag_bytes;
   const PrimaryDetails* primary = nullptr;
   if (view) {
@@ -34,6 +34,8 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
     if (view->sync_names_any()) {
       document["sync_standby"] = view->sync_standbys->front();
       document["sync_standbys"] = *view->sync_standbys;
+      // Quorum commit: each acknowledged commit is on this many of them (null: on each).
+      if (view->sync_quorum) document["sync_quorum"] = *view->sync_quorum;
     }
     if (view->leader) {
       document["leader"] = view->leader->name;

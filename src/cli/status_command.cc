@@ -107,8 +107,9 @@ std::string render_status(const ClusterConfig& config, const ClusterReport& repo
         "\nlease: {}{}{}; next primary if it fails: {}\n",
         agents.leader.empty() ? "nobody" : agents.leader, agents.paused ? " (paused)" : "",
         agents.synchronous_mode
-            ? fmt::format(", synchronous standby{}: {}",
+            ? fmt::format(", synchronous standby{}: {}{}",
                           agents.sync_standbys && agents.sync_standbys->size() > 1 ? "s" : "",
+                          agents.sync_quorum ? fmt::format("any {} of ", *agents.sync_quorum) : "",
                           agents.sync_standbys && !agents.sync_standbys->empty()
                               ? join_names(*agents.sync_standbys)
                               : "none")

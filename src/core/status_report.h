@@ -62,6 +62,8 @@ struct AgentsReport {
   int synchronous_node_count = 1;   // ha.synchronous_node_count
   // The `sync` record's standbys (nullopt: no record).
   std::optional<std::vector<std::string>> sync_standbys;
+  // Quorum commit: each acknowledged commit is on this many of them (nullopt: on each).
+  std::optional<int> sync_quorum;
   std::vector<std::string> candidates;    // who may take over, best first
   std::vector<std::string> not_eligible;  // why the others may not
   std::optional<LastBackup> last_backup;  // the repository's newest backup, as the store has it

@@ -109,6 +109,7 @@ std::optional<AgentsReport> read_agents(Context& context, std::vector<std::strin
                       .synchronous_strict = config.ha.synchronous_mode_strict,
                       .synchronous_node_count = config.ha.synchronous_node_count,
                       .sync_standbys = view.sync_standbys,
+                      .sync_quorum = view.sync_quorum,
                       .candidates = failover_candidates(view, ha),
                       .not_eligible = ineligibility_reasons(view, ha),
                       .last_backup = view.last_backup};

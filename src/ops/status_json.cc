@@ -92,6 +92,7 @@ nlohmann::json report_to_json(const ClusterReport& report, std::int64_t now_ms) 
                                                return names.empty() ? std::string() : names.front();
                                              })},
               {"sync_standbys", optional_json(report.agents->sync_standbys, identity)},
+              {"sync_quorum", optional_json(report.agents->sync_quorum, identity)},
               {"candidates", report.agents->candidates},
               {"not_eligible", report.agents->not_eligible},
               {"last_backup", report.agents->last_backup

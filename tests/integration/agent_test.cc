@@ -761,6 +761,80 @@ TEST_F(AgentTest, TwoSynchronousStandbysHoldEveryCommitAndEitherTakesOver) {
             << " of " << load.acknowledged().size() << " acknowledged writes lost\n";
 }
 
+// Quorum commit (issue 20.5), any one of two standbys. The primary's host crashes under load:
+// both standbys stop their WAL receivers (a freeze), the one with the most WAL takes over, and
+// no acknowledged write is lost. The old primary back as a standby, the record names any one of
+// the two standbys again; then one standby's host crashes: the other acknowledges every commit,
+// and no write waits for the crashed one.
+TEST_F(AgentTest, QuorumCommitFailsOverWithEveryWriteAndAStandbyCrashStopsNoWrite) {
+  up(2, [](ClusterConfig& config) {
+    config.ha.synchronous_mode = true;
+    config.ha.synchronous_quorum = true;
+  });
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  // PostgreSQL waits for any one of both standbys, and the record says each acknowledged
+  // commit is on one of them.
+  auto quorum_named = [&](const std::string& leader) {
+    if (!value(leader, "SELECT current_setting('synchronous_standby_names') AS v")
+             .starts_with("ANY 1 (") ||
+        value(leader,
+              "SELECT count(*)::text AS v FROM pg_stat_replication WHERE sync_state = "
+              "'quorum'") != "2") {
+      return false;
+    }
+    auto agents = nlohmann::json::parse(tandem_ok({"status", "--json"}))["agents"];
+    return agents["sync_quorum"] == 1 && agents["sync_standbys"].size() == 2;
+  };
+  ASSERT_TRUE(eventually([&] { return quorum_named(primary); })) << agent_log(primary);
+  EXPECT_NE(tandem_ok({"status"}).find("synchronous standbys: any 1 of "), std::string::npos);
+  // The primary's host crashes: a freeze, then a takeover with every acknowledged write.
+  WriteProbe probe(any_primary_conninfo(), milliseconds(20));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 30; }));
+  auto crashed = WallClock::now();
+  tandem_ok({"local", "crash", primary});
+  std::string taker;
+  ASSERT_TRUE(eventually([&] {
+    taker = current_primary();
+    return !taker.empty() && taker != primary;
+  })) << agent_log(other_than(primary));
+  ASSERT_TRUE(eventually([&] {
+    auto resumed = probe.first_success_after(crashed);
+    return resumed && resumed->answered_at > crashed;
+  }));
+  milliseconds outage = longest_without_an_acknowledgement(probe, crashed);
+  probe.stop();
+  EXPECT_EQ(rows_in_probe(taker, probe), static_cast<long>(probe.acknowledged().size()))
+      << "acknowledged writes lost under quorum commit";
+  std::string standby = other_than(primary, taker);
+  for (const std::string& name : {taker, standby}) {
+    EXPECT_NE(agent_log(name).find("stop the WAL receiver (freeze)"), std::string::npos)
+        << agent_log(name);
+  }
+  // The old primary comes back as a standby; the record names any one of the two again.
+  tandem_ok({"local", "start", primary});
+  ASSERT_TRUE(eventually([&] { return quorum_named(taker); }, std::chrono::seconds(60)))
+      << agent_log(taker);
+  // A standby's host crashes: commits go on, acknowledged by the other.
+  WriteProbe load(any_primary_conninfo(), milliseconds(20), "load");
+  load.start();
+  ASSERT_TRUE(eventually([&] { return load.acknowledged().size() >= 30; }));
+  auto standby_crashed = WallClock::now();
+  tandem_ok({"local", "crash", standby});
+  // Past the stall limit and a few cycles: under any one of two, nothing waited for it.
+  std::this_thread::sleep_for(kSyncStallLimit + std::chrono::seconds(1));
+  milliseconds held = longest_without_an_acknowledgement(load, standby_crashed);
+  load.stop();
+  EXPECT_LT(held, kSyncStallLimit / 2) << "commits waited for the crashed standby";
+  EXPECT_EQ(rows_in_probe(taker, load), static_cast<long>(load.acknowledged().size()));
+  std::cout << "quorum commit: the primary's host crashed, " << taker << " took over after "
+            << outage.count() << " ms without an acknowledged write, "
+            << static_cast<long>(probe.acknowledged().size()) - rows_in_probe(taker, probe)
+            << " of " << probe.acknowledged().size() << " acknowledged writes lost; " << standby
+            << " crashed: the longest wait for an acknowledgement was " << held.count() << " ms\n";
+}
+
 // ha.synchronous_mode_strict (issue 20.5): with its only standby down, the primary acknowledges
 // no commit — PostgreSQL waits for any standby ('*') — and status says so; the standby back, the
 // commits waiting are acknowledged and it has every one of them.
