@@ -901,5 +901,111 @@ TEST(Decide, AProcessStoppedHoldingTheStoresWriteLockIsResumedThenKilled) {
   EXPECT_TRUE(decide(std::nullopt, node, config, kNow).unblock_store);
 }
 
+// Quorum commit (ha.synchronous_quorum), the record "any 1 of node2 and node3" at revision 40:
+// a standby of it freezes when nobody leads, promises its freeze once its receiver has settled,
+// takes over only with the other's promise for this revision and at least its WAL, stays frozen
+// until the lease holder writes the record anew, and starts frozen meanwhile.
+TEST(Decide, QuorumCommitFreezesBeforeAnElectionAndThawsOnlyOnANewerRecord) {
+  const HaConfig config{.self = "node2", .synchronous_mode = true, .synchronous_quorum = true};
+  auto quorum_view = [](std::optional<std::string> leader, std::vector<MemberRecord> members,
+                        std::string sync_leader = "node1") {
+    ClusterView view = view_with(std::move(leader), std::move(members));
+    view.sync_standbys = Names{"node2", "node3"};
+    view.sync_quorum = 1;
+    view.sync_leader = std::move(sync_leader);
+    view.sync_revision = 40;
+    return view;
+  };
+  auto promised = [](MemberRecord member, std::int64_t revision, std::uint64_t at) {
+    member.frozen_for = revision;
+    member.frozen_at = Lsn(at);
+    return member;
+  };
+  NodeObservation streaming = observed(PgState::kStandby, "node1");
+  streaming.received_lsn = at(500);
+  NodeObservation frozen = observed(PgState::kStandby, "");
+  frozen.received_lsn = at(500);
+  frozen.receiver_stopped_for = milliseconds(400);  // settled (300 ms)
+  NodeObservation settling = frozen;
+  settling.receiver_stopped_for = milliseconds(100);
+  NodeObservation down = observed(PgState::kStopped);
+  struct QuorumCase {
+    const char* name;
+    ClusterView view;
+    NodeObservation node;
+    Action action;
+    const char* reason_has;
+    std::string source;                     // kFollow, kStartStandby
+    std::optional<std::int64_t> frozen_for;  // the promise published
+    bool name_in_sync_first = false;
+  };
+  std::vector<QuorumCase> cases = {
+      {"nobody leads, pointed at the old primary: freeze first",
+       quorum_view(std::nullopt, {standby("node2", 500), standby("node3", 500)}), streaming,
+       Action::kFollow, "stop the WAL receiver (freeze)", "", std::nullopt},
+      {"frozen, not yet settled: no promise, no takeover without the other's",
+       quorum_view(std::nullopt, {standby("node2", 500), standby("node3", 500)}), settling,
+       Action::kNone, "node2 needs 1 other standbys of the quorum", "", std::nullopt},
+      {"frozen and settled: promised for revision 40",
+       quorum_view(std::nullopt, {standby("node2", 500), standby("node3", 500)}), frozen,
+       Action::kNone, "frozen for sync revision 40, and 0 are", "", 40},
+      {"the other promised for revision 40 at the same WAL: take over, the record first",
+       quorum_view(std::nullopt, {standby("node2", 500), promised(standby("node3", 500), 40, 500)}),
+       frozen, Action::kTakeOver, "most advanced eligible standby", "", 40, true},
+      {"the other promised for an older revision: it may have streamed since",
+       quorum_view(std::nullopt, {standby("node2", 500), promised(standby("node3", 500), 39, 500)}),
+       frozen, Action::kNone, "and 0 are", "", 40},
+      {"the other froze further on: this node may lack a commit",
+       quorum_view(std::nullopt, {standby("node2", 500), promised(standby("node3", 600), 40, 600)}),
+       frozen, Action::kNone, "node2 (0/1F4) is behind node3, frozen at 0/258", "", 40},
+      {"a new leader, the record still the one it promised for: stays frozen",
+       quorum_view("node3", {promised(standby("node2", 500), 40, 500)}, "node3"), frozen,
+       Action::kNone, "frozen for sync revision 40 (quorum commit)", "node3", 40},
+      {"the lease holder wrote the record anew: follow it",
+       [&] {
+         ClusterView view =
+             quorum_view("node3", {promised(standby("node2", 500), 40, 500)}, "node3");
+         view.sync_revision = 41;
+         return view;
+       }(),
+       frozen, Action::kFollow, "but node3 leads: follow it", "node3", std::nullopt},
+      {"a newer record another node wrote: still frozen (the lease holder's own comes next)",
+       [&] {
+         ClusterView view =
+             quorum_view("node3", {promised(standby("node2", 500), 40, 500)}, "node4");
+         view.sync_revision = 41;
+         return view;
+       }(),
+       frozen, Action::kNone, "frozen for sync revision 40", "node3", 41},
+      {"PostgreSQL down while frozen: started pointed at nobody, the promise kept",
+       quorum_view("node3", {promised(standby("node2", 500), 40, 500)}, "node3"), down,
+       Action::kStartStandby, "start it as a standby of nobody, frozen", "", 40},
+      {"no promise made: a standby pointed at nobody follows the leader",
+       quorum_view("node3", {standby("node2", 500)}, "node3"), settling, Action::kFollow,
+       "but node3 leads: follow it", "node3", std::nullopt},
+  };
+  for (const QuorumCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Decision decision = decide(c.view, c.node, config, kNow);
+    EXPECT_EQ(decision.action, c.action) << action_name(decision.action) << ": " << decision.reason;
+    EXPECT_NE(decision.reason.find(c.reason_has), std::string::npos) << decision.reason;
+    if (c.action == Action::kFollow || c.action == Action::kStartStandby) {
+      EXPECT_EQ(decision.source, c.source);
+    }
+    EXPECT_EQ(decision.frozen_for, c.frozen_for);
+    EXPECT_EQ(decision.name_in_sync_first, c.name_in_sync_first);
+  }
+  // Under the priority form (no quorum in the record), nobody freezes.
+  ClusterView priority = quorum_view(std::nullopt, {standby("node2", 500), standby("node3", 500)});
+  priority.sync_quorum.reset();
+  EXPECT_NE(decide(priority, streaming, config, kNow).action, Action::kFollow);
+  // A primary that retakes its lapsed lease writes the record anew first.
+  NodeObservation primary = observed(PgState::kPrimary);
+  ClusterView lapsed = quorum_view(std::nullopt, {}, "node2");
+  Decision retake = decide(lapsed, primary, config, kNow);
+  EXPECT_EQ(retake.action, Action::kAcquireLease) << retake.reason;
+  EXPECT_TRUE(retake.unname_sync);
+}
+
 }  // namespace
 }  // namespace tandem
