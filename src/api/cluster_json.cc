@@ -18,6 +18,15 @@ std::string role_of(const ClusterView& view, const MemberRecord& member) {
   return "replica";
 }
 
+// The `sync` record's standbys; with quorum commit, how many of them each acknowledged commit is
+// on (null: on each).
+void add_sync_record(json& document, const ClusterView& view) {
+  if (!view.sync_names_any()) return;
+  document["sync_standby"] = view.sync_standbys->front();
+  document["sync_standbys"] = *view.sync_standbys;
+  if (view.sync_quorum) document["sync_quorum"] = *view.sync_quorum;
+}
+
 }  // namespace
 
 json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>& view,
@@ -31,12 +40,7 @@ json cluster_json(const ClusterConfig& config, const std::optional<ClusterView>&
   const PrimaryDetails* primary = nullptr;
   if (view) {
     document["paused"] = view->paused;
-    if (view->sync_names_any()) {
-      document["sync_standby"] = view->sync_standbys->front();
-      document["sync_standbys"] = *view->sync_standbys;
-      // Quorum commit: each acknowledged commit is on this many of them (null: on each).
-      if (view->sync_quorum) document["sync_quorum"] = *view->sync_quorum;
-    }
+    add_sync_record(document, *view);
     if (view->leader) {
       document["leader"] = view->leader->name;
       auto leader = view->members.find(view->leader->name);

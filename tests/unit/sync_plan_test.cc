@@ -655,7 +655,7 @@ TEST(SyncPlan, QuorumConfiguresEveryStandbyAndNamesThemOnceEnoughCaughtUp) {
        {},
        Q{1, {"node2"}},
        std::nullopt,
-       "every acknowledged commit is on any 1 of node2"},
+       "every acknowledged commit is on each of node2: any of them may take over"},
   };
   for (const QuorumCase& c : cases) {
     SCOPED_TRACE(c.what);
