@@ -158,6 +158,18 @@ void reconfigure(const SyncObservation& seen, const Sorted& sorted, const SyncNa
 SyncStep plan_sync(const SyncObservation& seen, const SyncMemory& memory,
                    std::chrono::steady_clock::time_point now) {
   if (seen.quorum) return plan_quorum_sync(seen, memory, now);
+  if (seen.published_quorum || seen.configured_any > 0) {
+    // Quorum commit turned off: a quorum record says less than this form reads into it (not
+    // every member has each commit), and under ANY k PostgreSQL waited for fewer than the list.
+    // The record is rewritten naming nobody, and the list taken for one that names anybody.
+    SyncObservation plain = seen;
+    plain.foreign = true;
+    plain.published.clear();
+    plain.published_quorum.reset();
+    if (plain.configured_any > 0) plain.configured = SyncNames{"*"};
+    plain.configured_any = 0;
+    return plan_sync(plain, memory, now);
+  }
   SyncStep step;
   Sorted sorted = sort_standbys(seen, memory, step, now);
   SyncNames chosen = choose(seen, sorted);
@@ -296,9 +308,10 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
                                            : "no standby streams: writes go on without a "
                                              "synchronous standby, and no standby may take over "
                                              "without --allow-data-loss")
-                   : fmt::format("{}commits wait for {}; named in the store once {} of them "
-                                 "have every acknowledged commit",
-                                 reason, quorum_text(wanted_any, wanted), wanted_any);
+                   : fmt::format(
+                         "{}commits wait for {}; named in the store once {} of them "
+                         "have every acknowledged commit",
+                         reason, quorum_text(wanted_any, wanted), wanted_any);
     return step;
   }
   // PostgreSQL waits for any kc of Sc: the record says so once kc of them have flushed past
@@ -324,12 +337,14 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
   step.name = seen.configured;
   step.name_quorum = kc;
   auto size = static_cast<int>(seen.configured.size());
-  step.why = kc == size ? fmt::format("every acknowledged commit is on each of {}: any of them "
-                                      "may take over",
-                                      join_names(seen.configured))
-                        : fmt::format("every acknowledged commit is on {}: a takeover needs {} of "
-                                      "them frozen",
-                                      quorum_text(kc, seen.configured), size - kc + 1);
+  step.why = kc == size ? fmt::format(
+                              "every acknowledged commit is on each of {}: any of them "
+                              "may take over",
+                              join_names(seen.configured))
+                        : fmt::format(
+                              "every acknowledged commit is on {}: a takeover needs {} of "
+                              "them frozen",
+                              quorum_text(kc, seen.configured), size - kc + 1);
   return step;
 }
 

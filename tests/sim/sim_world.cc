@@ -1096,9 +1096,9 @@ void World::replicate() {
     std::size_t have = 0;
     for (std::size_t k = 0; k < listed; ++k) {
       int standby = index_of(primary.sync_names[k]);  // never "*": no strict mode here
-      if (standby >= 0 &&
-          std::ranges::any_of(slots[standby].pg.wal,
-                              [&](const Record& record) { return record.id == it->first; })) {
+      if (standby >= 0 && std::ranges::any_of(slots[standby].pg.wal, [&](const Record& record) {
+            return record.id == it->first;
+          })) {
         ++have;
       }
     }

@@ -935,7 +935,7 @@ TEST(Decide, QuorumCommitFreezesBeforeAnElectionAndThawsOnlyOnANewerRecord) {
     NodeObservation node;
     Action action;
     const char* reason_has;
-    std::string source;                     // kFollow, kStartStandby
+    std::string source;                      // kFollow, kStartStandby
     std::optional<std::int64_t> frozen_for;  // the promise published
     bool name_in_sync_first = false;
   };

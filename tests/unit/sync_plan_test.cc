@@ -510,8 +510,7 @@ TEST(SyncPlan, QuorumImplication) {
   };
   for (const Row& row : rows) {
     EXPECT_EQ(quorum_implies(row.k, row.s, row.k2, row.s2), row.implies)
-        << row.k << " of " << join_names(row.s) << " => " << row.k2 << " of "
-        << join_names(row.s2);
+        << row.k << " of " << join_names(row.s) << " => " << row.k2 << " of " << join_names(row.s2);
   }
 }
 
@@ -575,8 +574,7 @@ TEST(SyncPlan, QuorumConfiguresEveryStandbyAndNamesThemOnceEnoughCaughtUp) {
        std::nullopt,
        "every acknowledged commit is on any 1 of node2 and node3: a takeover needs 2"},
       {"named and unchanged: nothing to do",
-       quorum({both, both, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}}, 1,
-              1),
+       quorum({both, both, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}}, 1, 1),
        {},
        {},
        {},
@@ -631,8 +629,8 @@ TEST(SyncPlan, QuorumConfiguresEveryStandbyAndNamesThemOnceEnoughCaughtUp) {
        ""},
       {"another leader's record: rewritten as this one's, naming nobody, then named at once "
        "(both flushed where the WAL ends)",
-       quorum({both, {}, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}, true},
-              1, std::nullopt),
+       quorum({both, {}, Lsn(120), {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}, true}, 1,
+              std::nullopt),
        {},
        Q{0, {}},
        {},
@@ -672,6 +670,23 @@ TEST(SyncPlan, QuorumConfiguresEveryStandbyAndNamesThemOnceEnoughCaughtUp) {
     EXPECT_TRUE(step.why.starts_with(c.why)) << step.why;
     EXPECT_EQ(step.why.empty(), std::string(c.why).empty()) << step.why;
   }
+}
+
+// Quorum commit turned off while a quorum record and 'ANY 1 (...)' stand: the record is rewritten
+// naming nobody (its members need not each have every commit), PostgreSQL is configured anew,
+// and a standby is named only once it has caught up under the new list.
+TEST(SyncPlan, QuorumTurnedOffUnnamesTheQuorumRecordFirst) {
+  SyncObservation seen{{"node2", "node3"},
+                       {"node2", "node3"},
+                       Lsn(120),
+                       {{"node2", Lsn(120), true}, {"node3", Lsn(120), true}}};
+  seen.configured_any = 1;
+  seen.published_quorum = 1;
+  SyncStep step = plan_sync(seen, {}, kStart);
+  EXPECT_EQ(step.narrow, SyncNames());
+  EXPECT_EQ(step.configure, SyncNames{"node2"});
+  EXPECT_EQ(step.configure_any, 0);
+  EXPECT_EQ(step.name, std::nullopt);
 }
 
 }  // namespace
