@@ -372,6 +372,60 @@ TEST_F(MultiHostTest, APrimaryRestartedThroughTheApiAndCutOffWritesNothingAfterA
       << "see " << agent_log(old_primary);
 }
 
+// Quorum commit across hosts (issue 20.5): any one of two standbys. Every process of the
+// primary's host frozen for 4 s: both standbys stop their WAL receivers, promise where, and one
+// takes over with every acknowledged write; thawed, the old primary acknowledges nothing more.
+class MultiHostQuorumTest : public MultiHostTest {
+ protected:
+  void adjust(ClusterConfig& config) override {
+    config.ha.synchronous_mode = true;
+    config.ha.synchronous_quorum = true;
+  }
+};
+
+TEST_F(MultiHostQuorumTest, AFrozenPrimaryHostFailsOverWithEveryWriteAndAcknowledgesNoneAfter) {
+  ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
+  std::string old_primary = primary();
+  int old_index = index_of(old_primary);
+  ASSERT_TRUE(eventually([&] {
+    return query(old_primary, "SELECT current_setting('synchronous_standby_names') AS v")
+               .starts_with("ANY 1 (") &&
+           log_of(old_primary).find("every acknowledged commit is on any 1 of") !=
+               std::string::npos;
+  })) << "see " << agent_log(old_primary);
+  WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(10));
+  probe.start();
+  ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 50; }));
+  std::vector<pid_t> frozen = host_pids(old_index);
+  ASSERT_GE(frozen.size(), 3u);  // agent, watchdog, postmaster...
+  for (pid_t pid : frozen) kill(pid, SIGSTOP);
+  auto frozen_at = WallClock::now();
+  auto thaw_at = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  auto taken = await_other_primary(old_primary, std::chrono::seconds(3));
+  std::this_thread::sleep_until(thaw_at);
+  for (pid_t pid : frozen) kill(pid, SIGCONT);
+  auto thawed_at = WallClock::now();
+  ASSERT_TRUE(taken) << "nobody took over while the primary's host was frozen";
+  EXPECT_TRUE(stays_primary(taken->first, std::chrono::seconds(5)));
+  probe.stop();
+  EXPECT_EQ(acknowledged_after(probe, thawed_at, old_primary + " after its thaw"), 0u);
+  auto missing = probe.missing_on(node_conninfo(reach_, taken->first));
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->size(), 0u) << "acknowledged writes missing on " << taken->first;
+  for (int index = 0; index < nodes_; ++index) {
+    std::string name = config_.nodes[index].name;
+    if (index == old_index) continue;
+    EXPECT_NE(log_of(name).find("stop the WAL receiver (freeze)"), std::string::npos)
+        << "see " << agent_log(name);
+  }
+  std::cout << "quorum commit across hosts: " << taken->first << " took over "
+            << std::chrono::duration_cast<milliseconds>(taken->second - frozen_at).count()
+            << " ms after the freeze, " << probe.acknowledged().size()
+            << " acknowledged writes, " << missing->size() << " missing\n";
+  EXPECT_TRUE(eventually([&] { return all_stream_from(taken->first); }))
+      << "see " << agent_log(old_primary);
+}
+
 // pg_ctl wrapped: a promotion leaves a mark for the test to freeze the promoter's agent on.
 class MultiHostPromoterTest : public MultiHostTest {
  protected:
