@@ -704,12 +704,13 @@ bool others_may_lead(const ClusterView& view, const HaConfig& config) {
          (!view.sync_leader.empty() && view.sync_leader != config.self);
 }
 
-std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config) {
+std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config,
+                                               bool planned) {
   TimelineId newest = newest_standby_timeline(view);
   std::vector<std::string> reasons;
   for (const auto& [name, member] : view.members) {
     if (view.leader_is(name)) continue;
-    if (auto why = ineligible(view, member, newest, config)) reasons.push_back(*why);
+    if (auto why = ineligible(view, member, newest, config, planned)) reasons.push_back(*why);
   }
   return reasons;
 }

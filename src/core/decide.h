@@ -184,7 +184,9 @@ std::vector<std::string> failover_candidates(const ClusterView& view, const HaCo
 bool others_may_lead(const ClusterView& view, const HaConfig& config);
 
 // For each member that is not a candidate (the leader aside), why not.
-std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config);
+// `planned` as for failover_candidates.
+std::vector<std::string> ineligibility_reasons(const ClusterView& view, const HaConfig& config,
+                                               bool planned = false);
 
 // Why the node a person's switchover or failover names (request.to, not empty) may not take the
 // lead, or nullopt when it may: the one rule of the CLI, the API and decide(). A switchover goes

@@ -110,8 +110,10 @@ std::optional<AgentsReport> read_agents(Context& context, std::vector<std::strin
                       .synchronous_node_count = config.ha.synchronous_node_count,
                       .sync_standbys = view.sync_standbys,
                       .sync_quorum = view.sync_quorum,
-                      .candidates = failover_candidates(view, ha),
-                      .not_eligible = ineligibility_reasons(view, ha),
+                      // Under quorum commit, as if the freezes a failover waits for came: they
+                      // do, from every live standby of the record.
+                      .candidates = failover_candidates(view, ha, /*planned=*/true),
+                      .not_eligible = ineligibility_reasons(view, ha, /*planned=*/true),
                       .last_backup = view.last_backup};
 }
 
