@@ -26,8 +26,7 @@ bool thawed(const ClusterView& view, const std::string& self) {
 
 // A standby that promised to stay frozen and is not thawed yet: it streams from nobody.
 bool holds_freeze(const ClusterView& view, const HaConfig& config) {
-  return config.synchronous_quorum && own_promise(view, config.self) &&
-         !thawed(view, config.self);
+  return config.synchronous_quorum && own_promise(view, config.self) && !thawed(view, config.self);
 }
 
 Decision frozen(const ClusterView& view, const HaConfig& config, const std::string& leader) {
@@ -51,7 +50,6 @@ Decision freeze(const ClusterView& view, const std::string& why) {
                       why, *view.sync_quorum, join_names(*view.sync_standbys)),
           ""};
 }
-
 
 using std::chrono::milliseconds;
 using TimePoint = std::chrono::steady_clock::time_point;
@@ -596,8 +594,8 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
     }
     // Both proofs hold: its holder has fenced itself (the lease may live on in etcd).
     if (must_freeze(view, node, config)) {
-      return freeze(view, fmt::format("{} has not been heard from by a majority of the agents",
-                                      leader));
+      return freeze(view,
+                    fmt::format("{} has not been heard from by a majority of the agents", leader));
     }
     ClusterView without_leader = view;
     without_leader.leader.reset();
@@ -729,8 +727,8 @@ std::optional<std::string> request_refusal(const ClusterView& view,
   }
   candidate.nofailover = false;
   // With a leader, the request is carried out by a hand-over after its clean stop.
-  auto why = ineligible(view, candidate, newest_standby_timeline(view), config,
-                        view.leader.has_value());
+  auto why =
+      ineligible(view, candidate, newest_standby_timeline(view), config, view.leader.has_value());
   if (!why) return std::nullopt;
   return fmt::format("{} ({}with --allow-data-loss)", *why,
                      request.force ? "allow it " : "only a failover may go there, ");
@@ -829,8 +827,8 @@ void plan_quorum_promise(Decision& decision, const ClusterView& view, const Node
   if (decision.action == Action::kAcquireLease && config.synchronous_mode) {
     decision.unname_sync = true;
   }
-  bool streams_from_nobody = decision.action == Action::kFollow ? decision.source.empty()
-                                                                : node.upstream.empty();
+  bool streams_from_nobody =
+      decision.action == Action::kFollow ? decision.source.empty() : node.upstream.empty();
   if (node.state == PgState::kNoData || node.data_was_primary || !streams_from_nobody ||
       (decision.action == Action::kStartStandby && !decision.source.empty())) {
     return;

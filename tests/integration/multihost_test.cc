@@ -392,7 +392,8 @@ TEST_F(MultiHostQuorumTest, AFrozenPrimaryHostFailsOverWithEveryWriteAndAcknowle
                .starts_with("ANY 1 (") &&
            log_of(old_primary).find("every acknowledged commit is on any 1 of") !=
                std::string::npos;
-  })) << "see " << agent_log(old_primary);
+  })) << "see "
+      << agent_log(old_primary);
   WriteProbe probe(node_conninfo(reach_, old_primary), milliseconds(10));
   probe.start();
   ASSERT_TRUE(eventually([&] { return probe.acknowledged().size() >= 50; }));
@@ -420,8 +421,8 @@ TEST_F(MultiHostQuorumTest, AFrozenPrimaryHostFailsOverWithEveryWriteAndAcknowle
   }
   std::cout << "quorum commit across hosts: " << taken->first << " took over "
             << std::chrono::duration_cast<milliseconds>(taken->second - frozen_at).count()
-            << " ms after the freeze, " << probe.acknowledged().size()
-            << " acknowledged writes, " << missing->size() << " missing\n";
+            << " ms after the freeze, " << probe.acknowledged().size() << " acknowledged writes, "
+            << missing->size() << " missing\n";
   EXPECT_TRUE(eventually([&] { return all_stream_from(taken->first); }))
       << "see " << agent_log(old_primary);
 }

@@ -54,10 +54,12 @@ TEST(ParseConfig, RoundTripsThroughRender) {
                  .ca_file = "/etc/tandem/ca.crt"};
   config->ha.synchronous_mode = true;
   config->ha.synchronous_node_count = 2;
+  config->ha.synchronous_quorum = true;
   auto again = parse_config(render_config(*config), "/elsewhere");
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(render_config(*again), render_config(*config));
   EXPECT_EQ(again->ha.synchronous_node_count, 2);
+  EXPECT_TRUE(again->ha.synchronous_quorum);
   EXPECT_EQ(again->callbacks, config->callbacks);
   EXPECT_EQ(again->backup, config->backup);
   EXPECT_EQ(again->tls, config->tls);
@@ -151,6 +153,8 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
        "ha.synchronous_mode_strict needs ha.synchronous_mode"},
       {"ha: {synchronous_node_count: 2}\nnodes: [{name: a, port: 1}]",
        "ha.synchronous_node_count needs ha.synchronous_mode"},
+      {"ha: {synchronous_quorum: true}\nnodes: [{name: a, port: 1}]",
+       "ha.synchronous_quorum needs ha.synchronous_mode"},
       {"ha: {synchronous_mode: true, synchronous_node_count: 0}\nnodes: [{name: a, port: 1}]",
        "ha.synchronous_node_count must be at least 1, not 0"},
       {"ha: {synchronous_mode: true, synchronous_node_count: two}\nnodes: [{name: a, port: 1}]",

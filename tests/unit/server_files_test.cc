@@ -98,6 +98,31 @@ TEST(StandbyNames, ReadsBackWhatEveryCommitWaitsFor) {
   }
 }
 
+// Quorum commit: 'ANY k (...)' read back as k and its standbys; anything else, or an ANY that
+// names "*" or fewer standbys than k, is no quorum.
+TEST(StandbyNames, ReadsBackAQuorum) {
+  using Quorum = std::optional<std::pair<int, std::vector<std::string>>>;
+  struct Case {
+    const char* value;
+    Quorum quorum;
+  };
+  std::vector<Case> cases = {
+      {"ANY 1 (\"node2\",\"node3\")", Quorum({1, {"node2", "node3"}})},
+      {"any 2 ( node2 , \"node3\", node4 )", Quorum({2, {"node2", "node3", "node4"}})},
+      {"FIRST 1 (node2, node3)", std::nullopt},
+      {"node2", std::nullopt},
+      {"", std::nullopt},
+      {"ANY 3 (node2, node3)", std::nullopt},
+      {"ANY 1 (node2, *)", std::nullopt},
+      {"ANY (node2)", std::nullopt},
+      {"ANY 1 (node2", std::nullopt},
+  };
+  for (const Case& c : cases) EXPECT_EQ(parse_quorum_names(c.value), c.quorum) << c.value;
+  EXPECT_EQ(standby_names_value({"node2", "node3"}, 1), "ANY 1 (\"node2\",\"node3\")");
+  EXPECT_EQ(parse_quorum_names(standby_names_value({"a", "b", "c"}, 2)),
+            Quorum({2, {"a", "b", "c"}}));
+}
+
 // The agent tells its upstream from tandem.conf while the server starts, and by host AND port:
 // nodes on several machines may all listen on 5432.
 // With a backup repository: the primary archives through pgBackRest with the node's own
