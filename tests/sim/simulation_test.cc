@@ -291,6 +291,15 @@ TEST(Simulation, CatchesTheFirstRoundsLeaseLapses) {
             << example << "\n";
 }
 
+// The cluster started (traced if asked), and its primary; -1, a failure recorded, for none.
+int started_primary(World& world, std::uint64_t seed) {
+  world.trace_if_asked(seed);
+  EXPECT_TRUE(world.start_cluster());
+  int primary = world.writable_primary();
+  EXPECT_GE(primary, 0);
+  return primary;
+}
+
 void quorum_canary_settings(ScenarioSettings& settings, bool canary) {
   settings.synchronous = true;
   settings.sync_quorum = true;
@@ -344,10 +353,7 @@ Verdict frozen_standby_then_thaw(std::uint64_t seed, bool canary, std::size_t& m
   ScenarioSettings settings{.nodes = 3, .synchronous = true, .faults = 0, .multi_host = true};
   quorum_canary_settings(settings, canary);
   World world(seed, settings);
-  world.trace_if_asked(seed);
-  EXPECT_TRUE(world.start_cluster());
-  int primary = world.writable_primary();
-  EXPECT_GE(primary, 0);
+  int primary = started_primary(world, seed);
   if (primary < 0) return world.verdict();
   SimTime deadline = world.clock.now + SimTime(10000);
   while (!world.store_view().sync_quorum && world.clock.now < deadline) {
@@ -655,10 +661,7 @@ Verdict two_synchronous_then_crash(std::uint64_t seed, ScenarioSettings settings
   settings.multi_host = true;
   settings.sync_count = 2;
   World world(seed, settings);
-  world.trace_if_asked(seed);
-  EXPECT_TRUE(world.start_cluster());
-  int primary = world.writable_primary();
-  EXPECT_GE(primary, 0);
+  int primary = started_primary(world, seed);
   if (primary < 0) return world.verdict();
   SimTime deadline = world.clock.now + SimTime(10000);
   while (world.slots[primary].pg.sync_names.size() < 2 && world.clock.now < deadline) {
