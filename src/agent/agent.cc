@@ -252,7 +252,9 @@ Decision Agent::cycle() {
   Decision decision =
       act ? decide(view, node, ha_, clock_.steady_now())
           : Decision{.reason = "the member list in the store changed: taken before deciding"};
-  if (view) std::tie(frozen_for_, frozen_at_) = std::tie(decision.frozen_for, decision.frozen_at);
+  // Kept as it was when decide did not run (no store, or the member list changing).
+  if (view && act)
+    std::tie(frozen_for_, frozen_at_) = std::tie(decision.frozen_for, decision.frozen_at);
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
@@ -708,12 +710,18 @@ Status Agent::start_primary(const ClusterView& view, const NodeObservation& node
 Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
                         const Decision& decision) {
   if (auto ok = still_on_member_list(); !ok) return ok;
+  ClusterView named_view = view;
   if (decision.name_in_sync_first) {
     // Quorum commit: the freezes counted were promised for this revision of the record; one of
     // them may have thawed since only through a newer one, and then this write fails and the
-    // node takes nothing.
+    // node takes nothing. The promotion checks the record again against this write's revision:
+    // a leader that retook its lease meanwhile may have written it (review).
     auto named = write_sync_if_unchanged(store_, layout_, view.sync_revision, self_.name, {});
     if (!named) return fail_with_context(named.error(), "naming this node in sync");
+    named_view.sync_revision = *named;
+    named_view.sync_leader = self_.name;
+    named_view.sync_standbys = std::vector<std::string>();
+    named_view.sync_quorum.reset();
   }
   if (!decision.remove_lease_of.empty() && view.leader_is(decision.remove_lease_of)) {
     // Quorum fencing: the former leader is proven fenced but its lease lives on. Removing it
@@ -731,12 +739,12 @@ Status Agent::take_over(const ClusterView& view, const NodeObservation& node,
   if (!decision.remove_lease_of.empty()) {
     // Claimed as decided: on the view without the fenced leader whose lease was removed (with
     // it, a claim it left would still count, and the claim would be refused).
-    ClusterView taken = view;
+    ClusterView taken = named_view;
     taken.leader.reset();
     taken.members.erase(decision.remove_lease_of);
     return promote(taken, node, decision);
   }
-  return promote(view, node, decision);  // watched from the promotion on
+  return promote(named_view, node, decision);  // watched from the promotion on
 }
 
 Status Agent::bootstrap() {
@@ -839,7 +847,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
       (view.switchover->to.empty() || view.switchover->to == self_.name)) {
     remove_request(view);
   }
-  if (ha_.synchronous_mode && !decision.name_in_sync_first) {
+  if (ha_.synchronous_mode) {
     // From here on only this node is sure to have every acknowledged commit; the last leader
     // and its synchronous standby no longer are. A compare-and-set against the record this
     // decision read: a renewal answered late (a slow store) proves the lease only as of when it

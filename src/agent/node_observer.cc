@@ -160,6 +160,7 @@ void NodeObserver::take_answer(const Answer& answer, NodeObservation& node, bool
       node.receiver_stopped_for =
           std::chrono::duration_cast<std::chrono::milliseconds>(now - *receiver_stopped_since_);
     }
+    node.receive_position_known = server.receive_position_known;
   }
 }
 

@@ -68,7 +68,10 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
   for (const StreamingStandby& standby : replication->standbys) {
     const NodeConfig* node = context_.config.find_node(standby.application_name);
     if (node == nullptr || node->nofailover || !standby.flush) continue;
-    seen.streaming.push_back({node->name, *standby.flush, standby.synchronous});
+    // "quorum" counts under quorum commit alone: the priority form's waits for each it names,
+    // and an ANY list left in place (a reload not taken) waits for fewer (review).
+    bool synchronous = standby.synchronous || (seen.quorum && standby.quorum);
+    seen.streaming.push_back({node->name, *standby.flush, synchronous});
   }
   SyncStep step = plan_sync(seen, memory_, context_.clock.steady_now());
   Revision revision = view.sync_revision;

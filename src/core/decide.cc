@@ -833,16 +833,27 @@ void plan_quorum_promise(Decision& decision, const ClusterView& view, const Node
       (decision.action == Action::kStartStandby && !decision.source.empty())) {
     return;
   }
-  if (node.state == PgState::kStandby && node.upstream.empty() &&
-      node.receiver_stopped_for >= config.freeze_settle && node.received_lsn) {
+  auto self = view.members.find(config.self);
+  const MemberRecord* held =
+      self != view.members.end() && holds_freeze(view, config) ? &self->second : nullptr;
+  // Where the receiver stopped, known only while the server has not restarted since a receiver
+  // ran (after a start, received_lsn is replay's position, perhaps short of the WAL on disk: a
+  // review found a restarted standby promising a position below a commit it had acknowledged).
+  bool settled = node.state == PgState::kStandby && node.upstream.empty() &&
+                 node.receiver_stopped_for >= config.freeze_settle && node.received_lsn &&
+                 node.receive_position_known;
+  if (settled) {
     decision.frozen_for = view.sync_revision;
     decision.frozen_at = node.received_lsn;
+    // Never lower than a position promised before: nothing was received since.
+    if (held != nullptr && held->frozen_at && *held->frozen_at > *node.received_lsn) {
+      decision.frozen_at = held->frozen_at;
+    }
     return;
   }
-  auto self = view.members.find(config.self);
-  if (holds_freeze(view, config) && self != view.members.end()) {
-    decision.frozen_for = self->second.frozen_for;
-    decision.frozen_at = self->second.frozen_at;
+  if (held != nullptr) {
+    decision.frozen_for = held->frozen_for;
+    decision.frozen_at = held->frozen_at;
   }
 }
 

@@ -70,12 +70,16 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     if (object) {
       view.sync_standbys = decode_sync_standbys(*object);
       view.sync_leader = object->value("leader", "");
-      auto quorum = object->find("quorum");
-      if (quorum != object->end() && quorum->is_number_integer() && object->contains("quorum_standbys")) {
-        // Out of range: read as the strictest, every named standby.
-        int k = quorum->get<int>();
+      if (object->contains("quorum_standbys")) {
+        // A quorum out of range (or none) names nobody: no standby may count on it (review).
+        auto quorum = object->find("quorum");
+        int k = quorum != object->end() && quorum->is_number_integer() ? quorum->get<int>() : 0;
         auto named = static_cast<int>(view.sync_standbys->size());
-        if (k >= 1 && k < named) view.sync_quorum = k;
+        if (k >= 1 && k < named) {
+          view.sync_quorum = k;
+        } else if (k != named) {
+          view.sync_standbys->clear();
+        }
       }
     }
   }
@@ -455,7 +459,8 @@ Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layo
 std::string encode_sync(const std::string& leader, const std::vector<std::string>& standbys,
                         int quorum) {
   if (quorum > 0 && quorum < static_cast<int>(standbys.size())) {
-    return json{{"leader", leader}, {"standby", ""}, {"quorum", quorum}, {"quorum_standbys", standbys}}
+    return json{
+        {"leader", leader}, {"standby", ""}, {"quorum", quorum}, {"quorum_standbys", standbys}}
         .dump();
   }
   json record{{"leader", leader}, {"standby", standbys.empty() ? "" : standbys.front()}};

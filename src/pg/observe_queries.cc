@@ -16,6 +16,7 @@ constexpr char kObserve[] =
     "     ELSE pg_current_wal_lsn()::text END AS received, "
     "pg_last_wal_replay_lsn()::text AS replayed, "
     "(SELECT status FROM pg_stat_wal_receiver) AS receiver, "
+    "(pg_last_wal_receive_lsn() IS NOT NULL)::text AS receive_known, "
     "current_setting('primary_conninfo') AS conninfo, "
     // A standby's timeline: the newest it knows of. pg_control lags behind replay and the WAL
     // receiver's row vanishes with its primary, but a switch leaves the history file in pg_wal.
@@ -58,6 +59,7 @@ Result<ServerObservation> observe_server(Connection& connection) {
                            .replayed = lsn_of(*rows, 0, "replayed"),
                            .receiver_streaming = rows->text(0, "receiver") == "streaming",
                            .receiver_present = rows->get(0, "receiver").has_value(),
+                           .receive_position_known = rows->text(0, "receive_known") == "true",
                            .primary_conninfo = rows->text(0, "conninfo")};
   if (auto timeline = rows->get(0, "timeline"))
     server.timeline = static_cast<TimelineId>(std::stoul(*timeline));

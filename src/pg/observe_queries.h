@@ -18,7 +18,10 @@ struct ServerObservation {
   std::optional<Lsn> replayed;
   bool receiver_streaming = false;  // a standby's WAL receiver streams
   bool receiver_present = false;    // a standby has a WAL receiver at all (pg_stat_wal_receiver)
-  std::string primary_conninfo;     // the setting, as the server runs with it
+  // A standby: pg_last_wal_receive_lsn() says where its receiver flushed (NULL from a start
+  // until a receiver has run: `received` is then where replay is, perhaps short of pg_wal's end).
+  bool receive_position_known = false;
+  std::string primary_conninfo;  // the setting, as the server runs with it
   // A standby: the newest timeline it knows of; a primary: the one it writes on.
   std::optional<TimelineId> timeline;
   // The timeline its WAL is written on now (a standby's WAL receiver's; none without one), the

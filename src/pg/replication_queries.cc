@@ -66,8 +66,8 @@ Result<SynchronousReplication> read_synchronous_replication(Connection& primary)
     }
     replication.standbys.push_back({.application_name = rows->text(row, "application_name"),
                                     .flush = lsn_of(*rows, row, "flush"),
-                                    .synchronous = rows->text(row, "sync_state") == "sync" ||
-                                                   rows->text(row, "sync_state") == "quorum"});
+                                    .synchronous = rows->text(row, "sync_state") == "sync",
+                                    .quorum = rows->text(row, "sync_state") == "quorum"});
   }
   return replication;
 }

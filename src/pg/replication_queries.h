@@ -27,6 +27,7 @@ struct StreamingStandby {
   std::string application_name;
   std::optional<Lsn> flush;  // nullopt when the server reports none
   bool synchronous = false;  // sync_state is "sync"
+  bool quorum = false;       // sync_state is "quorum" (an ANY k list names it)
 };
 struct SynchronousReplication {
   Lsn current_wal;                         // where the primary's WAL ends

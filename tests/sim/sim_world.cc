@@ -276,6 +276,7 @@ NodeObservation SimNode::observe(bool at_rest) {
   if (server.standby_signal && server.upstream.empty() && server.receiver_stopped_since) {
     node.receiver_stopped_for = world_.clock.now - *server.receiver_stopped_since;
   }
+  node.receive_position_known = server.receiver_ran;
   if (server.standby_signal && server.pretends_frozen_since) {
     node.upstream = "";
     node.receiver_stopped_for = world_.clock.now - *server.pretends_frozen_since;
@@ -1036,6 +1037,7 @@ void World::lease_lost(int index) {
 
 void World::start_pg(int index) {
   ++slots[index].postmaster_starts;
+  slots[index].pg.receiver_ran = false;
   if (slots[index].pg_broken_until <= clock.now) return;
   SimTime dies = slots[index].pg.ready_at;
   schedule(dies, Kind::kCall, index, [this, index] {
@@ -1074,6 +1076,7 @@ void World::replicate() {
                    clock.now >= server.ready_at && is_prefix(server.wal, slots[upstream].pg.wal);
     if (streams) {
       server.wal = slots[upstream].pg.wal;
+      server.receiver_ran = true;
       server.not_streaming_since.reset();
     } else if (!server.not_streaming_since) {
       server.not_streaming_since = clock.now;

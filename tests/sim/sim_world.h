@@ -112,6 +112,8 @@ struct Pg {
   int sync_file_any = 0;
   // A standby pointed at nobody (a freeze): since when it has had no WAL receiver.
   std::optional<SimTime> receiver_stopped_since;
+  // A WAL receiver has run since the server started (pg_last_wal_receive_lsn() not NULL).
+  bool receiver_ran = false;
   // The canary's freeze: since when it says it streams from nobody, streaming on.
   std::optional<SimTime> pretends_frozen_since;
   std::optional<SimTime> not_streaming_since;

@@ -227,6 +227,51 @@ TEST(ClusterRequests, ASwitchoverWhoseTargetFailedSaysWhoLeads) {
   EXPECT_LT(clock.steady_now().time_since_epoch(), std::chrono::seconds(1)) << "not at once";
 }
 
+// Quorum commit's record: "any k of" reads back with its k; an agent that knows no quorum reads
+// it as naming nobody (its "standby" is empty); and a quorum out of range names nobody, never
+// every member (review: it read as the priority form, the most permissive).
+TEST(SyncRecord, AQuorumReadsBackWithItsCountAndOutOfRangeNamesNobody) {
+  testing::FakeClock clock;
+  MemoryStore store(clock);
+  ClusterLayout layout("unit");
+  using Names = std::vector<std::string>;
+  struct Case {
+    std::string value;
+    Names expected;
+    std::optional<int> quorum;
+  };
+  std::vector<Case> cases = {
+      {encode_sync("node1", {"node2", "node3"}, 1), {"node2", "node3"}, 1},
+      {encode_sync("node1", {"node2", "node3"}, 2), {"node2", "node3"}, std::nullopt},
+      {R"({"leader": "node1", "standby": "", "quorum": 0, "quorum_standbys": ["a", "b"]})",
+       {},
+       std::nullopt},
+      {R"({"leader": "node1", "standby": "", "quorum": 3, "quorum_standbys": ["a", "b"]})",
+       {},
+       std::nullopt},
+      {R"({"leader": "node1", "standby": "", "quorum": "1", "quorum_standbys": ["a", "b"]})",
+       {},
+       std::nullopt},
+      {R"({"leader": "node1", "standby": "", "quorum_standbys": ["a", "b"]})", {}, std::nullopt},
+      {R"({"leader": "node1", "standby": "", "quorum": 2, "quorum_standbys": ["a", "b"]})",
+       {"a", "b"},
+       std::nullopt},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.value);
+    ASSERT_TRUE(store.put(layout.sync(), each.value, std::nullopt));
+    auto snapshot = store.read(layout.prefix());
+    ASSERT_TRUE(snapshot);
+    ClusterView view = layout.view(*snapshot);
+    ASSERT_TRUE(view.sync_standbys);
+    EXPECT_EQ(*view.sync_standbys, each.expected);
+    EXPECT_EQ(view.sync_quorum, each.quorum);
+  }
+  auto old = nlohmann::json::parse(encode_sync("node1", {"node2", "node3"}, 1));
+  EXPECT_EQ(old["standby"], "");
+  EXPECT_FALSE(old.contains("standbys"));
+}
+
 // The `sync` record names a set (ha.synchronous_node_count): it reads back as written, and a
 // record an agent of before wrote (its one `standby`) reads as that one name. `/cluster` gives
 // the set, its first as `sync_standby`, and each member of it the role sync_standby.

@@ -926,8 +926,13 @@ TEST(Decide, QuorumCommitFreezesBeforeAnElectionAndThawsOnlyOnANewerRecord) {
   NodeObservation frozen = observed(PgState::kStandby, "");
   frozen.received_lsn = at(500);
   frozen.receiver_stopped_for = milliseconds(400);  // settled (300 ms)
+  frozen.receive_position_known = true;
   NodeObservation settling = frozen;
   settling.receiver_stopped_for = milliseconds(100);
+  // Restarted since its receiver stopped: received_lsn is replay's position.
+  NodeObservation restarted = frozen;
+  restarted.receive_position_known = false;
+  restarted.received_lsn = at(400);
   NodeObservation down = observed(PgState::kStopped);
   struct QuorumCase {
     const char* name;
@@ -980,6 +985,12 @@ TEST(Decide, QuorumCommitFreezesBeforeAnElectionAndThawsOnlyOnANewerRecord) {
       {"PostgreSQL down while frozen: started pointed at nobody, the promise kept",
        quorum_view("node3", {promised(standby("node2", 500), 40, 500)}, "node3"), down,
        Action::kStartStandby, "start it as a standby of nobody, frozen", "", 40},
+      {"restarted, no promise yet: none made at replay's position",
+       quorum_view(std::nullopt, {standby("node2", 400), standby("node3", 500)}), restarted,
+       Action::kNone, "and 0 are", "", std::nullopt},
+      {"restarted while promised: the promise kept, its position too",
+       quorum_view(std::nullopt, {promised(standby("node2", 400), 40, 500), standby("node3", 500)}),
+       restarted, Action::kNone, "and 0 are", "", 40},
       {"no promise made: a standby pointed at nobody follows the leader",
        quorum_view("node3", {standby("node2", 500)}, "node3"), settling, Action::kFollow,
        "but node3 leads: follow it", "node3", std::nullopt},
@@ -995,6 +1006,13 @@ TEST(Decide, QuorumCommitFreezesBeforeAnElectionAndThawsOnlyOnANewerRecord) {
     EXPECT_EQ(decision.frozen_for, c.frozen_for);
     EXPECT_EQ(decision.name_in_sync_first, c.name_in_sync_first);
   }
+  // A promise renewed at a lower position (replay behind) keeps the one made before.
+  ClusterView held =
+      quorum_view(std::nullopt, {promised(standby("node2", 500), 40, 600), standby("node3", 500)});
+  EXPECT_EQ(decide(held, frozen, config, kNow).frozen_at, Lsn(600));
+  ClusterView kept =
+      quorum_view(std::nullopt, {promised(standby("node2", 400), 40, 500), standby("node3", 500)});
+  EXPECT_EQ(decide(kept, restarted, config, kNow).frozen_at, Lsn(500));
   // Under the priority form (no quorum in the record), nobody freezes.
   ClusterView priority = quorum_view(std::nullopt, {standby("node2", 500), standby("node3", 500)});
   priority.sync_quorum.reset();
