@@ -235,26 +235,12 @@ Decision Agent::cycle() {
     note_leader_archived(*view);
     track_lease(*view, node);
   }
-  // A primary restarted in place is watched while it starts: it may accept writes before the
-  // next cycle observes it. So is a postmaster asked to promote, until it exits: PostgreSQL
-  // may finish a promotion whose pg_ctl gave up waiting, and an unwatched one would answer
-  // pings "may not write" while it does (found by review).
-  record_finished_promotion(view ? &*view : nullptr);
-  if (node.state == PgState::kStopped || node_.postmaster() != promoting_postmaster_) {
-    promoting_postmaster_ = 0;
-    unrecorded_promotion_.reset();  // a new postmaster does not finish the old one's promotion
-  }
-  watch_postmaster(node.state == PgState::kPrimary ||
-                   (node.state == PgState::kStarting && node.data_was_primary) ||
-                   promoting_postmaster_ != 0);
-  node.postmaster_watched = writable_postmaster_ != 0;
-  note_watchdog_fence();
+  watch_what_may_write(view, node);
   Decision decision =
       act ? decide(view, node, ha_, clock_.steady_now())
           : Decision{.reason = "the member list in the store changed: taken before deciding"};
   // Kept as it was when decide did not run (no store, or the member list changing).
-  if (view && act)
-    std::tie(frozen_for_, frozen_at_) = std::tie(decision.frozen_for, decision.frozen_at);
+  if (view && act) keep_promise(decision);
   say_ready(view, node, decision);
   if (decision.callback && callbacks_ != nullptr) callbacks_->fire(*decision.callback);
   Status result = execute(decision, node, view);
@@ -930,6 +916,28 @@ Status Agent::hand_over(const ClusterView& view, const std::string& target) {
                                 : fail(ErrorCode::kConflict, "the lease is no longer held");
   if (!handed) return fail_with_context(handed.error(), "handing the lease to " + target);
   return {};
+}
+
+// A primary restarted in place is watched while it starts: it may accept writes before the
+// next cycle observes it. So is a postmaster asked to promote, until it exits: PostgreSQL may
+// finish a promotion whose pg_ctl gave up waiting, and an unwatched one would answer pings "may
+// not write" while it does (found by review).
+void Agent::watch_what_may_write(const std::optional<ClusterView>& view, NodeObservation& node) {
+  record_finished_promotion(view ? &*view : nullptr);
+  if (node.state == PgState::kStopped || node_.postmaster() != promoting_postmaster_) {
+    promoting_postmaster_ = 0;
+    unrecorded_promotion_.reset();  // a new postmaster does not finish the old one's promotion
+  }
+  watch_postmaster(node.state == PgState::kPrimary ||
+                   (node.state == PgState::kStarting && node.data_was_primary) ||
+                   promoting_postmaster_ != 0);
+  node.postmaster_watched = writable_postmaster_ != 0;
+  note_watchdog_fence();
+}
+
+void Agent::keep_promise(const Decision& decision) {
+  frozen_for_ = decision.frozen_for;
+  frozen_at_ = decision.frozen_at;
 }
 
 // A promise this agent did not make (its predecessor's, before a restart) still binds it.

@@ -243,6 +243,8 @@ class Agent {
   // Quorum commit: the promise this node's record carries (Decision::frozen_for, frozen_at), or
   // the one its record in the store carried when this agent started.
   void take_stored_promise(const ClusterView& view);
+  void keep_promise(const Decision& decision);
+  void watch_what_may_write(const std::optional<ClusterView>& view, NodeObservation& node);
   std::optional<std::int64_t> frozen_for_;
   std::optional<Lsn> frozen_at_;
   std::chrono::steady_clock::time_point published_at_{};

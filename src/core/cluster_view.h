@@ -204,9 +204,8 @@ struct NodeObservation {
   // (0 while it has one, or is pointed somewhere). received_lsn, read after, is where that
   // receiver stopped.
   std::chrono::milliseconds receiver_stopped_for{0};
-  // ...and whether received_lsn is where a receiver flushed since the server started (false
-  // after a start with no receiver since: it is then where replay is, perhaps short of the WAL
-  // on disk, and no freeze may be promised at it).
+  // ...and whether received_lsn is all the WAL the server holds (false after a start while
+  // replay has not used up the WAL on disk and no receiver ran: no freeze may be promised at it).
   bool receive_position_known = false;
   // A server that does not accept connections yet: how long its recovery has waited for one
   // and the same WAL segment (0 while it replays, or waits for none).

@@ -836,9 +836,9 @@ void plan_quorum_promise(Decision& decision, const ClusterView& view, const Node
   auto self = view.members.find(config.self);
   const MemberRecord* held =
       self != view.members.end() && holds_freeze(view, config) ? &self->second : nullptr;
-  // Where the receiver stopped, known only while the server has not restarted since a receiver
-  // ran (after a start, received_lsn is replay's position, perhaps short of the WAL on disk: a
-  // review found a restarted standby promising a position below a commit it had acknowledged).
+  // Where the receiver stopped: after a start with no receiver since, only once replay has used
+  // up the WAL on disk (before, received_lsn is replay's position: a review found a restarted
+  // standby promising a position below a commit it had acknowledged).
   bool settled = node.state == PgState::kStandby && node.upstream.empty() &&
                  node.receiver_stopped_for >= config.freeze_settle && node.received_lsn &&
                  node.receive_position_known;

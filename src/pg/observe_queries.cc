@@ -16,7 +16,12 @@ constexpr char kObserve[] =
     "     ELSE pg_current_wal_lsn()::text END AS received, "
     "pg_last_wal_replay_lsn()::text AS replayed, "
     "(SELECT status FROM pg_stat_wal_receiver) AS receiver, "
-    "(pg_last_wal_receive_lsn() IS NOT NULL)::text AS receive_known, "
+    // Where a receiver flushed, or, after a start with none since, replay at the end of every
+    // source it has (its startup process waits to try them again): `received` is then all of it.
+    "CASE WHEN pg_last_wal_receive_lsn() IS NOT NULL THEN true "
+    "     WHEN pg_is_in_recovery() THEN EXISTS (SELECT 1 FROM pg_stat_activity "
+    "       WHERE backend_type = 'startup' AND wait_event = 'RecoveryRetrieveRetryInterval') "
+    "     ELSE false END::text AS receive_known, "
     "current_setting('primary_conninfo') AS conninfo, "
     // A standby's timeline: the newest it knows of. pg_control lags behind replay and the WAL
     // receiver's row vanishes with its primary, but a switch leaves the history file in pg_wal.

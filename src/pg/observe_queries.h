@@ -18,8 +18,10 @@ struct ServerObservation {
   std::optional<Lsn> replayed;
   bool receiver_streaming = false;  // a standby's WAL receiver streams
   bool receiver_present = false;    // a standby has a WAL receiver at all (pg_stat_wal_receiver)
-  // A standby: pg_last_wal_receive_lsn() says where its receiver flushed (NULL from a start
-  // until a receiver has run: `received` is then where replay is, perhaps short of pg_wal's end).
+  // A standby: `received` is all the WAL it holds — pg_last_wal_receive_lsn() is set (a
+  // receiver ran since the start), or none did and replay has used up every source (its startup
+  // process waits on RecoveryRetrieveRetryInterval). Otherwise `received` is replay's position,
+  // perhaps short of the WAL on disk (after a start, say).
   bool receive_position_known = false;
   std::string primary_conninfo;  // the setting, as the server runs with it
   // A standby: the newest timeline it knows of; a primary: the one it writes on.

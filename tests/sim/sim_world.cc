@@ -276,7 +276,8 @@ NodeObservation SimNode::observe(bool at_rest) {
   if (server.standby_signal && server.upstream.empty() && server.receiver_stopped_since) {
     node.receiver_stopped_for = world_.clock.now - *server.receiver_stopped_since;
   }
-  node.receive_position_known = server.receiver_ran;
+  // Replay in the model keeps up with the WAL: pointed at nobody, it has used up all it holds.
+  node.receive_position_known = server.receiver_ran || server.upstream.empty();
   if (server.standby_signal && server.pretends_frozen_since) {
     node.upstream = "";
     node.receiver_stopped_for = world_.clock.now - *server.pretends_frozen_since;
