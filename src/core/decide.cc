@@ -363,7 +363,6 @@ Decision running_primary(const ClusterView& view, const NodeObservation& node,
   return {Action::kAcquireLease, "the lease lapsed but was renewed in time: retake it"};
 }
 
-// Why a member may not take over, or nullopt when it may.
 // Quorum commit: a hand-over needs no freeze, for the old primary stopped cleanly and passed
 // its WAL to the standbys that streamed — but the target may not have streamed then (found by
 // the simulation: a target cut off before the hand-over promoted without the commits the other
@@ -417,8 +416,9 @@ std::optional<std::string> quorum_shortfall(const ClusterView& view, const Membe
   return std::nullopt;
 }
 
-// `planned`: the leader hands the lease over after a clean stop, which passes every record to
-// the standbys that stream (no freeze is needed for quorum commit).
+// Why a member may not take over, or nullopt when it may. `planned`: the leader hands the
+// lease over after a clean stop, which passes every record to the standbys that stream (no
+// freeze is needed for quorum commit).
 std::optional<std::string> ineligible(const ClusterView& view, const MemberRecord& member,
                                       TimelineId newest_timeline, const HaConfig& config,
                                       bool planned = false) {
@@ -816,7 +816,6 @@ bool request_done(const ClusterView& view, const HaConfig& config) {
   return carried_out || superseded;
 }
 
-// The rest of the plan, for the executor to carry out without deciding anything: what a failed
 // Quorum commit: the promise a frozen standby publishes, kept while it holds and renewed at
 // the record's revision once its receiver has settled; a takeover writes the record first, and
 // a primary that retakes its lease writes it anew (a taker that counted freezes on the old
@@ -857,6 +856,7 @@ void plan_quorum_promise(Decision& decision, const ClusterView& view, const Node
   }
 }
 
+// The rest of the plan, for the executor to carry out without deciding anything: what a failed
 // renewal means, which request is done with, and how a promotion claims its timeline and what
 // it records.
 void complete_plan(Decision& decision, const std::optional<ClusterView>& view,
