@@ -119,8 +119,7 @@ std::string encode_sync(const std::string& leader, const std::vector<std::string
 // Returns the new revision; kConflict if someone else wrote it.
 Result<Revision> write_sync_if_unchanged(Store& store, const ClusterLayout& layout,
                                          Revision expected, const std::string& leader,
-                                         const std::vector<std::string>& standbys,
-                                         int quorum = 0);
+                                         const std::vector<std::string>& standbys, int quorum = 0);
 // timeline: {"timeline": number, "by": name, "promoted": true once the claimant ran on it}.
 std::string encode_timeline_claim(TimelineId timeline, const std::string& by,
                                   bool promoted = false);
