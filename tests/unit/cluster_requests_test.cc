@@ -227,6 +227,15 @@ TEST(ClusterRequests, ASwitchoverWhoseTargetFailedSaysWhoLeads) {
   EXPECT_LT(clock.steady_now().time_since_epoch(), std::chrono::seconds(1)) << "not at once";
 }
 
+// The view of a store whose `sync` record is `value`.
+ClusterView view_with_sync(MemoryStore& store, const ClusterLayout& layout,
+                           const std::string& value) {
+  EXPECT_TRUE(store.put(layout.sync(), value, std::nullopt));
+  auto snapshot = store.read(layout.prefix());
+  EXPECT_TRUE(snapshot);
+  return snapshot ? layout.view(*snapshot) : ClusterView{};
+}
+
 // Quorum commit's record: "any k of" reads back with its k; an agent that knows no quorum reads
 // it as naming nobody (its "standby" is empty); and a quorum out of range names nobody, never
 // every member (review: it read as the priority form, the most permissive).
@@ -259,10 +268,7 @@ TEST(SyncRecord, AQuorumReadsBackWithItsCountAndOutOfRangeNamesNobody) {
   };
   for (const Case& each : cases) {
     SCOPED_TRACE(each.value);
-    ASSERT_TRUE(store.put(layout.sync(), each.value, std::nullopt));
-    auto snapshot = store.read(layout.prefix());
-    ASSERT_TRUE(snapshot);
-    ClusterView view = layout.view(*snapshot);
+    ClusterView view = view_with_sync(store, layout, each.value);
     ASSERT_TRUE(view.sync_standbys);
     EXPECT_EQ(*view.sync_standbys, each.expected);
     EXPECT_EQ(view.sync_quorum, each.quorum);
@@ -293,10 +299,7 @@ TEST(SyncRecord, ReadsBackAsWrittenAndAsAnAgentOfBeforeWroteIt) {
   };
   for (const Case& each : cases) {
     SCOPED_TRACE(each.value);
-    ASSERT_TRUE(store.put(layout.sync(), each.value, std::nullopt));
-    auto snapshot = store.read(layout.prefix());
-    ASSERT_TRUE(snapshot);
-    ClusterView view = layout.view(*snapshot);
+    ClusterView view = view_with_sync(store, layout, each.value);
     ASSERT_TRUE(view.sync_standbys);
     EXPECT_EQ(*view.sync_standbys, each.expected);
     EXPECT_EQ(view.sync_leader, "node1");
