@@ -14,12 +14,6 @@ void SyncManager::reset() {
   memory_ = {};
 }
 
-bool member_frozen(const ClusterView& view) {
-  return std::ranges::any_of(view.members, [&](const auto& member) {
-    return member.second.frozen_for == view.sync_revision;
-  });
-}
-
 // A failure anywhere leaves what PostgreSQL waits for unknown: tandem.conf may name a list the
 // server has not taken, which any later reload would apply behind the plan's back (review: a
 // reload that failed, then an operator's). The next cycle settles it again from the server.
@@ -63,7 +57,7 @@ Result<std::string> SyncManager::update(const ClusterView& view) {
                        .count = context_.config.ha.synchronous_node_count,
                        .quorum = context_.config.ha.synchronous_quorum,
                        .configured_any = configured_any_,
-                       .member_frozen = member_frozen(view)};
+                       .member_frozen = view.a_member_promised_a_freeze()};
   read_sync_record(seen, view.sync_standbys, view.sync_leader, self_.name, view.sync_quorum);
   for (const StreamingStandby& standby : replication->standbys) {
     const NodeConfig* node = context_.config.find_node(standby.application_name);

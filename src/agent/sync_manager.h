@@ -14,9 +14,6 @@
 
 namespace tandem {
 
-// Quorum commit: a member promised a freeze for the record's revision (MemberRecord::frozen_for).
-bool member_frozen(const ClusterView& view);
-
 class SyncManager {
  public:
   SyncManager(Context& context, const NodeConfig& self, Store& store, const ClusterLayout& layout)

@@ -185,6 +185,11 @@ struct ClusterView {
   }
   // The `sync` record names a standby.
   bool sync_names_any() const { return sync_standbys && !sync_standbys->empty(); }
+  // Quorum commit: a member promised a freeze for this revision of `sync` (frozen_for).
+  bool a_member_promised_a_freeze() const {
+    return std::ranges::any_of(
+        members, [&](const auto& member) { return member.second.frozen_for == sync_revision; });
+  }
 };
 
 // What an agent sees of its own node this cycle.

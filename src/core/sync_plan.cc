@@ -122,6 +122,13 @@ std::string stall_reason(const SyncObservation& seen, const Sorted& sorted) {
   return reason;
 }
 
+// The log's word for a configuration that names no standby.
+std::string nobody_streams(bool strict) {
+  return strict ? "no standby streams: commits wait until one does (synchronous_mode_strict)"
+                : "no standby streams: writes go on without a synchronous standby, and no "
+                  "standby may take over without --allow-data-loss";
+}
+
 // PostgreSQL is to wait for `chosen` instead of what it waits for now.
 void reconfigure(const SyncObservation& seen, const Sorted& sorted, const SyncNames& chosen,
                  SyncStep& step) {
@@ -145,11 +152,7 @@ void reconfigure(const SyncObservation& seen, const Sorted& sorted, const SyncNa
   } else if (!chosen.empty()) {
     step.why = fmt::format("{}commits wait for {} only", reason, join_names(chosen));
   } else {
-    step.why = reason + (seen.strict ? "no standby streams: commits wait until one does "
-                                       "(synchronous_mode_strict)"
-                                     : "no standby streams: writes go on without a synchronous "
-                                       "standby, and no standby may take over without "
-                                       "--allow-data-loss");
+    step.why = reason + nobody_streams(seen.strict);
   }
 }
 
@@ -248,19 +251,15 @@ int waited_for(const SyncNames& names, int any) {
 }
 
 // A record that both the published one (k, S) and the configurations `mix` (kc, Sc) imply:
-// every standby either names (a superset with the same k is weaker), k lowered by each member
-// of S it leaves out and by each of Sc it cannot name ("*"). {0, {}} when none is left.
+// every standby either names (a superset with the same k is weaker: S is kept whole), k lowered
+// by each entry of Sc it cannot name ("*", which may be any standby). {0, {}} when none is left.
 std::pair<int, SyncNames> narrowed(const SyncObservation& seen, int k, int kc,
                                    const SyncNames& sc) {
   SyncNames names;
   for (const std::string& name : united(seen.published, sc)) {
     if (name != "*") names.push_back(name);
   }
-  int dropped = 0;
-  for (const std::string& name : seen.published) dropped += contains(names, name) ? 0 : 1;
-  int outside = 0;
-  for (const std::string& name : sc) outside += contains(names, name) ? 0 : 1;
-  int quorum = std::min(k - dropped, kc - outside);
+  int quorum = std::min(k, kc - static_cast<int>(std::ranges::count(sc, "*")));
   if (quorum <= 0) return {0, {}};
   return {quorum, names};
 }
@@ -302,16 +301,11 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
     step.configure_any = wanted_any;
     step.memory.quorum_since.reset();
     std::string reason = stall_reason(seen, sorted);
-    step.why = chosen.empty()
-                   ? reason + (seen.strict ? "no standby streams: commits wait until one does "
-                                             "(synchronous_mode_strict)"
-                                           : "no standby streams: writes go on without a "
-                                             "synchronous standby, and no standby may take over "
-                                             "without --allow-data-loss")
-                   : fmt::format(
-                         "{}commits wait for {}; named in the store once {} of them "
-                         "have every acknowledged commit",
-                         reason, quorum_text(wanted_any, wanted), wanted_any);
+    step.why = chosen.empty() ? reason + nobody_streams(seen.strict)
+                              : fmt::format(
+                                    "{}commits wait for {}; named in the store once {} of them "
+                                    "have every acknowledged commit",
+                                    reason, quorum_text(wanted_any, wanted), wanted_any);
     return step;
   }
   // PostgreSQL waits for any kc of Sc: the record says so once kc of them have flushed past

@@ -54,10 +54,10 @@ Status write_node_files(const ClusterConfig& config, const OsUser& os_user, cons
   if (upstream_primary != nullptr) {
     upstream = Upstream{upstream_conninfo(config, *upstream_primary, node.name), node.name};
   }
-  if (auto ok = write_owned_file(node.data_dir + "/" + kTandemConfName,
-                                 render_tandem_conf(config, node, upstream, synchronous_standbys,
-                                                    synchronous_any),
-                                 os_user, 0600);
+  if (auto ok = write_owned_file(
+          node.data_dir + "/" + kTandemConfName,
+          render_tandem_conf(config, node, upstream, synchronous_standbys, synchronous_any),
+          os_user, 0600);
       !ok) {
     return ok;
   }

@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "agent/sync_manager.h"
 #include "core/member_change.h"
 
 namespace tandem::sim {
@@ -557,7 +556,7 @@ Result<std::string> SimNode::update_sync(const ClusterView& view) {
                        .count = world_.settings.sync_count,
                        .quorum = world_.settings.sync_quorum,
                        .configured_any = sync_believed_any_,
-                       .member_frozen = member_frozen(view)};
+                       .member_frozen = view.a_member_promised_a_freeze()};
   read_sync_record(seen, view.sync_standbys, view.sync_leader, self, view.sync_quorum);
   for (int j = 0; j < static_cast<int>(world_.slots.size()); ++j) {
     const Pg& other = world_.slots[j].pg;
