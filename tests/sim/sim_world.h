@@ -582,7 +582,10 @@ class World {
   SimTime last_heal_{0};               // of the store's outages (the network keeps its own)
   int promotion_budget_ = 1;           // the bootstrap, then one per fault that may move the lead
   std::optional<SimTime> able_since_;  // since when able_to_lead() has held without a break
-  bool liveness_reported_ = false;     // once per episode
+  // The last moment with no writable primary and none able to lead (a hung node that alone may
+  // lead in synchronous mode, say): the final bound counts from it too.
+  SimTime unable_at_{0};
+  bool liveness_reported_ = false;             // once per episode
   std::optional<SimTime> sync_unnamed_since_;  // see check_sync_record
   bool sync_reported_ = false;
   bool adoption_pending_ = false;

@@ -231,6 +231,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // node2 took over again and, its own claim taken for an unfinished promotion, used
       // timeline 2 a second time. A claim is now marked promoted once its claimant runs on it.
       {273562385, false, true, true, true},
+      // The simulation's own: under quorum commit the taker named itself in `sync`, then its
+      // cycle stalled 30 s before its promotion; nobody else may lead (the price, as in
+      // able_to_lead), and the final bound counted from the faults, not from its return.
+      {193321046, false, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);
