@@ -413,6 +413,16 @@ TEST_F(BackupTest, WhatTheOldPrimaryOwedStaysInPgWalUntilArchived) {
                          std::chrono::seconds(60)));
   // Two checkpoints past those segments; the slot kept for the old primary (reserved at the
   // promotion, from before them) made again after the first, so that it holds none of them.
+  // Once the new primary's agent has made it: a slot being created is active for its backend,
+  // and a drop racing the creation fails (seen in CI).
+  ASSERT_TRUE(eventually(
+      [&] {
+        return value(leader,
+                     "SELECT count(*)::text AS v FROM pg_replication_slots WHERE "
+                     "slot_name = '" +
+                         old + "' AND NOT active") == "1";
+      },
+      std::chrono::seconds(30)));
   exec(leader, "CHECKPOINT");
   exec(leader, "SELECT pg_drop_replication_slot('" + old + "')");
   exec(leader, "SELECT pg_create_physical_replication_slot('" + old + "', true)");
