@@ -268,6 +268,19 @@ std::string quorum_text(int k, const SyncNames& names) {
   return fmt::format("any {} of {}", k, join_names(names));
 }
 
+// The log's line for a record (k, S) now in the store.
+std::string recorded(int k, const SyncNames& names) {
+  auto size = static_cast<int>(names.size());
+  return k == size ? fmt::format(
+                         "every acknowledged commit is on each of {}: any of them may "
+                         "take over",
+                         join_names(names))
+                   : fmt::format(
+                         "every acknowledged commit is on {}: a takeover needs {} of "
+                         "them frozen",
+                         quorum_text(k, names), size - k + 1);
+}
+
 }  // namespace
 
 SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
@@ -301,7 +314,14 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
     step.configure_any = wanted_any;
     step.memory.quorum_since.reset();
     std::string reason = stall_reason(seen, sorted);
+    // The record narrowed in the same cycle (to what both lists imply) says so; otherwise it
+    // names them once enough have caught up.
+    bool narrowed_now = step.narrow && !step.narrow->empty() &&
+                        (!same_set(*step.narrow, seen.published) || step.narrow_quorum != k);
     step.why = chosen.empty() ? reason + nobody_streams(seen.strict)
+               : narrowed_now ? fmt::format("{}commits wait for {}; {}", reason,
+                                            quorum_text(wanted_any, wanted),
+                                            recorded(step.narrow_quorum, *step.narrow))
                               : fmt::format(
                                     "{}commits wait for {}; named in the store once {} of them "
                                     "have every acknowledged commit",
@@ -311,7 +331,15 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
   // PostgreSQL waits for any kc of Sc: the record says so once kc of them have flushed past
   // where the WAL ended when every one of them was seen in the quorum.
   if (seen.configured.empty() || contains(seen.configured, "*")) return step;
-  if (same_set(kept, seen.configured) && kept_k == kc) return step;
+  if (same_set(kept, seen.configured) && kept_k == kc) {
+    // Narrowed to what PostgreSQL waits for (a standby added to a record that named the other
+    // alone, say): the record written says so in the log as a naming would (CI: a test waited
+    // for that line, which only the naming wrote).
+    if (step.narrow && !kept.empty() && (!same_set(kept, seen.published) || kept_k != k)) {
+      step.why = recorded(kept_k, kept);
+    }
+    return step;
+  }
   bool implied = quorum_implies(kept_k, kept, kc, seen.configured);
   bool all_in = std::ranges::all_of(seen.configured, [&](const std::string& name) {
     const SyncObservation::Standby* standby = streaming_standby(seen, name);
@@ -330,15 +358,7 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
   }
   step.name = seen.configured;
   step.name_quorum = kc;
-  auto size = static_cast<int>(seen.configured.size());
-  step.why = kc == size ? fmt::format(
-                              "every acknowledged commit is on each of {}: any of them "
-                              "may take over",
-                              join_names(seen.configured))
-                        : fmt::format(
-                              "every acknowledged commit is on {}: a takeover needs {} of "
-                              "them frozen",
-                              quorum_text(kc, seen.configured), size - kc + 1);
+  step.why = recorded(kc, seen.configured);
   return step;
 }
 
