@@ -309,19 +309,17 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
     step.narrow = kept;
     step.narrow_quorum = kept_k;
   }
+  // A record this cycle changes to (k', S') is logged like a naming (CI: a narrowing was silent).
+  bool narrowed_now =
+      step.narrow && !kept.empty() && (!same_set(kept, seen.published) || kept_k != k);
   if (change) {
     step.configure = wanted;
     step.configure_any = wanted_any;
     step.memory.quorum_since.reset();
     std::string reason = stall_reason(seen, sorted);
-    // The record narrowed in the same cycle (to what both lists imply) says so; otherwise it
-    // names them once enough have caught up.
-    bool narrowed_now = step.narrow && !step.narrow->empty() &&
-                        (!same_set(*step.narrow, seen.published) || step.narrow_quorum != k);
     step.why = chosen.empty() ? reason + nobody_streams(seen.strict)
                : narrowed_now ? fmt::format("{}commits wait for {}; {}", reason,
-                                            quorum_text(wanted_any, wanted),
-                                            recorded(step.narrow_quorum, *step.narrow))
+                                            quorum_text(wanted_any, wanted), recorded(kept_k, kept))
                               : fmt::format(
                                     "{}commits wait for {}; named in the store once {} of them "
                                     "have every acknowledged commit",
@@ -332,12 +330,7 @@ SyncStep plan_quorum_sync(const SyncObservation& seen, const SyncMemory& memory,
   // where the WAL ended when every one of them was seen in the quorum.
   if (seen.configured.empty() || contains(seen.configured, "*")) return step;
   if (same_set(kept, seen.configured) && kept_k == kc) {
-    // Narrowed to what PostgreSQL waits for (a standby added to a record that named the other
-    // alone, say): the record written says so in the log as a naming would (CI: a test waited
-    // for that line, which only the naming wrote).
-    if (step.narrow && !kept.empty() && (!same_set(kept, seen.published) || kept_k != k)) {
-      step.why = recorded(kept_k, kept);
-    }
+    if (narrowed_now) step.why = recorded(kept_k, kept);
     return step;
   }
   bool implied = quorum_implies(kept_k, kept, kc, seen.configured);
