@@ -62,6 +62,9 @@ Agent::Agent(const AgentParts& parts)
       lease_store_(parts.lease_store != nullptr ? *parts.lease_store : parts.store),
       lease_(lease_store_, layout_.leader(), parts.self.name, ha_.ttl, parts.clock) {
   backups_ = parts.backups;
+  waker_ = parts.waker;
+  wakeable_ = parts.wakeable && board_ != nullptr && board_->wake_fd() >= 0;
+  next_sleep_ = ha_.loop_interval;
   if (parts.carry != nullptr) {
     settled_role_ = parts.carry->settled_role;
     last_leader_ = parts.carry->last_leader;
@@ -204,7 +207,8 @@ Decision Agent::cycle() {
   store_error_ = snapshot ? "" : snapshot.error().message;
   std::optional<ClusterView> view;
   if (snapshot) view = layout_.view(*snapshot);
-  NodeObservation node = node_.observe(at_rest(view));
+  std::optional<RestFacts> rest = rest_facts(view);
+  NodeObservation node = node_.observe(rest && may_rest(*rest, ha_));
   node.backup_running = backup_running;
   node.backup_finished_ms = backup_finished;
   node.settings_applied = settings_applied_;
@@ -254,6 +258,7 @@ Decision Agent::cycle() {
   if (decision.read_repository && backups_ != nullptr && result) backups_->read_repository(self_);
   record_attempt(decision.action, result, view && view->leader_is(self_.name));
   remember_for_rest(node, decision, result);
+  next_sleep_ = next_sleep(view, !rest || rest->holder_changed);
   if (view) publish(node);
   log_cycle(decision, result);
   report(node, view, decision, !result);
@@ -321,10 +326,10 @@ void Agent::remember_for_rest(const NodeObservation& node, const Decision& decis
   answered_at_ = node.answered_at;
 }
 
-// Whether this cycle may take the server's last answer again (core/observe_rest.h), from the
-// last cycle and the lease as this cycle reads it.
-bool Agent::at_rest(const std::optional<ClusterView>& view) const {
-  if (!view || !last_cycle_ || !answered_at_) return false;
+// The facts that say whether this cycle may take the server's last answer again
+// (core/observe_rest.h), from the last cycle and the lease as this cycle reads it.
+std::optional<RestFacts> Agent::rest_facts(const std::optional<ClusterView>& view) const {
+  if (!view || !last_cycle_ || !answered_at_) return std::nullopt;
   RestFacts facts = *last_cycle_;
   facts.answer_age = since(*answered_at_, clock_);
   facts.leads = view->leader_is(self_.name);
@@ -337,7 +342,30 @@ bool Agent::at_rest(const std::optional<ClusterView>& view) const {
     }
   }
   facts.request_pending = view->switchover.has_value();
-  return may_rest(facts, ha_);
+  return facts;
+}
+
+std::chrono::milliseconds Agent::next_sleep(const std::optional<ClusterView>& view,
+                                            bool holder_changed) const {
+  std::optional<RestFacts> facts = rest_facts(view);
+  if (!facts) return ha_.loop_interval;
+  facts->holder_changed = facts->holder_changed || holder_changed;
+  facts->wakeable = wakeable_;
+  if (view->leader && view->leader->lapses_at) {
+    facts->lease_lapses_in =
+        std::chrono::floor<milliseconds>(*view->leader->lapses_at - clock_.steady_now());
+  }
+  return rest_sleep(*facts, ha_);
+}
+
+void Agent::sleep_from(std::chrono::steady_clock::time_point start) {
+  // A wake shortens a sleep at rest to a loop interval, never less: wakes come from other
+  // processes and must not make the cycle spin.
+  node_.wait_for_exit(ha_.loop_interval - since(start, clock_), -1);
+  if (next_sleep_ > ha_.loop_interval && board_ != nullptr) {
+    node_.wait_for_exit(next_sleep_ - since(start, clock_), board_->wake_fd());
+  }
+  if (board_ != nullptr) board_->clear_wake();
 }
 
 void Agent::watch_store_lock(NodeObservation& node) {
@@ -642,9 +670,30 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
       if (!lease_.held()) {
         if (auto ok = lease_.adopt(view->leader->revision); !ok) return ok;
       }
-      return lease_.release();
+      if (auto released = lease_.release(); !released) return released;
+      wake_others("");
+      return {};
   }
   return {};
+}
+
+// The lease ended before its time (handed to `target`, or released: ""): the agents at rest
+// sleep until it would have lapsed (rest_sleep), so they are told.
+void Agent::wake_others(const std::string& target) {
+  if (waker_ == nullptr) return;
+  std::vector<std::string> woken, not_woken;
+  for (const NodeConfig& node : running_config_.nodes) {
+    if (node.name == self_.name || (!target.empty() && node.name != target)) continue;
+    (waker_->wake(node.name) ? woken : not_woken).push_back(node.name);
+  }
+  if (!woken.empty()) {
+    spdlog::info("woke the agent of {}: the lease ended early", fmt::join(woken, ", "));
+  }
+  if (!not_woken.empty()) {
+    spdlog::info(
+        "could not wake the agent of {}: it finds the lease ended at its next cycle, within {} ms",
+        fmt::join(not_woken, ", "), longest_rest(ha_).count());
+  }
 }
 
 // The leader renews (the keeper does, and the cycle makes sure) and in synchronous mode keeps
@@ -915,6 +964,7 @@ Status Agent::hand_over(const ClusterView& view, const std::string& target) {
   Status handed = lease_.held() ? lease_.hand_over(target)
                                 : fail(ErrorCode::kConflict, "the lease is no longer held");
   if (!handed) return fail_with_context(handed.error(), "handing the lease to " + target);
+  wake_others(target);
   return {};
 }
 
@@ -1039,7 +1089,7 @@ RunEnd Agent::run(const std::atomic<bool>& stop) {
     }
     serve_request();
     cycle();
-    node_.wait_for_exit(ha_.loop_interval - since(start, clock_));
+    sleep_from(start);
   }
   if (service_ != nullptr) {
     service_->stopping("stopping: PostgreSQL is shut down cleanly and the lease handed over");
@@ -1212,6 +1262,7 @@ Status Agent::release_lease(const std::optional<ClusterView>& view) {
   if (candidates.empty()) {
     auto released = lease_.release();
     if (released) spdlog::info("no standby is eligible: lease released");
+    if (released) wake_others("");
     return released;
   }
   if (auto checkpoint = node_.shutdown_checkpoint()) {
@@ -1219,6 +1270,7 @@ Status Agent::release_lease(const std::optional<ClusterView>& view) {
   }
   auto handed = lease_.hand_over(candidates.front());
   if (handed) spdlog::info("lease handed over to {}", candidates.front());
+  if (handed) wake_others(candidates.front());
   return handed;
 }
 

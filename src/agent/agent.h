@@ -20,6 +20,7 @@
 #include "agent/fencing_watchdog.h"
 #include "agent/lease_keeper.h"
 #include "agent/local_node.h"
+#include "agent/peer_waker.h"
 #include "agent/store_lock_watch.h"
 #include "core/decide.h"
 #include "core/observe_rest.h"
@@ -81,6 +82,11 @@ struct AgentParts {
   const AgentCarry* carry = nullptr;
   // Scheduled backups (backup.schedule), taken beside the cycle (Decision::backup); optional.
   BackupRunner* backups = nullptr;
+  // Wakes the agent a lease is handed to (a switchover, a clean stop); optional.
+  PeerWaker* waker = nullptr;
+  // Another agent handing this node the lease can wake its sleep (its API serves POST /wake on
+  // the board's wake): only then may it sleep past a loop interval at rest (rest_sleep).
+  bool wakeable = false;
 };
 
 // Why Agent::run returned.
@@ -122,6 +128,9 @@ class Agent {
   void serve_request();
 
   LeaseKeeper& lease_keeper() { return lease_; }
+  // How long run() sleeps after the last cycle, counted from its start (rest_sleep): one loop
+  // interval but at rest. Public for the simulation.
+  std::chrono::milliseconds sleep_after_cycle() const { return next_sleep_; }
 
   // tandem.yaml read again: settings the cycle reads are applied at once; the others are named
   // as waiting for a restart of the agent; a config with an error changes nothing. Logs one
@@ -160,6 +169,7 @@ class Agent {
   void say_ready(const std::optional<ClusterView>& view, const NodeObservation& node,
                  const Decision& decision);
   Status hand_over(const ClusterView& view, const std::string& target);
+  void wake_others(const std::string& target);
   MemberRecord member_record(const NodeObservation& node) const;
   void publish(const NodeObservation& node);
   void log_cycle(const Decision& decision, const Status& result);
@@ -175,7 +185,14 @@ class Agent {
   // `leader`: this node held the lease when it decided.
   void record_attempt(Action action, const Status& result, bool leader);
   void add_quorum_facts(NodeObservation& node);
-  bool at_rest(const std::optional<ClusterView>& view) const;
+  // The facts of rest (core/observe_rest.h) from the last cycle and the lease in `view`.
+  std::optional<RestFacts> rest_facts(const std::optional<ClusterView>& view) const;
+  // After this cycle: how long until the next (rest_sleep). `holder_changed`: as the cycle's
+  // start saw it, before it took the lease in.
+  std::chrono::milliseconds next_sleep(const std::optional<ClusterView>& view,
+                                       bool holder_changed) const;
+  // run()'s sleep between two cycles: a wake ends it early, though never before a loop interval.
+  void sleep_from(std::chrono::steady_clock::time_point start);
   void remember_for_rest(const NodeObservation& node, const Decision& decision,
                          const Status& result);
   void watch_store_lock(NodeObservation& node);
@@ -266,7 +283,7 @@ class Agent {
     std::chrono::steady_clock::time_point since{};
   };
   std::optional<SeenLease> seen_lease_;
-  // The last cycle, as the next one's rest is judged (at_rest): its node's state, step, outcome
+  // The last cycle, as the next one's rest is judged (rest_facts): its node's state, step, outcome
   // and whether the server's answer repeated; when the server gave the answer it carried.
   std::optional<RestFacts> last_cycle_;
   std::optional<std::chrono::steady_clock::time_point> answered_at_;
@@ -274,6 +291,9 @@ class Agent {
   int repeats_ = 0;
   std::optional<ClusterConfig> rebuild_with_;  // the members changed: the config to rebuild on
   BackupRunner* backups_ = nullptr;            // scheduled backups, if configured
+  PeerWaker* waker_ = nullptr;
+  bool wakeable_ = false;
+  std::chrono::milliseconds next_sleep_;
   bool list_acked_ = false;         // several machines: the store knows which member list this runs
   std::uint64_t refused_list_ = 0;  // a list in the store not taken, said once
   std::optional<SteadyTime> all_took_at_;  // when every member was first seen running the list

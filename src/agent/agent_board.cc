@@ -1,6 +1,29 @@
 #include "agent/agent_board.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+
 namespace tandem {
+
+AgentBoard::AgentBoard() : wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+AgentBoard::~AgentBoard() {
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void AgentBoard::wake() {
+  if (wake_fd_ < 0) return;
+  std::uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);  // full (2^64 - 2 wakes) is as good as woken
+}
+
+void AgentBoard::clear_wake() {
+  if (wake_fd_ < 0) return;
+  std::uint64_t count = 0;
+  (void)!read(wake_fd_, &count, sizeof count);  // EAGAIN: none
+}
 
 std::map<std::string, std::int64_t> replay_lag_bytes(const ClusterView& view) {
   std::map<std::string, std::int64_t> lags;
@@ -68,6 +91,7 @@ Status AgentBoard::post_locked(NodeRequest request) {
   pending_ = request;
   taken_ = false;
   result_.reset();
+  wake();
   return {};
 }
 

@@ -47,6 +47,20 @@ class AgentBoard {
  public:
   static constexpr std::chrono::minutes kLagWindow{10};
 
+  AgentBoard();
+  ~AgentBoard();
+  AgentBoard(const AgentBoard&) = delete;
+  AgentBoard& operator=(const AgentBoard&) = delete;
+
+  // Ends the agent's sleep between two cycles (an eventfd it polls with its postmaster's
+  // pidfd): a request posted here, or POST /wake from an agent that handed this node the lease
+  // (core/observe_rest.h, rest_sleep). Any thread; a wake while awake makes the next sleep
+  // short. wake_fd() is -1 if the eventfd could not be made (the sleep is then never woken).
+  void wake();
+  int wake_fd() const { return wake_fd_; }
+  // Agent thread, after its sleep: the wakes so far are spent.
+  void clear_wake();
+
   // Agent thread. Keeps one lag sample a second for the last kLagWindow.
   void publish(AgentSnapshot snapshot, std::int64_t wall_ms);
   // API threads.
@@ -91,6 +105,7 @@ class AgentBoard {
   std::optional<NodeRequest> pending_;
   bool taken_ = false;
   std::optional<Status> result_;
+  int wake_fd_ = -1;
 };
 
 // What this node answers a peer's ping, but for the silences (the caller's contact book's).

@@ -74,8 +74,9 @@ class LocalNode {
 
   // The postmaster's pid while one runs, else 0: what a lost lease or the watchdog stops.
   virtual pid_t postmaster() const = 0;
-  // Sleeps up to `timeout`, less if the postmaster exits meanwhile.
-  virtual void wait_for_exit(std::chrono::milliseconds timeout) = 0;
+  // Sleeps up to `timeout`, less if the postmaster exits meanwhile or `wake_fd` (>= 0: an
+  // eventfd, AgentBoard::wake_fd) becomes readable.
+  virtual void wait_for_exit(std::chrono::milliseconds timeout, int wake_fd) = 0;
 
   // Before a promotion, on one machine: other nodes' postmasters that run as primaries are
   // stopped, and this node waits (bounded) for the WAL a stopped former primary shipped. So is

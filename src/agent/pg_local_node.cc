@@ -169,11 +169,14 @@ Result<Lsn> PgLocalNode::shutdown_checkpoint() {
   return control->checkpoint;
 }
 
-void PgLocalNode::wait_for_exit(milliseconds timeout) {
+void PgLocalNode::wait_for_exit(milliseconds timeout, int wake_fd) {
   if (timeout <= milliseconds(0)) return;
-  // Sleeping on the postmaster's pidfd: its exit ends the wait at once.
-  pollfd entry{process_.exit_fd(), POLLIN, 0};
-  poll(&entry, entry.fd >= 0 ? 1 : 0, static_cast<int>(timeout.count()));
+  // Sleeping on the postmaster's pidfd: its exit ends the wait at once; so does a wake.
+  pollfd entries[2];
+  nfds_t count = 0;
+  if (int exit_fd = process_.exit_fd(); exit_fd >= 0) entries[count++] = {exit_fd, POLLIN, 0};
+  if (wake_fd >= 0) entries[count++] = {wake_fd, POLLIN, 0};
+  poll(entries, count, static_cast<int>(timeout.count()));
 }
 
 // The former primary's agent fences it when its lease runs out — unless that agent (and its

@@ -41,7 +41,7 @@ class PgLocalNode final : public LocalNode {
   Status reclone(const std::string& leader) override;
   Result<Lsn> shutdown_checkpoint() override;
   pid_t postmaster() const override { return process_.pid() > 0 ? process_.pid() : 0; }
-  void wait_for_exit(std::chrono::milliseconds timeout) override;
+  void wait_for_exit(std::chrono::milliseconds timeout, int wake_fd) override;
   void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override { return sync_.update(view); }
   void reset_sync() override { sync_.reset(); }

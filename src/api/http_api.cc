@@ -229,6 +229,7 @@ void ApiServer::route() {
   post("/reinitialize", &ApiServer::post_reinitialize);
   post("/pause", &ApiServer::post_pause);
   post("/resume", &ApiServer::post_resume);
+  post("/wake", &ApiServer::post_wake);
 }
 
 Result<ClusterView> ApiServer::read_view() {
@@ -403,6 +404,13 @@ void ApiServer::ask_agent(NodeRequest node_request, const HttpRequest& request,
   if (!result) return reply_failure(response, result.error());
   std::string done = node_request == NodeRequest::kRestart ? "restarted" : "reinitialized";
   reply_json(response, 200, {{"message", fmt::format("{} {}", self_.name, done)}});
+}
+
+// Another agent handed this node the lease, or released it: the agent's sleep at rest ends
+// (core/observe_rest.h, rest_sleep). It changes nothing but when the next cycle runs.
+void ApiServer::post_wake(const HttpRequest& /*request*/, HttpResponse& response) {
+  board_.wake();
+  reply_json(response, 200, {{"message", fmt::format("{}'s agent woken", self_.name)}});
 }
 
 void ApiServer::post_pause(const HttpRequest& request, HttpResponse& response) {

@@ -80,6 +80,7 @@ class ApiServer {
   void ask_agent(NodeRequest node_request, const HttpRequest& request, HttpResponse& response);
   void post_pause(const HttpRequest& request, HttpResponse& response);
   void post_resume(const HttpRequest& request, HttpResponse& response);
+  void post_wake(const HttpRequest& request, HttpResponse& response);
   void set_paused_to(bool paused, const HttpRequest& request, HttpResponse& response);
 
   // The config as of now: a copy, replaced whole by set_members.

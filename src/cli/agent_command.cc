@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/peer_pinger.h"
+#include "agent/peer_waker.h"
 #include "agent/pg_local_node.h"
 #include "api/http_api.h"
 #include "cli/commands.h"
@@ -60,6 +61,7 @@ struct AgentProcess {
   std::unique_ptr<Store> lease_store;
   std::unique_ptr<ContactBook> contacts;
   std::unique_ptr<PeerPinger> pinger;
+  std::unique_ptr<HttpPeerWaker> waker;         // one machine: wakes the agent a lease is handed to
   std::unique_ptr<SqliteLockWatch> store_lock;  // one machine: the SQLite store's write lock
   std::unique_ptr<PgLocalNode> local;
   AgentBoard board;
@@ -128,6 +130,11 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
         session.runner(), backrest_server_spec(config, pgbackrest_conf_path(self)),
         "pgBackRest's TLS server");
   }
+  // One machine: a standby at rest sleeps until the lease could lapse, and a leader handing it
+  // over wakes it through its API (core/observe_rest.h). Several machines: no such rest.
+  process.waker.reset();
+  if (!config.on_several_machines()) process.waker = std::make_unique<HttpPeerWaker>(config);
+  bool wakeable = process.waker && process.waker->can_wake() && self.api_port != 0;
   process.agent = std::make_unique<Agent>(
       AgentParts{.config = config,
                  .self = self,
@@ -144,7 +151,9 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
                  .store_lock = process.store_lock.get(),
                  .callbacks = process.callbacks.get(),
                  .carry = carry,
-                 .backups = process.backups.get()});
+                 .backups = process.backups.get(),
+                 .waker = process.waker.get(),
+                 .wakeable = wakeable});
 }
 
 // The API has a store connection of its own: its requests never wait behind a cycle.

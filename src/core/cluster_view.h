@@ -91,6 +91,10 @@ struct MemberRecord {
 struct LeaderRecord {
   std::string name;
   std::int64_t revision = 0;  // for compare-and-set renewals
+  // When the store lets the lease lapse unless renewed, on this agent's steady clock, where the
+  // store can say (SQLite: one machine's clock); nullopt for etcd. A standby at rest sleeps
+  // until a cycle before it (core/observe_rest.h).
+  std::optional<std::chrono::steady_clock::time_point> lapses_at;
 };
 
 // switchover: a person asked the leadership to move. Planned (the leader hands over cleanly)

@@ -22,4 +22,16 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha) {
          facts.lease_unchanged_for <= limit;
 }
 
+std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha) {
+  if (ha.quorum_fencing || !facts.wakeable || !facts.lease_lapses_in ||
+      facts.state != PgState::kStandby || !may_rest(facts, ha)) {
+    return ha.loop_interval;
+  }
+  return std::clamp(*facts.lease_lapses_in - ha.loop_interval, ha.loop_interval, longest_rest(ha));
+}
+
+std::chrono::milliseconds longest_rest(const HaConfig& ha) {
+  return std::max(ha.ttl / 2 - ha.loop_interval, ha.loop_interval);
+}
+
 }  // namespace tandem

@@ -39,8 +39,25 @@ struct RestFacts {
   std::optional<std::chrono::milliseconds> renewed_ago;
   std::chrono::milliseconds lease_unchanged_for{0};
   bool request_pending = false;  // a switchover or failover asked for
+  // How long until the store lets the lease lapse unless renewed, where the store can say
+  // (LeaderRecord::lapses_at); and whether another agent handing the lease to this node can
+  // wake this one's sleep (its API runs).
+  std::optional<std::chrono::milliseconds> lease_lapses_in;
+  bool wakeable = false;
 };
 
 bool may_rest(const RestFacts& facts, const HaConfig& ha);
+
+// How long the agent sleeps after a cycle (issue 19.3, docs/proposals/rest-cycle.md). One loop
+// interval; but a standby at rest (may_rest) on one machine (no quorum fencing) whose store says
+// when the lease lapses sleeps until a loop interval before that, and at most half a lease less
+// a loop interval: its record (TTL: a lease) is published again well before it lapses. So a
+// leader that dies is seen as soon as before: the lease cannot lapse unseen, for nobody but its
+// holder can end it early, and a holder that hands it over (a switchover, a clean stop) wakes
+// the one it hands it to; a wake lost costs that sleep's time, never safety. Its own server's
+// exit, and a request to its API, wake the sleep at once too.
+std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha);
+// The longest sleep at rest: half a lease less a loop interval, at least a loop interval.
+std::chrono::milliseconds longest_rest(const HaConfig& ha);
 
 }  // namespace tandem

@@ -54,7 +54,7 @@ ClusterView ClusterLayout::view(const StoreSnapshot& snapshot) const {
     view.initialized_by = initialize->value;
   }
   if (const StoredValue* leader = snapshot.find(this->leader())) {
-    view.leader = LeaderRecord{leader->value, leader->mod_revision};
+    view.leader = LeaderRecord{leader->value, leader->mod_revision, leader->expires_at};
   }
   if (const StoredValue* optime = snapshot.find(this->optime())) {
     auto lsn = Lsn::parse(optime->value);

@@ -32,6 +32,7 @@ Revision MemoryStore::write(const std::string& key, const std::string& value, Tt
   Entry entry{{value, revision_, existing ? existing->stored.create_revision : revision_},
               std::nullopt};
   if (ttl) entry.expires_at = clock_.steady_now() + *ttl;
+  entry.stored.expires_at = entry.expires_at;
   entries_[key] = entry;
   last_change_[key] = revision_;
   changed_.notify_all();

@@ -221,11 +221,11 @@ std::int64_t SqliteStore::now_ms() const {
 Result<StoreSnapshot> SqliteStore::read(std::string_view prefix, std::string_view except) {
   if (auto ok = check_read_prefixes(prefix, except); !ok) return std::unexpected(ok.error());
   static const std::string kRead = fmt::format(
-      "SELECT NULL, NULL, revision, 0 FROM meta WHERE id = 1 UNION ALL "
-      "SELECT key, value, mod_revision, create_revision FROM kv WHERE {0} AND key >= ?3 AND "
-      "key < ?4 UNION ALL "
-      "SELECT key, value, mod_revision, create_revision FROM kv WHERE {0} AND key >= ?5 AND "
-      "key < ?6",
+      "SELECT NULL, NULL, revision, 0, NULL FROM meta WHERE id = 1 UNION ALL "
+      "SELECT key, value, mod_revision, create_revision, expires_at_ms FROM kv WHERE {0} AND "
+      "key >= ?3 AND key < ?4 UNION ALL "
+      "SELECT key, value, mod_revision, create_revision, expires_at_ms FROM kv WHERE {0} AND "
+      "key >= ?5 AND key < ?6",
       kLive);
   std::string end = prefix_end(prefix);
   std::string below = except.empty() ? end : std::string(except);
@@ -244,7 +244,13 @@ Result<StoreSnapshot> SqliteStore::read(std::string_view prefix, std::string_vie
       snapshot.revision = keys.integer(2);
       revision_read = true;
     } else {
-      snapshot.entries[keys.text(0)] = {keys.text(1), keys.integer(2), keys.integer(3)};
+      StoredValue& entry = snapshot.entries[keys.text(0)];
+      entry = {keys.text(1), keys.integer(2), keys.integer(3), std::nullopt};
+      // A live key with a TTL was written on this boot (kLive): its time is this clock's.
+      if (!keys.is_null(4)) {
+        entry.expires_at =
+            std::chrono::steady_clock::time_point(std::chrono::milliseconds(keys.integer(4)));
+      }
     }
   }
   if (step != SQLITE_DONE || !revision_read) return unavailable(db_, "read");

@@ -22,6 +22,10 @@ struct StoredValue {
   std::string value;
   Revision mod_revision = 0;     // the store revision of the last write to this key
   Revision create_revision = 0;  // the store revision that created it
+  // When its TTL runs out, on this process's steady clock, where the store can say: SQLite's
+  // and the memory store's keys lapse by the machine's steady clock. nullopt: it never lapses,
+  // or the store cannot say (etcd expires keys by its own clock).
+  std::optional<std::chrono::steady_clock::time_point> expires_at;
 };
 
 // Every live key under a prefix, read at one store revision.

@@ -932,6 +932,9 @@ TEST_F(AgentTest, ACleanStopOfTheLeaderHandsTheLeaseOver) {
   EXPECT_EQ(entries[1]["to"], next);
   EXPECT_NE(agent_log(primary).find("lease handed over to " + next), std::string::npos)
       << agent_log(primary);
+  // Its agent may rest between cycles (core/observe_rest.h): it is woken.
+  EXPECT_NE(agent_log(primary).find("woke the agent of " + next), std::string::npos)
+      << agent_log(primary);
   expect_distinct_timelines(entries);
   std::cout << "clean stop of the leader: " << next << " writable after "
             << std::chrono::duration_cast<milliseconds>(took).count() << " ms\n";
@@ -994,6 +997,7 @@ TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
   EXPECT_EQ(rows_in_probe(target, probe), static_cast<long>(acknowledged.size()));
   EXPECT_EQ(agent_log(old_primary).find("pg_rewind"), std::string::npos);
   EXPECT_NE(agent_log(old_primary).find("before the primary switched away"), std::string::npos);
+  EXPECT_NE(agent_log(old_primary).find("woke the agent of " + target), std::string::npos);
   nlohmann::json entries;
   ASSERT_TRUE(eventually([&] { return (entries = history()).size() == 2; }));
   EXPECT_EQ(entries[1]["from"], old_primary);

@@ -13,6 +13,8 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "../support/child_process.h"
 #include "../support/headless_browser.h"
@@ -261,6 +263,45 @@ TEST_F(ApiClusterTest, RequestsChangeTheCluster) {
 // primary role moved by a switchover before its old holder restarts; a probe writing through
 // it all loses no acknowledged write. On a cluster already a node short: refused, nothing
 // restarted.
+// Issue 19.3: an idle standby sleeps between cycles until a cycle before the lease could lapse
+// (core/observe_rest.h, rest_sleep), and a leader that hands it the lease wakes it (POST /wake,
+// a POST like any other: refused without the token). Counted by the agents' own metrics.
+TEST_F(ApiClusterTest, AnIdleStandbyRestsBetweenCyclesAndAHandOverWakesIt) {
+  up();
+  ASSERT_EQ(primary(), "node1");
+  ASSERT_TRUE(eventually([&] { return get("node2", "/replica") == 200; }));
+  ASSERT_TRUE(eventually([&] { return get("node3", "/replica") == 200; }));
+  EXPECT_EQ(client("node2").Post("/wake", "", "text/plain")->status, 401);
+  EXPECT_EQ(post("node2", "/wake")->status, 200);
+  auto cycles = [&](const std::string& name) {
+    auto reply = client(name).Get("/metrics");
+    if (!reply || reply->status != 200) return -1L;
+    std::istringstream lines(reply->body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("tandem_agent_cycles_total ", 0) == 0) return std::stol(line.substr(26));
+    }
+    return -1L;
+  };
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // settled: the answers repeat
+  long standby_before = cycles("node2"), primary_before = cycles("node1");
+  ASSERT_GE(standby_before, 0);
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  long standby = cycles("node2") - standby_before;
+  long leader = cycles("node1") - primary_before;
+  std::cout << "in 5 s idle: the standby's agent ran " << standby << " cycles, the primary's "
+            << leader << "\n";
+  // Ten a second without the rest (50); at most 400 ms apart at rest (ttl 1 s).
+  EXPECT_LT(standby, 25) << "the idle standby does not rest";
+  EXPECT_GT(standby, 5) << "the idle standby's agent stopped cycling";
+
+  auto switched = post("node3", "/switchover", "{\"leader\": \"node1\", \"candidate\": \"node2\"}");
+  ASSERT_TRUE(switched);
+  ASSERT_EQ(switched->status, 200) << switched->body;
+  EXPECT_EQ(primary(), "node2");
+  std::string log = read_file(config_.log_dir + "/node1.agent.log").value_or("");
+  EXPECT_NE(log.find("woke the agent of node2: the lease ended early"), std::string::npos) << log;
+}
+
 TEST_F(ApiClusterTest, ARollingRestartRestartsEveryNodeOnceAndLosesNoWrite) {
   up();
   ASSERT_EQ(primary(), "node1");

@@ -623,11 +623,18 @@ ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
   if (settings.synchronous && settings.nodes >= 3 && rng() % 2 == 0) settings.sync_count = 2;
   // Then quorum commit, where a quorum may be smaller than the standbys there are.
   if (settings.synchronous && settings.nodes >= 3 && rng() % 2 == 0) settings.sync_quorum = true;
+  // Then pauses of the load, where standbys rest (one machine).
+  settings.quiet_load = !multi_host && rng() % 2 == 0;
   return settings;
 }
 
 World::World(std::uint64_t seed, ScenarioSettings scenario)
-    : rng(seed), settings(scenario), network(scenario.nodes, clock.now), layout_("sim") {
+    : rng(seed),
+      wake_rng(seed ^ 0x9e3779b97f4a7c15ULL),
+      load_rng(seed ^ 0x5851f42d4c957f2dULL),
+      settings(scenario),
+      network(scenario.nodes, clock.now),
+      layout_("sim") {
   config.name = "sim";
   config.ha.synchronous_mode = settings.synchronous;
   config.ha.synchronous_node_count = settings.sync_count;
@@ -963,6 +970,8 @@ void World::cycle(int index) {
 void World::run_cycle(int index) {
   Slot& slot = slots[index];
   SimTime started = clock.now;
+  slot.cycle_started = started;
+  ++verdict_.cycles;
   ++slot.busy;
   slot.agent->serve_request();
   if (slot.alive && slot.agent && !slot.destroy_pending) slot.agent->cycle();
@@ -983,8 +992,53 @@ void World::run_cycle(int index) {
   if (slot.alive && slot.agent && slot.agent->wants_rebuild()) {
     schedule(clock.now + SimTime(1), Kind::kCall, index, [this, index] { rebuild_agent(index); });
   }
-  schedule(std::max(started + config.ha.loop_interval, clock.now + SimTime(1)), Kind::kCycle,
-           index);
+  // As Agent::run sleeps (sleep_from): rest_sleep's time, a loop interval if woken meanwhile.
+  SimTime sleep = slot.agent->sleep_after_cycle();
+  if (std::exchange(slot.wake_pending, false)) sleep = std::min(sleep, config.ha.loop_interval);
+  SimTime at = std::max(started + sleep, clock.now + SimTime(1));
+  if (sleep <= config.ha.loop_interval) {
+    schedule(at, Kind::kCycle, index);
+    return;
+  }
+  ++verdict_.rest_sleeps;
+  slot.rest_until = at;
+  schedule(at, Kind::kCall, index,
+           [this, index, token = ++slot.rest_token, generation = slot.generation] {
+             Slot& resting = slots[index];
+             if (resting.rest_token != token || resting.generation != generation) return;
+             resting.rest_until = SimTime(0);
+             cycle(index);
+           });
+}
+
+bool SimWaker::wake(const std::string& node) { return world_.send_wake(from_, node); }
+
+bool World::send_wake(int from, const std::string& node) {
+  int to = index_of(node);
+  ++verdict_.wakes;
+  // POST /wake: lost with its connection now and then (a full backlog, a restart), or cut off.
+  if (to < 0 || wake_rng() % 4 == 0 || (multi_host() && !network.connected(from, to))) {
+    ++verdict_.wakes_lost;
+    note(fmt::format("  the wake of {} is lost", node));
+    return false;
+  }
+  SimTime delay(1 + static_cast<std::int64_t>(wake_rng() % 5));
+  schedule(clock.now + delay, Kind::kCall, to, [this, to] { wake_agent(to); });
+  return true;
+}
+
+void World::wake_agent(int index) {
+  Slot& slot = slots[index];
+  if (!slot.alive || !slot.agent) return;
+  if (slot.rest_until <= clock.now) {  // awake, or its rest ends now anyway
+    slot.wake_pending = true;
+    return;
+  }
+  SimTime earliest = std::max(clock.now, slot.cycle_started + config.ha.loop_interval);
+  if (earliest >= slot.rest_until) return;
+  ++slot.rest_token;  // the rest's event passes
+  slot.rest_until = SimTime(0);
+  schedule(earliest, Kind::kCycle, index);
 }
 
 void World::keeper_tick(int index) {
@@ -1116,6 +1170,13 @@ void World::replicate() {
 }
 
 void World::write() {
+  if (settings.quiet_load) {
+    if (clock.now >= quiet_until_) {  // writes for a while, then a pause
+      writes_until_ = clock.now + SimTime(1000 + static_cast<std::int64_t>(load_rng() % 3000));
+      quiet_until_ = writes_until_ + SimTime(300 + static_cast<std::int64_t>(load_rng() % 1700));
+    }
+    if (clock.now >= writes_until_) return;
+  }
   for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
     Pg& server = slots[i].pg;
     if (!server.primary() || clock.now < server.ready_at || host_frozen(i)) continue;
@@ -1254,6 +1315,7 @@ void World::start_agent(int index) {
 
 void World::build_agent(int index, const AgentCarry* carry) {
   Slot& slot = slots[index];
+  if (!slot.waker) slot.waker = std::make_unique<SimWaker>(*this, index);
   slot.agent =
       std::make_unique<Agent>(AgentParts{.config = *slot.config,
                                          .self = *slot.config->find_node(config.nodes[index].name),
@@ -1266,7 +1328,9 @@ void World::build_agent(int index, const AgentCarry* carry) {
                                          .keeper_thread = false,
                                          .layout = &layout_,
                                          .store_lock = slot.lock_watch.get(),
-                                         .carry = carry});
+                                         .carry = carry,
+                                         .waker = slot.waker.get(),
+                                         .wakeable = true});
   // Its cycle and its keeper are fibers of this thread: a write that finds the other's under
   // way lets time pass until it is done, as the blocked thread would.
   slot.agent->lease_keeper().set_lock_wait([this, index] { spend(index, SimTime(1)); });
@@ -1318,6 +1382,9 @@ void World::kill_agent(int index) {
   slot.alive = false;
   // Its parked cycle and keeper die with it: a new agent starts chains of its own.
   ++slot.thaw_epoch;
+  ++slot.rest_token;
+  slot.rest_until = SimTime(0);
+  slot.wake_pending = false;
   slot.cycle_parked = slot.keeper_parked = false;
   if (slot.busy > 0) {
     slot.destroy_pending = true;
@@ -1481,7 +1548,7 @@ void World::inject_request(int target) {
                        name));
       Slot& slot = slots[target];
       // A request reaches a live agent's API (a frozen one's waits in its socket).
-      if (slot.alive && slot.board) (void)slot.board->post(request);
+      if (slot.alive && slot.board && slot.board->post(request)) wake_agent(target);
       break;
     }
     case 2:

@@ -145,6 +145,12 @@ struct Verdict {
   // answer again at rest (core/observe_rest.h).
   long answers = 0;
   long answers_at_rest = 0;
+  // Cycles, how many of them slept past a loop interval at rest (rest_sleep), and the wakes
+  // sent to agents (a lease handed over or released, a request to its API) and lost.
+  long cycles = 0;
+  long rest_sleeps = 0;
+  long wakes = 0;
+  long wakes_lost = 0;
 };
 
 struct ScenarioSettings {
@@ -185,6 +191,9 @@ struct ScenarioSettings {
   // Agents built again at random moments between two cycles, as a change of the members does
   // (Agent::retire, AgentCarry): PostgreSQL, the watchdog, the board and the pings run on.
   bool rebuilds = false;
+  // One machine: the clients' writes pause now and then (0.3-2 s after 1-4 s of writes), so
+  // that the standbys' answers repeat and they rest (core/observe_rest.h) while faults strike.
+  bool quiet_load = false;
   // Multi-host, three nodes or more: a person changes the members now and then, as `tandem
   // member` does — a standby removed, a node removed earlier added back — one change at a time,
   // each written only once every agent runs the list before it (core/member_change.h).
@@ -226,7 +235,7 @@ class SimNode final : public LocalNode {
   Status reclone(const std::string& leader) override;
   Result<Lsn> shutdown_checkpoint() override;
   pid_t postmaster() const override;
-  void wait_for_exit(std::chrono::milliseconds) override {}
+  void wait_for_exit(std::chrono::milliseconds, int) override {}
   void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override;
   void reset_sync() override {
@@ -305,6 +314,17 @@ class SimLockWatch final : public StoreLockWatch {
   World& world_;
 };
 
+// Wakes another agent's rest (Agent::wake_others) as POST /wake would: a moment later, or lost.
+class SimWaker final : public PeerWaker {
+ public:
+  SimWaker(World& world, int from) : world_(world), from_(from) {}
+  bool wake(const std::string& node) override;
+
+ private:
+  World& world_;
+  int from_;
+};
+
 class SimWatchdog final : public Watchdog {
  public:
   void watch(pid_t postmaster) override { watched = writable = postmaster; }
@@ -339,9 +359,16 @@ struct Slot {
   // The config its agent runs: multi-host, with the member list it took from the store.
   std::unique_ptr<ClusterConfig> config;
   std::uint64_t generation = 0;  // of the agent process, counted at each start
-  bool alive = false;            // the agent process (and its watchdog) runs
-  int busy = 0;                  // inside a long operation of its cycle
-  bool keeper_busy = false;      // the lease keeper's thread is inside a (slow) store call
+  // A standby at rest sleeps past a loop interval (rest_sleep): its next cycle is due then, by
+  // the event of this token; a wake (PeerWaker, a request to its API) brings it forward.
+  SimTime rest_until{0};
+  std::uint64_t rest_token = 0;
+  SimTime cycle_started{0};         // its last cycle's start
+  bool wake_pending = false;        // woken while awake: its next sleep is a loop interval
+  std::unique_ptr<SimWaker> waker;  // one per slot: an agent being destroyed may still call it
+  bool alive = false;               // the agent process (and its watchdog) runs
+  int busy = 0;                     // inside a long operation of its cycle
+  bool keeper_busy = false;         // the lease keeper's thread is inside a (slow) store call
   bool destroy_pending = false;
   SimTime agent_frozen_from{0};  // SIGSTOP of the agent (its threads, not its watchdog)
   SimTime agent_frozen_until{0};
@@ -390,6 +417,9 @@ class World {
  public:
   World(std::uint64_t seed, ScenarioSettings settings);
   long answers = 0, answers_at_rest = 0;  // Verdict::answers, Verdict::answers_at_rest
+  // A wake from node `from`'s agent to `node`'s (SimWaker): lost now and then, else delivered a
+  // moment later.
+  bool send_wake(int from, const std::string& node);
   ~World();
   // Runs the scenario: bootstrap, faults, then quiet until the cluster is healthy (bounded).
   Verdict run();
@@ -436,6 +466,11 @@ class World {
   // For SimNode, SimStore.
   SimClock clock;
   std::mt19937_64 rng;
+  // Which wakes are lost, and their delays: drawn apart from rng, so that a scenario where no
+  // agent rests (several machines) draws its faults as before.
+  std::mt19937_64 wake_rng;
+  std::mt19937_64 load_rng;  // ScenarioSettings::quiet_load's pauses
+  SimTime writes_until_{0}, quiet_until_{0};
   ScenarioSettings settings;
   ClusterConfig config;
   std::vector<Slot> slots;
@@ -530,6 +565,9 @@ class World {
   // built again with what the old one passed on.
   void build_agent(int index, const AgentCarry* carry);
   void kill_agent(int index);
+  // A wake reaches the node's agent: a rest ends a loop interval after its last cycle began at
+  // the earliest; one awake makes its next sleep a loop interval.
+  void wake_agent(int index);
   void cycle(int index);
   void run_cycle(int index);
   void keeper_tick(int index);

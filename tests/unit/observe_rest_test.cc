@@ -98,5 +98,69 @@ TEST(MayRest, UnderQuorumFencingTheRestEndsBeforeTheProofOfFencing) {
   EXPECT_TRUE(may_rest(facts, ha)) << "without quorum fencing, half the lease's 4 s";
 }
 
+// A standby at rest sleeps until a cycle before the lease can lapse, at most half a lease less a
+// cycle; anything else sleeps one loop interval.
+TEST(RestSleep, OnlyARestingStandbyThatCanBeWokenSleepsLongerAndNeverPastTheLease) {
+  HaConfig ha;  // ttl 1 s, loop 100 ms: at most 400 ms
+  auto resting = [] {
+    RestFacts facts = settled_standby();
+    facts.lease_lapses_in = milliseconds(900);
+    facts.wakeable = true;
+    return facts;
+  };
+  auto with = [](RestFacts facts, auto change) {
+    change(facts);
+    return facts;
+  };
+  struct Case {
+    const char* what;
+    RestFacts facts;
+    HaConfig ha;
+    milliseconds sleep;
+  };
+  HaConfig quorum = ha;
+  quorum.quorum_fencing = true;
+  const Case cases[] = {
+      {"a standby at rest, the lease 900 ms from lapsing: half a lease less a cycle", resting(), ha,
+       milliseconds(400)},
+      {"the lease 350 ms from lapsing: until a cycle before",
+       with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(350); }), ha,
+       milliseconds(250)},
+      {"the lease 150 ms from lapsing: one cycle",
+       with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(150); }), ha,
+       milliseconds(100)},
+      {"the lease past its time (a clock step, a slow read): one cycle",
+       with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(-50); }), ha,
+       milliseconds(100)},
+      {"the store cannot say when the lease lapses (etcd)",
+       with(resting(), [](RestFacts& f) { f.lease_lapses_in.reset(); }), ha, milliseconds(100)},
+      {"nobody can wake it (no API)", with(resting(), [](RestFacts& f) { f.wakeable = false; }), ha,
+       milliseconds(100)},
+      {"under quorum fencing (several machines)", resting(), quorum, milliseconds(100)},
+      {"not at rest: the answer differed",
+       with(resting(), [](RestFacts& f) { f.answer_repeated = false; }), ha, milliseconds(100)},
+      {"not at rest: a switchover asked for",
+       with(resting(), [](RestFacts& f) { f.request_pending = true; }), ha, milliseconds(100)},
+      {"not at rest: another node leads than last cycle",
+       with(resting(), [](RestFacts& f) { f.holder_changed = true; }), ha, milliseconds(100)},
+      {"a primary at rest renews: one cycle",
+       with(settled_primary(),
+            [](RestFacts& f) {
+              f.lease_lapses_in = milliseconds(900);
+              f.wakeable = true;
+            }),
+       ha, milliseconds(100)},
+  };
+  for (const Case& each : cases) {
+    EXPECT_EQ(rest_sleep(each.facts, each.ha).count(), each.sleep.count()) << each.what;
+  }
+  HaConfig long_lease{.loop_interval = milliseconds(100), .ttl = milliseconds(10000)};
+  EXPECT_EQ(
+      rest_sleep(with(resting(), [](RestFacts& f) { f.lease_unchanged_for = {}; }), long_lease)
+          .count(),
+      800)
+      << "a lease of 10 s lapsing in 900 ms: until a cycle before";
+}
+
 }  // namespace
 }  // namespace tandem

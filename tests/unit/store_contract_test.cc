@@ -67,6 +67,8 @@ struct StoreUnderTest {
   };
   // How late a real server may drop an expired key (etcd checks leases every 500 ms).
   milliseconds expiry_slack{0};
+  // Whether its reads say when a key lapses (StoredValue::expires_at): not etcd's.
+  bool says_expiry = true;
   ~StoreUnderTest() {
     store.reset();
     etcd.reset();
@@ -113,6 +115,7 @@ std::unique_ptr<StoreUnderTest> etcd_store() {
   under_test->store = std::move(*store);
   under_test->sleep = [](milliseconds duration) { std::this_thread::sleep_for(duration); };
   under_test->expiry_slack = milliseconds(1500);
+  under_test->says_expiry = false;
   return under_test;
 }
 
@@ -193,6 +196,33 @@ TEST_P(StoreContract, KeysExpireAfterTheirTtlUnlessWrittenAgain) {
   ASSERT_FALSE(renew_late);
   EXPECT_EQ(renew_late.error().code, ErrorCode::kConflict);
   EXPECT_TRUE(store_->create("/c/leader", "node2", milliseconds(1000)));
+}
+
+// A standby at rest sleeps until a cycle before the lease lapses (core/observe_rest.h): a read
+// says when a key lapses, by the reader's clock, a write later; never for a key without a TTL.
+TEST_P(StoreContract, AReadSaysWhenAKeyLapsesWhereTheStoreCan) {
+  auto expiry = [&](const std::string& key) {
+    StoreSnapshot snapshot = store_->read("/c/").value();
+    const StoredValue* value = snapshot.find(key);
+    return value != nullptr ? value->expires_at : std::nullopt;
+  };
+  auto written = clock_->steady_now();
+  Revision leader = store_->create("/c/leader", "node1", milliseconds(1000)).value();
+  store_->put("/c/config", "forever", std::nullopt).value();
+  EXPECT_EQ(expiry("/c/config"), std::nullopt);
+  if (!under_test_->says_expiry) {
+    EXPECT_EQ(expiry("/c/leader"), std::nullopt);
+    return;
+  }
+  ASSERT_TRUE(expiry("/c/leader").has_value());
+  // Whole milliseconds in a file: within one of the write's time plus its TTL.
+  EXPECT_LE(std::chrono::abs(*expiry("/c/leader") - (written + milliseconds(1000))),
+            milliseconds(1));
+  under_test_->sleep(milliseconds(600));
+  auto renewed = clock_->steady_now();
+  store_->compare_and_set("/c/leader", "node1", leader, milliseconds(1000)).value();
+  EXPECT_LE(std::chrono::abs(*expiry("/c/leader") - (renewed + milliseconds(1000))),
+            milliseconds(1));
 }
 
 // Writing one key does not keep another alive: each key lives its TTL after its own last write.
