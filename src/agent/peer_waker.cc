@@ -24,4 +24,12 @@ bool HttpPeerWaker::wake(const std::string& node) {
   return reply && reply->status == 200;
 }
 
+void wake_agents(const ClusterConfig& config, const std::string& except) {
+  if (config.on_several_machines()) return;
+  HttpPeerWaker waker(config);
+  for (const NodeConfig& node : config.nodes) {
+    if (node.name != except) (void)waker.wake(node.name);
+  }
+}
+
 }  // namespace tandem

@@ -31,4 +31,8 @@ class HttpPeerWaker final : public PeerWaker {
   std::string token_;
 };
 
+// A request written to the store (a switchover, a failover): every agent but `except` is woken,
+// one machine only (elsewhere nobody rests), best effort.
+void wake_agents(const ClusterConfig& config, const std::string& except = "");
+
 }  // namespace tandem

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/peer_pinger.h"
+#include "agent/peer_waker.h"
 #include "api/cluster_json.h"
 #include "api/dashboard_assets.h"
 #include "api/health.h"
@@ -377,7 +378,10 @@ void ApiServer::change_leader(const Planner& plan_request, HttpResponse& respons
   if (plan->allow_data_loss) {
     spdlog::warn("API: failover to {} with allow_data_loss requested", plan->to);
   }
-  auto outcome = carry_out(store_, layout_, *plan, clock_, request_timeout_);
+  auto outcome = carry_out(store_, layout_, *plan, clock_, request_timeout_, [this] {
+    board_.wake();  // this API's own agent, without a worker
+    wake_agents(*config(), self_.name);
+  });
   if (!outcome) return reply_failure(response, outcome.error());
   std::string message =
       plan->force ? fmt::format("failed over to {}", outcome->new_leader)

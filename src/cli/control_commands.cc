@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/peer_waker.h"
 #include "cli/commands.h"
 #include "dcs/cluster_layout.h"
 #include "ops/cluster_lock.h"
@@ -32,8 +33,8 @@ Result<ClusterView> read_view(StoreAccess& access) {
 }
 
 Status request_and_wait(Context& context, StoreAccess& access, const SwitchoverRequest& request) {
-  auto outcome =
-      carry_out(*access.store, access.layout, request, context.clock, std::chrono::seconds(30));
+  auto outcome = carry_out(*access.store, access.layout, request, context.clock,
+                           std::chrono::seconds(30), [&] { wake_agents(context.config); });
   if (!outcome) return std::unexpected(outcome.error());
   fmt::print("{} -> {}: {} accepts writes, {} ms after the request\n",
              request.from.empty() ? "(no leader)" : request.from, outcome->new_leader,

@@ -87,7 +87,7 @@ Result<SwitchoverRequest> plan_failover(const ClusterView& view, const ClusterCo
 
 Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
                                  const SwitchoverRequest& request, Clock& clock,
-                                 milliseconds timeout) {
+                                 milliseconds timeout, const std::function<void()>& written) {
   auto expires = std::chrono::duration_cast<milliseconds>(timeout) + std::chrono::seconds(5);
   // Created only if no request is pending: two at once (through the API, which takes no
   // cluster lock, or the API and the CLI) never overwrite each other; the second is refused.
@@ -97,6 +97,7 @@ Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
   }
   if (!created) return std::unexpected(created.error());
   auto asked = clock.steady_now();
+  if (written) written();
   std::string new_leader;
   bool taken_up = false;  // the request is gone: its target took it up (and may have failed)
   bool done = poll_until(clock, timeout, milliseconds(10), [&] {

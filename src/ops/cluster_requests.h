@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "common/clock.h"
@@ -39,10 +40,13 @@ struct RequestOutcome {
 };
 
 // Writes the request, then waits until a node other than request.from leads and its agent
-// reports it running as a primary. On timeout the request is withdrawn (kTimeout).
+// reports it running as a primary. On timeout the request is withdrawn (kTimeout). `written`,
+// if given, runs once the request is in the store: the caller wakes the agents, which may
+// sleep at rest (core/observe_rest.h).
 Result<RequestOutcome> carry_out(Store& store, const ClusterLayout& layout,
                                  const SwitchoverRequest& request, Clock& clock,
-                                 std::chrono::milliseconds timeout);
+                                 std::chrono::milliseconds timeout,
+                                 const std::function<void()>& written = {});
 
 // Pauses (or resumes) every agent's automatic actions.
 Status set_paused(Store& store, const ClusterLayout& layout, bool paused);
