@@ -299,12 +299,18 @@ Result<std::vector<Sample>> idle_agents(const BenchOptions& options, int standby
     std::vector<pid_t> processes = with_helpers(*pid);
     start[node.name] = {processes, cpu_ticks(processes)};
   }
+  std::string primary = cluster.current_primary();
   std::this_thread::sleep_for(options.idle_for);
   double seconds = std::chrono::duration<double>(options.idle_for).count();
   std::vector<Sample> samples;
   for (const auto& [name, begin] : start) {
     if (!all_alive(begin.first)) return failed(name + "'s agent ended while idle");
     std::vector<Sample> cost = idle_cost(begin.first, begin.second, seconds);
+    // And the CPU by role: a standby at rest sleeps between cycles, the primary does not
+    // (core/observe_rest.h).
+    cost.push_back({name == primary ? "agent CPU, idle, the primary (% of a core)"
+                                    : "agent CPU, idle, a standby (% of a core)",
+                    cost.back().seconds});
     for (Sample& sample :
          cost) {  // "agent CPU, idle (% ...)" -> "agent CPU, idle, 9 nodes (% ...)"
       auto unit = sample.scenario.rfind(" (");
