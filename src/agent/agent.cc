@@ -678,13 +678,18 @@ Status Agent::execute(const Decision& decision, const NodeObservation& node,
 }
 
 // The lease ended before its time (handed to `target`, or released: ""): the agents at rest
-// sleep until it would have lapsed (rest_sleep), so they are told.
+// sleep until it would have lapsed (rest_sleep), so they are told — the target first, then the
+// others, which follow it.
 void Agent::wake_others(const std::string& target) {
   if (waker_ == nullptr) return;
-  std::vector<std::string> woken, not_woken;
+  std::vector<std::string> order;
+  if (!target.empty()) order.push_back(target);
   for (const NodeConfig& node : running_config_.nodes) {
-    if (node.name == self_.name || (!target.empty() && node.name != target)) continue;
-    (waker_->wake(node.name) ? woken : not_woken).push_back(node.name);
+    if (node.name != self_.name && node.name != target) order.push_back(node.name);
+  }
+  std::vector<std::string> woken, not_woken;
+  for (const std::string& name : order) {
+    (waker_->wake(name) ? woken : not_woken).push_back(name);
   }
   if (!woken.empty()) {
     spdlog::info("woke the agent of {}: the lease ended early", fmt::join(woken, ", "));

@@ -53,8 +53,9 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 // when the lease lapses sleeps until a loop interval before that, and at most half a lease less
 // a loop interval: its record (TTL: a lease) is published again well before it lapses. So a
 // leader that dies is seen as soon as before: the lease cannot lapse unseen, for nobody but its
-// holder can end it early, and a holder that hands it over (a switchover, a clean stop) wakes
-// the one it hands it to; a wake lost costs that sleep's time, never safety. Its own server's
+// holder can end it early, and a holder that hands it over (a switchover, a clean stop) or
+// releases it wakes the others, the one it hands it to first; so does a switchover or failover
+// request once written. A wake lost costs that sleep's time, never safety. Its own server's
 // exit, and a request to its API, wake the sleep at once too.
 std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha);
 // The longest sleep at rest: half a lease less a loop interval, at least a loop interval.
