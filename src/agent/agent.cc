@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "core/member_change.h"
 #include "core/reload_plan.h"
 #include "core/role_transitions.h"
@@ -340,6 +342,15 @@ std::optional<RestFacts> Agent::rest_facts(const std::optional<ClusterView>& vie
     if (!facts.holder_changed && seen_lease_->revision == view->leader->revision) {
       facts.lease_unchanged_for = since(seen_lease_->since, clock_);
     }
+    // Where the store says when the lease lapses, it says how old the renewal is too (written
+    // with a lease's TTL): a standby that saw it first well after it was written (it slept)
+    // counts from the write, so that a lease half old ends its rest all the same.
+    if (view->leader->lapses_at) {
+      facts.lease_lapses_in =
+          std::chrono::floor<milliseconds>(*view->leader->lapses_at - clock_.steady_now());
+      facts.lease_unchanged_for =
+          std::max(facts.lease_unchanged_for, ha_.ttl - *facts.lease_lapses_in);
+    }
   }
   facts.request_pending = view->switchover.has_value();
   return facts;
@@ -351,10 +362,6 @@ std::chrono::milliseconds Agent::next_sleep(const std::optional<ClusterView>& vi
   if (!facts) return ha_.loop_interval;
   facts->holder_changed = facts->holder_changed || holder_changed;
   facts->wakeable = wakeable_;
-  if (view->leader && view->leader->lapses_at) {
-    facts->lease_lapses_in =
-        std::chrono::floor<milliseconds>(*view->leader->lapses_at - clock_.steady_now());
-  }
   return rest_sleep(*facts, ha_);
 }
 
@@ -687,9 +694,10 @@ void Agent::wake_others(const std::string& target) {
   for (const NodeConfig& node : running_config_.nodes) {
     if (node.name != self_.name && node.name != target) order.push_back(node.name);
   }
-  std::vector<std::string> woken, not_woken;
+  std::vector<std::string> woken = waker_->wake(order);
+  std::vector<std::string> not_woken;
   for (const std::string& name : order) {
-    (waker_->wake(name) ? woken : not_woken).push_back(name);
+    if (std::ranges::find(woken, name) == woken.end()) not_woken.push_back(name);
   }
   if (!woken.empty()) {
     spdlog::info("woke the agent of {}: the lease ended early", fmt::join(woken, ", "));
@@ -1054,7 +1062,11 @@ void Agent::log_configuration_errors(const NodeObservation& node) {
 
 void Agent::publish(const NodeObservation& node) {
   MemberRecord record = member_record(node);
-  if (record == published_record_ && since(published_at_, clock_) < ha_.ttl / 3) return;
+  // Every third of a lease, counted to the next cycle's start where this one is followed by a
+  // rest: a rest never leaves the record (TTL: a lease) older than a third of a lease and a
+  // cycle, as without one.
+  milliseconds rest = std::max(next_sleep_ - ha_.loop_interval, milliseconds(0));
+  if (record == published_record_ && since(published_at_, clock_) + rest < ha_.ttl / 3) return;
   if (store_.put(layout_.member(self_.name), encode_member(record), ha_.ttl)) {
     published_record_ = std::move(record);
     published_at_ = clock_.steady_now();

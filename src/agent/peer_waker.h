@@ -1,10 +1,12 @@
-// PeerWaker: wakes another agent's sleep between two cycles. A standby at rest sleeps until a
-// cycle before the lease can lapse (core/observe_rest.h, rest_sleep); a leader that hands it the
-// lease sooner (a switchover, a clean stop) wakes it, so that it promotes at its next cycle, not
-// after its sleep. Best effort: a wake lost costs that sleep's time, never safety.
+// PeerWaker: wakes other agents' sleep between two cycles. A standby at rest sleeps until a
+// cycle before the lease can lapse (core/observe_rest.h, rest_sleep); a leader that ends the
+// lease sooner (hands it over in a switchover or a clean stop, releases it) wakes the others, so
+// that the one it hands it to promotes at its next cycle, not after its sleep. Best effort: a
+// wake lost costs that sleep's time, never safety.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/cluster_config.h"
 
@@ -13,26 +15,27 @@ namespace tandem {
 class PeerWaker {
  public:
   virtual ~PeerWaker() = default;
-  // Whether the node's agent said it was woken. Returns at once or within a short timeout,
-  // whatever the peer does.
-  virtual bool wake(const std::string& node) = 0;
+  // Wakes each of `nodes` at once (in parallel), the first of them tried twice; returns those
+  // whose agent said it was woken. Returns within a short timeout whatever the peers do.
+  virtual std::vector<std::string> wake(const std::vector<std::string>& nodes) = 0;
 };
 
-// POST /wake to the node's API, with the cluster's API token; a tenth of a second at most.
+// POST /wake to each node's API, without the token (/wake needs none: it changes nothing but
+// when the next cycle runs, and the token is never sent to a port another local user may hold
+// while that agent is down); 50 ms per step at most.
 class HttpPeerWaker final : public PeerWaker {
  public:
-  // Reads api.token_file now; without a token there is nothing to send (every POST is refused).
-  explicit HttpPeerWaker(const ClusterConfig& config);
-  bool wake(const std::string& node) override;
-  bool can_wake() const { return !token_.empty(); }
+  explicit HttpPeerWaker(const ClusterConfig& config) : config_(config) {}
+  std::vector<std::string> wake(const std::vector<std::string>& nodes) override;
 
  private:
+  bool wake_one(const std::string& node) const;
   ClusterConfig config_;
-  std::string token_;
 };
 
 // A request written to the store (a switchover, a failover): every agent but `except` is woken,
-// one machine only (elsewhere nobody rests), best effort.
-void wake_agents(const ClusterConfig& config, const std::string& except = "");
+// `first` first, one machine only (elsewhere nobody rests), best effort.
+void wake_agents(const ClusterConfig& config, const std::string& except = "",
+                 const std::string& first = "");
 
 }  // namespace tandem

@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -169,14 +171,50 @@ Result<Lsn> PgLocalNode::shutdown_checkpoint() {
   return control->checkpoint;
 }
 
+PgLocalNode::~PgLocalNode() {
+  if (inotify_fd_ >= 0) close(inotify_fd_);
+}
+
 void PgLocalNode::wait_for_exit(milliseconds timeout, int wake_fd) {
   if (timeout <= milliseconds(0)) return;
-  // Sleeping on the postmaster's pidfd: its exit ends the wait at once; so does a wake.
-  pollfd entries[2];
+  // Sleeping on the postmaster's pidfd: its exit ends the wait at once; so does a wake, and, in
+  // a sleep at rest (one that can be woken), a file removed from the data directory.
+  pollfd entries[3];
   nfds_t count = 0;
   if (int exit_fd = process_.exit_fd(); exit_fd >= 0) entries[count++] = {exit_fd, POLLIN, 0};
-  if (wake_fd >= 0) entries[count++] = {wake_fd, POLLIN, 0};
+  int removals = -1;
+  if (wake_fd >= 0) {
+    entries[count++] = {wake_fd, POLLIN, 0};
+    removals = removal_watch();
+    if (removals >= 0) entries[count++] = {removals, POLLIN, 0};
+  }
   poll(entries, count, static_cast<int>(timeout.count()));
+  if (removals >= 0) drain_removals();
+}
+
+int PgLocalNode::removal_watch() {
+  if (inotify_fd_ < 0) inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ >= 0 && removals_ < 0) {
+    removals_ = inotify_add_watch(inotify_fd_, self_.data_dir.c_str(),
+                                  IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF);
+  }
+  return removals_ >= 0 ? inotify_fd_ : -1;
+}
+
+// A data directory moved aside (a reclone) or removed is watched afresh at the next sleep.
+void PgLocalNode::drain_removals() {
+  alignas(inotify_event) char buffer[4096];
+  ssize_t length = 0;
+  while ((length = read(inotify_fd_, buffer, sizeof buffer)) > 0) {
+    for (ssize_t at = 0; at < length;) {
+      const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
+      if ((event->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) != 0 && removals_ >= 0) {
+        (void)inotify_rm_watch(inotify_fd_, removals_);
+        removals_ = -1;
+      }
+      at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+    }
+  }
 }
 
 // The former primary's agent fences it when its lease runs out — unless that agent (and its

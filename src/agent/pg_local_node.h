@@ -42,6 +42,9 @@ class PgLocalNode final : public LocalNode {
   Result<Lsn> shutdown_checkpoint() override;
   pid_t postmaster() const override { return process_.pid() > 0 ? process_.pid() : 0; }
   void wait_for_exit(std::chrono::milliseconds timeout, int wake_fd) override;
+  ~PgLocalNode() override;
+  PgLocalNode(const PgLocalNode&) = delete;
+  PgLocalNode& operator=(const PgLocalNode&) = delete;
   void fence_others(const std::string& claimant) override;
   Result<std::string> update_sync(const ClusterView& view) override { return sync_.update(view); }
   void reset_sync() override { sync_.reset(); }
@@ -58,6 +61,11 @@ class PgLocalNode final : public LocalNode {
   Result<const NodeConfig*> leader_node(const std::string& name) const;
   void fence_primary(const NodeConfig& other);
   void await_wal_of(const NodeConfig& other);
+  // An inotify descriptor on the data directory's removals (-1 if none can be had), and the
+  // events read off it: a sleep at rest ends when standby.signal goes (a promotion, by hand
+  // or not), not when it would have.
+  int removal_watch();
+  void drain_removals();
 
   const ClusterConfig& config_;
   const NodeConfig& self_;
@@ -70,6 +78,8 @@ class PgLocalNode final : public LocalNode {
   Context context_;
   SyncManager sync_;
   std::optional<TimelineId> stopped_timeline_;  // read from pg_control while it stays stopped
+  int inotify_fd_ = -1;
+  int removals_ = -1;  // the watch on the data directory
 };
 
 }  // namespace tandem

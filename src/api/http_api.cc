@@ -223,7 +223,7 @@ void ApiServer::route() {
   get("/history", &ApiServer::get_history);
   get("/lag", &ApiServer::get_lag);
   get("/metrics", &ApiServer::get_metrics);
-  // Changes: POST with the bearer token.
+  // Changes: POST with the bearer token (but /wake, which changes nothing: is_open).
   post("/switchover", &ApiServer::post_switchover);
   post("/failover", &ApiServer::post_failover);
   post("/restart", &ApiServer::post_restart);
@@ -378,9 +378,9 @@ void ApiServer::change_leader(const Planner& plan_request, HttpResponse& respons
   if (plan->allow_data_loss) {
     spdlog::warn("API: failover to {} with allow_data_loss requested", plan->to);
   }
-  auto outcome = carry_out(store_, layout_, *plan, clock_, request_timeout_, [this] {
+  auto outcome = carry_out(store_, layout_, *plan, clock_, request_timeout_, [this, &plan] {
     board_.wake();  // this API's own agent, without a worker
-    wake_agents(*config(), self_.name);
+    wake_agents(*config(), self_.name, plan->to);
   });
   if (!outcome) return reply_failure(response, outcome.error());
   std::string message =
@@ -410,8 +410,8 @@ void ApiServer::ask_agent(NodeRequest node_request, const HttpRequest& request,
   reply_json(response, 200, {{"message", fmt::format("{} {}", self_.name, done)}});
 }
 
-// Another agent handed this node the lease, or released it: the agent's sleep at rest ends
-// (core/observe_rest.h, rest_sleep). It changes nothing but when the next cycle runs.
+// Another agent handed this node the lease, or released it, or a request was written: the
+// agent's sleep at rest ends (core/observe_rest.h, rest_sleep). No token (is_open).
 void ApiServer::post_wake(const HttpRequest& /*request*/, HttpResponse& response) {
   board_.wake();
   reply_json(response, 200, {{"message", fmt::format("{}'s agent woken", self_.name)}});
@@ -438,7 +438,15 @@ void ApiServer::set_paused_to(bool paused, const HttpRequest& request, HttpRespo
 }
 
 bool ApiServer::is_slow(const HttpRequest& request) const {
-  return request.method == "POST" || slow_gets_.contains(request.path);
+  return (request.method == "POST" && !is_open(request)) || slow_gets_.contains(request.path);
+}
+
+// POST /wake changes nothing but when the agent's next cycle runs, never sooner than a loop
+// interval after the last began: it needs no token, so that no agent ever sends the token to a
+// port that another local user may have taken while that node's agent was down. And it is
+// answered on the event threads, never queued behind a switchover on the workers.
+bool ApiServer::is_open(const HttpRequest& request) {
+  return request.method == "POST" && request.path == "/wake";
 }
 
 namespace {
@@ -499,7 +507,9 @@ HttpResponse ApiServer::dispatch(const HttpRequest& request) {
   const std::map<std::string, Handler>& other = read ? posts_ : gets_;
   if (read || request.method == "POST") {
     if (auto handler = same.find(request.path); handler != same.end()) {
-      if (read || authorized(request, response)) (this->*handler->second)(request, response);
+      if (read || is_open(request) || authorized(request, response)) {
+        (this->*handler->second)(request, response);
+      }
     } else if (other.contains(request.path)) {
       response.headers.emplace_back("Allow", read ? "POST" : "GET");
       reply_error(response, 405, read ? "use POST" : "use GET");

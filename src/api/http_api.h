@@ -55,6 +55,8 @@ class ApiServer {
   // is_slow(), then on its workers.
   HttpResponse dispatch(const HttpRequest& request);
   bool is_slow(const HttpRequest& request) const;
+  // A POST that needs no token: /wake.
+  static bool is_open(const HttpRequest& request);
   bool authorized(const HttpRequest& request, HttpResponse& response) const;
   // The request carries this node's API token (constant time); false without a token.
   bool bearer_valid(const HttpRequest& request) const;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 
 #include "agent/agent.h"
 #include "agent/peer_pinger.h"
@@ -32,8 +33,24 @@ std::atomic<bool> stop_requested{false};
 // SIGHUP (systemctl reload, `tandem reload`): tandem.yaml read again between two cycles.
 std::atomic<bool> reload_requested{false};
 
-void request_stop(int) { stop_requested.store(true); }
-void request_reload(int) { reload_requested.store(true); }
+// The board's eventfd while the agent runs (-1 otherwise): a signal may reach another thread
+// than the one asleep at rest, and must end that sleep (write() is async-signal-safe).
+std::atomic<int> wake_fd{-1};
+
+void wake_agent_from_signal() {
+  int fd = wake_fd.load();
+  std::uint64_t one = 1;
+  if (fd >= 0) (void)!write(fd, &one, sizeof one);
+}
+
+void request_stop(int) {
+  stop_requested.store(true);
+  wake_agent_from_signal();
+}
+void request_reload(int) {
+  reload_requested.store(true);
+  wake_agent_from_signal();
+}
 
 void install_signal_handlers() {
   struct sigaction action {};
@@ -134,7 +151,7 @@ void build_agent(Session& session, const NodeConfig& self, AgentProcess& process
   // over wakes it through its API (core/observe_rest.h). Several machines: no such rest.
   process.waker.reset();
   if (!config.on_several_machines()) process.waker = std::make_unique<HttpPeerWaker>(config);
-  bool wakeable = process.waker && process.waker->can_wake() && self.api_port != 0;
+  bool wakeable = process.waker && self.api_port != 0;
   process.agent = std::make_unique<Agent>(
       AgentParts{.config = config,
                  .self = self,
@@ -269,9 +286,11 @@ Status run_agent(CliState& state, const std::string& node_name) {
   if (auto ok = start_api(**session, self, process); !ok) return ok;
   if (process.pinger) process.pinger->start();
   return_free_heap();  // what start-up dropped: the agent runs for months
+  wake_fd.store(process.board.wake_fd());
   while (process.agent->run(stop_requested) == RunEnd::kRebuild) {
     rebuild(**session, node_name, process);
   }
+  wake_fd.store(-1);
   if (process.pinger) process.pinger->stop();
   if (process.api) process.api->stop();
   return {};

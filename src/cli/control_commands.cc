@@ -33,8 +33,9 @@ Result<ClusterView> read_view(StoreAccess& access) {
 }
 
 Status request_and_wait(Context& context, StoreAccess& access, const SwitchoverRequest& request) {
-  auto outcome = carry_out(*access.store, access.layout, request, context.clock,
-                           std::chrono::seconds(30), [&] { wake_agents(context.config); });
+  auto outcome =
+      carry_out(*access.store, access.layout, request, context.clock, std::chrono::seconds(30),
+                [&] { wake_agents(context.config, "", request.to); });
   if (!outcome) return std::unexpected(outcome.error());
   fmt::print("{} -> {}: {} accepts writes, {} ms after the request\n",
              request.from.empty() ? "(no leader)" : request.from, outcome->new_leader,

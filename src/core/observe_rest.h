@@ -50,15 +50,18 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 
 // How long the agent sleeps after a cycle (issue 19.3, docs/proposals/rest-cycle.md). One loop
 // interval; but a standby at rest (may_rest) on one machine (no quorum fencing) whose store says
-// when the lease lapses sleeps until a loop interval before that, and at most half a lease less
-// a loop interval: its record (TTL: a lease) is published again well before it lapses. So a
+// when the lease lapses sleeps until a loop interval before that and until the lease is half
+// old (where may_rest ends), and at most half a lease less a loop interval and a second (its
+// record, TTL a lease, is published again well before it lapses; a lost wake costs no more). So a
 // leader that dies is seen as soon as before: the lease cannot lapse unseen, for nobody but its
 // holder can end it early, and a holder that hands it over (a switchover, a clean stop) or
 // releases it wakes the others, the one it hands it to first; so does a switchover or failover
 // request once written. A wake lost costs that sleep's time, never safety. Its own server's
 // exit, and a request to its API, wake the sleep at once too.
 std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha);
-// The longest sleep at rest: half a lease less a loop interval, at least a loop interval.
+inline constexpr std::chrono::milliseconds kLongestRest{1000};
+// The longest sleep at rest: half a lease less a loop interval, at most kLongestRest, at least
+// a loop interval.
 std::chrono::milliseconds longest_rest(const HaConfig& ha);
 
 }  // namespace tandem

@@ -24,6 +24,7 @@
 #include "pg/postmaster.h"
 #include "proc/file_locks.h"
 #include "proc/os_user.h"
+#include "proc/process_runner.h"
 
 namespace tandem::testing {
 namespace {
@@ -475,6 +476,48 @@ TEST_F(AgentTest, PostmasterCrashRestartsInPlaceOnTheSameTimeline) {
   EXPECT_TRUE(eventually([&] { return streams(primary, other_than(primary)); }));
   std::cout << "postmaster crash: writable again after "
             << std::chrono::duration_cast<milliseconds>(back_after).count() << " ms\n";
+}
+
+// A standby promoted by hand while its agent rests (an idle standby on one machine sleeps up to
+// 400 ms between cycles, core/observe_rest.h): standby.signal's removal ends the sleep (an
+// inotify watch on the data directory), and the agent stops the second primary and brings it
+// back as a standby of the leader. How long it wrote beside the leader is printed.
+TEST_F(AgentTest, AStandbyPromotedByHandWhileItsAgentRestsIsStoppedAndFollowsAgain) {
+  up(2);
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  std::string standby = other_than(primary);
+  ASSERT_TRUE(eventually([&] { return streams(primary, standby); }));
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // idle: the standby's agent rests
+  SystemProcessRunner runner;
+  auto promoted_at = std::chrono::steady_clock::now();
+  auto promoted = runner.run({.program = "/usr/lib/postgresql/15/bin/pg_ctl",
+                              .args = {"promote", "-W", "-D", config_.find_node(standby)->data_dir},
+                              .run_as = "postgres"});
+  ASSERT_TRUE(promoted && promoted->exit_code == 0);
+  // Until the agent has demoted it: it may stop the server before a query sees it writable.
+  std::optional<std::chrono::steady_clock::time_point> writable_from, writable_until;
+  std::string demoted = "runs as primary while " + primary + " holds the lease";
+  ASSERT_TRUE(eventually([&] {
+    bool writes = value(standby, "SELECT pg_is_in_recovery()::text AS v") == "false";
+    auto now = std::chrono::steady_clock::now();
+    if (writes && !writable_from) writable_from = now;
+    if (!writes && writable_from && !writable_until) writable_until = now;
+    return !writes && agent_log(standby).find(demoted) != std::string::npos;
+  })) << agent_log(standby);
+  EXPECT_TRUE(eventually([&] { return streams(primary, standby); }));
+  EXPECT_EQ(current_primary(), primary);
+  auto ms_after = [&](std::chrono::steady_clock::time_point at) {
+    return std::chrono::duration_cast<milliseconds>(at - promoted_at).count();
+  };
+  if (writable_from) {
+    std::cout << "a standby promoted by hand while its agent rested: seen writable "
+              << ms_after(*writable_from) << " ms after pg_ctl promote, stopped by "
+              << ms_after(*writable_until) << " ms\n";
+  } else {
+    std::cout << "a standby promoted by hand while its agent rested: stopped before a query "
+                 "saw it writable\n";
+  }
 }
 
 TEST_F(AgentTest, KilledAgentFencesItsPostgresBeforeAnyPromotion) {

@@ -1011,13 +1011,23 @@ void World::run_cycle(int index) {
            });
 }
 
-bool SimWaker::wake(const std::string& node) { return world_.send_wake(from_, node); }
+std::vector<std::string> SimWaker::wake(const std::vector<std::string>& nodes) {
+  std::vector<std::string> woken;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    // The first tried twice, as HttpPeerWaker does.
+    if (world_.send_wake(from_, nodes[i]) || (i == 0 && world_.send_wake(from_, nodes[i]))) {
+      woken.push_back(nodes[i]);
+    }
+  }
+  return woken;
+}
 
 bool World::send_wake(int from, const std::string& node) {
   int to = index_of(node);
   ++verdict_.wakes;
   // POST /wake: lost with its connection now and then (a full backlog, a restart), or cut off.
-  if (to < 0 || wake_rng() % 4 == 0 || (multi_host() && !network.connected(from, to))) {
+  if (to < 0 || wake_rng() % 4 == 0 ||
+      (multi_host() && from >= 0 && !network.connected(from, to))) {
     ++verdict_.wakes_lost;
     note(fmt::format("  the wake of {} is lost", node));
     return false;
@@ -1030,8 +1040,10 @@ bool World::send_wake(int from, const std::string& node) {
 void World::wake_agent(int index) {
   Slot& slot = slots[index];
   if (!slot.alive || !slot.agent) return;
-  if (slot.rest_until <= clock.now) {  // awake, or its rest ends now anyway
-    slot.wake_pending = true;
+  if (slot.rest_until <= clock.now) {
+    // In a cycle, it shortens the sleep after it (the eventfd stays readable); in a short sleep
+    // it is cleared with it, and changes nothing.
+    if (slot.busy > 0) slot.wake_pending = true;
     return;
   }
   SimTime earliest = std::max(clock.now, slot.cycle_started + config.ha.loop_interval);
@@ -1294,6 +1306,9 @@ void World::start_agent(int index) {
   slot.watchdog->keep_alive(slot.clock->steady_now());
   slot.alive = true;
   ++slot.generation;
+  slot.rest_until = SimTime(0);  // a new process sleeps no rest of the old one's
+  ++slot.rest_token;
+  slot.wake_pending = false;
   if (multi_host()) {
     slot.contacts = std::make_unique<ContactBook>(config.nodes[index].name, names_of(runs),
                                                   slot.clock->steady_now(), runs.member_list,
@@ -1773,7 +1788,19 @@ void World::request_switchover(const std::string& to) {
   if (store_clock.stopped()) return;  // the person's request fails
   if (snapshot && layout_.view(*snapshot).leader) {
     SwitchoverRequest request{.from = layout_.view(*snapshot).leader->name, .to = to};
-    (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
+    if (store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000))) {
+      wake_after_request(to);
+    }
+  }
+}
+
+// The CLI and the API wake every agent once a request is written (wake_agents), one machine
+// only; the person runs on that machine (from -1: no link to cut).
+void World::wake_after_request(const std::string& first) {
+  if (multi_host()) return;
+  if (!first.empty()) (void)send_wake(-1, first);
+  for (const NodeConfig& node : config.nodes) {
+    if (node.name != first) (void)send_wake(-1, node.name);
   }
 }
 
@@ -1783,7 +1810,9 @@ void World::request_failover(const std::string& to) {
   if (store_clock.stopped() || !snapshot) return;  // the person's request fails
   ClusterView view = layout_.view(*snapshot);
   SwitchoverRequest request{.from = view.leader ? view.leader->name : "", .to = to, .force = true};
-  (void)store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000));
+  if (store_.put(layout_.switchover(), encode_switchover(request), SimTime(35000))) {
+    wake_after_request(to);
+  }
 }
 
 bool World::start_cluster() {

@@ -318,7 +318,7 @@ class SimLockWatch final : public StoreLockWatch {
 class SimWaker final : public PeerWaker {
  public:
   SimWaker(World& world, int from) : world_(world), from_(from) {}
-  bool wake(const std::string& node) override;
+  std::vector<std::string> wake(const std::vector<std::string>& nodes) override;
 
  private:
   World& world_;
@@ -420,6 +420,7 @@ class World {
   // A wake from node `from`'s agent to `node`'s (SimWaker): lost now and then, else delivered a
   // moment later.
   bool send_wake(int from, const std::string& node);
+  void wake_after_request(const std::string& first);
   ~World();
   // Runs the scenario: bootstrap, faults, then quiet until the cluster is healthy (bounded).
   Verdict run();
