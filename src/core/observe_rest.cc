@@ -27,11 +27,11 @@ std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha)
       facts.state != PgState::kStandby || !may_rest(facts, ha)) {
     return ha.loop_interval;
   }
-  // Awake again a loop interval before the lease could lapse, and by the time it is half old:
-  // from then on nobody rests (may_rest), so every step that acts reads fresh answers.
-  std::chrono::milliseconds until =
-      std::min(*facts.lease_lapses_in - ha.loop_interval, *facts.lease_lapses_in - ha.ttl / 2);
-  return std::clamp(until, ha.loop_interval, longest_rest(ha));
+  // Awake again a loop interval before the lease could lapse. A rest starts only while the lease
+  // is at most half old (may_rest, by the store's age of it) and lasts at most half a lease less
+  // a loop interval: the first cycle after the lease is half old looks afresh, a loop interval
+  // before anyone may take over at the latest, and publishes what it saw.
+  return std::clamp(*facts.lease_lapses_in - ha.loop_interval, ha.loop_interval, longest_rest(ha));
 }
 
 std::chrono::milliseconds longest_rest(const HaConfig& ha) {

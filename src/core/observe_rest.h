@@ -50,9 +50,11 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 
 // How long the agent sleeps after a cycle (issue 19.3, docs/proposals/rest-cycle.md). One loop
 // interval; but a standby at rest (may_rest) on one machine (no quorum fencing) whose store says
-// when the lease lapses sleeps until a loop interval before that and until the lease is half
-// old (where may_rest ends), and at most half a lease less a loop interval and a second (its
-// record, TTL a lease, is published again well before it lapses; a lost wake costs no more). So a
+// when the lease lapses sleeps until a loop interval before that, at most half a lease less a
+// loop interval and a second (its record, TTL a lease, is published again well before it
+// lapses; a lost wake costs no more). The first cycle after the lease is half old (by the
+// store's age of it, RestFacts::lease_unchanged_for) is not at rest, and comes a loop interval
+// before the lease could lapse at the latest. So a
 // leader that dies is seen as soon as before: the lease cannot lapse unseen, for nobody but its
 // holder can end it early, and a holder that hands it over (a switchover, a clean stop) or
 // releases it wakes the others, the one it hands it to first; so does a switchover or failover

@@ -98,8 +98,8 @@ TEST(MayRest, UnderQuorumFencingTheRestEndsBeforeTheProofOfFencing) {
   EXPECT_TRUE(may_rest(facts, ha)) << "without quorum fencing, half the lease's 4 s";
 }
 
-// A standby at rest sleeps until a cycle before the lease can lapse and until the lease is half
-// old, at most half a lease less a cycle and a second; anything else sleeps one loop interval.
+// A standby at rest sleeps until a cycle before the lease can lapse, at most half a lease less a
+// cycle and a second; anything else sleeps one loop interval.
 TEST(RestSleep, OnlyARestingStandbyThatCanBeWokenSleepsLongerAndNeverPastTheLease) {
   HaConfig ha;  // ttl 1 s, loop 100 ms: at most 400 ms
   auto resting = [] {
@@ -123,12 +123,9 @@ TEST(RestSleep, OnlyARestingStandbyThatCanBeWokenSleepsLongerAndNeverPastTheLeas
   const Case cases[] = {
       {"a standby at rest, the lease 900 ms from lapsing: half a lease less a cycle", resting(), ha,
        milliseconds(400)},
-      {"the lease 650 ms from lapsing: until it is half old",
-       with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(650); }), ha,
-       milliseconds(150)},
-      {"the lease 350 ms from lapsing, past half its time: one cycle",
+      {"the lease 350 ms from lapsing: until a cycle before",
        with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(350); }), ha,
-       milliseconds(100)},
+       milliseconds(250)},
       {"the lease 150 ms from lapsing: one cycle",
        with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(150); }), ha,
        milliseconds(100)},
@@ -162,14 +159,14 @@ TEST(RestSleep, OnlyARestingStandbyThatCanBeWokenSleepsLongerAndNeverPastTheLeas
       rest_sleep(with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(5800); }),
                  long_lease)
           .count(),
-      800)
-      << "a lease of 10 s lapsing in 5.8 s: until it is half old";
+      1000)
+      << "a lease of 10 s lapsing in 5.8 s: a second at most (a lost wake costs no more)";
   EXPECT_EQ(
-      rest_sleep(with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(9800); }),
+      rest_sleep(with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(1050); }),
                  long_lease)
           .count(),
-      1000)
-      << "a lease of 10 s just renewed: a second at most (a lost wake costs no more)";
+      950)
+      << "a lease of 10 s lapsing in 1.05 s: until a cycle before";
 }
 
 }  // namespace
