@@ -22,17 +22,17 @@ void MemoryStore::set_unavailable(bool unavailable) {
 const MemoryStore::Entry* MemoryStore::live(const std::string& key) const {
   auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;
-  if (it->second.expires_at && *it->second.expires_at <= clock_.steady_now()) return nullptr;
+  const auto& expires_at = it->second.stored.expires_at;
+  if (expires_at && *expires_at <= clock_.steady_now()) return nullptr;
   return &it->second;
 }
 
 Revision MemoryStore::write(const std::string& key, const std::string& value, Ttl ttl) {
   ++revision_;
   const Entry* existing = live(key);
-  Entry entry{{value, revision_, existing ? existing->stored.create_revision : revision_},
-              std::nullopt};
-  if (ttl) entry.expires_at = clock_.steady_now() + *ttl;
-  entry.stored.expires_at = entry.expires_at;
+  Entry entry{
+      {value, revision_, existing ? existing->stored.create_revision : revision_, std::nullopt}};
+  if (ttl) entry.stored.expires_at = clock_.steady_now() + *ttl;
   entries_[key] = entry;
   last_change_[key] = revision_;
   changed_.notify_all();

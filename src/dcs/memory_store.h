@@ -29,8 +29,7 @@ class MemoryStore final : public Store {
 
  private:
   struct Entry {
-    StoredValue stored;
-    std::optional<std::chrono::steady_clock::time_point> expires_at;
+    StoredValue stored;  // its expires_at: when the entry lapses (nullopt: never)
   };
 
   // REQUIRES: mutex_ held. The live entry, or nullptr when absent or expired.
