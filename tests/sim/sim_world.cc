@@ -989,7 +989,10 @@ void World::run_cycle(int index) {
     destroy_if_pending(index);
     return;
   }
-  if (slot.alive && slot.agent && slot.agent->wants_rebuild()) {
+  // One rebuild waits at a time, as the agent's run() rebuilds once between two cycles (they
+  // piled up, one per cycle, while a rebuild waited for a stalled thread).
+  if (slot.alive && slot.agent && slot.agent->wants_rebuild() && !slot.rebuild_waiting) {
+    slot.rebuild_waiting = true;
     schedule(clock.now + SimTime(1), Kind::kCall, index, [this, index] { rebuild_agent(index); });
   }
   // As Agent::run sleeps (sleep_from): rest_sleep's time, a loop interval if woken meanwhile.
@@ -1364,11 +1367,14 @@ void World::build_agent(int index, const AgentCarry* carry) {
 
 void World::rebuild_agent(int index) {
   Slot& slot = slots[index];
-  if (!slot.alive || !slot.agent || slot.destroy_pending) return;  // nothing runs to rebuild
   if (slot.busy > 0 || agent_frozen(index) || slot.cycle_parked || slot.keeper_parked) {
-    schedule(clock.now + SimTime(5), Kind::kCall, index, [this, index] { rebuild_agent(index); });
-    return;
+    if (slot.alive && slot.agent && !slot.destroy_pending) {
+      schedule(clock.now + SimTime(5), Kind::kCall, index, [this, index] { rebuild_agent(index); });
+      return;
+    }
   }
+  slot.rebuild_waiting = false;
+  if (!slot.alive || !slot.agent || slot.destroy_pending) return;  // nothing runs to rebuild
   std::optional<ClusterConfig> next;
   if (slot.agent->wants_rebuild()) next = slot.agent->rebuild_config();
   note(fmt::format("{}'s agent is built again ({})", config.nodes[index].name,
@@ -1386,6 +1392,17 @@ void World::rebuild_agent(int index) {
   build_agent(index, &carry);
 }
 
+// The agent's process is gone: its parked cycle and keeper die with it, its rest and a wake
+// meant for it too, and a new agent starts chains of its own.
+void World::end_chains(int index) {
+  Slot& slot = slots[index];
+  ++slot.thaw_epoch;
+  ++slot.rest_token;
+  slot.rest_until = SimTime(0);
+  slot.wake_pending = false;
+  slot.cycle_parked = slot.keeper_parked = false;
+}
+
 // A host crash: the agent dies, and with it (PR_SET_PDEATHSIG) its PostgreSQL and watchdog.
 void World::kill_agent(int index) {
   Slot& slot = slots[index];
@@ -1395,12 +1412,7 @@ void World::kill_agent(int index) {
     return;
   }
   slot.alive = false;
-  // Its parked cycle and keeper die with it: a new agent starts chains of its own.
-  ++slot.thaw_epoch;
-  ++slot.rest_token;
-  slot.rest_until = SimTime(0);
-  slot.wake_pending = false;
-  slot.cycle_parked = slot.keeper_parked = false;
+  end_chains(index);
   if (slot.busy > 0) {
     slot.destroy_pending = true;
   } else {
@@ -1498,6 +1510,9 @@ void World::inject_fault() {
               stopping.agent->shut_down();
               --stopping.busy;
               stopping.alive = false;
+              // Its cycle's thread, parked by a stall that outlasts the process (seed
+              // 803439476: the new agent's rebuild waited 27 s for the old one's thread).
+              end_chains(target);
               stopping.destroy_pending = true;
               destroy_if_pending(target);
               schedule(std::max(back, clock.now + SimTime(1)), Kind::kCall, target,

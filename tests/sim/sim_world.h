@@ -385,6 +385,7 @@ struct Slot {
   // A freeze ended early (SIGCONT): its cycle and keeper parked until the freeze's end run now.
   std::uint64_t thaw_epoch = 0;
   bool cycle_parked = false;
+  bool rebuild_waiting = false;  // a rebuild scheduled by a cycle has not run yet
   bool keeper_parked = false;
   struct Wait {  // a call of its agent waiting in World::spend
     Fibers::Fiber* fiber = nullptr;
@@ -502,6 +503,8 @@ class World {
   // The node's agent built again in its process (see ScenarioSettings::rebuilds); waits for a
   // cycle or a renewal under way to end, as the real one waits for its cycle to return.
   void rebuild_agent(int index);
+  // The agent's process gone (a crash, a clean stop): its parked chains and rest end with it.
+  void end_chains(int index);
   // A person's `tandem member add|remove` (see ScenarioSettings::member_changes); refused as
   // the CLI refuses, then tried again a second later, `tries` times in all.
   void change_members(int tries = 5);

@@ -255,6 +255,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // cycle stalled 30 s before its promotion; nobody else may lead (the price, as in
       // able_to_lead), and the final bound counted from the faults, not from its return.
       {193321046, false, true, true, true},
+      // The simulation's own: the last leader's cycle stalled 30 s, then the node was stopped
+      // cleanly and started again; the new process kept the old one's parked cycle, so its
+      // rebuild on a changed member list waited out the stall and nobody led for 25 s.
+      {803439476, true, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);
