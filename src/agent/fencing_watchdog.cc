@@ -1,124 +1,100 @@
 #include "agent/fencing_watchdog.h"
 
-#include <linux/futex.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <string>
 
 namespace tandem {
 namespace {
 
-// SystemClock's clock: it goes on while the machine is suspended.
-std::int64_t monotonic_ns() {
-  timespec now{};
-  clock_gettime(CLOCK_BOOTTIME, &now);
-  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-}
+constexpr int kSharedFd = 3;  // where tandem-watchdog finds the shared page (src/watchdog)
 
-void sleep_ms(long ms) {
-  timespec pause{0, ms * 1'000'000};
-  nanosleep(&pause, nullptr);
-}
-
-// Sleeps until `ns` on CLOCK_BOOTTIME, an absolute time: a watchdog frozen with its host (or
-// suspended with it) and thawed after that time looks again at once. A relative sleep went on
-// for what was left of it — up to 10 ms in which a thawed primary acknowledged a write while
-// another node led (MultiHostTest.AFrozenPrimaryHostCutOffFromEtcdWritesNothingAfterItsThaw).
-void sleep_until_ns(std::int64_t ns) {
-  timespec until{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-  while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+Result<int> shared_memory_file() {
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "tandem-watchdog", MFD_CLOEXEC));
+  if (fd < 0) return fail(ErrorCode::kFailed, std::string("watchdog: memfd: ") + strerror(errno));
+  if (ftruncate(fd, sizeof(WatchdogShared)) != 0) {
+    int error = errno;
+    close(fd);
+    return fail(ErrorCode::kFailed, std::string("watchdog: ftruncate: ") + strerror(error));
   }
+  return fd;
 }
 
-// The watched postmaster is a futex word shared by two processes (so not the private kind):
-// the resting watchdog sleeps on it until watch() names a postmaster.
-static_assert(sizeof(std::atomic<pid_t>) == sizeof(int) && std::atomic<pid_t>::is_always_lock_free);
-int* futex_word(std::atomic<pid_t>& word) { return reinterpret_cast<int*>(&word); }
-
-// Sleeps while `word` still holds `expected`, for `ms` at most.
-void wait_while(std::atomic<pid_t>& word, pid_t expected, long ms) {
-  timespec timeout{ms / 1000, (ms % 1000) * 1'000'000};
-  syscall(SYS_futex, futex_word(word), FUTEX_WAIT, expected, &timeout, nullptr, 0);
+// In the child of the fork: only async-signal-safe calls. The shared page goes to fd 3, every
+// other descriptor but the standard three is closed, and the program replaces the fork; if it
+// cannot, this returns and the fork runs the loop itself.
+void exec_program(int fd, char* const argv[]) {
+  if (fd == kSharedFd) {
+    if (fcntl(fd, F_SETFD, 0) != 0) return;
+  } else if (dup2(fd, kSharedFd) != kSharedFd) {
+    return;
+  }
+  syscall(SYS_close_range, kSharedFd + 1, ~0U, 0);
+  execv(argv[0], argv);
 }
 
 }  // namespace
 
 Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::milliseconds deadline,
-                                                                bool fast_first) {
-  void* memory =
-      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                                                                bool fast_first,
+                                                                const std::string& program) {
+  auto fd = shared_memory_file();
+  if (!fd) return std::unexpected(fd.error());
+  void* memory = mmap(nullptr, sizeof(WatchdogShared), PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
   if (memory == MAP_FAILED) {
-    return fail(ErrorCode::kFailed, std::string("watchdog: mmap: ") + strerror(errno));
+    int error = errno;
+    close(*fd);
+    return fail(ErrorCode::kFailed, std::string("watchdog: mmap: ") + strerror(error));
   }
-  auto* shared = new (memory) Shared{};
-  shared->confirmed_ns = monotonic_ns();
+  auto* shared = new (memory) WatchdogShared{};
+  shared->confirmed_ns = boottime_ns();
   pid_t parent = getpid();
+  // Its arguments made before the fork: the child allocates nothing.
+  std::string deadline_text = std::to_string(deadline.count());
+  std::string parent_text = std::to_string(parent);
+  std::string mode = fast_first ? "fast" : "immediate";
+  char* const argv[] = {const_cast<char*>(program.c_str()), deadline_text.data(), mode.data(),
+                        parent_text.data(), nullptr};
   pid_t child = fork();
-  if (child < 0) return fail(ErrorCode::kFailed, std::string("watchdog: fork: ") + strerror(errno));
+  if (child < 0) {
+    int error = errno;
+    close(*fd);
+    munmap(memory, sizeof(WatchdogShared));
+    return fail(ErrorCode::kFailed, std::string("watchdog: fork: ") + strerror(error));
+  }
   if (child == 0) {
-    // Gone with the agent: its PostgreSQL goes too (PR_SET_PDEATHSIG on the postmaster).
+    // Gone with the agent: its PostgreSQL goes too (PR_SET_PDEATHSIG on the postmaster). The
+    // setting survives the exec.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(0);
+    if (!program.empty()) exec_program(*fd, argv);
     prctl(PR_SET_NAME, "tandem-watchdog");
-    run(shared, deadline, fast_first);
-    _exit(0);
+    run_fencing_loop(*shared, deadline.count(), fast_first);
   }
+  close(*fd);
   return std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child, deadline));
-}
-
-// Only async-signal-safe calls: the child of a fork.
-void FencingWatchdog::run(Shared* shared, std::chrono::milliseconds deadline, bool fast_first) {
-  const std::int64_t deadline_ns = deadline.count() * 1'000'000;
-  // Ahead of PostgreSQL when both want the CPU (a thaw, a busy machine); refused unless root.
-  setpriority(PRIO_PROCESS, 0, -20);
-  while (true) {
-    pid_t postmaster = shared->postmaster.load();
-    if (postmaster <= 0) {
-      // Resting: until watch() names a postmaster, a second at most. It used to look every
-      // 10 ms: 0.15 % of a core on every idle node.
-      wait_while(shared->postmaster, postmaster, 1000);
-      continue;
-    }
-    // Watching: until its right to write lapses, as last confirmed; looked at again then, so
-    // a renewal meanwhile only moves the next look. A confirmation never goes back, nor does
-    // the deadline, and a new postmaster named meanwhile is held to the same one.
-    sleep_until_ns(std::max(monotonic_ns(), shared->confirmed_ns.load() + deadline_ns));
-    postmaster = shared->postmaster.load();
-    if (postmaster <= 0) continue;
-    if (monotonic_ns() - shared->confirmed_ns.load() < deadline_ns) continue;
-    // Fast shutdown (one machine): every session ends at once and no new one starts, so nothing
-    // more is acknowledged; the WAL senders pass what was flushed to the standbys before the
-    // postmaster exits. Immediate (at once, or after 300 ms), SIGKILL a second later.
-    kill(postmaster, fast_first ? SIGINT : SIGQUIT);
-    shared->fenced_ns = monotonic_ns();
-    shared->postmaster.compare_exchange_strong(postmaster, 0);
-    for (int waited = 0; fast_first && waited < 30 && kill(postmaster, 0) == 0; ++waited) {
-      sleep_ms(10);
-    }
-    if (kill(postmaster, 0) == 0) kill(postmaster, SIGQUIT);
-    for (int waited = 0; waited < 100 && kill(postmaster, 0) == 0; ++waited) sleep_ms(10);
-    if (kill(postmaster, 0) == 0) kill(postmaster, SIGKILL);
-  }
 }
 
 FencingWatchdog::~FencingWatchdog() {
   kill(child_, SIGKILL);
   waitpid(child_, nullptr, 0);
-  munmap(shared_, sizeof(Shared));
+  munmap(shared_, sizeof(WatchdogShared));
 }
 
 void FencingWatchdog::watch(pid_t postmaster) {
   if (shared_->postmaster.exchange(postmaster) == postmaster) return;
-  syscall(SYS_futex, futex_word(shared_->postmaster), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  wake_fencing_loop(*shared_);
 }
 
 void FencingWatchdog::keep_alive(std::chrono::steady_clock::time_point at) {
@@ -131,7 +107,7 @@ void FencingWatchdog::keep_alive(std::chrono::steady_clock::time_point at) {
 
 void FencingWatchdog::keep_alive_by_peers(std::chrono::steady_clock::time_point at) {
   bool lapsed = shared_->postmaster.load() > 0 &&
-                monotonic_ns() - shared_->confirmed_ns.load() >=
+                boottime_ns() - shared_->confirmed_ns.load() >=
                     std::chrono::duration_cast<std::chrono::nanoseconds>(deadline_).count();
   if (!lapsed) keep_alive(at);  // lapsed: the watchdog stops the postmaster at its next look
 }
@@ -140,6 +116,40 @@ std::optional<std::chrono::steady_clock::time_point> FencingWatchdog::fenced_at(
   std::int64_t ns = shared_->fenced_ns.load();
   if (ns == 0) return std::nullopt;
   return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+Result<std::string> watchdog_program(const std::filesystem::path& binary) {
+  struct stat own {};
+  if (stat(binary.c_str(), &own) != 0) {
+    return fail(ErrorCode::kFailed, binary.string() + ": " + strerror(errno));
+  }
+  const std::filesystem::path candidates[] = {
+      binary.parent_path() / "tandem-watchdog",
+      binary.parent_path().parent_path() / "libexec" / "tandem" / "tandem-watchdog"};
+  std::string why;
+  for (const auto& candidate : candidates) {
+    struct stat file {};
+    if (lstat(candidate.c_str(), &file) != 0) continue;
+    if (!S_ISREG(file.st_mode) || (file.st_mode & S_IXUSR) == 0) {
+      why = candidate.string() + " is not an executable file";
+    } else if (file.st_uid != own.st_uid || (file.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+      why = candidate.string() + " may be written by others than " + binary.string() +
+            "'s owner: not run";
+    } else {
+      return candidate.string();
+    }
+  }
+  if (why.empty()) {
+    why = "no tandem-watchdog beside " + binary.string() + " nor in ../libexec/tandem";
+  }
+  return fail(ErrorCode::kNotFound, why);
+}
+
+Result<std::string> watchdog_program() {
+  std::error_code error;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return fail(ErrorCode::kFailed, "/proc/self/exe: " + error.message());
+  return watchdog_program(self);
 }
 
 }  // namespace tandem

@@ -1,4 +1,5 @@
-// FencingWatchdog: a small process of its own, forked by the agent before any thread starts,
+// FencingWatchdog: a small process of its own (src/watchdog), forked and exec'd by the agent
+// before any thread starts,
 // that stops the agent's PostgreSQL when it runs as a primary and its right to write has not
 // been confirmed for renew_deadline: on one machine, by a renewal of its lease that the store
 // confirmed (the LeaseKeeper); on several (quorum fencing), by the answers of a majority of the
@@ -12,10 +13,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "common/result.h"
+#include "proc/fencing_loop.h"
 
 namespace tandem {
 
@@ -46,8 +50,12 @@ class FencingWatchdog final : public Watchdog {
   // last commits to standbys on this machine; with nodes on several machines (whose standbys a
   // cut-off primary cannot reach anyway) an immediate one, which writes no shutdown checkpoint
   // and so keeps the WAL pg_rewind needs when the node rejoins.
+  // `program`: the watchdog's own program (watchdog_program()), exec'd by the child; empty, or
+  // if the exec fails, the child runs the same loop itself (a fork of the agent: about 1 MiB
+  // more, the pages either process wrote since).
   static Result<std::unique_ptr<FencingWatchdog>> start(std::chrono::milliseconds deadline,
-                                                        bool fast_first = false);
+                                                        bool fast_first = false,
+                                                        const std::string& program = "");
   ~FencingWatchdog() override;
 
   void watch(pid_t postmaster) override;
@@ -58,18 +66,19 @@ class FencingWatchdog final : public Watchdog {
   pid_t pid() const { return child_; }
 
  private:
-  struct Shared {
-    std::atomic<std::int64_t> confirmed_ns;  // CLOCK_BOOTTIME, as SystemClock
-    std::atomic<pid_t> postmaster;
-    std::atomic<std::int64_t> fenced_ns;
-  };
-  FencingWatchdog(Shared* shared, pid_t child, std::chrono::milliseconds deadline)
+  FencingWatchdog(WatchdogShared* shared, pid_t child, std::chrono::milliseconds deadline)
       : shared_(shared), child_(child), deadline_(deadline) {}
-  static void run(Shared* shared, std::chrono::milliseconds deadline, bool fast_first);
 
-  Shared* shared_;
+  WatchdogShared* shared_;
   pid_t child_;
   std::chrono::milliseconds deadline_;
 };
+
+// The watchdog's program beside the running binary (`tandem-watchdog` in its directory, or in
+// ../libexec/tandem as the package installs it): a regular file, not a link, owned by the
+// binary's owner and writable by nobody else. Otherwise the reason it is not used.
+Result<std::string> watchdog_program();
+// The same beside `binary`.
+Result<std::string> watchdog_program(const std::filesystem::path& binary);
 
 }  // namespace tandem

@@ -102,10 +102,17 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
   // The hard stop of a primary whose right to write lapsed, forked before any thread starts
   // (see fencing_watchdog.h). A cluster of one node has nobody to hand over to.
   if (config.has_watchdog()) {
-    // Its copy of the heap is shared until the agent writes a page again, and then its own: the
-    // smaller the heap it is forked with, the less it keeps.
-    return_free_heap();
-    auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.on_several_machines());
+    // Its own small program (src/watchdog), exec'd by the fork. Where that cannot run, the fork
+    // runs the loop itself: its copy of the heap is shared until the agent writes a page again,
+    // and then its own, so the smaller the heap it is forked with, the less it keeps.
+    auto program = watchdog_program();
+    if (!program) {
+      spdlog::warn("the watchdog runs as a fork of the agent (about 1 MiB more): {}",
+                   program.error().message);
+      return_free_heap();
+    }
+    auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.on_several_machines(),
+                                          program.value_or(""));
     if (!started) return std::unexpected(started.error());
     process.watchdog = std::move(*started);
   }
@@ -302,7 +309,8 @@ void add_agent_command(CLI::App& app, CliState& state) {
   auto* command = app.add_subcommand("agent", "Run the agent of one node (automatic failover)");
   auto node = std::make_shared<std::string>();
   command->add_option("--node", *node, "The node this agent runs")->required();
-  command->callback([&state, node] { state.result = run_agent(state, *node); });
+  command->callback(
+      [&state, node] { state.after_parse = [&state, node] { return run_agent(state, *node); }; });
 }
 
 }  // namespace tandem

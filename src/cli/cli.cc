@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "common/log.h"
+#include "proc/heap.h"
 
 namespace tandem {
 namespace {
@@ -30,14 +31,13 @@ std::optional<std::string> unknown_command(CLI::App& app, int argc, char** argv)
   return std::nullopt;
 }
 
-}  // namespace
-
-int run_cli(int argc, char** argv) {
+// Parses the command line and runs the command's callback, but for a command that runs once
+// the parser is gone (CliState::after_parse). Its exit code, if it ends here.
+std::optional<int> parse_and_run(CliState& state, int argc, char** argv) {
   CLI::App app{"tandem: PostgreSQL streaming replication made effortless and safe"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("tandem ") + TANDEM_VERSION,
                        "Print tandem's version and exit");
-  CliState state;
   app.add_option("-c,--config", state.options.config_path,
                  "Cluster config (default: $TANDEM_CONFIG, ./tandem.yaml, "
                  "./tandem-local/tandem.yaml)");
@@ -70,6 +70,18 @@ int run_cli(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? 0 : 2;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CliState state;
+  if (auto code = parse_and_run(state, argc, argv)) return *code;
+  if (state.after_parse) {
+    return_free_heap();  // the parser's pages, free now
+    state.result = state.after_parse();
   }
   if (!state.result) {
     fmt::print(stderr, "tandem: error: {}\n", state.result.error().message);

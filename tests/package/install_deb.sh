@@ -43,7 +43,7 @@ for dep in libpq5 libsystemd0 libmicrohttpd libyaml-cpp postgresql-15; do
   echo "$depends" | grep -q "$dep" || fail "Depends lacks $dep: $depends"
 done
 contents=$(dpkg-deb -c "$deb")
-for file in ./usr/bin/tandem ./lib/systemd/system/tandem@.service \
+for file in ./usr/bin/tandem ./usr/libexec/tandem/tandem-watchdog ./lib/systemd/system/tandem@.service \
   ./lib/systemd/system/tandem-repository.service \
   ./usr/share/man/man1/tandem.1.gz ./usr/share/doc/tandem/copyright \
   ./usr/share/doc/tandem/changelog.gz ./usr/share/doc/tandem/examples/haproxy.cfg \
@@ -99,6 +99,16 @@ sys.exit(0 if roles == ["primary", "standby"] and streams else 1)' 2>/dev/null; 
   sleep 0.3
 done
 [ -n "$streaming" ] || { echo "$status"; fail "no primary with a streaming standby"; }
+# Each agent's watchdog is the installed program, exec'd: not a copy of the agent.
+watchdogs=0
+for agent in $(pgrep -f "^/usr/bin/tandem -c $cluster/tandem.yaml agent"); do
+  for child in $(pgrep -P "$agent" -x tandem-watchdog); do
+    [ "$(readlink "/proc/$child/exe")" = /usr/libexec/tandem/tandem-watchdog ] ||
+      fail "agent $agent's watchdog runs $(readlink "/proc/$child/exe")"
+    watchdogs=$((watchdogs + 1))
+  done
+done
+[ "$watchdogs" -eq 2 ] || fail "$watchdogs watchdogs run the installed program, not 2"
 /usr/bin/tandem -c "$cluster/tandem.yaml" local down >/dev/null || fail "tandem local down"
 DEBIAN_FRONTEND=noninteractive apt-get remove --purge -y -qq tandem >/dev/null || fail "apt-get remove"
 installed=""

@@ -1,13 +1,20 @@
 // The watchdog stops a watched process once a majority has not answered for its deadline, and
-// leaves it alone while answers keep coming or while it watches nothing.
+// leaves it alone while answers keep coming or while it watches nothing: as its own program
+// (tandem-watchdog, exec'd), as a fork of the agent, and as a fork whose exec failed.
 #include "agent/fencing_watchdog.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 
@@ -27,6 +34,8 @@ pid_t sleeper() {
   return pid;
 }
 
+class Watchdogs : public ::testing::TestWithParam<std::string> {};
+
 bool exited_within(pid_t pid, milliseconds timeout) {
   auto deadline = Steady::now() + timeout;
   while (Steady::now() < deadline) {
@@ -36,8 +45,8 @@ bool exited_within(pid_t pid, milliseconds timeout) {
   return false;
 }
 
-TEST(FencingWatchdog, StopsTheWatchedProcessWithoutAMajority) {
-  auto watchdog = FencingWatchdog::start(milliseconds(200));
+TEST_P(Watchdogs, StopsTheWatchedProcessWithoutAMajority) {
+  auto watchdog = FencingWatchdog::start(milliseconds(200), false, GetParam());
   ASSERT_TRUE(watchdog) << watchdog.error().message;
   pid_t postmaster = sleeper();
   auto began = Steady::now();
@@ -56,9 +65,9 @@ TEST(FencingWatchdog, StopsTheWatchedProcessWithoutAMajority) {
 // agents that reach the watchdog after its deadline passed must not bring the right to write
 // back: here the watchdog process is frozen past its deadline, the answers arrive, it thaws,
 // and it stops the postmaster all the same. A renewal of the lease (keep_alive) still counts.
-TEST(FencingWatchdog, AnswersNeverBringBackALapsedRight) {
+TEST_P(Watchdogs, AnswersNeverBringBackALapsedRight) {
   SystemClock clock;
-  auto watchdog = FencingWatchdog::start(milliseconds(200));
+  auto watchdog = FencingWatchdog::start(milliseconds(200), false, GetParam());
   ASSERT_TRUE(watchdog);
   pid_t postmaster = sleeper();
   (*watchdog)->keep_alive(clock.steady_now());
@@ -89,8 +98,8 @@ TEST(FencingWatchdog, AnswersNeverBringBackALapsedRight) {
 
 // A resting watchdog sleeps until it is told what to watch (a second at most): named a
 // postmaster whose right lapsed long ago, it stops it at once, not at its next look.
-TEST(FencingWatchdog, WakesWhenToldWhatToWatch) {
-  auto watchdog = FencingWatchdog::start(milliseconds(200));
+TEST_P(Watchdogs, WakesWhenToldWhatToWatch) {
+  auto watchdog = FencingWatchdog::start(milliseconds(200), false, GetParam());
   ASSERT_TRUE(watchdog);
   (*watchdog)->keep_alive(SystemClock().steady_now());
   std::this_thread::sleep_for(milliseconds(400));  // resting, its right lapsed meanwhile
@@ -102,8 +111,8 @@ TEST(FencingWatchdog, WakesWhenToldWhatToWatch) {
       << "not woken by watch(): stopped at its next look";
 }
 
-TEST(FencingWatchdog, LeavesItAloneWhileAnswersComeOrWhenNotWatching) {
-  auto watchdog = FencingWatchdog::start(milliseconds(200));
+TEST_P(Watchdogs, LeavesItAloneWhileAnswersComeOrWhenNotWatching) {
+  auto watchdog = FencingWatchdog::start(milliseconds(200), false, GetParam());
   ASSERT_TRUE(watchdog);
   pid_t postmaster = sleeper();
   (*watchdog)->watch(postmaster);
@@ -117,6 +126,144 @@ TEST(FencingWatchdog, LeavesItAloneWhileAnswersComeOrWhenNotWatching) {
   EXPECT_FALSE((*watchdog)->fenced_at());
   kill(postmaster, SIGKILL);
   waitpid(postmaster, nullptr, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, Watchdogs,
+                         ::testing::Values(std::string(TANDEM_WATCHDOG_PROGRAM), std::string(),
+                                           std::string("/nonexistent/tandem-watchdog")),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           if (info.param.empty()) return std::string("Fork");
+                           return std::string(info.param.starts_with("/nonexistent")
+                                                  ? "ForkWhoseExecFailed"
+                                                  : "OwnProgram");
+                         });
+
+std::string exe_of(pid_t pid) {
+  std::error_code error;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", error).string();
+}
+
+std::set<std::string> open_fds(pid_t pid) {
+  std::set<std::string> fds;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    fds.insert(entry.path().filename().string());
+  }
+  return fds;
+}
+
+// The program replaces the fork: nothing of the agent's memory stays in it (its heap held the
+// API's token and the store's credentials), nor any descriptor but the standard three once it
+// has mapped the shared page.
+TEST(WatchdogProgram, ReplacesTheForkAndKeepsNothingOfTheAgent) {
+  int held = open("/dev/null", O_RDONLY);  // a descriptor without O_CLOEXEC: not passed on
+  ASSERT_GE(held, 0);
+  auto watchdog = FencingWatchdog::start(milliseconds(200), false, TANDEM_WATCHDOG_PROGRAM);
+  close(held);
+  ASSERT_TRUE(watchdog) << watchdog.error().message;
+  pid_t pid = (*watchdog)->pid();
+  auto deadline = Steady::now() + std::chrono::seconds(5);
+  while (Steady::now() < deadline &&
+         (exe_of(pid) != TANDEM_WATCHDOG_PROGRAM || open_fds(pid).contains("3"))) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(exe_of(pid), TANDEM_WATCHDOG_PROGRAM);
+  EXPECT_EQ(open_fds(pid), (std::set<std::string>{"0", "1", "2"}));
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  EXPECT_EQ(name, "tandem-watchdog");
+}
+
+// Run by hand, or for a process that is not its parent, it does nothing.
+TEST(WatchdogProgram, RunByHandItExitsAtOnce) {
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+  };
+  const Case cases[] = {
+      {{}, 2},
+      {{"600", "fast"}, 2},
+      {{"0", "fast", "1"}, 2},
+      {{"600", "slow", "1"}, 2},
+      {{"600", "fast", "x1"}, 2},
+      {{"600", "immediate", "1"}, 0},  // its parent is this test, not pid 1
+  };
+  for (const Case& each : cases) {
+    pid_t child = fork();
+    if (child == 0) {
+      std::vector<char*> argv{const_cast<char*>(TANDEM_WATCHDOG_PROGRAM)};
+      for (const std::string& arg : each.args) argv.push_back(const_cast<char*>(arg.c_str()));
+      argv.push_back(nullptr);
+      int null = open("/dev/null", O_WRONLY);
+      dup2(null, STDERR_FILENO);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), each.exit_code) << ::testing::PrintToString(each.args);
+  }
+}
+
+// The program is found beside the binary or in ../libexec/tandem, and run only where nobody but
+// the binary's owner may have put it there.
+TEST(WatchdogProgram, IsRunOnlyWhereOnlyTheBinarysOwnerMayHavePutIt) {
+  namespace fs = std::filesystem;
+  struct Case {
+    std::string name;
+    std::string place;  // "bin" (beside the binary) or "libexec"
+    fs::perms mode;
+    bool other_owner;
+    bool link;
+    std::string found;  // "" if refused
+  };
+  const fs::perms kOwnerOnly = fs::perms::owner_all | fs::perms::group_read |
+                               fs::perms::group_exec | fs::perms::others_read |
+                               fs::perms::others_exec;
+  const Case cases[] = {
+      {"beside the binary", "bin", kOwnerOnly, false, false, "bin"},
+      {"in ../libexec/tandem", "libexec", kOwnerOnly, false, false, "libexec"},
+      {"writable by its group", "bin", kOwnerOnly | fs::perms::group_write, false, false, ""},
+      {"writable by anyone", "libexec", kOwnerOnly | fs::perms::others_write, false, false, ""},
+      {"owned by another user", "bin", kOwnerOnly, true, false, ""},
+      {"not executable", "bin", fs::perms::owner_read | fs::perms::owner_write, false, false, ""},
+      {"a symbolic link", "bin", kOwnerOnly, false, true, ""},
+      {"nowhere", "", kOwnerOnly, false, false, ""},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.name);
+    fs::path root =
+        fs::temp_directory_path() / ("tandem-watchdog-program-" + std::to_string(getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root / "bin");
+    fs::create_directories(root / "libexec" / "tandem");
+    fs::path binary = root / "bin" / "tandem";
+    std::ofstream(binary) << "binary";
+    fs::path at = each.place == "bin" ? root / "bin" / "tandem-watchdog"
+                                      : root / "libexec" / "tandem" / "tandem-watchdog";
+    if (!each.place.empty()) {
+      if (each.link) {
+        fs::create_symlink(TANDEM_WATCHDOG_PROGRAM, at);
+      } else {
+        std::ofstream(at) << "program";
+        fs::permissions(at, each.mode);
+        if (each.other_owner) {
+          ASSERT_EQ(chown(at.c_str(), 65534, 65534), 0);
+        }
+      }
+    }
+    auto found = watchdog_program(binary);
+    if (each.found.empty()) {
+      ASSERT_FALSE(found) << *found;
+      EXPECT_FALSE(found.error().message.empty());
+    } else {
+      ASSERT_TRUE(found) << found.error().message;
+      EXPECT_EQ(*found, at.string());
+    }
+    fs::remove_all(root);
+  }
 }
 
 }  // namespace
