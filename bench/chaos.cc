@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
   tandem = std::filesystem::absolute(tandem).string();
   std::mt19937 random(seed);
   // The code run is the code built now: its commit read before the trials, not after.
-  std::string source = describe_source();
+  std::string source = describe_source(tandem);
   std::vector<Trial> results;
   for (int k = 0; k < trials; ++k) {
     const std::string& fault = smoke ? kSmokeFaults[k] : kFaults[k % kFaults.size()];

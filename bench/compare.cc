@@ -360,11 +360,12 @@ std::string report_json(const std::vector<System>& systems, const std::string& m
 int main(int argc, char** argv) {
   init_logging(false);
   auto arguments = parse(argc, argv);
-  std::string source = describe_source();  // the code measured, read before the trials
   if (!arguments) {
     fmt::print(stderr, "tandem-compare: {}\n", arguments.error().message);
     return 2;
   }
+  // The code measured, read before the trials.
+  std::string source = describe_source(arguments->options.tandem_binary);
   if (!std::filesystem::exists("/usr/bin/patroni")) {
     fmt::print(stderr, "tandem-compare: Debian's patroni is not installed\n");
     return 2;

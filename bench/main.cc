@@ -24,7 +24,8 @@ struct Arguments {
   int trials = 5;
   std::string out = "bench/results";
   bool smoke = false;
-  std::string only;  // run only the trials whose name starts so ("": all)
+  std::string only;           // run only the trials whose name starts so ("": all)
+  bool tandem_given = false;  // --tandem: another build than the one beside the bench
 };
 
 std::string g_only;  // Arguments::only, for trial()
@@ -38,6 +39,7 @@ Result<Arguments> parse(int argc, char** argv) {
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (flag == "--tandem") {
       arguments.options.tandem_binary = next();
+      arguments.tandem_given = true;
     } else if (flag == "--trials") {
       arguments.trials = std::max(1, std::atoi(next().c_str()));
     } else if (flag == "--out") {
@@ -113,11 +115,11 @@ int main(int argc, char** argv) {
   init_logging(false);
   auto arguments = parse(argc, argv);
   // The code measured is the code built now: its commit read before the trials, not after.
-  std::string source = describe_source();
   if (!arguments) {
     fmt::print(stderr, "tandem-bench: {}\n", arguments.error().message);
     return 2;
   }
+  std::string source = describe_source(arguments->options.tandem_binary);
   const BenchOptions& options = arguments->options;
   g_only = arguments->only;
   std::vector<Sample> samples;
@@ -191,6 +193,7 @@ int main(int argc, char** argv) {
                         : arguments->only.empty()
                             ? "make bench"
                             : fmt::format("tandem-bench --only \"{}\"", arguments->only);
+  if (arguments->tandem_given) command += " --tandem " + arguments->options.tandem_binary;
   std::filesystem::create_directories(arguments->out);
   std::ofstream(arguments->out + "/latest.json") << to_json(summaries, machine, command, source);
   std::string markdown = to_markdown(summaries, machine, command, source);

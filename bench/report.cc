@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "proc/process_runner.h"
 
@@ -102,23 +104,50 @@ std::string commit_of(const std::string& source) {
   return rest.substr(0, rest.find(' '));
 }
 
-std::string describe_source() {
+namespace {
+
+// "commit <sha>", with the count of uncommitted changes to tracked files if any, of the git
+// checkout at `dir`; nullopt outside one.
+std::optional<std::string> checkout_commit(const std::string& dir) {
   SystemProcessRunner runner;
-  auto head = runner.run(
-      {.program = "/usr/bin/git", .args = {"-C", TANDEM_SOURCE_DIR, "rev-parse", "HEAD"}});
-  if (!head || head->exit_code != 0) return "an unknown commit (no git checkout)";
+  auto head = runner.run({.program = "/usr/bin/git", .args = {"-C", dir, "rev-parse", "HEAD"}});
+  if (!head || head->exit_code != 0) return std::nullopt;
   std::string commit = head->output.substr(0, head->output.find('\n'));
   // The source's changes, not the results': a run writes its log into bench/results as it goes.
-  auto status =
-      runner.run({.program = "/usr/bin/git",
-                  .args = {"-C", TANDEM_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no",
-                           "--", ".", ":(exclude)bench/results"}});
+  auto status = runner.run({.program = "/usr/bin/git",
+                            .args = {"-C", dir, "status", "--porcelain", "--untracked-files=no",
+                                     "--", ".", ":(exclude)bench/results"}});
   long changed = 0;
   if (status && status->exit_code == 0) {
     for (char c : status->output) changed += c == '\n' ? 1 : 0;
   }
   return changed == 0 ? fmt::format("commit {}", commit)
                       : fmt::format("commit {} plus {} uncommitted changes", commit, changed);
+}
+
+// The top of the git checkout that holds `path`, if any.
+std::optional<std::string> checkout_of(const std::filesystem::path& path) {
+  SystemProcessRunner runner;
+  auto top =
+      runner.run({.program = "/usr/bin/git",
+                  .args = {"-C", path.parent_path().string(), "rev-parse", "--show-toplevel"}});
+  if (!top || top->exit_code != 0) return std::nullopt;
+  return top->output.substr(0, top->output.find('\n'));
+}
+
+}  // namespace
+
+std::string describe_source(const std::string& tandem_binary) {
+  std::string bench = checkout_commit(TANDEM_SOURCE_DIR).value_or("an unknown commit");
+  if (tandem_binary.empty()) return bench;
+  std::filesystem::path binary = std::filesystem::absolute(tandem_binary);
+  auto top = checkout_of(binary);
+  std::error_code error;
+  if (top && std::filesystem::equivalent(*top, TANDEM_SOURCE_DIR, error)) return bench;
+  // Another build measured (an older commit's, to compare): its own checkout names it first.
+  std::string measured =
+      top ? checkout_commit(*top).value_or("an unknown commit") : "an unknown commit";
+  return fmt::format("{} (tandem at {}); the bench from {}", measured, binary.string(), bench);
 }
 
 std::string to_json(const std::vector<Summary>& summaries, const std::string& machine,

@@ -21,8 +21,10 @@ std::vector<Summary> summarize(const std::vector<Sample>& samples);
 // What this machine is, for the reader of the figures.
 std::string describe_machine();
 // Which code the figures come from: "commit <sha>", with the count of uncommitted changes to
-// tracked files if any, read with git from the source directory the runner was built from.
-std::string describe_source();
+// tracked files if any, read with git from the source directory the runner was built from; or,
+// when `tandem_binary` lies in another checkout (an older commit's build), that checkout's
+// commit first, the bench's after it ("an unknown commit" outside any checkout).
+std::string describe_source(const std::string& tandem_binary = "");
 // The commit's hash alone, from what describe_source() said ("" when it named none): the
 // results' "commit" field.
 std::string commit_of(const std::string& source);
