@@ -366,13 +366,20 @@ std::chrono::milliseconds Agent::next_sleep(const std::optional<ClusterView>& vi
 }
 
 void Agent::sleep_from(std::chrono::steady_clock::time_point start) {
-  // A wake shortens a sleep at rest to a loop interval, never less: wakes come from other
-  // processes and must not make the cycle spin.
-  node_.wait_for_exit(ha_.loop_interval - since(start, clock_), -1);
-  if (next_sleep_ > ha_.loop_interval && board_ != nullptr) {
-    node_.wait_for_exit(next_sleep_ - since(start, clock_), board_->wake_fd());
+  // plan_sleep (core/observe_rest.h): until the rest's end, which a wake or the postmaster's exit
+  // ends at once; deaf to wakes for a loop interval once kEarlyCycles came early within a lease.
+  int wake_fd = board_ != nullptr ? board_->wake_fd() : -1;
+  std::erase_if(early_starts_, [&](SteadyTime at) { return since(at, clock_) >= ha_.ttl; });
+  SleepPlan plan =
+      plan_sleep(next_sleep_, static_cast<int>(early_starts_.size()), ha_.loop_interval);
+  if (wake_fd < 0) plan.deaf_until = plan.until;  // nothing can wake it
+  node_.wait_for_exit(plan.deaf_until - since(start, clock_), -1);
+  if (wake_fd >= 0) {
+    node_.wait_for_exit(plan.until - since(start, clock_), wake_fd);
+    board_->clear_wake();
   }
-  if (board_ != nullptr) board_->clear_wake();
+  if (came_early(since(start, clock_), ha_.loop_interval))
+    early_starts_.push_back(clock_.steady_now());
 }
 
 void Agent::watch_store_lock(NodeObservation& node) {

@@ -38,4 +38,15 @@ std::chrono::milliseconds longest_rest(const HaConfig& ha) {
   return std::max(std::min(ha.ttl / 2 - ha.loop_interval, kLongestRest), ha.loop_interval);
 }
 
+SleepPlan plan_sleep(std::chrono::milliseconds rest, int early_within_a_lease,
+                     std::chrono::milliseconds loop_interval) {
+  return {.deaf_until =
+              early_within_a_lease >= kEarlyCycles ? loop_interval : std::chrono::milliseconds(0),
+          .until = std::max(rest, loop_interval)};
+}
+
+bool came_early(std::chrono::milliseconds slept, std::chrono::milliseconds loop_interval) {
+  return slept < loop_interval;
+}
+
 }  // namespace tandem

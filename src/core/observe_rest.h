@@ -66,4 +66,23 @@ inline constexpr std::chrono::milliseconds kLongestRest{1000};
 // a loop interval.
 std::chrono::milliseconds longest_rest(const HaConfig& ha);
 
+// How the agent sleeps after a cycle (Agent::sleep_from; the simulation sleeps so too), counted
+// from the cycle's start: until `until`, the rest_sleep's time and a loop interval at least;
+// a wake (a lease handed to this node, a request, a signal) ends it at once, but not before
+// `deaf_until`. That is 0 — a switchover's target used to wait up to a loop interval before it
+// looked, 99 ms of a 373 ms switchover under load — unless kEarlyCycles cycles came early
+// (started by a wake before a loop interval had passed) within the last lease's time: wakes
+// come from other processes (POST /wake needs no token) and must not make the cycle spin, so a
+// flood of them adds kEarlyCycles cycles per lease's time at most (a switchover needs two: the
+// request's wake and the hand-over's).
+inline constexpr int kEarlyCycles = 4;
+struct SleepPlan {
+  std::chrono::milliseconds deaf_until{0};
+  std::chrono::milliseconds until{0};
+};
+SleepPlan plan_sleep(std::chrono::milliseconds rest, int early_within_a_lease,
+                     std::chrono::milliseconds loop_interval);
+// Whether a cycle came early: its sleep ended `slept` after the last cycle's start.
+bool came_early(std::chrono::milliseconds slept, std::chrono::milliseconds loop_interval);
+
 }  // namespace tandem

@@ -995,21 +995,36 @@ void World::run_cycle(int index) {
     slot.rebuild_waiting = true;
     schedule(clock.now + SimTime(1), Kind::kCall, index, [this, index] { rebuild_agent(index); });
   }
-  // As Agent::run sleeps (sleep_from): rest_sleep's time, a loop interval if woken meanwhile.
-  SimTime sleep = slot.agent->sleep_after_cycle();
-  if (std::exchange(slot.wake_pending, false)) sleep = std::min(sleep, config.ha.loop_interval);
-  SimTime at = std::max(started + sleep, clock.now + SimTime(1));
-  if (sleep <= config.ha.loop_interval) {
-    schedule(at, Kind::kCycle, index);
-    return;
+  // As Agent::run sleeps (sleep_from): rest_sleep's time, a loop interval at least. A wake
+  // ends it at once (one while the cycle ran: the eventfd is still readable), but after a
+  // cycle that came early not before a loop interval from that cycle's start.
+  SleepPlan plan =
+      plan_sleep(slot.agent->sleep_after_cycle(), early_cycles(index), config.ha.loop_interval);
+  if (plan.until > config.ha.loop_interval) ++verdict_.rest_sleeps;
+  SimTime at = std::max(started + plan.until, clock.now + SimTime(1));
+  if (std::exchange(slot.wake_pending, false)) {
+    at = std::max(started + plan.deaf_until, clock.now + SimTime(1));
   }
-  ++verdict_.rest_sleeps;
+  sleep_until(index, at);
+}
+
+int World::early_cycles(int index) {
+  auto& starts = slots[index].early_starts;
+  std::erase_if(starts, [&](SimTime at) { return clock.now - at >= config.ha.ttl; });
+  return static_cast<int>(starts.size());
+}
+
+void World::sleep_until(int index, SimTime at) {
+  Slot& slot = slots[index];
   slot.rest_until = at;
   schedule(at, Kind::kCall, index,
            [this, index, token = ++slot.rest_token, generation = slot.generation] {
              Slot& resting = slots[index];
              if (resting.rest_token != token || resting.generation != generation) return;
              resting.rest_until = SimTime(0);
+             if (came_early(clock.now - resting.cycle_started, config.ha.loop_interval)) {
+               resting.early_starts.push_back(clock.now);
+             }
              cycle(index);
            });
 }
@@ -1049,11 +1064,12 @@ void World::wake_agent(int index) {
     if (slot.busy > 0) slot.wake_pending = true;
     return;
   }
-  SimTime earliest = std::max(clock.now, slot.cycle_started + config.ha.loop_interval);
+  SimTime earliest =
+      std::max(clock.now,
+               slot.cycle_started +
+                   plan_sleep(SimTime(0), early_cycles(index), config.ha.loop_interval).deaf_until);
   if (earliest >= slot.rest_until) return;
-  ++slot.rest_token;  // the rest's event passes
-  slot.rest_until = SimTime(0);
-  schedule(earliest, Kind::kCycle, index);
+  sleep_until(index, earliest);  // the sleep's own event passes
 }
 
 void World::keeper_tick(int index) {
@@ -1310,6 +1326,7 @@ void World::start_agent(int index) {
   slot.alive = true;
   ++slot.generation;
   slot.rest_until = SimTime(0);  // a new process sleeps no rest of the old one's
+  slot.early_starts.clear();
   ++slot.rest_token;
   slot.wake_pending = false;
   if (multi_host()) {
@@ -1400,6 +1417,7 @@ void World::end_chains(int index) {
   ++slot.rest_token;
   slot.rest_until = SimTime(0);
   slot.wake_pending = false;
+  slot.early_starts.clear();
   slot.cycle_parked = slot.keeper_parked = false;
 }
 

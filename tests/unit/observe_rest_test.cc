@@ -169,5 +169,60 @@ TEST(RestSleep, OnlyARestingStandbyThatCanBeWokenSleepsLongerAndNeverPastTheLeas
       << "a lease of 10 s lapsing in 1.05 s: until a cycle before";
 }
 
+TEST(PlanSleep, AWakeEndsASleepAtOnceUnlessManyCameEarlyWithinALease) {
+  HaConfig ha;  // loop 100 ms
+  struct Case {
+    const char* what;
+    milliseconds rest;
+    int early;
+    milliseconds deaf_until;
+    milliseconds until;
+  };
+  const Case cases[] = {
+      {"no cycle came early: a wake ends a loop interval's sleep at once", milliseconds(100), 0,
+       milliseconds(0), milliseconds(100)},
+      {"and a rest", milliseconds(400), 0, milliseconds(0), milliseconds(400)},
+      {"a switchover's two wakes (its request, its hand-over) and more", milliseconds(100),
+       kEarlyCycles - 1, milliseconds(0), milliseconds(100)},
+      {"kEarlyCycles came early within a lease: deaf for a loop interval", milliseconds(100),
+       kEarlyCycles, milliseconds(100), milliseconds(100)},
+      {"then a wake ends its rest", milliseconds(400), kEarlyCycles + 3, milliseconds(100),
+       milliseconds(400)},
+      {"never shorter than a loop interval", milliseconds(30), 0, milliseconds(0),
+       milliseconds(100)},
+  };
+  for (const Case& each : cases) {
+    SCOPED_TRACE(each.what);
+    SleepPlan plan = plan_sleep(each.rest, each.early, ha.loop_interval);
+    EXPECT_EQ(plan.deaf_until, each.deaf_until);
+    EXPECT_EQ(plan.until, each.until);
+  }
+  EXPECT_TRUE(came_early(milliseconds(99), ha.loop_interval));
+  EXPECT_FALSE(came_early(milliseconds(100), ha.loop_interval));
+  EXPECT_FALSE(came_early(milliseconds(400), ha.loop_interval));
+}
+
+// Under a flood of wakes, at most kEarlyCycles cycles per lease's time come early: the rate
+// stays within the idle one and those, whatever the wakes.
+TEST(PlanSleep, AFloodOfWakesAddsAFewCyclesPerLeaseAtMost) {
+  HaConfig ha;  // loop 100 ms, lease 1 s
+  milliseconds now(0), cycle_time(5);
+  std::vector<milliseconds> early;
+  int cycles = 0;
+  while (now < milliseconds(10000)) {
+    milliseconds start = now;
+    ++cycles;
+    now += cycle_time;
+    std::erase_if(early, [&](milliseconds at) { return now - at >= ha.ttl; });
+    SleepPlan plan =
+        plan_sleep(milliseconds(100), static_cast<int>(early.size()), ha.loop_interval);
+    milliseconds end = std::max(now, start + plan.deaf_until);  // a wake always waiting
+    if (came_early(end - start, ha.loop_interval)) early.push_back(end);
+    now = end;
+  }
+  EXPECT_LE(cycles, (10 + kEarlyCycles) * 10 + kEarlyCycles);
+  EXPECT_GE(cycles, 10 * 10);
+}
+
 }  // namespace
 }  // namespace tandem
