@@ -32,14 +32,14 @@ std::string g_only;  // Arguments::only, for trial()
 
 Result<Arguments> parse(int argc, char** argv) {
   Arguments arguments;
-  arguments.options.tandem_binary =
+  const std::string default_binary =
       (std::filesystem::path(own_executable()).parent_path().parent_path() / "tandem").string();
+  arguments.options.tandem_binary = default_binary;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (flag == "--tandem") {
       arguments.options.tandem_binary = next();
-      arguments.tandem_given = true;
     } else if (flag == "--trials") {
       arguments.trials = std::max(1, std::atoi(next().c_str()));
     } else if (flag == "--out") {
@@ -76,6 +76,10 @@ Result<Arguments> parse(int argc, char** argv) {
     arguments.options.idle_for = std::chrono::seconds(3);
     arguments.options.sizes_mb = {16};
   }
+  // Another build than the one beside the bench (`make bench` names that one too).
+  std::error_code error;
+  arguments.tandem_given =
+      !std::filesystem::equivalent(arguments.options.tandem_binary, default_binary, error);
   return arguments;
 }
 

@@ -191,7 +191,8 @@ class Agent {
   // start saw it, before it took the lease in.
   std::chrono::milliseconds next_sleep(const std::optional<ClusterView>& view,
                                        bool holder_changed) const;
-  // run()'s sleep between two cycles: a wake ends it early, though never before a loop interval.
+  // run()'s sleep between two cycles (plan_sleep): a wake ends it at once, unless kEarlyCycles
+  // came early within a lease.
   void sleep_from(std::chrono::steady_clock::time_point start);
   void remember_for_rest(const NodeObservation& node, const Decision& decision,
                          const Status& result);

@@ -1,7 +1,6 @@
 #include "agent/fencing_watchdog.h"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -13,12 +12,14 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace tandem {
 namespace {
 
-constexpr int kSharedFd = 3;  // where tandem-watchdog finds the shared page (src/watchdog)
+constexpr int kSharedFd = 3;   // where tandem-watchdog finds the shared page (src/watchdog)
+constexpr int kProgramFd = 4;  // the program, opened and checked before the fork
 
 Result<int> shared_memory_file() {
   int fd = static_cast<int>(syscall(SYS_memfd_create, "tandem-watchdog", MFD_CLOEXEC));
@@ -31,17 +32,81 @@ Result<int> shared_memory_file() {
   return fd;
 }
 
-// In the child of the fork: only async-signal-safe calls. The shared page goes to fd 3, every
-// other descriptor but the standard three is closed, and the program replaces the fork; if it
-// cannot, this returns and the fork runs the loop itself.
-void exec_program(int fd, char* const argv[]) {
-  if (fd == kSharedFd) {
-    if (fcntl(fd, F_SETFD, 0) != 0) return;
-  } else if (dup2(fd, kSharedFd) != kSharedFd) {
+// The program, opened without following a link and checked on the descriptor that is then
+// exec'd (execveat): whatever happens to its path after the check, the file checked runs. A
+// regular file, not set-user-ID nor set-group-ID (PR_SET_PDEATHSIG would not survive that exec),
+// owned by root or by this process's user, and writable by nobody else.
+Result<int> open_program(const std::string& program) {
+  int fd = open(program.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return fail(ErrorCode::kNotFound, program + ": " + strerror(errno));
+  struct stat file {};
+  std::string why;
+  if (fstat(fd, &file) != 0) {
+    why = strerror(errno);
+  } else if (!S_ISREG(file.st_mode) || (file.st_mode & S_IXUSR) == 0) {
+    why = "not an executable file";
+  } else if ((file.st_mode & (S_ISUID | S_ISGID | S_IWGRP | S_IWOTH)) != 0) {
+    why = "set-user-ID, set-group-ID, or writable by its group or others";
+  } else if (file.st_uid != 0 && file.st_uid != geteuid()) {
+    why = "owned by another user";
+  }
+  if (why.empty()) return fd;
+  close(fd);
+  return fail(ErrorCode::kPermissionDenied, program + ": " + why);
+}
+
+// Moves `fd` to `to` in the child of a fork (async-signal-safe), by way of a high number so that
+// the two moves never close each other's source.
+bool move_fd(int fd, int to, int by_way_of) {
+  int high = fcntl(fd, F_DUPFD, by_way_of);
+  return high >= 0 && dup2(high, to) == to;
+}
+
+// In the child of the fork: only async-signal-safe calls. The shared page goes to fd 3, the
+// program to fd 4 (closed by its own exec), every other descriptor but the standard three is
+// closed, and the checked program replaces the fork; if it cannot, this returns and the fork
+// runs the loop itself.
+void exec_program(int memory, int program, char* const argv[]) {
+  if (!move_fd(memory, kSharedFd + 100, 100) || !move_fd(program, kProgramFd + 100, 200) ||
+      dup2(kSharedFd + 100, kSharedFd) != kSharedFd ||
+      dup2(kProgramFd + 100, kProgramFd) != kProgramFd ||
+      fcntl(kProgramFd, F_SETFD, FD_CLOEXEC) != 0) {
     return;
   }
-  syscall(SYS_close_range, kSharedFd + 1, ~0U, 0);
-  execv(argv[0], argv);
+  if (syscall(SYS_close_range, kProgramFd + 1, ~0U, 0) != 0) {
+    for (int fd = kProgramFd + 1; fd < 4096; ++fd) close(fd);  // a kernel before 5.9
+  }
+  execveat(kProgramFd, "", argv, environ, AT_EMPTY_PATH);
+}
+
+// The watchdog ignores the signals meant for the agent: its terminal's Ctrl-C or Ctrl-\, a
+// signal to the agent's process group, a service manager's SIGTERM to every process of the
+// unit. The agent stops it (SIGKILL), and it dies with the agent (PR_SET_PDEATHSIG). In a
+// session of its own, a terminal's hang-up does not reach it either.
+void ignore_the_agents_signals() {
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP})
+    sigaction(signal, &ignore, nullptr);
+  setsid();
+}
+
+// Waits (a second at most) until the child says its loop runs; false if it exited or never did.
+bool loop_runs(const WatchdogShared& shared, pid_t child, std::string& why) {
+  for (int waited = 0; waited < 1000; ++waited) {
+    if (shared.running.load() == child) return true;
+    int status = 0;
+    if (waitpid(child, &status, WNOHANG) == child) {
+      why = WIFEXITED(status) ? "it exited with status " + std::to_string(WEXITSTATUS(status))
+                              : "it was killed by signal " + std::to_string(WTERMSIG(status));
+      return false;
+    }
+    usleep(1000);
+  }
+  why = "its loop did not start within a second";
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  return false;
 }
 
 }  // namespace
@@ -49,41 +114,73 @@ void exec_program(int fd, char* const argv[]) {
 Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::milliseconds deadline,
                                                                 bool fast_first,
                                                                 const std::string& program) {
+  int executable = -1;
+  std::string fallback;
+  if (!program.empty()) {
+    auto opened = open_program(program);
+    if (opened) {
+      executable = *opened;
+    } else {
+      fallback = opened.error().message;
+    }
+  }
   auto fd = shared_memory_file();
-  if (!fd) return std::unexpected(fd.error());
+  if (!fd) {
+    if (executable >= 0) close(executable);
+    return std::unexpected(fd.error());
+  }
   void* memory = mmap(nullptr, sizeof(WatchdogShared), PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
   if (memory == MAP_FAILED) {
     int error = errno;
     close(*fd);
+    if (executable >= 0) close(executable);
     return fail(ErrorCode::kFailed, std::string("watchdog: mmap: ") + strerror(error));
   }
   auto* shared = new (memory) WatchdogShared{};
+  shared->layout = kWatchdogLayout;
   shared->confirmed_ns = boottime_ns();
   pid_t parent = getpid();
   // Its arguments made before the fork: the child allocates nothing.
   std::string deadline_text = std::to_string(deadline.count());
   std::string parent_text = std::to_string(parent);
   std::string mode = fast_first ? "fast" : "immediate";
-  char* const argv[] = {const_cast<char*>(program.c_str()), deadline_text.data(), mode.data(),
-                        parent_text.data(), nullptr};
+  std::string name = "tandem-watchdog";
+  char* const argv[] = {name.data(), deadline_text.data(), mode.data(), parent_text.data(),
+                        nullptr};
   pid_t child = fork();
   if (child < 0) {
     int error = errno;
     close(*fd);
+    if (executable >= 0) close(executable);
     munmap(memory, sizeof(WatchdogShared));
     return fail(ErrorCode::kFailed, std::string("watchdog: fork: ") + strerror(error));
   }
   if (child == 0) {
     // Gone with the agent: its PostgreSQL goes too (PR_SET_PDEATHSIG on the postmaster). The
-    // setting survives the exec.
+    // setting survives the exec, as ignored signals do.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(0);
-    if (!program.empty()) exec_program(*fd, argv);
+    ignore_the_agents_signals();
+    if (executable >= 0) exec_program(*fd, executable, argv);
     prctl(PR_SET_NAME, "tandem-watchdog");
     run_fencing_loop(*shared, deadline.count(), fast_first);
   }
   close(*fd);
-  return std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child, deadline));
+  if (executable >= 0) close(executable);
+  std::string why;
+  if (!loop_runs(*shared, child, why)) {
+    munmap(memory, sizeof(WatchdogShared));
+    if (program.empty()) return fail(ErrorCode::kFailed, "watchdog: " + why);
+    // The program would not run (another build's, a library missing): the loop in a fork.
+    auto forked = start(deadline, fast_first, "");
+    if (forked) (*forked)->runs_ = "a fork of the agent: " + program + " would not run: " + why;
+    return forked;
+  }
+  auto watchdog = std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child, deadline));
+  watchdog->runs_ = executable >= 0 && fallback.empty() && !program.empty()
+                        ? program
+                        : "a fork of the agent" + (fallback.empty() ? "" : ": " + fallback);
+  return watchdog;
 }
 
 FencingWatchdog::~FencingWatchdog() {
@@ -118,6 +215,30 @@ std::optional<std::chrono::steady_clock::time_point> FencingWatchdog::fenced_at(
   return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
 }
 
+namespace {
+
+// Every directory from `dir` up to the root: owned by root or by `owner`, and writable by
+// nobody else but where the sticky bit keeps others from renaming what is not theirs. Else who
+// could write one could put another file at the program's path.
+std::optional<std::string> unsafe_directory(const std::filesystem::path& dir, uid_t owner) {
+  std::error_code error;
+  std::filesystem::path at = std::filesystem::canonical(dir, error);
+  if (error) return dir.string() + ": " + error.message();
+  while (true) {
+    struct stat info {};
+    if (stat(at.c_str(), &info) != 0) return at.string() + ": " + strerror(errno);
+    bool writable_by_others = (info.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+    if ((info.st_uid != 0 && info.st_uid != owner) ||
+        (writable_by_others && (info.st_mode & S_ISVTX) == 0)) {
+      return at.string() + " may be written by others than its owner";
+    }
+    if (at == at.root_path()) return std::nullopt;
+    at = at.parent_path();
+  }
+}
+
+}  // namespace
+
 Result<std::string> watchdog_program(const std::filesystem::path& binary) {
   struct stat own {};
   if (stat(binary.c_str(), &own) != 0) {
@@ -132,9 +253,12 @@ Result<std::string> watchdog_program(const std::filesystem::path& binary) {
     if (lstat(candidate.c_str(), &file) != 0) continue;
     if (!S_ISREG(file.st_mode) || (file.st_mode & S_IXUSR) == 0) {
       why = candidate.string() + " is not an executable file";
-    } else if (file.st_uid != own.st_uid || (file.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    } else if (file.st_uid != own.st_uid ||
+               (file.st_mode & (S_IWGRP | S_IWOTH | S_ISUID | S_ISGID)) != 0) {
       why = candidate.string() + " may be written by others than " + binary.string() +
-            "'s owner: not run";
+            "'s owner, or is set-user-ID or set-group-ID: not run";
+    } else if (auto unsafe = unsafe_directory(candidate.parent_path(), own.st_uid)) {
+      why = candidate.string() + " is not run: " + *unsafe;
     } else {
       return candidate.string();
     }

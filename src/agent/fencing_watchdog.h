@@ -1,10 +1,9 @@
 // FencingWatchdog: a small process of its own (src/watchdog), forked and exec'd by the agent
-// before any thread starts,
-// that stops the agent's PostgreSQL when it runs as a primary and its right to write has not
-// been confirmed for renew_deadline: on one machine, by a renewal of its lease that the store
-// confirmed (the LeaseKeeper); on several (quorum fencing), by the answers of a majority of the
-// other agents (the PeerPinger). It holds whatever holds up the agent's own cycle — a store
-// that does not answer or answers slowly, a slow operation, an agent frozen by SIGSTOP or
+// before any thread starts, that stops the agent's PostgreSQL when it runs as a primary and its
+// right to write has not been confirmed for renew_deadline: on one machine, by a renewal of its
+// lease that the store confirmed (the LeaseKeeper); on several (quorum fencing), by the answers of
+// a majority of the other agents (the PeerPinger). It holds whatever holds up the agent's own cycle
+// — a store that does not answer or answers slowly, a slow operation, an agent frozen by SIGSTOP or
 // swapped out — to the same deadline: its only inputs are numbers in shared memory.
 #pragma once
 
@@ -50,9 +49,11 @@ class FencingWatchdog final : public Watchdog {
   // last commits to standbys on this machine; with nodes on several machines (whose standbys a
   // cut-off primary cannot reach anyway) an immediate one, which writes no shutdown checkpoint
   // and so keeps the WAL pg_rewind needs when the node rejoins.
-  // `program`: the watchdog's own program (watchdog_program()), exec'd by the child; empty, or
-  // if the exec fails, the child runs the same loop itself (a fork of the agent: about 1 MiB
-  // more, the pages either process wrote since).
+  // `program`: the watchdog's own program (watchdog_program()), opened and checked, then exec'd
+  // by the child, which ignores the signals meant for the agent and gets a session of its own;
+  // start() returns once its loop runs. Empty, or if the program cannot be opened, will not run
+  // or exits at once, the child runs the same loop itself (a fork of the agent: about 1 MiB
+  // more, the pages either process wrote since); runs() says which.
   static Result<std::unique_ptr<FencingWatchdog>> start(std::chrono::milliseconds deadline,
                                                         bool fast_first = false,
                                                         const std::string& program = "");
@@ -64,6 +65,8 @@ class FencingWatchdog final : public Watchdog {
   std::optional<SteadyTime> fenced_at() const override;
   // The watchdog process, for tests that freeze it.
   pid_t pid() const { return child_; }
+  // What runs the loop: the program's path, or "a fork of the agent" and why.
+  const std::string& runs() const { return runs_; }
 
  private:
   FencingWatchdog(WatchdogShared* shared, pid_t child, std::chrono::milliseconds deadline)
@@ -72,11 +75,13 @@ class FencingWatchdog final : public Watchdog {
   WatchdogShared* shared_;
   pid_t child_;
   std::chrono::milliseconds deadline_;
+  std::string runs_;
 };
 
 // The watchdog's program beside the running binary (`tandem-watchdog` in its directory, or in
 // ../libexec/tandem as the package installs it): a regular file, not a link, owned by the
-// binary's owner and writable by nobody else. Otherwise the reason it is not used.
+// binary's owner and writable by nobody else, not set-user-ID nor set-group-ID, in directories
+// that only root or that owner may change (sticky ones aside). Otherwise why it is not used.
 Result<std::string> watchdog_program();
 // The same beside `binary`.
 Result<std::string> watchdog_program(const std::filesystem::path& binary);

@@ -62,8 +62,8 @@ class PgLocalNode final : public LocalNode {
   void fence_primary(const NodeConfig& other);
   void await_wal_of(const NodeConfig& other);
   // An inotify descriptor on the data directory's removals (-1 if none can be had), and the
-  // events read off it: a sleep at rest ends when standby.signal goes (a promotion, by hand
-  // or not), not when it would have.
+  // events read off it: a sleep that can be woken ends when standby.signal goes (a promotion,
+  // by hand or not), not when it would have.
   int removal_watch();
   void drain_removals();
 

@@ -114,6 +114,9 @@ Status open_services(Session& session, const NodeConfig& self, AgentProcess& pro
     auto started = FencingWatchdog::start(config.ha.renew_deadline, !config.on_several_machines(),
                                           program.value_or(""));
     if (!started) return std::unexpected(started.error());
+    if (program && (*started)->runs() != *program) {
+      spdlog::warn("the watchdog runs as {} (about 1 MiB more)", (*started)->runs());
+    }
     process.watchdog = std::move(*started);
   }
   // The lease keeper's own store connection: its renewals never wait behind the cycle's reads.

@@ -67,6 +67,7 @@ void run_fencing_loop(WatchdogShared& shared, std::int64_t deadline_ms, bool fas
   const std::int64_t deadline_ns = deadline_ms * 1'000'000;
   // Ahead of PostgreSQL when both want the CPU (a thaw, a busy machine); refused unless root.
   setpriority(PRIO_PROCESS, 0, -20);
+  shared.running = getpid();
   while (true) {
     pid_t postmaster = shared.postmaster.load();
     if (postmaster <= 0) {

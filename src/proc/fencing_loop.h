@@ -12,13 +12,20 @@
 
 namespace tandem {
 
+// The page's layout, written by the agent: a program of another build (a package half
+// upgraded) that finds another number refuses to run, and the agent runs the loop in a fork.
+inline constexpr std::uint64_t kWatchdogLayout = 0x74616e64656d0001;  // "tandem", version 1
+
 struct WatchdogShared {
+  std::atomic<std::uint64_t> layout;       // kWatchdogLayout
   std::atomic<std::int64_t> confirmed_ns;  // CLOCK_BOOTTIME, as SystemClock
   std::atomic<pid_t> postmaster;           // 0: nothing may write, the watchdog rests
   std::atomic<std::int64_t> fenced_ns;     // when it last stopped a postmaster; 0: never
+  std::atomic<pid_t> running;              // the loop's pid, once it runs: the agent waits for it
 };
 
 // Never returns. `fast_first`: a fast shutdown before the immediate one (see FencingWatchdog).
+// Says it runs (`shared.running`) before its first look.
 [[noreturn]] void run_fencing_loop(WatchdogShared& shared, std::int64_t deadline_ms,
                                    bool fast_first);
 

@@ -5,8 +5,10 @@
 //
 //   tandem-watchdog DEADLINE_MS fast|immediate PARENT_PID
 //
-// The page it shares with the agent is file descriptor 3 (a memfd). Started by hand, or by a
-// process that is not its parent, it exits at once.
+// The page it shares with the agent is file descriptor 3 (a memfd), laid out as this build's
+// WatchdogShared says (kWatchdogLayout). Started by hand, or by a process that is not its
+// parent, or for an agent of another build, it exits at once, and the agent runs the loop in a
+// fork of its own instead (it waits for WatchdogShared::running).
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -50,7 +52,8 @@ int main(int argc, char** argv) {
                       kSharedFd, 0);
   if (memory == MAP_FAILED) return 1;
   close(kSharedFd);
+  auto& shared = *static_cast<tandem::WatchdogShared*>(memory);
+  if (shared.layout.load() != tandem::kWatchdogLayout) return 1;  // another build's agent
   prctl(PR_SET_NAME, "tandem-watchdog");
-  tandem::run_fencing_loop(*static_cast<tandem::WatchdogShared*>(memory), deadline_ms,
-                           std::strcmp(argv[2], "fast") == 0);
+  tandem::run_fencing_loop(shared, deadline_ms, std::strcmp(argv[2], "fast") == 0);
 }

@@ -993,13 +993,17 @@ void World::run_cycle(int index) {
   // piled up, one per cycle, while a rebuild waited for a stalled thread).
   if (slot.alive && slot.agent && slot.agent->wants_rebuild() && !slot.rebuild_waiting) {
     slot.rebuild_waiting = true;
-    schedule(clock.now + SimTime(1), Kind::kCall, index, [this, index] { rebuild_agent(index); });
+    schedule(clock.now + SimTime(1), Kind::kCall, index,
+             [this, index, generation = slot.generation] { rebuild_agent(index, generation); });
   }
   // As Agent::run sleeps (sleep_from): rest_sleep's time, a loop interval at least. A wake
-  // ends it at once (one while the cycle ran: the eventfd is still readable), but after a
-  // cycle that came early not before a loop interval from that cycle's start.
+  // ends it at once (one while the cycle ran: the eventfd is still readable), but once
+  // kEarlyCycles came early within a lease not before a loop interval from the cycle's start.
   SleepPlan plan =
       plan_sleep(slot.agent->sleep_after_cycle(), early_cycles(index), config.ha.loop_interval);
+  // Decided once, as the agent decides it when its sleep starts (found by review: counted
+  // again at the wake, an early cycle that had meanwhile aged out let the wake in sooner).
+  slot.deaf_until = started + plan.deaf_until;
   if (plan.until > config.ha.loop_interval) ++verdict_.rest_sleeps;
   SimTime at = std::max(started + plan.until, clock.now + SimTime(1));
   if (std::exchange(slot.wake_pending, false)) {
@@ -1064,10 +1068,7 @@ void World::wake_agent(int index) {
     if (slot.busy > 0) slot.wake_pending = true;
     return;
   }
-  SimTime earliest =
-      std::max(clock.now,
-               slot.cycle_started +
-                   plan_sleep(SimTime(0), early_cycles(index), config.ha.loop_interval).deaf_until);
+  SimTime earliest = std::max(clock.now, slot.deaf_until);
   if (earliest >= slot.rest_until) return;
   sleep_until(index, earliest);  // the sleep's own event passes
 }
@@ -1382,11 +1383,13 @@ void World::build_agent(int index, const AgentCarry* carry) {
   });
 }
 
-void World::rebuild_agent(int index) {
+void World::rebuild_agent(int index, std::optional<std::uint64_t> generation) {
   Slot& slot = slots[index];
+  if (generation && *generation != slot.generation) return;  // for a process gone since
   if (slot.busy > 0 || agent_frozen(index) || slot.cycle_parked || slot.keeper_parked) {
     if (slot.alive && slot.agent && !slot.destroy_pending) {
-      schedule(clock.now + SimTime(5), Kind::kCall, index, [this, index] { rebuild_agent(index); });
+      schedule(clock.now + SimTime(5), Kind::kCall, index,
+               [this, index, generation] { rebuild_agent(index, generation); });
       return;
     }
   }
@@ -1398,6 +1401,7 @@ void World::rebuild_agent(int index) {
                    next ? fmt::format("member list {}", next->member_list) : "as a change would"));
   AgentCarry carry = slot.agent->retire();
   slot.agent.reset();
+  slot.early_starts.clear();  // the new Agent counts its own early cycles
   if (next) {
     bool skipped = next->member_list > slot.config->member_list + 1;  // left behind
     slot.config = std::make_unique<ClusterConfig>(*next);
@@ -1418,6 +1422,7 @@ void World::end_chains(int index) {
   slot.rest_until = SimTime(0);
   slot.wake_pending = false;
   slot.early_starts.clear();
+  slot.rebuild_waiting = false;  // a rebuild scheduled for it finds the process gone
   slot.cycle_parked = slot.keeper_parked = false;
 }
 

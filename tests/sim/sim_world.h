@@ -366,6 +366,7 @@ struct Slot {
   SimTime cycle_started{0};           // its last cycle's start
   bool wake_pending = false;          // woken while awake: its next sleep ends at once
   std::vector<SimTime> early_starts;  // its cycles a wake started early, within a lease
+  SimTime deaf_until{0};              // its sleep ignores wakes until then (plan_sleep)
   std::unique_ptr<SimWaker> waker;    // one per slot: an agent being destroyed may still call it
   bool alive = false;                 // the agent process (and its watchdog) runs
   int busy = 0;                       // inside a long operation of its cycle
@@ -503,7 +504,8 @@ class World {
   void kill_stopped_agent(int index);
   // The node's agent built again in its process (see ScenarioSettings::rebuilds); waits for a
   // cycle or a renewal under way to end, as the real one waits for its cycle to return.
-  void rebuild_agent(int index);
+  // `generation`: a rebuild a cycle asked for, which a new process (a restart) does not take.
+  void rebuild_agent(int index, std::optional<std::uint64_t> generation = std::nullopt);
   // The agent's sleep after a cycle, until `at` unless a wake ends it (wake_agent).
   void sleep_until(int index, SimTime at);
   // How many of its cycles came early within the last lease's time (plan_sleep).

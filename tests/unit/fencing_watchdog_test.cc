@@ -128,15 +128,89 @@ TEST_P(Watchdogs, LeavesItAloneWhileAnswersComeOrWhenNotWatching) {
   waitpid(postmaster, nullptr, 0);
 }
 
+// Its own program; a plain fork; a fork for a program that is not there; a fork for a program
+// that runs but exits at once (another build's, say: /bin/false stands for it).
 INSTANTIATE_TEST_SUITE_P(Kinds, Watchdogs,
                          ::testing::Values(std::string(TANDEM_WATCHDOG_PROGRAM), std::string(),
-                                           std::string("/nonexistent/tandem-watchdog")),
+                                           std::string("/nonexistent/tandem-watchdog"),
+                                           std::string("/bin/false")),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            if (info.param.empty()) return std::string("Fork");
+                           if (info.param == "/bin/false") return std::string("ForkAfterAnExit");
                            return std::string(info.param.starts_with("/nonexistent")
-                                                  ? "ForkWhoseExecFailed"
+                                                  ? "ForkForAMissingProgram"
                                                   : "OwnProgram");
                          });
+
+// Which runs the loop, and that it says so.
+TEST_P(Watchdogs, SaysWhatRunsItsLoop) {
+  auto watchdog = FencingWatchdog::start(milliseconds(200), false, GetParam());
+  ASSERT_TRUE(watchdog) << watchdog.error().message;
+  if (GetParam() == TANDEM_WATCHDOG_PROGRAM) {
+    EXPECT_EQ((*watchdog)->runs(), GetParam());
+  } else {
+    EXPECT_TRUE((*watchdog)->runs().starts_with("a fork of the agent")) << (*watchdog)->runs();
+  }
+  if (GetParam() == "/bin/false") {
+    EXPECT_NE((*watchdog)->runs().find("exited with status 1"), std::string::npos)
+        << (*watchdog)->runs();
+  }
+}
+
+// A stand-in for a postmaster that writes the first signal it gets to `report`, then exits.
+int g_report = -1;
+pid_t reporting_sleeper(int report) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    g_report = report;
+    struct sigaction tell {};
+    tell.sa_handler = [](int signal) {
+      (void)!write(g_report, &signal, sizeof signal);
+      _exit(0);
+    };
+    for (int signal : {SIGINT, SIGQUIT, SIGTERM}) sigaction(signal, &tell, nullptr);
+    while (true) pause();
+  }
+  return pid;
+}
+
+// One machine: a fast shutdown first (SIGINT), so that the standbys get the last commits; several
+// machines: an immediate one (SIGQUIT), which keeps the WAL a rewind needs.
+TEST_P(Watchdogs, StopsFastOrImmediatelyAsItWasTold) {
+  for (bool fast_first : {true, false}) {
+    SCOPED_TRACE(fast_first ? "fast first" : "immediate");
+    int pipe_fds[2];
+    ASSERT_EQ(pipe(pipe_fds), 0);
+    auto watchdog = FencingWatchdog::start(milliseconds(100), fast_first, GetParam());
+    ASSERT_TRUE(watchdog) << watchdog.error().message;
+    pid_t postmaster = reporting_sleeper(pipe_fds[1]);
+    (*watchdog)->keep_alive(SystemClock().steady_now());
+    (*watchdog)->watch(postmaster);
+    int signal = 0;
+    ASSERT_EQ(read(pipe_fds[0], &signal, sizeof signal), static_cast<ssize_t>(sizeof signal));
+    EXPECT_EQ(signal, fast_first ? SIGINT : SIGQUIT);
+    waitpid(postmaster, nullptr, 0);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+  }
+}
+
+// The signals meant for the agent (a terminal's Ctrl-C, a signal to its process group, a
+// service manager's SIGTERM to the unit's processes) leave the watchdog watching: it is the one
+// that must still fence if the agent's stop hangs. It has a session of its own.
+TEST_P(Watchdogs, OutlivesTheSignalsMeantForTheAgent) {
+  auto watchdog = FencingWatchdog::start(milliseconds(200), false, GetParam());
+  ASSERT_TRUE(watchdog) << watchdog.error().message;
+  pid_t pid = (*watchdog)->pid();
+  EXPECT_EQ(getsid(pid), pid);
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ASSERT_EQ(kill(pid, signal), 0);
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), 0) << "the watchdog died of a signal for the agent";
+  pid_t postmaster = sleeper();
+  (*watchdog)->keep_alive(SystemClock().steady_now());
+  (*watchdog)->watch(postmaster);
+  EXPECT_TRUE(exited_within(postmaster, milliseconds(2000)));
+}
 
 std::string exe_of(pid_t pid) {
   std::error_code error;
@@ -156,8 +230,12 @@ std::set<std::string> open_fds(pid_t pid) {
 // API's token and the store's credentials), nor any descriptor but the standard three once it
 // has mapped the shared page.
 TEST(WatchdogProgram, ReplacesTheForkAndKeepsNothingOfTheAgent) {
-  int held = open("/dev/null", O_RDONLY);  // a descriptor without O_CLOEXEC: not passed on
-  ASSERT_GE(held, 0);
+  // A descriptor without O_CLOEXEC, above the two the child moves: not passed on.
+  int opened = open("/dev/null", O_RDONLY);
+  ASSERT_GE(opened, 0);
+  int held = fcntl(opened, F_DUPFD, 50);
+  close(opened);
+  ASSERT_GE(held, 50);
   auto watchdog = FencingWatchdog::start(milliseconds(200), false, TANDEM_WATCHDOG_PROGRAM);
   close(held);
   ASSERT_TRUE(watchdog) << watchdog.error().message;
@@ -217,7 +295,8 @@ TEST(WatchdogProgram, IsRunOnlyWhereOnlyTheBinarysOwnerMayHavePutIt) {
     fs::perms mode;
     bool other_owner;
     bool link;
-    std::string found;  // "" if refused
+    std::string found;            // "" if refused
+    bool open_directory = false;  // its directory writable by anyone (and not sticky)
   };
   const fs::perms kOwnerOnly = fs::perms::owner_all | fs::perms::group_read |
                                fs::perms::group_exec | fs::perms::others_read |
@@ -230,6 +309,8 @@ TEST(WatchdogProgram, IsRunOnlyWhereOnlyTheBinarysOwnerMayHavePutIt) {
       {"owned by another user", "bin", kOwnerOnly, true, false, ""},
       {"not executable", "bin", fs::perms::owner_read | fs::perms::owner_write, false, false, ""},
       {"a symbolic link", "bin", kOwnerOnly, false, true, ""},
+      {"set-user-ID", "bin", kOwnerOnly | fs::perms::set_uid, false, false, ""},
+      {"in a directory others may write", "bin", kOwnerOnly, false, false, "", true},
       {"nowhere", "", kOwnerOnly, false, false, ""},
   };
   for (const Case& each : cases) {
@@ -250,10 +331,12 @@ TEST(WatchdogProgram, IsRunOnlyWhereOnlyTheBinarysOwnerMayHavePutIt) {
         std::ofstream(at) << "program";
         fs::permissions(at, each.mode);
         if (each.other_owner) {
+          if (geteuid() != 0) GTEST_SKIP() << "giving a file to another user needs root";
           ASSERT_EQ(chown(at.c_str(), 65534, 65534), 0);
         }
       }
     }
+    if (each.open_directory) fs::permissions(at.parent_path(), fs::perms::all);
     auto found = watchdog_program(binary);
     if (each.found.empty()) {
       ASSERT_FALSE(found) << *found;
