@@ -22,6 +22,10 @@ milliseconds since(std::chrono::steady_clock::time_point then, Clock& clock) {
   return std::chrono::duration_cast<milliseconds>(clock.steady_now() - then);
 }
 
+milliseconds steady_ms(Clock& clock) {
+  return std::chrono::duration_cast<milliseconds>(clock.steady_now().time_since_epoch());
+}
+
 }  // namespace
 
 HaConfig ha_config_for(const ClusterConfig& config, const NodeConfig& self) {
@@ -369,17 +373,15 @@ void Agent::sleep_from(std::chrono::steady_clock::time_point start) {
   // plan_sleep (core/observe_rest.h): until the rest's end, which a wake or the postmaster's exit
   // ends at once; deaf to wakes for a loop interval once kEarlyCycles came early within a lease.
   int wake_fd = board_ != nullptr ? board_->wake_fd() : -1;
-  std::erase_if(early_starts_, [&](SteadyTime at) { return since(at, clock_) >= ha_.ttl; });
   SleepPlan plan =
-      plan_sleep(next_sleep_, static_cast<int>(early_starts_.size()), ha_.loop_interval);
+      plan_sleep(next_sleep_, early_cycles_.within(steady_ms(clock_), ha_.ttl), ha_.loop_interval);
   if (wake_fd < 0) plan.deaf_until = plan.until;  // nothing can wake it
   node_.wait_for_exit(plan.deaf_until - since(start, clock_), -1);
   if (wake_fd >= 0) {
     node_.wait_for_exit(plan.until - since(start, clock_), wake_fd);
     board_->clear_wake();
   }
-  if (came_early(since(start, clock_), ha_.loop_interval))
-    early_starts_.push_back(clock_.steady_now());
+  early_cycles_.after_sleep(since(start, clock_), steady_ms(clock_), ha_.loop_interval);
 }
 
 void Agent::watch_store_lock(NodeObservation& node) {

@@ -295,7 +295,7 @@ class Agent {
   PeerWaker* waker_ = nullptr;
   bool wakeable_ = false;
   std::chrono::milliseconds next_sleep_;
-  std::vector<SteadyTime> early_starts_;  // cycles that came early, within a lease (sleep_from)
+  EarlyCycles early_cycles_;        // cycles that came early, within a lease (sleep_from)
   bool list_acked_ = false;         // several machines: the store knows which member list this runs
   std::uint64_t refused_list_ = 0;  // a list in the store not taken, said once
   std::optional<SteadyTime> all_took_at_;  // when every member was first seen running the list

@@ -32,10 +32,21 @@ Result<int> shared_memory_file() {
   return fd;
 }
 
+// Why a file may not be run as the watchdog's program: not a regular executable file, or
+// set-user-ID or set-group-ID (PR_SET_PDEATHSIG would not survive that exec), or writable by
+// others than `owner`, who must own it.
+std::optional<std::string> unfit_program(const struct stat& file, uid_t owner) {
+  if (!S_ISREG(file.st_mode) || (file.st_mode & S_IXUSR) == 0) return "not an executable file";
+  if ((file.st_mode & (S_ISUID | S_ISGID)) != 0) return "set-user-ID or set-group-ID";
+  if (file.st_uid != owner || (file.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return "may be written by others than its owner";
+  }
+  return std::nullopt;
+}
+
 // The program, opened without following a link and checked on the descriptor that is then
-// exec'd (execveat): whatever happens to its path after the check, the file checked runs. A
-// regular file, not set-user-ID nor set-group-ID (PR_SET_PDEATHSIG would not survive that exec),
-// owned by root or by this process's user, and writable by nobody else.
+// exec'd (execveat): whatever happens to its path after the check, the file checked runs. It
+// must be fit (unfit_program) and owned by root or by this process's user.
 Result<int> open_program(const std::string& program) {
   int fd = open(program.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return fail(ErrorCode::kNotFound, program + ": " + strerror(errno));
@@ -43,12 +54,8 @@ Result<int> open_program(const std::string& program) {
   std::string why;
   if (fstat(fd, &file) != 0) {
     why = strerror(errno);
-  } else if (!S_ISREG(file.st_mode) || (file.st_mode & S_IXUSR) == 0) {
-    why = "not an executable file";
-  } else if ((file.st_mode & (S_ISUID | S_ISGID | S_IWGRP | S_IWOTH)) != 0) {
-    why = "set-user-ID, set-group-ID, or writable by its group or others";
-  } else if (file.st_uid != 0 && file.st_uid != geteuid()) {
-    why = "owned by another user";
+  } else if (auto unfit = unfit_program(file, file.st_uid == 0 ? 0 : geteuid())) {
+    why = *unfit;
   }
   if (why.empty()) return fd;
   close(fd);
@@ -251,12 +258,8 @@ Result<std::string> watchdog_program(const std::filesystem::path& binary) {
   for (const auto& candidate : candidates) {
     struct stat file {};
     if (lstat(candidate.c_str(), &file) != 0) continue;
-    if (!S_ISREG(file.st_mode) || (file.st_mode & S_IXUSR) == 0) {
-      why = candidate.string() + " is not an executable file";
-    } else if (file.st_uid != own.st_uid ||
-               (file.st_mode & (S_IWGRP | S_IWOTH | S_ISUID | S_ISGID)) != 0) {
-      why = candidate.string() + " may be written by others than " + binary.string() +
-            "'s owner, or is set-user-ID or set-group-ID: not run";
+    if (auto unfit = unfit_program(file, own.st_uid)) {
+      why = candidate.string() + " is not run: " + *unfit;
     } else if (auto unsafe = unsafe_directory(candidate.parent_path(), own.st_uid)) {
       why = candidate.string() + " is not run: " + *unsafe;
     } else {

@@ -49,4 +49,14 @@ bool came_early(std::chrono::milliseconds slept, std::chrono::milliseconds loop_
   return slept < loop_interval;
 }
 
+void EarlyCycles::after_sleep(std::chrono::milliseconds slept, std::chrono::milliseconds now,
+                              std::chrono::milliseconds loop_interval) {
+  if (came_early(slept, loop_interval)) starts_.push_back(now);
+}
+
+int EarlyCycles::within(std::chrono::milliseconds now, std::chrono::milliseconds lease) {
+  std::erase_if(starts_, [&](std::chrono::milliseconds at) { return now - at >= lease; });
+  return static_cast<int>(starts_.size());
+}
+
 }  // namespace tandem

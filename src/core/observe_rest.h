@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <optional>
+#include <vector>
 
 #include "core/cluster_view.h"
 #include "core/decide.h"
@@ -84,5 +85,20 @@ SleepPlan plan_sleep(std::chrono::milliseconds rest, int early_within_a_lease,
                      std::chrono::milliseconds loop_interval);
 // Whether a cycle came early: its sleep ended `slept` after the last cycle's start.
 bool came_early(std::chrono::milliseconds slept, std::chrono::milliseconds loop_interval);
+
+// The cycles that came early within the last lease's time, which plan_sleep counts; times on
+// the caller's steady clock. The agent and the simulation both keep theirs here.
+class EarlyCycles {
+ public:
+  // After a sleep that ended `slept` after its cycle's start, at `now`.
+  void after_sleep(std::chrono::milliseconds slept, std::chrono::milliseconds now,
+                   std::chrono::milliseconds loop_interval);
+  // How many came early within `lease` before `now` (older ones are forgotten).
+  int within(std::chrono::milliseconds now, std::chrono::milliseconds lease);
+  void clear() { starts_.clear(); }
+
+ private:
+  std::vector<std::chrono::milliseconds> starts_;
+};
 
 }  // namespace tandem

@@ -1000,7 +1000,8 @@ void World::run_cycle(int index) {
   // ends it at once (one while the cycle ran: the eventfd is still readable), but once
   // kEarlyCycles came early within a lease not before a loop interval from the cycle's start.
   SleepPlan plan =
-      plan_sleep(slot.agent->sleep_after_cycle(), early_cycles(index), config.ha.loop_interval);
+      plan_sleep(slot.agent->sleep_after_cycle(),
+                 slot.early_cycles.within(clock.now, config.ha.ttl), config.ha.loop_interval);
   // Decided once, as the agent decides it when its sleep starts (found by review: counted
   // again at the wake, an early cycle that had meanwhile aged out let the wake in sooner).
   slot.deaf_until = started + plan.deaf_until;
@@ -1012,12 +1013,6 @@ void World::run_cycle(int index) {
   sleep_until(index, at);
 }
 
-int World::early_cycles(int index) {
-  auto& starts = slots[index].early_starts;
-  std::erase_if(starts, [&](SimTime at) { return clock.now - at >= config.ha.ttl; });
-  return static_cast<int>(starts.size());
-}
-
 void World::sleep_until(int index, SimTime at) {
   Slot& slot = slots[index];
   slot.rest_until = at;
@@ -1026,9 +1021,8 @@ void World::sleep_until(int index, SimTime at) {
              Slot& resting = slots[index];
              if (resting.rest_token != token || resting.generation != generation) return;
              resting.rest_until = SimTime(0);
-             if (came_early(clock.now - resting.cycle_started, config.ha.loop_interval)) {
-               resting.early_starts.push_back(clock.now);
-             }
+             resting.early_cycles.after_sleep(clock.now - resting.cycle_started, clock.now,
+                                              config.ha.loop_interval);
              cycle(index);
            });
 }
@@ -1327,7 +1321,7 @@ void World::start_agent(int index) {
   slot.alive = true;
   ++slot.generation;
   slot.rest_until = SimTime(0);  // a new process sleeps no rest of the old one's
-  slot.early_starts.clear();
+  slot.early_cycles.clear();
   ++slot.rest_token;
   slot.wake_pending = false;
   if (multi_host()) {
@@ -1401,7 +1395,7 @@ void World::rebuild_agent(int index, std::optional<std::uint64_t> generation) {
                    next ? fmt::format("member list {}", next->member_list) : "as a change would"));
   AgentCarry carry = slot.agent->retire();
   slot.agent.reset();
-  slot.early_starts.clear();  // the new Agent counts its own early cycles
+  slot.early_cycles.clear();  // the new Agent counts its own early cycles
   if (next) {
     bool skipped = next->member_list > slot.config->member_list + 1;  // left behind
     slot.config = std::make_unique<ClusterConfig>(*next);
@@ -1421,7 +1415,7 @@ void World::end_chains(int index) {
   ++slot.rest_token;
   slot.rest_until = SimTime(0);
   slot.wake_pending = false;
-  slot.early_starts.clear();
+  slot.early_cycles.clear();
   slot.rebuild_waiting = false;  // a rebuild scheduled for it finds the process gone
   slot.cycle_parked = slot.keeper_parked = false;
 }

@@ -363,14 +363,14 @@ struct Slot {
   // the event of this token; a wake (PeerWaker, a request to its API) brings it forward.
   SimTime rest_until{0};
   std::uint64_t rest_token = 0;
-  SimTime cycle_started{0};           // its last cycle's start
-  bool wake_pending = false;          // woken while awake: its next sleep ends at once
-  std::vector<SimTime> early_starts;  // its cycles a wake started early, within a lease
-  SimTime deaf_until{0};              // its sleep ignores wakes until then (plan_sleep)
-  std::unique_ptr<SimWaker> waker;    // one per slot: an agent being destroyed may still call it
-  bool alive = false;                 // the agent process (and its watchdog) runs
-  int busy = 0;                       // inside a long operation of its cycle
-  bool keeper_busy = false;           // the lease keeper's thread is inside a (slow) store call
+  SimTime cycle_started{0};         // its last cycle's start
+  bool wake_pending = false;        // woken while awake: its next sleep ends at once
+  EarlyCycles early_cycles;         // its cycles a wake started early, within a lease
+  SimTime deaf_until{0};            // its sleep ignores wakes until then (plan_sleep)
+  std::unique_ptr<SimWaker> waker;  // one per slot: an agent being destroyed may still call it
+  bool alive = false;               // the agent process (and its watchdog) runs
+  int busy = 0;                     // inside a long operation of its cycle
+  bool keeper_busy = false;         // the lease keeper's thread is inside a (slow) store call
   bool destroy_pending = false;
   SimTime agent_frozen_from{0};  // SIGSTOP of the agent (its threads, not its watchdog)
   SimTime agent_frozen_until{0};
@@ -508,8 +508,6 @@ class World {
   void rebuild_agent(int index, std::optional<std::uint64_t> generation = std::nullopt);
   // The agent's sleep after a cycle, until `at` unless a wake ends it (wake_agent).
   void sleep_until(int index, SimTime at);
-  // How many of its cycles came early within the last lease's time (plan_sleep).
-  int early_cycles(int index);
   // The agent's process gone (a crash, a clean stop): its parked chains and rest end with it.
   void end_chains(int index);
   // A person's `tandem member add|remove` (see ScenarioSettings::member_changes); refused as

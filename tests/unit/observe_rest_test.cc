@@ -207,18 +207,15 @@ TEST(PlanSleep, AWakeEndsASleepAtOnceUnlessManyCameEarlyWithinALease) {
 TEST(PlanSleep, AFloodOfWakesAddsAFewCyclesPerLeaseAtMost) {
   HaConfig ha;  // loop 100 ms, lease 1 s
   milliseconds now(0), cycle_time(5);
-  std::vector<milliseconds> early;
+  EarlyCycles early;
   int cycles = 0;
   while (now < milliseconds(10000)) {
     milliseconds start = now;
     ++cycles;
     now += cycle_time;
-    std::erase_if(early, [&](milliseconds at) { return now - at >= ha.ttl; });
-    SleepPlan plan =
-        plan_sleep(milliseconds(100), static_cast<int>(early.size()), ha.loop_interval);
-    milliseconds end = std::max(now, start + plan.deaf_until);  // a wake always waiting
-    if (came_early(end - start, ha.loop_interval)) early.push_back(end);
-    now = end;
+    SleepPlan plan = plan_sleep(milliseconds(100), early.within(now, ha.ttl), ha.loop_interval);
+    now = std::max(now, start + plan.deaf_until);  // a wake always waiting
+    early.after_sleep(now - start, now, ha.loop_interval);
   }
   EXPECT_LE(cycles, (10 + kEarlyCycles) * 10 + kEarlyCycles);
   EXPECT_GE(cycles, 10 * 10);
