@@ -228,6 +228,7 @@ Decision Agent::cycle() {
   count_attempts(node);
   add_quorum_facts(node);
   watch_store_lock(node);
+  watch_watchdog(node);
   node.settled_role_before = settled_role_;
   if (auto role = settled_role(node.state)) settled_role_ = role;
   node.wall_ms =
@@ -412,6 +413,36 @@ void Agent::unblock_store(const Decision::UnblockStore& unblock) {
       "waits on it; {} it{}",
       unblock.pid, unblock.stopped_for.count(), unblock.kill ? "killed" : "resumed",
       sent ? "" : " failed: " + sent.error().message);
+}
+
+void Agent::watch_watchdog(NodeObservation& node) {
+  std::optional<std::string> gone = watchdog_ != nullptr ? watchdog_->gone() : std::nullopt;
+  if (!gone) {
+    watchdog_gone_since_.reset();
+    return;
+  }
+  auto now = clock_.steady_now();
+  if (!watchdog_gone_since_) watchdog_gone_since_ = now;
+  node.watchdog_gone = NodeObservation::WatchdogGone{
+      .why = *gone,
+      .gone_for = std::chrono::duration_cast<milliseconds>(now - *watchdog_gone_since_)};
+}
+
+void Agent::restart_watchdog() {
+  Status restarted = watchdog_->restart();
+  if (restarted) {
+    spdlog::warn("the fencing watchdog was not running: started again");
+    watchdog_failure_said_.reset();
+    return;
+  }
+  // Said when it first fails, then every ten seconds while it goes on failing (each cycle tries).
+  auto now = clock_.steady_now();
+  if (watchdog_failure_said_ && now - *watchdog_failure_said_ < std::chrono::seconds(10)) return;
+  watchdog_failure_said_ = now;
+  spdlog::error(
+      "the fencing watchdog is not running and could not be started again ({}): this node is "
+      "made writable by nothing until it runs",
+      restarted.error().message);
 }
 
 void Agent::add_quorum_facts(NodeObservation& node) {
@@ -617,6 +648,7 @@ Status Agent::carry_out(NodeRequest request) {
 Status Agent::execute(const Decision& decision, const NodeObservation& node,
                       const std::optional<ClusterView>& view) {
   if (decision.unblock_store) unblock_store(*decision.unblock_store);
+  if (decision.restart_watchdog) restart_watchdog();
   if (decision.mark_claim_promoted) {
     Status marked = mark_claim_promoted(store_, layout_, self_.name, node.timeline);
     if (!marked && (decision.action == Action::kRejoin || decision.action == Action::kReclone)) {

@@ -199,6 +199,10 @@ class Agent {
   void watch_store_lock(NodeObservation& node);
   // Carries out Decision::unblock_store.
   void unblock_store(const Decision::UnblockStore& unblock);
+  // Whether the watchdog's process still runs (NodeObservation::watchdog_gone), and
+  // Decision::restart_watchdog carried out.
+  void watch_watchdog(NodeObservation& node);
+  void restart_watchdog();
   void track_lease(const ClusterView& view, NodeObservation& node);
   Status carry_out(NodeRequest request);
   void refresh_primary_details(const NodeObservation& node);
@@ -229,6 +233,9 @@ class Agent {
     std::chrono::steady_clock::time_point last_seen{};
   };
   std::optional<StoppedHolder> stopped_holder_;
+  // Since when this agent has seen its watchdog's process gone; reset once it runs again.
+  std::optional<std::chrono::steady_clock::time_point> watchdog_gone_since_;
+  std::optional<std::chrono::steady_clock::time_point> watchdog_failure_said_;
   CallbackRunner* callbacks_;
   std::optional<std::string> settled_role_;  // as the last cycle saw it (node_callbacks.h)
   // The cluster's settings: the revision last applied, and the server's configuration errors

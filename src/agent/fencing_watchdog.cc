@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace tandem {
 namespace {
@@ -98,14 +99,19 @@ void ignore_the_agents_signals() {
   setsid();
 }
 
+// What became of a child, from its wait status.
+std::string exit_description(int status) {
+  return WIFEXITED(status) ? "it exited with status " + std::to_string(WEXITSTATUS(status))
+                           : "it was killed by signal " + std::to_string(WTERMSIG(status));
+}
+
 // Waits (a second at most) until the child says its loop runs; false if it exited or never did.
 bool loop_runs(const WatchdogShared& shared, pid_t child, std::string& why) {
   for (int waited = 0; waited < 1000; ++waited) {
     if (shared.running.load() == child) return true;
     int status = 0;
     if (waitpid(child, &status, WNOHANG) == child) {
-      why = WIFEXITED(status) ? "it exited with status " + std::to_string(WEXITSTATUS(status))
-                              : "it was killed by signal " + std::to_string(WTERMSIG(status));
+      why = exit_description(status);
       return false;
     }
     usleep(1000);
@@ -121,45 +127,54 @@ bool loop_runs(const WatchdogShared& shared, pid_t child, std::string& why) {
 Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::milliseconds deadline,
                                                                 bool fast_first,
                                                                 const std::string& program) {
+  auto fd = shared_memory_file();
+  if (!fd) return std::unexpected(fd.error());
+  void* memory = mmap(nullptr, sizeof(WatchdogShared), PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+  if (memory == MAP_FAILED) {
+    int error = errno;
+    close(*fd);
+    return fail(ErrorCode::kFailed, std::string("watchdog: mmap: ") + strerror(error));
+  }
+  auto* shared = new (memory) WatchdogShared{};
+  shared->layout = kWatchdogLayout;
+  shared->confirmed_ns = boottime_ns();
+  auto watchdog = std::unique_ptr<FencingWatchdog>(
+      new FencingWatchdog(shared, *fd, deadline, fast_first, program));
+  if (auto spawned = watchdog->spawn(); !spawned) return std::unexpected(spawned.error());
+  return watchdog;
+}
+
+// Forks the loop's process on the shared page: the program exec'd, or, if it cannot be opened,
+// will not run or exits at once, the loop run by the fork itself. Only async-signal-safe calls
+// in the child, so a restart from the agent's threads is as safe as the first start.
+Status FencingWatchdog::spawn() {
   int executable = -1;
   std::string fallback;
-  if (!program.empty()) {
-    auto opened = open_program(program);
+  if (!program_.empty()) {
+    auto opened = open_program(program_);
     if (opened) {
       executable = *opened;
     } else {
       fallback = opened.error().message;
     }
   }
-  auto fd = shared_memory_file();
-  if (!fd) {
-    if (executable >= 0) close(executable);
-    return std::unexpected(fd.error());
-  }
-  void* memory = mmap(nullptr, sizeof(WatchdogShared), PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-  if (memory == MAP_FAILED) {
-    int error = errno;
-    close(*fd);
-    if (executable >= 0) close(executable);
-    return fail(ErrorCode::kFailed, std::string("watchdog: mmap: ") + strerror(error));
-  }
-  auto* shared = new (memory) WatchdogShared{};
-  shared->layout = kWatchdogLayout;
-  shared->confirmed_ns = boottime_ns();
+  shared_->running = 0;
   pid_t parent = getpid();
   // Its arguments made before the fork: the child allocates nothing.
-  std::string deadline_text = std::to_string(deadline.count());
+  std::string deadline_text = std::to_string(deadline_.count());
   std::string parent_text = std::to_string(parent);
-  std::string mode = fast_first ? "fast" : "immediate";
+  std::string mode = fast_first_ ? "fast" : "immediate";
   std::string name = "tandem-watchdog";
   char* const argv[] = {name.data(), deadline_text.data(), mode.data(), parent_text.data(),
                         nullptr};
+  int memory = memory_fd_;
+  WatchdogShared* shared = shared_;
+  long deadline_ms = deadline_.count();
+  bool fast_first = fast_first_;
   pid_t child = fork();
   if (child < 0) {
     int error = errno;
-    close(*fd);
     if (executable >= 0) close(executable);
-    munmap(memory, sizeof(WatchdogShared));
     return fail(ErrorCode::kFailed, std::string("watchdog: fork: ") + strerror(error));
   }
   if (child == 0) {
@@ -168,32 +183,50 @@ Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::mil
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(0);
     ignore_the_agents_signals();
-    if (executable >= 0) exec_program(*fd, executable, argv);
+    if (executable >= 0) exec_program(memory, executable, argv);
     prctl(PR_SET_NAME, "tandem-watchdog");
-    run_fencing_loop(*shared, deadline.count(), fast_first);
+    run_fencing_loop(*shared, deadline_ms, fast_first);
   }
-  close(*fd);
   if (executable >= 0) close(executable);
   std::string why;
-  if (!loop_runs(*shared, child, why)) {
-    munmap(memory, sizeof(WatchdogShared));
-    if (program.empty()) return fail(ErrorCode::kFailed, "watchdog: " + why);
+  if (!loop_runs(*shared_, child, why)) {
+    if (executable < 0) return fail(ErrorCode::kFailed, "watchdog: " + why);
     // The program would not run (another build's, a library missing): the loop in a fork.
-    auto forked = start(deadline, fast_first, "");
-    if (forked) (*forked)->runs_ = "a fork of the agent: " + program + " would not run: " + why;
+    std::string program = std::exchange(program_, "");
+    Status forked = spawn();
+    program_ = program;
+    if (forked) runs_ = "a fork of the agent: " + program + " would not run: " + why;
     return forked;
   }
-  auto watchdog = std::unique_ptr<FencingWatchdog>(new FencingWatchdog(shared, child, deadline));
-  watchdog->runs_ = executable >= 0 && fallback.empty() && !program.empty()
-                        ? program
-                        : "a fork of the agent" + (fallback.empty() ? "" : ": " + fallback);
-  return watchdog;
+  child_ = child;
+  runs_ = executable >= 0 ? program_
+                          : "a fork of the agent" + (fallback.empty() ? "" : ": " + fallback);
+  return {};
 }
 
 FencingWatchdog::~FencingWatchdog() {
-  kill(child_, SIGKILL);
-  waitpid(child_, nullptr, 0);
+  if (child_ > 0) {
+    kill(child_, SIGKILL);
+    waitpid(child_, nullptr, 0);
+  }
   munmap(shared_, sizeof(WatchdogShared));
+  close(memory_fd_);
+}
+
+std::optional<std::string> FencingWatchdog::gone() {
+  if (child_ <= 0) return exit_;
+  int status = 0;
+  if (waitpid(child_, &status, WNOHANG) != child_) return std::nullopt;
+  exit_ = "process " + std::to_string(child_) + ": " + exit_description(status);
+  child_ = -1;
+  return exit_;
+}
+
+Status FencingWatchdog::restart() {
+  if (child_ > 0) return {};
+  Status spawned = spawn();
+  if (spawned) exit_.reset();
+  return spawned;
 }
 
 void FencingWatchdog::watch(pid_t postmaster) {

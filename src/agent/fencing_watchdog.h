@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "common/result.h"
 #include "proc/fencing_loop.h"
@@ -40,11 +41,18 @@ class Watchdog {
   virtual void keep_alive_by_peers(SteadyTime at) { keep_alive(at); }
   // When the watchdog last stopped PostgreSQL, if ever.
   virtual std::optional<SteadyTime> fenced_at() const = 0;
+  // Why the watchdog's process is not running (killed, or it exited), or nullopt while it runs.
+  virtual std::optional<std::string> gone() = 0;
+  // Starts it again where it is gone, watching what it watched, held to the same confirmation
+  // and deadline (they live in the page it shares with the agent).
+  virtual Status restart() = 0;
 };
 
 class FencingWatchdog final : public Watchdog {
  public:
-  // Forks the watchdog. REQUIRES: no other thread runs yet (fork copies only the caller).
+  // Forks the watchdog. Its child makes only async-signal-safe calls, so restart() may run while
+  // other threads do; from the thread that will live as long as the agent (PR_SET_PDEATHSIG
+  // follows the thread that forked): the agent's cycle runs on its main thread.
   // `fast_first`: a fast shutdown before the immediate one, so that the WAL senders pass the
   // last commits to standbys on this machine; with nodes on several machines (whose standbys a
   // cut-off primary cannot reach anyway) an immediate one, which writes no shutdown checkpoint
@@ -63,19 +71,31 @@ class FencingWatchdog final : public Watchdog {
   void keep_alive(SteadyTime at) override;
   void keep_alive_by_peers(SteadyTime at) override;
   std::optional<SteadyTime> fenced_at() const override;
+  std::optional<std::string> gone() override;
+  Status restart() override;
   // The watchdog process, for tests that freeze it.
   pid_t pid() const { return child_; }
   // What runs the loop: the program's path, or "a fork of the agent" and why.
   const std::string& runs() const { return runs_; }
 
  private:
-  FencingWatchdog(WatchdogShared* shared, pid_t child, std::chrono::milliseconds deadline)
-      : shared_(shared), child_(child), deadline_(deadline) {}
+  FencingWatchdog(WatchdogShared* shared, int memory_fd, std::chrono::milliseconds deadline,
+                  bool fast_first, std::string program)
+      : shared_(shared),
+        memory_fd_(memory_fd),
+        deadline_(deadline),
+        fast_first_(fast_first),
+        program_(std::move(program)) {}
+  Status spawn();
 
   WatchdogShared* shared_;
-  pid_t child_;
+  int memory_fd_;  // the page's memfd (close-on-exec), handed to each process that runs the loop
+  pid_t child_ = -1;
   std::chrono::milliseconds deadline_;
+  bool fast_first_;
+  std::string program_;
   std::string runs_;
+  std::optional<std::string> exit_;  // how the last process ended, while none runs
 };
 
 // The watchdog's program beside the running binary (`tandem-watchdog` in its directory, or in

@@ -247,6 +247,14 @@ struct NodeObservation {
     std::chrono::milliseconds stopped_for{0};
   };
   std::optional<StoppedLockHolder> store_lock_held_stopped;
+  // The fencing watchdog's process is not running (killed by hand or by the OOM killer, or it
+  // exited): why, and how long this agent has seen it so — 0 in the cycle that first saw it,
+  // more once a restart of it failed.
+  struct WatchdogGone {
+    std::string why;
+    std::chrono::milliseconds gone_for{0};
+  };
+  std::optional<WatchdogGone> watchdog_gone;
   // The role ("primary", "standby", "stopped") this agent last saw the node settled in, before
   // this cycle: the callbacks fire on its changes. nullopt at the agent's first cycle.
   std::optional<std::string> settled_role_before;

@@ -942,10 +942,53 @@ std::optional<std::string> restart_refusal(const ClusterView& view, const NodeOb
   return std::nullopt;
 }
 
+namespace {
+
+// A node whose fencing watchdog does not run is never made writable: were its agent to freeze,
+// nothing would stop its PostgreSQL once its lease lapsed and another node took over. The
+// watchdog is started again first (Decision::restart_watchdog); a step that would make the node
+// writable waits a cycle for it. Once a restart failed (seen gone in an earlier cycle), a
+// running primary stops writes, and a leader whose PostgreSQL is down gives its lease up to a
+// standby whose watchdog runs rather than start it.
+Decision unless_unwatched(Decision decision, const std::optional<ClusterView>& view,
+                          const NodeObservation& node, const HaConfig& config) {
+  if (!node.watchdog_gone) return decision;
+  const NodeObservation::WatchdogGone& gone = *node.watchdog_gone;
+  bool failed_before = gone.gone_for > milliseconds(0);
+  std::string_view action = action_name(decision.action);
+  if (node.state == PgState::kPrimary && failed_before && decision.action != Action::kFence &&
+      decision.action != Action::kDemote && decision.action != Action::kHandOver) {
+    return {Action::kFence,
+            fmt::format("its fencing watchdog has not run for {} ms ({}) and could not be "
+                        "restarted: stop writes (nothing would stop this primary were its agent "
+                        "to freeze); {} is not done",
+                        ms(gone.gone_for), gone.why, action)};
+  }
+  bool makes_writable = decision.action == Action::kBootstrap ||
+                        decision.action == Action::kStartPrimary ||
+                        decision.action == Action::kTakeOver || decision.action == Action::kPromote;
+  if (!makes_writable) return decision;
+  if (failed_before && view && view->leader_is(config.self) &&
+      (decision.action == Action::kStartPrimary || decision.action == Action::kPromote)) {
+    return {Action::kReleaseLease,
+            fmt::format("holds the lease, but its fencing watchdog has not run for {} ms ({}) and "
+                        "could not be restarted: release it to a standby whose watchdog runs "
+                        "rather than {}",
+                        ms(gone.gone_for), gone.why, action)};
+  }
+  return {Action::kNone,
+          fmt::format("its fencing watchdog is not running ({}): it is started again first; {} "
+                      "waits for a cycle in which it runs",
+                      gone.why, action)};
+}
+
+}  // namespace
+
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
                 const HaConfig& config, TimePoint now) {
-  Decision decision = decide_action(view, node, config, now);
+  Decision decision = unless_unwatched(decide_action(view, node, config, now), view, node, config);
   complete_plan(decision, view, node, config);
+  decision.restart_watchdog = node.watchdog_gone.has_value();
   return decision;
 }
 

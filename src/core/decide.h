@@ -103,6 +103,10 @@ struct Decision {
     std::chrono::milliseconds stopped_for{0};
   };
   std::optional<UnblockStore> unblock_store;
+  // Any action: the fencing watchdog's process is not running (NodeObservation::watchdog_gone):
+  // it is started again, before the action. Until it runs, nothing makes this node writable, and
+  // a primary whose watchdog could not be restarted stops writes and gives its lease up.
+  bool restart_watchdog = false;
   // Any action: the callback the node's observed change calls for (role_callback), handed to
   // the callback runner before the action; it runs beside the cycle, never in it.
   std::optional<Callback> callback;

@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -150,6 +153,26 @@ class AgentTest : public LocalClusterTest {
     auto byte = SqliteStore::write_lock_byte(config_.store_file);
     return posix_write_lock_holder(byte.file, byte.offset) == pid;
   }
+  // Done to the primary's agent just before the fault strikes, where a test says.
+  std::function<void(AgentFault&)> before_fault_;
+  // The watchdog process of agent `agent` (a child named tandem-watchdog), if one runs.
+  static std::optional<pid_t> watchdog_of(pid_t agent) {
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;  // not a process
+      std::ifstream in(entry.path() / "stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto open = stat.find('('), close = stat.rfind(')');
+      if (open == std::string::npos || close == std::string::npos) continue;
+      pid_t ppid = 0;
+      char state = 0;
+      if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2) continue;
+      if (ppid == agent && stat.substr(open + 1, close - open - 1) == "tandem-watchdog") {
+        return static_cast<pid_t>(std::stol(name));
+      }
+    }
+    return std::nullopt;
+  }
   void fault_primary_agent(int signal, AgentFault& fault) {
     up(1);
     fault.primary = current_primary();
@@ -162,6 +185,9 @@ class AgentTest : public LocalClusterTest {
     ASSERT_TRUE(agent);
     ASSERT_TRUE(running_postmaster(node(fault.primary).data_dir));
     fault.agent = *agent;
+    if (before_fault_) {
+      ASSERT_NO_FATAL_FAILURE(before_fault_(fault));
+    }
     fault.at = WallClock::now();
     ASSERT_EQ(kill(fault.agent, signal), 0);
     // A freeze inside a store write would hold every agent's writes: the others resume the
@@ -548,6 +574,50 @@ TEST_F(AgentTest, FrozenAgentsPrimaryIsFencedBeforeATakeover) {
   EXPECT_EQ(fault.lost, 0u) << "of " << fault.acknowledged << " acknowledged writes";
   std::cout << "frozen agent: " << fault.lost << " of " << fault.acknowledged
             << " acknowledged writes missing on " << fault.standby << "\n";
+  EXPECT_TRUE(eventually([&] {
+    return agent_log(fault.primary).find("the watchdog stopped PostgreSQL") != std::string::npos ||
+           agent_log(fault.standby).find("fenced " + fault.primary) != std::string::npos;
+  })) << agent_log(fault.primary);
+  EXPECT_TRUE(eventually([&] { return streams(fault.standby, fault.primary); }));
+}
+
+// The primary's watchdog killed (by hand, the OOM killer): its agent sees it gone within a cycle
+// and starts it again, and when that agent then freezes, its PostgreSQL is still stopped before
+// the standby takes over (the restarted watchdog, or the taker, stops it).
+TEST_F(AgentTest, AKilledWatchdogIsStartedAgainAndTheFrozenAgentsPrimaryIsStillFenced) {
+  AgentFault fault;
+  struct Thaw {  // however the test ends: a stopped agent would outlive the cluster
+    AgentFault& fault;
+    ~Thaw() {
+      if (fault.agent > 0) kill(fault.agent, SIGCONT);
+    }
+  } thaw{fault};
+  before_fault_ = [&](AgentFault& struck) {
+    auto first = watchdog_of(struck.agent);
+    ASSERT_TRUE(first) << "no tandem-watchdog child of agent " << struck.agent;
+    auto killed_at = std::chrono::steady_clock::now();
+    ASSERT_EQ(kill(*first, SIGKILL), 0);
+    std::optional<pid_t> second;
+    ASSERT_TRUE(eventually([&] {
+      second = watchdog_of(struck.agent);
+      return second && *second != *first &&
+             agent_log(struck.primary)
+                     .find(
+                         "the fencing watchdog was not running: started "
+                         "again") != std::string::npos;
+    })) << agent_log(struck.primary);
+    std::error_code error;
+    auto exe = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", *second), error);
+    EXPECT_EQ(exe.filename(), "tandem-watchdog") << exe;
+    std::cout << "a killed watchdog: started again within "
+              << std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
+                                                          killed_at)
+                     .count()
+              << " ms (pid " << *first << " then " << *second << ")\n";
+  };
+  ASSERT_NO_FATAL_FAILURE(fault_primary_agent(SIGSTOP, fault));
+  kill(fault.agent, SIGCONT);
+  EXPECT_EQ(fault.lost, 0u) << "of " << fault.acknowledged << " acknowledged writes";
   EXPECT_TRUE(eventually([&] {
     return agent_log(fault.primary).find("the watchdog stopped PostgreSQL") != std::string::npos ||
            agent_log(fault.standby).find("fenced " + fault.primary) != std::string::npos;

@@ -625,6 +625,9 @@ ScenarioSettings settings_for(std::uint64_t seed, bool multi_host) {
   if (settings.synchronous && settings.nodes >= 3 && rng() % 2 == 0) settings.sync_quorum = true;
   // Then pauses of the load, where standbys rest (one machine).
   settings.quiet_load = !multi_host && rng() % 2 == 0;
+  // Then every watchdog killed, and whether they may be started again at once.
+  settings.watchdogs_killed = rng() % 5 == 0;
+  settings.watchdogs_refused = settings.watchdogs_killed && rng() % 3 == 0;
   return settings;
 }
 
@@ -1095,7 +1098,7 @@ void World::watchdog(int index) {
 void World::watchdog_check(int index) {
   Slot& slot = slots[index];
   SimWatchdog& dog = *slot.watchdog;
-  if (dog.watched == 0 || dog.watched != slot.local->postmaster()) return;
+  if (dog.killed || dog.watched == 0 || dog.watched != slot.local->postmaster()) return;
   auto now = slot.clock->steady_now();
   if (dog.confirmed && now - *dog.confirmed < config.ha.renew_deadline) return;
   // One machine: a fast shutdown, so that its flushed WAL reaches the standbys. Several: an
@@ -1418,6 +1421,26 @@ void World::end_chains(int index) {
   slot.early_cycles.clear();
   slot.rebuild_waiting = false;  // a rebuild scheduled for it finds the process gone
   slot.cycle_parked = slot.keeper_parked = false;
+}
+
+// ScenarioSettings::watchdogs_killed: a second before the first fault, every running watchdog
+// is killed (by hand — `pkill tandem-watchdog` —, the OOM killer); each stops nothing until its
+// agent starts it again, which fails for 3 s where the settings say so (a fork refused). Drawn
+// from no random number: the faults that follow are those the seed always gave, and find them
+// dead (or restarted).
+void World::kill_watchdogs() {
+  // Refused, the primary stops writes and gives its lease up: the lead moves once.
+  if (settings.watchdogs_refused) ++promotion_budget_;
+  note(fmt::format("every watchdog is killed{}",
+                   settings.watchdogs_refused ? "; none can be started again for 3 s" : ""));
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    Slot& slot = slots[i];
+    if (!slot.alive) continue;
+    slot.watchdog->killed = true;
+    slot.watchdog->restart_refused = settings.watchdogs_refused;
+    schedule(clock.now + SimTime(3000), Kind::kCall, i,
+             [this, i] { slots[i].watchdog->restart_refused = false; });
+  }
 }
 
 // A host crash: the agent dies, and with it (PR_SET_PDEATHSIG) its PostgreSQL and watchdog.
@@ -2100,10 +2123,17 @@ Verdict World::run() {
     start_cluster();
   }
   SimTime window_end = clock.now + SimTime(6000);
+  SimTime first_fault = window_end;
   for (int k = 0; k < settings.faults; ++k) {
     SimTime at = random_ms(clock.now, window_end);
     last_fault_ = std::max(last_fault_, at);
+    first_fault = std::min(first_fault, at);
     schedule(at, Kind::kCall, -1, [this] { inject_fault(); });
+  }
+  // A second before the first fault, where there is that much time: a watchdog killed and the
+  // agent frozen within one cycle is a double fault nothing can mend.
+  if (settings.watchdogs_killed && first_fault - clock.now >= SimTime(1000)) {
+    schedule(first_fault - SimTime(1000), Kind::kCall, -1, [this] { kill_watchdogs(); });
   }
   for (int k = 0; settings.rebuilds && k < 3; ++k) {
     int index = static_cast<int>(rng() % slots.size());

@@ -194,6 +194,11 @@ struct ScenarioSettings {
   // One machine: the clients' writes pause now and then (0.3-2 s after 1-4 s of writes), so
   // that the standbys' answers repeat and they rest (core/observe_rest.h) while faults strike.
   bool quiet_load = false;
+  // A second before the first fault, every watchdog is killed (World::kill_watchdogs);
+  // `watchdogs_refused`:
+  // no agent can start its own again for 3 s.
+  bool watchdogs_killed = false;
+  bool watchdogs_refused = false;
   // Multi-host, three nodes or more: a person changes the members now and then, as `tandem
   // member` does — a standby removed, a node removed earlier added back — one change at a time,
   // each written only once every agent runs the list before it (core/member_change.h).
@@ -340,6 +345,21 @@ class SimWatchdog final : public Watchdog {
   const Clock* clock = nullptr;
   std::chrono::milliseconds deadline{0};
   std::optional<SteadyTime> fenced_at() const override { return fenced; }
+  std::optional<std::string> gone() override {
+    if (!killed) return std::nullopt;
+    return "it was killed by signal 9";
+  }
+  Status restart() override {
+    if (killed && restart_refused) {
+      return fail(ErrorCode::kFailed, "watchdog: fork: Resource temporarily unavailable");
+    }
+    killed = false;
+    return {};
+  }
+  // Killed (by hand, the OOM killer): it stops nothing until its agent starts it again, which
+  // fails while `restart_refused`.
+  bool killed = false;
+  bool restart_refused = false;
   pid_t watched = 0;   // rests (0) once it fenced, until the agent watches again
   pid_t writable = 0;  // what the agent last said may accept writes: what a lost lease stops
   std::optional<SteadyTime> confirmed;
@@ -591,6 +611,7 @@ class World {
   void replicate();
   void write();
   void inject_fault();
+  void kill_watchdogs();
   void check_invariants();
   // Liveness during faults, every 100 ms: see kLivenessBound.
   void check_liveness();

@@ -259,6 +259,12 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // cleanly and started again; the new process kept the old one's parked cycle, so its
       // rebuild on a changed member list waited out the stall and nobody led for 25 s.
       {803439476, true, true, true, true},
+      // Several machines: every watchdog killed (ScenarioSettings::watchdogs_killed), then the
+      // primary's agent frozen: nothing stopped its PostgreSQL once another node took over, two
+      // writers (900000552: in synchronous mode). The agent now starts its watchdog again, and
+      // makes nothing writable until it runs.
+      {900000208, true, true, true, true},
+      {900000552, true, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

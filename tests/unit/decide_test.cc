@@ -901,6 +901,55 @@ TEST(Decide, AProcessStoppedHoldingTheStoresWriteLockIsResumedThenKilled) {
   EXPECT_TRUE(decide(std::nullopt, node, config, kNow).unblock_store);
 }
 
+// The fencing watchdog's process gone (killed, or it exited): started again in the same cycle,
+// whatever else is decided; nothing made writable until it runs; once a restart failed, a
+// running primary stops writes and a leader whose PostgreSQL is down releases its lease.
+TEST(Decide, ANodeWhoseWatchdogIsGoneStartsItAgainAndIsMadeWritableOnlyOnceItRuns) {
+  auto gone = [](NodeObservation node, std::optional<milliseconds> gone_for) {
+    if (gone_for) node.watchdog_gone = {.why = "it was killed by signal 9", .gone_for = *gone_for};
+    return node;
+  };
+  NodeObservation primary = observed(PgState::kPrimary);
+  NodeObservation down = observed(PgState::kStopped);
+  down.data_was_primary = true;
+  NodeObservation following = observed(PgState::kStandby, "node1");
+  ClusterView led_by_me = view_with("node2", {standby("node1", 500)});
+  ClusterView free = view_with(std::nullopt, {standby("node2", 500), standby("node3", 400)});
+  ClusterView led_by_node1 = view_with("node1", {standby("node2", 500)});
+  const milliseconds now{0};
+  const milliseconds failed{150};
+  std::vector<Case> cases = {
+      {"a primary, running: renews", led_by_me, gone(primary, std::nullopt), Action::kRenewLease,
+       ""},
+      {"a primary whose watchdog was just found gone: renews (restarted this cycle)", led_by_me,
+       gone(primary, now), Action::kRenewLease, ""},
+      {"a primary whose watchdog could not be restarted: stops writes", led_by_me,
+       gone(primary, failed), Action::kFence, "could not be restarted: stop writes"},
+      {"the best standby, the lease free, running: takes over", free,
+       gone(observed(PgState::kStandby), std::nullopt), Action::kTakeOver, "most advanced"},
+      {"the best standby, its watchdog just found gone: waits a cycle", free,
+       gone(observed(PgState::kStandby), now), Action::kNone, "take-over waits"},
+      {"the best standby, its watchdog not restarted: still waits", free,
+       gone(observed(PgState::kStandby), failed), Action::kNone, "started again first"},
+      {"the leader, PostgreSQL down, its watchdog just found gone: waits a cycle",
+       view_with("node2", {}), gone(down, now), Action::kNone, "start-primary waits"},
+      {"the leader, PostgreSQL down, its watchdog not restarted: releases the lease",
+       view_with("node2", {}), gone(down, failed), Action::kReleaseLease,
+       "release it to a standby whose watchdog runs"},
+      {"a standby that follows: nothing made writable, nothing changes", led_by_node1,
+       gone(following, failed), Action::kNone, "a standby of node1"},
+  };
+  check(cases);
+  for (const Case& each : cases) {
+    EXPECT_EQ(decide(each.view, each.node, each.config, kNow).restart_watchdog,
+              each.node.watchdog_gone.has_value())
+        << each.name;
+  }
+  // Without a view (the store unreadable) as well.
+  EXPECT_TRUE(
+      decide(std::nullopt, gone(primary, now), HaConfig{.self = "node2"}, kNow).restart_watchdog);
+}
+
 // Quorum commit (ha.synchronous_quorum), the record "any 1 of node2 and node3" at revision 40:
 // a standby of it freezes when nobody leads, promises its freeze once its receiver has settled,
 // takes over only with the other's promise for this revision and at least its WAL, stays frozen

@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -126,6 +128,44 @@ TEST_P(Watchdogs, LeavesItAloneWhileAnswersComeOrWhenNotWatching) {
   EXPECT_FALSE((*watchdog)->fenced_at());
   kill(postmaster, SIGKILL);
   waitpid(postmaster, nullptr, 0);
+}
+
+// Killed (by hand, the OOM killer), the watchdog says it is gone and why; started again — while
+// other threads run, as from the agent's cycle — it watches what it watched and is held to the
+// same confirmation: the postmaster goes at the deadline of the last renewal before the kill.
+TEST_P(Watchdogs, KilledItSaysSoAndStartsAgainHeldToTheSameDeadline) {
+  auto watchdog = FencingWatchdog::start(milliseconds(300), false, GetParam());
+  ASSERT_TRUE(watchdog) << watchdog.error().message;
+  EXPECT_FALSE((*watchdog)->gone());
+  EXPECT_TRUE((*watchdog)->restart()) << "a restart of one that runs changes nothing";
+  pid_t first = (*watchdog)->pid();
+  pid_t postmaster = sleeper();
+  auto confirmed = Steady::now();
+  (*watchdog)->keep_alive(SystemClock().steady_now());
+  (*watchdog)->watch(postmaster);
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  std::optional<std::string> gone;
+  for (int tries = 0; tries < 200 && !gone; ++tries) {
+    gone = (*watchdog)->gone();
+    if (!gone) std::this_thread::sleep_for(milliseconds(5));
+  }
+  ASSERT_TRUE(gone) << "a killed watchdog was not seen gone";
+  EXPECT_NE(gone->find("killed by signal 9"), std::string::npos) << *gone;
+  EXPECT_EQ((*watchdog)->gone(), gone) << "it stays gone until started again";
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    while (!stop) std::this_thread::sleep_for(milliseconds(1));
+  });
+  Status restarted = (*watchdog)->restart();
+  stop = true;
+  busy.join();
+  ASSERT_TRUE(restarted) << restarted.error().message;
+  EXPECT_FALSE((*watchdog)->gone());
+  EXPECT_NE((*watchdog)->pid(), first);
+  ASSERT_TRUE(exited_within(postmaster, milliseconds(2000)))
+      << "the restarted watchdog did not stop the postmaster it was watching";
+  EXPECT_GE(Steady::now() - confirmed, milliseconds(290));
+  EXPECT_TRUE((*watchdog)->fenced_at());
 }
 
 // Its own program; a plain fork; a fork for a program that is not there; a fork for a program
