@@ -166,13 +166,34 @@ Decision without_data(const ClusterView& view, const HaConfig& config) {
                       view.initialized_by)};
 }
 
-// A rejoin, or once rejoins have failed again and again a fresh copy (the old data kept aside).
-Decision rejoin(const NodeObservation& node, const std::string& why, const std::string& leader) {
-  if (should_escalate(node.rejoin_failures, node.rejoin_failing_for)) {
+bool leader_runs_as_primary(const ClusterView& view) {
+  if (!view.leader) return false;
+  auto member = view.members.find(view.leader->name);
+  return member != view.members.end() && member->second.state == PgState::kPrimary;
+}
+
+// A rejoin, or once rejoins have failed again and again a fresh copy (the old data kept aside),
+// but only of a leader that runs as a primary: rejoins fail too while the leader has not
+// promoted yet, and a copy of it then would replace this node's data — the WAL the leader waits
+// for, acknowledged commits under quorum commit — with a standby's that lacks it (multi-host
+// seed 910011382: a switchover's target that could not start held the lease, the old primary
+// and the standby that had the last commits were copied from it, and a node without them took
+// over).
+Decision rejoin(const ClusterView& view, const NodeObservation& node, const std::string& why,
+                const std::string& leader) {
+  if (should_escalate(node.rejoin_failures, node.rejoin_failing_for) &&
+      leader_runs_as_primary(view)) {
     return {Action::kReclone,
             fmt::format("{}, and {} rejoins in a row failed over {} s: clone {} again (the old "
                         "data directory is moved aside)",
                         why, node.rejoin_failures, ms(node.rejoin_failing_for) / 1000, leader),
+            leader};
+  }
+  if (should_escalate(node.rejoin_failures, node.rejoin_failing_for)) {
+    return {Action::kRejoin,
+            fmt::format("{}: rejoin it ({} rejoins in a row failed, but {} does not run as a "
+                        "primary: no copy of it replaces this node's data)",
+                        why, node.rejoin_failures, leader),
             leader};
   }
   return {Action::kRejoin, why + ": rejoin it", leader};
@@ -243,7 +264,7 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
   if (view.leader_is(config.self)) return restart_in_place(view, config);
   if (view.leader) {
     if (node.data_was_primary) {
-      return rejoin(node, fmt::format("a former primary while {} leads", view.leader->name),
+      return rejoin(view, node, fmt::format("a former primary while {} leads", view.leader->name),
                     view.leader->name);
     }
     if (holds_freeze(view, config)) {
@@ -273,12 +294,6 @@ Decision stopped(const ClusterView& view, const NodeObservation& node, const HaC
 }
 
 // The leader's agent says it runs as a primary: what a standby pointed at it could stream.
-bool leader_runs_as_primary(const ClusterView& view) {
-  if (!view.leader) return false;
-  auto member = view.members.find(view.leader->name);
-  return member != view.members.end() && member->second.state == PgState::kPrimary;
-}
-
 // The standby a requested switchover hands the lease to: the one asked for, else the best.
 Decision switchover_target(const ClusterView& view, const HaConfig& config) {
   const SwitchoverRequest& request = *view.switchover;
@@ -620,7 +635,7 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
             leader};
   }
   if (node.not_streaming_for >= config.rejoin_after) {
-    return rejoin(node,
+    return rejoin(view, node,
                   fmt::format("pointed at {} but not streaming for {} ms", leader,
                               ms(node.not_streaming_for)),
                   leader);

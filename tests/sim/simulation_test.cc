@@ -265,6 +265,12 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // makes nothing writable until it runs.
       {900000208, true, true, true, true},
       {900000552, true, true, true, true},
+      // Five nodes on several machines, quorum commit: a switchover's target could not start
+      // its PostgreSQL and held the lease unpromoted; the old primary's rejoins and a standby's
+      // failed ("0 primaries run") until they escalated to copies of that target, which lacked
+      // the last acknowledged commits the copied nodes had; a node without them took over. A
+      // copy now escalates only from a leader that runs as a primary.
+      {910011382, true, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);
