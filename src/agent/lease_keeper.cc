@@ -1,5 +1,7 @@
 #include "agent/lease_keeper.h"
 
+#include <algorithm>
+
 namespace tandem {
 
 LeaseKeeper::LeaseKeeper(Store& store, std::string key, std::string self,
@@ -286,18 +288,23 @@ void LeaseKeeper::wake_thread() {
   wake_.notify_all();
 }
 
-// Four ticks per renewal while the lease is held, so a renewal is late by at most a quarter of
-// its interval. Not held, a tick only looks for a stalled cycle: the next one is due when the
-// cycle that ran last would count as stalled (an idle agent's thread sleeps, woken when the
-// lease is kept again).
 std::chrono::milliseconds LeaseKeeper::next_tick(std::chrono::milliseconds renew_every) const {
-  std::chrono::milliseconds tick = renew_every / 4;
+  using std::chrono::milliseconds;
+  const milliseconds retry = renew_every / 4;
   std::lock_guard lock(state_mutex_);
-  if (held_) return tick;
-  if (stall_limit_ <= std::chrono::milliseconds(0) || !cycle_ran_at_) return std::chrono::hours(1);
-  auto due = std::chrono::ceil<std::chrono::milliseconds>(*cycle_ran_at_ + stall_limit_ -
-                                                          clock_.steady_now());
-  return std::max(tick, due);
+  auto now = clock_.steady_now();
+  std::optional<milliseconds> stall_due;
+  if (stall_limit_ > milliseconds(0) && cycle_ran_at_) {
+    stall_due = std::chrono::ceil<milliseconds>(*cycle_ran_at_ + stall_limit_ - now);
+  }
+  if (!held_) return stall_due ? std::max(retry, *stall_due) : std::chrono::hours(1);
+  milliseconds next = retry;
+  if (confirmed_at_) {
+    milliseconds due = std::chrono::ceil<milliseconds>(*confirmed_at_ + renew_every - now);
+    if (due > milliseconds(0)) next = std::min(due, renew_every);
+  }
+  if (stall_due) next = std::min(next, std::max(*stall_due, retry));
+  return next;
 }
 
 void LeaseKeeper::start(std::chrono::milliseconds renew_every) {

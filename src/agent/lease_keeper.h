@@ -93,6 +93,12 @@ class LeaseKeeper {
   // What that thread does each time: renews a held lease whose last confirmation is at least
   // `renew_every` old.
   void tick(std::chrono::milliseconds renew_every);
+  // How long that thread sleeps after a tick. Held: until the next renewal is due, or a quarter
+  // of `renew_every` when it is due already (a renewal that failed, a write of the cycle's under
+  // way), at most `renew_every` (it used to tick four times per renewal: sixteen wakes a second
+  // with the defaults, where four do); or, if sooner, when the cycle that ran last would count
+  // as stalled (a quarter of `renew_every` at least), which is all it waits for when not held.
+  std::chrono::milliseconds next_tick(std::chrono::milliseconds renew_every) const;
 
   // How a write waits while another thread's write is out: blocked on the lock, unless this is
   // set (the simulation, whose threads are fibers of one thread: it lets simulated time pass
@@ -105,7 +111,6 @@ class LeaseKeeper {
   Status write_locked(const std::function<Result<Revision>(Revision)>& write, bool keep);
   void lost_locked();
   void wake_thread();
-  std::chrono::milliseconds next_tick(std::chrono::milliseconds renew_every) const;
 
   Store& store_;
   const std::string key_;

@@ -23,10 +23,18 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha) {
 }
 
 std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha) {
-  if (ha.quorum_fencing || !facts.wakeable || !facts.lease_lapses_in ||
-      facts.state != PgState::kStandby || !may_rest(facts, ha)) {
-    return ha.loop_interval;
+  if (ha.quorum_fencing || !facts.wakeable || !may_rest(facts, ha)) return ha.loop_interval;
+  if (facts.state == PgState::kPrimary) {
+    // Awake a loop interval after its keeper's next renewal is due (every quarter TTL): a
+    // renewal that does not come is seen as late as before, and the cycles that follow are not
+    // at rest (may_rest) until one comes — renew_deadline is still judged by a cycle every loop
+    // interval, the watchdog's deadline never later. Not in synchronous mode, whose primary
+    // names and unnames its synchronous standbys as they come and go.
+    if (ha.synchronous_mode || !facts.renewed_ago) return ha.loop_interval;
+    return std::clamp(ha.ttl / 4 + ha.loop_interval - *facts.renewed_ago, ha.loop_interval,
+                      longest_rest(ha));
   }
+  if (!facts.lease_lapses_in || facts.state != PgState::kStandby) return ha.loop_interval;
   // Awake again a loop interval before the lease could lapse. A rest starts only while the lease
   // is at most half old (may_rest, by the store's age of it) and lasts at most half a lease less
   // a loop interval: the first cycle after the lease is half old looks afresh, a loop interval

@@ -1008,7 +1008,10 @@ void World::run_cycle(int index) {
   // Decided once, as the agent decides it when its sleep starts (found by review: counted
   // again at the wake, an early cycle that had meanwhile aged out let the wake in sooner).
   slot.deaf_until = started + plan.deaf_until;
-  if (plan.until > config.ha.loop_interval) ++verdict_.rest_sleeps;
+  if (plan.until > config.ha.loop_interval) {
+    ++verdict_.rest_sleeps;
+    if (slot.pg.primary()) ++verdict_.primary_rest_sleeps;
+  }
   SimTime at = std::max(started + plan.until, clock.now + SimTime(1));
   if (std::exchange(slot.wake_pending, false)) {
     at = std::max(started + plan.deaf_until, clock.now + SimTime(1));

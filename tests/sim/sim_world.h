@@ -149,6 +149,7 @@ struct Verdict {
   // sent to agents (a lease handed over or released, a request to its API) and lost.
   long cycles = 0;
   long rest_sleeps = 0;
+  long primary_rest_sleeps = 0;  // of those, a primary's (one machine, asynchronous mode)
   long wakes = 0;
   long wakes_lost = 0;
 };

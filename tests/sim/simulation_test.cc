@@ -58,7 +58,7 @@ void run_seeds(bool multi_host, std::uint64_t default_count, std::uint64_t defau
   int max_failures = static_cast<int>(env_number("TANDEM_SIM_MAX_FAILURES", 5));
   std::mutex mutex;
   long promotions = 0, acknowledged = 0, lost_async = 0, answers = 0, answers_at_rest = 0;
-  long cycles = 0, rest_sleeps = 0, wakes = 0, wakes_lost = 0;
+  long cycles = 0, rest_sleeps = 0, primary_rest_sleeps = 0, wakes = 0, wakes_lost = 0;
   SimTime slowest{0}, leaderless{0};
   std::vector<std::string> failures;
   auto work = [&] {
@@ -73,6 +73,7 @@ void run_seeds(bool multi_host, std::uint64_t default_count, std::uint64_t defau
       answers_at_rest += verdict.answers_at_rest;
       cycles += verdict.cycles;
       rest_sleeps += verdict.rest_sleeps;
+      primary_rest_sleeps += verdict.primary_rest_sleeps;
       wakes += verdict.wakes;
       wakes_lost += verdict.wakes_lost;
       slowest = std::max(slowest, verdict.recovered_after);
@@ -104,8 +105,8 @@ void run_seeds(bool multi_host, std::uint64_t default_count, std::uint64_t defau
             << " ms, longest without a primary while a majority could have had one "
             << leaderless.count() << " ms; " << answers_at_rest << " of " << answers
             << " looks at a server took its last answer again at rest; " << rest_sleeps << " of "
-            << cycles << " cycles slept at rest past a loop interval; " << wakes_lost << " of "
-            << wakes << " wakes lost\n";
+            << cycles << " cycles slept at rest past a loop interval (" << primary_rest_sleeps
+            << " of them a primary's); " << wakes_lost << " of " << wakes << " wakes lost\n";
   // The rest is modelled where it runs: on one machine, standbys sleep and are woken (a lease
   // handed over, a request) — some wakes lost; on several, nobody sleeps past a loop interval.
   if (count >= 100) {
@@ -114,6 +115,7 @@ void run_seeds(bool multi_host, std::uint64_t default_count, std::uint64_t defau
     } else {
       // Rarely: the model's writes never stop, and a standby whose answer moved is not at rest.
       EXPECT_GT(rest_sleeps, 0) << "standbys at rest sleep longer";
+      EXPECT_GT(primary_rest_sleeps, 0) << "so do primaries in asynchronous mode";
       EXPECT_GT(wakes, 0);
       EXPECT_GT(wakes_lost, 0);
       EXPECT_LT(wakes_lost, wakes);

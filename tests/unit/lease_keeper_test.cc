@@ -67,6 +67,32 @@ TEST(LeaseKeeper, TicksRenewOnlyWhenDueAndKeepTheKeyAlive) {
   EXPECT_EQ(*f.keeper.confirmed_at(), f.renewals.back());
 }
 
+// The keeper's thread sleeps until the next renewal is due (it woke four times per renewal),
+// a quarter of the interval when one is due already, and until a stall would be seen at the
+// latest; without the lease, only for that.
+TEST(LeaseKeeper, ItsThreadSleepsUntilTheNextRenewalOrStallIsDue) {
+  Fixture f;
+  const milliseconds every(250);
+  EXPECT_EQ(f.keeper.next_tick(every), std::chrono::hours(1)) << "not held, no stall limit";
+  f.keeper.set_stall_limit(milliseconds(10000));
+  f.keeper.cycle_ran(f.clock.steady_now());
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(10000)) << "not held: the stall's time";
+  ASSERT_TRUE(f.keeper.acquire());
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(250)) << "renewed just now";
+  f.clock.sleep_for(milliseconds(200));
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(50)) << "renewed 200 ms ago";
+  f.clock.sleep_for(milliseconds(50));
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(62)) << "due now: a quarter to retry";
+  f.clock.sleep_for(milliseconds(400));
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(62)) << "overdue (it failed)";
+  f.keeper.tick(every);  // renews
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(250));
+  f.keeper.cycle_ran(f.clock.steady_now() - milliseconds(9900));
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(100)) << "a stall would be seen sooner";
+  f.keeper.cycle_ran(f.clock.steady_now() - milliseconds(20000));
+  EXPECT_EQ(f.keeper.next_tick(every), milliseconds(62)) << "a stall past: never a spin";
+}
+
 // A cycle that never returns does not keep the lease through the keeper: once it has been
 // silent for the stall limit, the keeper stops renewing (the key lapses by its TTL) and says
 // so, once. A cycle that runs, however slowly within the limit, keeps it.

@@ -99,8 +99,9 @@ TEST(MayRest, UnderQuorumFencingTheRestEndsBeforeTheProofOfFencing) {
 }
 
 // A standby at rest sleeps until a cycle before the lease can lapse, at most half a lease less a
-// cycle and a second; anything else sleeps one loop interval.
-TEST(RestSleep, OnlyARestingStandbyThatCanBeWokenSleepsLongerAndNeverPastTheLease) {
+// cycle and a second; a primary at rest (one machine, asynchronous) until a cycle after its next
+// renewal is due; anything else sleeps one loop interval.
+TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARenewalDue) {
   HaConfig ha;  // ttl 1 s, loop 100 ms: at most 400 ms
   auto resting = [] {
     RestFacts facts = settled_standby();
@@ -143,11 +144,52 @@ TEST(RestSleep, OnlyARestingStandbyThatCanBeWokenSleepsLongerAndNeverPastTheLeas
        with(resting(), [](RestFacts& f) { f.request_pending = true; }), ha, milliseconds(100)},
       {"not at rest: another node leads than last cycle",
        with(resting(), [](RestFacts& f) { f.holder_changed = true; }), ha, milliseconds(100)},
-      {"a primary at rest renews: one cycle",
+      {"a primary at rest, renewed 200 ms ago: until a cycle after the next renewal is due",
+       with(settled_primary(), [](RestFacts& f) { f.wakeable = true; }), ha, milliseconds(150)},
+      {"a primary at rest, renewed just now: 350 ms",
        with(settled_primary(),
             [](RestFacts& f) {
-              f.lease_lapses_in = milliseconds(900);
               f.wakeable = true;
+              f.renewed_ago = milliseconds(0);
+            }),
+       ha, milliseconds(350)},
+      {"a primary whose renewal is due now: one cycle",
+       with(settled_primary(),
+            [](RestFacts& f) {
+              f.wakeable = true;
+              f.renewed_ago = milliseconds(300);
+            }),
+       ha, milliseconds(100)},
+      {"a primary whose renewal is late: not at rest, one cycle",
+       with(settled_primary(),
+            [](RestFacts& f) {
+              f.wakeable = true;
+              f.renewed_ago = milliseconds(351);
+            }),
+       ha, milliseconds(100)},
+      {"a primary nobody can wake",
+       with(settled_primary(), [](RestFacts& f) { f.renewed_ago = milliseconds(0); }), ha,
+       milliseconds(100)},
+      {"a primary in synchronous mode",
+       with(settled_primary(),
+            [](RestFacts& f) {
+              f.wakeable = true;
+              f.renewed_ago = milliseconds(0);
+            }),
+       HaConfig{.synchronous_mode = true}, milliseconds(100)},
+      {"a primary under quorum fencing",
+       with(settled_primary(),
+            [](RestFacts& f) {
+              f.wakeable = true;
+              f.renewed_ago = milliseconds(0);
+            }),
+       quorum, milliseconds(100)},
+      {"a primary whose cycle failed",
+       with(settled_primary(),
+            [](RestFacts& f) {
+              f.wakeable = true;
+              f.renewed_ago = milliseconds(0);
+              f.failed = true;
             }),
        ha, milliseconds(100)},
   };
