@@ -1063,6 +1063,7 @@ MemberRecord Agent::member_record(const NodeObservation& node) const {
       .upstream = node.upstream,
       .api_address = self_.api_port != 0 ? fmt::format("{}:{}", self_.host, self_.api_port) : "",
       .nofailover = ha_.nofailover,
+      .unwatched = node.watchdog_gone.has_value(),
       .primary = primary_details_,
       .settings_revision = settings_confirmed_,
       .pending_restart = node.pending_restart,

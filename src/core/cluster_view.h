@@ -74,6 +74,9 @@ struct MemberRecord {
   std::string upstream;     // the node it streams from, if any
   std::string api_address;  // host:port of its agent's HTTP API, "" without one
   bool nofailover = false;
+  // Its fencing watchdog's process is not running (NodeObservation::watchdog_gone): it may not
+  // take over, be handed the lease, nor keep other candidates waiting, until it runs again.
+  bool unwatched = false;
   std::optional<PrimaryDetails> primary;  // the primary's record only
   // The cluster's settings: the revision this agent applied (0: none), and the settings its
   // server waits to restart for (pg_settings.pending_restart).

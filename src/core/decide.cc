@@ -441,6 +441,10 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
     return fmt::format("{} is not a running standby", member.name);
   }
   if (member.nofailover) return fmt::format("{} is tagged nofailover", member.name);
+  if (member.unwatched) {
+    return fmt::format("{} has no fencing watchdog running (it is started again first)",
+                       member.name);
+  }
   if (config.synchronous_mode) {
     // These nodes have every acknowledged commit: the standbys the last leader named, and that
     // leader itself (a cluster stopped or crashed whole comes back through it).

@@ -263,6 +263,7 @@ std::string encode_member(const MemberRecord& member) {
               {"settings_revision", member.settings_revision},
               {"pending_restart", member.pending_restart},
               {"configuration_errors", member.configuration_errors}};
+  if (member.unwatched) record["unwatched"] = true;
   if (member.frozen_for && member.frozen_at) {
     record["frozen_for"] = *member.frozen_for;
     record["frozen_at"] = member.frozen_at->str();
@@ -290,6 +291,7 @@ std::optional<MemberRecord> decode_member(std::string_view text) {
                       .upstream = object->value("upstream", ""),
                       .api_address = object->value("api_address", ""),
                       .nofailover = object->value("nofailover", false),
+                      .unwatched = object->value("unwatched", false),
                       .primary = primary_field(*object),
                       .settings_revision = object->value("settings_revision", std::int64_t{0}),
                       .pending_restart = strings_field(*object, "pending_restart"),

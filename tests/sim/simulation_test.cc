@@ -273,6 +273,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // the last acknowledged commits the copied nodes had; a node without them took over. A
       // copy now escalates only from a leader that runs as a primary.
       {910011382, true, true, true, true},
+      // Several machines, every watchdog killed and not restartable for 3 s: a switchover handed
+      // the lease to a standby without one, which released it, and so on: three promotions for
+      // one request. Such a member's record says so now, and it is no candidate.
+      {940001754, true, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

@@ -334,5 +334,20 @@ TEST(SyncRecord, ReadsBackAsWrittenAndAsAnAgentOfBeforeWroteIt) {
   EXPECT_EQ(named, 2) << document.dump();
 }
 
+// A member whose fencing watchdog does not run says so in its record (written and read back),
+// and only then: older records, without the field, read as watched.
+TEST(MemberRecords, SayWhenTheirWatchdogDoesNotRun) {
+  MemberRecord unwatched{.name = "node2", .state = PgState::kStandby, .unwatched = true};
+  auto decoded = decode_member(encode_member(unwatched));
+  ASSERT_TRUE(decoded);
+  EXPECT_TRUE(decoded->unwatched);
+  EXPECT_EQ(*decoded, unwatched);
+  MemberRecord watched{.name = "node2", .state = PgState::kStandby};
+  EXPECT_EQ(encode_member(watched).find("unwatched"), std::string::npos);
+  decoded = decode_member(encode_member(watched));
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(decoded->unwatched);
+}
+
 }  // namespace
 }  // namespace tandem

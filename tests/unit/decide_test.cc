@@ -946,6 +946,13 @@ TEST(Decide, ANodeWhoseWatchdogIsGoneStartsItAgainAndIsMadeWritableOnlyOnceItRun
        "release it to a standby whose watchdog runs"},
       {"a standby that follows: nothing made writable, nothing changes", led_by_node1,
        gone(following, failed), Action::kNone, "a standby of node1"},
+      {"the better candidate's record says its watchdog does not run: this one takes over",
+       [] {
+         MemberRecord better = standby("node3", 900);
+         better.unwatched = true;
+         return view_with(std::nullopt, {standby("node2", 500), better});
+       }(),
+       gone(observed(PgState::kStandby), std::nullopt), Action::kTakeOver, "most advanced"},
   };
   check(cases);
   for (const Case& each : cases) {
