@@ -77,6 +77,7 @@ Agent::Agent(const AgentParts& parts)
     promoting_postmaster_ = parts.carry->promoting_postmaster;
     unrecorded_promotion_ = parts.carry->unrecorded_promotion;
     writable_postmaster_ = parts.carry->writable_postmaster;
+    watchdog_gone_since_ = parts.carry->watchdog_gone_since;
     if (parts.carry->lease) lease_.resume(*parts.carry->lease);
   }
   // A renewal that finds another holder stops a writable PostgreSQL at once, from the keeper's
@@ -113,7 +114,8 @@ AgentCarry Agent::retire() {
           .promoting_postmaster = promoting_postmaster_,
           .unrecorded_promotion = unrecorded_promotion_,
           .lease = lease_.kept(),
-          .writable_postmaster = writable_postmaster_.load()};
+          .writable_postmaster = writable_postmaster_.load(),
+          .watchdog_gone_since = watchdog_gone_since_};
 }
 
 bool Agent::others_may_lead() {
@@ -328,7 +330,9 @@ void Agent::remember_for_rest(const NodeObservation& node, const Decision& decis
                               const Status& result) {
   last_cycle_ = RestFacts{.state = node.state,
                           .action = decision.action,
-                          .failed = !result,
+                          // A cycle that found its watchdog gone looks again a loop interval
+                          // later: a restart that failed fences there.
+                          .failed = !result || decision.restart_watchdog,
                           .answer_repeated = node.answer_repeated};
   answered_at_ = node.answered_at;
 }
@@ -601,7 +605,9 @@ Status Agent::carry_out(NodeRequest request) {
     // leader (the simulation, seed 2768: a restart requested of the leader, served after a slow
     // read of the store had seen its lease lapse); one behind another's claim beside the
     // claimant (fresh seed 540497786959). Refused before the lease is renewed for it.
-    if (auto refused = restart_refusal(view, node_.observe(false), self_.name)) {
+    NodeObservation now = node_.observe(false);
+    watch_watchdog(now);
+    if (auto refused = restart_refusal(view, now, self_.name)) {
       return fail(ErrorCode::kConflict, *refused);
     }
     if (view.leader_is(self_.name)) {

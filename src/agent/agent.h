@@ -42,6 +42,9 @@ struct AgentCarry {
   // postmaster a lost lease stops at once.
   std::optional<LeaseKeeper::Kept> lease;
   pid_t writable_postmaster = 0;
+  // Since when its watchdog has been seen gone: a restart that failed before the rebuild still
+  // counts as failed after it.
+  std::optional<std::chrono::steady_clock::time_point> watchdog_gone_since;
 };
 
 // What an agent is built from. Everything referenced outlives the agent.

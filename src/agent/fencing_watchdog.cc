@@ -184,6 +184,12 @@ Status FencingWatchdog::spawn() {
     if (getppid() != parent) _exit(0);
     ignore_the_agents_signals();
     if (executable >= 0) exec_program(memory, executable, argv);
+    // The loop in the fork keeps none of the agent's descriptors either (the page stays
+    // mapped): a restart forks from a busy agent, whose pipes to its children a copy held open
+    // would keep from ever ending.
+    if (syscall(SYS_close_range, 3, ~0U, 0) != 0) {
+      for (int fd = 3; fd < 4096; ++fd) close(fd);  // a kernel before 5.9
+    }
     prctl(PR_SET_NAME, "tandem-watchdog");
     run_fencing_loop(*shared, deadline_ms, fast_first);
   }
@@ -216,8 +222,14 @@ FencingWatchdog::~FencingWatchdog() {
 std::optional<std::string> FencingWatchdog::gone() {
   if (child_ <= 0) return exit_;
   int status = 0;
-  if (waitpid(child_, &status, WNOHANG) != child_) return std::nullopt;
-  exit_ = "process " + std::to_string(child_) + ": " + exit_description(status);
+  pid_t waited = -1;
+  do {
+    waited = waitpid(child_, &status, WNOHANG);
+  } while (waited < 0 && errno == EINTR);
+  if (waited == 0) return std::nullopt;
+  exit_ = "process " + std::to_string(child_) + ": " +
+          (waited == child_ ? exit_description(status)
+                            : std::string("not this agent's child any more: ") + strerror(errno));
   child_ = -1;
   return exit_;
 }

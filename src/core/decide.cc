@@ -944,6 +944,12 @@ std::optional<std::string> restart_refusal(const ClusterView& view, const NodeOb
                                            const std::string& self) {
   bool primary_data = now.state == PgState::kPrimary || now.data_was_primary;
   if (!primary_data) return std::nullopt;
+  if (now.watchdog_gone) {
+    return fmt::format(
+        "{}'s fencing watchdog is not running ({}): it is not restarted as a primary until its "
+        "agent has started the watchdog again",
+        self, now.watchdog_gone->why);
+  }
   if (!view.leader_is(self)) {
     return fmt::format(
         "{} does not hold the lease, and its data is a primary's: it is not "
@@ -983,9 +989,7 @@ Decision unless_unwatched(Decision decision, const std::optional<ClusterView>& v
                         "to freeze); {} is not done",
                         ms(gone.gone_for), gone.why, action)};
   }
-  bool makes_writable = decision.action == Action::kBootstrap ||
-                        decision.action == Action::kStartPrimary ||
-                        decision.action == Action::kTakeOver || decision.action == Action::kPromote;
+  bool makes_writable = decision.action == Action::kBootstrap || may_make_writable(decision.action);
   if (!makes_writable) return decision;
   if (failed_before && view && view->leader_is(config.self) &&
       (decision.action == Action::kStartPrimary || decision.action == Action::kPromote)) {

@@ -163,7 +163,8 @@ std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
 // primary's and it does not hold the lease (it would write unwatched beside the leader), or it
 // holds the lease but another node claimed a newer timeline (a claimant that promoted while this
 // node's decision to take the lease back was made on an older view: the fresh seed
-// 540497786959 restarted the old primary beside it).
+// 540497786959 restarted the old primary beside it), or its fencing watchdog is not running
+// (NodeObservation::watchdog_gone: it would write with nothing to stop it).
 std::optional<std::string> restart_refusal(const ClusterView& view, const NodeObservation& now,
                                            const std::string& self);
 

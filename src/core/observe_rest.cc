@@ -30,9 +30,12 @@ std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha)
     // at rest (may_rest) until one comes — renew_deadline is still judged by a cycle every loop
     // interval, the watchdog's deadline never later. Not in synchronous mode, whose primary
     // names and unnames its synchronous standbys as they come and go.
+    // And never later than a loop interval before renew_deadline (a config may set it below a
+    // quarter TTL and two loop intervals).
     if (ha.synchronous_mode || !facts.renewed_ago) return ha.loop_interval;
-    return std::clamp(ha.ttl / 4 + ha.loop_interval - *facts.renewed_ago, ha.loop_interval,
-                      longest_rest(ha));
+    std::chrono::milliseconds wake_at =
+        std::min(ha.ttl / 4 + ha.loop_interval, ha.renew_deadline - ha.loop_interval);
+    return std::clamp(wake_at - *facts.renewed_ago, ha.loop_interval, longest_rest(ha));
   }
   if (!facts.lease_lapses_in || facts.state != PgState::kStandby) return ha.loop_interval;
   // Awake again a loop interval before the lease could lapse. A rest starts only while the lease

@@ -62,7 +62,8 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 // request once written. A wake lost costs that sleep's time, never safety. Its own server's
 // exit, and a request to its API, wake the sleep at once too. A primary at rest on one machine
 // in asynchronous mode, which can be woken, sleeps until a loop interval after its next renewal
-// is due (renewed_ago + sleep = ttl / 4 + a loop interval), a loop interval at least: about four
+// is due (renewed_ago + sleep = ttl / 4 + a loop interval, or renew_deadline less a loop
+// interval where that is sooner), a loop interval at least: about four
 // cycles a second instead of ten. A renewal that does not come is seen a loop interval after it
 // was due, as before; what else the primary's cycle watches comes a few hundred ms later at
 // most: a process stopped holding the store's write lock (first seen at most ttl / 4 + a loop

@@ -732,6 +732,7 @@ TEST(Decide, ARestartIsRefusedToPrimaryDataWithoutTheLeaseOrBehindAClaim) {
     TimelineId timeline;
     std::optional<TimelineClaim> claim;
     const char* refused;  // nullptr: restarted
+    bool watchdog_gone = false;
   };
   std::vector<RestartCase> cases = {
       {"a standby, whoever leads", "node1", PgState::kStandby, false, 1, std::nullopt, nullptr},
@@ -745,6 +746,12 @@ TEST(Decide, ARestartIsRefusedToPrimaryDataWithoutTheLeaseOrBehindAClaim) {
        TimelineClaim{.timeline = 2, .by = "node3"}, "behind timeline 2 claimed by node3"},
       {"the leader's running primary behind another's claim", "node2", PgState::kPrimary, true, 1,
        TimelineClaim{.timeline = 2, .by = "node3"}, "not restarted as a primary"},
+      {"the leader, stopped, its watchdog not running", "node2", PgState::kStopped, true, 1,
+       std::nullopt, "fencing watchdog is not running", true},
+      {"the leader's primary, its watchdog not running", "node2", PgState::kPrimary, true, 1,
+       std::nullopt, "not restarted as a primary until its agent has started the watchdog", true},
+      {"a standby, its watchdog not running: restarted", "node1", PgState::kStandby, false, 1,
+       std::nullopt, nullptr, true},
   };
   for (const RestartCase& each : cases) {
     ClusterView view = view_with(each.leader, {standby("node3", 500)});
@@ -752,6 +759,7 @@ TEST(Decide, ARestartIsRefusedToPrimaryDataWithoutTheLeaseOrBehindAClaim) {
     NodeObservation now = observed(each.state);
     now.data_was_primary = each.data_was_primary;
     now.timeline = each.timeline;
+    if (each.watchdog_gone) now.watchdog_gone = {.why = "it was killed by signal 9"};
     auto refused = restart_refusal(view, now, "node2");
     if (each.refused == nullptr) {
       EXPECT_FALSE(refused) << each.name << ": " << *refused;
@@ -944,6 +952,12 @@ TEST(Decide, ANodeWhoseWatchdogIsGoneStartsItAgainAndIsMadeWritableOnlyOnceItRun
       {"the leader, PostgreSQL down, its watchdog not restarted: releases the lease",
        view_with("node2", {}), gone(down, failed), Action::kReleaseLease,
        "release it to a standby whose watchdog runs"},
+      {"the leader still in recovery, its watchdog just found gone: its promotion waits",
+       view_with("node2", {}), gone(observed(PgState::kStandby), now), Action::kNone,
+       "promote waits"},
+      {"the leader still in recovery, its watchdog not restarted: releases the lease",
+       view_with("node2", {}), gone(observed(PgState::kStandby), failed), Action::kReleaseLease,
+       "rather than promote"},
       {"a standby that follows: nothing made writable, nothing changes", led_by_node1,
        gone(following, failed), Action::kNone, "a standby of node1"},
       {"the better candidate's record says its watchdog does not run: this one takes over",

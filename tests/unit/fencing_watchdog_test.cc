@@ -152,6 +152,9 @@ TEST_P(Watchdogs, KilledItSaysSoAndStartsAgainHeldToTheSameDeadline) {
   ASSERT_TRUE(gone) << "a killed watchdog was not seen gone";
   EXPECT_NE(gone->find("killed by signal 9"), std::string::npos) << *gone;
   EXPECT_EQ((*watchdog)->gone(), gone) << "it stays gone until started again";
+  // Started again 200 ms after the last confirmation: held to that confirmation's deadline
+  // (300 ms), not to one counted from its start (500 ms).
+  std::this_thread::sleep_until(confirmed + milliseconds(200));
   std::atomic<bool> stop{false};
   std::thread busy([&] {
     while (!stop) std::this_thread::sleep_for(milliseconds(1));
@@ -164,7 +167,9 @@ TEST_P(Watchdogs, KilledItSaysSoAndStartsAgainHeldToTheSameDeadline) {
   EXPECT_NE((*watchdog)->pid(), first);
   ASSERT_TRUE(exited_within(postmaster, milliseconds(2000)))
       << "the restarted watchdog did not stop the postmaster it was watching";
-  EXPECT_GE(Steady::now() - confirmed, milliseconds(290));
+  auto took = std::chrono::duration_cast<milliseconds>(Steady::now() - confirmed);
+  EXPECT_GE(took, milliseconds(290));
+  EXPECT_LE(took, milliseconds(300 + 150)) << "held to a deadline counted from its restart";
   EXPECT_TRUE((*watchdog)->fenced_at());
 }
 

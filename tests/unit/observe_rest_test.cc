@@ -184,6 +184,13 @@ TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARe
               f.renewed_ago = milliseconds(0);
             }),
        quorum, milliseconds(100)},
+      {"a primary whose renew_deadline comes before a quarter TTL and a cycle: a cycle before it",
+       with(settled_primary(),
+            [](RestFacts& f) {
+              f.wakeable = true;
+              f.renewed_ago = milliseconds(0);
+            }),
+       HaConfig{.renew_deadline = milliseconds(300)}, milliseconds(200)},
       {"a primary whose cycle failed",
        with(settled_primary(),
             [](RestFacts& f) {
