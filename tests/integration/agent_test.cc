@@ -153,6 +153,12 @@ class AgentTest : public LocalClusterTest {
     auto byte = SqliteStore::write_lock_byte(config_.store_file);
     return posix_write_lock_holder(byte.file, byte.offset) == pid;
   }
+  struct Thaw {  // however the test ends: a stopped agent would outlive the cluster
+    AgentFault& fault;
+    ~Thaw() {
+      if (fault.agent > 0) kill(fault.agent, SIGCONT);
+    }
+  };
   // Done to the primary's agent just before the fault strikes, where a test says.
   std::function<void(AgentFault&)> before_fault_;
   // The watchdog process of agent `agent` (a child named tandem-watchdog), if one runs.
@@ -561,12 +567,7 @@ TEST_F(AgentTest, FrozenAgentsPrimaryIsFencedBeforeATakeover) {
   // watchdog (a process of its own) stops PostgreSQL renew_deadline after the last confirmed
   // renewal; had the watchdog been frozen as well, the node taking over would stop it.
   AgentFault fault;
-  struct Thaw {  // however the test ends: a stopped agent would outlive the cluster
-    AgentFault& fault;
-    ~Thaw() {
-      if (fault.agent > 0) kill(fault.agent, SIGCONT);
-    }
-  } thaw{fault};
+  Thaw thaw{fault};
   ASSERT_NO_FATAL_FAILURE(fault_primary_agent(SIGSTOP, fault));
   kill(fault.agent, SIGCONT);
   // Issue 10: its watchdog's fast shutdown lets the WAL senders pass every flushed record on,
@@ -582,16 +583,11 @@ TEST_F(AgentTest, FrozenAgentsPrimaryIsFencedBeforeATakeover) {
 }
 
 // The primary's watchdog killed (by hand, the OOM killer): its agent sees it gone within a cycle
-// and starts it again, and when that agent then freezes, its PostgreSQL is still stopped before
-// the standby takes over (the restarted watchdog, or the taker, stops it).
+// and starts it again, and when that agent then freezes, the restarted watchdog stops its
+// PostgreSQL before the standby takes over (the taker finds nothing to fence).
 TEST_F(AgentTest, AKilledWatchdogIsStartedAgainAndTheFrozenAgentsPrimaryIsStillFenced) {
   AgentFault fault;
-  struct Thaw {  // however the test ends: a stopped agent would outlive the cluster
-    AgentFault& fault;
-    ~Thaw() {
-      if (fault.agent > 0) kill(fault.agent, SIGCONT);
-    }
-  } thaw{fault};
+  Thaw thaw{fault};
   before_fault_ = [&](AgentFault& struck) {
     auto first = watchdog_of(struck.agent);
     ASSERT_TRUE(first) << "no tandem-watchdog child of agent " << struck.agent;
