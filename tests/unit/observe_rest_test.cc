@@ -113,6 +113,13 @@ TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARe
     change(facts);
     return facts;
   };
+  // A primary at rest that can be woken, its lease renewed `ago`.
+  auto resting_primary = [](milliseconds ago) {
+    RestFacts facts = settled_primary();
+    facts.wakeable = true;
+    facts.renewed_ago = ago;
+    return facts;
+  };
   struct Case {
     const char* what;
     RestFacts facts;
@@ -145,60 +152,26 @@ TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARe
       {"not at rest: another node leads than last cycle",
        with(resting(), [](RestFacts& f) { f.holder_changed = true; }), ha, milliseconds(100)},
       {"a primary at rest, renewed 200 ms ago: until a cycle after the next renewal is due",
-       with(settled_primary(), [](RestFacts& f) { f.wakeable = true; }), ha, milliseconds(150)},
-      {"a primary at rest, renewed just now: 350 ms",
-       with(settled_primary(),
-            [](RestFacts& f) {
-              f.wakeable = true;
-              f.renewed_ago = milliseconds(0);
-            }),
-       ha, milliseconds(350)},
-      {"a primary whose renewal is due now: one cycle",
-       with(settled_primary(),
-            [](RestFacts& f) {
-              f.wakeable = true;
-              f.renewed_ago = milliseconds(300);
-            }),
-       ha, milliseconds(100)},
+       resting_primary(milliseconds(200)), ha, milliseconds(150)},
+      {"a primary at rest, renewed just now: 350 ms", resting_primary(milliseconds(0)), ha,
+       milliseconds(350)},
+      {"a primary whose renewal is due now: one cycle", resting_primary(milliseconds(300)), ha,
+       milliseconds(100)},
       {"a primary whose renewal is late: not at rest, one cycle",
-       with(settled_primary(),
-            [](RestFacts& f) {
-              f.wakeable = true;
-              f.renewed_ago = milliseconds(351);
-            }),
-       ha, milliseconds(100)},
+       resting_primary(milliseconds(351)), ha, milliseconds(100)},
       {"a primary nobody can wake",
        with(settled_primary(), [](RestFacts& f) { f.renewed_ago = milliseconds(0); }), ha,
        milliseconds(100)},
-      {"a primary in synchronous mode",
-       with(settled_primary(),
-            [](RestFacts& f) {
-              f.wakeable = true;
-              f.renewed_ago = milliseconds(0);
-            }),
+      {"a primary in synchronous mode", resting_primary(milliseconds(0)),
        HaConfig{.synchronous_mode = true}, milliseconds(100)},
-      {"a primary under quorum fencing",
-       with(settled_primary(),
-            [](RestFacts& f) {
-              f.wakeable = true;
-              f.renewed_ago = milliseconds(0);
-            }),
-       quorum, milliseconds(100)},
+      {"a primary under quorum fencing", resting_primary(milliseconds(0)), quorum,
+       milliseconds(100)},
       {"a primary whose renew_deadline comes before a quarter TTL and a cycle: a cycle before it",
-       with(settled_primary(),
-            [](RestFacts& f) {
-              f.wakeable = true;
-              f.renewed_ago = milliseconds(0);
-            }),
-       HaConfig{.renew_deadline = milliseconds(300)}, milliseconds(200)},
+       resting_primary(milliseconds(0)), HaConfig{.renew_deadline = milliseconds(300)},
+       milliseconds(200)},
       {"a primary whose cycle failed",
-       with(settled_primary(),
-            [](RestFacts& f) {
-              f.wakeable = true;
-              f.renewed_ago = milliseconds(0);
-              f.failed = true;
-            }),
-       ha, milliseconds(100)},
+       with(resting_primary(milliseconds(0)), [](RestFacts& f) { f.failed = true; }), ha,
+       milliseconds(100)},
   };
   for (const Case& each : cases) {
     EXPECT_EQ(rest_sleep(each.facts, each.ha).count(), each.sleep.count()) << each.what;
