@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <utility>
 
 namespace tandem {
 namespace {
@@ -147,10 +146,10 @@ Result<std::unique_ptr<FencingWatchdog>> FencingWatchdog::start(std::chrono::mil
 // Forks the loop's process on the shared page: the program exec'd, or, if it cannot be opened,
 // will not run or exits at once, the loop run by the fork itself. Only async-signal-safe calls
 // in the child, so a restart from the agent's threads is as safe as the first start.
-Status FencingWatchdog::spawn() {
+Status FencingWatchdog::spawn(bool use_program) {
   int executable = -1;
   std::string fallback;
-  if (!program_.empty()) {
+  if (use_program && !program_.empty()) {
     auto opened = open_program(program_);
     if (opened) {
       executable = *opened;
@@ -198,10 +197,8 @@ Status FencingWatchdog::spawn() {
   if (!loop_runs(*shared_, child, why)) {
     if (executable < 0) return fail(ErrorCode::kFailed, "watchdog: " + why);
     // The program would not run (another build's, a library missing): the loop in a fork.
-    std::string program = std::exchange(program_, "");
-    Status forked = spawn();
-    program_ = program;
-    if (forked) runs_ = "a fork of the agent: " + program + " would not run: " + why;
+    Status forked = spawn(false);
+    if (forked) runs_ = "a fork of the agent: " + program_ + " would not run: " + why;
     return forked;
   }
   child_ = child;

@@ -86,7 +86,8 @@ class FencingWatchdog final : public Watchdog {
         deadline_(deadline),
         fast_first_(fast_first),
         program_(std::move(program)) {}
-  Status spawn();
+  // `use_program`: false for the fork's own loop, once the program would not run.
+  Status spawn(bool use_program = true);
 
   WatchdogShared* shared_;
   int memory_fd_;  // the page's memfd (close-on-exec), handed to each process that runs the loop
