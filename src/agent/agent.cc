@@ -265,7 +265,7 @@ Decision Agent::cycle() {
   }
   if (decision.backup && backups_ != nullptr && result) start_backup(*decision.backup);
   if (decision.read_repository && backups_ != nullptr && result) backups_->read_repository(self_);
-  record_attempt(decision.action, result, view && view->leader_is(self_.name));
+  record_attempt(decision, result, view && view->leader_is(self_.name));
   remember_for_rest(node, decision, result);
   next_sleep_ = next_sleep(view, !rest || rest->holder_changed);
   if (view) publish(node);
@@ -506,15 +506,15 @@ void Agent::count_attempts(NodeObservation& node) {
   if (start_failures_.since) node.start_failing_for = since(*start_failures_.since, clock_);
 }
 
-void Agent::record_attempt(Action action, const Status& result, bool leader) {
+void Agent::record_attempt(const Decision& decision, const Status& result, bool leader) {
   auto failed = [&](Streak& streak) {
     if (streak.count++ == 0) streak.since = clock_.steady_now();
   };
-  switch (action) {
+  switch (decision.action) {
     case Action::kRejoin:
       if (result) {
         rejoin_failures_ = {};
-      } else {
+      } else if (!decision.uncounted_rejoin) {
         failed(rejoin_failures_);
       }
       break;

@@ -186,7 +186,7 @@ class Agent {
   // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
   void count_attempts(NodeObservation& node);
   // `leader`: this node held the lease when it decided.
-  void record_attempt(Action action, const Status& result, bool leader);
+  void record_attempt(const Decision& decision, const Status& result, bool leader);
   void add_quorum_facts(NodeObservation& node);
   // The facts of rest (core/observe_rest.h) from the last cycle and the lease in `view`.
   std::optional<RestFacts> rest_facts(const std::optional<ClusterView>& view) const;

@@ -189,14 +189,15 @@ Decision rejoin(const ClusterView& view, const NodeObservation& node, const std:
                         why, node.rejoin_failures, ms(node.rejoin_failing_for) / 1000, leader),
             leader};
   }
+  Decision decision{Action::kRejoin, why + ": rejoin it", leader};
   if (should_escalate(node.rejoin_failures, node.rejoin_failing_for)) {
-    return {Action::kRejoin,
-            fmt::format("{}: rejoin it ({} rejoins in a row failed, but {} does not run as a "
-                        "primary: no copy of it replaces this node's data)",
-                        why, node.rejoin_failures, leader),
-            leader};
+    decision.reason = fmt::format(
+        "{}: rejoin it ({} rejoins in a row failed, but {} does not run as a primary: no copy of "
+        "it replaces this node's data)",
+        why, node.rejoin_failures, leader);
   }
-  return {Action::kRejoin, why + ": rejoin it", leader};
+  decision.uncounted_rejoin = !leader_runs_as_primary(view);
+  return decision;
 }
 
 // The leader's PostgreSQL is down: restarted in place (crash recovery, same timeline). In

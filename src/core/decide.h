@@ -103,6 +103,10 @@ struct Decision {
     std::chrono::milliseconds stopped_for{0};
   };
   std::optional<UnblockStore> unblock_store;
+  // kRejoin of a leader that does not run as a primary (not promoted yet, or restarting): a
+  // failure does not count towards a fresh copy. Rejoins fail then for want of a primary, and
+  // counted, the first one to fail after the leader's promotion would already be the copy.
+  bool uncounted_rejoin = false;
   // Any action: the fencing watchdog's process is not running (NodeObservation::watchdog_gone):
   // it is started again, before the action. Until it runs, nothing makes this node writable, and
   // a primary whose watchdog could not be restarted stops writes and gives its lease up.

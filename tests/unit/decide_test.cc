@@ -558,6 +558,38 @@ TEST(Decide, ThePlanSaysWhatTheExecutorUsedToDecide) {
   EXPECT_EQ(takeover.lost_bytes, std::nullopt) << "no position of a last leader known";
 }
 
+// A rejoin fails while the leader has not promoted yet (or restarts): such failures do not
+// count towards a fresh copy, else the first failure after its promotion would be the copy.
+TEST(Decide, ARejoinCountsTowardsACopyOnlyWhileTheLeaderRunsAsAPrimary) {
+  HaConfig config{.self = "node2"};
+  NodeObservation former_primary = observed(PgState::kStopped);
+  former_primary.data_was_primary = true;
+  NodeObservation stuck_standby = observed(PgState::kStandby, "node1");
+  stuck_standby.not_streaming_for = milliseconds(5000);
+  ClusterView running = view_with("node1", {});
+  running.members["node1"] = {.name = "node1", .state = PgState::kPrimary};
+  struct Case {
+    const char* name;
+    ClusterView view;
+    NodeObservation node;
+    bool uncounted;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"former primary, the leader a primary", running, former_primary, false},
+           {"former primary, the leader still a standby", view_with("node1", {standby("node1", 5)}),
+            former_primary, true},
+           {"former primary, the leader's record missing", view_with("node1", {}), former_primary,
+            true},
+           {"stuck standby, the leader a primary", running, stuck_standby, false},
+           {"stuck standby, the leader still a standby", view_with("node1", {standby("node1", 5)}),
+            stuck_standby, true},
+       }) {
+    Decision decision = decide(c.view, c.node, config, kNow);
+    ASSERT_EQ(decision.action, Action::kRejoin) << c.name << ": " << decision.reason;
+    EXPECT_EQ(decision.uncounted_rejoin, c.uncounted) << c.name;
+  }
+}
+
 // Its own claim of the next timeline: tried again while unmarked (an unfinished promotion), but
 // once marked promoted the node has lost that history (reinitialized from a node that never
 // promoted: fresh seed 273562385) and claims past it. A claim its server runs on is marked.
