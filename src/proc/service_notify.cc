@@ -1,8 +1,12 @@
 #include "proc/service_notify.h"
 
-#include <systemd/sd-daemon.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace tandem {
@@ -17,10 +21,27 @@ std::string one_line(std::string_view text) {
   return line;
 }
 
+// One datagram to the AF_UNIX socket $NOTIFY_SOCKET names: a path, or after "@" a name in
+// Linux's abstract namespace; the kernel adds the sender's credentials, which the service manager
+// asks for (sd_notify(3), whose protocol systemd counts among its stable interfaces). The
+// variable stays set, for the next message. Whether it was sent is not asked: a service manager
+// that went away is no reason to stop the agent. libsystemd did this before, and brought six more
+// libraries into every agent's memory (about 0.3 MiB of its PSS, issue 19.2).
 void send(const std::string& message) {
-  // 0: the variable stays set, for the next message; the result says only whether it was sent,
-  // and a service manager that went away is no reason to stop the agent.
-  (void)sd_notify(0, message.c_str());
+  const char* where = std::getenv("NOTIFY_SOCKET");
+  if (where == nullptr || (where[0] != '/' && where[0] != '@')) return;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::size_t length = std::strlen(where);
+  if (length < 2 || length > sizeof address.sun_path) return;
+  std::memcpy(address.sun_path, where, length);
+  if (where[0] == '@') address.sun_path[0] = '\0';
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)sendto(fd, message.data(), message.size(), MSG_NOSIGNAL,
+               reinterpret_cast<const sockaddr*>(&address),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length));
+  close(fd);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The service manager's notify protocol (systemd's sd_notify(3), through libsystemd): a service
+// The service manager's notify protocol (systemd's sd_notify(3), spoken directly): a service
 // of Type=notify says when it is ready, reloading or stopping, and a status line, in datagrams to
 // the socket $NOTIFY_SOCKET names. Without that variable (not started by systemd) nothing is sent.
 #pragma once

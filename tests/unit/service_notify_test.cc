@@ -3,9 +3,14 @@
 #include "proc/service_notify.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -32,6 +37,30 @@ TEST(ServiceNotifier, SaysReadyStatusAndStoppingOnTheSocketSystemdNames) {
   unsetenv("NOTIFY_SOCKET");
 }
 
+// "@" names a socket in Linux's abstract namespace, as a service manager in a container may.
+TEST(ServiceNotifier, SaysReadyOnASocketInTheAbstractNamespace) {
+  std::string name = "tandem-notify-test-" + std::to_string(getpid());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path + 1, name.data(), name.size());
+  ASSERT_EQ(bind(fd, reinterpret_cast<const sockaddr*>(&address),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())),
+            0);
+  setenv("NOTIFY_SOCKET", ("@" + name).c_str(), 1);
+  ServiceNotifier().ready("a standby of node1");
+  unsetenv("NOTIFY_SOCKET");
+  pollfd readable{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&readable, 1, 2000), 1);
+  char buffer[256];
+  ssize_t length = recv(fd, buffer, sizeof buffer, 0);
+  close(fd);
+  ASSERT_GT(length, 0);
+  EXPECT_EQ(std::string(buffer, static_cast<std::size_t>(length)),
+            "READY=1\nSTATUS=a standby of node1");
+}
+
 TEST(ServiceNotifier, OutsideSystemdSendsNothingAndGoesOn) {
   unsetenv("NOTIFY_SOCKET");
   ServiceNotifier notifier;
@@ -41,6 +70,13 @@ TEST(ServiceNotifier, OutsideSystemdSendsNothingAndGoesOn) {
   // A socket that went away (systemd restarted, say) is no reason to stop either.
   setenv("NOTIFY_SOCKET", "/nonexistent/tandem-notify.sock", 1);
   notifier.status("still here");
+  for (const char* unusable : {"", "@", "relative.sock",
+                               "/a-path-longer-than-sun_path-allows-"
+                               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}) {
+    setenv("NOTIFY_SOCKET", unusable, 1);
+    notifier.status("still here");
+  }
   unsetenv("NOTIFY_SOCKET");
 }
 
