@@ -227,7 +227,7 @@ Decision Agent::cycle() {
   if (node.state != PgState::kPrimary) node_.reset_sync();
   refresh_primary_details(node);
   node.lease_renewed_at = lease_.confirmed_at();
-  count_attempts(node);
+  attempts_.observe(node, clock_.steady_now());
   add_quorum_facts(node);
   watch_store_lock(node);
   watch_watchdog(node);
@@ -265,7 +265,8 @@ Decision Agent::cycle() {
   }
   if (decision.backup && backups_ != nullptr && result) start_backup(*decision.backup);
   if (decision.read_repository && backups_ != nullptr && result) backups_->read_repository(self_);
-  record_attempt(decision, result, view && view->leader_is(self_.name));
+  attempts_.record(decision, static_cast<bool>(result), view && view->leader_is(self_.name),
+                   clock_.steady_now());
   remember_for_rest(node, decision, result);
   next_sleep_ = next_sleep(view, !rest || rest->holder_changed);
   if (view) publish(node);
@@ -487,54 +488,6 @@ void Agent::note_watchdog_fence() {
 }
 
 // A primary that ran for ten seconds came back for good; until then its restarts count.
-void Agent::count_attempts(NodeObservation& node) {
-  if (node.state != PgState::kPrimary) {
-    primary_since_.reset();
-  } else if (!primary_since_) {
-    primary_since_ = clock_.steady_now();
-  } else if (since(*primary_since_, clock_) >= std::chrono::seconds(10)) {
-    start_failures_ = {};
-  }
-  // A standby that streams came back for good: earlier failed rejoins (one whose primary
-  // handed over meanwhile, say) no longer count towards a fresh copy.
-  if (node.state == PgState::kStandby && node.not_streaming_for == milliseconds(0)) {
-    rejoin_failures_ = {};
-  }
-  node.rejoin_failures = rejoin_failures_.count;
-  node.start_failures = start_failures_.count;
-  if (rejoin_failures_.since) node.rejoin_failing_for = since(*rejoin_failures_.since, clock_);
-  if (start_failures_.since) node.start_failing_for = since(*start_failures_.since, clock_);
-}
-
-void Agent::record_attempt(const Decision& decision, const Status& result, bool leader) {
-  auto failed = [&](Streak& streak) {
-    if (streak.count++ == 0) streak.since = clock_.steady_now();
-  };
-  switch (decision.action) {
-    case Action::kRejoin:
-      if (result) {
-        rejoin_failures_ = {};
-      } else if (!decision.uncounted_rejoin) {
-        failed(rejoin_failures_);
-      }
-      break;
-    case Action::kReclone:
-      if (result) rejoin_failures_ = {};
-      break;
-    case Action::kStartPrimary:
-      failed(start_failures_);  // forgiven once it runs as a primary for ten seconds
-      break;
-    case Action::kStartStandby:  // a leader's standby data, started to finish its promotion
-      if (leader) failed(start_failures_);  // forgiven once it runs as a primary for 10 s
-      break;
-    case Action::kReleaseLease:
-      if (result) start_failures_ = {};
-      break;
-    default:
-      break;
-  }
-}
-
 void Agent::watch_postmaster(bool writable) {
   pid_t postmaster = writable ? node_.postmaster() : 0;
   writable_postmaster_ = postmaster;

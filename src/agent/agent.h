@@ -22,6 +22,7 @@
 #include "agent/local_node.h"
 #include "agent/peer_waker.h"
 #include "agent/store_lock_watch.h"
+#include "core/attempts.h"
 #include "core/decide.h"
 #include "core/observe_rest.h"
 #include "dcs/cluster_layout.h"
@@ -183,10 +184,6 @@ class Agent {
   bool cycle_stalled(std::chrono::milliseconds silent);
   Status still_keeping_lease() const;
   void note_renewal_round_trip(std::chrono::milliseconds round_trip);
-  // Escalation: how often the last rejoins and restarts in place failed (NodeObservation).
-  void count_attempts(NodeObservation& node);
-  // `leader`: this node held the lease when it decided.
-  void record_attempt(const Decision& decision, const Status& result, bool leader);
   void add_quorum_facts(NodeObservation& node);
   // The facts of rest (core/observe_rest.h) from the last cycle and the lease in `view`.
   std::optional<RestFacts> rest_facts(const std::optional<ClusterView>& view) const;
@@ -278,13 +275,7 @@ class Agent {
   std::chrono::steady_clock::time_point published_at_{};
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;
   std::uint64_t cycles_ = 0;
-  struct Streak {  // failures in a row, since the first of them
-    int count = 0;
-    std::optional<std::chrono::steady_clock::time_point> since;
-  };
-  Streak rejoin_failures_;
-  Streak start_failures_;
-  std::optional<std::chrono::steady_clock::time_point> primary_since_;
+  Attempts attempts_;  // escalation: the rejoins and restarts in place that failed in a row
   std::optional<PrimaryDetails> primary_details_;
   std::chrono::steady_clock::time_point primary_details_at_{};
   std::string store_error_;  // why the last read of the store failed, "" when it did not

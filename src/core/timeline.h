@@ -56,7 +56,9 @@ std::string wal_segment_name(TimelineId timeline, Lsn position,
 // Before a standby is promoted: of the WAL segments it received whole (`received`, those its
 // archive_status says .done), those after `archived` — the last file the old primary was seen
 // to archive: a segment, or a .partial or .backup file of one; any other name (a .history file,
-// "") stands for none — in the order of the WAL: what the old primary may have died before
+// "") stands for none — in the order of the WAL, where at one position a newer timeline comes
+// after an older one (a promotion archives the old timeline's last segment as a .partial while
+// the new one's at that position is still owed): what the old primary may have died before
 // archiving. Of any timeline: a promoted node dead before its archiver pushed what it owed
 // leaves that timeline's behind. Whatever a standby received is a true copy of its timeline.
 std::vector<std::string> received_after(const std::vector<std::string>& received,

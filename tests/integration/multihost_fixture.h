@@ -334,15 +334,15 @@ class MultiHostTest : public ::testing::Test {
         timeout);
     return found;
   }
-  // Acknowledged writes answered at or after `since`, the first few printed.
-  // Writes `probe` had acknowledged by a server after `since`: answered then (`sent_too`
-  // false), or sent then too.
-  static std::size_t acknowledged_after(const WriteProbe& probe, WallClock::time_point since,
-                                        const std::string& what, bool sent_too = false) {
+  // Acknowledged writes answered at or after `since` (and sent at or after `sent_since`, where
+  // given), the first few printed.
+  static std::size_t acknowledged_after(
+      const WriteProbe& probe, WallClock::time_point since, const std::string& what,
+      std::optional<WallClock::time_point> sent_since = std::nullopt) {
     std::size_t count = 0;
     for (const WriteAttempt& attempt : probe.attempts()) {
       if (!attempt.acknowledged || attempt.answered_at < since) continue;
-      if (sent_too && attempt.at < since) continue;
+      if (sent_since && attempt.at < *sent_since) continue;
       if (++count <= 3) std::cout << what << " acknowledged write " << attempt.sequence << "\n";
     }
     return count;

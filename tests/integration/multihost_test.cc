@@ -409,14 +409,15 @@ TEST_F(MultiHostQuorumTest, AFrozenPrimaryHostFailsOverWithEveryWriteAndAcknowle
   ASSERT_TRUE(taken) << "nobody took over while the primary's host was frozen";
   EXPECT_TRUE(stays_primary(taken->first, std::chrono::seconds(5)));
   probe.stop();
-  // A write sent before the freeze may still be answered after the thaw (CI on ce3e701: 1 of
-  // 51): its commit had reached a standby of the quorum, whose reply waited in the frozen
+  // A write sent before the freeze may still be answered after the thaw (CI on ce3e701; 1 in 28
+  // runs here): its commit had reached a standby of the quorum, whose reply waited in the frozen
   // host's socket until the WAL sender, thawed, read it before the watchdog stopped PostgreSQL.
-  // That write is on the new primary (missing_on, below, counts every acknowledged one). A
-  // write sent after the thaw is never acknowledged.
+  // That write is on the new primary (missing_on, below, counts every acknowledged one). A write
+  // sent once the host froze is never acknowledged.
   std::size_t answered_late = acknowledged_after(probe, thawed_at, old_primary + " after its thaw");
-  EXPECT_LE(answered_late, 1u) << "one write at most was waiting for its answer at the freeze";
-  EXPECT_EQ(acknowledged_after(probe, thawed_at, old_primary + " sent after its thaw", true), 0u);
+  EXPECT_EQ(acknowledged_after(probe, thawed_at, old_primary + " sent during the freeze or after",
+                               frozen_at),
+            0u);
   auto missing = probe.missing_on(node_conninfo(reach_, taken->first));
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->size(), 0u) << "acknowledged writes missing on " << taken->first;

@@ -42,6 +42,8 @@ depends=$(dpkg-deb -f "$deb" Depends)
 for dep in libpq5 libmicrohttpd libyaml-cpp postgresql-15; do
   echo "$depends" | grep -q "$dep" || fail "Depends lacks $dep: $depends"
 done
+# The notify protocol is spoken directly: libsystemd is not loaded into every agent.
+if echo "$depends" | grep -q libsystemd; then fail "Depends names libsystemd: $depends"; fi
 contents=$(dpkg-deb -c "$deb")
 for file in ./usr/bin/tandem ./usr/libexec/tandem/tandem-watchdog ./lib/systemd/system/tandem@.service \
   ./lib/systemd/system/tandem-repository.service \

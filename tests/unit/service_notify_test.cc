@@ -30,6 +30,11 @@ TEST(ServiceNotifier, SaysReadyStatusAndStoppingOnTheSocketSystemdNames) {
   EXPECT_EQ(socket.next(), "READY=1\nSTATUS=none: a standby of node1 STOPPING=1");
   notifier.status("take-over: nobody leads");
   EXPECT_EQ(socket.next(), "STATUS=take-over: nobody leads");
+  // systemd drops a datagram holding a NUL, or longer than its buffer: READY=1 would be lost.
+  notifier.status(std::string("a\0b", 3));
+  EXPECT_EQ(socket.next(), "STATUS=a b");
+  notifier.ready(std::string(10000, 'x'));
+  EXPECT_EQ(socket.next(), "READY=1\nSTATUS=" + std::string(2048, 'x'));
   notifier.reloading();
   EXPECT_EQ(socket.next(), "RELOADING=1");
   notifier.stopping("stopping");
@@ -70,6 +75,7 @@ TEST(ServiceNotifier, OutsideSystemdSendsNothingAndGoesOn) {
   // A socket that went away (systemd restarted, say) is no reason to stop either.
   setenv("NOTIFY_SOCKET", "/nonexistent/tandem-notify.sock", 1);
   notifier.status("still here");
+  // Names no socket can have: nothing sent, no error (the agent goes on).
   for (const char* unusable : {"", "@", "relative.sock",
                                "/a-path-longer-than-sun_path-allows-"
                                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
