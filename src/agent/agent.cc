@@ -1133,6 +1133,7 @@ void Agent::reload(const Result<ClusterConfig>& fresh) {
         "data kept)",
         self_.name);
     removed_ = true;
+    if (contacts_ != nullptr) contacts_->leave();  // it backs nobody while it stops
     return;
   }
   spdlog::info("reload: {}", describe_reload(plan, running_config_, self_.name));
@@ -1187,7 +1188,10 @@ bool Agent::follow_member_list(ClusterView& view, const StoreSnapshot& snapshot)
           "cleanly, its data kept)",
           self_.name, stored);
       removed_ = true;
-      // Its word that it left: it counts over no list any more (see end_change_when_taken).
+      // It backs nobody from now on, then gives its word that it left: it counts over no list
+      // any more (see end_change_when_taken). In that order: the others end the change on its
+      // word, once what they counted before it has lapsed.
+      if (contacts_ != nullptr) contacts_->leave();
       ClusterConfig left = with_member_list(running_config_, *newer);
       (void)store_.put(layout_.list_ack(self_.name), encode_list_ack(ack_of(left)), std::nullopt);
       return false;

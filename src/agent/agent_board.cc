@@ -76,6 +76,17 @@ PingReply ping_reply(const AgentBoard& board, std::string_view self) {
           .standby_data = standby_data};
 }
 
+PingReply answer_ping(const AgentBoard& board, ContactBook* contacts, std::string_view self,
+                      const std::string& from, SteadyTime now) {
+  if (contacts != nullptr) contacts->served(from, now);
+  PingReply reply = ping_reply(board, self);
+  if (contacts != nullptr) {
+    reply.silence = contacts->silence(now);
+    reply.list = contacts->list();
+  }
+  return reply;
+}
+
 std::deque<LagSample> AgentBoard::lag_history() const {
   std::lock_guard lock(mutex_);
   return lag_;

@@ -110,6 +110,11 @@ class AgentBoard {
 
 // What this node answers a peer's ping, but for the silences (the caller's contact book's).
 PingReply ping_reply(const AgentBoard& board, std::string_view self);
+// The whole answer to `from`'s ping at `now` (the API's, the simulation's): the ping recorded in
+// `contacts` (null: none kept), and what it has not heard from the others and the list it counts
+// over (kLeftTheCluster once it left) added to ping_reply.
+PingReply answer_ping(const AgentBoard& board, ContactBook* contacts, std::string_view self,
+                      const std::string& from, SteadyTime now);
 
 // The members' replay lag behind the primary, in bytes: the leader's position minus what each
 // has replayed (received, when it has not replayed anything). Empty without a primary.

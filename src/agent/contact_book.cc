@@ -77,7 +77,12 @@ bool ContactBook::changing() const {
 
 std::uint64_t ContactBook::list() const {
   std::lock_guard lock(mutex_);
-  return list_;
+  return left_ ? kLeftTheCluster : list_;
+}
+
+void ContactBook::leave() {
+  std::lock_guard lock(mutex_);
+  left_ = true;
 }
 
 bool ContactBook::knows(const std::string& peer) const {
@@ -99,7 +104,8 @@ void ContactBook::answered(const std::string& peer, PingReply reply, SteadyTime 
   // What it says of itself and of the pings it served holds whatever list it runs; its backing
   // counts only from an agent on this list (or, while the change is under way, the one before):
   // an agent left behind on an older list gets no majority contact from the others.
-  bool same_list = reply.list == list_ || (lists_.size() > 1 && reply.list + 1 == list_);
+  bool same_list = reply.list != kLeftTheCluster &&
+                   (reply.list == list_ || (lists_.size() > 1 && reply.list + 1 == list_));
   bool backs = same_list && !reply.leader && (reply.follows.empty() || reply.follows == self_);
   answered_[peer] = {sent, std::move(reply)};
   if (backs) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,9 @@ struct PingReply {
   // from another list's agent is not counted (see ContactBook::set_members).
   std::uint64_t list = 0;
 };
+
+// The list a removed agent's answers carry (ContactBook::leave): no agent's.
+inline constexpr std::uint64_t kLeftTheCluster = std::numeric_limits<std::uint64_t>::max();
 
 struct QuorumFacts {
   std::chrono::milliseconds majority_contact_age{0};
@@ -78,7 +82,14 @@ class ContactBook {
   // counted over the list alone from now on.
   void end_change();
   bool changing() const;
+  // The list this agent counts over, which its answers carry: kLeftTheCluster once it left.
   std::uint64_t list() const;
+  // This agent was removed and says so in the store (its member list acknowledgement): from
+  // now on, until its process ends, its answers back nobody. The others end the change on that
+  // word (previous_list_left) once what they counted has lapsed; a removed agent that went on
+  // backing a primary left on the old list, while it shut down, kept that primary writing
+  // beside the one the new list's agents elected (fresh multi-host seed 980014699).
+  void leave();
 
   void served(const std::string& peer, SteadyTime now);
   // `sent`: when the ping this answers was sent (an answer dated earlier than the one kept is
@@ -128,6 +139,7 @@ class ContactBook {
   // it while a change is under way.
   std::vector<std::set<std::string>> lists_;
   std::uint64_t list_ = 0;
+  bool left_ = false;                         // leave()
   std::map<std::string, SteadyTime> joined_;  // peers added since the start, and when
   std::map<std::string, SteadyTime> served_;
   std::map<std::string, Answer> answered_;

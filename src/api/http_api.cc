@@ -274,13 +274,8 @@ void ApiServer::get_ping(const HttpRequest& request, HttpResponse& response) {
     reply_error(response, 401, "a ping needs the API token (Authorization: Bearer ...)");
     return;
   }
-  auto now = clock_.steady_now();
-  PingReply reply = ping_reply(board_, self_.name);
-  if (contacts_ != nullptr) {
-    contacts_->served(request.param("from"), now);
-    reply.silence = contacts_->silence(now);
-    reply.list = contacts_->list();
-  }
+  PingReply reply =
+      answer_ping(board_, contacts_, self_.name, request.param("from"), clock_.steady_now());
   set_content(response, encode_ping_reply(self_.name, reply), "application/json");
 }
 

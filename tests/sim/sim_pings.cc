@@ -62,11 +62,8 @@ void SimPings::serve(Ping ping) {
     world_.at(world_.thaw_of(ping.to), ping.to, [this, ping] { serve(ping); });
     return;
   }
-  auto now = peer.clock->steady_now();
-  peer.contacts->served(world_.config.nodes[ping.from].name, now);
-  PingReply reply = ping_reply(*peer.board, world_.config.nodes[ping.to].name);
-  reply.silence = peer.contacts->silence(now);
-  reply.list = peer.contacts->list();
+  PingReply reply = answer_ping(*peer.board, peer.contacts.get(), world_.config.nodes[ping.to].name,
+                                world_.config.nodes[ping.from].name, peer.clock->steady_now());
   world_.at(world_.clock.now + latency(), ping.from, [this, ping, reply] {
     if (world_.network.linked(ping.to, ping.from)) {
       read(ping, reply);

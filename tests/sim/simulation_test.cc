@@ -277,6 +277,11 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // the lease to a standby without one, which released it, and so on: three promotions for
       // one request. Such a member's record says so now, and it is no candidate.
       {940001754, true, true, true, true},
+      // Several machines: node2 removed while the primary, node1, could reach neither the store
+      // (so kept the old list) nor node3; node2's agent, shutting down, still backed node1 on the
+      // old list, and node3, on the new one once node2 said it left, took over: two writable
+      // primaries. A removed agent now backs nobody before it says it left.
+      {980014699, true, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

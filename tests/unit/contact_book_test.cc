@@ -181,6 +181,31 @@ TEST(ContactBook, CountsOnlyAnswersOfAgentsOnItsOwnMemberList) {
   EXPECT_EQ(*book.majority_contact_at(), at(950));
 }
 
+// A removed agent says so (ContactBook::leave) before it tells the others it left: its answers
+// back nobody from then on, on any list (fresh multi-host seed 980014699).
+TEST(ContactBook, AnAgentThatLeftBacksNobody) {
+  ContactBook leaving("node2", {"node1", "node2", "node3"}, kStart, 1, {"node1", "node2", "node3"});
+  EXPECT_EQ(leaving.list(), 1u);
+  leaving.leave();
+  EXPECT_EQ(leaving.list(), kLeftTheCluster);
+  for (std::uint64_t list : {0u, 1u, 2u}) {
+    ContactBook primary("node1", {"node1", "node2", "node3"}, kStart, list,
+                        list > 0 ? std::vector<std::string>{"node1", "node2", "node3"}
+                                 : std::vector<std::string>{});
+    PingReply backing = standby_reply({});
+    backing.list = list;
+    primary.answered("node2", backing, at(100));
+    ASSERT_TRUE(primary.majority_contact_at()) << "list " << list;
+    PingReply left = standby_reply({});
+    left.list = leaving.list();
+    ContactBook later("node1", {"node1", "node2", "node3"}, kStart, list,
+                      list > 0 ? std::vector<std::string>{"node1", "node2", "node3"}
+                               : std::vector<std::string>{});
+    later.answered("node2", left, at(100));
+    EXPECT_FALSE(later.majority_contact_at()) << "list " << list;
+  }
+}
+
 TEST(ContactBook, AChangeOfMembersKeepsTheStayingPeersWords) {
   ContactBook book("node1", {"node1", "node2", "node3"}, kStart, 0);
   book.answered("node2", standby_reply({}), at(900));
