@@ -84,11 +84,12 @@ class ContactBook {
   bool changing() const;
   // The list this agent counts over, which its answers carry: kLeftTheCluster once it left.
   std::uint64_t list() const;
-  // This agent was removed and says so in the store (its member list acknowledgement): from
-  // now on, until its process ends, its answers back nobody. The others end the change on that
-  // word (previous_list_left) once what they counted has lapsed; a removed agent that went on
-  // backing a primary left on the old list, while it shut down, kept that primary writing
-  // beside the one the new list's agents elected (fresh multi-host seed 980014699).
+  // This agent was removed: from now on, until its process ends, its answers back nobody.
+  // Called before it says in the store that it left (its member list acknowledgement), on which
+  // word the others end the change (previous_list_left) once what they counted has lapsed. A
+  // removed agent that went on backing a primary left on the old list while it shut down kept
+  // that primary writing beside the one the new list's agents elected (fresh multi-host seed
+  // 980014699).
   void leave();
 
   void served(const std::string& peer, SteadyTime now);
