@@ -181,8 +181,9 @@ bool leader_runs_as_primary(const ClusterView& view) {
 // over).
 Decision rejoin(const ClusterView& view, const NodeObservation& node, const std::string& why,
                 const std::string& leader) {
-  if (should_escalate(node.rejoin_failures, node.rejoin_failing_for) &&
-      leader_runs_as_primary(view)) {
+  bool escalates = should_escalate(node.rejoin_failures, node.rejoin_failing_for);
+  bool primary = leader_runs_as_primary(view);
+  if (escalates && primary) {
     return {Action::kReclone,
             fmt::format("{}, and {} rejoins in a row failed over {} s: clone {} again (the old "
                         "data directory is moved aside)",
@@ -190,13 +191,13 @@ Decision rejoin(const ClusterView& view, const NodeObservation& node, const std:
             leader};
   }
   Decision decision{Action::kRejoin, why + ": rejoin it", leader};
-  if (should_escalate(node.rejoin_failures, node.rejoin_failing_for)) {
+  if (escalates) {
     decision.reason = fmt::format(
         "{}: rejoin it ({} rejoins in a row failed, but {} does not run as a primary: no copy of "
         "it replaces this node's data)",
         why, node.rejoin_failures, leader);
   }
-  decision.uncounted_rejoin = !leader_runs_as_primary(view);
+  decision.uncounted_rejoin = !primary;
   return decision;
 }
 
