@@ -69,7 +69,8 @@ bool all_alive(const std::vector<pid_t>& pids);
 // (RSS counts shared pages once per process: PSS is the honest sum).
 long cpu_ticks(const std::vector<pid_t>& pids);
 std::vector<Sample> idle_cost(const std::vector<pid_t>& pids, long ticks_before, double seconds);
-// tandem clone against a bare pg_basebackup --checkpoint=fast of the same data.
+// tandem clone against the same by hand: pg_basebackup --checkpoint=fast -R with a slot, the
+// copy started, until the primary reports it streaming (and the copy's time alone).
 Result<std::vector<Sample>> clone_time(const BenchOptions& options, int size_mb);
 // Rejoining the old primary after a failover: by pg_rewind, and by a fresh clone.
 Result<std::vector<Sample>> rejoin_time(const BenchOptions& options, int size_mb);
