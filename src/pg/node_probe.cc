@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "pg/admin_connection.h"
@@ -29,16 +30,21 @@ std::string timeline_text(std::optional<TimelineId> timeline) {
   return timeline ? std::to_string(*timeline) : "?";
 }
 
-}  // namespace
-
 // Looks every 20 ms over connections kept from one look to the next (a connection is a password
 // exchange on each side): at 100 ms, each opening two, a clone waited 60 ms on average after
-// its standby streamed, a tenth of a 100 MB clone (issue 19). A connection whose query fails is
-// opened again at the next look.
+// its standby streamed, a tenth of a 100 MB clone (issue 19). After the first two seconds (a
+// standby catching up on much WAL), every 200 ms: two to four queries a look on the primary.
+// A connection whose query fails is opened again at the next look.
 constexpr std::chrono::milliseconds kStreamingLookEvery{20};
+constexpr std::chrono::milliseconds kStreamingLookOftenFor{2000};
+constexpr std::chrono::milliseconds kStreamingLookLaterEvery{200};
 
-Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfig& primary,
-                      const NodeConfig& standby, std::chrono::milliseconds timeout) {
+// One wait_streaming: what its looks found, and the connections they keep.
+struct StreamingWatch {
+  const ClusterConfig& config;
+  Clock& clock;
+  const NodeConfig& primary;
+  const NodeConfig& standby;
   std::string last_state = "not connected";
   bool upstream_in_recovery = false;
   bool unreachable = false;  // since unreachable_since, every connection refused
@@ -46,14 +52,16 @@ Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfi
   std::string unreachable_why;
   std::optional<Connection> upstream;
   std::optional<Connection> downstream;
-  bool streaming = poll_until(clock, timeout, kStreamingLookEvery, [&] {
+
+  // True when the wait is over: streaming, the primary in recovery, or gone.
+  bool look() {
     if (!upstream) {
       auto opened = connect_admin(config, primary);
       if (!opened) {
         if (!unreachable) unreachable_since = clock.steady_now();
         unreachable = true;
         unreachable_why = opened.error().message;
-        // Gone: ends the wait as if done; told apart below.
+        // Gone: ends the wait as if done; told apart by wait_streaming.
         return clock.steady_now() - unreachable_since >= kUpstreamGoneAfter;
       }
       upstream.emplace(std::move(*opened));
@@ -87,28 +95,49 @@ Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfi
       return false;
     }
     return true;
-  });
-  if (upstream_in_recovery) {
+  }
+
+  // Looks often at first, then less often, until look() is true or `timeout` passed.
+  bool wait(std::chrono::milliseconds timeout) {
+    auto began = clock.steady_now();
+    auto once = [this] { return look(); };
+    if (poll_until(clock, std::min(timeout, kStreamingLookOftenFor), kStreamingLookEvery, once))
+      return true;
+    if (timeout <= kStreamingLookOftenFor) return false;
+    auto left =
+        timeout - std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady_now() - began);
+    return poll_until(clock, std::max(left, std::chrono::milliseconds(0)), kStreamingLookLaterEvery,
+                      once);
+  }
+};
+
+}  // namespace
+
+Status wait_streaming(const ClusterConfig& config, Clock& clock, const NodeConfig& primary,
+                      const NodeConfig& standby, std::chrono::milliseconds timeout) {
+  StreamingWatch watch{.config = config, .clock = clock, .primary = primary, .standby = standby};
+  bool streaming = watch.wait(timeout);
+  if (watch.upstream_in_recovery) {
     return fail(ErrorCode::kUnavailable,
                 fmt::format("{} is no longer a primary (it is in recovery): {} follows whoever "
                             "leads now",
                             primary.name, standby.name));
   }
-  if (streaming && unreachable) {
+  if (streaming && watch.unreachable) {
     return fail(
         ErrorCode::kUnavailable,
         fmt::format("{} has refused connections for {} s ({}): {} follows whoever leads "
                     "now",
                     primary.name,
                     std::chrono::duration_cast<std::chrono::seconds>(kUpstreamGoneAfter).count(),
-                    unreachable_why, standby.name));
+                    watch.unreachable_why, standby.name));
   }
   if (!streaming) {
     return fail(
         ErrorCode::kTimeout,
         fmt::format("{} is not streaming from {} after {} s (state: {})", standby.name,
                     primary.name, std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
-                    last_state));
+                    watch.last_state));
   }
   return {};
 }
