@@ -1063,14 +1063,17 @@ void Agent::log_configuration_errors(const NodeObservation& node) {
 
 void Agent::publish(const NodeObservation& node) {
   MemberRecord record = member_record(node);
-  // Every third of a lease, counted to the next cycle's start where this one is followed by a
-  // rest: a rest never leaves the record (TTL: a lease) older than a third of a lease and a
-  // cycle, as without one.
-  milliseconds rest = std::max(next_sleep_ - ha_.loop_interval, milliseconds(0));
-  if (record == published_record_ && since(published_at_, clock_) + rest < ha_.ttl / 3) return;
-  if (store_.put(layout_.member(self_.name), encode_member(record), ha_.ttl)) {
+  // Again when it changed, or when by the next cycle's start less than two thirds of a lease of
+  // it would be left; with a TTL that spans the rest after this cycle (core/observe_rest.h).
+  if (record == published_record_ &&
+      !record_due(since(published_at_, clock_), next_sleep_, published_ttl_, ha_)) {
+    return;
+  }
+  milliseconds ttl = record_ttl(next_sleep_, ha_);
+  if (store_.put(layout_.member(self_.name), encode_member(record), ttl)) {
     published_record_ = std::move(record);
     published_at_ = clock_.steady_now();
+    published_ttl_ = ttl;
   }
 }
 

@@ -273,6 +273,7 @@ class Agent {
   std::optional<std::int64_t> frozen_for_;
   std::optional<Lsn> frozen_at_;
   std::chrono::steady_clock::time_point published_at_{};
+  std::chrono::milliseconds published_ttl_{0};  // the TTL it was written with (publish)
   std::optional<std::chrono::steady_clock::time_point> watchdog_fenced_at_;
   std::uint64_t cycles_ = 0;
   Attempts attempts_;  // escalation: the rejoins and restarts in place that failed in a row

@@ -11,7 +11,7 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 bool agent_alive(const HealthInput& input) {
-  return input.snapshot.cycles > 0 && input.now - input.snapshot.at < input.ttl;
+  return input.snapshot.cycles > 0 && input.now - input.snapshot.at < input.alive_for;
 }
 
 // Primary with a lease that has not run out: the only node a write may reach.

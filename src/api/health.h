@@ -34,7 +34,10 @@ Result<LagLimit> parse_lag_limit(std::string_view text);
 struct HealthInput {
   std::string self;
   const AgentSnapshot& snapshot;
-  std::chrono::milliseconds ttl;  // the lease's lifetime, also how stale a snapshot may be
+  std::chrono::milliseconds ttl;  // the lease's lifetime
+  // How stale the agent's snapshot may be: a lease and the longest rest (core/observe_rest.h),
+  // which an agent at rest sleeps between cycles.
+  std::chrono::milliseconds alive_for;
   std::chrono::steady_clock::time_point now;
   std::optional<LagLimit> lag_limit;
 };

@@ -13,6 +13,7 @@
 #include "api/health.h"
 #include "api/http_server.h"
 #include "api/metrics.h"
+#include "core/observe_rest.h"
 #include "ops/cluster_requests.h"
 #include "proc/os_user.h"
 #include "proc/secret_file.h"
@@ -22,6 +23,14 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
+
+// How stale an agent's snapshot may be before its health checks fail: a lease and the longest
+// rest it may sleep between cycles (core/observe_rest.h).
+milliseconds alive_for(const HaSettings& ha) {
+  return ha.ttl + longest_rest(HaConfig{.loop_interval = ha.loop_interval,
+                                        .ttl = ha.ttl,
+                                        .synchronous_mode = ha.synchronous_mode});
+}
 
 void set_content(HttpResponse& response, std::string body, std::string content_type) {
   response.body = std::move(body);
@@ -257,6 +266,7 @@ void ApiServer::get_health(const HttpRequest& request, HttpResponse& response) {
   HealthReply reply = check_health(*check, {.self = self_.name,
                                             .snapshot = snapshot,
                                             .ttl = config()->ha.ttl,
+                                            .alive_for = alive_for(config()->ha),
                                             .now = clock_.steady_now(),
                                             .lag_limit = lag});
   reply_json(response, reply.status, reply.body);

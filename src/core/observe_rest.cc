@@ -39,14 +39,32 @@ std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha)
   }
   if (!facts.lease_lapses_in || facts.state != PgState::kStandby) return ha.loop_interval;
   // Awake again a loop interval before the lease could lapse. A rest starts only while the lease
-  // is at most half old (may_rest, by the store's age of it) and lasts at most half a lease less
-  // a loop interval: the first cycle after the lease is half old looks afresh, a loop interval
+  // is at most half old (may_rest, by the store's age of it) and ends a loop interval before the
+  // lease could lapse: the first cycle after the lease is half old looks afresh, a loop interval
   // before anyone may take over at the latest, and publishes what it saw.
   return std::clamp(*facts.lease_lapses_in - ha.loop_interval, ha.loop_interval, longest_rest(ha));
 }
 
 std::chrono::milliseconds longest_rest(const HaConfig& ha) {
-  return std::max(std::min(ha.ttl / 2 - ha.loop_interval, kLongestRest), ha.loop_interval);
+  // In synchronous mode half a lease: a standby's record there is what its primary names and
+  // unnames synchronous standbys by, and keeps the TTL of a lease (record_ttl).
+  std::chrono::milliseconds span = ha.synchronous_mode ? ha.ttl / 2 : ha.ttl - ha.loop_interval;
+  return std::max(std::min(span - ha.loop_interval, kLongestRest), ha.loop_interval);
+}
+
+namespace {
+std::chrono::milliseconds rest_part(std::chrono::milliseconds sleep, const HaConfig& ha) {
+  return std::max(sleep - ha.loop_interval, std::chrono::milliseconds(0));
+}
+}  // namespace
+
+std::chrono::milliseconds record_ttl(std::chrono::milliseconds sleep, const HaConfig& ha) {
+  return ha.synchronous_mode ? ha.ttl : ha.ttl + rest_part(sleep, ha);
+}
+
+bool record_due(std::chrono::milliseconds since_written, std::chrono::milliseconds sleep,
+                std::chrono::milliseconds written_ttl, const HaConfig& ha) {
+  return since_written + rest_part(sleep, ha) >= written_ttl - (ha.ttl - ha.ttl / 3);
 }
 
 SleepPlan plan_sleep(std::chrono::milliseconds rest, int early_within_a_lease,

@@ -51,9 +51,9 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 
 // How long the agent sleeps after a cycle (issue 19.3, docs/proposals/rest-cycle.md). One loop
 // interval; but a standby at rest (may_rest) on one machine (no quorum fencing) whose store says
-// when the lease lapses sleeps until a loop interval before that, at most half a lease less a
-// loop interval and a second (its record, TTL a lease, is published again well before it
-// lapses; a lost wake costs no more). The first cycle after the lease is half old (by the
+// when the lease lapses sleeps until a loop interval before that, at most longest_rest (its
+// record lives a lease and the rest, so it is published again well before it lapses; a lost
+// wake costs no more). The first cycle after the lease is half old (by the
 // store's age of it, RestFacts::lease_unchanged_for) is not at rest, and comes a loop interval
 // before the lease could lapse at the latest. So a
 // leader that dies is seen as soon as before: the lease cannot lapse unseen, for nobody but its
@@ -70,9 +70,21 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 // interval after the last renewal, resumed at once), a member added.
 std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha);
 inline constexpr std::chrono::milliseconds kLongestRest{1000};
-// The longest sleep at rest: half a lease less a loop interval, at most kLongestRest, at least
-// a loop interval.
+// The longest sleep at rest: a lease less two loop intervals (800 ms with the defaults; in
+// synchronous mode half a lease less one, 400 ms), at most kLongestRest, at least a loop
+// interval.
 std::chrono::milliseconds longest_rest(const HaConfig& ha);
+
+// A member's record (Agent::publish) is written with the TTL record_ttl gives for the sleep that
+// follows the cycle: a lease, and the part of the sleep past a loop interval (a rest) outside
+// synchronous mode, whose primary names and unnames its synchronous standbys by these records.
+// An unchanged record is written again once, by the next cycle's start, less than two thirds
+// of a lease of it would be left (record_due): without a rest every third of a lease, as
+// before there were rests; across rests it is as far from lapsing at every cycle's start. So a
+// member that dies is seen gone a lease, and at most longest_rest more, after its last cycle.
+std::chrono::milliseconds record_ttl(std::chrono::milliseconds sleep, const HaConfig& ha);
+bool record_due(std::chrono::milliseconds since_written, std::chrono::milliseconds sleep,
+                std::chrono::milliseconds written_ttl, const HaConfig& ha);
 
 // How the agent sleeps after a cycle (Agent::sleep_from; the simulation sleeps so too), counted
 // from the cycle's start: until `until`, the rest_sleep's time and a loop interval at least;

@@ -148,6 +148,15 @@ const Case kCases[] = {
      true,
      "1s",
      {{R, 503}}},
+    {"standby whose agent rests between cycles (a lease and a rest at most)",
+     "node2",
+     PgState::kStandby,
+     milliseconds(0),
+     milliseconds(1700),
+     milliseconds(0),
+     true,
+     nullptr,
+     {{R, 200}, {RO, 200}, {H, 200}, {L, 200}, {RD, 200}}},
     {"standby whose agent stopped cycling",
      "node2",
      PgState::kStandby,
@@ -190,6 +199,7 @@ TEST(HealthTest, StatusCodePerCheck) {
       HealthReply reply = check_health(check, {.self = each.self,
                                                .snapshot = snapshot,
                                                .ttl = milliseconds(1000),
+                                               .alive_for = milliseconds(1800),
                                                .now = kNow,
                                                .lag_limit = lag});
       EXPECT_EQ(reply.status, status)
@@ -203,9 +213,11 @@ TEST(HealthTest, BodyDescribesTheStandbysLag) {
   AgentSnapshot snapshot{.view = view(), .cycles = 1, .at = kNow};
   snapshot.node.state = PgState::kStandby;
   snapshot.node.upstream = "node1";
-  HealthReply reply =
-      check_health(HealthCheck::kReplica,
-                   {.self = "node3", .snapshot = snapshot, .ttl = milliseconds(1000), .now = kNow});
+  HealthReply reply = check_health(HealthCheck::kReplica, {.self = "node3",
+                                                           .snapshot = snapshot,
+                                                           .ttl = milliseconds(1000),
+                                                           .alive_for = milliseconds(1800),
+                                                           .now = kNow});
   EXPECT_EQ(reply.body["role"], "replica");
   EXPECT_EQ(reply.body["lag_bytes"], 3 << 20);
   EXPECT_EQ(reply.body["lag_seconds"], 4.0);
@@ -221,6 +233,7 @@ TEST(HealthTest, TimeLagNotYetMeasured) {
     return check_health(HealthCheck::kReplica, {.self = self,
                                                 .snapshot = snapshot,
                                                 .ttl = milliseconds(1000),
+                                                .alive_for = milliseconds(1800),
                                                 .now = kNow,
                                                 .lag_limit = LagLimit(milliseconds(10000))})
         .status;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace tandem {
 namespace {
 
@@ -98,11 +100,12 @@ TEST(MayRest, UnderQuorumFencingTheRestEndsBeforeTheProofOfFencing) {
   EXPECT_TRUE(may_rest(facts, ha)) << "without quorum fencing, half the lease's 4 s";
 }
 
-// A standby at rest sleeps until a cycle before the lease can lapse, at most half a lease less a
-// cycle and a second; a primary at rest (one machine, asynchronous) until a cycle after its next
-// renewal is due; anything else sleeps one loop interval.
+// A standby at rest sleeps until a cycle before the lease can lapse, at most a lease less two
+// cycles (half a lease less one in synchronous mode) and a second; a primary at rest (one machine,
+// asynchronous) until a cycle after its next renewal is due; anything else sleeps one loop
+// interval.
 TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARenewalDue) {
-  HaConfig ha;  // ttl 1 s, loop 100 ms: at most 400 ms
+  HaConfig ha;  // ttl 1 s, loop 100 ms: at most 800 ms
   auto resting = [] {
     RestFacts facts = settled_standby();
     facts.lease_lapses_in = milliseconds(900);
@@ -129,8 +132,13 @@ TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARe
   HaConfig quorum = ha;
   quorum.quorum_fencing = true;
   const Case cases[] = {
-      {"a standby at rest, the lease 900 ms from lapsing: half a lease less a cycle", resting(), ha,
-       milliseconds(400)},
+      {"a standby at rest, the lease 900 ms from lapsing: until a cycle before", resting(), ha,
+       milliseconds(800)},
+      {"the lease just renewed, 1 s from lapsing: a lease less two cycles",
+       with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(1000); }), ha,
+       milliseconds(800)},
+      {"in synchronous mode: half a lease less a cycle (the records name the synchronous)",
+       resting(), HaConfig{.synchronous_mode = true}, milliseconds(400)},
       {"the lease 350 ms from lapsing: until a cycle before",
        with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(350); }), ha,
        milliseconds(250)},
@@ -189,6 +197,66 @@ TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARe
           .count(),
       950)
       << "a lease of 10 s lapsing in 1.05 s: until a cycle before";
+}
+
+// A member's record lives a lease and the rest that follows its writing (a lease alone in
+// synchronous mode), and an unchanged one is written again when less than two thirds of a lease
+// of it would be left by the next cycle's start.
+TEST(RecordTtl, ARecordSpansTheRestAfterItAndIsWrittenAgainBeforeItGetsShort) {
+  HaConfig ha;  // ttl 1 s, loop 100 ms
+  HaConfig sync{.synchronous_mode = true};
+  struct Case {
+    const char* what;
+    milliseconds since_written, sleep, written_ttl;
+    HaConfig ha;
+    bool due;
+  };
+  const Case cases[] = {
+      {"no rest: not yet a third of a lease", milliseconds(200), milliseconds(100),
+       milliseconds(1000), ha, false},
+      {"no rest: a third of a lease", milliseconds(333), milliseconds(100), milliseconds(1000), ha,
+       true},
+      {"a rest of 700 ms after one written with a lease: due at once", milliseconds(0),
+       milliseconds(800), milliseconds(1000), ha, true},
+      {"written before a rest of 700 ms, the next after 800: due again", milliseconds(800),
+       milliseconds(800), milliseconds(1700), ha, true},
+      {"written before a rest of 700 ms, the next cycle awake: not due", milliseconds(800),
+       milliseconds(100), milliseconds(1700), ha, false},
+      {"synchronous mode: a third of a lease, as without rests", milliseconds(100),
+       milliseconds(400), milliseconds(1000), sync, true},
+  };
+  for (const Case& each : cases) {
+    EXPECT_EQ(record_due(each.since_written, each.sleep, each.written_ttl, each.ha), each.due)
+        << each.what;
+  }
+  EXPECT_EQ(record_ttl(milliseconds(100), ha).count(), 1000) << "no rest: a lease";
+  EXPECT_EQ(record_ttl(milliseconds(800), ha).count(), 1700) << "a lease and the rest";
+  EXPECT_EQ(record_ttl(milliseconds(400), sync).count(), 1000) << "synchronous mode: a lease";
+
+  // Any run of cycles, each followed by a sleep from one loop interval to the longest rest: at
+  // every cycle's start the record has more than two thirds of a lease less a loop interval left
+  // (as when every sleep was a loop interval), and it never lives longer than a lease and the
+  // longest rest.
+  for (HaConfig config : {ha, sync}) {
+    std::mt19937 random(7);
+    std::uniform_int_distribution<int> pick(100, static_cast<int>(longest_rest(config).count()));
+    milliseconds now{0}, written_at{0}, ttl{0};
+    bool written = false;
+    for (int cycle = 0; cycle < 10000; ++cycle) {
+      if (written) {
+        ASSERT_GT(written_at + ttl - now, config.ttl - config.ttl / 3 - config.loop_interval)
+            << "cycle " << cycle;
+      }
+      milliseconds sleep(pick(random));
+      if (!written || record_due(now - written_at, sleep, ttl, config)) {
+        written = true;
+        written_at = now;
+        ttl = record_ttl(sleep, config);
+        ASSERT_LE(ttl, config.ttl + longest_rest(config));
+      }
+      now += sleep;
+    }
+  }
 }
 
 TEST(PlanSleep, AWakeEndsASleepAtOnceUnlessManyCameEarlyWithinALease) {
