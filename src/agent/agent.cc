@@ -203,7 +203,8 @@ void Agent::note_renewal_round_trip(milliseconds round_trip) {
 }
 
 Decision Agent::cycle() {
-  lease_.cycle_ran(clock_.steady_now());
+  cycle_started_ = clock_.steady_now();
+  lease_.cycle_ran(cycle_started_);
   stall_said_ = false;
   // The store first: its read may wait for seconds (etcd out of reach), and a decision must rest
   // on what the node is NOW — its watchdog may have stopped it meanwhile, another may have
@@ -372,6 +373,13 @@ std::chrono::milliseconds Agent::next_sleep(const std::optional<ClusterView>& vi
   if (!facts) return ha_.loop_interval;
   facts->holder_changed = facts->holder_changed || holder_changed;
   facts->wakeable = wakeable_;
+  // The sleep counts from the cycle's start (sleep_from): so does the lease's time left, or every
+  // rest would end early by the cycle's own length, and the cycle a loop interval after it come
+  // just before the lapse — its sight a loop interval late.
+  if (facts->lease_lapses_in) {
+    *facts->lease_lapses_in +=
+        std::chrono::floor<milliseconds>(clock_.steady_now() - cycle_started_);
+  }
   return rest_sleep(*facts, ha_);
 }
 

@@ -297,6 +297,8 @@ class Agent {
   PeerWaker* waker_ = nullptr;
   bool wakeable_ = false;
   std::chrono::milliseconds next_sleep_;
+  // This cycle's start, which the sleep after it counts from (sleep_from).
+  std::chrono::steady_clock::time_point cycle_started_{};
   EarlyCycles early_cycles_;        // cycles that came early, within a lease (sleep_from)
   bool list_acked_ = false;         // several machines: the store knows which member list this runs
   std::uint64_t refused_list_ = 0;  // a list in the store not taken, said once

@@ -24,12 +24,12 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-// How stale an agent's snapshot may be before its health checks fail: a lease and the longest
-// rest it may sleep between cycles (core/observe_rest.h).
-milliseconds alive_for(const HaSettings& ha) {
-  return ha.ttl + longest_rest(HaConfig{.loop_interval = ha.loop_interval,
-                                        .ttl = ha.ttl,
-                                        .synchronous_mode = ha.synchronous_mode});
+// How stale an agent's snapshot may be before its health checks fail (core/observe_rest.h).
+milliseconds alive_for(const ClusterConfig& config) {
+  return agent_alive_for(HaConfig{.loop_interval = config.ha.loop_interval,
+                                  .ttl = config.ha.ttl,
+                                  .synchronous_mode = config.ha.synchronous_mode,
+                                  .quorum_fencing = config.on_several_machines()});
 }
 
 void set_content(HttpResponse& response, std::string body, std::string content_type) {
@@ -266,7 +266,7 @@ void ApiServer::get_health(const HttpRequest& request, HttpResponse& response) {
   HealthReply reply = check_health(*check, {.self = self_.name,
                                             .snapshot = snapshot,
                                             .ttl = config()->ha.ttl,
-                                            .alive_for = alive_for(config()->ha),
+                                            .alive_for = alive_for(*config()),
                                             .now = clock_.steady_now(),
                                             .lag_limit = lag});
   reply_json(response, reply.status, reply.body);

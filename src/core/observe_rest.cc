@@ -42,7 +42,10 @@ std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha)
   // is at most half old (may_rest, by the store's age of it) and ends a loop interval before the
   // lease could lapse: the first cycle after the lease is half old looks afresh, a loop interval
   // before anyone may take over at the latest, and publishes what it saw.
-  return std::clamp(*facts.lease_lapses_in - ha.loop_interval, ha.loop_interval, longest_rest(ha));
+  // kPastLapse more: the cycle a loop interval after that one comes just after the lapse, not a
+  // hair before it (which would see the lease a loop interval late).
+  return std::clamp(*facts.lease_lapses_in - ha.loop_interval + kPastLapse, ha.loop_interval,
+                    longest_rest(ha));
 }
 
 std::chrono::milliseconds longest_rest(const HaConfig& ha) {
@@ -65,6 +68,11 @@ std::chrono::milliseconds record_ttl(std::chrono::milliseconds sleep, const HaCo
 bool record_due(std::chrono::milliseconds since_written, std::chrono::milliseconds sleep,
                 std::chrono::milliseconds written_ttl, const HaConfig& ha) {
   return since_written + rest_part(sleep, ha) >= written_ttl - (ha.ttl - ha.ttl / 3);
+}
+
+std::chrono::milliseconds agent_alive_for(const HaConfig& ha) {
+  if (ha.quorum_fencing || ha.synchronous_mode) return ha.ttl;
+  return ha.ttl + longest_rest(ha);
 }
 
 SleepPlan plan_sleep(std::chrono::milliseconds rest, int early_within_a_lease,

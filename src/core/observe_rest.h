@@ -5,7 +5,8 @@
 // standby.signal (a promotion removes it) and the WAL file where the last answer's position is
 // (a write changes it). So what a cycle at rest can miss is a WAL position that moved without
 // touching that file's time stamp (kept at the kernel's clock tick), and a WAL receiver that
-// stopped: for one second at most, the age after which the server is asked again whatever.
+// stopped: an answer is taken again only while less than a second old (kRestAskEvery), so for a
+// second and a rest at most (longest_rest: 1.8 s with the defaults).
 //
 // And only while the cluster is settled: the node's last step was the settled one (a standby
 // that follows, a primary that renews), the answers repeat, and the lease is being renewed: a
@@ -70,6 +71,14 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 // interval after the last renewal, resumed at once), a member added.
 std::chrono::milliseconds rest_sleep(const RestFacts& facts, const HaConfig& ha);
 inline constexpr std::chrono::milliseconds kLongestRest{1000};
+// How long after the lease could lapse the cycle that follows a standby's rest by a loop interval
+// starts (rest_sleep): late enough that the store's millisecond and the timer's slack put it past
+// the lapse, so the standby sees the lapse at once instead of a loop interval later.
+inline constexpr std::chrono::milliseconds kPastLapse{10};
+// How old an agent's last cycle may be before its health checks say it stopped: a lease, and
+// the longest rest where a standby may rest past half a lease (one machine, asynchronous mode);
+// a lease elsewhere, as before there were rests.
+std::chrono::milliseconds agent_alive_for(const HaConfig& ha);
 // The longest sleep at rest: a lease less two loop intervals (800 ms with the defaults; in
 // synchronous mode half a lease less one, 400 ms), at most kLongestRest, at least a loop
 // interval.

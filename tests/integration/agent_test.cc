@@ -511,7 +511,7 @@ TEST_F(AgentTest, PostmasterCrashRestartsInPlaceOnTheSameTimeline) {
 }
 
 // A standby promoted by hand while its agent rests (an idle standby on one machine sleeps up to
-// 400 ms between cycles, core/observe_rest.h): standby.signal's removal ends the sleep (an
+// 800 ms between cycles, core/observe_rest.h): standby.signal's removal ends the sleep (an
 // inotify watch on the data directory), and the agent stops the second primary and brings it
 // back as a standby of the leader. How long it wrote beside the leader is printed.
 TEST_F(AgentTest, AStandbyPromotedByHandWhileItsAgentRestsIsStoppedAndFollowsAgain) {

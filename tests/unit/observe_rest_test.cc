@@ -139,9 +139,10 @@ TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARe
        milliseconds(800)},
       {"in synchronous mode: half a lease less a cycle (the records name the synchronous)",
        resting(), HaConfig{.synchronous_mode = true}, milliseconds(400)},
-      {"the lease 350 ms from lapsing: until a cycle before",
+      {"the lease 350 ms from lapsing: until a cycle before, and kPastLapse (the cycle after comes "
+       "just past the lapse)",
        with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(350); }), ha,
-       milliseconds(250)},
+       milliseconds(260)},
       {"the lease 150 ms from lapsing: one cycle",
        with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(150); }), ha,
        milliseconds(100)},
@@ -195,8 +196,8 @@ TEST(RestSleep, OnlyANodeAtRestThatCanBeWokenSleepsLongerNeverPastTheLeaseNorARe
       rest_sleep(with(resting(), [](RestFacts& f) { f.lease_lapses_in = milliseconds(1050); }),
                  long_lease)
           .count(),
-      950)
-      << "a lease of 10 s lapsing in 1.05 s: until a cycle before";
+      960)
+      << "a lease of 10 s lapsing in 1.05 s: until a cycle before (and kPastLapse)";
 }
 
 // A member's record lives a lease and the rest that follows its writing (a lease alone in
@@ -257,6 +258,16 @@ TEST(RecordTtl, ARecordSpansTheRestAfterItAndIsWrittenAgainBeforeItGetsShort) {
       now += sleep;
     }
   }
+}
+
+// The health checks count an agent alive while its last cycle is at most this old: a lease and
+// the longest rest where a standby may rest past half a lease, a lease elsewhere.
+TEST(AgentAliveFor, ALeaseAndTheLongestRestWhereAStandbyRestsLongALeaseElsewhere) {
+  EXPECT_EQ(agent_alive_for(HaConfig{}).count(), 1800) << "one machine, asynchronous";
+  EXPECT_EQ(agent_alive_for(HaConfig{.synchronous_mode = true}).count(), 1000)
+      << "synchronous mode: rests of half a lease, as before";
+  EXPECT_EQ(agent_alive_for(HaConfig{.quorum_fencing = true}).count(), 1000)
+      << "several machines: no rest";
 }
 
 TEST(PlanSleep, AWakeEndsASleepAtOnceUnlessManyCameEarlyWithinALease) {
