@@ -35,8 +35,8 @@ struct HealthInput {
   std::string self;
   const AgentSnapshot& snapshot;
   std::chrono::milliseconds ttl;  // the lease's lifetime
-  // How stale the agent's snapshot may be: a lease and the longest rest (core/observe_rest.h),
-  // which an agent at rest sleeps between cycles.
+  // How stale the agent's snapshot may be (agent_alive_for, core/observe_rest.h): a lease, and
+  // the longest rest where an agent at rest sleeps that long between cycles.
   std::chrono::milliseconds alive_for;
   std::chrono::steady_clock::time_point now;
   std::optional<LagLimit> lag_limit;

@@ -56,7 +56,7 @@ bool may_rest(const RestFacts& facts, const HaConfig& ha);
 // record lives a lease and the rest, so it is published again well before it lapses; a lost
 // wake costs no more). The first cycle after the lease is half old (by the
 // store's age of it, RestFacts::lease_unchanged_for) is not at rest, and comes a loop interval
-// before the lease could lapse at the latest. So a
+// less kPastLapse before the lease could lapse at the latest. So a
 // leader that dies is seen as soon as before: the lease cannot lapse unseen, for nobody but its
 // holder can end it early, and a holder that hands it over (a switchover, a clean stop) or
 // releases it wakes the others, the one it hands it to first; so does a switchover or failover
