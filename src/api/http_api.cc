@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "agent/agent.h"
 #include "agent/peer_pinger.h"
 #include "agent/peer_waker.h"
 #include "api/cluster_json.h"
@@ -23,14 +24,6 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
-
-// How stale an agent's snapshot may be before its health checks fail (core/observe_rest.h).
-milliseconds alive_for(const ClusterConfig& config) {
-  return agent_alive_for(HaConfig{.loop_interval = config.ha.loop_interval,
-                                  .ttl = config.ha.ttl,
-                                  .synchronous_mode = config.ha.synchronous_mode,
-                                  .quorum_fencing = config.on_several_machines()});
-}
 
 void set_content(HttpResponse& response, std::string body, std::string content_type) {
   response.body = std::move(body);
@@ -263,12 +256,13 @@ void ApiServer::get_health(const HttpRequest& request, HttpResponse& response) {
     lag = *parsed;
   }
   AgentSnapshot snapshot = board_.snapshot();
-  HealthReply reply = check_health(*check, {.self = self_.name,
-                                            .snapshot = snapshot,
-                                            .ttl = config()->ha.ttl,
-                                            .alive_for = alive_for(*config()),
-                                            .now = clock_.steady_now(),
-                                            .lag_limit = lag});
+  HealthReply reply =
+      check_health(*check, {.self = self_.name,
+                            .snapshot = snapshot,
+                            .ttl = config()->ha.ttl,
+                            .alive_for = agent_alive_for(ha_config_for(*config(), self_)),
+                            .now = clock_.steady_now(),
+                            .lag_limit = lag});
   reply_json(response, reply.status, reply.body);
 }
 
