@@ -323,7 +323,7 @@ void Agent::record_finished_promotion(const ClusterView* view) {
   const HistoryEntry& record = *unrecorded_promotion_;
   (void)mark_claim_promoted(store_, layout_, self_.name, record.timeline);
   if (!store_.put(layout_.history(record.time_ms), encode_history(record), std::nullopt)) return;
-  spdlog::warn("PostgreSQL promoted onto timeline {} although pg_ctl promote failed: recorded",
+  spdlog::warn("PostgreSQL promoted onto timeline {} although its promotion failed: recorded",
                record.timeline);
   unrecorded_promotion_.reset();
 }
@@ -921,7 +921,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   if (auto ok = proof_to_write(lease_.renew()); !ok) {
     return fail_with_context(ok.error(), "confirming the lease before promoting");
   }
-  // Watched from before `pg_ctl promote`: PostgreSQL finishes promoting by itself, and an
+  // Watched from before the promotion is asked for: PostgreSQL finishes promoting by itself, and an
   // agent frozen meanwhile (SIGSTOP, a stalled VM) must not leave a writable primary that
   // nobody fences (found by the simulation once promotions ran on PostgreSQL's time).
   watch_postmaster(true);
@@ -940,7 +940,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
     // that timeline goes to the history too, dated when it was asked for (it was missing: a
     // frozen promoter's timeline 2 between 1 and 3). Looked for again every cycle while this
     // postmaster runs.
-    record.reason += fmt::format(" (pg_ctl promote: {})", promoted.error().message);
+    record.reason += fmt::format(" (promotion: {})", promoted.error().message);
     unrecorded_promotion_ = record;
     record_finished_promotion(&view);
     return std::unexpected(promoted.error());

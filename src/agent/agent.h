@@ -253,7 +253,8 @@ class Agent {
   std::atomic<pid_t> writable_postmaster_{0};
   std::atomic<bool> others_may_lead_{true};
   std::atomic<bool> stall_said_{false};
-  // A postmaster asked to promote (pg_ctl promote sent), watched until it exits (0: none).
+  // A postmaster asked to promote (pg_promote() or pg_ctl promote), watched until it exits (0:
+  // none).
   pid_t promoting_postmaster_ = 0;
   // A promotion whose pg_ctl failed, to record once PostgreSQL shows it went through.
   std::optional<HistoryEntry> unrecorded_promotion_;

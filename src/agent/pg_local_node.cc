@@ -116,7 +116,10 @@ Status PgLocalNode::follow(const std::string& leader) {
 }
 
 Result<Promotion> PgLocalNode::promote(TimelineId target) {
-  if (auto admin = connect_local_admin(config_, self_); admin) {
+  // One session asks for the promotion and watches it: a connection to open is a process for
+  // the server to start, tens of milliseconds on a loaded machine.
+  auto admin = connect_local_admin(config_, self_);
+  if (admin) {
     auto timeline = standby_timeline(*admin);
     if (timeline && target > *timeline + 1) {
       if (auto ok = reserve_timelines(*admin, self_.data_dir, *timeline + 1, target - 1); !ok) {
@@ -124,8 +127,8 @@ Result<Promotion> PgLocalNode::promote(TimelineId target) {
       }
     }
   }
-  Status promoted = promote_in_place(context_, self_);
-  auto admin = connect_local_admin(config_, self_);
+  Status promoted = promote_in_place(context_, self_, admin ? &*admin : nullptr);
+  if (!admin || !admin->usable()) admin = connect_local_admin(config_, self_);
   if (!admin)
     return promoted ? Result<Promotion>(std::unexpected(admin.error()))
                     : Result<Promotion>(std::unexpected(promoted.error()));

@@ -17,23 +17,31 @@ namespace tandem {
 namespace {
 
 // Writes only succeed once the server has left recovery and can assign transaction ids;
-// pg_ctl promote returning is not proof of that. A postmaster that is gone never will: its
+// asking it to promote is not proof of that. A postmaster that is gone never will: its
 // promotion failed (fenced by a watchdog while this agent was frozen, killed, out of memory),
 // said at once rather than after the whole wait, so that the next cycle decides what it is.
-Status wait_writable(Context& context, const NodeConfig& node) {
+// Looks through `connection` while it lasts (a session begun in recovery takes writes once the
+// server has left it), then through a connection of its own.
+Status wait_writable(Context& context, const NodeConfig& node, Connection* connection) {
   std::string last_error;
   bool gone = false;
+  std::optional<Connection> own;
   bool writable =
-      poll_until(context.clock, std::chrono::seconds(60), std::chrono::milliseconds(20), [&] {
+      poll_until(context.clock, std::chrono::seconds(60), std::chrono::milliseconds(10), [&] {
         auto running = context.controller.is_running(node);
         if (running && !*running) {
           gone = true;
           return true;
         }
-        auto connection = connect_admin(context.config, node);
-        if (!connection) {
-          last_error = connection.error().message;
-          return false;
+        if (connection != nullptr && !connection->usable()) connection = nullptr;
+        if (connection == nullptr) {
+          auto opened = connect_admin(context.config, node);
+          if (!opened) {
+            last_error = opened.error().message;
+            return false;
+          }
+          own.emplace(std::move(*opened));
+          connection = &*own;
         }
         auto writable = check_writable(*connection);
         if (!writable) last_error = writable.error().message;
@@ -131,7 +139,7 @@ Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
                           : fmt::format("WAL {} received not marked for its archiver: {}",
                                         node.name, marked.error().message));
   }
-  if (auto ok = promote_in_place(context, node); !ok) return ok;
+  if (auto ok = promote_in_place(context, node, &*connection); !ok) return ok;
   if (auto ok = mark_claim_promoted(store, ClusterLayout(context.config.name), node.name, *claimed);
       !ok) {
     context.report(fmt::format("timeline {} not marked promoted: {} (its agent marks it)", *claimed,
@@ -140,10 +148,18 @@ Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
   return repoint_standbys(context, node);
 }
 
-Status promote_in_place(Context& context, const NodeConfig& node) {
+Status promote_in_place(Context& context, const NodeConfig& node, Connection* connection) {
   auto started = context.clock.steady_now();
-  if (auto ok = context.controller.promote(node); !ok) return ok;
-  if (auto ok = wait_writable(context, node); !ok) return ok;
+  // pg_promote() over the open session: pg_ctl promote is a process to start, which took 60 ms
+  // of a switchover's write gap on a loaded machine (bench: switchover, under load). pg_ctl
+  // when there is no session, or it could not ask (lost, or the server refused).
+  Status asked = connection != nullptr && connection->usable()
+                     ? request_promotion(*connection)
+                     : fail(ErrorCode::kUnavailable, "no session");
+  if (!asked) {
+    if (auto ok = context.controller.promote(node); !ok) return ok;
+  }
+  if (auto ok = wait_writable(context, node, connection); !ok) return ok;
   auto took =
       std::chrono::duration_cast<std::chrono::milliseconds>(context.clock.steady_now() - started);
   context.report(fmt::format("{} promoted; it accepts writes ({} ms)", node.name, took.count()));

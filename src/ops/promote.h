@@ -4,6 +4,7 @@
 
 #include "dcs/store.h"
 #include "ops/context.h"
+#include "pg/connection.h"
 
 namespace tandem {
 
@@ -14,8 +15,9 @@ namespace tandem {
 Status promote_standby(Context& context, const NodeConfig& node, Store& store);
 
 // The promotion itself, without the checks and without touching other nodes (the agent's way:
-// every agent repoints its own node): pg_ctl promote, wait until it accepts writes, slots for
-// every other node, tandem.conf without an upstream.
-Status promote_in_place(Context& context, const NodeConfig& node);
+// every agent repoints its own node): pg_promote() through `connection` (a session with the
+// node's superuser, or null: pg_ctl promote then), wait until it accepts writes, slots for every
+// other node, tandem.conf without an upstream.
+Status promote_in_place(Context& context, const NodeConfig& node, Connection* connection);
 
 }  // namespace tandem

@@ -111,6 +111,8 @@ Result<QueryResult> Connection::query(const std::string& sql,
   return QueryResult(std::move(columns), std::move(rows));
 }
 
+bool Connection::usable() const { return PQstatus(conn_.get()) == CONNECTION_OK; }
+
 Status Connection::execute(const std::string& sql) {
   std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn_.get(), sql.c_str()), &PQclear);
   ExecStatusType status = PQresultStatus(result.get());

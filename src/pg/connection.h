@@ -49,6 +49,8 @@ class Connection {
   // For statements without results; `sql` may hold several statements when there are no
   // parameters.
   Status execute(const std::string& sql);
+  // False once the connection is lost (the server closed it, the socket broke): reconnect.
+  bool usable() const;
 
   // The SCRAM-SHA-256 verifier of a password, computed here so the password never reaches the
   // server (or its log) in clear text.

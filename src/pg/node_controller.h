@@ -27,8 +27,9 @@ class NodeController {
   // pg_ctl start, waiting until it accepts connections (read-only ones on a standby).
   virtual Status start(const NodeConfig& node) = 0;
   virtual Status stop(const NodeConfig& node, StopMode mode) = 0;
-  // pg_ctl promote: the signal sent, not waiting for its end (promote_in_place in ops/ polls for
-  // writes, and for the postmaster's death).
+  // pg_ctl promote: the signal sent, not waiting for its end. promote_in_place in ops/ asks
+  // through a session (pg_promote()) and comes here only without one; it polls for writes, and
+  // for the postmaster's death.
   virtual Status promote(const NodeConfig& node) = 0;
   // Re-reads configuration files (pg_ctl reload).
   virtual Status reload(const NodeConfig& node) = 0;

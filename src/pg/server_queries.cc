@@ -117,6 +117,15 @@ std::optional<Lsn> received_wal(Connection& connection) {
   return lsn_of(*rows, 0, "lsn");
 }
 
+Status request_promotion(Connection& connection) {
+  auto rows = connection.query("SELECT pg_promote(wait => false)::text AS signalled");
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->text(0, "signalled") != "true") {
+    return fail(ErrorCode::kFailed, "pg_promote() did not signal the postmaster");
+  }
+  return {};
+}
+
 Status check_writable(Connection& connection) {
   // Rolled back: a commit may wait for a synchronous standby (strict mode waits for any, and a
   // freshly promoted primary may have none yet), an abort never does.

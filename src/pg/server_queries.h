@@ -49,6 +49,10 @@ std::optional<TimelineId> streaming_timeline(Connection& connection);
 // The end of the WAL a standby has received and flushed (or replayed, if further).
 std::optional<Lsn> received_wal(Connection& connection);
 
+// Asks a standby to promote (pg_promote without waiting), as `pg_ctl promote --no-wait` does;
+// fails on a server not in recovery.
+Status request_promotion(Connection& connection);
+
 // Succeeds once the server assigns transaction ids: it has left recovery and takes writes.
 Status check_writable(Connection& connection);
 

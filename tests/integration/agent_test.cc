@@ -1124,17 +1124,13 @@ TEST_F(AgentTest, SwitchoverSwapsRolesWithoutLosingAWriteOrRewinding) {
 }
 
 // Issue 16.2 on real PostgreSQL: the switchover's target frozen (SIGSTOP, its whole agent) the
-// moment it runs pg_ctl promote, thawed 4 s later. Its PostgreSQL promotes on its own meanwhile
-// and is stopped (by its watchdog or by another agent) once its lease lapses. Thawed, its agent
-// learns at once that the promotion failed — it waited for its pg_ctl (or for writes) until a
-// whole timeout passed, 60 s and more, neither primary nor standby — and the cluster is whole
-// again soon after: one primary, every other node streaming from it.
+// moment its PostgreSQL has the request to promote, thawed 4 s later. Its PostgreSQL promotes on
+// its own meanwhile and is stopped (by its watchdog or by another agent) once its lease lapses.
+// Thawed, its agent learns at once that the promotion failed — it waited for its pg_ctl (or for
+// writes) until a whole timeout passed, 60 s and more, neither primary nor standby — and the
+// cluster is whole again soon after: one primary, every other node streaming from it.
 TEST_F(AgentTest, APromoterFrozenMidPromotionRejoinsSoonAfterItsThaw) {
-  // pg_ctl wrapped: a promotion leaves a mark for the test to freeze the agent on.
-  std::string mark = dir_ + "/marks/promote-started";
-  std::string bin = pg_bin_marking_promotions(dir_, mark);
-  ASSERT_FALSE(bin.empty());
-  up(2, [&](ClusterConfig& config) { config.pg_bin = bin; });
+  up(2);
   std::string old_primary = current_primary();
   ASSERT_FALSE(old_primary.empty());
   std::string target = other_than(old_primary);
@@ -1154,15 +1150,15 @@ TEST_F(AgentTest, APromoterFrozenMidPromotionRejoinsSoonAfterItsThaw) {
     auto member = view.members.find(target);
     return member != view.members.end() && member->second.state == PgState::kStandby;
   }));
-  std::filesystem::remove(mark);
+  PromoteRequestWatch request(config_.log_dir + "/" + target + ".log");
 
   CommandOutput switchover;
-  std::thread asking([&] { switchover = tandem({"switchover", "--to", target}); });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!std::filesystem::exists(mark) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
-  }
-  bool marked = std::filesystem::exists(mark);
+  std::atomic<bool> answered{false};
+  std::thread asking([&] {
+    switchover = tandem({"switchover", "--to", target});
+    answered = true;
+  });
+  bool marked = request.wait(std::chrono::seconds(30), [&] { return answered.load(); });
   if (marked) kill(*agent, SIGSTOP);
   std::this_thread::sleep_for(std::chrono::seconds(4));
   if (marked) kill(*agent, SIGCONT);

@@ -182,31 +182,33 @@ std::string run_as_postgres(const std::string& dir, const std::string& command, 
   return ok ? result->output : "";
 }
 
-std::string pg_bin_marking_promotions(const std::string& dir, const std::string& mark) {
-  std::string real;
-  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
-    if (std::filesystem::exists(entry.path() / "bin/pg_ctl"))
-      real = (entry.path() / "bin").string();
-  }
-  if (real.empty()) return "";
-  std::string bin = dir + "/pg-bin";
-  std::filesystem::create_directories(bin);
-  for (const auto& entry : std::filesystem::directory_iterator(real)) {
-    if (entry.path().filename() != "pg_ctl") {
-      std::filesystem::create_symlink(entry.path(), bin + "/" + entry.path().filename().string());
+PromoteRequestWatch::PromoteRequestWatch(std::string log_file) : log_file_(std::move(log_file)) {
+  std::error_code error;
+  auto size = std::filesystem::file_size(log_file_, error);
+  from_ = error ? 0 : size;
+}
+
+bool PromoteRequestWatch::wait(std::chrono::milliseconds timeout,
+                               const std::function<bool()>& give_up) {
+  constexpr std::string_view kLine = "received promote request";
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string seen;
+  std::uintmax_t read_to = from_;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream file(log_file_, std::ios::binary);
+    if (file) {
+      file.seekg(static_cast<std::streamoff>(read_to));
+      std::string added((std::istreambuf_iterator<char>(file)), {});
+      read_to += added.size();
+      // What was read before is kept from its last line on: the line may come in two pieces.
+      auto line_start = seen.rfind('\n');
+      seen = (line_start == std::string::npos ? seen : seen.substr(line_start + 1)) + added;
+      if (seen.find(kLine) != std::string::npos) return true;
     }
+    if (give_up && give_up()) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
-  // Whoever runs pg_ctl (the postgres user when the test is root) may leave the mark.
-  std::string marks = std::filesystem::path(mark).parent_path().string();
-  std::filesystem::create_directories(marks);
-  std::filesystem::permissions(marks, std::filesystem::perms(01777));
-  {
-    std::ofstream script(bin + "/pg_ctl");
-    script << "#!/bin/sh\nif [ \"$1\" = promote ]; then echo > " << mark << "; fi\nexec " << real
-           << "/pg_ctl \"$@\"\n";
-  }
-  std::filesystem::permissions(bin + "/pg_ctl", std::filesystem::perms(0755));
-  return bin;
+  return false;
 }
 
 }  // namespace tandem::testing

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -71,10 +72,20 @@ void stop_by_hand(const ClusterConfig& config, const std::string& dir);
 std::string run_as_postgres(const std::string& dir, const std::string& command,
                             bool may_fail = false);
 
-// A directory of PostgreSQL's programs under `dir` (links to the installed ones) whose pg_ctl
-// leaves `mark` (a file in a directory anyone may write) when asked to promote, then does it:
-// a test freezes the promoter's agent on it. "" if PostgreSQL's programs are not found.
-std::string pg_bin_marking_promotions(const std::string& dir, const std::string& mark);
+// PostgreSQL's log, watched from its end when the watch begins for "received promote request":
+// the moment the promoter's request reached the server (pg_promote() or pg_ctl promote), which
+// then promotes on its own; a test freezes the promoter's agent on it.
+class PromoteRequestWatch {
+ public:
+  explicit PromoteRequestWatch(std::string log_file);
+  // True once the line is there, looking every half millisecond; false after `timeout`, or as
+  // soon as `give_up` says so.
+  bool wait(std::chrono::milliseconds timeout, const std::function<bool()>& give_up = {});
+
+ private:
+  std::string log_file_;
+  std::uintmax_t from_ = 0;
+};
 
 // Ports [base, base + count) that nothing listens on.
 int find_free_ports(int count);

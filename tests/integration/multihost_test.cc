@@ -435,21 +435,12 @@ TEST_F(MultiHostQuorumTest, AFrozenPrimaryHostFailsOverWithEveryWriteAndAcknowle
       << "see " << agent_log(old_primary);
 }
 
-// pg_ctl wrapped: a promotion leaves a mark for the test to freeze the promoter's agent on.
-class MultiHostPromoterTest : public MultiHostTest {
- protected:
-  void adjust(ClusterConfig& config) override {
-    std::string bin = pg_bin_marking_promotions(dir_, mark());
-    ASSERT_FALSE(bin.empty());
-    config.pg_bin = bin;
-  }
-  std::string mark() const { return dir_ + "/marks/promote-started"; }
-};
+class MultiHostPromoterTest : public MultiHostTest {};
 
-// Issue 16.2 across hosts: a switchover, and the target's agent frozen for 4 s the moment
-// `pg_ctl promote` starts (its watchdog, a process of its own, and its PostgreSQL run on). Each
-// node is probed all along: the acknowledged writes, in the order they were answered, come
-// from one node after another — never back and forth between two writers.
+// Issue 16.2 across hosts: a switchover, and the target's agent frozen for 4 s the moment its
+// PostgreSQL has the request to promote (its watchdog, a process of its own, and its PostgreSQL run
+// on). Each node is probed all along: the acknowledged writes, in the order they were answered,
+// come from one node after another — never back and forth between two writers.
 TEST_F(MultiHostPromoterTest, APromoterFrozenMidPromotionNeverWritesBesideAnother) {
   ASSERT_NO_FATAL_FAILURE(wait_for_cluster());
   std::string old_primary = primary();
@@ -468,7 +459,7 @@ TEST_F(MultiHostPromoterTest, APromoterFrozenMidPromotionNeverWritesBesideAnothe
                                                   milliseconds(10), "probe_" + node.name));
     probes.back()->start();
   }
-  std::filesystem::remove(mark());
+  PromoteRequestWatch request(config_.log_dir + "/" + target + ".log");
   std::string token = api_token();
   const NodeConfig& asked = *config_.find_node(old_primary);
   std::atomic<int> status{0};
@@ -491,9 +482,7 @@ TEST_F(MultiHostPromoterTest, APromoterFrozenMidPromotionNeverWritesBesideAnothe
       }
     });
   });
-  bool marked = eventually([&] { return std::filesystem::exists(mark()) || status != 0; },
-                           std::chrono::seconds(30)) &&
-                std::filesystem::exists(mark());
+  bool marked = request.wait(std::chrono::seconds(30), [&] { return status != 0; });
   pid_t agent = agents_[index_of(target)]->pid();
   if (marked) kill(agent, SIGSTOP);
   std::this_thread::sleep_for(std::chrono::seconds(4));

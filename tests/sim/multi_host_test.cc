@@ -149,7 +149,7 @@ TEST(MultiHost, PrimaryHostCutOffAStandbyTakesOver) {
 }
 
 // Issue 16.2: a switchover's target whose agent freezes (SIGSTOP, a stalled VM) for 4 s the
-// moment it sends `pg_ctl promote`. PostgreSQL finishes promoting on its own; the others prove
+// moment it asks for the promotion. PostgreSQL finishes promoting on its own; the others prove
 // the frozen agent silent and take over. Its watchdog, watching from before the promotion,
 // stops the promoted PostgreSQL first: never two writable primaries (there were, for 2.4-5.5 s,
 // when the watchdog was armed only once the promotion returned).

@@ -394,7 +394,7 @@ Result<Promotion> SimNode::promote(TimelineId target) {
   if (!server.running || !server.standby_signal) {
     return fail(ErrorCode::kFailed, "the server is not a running standby");
   }
-  // pg_ctl promote only asks: PostgreSQL then ends recovery, writes its end-of-recovery record
+  // pg_promote() only asks: PostgreSQL then ends recovery, writes its end-of-recovery record
   // and checkpoint by itself — slow on a busy machine — while the agent waits for it, or is
   // frozen, or dies. The promotion ends on PostgreSQL's time, not the agent's.
   SimTime latency = world_.random_ms(SimTime(30), world_.settings.promotion_latency_max);

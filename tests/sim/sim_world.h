@@ -117,7 +117,7 @@ struct Pg {
   // The canary's freeze: since when it says it streams from nobody, streaming on.
   std::optional<SimTime> pretends_frozen_since;
   std::optional<SimTime> not_streaming_since;
-  // pg_ctl promote was sent and PostgreSQL has not finished promoting: it goes on by itself,
+  // The promotion was asked for and PostgreSQL has not finished promoting: it goes on by itself,
   // whatever its agent does meanwhile (frozen, say), until it promotes or is stopped.
   bool promote_pending = false;
   // Its recovery needs WAL that no node has any more (a rewind whose source had removed the
@@ -475,7 +475,7 @@ class World {
   void request_switchover(const std::string& to = "");
   // A person's `tandem failover --to NAME` (forced, without --allow-data-loss).
   void request_failover(const std::string& to);
-  // Called the moment a node's PostgreSQL is asked to promote (pg_ctl promote sent), with that
+  // Called the moment a node's PostgreSQL is asked to promote (pg_promote()), with that
   // node: where a script strikes.
   std::function<void(int)> on_promote_requested;
   // The first node asked to promote has its agent frozen from that moment for `how_long`

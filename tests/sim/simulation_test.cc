@@ -537,7 +537,7 @@ TEST(Simulation, ASlowStoreIsSaidBeforeItFences) {
   EXPECT_EQ(world.verdict().violations, std::vector<std::string>());
 }
 
-// Issue 16.1: the target of a switchover whose postmaster dies the moment `pg_ctl promote` is
+// Issue 16.1: the target of a switchover whose postmaster dies the moment its promotion is
 // sent holds the lease with a standby's data. It used to restart in place as a primary on the
 // old timeline, with no promotion on record (and, in synchronous mode, the old primary later
 // took the lease back without the commits it acknowledged meanwhile: seed 704607). It must
@@ -644,7 +644,7 @@ TEST(Simulation, AnAgentStoppedInsideAStoreWriteIsResumedOrKilled) {
 }
 
 // Issue 16.7: a switchover's target claims the next timeline, and its host dies for good the
-// moment it sends `pg_ctl promote`. The others used to stay "behind the claim" until an operator
+// moment it asks for the promotion. The others used to stay "behind the claim" until an operator
 // forced a failover. Asynchronous: the most advanced takes over beyond the claim (timeline 3).
 // Synchronous: the claimant named itself alone in sync, so nobody else may — and nobody does.
 TEST(Simulation, AClaimantThatNeverReturnsBlocksNoFailover) {
