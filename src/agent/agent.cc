@@ -972,6 +972,13 @@ Status Agent::hand_over(const ClusterView& view, const std::string& target) {
   if (!lease_.held()) {
     if (auto ok = lease_.adopt(view.leader->revision); !ok) return ok;
   }
+  // A CHECKPOINT first, while PostgreSQL still takes writes and the watchdog watches it: the
+  // shutdown checkpoint, which writes stop for, then has little left to write (on a loaded
+  // machine it took 116 ms of a 0.3 s write gap, with a fresh cluster's writes behind it). Its
+  // failure costs only that time.
+  if (auto ok = node_.checkpoint(); !ok) {
+    spdlog::warn("no checkpoint before the clean stop: {}", ok.error().message);
+  }
   watch_postmaster(false);
   if (auto ok = node_.stop(StopMode::kFast); !ok) return ok;
   auto checkpoint = node_.shutdown_checkpoint();

@@ -27,6 +27,11 @@ class NodeObserver {
   // the query fails.
   std::optional<PrimaryDetails> primary_details();
 
+  // The session the observations come through, while it stands (null otherwise): for a step
+  // that should not wait for a connection of its own (a promotion). Used on the agent's thread
+  // alone, as the observations are.
+  Connection* session() { return connection_ && connection_->usable() ? &*connection_ : nullptr; }
+
   // The server was told to read its configuration files again, or is newly connected to: what
   // it waits to restart for is read at once, then every half second for the next seconds (a
   // reload reaches its processes a moment later).

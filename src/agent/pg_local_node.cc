@@ -116,25 +116,39 @@ Status PgLocalNode::follow(const std::string& leader) {
 }
 
 Result<Promotion> PgLocalNode::promote(TimelineId target) {
-  // One session asks for the promotion and watches it: a connection to open is a process for
-  // the server to start, tens of milliseconds on a loaded machine.
-  auto admin = connect_local_admin(config_, self_);
-  if (admin) {
-    auto timeline = standby_timeline(*admin);
+  // One session asks for the promotion and watches it — the observations' own when it stands: a
+  // connection to open is a process for the server to start, tens of milliseconds on a loaded
+  // machine.
+  std::optional<Connection> own;
+  Connection* session = observer_.session();
+  auto open_own = [&]() -> Status {
+    auto opened = connect_local_admin(config_, self_);
+    if (!opened) {
+      session = nullptr;
+      return std::unexpected(opened.error());
+    }
+    own.emplace(std::move(*opened));
+    session = &*own;
+    return {};
+  };
+  if (session == nullptr) (void)open_own();
+  if (session != nullptr) {
+    auto timeline = standby_timeline(*session);
     if (timeline && target > *timeline + 1) {
-      if (auto ok = reserve_timelines(*admin, self_.data_dir, *timeline + 1, target - 1); !ok) {
+      if (auto ok = reserve_timelines(*session, self_.data_dir, *timeline + 1, target - 1); !ok) {
         return std::unexpected(ok.error());
       }
     }
   }
-  Status promoted = promote_in_place(context_, self_, admin ? &*admin : nullptr);
-  if (!admin || !admin->usable()) admin = connect_local_admin(config_, self_);
-  if (!admin)
-    return promoted ? Result<Promotion>(std::unexpected(admin.error()))
-                    : Result<Promotion>(std::unexpected(promoted.error()));
+  Status promoted = promote_in_place(context_, self_, session);
+  if (session == nullptr || !session->usable()) {
+    if (auto opened = open_own(); !opened) {
+      return std::unexpected(promoted ? opened.error() : promoted.error());
+    }
+  }
   // A step after the promotion itself may fail (a slot, say); a node that now takes writes is
   // the new primary all the same.
-  auto timeline = primary_timeline(*admin);
+  auto timeline = primary_timeline(*session);
   if (!timeline) {
     return std::unexpected(promoted ? timeline.error() : promoted.error());
   }
@@ -166,6 +180,13 @@ Status PgLocalNode::reclone(const std::string& leader) {
   auto aside = reinitialize_standby(context_, self_, **upstream);
   if (!aside) return std::unexpected(aside.error());
   return {};
+}
+
+Status PgLocalNode::checkpoint() {
+  if (Connection* session = observer_.session()) return tandem::checkpoint(*session);
+  auto opened = connect_local_admin(config_, self_);
+  if (!opened) return std::unexpected(opened.error());
+  return tandem::checkpoint(*opened);
 }
 
 Result<Lsn> PgLocalNode::shutdown_checkpoint() {
