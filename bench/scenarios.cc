@@ -102,9 +102,10 @@ Result<Outage> outage_after(const BenchCluster& cluster, WriteProbe& probe,
 }
 
 // Where a failover's time goes (issue 19), as the new primary's agent logs it: "NODE promoted;
-// it accepts writes (N ms)", N being its `pg_ctl promote`. Log lines: "2026-12-05T08:07:12.691
-// info: message", in local time. Before the promotion: the lease lapsing, the standby's agent
-// seeing it, taking the lease and claiming the timeline; after: the client's reconnection.
+// it accepts writes (N ms)", N from asking PostgreSQL to promote until it takes writes. Log lines:
+// "2026-12-05T08:07:12.691 info: message", in local time. Before the promotion: the lease lapsing,
+// the standby's agent seeing it, taking the lease and claiming the timeline; after: the client's
+// reconnection.
 struct FailoverSteps {
   std::optional<WallClock::time_point> promoted;
   double promote_seconds = 0;
@@ -144,9 +145,9 @@ FailoverSteps failover_steps(const BenchCluster& cluster, WallClock::time_point 
 std::vector<Sample> step_samples(const std::string& scenario, const FailoverSteps& steps,
                                  WallClock::time_point killed_at, WallClock::time_point resumed) {
   if (!steps.promoted) return {};
-  return {{scenario + ": until pg_ctl promote began (s)",
+  return {{scenario + ": until the promotion was asked for (s)",
            seconds_between(killed_at, *steps.promoted) - steps.promote_seconds},
-          {scenario + ": pg_ctl promote (s)", steps.promote_seconds},
+          {scenario + ": promoting (s)", steps.promote_seconds},
           {scenario + ": from promoted to a write acknowledged (s)",
            seconds_between(*steps.promoted, resumed)}};
 }
