@@ -6,8 +6,9 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <regex>
+#include <optional>
 #include <set>
+#include <vector>
 
 namespace tandem {
 namespace {
@@ -16,23 +17,50 @@ Status invalid(std::string message) {
   return fail(ErrorCode::kInvalidArgument, std::move(message));
 }
 
-// Role and database names tandem creates: plain identifiers need no quoting anywhere.
+// Role and database names tandem creates: plain identifiers need no quoting anywhere. By hand,
+// not std::regex: a compiled pattern, kept for the agent's life, held about 20 KiB of its heap.
 bool is_identifier(std::string_view name) {
-  static const std::regex pattern("[a-z_][a-z0-9_]{0,62}");
-  return std::regex_match(name.begin(), name.end(), pattern);
+  auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (name.empty() || name.size() > 63 || !(lower(name[0]) || name[0] == '_')) return false;
+  return std::ranges::all_of(name.substr(1),
+                             [&](char c) { return lower(c) || digit(c) || c == '_'; });
 }
 
-bool is_cidr(std::string_view text) {
-  static const std::regex v4(R"((\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2}))");
-  static const std::regex v6(R"([0-9a-fA-F:]+/\d{1,3})");
-  std::match_results<std::string_view::const_iterator> match;
-  if (std::regex_match(text.begin(), text.end(), match, v4)) {
-    for (int i = 1; i <= 4; ++i) {
-      if (std::stoi(match[i].str()) > 255) return false;
-    }
-    return std::stoi(match[5].str()) <= 32;
+// 1 to `most` decimal digits: their value; nullopt for anything else.
+std::optional<int> small_number(std::string_view text, std::size_t most) {
+  if (text.empty() || text.size() > most) return std::nullopt;
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
   }
-  return std::regex_match(text.begin(), text.end(), v6);
+  return value;
+}
+
+// A.B.C.D/N (each of A-D 1-3 digits up to 255, N 1-2 digits up to 32), or hexadecimal digits
+// and colons /N (N 1-3 digits).
+bool is_cidr(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) return false;
+  std::string_view address = text.substr(0, slash);
+  std::string_view bits = text.substr(slash + 1);
+  std::vector<std::optional<int>> octets;
+  for (std::size_t start = 0;;) {
+    auto dot = address.find('.', start);
+    octets.push_back(small_number(address.substr(start, dot - start), 3));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  bool dotted =
+      octets.size() == 4 && std::ranges::all_of(octets, [](auto o) { return o.has_value(); });
+  if (dotted && small_number(bits, 2)) {
+    return std::ranges::all_of(octets, [](auto o) { return *o <= 255; }) &&
+           *small_number(bits, 2) <= 32;
+  }
+  return !address.empty() && small_number(bits, 3) && std::ranges::all_of(address, [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
+  });
 }
 
 bool is_ip_address(const std::string& host) {
@@ -67,8 +95,9 @@ void place_files_in(ClusterConfig& config, const std::string& dir) {
 }
 
 bool is_slot_name(std::string_view name) {
-  static const std::regex pattern("[a-z0-9_]{1,63}");
-  return std::regex_match(name.begin(), name.end(), pattern);
+  return !name.empty() && name.size() <= 63 && std::ranges::all_of(name, [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 namespace {

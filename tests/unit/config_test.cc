@@ -167,6 +167,11 @@ TEST(ParseConfig, RefusesBadInputWithTheKeyNamed) {
       {"os_user: root\nnodes: [{name: a, port: 1}]", "PostgreSQL refuses to run as root"},
       {"replication: {networks: [10.0.0.0/33]}\nnodes: [{name: a, port: 1}]", "10.0.0.0/33"},
       {"replication: {networks: [300.0.0.1/32]}\nnodes: [{name: a, port: 1}]", "300.0.0.1/32"},
+      {"replication: {networks: [10.0.0/24]}\nnodes: [{name: a, port: 1}]", "10.0.0/24"},
+      {"replication: {networks: [10.0.0.1]}\nnodes: [{name: a, port: 1}]", "10.0.0.1"},
+      {"replication: {networks: [10.0.0.1/]}\nnodes: [{name: a, port: 1}]", "10.0.0.1/"},
+      {"replication: {networks: ['fd00::/1234']}\nnodes: [{name: a, port: 1}]", "fd00::/1234"},
+      {"replication: {networks: ['fd0g::/8']}\nnodes: [{name: a, port: 1}]", "fd0g::/8"},
       {"replication: {max_slot_wal_keep_size: 1MB}\nnodes: [{name: a, port: 1}]", "at least 16MB"},
       {"replication: {max_slot_wal_keep_size: lots}\nnodes: [{name: a, port: 1}]", "not a size"},
       {"replication: {wal_retrieve_retry_interval: 5}\nnodes: [{name: a, port: 1}]",
@@ -339,4 +344,31 @@ TEST(Config, ReplicationIsSizedForTheNodes) {
 }
 
 }  // namespace
+
+TEST(ClusterConfig, SlotNamesAreLowercaseLettersDigitsAndUnderscores) {
+  struct Case {
+    std::string_view name;
+    bool valid;
+  };
+  const Case cases[] = {
+      {"node2", true},      {"_", true},      {"9lives", true},  {std::string_view("a_b_c"), true},
+      {"", false},          {"Node2", false}, {"node-2", false}, {"node 2", false},
+      {"n\xc3\xa9", false},
+  };
+  for (const Case& each : cases) {
+    EXPECT_EQ(is_slot_name(each.name), each.valid) << each.name;
+  }
+  EXPECT_FALSE(is_slot_name(std::string(64, 'a')));
+  EXPECT_TRUE(is_slot_name(std::string(63, 'a')));
+}
+
+TEST(ParseConfig, NetworksOfBothFamiliesAreAccepted) {
+  auto config = parse_config(
+      "replication: {networks: [10.0.0.0/8, 192.168.1.7/32, 0.0.0.0/0, 'fd00::/8', '::1/128']}\n"
+      "nodes: [{name: a, port: 1}]",
+      "/tmp/x");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->replication.networks.size(), 5u);
+}
+
 }  // namespace tandem
