@@ -276,7 +276,7 @@ Decision Agent::cycle() {
   return decision;
 }
 
-// A promotion whose pg_ctl failed, once PostgreSQL shows it went through (its timeline's
+// A promotion that failed for its agent, once PostgreSQL shows it went through (its timeline's
 // history file): recorded, as any promotion is.
 // The service manager hears READY once this node's record is in the store: published before
 // the first cycle's step, which may be a copy of the primary taking hours (boot waits for a
@@ -936,7 +936,7 @@ Status Agent::promote(const ClusterView& view, const NodeObservation& node,
   auto promoted = node_.promote(*claimed);
   if (!promoted) {
     // PostgreSQL may have finished promoting all the same — while this agent was frozen, say —
-    // and accepted writes before it was fenced, or may finish after pg_ctl gave up waiting:
+    // and accepted writes before it was fenced, or may finish after its agent gave up waiting:
     // that timeline goes to the history too, dated when it was asked for (it was missing: a
     // frozen promoter's timeline 2 between 1 and 3). Looked for again every cycle while this
     // postmaster runs.
@@ -974,9 +974,11 @@ Status Agent::hand_over(const ClusterView& view, const std::string& target) {
   }
   // A CHECKPOINT first, while PostgreSQL still takes writes and the watchdog watches it: the
   // shutdown checkpoint, which writes stop for, then has little left to write (on a loaded
-  // machine it took 116 ms of a 0.3 s write gap, with a fresh cluster's writes behind it). Its
-  // failure costs only that time.
-  if (auto ok = node_.checkpoint(); !ok) {
+  // machine it took 116 ms of a 0.3 s write gap, with a fresh cluster's writes behind it).
+  // Waited for a lease at most: the hand-over acts on what this cycle read before it, and one
+  // that outlasts it goes on in the checkpointer while the stop waits. Its failure costs only
+  // that time.
+  if (auto ok = node_.checkpoint(ha_.ttl); !ok) {
     spdlog::warn("no checkpoint before the clean stop: {}", ok.error().message);
   }
   watch_postmaster(false);
@@ -998,7 +1000,7 @@ Status Agent::hand_over(const ClusterView& view, const std::string& target) {
 
 // A primary restarted in place is watched while it starts: it may accept writes before the
 // next cycle observes it. So is a postmaster asked to promote, until it exits: PostgreSQL may
-// finish a promotion whose pg_ctl gave up waiting, and an unwatched one would answer pings "may
+// finish a promotion its agent gave up waiting for, and an unwatched one would answer pings "may
 // not write" while it does (found by review).
 void Agent::watch_what_may_write(const std::optional<ClusterView>& view, NodeObservation& node) {
   record_finished_promotion(view ? &*view : nullptr);

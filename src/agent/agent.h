@@ -256,7 +256,7 @@ class Agent {
   // A postmaster asked to promote (pg_promote() or pg_ctl promote), watched until it exits (0:
   // none).
   pid_t promoting_postmaster_ = 0;
-  // A promotion whose pg_ctl failed, to record once PostgreSQL shows it went through.
+  // A promotion that failed for its agent, to record once PostgreSQL shows it went through.
   std::optional<HistoryEntry> unrecorded_promotion_;
   // The last confirmed renewal's round trip (-1: none yet), and when a slow one was last said.
   std::atomic<std::int64_t> renewal_round_trip_ms_{-1};

@@ -59,8 +59,8 @@ class LocalNode {
   virtual bool switched_to(TimelineId timeline) = 0;
   virtual Status stop(StopMode mode) = 0;
   // A CHECKPOINT on the running server, before a clean stop: the stop's own checkpoint then has
-  // little left to write, and writes stop for less time.
-  virtual Status checkpoint() = 0;
+  // little left to write, and writes stop for less time. Waited for `limit` at most.
+  virtual Status checkpoint(std::chrono::milliseconds limit) = 0;
   // A fast stop, then a start; returns once it accepts connections. `stopped` runs between the
   // two, and its failure leaves PostgreSQL stopped (a leader proves its lease there: the stop
   // may have taken longer than the lease). `spawned` runs once the new postmaster exists,

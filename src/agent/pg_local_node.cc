@@ -134,6 +134,9 @@ Result<Promotion> PgLocalNode::promote(TimelineId target) {
   if (session == nullptr) (void)open_own();
   if (session != nullptr) {
     auto timeline = standby_timeline(*session);
+    // The observations' session may be dead unnoticed (a cycle at rest asks nothing): the timeline
+    // is read again on a connection of its own, or a claim past the newest reserves nothing.
+    if (!timeline && own == std::nullopt && open_own()) timeline = standby_timeline(*session);
     if (timeline && target > *timeline + 1) {
       if (auto ok = reserve_timelines(*session, self_.data_dir, *timeline + 1, target - 1); !ok) {
         return std::unexpected(ok.error());
@@ -182,11 +185,11 @@ Status PgLocalNode::reclone(const std::string& leader) {
   return {};
 }
 
-Status PgLocalNode::checkpoint() {
-  if (Connection* session = observer_.session()) return tandem::checkpoint(*session);
+Status PgLocalNode::checkpoint(milliseconds limit) {
+  if (Connection* session = observer_.session()) return checkpoint_within(*session, limit);
   auto opened = connect_local_admin(config_, self_);
   if (!opened) return std::unexpected(opened.error());
-  return tandem::checkpoint(*opened);
+  return checkpoint_within(*opened, limit);
 }
 
 Result<Lsn> PgLocalNode::shutdown_checkpoint() {

@@ -35,7 +35,7 @@ class PgLocalNode final : public LocalNode {
   Result<Promotion> promote(TimelineId target) override;
   bool switched_to(TimelineId timeline) override;
   Status stop(StopMode mode) override { return controller_.stop(self_, mode); }
-  Status checkpoint() override;
+  Status checkpoint(std::chrono::milliseconds limit) override;
   Status restart(const std::function<Status()>& stopped,
                  const std::function<void()>& spawned) override;
   Status rejoin() override;

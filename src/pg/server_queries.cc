@@ -1,5 +1,7 @@
 #include "pg/server_queries.h"
 
+#include <fmt/format.h>
+
 #include "pg/query_values.h"
 
 namespace tandem {
@@ -135,6 +137,15 @@ Status check_writable(Connection& connection) {
 }
 
 Status checkpoint(Connection& connection) { return connection.execute("CHECKPOINT"); }
+
+Status checkpoint_within(Connection& connection, std::chrono::milliseconds limit) {
+  if (auto ok = connection.execute(fmt::format("SET statement_timeout = {}", limit.count())); !ok) {
+    return ok;
+  }
+  Status done = connection.execute("CHECKPOINT");
+  (void)connection.execute("RESET statement_timeout");  // the session's own setting again
+  return done;
+}
 
 Result<CheckpointWal> checkpoint_wal(Connection& connection) {
   auto rows = connection.query(

@@ -2,6 +2,7 @@
 // positions, its last checkpoint, and whether it takes writes.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,9 @@ Status check_writable(Connection& connection);
 
 // Runs a CHECKPOINT.
 Status checkpoint(Connection& connection);
+// Runs a CHECKPOINT, waiting for it `limit` at most (statement_timeout, reset afterwards); the
+// server's checkpointer goes on with one that outlasts it.
+Status checkpoint_within(Connection& connection, std::chrono::milliseconds limit);
 
 struct CheckpointWal {
   TimelineId timeline = 0;  // of the last checkpoint (pg_control)

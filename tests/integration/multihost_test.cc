@@ -460,6 +460,7 @@ TEST_F(MultiHostPromoterTest, APromoterFrozenMidPromotionNeverWritesBesideAnothe
     probes.back()->start();
   }
   PromoteRequestWatch request(config_.log_dir + "/" + target + ".log");
+  std::size_t log_from = log_of(target).size();
   std::string token = api_token();
   const NodeConfig& asked = *config_.find_node(old_primary);
   std::atomic<int> status{0};
@@ -486,6 +487,9 @@ TEST_F(MultiHostPromoterTest, APromoterFrozenMidPromotionNeverWritesBesideAnothe
   pid_t agent = agents_[index_of(target)]->pid();
   if (marked) kill(agent, SIGSTOP);
   std::this_thread::sleep_for(std::chrono::seconds(4));
+  // Frozen before it saw writes: else this froze a primary, not a promoter.
+  EXPECT_EQ(log_of(target).find("promoted; it accepts writes", log_from), std::string::npos)
+      << "the agent saw its promotion through before the freeze";
   if (marked) kill(agent, SIGCONT);
   asking.join();
   ASSERT_TRUE(marked) << "no promotion started: " << status.load() << " " << answer;

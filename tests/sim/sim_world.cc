@@ -423,6 +423,19 @@ Status SimNode::stop(StopMode mode) {
   return {};
 }
 
+// It takes time, while the server takes writes and the world goes on: the hand-over it comes
+// before acts on what its cycle read earlier. How long, from the clock (no draw: the seeds'
+// schedules stay as they were up to it): 20 ms to `limit`, 300 ms at most.
+Status SimNode::checkpoint(SimTime limit) {
+  if (auto ok = usable(); !ok) return ok;
+  if (!pg().running) return fail(ErrorCode::kUnavailable, "PostgreSQL does not run");
+  SimTime took = std::min(limit, SimTime(20 + world_.clock.now.count() % 281));
+  world_.spend(index_, took);
+  if (auto ok = usable(); !ok) return ok;
+  if (!pg().running) return fail(ErrorCode::kUnavailable, "PostgreSQL stopped meanwhile");
+  return {};
+}
+
 Status SimNode::restart(const std::function<Status()>& stopped,
                         const std::function<void()>& spawned) {
   if (auto ok = stop(StopMode::kFast); !ok) return ok;

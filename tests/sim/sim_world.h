@@ -235,8 +235,7 @@ class SimNode final : public LocalNode {
   Result<Promotion> promote(TimelineId target) override;
   bool switched_to(TimelineId timeline) override;
   Status stop(StopMode mode) override;
-  // Not modelled: a checkpoint changes no role and nothing a stop or a promotion depends on.
-  Status checkpoint() override { return {}; }
+  Status checkpoint(std::chrono::milliseconds limit) override;
   Status restart(const std::function<Status()>& stopped,
                  const std::function<void()>& spawned) override;
   Status rejoin() override;
