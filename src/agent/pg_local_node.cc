@@ -115,43 +115,43 @@ Status PgLocalNode::follow(const std::string& leader) {
   return controller_.reload(self_);
 }
 
+Result<Connection*> PgLocalNode::admin_session(std::optional<Connection>& own, bool may_borrow) {
+  if (may_borrow) {
+    if (Connection* session = observer_.session()) return session;
+  }
+  auto opened = connect_local_admin(config_, self_);
+  if (!opened) return std::unexpected(opened.error());
+  own.emplace(std::move(*opened));
+  return &*own;
+}
+
 Result<Promotion> PgLocalNode::promote(TimelineId target) {
   // One session asks for the promotion and watches it — the observations' own when it stands: a
   // connection to open is a process for the server to start, tens of milliseconds on a loaded
   // machine.
   std::optional<Connection> own;
-  Connection* session = observer_.session();
-  auto open_own = [&]() -> Status {
-    auto opened = connect_local_admin(config_, self_);
-    if (!opened) {
-      session = nullptr;
-      return std::unexpected(opened.error());
-    }
-    own.emplace(std::move(*opened));
-    session = &*own;
-    return {};
-  };
-  if (session == nullptr) (void)open_own();
-  if (session != nullptr) {
-    auto timeline = standby_timeline(*session);
+  auto session = admin_session(own, true);
+  if (session) {
+    auto timeline = standby_timeline(**session);
     // The observations' session may be dead unnoticed (a cycle at rest asks nothing): the timeline
     // is read again on a connection of its own, or a claim past the newest reserves nothing.
-    if (!timeline && own == std::nullopt && open_own()) timeline = standby_timeline(*session);
+    if (!timeline && !own) {
+      session = admin_session(own, false);
+      if (session) timeline = standby_timeline(**session);
+    }
     if (timeline && target > *timeline + 1) {
-      if (auto ok = reserve_timelines(*session, self_.data_dir, *timeline + 1, target - 1); !ok) {
+      if (auto ok = reserve_timelines(**session, self_.data_dir, *timeline + 1, target - 1); !ok) {
         return std::unexpected(ok.error());
       }
     }
   }
-  Status promoted = promote_in_place(context_, self_, session);
-  if (session == nullptr || !session->usable()) {
-    if (auto opened = open_own(); !opened) {
-      return std::unexpected(promoted ? opened.error() : promoted.error());
-    }
-  }
+  Connection* asked_on = session ? *session : nullptr;
+  Status promoted = promote_in_place(context_, self_, asked_on);
+  if (asked_on == nullptr || !asked_on->usable()) session = admin_session(own, false);
+  if (!session) return std::unexpected(promoted ? session.error() : promoted.error());
   // A step after the promotion itself may fail (a slot, say); a node that now takes writes is
   // the new primary all the same.
-  auto timeline = primary_timeline(*session);
+  auto timeline = primary_timeline(**session);
   if (!timeline) {
     return std::unexpected(promoted ? timeline.error() : promoted.error());
   }
@@ -186,10 +186,10 @@ Status PgLocalNode::reclone(const std::string& leader) {
 }
 
 Status PgLocalNode::checkpoint(milliseconds limit) {
-  if (Connection* session = observer_.session()) return checkpoint_within(*session, limit);
-  auto opened = connect_local_admin(config_, self_);
-  if (!opened) return std::unexpected(opened.error());
-  return checkpoint_within(*opened, limit);
+  std::optional<Connection> own;
+  auto session = admin_session(own, true);
+  if (!session) return std::unexpected(session.error());
+  return checkpoint_within(**session, limit);
 }
 
 Result<Lsn> PgLocalNode::shutdown_checkpoint() {

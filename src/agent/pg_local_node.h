@@ -58,6 +58,9 @@ class PgLocalNode final : public LocalNode {
   Context& context() { return context_; }
 
  private:
+  // A superuser session with the server: the observations' own while it stands (`may_borrow`),
+  // else one opened into `own`.
+  Result<Connection*> admin_session(std::optional<Connection>& own, bool may_borrow);
   const NodeConfig* node(const std::string& name) const;
   Result<const NodeConfig*> leader_node(const std::string& name) const;
   void fence_primary(const NodeConfig& other);
