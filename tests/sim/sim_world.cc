@@ -1704,10 +1704,14 @@ void World::inject_partition(int target, int fault, SimTime back) {
 
 bool World::only_an_operator_can_recover() const {
   bool gone = false, stuck = true;
-  for (const Slot& slot : slots) {
+  for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+    const Slot& slot = slots[i];
     if (slot.gone_for_good) {
       gone = true;
-    } else {
+    } else if (listed(i)) {
+      // A node removed from the member list has had its agent stop: only a person adding it
+      // back makes it a candidate again (fresh seed 922828724: the one node with the gone
+      // primary's timeline removed just after the primary went).
       stuck = stuck && slot.pg.wal_gap;
     }
   }
@@ -2184,7 +2188,7 @@ Verdict World::run() {
     // Every node left needs WAL that only the node gone for good had (a rewind found it
     // removed): no automation can make a primary of that; a person restores or forces one.
     note(
-        "no healthy cluster, and none possible without an operator: every node left needs WAL "
+        "no healthy cluster, and none possible without an operator: every member left needs WAL "
         "that only a node gone for good had");
   } else if (!healthy()) {
     std::string states;

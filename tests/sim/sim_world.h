@@ -470,7 +470,8 @@ class World {
   const Verdict& verdict() const { return verdict_; }
   // One primary holding the lease, every other node streaming from it.
   bool healthy() const;
-  // A node is gone for good and every other one needs WAL only it had (seed 3100001054).
+  // A node is gone for good and every other member needs WAL only it had (seed 3100001054);
+  // a node outside the member list counts for nothing.
   bool only_an_operator_can_recover() const;
   // A person asks the leader to hand over (to `to`, or to the best standby when empty).
   void request_switchover(const std::string& to = "");

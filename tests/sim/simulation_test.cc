@@ -282,6 +282,10 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // old list, and node3, on the new one once node2 said it left, took over: two writable
       // primaries. A removed agent now backs nobody before it says it left.
       {980014699, true, true, true, true},
+      // The checker's own: the primary went for good just after a person removed the one
+      // standby on its timeline; the member left needed WAL only the gone primary had. The
+      // removed node counted as a candidate, though its agent had stopped for good.
+      {922828724, true, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);
