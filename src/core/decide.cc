@@ -433,6 +433,40 @@ std::optional<std::string> quorum_shortfall(const ClusterView& view, const Membe
   return std::nullopt;
 }
 
+// Synchronous mode: why a member may lack acknowledged commits by the `sync` record, or nullopt
+// when the record says it has them all. `planned` as in ineligible().
+std::optional<std::string> lacks_acknowledged_commits(const ClusterView& view,
+                                                      const MemberRecord& member, bool planned) {
+  // These nodes have every acknowledged commit: the standbys the last leader named, and that
+  // leader itself (a cluster stopped or crashed whole comes back through it).
+  // No record at all and no timeline ever claimed: nobody has led with a record, so the only
+  // primary there has been is the node that bootstrapped the cluster (fresh seed 1100291983:
+  // the answer to its first lease write was lost, it fenced itself before writing a record,
+  // and nobody could ever lead again).
+  const std::string& last_leader =
+      !view.sync_standbys && view.sync_revision == 0 && !view.timeline_claim ? view.initialized_by
+                                                                             : view.sync_leader;
+  bool named = view.sync_names_any();
+  if (member.name != last_leader && !view.sync_names(member.name)) {
+    if (!named && last_leader.empty()) {
+      return "no standby is synchronous: a takeover could lose acknowledged commits (force "
+             "one with tandem failover --to NODE --allow-data-loss)";
+    }
+    return named ? fmt::format("{} is neither {} ({}) nor the last leader ({})", member.name,
+                               view.sync_standbys->size() == 1 ? "the synchronous standby"
+                                                               : "a synchronous standby",
+                               join_names(*view.sync_standbys), last_leader)
+                 : fmt::format(
+                       "no standby is synchronous and {} is not the last leader ({}): "
+                       "a takeover could lose acknowledged commits",
+                       member.name, last_leader);
+  }
+  if (view.sync_quorum && member.name != last_leader && !planned) {
+    if (auto why = quorum_shortfall(view, member)) return why;
+  }
+  return std::nullopt;
+}
+
 // Why a member may not take over, or nullopt when it may. `planned`: the leader hands the
 // lease over after a clean stop, which passes every record to the standbys that stream (no
 // freeze is needed for quorum commit).
@@ -448,33 +482,7 @@ std::optional<std::string> ineligible(const ClusterView& view, const MemberRecor
                        member.name);
   }
   if (config.synchronous_mode) {
-    // These nodes have every acknowledged commit: the standbys the last leader named, and that
-    // leader itself (a cluster stopped or crashed whole comes back through it).
-    // No record at all and no timeline ever claimed: nobody has led with a record, so the only
-    // primary there has been is the node that bootstrapped the cluster (fresh seed 1100291983:
-    // the answer to its first lease write was lost, it fenced itself before writing a record,
-    // and nobody could ever lead again).
-    const std::string& last_leader =
-        !view.sync_standbys && view.sync_revision == 0 && !view.timeline_claim ? view.initialized_by
-                                                                               : view.sync_leader;
-    bool named = view.sync_names_any();
-    if (member.name != last_leader && !view.sync_names(member.name)) {
-      if (!named && last_leader.empty()) {
-        return "no standby is synchronous: a takeover could lose acknowledged commits (force "
-               "one with tandem failover --to NODE --allow-data-loss)";
-      }
-      return named ? fmt::format("{} is neither {} ({}) nor the last leader ({})", member.name,
-                                 view.sync_standbys->size() == 1 ? "the synchronous standby"
-                                                                 : "a synchronous standby",
-                                 join_names(*view.sync_standbys), last_leader)
-                   : fmt::format(
-                         "no standby is synchronous and {} is not the last leader ({}): "
-                         "a takeover could lose acknowledged commits",
-                         member.name, last_leader);
-    }
-    if (view.sync_quorum && member.name != last_leader && !planned) {
-      if (auto why = quorum_shortfall(view, member)) return why;
-    }
+    if (auto why = lacks_acknowledged_commits(view, member, planned)) return why;
   }
   if (member.timeline < newest_timeline) {
     return fmt::format("{} is on timeline {}, behind timeline {}", member.name, member.timeline,
@@ -581,6 +589,21 @@ Decision running_standby(const ClusterView& view, const NodeObservation& node,
       // the node on the newest timeline leads (found by the simulation: an agent frozen in the
       // middle of its promotion lost the lease to a node that could never promote).
       return {Action::kReleaseLease, fmt::format("holds the lease, but {}: release it", *why)};
+    }
+    // Synchronous mode: the lease alone proves nothing about commits. A takeover decided on a
+    // view the store answered late took a lease released meanwhile, by a leader that had
+    // restarted in place and taken commits with another standby; its own write to `sync`
+    // failed, and the next cycle promoted it all the same (fresh seed 457897527761: 6
+    // acknowledged commits lost). It promotes only while the record says it has them all.
+    bool data_loss_allowed = view.switchover && view.switchover->force &&
+                             view.switchover->allow_data_loss && view.switchover->to == config.self;
+    if (config.synchronous_mode && !data_loss_allowed) {
+      MemberRecord self{.name = config.self, .received_lsn = node.received_lsn};
+      bool planned = view.switchover && !view.switchover->from.empty();
+      if (auto why = lacks_acknowledged_commits(view, self, planned)) {
+        return {Action::kReleaseLease,
+                fmt::format("holds the lease while in recovery, but {}: release it", *why)};
+      }
     }
     if (view.switchover && !view.switchover->from.empty()) {
       if (auto wait = quorum_hand_over_wait(view, node, config)) return *wait;

@@ -286,6 +286,11 @@ TEST(Simulation, SeedsThatFoundBugs) {
       // standby on its timeline; the member left needed WAL only the gone primary had. The
       // removed node counted as a candidate, though its agent had stopped for good.
       {922828724, true, true, true, true},
+      // Synchronous: a takeover decided on a view its slow store answered 1.4 s late took a
+      // lease the old leader had released meanwhile, after restarting in place and taking
+      // commits with the other standby; its write to `sync` failed, and its next cycle, holding
+      // the lease in recovery, promoted without them. That promotion now needs the record.
+      {457897527761, false, true, true, true},
   };
   for (auto [seed, multi_host, rebuilds, member_changes, adopted] : seeds) {
     Verdict verdict = run_scenario(seed, multi_host, rebuilds, member_changes, adopted);

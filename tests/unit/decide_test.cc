@@ -361,6 +361,52 @@ TEST(Decide, EveryBranch) {
        Action::kFence, "never held the lease"},
       {"won the lease, still in recovery", view_with("node2", {}),
        observed(PgState::kStandby, "node1"), Action::kPromote, "promote"},
+      // Synchronous mode: the lease alone proves no commits (fresh seed 457897527761).
+      {"synchronous: holds the lease in recovery, the record names another",
+       [&] {
+         ClusterView view = sync_other_leader;
+         view.leader = LeaderRecord{"node2", 9};
+         return view;
+       }(),
+       observed(PgState::kStandby), Action::kReleaseLease,
+       "holds the lease while in recovery, but no standby is synchronous and node2 is not the last "
+       "leader (node1)",
+       sync_config},
+      {"synchronous: holds the lease in recovery, named the synchronous standby",
+       [&] {
+         ClusterView view = sync_other;
+         view.sync_standbys = {"node2"};
+         view.sync_leader = "node1";
+         view.leader = LeaderRecord{"node2", 9};
+         return view;
+       }(),
+       observed(PgState::kStandby), Action::kPromote, "holds the lease while in recovery: promote",
+       sync_config},
+      {"synchronous: holds the lease in recovery, named itself the last leader",
+       [&] {
+         ClusterView view = sync_last_leader;
+         view.leader = LeaderRecord{"node2", 9};
+         return view;
+       }(),
+       observed(PgState::kStandby), Action::kPromote, "holds the lease while in recovery: promote",
+       sync_config},
+      {"synchronous: holds the lease in recovery, a failover here with data loss allowed",
+       [&] {
+         ClusterView view = with_request(sync_other_leader,
+                                         {.to = "node2", .force = true, .allow_data_loss = true});
+         view.leader = LeaderRecord{"node2", 9};
+         return view;
+       }(),
+       observed(PgState::kStandby), Action::kPromote, "holds the lease while in recovery: promote",
+       sync_config},
+      {"synchronous: handed over by a switchover, the record names another",
+       [&] {
+         ClusterView view = with_request(sync_other, {.from = "node1"});
+         view.leader = LeaderRecord{"node2", 9};
+         return view;
+       }(),
+       observed(PgState::kStandby), Action::kReleaseLease,
+       "node2 is neither the synchronous standby (node3) nor the last leader", sync_config},
       {"standby of the old leader", view_with("node3", {}), observed(PgState::kStandby, "node1"),
        Action::kFollow, "node3 leads"},
       {"standby that cannot follow", view_with("node1", {}), stuck_standby, Action::kRejoin,
