@@ -27,7 +27,8 @@ constexpr std::array kTransitions = {
     RoleTransition{PgState::kStopped, PgState::kStopped, Action::kReleaseLease,
                    "the leader's PostgreSQL does not come back: give the lease up"},
     RoleTransition{PgState::kStandby, PgState::kStandby, Action::kReleaseLease,
-                   "the lease holder is behind the newest claimed timeline: give the lease up"},
+                   "the lease holder is behind the newest claimed timeline, or (synchronous "
+                   "mode) lacks commits by the sync record: give the lease up"},
     RoleTransition{PgState::kStandby, PgState::kStandby, Action::kFollow,
                    "point primary_conninfo at the new leader and reload"},
     RoleTransition{PgState::kStandby, PgState::kPrimary, Action::kTakeOver,
