@@ -581,37 +581,43 @@ Decision election(const ClusterView& view, const NodeObservation& node, const Ha
                       self->second.received_lsn->str(), beyond)};
 }
 
+// A standby that holds the lease: it promotes, unless it may not.
+Decision lease_holder_in_recovery(const ClusterView& view, const NodeObservation& node,
+                                  const HaConfig& config) {
+  if (auto why = behind_claimed_timeline(view.timeline_claim, config.self, node.timeline)) {
+    // It may not promote, and while it holds the lease nobody else may: it lets go, so that
+    // the node on the newest timeline leads (found by the simulation: an agent frozen in the
+    // middle of its promotion lost the lease to a node that could never promote).
+    return {Action::kReleaseLease, fmt::format("holds the lease, but {}: release it", *why)};
+  }
+  // Synchronous mode: the lease alone proves nothing about commits. A takeover decided on a
+  // view the store answered late took a lease released meanwhile, by a leader that had
+  // restarted in place and taken commits with another standby; its own write to `sync`
+  // failed, and the next cycle promoted it all the same (fresh seed 457897527761: 6
+  // acknowledged commits lost). It promotes only while the record says it has them all.
+  bool data_loss_allowed = view.switchover && view.switchover->force &&
+                           view.switchover->allow_data_loss && view.switchover->to == config.self;
+  if (config.synchronous_mode && !data_loss_allowed) {
+    MemberRecord self{.name = config.self, .received_lsn = node.received_lsn};
+    bool planned = view.switchover && !view.switchover->from.empty();
+    if (auto why = lacks_acknowledged_commits(view, self, planned)) {
+      return {Action::kReleaseLease,
+              fmt::format("holds the lease while in recovery, but {}: release it", *why)};
+    }
+  }
+  if (view.switchover && !view.switchover->from.empty()) {
+    if (auto wait = quorum_hand_over_wait(view, node, config)) return *wait;
+    return {Action::kPromote, fmt::format("{} handed over the lease in a requested switchover: "
+                                          "promote",
+                                          view.switchover->from)};
+  }
+  return {Action::kPromote, "holds the lease while in recovery: promote"};
+}
+
 Decision running_standby(const ClusterView& view, const NodeObservation& node,
                          const HaConfig& config) {
   if (view.leader_is(config.self) && node.timeline != 0) {  // 0: not read this time
-    if (auto why = behind_claimed_timeline(view.timeline_claim, config.self, node.timeline)) {
-      // It may not promote, and while it holds the lease nobody else may: it lets go, so that
-      // the node on the newest timeline leads (found by the simulation: an agent frozen in the
-      // middle of its promotion lost the lease to a node that could never promote).
-      return {Action::kReleaseLease, fmt::format("holds the lease, but {}: release it", *why)};
-    }
-    // Synchronous mode: the lease alone proves nothing about commits. A takeover decided on a
-    // view the store answered late took a lease released meanwhile, by a leader that had
-    // restarted in place and taken commits with another standby; its own write to `sync`
-    // failed, and the next cycle promoted it all the same (fresh seed 457897527761: 6
-    // acknowledged commits lost). It promotes only while the record says it has them all.
-    bool data_loss_allowed = view.switchover && view.switchover->force &&
-                             view.switchover->allow_data_loss && view.switchover->to == config.self;
-    if (config.synchronous_mode && !data_loss_allowed) {
-      MemberRecord self{.name = config.self, .received_lsn = node.received_lsn};
-      bool planned = view.switchover && !view.switchover->from.empty();
-      if (auto why = lacks_acknowledged_commits(view, self, planned)) {
-        return {Action::kReleaseLease,
-                fmt::format("holds the lease while in recovery, but {}: release it", *why)};
-      }
-    }
-    if (view.switchover && !view.switchover->from.empty()) {
-      if (auto wait = quorum_hand_over_wait(view, node, config)) return *wait;
-      return {Action::kPromote, fmt::format("{} handed over the lease in a requested switchover: "
-                                            "promote",
-                                            view.switchover->from)};
-    }
-    return {Action::kPromote, "holds the lease while in recovery: promote"};
+    return lease_holder_in_recovery(view, node, config);
   }
   if (!view.leader) {
     if (must_freeze(view, node, config)) return freeze(view, "nobody leads");
