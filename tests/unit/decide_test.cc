@@ -92,6 +92,10 @@ TEST(Decide, EveryBranch) {
     view.switchover = request;
     return view;
   };
+  auto held_by_node2 = [](ClusterView view) {
+    view.leader = LeaderRecord{"node2", 9};
+    return view;
+  };
   ClusterView led_by_me = view_with("node2", {standby("node1", 500), standby("node3", 400)});
   MemberRecord stopped_member{.name = "node4", .state = PgState::kStopped};
   led_by_me.members["node4"] = stopped_member;
@@ -112,6 +116,9 @@ TEST(Decide, EveryBranch) {
   sync_last_leader.sync_leader = "node2";
   ClusterView sync_other_leader = sync_none;
   sync_other_leader.sync_leader = "node1";
+  ClusterView sync_named_me = sync_other;  // node1 led, naming node2
+  sync_named_me.sync_standbys = {"node2"};
+  sync_named_me.sync_leader = "node1";
   const HaConfig sync_config{.self = "node2", .synchronous_mode = true};
   // No `sync` record at all: the node that bootstrapped is the last leader, unless a timeline
   // was ever claimed (fresh seed 1100291983).
@@ -363,50 +370,25 @@ TEST(Decide, EveryBranch) {
        observed(PgState::kStandby, "node1"), Action::kPromote, "promote"},
       // Synchronous mode: the lease alone proves no commits (fresh seed 457897527761).
       {"synchronous: holds the lease in recovery, the record names another",
-       [&] {
-         ClusterView view = sync_other_leader;
-         view.leader = LeaderRecord{"node2", 9};
-         return view;
-       }(),
-       observed(PgState::kStandby), Action::kReleaseLease,
+       held_by_node2(sync_other_leader), observed(PgState::kStandby), Action::kReleaseLease,
        "holds the lease while in recovery, but no standby is synchronous and node2 is not the last "
        "leader (node1)",
        sync_config},
       {"synchronous: holds the lease in recovery, named the synchronous standby",
-       [&] {
-         ClusterView view = sync_other;
-         view.sync_standbys = {"node2"};
-         view.sync_leader = "node1";
-         view.leader = LeaderRecord{"node2", 9};
-         return view;
-       }(),
-       observed(PgState::kStandby), Action::kPromote, "holds the lease while in recovery: promote",
-       sync_config},
+       held_by_node2(sync_named_me), observed(PgState::kStandby), Action::kPromote,
+       "holds the lease while in recovery: promote", sync_config},
       {"synchronous: holds the lease in recovery, named itself the last leader",
-       [&] {
-         ClusterView view = sync_last_leader;
-         view.leader = LeaderRecord{"node2", 9};
-         return view;
-       }(),
-       observed(PgState::kStandby), Action::kPromote, "holds the lease while in recovery: promote",
-       sync_config},
+       held_by_node2(sync_last_leader), observed(PgState::kStandby), Action::kPromote,
+       "holds the lease while in recovery: promote", sync_config},
       {"synchronous: holds the lease in recovery, a failover here with data loss allowed",
-       [&] {
-         ClusterView view = with_request(sync_other_leader,
-                                         {.to = "node2", .force = true, .allow_data_loss = true});
-         view.leader = LeaderRecord{"node2", 9};
-         return view;
-       }(),
+       held_by_node2(with_request(sync_other_leader,
+                                  {.to = "node2", .force = true, .allow_data_loss = true})),
        observed(PgState::kStandby), Action::kPromote, "holds the lease while in recovery: promote",
        sync_config},
       {"synchronous: handed over by a switchover, the record names another",
-       [&] {
-         ClusterView view = with_request(sync_other, {.from = "node1"});
-         view.leader = LeaderRecord{"node2", 9};
-         return view;
-       }(),
-       observed(PgState::kStandby), Action::kReleaseLease,
-       "node2 is neither the synchronous standby (node3) nor the last leader", sync_config},
+       held_by_node2(with_request(sync_other, {.from = "node1"})), observed(PgState::kStandby),
+       Action::kReleaseLease, "node2 is neither the synchronous standby (node3) nor the last leader",
+       sync_config},
       {"standby of the old leader", view_with("node3", {}), observed(PgState::kStandby, "node1"),
        Action::kFollow, "node3 leads"},
       {"standby that cannot follow", view_with("node1", {}), stuck_standby, Action::kRejoin,
