@@ -73,6 +73,7 @@ _tandem() {
     options="--help"
     [[ "$command" == clone ]] && options+=" --from --from-backup --set"
     [[ "$command" == restart ]] && options+=" --all --pending"
+    [[ "$command" == promote ]] && options+=" --allow-data-loss"
     ;;
   switchover) options="--to --help" ;;
   failover) options="--to --allow-data-loss --help" ;;

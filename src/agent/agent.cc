@@ -598,10 +598,8 @@ Status Agent::carry_out(NodeRequest request) {
     }
     return restarted;
   }
-  if (!view.leader || view.leader_is(self_.name)) {
-    return fail(ErrorCode::kConflict,
-                view.leader ? self_.name + " is the leader: only a standby is reinitialized"
-                            : "nobody leads: there is no primary to copy");
+  if (auto refused = reinitialize_refusal(view, self_.name)) {
+    return fail(ErrorCode::kConflict, *refused);
   }
   // Its own claim, should its server run on it, is marked used first (as a cycle would): the
   // copy replaces that history.

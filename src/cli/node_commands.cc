@@ -99,13 +99,17 @@ void add_clone_command(CLI::App& app, CliState& state) {
 void add_promote_command(CLI::App& app, CliState& state) {
   auto* command = app.add_subcommand("promote", "Promote the standby NODE to primary");
   auto node = std::make_shared<std::string>();
+  auto allow_data_loss = std::make_shared<bool>(false);
   command->add_option("node", *node, "Node name from tandem.yaml")->required();
-  command->callback([&state, node] {
-    state.result = with_locked_node(state, *node, "promote",
-                                    [](Context& context, const NodeConfig& target, Store& store) {
-                                      fmt::print("promote {}\n", target.name);
-                                      return promote_standby(context, target, store);
-                                    });
+  command->add_flag("--allow-data-loss", *allow_data_loss,
+                    "Synchronous mode: promote NODE even if the sync record does not say it has "
+                    "every acknowledged commit");
+  command->callback([&state, node, allow_data_loss] {
+    state.result = with_locked_node(
+        state, *node, "promote", [&](Context& context, const NodeConfig& target, Store& store) {
+          fmt::print("promote {}\n", target.name);
+          return promote_standby(context, target, store, *allow_data_loss);
+        });
   });
 }
 

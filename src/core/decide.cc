@@ -998,6 +998,25 @@ std::optional<std::string> restart_refusal(const ClusterView& view, const NodeOb
   return std::nullopt;
 }
 
+std::optional<std::string> reinitialize_refusal(const ClusterView& view, const std::string& self) {
+  if (!view.leader) return std::string("nobody leads: there is no primary to copy");
+  if (view.leader_is(self)) return self + " is the leader: only a standby is reinitialized";
+  if (!leader_runs_as_primary(view)) {
+    return fmt::format(
+        "{} holds the lease but does not run as a primary yet: a copy of it may lack what {} has",
+        view.leader->name, self);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> manual_promotion_refusal(const ClusterView& view,
+                                                    const std::string& node) {
+  if (view.sync_revision == 0) return std::nullopt;
+  auto member = view.members.find(node);
+  MemberRecord record = member != view.members.end() ? member->second : MemberRecord{.name = node};
+  return lacks_acknowledged_commits(view, record, /*planned=*/false);
+}
+
 namespace {
 
 // A node whose fencing watchdog does not run is never made writable: were its agent to freeze,

@@ -172,6 +172,20 @@ std::chrono::milliseconds proof_of_fencing(const HaConfig& ha);
 std::optional<std::string> restart_refusal(const ClusterView& view, const NodeObservation& now,
                                            const std::string& self);
 
+// A fresh copy requested through the API (reinitialize), from a view read after the request
+// came: why this node must not be copied afresh, if it must not. Only a standby is, and only
+// from a leader that runs as a primary: a lease holder still in recovery may release the lease
+// without promoting, and this node's data, replaced by its copy, may have been the one with
+// every acknowledged commit (the rule decide()'s own copies follow, seed 910011382).
+std::optional<std::string> reinitialize_refusal(const ClusterView& view, const std::string& self);
+
+// `tandem promote NODE` by hand, in synchronous mode: why NODE may lack acknowledged commits by
+// the store's `sync` record, if it may. Without a record (the agents never ran in synchronous
+// mode) nothing is known and nothing refused. Quorum commit asks for the others' freezes, as a
+// takeover does.
+std::optional<std::string> manual_promotion_refusal(const ClusterView& view,
+                                                    const std::string& node);
+
 // REQUIRES: `view` is nullopt when the store could not be read this cycle.
 Decision decide(const std::optional<ClusterView>& view, const NodeObservation& node,
                 const HaConfig& config, std::chrono::steady_clock::time_point now);

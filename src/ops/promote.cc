@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include "core/decide.h"
+#include "dcs/cluster_layout.h"
 #include "ops/find_primary.h"
 #include "ops/timeline_claim.h"
 #include "ops/wal_archive.h"
@@ -101,7 +103,8 @@ Status repoint_standbys(Context& context, const NodeConfig& primary) {
 
 }  // namespace
 
-Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
+Status promote_standby(Context& context, const NodeConfig& node, Store& store,
+                       bool allow_data_loss) {
   NodeProbe probe = probe_node(context.config, context.controller, node);
   switch (probe.state) {
     case NodeRunState::kPrimary:
@@ -124,6 +127,19 @@ Status promote_standby(Context& context, const NodeConfig& node, Store& store) {
                             (*other)->name, node.name, (*other)->name));
   }
   if (other.error().code == ErrorCode::kConflict) return std::unexpected(other.error());
+  if (context.config.ha.synchronous_mode && !allow_data_loss) {
+    // The agents' rule for who has every acknowledged commit holds by hand too (found by
+    // review: a standby the record did not name, promoted by hand, then led through its claim).
+    ClusterLayout layout(context.config.name);
+    auto state = layout.read_state(store);
+    if (!state) return fail_with_context(state.error(), "reading the sync record");
+    if (auto why = manual_promotion_refusal(layout.view(*state), node.name)) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("{}: promoting it could lose acknowledged commits (allow it with "
+                              "--allow-data-loss)",
+                              *why));
+    }
+  }
   auto connection = connect_admin(context.config, node);
   if (!connection) return std::unexpected(connection.error());
   auto timeline = standby_timeline(*connection);

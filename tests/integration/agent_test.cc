@@ -1192,6 +1192,34 @@ TEST_F(AgentTest, APromoterFrozenMidPromotionRejoinsSoonAfterItsThaw) {
             << " ms after the thaw; the switchover said: " << switchover.output;
 }
 
+// By hand too, only a node the `sync` record says has every acknowledged commit is promoted
+// (found by review: a standby the record did not name, promoted by hand, then led through its
+// own claim without the commits its synchronous standby had).
+TEST_F(AgentTest, ByHandInSynchronousModeANodeTheSyncRecordDoesNotNameIsRefused) {
+  up(2, [](ClusterConfig& config) { config.ha.synchronous_mode = true; });
+  std::string primary = current_primary();
+  ASSERT_FALSE(primary.empty());
+  std::string sync_standby = named_synchronous_standby(primary);
+  ASSERT_FALSE(sync_standby.empty());
+  std::string other;
+  for (const NodeConfig& node : config_.nodes) {
+    if (node.name != primary && node.name != sync_standby) other = node.name;
+  }
+  tandem_ok({"pause"});
+  tandem_ok({"local", "crash", primary});
+  CommandOutput refused = tandem({"promote", other});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find(other + " is neither the synchronous standby (" + sync_standby +
+                                ") nor the last leader (" + primary +
+                                "): promoting it could lose acknowledged commits (allow it with "
+                                "--allow-data-loss)"),
+            std::string::npos)
+      << refused.output;
+  // Refused before anything changed: still a standby, no timeline claimed for it.
+  EXPECT_EQ(value(other, "SELECT pg_is_in_recovery()::text AS v"), "true");
+  EXPECT_EQ(refused.output.find("claimed timeline"), std::string::npos) << refused.output;
+}
+
 TEST_F(AgentTest, PausedClusterDoesNotFailOver) {
   up(1);
   std::string primary = current_primary();

@@ -61,6 +61,17 @@ void check(const std::vector<Case>& cases) {
   }
 }
 
+// A refusal that says `expected` (nullptr: none).
+void expect_refusal(const std::optional<std::string>& refused, const char* expected,
+                    const char* name) {
+  if (expected == nullptr) {
+    EXPECT_FALSE(refused) << name << ": " << *refused;
+  } else {
+    ASSERT_TRUE(refused) << name;
+    EXPECT_NE(refused->find(expected), std::string::npos) << name << ": " << *refused;
+  }
+}
+
 TEST(Decide, EveryBranch) {
   NodeObservation late_primary = observed(PgState::kPrimary);
   late_primary.lease_renewed_at = kNow - milliseconds(700);
@@ -821,12 +832,70 @@ TEST(Decide, ARestartIsRefusedToPrimaryDataWithoutTheLeaseOrBehindAClaim) {
     now.timeline = each.timeline;
     if (each.watchdog_gone) now.watchdog_gone = {.why = "it was killed by signal 9"};
     auto refused = restart_refusal(view, now, "node2");
-    if (each.refused == nullptr) {
-      EXPECT_FALSE(refused) << each.name << ": " << *refused;
-    } else {
-      ASSERT_TRUE(refused) << each.name;
-      EXPECT_NE(refused->find(each.refused), std::string::npos) << each.name << ": " << *refused;
-    }
+    expect_refusal(refused, each.refused, each.name);
+  }
+}
+
+// A copy requested through the API comes only from a leader that runs as a primary (found by
+// review: a lease holder still in recovery may release the lease without promoting, and the
+// copied node's data may be the one with every acknowledged commit).
+TEST(ReinitializeRefusal, OnlyAStandbyAndOnlyFromALeaderRunningAsPrimary) {
+  struct Case {
+    const char* name;
+    std::optional<std::string> leader;
+    PgState leader_state;
+    const char* refused;  // nullptr: copied
+  };
+  const Case cases[] = {
+      {"nobody leads", std::nullopt, PgState::kPrimary, "nobody leads"},
+      {"this node leads", "node2", PgState::kPrimary, "only a standby is reinitialized"},
+      {"the leader still in recovery", "node1", PgState::kStandby,
+       "node1 holds the lease but does not run as a primary yet"},
+      {"the leader stopped", "node1", PgState::kStopped, "does not run as a primary yet"},
+      {"the leader runs as a primary", "node1", PgState::kPrimary, nullptr},
+  };
+  for (const Case& each : cases) {
+    ClusterView view = view_with(
+        each.leader,
+        {MemberRecord{.name = "node1", .state = each.leader_state}, standby("node2", 500)});
+    auto refused = reinitialize_refusal(view, "node2");
+    expect_refusal(refused, each.refused, each.name);
+  }
+}
+
+// `tandem promote` by hand follows the agents' rule in synchronous mode (found by review: a
+// standby the record did not name, promoted by hand, then led through its own claim).
+TEST(ManualPromotionRefusal, FollowsTheSyncRecord) {
+  struct Case {
+    const char* name;
+    std::int64_t revision;  // 0: no record
+    std::optional<std::vector<std::string>> standbys;
+    std::string leader;
+    std::optional<int> quorum;
+    const char* refused;  // nullptr: promoted
+  };
+  const Case cases[] = {
+      {"no record: the agents never ran in synchronous mode", 0, std::nullopt, "", std::nullopt,
+       nullptr},
+      {"the synchronous standby", 40, std::vector<std::string>{"node2"}, "node1", std::nullopt,
+       nullptr},
+      {"the last leader", 40, std::vector<std::string>{}, "node2", std::nullopt, nullptr},
+      {"another is the synchronous standby", 40, std::vector<std::string>{"node3"}, "node1",
+       std::nullopt,
+       "node2 is neither the synchronous standby (node3) nor the last leader (node1)"},
+      {"nobody synchronous, another the last leader", 40, std::vector<std::string>{}, "node1",
+       std::nullopt, "no standby is synchronous and node2 is not the last leader (node1)"},
+      {"quorum commit, the others not frozen", 40, std::vector<std::string>{"node2", "node3"},
+       "node1", 1, "needs 1 other standbys of the quorum"},
+  };
+  for (const Case& each : cases) {
+    ClusterView view = view_with(std::nullopt, {standby("node2", 500), standby("node3", 400)});
+    view.sync_revision = each.revision;
+    view.sync_standbys = each.standbys;
+    view.sync_leader = each.leader;
+    view.sync_quorum = each.quorum;
+    auto refused = manual_promotion_refusal(view, "node2");
+    expect_refusal(refused, each.refused, each.name);
   }
 }
 
