@@ -513,7 +513,7 @@ TEST_F(BackupTest, AFailoverInTheMiddleOfAScheduledBackupHandsItsSlotToTheNewPri
       2,
       [&](ClusterConfig& config) {
         config.backup.repository = repository;
-        config.backup.schedule = std::chrono::seconds(60);
+        config.backup.schedule = std::chrono::seconds(30);
         config.backup.full_every = std::chrono::hours(1);
       },
       /*agents=*/true);
