@@ -84,6 +84,9 @@ sim: build
 # faults, the walk-through, hostile clients and files). The rest of the integration suite runs
 # once, in `make test`, to keep CI within its time; `make asan ASAN_INTEGRATION=.` runs them all.
 ASAN_INTEGRATION ?= ^(AgentTest|WalkthroughTest|HostileTest)\.
+# Left out under the sanitizers: six standbys take the same host-crash path as the other failovers
+# with more processes (10.7 s of the 45.6 min CI run on 5553cf6).
+ASAN_SKIP ?= ^AgentTest\.SixStandbysFollowTheMostAdvancedAfterAHostCrash$$
 # Only what those tests run is built (not the benchmarks), with line tables for the reports.
 # The simulation's replays (a seed twice, the seeds that found bugs: 36 s under the sanitizers)
 # run in `make test` only.
@@ -94,7 +97,8 @@ asan: deps
 	  tandem_integration_tests
 	@ctest --test-dir build-asan --output-on-failure -L unit \
 	  -E '^(House\.|Simulation\.(ASeedReplaysExactly|SeedsThatFoundBugs)$$)'
-	@ctest --test-dir build-asan --output-on-failure -L integration -R '$(ASAN_INTEGRATION)'
+	@ctest --test-dir build-asan --output-on-failure -L integration -R '$(ASAN_INTEGRATION)' \
+	  -E '$(ASAN_SKIP)'
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
