@@ -42,6 +42,7 @@ BenchCluster::BenchCluster(std::string tandem_binary, int standbys,
 
 BenchCluster::~BenchCluster() {
   tandem({"local", "down"});
+  if (std::getenv("TANDEM_BENCH_KEEP") != nullptr) return;  // to read the logs of a trial
   std::error_code error;
   std::filesystem::remove_all(dir_, error);
 }

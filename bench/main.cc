@@ -2,7 +2,9 @@
 // Usage: tandem-bench [--tandem PATH] [--trials K] [--out DIR] [--smoke]
 //                     [--idle-seconds S] [--sizes 100,1024] [--only NAME]
 // --only runs the trials whose name starts with NAME ("backup", "host crash"): for a look at one
-// scenario; its results go to --out like any others'.
+// scenario; its results go to --out like any others'. With TANDEM_BENCH_KEEP set, every
+// cluster's directory (/tmp/tandem-bench-*) is kept after it is stopped, to read a failed trial's
+// logs.
 #include <fmt/format.h>
 
 #include <filesystem>

@@ -35,7 +35,7 @@ class AgentNodeController final : public NodeController {
                      const std::string& slot, bool create_slot) override {
     return programs_.base_backup(node, source_conninfo, slot, create_slot);
   }
-  Result<std::string> rewind(const NodeConfig& node, const std::string& source_conninfo) override {
+  Result<RewindReport> rewind(const NodeConfig& node, const std::string& source_conninfo) override {
     return programs_.rewind(node, source_conninfo);
   }
   Result<ControlData> control_data(const NodeConfig& node) override {

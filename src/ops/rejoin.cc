@@ -122,6 +122,8 @@ Status rewind_or_reclone(Context& context, const NodeConfig& node, const NodeCon
     context.report(
         fmt::format("pg_rewind {} from {}: done in {:.2f} s", node.name, primary.name,
                     std::chrono::duration<double>(context.clock.steady_now() - started).count()));
+    if (!rewound->held_wal.empty())
+      context.report(fmt::format("{}: {}", node.name, rewound->held_wal));
     return start_following(context, node, primary, context.streaming_timeout);
   }
   if (transient(rewound.error())) {

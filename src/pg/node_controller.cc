@@ -9,6 +9,7 @@
 
 #include "pg/admin_connection.h"
 #include "pg/postmaster.h"
+#include "pg/rewind_wal.h"
 #include "proc/safe_file.h"
 #include "proc/sync_filesystems.h"
 
@@ -157,8 +158,13 @@ Status PgNodeController::base_backup(const NodeConfig& node, const std::string& 
   return {};
 }
 
-Result<std::string> PgNodeController::rewind(const NodeConfig& node,
-                                             const std::string& source_conninfo) {
+Result<RewindReport> PgNodeController::rewind(const NodeConfig& node,
+                                              const std::string& source_conninfo) {
+  RewindReport report;
+  auto held = HeldWal::hold(node.data_dir);
+  if (!held) {
+    report.held_wal = "its WAL was not held through the rewind: " + held.error().message;
+  }
   // --no-sync, then a syncfs of each filesystem the directory spans: pg_rewind's own sync is an
   // fsync of every file of the data directory, whole tables it never touched included — 1.5 to
   // 2 s of a rewind at 4 GB here (bench: rejoin).
@@ -166,11 +172,22 @@ Result<std::string> PgNodeController::rewind(const NodeConfig& node,
                     {"--target-pgdata=" + node.data_dir, "--source-server=" + source_conninfo,
                      "--progress", "--no-sync"},
                     timeouts_.copy);
-  if (!output) return output;
+  if (!output) return std::unexpected(output.error());
+  report.output = std::move(*output);
+  if (held) {
+    auto restored = held->restore();
+    if (!restored) {
+      report.held_wal = "WAL its recovery may need was not put back: " + restored.error().message;
+    } else if (!restored->empty()) {
+      report.held_wal = fmt::format(
+          "put back {} WAL segment(s) pg_rewind removed that its recovery starts in: {}",
+          restored->size(), fmt::join(*restored, ", "));
+    }
+  }
   if (auto synced = sync_filesystems_of(node.data_dir); !synced) {
     return fail_with_context(synced.error(), "pg_rewind done, its copy not synced");
   }
-  return output;
+  return report;
 }
 
 Result<ControlData> PgNodeController::control_data(const NodeConfig& node) {

@@ -18,6 +18,13 @@ namespace tandem {
 
 enum class StopMode { kFast, kImmediate };
 
+struct RewindReport {
+  std::string output;  // pg_rewind's
+  // What tandem did with the target's own WAL around it (pg/rewind_wal.h): the segments it put
+  // back, or why it could hold none; "" when there was nothing to say.
+  std::string held_wal;
+};
+
 class NodeController {
  public:
   virtual ~NodeController() = default;
@@ -38,9 +45,9 @@ class NodeController {
   // pg_basebackup -X stream into the node's (absent or empty) data directory through `slot`.
   virtual Status base_backup(const NodeConfig& node, const std::string& source_conninfo,
                              const std::string& slot, bool create_slot) = 0;
-  // pg_rewind the stopped node from a running source; returns pg_rewind's report.
-  virtual Result<std::string> rewind(const NodeConfig& node,
-                                     const std::string& source_conninfo) = 0;
+  // pg_rewind the stopped node from a running source.
+  virtual Result<RewindReport> rewind(const NodeConfig& node,
+                                      const std::string& source_conninfo) = 0;
   virtual Result<ControlData> control_data(const NodeConfig& node) = 0;
   // Finishes crash recovery of a stopped, crashed node in single-user mode, leaving it cleanly
   // shut down; the same step pg_rewind would take, done first so tandem can read the WAL end.
@@ -74,7 +81,7 @@ class PgNodeController final : public NodeController {
   Result<bool> is_running(const NodeConfig& node) override;
   Status base_backup(const NodeConfig& node, const std::string& source_conninfo,
                      const std::string& slot, bool create_slot) override;
-  Result<std::string> rewind(const NodeConfig& node, const std::string& source_conninfo) override;
+  Result<RewindReport> rewind(const NodeConfig& node, const std::string& source_conninfo) override;
   Result<ControlData> control_data(const NodeConfig& node) override;
   // The same with a deadline of its own (the agent's cycle must not wait 30 s for it).
   Result<ControlData> control_data(const NodeConfig& node, std::chrono::milliseconds timeout);

@@ -138,6 +138,59 @@ TEST_F(RejoinTest, RewindImpossibleFallsBackToACloneAndKeepsTheOldDirectory) {
   EXPECT_EQ(value("node1", "SELECT current_setting('data_checksums') AS v"), "on");
 }
 
+// The bench's host crash, 1 trial in 6 on 79f9472: the old primary's last checkpoint before
+// the failover had its redo point in an earlier segment than its record. pg_rewind (PostgreSQL
+// 15.18) kept the target's WAL from the record's segment on and removed the earlier one, which
+// the new primary had recycled: the rewound node waited for WAL nobody had and never opened.
+// tandem holds the target's WAL through the rewind and puts that segment back.
+TEST_F(RejoinTest, ARewindPutsBackTheSegmentOfTheCommonCheckpointsRedoPoint) {
+  // A spread checkpoint (pg_backup_start without fast), its redo point fixed while the
+  // checkpointer paces its writes; a segment switch meanwhile puts its record in a later segment.
+  exec("node1", "ALTER SYSTEM SET checkpoint_timeout = '30s'");
+  exec("node1", "ALTER SYSTEM SET checkpoint_completion_target = 0.2");
+  exec("node1", "SELECT pg_reload_conf()");
+  exec("node1", "CREATE TABLE big (i int); INSERT INTO big SELECT generate_series(1, 400000)");
+  std::thread backup([&] { exec("node1", "SELECT pg_backup_start('spread', false)"); });
+  bool spreading = eventually(
+      [&] {
+        return value("node1",
+                     "SELECT count(*)::text AS v FROM pg_stat_activity WHERE backend_type = "
+                     "'checkpointer' AND wait_event = 'CheckpointWriteDelay'") == "1";
+      },
+      std::chrono::seconds(20));
+  exec("node1", "INSERT INTO t VALUES (2)");
+  exec("node1", "SELECT pg_switch_wal()");
+  backup.join();
+  ASSERT_TRUE(spreading);
+  std::string redo_segment =
+      value("node1", "SELECT pg_walfile_name(redo_lsn) AS v FROM pg_control_checkpoint()");
+  ASSERT_NE(redo_segment, value("node1",
+                                "SELECT pg_walfile_name(checkpoint_lsn) AS v FROM "
+                                "pg_control_checkpoint()"));
+  ASSERT_TRUE(eventually([&] { return count("node2") == "2"; }));
+  tandem_ok({"local", "crash", "node1"});
+  tandem_ok({"promote", "node2"});
+  // The new primary recycles the segment (the rejoin's own CHECKPOINT would too).
+  for (int i = 0; i < 2; ++i) {
+    exec("node2", "INSERT INTO t VALUES (3)");
+    exec("node2", "SELECT pg_switch_wal()");
+  }
+  exec("node2", "CHECKPOINT");
+  ASSERT_EQ(value("node2", "SELECT count(*)::text AS v FROM pg_ls_waldir() WHERE name = '" +
+                               redo_segment + "'"),
+            "0");
+
+  std::string output = tandem_ok({"rejoin", "node1"});
+  EXPECT_NE(output.find("node1: rewound with pg_rewind"), std::string::npos) << output;
+  EXPECT_NE(output.find("node1: put back 1 WAL segment(s) pg_rewind removed that its recovery "
+                        "starts in: " +
+                        redo_segment),
+            std::string::npos)
+      << output;
+  EXPECT_TRUE(eventually([&] { return count("node1") == "4"; }));
+  EXPECT_FALSE(std::filesystem::exists(node("node1").data_dir + ".rewind-wal"));
+}
+
 class ThreeNodeRejoinTest : public RejoinTest {
  protected:
   int standbys() const override { return 2; }

@@ -25,9 +25,9 @@ class FakeNodeController final : public NodeController {
                      bool) override {
     return record("base_backup", node);
   }
-  Result<std::string> rewind(const NodeConfig& node, const std::string&) override {
+  Result<RewindReport> rewind(const NodeConfig& node, const std::string&) override {
     record("rewind", node);
-    return std::string();
+    return RewindReport{};
   }
   Result<ControlData> control_data(const NodeConfig& node) override {
     record("control_data", node);
