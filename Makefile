@@ -23,8 +23,12 @@ deb: build
 	@scripts/make-deb $(BUILD_DIR) $(BUILD_DIR)/deb
 
 # Every test: unit tests, then integration tests against real PostgreSQL 15.
+# The simulation's tests first, two at a time (they are deterministic: simulated time, no real
+# server), then every other test one at a time (real servers and real time).
+SIMULATIONS = ^(Simulation|MultiHost)\.
 test: build
-	@ctest --test-dir $(BUILD_DIR) --output-on-failure
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -R '$(SIMULATIONS)' -j 2
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -E '$(SIMULATIONS)'
 
 unit: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
@@ -81,8 +85,10 @@ sim: build
 
 # tandem built under AddressSanitizer and UndefinedBehaviorSanitizer: every unit and simulation
 # test, and the integration tests that drive the agent's own threads hardest (the agents under
-# faults, the walk-through, hostile clients and files). The rest of the integration suite runs
-# once, in `make test`, to keep CI within its time; `make asan ASAN_INTEGRATION=.` runs them all.
+# faults, the walk-through, hostile clients and files), run by the Release build's test driver
+# against the sanitized tandem (TANDEM_TEST_BINARY): what runs the agents is the binary, and the
+# driver need not be compiled twice. The rest of the integration suite runs once, in
+# `make test`, to keep CI within its time; `make asan ASAN_INTEGRATION=.` runs them all.
 ASAN_INTEGRATION ?= ^(AgentTest|WalkthroughTest|HostileTest)\.
 # Left out under the sanitizers: six standbys take the same host-crash path as the other failovers
 # with more processes (10.7 s of the 45.6 min CI run on 5553cf6).
@@ -90,15 +96,15 @@ ASAN_SKIP ?= ^AgentTest\.SixStandbysFollowTheMostAdvancedAfterAHostCrash$$
 # Only what those tests run is built (not the benchmarks), with line tables for the reports.
 # The simulation's replays (a seed twice, the seeds that found bugs: 36 s under the sanitizers)
 # run in `make test` only.
-asan: deps
+asan: build
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
 	  -DTANDEM_SANITIZE=ON >/dev/null
-	@cmake --build build-asan -j $(JOBS) --target tandem tandem_unit_tests tandem_sim_tests \
-	  tandem_integration_tests
-	@ctest --test-dir build-asan --output-on-failure -L unit \
-	  -E '^(House\.|Simulation\.(ASeedReplaysExactly|SeedsThatFoundBugs)$$)'
-	@ctest --test-dir build-asan --output-on-failure -L integration -R '$(ASAN_INTEGRATION)' \
-	  -E '$(ASAN_SKIP)'
+	@cmake --build build-asan -j $(JOBS) --target tandem tandem_unit_tests tandem_sim_tests
+	@ctest --test-dir build-asan --output-on-failure -L unit -R '$(SIMULATIONS)' \
+	  -E '^Simulation\.(ASeedReplaysExactly|SeedsThatFoundBugs)$$' -j 2
+	@ctest --test-dir build-asan --output-on-failure -L unit -E '^House\.|$(SIMULATIONS)'
+	@TANDEM_TEST_BINARY=$(CURDIR)/build-asan/tandem ctest --test-dir $(BUILD_DIR) \
+	  --output-on-failure -L integration -R '$(ASAN_INTEGRATION)' -E '$(ASAN_SKIP)'
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')

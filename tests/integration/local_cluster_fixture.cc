@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -16,6 +17,14 @@
 #include "proc/process_runner.h"
 
 namespace tandem::testing {
+
+const char* tandem_binary() {
+  static const std::string path = [] {
+    const char* chosen = std::getenv("TANDEM_TEST_BINARY");
+    return std::string(chosen != nullptr && *chosen != '\0' ? chosen : TANDEM_BUILT_BINARY);
+  }();
+  return path.c_str();
+}
 
 int find_free_ports(int count) {
   auto base = tandem::find_free_ports("127.0.0.1", count);

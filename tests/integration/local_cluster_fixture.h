@@ -15,6 +15,10 @@
 
 namespace tandem::testing {
 
+// The tandem binary the tests run (TANDEM_BINARY): this build's, unless TANDEM_TEST_BINARY names
+// another — `make asan` runs the Release build's tests against the sanitized binary.
+const char* tandem_binary();
+
 struct CommandOutput {
   int exit_code = -1;
   std::string output;  // stdout and stderr
