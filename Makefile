@@ -23,12 +23,8 @@ deb: build
 	@scripts/make-deb $(BUILD_DIR) $(BUILD_DIR)/deb
 
 # Every test: unit tests, then integration tests against real PostgreSQL 15.
-# The simulation's tests first, two at a time (they are deterministic: simulated time, no real
-# server), then every other test one at a time (real servers and real time).
-SIMULATIONS = ^(Simulation|MultiHost)\.
 test: build
-	@ctest --test-dir $(BUILD_DIR) --output-on-failure -R '$(SIMULATIONS)' -j 2
-	@ctest --test-dir $(BUILD_DIR) --output-on-failure -E '$(SIMULATIONS)'
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure
 
 unit: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
@@ -100,9 +96,8 @@ asan: build
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
 	  -DTANDEM_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS) --target tandem tandem_unit_tests tandem_sim_tests
-	@ctest --test-dir build-asan --output-on-failure -L unit -R '$(SIMULATIONS)' \
-	  -E '^Simulation\.(ASeedReplaysExactly|SeedsThatFoundBugs)$$' -j 2
-	@ctest --test-dir build-asan --output-on-failure -L unit -E '^House\.|$(SIMULATIONS)'
+	@ctest --test-dir build-asan --output-on-failure -L unit \
+	  -E '^(House\.|Simulation\.(ASeedReplaysExactly|SeedsThatFoundBugs)$$)'
 	@TANDEM_TEST_BINARY=$(CURDIR)/build-asan/tandem ctest --test-dir $(BUILD_DIR) \
 	  --output-on-failure -L integration -R '$(ASAN_INTEGRATION)' -E '$(ASAN_SKIP)'
 

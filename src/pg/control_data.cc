@@ -77,6 +77,7 @@ Result<ControlData> parse_control_data(std::string_view output) {
   if (auto senders = number("max_wal_senders setting")) {
     data.max_wal_senders = static_cast<int>(*senders);
   }
+  if (auto bytes = number("Bytes per WAL segment")) data.wal_segment_bytes = *bytes;
   return data;
 }
 

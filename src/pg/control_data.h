@@ -1,6 +1,7 @@
 // pg_controldata's report of a stopped (or running) data directory, read into typed fields.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ struct ControlData {
   bool data_checksums = false;
   std::string wal_level;    // "wal_level setting" ("replica", "logical"); "" if not printed
   int max_wal_senders = 0;  // "max_wal_senders setting"; 0 if not printed
+  std::uint64_t wal_segment_bytes = 0;  // "Bytes per WAL segment" (initdb --wal-segsize); 0 if not
 
   // True when the server stopped cleanly; pg_rewind needs that of its target.
   bool cleanly_shut_down() const {

@@ -161,7 +161,9 @@ Status PgNodeController::base_backup(const NodeConfig& node, const std::string& 
 Result<RewindReport> PgNodeController::rewind(const NodeConfig& node,
                                               const std::string& source_conninfo) {
   RewindReport report;
-  auto held = HeldWal::hold(node.data_dir);
+  auto control = control_data(node);
+  auto held = control ? HeldWal::hold(node.data_dir, control->wal_segment_bytes)
+                      : Result<HeldWal>(std::unexpected(control.error()));
   if (!held) {
     report.held_wal = "its WAL was not held through the rewind: " + held.error().message;
   }
@@ -172,7 +174,10 @@ Result<RewindReport> PgNodeController::rewind(const NodeConfig& node,
                     {"--target-pgdata=" + node.data_dir, "--source-server=" + source_conninfo,
                      "--progress", "--no-sync"},
                     timeouts_.copy);
-  if (!output) return std::unexpected(output.error());
+  if (!output) {
+    if (held) (void)held->put_back_all();
+    return std::unexpected(output.error());
+  }
   report.output = std::move(*output);
   if (held) {
     auto restored = held->restore();

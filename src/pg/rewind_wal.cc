@@ -30,7 +30,7 @@ std::optional<std::string_view> label_value(std::string_view label, std::string_
 }
 
 // Names of the regular files in the directory of `dir` (an O_PATH descriptor) that are WAL
-// segments.
+// segments, in the order of their names.
 Result<std::vector<std::string>> segment_files(int dir, const std::string& path) {
   int listed = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (listed < 0)
@@ -50,6 +50,7 @@ Result<std::vector<std::string>> segment_files(int dir, const std::string& path)
     }
   }
   closedir(stream);
+  std::sort(names.begin(), names.end());
   return names;
 }
 
@@ -67,11 +68,19 @@ Result<std::vector<std::string>> segments_to_restore(std::string_view backup_lab
   }
   std::string first(start->substr(file_at + 6, 24));
   auto timeline = segment_timeline(first);
+  auto start_at = Lsn::parse(start->substr(0, start->find(' ')));
   auto checkpoint_at = Lsn::parse(*checkpoint);
-  if (!timeline || !checkpoint_at) {
+  if (!timeline || !start_at || !checkpoint_at) {
     return fail(ErrorCode::kFailed, fmt::format("backup_label's locations are not WAL positions: "
                                                 "{}, {}",
                                                 *start, *checkpoint));
+  }
+  bool power_of_two = (segment_bytes & (segment_bytes - 1)) == 0;
+  if (!power_of_two || segment_bytes < (1ULL << 20) || segment_bytes > (1ULL << 30) ||
+      wal_segment_name(*timeline, *start_at, segment_bytes) != first) {
+    return fail(ErrorCode::kFailed,
+                fmt::format("WAL segments of {} bytes do not fit backup_label's start ({})",
+                            segment_bytes, *start));
   }
   std::string last = wal_segment_name(*timeline, *checkpoint_at, segment_bytes);
   std::vector<std::string> restore;
@@ -86,7 +95,7 @@ Result<std::vector<std::string>> segments_to_restore(std::string_view backup_lab
   return restore;
 }
 
-Result<HeldWal> HeldWal::hold(const std::string& data_dir) {
+Result<HeldWal> HeldWal::hold(const std::string& data_dir, std::uint64_t segment_bytes) {
   std::filesystem::path path = std::filesystem::path(data_dir).lexically_normal();
   if (!path.has_filename()) path = path.parent_path();
   auto wal = open_trusted_dir(data_dir + "/pg_wal");
@@ -98,17 +107,26 @@ Result<HeldWal> HeldWal::hold(const std::string& data_dir) {
   if (mkdirat(parent->get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail(ErrorCode::kFailed, fmt::format("cannot make {}: {}", shown, std::strerror(errno)));
   }
-  // One left by a rewind cut short is taken over if it is a directory of this user's; its links
-  // are replaced below.
   Fd held(openat(parent->get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   struct stat info {};
-  if (held.get() < 0 || fstat(held.get(), &info) != 0 || info.st_uid != geteuid()) {
+  if (held.get() < 0 || fstat(held.get(), &info) != 0 || info.st_uid != geteuid() ||
+      (info.st_mode & 07777) != 0700) {
     return fail(ErrorCode::kFailed, fmt::format("{} is not a directory of tandem's own", shown));
   }
-  HeldWal holding(data_dir, name, std::move(*parent), std::move(held));
+  HeldWal holding(data_dir, name, std::move(*parent), std::move(held), segment_bytes);
   auto stale = segment_files(holding.held_.get(), shown);
   if (!stale) return std::unexpected(stale.error());
-  for (const std::string& segment : *stale) unlinkat(holding.held_.get(), segment.c_str(), 0);
+  if (!stale->empty()) {
+    // Left by a tandem that died between pg_rewind and its restore: its links may be the only
+    // copy of the segment recovery starts in. Put back now what the restore would have.
+    auto label = read_file_nofollow(data_dir + "/backup_label");
+    if (label && label->find("BACKUP METHOD: pg_rewind") != std::string::npos) {
+      (void)holding.link_back(*stale, [&](const std::set<std::string>& present) {
+        return segments_to_restore(*label, *stale, present, segment_bytes);
+      });
+    }
+    for (const std::string& segment : *stale) unlinkat(holding.held_.get(), segment.c_str(), 0);
+  }
   auto segments = segment_files(wal->get(), data_dir + "/pg_wal");
   if (!segments) return std::unexpected(segments.error());
   for (const std::string& segment : *segments) {
@@ -117,32 +135,49 @@ Result<HeldWal> HeldWal::hold(const std::string& data_dir) {
                                                   segment, shown, std::strerror(errno)));
     }
     holding.segments_.push_back(segment);
-    if (holding.segment_bytes_ == 0 &&
-        fstatat(holding.held_.get(), segment.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0) {
-      holding.segment_bytes_ = static_cast<std::uint64_t>(info.st_size);
-    }
   }
   return holding;
 }
 
-Result<std::vector<std::string>> HeldWal::restore() {
-  if (segments_.empty()) return std::vector<std::string>{};
-  auto label = read_file_nofollow(data_dir_ + "/backup_label");
-  if (!label) return std::unexpected(label.error());
+Result<std::vector<std::string>> HeldWal::link_back(
+    const std::vector<std::string>& held,
+    const std::function<Result<std::vector<std::string>>(const std::set<std::string>&)>& choose) {
+  if (held.empty()) return std::vector<std::string>{};
   auto wal = open_trusted_dir(data_dir_ + "/pg_wal");
   if (!wal) return std::unexpected(wal.error());
   auto now = segment_files(wal->get(), data_dir_ + "/pg_wal");
   if (!now) return std::unexpected(now.error());
-  auto restore = segments_to_restore(
-      *label, segments_, std::set<std::string>(now->begin(), now->end()), segment_bytes_);
-  if (!restore) return restore;
-  for (const std::string& segment : *restore) {
+  auto chosen = choose(std::set<std::string>(now->begin(), now->end()));
+  if (!chosen) return chosen;
+  for (const std::string& segment : *chosen) {
     if (linkat(held_.get(), segment.c_str(), wal->get(), segment.c_str(), 0) != 0) {
       return fail(ErrorCode::kFailed, fmt::format("cannot put {} back into {}/pg_wal: {}", segment,
                                                   data_dir_, std::strerror(errno)));
     }
   }
-  return restore;
+  return chosen;
+}
+
+Result<std::vector<std::string>> HeldWal::restore() {
+  if (segments_.empty()) return std::vector<std::string>{};
+  auto label = read_file_nofollow(data_dir_ + "/backup_label");
+  // None: pg_rewind found nothing to rewind (and removed nothing).
+  if (!label && label.error().code == ErrorCode::kNotFound) return std::vector<std::string>{};
+  if (!label) return std::unexpected(label.error());
+  return link_back(segments_, [&](const std::set<std::string>& present) {
+    return segments_to_restore(*label, segments_, present, segment_bytes_);
+  });
+}
+
+Result<std::vector<std::string>> HeldWal::put_back_all() {
+  return link_back(segments_,
+                   [&](const std::set<std::string>& present) -> Result<std::vector<std::string>> {
+                     std::vector<std::string> missing;
+                     for (const std::string& segment : segments_) {
+                       if (!present.contains(segment)) missing.push_back(segment);
+                     }
+                     return missing;
+                   });
 }
 
 HeldWal::~HeldWal() {

@@ -8,6 +8,8 @@
 // those from the redo point's segment to the checkpoint record's that it removed are put back.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -22,8 +24,10 @@ namespace tandem {
 // missing from `present` (its names after), on the redo point's timeline, from the redo point's
 // segment to the checkpoint record's — both read from the backup_label pg_rewind wrote
 // ("START WAL LOCATION: 0/3000028 (file 000000010000000000000003)", "CHECKPOINT LOCATION:
-// 0/4000060") — with segments of `segment_bytes`. Never a segment after the common checkpoint:
-// the target's own WAL past the divergence stays removed. An error for a label it cannot read.
+// 0/4000060") — with segments of `segment_bytes` (pg_controldata's). Never a segment after the
+// common checkpoint: the target's own WAL past the divergence stays removed. An error for a label
+// it cannot read, or a segment size PostgreSQL would not have (a power of two from 1 MB to 1 GB)
+// or that does not put the start location in the label's start file.
 Result<std::vector<std::string>> segments_to_restore(std::string_view backup_label,
                                                      const std::vector<std::string>& held,
                                                      const std::set<std::string>& present,
@@ -35,8 +39,11 @@ Result<std::vector<std::string>> segments_to_restore(std::string_view backup_lab
 class HeldWal {
  public:
   // kFailed, with the reason, when nothing can be held: pg_wal is a link (initdb --waldir) or on
-  // another filesystem than the data directory's parent; the rewind then goes without.
-  static Result<HeldWal> hold(const std::string& data_dir);
+  // another filesystem than the data directory's parent; the rewind then goes without. A holding
+  // directory left by a tandem that died between pg_rewind and its restore is used first: while
+  // backup_label still names pg_rewind (the node has not started since), what the restore would
+  // have put back is put back, then the old links go.
+  static Result<HeldWal> hold(const std::string& data_dir, std::uint64_t segment_bytes);
 
   HeldWal(HeldWal&& other) noexcept = default;
   HeldWal& operator=(HeldWal&&) = delete;
@@ -46,13 +53,24 @@ class HeldWal {
 
   // After pg_rewind: links back into pg_wal what segments_to_restore says; their names.
   Result<std::vector<std::string>> restore();
+  // After a pg_rewind that failed (it may have removed WAL before it stopped): every held segment
+  // missing from pg_wal goes back, so the directory a reclone then moves aside lacks no WAL it
+  // had. Their names.
+  Result<std::vector<std::string>> put_back_all();
 
  private:
-  HeldWal(std::string data_dir, std::string name, Fd parent, Fd held)
+  HeldWal(std::string data_dir, std::string name, Fd parent, Fd held, std::uint64_t segment_bytes)
       : data_dir_(std::move(data_dir)),
         name_(std::move(name)),
         parent_(std::move(parent)),
-        held_(std::move(held)) {}
+        held_(std::move(held)),
+        segment_bytes_(segment_bytes) {}
+
+  // Links `names` back from the holding directory into pg_wal, those it lacks only; what went
+  // back. `choose` picks among the held names given pg_wal's.
+  Result<std::vector<std::string>> link_back(
+      const std::vector<std::string>& held,
+      const std::function<Result<std::vector<std::string>>(const std::set<std::string>&)>& choose);
 
   std::string data_dir_;
   std::string name_;  // the holding directory's name in the data directory's parent

@@ -149,6 +149,8 @@ TEST_F(RejoinTest, ARewindPutsBackTheSegmentOfTheCommonCheckpointsRedoPoint) {
   exec("node1", "ALTER SYSTEM SET checkpoint_timeout = '30s'");
   exec("node1", "ALTER SYSTEM SET checkpoint_completion_target = 0.2");
   exec("node1", "SELECT pg_reload_conf()");
+  // A checkpoint now: no timed one (30 s from the last) is the spread one the poll below sees.
+  exec("node1", "CHECKPOINT");
   exec("node1", "CREATE TABLE big (i int); INSERT INTO big SELECT generate_series(1, 400000)");
   std::thread backup([&] { exec("node1", "SELECT pg_backup_start('spread', false)"); });
   bool spreading = eventually(

@@ -16,6 +16,7 @@ Latest checkpoint's TimeLineID:       1
 Minimum recovery ending location:     0/0
 Min recovery ending loc's timeline:   0
 Data page checksum version:           1
+Bytes per WAL segment:                16777216
 )";
 
 TEST(ParseControlData, ReadsTheFieldsTandemUses) {
@@ -28,6 +29,7 @@ TEST(ParseControlData, ReadsTheFieldsTandemUses) {
   EXPECT_EQ(data->checkpoint_timeline, 1u);
   EXPECT_EQ(data->min_recovery_end, Lsn());
   EXPECT_TRUE(data->data_checksums);
+  EXPECT_EQ(data->wal_segment_bytes, 16ULL << 20);
 }
 
 TEST(ParseControlData, MissingFieldIsAnError) {

@@ -83,6 +83,12 @@ TEST(RewindWal, TheSegmentsFromTheRedoPointToTheCheckpointRecordThatPgRewindRemo
                                                 "CHECKPOINT LOCATION: 0/4000060\n")}) {
     EXPECT_FALSE(segments_to_restore(bad, {tl1_3}, {}, k16MB)) << bad;
   }
+  // Segment sizes PostgreSQL would not have, or one the label's start file contradicts: nothing
+  // is chosen on a wrong bound (a 5 GB size would also divide by zero).
+  for (std::uint64_t bytes :
+       {0ULL, 3ULL << 20, 5ULL << 30, 2ULL << 30, 512ULL << 10, 32ULL << 20}) {
+    EXPECT_FALSE(segments_to_restore(spread, {tl1_3}, {}, bytes)) << bytes;
+  }
 }
 
 class HeldWalTest : public ::testing::Test {
@@ -93,12 +99,20 @@ class HeldWalTest : public ::testing::Test {
     root_ = pattern;
     data_ = root_ + "/node1";
     std::filesystem::create_directories(data_ + "/pg_wal/archive_status");
-    for (const char* name :
-         {"000000010000000000000003", "000000010000000000000004", "00000002.history"}) {
+    for (const char* name : {"000000010000000000000003", "000000010000000000000004",
+                             "000000010000000000000005", "00000002.history"}) {
       std::ofstream(data_ + "/pg_wal/" + name) << std::string(4096, 'w');
     }
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
+
+  // Segments of 1 MB here: 0/300028 lies in segment 3, 0/400060 in segment 4.
+  static constexpr std::uint64_t k1MB = 1ULL << 20;
+  void rewound(const std::vector<std::string>& removed) {
+    for (const std::string& name : removed) std::filesystem::remove(data_ + "/pg_wal/" + name);
+    std::ofstream(data_ + "/backup_label")
+        << label("0/300028", "000000010000000000000003", "0/400060");
+  }
 
   ino_t inode(const std::string& path) {
     struct stat info {};
@@ -111,20 +125,65 @@ class HeldWalTest : public ::testing::Test {
 TEST_F(HeldWalTest, WhatPgRewindRemovedFromTheRedoPointOnComesBackAndTheHoldGoes) {
   ino_t original = inode(data_ + "/pg_wal/000000010000000000000003");
   {
-    auto held = HeldWal::hold(data_);
+    auto held = HeldWal::hold(data_, k1MB);
     ASSERT_TRUE(held) << held.error().message;
     EXPECT_TRUE(std::filesystem::exists(data_ + ".rewind-wal/000000010000000000000003"));
     EXPECT_FALSE(std::filesystem::exists(data_ + ".rewind-wal/00000002.history"));
-    // pg_rewind: removes the redo point's segment, writes its label. Segments here are 4 KiB,
-    // so 0/3000 lies in segment 3 and 0/4060 in segment 4.
-    std::filesystem::remove(data_ + "/pg_wal/000000010000000000000003");
-    std::ofstream(data_ + "/backup_label") << label("0/3028", "000000010000000000000003", "0/4060");
+    // pg_rewind removes the redo point's segment and the diverged one after the checkpoint.
+    rewound({"000000010000000000000003", "000000010000000000000005"});
     auto restored = held->restore();
     ASSERT_TRUE(restored) << restored.error().message;
     EXPECT_EQ(*restored, std::vector<std::string>{"000000010000000000000003"});
   }
   EXPECT_EQ(inode(data_ + "/pg_wal/000000010000000000000003"), original);
+  EXPECT_FALSE(std::filesystem::exists(data_ + "/pg_wal/000000010000000000000005"));
   EXPECT_FALSE(std::filesystem::exists(data_ + ".rewind-wal"));
+}
+
+TEST_F(HeldWalTest, NoRewindNeededPutsNothingBack) {
+  auto held = HeldWal::hold(data_, k1MB);
+  ASSERT_TRUE(held) << held.error().message;
+  auto restored = held->restore();  // no backup_label: pg_rewind found nothing to do
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_TRUE(restored->empty());
+}
+
+TEST_F(HeldWalTest, AFailedRewindGetsEveryRemovedSegmentBack) {
+  {
+    auto held = HeldWal::hold(data_, k1MB);
+    ASSERT_TRUE(held) << held.error().message;
+    rewound({"000000010000000000000003", "000000010000000000000005"});
+    auto back = held->put_back_all();
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(*back,
+              (std::vector<std::string>{"000000010000000000000003", "000000010000000000000005"}));
+  }
+  EXPECT_TRUE(std::filesystem::exists(data_ + "/pg_wal/000000010000000000000005"));
+}
+
+// tandem died between pg_rewind and the restore: the next hold puts back from the links it left
+// what the restore would have, before it takes new ones.
+TEST_F(HeldWalTest, AHoldLeftByATandemThatDiedIsRestoredFromFirst) {
+  std::filesystem::create_directory(root_ + "/kept");
+  {
+    auto held = HeldWal::hold(data_, k1MB);
+    ASSERT_TRUE(held) << held.error().message;
+    rewound({"000000010000000000000003", "000000010000000000000005"});
+    for (const char* name :
+         {"000000010000000000000003", "000000010000000000000004", "000000010000000000000005"}) {
+      std::filesystem::create_hard_link(data_ + ".rewind-wal/" + name, root_ + "/kept/" + name);
+    }
+  }  // its directory went: made again as a death would have left it
+  std::filesystem::create_directory(data_ + ".rewind-wal");
+  ASSERT_EQ(chmod((data_ + ".rewind-wal").c_str(), 0700), 0);
+  for (const auto& entry : std::filesystem::directory_iterator(root_ + "/kept")) {
+    std::filesystem::rename(entry.path(),
+                            data_ + ".rewind-wal/" + entry.path().filename().string());
+  }
+  auto held = HeldWal::hold(data_, k1MB);
+  ASSERT_TRUE(held) << held.error().message;
+  EXPECT_TRUE(std::filesystem::exists(data_ + "/pg_wal/000000010000000000000003"));
+  EXPECT_FALSE(std::filesystem::exists(data_ + "/pg_wal/000000010000000000000005"));
 }
 
 // The OS user owns the data directory's parent in Debian's layout: a link it plants where the
@@ -132,7 +191,7 @@ TEST_F(HeldWalTest, WhatPgRewindRemovedFromTheRedoPointOnComesBackAndTheHoldGoes
 TEST_F(HeldWalTest, ALinkPlantedWhereTheHoldGoesIsRefused) {
   std::filesystem::create_directory(root_ + "/elsewhere");
   std::filesystem::create_directory_symlink(root_ + "/elsewhere", data_ + ".rewind-wal");
-  auto held = HeldWal::hold(data_);
+  auto held = HeldWal::hold(data_, k1MB);
   ASSERT_FALSE(held);
   EXPECT_NE(held.error().message.find("is not a directory of tandem's own"), std::string::npos)
       << held.error().message;
@@ -144,7 +203,7 @@ TEST_F(HeldWalTest, ADirectoryOfAnotherUserWhereTheHoldGoesIsRefused) {
   ASSERT_EQ(geteuid(), 0u) << "plays root against another user: needs root, as CI runs";
   std::filesystem::create_directory(data_ + ".rewind-wal");
   ASSERT_EQ(chown((data_ + ".rewind-wal").c_str(), 65534, 65534), 0);
-  auto held = HeldWal::hold(data_);
+  auto held = HeldWal::hold(data_, k1MB);
   ASSERT_FALSE(held);
   EXPECT_TRUE(std::filesystem::is_empty(data_ + ".rewind-wal"));
 }
